@@ -1,0 +1,28 @@
+//! Domain types of ctxsync, shared by every other crate.
+//!
+//! This crate does no I/O on purpose: the rules that decide whether a configuration, a credential
+//! or a scope is acceptable live here as plain functions and newtypes with a `parse` constructor,
+//! so they can be unit-tested without a server, a database or a network.
+
+mod config;
+mod credentials;
+mod field;
+mod ids;
+mod integration;
+mod scope;
+mod secret;
+
+pub use config::{Config, ConfigName, ConfigPatch, Domain, NewConfig, PatchPlan, Settings, entra_tenant};
+pub use credentials::{Credentials, EntraIdCredentials, GoogleWorkspaceCredentials, OktaCredentials};
+pub use field::{FieldError, FieldErrors};
+pub use ids::{ConfigId, OrgId};
+pub use integration::{ConfigState, IntegrationType};
+pub use scope::{Scope, Scopes};
+pub use secret::SecretValue;
+
+/// The current time at the precision every store keeps (microseconds), so a value read back
+/// equals the value written.
+pub fn now() -> time::OffsetDateTime {
+    let t = time::OffsetDateTime::now_utc();
+    t.replace_nanosecond(t.nanosecond() / 1_000 * 1_000).expect("a truncated nanosecond is in range")
+}

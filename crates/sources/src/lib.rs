@@ -1,1 +1,93 @@
-pub fn _x() {}
+//! Connectors of ctxsync: how each identity source is reached, authenticated and read.
+//!
+//! One folder per source (`okta/`, `google_workspace/`, `entra_id/`) with the same inner files:
+//! `auth.rs` (turning a config's credentials into what the source accepts), `client.rs`
+//! (requests and the source's error bodies). What every connector needs lives once: `http.rs`
+//! (client, retries honouring `Retry-After` / `X-Rate-Limit-Reset`, redaction), `guard.rs` (the
+//! SSRF guard) and `endpoints.rs` (real hosts and operator overrides).
+//!
+//! Nothing here stores anything or logs a secret: credentials arrive as
+//! [`ctxsync_core::Credentials`], are used for the requests, and are dropped.
+
+mod endpoints;
+mod entra_id;
+mod google_workspace;
+mod guard;
+mod http;
+mod okta;
+
+use std::sync::Arc;
+
+use ctxsync_core::{Credentials, Settings, entra_tenant};
+
+pub use endpoints::Endpoints;
+use http::{Http, RetryPolicy};
+
+/// Why a source could not be used. Messages say what the source said and what to do next, and
+/// never contain a credential.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SourceError {
+    /// The source refused the credentials or their permissions.
+    #[error("{0}")]
+    Rejected(String),
+    /// The source could not be reached or kept failing (DNS, connect, timeout, 5xx, 429 after
+    /// retries).
+    #[error("{0}")]
+    Unreachable(String),
+    /// The SSRF guard refused the host.
+    #[error("{0}")]
+    Refused(String),
+    /// The credentials are malformed in a way found only when using them (a private key that
+    /// does not parse).
+    #[error("{0}")]
+    InvalidCredentials(String),
+}
+
+/// The connectors, sharing one HTTP stack. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    endpoints: Endpoints,
+    /// Validation answers a waiting API caller, so its retries are short.
+    validation: Http,
+}
+
+impl Sources {
+    pub fn new(endpoints: Endpoints) -> Result<Sources, SourceError> {
+        endpoints.check()?;
+        let validation = Http::new(RetryPolicy::VALIDATION)?;
+        Ok(Sources { inner: Arc::new(Inner { endpoints, validation }) })
+    }
+
+    /// Proves the read access a sync needs (users and groups) with the given credentials;
+    /// nothing is stored. `domain` is the config's domain: the Okta org's host, or the Entra
+    /// tenant unless `settings.tenant_id` names it. Google Workspace ignores it: the impersonated
+    /// admin's account is the tenant (`customer=my_customer`).
+    pub async fn validate(
+        &self,
+        domain: &str,
+        settings: &Settings,
+        credentials: &Credentials,
+    ) -> Result<(), SourceError> {
+        let Inner { endpoints, validation: http } = &*self.inner;
+        let result = match credentials {
+            Credentials::Okta(c) => okta::validate(http, endpoints.okta(domain)?, c).await,
+            Credentials::GoogleWorkspace(c) => {
+                google_workspace::validate(http, &endpoints.google_token(), endpoints.google_directory(), c)
+                    .await
+            }
+            Credentials::EntraId(c) => {
+                let tenant = entra_tenant(domain, settings);
+                entra_id::validate(http, &endpoints.entra_login(), endpoints.graph(), tenant, c).await
+            }
+        };
+        if let Err(error) = &result {
+            tracing::info!(%error, "credential validation failed");
+        }
+        result
+    }
+}

@@ -1,0 +1,34 @@
+//! The Datadog-compatible `integration_config` routes: one file per action.
+
+mod body;
+mod create;
+mod delete;
+mod get;
+mod list;
+pub mod response;
+pub mod schema;
+mod update;
+mod validate;
+
+pub use create::__path_create;
+pub use delete::__path_delete;
+pub use get::__path_get;
+pub use list::__path_list;
+pub use update::__path_update;
+pub use validate::{__path_validate_config, __path_validate_credentials};
+pub(crate) use validate::{validate_config, validate_credentials};
+pub(crate) use {create::create, delete::delete, get::get, list::list, update::update};
+
+use ctxsync_core::ConfigId;
+
+use crate::error::ApiError;
+
+/// The path of the family; every route of this module lives under it.
+pub const BASE_PATH: &str = "/api/v2/security_monitoring/configuration/integration_config";
+
+/// A path id that is not a UUID names no config: 404, as the contract declares for unknown ids.
+fn parse_id(raw: &str) -> Result<ConfigId, ApiError> {
+    raw.parse().map_err(|_| {
+        ApiError::NotFound("integration config not found: integration_config_id must be a UUID".into())
+    })
+}

@@ -1,0 +1,305 @@
+//! The OpenAPI schemas of the integration_config routes, built from the same names the code
+//! uses (`IntegrationType::ALL`, the attributes each operation accepts), under the contract's
+//! schema names so the served document can be compared with the contract.
+//!
+//! Request schemas are built rather than derived because requests are read by hand (see
+//! `body.rs`) and are `oneOf` documents with a discriminator on `integration_type`.
+
+use std::borrow::Cow;
+
+use ctxsync_core::{ConfigState, IntegrationType};
+use utoipa::openapi::schema::{
+    AdditionalProperties, Discriminator, ObjectBuilder, OneOfBuilder, Schema, Type,
+};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::{PartialSchema, ToSchema};
+
+type Schemas = Vec<(String, RefOr<Schema>)>;
+
+fn string() -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(Type::String)
+}
+
+fn reference(name: &str) -> RefOr<Schema> {
+    RefOr::Ref(Ref::from_schema_name(name))
+}
+
+fn enum_of<'a>(values: impl IntoIterator<Item = &'a str>, description: &str) -> RefOr<Schema> {
+    string().enum_values(Some(values)).description(Some(description)).into()
+}
+
+/// `SecurityMonitoringIntegrationType`: every type of the contract.
+pub struct IntegrationTypeSchema;
+
+impl PartialSchema for IntegrationTypeSchema {
+    fn schema() -> RefOr<Schema> {
+        enum_of(
+            IntegrationType::ALL.map(IntegrationType::as_str),
+            "The type of external source that provides entities.",
+        )
+    }
+}
+
+impl ToSchema for IntegrationTypeSchema {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("SecurityMonitoringIntegrationType")
+    }
+}
+
+/// `SecurityMonitoringIntegrationConfigState`.
+pub struct ConfigStateSchema;
+
+impl PartialSchema for ConfigStateSchema {
+    fn schema() -> RefOr<Schema> {
+        enum_of(
+            [ConfigState::Valid, ConfigState::Invalid, ConfigState::Initializing].map(ConfigState::as_str),
+            "The state of the credentials configured on the entity context sync.",
+        )
+    }
+}
+
+impl ToSchema for ConfigStateSchema {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("SecurityMonitoringIntegrationConfigState")
+    }
+}
+
+/// `SecurityMonitoringIntegrationConfigResourceType`: always `integration_config`.
+pub struct ResourceType;
+
+impl PartialSchema for ResourceType {
+    fn schema() -> RefOr<Schema> {
+        enum_of(
+            ["integration_config"],
+            "The type of the resource. The value should always be `integration_config`.",
+        )
+    }
+}
+
+impl ToSchema for ResourceType {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("SecurityMonitoringIntegrationConfigResourceType")
+    }
+}
+
+/// `SecurityMonitoringIntegrationConfigSettings`: a free-form object.
+pub struct SettingsSchema;
+
+impl PartialSchema for SettingsSchema {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .additional_properties(Some(AdditionalProperties::FreeForm(true)))
+            .description(Some("Free-form, non-sensitive settings for the entity context sync."))
+            .into()
+    }
+}
+
+impl ToSchema for SettingsSchema {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("SecurityMonitoringIntegrationConfigSettings")
+    }
+}
+
+/// The three request documents; each names the operation's attributes and which are required.
+#[derive(Clone, Copy)]
+enum Operation {
+    Create,
+    Update,
+    Validate,
+}
+
+impl Operation {
+    /// The infix of the contract's schema names (`…IntegrationConfigCreateAttributes`).
+    fn infix(self) -> &'static str {
+        match self {
+            Operation::Create => "IntegrationConfigCreate",
+            Operation::Update => "IntegrationConfigUpdate",
+            Operation::Validate => "IntegrationCredentialsValidate",
+        }
+    }
+
+    fn attributes(self) -> &'static [&'static str] {
+        match self {
+            Operation::Create => &["domain", "integration_type", "name", "secrets", "settings"],
+            Operation::Update => &["domain", "enabled", "integration_type", "name", "secrets", "settings"],
+            Operation::Validate => &["domain", "integration_type", "secrets", "settings"],
+        }
+    }
+
+    fn required(self) -> &'static [&'static str] {
+        match self {
+            Operation::Create => &["integration_type", "domain", "name", "secrets"],
+            Operation::Update => &["integration_type"],
+            Operation::Validate => &["integration_type", "domain", "secrets"],
+        }
+    }
+}
+
+/// The contract's name fragment of a type (`GoogleWorkspace`, `EntraId`, …).
+fn type_infix(t: IntegrationType) -> &'static str {
+    match t {
+        IntegrationType::GoogleWorkspace => "GoogleWorkspace",
+        IntegrationType::Okta => "Okta",
+        IntegrationType::EntraId => "EntraId",
+        IntegrationType::CrowdStrike => "CrowdStrike",
+        IntegrationType::SentinelOne => "SentinelOne",
+    }
+}
+
+fn supported() -> impl Iterator<Item = IntegrationType> {
+    IntegrationType::ALL.into_iter().filter(|t| t.is_supported())
+}
+
+fn attributes_name(op: Operation, t: IntegrationType) -> String {
+    format!("SecurityMonitoring{}{}Attributes", type_infix(t), op.infix())
+}
+
+fn secrets_name(t: IntegrationType) -> String {
+    format!("SecurityMonitoringIntegrationConfig{}Secrets", type_infix(t))
+}
+
+fn secrets_schema(t: IntegrationType) -> RefOr<Schema> {
+    let object = ObjectBuilder::new().schema_type(Type::Object);
+    match t {
+        IntegrationType::Okta => object
+            .description(Some("Credentials for an Okta entity context sync."))
+            .property("api_token", string().description(Some("An Okta API token (sent as `SSWS`).")))
+            .required("api_token")
+            .into(),
+        IntegrationType::GoogleWorkspace => object
+            .description(Some("Credentials for a Google Workspace entity context sync."))
+            .property("admin_email", string().description(Some("The admin email to impersonate for domain-wide delegation.")))
+            .property("service_account_json", reference("SecurityMonitoringIntegrationConfigGoogleWorkspaceServiceAccount"))
+            .required("service_account_json")
+            .required("admin_email")
+            .into(),
+        IntegrationType::EntraId => object
+            .description(Some(
+                "Credentials of an Entra ID app registration with User.Read.All and Group.Read.All (client credentials).",
+            ))
+            .property("client_id", string().description(Some("The application (client) ID.")))
+            .property("client_secret", string().description(Some("A client secret of the app registration.")))
+            .required("client_id")
+            .required("client_secret")
+            .into(),
+        IntegrationType::CrowdStrike | IntegrationType::SentinelOne => object.into(),
+    }
+}
+
+fn service_account_schema() -> RefOr<Schema> {
+    let mut object = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .additional_properties(Some(AdditionalProperties::FreeForm(true)))
+        .description(Some(
+            "The service account key file; additional keys are preserved but `token_uri` is never followed.",
+        ));
+    for field in ["client_email", "private_key", "project_id", "type"] {
+        object = object.property(field, string());
+    }
+    for field in ["type", "project_id", "private_key", "client_email"] {
+        object = object.required(field);
+    }
+    object.into()
+}
+
+fn attributes_schema(op: Operation, t: IntegrationType) -> RefOr<Schema> {
+    let mut object = ObjectBuilder::new().schema_type(Type::Object);
+    for &field in op.attributes() {
+        object = match field {
+            "integration_type" => object.property(field, enum_of([t.as_str()], "The source type.")),
+            "enabled" => object.property(field, ObjectBuilder::new().schema_type(Type::Boolean)),
+            "secrets" => object.property(field, reference(&secrets_name(t))),
+            "settings" => object.property(field, reference("SecurityMonitoringIntegrationConfigSettings")),
+            _ => object.property(field, string()),
+        };
+    }
+    for &field in op.required() {
+        object = object.required(field);
+    }
+    object.into()
+}
+
+fn one_of(op: Operation) -> RefOr<Schema> {
+    let mut one_of = OneOfBuilder::new().discriminator(Some(Discriminator::with_mapping(
+        "integration_type",
+        supported().map(|t| (t.as_str(), format!("#/components/schemas/{}", attributes_name(op, t)))),
+    )));
+    for t in supported() {
+        one_of = one_of.item(reference(&attributes_name(op, t)));
+    }
+    one_of.into()
+}
+
+fn request_schemas(op: Operation, request: &str, schemas: &mut Schemas) {
+    let data = format!("SecurityMonitoring{}Data", op.infix());
+    let attributes = format!("SecurityMonitoring{}Attributes", op.infix());
+    schemas.push((
+        data.clone(),
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property("attributes", reference(&attributes))
+            .property("type", reference("SecurityMonitoringIntegrationConfigResourceType"))
+            .required("type")
+            .required("attributes")
+            .into(),
+    ));
+    schemas.push((attributes, one_of(op)));
+    for t in supported() {
+        schemas.push((attributes_name(op, t), attributes_schema(op, t)));
+        schemas.push((secrets_name(t), secrets_schema(t)));
+    }
+    schemas.push((
+        "SecurityMonitoringIntegrationConfigGoogleWorkspaceServiceAccount".into(),
+        service_account_schema(),
+    ));
+    schemas.push((ResourceType::name().into(), ResourceType::schema()));
+    schemas.push((SettingsSchema::name().into(), SettingsSchema::schema()));
+    schemas.push((request.to_owned(), request_schema(&data)));
+}
+
+fn request_schema(data: &str) -> RefOr<Schema> {
+    ObjectBuilder::new().schema_type(Type::Object).property("data", reference(data)).required("data").into()
+}
+
+macro_rules! request_type {
+    ($(#[$doc:meta])* $ty:ident, $op:expr, $name:literal) => {
+        $(#[$doc])*
+        pub struct $ty;
+
+        impl PartialSchema for $ty {
+            fn schema() -> RefOr<Schema> {
+                request_schema(&format!("SecurityMonitoring{}Data", $op.infix()))
+            }
+        }
+
+        impl ToSchema for $ty {
+            fn name() -> Cow<'static, str> {
+                Cow::Borrowed($name)
+            }
+
+            fn schemas(schemas: &mut Schemas) {
+                request_schemas($op, $name, schemas);
+            }
+        }
+    };
+}
+
+request_type!(
+    /// The create request document.
+    CreateRequestSchema,
+    Operation::Create,
+    "SecurityMonitoringIntegrationConfigCreateRequest"
+);
+request_type!(
+    /// The partial-update request document.
+    UpdateRequestSchema,
+    Operation::Update,
+    "SecurityMonitoringIntegrationConfigUpdateRequest"
+);
+request_type!(
+    /// The credentials-validation request document.
+    ValidateRequestSchema,
+    Operation::Validate,
+    "SecurityMonitoringIntegrationCredentialsValidateRequest"
+);

@@ -1,0 +1,59 @@
+//! Every route of the service, in one place.
+
+use std::any::Any;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::middleware::from_fn_with_state;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::authenticate;
+use crate::error::ApiError;
+use crate::integration_config::{self as ic, BASE_PATH};
+use crate::json::BODY_LIMIT_BYTES;
+use crate::state::AppState;
+use crate::{health, openapi};
+
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route(BASE_PATH, get(ic::list).post(ic::create))
+        .route(&format!("{BASE_PATH}/validate"), post(ic::validate_credentials))
+        .route(
+            &format!("{BASE_PATH}/{{integration_config_id}}"),
+            get(ic::get).patch(ic::update).delete(ic::delete),
+        )
+        .route(&format!("{BASE_PATH}/{{integration_config_id}}/validate"), post(ic::validate_config))
+        .method_not_allowed_fallback(method_not_allowed)
+        .route_layer(from_fn_with_state(state.clone(), authenticate));
+    Router::new()
+        .merge(api)
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/api/v2/openapi.json", get(openapi::serve))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        .layer(TraceLayer::new_for_http())
+        .layer(CatchPanicLayer::custom(panic_response))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("Not found".into())
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+/// A panic is a bug: the caller gets a 500 in the usual shape and the server keeps serving.
+/// The panic message is not logged, as it could quote request data.
+fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    let mut response = ApiError::Internal("handler panicked".into()).into_response();
+    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    response
+}

@@ -1,0 +1,11 @@
+use crate::settings::ServeArgs;
+use crate::startup::{Application, shutdown_signal};
+use crate::telemetry;
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    telemetry::init(&args.log)?;
+    telemetry::warn_unknown_variables();
+    let settings = args.resolve()?;
+    let app = Application::build(settings).await?;
+    app.run_until_stopped(shutdown_signal()).await
+}

@@ -1,0 +1,11 @@
+//! The `ctxsync` command: settings, start-up and the subcommands. A library as well as a binary
+//! so the integration tests can build the real service in-process on port 0.
+
+pub mod commands;
+pub mod config_file;
+pub mod settings;
+pub mod startup;
+pub mod telemetry;
+
+pub use settings::{Cli, Command, KeysCommand, ServeSettings};
+pub use startup::Application;

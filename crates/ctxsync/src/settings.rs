@@ -1,0 +1,248 @@
+//! Operator settings: the command line (`Cli`, raw input, every flag also an environment
+//! variable) and the resolved settings the service starts from.
+//!
+//! The variable names are a contract (GUIDE section 3): scripts and deployments rely on them.
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::builder::BoolishValueParser;
+use clap::{Args, Parser, Subcommand};
+use ctxsync_api::RateLimitSettings;
+use ctxsync_sources::Endpoints;
+use ctxsync_store::MasterKey;
+use url::Url;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ctxsync",
+    version,
+    about = "Entity context sync for your SIEM, with a Datadog-compatible API"
+)]
+pub struct Cli {
+    /// A TOML file of settings (`listen = "0.0.0.0:8080"`, keys as the variable names without
+    /// the CTXSYNC_ prefix, lowercase). Flags and environment variables take precedence over it.
+    #[arg(long, global = true, env = "CTXSYNC_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API (SQLite in the data directory unless CTXSYNC_DATABASE_URL says otherwise).
+    Serve(Box<ServeArgs>),
+    /// Serve the API together with local fake Okta, Google Workspace and Entra ID servers, to try
+    /// everything without a real identity provider.
+    Demo(DemoArgs),
+    /// Manage API and application keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create an API key and an application key in an org (created if missing).
+    Create(KeysCreateArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Where the SQLite database and the generated master key live.
+    #[arg(long, env = "CTXSYNC_DATA_DIR", default_value = "./ctxsync-data")]
+    pub data_dir: PathBuf,
+    /// `sqlite://…`; overrides the data directory's database.
+    #[arg(long, env = "CTXSYNC_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// The 32-byte master key for secrets at rest, base64.
+    #[arg(long, env = "CTXSYNC_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<String>,
+    /// A file holding the master key (base64).
+    #[arg(long, env = "CTXSYNC_MASTER_KEY_FILE", conflicts_with = "master_key")]
+    pub master_key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SourceArgs {
+    /// Send every Okta request here instead of https://{domain}.
+    #[arg(long, env = "CTXSYNC_OKTA_BASE_URL")]
+    pub okta_base_url: Option<Url>,
+    /// Google's OAuth token endpoint (default https://oauth2.googleapis.com/token).
+    #[arg(long, env = "CTXSYNC_GOOGLE_TOKEN_URL")]
+    pub google_token_url: Option<Url>,
+    /// Google's Admin SDK host (default https://admin.googleapis.com).
+    #[arg(long, env = "CTXSYNC_GOOGLE_DIRECTORY_BASE_URL")]
+    pub google_directory_base_url: Option<Url>,
+    /// Microsoft's login host (default https://login.microsoftonline.com).
+    #[arg(long, env = "CTXSYNC_ENTRA_LOGIN_BASE_URL")]
+    pub entra_login_base_url: Option<Url>,
+    /// Microsoft Graph's host (default https://graph.microsoft.com).
+    #[arg(long, env = "CTXSYNC_GRAPH_BASE_URL")]
+    pub graph_base_url: Option<Url>,
+    /// Allow source hosts that resolve to loopback or private addresses.
+    #[arg(long, env = "CTXSYNC_ALLOW_PRIVATE_SOURCES", default_value = "false", value_parser = BoolishValueParser::new())]
+    pub allow_private_sources: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to serve on.
+    #[arg(long, env = "CTXSYNC_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub sources: SourceArgs,
+    /// Make sure this API key exists in the default org (with CTXSYNC_BOOTSTRAP_APP_KEY).
+    #[arg(long, env = "CTXSYNC_BOOTSTRAP_API_KEY", hide_env_values = true, requires = "bootstrap_app_key")]
+    pub bootstrap_api_key: Option<String>,
+    /// Make sure this application key exists in the default org, with every permission.
+    #[arg(long, env = "CTXSYNC_BOOTSTRAP_APP_KEY", hide_env_values = true, requires = "bootstrap_api_key")]
+    pub bootstrap_app_key: Option<String>,
+    /// Requests an org may make per rate-limit period (per replica).
+    #[arg(long, env = "CTXSYNC_RATE_LIMIT", default_value = "6000")]
+    pub rate_limit: NonZeroU32,
+    /// The rate-limit period, e.g. `60s` or `1m`.
+    #[arg(long, env = "CTXSYNC_RATE_LIMIT_PERIOD", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub rate_limit_period: Duration,
+    /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `ctxsync=debug`.
+    #[arg(long, env = "CTXSYNC_LOG", default_value = "info")]
+    pub log: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Address to serve on.
+    #[arg(long, env = "CTXSYNC_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Log filter.
+    #[arg(long, env = "CTXSYNC_LOG", default_value = "info")]
+    pub log: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct KeysCreateArgs {
+    /// The org the keys belong to; created when it does not exist.
+    #[arg(long, default_value = "default")]
+    pub org: String,
+    /// Comma-separated scopes of the application key (integrations_read, manage_integrations);
+    /// none means every permission of the org.
+    #[arg(long, default_value = "")]
+    pub scopes: String,
+    /// Print the key pair as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// Resolved settings of a running service.
+#[derive(Debug)]
+pub struct ServeSettings {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub master_key: MasterKey,
+    pub endpoints: Endpoints,
+    pub bootstrap: Option<(String, String)>,
+    pub rate_limit: RateLimitSettings,
+}
+
+impl StoreArgs {
+    /// The database URL and master key, creating the data directory (and a master key in it)
+    /// on first start.
+    pub fn resolve(&self) -> anyhow::Result<(String, MasterKey)> {
+        let master_key = match (&self.master_key, &self.master_key_file) {
+            (Some(key), _) => MasterKey::from_base64(key).context("CTXSYNC_MASTER_KEY is not usable")?,
+            (None, Some(path)) => MasterKey::from_file(path)
+                .with_context(|| format!("CTXSYNC_MASTER_KEY_FILE {} is not usable", path.display()))?,
+            (None, None) => MasterKey::load_or_generate(&self.data_dir).with_context(|| {
+                format!("could not load or create the master key in {}", self.data_dir.display())
+            })?,
+        };
+        let database_url = match &self.database_url {
+            Some(url) if url.starts_with("sqlite:") => url.clone(),
+            Some(url) if url.starts_with("postgres:") || url.starts_with("postgresql:") => {
+                bail!(
+                    "CTXSYNC_DATABASE_URL: PostgreSQL is not supported by this ctxsync version; use a sqlite:// URL"
+                )
+            }
+            Some(_) => bail!("CTXSYNC_DATABASE_URL must start with sqlite://"),
+            None => {
+                std::fs::create_dir_all(&self.data_dir).with_context(|| {
+                    format!("could not create the data directory {}", self.data_dir.display())
+                })?;
+                format!("sqlite://{}", self.data_dir.join("ctxsync.db").display())
+            }
+        };
+        Ok((database_url, master_key))
+    }
+}
+
+impl SourceArgs {
+    pub fn endpoints(&self) -> Endpoints {
+        Endpoints {
+            okta_base_url: self.okta_base_url.clone(),
+            google_token_url: self.google_token_url.clone(),
+            google_directory_base_url: self.google_directory_base_url.clone(),
+            entra_login_base_url: self.entra_login_base_url.clone(),
+            graph_base_url: self.graph_base_url.clone(),
+            allow_private: self.allow_private_sources,
+        }
+    }
+}
+
+impl ServeArgs {
+    pub fn resolve(&self) -> anyhow::Result<ServeSettings> {
+        let (database_url, master_key) = self.store.resolve()?;
+        let bootstrap = match (&self.bootstrap_api_key, &self.bootstrap_app_key) {
+            (Some(api), Some(app)) if !api.trim().is_empty() && !app.trim().is_empty() => {
+                Some((api.trim().to_owned(), app.trim().to_owned()))
+            }
+            (None, None) => None,
+            _ => bail!(
+                "CTXSYNC_BOOTSTRAP_API_KEY and CTXSYNC_BOOTSTRAP_APP_KEY must both be set and non-empty"
+            ),
+        };
+        if self.rate_limit_period.is_zero() {
+            bail!("CTXSYNC_RATE_LIMIT_PERIOD must be longer than zero");
+        }
+        Ok(ServeSettings {
+            listen: self.listen,
+            database_url,
+            master_key,
+            endpoints: self.sources.endpoints(),
+            bootstrap,
+            rate_limit: RateLimitSettings { limit: self.rate_limit, period: self.rate_limit_period },
+        })
+    }
+}
+
+/// Every variable of the settings contract; anything else starting with CTXSYNC_ is probably a
+/// typo. (Some name sources whose connectors are not in this release; setting them is harmless.)
+pub const KNOWN_VARIABLES: &[&str] = &[
+    "CTXSYNC_CONFIG",
+    "CTXSYNC_LISTEN",
+    "CTXSYNC_DATA_DIR",
+    "CTXSYNC_DATABASE_URL",
+    "CTXSYNC_MASTER_KEY",
+    "CTXSYNC_MASTER_KEY_FILE",
+    "CTXSYNC_BOOTSTRAP_API_KEY",
+    "CTXSYNC_BOOTSTRAP_APP_KEY",
+    "CTXSYNC_OKTA_BASE_URL",
+    "CTXSYNC_GOOGLE_TOKEN_URL",
+    "CTXSYNC_GOOGLE_DIRECTORY_BASE_URL",
+    "CTXSYNC_ENTRA_LOGIN_BASE_URL",
+    "CTXSYNC_GRAPH_BASE_URL",
+    "CTXSYNC_CROWDSTRIKE_BASE_URL",
+    "CTXSYNC_SENTINELONE_BASE_URL",
+    "CTXSYNC_ALLOW_PRIVATE_SOURCES",
+    "CTXSYNC_SYNC_INTERVAL",
+    "CTXSYNC_RATE_LIMIT",
+    "CTXSYNC_RATE_LIMIT_PERIOD",
+    "CTXSYNC_LOG",
+];

@@ -1,0 +1,91 @@
+//! Building and running the service: open the store, bootstrap keys, bind, serve until told to
+//! stop.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use ctxsync_api::{AppState, RateLimits};
+use ctxsync_core::Scopes;
+use ctxsync_sources::Sources;
+use ctxsync_store::{SqliteStore, Store};
+use tokio::net::TcpListener;
+
+use crate::settings::ServeSettings;
+
+/// A bound, ready-to-run service. Tests build one on port 0 and read its address.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    pub async fn build(settings: ServeSettings) -> anyhow::Result<Application> {
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::connect(&settings.database_url, settings.master_key)
+                .await
+                .context("could not open the database")?,
+        );
+        if let Some((api_key, app_key)) = &settings.bootstrap {
+            store
+                .ensure_key_pair("default", api_key, app_key, &Scopes::All)
+                .await
+                .context("could not store the bootstrap key pair")?;
+        }
+        let sources = Sources::new(settings.endpoints).context("could not set up the source clients")?;
+        let limits = RateLimits::new(settings.rate_limit);
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("could not listen on {} (CTXSYNC_LISTEN)", settings.listen))?;
+        Ok(Application { listener, state: AppState { store, sources, limits } })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` completes, then finishes the requests in flight.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let limits = self.state.limits.clone();
+        let sweeper = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                limits.forget_idle();
+            }
+        });
+        let app = ctxsync_api::router(self.state).into_make_service_with_connect_info::<SocketAddr>();
+        tracing::info!(address = %self.listener.local_addr()?, "serving");
+        let served = axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await;
+        sweeper.abort();
+        served.context("the server stopped with an error")
+    }
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,185 @@
+//! The official Datadog Rust client, pointed at ctxsync through its `{protocol}://{name}`
+//! server entry, drives the whole family: what it sends is what Datadog's users send.
+
+use std::collections::BTreeMap;
+
+use datadog_api_client::datadog::{APIKey, Configuration, Error};
+use datadog_api_client::datadogV2::api_security_monitoring::{
+    CreateSecurityMonitoringIntegrationConfigError, ListSecurityMonitoringIntegrationConfigsOptionalParams,
+    SecurityMonitoringAPI,
+};
+use datadog_api_client::datadogV2::model::*;
+
+use crate::helpers::{TestApp, spawn_app};
+
+const OPERATIONS: [&str; 7] = [
+    "v2.create_security_monitoring_integration_config",
+    "v2.get_security_monitoring_integration_config",
+    "v2.list_security_monitoring_integration_configs",
+    "v2.update_security_monitoring_integration_config",
+    "v2.delete_security_monitoring_integration_config",
+    "v2.validate_security_monitoring_integration_config",
+    "v2.validate_security_monitoring_integration_credentials",
+];
+
+fn client(app: &TestApp) -> SecurityMonitoringAPI {
+    let mut config = Configuration::new();
+    config.server_index = 1;
+    config.server_variables.insert("protocol".into(), "http".into());
+    config.server_variables.insert("name".into(), app.address.trim_start_matches("http://").into());
+    config.set_auth_key("apiKeyAuth", APIKey { key: app.api_key.clone(), prefix: String::new() });
+    config.set_auth_key("appKeyAuth", APIKey { key: app.app_key.clone(), prefix: String::new() });
+    for op in OPERATIONS {
+        assert!(
+            config.set_unstable_operation_enabled(op, true),
+            "{op} is an unstable operation of the client"
+        );
+    }
+    SecurityMonitoringAPI::with_config(config)
+}
+
+fn okta_create(app: &TestApp, token: String) -> SecurityMonitoringIntegrationConfigCreateRequest {
+    let attributes = SecurityMonitoringOktaIntegrationConfigCreateAttributes::new(
+        app.fakes.okta.domain(),
+        SecurityMonitoringIntegrationTypeOkta::OKTA,
+        "Okta via the Datadog client".into(),
+        SecurityMonitoringIntegrationConfigOktaSecrets::new(token),
+    )
+    .settings(BTreeMap::from([("owner".to_string(), serde_json::json!("secops"))]));
+    SecurityMonitoringIntegrationConfigCreateRequest::new(SecurityMonitoringIntegrationConfigCreateData::new(
+        SecurityMonitoringIntegrationConfigCreateAttributes::SecurityMonitoringOktaIntegrationConfigCreateAttributes(
+            Box::new(attributes),
+        ),
+        SecurityMonitoringIntegrationConfigResourceType::INTEGRATION_CONFIG,
+    ))
+}
+
+#[tokio::test]
+async fn the_official_client_drives_every_operation() {
+    let app = spawn_app().await;
+    let api = client(&app);
+
+    let created = api
+        .create_security_monitoring_integration_config(okta_create(&app, app.fakes.okta.api_token()))
+        .await
+        .unwrap();
+    let id = created.data.id.clone();
+    let attrs = &created.data.attributes;
+    assert_eq!(attrs.integration_type, SecurityMonitoringIntegrationType::OKTA);
+    assert_eq!(attrs.name.as_deref(), Some("Okta via the Datadog client"));
+    assert!(attrs.enabled);
+    assert_eq!(attrs.state, Some(SecurityMonitoringIntegrationConfigState::VALID));
+    assert!(attrs.created_at.is_some() && attrs.created_at == attrs.modified_at);
+    assert!(
+        attrs.additional_properties.is_empty(),
+        "no field beyond the contract: {:?}",
+        attrs.additional_properties
+    );
+
+    let got = api.get_security_monitoring_integration_config(id.clone()).await.unwrap();
+    assert_eq!(got.data.attributes.settings, attrs.settings);
+
+    let listed = api
+        .list_security_monitoring_integration_configs(
+            ListSecurityMonitoringIntegrationConfigsOptionalParams::default()
+                .filter_integration_type(SecurityMonitoringIntegrationType::OKTA),
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed.data.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), [id.as_str()]);
+    let none = api
+        .list_security_monitoring_integration_configs(
+            ListSecurityMonitoringIntegrationConfigsOptionalParams::default()
+                .filter_integration_type(SecurityMonitoringIntegrationType::ENTRA_ID),
+        )
+        .await
+        .unwrap();
+    assert!(none.data.is_empty());
+
+    let update = SecurityMonitoringIntegrationConfigUpdateRequest::new(SecurityMonitoringIntegrationConfigUpdateData::new(
+        SecurityMonitoringIntegrationConfigUpdateAttributes::SecurityMonitoringOktaIntegrationConfigUpdateAttributes(Box::new(
+            SecurityMonitoringOktaIntegrationConfigUpdateAttributes::new(SecurityMonitoringIntegrationTypeOkta::OKTA)
+                .name("Renamed".into())
+                .enabled(false),
+        )),
+        SecurityMonitoringIntegrationConfigResourceType::INTEGRATION_CONFIG,
+    ));
+    let updated = api.update_security_monitoring_integration_config(id.clone(), update).await.unwrap();
+    assert_eq!(updated.data.attributes.name.as_deref(), Some("Renamed"));
+    assert!(!updated.data.attributes.enabled);
+    assert_eq!(updated.data.attributes.domain, attrs.domain);
+    assert!(updated.data.attributes.modified_at > attrs.modified_at);
+
+    api.validate_security_monitoring_integration_config(id.clone()).await.unwrap();
+    let credentials = SecurityMonitoringIntegrationCredentialsValidateRequest::new(
+        SecurityMonitoringIntegrationCredentialsValidateData::new(
+            SecurityMonitoringIntegrationCredentialsValidateAttributes::SecurityMonitoringOktaIntegrationCredentialsValidateAttributes(
+                Box::new(SecurityMonitoringOktaIntegrationCredentialsValidateAttributes::new(
+                    app.fakes.okta.domain(),
+                    SecurityMonitoringIntegrationTypeOkta::OKTA,
+                    SecurityMonitoringIntegrationConfigOktaSecrets::new(app.fakes.okta.api_token()),
+                )),
+            ),
+            SecurityMonitoringIntegrationConfigResourceType::INTEGRATION_CONFIG,
+        ),
+    );
+    api.validate_security_monitoring_integration_credentials(credentials).await.unwrap();
+
+    api.delete_security_monitoring_integration_config(id.clone()).await.unwrap();
+    match api.get_security_monitoring_integration_config(id).await {
+        Err(Error::ResponseError(r)) => assert_eq!(r.status, 404),
+        other => panic!("expected a 404, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_official_client_sees_errors_in_the_contract_shape() {
+    let app = spawn_app().await;
+    let api = client(&app);
+    match api.create_security_monitoring_integration_config(okta_create(&app, "00revoked".into())).await {
+        Err(Error::ResponseError(r)) => {
+            assert_eq!(r.status, 400);
+            match r.entity {
+                Some(CreateSecurityMonitoringIntegrationConfigError::APIErrorResponse(e)) => {
+                    assert!(e.errors[0].contains("Invalid token provided"), "{:?}", e.errors)
+                }
+                other => panic!("an APIErrorResponse, got {other:?}"),
+            }
+        }
+        other => panic!("expected a 400, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_official_client_creates_a_google_workspace_config() {
+    let app = spawn_app().await;
+    let api = client(&app);
+    let key_file = app.fakes.google.service_account_json();
+    let field = |k: &str| key_file[k].as_str().unwrap().to_string();
+    let mut account = SecurityMonitoringIntegrationConfigGoogleWorkspaceServiceAccount::new(
+        field("client_email"),
+        field("private_key"),
+        field("project_id"),
+        field("type"),
+    );
+    for (k, v) in key_file.as_object().unwrap() {
+        if !["client_email", "private_key", "project_id", "type"].contains(&k.as_str()) {
+            account.additional_properties.insert(k.clone(), v.clone());
+        }
+    }
+    let secrets = SecurityMonitoringIntegrationConfigGoogleWorkspaceSecrets::new(account)
+        .admin_email(app.fakes.google.admin_email());
+    let request = SecurityMonitoringIntegrationConfigCreateRequest::new(SecurityMonitoringIntegrationConfigCreateData::new(
+        SecurityMonitoringIntegrationConfigCreateAttributes::SecurityMonitoringGoogleWorkspaceIntegrationConfigCreateAttributes(
+            Box::new(SecurityMonitoringGoogleWorkspaceIntegrationConfigCreateAttributes::new(
+                app.fakes.google.domain(),
+                SecurityMonitoringIntegrationTypeGoogleWorkspace::GOOGLE_WORKSPACE,
+                "Workspace".into(),
+                secrets,
+            )),
+        ),
+        SecurityMonitoringIntegrationConfigResourceType::INTEGRATION_CONFIG,
+    ));
+    let created = api.create_security_monitoring_integration_config(request).await.unwrap();
+    assert_eq!(created.data.attributes.integration_type, SecurityMonitoringIntegrationType::GOOGLE_WORKSPACE);
+}

@@ -1,0 +1,205 @@
+//! `spawn_app()`: the real service on a random port against a fresh database and fresh fake
+//! sources, with request helpers so tests read as scenarios.
+
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ctxsync::{Application, ServeSettings};
+use ctxsync_api::RateLimitSettings;
+use ctxsync_core::Scopes;
+use ctxsync_fakes::Fakes;
+use ctxsync_sources::Endpoints;
+use ctxsync_store::{KeyPair, KeyStore, MasterKey, SqliteStore};
+use reqwest::{Method, Response, StatusCode};
+use serde_json::{Value, json};
+
+pub const BASE: &str = "/api/v2/security_monitoring/configuration/integration_config";
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub api_key: String,
+    pub app_key: String,
+    pub fakes: Fakes,
+    pub data_dir: tempfile::TempDir,
+    master_key: String,
+}
+
+/// How to start the app; `Default` is what most tests want.
+pub struct Options {
+    /// Route every source to the fakes (false: real hosts, to exercise the SSRF guard).
+    pub use_fakes: bool,
+    pub rate_limit: u32,
+    /// Send Okta requests here instead of to the fake (e.g. a closed port).
+    pub okta_base_url: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { use_fakes: true, rate_limit: 10_000, okta_base_url: None }
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Options::default()).await
+}
+
+pub async fn spawn_app_with(options: Options) -> TestApp {
+    let fakes = Fakes::start().await.expect("fakes start");
+    let data_dir = tempfile::tempdir().unwrap();
+    let master_key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".to_string();
+    let url = |s: String| Some(s.parse().unwrap());
+    let mut endpoints = if options.use_fakes {
+        Endpoints {
+            okta_base_url: url(fakes.okta.base_url()),
+            google_token_url: url(fakes.google.token_url()),
+            google_directory_base_url: url(fakes.google.directory_base_url()),
+            entra_login_base_url: url(fakes.entra.login_base_url()),
+            graph_base_url: url(fakes.entra.graph_base_url()),
+            allow_private: false,
+        }
+    } else {
+        Endpoints::default()
+    };
+    if let Some(okta) = options.okta_base_url {
+        endpoints.okta_base_url = url(okta);
+    }
+    let api_key = "0123456789abcdef0123456789abcdef".to_string();
+    let app_key = "0123456789abcdef0123456789abcdef01234567".to_string();
+    let settings = ServeSettings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database_url: format!("sqlite://{}", data_dir.path().join("ctxsync.db").display()),
+        master_key: MasterKey::from_base64(&master_key).unwrap(),
+        endpoints,
+        bootstrap: Some((api_key.clone(), app_key.clone())),
+        rate_limit: RateLimitSettings {
+            limit: NonZeroU32::new(options.rate_limit).unwrap(),
+            period: Duration::from_secs(60),
+        },
+    };
+    let app = Application::build(settings).await.expect("the app builds");
+    let address = format!("http://{}", app.local_addr());
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    TestApp { address, client: reqwest::Client::new(), api_key, app_key, fakes, data_dir, master_key }
+}
+
+impl TestApp {
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.path().join("ctxsync.db")
+    }
+
+    /// A second handle on the same database, for what the API does not offer (creating keys).
+    pub async fn store(&self) -> SqliteStore {
+        let url = format!("sqlite://{}", self.db_path().display());
+        SqliteStore::connect(&url, MasterKey::from_base64(&self.master_key).unwrap()).await.unwrap()
+    }
+
+    pub async fn create_keys(&self, org: &str, scopes: &str) -> KeyPair {
+        self.store().await.create_key_pair(org, &Scopes::parse_list(scopes).unwrap()).await.unwrap()
+    }
+
+    /// A request with the default (full-permission) keys.
+    pub async fn request(&self, method: Method, path: &str, body: Option<Value>) -> Response {
+        self.request_as(&self.api_key, &self.app_key, method, path, body).await
+    }
+
+    pub async fn request_as(
+        &self,
+        api: &str,
+        app: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Response {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.address))
+            .header("DD-API-KEY", api)
+            .header("DD-APPLICATION-KEY", app);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        req.send().await.expect("request sent")
+    }
+
+    pub async fn create(&self, attributes: Value) -> Response {
+        self.request(Method::POST, BASE, Some(envelope(attributes))).await
+    }
+
+    /// Creates a config that must succeed and returns its `data` object.
+    pub async fn create_ok(&self, attributes: Value) -> Value {
+        let response = self.create(attributes).await;
+        let (status, body) = status_json(response).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["data"].clone()
+    }
+
+    pub async fn patch(&self, id: &str, attributes: Value) -> Response {
+        self.request(Method::PATCH, &format!("{BASE}/{id}"), Some(envelope(attributes))).await
+    }
+
+    pub async fn get(&self, id: &str) -> Response {
+        self.request(Method::GET, &format!("{BASE}/{id}"), None).await
+    }
+
+    pub async fn list(&self, query: &str) -> Vec<Value> {
+        let (status, body) =
+            status_json(self.request(Method::GET, &format!("{BASE}{query}"), None).await).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["data"].as_array().unwrap().clone()
+    }
+
+    pub fn okta_attributes(&self) -> Value {
+        json!({
+            "integration_type": "OKTA",
+            "name": "Okta",
+            "domain": self.fakes.okta.domain(),
+            "secrets": {"api_token": self.fakes.okta.api_token()},
+            "settings": {"team": "secops"}
+        })
+    }
+
+    pub fn google_attributes(&self) -> Value {
+        json!({
+            "integration_type": "GOOGLE_WORKSPACE",
+            "name": "Workspace",
+            "domain": self.fakes.google.domain(),
+            "secrets": {
+                "service_account_json": self.fakes.google.service_account_json(),
+                "admin_email": self.fakes.google.admin_email()
+            }
+        })
+    }
+
+    pub fn entra_attributes(&self) -> Value {
+        json!({
+            "integration_type": "ENTRA_ID",
+            "name": "Entra",
+            "domain": self.fakes.entra.domain(),
+            "secrets": {"client_id": self.fakes.entra.client_id(), "client_secret": self.fakes.entra.client_secret()}
+        })
+    }
+}
+
+pub fn envelope(attributes: Value) -> Value {
+    json!({"data": {"type": "integration_config", "attributes": attributes}})
+}
+
+pub async fn status_json(response: Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    (status, body)
+}
+
+/// The `errors` array of an error response, asserting the contract's shape.
+pub fn errors(body: &Value) -> Vec<String> {
+    let obj = body.as_object().unwrap_or_else(|| panic!("an error body is an object: {body}"));
+    assert_eq!(obj.len(), 1, "only `errors`: {body}");
+    obj["errors"].as_array().unwrap().iter().map(|e| e.as_str().unwrap().to_string()).collect()
+}

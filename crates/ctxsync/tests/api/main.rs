@@ -1,0 +1,21 @@
+//! Integration tests of the service: each module drives the real server (in-process on a random
+//! port, or the binary for `cli`) against a fresh database and the fake sources.
+//!
+//! - `configs`: create, get, list, update, delete of the integration_config family
+//! - `validation`: credential validation against each fake source, both validate routes
+//! - `auth`: keys, scopes and org isolation
+//! - `limits`: rate limits, malformed and oversized input
+//! - `secrets`: plaintext secrets never leave the service
+//! - `openapi`: the served document against the contract
+//! - `datadog_client`: the official Rust client against the service
+//! - `cli`: the binary itself (keys, serve, shutdown, logs)
+
+mod auth;
+mod cli;
+mod configs;
+mod datadog_client;
+mod helpers;
+mod limits;
+mod openapi;
+mod secrets;
+mod validation;

@@ -1,0 +1,378 @@
+//! The HTTP stack every connector shares, written once:
+//!
+//! 1. one reqwest client per trust level (timeouts, `ctxsync/<version>` user agent, rustls, no
+//!    redirects, the SSRF guard's resolver on the untrusted one);
+//! 2. [`Http::send`], which retries what the connector's classifier calls transient, honouring
+//!    the wait the source asks for, within a [`RetryPolicy`]'s budget;
+//! 3. helpers turning what a source said into safe messages: [`excerpt`] keeps them short and
+//!    free of secrets, [`unavailable`] words "the source kept failing".
+//!
+//! A connector only decides what differs: how to authenticate, which replies are worth a retry
+//! and how long to wait ([`Retry`]), and what an error body means.
+
+use std::error::Error as _;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use rand::Rng;
+use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::{Client, RequestBuilder, StatusCode, redirect};
+use secrecy::{ExposeSecret, SecretString};
+use time::OffsetDateTime;
+use time::macros::format_description;
+
+use crate::SourceError;
+use crate::endpoints::Target;
+use crate::guard::{self, GuardedResolver};
+
+const USER_AGENT: &str = concat!("ctxsync/", env!("CARGO_PKG_VERSION"));
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bigger bodies are refused rather than buffered: no page of any source comes near this.
+const MAX_BODY: usize = 32 * 1024 * 1024;
+/// Source text quoted in messages is cut to this many characters.
+const EXCERPT_CHARS: usize = 300;
+
+/// How long one logical request may keep retrying.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RetryPolicy {
+    pub attempts: u32,
+    /// No retry starts later than this after the first attempt began.
+    pub budget: Duration,
+    pub base_delay: Duration,
+    /// Limit on one attempt, from sending the request to the end of the reply's body.
+    pub request_timeout: Duration,
+}
+
+impl RetryPolicy {
+    /// For credential validation a caller is waiting on the answer: a few seconds at most.
+    pub(crate) const VALIDATION: RetryPolicy = RetryPolicy {
+        attempts: 4,
+        budget: Duration::from_secs(5),
+        base_delay: Duration::from_millis(250),
+        request_timeout: Duration::from_secs(10),
+    };
+
+    /// Exponential backoff with ±25% jitter, so clients that failed together do not retry together.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self.base_delay.saturating_mul(1 << attempt.saturating_sub(1).min(10));
+        exp.mul_f64(rand::thread_rng().gen_range(0.75..1.25))
+    }
+}
+
+/// A connector's verdict on a reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Retry {
+    No,
+    /// Transient, and the source did not say how long to wait.
+    Backoff,
+    /// Transient; the source asked for this wait.
+    After(Duration),
+}
+
+/// A complete reply: the body is read whole (bounded by [`MAX_BODY`]) so classifiers and
+/// error mappers can look at it.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub(crate) fn json<T: serde::de::DeserializeOwned>(&self) -> Option<T> {
+        serde_json::from_slice(&self.body).ok()
+    }
+}
+
+/// An OAuth access token. `Debug` shows nothing of it; the header built from it is marked
+/// sensitive so no HTTP-level logging prints it either.
+pub(crate) struct AccessToken(SecretString);
+
+impl AccessToken {
+    pub(crate) fn new(token: String) -> Self {
+        Self(SecretString::from(token))
+    }
+
+    pub(crate) fn bearer(&self) -> Result<HeaderValue, SourceError> {
+        sensitive_header(&format!("Bearer {}", self.0.expose_secret()), "the access token the source issued")
+    }
+
+    pub(crate) fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl std::fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AccessToken([redacted])")
+    }
+}
+
+/// A header value that carries a credential: marked sensitive, and an unusable value is reported
+/// by name (`what`), never by content.
+pub(crate) fn sensitive_header(value: &str, what: &str) -> Result<HeaderValue, SourceError> {
+    let mut header = HeaderValue::from_str(value).map_err(|_| {
+        SourceError::InvalidCredentials(format!(
+            "{what} contains characters that cannot be sent in an HTTP header"
+        ))
+    })?;
+    header.set_sensitive(true);
+    Ok(header)
+}
+
+/// Why an attempt produced no reply.
+enum Failure {
+    Transport(reqwest::Error),
+    TooLarge,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Http {
+    /// For hosts an API caller chose: resolves through the SSRF guard.
+    guarded: Client,
+    /// For operator-chosen hosts (overrides, or every host with private sources allowed).
+    trusted: Client,
+    policy: RetryPolicy,
+}
+
+impl Http {
+    pub(crate) fn new(policy: RetryPolicy) -> Result<Self, SourceError> {
+        let builder = || {
+            Client::builder()
+                .user_agent(USER_AGENT)
+                .connect_timeout(CONNECT_TIMEOUT)
+                // A redirect could lead to any host, past the guard; no source API needs one.
+                .redirect(redirect::Policy::none())
+                .no_proxy()
+        };
+        let build_error =
+            |e: reqwest::Error| SourceError::Unreachable(format!("could not set up the HTTP client: {e}"));
+        Ok(Self {
+            guarded: builder().dns_resolver(GuardedResolver).build().map_err(build_error)?,
+            trusted: builder().build().map_err(build_error)?,
+            policy,
+        })
+    }
+
+    /// Sends the request `build` makes (again for each attempt) to `target`, retrying while
+    /// `classify` says so and the policy allows. Returns the last reply whatever its status;
+    /// transport failures become [`SourceError::Unreachable`], guard refusals
+    /// [`SourceError::Refused`].
+    pub(crate) async fn send(
+        &self,
+        source: &str,
+        target: &Target,
+        build: impl Fn(&Client) -> RequestBuilder,
+        classify: impl Fn(&Reply) -> Retry,
+    ) -> Result<Reply, SourceError> {
+        let client = if target.trusted() {
+            &self.trusted
+        } else {
+            if let Some(host) = target.base().host() {
+                guard::check_host(host).map_err(|b| refused(&b))?;
+            }
+            &self.guarded
+        };
+        let started = Instant::now();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let outcome = match build(client).timeout(self.policy.request_timeout).send().await {
+                Ok(response) => read(response).await,
+                Err(e) => Err(Failure::Transport(e)),
+            };
+            let wait = match &outcome {
+                Ok(reply) => match classify(reply) {
+                    Retry::No => None,
+                    Retry::Backoff => Some(self.policy.backoff(attempt)),
+                    Retry::After(d) => Some(d),
+                },
+                Err(Failure::Transport(e)) => {
+                    if let Some(blocked) = guard::blocked_cause(e) {
+                        return Err(refused(blocked));
+                    }
+                    (e.is_timeout() || e.is_connect() || e.is_request() || e.is_body() || e.is_decode())
+                        .then(|| self.policy.backoff(attempt))
+                }
+                Err(Failure::TooLarge) => None,
+            };
+            let wait = match wait {
+                Some(wait)
+                    if attempt < self.policy.attempts && started.elapsed() + wait <= self.policy.budget =>
+                {
+                    wait
+                }
+                _ => {
+                    return match outcome {
+                        Ok(reply) => {
+                            tracing::debug!(
+                                source,
+                                status = reply.status.as_u16(),
+                                attempt,
+                                "source replied"
+                            );
+                            Ok(reply)
+                        }
+                        Err(failure) => Err(unreachable(source, target, failure)),
+                    };
+                }
+            };
+            let status = outcome.as_ref().ok().map(|reply| reply.status.as_u16());
+            tracing::info!(source, ?status, attempt, wait_ms = wait.as_millis() as u64, "retrying");
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+async fn read(mut response: reqwest::Response) -> Result<Reply, Failure> {
+    let status = response.status();
+    let headers = std::mem::take(response.headers_mut());
+    if response.content_length().is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(Failure::TooLarge);
+    }
+    let mut body = BytesMut::new();
+    while let Some(chunk) = response.chunk().await.map_err(Failure::Transport)? {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(Failure::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Reply { status, headers, body: body.freeze() })
+}
+
+fn refused(blocked: &guard::Blocked) -> SourceError {
+    SourceError::Refused(format!("{blocked}; set CTXSYNC_ALLOW_PRIVATE_SOURCES=true to allow it"))
+}
+
+fn unreachable(source: &str, target: &Target, failure: Failure) -> SourceError {
+    let reason = match failure {
+        Failure::TooLarge => format!("the reply was larger than {} MiB", MAX_BODY / (1024 * 1024)),
+        Failure::Transport(e) if e.is_timeout() => "the request timed out".to_string(),
+        Failure::Transport(e) => {
+            // The innermost cause says what went wrong (refused, no such host); reqwest's own
+            // message would repeat the URL.
+            match e.source() {
+                None => e.without_url().to_string(),
+                Some(mut cause) => {
+                    while let Some(inner) = cause.source() {
+                        cause = inner;
+                    }
+                    cause.to_string()
+                }
+            }
+        }
+    };
+    SourceError::Unreachable(format!(
+        "could not reach {source} at {}: {reason}; check the address and try again",
+        target.display()
+    ))
+}
+
+/// A reply that means "not now" rather than "no": rate limiting or a server error that outlasted
+/// the retries. `wait` is how long the source asked to wait, when it said.
+pub(crate) fn unavailable(
+    source: &str,
+    target: &Target,
+    reply: &Reply,
+    detail: &str,
+    wait: Option<Duration>,
+) -> SourceError {
+    let status = reply.status;
+    let hint = match wait {
+        Some(wait) => format!("try again in {} s", wait.as_secs().max(1)),
+        None => "try again later".to_string(),
+    };
+    let what =
+        if status == StatusCode::TOO_MANY_REQUESTS { "kept rate-limiting requests" } else { "kept failing" };
+    SourceError::Unreachable(format!(
+        "{source} at {} {what} (HTTP {}{detail}); {hint}",
+        target.display(),
+        status.as_u16()
+    ))
+}
+
+/// Whether a status is worth retrying whatever the source: 429 and the transient 5xx.
+pub(crate) fn transient(status: StatusCode) -> bool {
+    status == StatusCode::TOO_MANY_REQUESTS
+        || (status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED)
+}
+
+/// `Retry-After` as seconds (fractions allowed, at least one second) or an HTTP date.
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.max(1.0)));
+    }
+    let at = http_date(value)?;
+    let now = headers
+        .get(reqwest::header::DATE)
+        .and_then(|d| http_date(d.to_str().ok()?))
+        .unwrap_or_else(OffsetDateTime::now_utc);
+    Some(Duration::try_from(at - now).unwrap_or_default().max(Duration::from_secs(1)))
+}
+
+/// `Sun, 06 Nov 1994 08:49:37 GMT`.
+pub(crate) fn http_date(value: &str) -> Option<OffsetDateTime> {
+    let format = format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    time::PrimitiveDateTime::parse(value.trim(), &format).ok().map(|t| t.assume_utc())
+}
+
+/// Text a source sent, fit to quote in a message: its first line, at most a few hundred
+/// characters, with every value in `secrets` replaced, since some sources echo parts of a
+/// request back.
+pub(crate) fn excerpt(text: &str, secrets: &[&str]) -> String {
+    let mut line: String =
+        text.lines().next().unwrap_or("").trim().chars().filter(|c| !c.is_control()).collect();
+    for secret in secrets.iter().filter(|s| s.len() >= 4) {
+        line = line.replace(secret, "[redacted]");
+    }
+    match line.char_indices().nth(EXCERPT_CHARS) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, HeaderValue::from_static("0.2"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(1)));
+        h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        h.insert(reqwest::header::DATE, HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT"));
+        h.insert(RETRY_AFTER, HeaderValue::from_static("Sun, 06 Nov 1994 08:49:49 GMT"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(12)));
+        h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn excerpt_is_short_single_line_and_redacted() {
+        let text = format!("bad token 00secretvalue\r\nTrace ID: x {}", "y".repeat(10));
+        assert_eq!(excerpt(&text, &["00secretvalue"]), "bad token [redacted]");
+        assert_eq!(excerpt(&"z".repeat(1000), &[]).chars().count(), EXCERPT_CHARS + 1);
+    }
+
+    #[test]
+    fn backoff_grows_and_stays_jittered() {
+        let p = RetryPolicy::VALIDATION;
+        for attempt in 1..4 {
+            let d = p.backoff(attempt).as_secs_f64();
+            let nominal = 0.25 * f64::from(1 << (attempt - 1));
+            assert!(d >= nominal * 0.75 && d <= nominal * 1.25, "{attempt}: {d}");
+        }
+    }
+
+    #[test]
+    fn debug_of_a_token_shows_nothing() {
+        let token = AccessToken::new("ya29.secret".into());
+        assert_eq!(format!("{token:?}"), "AccessToken([redacted])");
+        assert!(token.bearer().unwrap().is_sensitive());
+    }
+}

@@ -1,0 +1,34 @@
+use ctxsync_core::{Config, ConfigId, ConfigState, IntegrationType, OrgId, SecretValue};
+
+use crate::StoreError;
+
+/// Integration configs and their encrypted secrets. Every call is scoped to one org: a config of
+/// another org is reported as absent, never as forbidden, so its existence does not leak.
+#[async_trait::async_trait]
+pub trait ConfigStore: Send + Sync {
+    /// Stores a new config and its secrets, encrypted and bound to this org and config id.
+    async fn insert_config(&self, config: &Config, secrets: &SecretValue) -> Result<(), StoreError>;
+
+    async fn get_config(&self, org: OrgId, id: ConfigId) -> Result<Option<Config>, StoreError>;
+
+    /// Ordered by `created_at`, then id; `filter` restricts to one integration type.
+    async fn list_configs(
+        &self,
+        org: OrgId,
+        filter: Option<IntegrationType>,
+    ) -> Result<Vec<Config>, StoreError>;
+
+    async fn load_secrets(&self, org: OrgId, id: ConfigId) -> Result<Option<SecretValue>, StoreError>;
+
+    /// Writes every field of `config` (found by org and id) and, when `secrets` is given, replaces
+    /// the secrets. `false` when there is no such config.
+    async fn update_config(&self, config: &Config, secrets: Option<&SecretValue>)
+    -> Result<bool, StoreError>;
+
+    /// Sets only `state`: a credential check is not a user's modification, so `modified_at` stays.
+    /// `false` when there is no such config.
+    async fn set_state(&self, org: OrgId, id: ConfigId, state: ConfigState) -> Result<bool, StoreError>;
+
+    /// Deletes the config with its secrets. `false` when there is no such config.
+    async fn delete_config(&self, org: OrgId, id: ConfigId) -> Result<bool, StoreError>;
+}

@@ -1,0 +1,282 @@
+//! Secrets at rest: AES-256-GCM under one master key.
+//!
+//! Every write draws a fresh random 96-bit nonce, and the associated data binds a ciphertext to
+//! its row (org id and config id), so a ciphertext copied to another row, or another org, fails
+//! to decrypt instead of handing one tenant's credentials to another.
+
+use std::fmt;
+use std::fs;
+use std::io::{self, Write};
+use std::path::Path;
+
+use aes_gcm::aead::{Aead, AeadCore, Payload};
+use aes_gcm::{Aes256Gcm, Key, KeyInit, Nonce};
+use base64::Engine;
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use ctxsync_core::{ConfigId, OrgId, SecretValue};
+use rand::RngCore;
+use rand::rngs::OsRng;
+
+use crate::StoreError;
+
+const KEY_LEN: usize = 32;
+const NONCE_LEN: usize = 12;
+const KEY_FILE: &str = "master.key";
+
+/// Padding optional on input, so keys pasted with or without `=` both work.
+const BASE64: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// Associated data of the store's key check, which lets start-up catch a wrong master key before
+/// any config is read.
+const KEY_CHECK_AAD: &[u8] = b"ctxsync master key check";
+const KEY_CHECK_PLAINTEXT: &[u8] = b"ctxsync";
+
+/// The 32-byte AES-256-GCM key that encrypts config secrets.
+#[derive(Clone)]
+pub struct MasterKey([u8; KEY_LEN]);
+
+impl MasterKey {
+    /// Decodes a base64 key (`CTXSYNC_MASTER_KEY`); it must be exactly 32 bytes.
+    pub fn from_base64(s: &str) -> Result<MasterKey, StoreError> {
+        decode(s).map_err(|reason| StoreError::InvalidMasterKey { reason })
+    }
+
+    /// Reads a base64 key file (`CTXSYNC_MASTER_KEY_FILE`).
+    pub fn from_file(path: &Path) -> Result<MasterKey, StoreError> {
+        let text = fs::read_to_string(path).map_err(|source| StoreError::MasterKeyIo {
+            action: "read",
+            path: path.to_owned(),
+            source,
+        })?;
+        decode(&text).map_err(|reason| StoreError::InvalidMasterKeyFile { path: path.to_owned(), reason })
+    }
+
+    /// Reads `<data_dir>/master.key`, or generates it when absent so that a first start needs no
+    /// setup. The file is created with mode 0600: it unlocks every stored credential.
+    pub fn load_or_generate(data_dir: &Path) -> Result<MasterKey, StoreError> {
+        let path = data_dir.join(KEY_FILE);
+        if path.exists() {
+            return MasterKey::from_file(&path);
+        }
+        create_private_dir(data_dir).map_err(|source| StoreError::MasterKeyIo {
+            action: "create the directory of",
+            path: path.clone(),
+            source,
+        })?;
+        let mut key = [0u8; KEY_LEN];
+        OsRng.fill_bytes(&mut key);
+        match create_private_file(&path) {
+            Ok(mut file) => {
+                let written = file
+                    .write_all(format!("{}\n", BASE64.encode(key)).as_bytes())
+                    .and_then(|()| file.sync_all());
+                written.map_err(|source| StoreError::MasterKeyIo { action: "write", path, source })?;
+                Ok(MasterKey(key))
+            }
+            // Another process generated it between our check and our create: use theirs.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => MasterKey::from_file(&path),
+            Err(source) => Err(StoreError::MasterKeyIo { action: "create", path, source }),
+        }
+    }
+}
+
+impl fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Reasons never quote the input: a near-miss key is still mostly the key.
+fn decode(s: &str) -> Result<MasterKey, String> {
+    let bytes = BASE64.decode(s.trim()).map_err(|_| "it is not base64".to_owned())?;
+    let key: [u8; KEY_LEN] = bytes
+        .try_into()
+        .map_err(|b: Vec<u8>| format!("it decodes to {} bytes instead of {KEY_LEN}", b.len()))?;
+    Ok(MasterKey(key))
+}
+
+#[cfg(unix)]
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
+#[cfg(not(unix))]
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    fs::create_dir_all(dir)
+}
+
+#[cfg(unix)]
+fn create_private_file(path: &Path) -> io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)
+}
+
+#[cfg(not(unix))]
+fn create_private_file(path: &Path) -> io::Result<fs::File> {
+    fs::OpenOptions::new().write(true).create_new(true).open(path)
+}
+
+/// A ciphertext and the nonce it was sealed with, as stored side by side in a row.
+pub struct Sealed {
+    pub nonce: Vec<u8>,
+    pub ciphertext: Vec<u8>,
+}
+
+/// Encrypts and decrypts what the store keeps secret. Every backend uses this one, so the
+/// on-disk format is the same whatever the database.
+#[derive(Clone)]
+pub struct Cipher(Aes256Gcm);
+
+impl Cipher {
+    pub fn new(key: &MasterKey) -> Cipher {
+        Cipher(Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&key.0)))
+    }
+
+    /// Encrypts a config's secrets, bound to that config's row.
+    pub fn seal_secrets(&self, org: OrgId, id: ConfigId, secrets: &SecretValue) -> Sealed {
+        self.seal(&config_aad(org, id), &secrets.to_bytes())
+    }
+
+    /// Decrypts what [`Cipher::seal_secrets`] produced for the same org and config.
+    pub fn open_secrets(
+        &self,
+        org: OrgId,
+        id: ConfigId,
+        nonce: &[u8],
+        ciphertext: &[u8],
+    ) -> Result<SecretValue, StoreError> {
+        let plaintext = self
+            .open(&config_aad(org, id), nonce, ciphertext)
+            .ok_or(StoreError::SecretsUndecryptable { config: id })?;
+        SecretValue::from_bytes(&plaintext)
+            .map_err(|_| StoreError::Corrupt(format!("the secrets of config {id} are not JSON")))
+    }
+
+    /// A value stored once per database; [`Cipher::verify_key_check`] proves a key matches it.
+    pub fn seal_key_check(&self) -> Vec<u8> {
+        let Sealed { mut nonce, ciphertext } = self.seal(KEY_CHECK_AAD, KEY_CHECK_PLAINTEXT);
+        nonce.extend(ciphertext);
+        nonce
+    }
+
+    pub fn verify_key_check(&self, stored: &[u8]) -> Result<(), StoreError> {
+        let (nonce, ciphertext) = stored.split_at(NONCE_LEN.min(stored.len()));
+        match self.open(KEY_CHECK_AAD, nonce, ciphertext) {
+            Some(p) if p == KEY_CHECK_PLAINTEXT => Ok(()),
+            _ => Err(StoreError::MasterKeyMismatch),
+        }
+    }
+
+    fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Sealed {
+        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+        let ciphertext = self
+            .0
+            .encrypt(&nonce, Payload { msg: plaintext, aad })
+            .expect("AES-GCM encrypts any input shorter than 64 GiB");
+        Sealed { nonce: nonce.to_vec(), ciphertext }
+    }
+
+    /// `None` for a wrong key, wrong associated data, a tampered ciphertext or a malformed nonce.
+    fn open(&self, aad: &[u8], nonce: &[u8], ciphertext: &[u8]) -> Option<Vec<u8>> {
+        if nonce.len() != NONCE_LEN {
+            return None;
+        }
+        self.0.decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad }).ok()
+    }
+}
+
+impl fmt::Debug for Cipher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Cipher([redacted])")
+    }
+}
+
+/// Fixed-length ids, so the concatenation is unambiguous.
+fn config_aad(org: OrgId, id: ConfigId) -> [u8; 32] {
+    let mut aad = [0u8; 32];
+    aad[..16].copy_from_slice(org.0.as_bytes());
+    aad[16..].copy_from_slice(id.0.as_bytes());
+    aad
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn generated_key_is_private_and_reloads() {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("data");
+        let key = MasterKey::load_or_generate(&data_dir).unwrap();
+        let path = data_dir.join("master.key");
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(MasterKey::load_or_generate(&data_dir).unwrap().0, key.0);
+        assert_eq!(MasterKey::from_file(&path).unwrap().0, key.0);
+    }
+
+    #[test]
+    fn base64_key_must_be_32_bytes() {
+        let good = BASE64.encode([7u8; 32]);
+        assert_eq!(MasterKey::from_base64(&good).unwrap().0, [7u8; 32]);
+        assert_eq!(MasterKey::from_base64(good.trim_end_matches('=')).unwrap().0, [7u8; 32]);
+
+        let err = MasterKey::from_base64("not base64 at all!").unwrap_err().to_string();
+        assert!(err.contains("not base64") && err.contains("openssl rand -base64 32"), "{err}");
+        let err = MasterKey::from_base64(&BASE64.encode([7u8; 16])).unwrap_err().to_string();
+        assert!(err.contains("16 bytes instead of 32"), "{err}");
+    }
+
+    #[test]
+    fn bad_key_file_is_named_but_not_quoted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        fs::write(&path, "c2hvcnQtc2VjcmV0").unwrap();
+        let err = MasterKey::from_file(&path).unwrap_err().to_string();
+        assert!(err.contains(&path.display().to_string()) && err.contains("instead of 32"), "{err}");
+        assert!(!err.contains("c2hvcnQtc2VjcmV0"), "{err}");
+        let err = MasterKey::from_file(&dir.path().join("missing")).unwrap_err().to_string();
+        assert!(err.contains("cannot read"), "{err}");
+    }
+
+    #[test]
+    fn debug_is_redacted() {
+        let key = MasterKey([42u8; 32]);
+        assert_eq!(format!("{key:?}"), "[redacted]");
+        assert_eq!(format!("{:?}", Cipher::new(&key)), "Cipher([redacted])");
+    }
+
+    #[test]
+    fn secrets_are_bound_to_their_row() {
+        let cipher = Cipher::new(&MasterKey([1u8; 32]));
+        let (org, id) = (OrgId::new(), ConfigId::new());
+        let secrets = SecretValue::new(json!({"api_token": "tok"}));
+        let a = cipher.seal_secrets(org, id, &secrets);
+        let b = cipher.seal_secrets(org, id, &secrets);
+        assert_ne!(a.nonce, b.nonce, "each write draws a fresh nonce");
+        assert_eq!(cipher.open_secrets(org, id, &a.nonce, &a.ciphertext).unwrap(), secrets);
+        for (o, i) in [(OrgId::new(), id), (org, ConfigId::new())] {
+            let err = cipher.open_secrets(o, i, &a.nonce, &a.ciphertext).unwrap_err();
+            assert!(matches!(err, StoreError::SecretsUndecryptable { .. }));
+        }
+        assert!(cipher.open_secrets(org, id, &a.nonce[..5], &a.ciphertext).is_err());
+    }
+
+    #[test]
+    fn key_check_detects_another_key() {
+        let check = Cipher::new(&MasterKey([1u8; 32])).seal_key_check();
+        assert!(Cipher::new(&MasterKey([1u8; 32])).verify_key_check(&check).is_ok());
+        let other = Cipher::new(&MasterKey([2u8; 32]));
+        assert!(matches!(other.verify_key_check(&check), Err(StoreError::MasterKeyMismatch)));
+        assert!(matches!(other.verify_key_check(&[]), Err(StoreError::MasterKeyMismatch)));
+    }
+}

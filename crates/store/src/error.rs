@@ -1,0 +1,132 @@
+use std::path::PathBuf;
+
+use ctxsync_core::ConfigId;
+use sqlx::sqlite::SqliteError;
+
+/// Everything that can go wrong in the store.
+///
+/// Messages say what to do next and never carry a secret, a key or a database URL (which may
+/// hold a password): they end up in logs.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "the master key is not valid: {reason}; give 32 random bytes encoded in base64 \
+         (for example the output of `openssl rand -base64 32`)"
+    )]
+    InvalidMasterKey { reason: String },
+
+    #[error(
+        "the master key file {} does not hold a valid key: {reason}; it must contain 32 random bytes \
+         encoded in base64 (for example the output of `openssl rand -base64 32`)",
+        path.display()
+    )]
+    InvalidMasterKeyFile { path: PathBuf, reason: String },
+
+    #[error(
+        "cannot {action} the master key file {}: {source}; check that the path is right and that \
+         ctxsync may read it (and write it, to generate a key)",
+        path.display()
+    )]
+    MasterKeyIo {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Found at start-up, before any request: the database's key check does not decrypt.
+    #[error(
+        "the master key does not match the one this database's secrets were written with; start \
+         ctxsync with the original key (CTXSYNC_MASTER_KEY, CTXSYNC_MASTER_KEY_FILE or master.key \
+         in the data dir)"
+    )]
+    MasterKeyMismatch,
+
+    #[error(
+        "the stored secrets of config {config} cannot be decrypted: the master key does not match the \
+         one they were written with, or the row was changed outside ctxsync; start ctxsync with the \
+         original key, or set the config's secrets again"
+    )]
+    SecretsUndecryptable { config: ConfigId },
+
+    #[error(
+        "cannot create the database directory {}: {source}; check the path in CTXSYNC_DATABASE_URL or \
+         CTXSYNC_DATA_DIR and its permissions",
+        path.display()
+    )]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error(
+        "cannot open the database: {0}; check CTXSYNC_DATABASE_URL (or CTXSYNC_DATA_DIR) and that \
+         the file is writable"
+    )]
+    Connect(#[source] sqlx::Error),
+
+    #[error(
+        "cannot migrate the database schema: {0}; if a newer ctxsync version wrote this database, \
+         run that version or restore a backup"
+    )]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+
+    #[error("database error: {0}; check that the database is reachable and not full, then retry")]
+    Database(#[from] sqlx::Error),
+
+    /// A stored value this version cannot read (a newer version's data, or a hand edit).
+    #[error(
+        "stored data is unreadable: {0}; if a newer ctxsync version wrote this database, run that \
+         version or restore a backup"
+    )]
+    Corrupt(String),
+
+    /// The caller passed something the store cannot accept (an empty org name or key).
+    #[error("{0}")]
+    Invalid(String),
+
+    /// A bootstrap key that is already registered to another org cannot be moved.
+    #[error("the given {kind} is already registered to another org; choose a different key for org {org:?}")]
+    KeyInOtherOrg { kind: &'static str, org: String },
+}
+
+impl StoreError {
+    /// Whether the database is only busy or unreachable, so the same call may succeed later (a
+    /// 503 rather than a 500). Everything else needs a fix, not a retry.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Connect(_) => true,
+            StoreError::Database(e) => match e {
+                sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed
+                | sqlx::Error::Io(_) => true,
+                sqlx::Error::Database(db) => db.try_downcast_ref::<SqliteError>().is_some_and(sqlite_busy),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+}
+
+/// SQLITE_BUSY (5) or SQLITE_LOCKED (6), in any of their extended forms (the low byte is the
+/// primary code): another connection held the lock past the busy timeout.
+fn sqlite_busy(e: &SqliteError) -> bool {
+    use sqlx::error::DatabaseError;
+    e.code().and_then(|c| c.parse::<i32>().ok()).is_some_and(|c| matches!(c & 0xff, 5 | 6))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_transient_failures_are_unavailable() {
+        assert!(StoreError::Database(sqlx::Error::PoolTimedOut).is_unavailable());
+        assert!(StoreError::Connect(sqlx::Error::PoolClosed).is_unavailable());
+        assert!(!StoreError::Database(sqlx::Error::RowNotFound).is_unavailable());
+        assert!(!StoreError::MasterKeyMismatch.is_unavailable());
+        assert!(!StoreError::Corrupt("x".into()).is_unavailable());
+    }
+}

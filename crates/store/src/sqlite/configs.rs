@@ -1,0 +1,176 @@
+use ctxsync_core::{Config, ConfigId, ConfigState, IntegrationType, OrgId, SecretValue, Settings};
+
+use super::{SqliteStore, decode_id, decode_time, encode_time};
+use crate::{ConfigStore, StoreError};
+
+/// A row as stored; [`Config::try_from`] checks every column a newer version could have written
+/// differently.
+#[derive(sqlx::FromRow)]
+struct ConfigRow {
+    id: String,
+    org_id: String,
+    integration_type: String,
+    name: String,
+    domain: String,
+    enabled: bool,
+    state: String,
+    settings: String,
+    created_at: String,
+    modified_at: String,
+}
+
+impl TryFrom<ConfigRow> for Config {
+    type Error = StoreError;
+
+    fn try_from(row: ConfigRow) -> Result<Config, StoreError> {
+        let integration_type = IntegrationType::parse(&row.integration_type).ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "config {} has unknown integration type {:?}",
+                row.id, row.integration_type
+            ))
+        })?;
+        let state = ConfigState::parse(&row.state).ok_or_else(|| {
+            StoreError::Corrupt(format!("config {} has unknown state {:?}", row.id, row.state))
+        })?;
+        let settings: Settings = serde_json::from_str(&row.settings).map_err(|_| {
+            StoreError::Corrupt(format!("the settings of config {} are not a JSON object", row.id))
+        })?;
+        Ok(Config {
+            id: decode_id(&row.id)?,
+            org_id: decode_id(&row.org_id)?,
+            integration_type,
+            name: row.name,
+            domain: row.domain,
+            enabled: row.enabled,
+            state,
+            settings,
+            created_at: decode_time(&row.created_at)?,
+            modified_at: decode_time(&row.modified_at)?,
+        })
+    }
+}
+
+fn encode_settings(settings: &Settings) -> String {
+    serde_json::to_string(settings).expect("a JSON object always serializes")
+}
+
+#[async_trait::async_trait]
+impl ConfigStore for SqliteStore {
+    async fn insert_config(&self, config: &Config, secrets: &SecretValue) -> Result<(), StoreError> {
+        let sealed = self.cipher.seal_secrets(config.org_id, config.id, secrets);
+        sqlx::query(
+            "INSERT INTO integration_configs (id, org_id, integration_type, name, domain, enabled, state, \
+             settings, created_at, modified_at, secrets_nonce, secrets_ciphertext) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(config.id.to_string())
+        .bind(config.org_id.to_string())
+        .bind(config.integration_type.as_str())
+        .bind(&config.name)
+        .bind(&config.domain)
+        .bind(config.enabled)
+        .bind(config.state.as_str())
+        .bind(encode_settings(&config.settings))
+        .bind(encode_time(config.created_at))
+        .bind(encode_time(config.modified_at))
+        .bind(sealed.nonce)
+        .bind(sealed.ciphertext)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn get_config(&self, org: OrgId, id: ConfigId) -> Result<Option<Config>, StoreError> {
+        sqlx::query_as::<_, ConfigRow>(
+            "SELECT id, org_id, integration_type, name, domain, enabled, state, settings, created_at, \
+             modified_at FROM integration_configs WHERE org_id = ? AND id = ?",
+        )
+        .bind(org.to_string())
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?
+        .map(Config::try_from)
+        .transpose()
+    }
+
+    async fn list_configs(
+        &self,
+        org: OrgId,
+        filter: Option<IntegrationType>,
+    ) -> Result<Vec<Config>, StoreError> {
+        sqlx::query_as::<_, ConfigRow>(
+            "SELECT id, org_id, integration_type, name, domain, enabled, state, settings, created_at, \
+             modified_at FROM integration_configs \
+             WHERE org_id = ?1 AND (?2 IS NULL OR integration_type = ?2) \
+             ORDER BY created_at, id",
+        )
+        .bind(org.to_string())
+        .bind(filter.map(IntegrationType::as_str))
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(Config::try_from)
+        .collect()
+    }
+
+    async fn load_secrets(&self, org: OrgId, id: ConfigId) -> Result<Option<SecretValue>, StoreError> {
+        let sealed: Option<(Vec<u8>, Vec<u8>)> = sqlx::query_as(
+            "SELECT secrets_nonce, secrets_ciphertext FROM integration_configs WHERE org_id = ? AND id = ?",
+        )
+        .bind(org.to_string())
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        sealed.map(|(nonce, ciphertext)| self.cipher.open_secrets(org, id, &nonce, &ciphertext)).transpose()
+    }
+
+    async fn update_config(
+        &self,
+        config: &Config,
+        secrets: Option<&SecretValue>,
+    ) -> Result<bool, StoreError> {
+        let sealed = secrets.map(|s| self.cipher.seal_secrets(config.org_id, config.id, s));
+        let (nonce, ciphertext) = sealed.map(|s| (s.nonce, s.ciphertext)).unzip();
+        let done = sqlx::query(
+            "UPDATE integration_configs SET integration_type = ?, name = ?, domain = ?, enabled = ?, \
+             state = ?, settings = ?, created_at = ?, modified_at = ?, \
+             secrets_nonce = COALESCE(?, secrets_nonce), \
+             secrets_ciphertext = COALESCE(?, secrets_ciphertext) \
+             WHERE org_id = ? AND id = ?",
+        )
+        .bind(config.integration_type.as_str())
+        .bind(&config.name)
+        .bind(&config.domain)
+        .bind(config.enabled)
+        .bind(config.state.as_str())
+        .bind(encode_settings(&config.settings))
+        .bind(encode_time(config.created_at))
+        .bind(encode_time(config.modified_at))
+        .bind(nonce)
+        .bind(ciphertext)
+        .bind(config.org_id.to_string())
+        .bind(config.id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn set_state(&self, org: OrgId, id: ConfigId, state: ConfigState) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE integration_configs SET state = ? WHERE org_id = ? AND id = ?")
+            .bind(state.as_str())
+            .bind(org.to_string())
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_config(&self, org: OrgId, id: ConfigId) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM integration_configs WHERE org_id = ? AND id = ?")
+            .bind(org.to_string())
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}

@@ -1,0 +1,124 @@
+//! The embedded backend: one SQLite file in WAL mode, so readers never wait for the writer.
+//!
+//! One file per trait (`configs.rs`, `keys.rs`); the value encodings shared by them live here.
+
+mod configs;
+mod keys;
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::SqlitePool;
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
+use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
+
+use crate::{Cipher, MasterKey, Ping, StoreError};
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// SQLite has one writer at a time, so more connections only add readers; a few cover the API's
+/// reads and the sync worker's batches without holding many page caches.
+const POOL_SIZE: u32 = 8;
+
+/// Long enough to ride out another connection's write transaction, short enough that a stuck
+/// database surfaces as an error rather than a hung request.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Fixed width and UTC, so text order is time order; microseconds, the precision of
+/// [`ctxsync_core::now`], so a timestamp reads back equal to what was written.
+const TIMESTAMP: &[BorrowedFormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
+
+/// The SQLite implementation of [`crate::Store`].
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    cipher: Cipher,
+}
+
+impl SqliteStore {
+    /// Opens (creating when missing, with its directory) the database at `url`, such as
+    /// `sqlite:///var/lib/ctxsync/ctxsync.db` or `sqlite://ctxsync-data/ctxsync.db`, brings its
+    /// schema up to date, and checks that `master_key` is the key its secrets were written with.
+    pub async fn connect(url: &str, master_key: MasterKey) -> Result<SqliteStore, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(StoreError::Connect)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // Durable across a killed process, and consistent across power loss, with WAL.
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        create_parent_dir(options.get_filename())?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(POOL_SIZE)
+            .connect_with(options)
+            .await
+            .map_err(StoreError::Connect)?;
+        MIGRATOR.run(&pool).await?;
+        let store = SqliteStore { pool, cipher: Cipher::new(&master_key) };
+        store.check_master_key().await?;
+        Ok(store)
+    }
+
+    /// A trivial query, for readiness checks.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// The first start seals a check value; every later start must open it. Insert-then-read,
+    /// so two processes starting on a new database agree on one value.
+    async fn check_master_key(&self) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO store_meta (name, value) VALUES ('master_key_check', ?) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(self.cipher.seal_key_check())
+        .execute(&self.pool)
+        .await?;
+        let stored: Vec<u8> =
+            sqlx::query_scalar("SELECT value FROM store_meta WHERE name = 'master_key_check'")
+                .fetch_one(&self.pool)
+                .await?;
+        self.cipher.verify_key_check(&stored)
+    }
+}
+
+#[async_trait::async_trait]
+impl Ping for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        SqliteStore::ping(self).await
+    }
+}
+
+/// SQLite creates a missing file but not its directory.
+fn create_parent_dir(file: &Path) -> Result<(), StoreError> {
+    match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.exists() => std::fs::create_dir_all(dir)
+            .map_err(|source| StoreError::CreateDir { path: dir.to_owned(), source }),
+        _ => Ok(()),
+    }
+}
+
+fn encode_time(t: OffsetDateTime) -> String {
+    t.to_offset(UtcOffset::UTC)
+        .format(TIMESTAMP)
+        .expect("a UTC date-time has every component TIMESTAMP names")
+}
+
+fn decode_time(s: &str) -> Result<OffsetDateTime, StoreError> {
+    PrimitiveDateTime::parse(s, TIMESTAMP)
+        .map(PrimitiveDateTime::assume_utc)
+        .map_err(|_| StoreError::Corrupt(format!("timestamp {s:?} is not in the expected form")))
+}
+
+fn decode_id<T: FromStr>(s: &str) -> Result<T, StoreError> {
+    s.parse().map_err(|_| StoreError::Corrupt(format!("id {s:?} is not a UUID")))
+}

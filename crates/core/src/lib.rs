@@ -6,6 +6,7 @@
 
 mod config;
 mod credentials;
+mod entity;
 mod field;
 mod ids;
 mod integration;
@@ -14,6 +15,7 @@ mod secret;
 
 pub use config::{Config, ConfigName, ConfigPatch, Domain, NewConfig, PatchPlan, Settings, entra_tenant};
 pub use credentials::{Credentials, EntraIdCredentials, GoogleWorkspaceCredentials, OktaCredentials};
+pub use entity::{Device, Entity, EntityKind, Group, Membership, MfaFactor, Record, User, UserStatus};
 pub use field::{FieldError, FieldErrors};
 pub use ids::{ConfigId, OrgId};
 pub use integration::{ConfigState, IntegrationType};

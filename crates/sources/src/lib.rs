@@ -15,12 +15,14 @@ mod google_workspace;
 mod guard;
 mod http;
 mod okta;
+mod sync;
 
 use std::sync::Arc;
 
 use ctxsync_core::{Credentials, Settings, entra_tenant};
 
 pub use endpoints::Endpoints;
+pub use sync::{Coverage, Cursor, Outcome, Page, PageSink, Removal, SinkError, SyncError, SyncMode};
 use http::{Http, RetryPolicy};
 
 /// Why a source could not be used. Messages say what the source said and what to do next, and

@@ -1,0 +1,173 @@
+//! The normalized entity model every source maps into (after OCSF's User, Group and Device
+//! objects and ECS `user.*`), with each entity's raw source JSON kept beside it so nothing the
+//! source gave is lost.
+//!
+//! Entities are identified within their config by `(kind, source_id)`: the source's own
+//! immutable id (Okta `00u…`, Google's numeric id, Graph's object GUID).
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// What kind of thing an entity is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntityKind {
+    User,
+    Group,
+    Device,
+}
+
+impl EntityKind {
+    pub const ALL: [EntityKind; 3] = [EntityKind::User, EntityKind::Group, EntityKind::Device];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntityKind::User => "user",
+            EntityKind::Group => "group",
+            EntityKind::Device => "device",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// A user's lifecycle state, normalized across sources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserStatus {
+    /// Can sign in.
+    Active,
+    /// Created but not yet activated (Okta STAGED/PROVISIONED).
+    Pending,
+    /// Temporarily blocked by an admin (Okta SUSPENDED, Google `suspended`, Entra `accountEnabled: false`).
+    Suspended,
+    /// Locked out, or in password recovery or expiry (Okta LOCKED_OUT/RECOVERY/PASSWORD_EXPIRED).
+    Locked,
+    /// Deactivated for good (Okta DEPROVISIONED, Google `archived`).
+    Deprovisioned,
+}
+
+impl UserStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserStatus::Active => "active",
+            UserStatus::Pending => "pending",
+            UserStatus::Suspended => "suspended",
+            UserStatus::Locked => "locked",
+            UserStatus::Deprovisioned => "deprovisioned",
+        }
+    }
+}
+
+/// An enrolled MFA factor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MfaFactor {
+    /// The source's factor type (`push`, `token:software:totp`, `webauthn`, …).
+    pub factor_type: String,
+    pub provider: Option<String>,
+    /// The source's status (`ACTIVE`, `PENDING_ACTIVATION`, …).
+    pub status: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    pub source_id: String,
+    /// The sign-in name (Okta `login`, Google `primaryEmail`, Entra `userPrincipalName`).
+    pub login: String,
+    /// Every email address the source lists, the primary first, lowercase.
+    pub emails: Vec<String>,
+    pub display_name: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub status: UserStatus,
+    pub title: Option<String>,
+    pub department: Option<String>,
+    /// The manager's `source_id` when the source links it, else whatever the source gives.
+    pub manager: Option<String>,
+    pub employee_id: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub created_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_login_at: Option<OffsetDateTime>,
+    /// When the source last changed the user.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub source_updated_at: Option<OffsetDateTime>,
+    /// Admin roles held (Okta role types, `SUPER_ADMIN`; Google `super_admin`/`delegated_admin`).
+    pub admin_roles: Vec<String>,
+    pub mfa_factors: Vec<MfaFactor>,
+    /// Whether the user has enrolled a second factor, when the source says so.
+    pub mfa_enrolled: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Group {
+    pub source_id: String,
+    pub name: String,
+    pub email: Option<String>,
+    pub description: Option<String>,
+    /// The source's kind of group (Okta `OKTA_GROUP`/`APP_GROUP`, Entra `security`/`unified`, …).
+    pub kind: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Device {
+    pub source_id: String,
+    pub name: Option<String>,
+    pub os: Option<String>,
+    pub os_version: Option<String>,
+    /// The source's state (`enabled`/`disabled`, or its own status word).
+    pub status: Option<String>,
+    pub managed: Option<bool>,
+    pub compliant: Option<bool>,
+    pub trust_type: Option<String>,
+    /// The `source_id` of the user the device belongs to, when the source says.
+    pub owner: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_seen_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub created_at: Option<OffsetDateTime>,
+}
+
+/// Who is a member of a group: a user, a nested group or a device.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Membership {
+    pub group_id: String,
+    pub member_kind: EntityKind,
+    pub member_id: String,
+}
+
+/// One normalized entity with the source's raw JSON for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Entity {
+    User(User),
+    Group(Group),
+    Device(Device),
+}
+
+impl Entity {
+    pub fn kind(&self) -> EntityKind {
+        match self {
+            Entity::User(_) => EntityKind::User,
+            Entity::Group(_) => EntityKind::Group,
+            Entity::Device(_) => EntityKind::Device,
+        }
+    }
+
+    pub fn source_id(&self) -> &str {
+        match self {
+            Entity::User(u) => &u.source_id,
+            Entity::Group(g) => &g.source_id,
+            Entity::Device(d) => &d.source_id,
+        }
+    }
+}
+
+/// An entity as a connector hands it over: normalized, plus the raw object the source returned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub entity: Entity,
+    pub raw: serde_json::Value,
+}

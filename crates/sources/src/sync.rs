@@ -1,0 +1,88 @@
+//! What a connector hands the sync engine: pages of normalized records, streamed into a
+//! [`PageSink`] as they arrive, so memory does not grow with the size of the tenant.
+//!
+//! A connector never deletes anything itself. It reports explicit removals when the source
+//! names them (Graph `@removed`), and says in its [`Outcome`] what its listing covered in full;
+//! the engine applies deletions only when the run completes.
+
+use ctxsync_core::{EntityKind, Membership, Record};
+use serde::{Deserialize, Serialize};
+
+use crate::SourceError;
+
+/// Which listing a run does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SyncMode {
+    /// List everything.
+    Full,
+    /// List what changed since the cursor a previous run returned.
+    Incremental(Cursor),
+}
+
+/// Where a source left off (Okta: the newest `lastUpdated` seen; Graph: the delta links).
+/// Opaque to the engine, which stores it between runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cursor(pub serde_json::Value);
+
+/// What one page (or a few requests' worth) of the source said.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Page {
+    pub records: Vec<Record>,
+    pub memberships: Vec<Membership>,
+    /// Removals the source named explicitly; applied by the engine when the run completes.
+    pub removals: Vec<Removal>,
+    /// Requests retried (429, 5xx, timeouts) before this page came through.
+    pub retries: u32,
+}
+
+/// Something the source said is gone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Removal {
+    Entity { kind: EntityKind, source_id: String },
+    Membership(Membership),
+}
+
+/// What a completed listing covered in full, so the engine may delete what it did not see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Coverage {
+    /// Every user, group, device and membership was listed: whatever was not seen is gone.
+    Everything,
+    /// Only changes were listed; the members of these groups (source ids) were listed in full,
+    /// so their memberships not seen in this run are gone.
+    Changes { groups_with_all_members: Vec<String> },
+}
+
+/// The end of a listing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// Where the next incremental run starts; `None` when the source has no incremental
+    /// listing (the next run is full again).
+    pub cursor: Option<Cursor>,
+    pub coverage: Coverage,
+}
+
+/// Where a connector puts its pages. Implemented by the engine (upserting in batches) and by
+/// benchmarks (counting only).
+#[async_trait::async_trait]
+pub trait PageSink: Send {
+    /// Takes one page. An error stops the listing: the store failed, or the run was cancelled.
+    async fn accept(&mut self, page: Page) -> Result<(), SinkError>;
+}
+
+/// The sink refused a page; the message says why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SinkError(pub String);
+
+/// Why a listing stopped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("the sync stopped: {0}")]
+    Sink(#[from] SinkError),
+    /// The source no longer knows the cursor (Graph 410 Gone, an expired delta token): the
+    /// engine runs a full listing instead.
+    #[error("the source no longer accepts the incremental cursor; a full sync is needed")]
+    CursorExpired,
+}

@@ -16,7 +16,18 @@ use crate::integration_config::{self as ic, schema};
         title = "ctxsync API",
         description = "Entity context sync configuration API, wire-compatible with Datadog Cloud SIEM's integration_config API.",
     ),
-    paths(ic::list, ic::create, ic::get, ic::update, ic::delete, ic::validate_credentials, ic::validate_config),
+    paths(
+        ic::list,
+        ic::create,
+        ic::get,
+        ic::update,
+        ic::delete,
+        ic::validate_credentials,
+        ic::validate_config,
+        ic::activate,
+        ic::deactivate,
+        ic::app_registrations
+    ),
     components(schemas(
         ErrorBody,
         schema::IntegrationTypeSchema,

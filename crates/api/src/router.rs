@@ -26,7 +26,12 @@ pub fn router(state: AppState) -> Router {
             &format!("{BASE_PATH}/{{integration_config_id}}"),
             get(ic::get).patch(ic::update).delete(ic::delete),
         )
+        .route(&format!("{BASE_PATH}/entra_id/azure_app_registrations"), get(ic::app_registrations))
         .route(&format!("{BASE_PATH}/{{integration_config_id}}/validate"), post(ic::validate_config))
+        // The contract names this segment {integration_type}; the router needs one name per
+        // position, and the handlers read it as the type.
+        .route(&format!("{BASE_PATH}/{{integration_config_id}}/activate"), post(ic::activate))
+        .route(&format!("{BASE_PATH}/{{integration_config_id}}/deactivate"), post(ic::deactivate))
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(from_fn_with_state(state.clone(), authenticate));
     Router::new()

@@ -11,6 +11,8 @@ use ctxsync_core::{
 use serde_json::{Map, Value};
 
 const RESOURCE_TYPE: &str = "integration_config";
+/// The contract's one resource type for activate requests, whatever the integration type.
+const ACTIVATE_RESOURCE_TYPE: &str = "activate_entra_id_request";
 const ATTRS: &str = "data.attributes";
 
 /// What a create request asks for, with its credentials already checked for the type.
@@ -28,7 +30,7 @@ pub struct ValidateRequest {
 
 pub fn parse_create(doc: &Value) -> Result<CreateRequest, FieldErrors> {
     let mut errors = FieldErrors::default();
-    let attrs = envelope(doc, IdRule::Forbidden, &mut errors)?;
+    let attrs = envelope(doc, RESOURCE_TYPE, IdRule::Forbidden, &mut errors)?;
     check_known(attrs, &["integration_type", "name", "domain", "secrets", "settings"], &mut errors);
     let integration_type = integration_type(attrs, &mut errors);
     let name = required(attrs, "name", &mut errors)
@@ -57,9 +59,32 @@ pub fn parse_create(doc: &Value) -> Result<CreateRequest, FieldErrors> {
     }
 }
 
+/// Overrides an activate request may carry; every field is optional, and so is the body.
+pub struct ActivateRequest {
+    pub name: Option<ConfigName>,
+    pub domain: Option<Domain>,
+    pub settings: Option<Settings>,
+}
+
+pub fn parse_activate(doc: &Value) -> Result<ActivateRequest, FieldErrors> {
+    // Unlike the other documents, `data.type` and `data.attributes` are optional here.
+    let mut doc = doc.clone();
+    if let Some(data) = doc.get_mut("data").and_then(Value::as_object_mut) {
+        data.entry("type").or_insert_with(|| Value::from(ACTIVATE_RESOURCE_TYPE));
+        data.entry("attributes").or_insert_with(|| Value::Object(Map::new()));
+    }
+    let mut errors = FieldErrors::default();
+    let attrs = envelope(&doc, ACTIVATE_RESOURCE_TYPE, IdRule::Forbidden, &mut errors)?;
+    check_known(attrs, &["name", "domain", "settings"], &mut errors);
+    let name = attrs.get("name").and_then(|v| parse_str(v, "name", ConfigName::parse, &mut errors));
+    let domain = attrs.get("domain").and_then(|v| parse_str(v, "domain", Domain::parse, &mut errors));
+    let settings = attrs.get("settings").and_then(|v| settings(v, &mut errors));
+    errors.into_result(ActivateRequest { name, domain, settings })
+}
+
 pub fn parse_update(doc: &Value, path_id: ConfigId) -> Result<ConfigPatch, FieldErrors> {
     let mut errors = FieldErrors::default();
-    let attrs = envelope(doc, IdRule::MustEqual(path_id), &mut errors)?;
+    let attrs = envelope(doc, RESOURCE_TYPE, IdRule::MustEqual(path_id), &mut errors)?;
     check_known(
         attrs,
         &["integration_type", "name", "domain", "enabled", "secrets", "settings"],
@@ -95,7 +120,7 @@ pub fn parse_update(doc: &Value, path_id: ConfigId) -> Result<ConfigPatch, Field
 
 pub fn parse_validate(doc: &Value) -> Result<ValidateRequest, FieldErrors> {
     let mut errors = FieldErrors::default();
-    let attrs = envelope(doc, IdRule::Forbidden, &mut errors)?;
+    let attrs = envelope(doc, RESOURCE_TYPE, IdRule::Forbidden, &mut errors)?;
     check_known(attrs, &["integration_type", "domain", "secrets", "settings"], &mut errors);
     let integration_type = integration_type(attrs, &mut errors);
     let domain = required(attrs, "domain", &mut errors)
@@ -123,6 +148,7 @@ enum IdRule {
 /// here, since nothing inside can be read without it.
 fn envelope<'a>(
     doc: &'a Value,
+    resource_type: &str,
     id_rule: IdRule,
     errors: &mut FieldErrors,
 ) -> Result<&'a Map<String, Value>, FieldErrors> {
@@ -146,10 +172,10 @@ fn envelope<'a>(
     }
     match data.get("type") {
         None | Some(Value::Null) => {
-            errors.push("data.type", format!("is required and must be \"{RESOURCE_TYPE}\""))
+            errors.push("data.type", format!("is required and must be \"{resource_type}\""))
         }
-        Some(Value::String(t)) if t == RESOURCE_TYPE => {}
-        Some(_) => errors.push("data.type", format!("must be \"{RESOURCE_TYPE}\"")),
+        Some(Value::String(t)) if t == resource_type => {}
+        Some(_) => errors.push("data.type", format!("must be \"{resource_type}\"")),
     }
     if let Some(id) = data.get("id") {
         match id_rule {

@@ -1,5 +1,7 @@
 //! The Datadog-compatible `integration_config` routes: one file per action.
 
+mod activate;
+mod app_registrations;
 mod body;
 mod create;
 mod delete;
@@ -10,6 +12,8 @@ pub mod schema;
 mod update;
 mod validate;
 
+pub use activate::{__path_activate, __path_deactivate};
+pub use app_registrations::__path_app_registrations;
 pub use create::__path_create;
 pub use delete::__path_delete;
 pub use get::__path_get;
@@ -17,6 +21,7 @@ pub use list::__path_list;
 pub use update::__path_update;
 pub use validate::{__path_validate_config, __path_validate_credentials};
 pub(crate) use validate::{validate_config, validate_credentials};
+pub(crate) use {activate::activate, activate::deactivate, app_registrations::app_registrations};
 pub(crate) use {create::create, delete::delete, get::get, list::list, update::update};
 
 use ctxsync_core::ConfigId;

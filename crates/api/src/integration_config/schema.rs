@@ -82,6 +82,64 @@ impl ToSchema for ResourceType {
     }
 }
 
+/// `SecurityMonitoringEntraIdAzureAppRegistrationsResourceType`.
+pub struct AppRegistrationsResourceType;
+
+impl PartialSchema for AppRegistrationsResourceType {
+    fn schema() -> RefOr<Schema> {
+        enum_of(["entra_id_azure_app_registrations"], "The type of the resource.")
+    }
+}
+
+impl ToSchema for AppRegistrationsResourceType {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("SecurityMonitoringEntraIdAzureAppRegistrationsResourceType")
+    }
+}
+
+/// `SecurityMonitoringIntegrationActivateRequest`: optional overrides, nothing required.
+pub struct ActivateRequestSchema;
+
+impl PartialSchema for ActivateRequestSchema {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property("data", reference("SecurityMonitoringIntegrationActivateData"))
+            .into()
+    }
+}
+
+impl ToSchema for ActivateRequestSchema {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("SecurityMonitoringIntegrationActivateRequest")
+    }
+
+    fn schemas(schemas: &mut Schemas) {
+        schemas.push((
+            "SecurityMonitoringIntegrationActivateData".into(),
+            ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .property("attributes", reference("SecurityMonitoringIntegrationActivateAttributes"))
+                .property("type", reference("SecurityMonitoringIntegrationActivateResourceType"))
+                .into(),
+        ));
+        schemas.push((
+            "SecurityMonitoringIntegrationActivateAttributes".into(),
+            ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .property("domain", string())
+                .property("name", string())
+                .property("settings", reference("SecurityMonitoringIntegrationConfigSettings"))
+                .into(),
+        ));
+        schemas.push((
+            "SecurityMonitoringIntegrationActivateResourceType".into(),
+            enum_of(["activate_entra_id_request"], "The type of the resource."),
+        ));
+        schemas.push((SettingsSchema::name().into(), SettingsSchema::schema()));
+    }
+}
+
 /// `SecurityMonitoringIntegrationConfigSettings`: a free-form object.
 pub struct SettingsSchema;
 

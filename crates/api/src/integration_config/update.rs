@@ -1,6 +1,6 @@
 use axum::Json;
 use axum::extract::{Path, State};
-use ctxsync_core::{ConfigState, Credentials, FieldErrors};
+use ctxsync_core::{Config, ConfigId, ConfigPatch, ConfigState, Credentials, FieldErrors, OrgId};
 
 use super::body::parse_update;
 use super::parse_id;
@@ -40,9 +40,22 @@ pub async fn update(
 ) -> Result<Json<ConfigResponse>, ApiError> {
     let id = parse_id(&id)?;
     let patch = parse_update(&doc, id)?;
-    let current = state.store.get_config(auth.org_id, id).await?.ok_or_else(ApiError::config_not_found)?;
+    let config = apply_patch(&state, auth.org_id, id, &patch).await?;
+    Ok(Json(config.into()))
+}
+
+/// Applies a partial update to a stored config: plans it, re-validates against the source when
+/// the connection changes (leaving the store untouched on failure), and writes only when
+/// something changed. Shared with activate and deactivate, which are updates of `enabled`.
+pub(super) async fn apply_patch(
+    state: &AppState,
+    org_id: OrgId,
+    id: ConfigId,
+    patch: &ConfigPatch,
+) -> Result<Config, ApiError> {
+    let current = state.store.get_config(org_id, id).await?.ok_or_else(ApiError::config_not_found)?;
     let current_secrets =
-        state.store.load_secrets(auth.org_id, id).await?.ok_or_else(ApiError::config_not_found)?;
+        state.store.load_secrets(org_id, id).await?.ok_or_else(ApiError::config_not_found)?;
     let plan = patch.plan(&current, &current_secrets, ctxsync_core::now()).map_err(FieldErrors::from)?;
     let mut config = plan.config;
     if plan.revalidate {
@@ -56,7 +69,7 @@ pub async fn update(
         if !state.store.update_config(&config, new_secrets).await? {
             return Err(ApiError::config_not_found());
         }
-        tracing::info!(config_id = %id, org_id = %auth.org_id, revalidated = plan.revalidate, "config updated");
+        tracing::info!(config_id = %id, %org_id, revalidated = plan.revalidate, "config updated");
     }
-    Ok(Json(config.into()))
+    Ok(config)
 }

@@ -5,14 +5,17 @@ use std::collections::BTreeMap;
 
 use datadog_api_client::datadog::{APIKey, Configuration, Error};
 use datadog_api_client::datadogV2::api_security_monitoring::{
-    CreateSecurityMonitoringIntegrationConfigError, ListSecurityMonitoringIntegrationConfigsOptionalParams,
-    SecurityMonitoringAPI,
+    ActivateIntegrationOptionalParams, CreateSecurityMonitoringIntegrationConfigError,
+    ListSecurityMonitoringIntegrationConfigsOptionalParams, SecurityMonitoringAPI,
 };
 use datadog_api_client::datadogV2::model::*;
 
 use crate::helpers::{TestApp, spawn_app};
 
-const OPERATIONS: [&str; 7] = [
+const OPERATIONS: [&str; 10] = [
+    "v2.activate_integration",
+    "v2.deactivate_integration",
+    "v2.get_entra_id_azure_app_registrations",
     "v2.create_security_monitoring_integration_config",
     "v2.get_security_monitoring_integration_config",
     "v2.list_security_monitoring_integration_configs",
@@ -182,4 +185,40 @@ async fn the_official_client_creates_a_google_workspace_config() {
     ));
     let created = api.create_security_monitoring_integration_config(request).await.unwrap();
     assert_eq!(created.data.attributes.integration_type, SecurityMonitoringIntegrationType::GOOGLE_WORKSPACE);
+}
+
+#[tokio::test]
+async fn the_official_client_activates_deactivates_and_reads_app_registrations() {
+    let app = spawn_app().await;
+    let api = client(&app);
+    let created = app.create_ok(app.entra_attributes()).await;
+
+    let off = api.deactivate_integration("entra_id".into()).await.unwrap();
+    assert_eq!(off.data.id, created["id"].as_str().unwrap());
+    assert!(!off.data.attributes.enabled);
+
+    let on = api
+        .activate_integration(
+            "entra_id".into(),
+            ActivateIntegrationOptionalParams::default().body(
+                SecurityMonitoringIntegrationActivateRequest::new().data(
+                    SecurityMonitoringIntegrationActivateData::new()
+                        .attributes(
+                            SecurityMonitoringIntegrationActivateAttributes::new().name("Entra".into()),
+                        )
+                        .type_(SecurityMonitoringIntegrationActivateResourceType::ACTIVATE_ENTRA_ID_REQUEST),
+                ),
+            ),
+        )
+        .await
+        .unwrap();
+    assert!(on.data.attributes.enabled);
+    assert_eq!(on.data.id, off.data.id);
+
+    let registrations = api.get_entra_id_azure_app_registrations().await.unwrap();
+    let attrs = registrations.data.attributes;
+    assert!(attrs.has_valid_prerequisite);
+    assert_eq!(attrs.azure_app_registrations.len(), 1);
+    assert_eq!(attrs.azure_app_registrations[0].client_id, app.fakes.entra.client_id());
+    assert_eq!(attrs.integration_id.as_deref(), created["id"].as_str());
 }

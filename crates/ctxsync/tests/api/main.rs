@@ -2,6 +2,7 @@
 //! port, or the binary for `cli`) against a fresh database and the fake sources.
 //!
 //! - `configs`: create, get, list, update, delete of the integration_config family
+//! - `activation`: activate, deactivate and the Entra ID app registrations
 //! - `validation`: credential validation against each fake source, both validate routes
 //! - `auth`: keys, scopes and org isolation
 //! - `limits`: rate limits, malformed and oversized input
@@ -10,6 +11,7 @@
 //! - `datadog_client`: the official Rust client against the service
 //! - `cli`: the binary itself (keys, serve, shutdown, logs)
 
+mod activation;
 mod auth;
 mod cli;
 mod configs;

@@ -19,7 +19,7 @@ const EXTRA_REQUIRED: &[(&str, &str)] = &[
     ("SecurityMonitoringIntegrationConfigGoogleWorkspaceSecrets", "admin_email"),
 ];
 
-/// The operations ctxsync serves so far.
+/// Every operation of the family.
 const OPERATIONS: &[&str] = &[
     "ListSecurityMonitoringIntegrationConfigs",
     "CreateSecurityMonitoringIntegrationConfig",
@@ -28,6 +28,9 @@ const OPERATIONS: &[&str] = &[
     "DeleteSecurityMonitoringIntegrationConfig",
     "ValidateSecurityMonitoringIntegrationCredentials",
     "ValidateSecurityMonitoringIntegrationConfig",
+    "ActivateIntegration",
+    "DeactivateIntegration",
+    "GetEntraIdAzureAppRegistrations",
 ];
 
 fn operations(doc: &Value) -> Vec<(String, String, Value)> {

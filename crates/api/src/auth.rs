@@ -74,6 +74,12 @@ pub struct IntegrationsRead;
 /// Create, update, delete, activate, deactivate.
 pub struct ManageIntegrations;
 
+/// ctxsync's entity routes.
+pub struct SiemEntitiesRead;
+
+impl RequiredScope for SiemEntitiesRead {
+    const SCOPE: Scope = Scope::SiemEntitiesRead;
+}
 impl RequiredScope for IntegrationsRead {
     const SCOPE: Scope = Scope::IntegrationsRead;
 }

@@ -5,6 +5,7 @@
 //! stay exactly as the contract describes them; ctxsync's own additions get routes of their own.
 
 mod auth;
+pub mod entities;
 mod error;
 mod health;
 pub mod integration_config;

@@ -7,6 +7,7 @@ use utoipa::openapi::security::{
 };
 use utoipa::{Modify, OpenApi};
 
+use crate::entities as en;
 use crate::error::ErrorBody;
 use crate::integration_config::{self as ic, schema};
 
@@ -26,7 +27,13 @@ use crate::integration_config::{self as ic, schema};
         ic::validate_config,
         ic::activate,
         ic::deactivate,
-        ic::app_registrations
+        ic::app_registrations,
+        en::list_entities,
+        en::get_entity,
+        en::lookup,
+        en::list_runs,
+        en::get_run,
+        en::sync_now
     ),
     components(schemas(
         ErrorBody,
@@ -36,7 +43,10 @@ use crate::integration_config::{self as ic, schema};
         schema::SettingsSchema
     )),
     modifiers(&SecuritySchemes),
-    tags((name = "Security Monitoring", description = "Entity context sync configurations."))
+    tags(
+        (name = "Security Monitoring", description = "Entity context sync configurations (Datadog-compatible)."),
+        (name = "ctxsync", description = "ctxsync's own routes: synced entities and sync runs.")
+    )
 )]
 pub struct ApiDoc;
 

@@ -12,6 +12,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::authenticate;
+use crate::entities::{self as en, BASE_PATH as ENTITIES};
 use crate::error::ApiError;
 use crate::integration_config::{self as ic, BASE_PATH};
 use crate::json::BODY_LIMIT_BYTES;
@@ -32,6 +33,18 @@ pub fn router(state: AppState) -> Router {
         // position, and the handlers read it as the type.
         .route(&format!("{BASE_PATH}/{{integration_config_id}}/activate"), post(ic::activate))
         .route(&format!("{BASE_PATH}/{{integration_config_id}}/deactivate"), post(ic::deactivate))
+        .route(&format!("{ENTITIES}/entities"), get(en::list_entities))
+        .route(&format!("{ENTITIES}/entities/lookup"), post(en::lookup))
+        .route(
+            &format!("{ENTITIES}/integration_configs/{{config_id}}/entities/{{kind}}/{{source_id}}"),
+            get(en::get_entity),
+        )
+        .route(&format!("{ENTITIES}/integration_configs/{{config_id}}/sync_runs"), get(en::list_runs))
+        .route(
+            &format!("{ENTITIES}/integration_configs/{{config_id}}/sync_runs/{{run_id}}"),
+            get(en::get_run),
+        )
+        .route(&format!("{ENTITIES}/integration_configs/{{config_id}}/sync"), post(en::sync_now))
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(from_fn_with_state(state.clone(), authenticate));
     Router::new()

@@ -108,6 +108,8 @@ pub struct Group {
     pub email: Option<String>,
     pub description: Option<String>,
     /// The source's kind of group (Okta `OKTA_GROUP`/`APP_GROUP`, Entra `security`/`unified`, …).
+    /// Serialized as `group_type`: `kind` is the entity's own tag.
+    #[serde(rename = "group_type")]
     pub kind: Option<String>,
 }
 

@@ -12,6 +12,7 @@ mod ids;
 mod integration;
 mod scope;
 mod secret;
+mod sync;
 
 pub use config::{Config, ConfigName, ConfigPatch, Domain, NewConfig, PatchPlan, Settings, entra_tenant};
 pub use credentials::{Credentials, EntraIdCredentials, GoogleWorkspaceCredentials, OktaCredentials};
@@ -21,6 +22,7 @@ pub use ids::{ConfigId, OrgId};
 pub use integration::{ConfigState, IntegrationType};
 pub use scope::{Scope, Scopes};
 pub use secret::SecretValue;
+pub use sync::{Counts, Coverage, Removal, Run, RunCounts, RunKind, RunStatus, Schedule};
 
 /// The current time at the precision every store keeps (microseconds), so a value read back
 /// equals the value written.

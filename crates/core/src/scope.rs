@@ -7,15 +7,18 @@ pub enum Scope {
     IntegrationsRead,
     /// Create, update, delete, activate and deactivate.
     ManageIntegrations,
+    /// Read the synced entities (ctxsync's own entity routes).
+    SiemEntitiesRead,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 2] = [Scope::IntegrationsRead, Scope::ManageIntegrations];
+    pub const ALL: [Scope; 3] = [Scope::IntegrationsRead, Scope::ManageIntegrations, Scope::SiemEntitiesRead];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::IntegrationsRead => "integrations_read",
             Scope::ManageIntegrations => "manage_integrations",
+            Scope::SiemEntitiesRead => "siem_entities_read",
         }
     }
 

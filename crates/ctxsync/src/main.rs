@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use ctxsync::commands::{demo, keys, serve};
+use ctxsync::commands::{demo, export, keys, serve, sync};
 use ctxsync::{Cli, Command, KeysCommand, config_file};
 
 fn main() -> ExitCode {
@@ -32,6 +32,8 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(*args).await,
             Command::Demo(args) => demo::run(args).await,
+            Command::Sync(args) => sync::run(*args).await,
+            Command::Export(args) => export::run(args).await,
             Command::Keys { command: KeysCommand::Create(args) } => keys::create(args).await,
         }
     });

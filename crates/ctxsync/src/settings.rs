@@ -12,8 +12,10 @@ use anyhow::{Context, bail};
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
 use ctxsync_api::RateLimitSettings;
+use ctxsync_core::{ConfigId, Schedule};
 use ctxsync_sources::Endpoints;
 use ctxsync_store::MasterKey;
+use ctxsync_sync::SyncSettings;
 use url::Url;
 
 #[derive(Debug, Parser)]
@@ -38,6 +40,10 @@ pub enum Command {
     /// Serve the API together with local fake Okta, Google Workspace and Entra ID servers, to try
     /// everything without a real identity provider.
     Demo(DemoArgs),
+    /// Run one sync of a config in the foreground, with a progress bar, and print its summary.
+    Sync(Box<SyncCommandArgs>),
+    /// Write a config's entities and memberships as NDJSON.
+    Export(ExportArgs),
     /// Manage API and application keys.
     Keys {
         #[command(subcommand)]
@@ -90,6 +96,64 @@ pub struct SourceArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct SyncArgs {
+    /// Default time between syncs of one config; a config's `settings.sync_interval` overrides it.
+    #[arg(long, env = "CTXSYNC_SYNC_INTERVAL", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub sync_interval: Duration,
+    /// Default time between full syncs (which also find deletions); `settings.full_sync_interval`
+    /// overrides it.
+    #[arg(long, env = "CTXSYNC_FULL_SYNC_INTERVAL", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub full_sync_interval: Duration,
+    /// Syncs running at the same time in this process.
+    #[arg(long, env = "CTXSYNC_SYNC_CONCURRENCY", default_value = "4")]
+    pub sync_concurrency: std::num::NonZeroUsize,
+}
+
+impl SyncArgs {
+    pub fn settings(&self) -> anyhow::Result<SyncSettings> {
+        if self.sync_interval < Duration::from_secs(1) || self.full_sync_interval < Duration::from_secs(1) {
+            bail!("CTXSYNC_SYNC_INTERVAL and CTXSYNC_FULL_SYNC_INTERVAL must be at least 1s");
+        }
+        Ok(SyncSettings {
+            schedule: Schedule { interval: self.sync_interval, full_interval: self.full_sync_interval },
+            concurrency: self.sync_concurrency.get(),
+            ..SyncSettings::default()
+        })
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SyncCommandArgs {
+    /// The config to sync.
+    #[arg(long)]
+    pub config: ConfigId,
+    /// List everything, even when an incremental run would do.
+    #[arg(long)]
+    pub full: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub sources: SourceArgs,
+    #[command(flatten)]
+    pub sync: SyncArgs,
+    /// Log filter.
+    #[arg(long, env = "CTXSYNC_LOG", default_value = "warn")]
+    pub log: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    /// The config whose entities to write.
+    #[arg(long)]
+    pub config: ConfigId,
+    /// Where to write; standard output when absent.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address to serve on.
     #[arg(long, env = "CTXSYNC_LISTEN", default_value = "127.0.0.1:8080")]
@@ -98,6 +162,8 @@ pub struct ServeArgs {
     pub store: StoreArgs,
     #[command(flatten)]
     pub sources: SourceArgs,
+    #[command(flatten)]
+    pub sync: SyncArgs,
     /// Make sure this API key exists in the default org (with CTXSYNC_BOOTSTRAP_APP_KEY).
     #[arg(long, env = "CTXSYNC_BOOTSTRAP_API_KEY", hide_env_values = true, requires = "bootstrap_app_key")]
     pub bootstrap_api_key: Option<String>,
@@ -120,6 +186,9 @@ pub struct DemoArgs {
     /// Address to serve on.
     #[arg(long, env = "CTXSYNC_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Users in each fake tenant (groups and devices scale with it).
+    #[arg(long, default_value = "5000")]
+    pub users: usize,
     /// Log filter.
     #[arg(long, env = "CTXSYNC_LOG", default_value = "info")]
     pub log: String,
@@ -150,6 +219,7 @@ pub struct ServeSettings {
     pub endpoints: Endpoints,
     pub bootstrap: Option<(String, String)>,
     pub rate_limit: RateLimitSettings,
+    pub sync: SyncSettings,
 }
 
 impl StoreArgs {
@@ -218,6 +288,7 @@ impl ServeArgs {
             endpoints: self.sources.endpoints(),
             bootstrap,
             rate_limit: RateLimitSettings { limit: self.rate_limit, period: self.rate_limit_period },
+            sync: self.sync.settings()?,
         })
     }
 }
@@ -242,6 +313,8 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "CTXSYNC_SENTINELONE_BASE_URL",
     "CTXSYNC_ALLOW_PRIVATE_SOURCES",
     "CTXSYNC_SYNC_INTERVAL",
+    "CTXSYNC_FULL_SYNC_INTERVAL",
+    "CTXSYNC_SYNC_CONCURRENCY",
     "CTXSYNC_RATE_LIMIT",
     "CTXSYNC_RATE_LIMIT_PERIOD",
     "CTXSYNC_LOG",

@@ -11,7 +11,9 @@ use ctxsync_api::{AppState, RateLimits};
 use ctxsync_core::Scopes;
 use ctxsync_sources::Sources;
 use ctxsync_store::{SqliteStore, Store};
+use ctxsync_sync::{Scheduler, Worker};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::settings::ServeSettings;
 
@@ -19,6 +21,7 @@ use crate::settings::ServeSettings;
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    scheduler: Scheduler,
 }
 
 impl Application {
@@ -35,22 +38,26 @@ impl Application {
                 .context("could not store the bootstrap key pair")?;
         }
         let sources = Sources::new(settings.endpoints).context("could not set up the source clients")?;
+        let scheduler = Scheduler::new(Worker::new(store.clone(), sources.clone(), settings.sync));
         let limits = RateLimits::new(settings.rate_limit);
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("could not listen on {} (CTXSYNC_LISTEN)", settings.listen))?;
-        Ok(Application { listener, state: AppState { store, sources, limits } })
+        Ok(Application { listener, state: AppState { store, sources, limits }, scheduler })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().expect("a bound listener has an address")
     }
 
-    /// Serves until `shutdown` completes, then finishes the requests in flight.
+    /// Serves and syncs until `shutdown` completes, then finishes the requests in flight and
+    /// stops the runs in progress (their upserts stay; nothing is half-deleted).
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let stop = CancellationToken::new();
+        let syncing = tokio::spawn(self.scheduler.run_until_stopped(stop.clone()));
         let limits = self.state.limits.clone();
         let sweeper = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -63,6 +70,8 @@ impl Application {
         tracing::info!(address = %self.listener.local_addr()?, "serving");
         let served = axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await;
         sweeper.abort();
+        stop.cancel();
+        let _ = syncing.await;
         served.context("the server stopped with an error")
     }
 }

@@ -3,7 +3,7 @@
 //! `@odata.nextLink`; a fake must put its own there so clients follow it back), seeded ids and
 //! freshly generated credentials.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::ops::Bound;
 use std::time::Duration;
@@ -12,6 +12,7 @@ use axum::Router;
 use axum::http::{HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use rand::Rng;
+use serde_json::Value;
 use time::OffsetDateTime;
 use time::macros::format_description;
 use tokio::net::TcpListener;
@@ -202,6 +203,23 @@ pub(crate) fn millis(t: OffsetDateTime) -> String {
 pub(crate) fn seconds(t: OffsetDateTime) -> String {
     let format = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
     t.to_offset(time::UtcOffset::UTC).format(&format).expect("UTC timestamps format")
+}
+
+/// A fake tenant as its API serves it: the ground truth a sync is compared with.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    /// Every user by id, as the API serves it (Okta's `DEPROVISIONED` users included).
+    pub users: BTreeMap<String, Value>,
+    pub groups: BTreeMap<String, Value>,
+    /// `(group id, user id)` of every direct user member.
+    pub user_members: BTreeSet<(String, String)>,
+    /// `(group id, member group id)` of every nested group.
+    pub group_members: BTreeSet<(String, String)>,
+    /// Role assignments by user id, as `/users/{id}/roles` serves them (Okta).
+    pub roles: BTreeMap<String, Vec<Value>>,
+    /// Enrolled factors by user id, as `/users/{id}/factors` serves them (Okta); users without
+    /// factors are absent.
+    pub factors: BTreeMap<String, Vec<Value>>,
 }
 
 #[cfg(test)]

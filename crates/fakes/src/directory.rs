@@ -16,12 +16,14 @@ pub struct TenantSpec {
     pub seed: u64,
     pub users: usize,
     pub groups: usize,
+    /// Registered devices, each owned by one person (sources that track devices serve them).
+    pub devices: usize,
 }
 
 impl Default for TenantSpec {
     /// Small enough to start in milliseconds, big enough to need several pages at small limits.
     fn default() -> Self {
-        Self { seed: 42, users: 25, groups: 5 }
+        Self { seed: 42, users: 25, groups: 5, devices: 10 }
     }
 }
 
@@ -47,6 +49,12 @@ pub(crate) struct Person {
     pub status: Status,
     /// Whether the person administers the organisation (Okta super admin, Workspace super admin).
     pub admin: bool,
+    /// Index into [`Directory::people`] of the person's manager; `None` only for [`ADMIN`].
+    pub manager: Option<usize>,
+    /// A limited admin role (about one person in a hundred).
+    pub delegated_role: Option<DelegatedRole>,
+    /// Second factors the person enrolled.
+    pub factors: &'static [Factor],
     pub created: OffsetDateTime,
     pub last_login: Option<OffsetDateTime>,
 }
@@ -57,8 +65,50 @@ pub(crate) struct Team {
     pub description: String,
     /// Indexes into [`Directory::people`].
     pub members: Vec<usize>,
+    /// Indexes into [`Directory::teams`] of the teams nested in this one, for sources whose groups
+    /// nest: a department's later teams ("Engineering 2") belong to its first ("Engineering").
+    pub subteams: Vec<usize>,
     pub created: OffsetDateTime,
 }
+
+/// An administrator role short of full control.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DelegatedRole {
+    ReadOnly,
+    HelpDesk,
+    UserAdmin,
+    GroupMembership,
+}
+
+/// A kind of second factor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Factor {
+    /// A push app (Okta Verify).
+    Push,
+    /// A TOTP app (Google Authenticator).
+    Totp,
+    WebAuthn,
+    Sms,
+    Email,
+}
+
+/// The combinations of factors people enroll; the first is none at all.
+const FACTOR_SETS: &[&[Factor]] = &[
+    &[],
+    &[Factor::Push],
+    &[Factor::Push],
+    &[Factor::Push, Factor::WebAuthn],
+    &[Factor::Totp],
+    &[Factor::Sms],
+    &[Factor::Push, Factor::Sms],
+    &[Factor::Email, Factor::Totp],
+];
+const DELEGATED_ROLES: [DelegatedRole; 4] = [
+    DelegatedRole::HelpDesk,
+    DelegatedRole::ReadOnly,
+    DelegatedRole::UserAdmin,
+    DelegatedRole::GroupMembership,
+];
 
 #[derive(Debug, Clone)]
 pub(crate) struct Directory {
@@ -152,6 +202,8 @@ impl Directory {
         let epoch = OffsetDateTime::UNIX_EPOCH + Duration::days(19_723); // 2024-01-01
         let users = spec.users.max(2);
         let mut handles = HashSet::with_capacity(users);
+        // Each department is a tree of managers six wide, its heads reporting to the admin.
+        let mut by_department: Vec<Vec<usize>> = vec![Vec::new(); DEPARTMENTS.len()];
         let people = (0..users)
             .map(|i| {
                 let given = rng.pick(GIVEN).to_string();
@@ -159,7 +211,15 @@ impl Directory {
                 let base = format!("{}.{}", given.to_lowercase(), family.to_lowercase());
                 let handle = if handles.contains(&base) { format!("{base}{i}") } else { base };
                 handles.insert(handle.clone());
-                let (department, titles) = if i == ADMIN { DEPARTMENTS[7] } else { *rng.pick(DEPARTMENTS) };
+                let d = if i == ADMIN { 7 } else { rng.below(DEPARTMENTS.len()) };
+                let (department, titles) = DEPARTMENTS[d];
+                let colleagues = &mut by_department[d];
+                let manager = match colleagues.len() {
+                    _ if i == ADMIN => None,
+                    0 => Some(ADMIN),
+                    k => Some(colleagues[(k - 1) / 6]),
+                };
+                colleagues.push(i);
                 let status = match (i, rng.below(40)) {
                     (ADMIN | NON_ADMIN, _) => Status::Active,
                     (_, 0) => Status::Deprovisioned,
@@ -167,7 +227,9 @@ impl Directory {
                     (_, 2) => Status::Staged,
                     _ => Status::Active,
                 };
-                let created = epoch + Duration::minutes(i as i64 * 7 + rng.below(5) as i64);
+                // Spread over 2024 whatever the size, so every timestamp is in the past.
+                let step = (365 * 24 * 60 / users as i64).max(1);
+                let created = epoch + Duration::minutes(i as i64 * step + rng.below(step as usize) as i64);
                 let last_login = (status == Status::Active)
                     .then(|| created + Duration::days(30) + Duration::seconds(rng.below(86_400 * 60) as i64));
                 Person {
@@ -179,23 +241,50 @@ impl Directory {
                     employee_number: format!("{:06}", 100_000 + i),
                     status,
                     admin: i == ADMIN,
+                    manager,
+                    delegated_role: (i % 97 == 2).then(|| DELEGATED_ROLES[(i / 97) % DELEGATED_ROLES.len()]),
+                    factors: match status {
+                        _ if i == ADMIN => &[Factor::Push, Factor::WebAuthn],
+                        Status::Staged | Status::Deprovisioned => &[],
+                        _ => FACTOR_SETS[rng.below(FACTOR_SETS.len())],
+                    },
                     created,
                     last_login,
                 }
             })
             .collect::<Vec<_>>();
-        let teams = (0..spec.groups)
-            .map(|t| {
+        let mut members = vec![Vec::new(); spec.groups];
+        if spec.groups > 0 {
+            // Everyone is in one team and in a few others at random (on average a quarter of the
+            // teams, at most four more), so memberships grow with people, not with people × teams.
+            let extra = (spec.groups / 4).min(4);
+            for p in 0..people.len() {
+                members[p % spec.groups].push(p);
+                for _ in 0..rng.below(2 * extra + 1) {
+                    let team: &mut Vec<usize> = &mut members[rng.below(spec.groups)];
+                    if team.last() != Some(&p) {
+                        team.push(p);
+                    }
+                }
+            }
+        }
+        let teams = members
+            .into_iter()
+            .enumerate()
+            .map(|(t, members)| {
                 let (department, _) = DEPARTMENTS[t % DEPARTMENTS.len()];
                 let round = t / DEPARTMENTS.len();
                 let name =
                     if round == 0 { department.to_string() } else { format!("{department} {}", round + 1) };
-                let members =
-                    (0..people.len()).filter(|&p| p % spec.groups.max(1) == t || rng.below(4) == 0).collect();
+                let subteams = match round {
+                    0 => (t + DEPARTMENTS.len()..spec.groups).step_by(DEPARTMENTS.len()).collect(),
+                    _ => Vec::new(),
+                };
                 Team {
                     description: format!("Everyone in {name}"),
                     name,
                     members,
+                    subteams,
                     created: epoch + Duration::hours(t as i64),
                 }
             })
@@ -222,12 +311,18 @@ mod tests {
 
     #[test]
     fn handles_are_unique_and_roles_fixed() {
-        let d = Directory::generate(&TenantSpec { seed: 1, users: 500, groups: 12 });
+        let d = Directory::generate(&TenantSpec { seed: 1, users: 500, groups: 12, devices: 0 });
         let unique: HashSet<_> = d.people.iter().map(|p| &p.handle).collect();
         assert_eq!(unique.len(), 500);
         assert!(d.people[ADMIN].admin && !d.people[NON_ADMIN].admin);
         assert_eq!(d.people[NON_ADMIN].status, Status::Active);
         assert!(d.teams.iter().all(|t| !t.members.is_empty()));
         assert_eq!(d.teams[8].name, "Engineering 2");
+        assert_eq!(d.teams[0].subteams, [8]);
+        assert!(d.teams[8].subteams.is_empty());
+        assert_eq!(d.people[2].delegated_role, Some(DelegatedRole::HelpDesk));
+        assert!(
+            d.people.iter().all(|p| p.created < OffsetDateTime::UNIX_EPOCH + Duration::days(19_723 + 366))
+        );
     }
 }

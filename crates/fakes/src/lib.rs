@@ -13,13 +13,16 @@
 mod common;
 mod directory;
 mod entra;
+mod faults;
 mod google;
 mod okta;
 
+pub use common::Snapshot;
 pub use directory::TenantSpec;
-pub use entra::FakeEntra;
-pub use google::FakeGoogle;
-pub use okta::{FakeOkta, OktaPermission};
+pub use entra::{EntraDevice, EntraGroup, EntraSnapshot, EntraTenant, EntraUser, FakeEntra, MemberKind};
+pub use faults::Listing;
+pub use google::{FakeGoogle, GoogleGroup, GoogleRateLimit, GoogleTenant, GoogleUser};
+pub use okta::{FakeOkta, OktaGroup, OktaPermission, OktaProfile, OktaTenant, OktaUser};
 
 /// One fake of each source, with default tenants.
 pub struct Fakes {
@@ -30,8 +33,16 @@ pub struct Fakes {
 
 impl Fakes {
     pub async fn start() -> std::io::Result<Fakes> {
-        let (okta, google, entra) =
-            tokio::try_join!(FakeOkta::start(), FakeGoogle::start(), FakeEntra::start())?;
+        Fakes::start_with(TenantSpec::default()).await
+    }
+
+    /// Three tenants from one spec: the same organisation as each source describes it.
+    pub async fn start_with(spec: TenantSpec) -> std::io::Result<Fakes> {
+        let (okta, google, entra) = tokio::try_join!(
+            FakeOkta::start_with(spec),
+            FakeGoogle::start_with(spec),
+            FakeEntra::start_with(spec)
+        )?;
         Ok(Fakes { okta, google, entra })
     }
 }

@@ -11,7 +11,7 @@
 //! and how long to wait ([`Retry`]), and what an error body means.
 
 use std::error::Error as _;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use rand::Rng;
@@ -20,6 +20,7 @@ use reqwest::{Client, RequestBuilder, StatusCode, redirect};
 use secrecy::{ExposeSecret, SecretString};
 use time::OffsetDateTime;
 use time::macros::format_description;
+use tokio::time::Instant;
 
 use crate::SourceError;
 use crate::endpoints::Target;
@@ -50,6 +51,14 @@ impl RetryPolicy {
         budget: Duration::from_secs(5),
         base_delay: Duration::from_millis(250),
         request_timeout: Duration::from_secs(10),
+    };
+
+    /// For sync runs nobody waits on: rides out long throttling and outages before giving up.
+    pub(crate) const SYNC: RetryPolicy = RetryPolicy {
+        attempts: 8,
+        budget: Duration::from_secs(600),
+        base_delay: Duration::from_secs(1),
+        request_timeout: Duration::from_secs(60),
     };
 
     /// Exponential backoff with ±25% jitter, so clients that failed together do not retry together.
@@ -165,6 +174,21 @@ impl Http {
         build: impl Fn(&Client) -> RequestBuilder,
         classify: impl Fn(&Reply) -> Retry,
     ) -> Result<Reply, SourceError> {
+        self.fetch(source, target, build, classify, |_| Some(())).await.map(|fetched| fetched.reply)
+    }
+
+    /// [`Http::send`] for a reply whose successful body must read as a `T` (`decode`): a 2xx
+    /// whose body does not decode (cut short on the way) is retried like a transient failure,
+    /// within the same policy, and when the retries run out it is
+    /// [`SourceError::Unreachable`]. Also counts the retries, which sync runs report.
+    pub(crate) async fn fetch<T>(
+        &self,
+        source: &str,
+        target: &Target,
+        build: impl Fn(&Client) -> RequestBuilder,
+        classify: impl Fn(&Reply) -> Retry,
+        decode: impl Fn(&Reply) -> Option<T>,
+    ) -> Result<Fetched<T>, SourceError> {
         let client = if target.trusted() {
             &self.trusted
         } else {
@@ -181,8 +205,15 @@ impl Http {
                 Ok(response) => read(response).await,
                 Err(e) => Err(Failure::Transport(e)),
             };
+            let mut body = None;
+            let mut undecodable = false;
             let wait = match &outcome {
                 Ok(reply) => match classify(reply) {
+                    Retry::No if reply.status.is_success() => {
+                        body = decode(reply);
+                        undecodable = body.is_none();
+                        undecodable.then(|| self.policy.backoff(attempt))
+                    }
                     Retry::No => None,
                     Retry::Backoff => Some(self.policy.backoff(attempt)),
                     Retry::After(d) => Some(d),
@@ -204,6 +235,7 @@ impl Http {
                 }
                 _ => {
                     return match outcome {
+                        Ok(_) if undecodable => Err(unreadable(source, target)),
                         Ok(reply) => {
                             tracing::debug!(
                                 source,
@@ -211,7 +243,7 @@ impl Http {
                                 attempt,
                                 "source replied"
                             );
-                            Ok(reply)
+                            Ok(Fetched { reply, body, retries: attempt - 1 })
                         }
                         Err(failure) => Err(unreachable(source, target, failure)),
                     };
@@ -222,6 +254,26 @@ impl Http {
             tokio::time::sleep(wait).await;
         }
     }
+}
+
+/// What [`Http::fetch`] brought back.
+#[derive(Debug)]
+pub(crate) struct Fetched<T> {
+    /// The last reply, whatever its status.
+    pub reply: Reply,
+    /// Its decoded body, when it was a 2xx that decoded.
+    pub body: Option<T>,
+    /// Attempts beyond the first.
+    pub retries: u32,
+}
+
+/// A source whose successful replies could not be read, attempt after attempt.
+pub(crate) fn unreadable(source: &str, target: &Target) -> SourceError {
+    SourceError::Unreachable(format!(
+        "{source} at {} kept sending replies that could not be read (cut short, or not the JSON expected); try \
+         again later",
+        target.display()
+    ))
 }
 
 async fn read(mut response: reqwest::Response) -> Result<Reply, Failure> {

@@ -19,11 +19,11 @@ mod sync;
 
 use std::sync::Arc;
 
-use ctxsync_core::{Credentials, Settings, entra_tenant};
+use ctxsync_core::{Config, Credentials, Settings, entra_tenant};
 
 pub use endpoints::Endpoints;
-pub use sync::{Coverage, Cursor, Outcome, Page, PageSink, Removal, SinkError, SyncError, SyncMode};
 use http::{Http, RetryPolicy};
+pub use sync::{Coverage, Cursor, Outcome, Page, PageSink, Removal, SinkError, SyncError, SyncMode};
 
 /// Why a source could not be used. Messages say what the source said and what to do next, and
 /// never contain a credential.
@@ -56,18 +56,21 @@ struct Inner {
     endpoints: Endpoints,
     /// Validation answers a waiting API caller, so its retries are short.
     validation: Http,
+    /// Sync runs wait out throttling and outages.
+    sync: Http,
 }
 
 impl Sources {
     pub fn new(endpoints: Endpoints) -> Result<Sources, SourceError> {
         endpoints.check()?;
         let validation = Http::new(RetryPolicy::VALIDATION)?;
-        Ok(Sources { inner: Arc::new(Inner { endpoints, validation }) })
+        let sync = Http::new(RetryPolicy::SYNC)?;
+        Ok(Sources { inner: Arc::new(Inner { endpoints, validation, sync }) })
     }
 
-    /// Proves the read access a sync needs (users and groups) with the given credentials;
-    /// nothing is stored. `domain` is the config's domain: the Okta org's host, or the Entra
-    /// tenant unless `settings.tenant_id` names it. Google Workspace ignores it: the impersonated
+    /// Proves the read access a sync needs (users and groups; devices too for Entra ID) with the
+    /// given credentials; nothing is stored. `domain` is the config's domain: the Okta org's host,
+    /// or the Entra tenant unless `settings.tenant_id` names it. Google Workspace ignores it: the impersonated
     /// admin's account is the tenant (`customer=my_customer`).
     pub async fn validate(
         &self,
@@ -75,7 +78,7 @@ impl Sources {
         settings: &Settings,
         credentials: &Credentials,
     ) -> Result<(), SourceError> {
-        let Inner { endpoints, validation: http } = &*self.inner;
+        let Inner { endpoints, validation: http, .. } = &*self.inner;
         let result = match credentials {
             Credentials::Okta(c) => okta::validate(http, endpoints.okta(domain)?, c).await,
             Credentials::GoogleWorkspace(c) => {
@@ -91,5 +94,31 @@ impl Sources {
             tracing::info!(%error, "credential validation failed");
         }
         result
+    }
+
+    /// Lists the config's source into `sink`: everything (`SyncMode::Full`), or what changed
+    /// since a previous run's cursor. Pages stream as they arrive; nothing is stored here.
+    pub async fn sync(
+        &self,
+        config: &Config,
+        credentials: &Credentials,
+        mode: SyncMode,
+        sink: &mut dyn PageSink,
+    ) -> Result<Outcome, SyncError> {
+        let Inner { endpoints, sync: http, .. } = &*self.inner;
+        match credentials {
+            Credentials::EntraId(c) => {
+                let (login, graph) = (endpoints.entra_login(), endpoints.graph());
+                entra_id::sync(http, login, graph, config.entra_tenant(), c, mode, sink).await
+            }
+            Credentials::Okta(c) => {
+                okta::sync(http, endpoints.okta(&config.domain)?, c, &config.settings, mode, sink).await
+            }
+            // Google has no incremental listing: every run lists everything, whatever `mode`.
+            Credentials::GoogleWorkspace(c) => {
+                google_workspace::sync(http, endpoints.google_token(), endpoints.google_directory(), c, sink)
+                    .await
+            }
+        }
     }
 }

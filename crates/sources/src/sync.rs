@@ -5,7 +5,8 @@
 //! names them (Graph `@removed`), and says in its [`Outcome`] what its listing covered in full;
 //! the engine applies deletions only when the run completes.
 
-use ctxsync_core::{EntityKind, Membership, Record};
+pub use ctxsync_core::{Coverage, Removal};
+use ctxsync_core::{Membership, Record};
 use serde::{Deserialize, Serialize};
 
 use crate::SourceError;
@@ -33,23 +34,6 @@ pub struct Page {
     pub removals: Vec<Removal>,
     /// Requests retried (429, 5xx, timeouts) before this page came through.
     pub retries: u32,
-}
-
-/// Something the source said is gone.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Removal {
-    Entity { kind: EntityKind, source_id: String },
-    Membership(Membership),
-}
-
-/// What a completed listing covered in full, so the engine may delete what it did not see.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Coverage {
-    /// Every user, group, device and membership was listed: whatever was not seen is gone.
-    Everything,
-    /// Only changes were listed; the members of these groups (source ids) were listed in full,
-    /// so their memberships not seen in this run are gone.
-    Changes { groups_with_all_members: Vec<String> },
 }
 
 /// The end of a listing.

@@ -9,15 +9,19 @@
 
 mod configs;
 mod crypto;
+mod entities;
 mod error;
 mod keys;
 mod sqlite;
+mod sync;
 
 pub use configs::ConfigStore;
 pub use crypto::{Cipher, MasterKey, Sealed};
+pub use entities::{EntityCursor, EntityQuery, EntityStore, StoredEntity, StoredMembership};
 pub use error::StoreError;
 pub use keys::{KeyPair, KeyStore, Principal};
 pub use sqlite::SqliteStore;
+pub use sync::{PageWrite, RunEnd, SyncState, SyncStore};
 
 /// A cheap round trip to the database, for readiness checks.
 #[async_trait::async_trait]
@@ -26,6 +30,6 @@ pub trait Ping: Send + Sync {
 }
 
 /// Everything the service needs from a store.
-pub trait Store: ConfigStore + KeyStore + Ping {}
+pub trait Store: ConfigStore + KeyStore + EntityStore + SyncStore + Ping {}
 
-impl<T: ConfigStore + KeyStore + Ping> Store for T {}
+impl<T: ConfigStore + KeyStore + EntityStore + SyncStore + Ping> Store for T {}

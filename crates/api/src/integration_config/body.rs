@@ -6,7 +6,7 @@
 
 use ctxsync_core::{
     ConfigId, ConfigName, ConfigPatch, Credentials, Domain, FieldErrors, IntegrationType, NewConfig,
-    SecretValue, Settings,
+    Schedule, SecretValue, Settings,
 };
 use serde_json::{Map, Value};
 
@@ -250,7 +250,12 @@ fn integration_type(attrs: &Map<String, Value>, errors: &mut FieldErrors) -> Opt
 
 fn settings(v: &Value, errors: &mut FieldErrors) -> Option<Settings> {
     match v {
-        Value::Object(m) => Some(m.clone()),
+        Value::Object(m) => {
+            if let Err(e) = Schedule::for_settings(m, Schedule::DEFAULT) {
+                errors.extend(e);
+            }
+            Some(m.clone())
+        }
         _ => {
             errors.push(format!("{ATTRS}.settings"), "must be an object");
             None

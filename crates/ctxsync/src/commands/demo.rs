@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use ctxsync_api::RateLimitSettings;
-use ctxsync_fakes::Fakes;
+use ctxsync_fakes::{Fakes, TenantSpec};
 use ctxsync_sources::Endpoints;
 use ctxsync_store::MasterKey;
+use ctxsync_sync::SyncSettings;
 
 use crate::settings::{DemoArgs, ServeSettings};
 use crate::startup::{Application, shutdown_signal};
@@ -16,7 +17,13 @@ use crate::telemetry;
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     telemetry::init(&args.log)?;
-    let fakes = Fakes::start().await.context("could not start the fake sources")?;
+    let spec = TenantSpec {
+        users: args.users,
+        groups: (args.users / 50).max(5),
+        devices: args.users / 5,
+        ..TenantSpec::default()
+    };
+    let fakes = Fakes::start_with(spec).await.context("could not start the fake sources")?;
     let data_dir = tempfile::Builder::new().prefix("ctxsync-demo-").tempdir()?;
     let api_key = random_hex(32);
     let app_key = random_hex(40);
@@ -38,6 +45,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             limit: NonZeroU32::new(6000).expect("non-zero"),
             period: Duration::from_secs(60),
         },
+        sync: SyncSettings { tick: Duration::from_secs(1), ..SyncSettings::default() },
     };
     let app = Application::build(settings).await?;
     let service_account = data_dir.path().join("google-service-account.json");
@@ -75,6 +83,10 @@ Create an Okta config:
 
 List configs:
   curl -sS {base} -H "DD-API-KEY: $DD_API_KEY" -H "DD-APPLICATION-KEY: $DD_APP_KEY"
+
+A new config syncs at once; watch its runs and entities arrive (use the id the create printed):
+  curl -sS http://{addr}/api/v2/ctxsync/integration_configs/$ID/sync_runs -H "DD-API-KEY: $DD_API_KEY" -H "DD-APPLICATION-KEY: $DD_APP_KEY"
+  curl -sS 'http://{addr}/api/v2/ctxsync/entities?filter%5Bkind%5D=user&page%5Bsize%5D=5' -H "DD-API-KEY: $DD_API_KEY" -H "DD-APPLICATION-KEY: $DD_APP_KEY"
 
 OpenAPI document: http://{addr}/api/v2/openapi.json
 "#,

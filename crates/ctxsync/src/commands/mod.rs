@@ -1,5 +1,7 @@
 //! One module per subcommand.
 
 pub mod demo;
+pub mod export;
 pub mod keys;
 pub mod serve;
+pub mod sync;

@@ -11,6 +11,7 @@ use ctxsync_core::Scopes;
 use ctxsync_fakes::Fakes;
 use ctxsync_sources::Endpoints;
 use ctxsync_store::{KeyPair, KeyStore, MasterKey, SqliteStore};
+use ctxsync_sync::SyncSettings;
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 
@@ -76,6 +77,11 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         rate_limit: RateLimitSettings {
             limit: NonZeroU32::new(options.rate_limit).unwrap(),
             period: Duration::from_secs(60),
+        },
+        sync: SyncSettings {
+            tick: Duration::from_millis(200),
+            lease: Duration::from_secs(3),
+            ..SyncSettings::default()
         },
     };
     let app = Application::build(settings).await.expect("the app builds");

@@ -7,6 +7,7 @@
 //! - `auth`: keys, scopes and org isolation
 //! - `limits`: rate limits, malformed and oversized input
 //! - `secrets`: plaintext secrets never leave the service
+//! - `sync`: the engine end to end: scheduler, fakes, entity API, run history
 //! - `openapi`: the served document against the contract
 //! - `datadog_client`: the official Rust client against the service
 //! - `cli`: the binary itself (keys, serve, shutdown, logs)
@@ -20,4 +21,5 @@ mod helpers;
 mod limits;
 mod openapi;
 mod secrets;
+mod sync;
 mod validation;

@@ -1,22 +1,51 @@
-//! Microsoft Graph `GET /v1.0/{users,groups}`: bearer tokens from the login endpoint,
-//! application permissions, `$top`/`$select`, `@odata.nextLink` on this server's own base, and
-//! injectable 429s.
+//! Microsoft Graph: `GET /v1.0/{users,groups,devices}` lists, `GET /v1.0/{users,groups,devices}/delta`
+//! rounds and directory role assignments, behind bearer tokens from the login endpoint. Links
+//! (`@odata.nextLink`, `@odata.deltaLink`) point at this server; the fault knobs apply to every
+//! request.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::Json;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use tokio::time::Instant;
 
 use super::EntraState;
-use super::tenant::USER_DEFAULT;
-use crate::common::{Refusal, absolute, now, page, seconds};
+use super::tenant::{
+    DEVICE_PROPERTIES, DeltaQuery, GROUP_PROPERTIES, Kind, Member, MemberKind, Position, USER_DEFAULT,
+    USER_PROPERTIES,
+};
+use crate::common::{Refusal, absolute, now, seconds};
+use crate::faults::{Gate, Listing, truncated};
+
+const USER_READ: &[&str] =
+    &["User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"];
+const GROUP_READ: &[&str] = &[
+    "Group.Read.All",
+    "GroupMember.Read.All",
+    "Group.ReadWrite.All",
+    "Directory.Read.All",
+    "Directory.ReadWrite.All",
+];
+const DEVICE_READ: &[&str] = &["Device.Read.All", "Directory.Read.All", "Directory.ReadWrite.All"];
+const ROLE_READ: &[&str] = &[
+    "RoleManagement.Read.Directory",
+    "RoleManagement.Read.All",
+    "RoleManagement.ReadWrite.Directory",
+    "Directory.Read.All",
+    "Directory.ReadWrite.All",
+];
+/// Graph's default page size for directory objects, and the largest it allows.
+const DEFAULT_PAGE: usize = 100;
+const MAX_PAGE: usize = 999;
+/// The most ids one `$filter` on a delta query may name.
+const MAX_FILTER_IDS: usize = 50;
 
 /// Graph's error envelope: `{"error": {"code", "message", "innerError": {…}}}`.
 fn error(status: StatusCode, code: &str, message: &str) -> Refusal {
@@ -32,59 +61,39 @@ fn error(status: StatusCode, code: &str, message: &str) -> Refusal {
     Refusal::new((status, Json(body)))
 }
 
+fn bad_request(code: &str, message: &str) -> Refusal {
+    error(StatusCode::BAD_REQUEST, code, message)
+}
+
 pub(super) async fn not_found() -> Refusal {
-    error(StatusCode::BAD_REQUEST, "BadRequest", "Resource not found for the segment.")
+    bad_request("BadRequest", "Resource not found for the segment.")
 }
 
-#[derive(Clone, Copy)]
-enum Collection {
-    Users,
-    Groups,
-}
-
-impl Collection {
-    fn name(self) -> &'static str {
-        match self {
-            Collection::Users => "users",
-            Collection::Groups => "groups",
-        }
-    }
-
-    fn entity_type(self) -> &'static str {
-        match self {
-            Collection::Users => "microsoft.graph.user",
-            Collection::Groups => "microsoft.graph.group",
-        }
-    }
-
-    /// Application permissions any one of which allows listing the collection.
-    fn roles(self) -> [&'static str; 4] {
-        match self {
-            Collection::Users => {
-                ["User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"]
-            }
-            Collection::Groups => {
-                ["Group.Read.All", "Group.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"]
-            }
-        }
-    }
-}
-
-/// Throttling first (Graph throttles before it looks further), then the token, then the
-/// permissions it carries.
-fn gate(state: &EntraState, headers: &HeaderMap, collection: Collection) -> Result<(), Refusal> {
-    {
-        let mut throttle = state.throttle.lock().expect("throttle lock");
-        if throttle.remaining > 0 {
-            throttle.remaining -= 1;
+/// Throttling and injected failures first (Graph throttles before it looks further), then the
+/// token, then the permissions it carries: any one of `roles` will do.
+fn gate(state: &EntraState, headers: &HeaderMap, roles: &[&str]) -> Result<(), Refusal> {
+    match state.faults().gate() {
+        Gate::Pass => {}
+        Gate::RateLimited(wait) => {
             let refusal = error(
                 StatusCode::TOO_MANY_REQUESTS,
                 "TooManyRequests",
                 "Too many requests. Please retry after the time in the Retry-After header.",
             );
-            return Err(
-                refusal.with_header(header::RETRY_AFTER, HeaderValue::from(throttle.retry_after_secs))
-            );
+            return Err(refusal.with_header(header::RETRY_AFTER, HeaderValue::from(wait.as_secs())));
+        }
+        Gate::Failed(status) => {
+            let (code, message) = match status {
+                StatusCode::INTERNAL_SERVER_ERROR => {
+                    ("generalException", "General exception while processing.")
+                }
+                StatusCode::BAD_GATEWAY => ("badGateway", "The server returned an invalid response."),
+                StatusCode::GATEWAY_TIMEOUT => ("gatewayTimeout", "The operation timed out."),
+                _ => {
+                    ("serviceNotAvailable", "The service is temporarily unavailable. Please try again later.")
+                }
+            };
+            return Err(error(status, code, message));
         }
     }
     let unauthenticated =
@@ -101,7 +110,7 @@ fn gate(state: &EntraState, headers: &HeaderMap, collection: Collection) -> Resu
     if grant.expires <= Instant::now() {
         return Err(unauthenticated("Lifetime validation failed, the token is expired."));
     }
-    if !collection.roles().iter().any(|r| grant.roles.contains(r)) {
+    if !roles.iter().any(|r| grant.roles.contains(r)) {
         return Err(error(
             StatusCode::FORBIDDEN,
             "Authorization_RequestDenied",
@@ -111,89 +120,110 @@ fn gate(state: &EntraState, headers: &HeaderMap, collection: Collection) -> Resu
     Ok(())
 }
 
-struct ListRequest {
-    top: usize,
-    select: Option<Vec<String>>,
-    after: Option<String>,
+/// A successful reply, after the configured delay; cut short when a truncation is due.
+async fn finish(state: &EntraState, body: &Value, extra: Option<(HeaderName, HeaderValue)>) -> Response {
+    let delay = state.faults().delay();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let mut response = serde_json::to_vec(body).expect("JSON values serialize").into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(
+            "application/json;odata.metadata=minimal;odata.streaming=true;charset=utf-8",
+        ),
+    );
+    if let Some((name, value)) = extra {
+        headers.insert(name, value);
+    }
+    if state.faults().take_truncation() {
+        response = truncated(response).await;
+    }
+    response
 }
 
-fn list_request(query: &HashMap<String, String>) -> Result<ListRequest, Refusal> {
-    let top = match query.get("$top") {
-        None => 100,
+fn page_size(query: &HashMap<String, String>) -> Result<usize, Refusal> {
+    match query.get("$top") {
+        None => Ok(DEFAULT_PAGE),
         Some(v) => match v.trim().parse::<usize>() {
-            Ok(n) if (1..=999).contains(&n) => n,
-            _ => {
-                let message =
-                    format!("Invalid page size specified: '{v}'. Must be between 1 and 999 inclusive.");
-                return Err(error(StatusCode::BAD_REQUEST, "Request_UnsupportedQuery", &message));
-            }
+            Ok(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+            _ => Err(bad_request(
+                "Request_UnsupportedQuery",
+                &format!("Invalid page size specified: '{v}'. Must be between 1 and 999 inclusive."),
+            )),
         },
-    };
-    let select = query
-        .get("$select")
-        .map(|s| s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect::<Vec<_>>());
-    let after = match query.get("$skiptoken") {
-        None => None,
-        Some(t) => {
-            Some(URL_SAFE_NO_PAD.decode(t).ok().and_then(|b| String::from_utf8(b).ok()).ok_or_else(|| {
-                error(
-                    StatusCode::BAD_REQUEST,
-                    "Request_BadRequest",
-                    "The specified page token value is invalid.",
-                )
-            })?)
-        }
-    };
-    Ok(ListRequest { top, select, after })
+    }
 }
 
-fn list(
+fn skip_token<T: std::str::FromStr>(query: &HashMap<String, String>) -> Result<Option<T>, Refusal> {
+    let Some(token) = query.get("$skiptoken") else { return Ok(None) };
+    URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| s.parse().ok())
+        .map(Some)
+        .ok_or_else(|| bad_request("Request_BadRequest", "The specified page token value is invalid."))
+}
+
+fn selection(query: &HashMap<String, String>) -> Option<Vec<String>> {
+    query
+        .get("$select")
+        .map(|s| s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect())
+}
+
+fn unknown_property(entity_type: &str, name: &str) -> Refusal {
+    bad_request(
+        "Request_BadRequest",
+        &format!("Could not find a property named '{name}' on type 'microsoft.graph.{entity_type}'."),
+    )
+}
+
+#[derive(Clone, Copy)]
+enum Listed {
+    Users,
+    Groups,
+    Devices,
+}
+
+async fn list(
     state: &EntraState,
     headers: &HeaderMap,
     query: &HashMap<String, String>,
-    collection: Collection,
+    listed: Listed,
 ) -> Result<Response, Refusal> {
-    gate(state, headers, collection)?;
-    let request = list_request(query)?;
-    let tenant = state.tenant.read().expect("tenant lock");
-    let items = match collection {
-        Collection::Users => &tenant.users,
-        Collection::Groups => &tenant.groups,
+    let (name, entity_type, roles, defaults, known) = match listed {
+        Listed::Users => ("users", "user", USER_READ, USER_DEFAULT, USER_PROPERTIES),
+        Listed::Groups => ("groups", "group", GROUP_READ, GROUP_PROPERTIES, GROUP_PROPERTIES),
+        Listed::Devices => ("devices", "device", DEVICE_READ, DEVICE_PROPERTIES, DEVICE_PROPERTIES),
     };
-    let properties: Vec<String> = match (&request.select, collection) {
-        (Some(selected), _) => selected.clone(),
-        (None, Collection::Users) => USER_DEFAULT.iter().map(|p| p.to_string()).collect(),
-        (None, Collection::Groups) => {
-            items.values().next().map(|g| g.keys().cloned().collect()).unwrap_or_default()
+    gate(state, headers, roles)?;
+    let top = page_size(query)?;
+    let after = skip_token::<u32>(query)?;
+    let select = selection(query);
+    let properties = select.clone().unwrap_or_else(|| defaults.iter().map(|p| p.to_string()).collect());
+    if let Some(unknown) = properties.iter().find(|p| !known.contains(&p.as_str())) {
+        return Err(unknown_property(entity_type, unknown));
+    }
+    let (value, next) = {
+        let tenant = state.tenant.read().expect("tenant lock");
+        match listed {
+            Listed::Users => tenant.list_users(&properties, after, top),
+            Listed::Groups => tenant.list_groups(&properties, after, top),
+            Listed::Devices => tenant.list_devices(&properties, after, top),
         }
     };
-    if let Some(unknown) =
-        properties.iter().find(|p| items.values().next().is_some_and(|e| !e.contains_key(*p)))
-    {
-        let message =
-            format!("Could not find a property named '{unknown}' on type '{}'.", collection.entity_type());
-        return Err(error(StatusCode::BAD_REQUEST, "Request_BadRequest", &message));
-    }
-    let (entities, next) = page(items, request.after.as_deref(), request.top, |_| true);
-    let value: Vec<Value> = entities
-        .iter()
-        .map(|e| {
-            Value::Object(
-                properties.iter().filter_map(|p| e.get(p).map(|v| (p.clone(), v.clone()))).collect(),
-            )
-        })
-        .collect();
-    let name = collection.name();
-    let context = match &request.select {
+    let context = match &select {
         Some(selected) => format!("{}/v1.0/$metadata#{name}({})", state.base_url, selected.join(",")),
         None => format!("{}/v1.0/$metadata#{name}", state.base_url),
     };
     let mut body = Map::new();
     body.insert("@odata.context".into(), json!(context));
     if let Some(after) = next {
-        let top = request.top.to_string();
-        let token = URL_SAFE_NO_PAD.encode(after);
-        let select = request.select.as_ref().map(|s| s.join(","));
+        let top = top.to_string();
+        let token = URL_SAFE_NO_PAD.encode(after.to_string());
+        let select = select.as_ref().map(|s| s.join(","));
         let mut params: Vec<(&str, &str)> = vec![("$top", &top)];
         if let Some(select) = &select {
             params.push(("$select", select));
@@ -205,7 +235,7 @@ fn list(
         );
     }
     body.insert("value".into(), Value::Array(value));
-    Ok(Json(Value::Object(body)).into_response())
+    Ok(finish(state, &Value::Object(body), None).await)
 }
 
 pub(super) async fn list_users(
@@ -213,7 +243,7 @@ pub(super) async fn list_users(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, Refusal> {
-    list(&state, &headers, &query, Collection::Users)
+    list(&state, &headers, &query, Listed::Users).await
 }
 
 pub(super) async fn list_groups(
@@ -221,5 +251,258 @@ pub(super) async fn list_groups(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, Refusal> {
-    list(&state, &headers, &query, Collection::Groups)
+    list(&state, &headers, &query, Listed::Groups).await
+}
+
+pub(super) async fn list_devices(
+    State(state): State<Arc<EntraState>>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, Refusal> {
+    list(&state, &headers, &query, Listed::Devices).await
+}
+
+/// What a delta token carries: the round's place and the query it started with, since later
+/// requests send only the token. Encoded, never meant to be read by clients.
+#[derive(Serialize, Deserialize)]
+struct DeltaState {
+    #[serde(rename = "e")]
+    epoch: u32,
+    #[serde(rename = "k")]
+    collection: String,
+    #[serde(rename = "s")]
+    since: u64,
+    #[serde(rename = "a")]
+    after: u64,
+    #[serde(rename = "m", default, skip_serializing_if = "Option::is_none")]
+    member: Option<(u8, u32)>,
+    #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
+    select: Option<String>,
+}
+
+impl DeltaState {
+    fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).expect("delta states serialize"))
+    }
+
+    fn decode(token: &str) -> Option<Self> {
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(token).ok()?).ok()
+    }
+}
+
+/// The collection, the type name, the permissions and the navigation property (tracked as
+/// `{name}@delta`) of one delta collection.
+fn delta_collection(
+    kind: Kind,
+) -> (&'static str, &'static str, &'static [&'static str], Option<&'static str>) {
+    match kind {
+        Kind::Users => ("users", "user", USER_READ, Some("manager")),
+        Kind::Groups => ("groups", "group", GROUP_READ, Some("members")),
+        Kind::Devices => ("devices", "device", DEVICE_READ, None),
+    }
+}
+
+/// The token is unknown or expired: start over, here.
+fn gone(state: &EntraState, collection: &str) -> Refusal {
+    let refusal = error(
+        StatusCode::GONE,
+        "syncStateNotFound",
+        "The sync state is not found or has expired. Start a new round of change tracking without a state token.",
+    );
+    let location = format!("{}/v1.0/{collection}/delta", state.base_url);
+    refusal.with_header(header::LOCATION, HeaderValue::from_str(&location).expect("URLs are header values"))
+}
+
+/// `Prefer: odata.maxpagesize=N`, among the other preferences the header may carry.
+fn max_page_size(headers: &HeaderMap) -> Option<usize> {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|p| p.trim().strip_prefix("odata.maxpagesize=")?.trim().parse().ok())
+}
+
+/// `id eq '…' or id eq '…'`, the only filter delta queries accept.
+fn filter_ids(filter: &str) -> Option<Vec<String>> {
+    filter
+        .split(" or ")
+        .map(|clause| Some(clause.trim().strip_prefix("id eq '")?.strip_suffix('\'')?.to_string()))
+        .collect()
+}
+
+async fn delta(
+    state: &EntraState,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+    kind: Kind,
+) -> Result<Response, Refusal> {
+    let (collection, entity_type, roles, relation) = delta_collection(kind);
+    gate(state, headers, roles)?;
+    if query.contains_key("$top") {
+        return Err(bad_request(
+            "Request_UnsupportedQuery",
+            "The query specified in the URI is not valid. Query option 'Top' is not allowed.",
+        ));
+    }
+    let epoch = state.tenant.read().expect("tenant lock").token_epoch;
+    let token = query.get("$deltatoken").or_else(|| query.get("$skiptoken"));
+    let (select, at) = match token {
+        Some(token) => {
+            let Some(s) =
+                DeltaState::decode(token).filter(|s| s.epoch == epoch && s.collection == collection)
+            else {
+                return Err(gone(state, collection));
+            };
+            let member =
+                s.member.and_then(|(kind, slot)| Some(Member { kind: MemberKind::from_code(kind)?, slot }));
+            (s.select, Position { since: s.since, after: s.after, member })
+        }
+        None => (query.get("$select").cloned(), Position { since: 0, after: 0, member: None }),
+    };
+    let known = match kind {
+        Kind::Users => USER_PROPERTIES,
+        Kind::Groups => GROUP_PROPERTIES,
+        Kind::Devices => DEVICE_PROPERTIES,
+    };
+    let (mut properties, tracks_relation) = match &select {
+        Some(select) => {
+            let names: Vec<String> =
+                select.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect();
+            let tracks = relation.is_some_and(|r| names.iter().any(|n| n == r));
+            (names.into_iter().filter(|n| Some(n.as_str()) != relation).collect::<Vec<_>>(), tracks)
+        }
+        None if kind == Kind::Users => (USER_DEFAULT.iter().map(|p| p.to_string()).collect(), false),
+        None => (known.iter().map(|p| p.to_string()).collect(), relation.is_some()),
+    };
+    if let Some(unknown) = properties.iter().find(|p| !known.contains(&p.as_str())) {
+        return Err(unknown_property(entity_type, unknown));
+    }
+    if !properties.iter().any(|p| p == "id") {
+        properties.push("id".to_string());
+    }
+    let preferred = max_page_size(headers);
+    let limit = preferred.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
+    let member_limit = state.limits().members_per_page;
+    let filter = match (kind, token, query.get("$filter")) {
+        (_, _, None) => None,
+        (Kind::Users, None, Some(filter)) => match filter_ids(filter) {
+            Some(ids) if ids.len() <= MAX_FILTER_IDS => Some(ids),
+            Some(_) => {
+                return Err(bad_request(
+                    "Request_UnsupportedQuery",
+                    "Too many ids in the filter: at most 50.",
+                ));
+            }
+            None => return Err(bad_request("Request_UnsupportedQuery", "Unsupported query.")),
+        },
+        _ => return Err(bad_request("Request_UnsupportedQuery", "Unsupported query.")),
+    };
+    let delta_query = DeltaQuery { properties: &properties, relation: tracks_relation, limit, member_limit };
+    let (mut value, next, clock) = {
+        let tenant = state.tenant.read().expect("tenant lock");
+        match &filter {
+            // A filtered round is small by definition: one page.
+            Some(ids) => (tenant.delta_users_by_id(ids, &delta_query), None, tenant.clock()),
+            None => {
+                let page = tenant.delta(kind, at, &delta_query);
+                (page.value, page.next, page.clock)
+            }
+        }
+    };
+    let listing = match kind {
+        Kind::Users => Listing::Users,
+        Kind::Groups => Listing::Groups,
+        Kind::Devices => Listing::Devices,
+    };
+    if state.faults().take_drop(listing) {
+        value.clear();
+    }
+    let path = format!("/v1.0/{collection}/delta");
+    let link = |key: &str, position: Position| {
+        let token = DeltaState {
+            epoch,
+            collection: collection.to_string(),
+            since: position.since,
+            after: position.after,
+            member: position.member.map(|m| (m.kind.code(), m.slot)),
+            select: select.clone(),
+        }
+        .encode();
+        absolute(&state.base_url, &path, &[(key, &token)])
+    };
+    let mut body = Map::new();
+    body.insert("@odata.context".into(), json!(format!("{}/v1.0/$metadata#{collection}", state.base_url)));
+    match next {
+        Some(next) => body.insert("@odata.nextLink".into(), json!(link("$skiptoken", next))),
+        None => {
+            let end = Position { since: clock, after: clock, member: None };
+            body.insert("@odata.deltaLink".into(), json!(link("$deltatoken", end)))
+        }
+    };
+    body.insert("value".into(), Value::Array(value));
+    let applied = preferred.map(|_| {
+        let value =
+            HeaderValue::from_str(&format!("odata.maxpagesize={limit}")).expect("digits are header values");
+        (HeaderName::from_static("preference-applied"), value)
+    });
+    Ok(finish(state, &Value::Object(body), applied).await)
+}
+
+pub(super) async fn users_delta(
+    State(state): State<Arc<EntraState>>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, Refusal> {
+    delta(&state, &headers, &query, Kind::Users).await
+}
+
+pub(super) async fn groups_delta(
+    State(state): State<Arc<EntraState>>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, Refusal> {
+    delta(&state, &headers, &query, Kind::Groups).await
+}
+
+pub(super) async fn devices_delta(
+    State(state): State<Arc<EntraState>>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, Refusal> {
+    delta(&state, &headers, &query, Kind::Devices).await
+}
+
+/// `GET /v1.0/roleManagement/directory/roleAssignments`, optionally `$expand=roleDefinition`.
+pub(super) async fn role_assignments(
+    State(state): State<Arc<EntraState>>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, Refusal> {
+    gate(&state, &headers, ROLE_READ)?;
+    let top = page_size(&query)?;
+    let offset = skip_token::<usize>(&query)?.unwrap_or(0);
+    let expand = match query.get("$expand").map(String::as_str) {
+        None => false,
+        Some("roleDefinition") => true,
+        Some(other) => return Err(unknown_property("unifiedRoleAssignment", other)),
+    };
+    let (value, next) = state.tenant.read().expect("tenant lock").role_assignments(offset, top, expand);
+    let path = "/v1.0/roleManagement/directory/roleAssignments";
+    let mut body = Map::new();
+    body.insert(
+        "@odata.context".into(),
+        json!(format!("{}/v1.0/$metadata#roleManagement/directory/roleAssignments", state.base_url)),
+    );
+    if let Some(next) = next {
+        let (top, token) = (top.to_string(), URL_SAFE_NO_PAD.encode(next.to_string()));
+        let mut params: Vec<(&str, &str)> = vec![("$top", &top)];
+        if expand {
+            params.push(("$expand", "roleDefinition"));
+        }
+        params.push(("$skiptoken", &token));
+        body.insert("@odata.nextLink".into(), json!(absolute(&state.base_url, path, &params)));
+    }
+    body.insert("value".into(), Value::Array(value));
+    Ok(finish(&state, &Value::Object(body), None).await)
 }

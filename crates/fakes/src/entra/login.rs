@@ -2,7 +2,7 @@
 //! platform's AADSTS error bodies.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use time::macros::format_description;
+use tokio::time::Instant;
 
 use super::{AccessGrant, EntraState};
 use crate::common::{BASE62, Refusal, now, secret};
@@ -75,7 +76,8 @@ pub(super) async fn token(
         let message = "The request body must contain the following parameter: 'client_id'.";
         return Err(bad(StatusCode::BAD_REQUEST, "invalid_request", 900144, message));
     };
-    let Some(app) = state.apps.get(client_id) else {
+    let apps = state.apps.lock().expect("apps lock");
+    let Some(app) = apps.get(client_id) else {
         let message = format!(
             "Application with identifier '{client_id}' was not found in the directory '{tenant_name}'. This can \
              happen if the application has not been installed by the administrator of the tenant or consented to \
@@ -113,15 +115,18 @@ pub(super) async fn token(
     }
     let access_token =
         format!("eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.{}.{}", secret(BASE62, 200), secret(BASE62, 86));
-    let grant = AccessGrant { roles: app.roles.clone(), expires: Instant::now() + Duration::from_secs(3599) };
+    let lifetime = state.limits().token_lifetime;
+    let grant = AccessGrant { roles: app.roles.clone(), expires: Instant::now() + lifetime };
+    drop(apps);
     let mut tokens = state.tokens.lock().expect("tokens lock");
     // Expired tokens are refused either way; dropping them keeps a long-running demo small.
     tokens.retain(|_, g| g.expires > Instant::now());
     tokens.insert(access_token.clone(), grant);
+    state.token_requests.fetch_add(1, Ordering::SeqCst);
     Ok(Json(json!({
         "token_type": "Bearer",
-        "expires_in": 3599,
-        "ext_expires_in": 3599,
+        "expires_in": lifetime.as_secs(),
+        "ext_expires_in": lifetime.as_secs(),
         "access_token": access_token,
     }))
     .into_response())

@@ -1,8 +1,11 @@
 //! A fake Microsoft Entra ID tenant: the identity platform's client-credentials token endpoint
-//! and Microsoft Graph's users and groups lists, on one server.
+//! and Microsoft Graph's users, groups, devices and role assignments, with delta queries, on one
+//! server.
 //!
 //! Apps hold application permissions only once an admin consented; an app without consent gets
-//! tokens but Graph answers 403 `Authorization_RequestDenied`, as it does for real.
+//! tokens but Graph answers 403 `Authorization_RequestDenied`, as it does for real. Between runs
+//! a test changes the tenant with [`FakeEntra::mutate`], compares a sync with
+//! [`FakeEntra::snapshot`], and breaks the service on purpose with the fault knobs.
 
 mod graph;
 mod login;
@@ -10,15 +13,23 @@ mod tenant;
 
 use std::collections::{HashMap, HashSet};
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
+use std::time::Duration;
 
 use axum::Router;
+use axum::http::StatusCode;
 use axum::routing::{get, post};
+use tokio::time::Instant;
 
 use crate::common::{BASE62, Server, bind, secret};
 use crate::directory::{Directory, TenantSpec};
-use tenant::EntraTenant;
+use crate::faults::{Faults, Listing};
+pub use tenant::{EntraDevice, EntraGroup, EntraSnapshot, EntraTenant, EntraUser, MemberKind};
+
+/// The permissions the consented app holds: all a sync needs.
+const CONSENTED: [&str; 4] =
+    ["User.Read.All", "Group.Read.All", "Device.Read.All", "RoleManagement.Read.Directory"];
 
 /// An app registration: its secret and the Graph application permissions consented for it.
 struct App {
@@ -32,19 +43,38 @@ struct AccessGrant {
     expires: Instant,
 }
 
-/// The next `remaining` Graph requests are answered 429 with this `Retry-After`.
-#[derive(Default)]
-struct Throttle {
-    remaining: usize,
-    retry_after_secs: u64,
+/// How the fake pages and what its tokens are worth: knobs beyond the shared faults.
+struct Limits {
+    /// At most this many `members@delta` entries per page.
+    members_per_page: usize,
+    /// How long new access tokens live.
+    token_lifetime: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { members_per_page: 5_000, token_lifetime: Duration::from_secs(3599) }
+    }
 }
 
 struct EntraState {
     base_url: String,
     tenant: RwLock<EntraTenant>,
-    apps: HashMap<String, App>,
+    apps: Mutex<HashMap<String, App>>,
     tokens: Mutex<HashMap<String, AccessGrant>>,
-    throttle: Mutex<Throttle>,
+    faults: Mutex<Faults>,
+    limits: Mutex<Limits>,
+    token_requests: AtomicUsize,
+}
+
+impl EntraState {
+    fn faults(&self) -> std::sync::MutexGuard<'_, Faults> {
+        self.faults.lock().expect("faults lock")
+    }
+
+    fn limits(&self) -> std::sync::MutexGuard<'_, Limits> {
+        self.limits.lock().expect("limits lock")
+    }
 }
 
 /// A running fake Entra ID tenant. Dropping it stops the server.
@@ -67,31 +97,32 @@ impl FakeEntra {
 
     pub async fn start_with(spec: TenantSpec) -> io::Result<FakeEntra> {
         let (listener, base_url) = bind().await?;
-        let tenant = EntraTenant::from_directory(&Directory::generate(&spec), spec.seed);
+        let tenant = EntraTenant::generate(&Directory::generate(&spec), &spec);
         // Credentials are fresh on every start, unlike the tenant's data.
         let consented = (uuid::Uuid::new_v4().to_string(), new_secret());
         let unconsented = (uuid::Uuid::new_v4().to_string(), new_secret());
         let apps = HashMap::from([
-            (
-                consented.0.clone(),
-                App {
-                    secret: consented.1.clone(),
-                    roles: HashSet::from(["User.Read.All", "Group.Read.All"]),
-                },
-            ),
+            (consented.0.clone(), App { secret: consented.1.clone(), roles: HashSet::from(CONSENTED) }),
             (unconsented.0.clone(), App { secret: unconsented.1.clone(), roles: HashSet::new() }),
         ]);
         let state = Arc::new(EntraState {
             base_url: base_url.clone(),
             tenant: RwLock::new(tenant),
-            apps,
+            apps: Mutex::new(apps),
             tokens: Mutex::new(HashMap::new()),
-            throttle: Mutex::new(Throttle::default()),
+            faults: Mutex::new(Faults::default()),
+            limits: Mutex::new(Limits::default()),
+            token_requests: AtomicUsize::new(0),
         });
         let app = Router::new()
             .route("/{tenant}/oauth2/v2.0/token", post(login::token))
             .route("/v1.0/users", get(graph::list_users))
             .route("/v1.0/groups", get(graph::list_groups))
+            .route("/v1.0/devices", get(graph::list_devices))
+            .route("/v1.0/users/delta", get(graph::users_delta))
+            .route("/v1.0/groups/delta", get(graph::groups_delta))
+            .route("/v1.0/devices/delta", get(graph::devices_delta))
+            .route("/v1.0/roleManagement/directory/roleAssignments", get(graph::role_assignments))
             .fallback(graph::not_found)
             .with_state(state.clone());
         let server = Server::serve("entra", listener, &base_url, app);
@@ -118,7 +149,8 @@ impl FakeEntra {
         self.state.tenant.read().expect("tenant lock").domain.clone()
     }
 
-    /// The app with admin consent for `User.Read.All` and `Group.Read.All`.
+    /// The app with admin consent for `User.Read.All`, `Group.Read.All`, `Device.Read.All` and
+    /// `RoleManagement.Read.Directory`.
     pub fn client_id(&self) -> String {
         self.consented.0.clone()
     }
@@ -132,9 +164,87 @@ impl FakeEntra {
         self.unconsented.clone()
     }
 
+    /// Changes the tenant, as admins do between syncs; delta rounds see the changes.
+    pub fn mutate<R>(&self, change: impl FnOnce(&mut EntraTenant) -> R) -> R {
+        change(&mut self.state.tenant.write().expect("tenant lock"))
+    }
+
+    /// Everything the tenant holds, as Graph would serve it.
+    pub fn snapshot(&self) -> EntraSnapshot {
+        self.state.tenant.read().expect("tenant lock").snapshot()
+    }
+
     /// Answers the next `n` Graph requests with 429 and `Retry-After: retry_after_secs`.
-    pub fn throttle_next(&self, n: usize, retry_after_secs: u64) {
-        *self.state.throttle.lock().expect("throttle lock") = Throttle { remaining: n, retry_after_secs };
+    pub fn throttle_next(&self, n: u32, retry_after_secs: u64) {
+        self.state.faults().rate_limit(n, Duration::from_secs(retry_after_secs));
+    }
+
+    /// Answers the next `requests` Graph requests with `status` (a 5xx) and Graph's error body.
+    pub fn fail_next(&self, requests: u32, status: u16) {
+        let status = StatusCode::from_u16(status).expect("an HTTP status");
+        self.state.faults().fail(requests, status);
+    }
+
+    /// Delays every Graph reply by `delay` from now on; `Duration::ZERO` stops.
+    pub fn slow_pages(&self, delay: Duration) {
+        self.state.faults().slow(delay);
+    }
+
+    /// Cuts the body of the next `requests` successful Graph replies in half, mid-JSON.
+    pub fn truncate_next(&self, requests: u32) {
+        self.state.faults().truncate(requests);
+    }
+
+    /// After `after_pages` more delta pages of `listing` (users, groups or devices; members
+    /// travel inside the groups' pages) are served whole, serves the next one without its
+    /// objects, links intact: a page silently lost.
+    pub fn drop_page(&self, listing: Listing, after_pages: usize) {
+        self.state.faults().drop_page(listing, after_pages);
+    }
+
+    /// At most `n` `members@delta` entries per page, so big groups split across pages.
+    pub fn limit_members_per_page(&self, n: usize) {
+        self.state.limits().members_per_page = n.max(1);
+    }
+
+    /// Forgets every delta and skip token issued so far: using one answers 410 Gone.
+    pub fn expire_delta_tokens(&self) {
+        self.state.tenant.write().expect("tenant lock").token_epoch += 1;
+    }
+
+    /// Replaces the consented app's secret, as an admin deleting it would: the token endpoint
+    /// answers `invalid_client` to the old one. Access tokens issued before keep working.
+    pub fn revoke_secret(&self) {
+        let mut apps = self.state.apps.lock().expect("apps lock");
+        if let Some(app) = apps.get_mut(&self.consented.0) {
+            app.secret = new_secret();
+        }
+    }
+
+    /// Makes every access token issued so far expired: Graph answers 401 to them.
+    pub fn expire_access_tokens(&self) {
+        let now = Instant::now();
+        for grant in self.state.tokens.lock().expect("tokens lock").values_mut() {
+            grant.expires = now;
+        }
+    }
+
+    /// How long access tokens issued from now on live (`expires_in`).
+    pub fn set_token_lifetime(&self, lifetime: Duration) {
+        self.state.limits().token_lifetime = lifetime;
+    }
+
+    /// Withdraws one of the consented app's permissions for tokens issued from now on.
+    pub fn withdraw_permission(&self, permission: &str) {
+        let mut apps = self.state.apps.lock().expect("apps lock");
+        if let Some(app) = apps.get_mut(&self.consented.0) {
+            app.roles.retain(|r| *r != permission);
+        }
+    }
+
+    /// How many token requests the login endpoint answered with a token.
+    pub fn tokens_issued(&self) -> usize {
+        self.state.token_requests.load(Ordering::SeqCst)
     }
 
     /// Stops the server and waits for it.

@@ -1,30 +1,40 @@
-//! `GET /admin/directory/v1/{users,groups}`: bearer tokens from `/token`, Google's error
-//! envelopes, and `pageToken`/`nextPageToken` pagination that omits empty lists and the token on
-//! the last page, as the real API does.
+//! `GET /admin/directory/v1/{users,groups,groups/{groupKey}/members}`: bearer tokens from
+//! `/token`, Google's error envelopes, and `pageToken`/`nextPageToken` pagination that omits
+//! empty lists and the token on the last page, as the real API does. Injected faults are
+//! answered here too, in Google's words.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 
-use super::{GoogleState, SCOPE_PREFIX};
+use super::tenant::Member;
+use super::{GoogleRateLimit, GoogleState, SCOPE_PREFIX};
 use crate::common::{Refusal, page};
+use crate::faults::{Gate, Listing, dropping, truncated};
 
 /// `{"error": {"code", "message", "errors": [{domain, reason, message}]}}`, Google's v1 shape.
-fn error(status: StatusCode, reason: &str, message: &str) -> Refusal {
+fn error_in(status: StatusCode, domain: &str, reason: &str, message: &str) -> Refusal {
     let body = json!({"error": {
-        "errors": [{"domain": "global", "reason": reason, "message": message}],
+        "errors": [{"domain": domain, "reason": reason, "message": message}],
         "code": status.as_u16(),
         "message": message,
     }});
     Refusal::new((status, Json(body)))
+}
+
+fn error(status: StatusCode, reason: &str, message: &str) -> Refusal {
+    error_in(status, "global", reason, message)
 }
 
 fn unauthenticated() -> Refusal {
@@ -53,38 +63,76 @@ pub(super) async fn not_found() -> Refusal {
     error(StatusCode::NOT_FOUND, "notFound", "Not Found")
 }
 
+/// Injected faults first, as Google's front ends answer them before the API runs; then the
+/// handler, whose successful reply may be cut short.
+pub(super) async fn gate(State(state): State<Arc<GoogleState>>, request: Request, next: Next) -> Response {
+    state.requests.fetch_add(1, Ordering::Relaxed);
+    let (fault, delay) = {
+        let mut faults = state.faults.lock().expect("faults lock");
+        (faults.gate(), faults.delay())
+    };
+    match fault {
+        Gate::RateLimited(_) => {
+            let reason = *state.rate_limit.lock().expect("rate limit lock");
+            let (status, reason, message) = match reason {
+                GoogleRateLimit::UserRateLimitExceeded => {
+                    (StatusCode::FORBIDDEN, "userRateLimitExceeded", "User Rate Limit Exceeded")
+                }
+                GoogleRateLimit::RateLimitExceeded => {
+                    (StatusCode::TOO_MANY_REQUESTS, "rateLimitExceeded", "Rate Limit Exceeded")
+                }
+                GoogleRateLimit::QuotaExceeded => (StatusCode::FORBIDDEN, "quotaExceeded", "Quota Exceeded"),
+            };
+            error_in(status, "usageLimits", reason, message).into_response()
+        }
+        Gate::Failed(status) => error(status, "backendError", "Backend Error").into_response(),
+        Gate::Pass => {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            let response = next.run(request).await;
+            if response.status().is_success() && state.faults.lock().expect("faults lock").take_truncation() {
+                truncated(response).await
+            } else {
+                response
+            }
+        }
+    }
+}
+
 /// Which list is asked for; each needs its own scope.
 #[derive(Clone, Copy)]
 enum Collection {
     Users,
     Groups,
+    Members,
 }
 
 impl Collection {
-    /// Scopes that allow reading the collection (the read-only one or the read-write one).
-    fn scopes(self) -> [&'static str; 2] {
+    /// Scopes that allow reading the collection (read-only or read-write).
+    fn scopes(self) -> &'static [&'static str] {
         match self {
-            Collection::Users => ["admin.directory.user.readonly", "admin.directory.user"],
-            Collection::Groups => ["admin.directory.group.readonly", "admin.directory.group"],
+            Collection::Users => &["admin.directory.user.readonly", "admin.directory.user"],
+            Collection::Groups => &["admin.directory.group.readonly", "admin.directory.group"],
+            Collection::Members => &[
+                "admin.directory.group.member.readonly",
+                "admin.directory.group.member",
+                "admin.directory.group.readonly",
+                "admin.directory.group",
+            ],
         }
     }
 
     fn max_results(self) -> (usize, usize) {
         match self {
             Collection::Users => (100, 500),
-            Collection::Groups => (200, 200),
+            Collection::Groups | Collection::Members => (200, 200),
         }
     }
 }
 
-/// Checks the bearer token, its scopes, that the impersonated user is an admin and that the
-/// request names this account (`customer=my_customer`, the customer id, or the domain).
-fn authorize(
-    state: &GoogleState,
-    headers: &HeaderMap,
-    query: &HashMap<String, String>,
-    collection: Collection,
-) -> Result<(), Refusal> {
+/// Checks the bearer token, its scopes and that the impersonated user is an admin.
+fn authenticate(state: &GoogleState, headers: &HeaderMap, collection: Collection) -> Result<(), Refusal> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -110,6 +158,19 @@ fn authorize(
     if !subject.and_then(|s| tenant.user_by_email(&s).map(|u| u.is_admin)).unwrap_or(false) {
         return Err(not_authorized());
     }
+    Ok(())
+}
+
+/// Also checks that the request names this account (`customer=my_customer`, the customer id,
+/// or the domain), as lists across the account must.
+fn authorize(
+    state: &GoogleState,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+    collection: Collection,
+) -> Result<(), Refusal> {
+    authenticate(state, headers, collection)?;
+    let tenant = state.tenant.read().expect("tenant lock");
     match (query.get("customer"), query.get("domain")) {
         (None, None) => Err(error(StatusCode::BAD_REQUEST, "badRequest", "Bad Request")),
         (Some(c), _) if c != "my_customer" && *c != tenant.customer_id => Err(not_authorized()),
@@ -163,6 +224,10 @@ fn envelope(kind: &str, key: &str, items: Vec<Value>, next: Option<String>) -> R
     Json(Value::Object(body)).into_response()
 }
 
+fn take_drop(state: &GoogleState, listing: Listing) -> bool {
+    state.faults.lock().expect("faults lock").take_drop(listing)
+}
+
 pub(super) async fn list_users(
     State(state): State<Arc<GoogleState>>,
     headers: HeaderMap,
@@ -170,10 +235,29 @@ pub(super) async fn list_users(
 ) -> Result<Response, Refusal> {
     authorize(&state, &headers, &query, Collection::Users)?;
     let request = page_request(&query, Collection::Users)?;
+    if let Some(p) = query.get("projection").filter(|p| !matches!(p.as_str(), "basic" | "custom" | "full")) {
+        let message = format!("Invalid value '{p}'. Values must be one of: basic, custom, full");
+        return Err(error(StatusCode::BAD_REQUEST, "invalid", &message));
+    }
+    let drop = take_drop(&state, Listing::Users);
     let tenant = state.tenant.read().expect("tenant lock");
-    let (users, next) = page(&tenant.users, request.after.as_deref(), request.limit, |_| true);
-    let items = users.iter().map(|u| u.to_json(&tenant.customer_id)).collect();
-    Ok(envelope("admin#directory#users", "users", items, next))
+    let (customer, domain) = (&tenant.customer_id, &tenant.domain);
+    let after = request.after.as_deref();
+    // `showDeleted=true` lists the deleted users instead of the others.
+    let items = if query.get("showDeleted").is_some_and(|v| v == "true") {
+        let deleted = tenant.deleted_users();
+        let (found, next) = dropping(drop, page(deleted, after, request.limit, |_| true), |a| {
+            page(deleted, Some(a), request.limit, |_| true)
+        });
+        (found.iter().map(|(u, at)| u.to_json(customer, domain, Some(*at))).collect(), next)
+    } else {
+        let users = tenant.users_by_id();
+        let (found, next) = dropping(drop, page(users, after, request.limit, |_| true), |a| {
+            page(users, Some(a), request.limit, |_| true)
+        });
+        (found.iter().map(|u| u.to_json(customer, domain, None)).collect(), next)
+    };
+    Ok(envelope("admin#directory#users", "users", items.0, items.1))
 }
 
 pub(super) async fn list_groups(
@@ -183,8 +267,50 @@ pub(super) async fn list_groups(
 ) -> Result<Response, Refusal> {
     authorize(&state, &headers, &query, Collection::Groups)?;
     let request = page_request(&query, Collection::Groups)?;
+    let drop = take_drop(&state, Listing::Groups);
     let tenant = state.tenant.read().expect("tenant lock");
-    let (groups, next) = page(&tenant.groups, request.after.as_deref(), request.limit, |_| true);
-    let items = groups.iter().map(|g| g.to_json()).collect();
+    let groups = tenant.groups_by_id();
+    let (found, next) =
+        dropping(drop, page(groups, request.after.as_deref(), request.limit, |_| true), |a| {
+            page(groups, Some(a), request.limit, |_| true)
+        });
+    let items = found.iter().map(|g| g.to_json(&tenant.domain)).collect();
     Ok(envelope("admin#directory#groups", "groups", items, next))
+}
+
+/// Up to `limit` members after the member id `after`, with their ids, and the cursor of the next
+/// page when more remain.
+fn page_of_members<'a>(
+    members: &'a BTreeMap<String, Member>,
+    after: Option<&str>,
+    limit: usize,
+) -> (Vec<(&'a String, &'a Member)>, Option<String>) {
+    let start = after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.to_owned()));
+    let mut rest = members.range::<String, _>((start, Bound::Unbounded));
+    let found: Vec<_> = rest.by_ref().take(limit).collect();
+    let next = rest.next().and(found.last().map(|(id, _)| id.to_string()));
+    (found, next)
+}
+
+/// Direct members only: `includeDerivedMembership` is not served.
+pub(super) async fn list_members(
+    State(state): State<Arc<GoogleState>>,
+    headers: HeaderMap,
+    Path(group_key): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, Refusal> {
+    authenticate(&state, &headers, Collection::Members)?;
+    let request = page_request(&query, Collection::Members)?;
+    let drop = take_drop(&state, Listing::Members);
+    let tenant = state.tenant.read().expect("tenant lock");
+    let group = tenant
+        .group_by_key(&group_key)
+        .ok_or_else(|| error(StatusCode::NOT_FOUND, "notFound", "Resource Not Found: groupKey"))?;
+    let members = group.member_map();
+    let (found, next) =
+        dropping(drop, page_of_members(members, request.after.as_deref(), request.limit), |a| {
+            page_of_members(members, Some(a), request.limit)
+        });
+    let body: Vec<Value> = found.into_iter().map(|(id, m)| tenant.member_json(group, id, *m)).collect();
+    Ok(envelope("admin#directory#members", "members", body, next))
 }

@@ -1,8 +1,10 @@
 //! A fake Google Workspace: the OAuth token endpoint's JWT-bearer grant (service accounts with
-//! domain-wide delegation) and the Admin SDK Directory API's users and groups lists.
+//! domain-wide delegation) and the Admin SDK Directory API's users, groups and members lists.
 //!
 //! Both live on one server; `token_url()` and `directory_base_url()` are the two values a
-//! connector needs.
+//! connector needs. Between runs a test changes the account with [`FakeGoogle::mutate`], injects
+//! faults (Google's 429 and 403 rate limits, 5xx, slow or truncated replies, skipped pages,
+//! expired tokens, a revoked service account) and compares a sync with [`FakeGoogle::snapshot`].
 
 mod directory_api;
 mod keys;
@@ -11,17 +13,21 @@ mod token;
 
 use std::collections::{HashMap, HashSet};
 use std::io;
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::http::StatusCode;
+use axum::middleware;
 use axum::routing::{get, post};
 use serde_json::Value;
 
-use crate::common::{Server, bind};
+use crate::common::{Server, Snapshot, bind};
 use crate::directory::{Directory, TenantSpec};
+use crate::faults::{Faults, Listing};
 use keys::ServiceAccount;
-use tenant::GoogleTenant;
+pub use tenant::{GoogleGroup, GoogleTenant, GoogleUser};
 
 pub(crate) const SCOPE_PREFIX: &str = "https://www.googleapis.com/auth/";
 
@@ -43,6 +49,7 @@ struct RegisteredKey {
 
 /// What an access token was issued for.
 struct AccessGrant {
+    client_id: String,
     subject: Option<String>,
     scopes: HashSet<String>,
     expires: Instant,
@@ -54,6 +61,24 @@ struct GoogleState {
     /// Domain-wide delegation: client id → scopes granted to it.
     delegation: HashMap<String, HashSet<String>>,
     tokens: Mutex<HashMap<String, AccessGrant>>,
+    /// Client ids whose keys were deleted: their assertions fail, their tokens are gone.
+    revoked: Mutex<HashSet<String>>,
+    faults: Mutex<Faults>,
+    rate_limit: Mutex<GoogleRateLimit>,
+    requests: AtomicU64,
+    tokens_issued: AtomicU64,
+}
+
+/// The ways the Directory API says "slow down"; two of them are 403s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GoogleRateLimit {
+    /// 403 `userRateLimitExceeded`: the per-user queries-per-minute quota.
+    #[default]
+    UserRateLimitExceeded,
+    /// 429 `rateLimitExceeded`: the account's rate.
+    RateLimitExceeded,
+    /// 403 `quotaExceeded`: too many concurrent requests.
+    QuotaExceeded,
 }
 
 /// A running fake Google Workspace. Dropping it stops the server.
@@ -96,13 +121,20 @@ impl FakeGoogle {
             keys: vec![registered(&delegated), registered(&undelegated)],
             delegation: HashMap::from([(delegated.client_id.clone(), granted)]),
             tokens: Mutex::new(HashMap::new()),
+            revoked: Mutex::new(HashSet::new()),
+            faults: Mutex::new(Faults::default()),
+            rate_limit: Mutex::new(GoogleRateLimit::default()),
+            requests: AtomicU64::new(0),
+            tokens_issued: AtomicU64::new(0),
         });
-        let app = Router::new()
-            .route("/token", post(token::token))
+        let directory = Router::new()
             .route("/admin/directory/v1/users", get(directory_api::list_users))
             .route("/admin/directory/v1/groups", get(directory_api::list_groups))
+            .route("/admin/directory/v1/groups/{group_key}/members", get(directory_api::list_members))
             .fallback(directory_api::not_found)
-            .with_state(state.clone());
+            .layer(middleware::from_fn_with_state(state.clone(), directory_api::gate));
+        let app =
+            Router::new().route("/token", post(token::token)).merge(directory).with_state(state.clone());
         let server = Server::serve("google", listener, &base_url, app);
         Ok(FakeGoogle {
             server,
@@ -153,6 +185,76 @@ impl FakeGoogle {
     /// The delegated account's identity with a private key Google never registered.
     pub fn service_account_with_wrong_key(&self) -> Value {
         self.wrong_key.clone()
+    }
+
+    /// Changes the account between (or during) runs; see [`GoogleTenant`] for what can change.
+    pub fn mutate<R>(&self, change: impl FnOnce(&mut GoogleTenant) -> R) -> R {
+        change(&mut self.state.tenant.write().expect("tenant lock"))
+    }
+
+    /// Every listed user, group and membership, as the API serves them.
+    pub fn snapshot(&self) -> Snapshot {
+        self.state.tenant.read().expect("tenant lock").snapshot()
+    }
+
+    /// How many Directory API requests the fake has answered (faults included).
+    pub fn requests(&self) -> u64 {
+        self.state.requests.load(Ordering::Relaxed)
+    }
+
+    /// How many access tokens the token endpoint has issued.
+    pub fn tokens_issued(&self) -> u64 {
+        self.state.tokens_issued.load(Ordering::Relaxed)
+    }
+
+    /// Every access token issued so far expires now, as after an hour: the API answers 401
+    /// until a new one is minted.
+    pub fn expire_access_tokens(&self) {
+        let now = Instant::now();
+        for grant in self.state.tokens.lock().expect("tokens lock").values_mut() {
+            grant.expires = now;
+        }
+    }
+
+    /// Deletes the key of [`FakeGoogle::service_account_json`]: its tokens stop working at once
+    /// and new assertions fail with `invalid_grant` ("Invalid JWT Signature.").
+    pub fn revoke_service_account(&self) {
+        let client_id = self.delegated["client_id"].as_str().unwrap_or_default().to_string();
+        self.state.tokens.lock().expect("tokens lock").retain(|_, g| g.client_id != client_id);
+        self.state.revoked.lock().expect("revoked lock").insert(client_id);
+    }
+
+    /// Answers the next `requests` Directory requests with Google's `reason` for rate limiting
+    /// (no `Retry-After`: Google documents none).
+    pub fn rate_limit_next(&self, requests: u32, reason: GoogleRateLimit) {
+        *self.state.rate_limit.lock().expect("rate limit lock") = reason;
+        self.faults().rate_limit(requests, Duration::ZERO);
+    }
+
+    /// Answers the next `requests` Directory requests with `status` (a 5xx) and `backendError`.
+    pub fn fail_next(&self, requests: u32, status: u16) {
+        let status = StatusCode::from_u16(status).expect("an HTTP status");
+        self.faults().fail(requests, status);
+    }
+
+    /// Delays every Directory reply by `delay` from now on; `Duration::ZERO` stops.
+    pub fn slow_pages(&self, delay: Duration) {
+        self.faults().slow(delay);
+    }
+
+    /// Cuts the body of the next `requests` successful Directory replies in half, mid-JSON.
+    pub fn truncate_next(&self, requests: u32) {
+        self.faults().truncate(requests);
+    }
+
+    /// After `after_pages` more pages of `listing` are served whole, silently skips the next one:
+    /// its items are never served and `nextPageToken` points past them.
+    pub fn drop_page(&self, listing: Listing, after_pages: usize) {
+        self.faults().drop_page(listing, after_pages);
+    }
+
+    fn faults(&self) -> MutexGuard<'_, Faults> {
+        self.state.faults.lock().expect("faults lock")
     }
 
     /// Stops the server and waits for it.

@@ -1,61 +1,109 @@
-//! A Google Workspace account's users and groups, in the Directory API's JSON shapes.
+//! A Google Workspace account's users, groups and group members, in the Directory API's JSON
+//! shapes, and the changes a test makes between runs.
+//!
+//! Google has no change feed: every change only moves the object's `etag`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
-use crate::common::{BASE62, DIGITS, Seeded, fixed_width, millis};
+use crate::common::{BASE62, DIGITS, Seeded, Snapshot, fixed_width, millis, now};
 use crate::directory::{ADMIN, Directory, NON_ADMIN, Status};
 
+/// A Workspace user. Changing one through [`GoogleTenant::update_user`] moves its `etag`.
 #[derive(Debug, Clone)]
-pub(crate) struct GoogleUser {
-    pub id: String,
+pub struct GoogleUser {
+    id: String,
     pub primary_email: String,
     pub given_name: String,
     pub family_name: String,
+    /// A super admin.
     pub is_admin: bool,
+    /// An admin with a limited (delegated) role.
+    pub is_delegated_admin: bool,
     pub suspended: bool,
+    pub archived: bool,
+    pub enrolled_in_2sv: bool,
+    pub enforced_in_2sv: bool,
     pub creation_time: OffsetDateTime,
     pub last_login_time: Option<OffsetDateTime>,
-    pub department: &'static str,
-    pub title: &'static str,
+    pub department: Option<String>,
+    pub title: Option<String>,
+    pub employee_id: Option<String>,
+    /// The manager's primary email: Google links managers by email, in `relations`.
+    pub manager_email: Option<String>,
+    /// Other addresses that deliver to the user (secondary domains).
+    pub aliases: Vec<String>,
+    pub phone: Option<String>,
+    pub org_unit_path: String,
+    version: u64,
 }
 
+/// A Workspace group. Changing one through [`GoogleTenant::update_group`] moves its `etag`.
 #[derive(Debug, Clone)]
-pub(crate) struct GoogleGroup {
-    pub id: String,
+pub struct GoogleGroup {
+    id: String,
     pub email: String,
     pub name: String,
     pub description: String,
-    pub members: Vec<String>,
+    members: BTreeMap<String, Member>,
+    version: u64,
 }
 
-#[derive(Debug, Clone)]
-pub(crate) struct GoogleTenant {
-    pub customer_id: String,
-    pub domain: String,
+/// What a group member is, as `members.list` names it in `type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MemberKind {
+    User,
+    Group,
+    /// Everyone in the account; the member's id is the customer id.
+    Customer,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Member {
+    kind: MemberKind,
+    role: &'static str,
+}
+
+/// The account: what the fake serves, and what a test changes through
+/// [`crate::FakeGoogle::mutate`].
+pub struct GoogleTenant {
+    pub(crate) customer_id: String,
+    pub(crate) domain: String,
     /// Keyed by id: numeric ids of one width sort in creation order, and serve as page cursors.
-    pub users: BTreeMap<String, GoogleUser>,
-    pub groups: BTreeMap<String, GoogleGroup>,
-    pub admin_email: String,
-    pub non_admin_email: String,
+    users: BTreeMap<String, GoogleUser>,
+    /// Deleted users, listed only with `showDeleted=true`, and when each was deleted.
+    deleted: BTreeMap<String, (GoogleUser, OffsetDateTime)>,
+    /// Lowercase primary email → id, so a token's subject is found without a scan.
+    by_email: HashMap<String, String>,
+    groups: BTreeMap<String, GoogleGroup>,
+    group_by_email: HashMap<String, String>,
+    pub(crate) admin_email: String,
+    pub(crate) non_admin_email: String,
+    rng: Seeded,
+    next_user: u64,
+    next_group: u64,
+}
+
+fn user_id(n: u64, rng: &mut Seeded) -> String {
+    format!("1{}{}", fixed_width(n, DIGITS, 8), rng.chars(DIGITS, 12))
+}
+
+fn group_id(n: u64, rng: &mut Seeded) -> String {
+    format!("0{}{}", fixed_width(n, DIGITS, 4), rng.chars(b"0123456789abcdefghijklmnopqrstuvwxyz", 10))
 }
 
 impl GoogleTenant {
     pub(crate) fn from_directory(directory: &Directory, seed: u64, domain: &str) -> Self {
         let mut rng = Seeded::new(seed, "google");
         let customer_id = format!("C0{}", rng.chars(BASE62, 7));
-        let email = |i: usize| format!("{}@{domain}", directory.people[i].handle);
-        // Deleted users are not listed; Google has no deprovisioned state.
-        let user_ids: Vec<String> = (0..directory.people.len())
-            .map(|i| format!("1{}{}", fixed_width(i as u64, DIGITS, 8), rng.chars(DIGITS, 12)))
-            .collect();
-        let users = directory
-            .people
+        let people = &directory.people;
+        let email = |i: usize| format!("{}@{domain}", people[i].handle);
+        let user_ids: Vec<String> = (0..people.len()).map(|i| user_id(i as u64, &mut rng)).collect();
+        let users: BTreeMap<String, GoogleUser> = people
             .iter()
             .enumerate()
-            .filter(|(_, p)| p.status != Status::Deprovisioned)
             .map(|(i, p)| {
                 let user = GoogleUser {
                     id: user_ids[i].clone(),
@@ -63,96 +111,425 @@ impl GoogleTenant {
                     given_name: p.given.clone(),
                     family_name: p.family.clone(),
                     is_admin: p.admin,
+                    is_delegated_admin: p.delegated_role.is_some(),
                     suspended: p.status == Status::Suspended,
+                    // Google has no deprovisioned state; archiving is how leavers are kept.
+                    archived: p.status == Status::Deprovisioned,
+                    enrolled_in_2sv: !p.factors.is_empty(),
+                    enforced_in_2sv: p.admin,
                     creation_time: p.created,
                     last_login_time: p.last_login,
-                    department: p.department,
-                    title: p.title,
+                    department: Some(p.department.to_string()),
+                    title: Some(p.title.to_string()),
+                    employee_id: Some(p.employee_number.clone()),
+                    manager_email: p.manager.map(email),
+                    aliases: if i % 6 == 1 { vec![format!("{}@example.net", p.handle)] } else { Vec::new() },
+                    phone: (i % 3 == 0).then(|| format!("+1 555-01{:02}", i % 100)),
+                    org_unit_path: format!("/{}", p.department),
+                    version: 1,
                 };
                 (user.id.clone(), user)
             })
             .collect();
-        let groups = directory
+        let group_ids: Vec<String> =
+            (0..directory.teams.len()).map(|t| group_id(t as u64, &mut rng)).collect();
+        let last = directory.teams.len().checked_sub(1).filter(|&l| l > 0);
+        let groups: BTreeMap<String, GoogleGroup> = directory
             .teams
             .iter()
             .enumerate()
-            .map(|(i, t)| {
-                let id = format!(
-                    "0{}{}",
-                    fixed_width(i as u64, DIGITS, 4),
-                    rng.chars(b"0123456789abcdefghijklmnopqrstuvwxyz", 10)
-                );
-                let local = t.name.to_lowercase().replace(' ', "-");
+            .map(|(t, team)| {
+                let mut members: BTreeMap<String, Member> = team
+                    .members
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &m)| {
+                        let role = if k == 0 { "OWNER" } else { "MEMBER" };
+                        (user_ids[m].clone(), Member { kind: MemberKind::User, role })
+                    })
+                    .collect();
+                for &sub in &team.subteams {
+                    members
+                        .insert(group_ids[sub].clone(), Member { kind: MemberKind::Group, role: "MEMBER" });
+                }
+                // One group is addressed to the whole account, as "everyone" lists often are.
+                if Some(t) == last {
+                    members
+                        .insert(customer_id.clone(), Member { kind: MemberKind::Customer, role: "MEMBER" });
+                }
                 let group = GoogleGroup {
-                    id: id.clone(),
-                    email: format!("{local}@{domain}"),
-                    name: t.name.clone(),
-                    description: t.description.clone(),
-                    members: t.members.iter().map(|&m| user_ids[m].clone()).collect(),
+                    id: group_ids[t].clone(),
+                    email: format!("{}@{domain}", team.name.to_lowercase().replace(' ', "-")),
+                    name: team.name.clone(),
+                    description: team.description.clone(),
+                    members,
+                    version: 1,
                 };
-                (id, group)
+                (group.id.clone(), group)
             })
             .collect();
+        let by_email = users.values().map(|u| (u.primary_email.to_lowercase(), u.id.clone())).collect();
+        let group_by_email = groups.values().map(|g| (g.email.to_lowercase(), g.id.clone())).collect();
         Self {
             customer_id,
             domain: domain.to_string(),
             users,
+            deleted: BTreeMap::new(),
+            by_email,
             groups,
+            group_by_email,
             admin_email: email(ADMIN),
             non_admin_email: email(NON_ADMIN),
+            rng,
+            next_user: people.len() as u64,
+            next_group: directory.teams.len() as u64,
         }
     }
 
+    pub fn users(&self) -> impl Iterator<Item = &GoogleUser> {
+        self.users.values()
+    }
+
+    pub fn user(&self, id: &str) -> Option<&GoogleUser> {
+        self.users.get(id)
+    }
+
+    pub fn groups(&self) -> impl Iterator<Item = &GoogleGroup> {
+        self.groups.values()
+    }
+
+    pub fn group(&self, id: &str) -> Option<&GoogleGroup> {
+        self.groups.get(id)
+    }
+
+    pub(crate) fn users_by_id(&self) -> &BTreeMap<String, GoogleUser> {
+        &self.users
+    }
+
+    pub(crate) fn deleted_users(&self) -> &BTreeMap<String, (GoogleUser, OffsetDateTime)> {
+        &self.deleted
+    }
+
+    pub(crate) fn groups_by_id(&self) -> &BTreeMap<String, GoogleGroup> {
+        &self.groups
+    }
+
     pub(crate) fn user_by_email(&self, email: &str) -> Option<&GoogleUser> {
-        self.users.values().find(|u| u.primary_email.eq_ignore_ascii_case(email))
+        self.by_email.get(&email.to_lowercase()).and_then(|id| self.users.get(id))
+    }
+
+    /// A group by its `groupKey`: the id or the email address.
+    pub(crate) fn group_by_key(&self, key: &str) -> Option<&GoogleGroup> {
+        self.groups
+            .get(key)
+            .or_else(|| self.group_by_email.get(&key.to_lowercase()).and_then(|id| self.groups.get(id)))
+    }
+
+    fn user_mut(&mut self, id: &str) -> &mut GoogleUser {
+        self.users.get_mut(id).unwrap_or_else(|| panic!("no user {id} in the fake Workspace account"))
+    }
+
+    fn group_mut(&mut self, id: &str) -> &mut GoogleGroup {
+        self.groups.get_mut(id).unwrap_or_else(|| panic!("no group {id} in the fake Workspace account"))
+    }
+
+    /// Creates an active user `given.family@{domain}`; returns its id.
+    pub fn add_user(&mut self, given_name: &str, family_name: &str) -> String {
+        let id = user_id(self.next_user, &mut self.rng);
+        self.next_user += 1;
+        let email = format!("{given_name}.{family_name}@{}", self.domain).to_lowercase().replace(' ', "");
+        let user = GoogleUser {
+            id: id.clone(),
+            primary_email: email.clone(),
+            given_name: given_name.to_string(),
+            family_name: family_name.to_string(),
+            is_admin: false,
+            is_delegated_admin: false,
+            suspended: false,
+            archived: false,
+            enrolled_in_2sv: false,
+            enforced_in_2sv: false,
+            creation_time: now(),
+            last_login_time: None,
+            department: None,
+            title: None,
+            employee_id: None,
+            manager_email: None,
+            aliases: Vec::new(),
+            phone: None,
+            org_unit_path: "/".to_string(),
+            version: 1,
+        };
+        self.by_email.insert(email, id.clone());
+        self.users.insert(id.clone(), user);
+        id
+    }
+
+    /// Applies `change` to the user and moves its `etag`.
+    ///
+    /// # Panics
+    /// When there is no such user, as every mutation does for an unknown id.
+    pub fn update_user(&mut self, id: &str, change: impl FnOnce(&mut GoogleUser)) {
+        let user = self.user_mut(id);
+        let before = user.primary_email.to_lowercase();
+        change(user);
+        user.version += 1;
+        let after = user.primary_email.to_lowercase();
+        if before != after {
+            self.by_email.remove(&before);
+            self.by_email.insert(after, id.to_string());
+        }
+    }
+
+    pub fn suspend_user(&mut self, id: &str) {
+        self.update_user(id, |u| u.suspended = true);
+    }
+
+    /// Archives the user: Google's state for leavers whose data is kept.
+    pub fn deprovision_user(&mut self, id: &str) {
+        self.update_user(id, |u| u.archived = true);
+    }
+
+    /// Deletes the user: it leaves every group and the normal listing, and appears only with
+    /// `showDeleted=true`.
+    pub fn delete_user(&mut self, id: &str) {
+        let user =
+            self.users.remove(id).unwrap_or_else(|| panic!("no user {id} in the fake Workspace account"));
+        self.by_email.remove(&user.primary_email.to_lowercase());
+        self.leave_every_group(id);
+        self.deleted.insert(id.to_string(), (user, now()));
+    }
+
+    fn leave_every_group(&mut self, member_id: &str) {
+        for group in self.groups.values_mut() {
+            if group.members.remove(member_id).is_some() {
+                group.version += 1;
+            }
+        }
+    }
+
+    /// Creates a group `name@{domain}` without members; returns its id.
+    pub fn add_group(&mut self, name: &str) -> String {
+        let id = group_id(self.next_group, &mut self.rng);
+        self.next_group += 1;
+        let email = format!("{}@{}", name.to_lowercase().replace(' ', "-"), self.domain);
+        let group = GoogleGroup {
+            id: id.clone(),
+            email: email.clone(),
+            name: name.to_string(),
+            description: String::new(),
+            members: BTreeMap::new(),
+            version: 1,
+        };
+        self.group_by_email.insert(email, id.clone());
+        self.groups.insert(id.clone(), group);
+        id
+    }
+
+    /// Applies `change` to the group and moves its `etag`.
+    pub fn update_group(&mut self, id: &str, change: impl FnOnce(&mut GoogleGroup)) {
+        let group = self.group_mut(id);
+        let before = group.email.to_lowercase();
+        change(group);
+        group.version += 1;
+        let after = group.email.to_lowercase();
+        if before != after {
+            self.group_by_email.remove(&before);
+            self.group_by_email.insert(after, id.to_string());
+        }
+    }
+
+    /// Deletes the group; it also leaves the groups it was nested in.
+    pub fn delete_group(&mut self, id: &str) {
+        let group =
+            self.groups.remove(id).unwrap_or_else(|| panic!("no group {id} in the fake Workspace account"));
+        self.group_by_email.remove(&group.email.to_lowercase());
+        self.leave_every_group(id);
+    }
+
+    /// Adds a user or a group (by id) as a `MEMBER` of the group.
+    pub fn add_member(&mut self, group_id: &str, member_id: &str) {
+        let kind = if self.users.contains_key(member_id) {
+            MemberKind::User
+        } else if self.groups.contains_key(member_id) {
+            MemberKind::Group
+        } else {
+            panic!("no user or group {member_id} in the fake Workspace account")
+        };
+        let group = self.group_mut(group_id);
+        group.members.insert(member_id.to_string(), Member { kind, role: "MEMBER" });
+        group.version += 1;
+    }
+
+    pub fn remove_member(&mut self, group_id: &str, member_id: &str) {
+        let group = self.group_mut(group_id);
+        if group.members.remove(member_id).is_some() {
+            group.version += 1;
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        let mut snapshot = Snapshot::default();
+        for user in self.users.values() {
+            snapshot.users.insert(user.id.clone(), user.to_json(&self.customer_id, &self.domain, None));
+        }
+        for group in self.groups.values() {
+            snapshot.groups.insert(group.id.clone(), group.to_json(&self.domain));
+            for (id, member) in &group.members {
+                let pair = (group.id.clone(), id.clone());
+                match member.kind {
+                    MemberKind::User => snapshot.user_members.insert(pair),
+                    MemberKind::Group => snapshot.group_members.insert(pair),
+                    MemberKind::Customer => false,
+                };
+            }
+        }
+        snapshot
+    }
+
+    /// A `members.list` entry.
+    pub(crate) fn member_json(&self, group: &GoogleGroup, member_id: &str, member: Member) -> Value {
+        let etag = format!("\"{}/{member_id}-{}\"", group.id, group.version);
+        let mut json = json!({
+            "kind": "admin#directory#member",
+            "etag": etag,
+            "id": member_id,
+            "role": member.role,
+        });
+        match member.kind {
+            MemberKind::User => {
+                if let Some(user) = self.users.get(member_id) {
+                    json["email"] = json!(user.primary_email);
+                    json["status"] = json!(if user.suspended { "SUSPENDED" } else { "ACTIVE" });
+                }
+                json["type"] = json!("USER");
+            }
+            MemberKind::Group => {
+                if let Some(nested) = self.groups.get(member_id) {
+                    json["email"] = json!(nested.email);
+                }
+                json["type"] = json!("GROUP");
+                json["status"] = json!("ACTIVE");
+            }
+            MemberKind::Customer => json["type"] = json!("CUSTOMER"),
+        }
+        json
     }
 }
 
 impl GoogleUser {
-    pub(crate) fn to_json(&self, customer_id: &str) -> Value {
-        json!({
-            "kind": "admin#directory#user",
-            "id": self.id,
-            "etag": format!("\"{}\"", self.id),
-            "primaryEmail": self.primary_email,
-            "name": {
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The user as `users.list` serves it with `projection=full`; `deleted` adds `deletionTime`
+    /// for `showDeleted=true`.
+    pub(crate) fn to_json(&self, customer_id: &str, domain: &str, deleted: Option<OffsetDateTime>) -> Value {
+        let mut json = Map::new();
+        let mut put = |key: &str, value: Value| {
+            json.insert(key.to_string(), value);
+        };
+        put("kind", json!("admin#directory#user"));
+        put("id", json!(self.id));
+        put("etag", json!(format!("\"{}-{}\"", self.id, self.version)));
+        put("primaryEmail", json!(self.primary_email));
+        put(
+            "name",
+            json!({
                 "givenName": self.given_name,
                 "familyName": self.family_name,
                 "fullName": format!("{} {}", self.given_name, self.family_name),
-            },
-            "isAdmin": self.is_admin,
-            "isDelegatedAdmin": false,
-            "lastLoginTime": self.last_login_time.map_or_else(|| "1970-01-01T00:00:00.000Z".to_string(), millis),
-            "creationTime": millis(self.creation_time),
-            "agreedToTerms": true,
-            "suspended": self.suspended,
-            "archived": false,
-            "changePasswordAtNextLogin": false,
-            "ipWhitelisted": false,
-            "emails": [{"address": self.primary_email, "primary": true}],
-            "organizations": [{"department": self.department, "title": self.title, "primary": true, "customType": ""}],
-            "customerId": customer_id,
-            "orgUnitPath": "/",
-            "isMailboxSetup": true,
-            "isEnrolledIn2Sv": self.is_admin,
-            "isEnforcedIn2Sv": false,
-            "includeInGlobalAddressList": true,
-        })
+            }),
+        );
+        put("isAdmin", json!(self.is_admin));
+        put("isDelegatedAdmin", json!(self.is_delegated_admin));
+        // Google writes the epoch for "never signed in".
+        put(
+            "lastLoginTime",
+            json!(self.last_login_time.map_or_else(|| "1970-01-01T00:00:00.000Z".to_string(), millis)),
+        );
+        put("creationTime", json!(millis(self.creation_time)));
+        if let Some(at) = deleted {
+            put("deletionTime", json!(millis(at)));
+        }
+        put("agreedToTerms", json!(true));
+        put("suspended", json!(self.suspended));
+        if self.suspended {
+            put("suspensionReason", json!("ADMIN"));
+        }
+        put("archived", json!(self.archived));
+        put("changePasswordAtNextLogin", json!(false));
+        put("ipWhitelisted", json!(false));
+        let mut emails = vec![json!({"address": self.primary_email, "primary": true})];
+        emails.extend(self.aliases.iter().map(|a| json!({"address": a})));
+        put("emails", Value::Array(emails));
+        if !self.aliases.is_empty() {
+            put("aliases", json!(self.aliases));
+        }
+        let local = self.primary_email.split('@').next().unwrap_or_default();
+        put("nonEditableAliases", json!([format!("{local}@{domain}.test-google-a.com")]));
+        if let Some(phone) = &self.phone {
+            put("phones", json!([{"value": phone, "type": "work"}]));
+        }
+        if self.title.is_some() || self.department.is_some() {
+            let mut organization = json!({"primary": true, "customType": ""});
+            if let Some(title) = &self.title {
+                organization["title"] = json!(title);
+            }
+            if let Some(department) = &self.department {
+                organization["department"] = json!(department);
+            }
+            put("organizations", json!([organization]));
+        }
+        if let Some(manager) = &self.manager_email {
+            put("relations", json!([{"value": manager, "type": "manager"}]));
+        }
+        if let Some(employee_id) = &self.employee_id {
+            put("externalIds", json!([{"value": employee_id, "type": "organization"}]));
+        }
+        put("customerId", json!(customer_id));
+        put("orgUnitPath", json!(self.org_unit_path));
+        put("isMailboxSetup", json!(true));
+        put("isEnrolledIn2Sv", json!(self.enrolled_in_2sv));
+        put("isEnforcedIn2Sv", json!(self.enforced_in_2sv));
+        put("includeInGlobalAddressList", json!(true));
+        Value::Object(json)
     }
 }
 
 impl GoogleGroup {
-    pub(crate) fn to_json(&self) -> Value {
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Member ids with their `type` (`USER`, `GROUP` or `CUSTOMER`).
+    pub fn members(&self) -> impl Iterator<Item = (&str, &'static str)> {
+        self.members.iter().map(|(id, m)| {
+            let kind = match m.kind {
+                MemberKind::User => "USER",
+                MemberKind::Group => "GROUP",
+                MemberKind::Customer => "CUSTOMER",
+            };
+            (id.as_str(), kind)
+        })
+    }
+
+    pub(crate) fn member_map(&self) -> &BTreeMap<String, Member> {
+        &self.members
+    }
+
+    pub(crate) fn to_json(&self, domain: &str) -> Value {
+        let local = self.email.split('@').next().unwrap_or_default();
         json!({
             "kind": "admin#directory#group",
             "id": self.id,
-            "etag": format!("\"{}\"", self.id),
+            "etag": format!("\"{}-{}\"", self.id, self.version),
             "email": self.email,
             "name": self.name,
             "directMembersCount": self.members.len().to_string(),
             "description": self.description,
             "adminCreated": true,
-            "nonEditableAliases": [format!("{}.test-google-a.com", self.email)],
+            "nonEditableAliases": [format!("{local}@{domain}.test-google-a.com")],
         })
     }
 }

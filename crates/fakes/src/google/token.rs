@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::signature::{RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
@@ -96,7 +97,8 @@ fn grant(state: &GoogleState, assertion: &str) -> Result<String, Refusal> {
         return Err(invalid_grant("Invalid grant: account not found"));
     }
     let signed = &assertion.as_bytes()[..head.len() + 1 + body.len()];
-    let Some(key) = keys.into_iter().find(|k| {
+    let revoked = state.revoked.lock().expect("revoked lock").clone();
+    let Some(key) = keys.into_iter().filter(|k| !revoked.contains(&k.client_id)).find(|k| {
         UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, &k.public_key).verify(signed, &signature).is_ok()
     }) else {
         return Err(invalid_grant("Invalid JWT Signature."));
@@ -136,8 +138,13 @@ fn grant(state: &GoogleState, assertion: &str) -> Result<String, Refusal> {
         }
     }
     let access_token = format!("ya29.{}", secret(BASE62, 120));
-    let grant =
-        AccessGrant { subject: claims.sub, scopes, expires: Instant::now() + Duration::from_secs(3599) };
+    let grant = AccessGrant {
+        client_id: key.client_id.clone(),
+        subject: claims.sub,
+        scopes,
+        expires: Instant::now() + Duration::from_secs(3599),
+    };
+    state.tokens_issued.fetch_add(1, Ordering::Relaxed);
     let mut tokens = state.tokens.lock().expect("tokens lock");
     // Expired tokens are refused either way; dropping them keeps a long-running demo small.
     tokens.retain(|_, g| g.expires > Instant::now());

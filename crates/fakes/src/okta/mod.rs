@@ -1,24 +1,41 @@
-//! A fake Okta org: the Management API's users and groups lists behind `SSWS` API tokens.
+//! A fake Okta org: the Management API's users, groups, group members, admin role assignments
+//! and factors behind `SSWS` API tokens, with `filter`, `Link` paging and rate-limit headers.
 //!
 //! Tokens act as the admin who created them, as real ones do: `/users/me` answers for any live
-//! token, while listing needs an admin with read permission ([`OktaPermission`]).
+//! token, while listing needs an admin with read permission ([`OktaPermission`]). Between runs a
+//! test changes the org with [`FakeOkta::mutate`], injects faults (429 bursts, 5xx, slow or
+//! truncated replies, skipped pages, revoked tokens) and compares a sync with
+//! [`FakeOkta::snapshot`].
 
+mod filter;
 mod routes;
 mod tenant;
 
 use std::collections::HashMap;
 use std::io;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
-use crate::common::{BASE62, Server, bind, secret};
+use axum::http::StatusCode;
+
+use crate::common::{BASE62, Server, Snapshot, bind, secret};
 use crate::directory::{Directory, TenantSpec};
-use tenant::OktaTenant;
+use crate::faults::{Faults, Listing};
+pub use tenant::{OktaGroup, OktaProfile, OktaTenant, OktaUser};
+
+/// Requests allowed per minute before 429 `E0000047`, until [`FakeOkta::set_rate_limit`]. High
+/// enough that a benchmark over a large tenant measures the sync, not the limit.
+const DEFAULT_LIMIT_PER_MINUTE: u32 = 100_000;
 
 /// What the admin behind a token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OktaPermission {
-    /// A super admin's token: can read users and groups.
+    /// A super admin's token: can read users, groups, admin roles and factors.
     ReadAll,
+    /// An admin who may read users and groups but not admin roles or factors (a custom admin
+    /// role): those answer 403 `E0000006`.
+    UsersAndGroupsOnly,
     /// A token whose user has no admin role: `/users/me` works, listing is refused (E0000006).
     NoPermission,
 }
@@ -29,6 +46,9 @@ struct OktaState {
     /// Live tokens and the permission of the admin each acts as.
     tokens: Mutex<HashMap<String, OktaPermission>>,
     rate: Mutex<routes::RateWindow>,
+    limit_per_minute: AtomicU32,
+    faults: Mutex<Faults>,
+    requests: AtomicU64,
 }
 
 /// A running fake Okta org. Dropping it stops the server.
@@ -53,6 +73,9 @@ impl FakeOkta {
             tenant: RwLock::new(tenant),
             tokens: Mutex::new(HashMap::new()),
             rate: Mutex::new(routes::RateWindow::default()),
+            limit_per_minute: AtomicU32::new(DEFAULT_LIMIT_PER_MINUTE),
+            faults: Mutex::new(Faults::default()),
+            requests: AtomicU64::new(0),
         });
         let server = Server::serve("okta", listener, &base_url, routes::router(state.clone()));
         let mut fake = FakeOkta { server, state, domain, api_token: String::new() };
@@ -85,6 +108,64 @@ impl FakeOkta {
     /// From now on the token is refused with E0000011, as a revoked one is.
     pub fn revoke_token(&self, token: &str) {
         self.state.tokens.lock().expect("tokens lock").remove(token);
+    }
+
+    /// Revokes every token, [`FakeOkta::api_token`] included.
+    pub fn revoke_all_tokens(&self) {
+        self.state.tokens.lock().expect("tokens lock").clear();
+    }
+
+    /// Changes the org between (or during) runs; see [`OktaTenant`] for what can change.
+    pub fn mutate<R>(&self, change: impl FnOnce(&mut OktaTenant) -> R) -> R {
+        change(&mut self.state.tenant.write().expect("tenant lock"))
+    }
+
+    /// Every user (all statuses), group, membership, role assignment and factor, as the API
+    /// serves them.
+    pub fn snapshot(&self) -> Snapshot {
+        self.state.tenant.read().expect("tenant lock").snapshot(&self.state.base_url)
+    }
+
+    /// How many API requests the fake has answered (faults included).
+    pub fn requests(&self) -> u64 {
+        self.state.requests.load(Ordering::Relaxed)
+    }
+
+    /// The ceiling of the one-minute window after which requests get 429 `E0000047`.
+    pub fn set_rate_limit(&self, per_minute: u32) {
+        self.state.limit_per_minute.store(per_minute, Ordering::Relaxed);
+    }
+
+    /// Answers the next `requests` requests with 429 `E0000047`, `X-Rate-Limit-Remaining: 0` and
+    /// an `X-Rate-Limit-Reset` `reset_in` after the reply's `Date` (at least one second).
+    pub fn rate_limit_next(&self, requests: u32, reset_in: Duration) {
+        self.faults().rate_limit(requests, reset_in);
+    }
+
+    /// Answers the next `requests` requests with `status` (a 5xx) and Okta's `E0000009` body.
+    pub fn fail_next(&self, requests: u32, status: u16) {
+        let status = StatusCode::from_u16(status).expect("an HTTP status");
+        self.faults().fail(requests, status);
+    }
+
+    /// Delays every reply by `delay` from now on; `Duration::ZERO` stops.
+    pub fn slow_pages(&self, delay: Duration) {
+        self.faults().slow(delay);
+    }
+
+    /// Cuts the body of the next `requests` successful replies in half, mid-JSON.
+    pub fn truncate_next(&self, requests: u32) {
+        self.faults().truncate(requests);
+    }
+
+    /// After `after_pages` more pages of `listing` are served whole, silently skips the next one:
+    /// its items are never served and the `next` link points past them.
+    pub fn drop_page(&self, listing: Listing, after_pages: usize) {
+        self.faults().drop_page(listing, after_pages);
+    }
+
+    fn faults(&self) -> std::sync::MutexGuard<'_, Faults> {
+        self.state.faults.lock().expect("faults lock")
     }
 
     /// Stops the server and waits for it.

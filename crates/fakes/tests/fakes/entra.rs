@@ -1,7 +1,8 @@
 use std::collections::BTreeSet;
+use std::time::Instant;
 
-use ctxsync_fakes::{FakeEntra, TenantSpec};
-use serde_json::json;
+use ctxsync_fakes::{FakeEntra, Listing, TenantSpec};
+use serde_json::{Value, json};
 
 use super::*;
 
@@ -51,7 +52,9 @@ async fn login_errors_are_aadsts_bodies() {
 
 #[tokio::test]
 async fn users_are_paged_by_next_links_on_the_fake() {
-    let fake = FakeEntra::start_with(TenantSpec { seed: 5, users: 31, groups: 3 }).await.unwrap();
+    let fake = FakeEntra::start_with(TenantSpec { seed: 5, users: 31, groups: 3, ..TenantSpec::default() })
+        .await
+        .unwrap();
     let token = access_token(&fake).await;
     let base = fake.graph_base_url();
     let mut url = format!("{base}/v1.0/users?$top=10&$select=id,displayName");
@@ -122,4 +125,227 @@ async fn throttling_answers_429_with_retry_after() {
         assert_eq!(json(response).await["error"]["code"], "TooManyRequests");
     }
     assert_eq!(client().get(&url).bearer_auth(&token).send().await.unwrap().status(), 200);
+}
+
+/// Every item of a delta round from `url`, and the round's delta link.
+async fn delta_round(token: &str, mut url: String, page_size: usize) -> (Vec<Value>, String, usize) {
+    let mut items = Vec::new();
+    let mut pages = 0;
+    loop {
+        let response = client()
+            .get(&url)
+            .bearer_auth(token)
+            .header("Prefer", format!("odata.maxpagesize={page_size}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{url}");
+        assert_eq!(response.headers()["preference-applied"], format!("odata.maxpagesize={page_size}"));
+        let body = json(response).await;
+        pages += 1;
+        items.extend(body["value"].as_array().unwrap().iter().cloned());
+        match (body.get("@odata.nextLink"), body.get("@odata.deltaLink")) {
+            (Some(next), None) => url = next.as_str().unwrap().to_string(),
+            (None, Some(delta)) => return (items, delta.as_str().unwrap().to_string(), pages),
+            _ => panic!("a page ends with exactly one link: {body}"),
+        }
+    }
+}
+
+fn ids(items: &[Value]) -> BTreeSet<String> {
+    items.iter().map(|i| i["id"].as_str().unwrap().to_string()).collect()
+}
+
+#[tokio::test]
+async fn delta_rounds_list_everything_then_only_changes() {
+    let fake =
+        FakeEntra::start_with(TenantSpec { seed: 8, users: 120, groups: 4, devices: 6 }).await.unwrap();
+    let token = access_token(&fake).await;
+    let base = fake.graph_base_url();
+    let select = "id,displayName,accountEnabled,manager";
+    let (users, delta, pages) =
+        delta_round(&token, format!("{base}/v1.0/users/delta?$select={select}"), 50).await;
+    assert_eq!(pages, 3);
+    let snapshot = fake.snapshot();
+    assert_eq!(ids(&users), snapshot.users.keys().cloned().collect());
+    for user in &users {
+        let keys: BTreeSet<&str> = user.as_object().unwrap().keys().map(String::as_str).collect();
+        assert!(
+            keys.is_subset(&BTreeSet::from(["id", "displayName", "accountEnabled", "manager@delta"])),
+            "{keys:?}"
+        );
+        let manager = user.get("manager@delta").map(|m| m[0]["id"].as_str().unwrap().to_string());
+        assert_eq!(manager.as_ref(), snapshot.managers.get(user["id"].as_str().unwrap()));
+    }
+    assert!(delta.starts_with(&format!("{base}/v1.0/users/delta?$deltatoken=")), "{delta}");
+
+    let (quiet, delta, _) = delta_round(&token, delta, 50).await;
+    assert!(quiet.is_empty(), "{quiet:?}");
+
+    let first = users[0]["id"].as_str().unwrap().to_string();
+    let second = users[1]["id"].as_str().unwrap().to_string();
+    let added = fake.mutate(|t| {
+        t.update_user(&first, |u| u.display_name = "Renamed".into());
+        t.delete_user(&second);
+        t.add_user("Katherine", "Johnson")
+    });
+    let (changes, _, _) = delta_round(&token, delta, 50).await;
+    let by_id = |id: &str| changes.iter().find(|c| c["id"] == id).unwrap_or_else(|| panic!("{id} missing"));
+    assert_eq!(by_id(&first)["displayName"], "Renamed");
+    assert_eq!(by_id(&second)["@removed"], json!({"reason": "deleted"}));
+    assert_eq!(by_id(&added)["accountEnabled"], true);
+}
+
+#[tokio::test]
+async fn group_deltas_split_big_groups_and_report_member_changes() {
+    let fake =
+        FakeEntra::start_with(TenantSpec { seed: 4, users: 90, groups: 5, devices: 12 }).await.unwrap();
+    fake.limit_members_per_page(7);
+    let token = access_token(&fake).await;
+    let start = format!("{}/v1.0/groups/delta?$select=id,displayName,members", fake.graph_base_url());
+    let (groups, delta, pages) = delta_round(&token, start, 999).await;
+    assert!(pages > 5, "{pages}");
+    let mut members = BTreeSet::new();
+    for group in &groups {
+        for m in group["members@delta"].as_array().unwrap_or(&Vec::new()) {
+            assert!(m.get("@removed").is_none());
+            let kind = m["@odata.type"].as_str().unwrap().trim_start_matches("#microsoft.graph.").to_string();
+            members.insert((
+                group["id"].as_str().unwrap().to_string(),
+                kind,
+                m["id"].as_str().unwrap().to_string(),
+            ));
+        }
+    }
+    let expected: BTreeSet<(String, String, String)> =
+        fake.snapshot().memberships.into_iter().map(|(g, k, m)| (g, k.as_str().to_string(), m)).collect();
+    assert_eq!(members, expected);
+    assert!(expected.iter().any(|(_, k, _)| k == "device") && expected.iter().any(|(_, k, _)| k == "group"));
+
+    let (group, member) =
+        expected.iter().find(|(_, k, _)| k == "user").map(|(g, _, m)| (g.clone(), m.clone())).unwrap();
+    fake.mutate(|t| t.remove_member(&group, &member));
+    let (changes, _, _) = delta_round(&token, delta, 999).await;
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0]["id"], group.as_str());
+    assert_eq!(
+        changes[0]["members@delta"],
+        json!([{"@odata.type": "#microsoft.graph.user", "id": member, "@removed": {"reason": "deleted"}}])
+    );
+}
+
+#[tokio::test]
+async fn expired_tokens_are_gone_and_delta_refuses_top() {
+    let fake = FakeEntra::start().await.unwrap();
+    let token = access_token(&fake).await;
+    let base = fake.graph_base_url();
+    let (_, delta, _) = delta_round(&token, format!("{base}/v1.0/devices/delta"), 999).await;
+    fake.expire_delta_tokens();
+    let response = client().get(&delta).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(response.status(), 410);
+    assert_eq!(response.headers()["location"], format!("{base}/v1.0/devices/delta"));
+    assert_eq!(json(response).await["error"]["code"], "syncStateNotFound");
+    let garbage = format!("{base}/v1.0/users/delta?$deltatoken=not-a-token");
+    assert_eq!(client().get(&garbage).bearer_auth(&token).send().await.unwrap().status(), 410);
+
+    let response =
+        client().get(format!("{base}/v1.0/users/delta?$top=5")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(response.status(), 400);
+}
+
+#[tokio::test]
+async fn filtered_user_deltas_and_role_assignments() {
+    let fake =
+        FakeEntra::start_with(TenantSpec { seed: 6, users: 300, groups: 2, devices: 0 }).await.unwrap();
+    let token = access_token(&fake).await;
+    let base = fake.graph_base_url();
+    let some: Vec<String> = fake.mutate(|t| t.users().map(|(id, _)| id).take(3).collect());
+    fake.mutate(|t| {
+        t.assign_role(&some[1], "Security Reader");
+        t.assign_role(&some[2], "Global Reader");
+        t.assign_role(&some[2], "User Administrator");
+    });
+    let snapshot = fake.snapshot();
+    let wanted: Vec<&String> = snapshot.users.keys().take(3).collect();
+    let filter = wanted.iter().map(|id| format!("id eq '{id}'")).collect::<Vec<_>>().join(" or ");
+    let url = format!("{base}/v1.0/users/delta?$select=id&$filter={}", filter.replace(' ', "+"));
+    let (users, _, _) = delta_round(&token, url, 999).await;
+    assert_eq!(ids(&users), wanted.into_iter().cloned().collect());
+
+    let mut url =
+        format!("{base}/v1.0/roleManagement/directory/roleAssignments?$expand=roleDefinition&$top=2");
+    let mut held = BTreeSet::new();
+    loop {
+        let body = json(client().get(&url).bearer_auth(&token).send().await.unwrap()).await;
+        for a in body["value"].as_array().unwrap() {
+            held.insert((
+                a["principalId"].as_str().unwrap().to_string(),
+                a["roleDefinition"]["displayName"].as_str().unwrap().to_string(),
+            ));
+        }
+        match body.get("@odata.nextLink") {
+            Some(next) => url = next.as_str().unwrap().to_string(),
+            None => break,
+        }
+    }
+    let expected: BTreeSet<(String, String)> = snapshot
+        .admin_roles
+        .iter()
+        .flat_map(|(u, roles)| roles.iter().map(move |r| (u.clone(), r.clone())))
+        .collect();
+    assert!(expected.len() > 2);
+    assert_eq!(held, expected);
+
+    fake.withdraw_permission("RoleManagement.Read.Directory");
+    let token = access_token(&fake).await;
+    let response = client().get(&url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(response.status(), 403);
+}
+
+#[tokio::test]
+async fn faults_break_graph_on_purpose() {
+    let fake = FakeEntra::start_with(TenantSpec { seed: 1, users: 30, groups: 2, devices: 0 }).await.unwrap();
+    let token = access_token(&fake).await;
+    let url = format!("{}/v1.0/users/delta?$select=id", fake.graph_base_url());
+    let get = || client().get(&url).bearer_auth(&token).send();
+
+    fake.fail_next(1, 503);
+    let response = get().await.unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(json(response).await["error"]["code"], "serviceNotAvailable");
+
+    fake.truncate_next(1);
+    let cut = get().await.unwrap().text().await.unwrap();
+    assert!(serde_json::from_str::<Value>(&cut).is_err(), "{cut}");
+
+    fake.slow_pages(std::time::Duration::from_millis(200));
+    let started = Instant::now();
+    assert_eq!(get().await.unwrap().status(), 200);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(200));
+    fake.slow_pages(std::time::Duration::ZERO);
+
+    fake.drop_page(Listing::Users, 0);
+    let (users, _, _) = delta_round(&token, url.clone(), 10).await;
+    assert_eq!(users.len(), fake.snapshot().users.len() - 10, "one page of ten lost");
+
+    fake.revoke_secret();
+    let response = request_token(&fake, &fake.domain(), &fake.client_id(), &fake.client_secret()).await;
+    assert_eq!(json(response).await["error"], "invalid_client");
+    assert_eq!(get().await.unwrap().status(), 200, "tokens issued before still work");
+    fake.expire_access_tokens();
+    let response = get().await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(json(response).await["error"]["code"], "InvalidAuthenticationToken");
+}
+
+#[test]
+fn a_hundred_thousand_user_tenant_generates_quickly() {
+    // Timing is for benchmarks; this only proves the generator scales (memberships grow with
+    // people, not people × teams) and stays deterministic.
+    let spec = TenantSpec { seed: 99, users: 20_000, groups: 1_000, devices: 2_000 };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let snapshot = runtime.block_on(async { FakeEntra::start_with(spec).await.unwrap().snapshot() });
+    let per_user = snapshot.memberships.len() as f64 / snapshot.users.len() as f64;
+    assert!((4.0..6.5).contains(&per_user), "{per_user}");
+    assert_eq!(snapshot.devices.len(), 2_000);
 }

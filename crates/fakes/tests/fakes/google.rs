@@ -73,7 +73,9 @@ async fn key_files_look_like_googles() {
 
 #[tokio::test]
 async fn users_are_paged_with_page_tokens() {
-    let fake = FakeGoogle::start_with(TenantSpec { seed: 9, users: 23, groups: 0 }).await.unwrap();
+    let fake = FakeGoogle::start_with(TenantSpec { seed: 9, users: 23, groups: 0, ..TenantSpec::default() })
+        .await
+        .unwrap();
     let token = admin_token(&fake).await;
     let url = format!("{}/admin/directory/v1/users", fake.directory_base_url());
     let (mut seen, mut page_token) = (0, None::<String>);
@@ -186,4 +188,120 @@ async fn the_directory_checks_token_admin_and_page_size() {
             "message": "Not Authorized to access this resource/api",
         }})
     );
+}
+
+async fn directory(fake: &FakeGoogle, token: &str, path: &str, query: &[(&str, &str)]) -> reqwest::Response {
+    let url = format!("{}/admin/directory/v1/{path}", fake.directory_base_url());
+    client().get(url).query(query).bearer_auth(token).send().await.unwrap()
+}
+
+#[tokio::test]
+async fn members_name_users_nested_groups_and_the_account() {
+    let fake = FakeGoogle::start_with(TenantSpec { seed: 6, users: 40, groups: 10, ..TenantSpec::default() })
+        .await
+        .unwrap();
+    let token = admin_token(&fake).await;
+    let snapshot = fake.snapshot();
+    let mut seen = std::collections::BTreeMap::<String, Vec<String>>::new();
+    for group in snapshot.groups.keys() {
+        let mut page_token = String::new();
+        loop {
+            let query = [("maxResults", "3"), ("pageToken", page_token.as_str())];
+            let body = json(directory(&fake, &token, &format!("groups/{group}/members"), &query).await).await;
+            assert_eq!(body["kind"], "admin#directory#members");
+            for member in body["members"].as_array().unwrap() {
+                seen.entry(member["type"].as_str().unwrap().to_string())
+                    .or_default()
+                    .push(format!("{group}/{}", member["id"].as_str().unwrap()));
+            }
+            match body.get("nextPageToken") {
+                Some(t) => page_token = t.as_str().unwrap().to_string(),
+                None => break,
+            }
+        }
+    }
+    let pairs = |set: &std::collections::BTreeSet<(String, String)>| {
+        set.iter().map(|(g, m)| format!("{g}/{m}")).collect::<Vec<_>>()
+    };
+    assert_eq!(seen["USER"], pairs(&snapshot.user_members));
+    assert_eq!(seen["GROUP"], pairs(&snapshot.group_members));
+    assert_eq!(seen["CUSTOMER"].len(), 1);
+    // By email as well as by id; an unknown group is a 404.
+    let email = snapshot.groups.values().next().unwrap()["email"].as_str().unwrap().to_string();
+    assert_eq!(directory(&fake, &token, &format!("groups/{email}/members"), &[]).await.status(), 200);
+    assert_eq!(directory(&fake, &token, "groups/nope/members", &[]).await.status(), 404);
+}
+
+#[tokio::test]
+async fn deleted_users_are_listed_only_when_asked() {
+    let fake = FakeGoogle::start().await.unwrap();
+    let token = admin_token(&fake).await;
+    let victim = fake.mutate(|t| {
+        let id = t.users().nth(5).unwrap().id().to_string();
+        t.delete_user(&id);
+        id
+    });
+    let customer = [("customer", "my_customer")];
+    let listed = json(directory(&fake, &token, "users", &customer).await).await;
+    assert!(listed["users"].as_array().unwrap().iter().all(|u| u["id"] != victim.as_str()));
+    let query = [("customer", "my_customer"), ("showDeleted", "true")];
+    let deleted = json(directory(&fake, &token, "users", &query).await).await;
+    assert_eq!(deleted["users"][0]["id"], victim.as_str());
+    assert!(deleted["users"][0]["deletionTime"].is_string());
+    assert!(!fake.snapshot().users.contains_key(&victim));
+}
+
+#[tokio::test]
+async fn faults_are_answered_like_google() {
+    let fake = FakeGoogle::start().await.unwrap();
+    let token = admin_token(&fake).await;
+    let customer = [("customer", "my_customer")];
+    for (reason, status) in [
+        (ctxsync_fakes::GoogleRateLimit::UserRateLimitExceeded, 403),
+        (ctxsync_fakes::GoogleRateLimit::RateLimitExceeded, 429),
+        (ctxsync_fakes::GoogleRateLimit::QuotaExceeded, 403),
+    ] {
+        fake.rate_limit_next(1, reason);
+        let response = directory(&fake, &token, "users", &customer).await;
+        assert_eq!(response.status(), status);
+        assert_eq!(json(response).await["error"]["errors"][0]["domain"], "usageLimits");
+    }
+    fake.fail_next(1, 500);
+    assert_eq!(directory(&fake, &token, "users", &customer).await.status(), 500);
+    fake.truncate_next(1);
+    let cut = directory(&fake, &token, "users", &customer).await.bytes().await.unwrap();
+    assert!(serde_json::from_slice::<Value>(&cut).is_err());
+
+    fake.expire_access_tokens();
+    assert_eq!(directory(&fake, &token, "users", &customer).await.status(), 401);
+    let token = admin_token(&fake).await;
+    assert_eq!(directory(&fake, &token, "users", &customer).await.status(), 200);
+    assert_eq!(fake.tokens_issued(), 2);
+
+    fake.revoke_service_account();
+    assert_eq!(directory(&fake, &token, "users", &customer).await.status(), 401);
+    let key_file = fake.service_account_json();
+    let body =
+        json(exchange(&fake, &sign(&key_file, &claims(&key_file, &fake.admin_email()), false)).await).await;
+    assert_eq!(body["error_description"], "Invalid JWT Signature.");
+}
+
+#[tokio::test]
+async fn changes_move_etags_and_show_in_the_snapshot() {
+    let fake = FakeGoogle::start().await.unwrap();
+    let before = fake.snapshot();
+    let (user, group, added) = fake.mutate(|t| {
+        let user = t.users().nth(3).unwrap().id().to_string();
+        let group = t.groups().next().unwrap().id().to_string();
+        t.update_user(&user, |u| u.title = Some("Chief Scientist".into()));
+        let added = t.add_user("Grace", "Hopper");
+        t.add_member(&group, &added);
+        (user, group, added)
+    });
+    let after = fake.snapshot();
+    assert_ne!(before.users[&user]["etag"], after.users[&user]["etag"]);
+    assert_eq!(after.users[&user]["organizations"][0]["title"], "Chief Scientist");
+    assert_eq!(after.users[&added]["primaryEmail"], format!("grace.hopper@{}", fake.domain()));
+    assert!(after.user_members.contains(&(group.clone(), added)));
+    assert_ne!(before.groups[&group]["directMembersCount"], after.groups[&group]["directMembersCount"]);
 }

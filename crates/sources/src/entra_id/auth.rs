@@ -2,6 +2,8 @@
 //! `{login}/{tenant}/oauth2/v2.0/token`, for Graph's `.default` scope (the app's consented
 //! application permissions).
 
+use std::time::Duration;
+
 use ctxsync_core::EntraIdCredentials;
 use reqwest::header::ACCEPT;
 use secrecy::{ExposeSecret, SecretString};
@@ -16,9 +18,26 @@ const SOURCE: &str = "Microsoft Entra ID";
 /// for Graph, wherever the operator routes it.
 const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
 
+/// Graph's tokens live an hour; a reply that does not say is taken to mean that.
+const DEFAULT_LIFETIME: Duration = Duration::from_secs(3599);
+
 #[derive(Deserialize)]
 struct TokenReply {
     access_token: String,
+    /// Seconds; the v1 endpoint wrote it as a string.
+    #[serde(default)]
+    expires_in: Option<serde_json::Value>,
+}
+
+impl TokenReply {
+    fn lifetime(&self) -> Duration {
+        let secs = match &self.expires_in {
+            Some(serde_json::Value::Number(n)) => n.as_u64(),
+            Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
+            _ => None,
+        };
+        secs.map_or(DEFAULT_LIFETIME, Duration::from_secs)
+    }
 }
 
 /// The identity platform's OAuth error: branch on `error` and the AADSTS code; the description's
@@ -44,12 +63,13 @@ impl ClientSecret {
         Self { client_id: credentials.client_id.clone(), secret: credentials.client_secret.clone() }
     }
 
+    /// A fresh access token and how long it lives.
     pub(crate) async fn access_token(
         &self,
         http: &Http,
         login: &Target,
         tenant: &str,
-    ) -> Result<AccessToken, SourceError> {
+    ) -> Result<(AccessToken, Duration), SourceError> {
         let url = login.url(&[tenant, "oauth2", "v2.0", "token"]);
         let reply = http
             .send(
@@ -70,7 +90,10 @@ impl ClientSecret {
             return Err(self.failure(login, &reply, tenant));
         }
         match reply.json::<TokenReply>() {
-            Some(t) if !t.access_token.is_empty() => Ok(AccessToken::new(t.access_token)),
+            Some(t) if !t.access_token.is_empty() => {
+                let lifetime = t.lifetime();
+                Ok((AccessToken::new(t.access_token), lifetime))
+            }
             _ => Err(SourceError::Unreachable(format!(
                 "{} did not answer like the Microsoft identity platform (no access_token in a {} reply); check \
                  CTXSYNC_ENTRA_LOGIN_BASE_URL",

@@ -1,15 +1,25 @@
-//! Requests to Microsoft Graph with an app-only token, honouring `Retry-After` on throttling,
-//! and Graph's error envelope turned into messages that say what to do.
+//! Requests to Microsoft Graph with an app-only token: the token is cached until shortly before
+//! it expires and minted again when Graph refuses it; `Retry-After` is honoured on throttling;
+//! Graph's error envelope becomes a message that says what to do.
 
+use std::time::Duration;
+
+use ctxsync_core::EntraIdCredentials;
 use reqwest::StatusCode;
-use reqwest::header::{ACCEPT, AUTHORIZATION};
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
 use serde::Deserialize;
+use tokio::time::Instant;
+use url::Url;
 
+use super::auth::ClientSecret;
 use crate::SourceError;
 use crate::endpoints::Target;
 use crate::http::{AccessToken, Http, Reply, Retry, excerpt, retry_after, transient, unavailable};
 
 const SOURCE: &str = "Microsoft Graph";
+/// A token is renewed this long before it expires (a tenth of its life for short-lived ones),
+/// so a request never leaves with a token about to lapse.
+const RENEW_BEFORE: Duration = Duration::from_secs(300);
 
 #[derive(Deserialize)]
 struct ErrorBody {
@@ -24,76 +34,238 @@ struct GraphError {
     message: String,
 }
 
+/// Why a Graph request gave no usable reply.
 #[derive(Debug)]
+pub(crate) enum Failure {
+    /// 410 Gone, or `syncStateNotFound`: the delta or skip token is no longer known.
+    Gone,
+    /// 403: the app lacks the permission this request needs.
+    Denied(SourceError),
+    Other(SourceError),
+}
+
+impl From<SourceError> for Failure {
+    fn from(error: SourceError) -> Self {
+        Failure::Other(error)
+    }
+}
+
+impl Failure {
+    /// For callers that give every failure the same treatment.
+    pub(crate) fn into_source(self) -> SourceError {
+        match self {
+            Failure::Gone => SourceError::Unreachable(
+                "Microsoft Graph no longer knows the delta token of this listing; try again".to_string(),
+            ),
+            Failure::Denied(e) | Failure::Other(e) => e,
+        }
+    }
+}
+
+struct Token {
+    value: AccessToken,
+    renew_at: Instant,
+}
+
 pub(crate) struct GraphClient<'a> {
     http: &'a Http,
-    target: Target,
-    token: AccessToken,
+    login: Target,
+    graph: Target,
+    tenant: &'a str,
+    app: ClientSecret,
+    token: Option<Token>,
+    /// Tokens minted so far, the first included.
+    mints: u32,
 }
 
 impl<'a> GraphClient<'a> {
-    pub(crate) fn new(http: &'a Http, target: Target, token: AccessToken) -> Self {
-        Self { http, target, token }
+    pub(crate) fn new(
+        http: &'a Http,
+        login: Target,
+        graph: Target,
+        tenant: &'a str,
+        credentials: &EntraIdCredentials,
+    ) -> Self {
+        Self { http, login, graph, tenant, app: ClientSecret::new(credentials), token: None, mints: 0 }
     }
 
-    /// `GET {base}/v1.0/{collection}?{odata}`. The OData options are written as Graph documents
-    /// them (`$top=1&$select=id`), not form-encoded.
-    pub(crate) async fn get(&self, collection: &str, odata: &str) -> Result<Reply, SourceError> {
-        let auth = self.token.bearer()?;
-        let mut url = self.target.url(&["v1.0", collection]);
+    pub(crate) fn graph(&self) -> &Target {
+        &self.graph
+    }
+
+    /// `{base}/v1.0/{segments…}?{odata}`. The OData options are written as Graph documents them
+    /// (`$top=1&$select=id`), not form-encoded.
+    pub(crate) fn url(&self, segments: &[&str], odata: &str) -> Url {
+        let mut all = vec!["v1.0"];
+        all.extend_from_slice(segments);
+        let mut url = self.graph.url(&all);
         url.set_query(Some(odata));
-        tracing::debug!(source = SOURCE, path = url.path(), "request");
-        let reply = self
-            .http
-            .send(
-                SOURCE,
-                &self.target,
-                |client| {
-                    client
-                        .get(url.clone())
-                        .header(AUTHORIZATION, auth.clone())
-                        .header(ACCEPT, "application/json")
-                },
-                classify,
-            )
-            .await?;
-        if reply.status.is_success() { Ok(reply) } else { Err(self.failure(&reply, collection)) }
+        url
     }
 
-    fn failure(&self, reply: &Reply, collection: &str) -> SourceError {
-        let secrets = [self.token.expose()];
+    /// A link Graph returned (`@odata.nextLink`, `@odata.deltaLink`), moved onto the configured
+    /// base: Graph writes its own host into them, and an operator's override (an egress proxy,
+    /// a local fake) must see the follow-up requests too. Its path from `/v1.0/` on and its
+    /// query are kept verbatim.
+    pub(crate) fn rebase(&self, link: &str) -> Result<Url, SourceError> {
+        let invalid = || {
+            SourceError::Unreachable(format!(
+                "{} returned a paging link that is not a Graph v1.0 URL; check CTXSYNC_GRAPH_BASE_URL",
+                self.graph.display()
+            ))
+        };
+        let parsed = Url::parse(link).map_err(|_| invalid())?;
+        let at = parsed.path().find("/v1.0/").ok_or_else(invalid)?;
+        let mut url = self.graph.base().clone();
+        let path = format!("{}{}", url.path().trim_end_matches('/'), &parsed.path()[at..]);
+        url.set_path(&path);
+        url.set_query(parsed.query());
+        url.set_fragment(None);
+        Ok(url)
+    }
+
+    /// The bearer header, minting a token when there is none or it is due for renewal; and
+    /// whether it was minted by this call.
+    async fn bearer(&mut self) -> Result<(HeaderValue, bool), SourceError> {
+        if let Some(token) = &self.token
+            && Instant::now() < token.renew_at
+        {
+            return Ok((token.value.bearer()?, false));
+        }
+        let (value, lifetime) = self.app.access_token(self.http, &self.login, self.tenant).await?;
+        self.mints += 1;
+        if self.mints > 1 {
+            tracing::debug!(source = SOURCE, "renewed the access token");
+        }
+        let renew_at = Instant::now() + lifetime.saturating_sub(RENEW_BEFORE.min(lifetime / 10));
+        let header = value.bearer()?;
+        self.token = Some(Token { value, renew_at });
+        Ok((header, true))
+    }
+
+    /// `GET url`, with `prefer` as the `Prefer` header, and its body decoded by `decode`; a
+    /// successful reply that does not decode (cut short on the way) is retried. Returns the
+    /// body and how many requests were retried. A 401 to a cached token mints a new one and
+    /// tries once more: the token may have expired or been revoked while the run went on.
+    pub(crate) async fn fetch<T>(
+        &mut self,
+        url: &Url,
+        what: &str,
+        prefer: Option<&str>,
+        decode: impl Fn(&Reply) -> Option<T>,
+    ) -> Result<(T, u32), Failure> {
+        tracing::debug!(source = SOURCE, path = url.path(), "request");
+        let mut renewed = false;
+        let mut retries = 0;
+        loop {
+            let (auth, fresh) = self.bearer().await?;
+            let build = |client: &reqwest::Client| {
+                let request = client
+                    .get(url.clone())
+                    .header(AUTHORIZATION, auth.clone())
+                    .header(ACCEPT, "application/json");
+                match prefer {
+                    Some(prefer) => request.header("Prefer", prefer),
+                    None => request,
+                }
+            };
+            let fetched = self.http.fetch(SOURCE, &self.graph, build, classify, &decode).await?;
+            retries += fetched.retries;
+            if let Some(body) = fetched.body {
+                return Ok((body, retries));
+            }
+            if fetched.reply.status == StatusCode::UNAUTHORIZED && !fresh && !renewed {
+                self.token = None;
+                renewed = true;
+                retries += 1;
+                continue;
+            }
+            return Err(self.failure(&fetched.reply, what));
+        }
+    }
+
+    fn failure(&self, reply: &Reply, what: &str) -> Failure {
+        let secrets: Vec<&str> = self.token.iter().map(|t| t.value.expose()).collect();
         let error = reply.json::<ErrorBody>().map(|b| b.error);
+        let code = error.as_ref().map(|e| e.code.as_str());
+        if reply.status == StatusCode::GONE
+            || code.is_some_and(|c| c.eq_ignore_ascii_case("syncStateNotFound"))
+        {
+            return Failure::Gone;
+        }
         let said = match &error {
             Some(e) => format!("{} ({})", excerpt(&e.message, &secrets), excerpt(&e.code, &secrets)),
             None => format!("HTTP {}", reply.status.as_u16()),
         };
         if transient(reply.status) {
-            return unavailable(
+            let detail = format!(": {said}");
+            return Failure::Other(unavailable(
                 SOURCE,
-                &self.target,
+                &self.graph,
                 reply,
-                &format!(": {said}"),
+                &detail,
                 retry_after(&reply.headers),
-            );
+            ));
         }
-        let next = match (reply.status, error.as_ref().map(|e| e.code.as_str())) {
-            (StatusCode::FORBIDDEN, _) => {
+        let (next, denied) = match reply.status {
+            StatusCode::FORBIDDEN => (
                 "Authorization_RequestDenied means the app lacks consent: give it the Microsoft Graph application \
-                 permissions User.Read.All and Group.Read.All and have an administrator grant admin consent"
-            }
-            (StatusCode::UNAUTHORIZED, _) => {
+                 permissions User.Read.All, Group.Read.All and Device.Read.All (or Directory.Read.All) and have an \
+                 administrator grant admin consent",
+                true,
+            ),
+            StatusCode::UNAUTHORIZED => (
                 "Graph refused the token Entra ID just issued; check that CTXSYNC_GRAPH_BASE_URL and \
-                 CTXSYNC_ENTRA_LOGIN_BASE_URL belong to the same cloud"
-            }
-            _ => "check the config's domain and the app registration",
+                 CTXSYNC_ENTRA_LOGIN_BASE_URL belong to the same cloud",
+                false,
+            ),
+            _ => ("check the config's domain and the app registration", false),
         };
-        SourceError::Rejected(format!("Microsoft Graph refused to list {collection}: {said}; {next}"))
+        let error = SourceError::Rejected(format!("Microsoft Graph refused to list {what}: {said}; {next}"));
+        if denied { Failure::Denied(error) } else { Failure::Other(error) }
     }
 }
 
+/// Throttling and server errors are retried, honouring `Retry-After`.
 fn classify(reply: &Reply) -> Retry {
     match reply.status {
         status if transient(status) => retry_after(&reply.headers).map_or(Retry::Backoff, Retry::After),
         _ => Retry::No,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Endpoints;
+
+    #[test]
+    fn links_move_onto_the_configured_base() {
+        let http = Http::new(crate::http::RetryPolicy::VALIDATION).unwrap();
+        let credentials =
+            EntraIdCredentials { client_id: "app".into(), client_secret: "s".to_string().into() };
+        let endpoints = Endpoints {
+            graph_base_url: Some(Url::parse("http://proxy.local:8080/graph/").unwrap()),
+            ..Endpoints::default()
+        };
+        let client = GraphClient::new(&http, endpoints.entra_login(), endpoints.graph(), "t", &credentials);
+        let link = "https://graph.microsoft.com/v1.0/users/delta?$deltatoken=a%2Bb_c";
+        assert_eq!(
+            client.rebase(link).unwrap().as_str(),
+            "http://proxy.local:8080/graph/v1.0/users/delta?$deltatoken=a%2Bb_c"
+        );
+        assert!(client.rebase("https://evil.example/other").is_err());
+        let direct = GraphClient::new(
+            &http,
+            Endpoints::default().entra_login(),
+            Endpoints::default().graph(),
+            "t",
+            &credentials,
+        );
+        assert_eq!(direct.rebase(link).unwrap().as_str(), link);
+        assert_eq!(
+            direct.rebase("http://127.0.0.1:1/v1.0/groups/delta?$skiptoken=x").unwrap().as_str(),
+            "https://graph.microsoft.com/v1.0/groups/delta?$skiptoken=x"
+        );
     }
 }

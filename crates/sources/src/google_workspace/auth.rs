@@ -2,7 +2,7 @@
 //! file's private key and impersonating the configured admin, exchanged for an access token at
 //! Google's token endpoint.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ctxsync_core::GoogleWorkspaceCredentials;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -39,6 +39,15 @@ struct Claims<'a> {
 #[derive(Deserialize)]
 struct TokenReply {
     access_token: String,
+    expires_in: Option<u64>,
+}
+
+/// A token Google issued, how long it lasts, and the retries getting it took.
+#[derive(Debug)]
+pub(crate) struct Minted {
+    pub token: AccessToken,
+    pub lifetime: Duration,
+    pub retries: u32,
 }
 
 #[derive(Deserialize)]
@@ -98,16 +107,12 @@ impl ServiceAccount {
 
     /// Exchanges a fresh assertion for an access token at `target` (the canonical token URL or
     /// the operator's override; never the key file's `token_uri`).
-    pub(crate) async fn access_token(
-        &self,
-        http: &Http,
-        target: &Target,
-    ) -> Result<AccessToken, SourceError> {
+    pub(crate) async fn access_token(&self, http: &Http, target: &Target) -> Result<Minted, SourceError> {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let assertion = self.assertion(now)?;
         let url = target.url(&[]);
-        let reply = http
-            .send(
+        let fetched = http
+            .fetch(
                 SOURCE,
                 target,
                 |client| {
@@ -117,14 +122,20 @@ impl ServiceAccount {
                         .form(&[("grant_type", JWT_BEARER), ("assertion", assertion.expose_secret())])
                 },
                 classify,
+                |_| Some(()),
             )
             .await?;
+        let reply = fetched.reply;
         let secrets = [self.private_key.expose_secret(), assertion.expose_secret()];
         if !reply.status.is_success() {
             return Err(self.failure(target, &reply, &secrets));
         }
         match reply.json::<TokenReply>() {
-            Some(t) if !t.access_token.is_empty() => Ok(AccessToken::new(t.access_token)),
+            Some(t) if !t.access_token.is_empty() => Ok(Minted {
+                token: AccessToken::new(t.access_token),
+                lifetime: Duration::from_secs(t.expires_in.unwrap_or(LIFETIME_SECS)),
+                retries: fetched.retries,
+            }),
             _ => Err(SourceError::Unreachable(format!(
                 "{} did not answer like Google's token endpoint (no access_token in a {} reply); check \
                  CTXSYNC_GOOGLE_TOKEN_URL",

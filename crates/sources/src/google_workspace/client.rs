@@ -1,15 +1,24 @@
 //! Requests to the Admin SDK Directory API with a delegated access token, and Google's error
 //! envelopes turned into messages that say what to do.
 
-use reqwest::StatusCode;
-use reqwest::header::{ACCEPT, AUTHORIZATION};
-use serde::Deserialize;
+use std::time::Duration;
 
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use tokio::time::Instant;
+
+use super::auth::ServiceAccount;
 use crate::SourceError;
 use crate::endpoints::Target;
-use crate::http::{AccessToken, Http, Reply, Retry, excerpt, retry_after, transient, unavailable};
+use crate::http::{
+    AccessToken, Http, Reply, Retry, excerpt, retry_after, transient, unavailable, unreadable,
+};
 
 const SOURCE: &str = "Google Workspace";
+/// How long before a token's expiry it is replaced (at most a tenth of its lifetime).
+const RENEW_BEFORE: Duration = Duration::from_secs(300);
 
 /// Reasons Google gives for "slow down", some of them with status 403: they call for a retry,
 /// not for marking the credentials invalid.
@@ -59,45 +68,141 @@ fn rate_limited(reply: &Reply) -> bool {
                 .is_some_and(|e| e.errors.iter().any(|i| RATE_LIMIT_REASONS.contains(&i.reason.as_str()))))
 }
 
+/// A cached access token and when to replace it.
+#[derive(Debug)]
+struct Token {
+    value: AccessToken,
+    renew_at: Instant,
+}
+
+/// What one Directory request brought back.
+#[derive(Debug)]
+pub(crate) struct Got<T> {
+    /// The decoded body of a 2xx; `None` for a tolerated error status.
+    pub body: Option<T>,
+    /// Retries, minting included.
+    pub retries: u32,
+}
+
+/// The Directory API as the service account's delegated admin. Tokens are minted when first
+/// needed and again before they expire (they last an hour, a large tenant's sync may not), or
+/// when the API refuses one during a run.
 #[derive(Debug)]
 pub(crate) struct DirectoryClient<'a> {
     http: &'a Http,
+    token_target: Target,
     target: Target,
-    token: AccessToken,
-    admin_email: String,
+    account: ServiceAccount,
+    token: Option<Token>,
 }
 
 impl<'a> DirectoryClient<'a> {
-    pub(crate) fn new(http: &'a Http, target: Target, token: AccessToken, admin_email: &str) -> Self {
-        Self { http, target, token, admin_email: admin_email.to_string() }
+    pub(crate) fn new(http: &'a Http, token_target: Target, target: Target, account: ServiceAccount) -> Self {
+        Self { http, token_target, target, account, token: None }
+    }
+
+    /// The bearer header, minting a token when there is none or it is due for renewal; whether
+    /// it was minted now; and the retries minting took.
+    async fn bearer(&mut self) -> Result<(HeaderValue, bool, u32), SourceError> {
+        if let Some(token) = &self.token
+            && Instant::now() < token.renew_at
+        {
+            return Ok((token.value.bearer()?, false, 0));
+        }
+        let minted = self.account.access_token(self.http, &self.token_target).await?;
+        let renew_at =
+            Instant::now() + minted.lifetime.saturating_sub(RENEW_BEFORE.min(minted.lifetime / 10));
+        let header = minted.token.bearer()?;
+        self.token = Some(Token { value: minted.token, renew_at });
+        Ok((header, true, minted.retries))
+    }
+
+    /// Mints the first token, so credential problems surface before any listing.
+    pub(crate) async fn authenticate(&mut self) -> Result<(), SourceError> {
+        self.bearer().await.map(|_| ())
     }
 
     /// `GET {base}/admin/directory/v1/{collection}?{query}`; a 2xx reply, or the error it means.
-    pub(crate) async fn get(&self, collection: &str, query: &[(&str, &str)]) -> Result<Reply, SourceError> {
-        let auth = self.token.bearer()?;
-        let url = self.target.url(&["admin", "directory", "v1", collection]);
+    pub(crate) async fn get(
+        &mut self,
+        collection: &str,
+        query: &[(&str, &str)],
+    ) -> Result<Reply, SourceError> {
+        let got = self.request(&[collection], query, collection, &[], |_| Some(())).await?;
+        Ok(got.0)
+    }
+
+    /// `GET {base}/admin/directory/v1/{path…}?{query}`, its body decoded as `T`; a body cut
+    /// short is retried. The `tolerated` statuses (404 for a group deleted during the run) come
+    /// back without a body instead of as errors. `what` completes "refused to list …".
+    pub(crate) async fn fetch<T: DeserializeOwned>(
+        &mut self,
+        path: &[&str],
+        query: &[(&str, &str)],
+        what: &str,
+        tolerated: &[StatusCode],
+    ) -> Result<Got<T>, SourceError> {
+        let decode = |reply: &Reply| serde_json::from_slice::<T>(&reply.body).ok();
+        let (reply, body, retries) = self.request(path, query, what, tolerated, decode).await?;
+        if reply.status.is_success() && body.is_none() {
+            return Err(unreadable(SOURCE, &self.target));
+        }
+        Ok(Got { body, retries })
+    }
+
+    /// A 401 to a cached token mints a new one and tries once more: the token may have expired
+    /// or been revoked while the run went on.
+    async fn request<T>(
+        &mut self,
+        path: &[&str],
+        query: &[(&str, &str)],
+        what: &str,
+        tolerated: &[StatusCode],
+        decode: impl Fn(&Reply) -> Option<T>,
+    ) -> Result<(Reply, Option<T>, u32), SourceError> {
+        let mut segments = vec!["admin", "directory", "v1"];
+        segments.extend_from_slice(path);
+        let url = self.target.url(&segments);
         tracing::debug!(source = SOURCE, path = url.path(), "request");
-        let reply = self
-            .http
-            .send(
-                SOURCE,
-                &self.target,
-                |client| {
-                    client
-                        .get(url.clone())
-                        .query(query)
-                        .header(AUTHORIZATION, auth.clone())
-                        .header(ACCEPT, "application/json")
-                },
-                classify,
-            )
-            .await?;
-        if reply.status.is_success() { Ok(reply) } else { Err(self.failure(&reply, collection)) }
+        let (mut retries, mut renewed) = (0, false);
+        loop {
+            let (auth, fresh, minting) = self.bearer().await?;
+            retries += minting;
+            let fetched = self
+                .http
+                .fetch(
+                    SOURCE,
+                    &self.target,
+                    |client| {
+                        client
+                            .get(url.clone())
+                            .query(query)
+                            .header(AUTHORIZATION, auth.clone())
+                            .header(ACCEPT, "application/json")
+                    },
+                    classify,
+                    &decode,
+                )
+                .await?;
+            retries += fetched.retries;
+            let status = fetched.reply.status;
+            if status == StatusCode::UNAUTHORIZED && !fresh && !renewed {
+                tracing::debug!(source = SOURCE, "the access token was refused; minting a new one");
+                self.token = None;
+                renewed = true;
+                retries += 1;
+                continue;
+            }
+            if status.is_success() || tolerated.contains(&status) {
+                return Ok((fetched.reply, fetched.body, retries));
+            }
+            return Err(self.failure(&fetched.reply, what));
+        }
     }
 
     fn failure(&self, reply: &Reply, collection: &str) -> SourceError {
         let error = parse_error(reply);
-        let secrets = [self.token.expose()];
+        let secrets: Vec<&str> = self.token.iter().map(|t| t.value.expose()).collect();
         let (message, reason) = match &error {
             Some(e) => (excerpt(&e.message, &secrets), excerpt(e.reason(), &secrets)),
             None => (format!("HTTP {}", reply.status.as_u16()), String::new()),
@@ -112,7 +217,7 @@ impl<'a> DirectoryClient<'a> {
                 retry_after(&reply.headers),
             );
         }
-        let admin = &self.admin_email;
+        let admin = self.account.admin_email();
         let next = match (reply.status, reason.as_str()) {
             (StatusCode::UNAUTHORIZED, _) => {
                 "the access token Google just issued was refused; check CTXSYNC_GOOGLE_DIRECTORY_BASE_URL and \

@@ -5,14 +5,16 @@ use std::time::Duration;
 
 use ctxsync_core::OktaCredentials;
 use reqwest::StatusCode;
-use reqwest::header::{ACCEPT, AUTHORIZATION, DATE, HeaderMap};
+use reqwest::header::{ACCEPT, AUTHORIZATION, DATE, HeaderMap, LINK};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
+use url::Url;
 
 use super::auth::ApiToken;
 use crate::SourceError;
 use crate::endpoints::Target;
-use crate::http::{Http, Reply, Retry, excerpt, http_date, transient, unavailable};
+use crate::http::{Http, Reply, Retry, excerpt, http_date, transient, unavailable, unreadable};
 
 const SOURCE: &str = "Okta";
 
@@ -30,6 +32,19 @@ struct OktaError {
 #[serde(rename_all = "camelCase")]
 struct OktaErrorCause {
     error_summary: String,
+}
+
+/// What one page (or object) of a sync brought back.
+#[derive(Debug)]
+pub(crate) struct Got<T> {
+    pub status: StatusCode,
+    /// The decoded body of a 2xx; `None` for a tolerated error status.
+    pub body: Option<T>,
+    /// The `rel="next"` link, kept on the org's origin.
+    pub next: Option<Url>,
+    /// The reply's `Date`: Okta's clock.
+    pub date: Option<OffsetDateTime>,
+    pub retries: u32,
 }
 
 #[derive(Debug)]
@@ -76,6 +91,69 @@ impl<'a> OktaClient<'a> {
             )
             .await?;
         if reply.status.is_success() { Ok(reply) } else { Err(self.failure(&reply, action)) }
+    }
+
+    /// `{base}/{path}?{query}`, for a listing's first page.
+    pub(crate) fn url(&self, path: &[&str], query: &[(&str, &str)]) -> Url {
+        let mut url = self.target.url(path);
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        url
+    }
+
+    /// `GET url`, its body decoded as `T`; a body cut short is retried. The `tolerated`
+    /// statuses (404 for something deleted during the run, 403 for data the token may not read)
+    /// come back without a body instead of as errors. `action` completes "Okta refused to …".
+    pub(crate) async fn fetch<T: DeserializeOwned>(
+        &self,
+        url: &Url,
+        action: &str,
+        tolerated: &[StatusCode],
+    ) -> Result<Got<T>, SourceError> {
+        let auth = self.token.header()?;
+        tracing::debug!(source = SOURCE, path = url.path(), "request");
+        let fetched = self
+            .http
+            .fetch(
+                SOURCE,
+                &self.target,
+                |client| {
+                    client
+                        .get(url.clone())
+                        .header(AUTHORIZATION, auth.clone())
+                        .header(ACCEPT, "application/json")
+                },
+                classify,
+                |reply| serde_json::from_slice::<T>(&reply.body).ok(),
+            )
+            .await?;
+        let reply = &fetched.reply;
+        let next = if reply.status.is_success() {
+            if fetched.body.is_none() {
+                return Err(unreadable(SOURCE, &self.target));
+            }
+            next_link(&reply.headers).map(|link| self.follow(url, &link)).transpose()?
+        } else if tolerated.contains(&reply.status) {
+            None
+        } else {
+            return Err(self.failure(reply, action));
+        };
+        let date = reply.headers.get(DATE).and_then(|d| http_date(d.to_str().ok()?));
+        Ok(Got { status: reply.status, body: fetched.body, next, date, retries: fetched.retries })
+    }
+
+    /// A link Okta returned, resolved against the request it came with. It must stay on the
+    /// org's origin: following it elsewhere would hand the API token to another host.
+    pub(crate) fn follow(&self, from: &Url, link: &str) -> Result<Url, SourceError> {
+        match from.join(link) {
+            Ok(url) if url.origin() == self.target.base().origin() => Ok(url),
+            _ => Err(SourceError::Unreachable(format!(
+                "Okta at {} sent a next-page link to another host; check that the domain (or \
+                 CTXSYNC_OKTA_BASE_URL) is the org's Okta host",
+                self.target.display()
+            ))),
+        }
     }
 
     fn failure(&self, reply: &Reply, action: &str) -> SourceError {
@@ -144,11 +222,108 @@ fn rate_limit_wait(headers: &HeaderMap) -> Option<Duration> {
     Some(Duration::from_secs(reset.saturating_sub(now).max(1) as u64))
 }
 
+/// The `rel="next"` target among the `Link` headers, whether Okta sent one header per relation
+/// or joined them with commas in one.
+pub(crate) fn next_link(headers: &HeaderMap) -> Option<String> {
+    headers.get_all(LINK).iter().filter_map(|v| v.to_str().ok()).flat_map(split_links).find_map(|link| {
+        let (target, params) = link.trim().strip_prefix('<')?.split_once('>')?;
+        let next = params.split(';').any(|param| {
+            param.split_once('=').is_some_and(|(key, value)| {
+                key.trim().eq_ignore_ascii_case("rel")
+                    && value
+                        .trim()
+                        .trim_matches('"')
+                        .split_whitespace()
+                        .any(|r| r.eq_ignore_ascii_case("next"))
+            })
+        });
+        next.then(|| target.to_string())
+    })
+}
+
+/// A `Link` value split on the commas between links, not on those inside `<…>` or quotes.
+fn split_links(value: &str) -> Vec<&str> {
+    let (mut links, mut start, mut in_target, mut in_quotes) = (Vec::new(), 0, false, false);
+    for (i, c) in value.char_indices() {
+        match c {
+            '<' if !in_quotes => in_target = true,
+            '>' if !in_quotes => in_target = false,
+            '"' if !in_target => in_quotes = !in_quotes,
+            ',' if !in_target && !in_quotes => {
+                links.push(&value[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    links.push(&value[start..]);
+    links
+}
+
 #[cfg(test)]
 mod tests {
     use reqwest::header::HeaderValue;
 
     use super::*;
+
+    fn links(values: &[&'static str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for v in values {
+            headers.append(LINK, HeaderValue::from_static(v));
+        }
+        headers
+    }
+
+    #[test]
+    fn links_are_followed_only_on_the_orgs_origin() {
+        let http = Http::new(crate::http::RetryPolicy::VALIDATION).unwrap();
+        let target = crate::Endpoints::default().okta("acme.okta.com").unwrap();
+        let credentials = OktaCredentials { api_token: "00token".to_string().into() };
+        let client = OktaClient::new(&http, target, &credentials);
+        let from = client.url(&["api", "v1", "users"], &[("limit", "200")]);
+        let next = client.follow(&from, "https://acme.okta.com/api/v1/users?after=00u2&limit=200").unwrap();
+        assert_eq!(next.as_str(), "https://acme.okta.com/api/v1/users?after=00u2&limit=200");
+        assert_eq!(
+            client.follow(&from, "/api/v1/users?after=00u3").unwrap().host_str(),
+            Some("acme.okta.com")
+        );
+        for elsewhere in
+            ["https://evil.example/api/v1/users", "http://acme.okta.com/api/v1/users", "//evil.example/x"]
+        {
+            assert!(client.follow(&from, elsewhere).is_err(), "{elsewhere}");
+        }
+    }
+
+    #[test]
+    fn next_link_is_found_in_separate_headers() {
+        let h = links(&[
+            "<https://acme.okta.com/api/v1/users?limit=200>; rel=\"self\"",
+            "<https://acme.okta.com/api/v1/users?after=00ub%2Cx&limit=200>; rel=\"next\"",
+        ]);
+        assert_eq!(
+            next_link(&h).as_deref(),
+            Some("https://acme.okta.com/api/v1/users?after=00ub%2Cx&limit=200")
+        );
+        assert_eq!(
+            next_link(&links(&["<https://acme.okta.com/api/v1/users?limit=200>; rel=\"self\""])),
+            None
+        );
+        assert_eq!(next_link(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn next_link_is_found_in_a_comma_joined_header() {
+        let h = links(&["<https://acme.okta.com/api/v1/groups?filter=a,b&limit=2>; rel=\"self\", \
+             <https://acme.okta.com/api/v1/groups?after=00g1,2&limit=2>; title=\"x, y\"; rel=\"next\""]);
+        assert_eq!(
+            next_link(&h).as_deref(),
+            Some("https://acme.okta.com/api/v1/groups?after=00g1,2&limit=2")
+        );
+        let unquoted = links(&["<https://a.okta.com/p?after=1>; REL=next"]);
+        assert_eq!(next_link(&unquoted).as_deref(), Some("https://a.okta.com/p?after=1"));
+        let several = links(&["<https://a.okta.com/p?after=1>; rel=\"last next\""]);
+        assert_eq!(next_link(&several).as_deref(), Some("https://a.okta.com/p?after=1"));
+    }
 
     #[test]
     fn waits_until_the_reset_by_okta_clock() {

@@ -1,10 +1,17 @@
 //! Okta: the Management API with an `SSWS` API token.
 //!
 //! Validation reads the token's own user (`/users/me`: is the token live?), then one user and
-//! one group (does its admin have the list rights a sync needs?).
+//! one group (does its admin have the list rights a sync needs?). A sync (`pages.rs`) lists
+//! users, groups, members and admin roles, following `Link` headers, and incrementally asks
+//! only for what changed since the last run.
+//!
+//! Settings: `okta_include_factors` (boolean, default `false`) also reads each listed user's
+//! enrolled MFA factors. That is one more request per user, so it is off unless asked for.
 
 mod auth;
 mod client;
+mod map;
+mod pages;
 
 use ctxsync_core::OktaCredentials;
 use serde_json::Value;
@@ -13,6 +20,7 @@ use crate::SourceError;
 use crate::endpoints::Target;
 use crate::http::Http;
 use client::OktaClient;
+pub(crate) use pages::sync;
 
 pub(crate) async fn validate(
     http: &Http,

@@ -6,7 +6,7 @@ use crate::{ConfigStore, StoreError};
 /// A row as stored; [`Config::try_from`] checks every column a newer version could have written
 /// differently.
 #[derive(sqlx::FromRow)]
-struct ConfigRow {
+pub(super) struct ConfigRow {
     id: String,
     org_id: String,
     integration_type: String,

@@ -44,7 +44,7 @@ impl KeyStore for SqliteStore {
     async fn create_key_pair(&self, org_name: &str, scopes: &Scopes) -> Result<KeyPair, StoreError> {
         let (api_key, app_key) = (generate_api_key(), generate_app_key());
         let created_at = encode_time(now());
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let org_id = ensure_org(&mut tx, org_name).await?;
         sqlx::query("INSERT INTO api_keys (hash, org_id, created_at) VALUES (?, ?, ?)")
             .bind(hash_key(&api_key))
@@ -73,7 +73,7 @@ impl KeyStore for SqliteStore {
         check_given_key("API key", api_key)?;
         check_given_key("application key", app_key)?;
         let created_at = encode_time(now());
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let org_id = ensure_org(&mut tx, org_name).await?;
 
         sqlx::query(

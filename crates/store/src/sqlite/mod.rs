@@ -3,7 +3,11 @@
 //! One file per trait (`configs.rs`, `keys.rs`); the value encodings shared by them live here.
 
 mod configs;
+mod entities;
 mod keys;
+mod sync;
+#[cfg(test)]
+mod sync_tests;
 #[cfg(test)]
 mod tests;
 
@@ -65,6 +69,13 @@ impl SqliteStore {
         let store = SqliteStore { pool, cipher: Cipher::new(&master_key) };
         store.check_master_key().await?;
         Ok(store)
+    }
+
+    /// A transaction that takes the write lock at once. A deferred one that reads first and
+    /// writes later fails with "database is locked" when another connection wrote in between,
+    /// without waiting; an immediate one waits its turn (up to the busy timeout).
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     /// A trivial query, for readiness checks.

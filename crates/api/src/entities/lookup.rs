@@ -1,0 +1,79 @@
+use axum::Json;
+use axum::extract::State;
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use super::response::EntityData;
+use crate::auth::{Authorized, SiemEntitiesRead};
+use crate::error::{ApiError, ErrorBody};
+use crate::json::JsonBody;
+use crate::state::AppState;
+
+/// Identifiers one lookup may ask for.
+const MAX_IDENTIFIERS: usize = 1000;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LookupResponse {
+    /// One entry per requested identifier, in the request's order.
+    pub data: Vec<LookupResult>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LookupResult {
+    pub identifier: String,
+    /// Every entity answering to the identifier, across the org's configs; empty when none.
+    pub entities: Vec<EntityData>,
+}
+
+/// Look up many identifiers (emails, logins, source ids) at once, for enrichment.
+#[utoipa::path(
+    post,
+    path = "/api/v2/ctxsync/entities/lookup",
+    operation_id = "LookupEntities",
+    tag = "ctxsync",
+    request_body(content = Object, content_type = "application/json", description = "`{\"identifiers\": [\"alice@example.com\", \"00u1…\"]}`, at most 1000."),
+    responses(
+        (status = 200, description = "OK", body = LookupResponse),
+        (status = 400, description = "Bad Request", body = ErrorBody),
+        (status = 403, description = "Not Authorized", body = ErrorBody),
+        (status = 429, description = "Too many requests", body = ErrorBody),
+    ),
+    security(("apiKeyAuth" = [], "appKeyAuth" = []), ("AuthZ" = ["siem_entities_read"])),
+)]
+pub async fn lookup(
+    State(state): State<AppState>,
+    auth: Authorized<SiemEntitiesRead>,
+    JsonBody(doc): JsonBody,
+) -> Result<Json<LookupResponse>, ApiError> {
+    let identifiers = parse(&doc)?;
+    let found = state.store.lookup_entities(auth.org_id, &identifiers).await?;
+    let mut results: Vec<LookupResult> =
+        identifiers.iter().map(|i| LookupResult { identifier: i.clone(), entities: Vec::new() }).collect();
+    for (identifier, entity) in found {
+        let data = EntityData::from(entity);
+        for result in results.iter_mut().filter(|r| r.identifier.trim().eq_ignore_ascii_case(&identifier)) {
+            result.entities.push(data.clone());
+        }
+    }
+    Ok(Json(LookupResponse { data: results }))
+}
+
+fn parse(doc: &Value) -> Result<Vec<String>, ApiError> {
+    let list = doc
+        .get("identifiers")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ApiError::bad_request("identifiers: is required and must be an array of strings"))?;
+    if list.is_empty() || list.len() > MAX_IDENTIFIERS {
+        return Err(ApiError::bad_request(format!(
+            "identifiers: must hold 1 to {MAX_IDENTIFIERS} identifiers"
+        )));
+    }
+    list.iter()
+        .enumerate()
+        .map(|(i, v)| match v.as_str() {
+            Some(s) if !s.trim().is_empty() => Ok(s.to_owned()),
+            _ => Err(ApiError::bad_request(format!("identifiers[{i}]: must be a non-empty string"))),
+        })
+        .collect()
+}

@@ -1,0 +1,214 @@
+//! The sync engine end to end: configs created through the API are synced by the scheduler from
+//! the fakes into the entity API, and keep up with the tenant.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, errors, spawn_app, status_json};
+
+const OWN: &str = "/api/v2/ctxsync";
+
+/// Asks for a sync now and waits for the next run after `after` runs to end; returns it.
+async fn sync_and_wait(app: &TestApp, id: &str, after: usize) -> Value {
+    let (status, body) =
+        status_json(app.request(Method::POST, &format!("{OWN}/integration_configs/{id}/sync"), None).await)
+            .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    wait_for_runs(app, id, after + 1).await
+}
+
+/// Waits until the config has `count` finished runs and returns the newest.
+async fn wait_for_runs(app: &TestApp, id: &str, count: usize) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, body) = status_json(
+            app.request(Method::GET, &format!("{OWN}/integration_configs/{id}/sync_runs"), None).await,
+        )
+        .await;
+        let runs = body["data"].as_array().cloned().unwrap_or_default();
+        let finished: Vec<&Value> = runs.iter().filter(|r| r["attributes"]["status"] != "running").collect();
+        if finished.len() >= count {
+            return finished[0].clone();
+        }
+        assert!(Instant::now() < deadline, "no run finished in time: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Every entity of a kind the API lists for the config, following the cursor.
+async fn all_entities(app: &TestApp, config: &str, kind: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = format!("{OWN}/entities?filter[kind]={kind}&filter[config_id]={config}&page[size]=7");
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&page[cursor]={c}"));
+        }
+        let (status, body) = status_json(app.request(Method::GET, &path, None).await).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        out.extend(body["data"].as_array().unwrap().iter().cloned());
+        match body["meta"]["page"]["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => return out,
+        }
+    }
+}
+
+fn source_ids(entities: &[Value]) -> BTreeSet<String> {
+    entities.iter().map(|e| e["attributes"]["source_id"].as_str().unwrap().to_string()).collect()
+}
+
+async fn members_of(app: &TestApp, group: &str) -> BTreeSet<String> {
+    let (_, body) = status_json(
+        app.request(Method::GET, &format!("{OWN}/entities?filter[member_of]={group}&page[size]=1000"), None)
+            .await,
+    )
+    .await;
+    source_ids(body["data"].as_array().unwrap())
+}
+
+async fn create_with(app: &TestApp, mut attrs: Value, settings: Value) -> String {
+    attrs["settings"] = settings;
+    app.create_ok(attrs).await["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn an_okta_config_syncs_the_tenant_exactly_and_follows_its_changes() {
+    let app = spawn_app().await;
+    let id =
+        create_with(&app, app.okta_attributes(), json!({"sync_interval": "1h", "full_sync_interval": "1s"}))
+            .await;
+    let run = wait_for_runs(&app, &id, 1).await;
+    assert_eq!(run["attributes"]["status"], "succeeded", "{run}");
+    assert_eq!(run["attributes"]["kind"], "full");
+
+    let truth = app.fakes.okta.snapshot();
+    let users = all_entities(&app, &id, "user").await;
+    assert_eq!(source_ids(&users), truth.users.keys().cloned().collect());
+    for user in &users {
+        let raw = &truth.users[user["attributes"]["source_id"].as_str().unwrap()];
+        assert_eq!(user["attributes"]["raw"], *raw, "the raw object is kept as the source served it");
+        assert_eq!(user["attributes"]["login"], raw["profile"]["login"]);
+    }
+    assert_eq!(source_ids(&all_entities(&app, &id, "group").await), truth.groups.keys().cloned().collect());
+    let group = truth.groups.keys().next().unwrap();
+    let expected: BTreeSet<String> =
+        truth.user_members.iter().filter(|(g, _)| g == group).map(|(_, u)| u.clone()).collect();
+    assert_eq!(members_of(&app, group).await, expected);
+    assert_eq!(run["attributes"]["counts"]["user"]["created"], truth.users.len());
+
+    // Change the tenant: one new, one suspended, one deleted user, one membership removed.
+    let (victim, suspended) = {
+        // From the end of the list: the first users are the admins whose tokens the tests use.
+        let mut ids = truth.users.keys().rev();
+        (ids.nth(3).unwrap().clone(), ids.nth(2).unwrap().clone())
+    };
+    let member = expected.iter().next().unwrap().clone();
+    let added = app.fakes.okta.mutate(|t| {
+        let added = t.add_user("Zed", "Newcomer");
+        t.suspend_user(&suspended);
+        t.delete_user(&victim);
+        t.remove_member(group, &member);
+        added
+    });
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let run = sync_and_wait(&app, &id, 1).await;
+    assert_eq!(run["attributes"]["status"], "succeeded", "{run}");
+    let users = source_ids(&all_entities(&app, &id, "user").await);
+    assert!(users.contains(&added) && !users.contains(&victim));
+    let (_, got) = status_json(
+        app.request(Method::GET, &format!("{OWN}/integration_configs/{id}/entities/user/{suspended}"), None)
+            .await,
+    )
+    .await;
+    assert_eq!(got["data"]["attributes"]["status"], "suspended");
+    assert!(!members_of(&app, group).await.contains(&member));
+    assert_eq!(run["attributes"]["counts"]["user"]["deleted"], 1);
+    assert_eq!(run["attributes"]["counts"]["user"]["created"], 1);
+}
+
+#[tokio::test]
+async fn google_and_entra_configs_sync_their_tenants_exactly() {
+    let app = spawn_app().await;
+    let google = create_with(&app, app.google_attributes(), json!({})).await;
+    let entra = create_with(&app, app.entra_attributes(), json!({})).await;
+    for id in [&google, &entra] {
+        let run = wait_for_runs(&app, id, 1).await;
+        assert_eq!(run["attributes"]["status"], "succeeded", "{run}");
+    }
+    let truth = app.fakes.google.snapshot();
+    assert_eq!(source_ids(&all_entities(&app, &google, "user").await), truth.users.keys().cloned().collect());
+    assert_eq!(
+        source_ids(&all_entities(&app, &google, "group").await),
+        truth.groups.keys().cloned().collect()
+    );
+    let truth = app.fakes.entra.snapshot();
+    assert_eq!(source_ids(&all_entities(&app, &entra, "user").await), truth.users.keys().cloned().collect());
+    assert_eq!(
+        source_ids(&all_entities(&app, &entra, "device").await),
+        truth.devices.keys().cloned().collect()
+    );
+}
+
+#[tokio::test]
+async fn rejected_credentials_mid_life_make_the_config_invalid_and_stop_its_syncs() {
+    let app = spawn_app().await;
+    let id = create_with(&app, app.okta_attributes(), json!({})).await;
+    wait_for_runs(&app, &id, 1).await;
+    app.fakes.okta.revoke_all_tokens();
+    let run = sync_and_wait(&app, &id, 1).await;
+    assert_eq!(run["attributes"]["status"], "failed");
+    assert!(run["attributes"]["error"].as_str().unwrap().contains("E0000011"), "{run}");
+    let (_, config) = status_json(app.get(&id).await).await;
+    assert_eq!(config["data"]["attributes"]["state"], "invalid");
+    let (status, body) =
+        status_json(app.request(Method::POST, &format!("{OWN}/integration_configs/{id}/sync"), None).await)
+            .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(errors(&body)[0].contains("update its secrets"));
+}
+
+#[tokio::test]
+async fn deleting_a_config_deletes_its_entities_and_runs() {
+    let app = spawn_app().await;
+    let id = create_with(&app, app.okta_attributes(), json!({})).await;
+    wait_for_runs(&app, &id, 1).await;
+    assert!(!all_entities(&app, &id, "user").await.is_empty());
+    app.request(Method::DELETE, &format!("{}/{id}", crate::helpers::BASE), None).await;
+    assert!(all_entities(&app, &id, "user").await.is_empty());
+    let (status, _) = status_json(
+        app.request(Method::GET, &format!("{OWN}/integration_configs/{id}/sync_runs"), None).await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn lookup_finds_people_by_email_across_configs() {
+    let app = spawn_app().await;
+    let id = create_with(&app, app.okta_attributes(), json!({})).await;
+    wait_for_runs(&app, &id, 1).await;
+    let truth = app.fakes.okta.snapshot();
+    let (uid, user) = truth.users.iter().next().unwrap();
+    let email = user["profile"]["email"].as_str().unwrap().to_uppercase();
+    let (status, body) = status_json(
+        app.request(
+            Method::POST,
+            &format!("{OWN}/entities/lookup"),
+            Some(json!({"identifiers": [email, "nobody@nowhere.test"]})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"][0]["entities"][0]["attributes"]["source_id"], uid.as_str());
+    assert_eq!(body["data"][1]["entities"], json!([]));
+    let read_only = app.create_keys("default", "integrations_read").await;
+    let response = app
+        .request_as(&read_only.api_key, &read_only.app_key, Method::GET, &format!("{OWN}/entities"), None)
+        .await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN, "entity reads need siem_entities_read");
+}

@@ -1,0 +1,865 @@
+//! An Entra ID tenant as Microsoft Graph v1.0 names and serves it: users with their managers,
+//! groups whose members are users, groups and devices, devices with their registered owner, and
+//! directory role assignments.
+//!
+//! Every change takes the next tick of one tenant-wide clock and moves the object to that tick in
+//! its collection's change log, so "what changed after tick t" is a range of that log: a delta
+//! page costs the page, never the tenant. Deleted objects stay behind as tombstones so that later
+//! delta rounds can report them as `@removed`; a group's memberships carry their own tick and
+//! presence the same way.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Map, Value, json};
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use crate::common::{BASE62, Seeded, now, seconds};
+use crate::directory::{ADMIN, Directory, NON_ADMIN, Status, TenantSpec};
+
+/// The properties `GET /users` returns when no `$select` is given.
+pub(crate) const USER_DEFAULT: &[&str] = &[
+    "businessPhones",
+    "displayName",
+    "givenName",
+    "jobTitle",
+    "mail",
+    "mobilePhone",
+    "officeLocation",
+    "preferredLanguage",
+    "surname",
+    "userPrincipalName",
+    "id",
+];
+
+/// Every user property this tenant knows.
+pub(crate) const USER_PROPERTIES: &[&str] = &[
+    "id",
+    "businessPhones",
+    "displayName",
+    "givenName",
+    "jobTitle",
+    "mail",
+    "mobilePhone",
+    "officeLocation",
+    "preferredLanguage",
+    "surname",
+    "userPrincipalName",
+    "accountEnabled",
+    "userType",
+    "department",
+    "employeeId",
+    "createdDateTime",
+    "deletedDateTime",
+    "otherMails",
+    "proxyAddresses",
+    "onPremisesSyncEnabled",
+    "onPremisesImmutableId",
+];
+
+pub(crate) const GROUP_PROPERTIES: &[&str] = &[
+    "id",
+    "deletedDateTime",
+    "classification",
+    "createdDateTime",
+    "description",
+    "displayName",
+    "groupTypes",
+    "isAssignableToRole",
+    "mail",
+    "mailEnabled",
+    "mailNickname",
+    "membershipRule",
+    "membershipRuleProcessingState",
+    "onPremisesSyncEnabled",
+    "onPremisesSecurityIdentifier",
+    "proxyAddresses",
+    "securityEnabled",
+    "securityIdentifier",
+    "visibility",
+];
+
+pub(crate) const DEVICE_PROPERTIES: &[&str] = &[
+    "id",
+    "deletedDateTime",
+    "accountEnabled",
+    "approximateLastSignInDateTime",
+    "deviceId",
+    "deviceOwnership",
+    "displayName",
+    "isCompliant",
+    "isManaged",
+    "manufacturer",
+    "model",
+    "onPremisesSyncEnabled",
+    "operatingSystem",
+    "operatingSystemVersion",
+    "physicalIds",
+    "profileType",
+    "registrationDateTime",
+    "trustType",
+];
+
+/// Built-in directory roles: template id and display name, as every tenant has them.
+const ROLES: &[(&str, &str)] = &[
+    ("62e90394-69f5-4237-9190-012177145e10", "Global Administrator"),
+    ("fe930be7-5e62-47db-91af-98c3a49a38b1", "User Administrator"),
+    ("729827e3-9c14-49f7-bb1b-9608f156bbb8", "Helpdesk Administrator"),
+    ("5d6b6bb7-de71-4623-b4af-96380a352509", "Security Reader"),
+    ("f2ef992c-3afb-46b9-b7cf-a126ee74c451", "Global Reader"),
+];
+
+/// A user's properties. The object id is the tenant's and is not part of them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntraUser {
+    pub user_principal_name: String,
+    pub display_name: String,
+    pub given_name: Option<String>,
+    pub surname: Option<String>,
+    /// The primary SMTP address; `None` for users without a mailbox.
+    pub mail: Option<String>,
+    pub other_mails: Vec<String>,
+    /// `SMTP:` marks the primary address, `smtp:` the aliases.
+    pub proxy_addresses: Vec<String>,
+    pub account_enabled: bool,
+    /// A B2B guest (`userType: Guest`) rather than a member.
+    pub guest: bool,
+    pub job_title: Option<String>,
+    pub department: Option<String>,
+    pub employee_id: Option<String>,
+    pub created: OffsetDateTime,
+    /// Set for users synced from on-premises Active Directory.
+    pub on_premises_immutable_id: Option<String>,
+    /// The manager's object id.
+    pub manager: Option<String>,
+}
+
+/// A group's properties (security groups and Microsoft 365 groups).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntraGroup {
+    pub display_name: String,
+    pub description: Option<String>,
+    pub mail: Option<String>,
+    pub mail_enabled: bool,
+    pub mail_nickname: String,
+    pub security_enabled: bool,
+    /// `Unified` for Microsoft 365 groups.
+    pub group_types: Vec<String>,
+    pub visibility: Option<String>,
+    pub created: OffsetDateTime,
+    pub security_identifier: String,
+}
+
+/// A registered device's properties.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntraDevice {
+    /// The device's own GUID, distinct from its directory object id.
+    pub device_id: String,
+    pub display_name: String,
+    pub account_enabled: bool,
+    pub operating_system: String,
+    pub operating_system_version: String,
+    /// `AzureAd` (joined), `Workplace` (registered) or `ServerAd` (hybrid joined).
+    pub trust_type: String,
+    pub is_compliant: Option<bool>,
+    pub is_managed: Option<bool>,
+    pub manufacturer: Option<String>,
+    pub model: Option<String>,
+    pub approximate_last_sign_in: Option<OffsetDateTime>,
+    pub registered: OffsetDateTime,
+    /// The registered owner's object id.
+    pub owner: Option<String>,
+}
+
+/// What a group member is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum MemberKind {
+    User,
+    Group,
+    Device,
+}
+
+impl MemberKind {
+    /// `user`, `group` or `device`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberKind::User => "user",
+            MemberKind::Group => "group",
+            MemberKind::Device => "device",
+        }
+    }
+
+    fn odata_type(self) -> &'static str {
+        match self {
+            MemberKind::User => "#microsoft.graph.user",
+            MemberKind::Group => "#microsoft.graph.group",
+            MemberKind::Device => "#microsoft.graph.device",
+        }
+    }
+
+    pub(crate) fn code(self) -> u8 {
+        self as u8
+    }
+
+    pub(crate) fn from_code(code: u8) -> Option<Self> {
+        [MemberKind::User, MemberKind::Group, MemberKind::Device].into_iter().find(|k| k.code() == code)
+    }
+}
+
+/// The tenant as Graph would serve it, for tests to compare a sync against.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntraSnapshot {
+    /// Keyed by object id: every property, as `GET /v1.0/users/{id}` answers with all of them
+    /// selected (unset ones as `null`).
+    pub users: BTreeMap<String, Value>,
+    pub groups: BTreeMap<String, Value>,
+    pub devices: BTreeMap<String, Value>,
+    /// `(group id, member kind, member id)`.
+    pub memberships: BTreeSet<(String, MemberKind, String)>,
+    /// User id → manager id.
+    pub managers: BTreeMap<String, String>,
+    /// Device id → registered owner id.
+    pub device_owners: BTreeMap<String, String>,
+    /// User id → display names of the directory roles assigned to the user.
+    pub admin_roles: BTreeMap<String, BTreeSet<String>>,
+}
+
+struct Slot<T> {
+    id: Uuid,
+    value: T,
+    version: u64,
+    deleted: bool,
+}
+
+/// One kind of directory object: slots in creation order (never reused, so a slot number names
+/// one object for good), an index by id, and the change log.
+struct Collection<T> {
+    slots: Vec<Slot<T>>,
+    by_id: HashMap<Uuid, u32>,
+    /// The latest tick of every object, tombstones included → its slot.
+    log: BTreeMap<u64, u32>,
+}
+
+impl<T> Collection<T> {
+    fn with_capacity(n: usize) -> Self {
+        Self { slots: Vec::with_capacity(n), by_id: HashMap::with_capacity(n), log: BTreeMap::new() }
+    }
+
+    fn insert(&mut self, id: Uuid, value: T, version: u64) -> u32 {
+        let slot = u32::try_from(self.slots.len()).expect("fewer than 4 billion objects");
+        self.slots.push(Slot { id, value, version, deleted: false });
+        self.by_id.insert(id, slot);
+        self.log.insert(version, slot);
+        slot
+    }
+
+    /// Moves the object to `version` in the change log.
+    fn touch(&mut self, slot: u32, version: u64) {
+        let entry = &mut self.slots[slot as usize];
+        self.log.remove(&entry.version);
+        entry.version = version;
+        self.log.insert(version, slot);
+    }
+
+    /// The slot of a live object.
+    fn find(&self, id: &str) -> Option<u32> {
+        let id = Uuid::parse_str(id).ok()?;
+        self.by_id.get(&id).copied().filter(|&s| !self.slots[s as usize].deleted)
+    }
+
+    fn live(&self) -> impl Iterator<Item = &Slot<T>> {
+        self.slots.iter().filter(|s| !s.deleted)
+    }
+
+    /// Up to `limit` live objects after slot `after`, and the slot to continue after.
+    fn page(&self, after: Option<u32>, limit: usize) -> (Vec<&Slot<T>>, Option<u32>) {
+        let start = after.map_or(0, |a| a as usize + 1);
+        let mut live = self.slots.iter().enumerate().skip(start).filter(|(_, s)| !s.deleted);
+        let mut out = Vec::with_capacity(limit.min(1024));
+        let mut last = None;
+        for (slot, value) in live.by_ref().take(limit) {
+            out.push(value);
+            last = Some(slot as u32);
+        }
+        let next = if live.next().is_some() { last } else { None };
+        (out, next)
+    }
+}
+
+/// A group member: its kind and its slot in that kind's collection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Member {
+    pub kind: MemberKind,
+    pub slot: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct MemberChange {
+    version: u64,
+    present: bool,
+}
+
+struct GroupEntry {
+    group: EntraGroup,
+    members: BTreeMap<Member, MemberChange>,
+}
+
+struct RoleAssignment {
+    role: usize,
+    principal: Uuid,
+}
+
+/// A generated or mutated Entra ID tenant. Changed through [`crate::FakeEntra::mutate`]; every
+/// method taking an object id panics when no live object has it, as a test would want.
+pub struct EntraTenant {
+    pub(crate) tenant_id: String,
+    pub(crate) domain: String,
+    users: Collection<EntraUser>,
+    groups: Collection<GroupEntry>,
+    devices: Collection<EntraDevice>,
+    roles: Vec<RoleAssignment>,
+    clock: u64,
+    /// Part of every delta token; bumping it makes every token issued before unknown.
+    pub(crate) token_epoch: u32,
+    /// Ids of objects added after generation: seeded too, so a test's mutations repeat.
+    ids: Seeded,
+}
+
+fn opt_str(value: &Option<String>) -> Value {
+    value.as_ref().map_or(Value::Null, |v| Value::String(v.clone()))
+}
+
+fn strings(values: &[String]) -> Value {
+    Value::Array(values.iter().map(|v| Value::String(v.clone())).collect())
+}
+
+fn user_property(id: &Uuid, u: &EntraUser, name: &str) -> Option<Value> {
+    Some(match name {
+        "id" => Value::String(id.to_string()),
+        "businessPhones" => json!([]),
+        "displayName" => Value::String(u.display_name.clone()),
+        "givenName" => opt_str(&u.given_name),
+        "jobTitle" => opt_str(&u.job_title),
+        "mail" => opt_str(&u.mail),
+        "mobilePhone" | "officeLocation" | "deletedDateTime" => Value::Null,
+        "preferredLanguage" => json!("en-US"),
+        "surname" => opt_str(&u.surname),
+        "userPrincipalName" => Value::String(u.user_principal_name.clone()),
+        "accountEnabled" => Value::Bool(u.account_enabled),
+        "userType" => json!(if u.guest { "Guest" } else { "Member" }),
+        "department" => opt_str(&u.department),
+        "employeeId" => opt_str(&u.employee_id),
+        "createdDateTime" => Value::String(seconds(u.created)),
+        "otherMails" => strings(&u.other_mails),
+        "proxyAddresses" => strings(&u.proxy_addresses),
+        "onPremisesSyncEnabled" => u.on_premises_immutable_id.as_ref().map_or(Value::Null, |_| json!(true)),
+        "onPremisesImmutableId" => opt_str(&u.on_premises_immutable_id),
+        _ => return None,
+    })
+}
+
+fn group_property(id: &Uuid, g: &EntraGroup, name: &str) -> Option<Value> {
+    Some(match name {
+        "id" => Value::String(id.to_string()),
+        "deletedDateTime"
+        | "classification"
+        | "isAssignableToRole"
+        | "membershipRule"
+        | "membershipRuleProcessingState"
+        | "onPremisesSyncEnabled"
+        | "onPremisesSecurityIdentifier" => Value::Null,
+        "createdDateTime" => Value::String(seconds(g.created)),
+        "description" => opt_str(&g.description),
+        "displayName" => Value::String(g.display_name.clone()),
+        "groupTypes" => strings(&g.group_types),
+        "mail" => opt_str(&g.mail),
+        "mailEnabled" => Value::Bool(g.mail_enabled),
+        "mailNickname" => Value::String(g.mail_nickname.clone()),
+        "proxyAddresses" => Value::Array(g.mail.iter().map(|m| Value::String(format!("SMTP:{m}"))).collect()),
+        "securityEnabled" => Value::Bool(g.security_enabled),
+        "securityIdentifier" => Value::String(g.security_identifier.clone()),
+        "visibility" => opt_str(&g.visibility),
+        _ => return None,
+    })
+}
+
+fn device_property(id: &Uuid, d: &EntraDevice, name: &str) -> Option<Value> {
+    let time = |t: &Option<OffsetDateTime>| t.map_or(Value::Null, |t| Value::String(seconds(t)));
+    let flag = |b: Option<bool>| b.map_or(Value::Null, Value::Bool);
+    Some(match name {
+        "id" => Value::String(id.to_string()),
+        "deletedDateTime" | "onPremisesSyncEnabled" => Value::Null,
+        "accountEnabled" => Value::Bool(d.account_enabled),
+        "approximateLastSignInDateTime" => time(&d.approximate_last_sign_in),
+        "deviceId" => Value::String(d.device_id.clone()),
+        "deviceOwnership" => json!(if d.trust_type == "Workplace" { "Personal" } else { "Company" }),
+        "displayName" => Value::String(d.display_name.clone()),
+        "isCompliant" => flag(d.is_compliant),
+        "isManaged" => flag(d.is_managed),
+        "manufacturer" => opt_str(&d.manufacturer),
+        "model" => opt_str(&d.model),
+        "operatingSystem" => Value::String(d.operating_system.clone()),
+        "operatingSystemVersion" => Value::String(d.operating_system_version.clone()),
+        "physicalIds" => json!([]),
+        "profileType" => json!("RegisteredDevice"),
+        "registrationDateTime" => Value::String(seconds(d.registered)),
+        "trustType" => Value::String(d.trust_type.clone()),
+        _ => return None,
+    })
+}
+
+/// The named properties of one object. Delta answers leave out properties that were never set
+/// (`nulls: false`); plain reads write them as `null`.
+pub(crate) fn render(
+    properties: &[impl AsRef<str>],
+    nulls: bool,
+    property: impl Fn(&str) -> Option<Value>,
+) -> Map<String, Value> {
+    properties
+        .iter()
+        .filter_map(|p| {
+            let value = property(p.as_ref())?;
+            (nulls || !value.is_null()).then(|| (p.as_ref().to_string(), value))
+        })
+        .collect()
+}
+
+/// `ada.lovelace7` → `Ada.Lovelace7`: how mail addresses are usually capitalised.
+fn capitalised(handle: &str) -> String {
+    handle
+        .split('.')
+        .map(|part| {
+            let mut chars = part.chars();
+            chars.next().map(|c| c.to_uppercase().chain(chars).collect::<String>()).unwrap_or_default()
+        })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+impl EntraTenant {
+    pub(crate) fn clock(&self) -> u64 {
+        self.clock
+    }
+
+    fn tick(&mut self) -> u64 {
+        self.clock += 1;
+        self.clock
+    }
+
+    fn new_id(&mut self) -> Uuid {
+        self.ids.uuid()
+    }
+
+    fn user_slot(&self, id: &str) -> u32 {
+        self.users.find(id).unwrap_or_else(|| panic!("no user {id} in the fake tenant"))
+    }
+
+    fn group_slot(&self, id: &str) -> u32 {
+        self.groups.find(id).unwrap_or_else(|| panic!("no group {id} in the fake tenant"))
+    }
+
+    fn device_slot(&self, id: &str) -> u32 {
+        self.devices.find(id).unwrap_or_else(|| panic!("no device {id} in the fake tenant"))
+    }
+
+    fn member(&self, id: &str) -> Member {
+        let (kind, slot) = if let Some(slot) = self.users.find(id) {
+            (MemberKind::User, slot)
+        } else if let Some(slot) = self.groups.find(id) {
+            (MemberKind::Group, slot)
+        } else {
+            (MemberKind::Device, self.device_slot(id))
+        };
+        Member { kind, slot }
+    }
+
+    fn member_id(&self, member: Member) -> Uuid {
+        let slot = member.slot as usize;
+        match member.kind {
+            MemberKind::User => self.users.slots[slot].id,
+            MemberKind::Group => self.groups.slots[slot].id,
+            MemberKind::Device => self.devices.slots[slot].id,
+        }
+    }
+
+    /// Adds an enabled member user with a mailbox, named after `given` and `surname`; returns
+    /// its object id.
+    pub fn add_user(&mut self, given: &str, surname: &str) -> String {
+        let base = format!("{}.{}", given.to_lowercase(), surname.to_lowercase()).replace(' ', "");
+        let taken = |handle: &str| {
+            let upn = format!("{handle}@{}", self.domain);
+            self.users.live().any(|s| s.value.user_principal_name == upn)
+        };
+        let handle = (0..)
+            .map(|n| if n == 0 { base.clone() } else { format!("{base}{n}") })
+            .find(|h| !taken(h))
+            .unwrap();
+        let mail = format!("{}@contoso.com", capitalised(&handle));
+        let user = EntraUser {
+            user_principal_name: format!("{handle}@{}", self.domain),
+            display_name: format!("{given} {surname}"),
+            given_name: Some(given.to_string()),
+            surname: Some(surname.to_string()),
+            proxy_addresses: vec![format!("SMTP:{mail}"), format!("smtp:{handle}@{}", self.domain)],
+            mail: Some(mail),
+            other_mails: Vec::new(),
+            account_enabled: true,
+            guest: false,
+            job_title: None,
+            department: None,
+            employee_id: None,
+            created: now(),
+            on_premises_immutable_id: None,
+            manager: None,
+        };
+        let id = self.new_id();
+        let version = self.tick();
+        self.users.insert(id, user, version);
+        id.to_string()
+    }
+
+    /// Changes a user's properties; a change that changes nothing is not a change.
+    pub fn update_user(&mut self, id: &str, change: impl FnOnce(&mut EntraUser)) {
+        let slot = self.user_slot(id);
+        let before = self.users.slots[slot as usize].value.clone();
+        change(&mut self.users.slots[slot as usize].value);
+        if self.users.slots[slot as usize].value != before {
+            let version = self.tick();
+            self.users.touch(slot, version);
+        }
+    }
+
+    pub fn disable_user(&mut self, id: &str) {
+        self.update_user(id, |u| u.account_enabled = false);
+    }
+
+    /// Deletes a user for good: it leaves its groups, its reports lose their manager, its
+    /// devices their owner and its role assignments go.
+    pub fn delete_user(&mut self, id: &str) {
+        let slot = self.user_slot(id);
+        self.delete_member(Member { kind: MemberKind::User, slot });
+        let reports: Vec<u32> = (0..self.users.slots.len() as u32)
+            .filter(|&s| {
+                let entry = &self.users.slots[s as usize];
+                !entry.deleted && entry.value.manager.as_deref() == Some(id)
+            })
+            .collect();
+        for report in reports {
+            self.users.slots[report as usize].value.manager = None;
+            let version = self.tick();
+            self.users.touch(report, version);
+        }
+        let owned: Vec<u32> = (0..self.devices.slots.len() as u32)
+            .filter(|&s| {
+                let entry = &self.devices.slots[s as usize];
+                !entry.deleted && entry.value.owner.as_deref() == Some(id)
+            })
+            .collect();
+        for device in owned {
+            self.devices.slots[device as usize].value.owner = None;
+        }
+        let principal = self.users.slots[slot as usize].id;
+        self.roles.retain(|r| r.principal != principal);
+        let version = self.tick();
+        self.users.slots[slot as usize].deleted = true;
+        self.users.touch(slot, version);
+    }
+
+    /// Adds a security group; returns its object id.
+    pub fn add_group(&mut self, name: &str) -> String {
+        let sid = format!("S-1-12-1-{}", self.ids.next_u64() % 4_000_000_000);
+        let group = EntraGroup {
+            display_name: name.to_string(),
+            description: None,
+            mail: None,
+            mail_enabled: false,
+            mail_nickname: name.to_lowercase().replace(' ', "-"),
+            security_enabled: true,
+            group_types: Vec::new(),
+            visibility: None,
+            created: now(),
+            security_identifier: sid,
+        };
+        let id = self.new_id();
+        let version = self.tick();
+        self.groups.insert(id, GroupEntry { group, members: BTreeMap::new() }, version);
+        id.to_string()
+    }
+
+    pub fn update_group(&mut self, id: &str, change: impl FnOnce(&mut EntraGroup)) {
+        let slot = self.group_slot(id);
+        let before = self.groups.slots[slot as usize].value.group.clone();
+        change(&mut self.groups.slots[slot as usize].value.group);
+        if self.groups.slots[slot as usize].value.group != before {
+            let version = self.tick();
+            self.groups.touch(slot, version);
+        }
+    }
+
+    /// Deletes a group for good; it leaves the groups it was nested in.
+    pub fn delete_group(&mut self, id: &str) {
+        let slot = self.group_slot(id);
+        self.delete_member(Member { kind: MemberKind::Group, slot });
+        let version = self.tick();
+        self.groups.slots[slot as usize].deleted = true;
+        self.groups.touch(slot, version);
+    }
+
+    /// Adds a user, group or device (by object id) to a group; adding a member twice is no change.
+    pub fn add_member(&mut self, group: &str, member: &str) {
+        let member = self.member(member);
+        let slot = self.group_slot(group);
+        self.set_membership(slot, member, true);
+    }
+
+    pub fn remove_member(&mut self, group: &str, member: &str) {
+        let member = self.member(member);
+        let slot = self.group_slot(group);
+        self.set_membership(slot, member, false);
+    }
+
+    fn set_membership(&mut self, group: u32, member: Member, present: bool) {
+        let was = self.groups.slots[group as usize].value.members.get(&member).is_some_and(|c| c.present);
+        if was == present {
+            return;
+        }
+        let version = self.tick();
+        self.groups.slots[group as usize].value.members.insert(member, MemberChange { version, present });
+        self.groups.touch(group, version);
+    }
+
+    /// Takes a member that is being deleted out of every group.
+    fn delete_member(&mut self, member: Member) {
+        for group in 0..self.groups.slots.len() as u32 {
+            let entry = &self.groups.slots[group as usize];
+            if !entry.deleted && entry.value.members.get(&member).is_some_and(|c| c.present) {
+                self.set_membership(group, member, false);
+            }
+        }
+    }
+
+    /// Registers a Windows laptop named `name`, owned by the user `owner`; returns its object id.
+    pub fn add_device(&mut self, name: &str, owner: Option<&str>) -> String {
+        if let Some(owner) = owner {
+            self.user_slot(owner);
+        }
+        let device = EntraDevice {
+            device_id: self.new_id().to_string(),
+            display_name: name.to_string(),
+            account_enabled: true,
+            operating_system: "Windows".to_string(),
+            operating_system_version: "10.0.22631.3447".to_string(),
+            trust_type: "AzureAd".to_string(),
+            is_compliant: Some(true),
+            is_managed: Some(true),
+            manufacturer: Some("Dell Inc.".to_string()),
+            model: Some("Latitude 7440".to_string()),
+            approximate_last_sign_in: None,
+            registered: now(),
+            owner: owner.map(str::to_string),
+        };
+        let id = self.new_id();
+        let version = self.tick();
+        self.devices.insert(id, device, version);
+        id.to_string()
+    }
+
+    pub fn update_device(&mut self, id: &str, change: impl FnOnce(&mut EntraDevice)) {
+        let slot = self.device_slot(id);
+        let before = self.devices.slots[slot as usize].value.clone();
+        change(&mut self.devices.slots[slot as usize].value);
+        if self.devices.slots[slot as usize].value != before {
+            let version = self.tick();
+            self.devices.touch(slot, version);
+        }
+    }
+
+    /// Deletes a device for good; it leaves its groups.
+    pub fn delete_device(&mut self, id: &str) {
+        let slot = self.device_slot(id);
+        self.delete_member(Member { kind: MemberKind::Device, slot });
+        let version = self.tick();
+        self.devices.slots[slot as usize].deleted = true;
+        self.devices.touch(slot, version);
+    }
+
+    /// Assigns a built-in directory role (by display name, such as `User Administrator`) to a
+    /// user, tenant-wide. Role assignments are not tracked by user delta queries, as in Graph.
+    pub fn assign_role(&mut self, user: &str, role: &str) {
+        let principal = self.users.slots[self.user_slot(user) as usize].id;
+        let role =
+            ROLES.iter().position(|(_, name)| *name == role).unwrap_or_else(|| panic!("no role {role}"));
+        if !self.roles.iter().any(|r| r.role == role && r.principal == principal) {
+            self.roles.push(RoleAssignment { role, principal });
+        }
+    }
+
+    pub fn remove_role(&mut self, user: &str, role: &str) {
+        let principal = self.users.slots[self.user_slot(user) as usize].id;
+        self.roles.retain(|r| !(ROLES[r.role].1 == role && r.principal == principal));
+    }
+
+    pub fn user(&self, id: &str) -> Option<&EntraUser> {
+        self.users.find(id).map(|s| &self.users.slots[s as usize].value)
+    }
+
+    /// Live users with their object ids, in creation order.
+    pub fn users(&self) -> impl Iterator<Item = (String, &EntraUser)> {
+        self.users.live().map(|s| (s.id.to_string(), &s.value))
+    }
+
+    pub fn groups(&self) -> impl Iterator<Item = (String, &EntraGroup)> {
+        self.groups.live().map(|s| (s.id.to_string(), &s.value.group))
+    }
+
+    pub fn devices(&self) -> impl Iterator<Item = (String, &EntraDevice)> {
+        self.devices.live().map(|s| (s.id.to_string(), &s.value))
+    }
+
+    /// A group's direct members.
+    pub fn members(&self, group: &str) -> Vec<(MemberKind, String)> {
+        let entry = &self.groups.slots[self.group_slot(group) as usize].value;
+        entry
+            .members
+            .iter()
+            .filter(|(_, c)| c.present)
+            .map(|(m, _)| (m.kind, self.member_id(*m).to_string()))
+            .collect()
+    }
+
+    pub fn snapshot(&self) -> EntraSnapshot {
+        let users = self
+            .users
+            .live()
+            .map(|s| {
+                let json = render(USER_PROPERTIES, true, |p| user_property(&s.id, &s.value, p));
+                (s.id.to_string(), Value::Object(json))
+            })
+            .collect();
+        let groups = self
+            .groups
+            .live()
+            .map(|s| {
+                let json = render(GROUP_PROPERTIES, true, |p| group_property(&s.id, &s.value.group, p));
+                (s.id.to_string(), Value::Object(json))
+            })
+            .collect();
+        let devices = self
+            .devices
+            .live()
+            .map(|s| {
+                let json = render(DEVICE_PROPERTIES, true, |p| device_property(&s.id, &s.value, p));
+                (s.id.to_string(), Value::Object(json))
+            })
+            .collect();
+        let memberships = self
+            .groups
+            .live()
+            .flat_map(|s| {
+                s.value
+                    .members
+                    .iter()
+                    .filter(|(_, c)| c.present)
+                    .map(move |(m, _)| (s.id.to_string(), m.kind, self.member_id(*m).to_string()))
+            })
+            .collect();
+        let managers =
+            self.users.live().filter_map(|s| Some((s.id.to_string(), s.value.manager.clone()?))).collect();
+        let device_owners =
+            self.devices.live().filter_map(|s| Some((s.id.to_string(), s.value.owner.clone()?))).collect();
+        let mut admin_roles: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for r in &self.roles {
+            admin_roles.entry(r.principal.to_string()).or_default().insert(ROLES[r.role].1.to_string());
+        }
+        EntraSnapshot { users, groups, devices, memberships, managers, device_owners, admin_roles }
+    }
+
+    /// One page of `GET /v1.0/users` (with the given properties), continuing after a slot.
+    pub(crate) fn list_users(
+        &self,
+        properties: &[String],
+        after: Option<u32>,
+        limit: usize,
+    ) -> (Vec<Value>, Option<u32>) {
+        let (slots, next) = self.users.page(after, limit);
+        let value = slots
+            .into_iter()
+            .map(|s| Value::Object(render(properties, true, |p| user_property(&s.id, &s.value, p))))
+            .collect();
+        (value, next)
+    }
+
+    pub(crate) fn list_groups(
+        &self,
+        properties: &[String],
+        after: Option<u32>,
+        limit: usize,
+    ) -> (Vec<Value>, Option<u32>) {
+        let (slots, next) = self.groups.page(after, limit);
+        let value = slots
+            .into_iter()
+            .map(|s| Value::Object(render(properties, true, |p| group_property(&s.id, &s.value.group, p))))
+            .collect();
+        (value, next)
+    }
+
+    pub(crate) fn list_devices(
+        &self,
+        properties: &[String],
+        after: Option<u32>,
+        limit: usize,
+    ) -> (Vec<Value>, Option<u32>) {
+        let (slots, next) = self.devices.page(after, limit);
+        let value = slots
+            .into_iter()
+            .map(|s| Value::Object(render(properties, true, |p| device_property(&s.id, &s.value, p))))
+            .collect();
+        (value, next)
+    }
+
+    /// Role assignments from `offset`, with their role definition expanded when asked; and the
+    /// offset of the next page.
+    pub(crate) fn role_assignments(
+        &self,
+        offset: usize,
+        limit: usize,
+        expand: bool,
+    ) -> (Vec<Value>, Option<usize>) {
+        let value = self
+            .roles
+            .iter()
+            .skip(offset)
+            .take(limit)
+            .map(|r| {
+                let (template, name) = ROLES[r.role];
+                let mut id_bytes =
+                    Uuid::parse_str(template).expect("role templates are GUIDs").as_bytes().to_vec();
+                id_bytes.extend_from_slice(r.principal.as_bytes());
+                let mut json = json!({
+                    "id": format!("{}-1", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id_bytes)),
+                    "principalId": r.principal.to_string(),
+                    "directoryScopeId": "/",
+                    "resourceScope": "/",
+                    "roleDefinitionId": template,
+                });
+                if expand {
+                    json["roleDefinition"] = json!({
+                        "id": template,
+                        "templateId": template,
+                        "displayName": name,
+                        "description": format!("Built-in role: {name}."),
+                        "isBuiltIn": true,
+                        "isEnabled": true,
+                    });
+                }
+                json
+            })
+            .collect();
+        let next = (offset + limit < self.roles.len()).then_some(offset + limit);
+        (value, next)
+    }
+}
+

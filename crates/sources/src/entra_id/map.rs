@@ -1,0 +1,249 @@
+//! Graph's user, group and device objects in the normalized entity model. Only what a delta
+//! page carries is read; the object itself is kept whole as the record's raw JSON.
+
+use ctxsync_core::{Device, EntityKind, Group, User, UserStatus};
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+fn text(object: &Map<String, Value>, key: &str) -> Option<String> {
+    object.get(key).and_then(Value::as_str).map(str::to_string)
+}
+
+fn flag(object: &Map<String, Value>, key: &str) -> Option<bool> {
+    object.get(key).and_then(Value::as_bool)
+}
+
+fn timestamp(object: &Map<String, Value>, key: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(object.get(key)?.as_str()?, &Rfc3339).ok()
+}
+
+fn texts<'a>(object: &'a Map<String, Value>, key: &str) -> impl Iterator<Item = &'a str> {
+    object.get(key).and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str)
+}
+
+/// One entry of `members@delta`, read straight into this shape rather than into JSON values:
+/// a groups round is mostly these.
+#[derive(Debug, Deserialize)]
+pub(super) struct Member {
+    #[serde(rename = "@odata.type", default)]
+    kind: MemberType,
+    pub id: Option<String>,
+    #[serde(rename = "@removed", default)]
+    removed: Option<IgnoredAny>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+enum MemberType {
+    #[serde(rename = "#microsoft.graph.user")]
+    User,
+    #[serde(rename = "#microsoft.graph.group")]
+    Group,
+    #[serde(rename = "#microsoft.graph.device")]
+    Device,
+    /// Contacts and service principals, which the model has no place for.
+    #[default]
+    #[serde(other)]
+    Other,
+}
+
+impl Member {
+    pub(super) fn kind(&self) -> Option<EntityKind> {
+        match self.kind {
+            MemberType::User => Some(EntityKind::User),
+            MemberType::Group => Some(EntityKind::Group),
+            MemberType::Device => Some(EntityKind::Device),
+            MemberType::Other => None,
+        }
+    }
+
+    /// Whether the entry says the member left (`@removed`).
+    pub(super) fn removed(&self) -> bool {
+        self.removed.is_some()
+    }
+}
+
+/// `accountEnabled: false` is Entra's only "blocked" state; the primary address first, then
+/// the other addresses and the SMTP proxy addresses, lowercase and each once.
+pub(super) fn user(id: &str, object: &Map<String, Value>, admin_roles: &[String]) -> User {
+    let mut emails: Vec<String> = Vec::new();
+    let proxies = texts(object, "proxyAddresses").filter_map(|p| {
+        let (scheme, address) = p.split_once(':')?;
+        scheme.eq_ignore_ascii_case("smtp").then_some(address)
+    });
+    for address in object
+        .get("mail")
+        .and_then(Value::as_str)
+        .into_iter()
+        .chain(texts(object, "otherMails"))
+        .chain(proxies)
+    {
+        let address = address.trim().to_lowercase();
+        if !address.is_empty() && !emails.contains(&address) {
+            emails.push(address);
+        }
+    }
+    // The manager arrives as `manager@delta`, a list in which a `@removed` entry takes the
+    // previous manager away.
+    let manager = object
+        .get("manager@delta")
+        .and_then(Value::as_array)
+        .and_then(|entries| {
+            entries.iter().rev().find(|m| m.get("@removed").is_none()).and_then(|m| m.get("id")?.as_str())
+        })
+        .map(str::to_string);
+    User {
+        source_id: id.to_string(),
+        login: text(object, "userPrincipalName").unwrap_or_else(|| id.to_string()),
+        emails,
+        display_name: text(object, "displayName"),
+        given_name: text(object, "givenName"),
+        family_name: text(object, "surname"),
+        status: if flag(object, "accountEnabled") == Some(false) {
+            UserStatus::Suspended
+        } else {
+            UserStatus::Active
+        },
+        title: text(object, "jobTitle"),
+        department: text(object, "department"),
+        manager,
+        employee_id: text(object, "employeeId"),
+        created_at: timestamp(object, "createdDateTime"),
+        last_login_at: None,
+        source_updated_at: None,
+        admin_roles: admin_roles.to_vec(),
+        mfa_factors: Vec::new(),
+        mfa_enrolled: None,
+    }
+}
+
+/// `unified` for Microsoft 365 groups, `security` for security groups, `distribution` for
+/// mail-only ones.
+pub(super) fn group(id: &str, object: &Map<String, Value>) -> Group {
+    let unified = texts(object, "groupTypes").any(|t| t.eq_ignore_ascii_case("Unified"));
+    let kind = if unified {
+        Some("unified")
+    } else if flag(object, "securityEnabled") == Some(true) {
+        Some("security")
+    } else if flag(object, "mailEnabled") == Some(true) {
+        Some("distribution")
+    } else {
+        None
+    };
+    Group {
+        source_id: id.to_string(),
+        name: text(object, "displayName").unwrap_or_else(|| id.to_string()),
+        email: text(object, "mail").map(|m| m.to_lowercase()),
+        description: text(object, "description"),
+        kind: kind.map(str::to_string),
+    }
+}
+
+/// Graph's device list does not name owners (that takes a request per device), so `owner`
+/// stays empty.
+pub(super) fn device(id: &str, object: &Map<String, Value>) -> Device {
+    Device {
+        source_id: id.to_string(),
+        name: text(object, "displayName"),
+        os: text(object, "operatingSystem"),
+        os_version: text(object, "operatingSystemVersion"),
+        status: flag(object, "accountEnabled").map(|e| if e { "enabled" } else { "disabled" }.to_string()),
+        managed: flag(object, "isManaged"),
+        compliant: flag(object, "isCompliant"),
+        trust_type: text(object, "trustType"),
+        owner: None,
+        last_seen_at: timestamp(object, "approximateLastSignInDateTime"),
+        created_at: timestamp(object, "registrationDateTime"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn object(value: Value) -> Map<String, Value> {
+        value.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn users_gather_their_addresses_once_and_lowercase() {
+        let raw = object(json!({
+            "id": "u1",
+            "userPrincipalName": "ada@contoso.onmicrosoft.com",
+            "mail": "Ada.Lovelace@Contoso.com",
+            "otherMails": ["ada@outlook.com"],
+            "proxyAddresses": ["SMTP:ada.lovelace@contoso.com", "smtp:ada@contoso.onmicrosoft.com", "X500:/o=x", "sip:ada@contoso.com"],
+            "accountEnabled": false,
+            "createdDateTime": "2024-01-02T03:04:05Z",
+            "manager@delta": [{"@odata.type": "#microsoft.graph.user", "id": "m1"}],
+        }));
+        let ada = user("u1", &raw, &["Global Administrator".to_string()]);
+        assert_eq!(
+            ada.emails,
+            ["ada.lovelace@contoso.com", "ada@outlook.com", "ada@contoso.onmicrosoft.com"]
+        );
+        assert_eq!(ada.status, UserStatus::Suspended);
+        assert_eq!(ada.login, "ada@contoso.onmicrosoft.com");
+        assert_eq!(ada.manager.as_deref(), Some("m1"));
+        assert_eq!(ada.created_at, Some(time::macros::datetime!(2024-01-02 03:04:05 UTC)));
+        assert_eq!(ada.admin_roles, ["Global Administrator"]);
+
+        let minimal = user("u2", &object(json!({"id": "u2"})), &[]);
+        assert_eq!(
+            (minimal.login.as_str(), minimal.status, minimal.emails.len()),
+            ("u2", UserStatus::Active, 0)
+        );
+        let removed = object(json!({"manager@delta": [{"id": "m1", "@removed": {"reason": "deleted"}}]}));
+        assert_eq!(user("u3", &removed, &[]).manager, None);
+    }
+
+    #[test]
+    fn groups_and_devices_map_their_kinds_and_states() {
+        let m365 = group(
+            "g1",
+            &object(json!({"displayName": "Sales", "groupTypes": ["Unified"], "mail": "Sales@Contoso.com"})),
+        );
+        assert_eq!(
+            (m365.kind.as_deref(), m365.email.as_deref()),
+            (Some("unified"), Some("sales@contoso.com"))
+        );
+        assert_eq!(group("g2", &object(json!({"securityEnabled": true}))).kind.as_deref(), Some("security"));
+        assert_eq!(group("g3", &object(json!({"mailEnabled": true}))).kind.as_deref(), Some("distribution"));
+
+        let laptop = device(
+            "d1",
+            &object(json!({
+                "displayName": "DESKTOP-1",
+                "accountEnabled": false,
+                "operatingSystem": "Windows",
+                "operatingSystemVersion": "10.0.22631.3447",
+                "isManaged": true,
+                "isCompliant": false,
+                "trustType": "AzureAd",
+                "approximateLastSignInDateTime": "2024-05-05T18:15:44Z",
+            })),
+        );
+        assert_eq!(laptop.status.as_deref(), Some("disabled"));
+        assert_eq!((laptop.managed, laptop.compliant), (Some(true), Some(false)));
+        assert!(laptop.last_seen_at.is_some() && laptop.created_at.is_none());
+        let members: Vec<Member> = serde_json::from_value(json!([
+            {"@odata.type": "#microsoft.graph.device", "id": "d1"},
+            {"@odata.type": "#microsoft.graph.user", "id": "u1", "@removed": {"reason": "deleted"}},
+            {"@odata.type": "#microsoft.graph.orgContact", "id": "c1"},
+        ]))
+        .unwrap();
+        let read: Vec<_> = members.iter().map(|m| (m.kind(), m.id.as_deref(), m.removed())).collect();
+        assert_eq!(
+            read,
+            [
+                (Some(EntityKind::Device), Some("d1"), false),
+                (Some(EntityKind::User), Some("u1"), true),
+                (None, Some("c1"), false)
+            ]
+        );
+    }
+}

@@ -1,0 +1,412 @@
+//! A sync run: Graph delta queries over users, groups (with `members@delta`) and devices, each
+//! followed from its first page to its `@odata.deltaLink`. The three delta links are the cursor
+//! of the next run, which asks them for what changed since. Directory role assignments are read
+//! beside them, since no delta query tracks them.
+//!
+//! Pages go to the sink as they arrive, so memory stays flat whatever the tenant's size; only
+//! the role assignments (admins are few) are held for the whole run.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ctxsync_core::{Entity, EntityKind, Membership, Record};
+use std::fmt;
+
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+use url::Url;
+
+use super::client::{Failure, GraphClient};
+use super::map;
+use crate::SourceError;
+use crate::http::Reply;
+use crate::sync::{Coverage, Cursor, Outcome, Page, PageSink, Removal, SyncError, SyncMode};
+
+/// What the entity model needs of a user; `manager` makes the delta track the manager link.
+const USER_SELECT: &str = "id,userPrincipalName,displayName,givenName,surname,mail,otherMails,accountEnabled,\
+                           jobTitle,department,employeeId,createdDateTime,userType,onPremisesImmutableId,\
+                           proxyAddresses,manager";
+/// `members` makes the delta carry `members@delta`.
+const GROUP_SELECT: &str = "id,displayName,description,mail,mailEnabled,securityEnabled,groupTypes,members";
+const DEVICE_SELECT: &str = "id,deviceId,displayName,accountEnabled,operatingSystem,operatingSystemVersion,\
+                             trustType,isCompliant,isManaged,approximateLastSignInDateTime,registrationDateTime,\
+                             manufacturer,model";
+/// Delta queries take no `$top`; this preference asks for Graph's largest pages.
+const PAGE_SIZE: &str = "odata.maxpagesize=999";
+/// The most ids one delta `$filter` may name.
+const FILTER_IDS: usize = 50;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Listing {
+    Users,
+    Groups,
+    Devices,
+}
+
+impl Listing {
+    fn name(self) -> &'static str {
+        match self {
+            Listing::Users => "users",
+            Listing::Groups => "groups",
+            Listing::Devices => "devices",
+        }
+    }
+
+    fn select(self) -> &'static str {
+        match self {
+            Listing::Users => USER_SELECT,
+            Listing::Groups => GROUP_SELECT,
+            Listing::Devices => DEVICE_SELECT,
+        }
+    }
+
+    fn kind(self) -> EntityKind {
+        match self {
+            Listing::Users => EntityKind::User,
+            Listing::Groups => EntityKind::Group,
+            Listing::Devices => EntityKind::Device,
+        }
+    }
+}
+
+/// The cursor: each delta round's `@odata.deltaLink` as Graph wrote it, and who held which
+/// directory role (`None` when the app may not read role assignments).
+#[derive(Debug, Serialize, Deserialize)]
+struct DeltaCursor {
+    users: String,
+    groups: String,
+    devices: String,
+    #[serde(default)]
+    admin_roles: Option<BTreeMap<String, Vec<String>>>,
+}
+
+#[derive(Deserialize)]
+struct DeltaPage {
+    #[serde(default)]
+    value: Vec<Item>,
+    #[serde(rename = "@odata.nextLink")]
+    next_link: Option<String>,
+    #[serde(rename = "@odata.deltaLink")]
+    delta_link: Option<String>,
+}
+
+/// One object of a delta page: its properties as Graph wrote them (the record's raw JSON), and
+/// its `members@delta` apart.
+struct Item {
+    object: Map<String, Value>,
+    members: Option<Vec<map::Member>>,
+}
+
+impl<'de> Deserialize<'de> for Item {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields;
+
+        impl<'de> Visitor<'de> for Fields {
+            type Value = Item;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a directory object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Item, A::Error> {
+                let mut item = Item { object: Map::new(), members: None };
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == "members@delta" {
+                        item.members = Some(map.next_value()?);
+                    } else {
+                        let value = map.next_value()?;
+                        item.object.insert(key, value);
+                    }
+                }
+                Ok(item)
+            }
+        }
+
+        deserializer.deserialize_map(Fields)
+    }
+}
+
+#[derive(Deserialize)]
+struct RoleAssignments {
+    #[serde(default)]
+    value: Vec<RoleAssignment>,
+    #[serde(rename = "@odata.nextLink")]
+    next_link: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RoleAssignment {
+    principal_id: Option<String>,
+    role_definition: Option<RoleDefinition>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RoleDefinition {
+    display_name: Option<String>,
+}
+
+struct Run<'s> {
+    sink: &'s mut dyn PageSink,
+    incremental: bool,
+    /// Display names of the directory roles each user holds.
+    roles: BTreeMap<String, Vec<String>>,
+    /// Users whose roles changed since the last run and who have not come through the users
+    /// delta yet: they are fetched on their own after it.
+    role_changes: BTreeSet<String>,
+    /// The last group put on a page: Graph repeats a big group on the next page with the next
+    /// slice of its members, and that repeat is not a new record.
+    last_group: Option<Value>,
+}
+
+pub(super) async fn sync(
+    client: &mut GraphClient<'_>,
+    mode: SyncMode,
+    sink: &mut dyn PageSink,
+) -> Result<Outcome, SyncError> {
+    let previous = match mode {
+        SyncMode::Full => None,
+        SyncMode::Incremental(Cursor(cursor)) => {
+            Some(serde_json::from_value::<DeltaCursor>(cursor).map_err(|error| {
+                tracing::warn!(%error, "the stored Entra ID cursor is not readable; a full sync is needed");
+                SyncError::CursorExpired
+            })?)
+        }
+    };
+    let roles = admin_roles(client).await?;
+    let role_changes = match (&previous, &roles) {
+        (Some(previous), Some(now)) => changed_holders(previous.admin_roles.as_ref(), now),
+        _ => BTreeSet::new(),
+    };
+    let start = |listing: Listing, link: Option<&String>| match link {
+        Some(link) => client.rebase(link),
+        None => Ok(client.url(&[listing.name(), "delta"], &format!("$select={}", listing.select()))),
+    };
+    let [users, groups, devices] = [
+        start(Listing::Users, previous.as_ref().map(|p| &p.users))?,
+        start(Listing::Groups, previous.as_ref().map(|p| &p.groups))?,
+        start(Listing::Devices, previous.as_ref().map(|p| &p.devices))?,
+    ];
+    let mut run = Run {
+        sink,
+        incremental: previous.is_some(),
+        roles: roles.clone().unwrap_or_default(),
+        role_changes,
+        last_group: None,
+    };
+    let users = run.round(client, Listing::Users, users).await?;
+    run.refresh_role_changes(client).await?;
+    let groups = run.round(client, Listing::Groups, groups).await?;
+    let devices = run.round(client, Listing::Devices, devices).await?;
+    let coverage = if run.incremental {
+        Coverage::Changes { groups_with_all_members: Vec::new() }
+    } else {
+        Coverage::Everything
+    };
+    let cursor = DeltaCursor { users, groups, devices, admin_roles: roles };
+    let cursor = serde_json::to_value(cursor).expect("a cursor of strings serializes");
+    Ok(Outcome { cursor: Some(Cursor(cursor)), coverage })
+}
+
+/// Users whose set of roles differs between the last run and now. When the last run could
+/// not read roles, everyone holding one now.
+fn changed_holders(
+    before: Option<&BTreeMap<String, Vec<String>>>,
+    now: &BTreeMap<String, Vec<String>>,
+) -> BTreeSet<String> {
+    let Some(before) = before else { return now.keys().cloned().collect() };
+    before.keys().chain(now.keys()).filter(|id| before.get(*id) != now.get(*id)).cloned().collect()
+}
+
+/// Every directory role assignment, as user id → role names; `None` when the app lacks the
+/// permission, which costs the admin roles but not the run.
+async fn admin_roles(
+    client: &mut GraphClient<'_>,
+) -> Result<Option<BTreeMap<String, Vec<String>>>, SyncError> {
+    let mut url = client.url(&["roleManagement", "directory", "roleAssignments"], "$expand=roleDefinition");
+    let mut roles: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    loop {
+        let decode = |r: &Reply| serde_json::from_slice::<RoleAssignments>(&r.body).ok();
+        let page = match client.fetch(&url, "directory role assignments", None, decode).await {
+            Ok((page, _)) => page,
+            Err(Failure::Denied(error)) => {
+                tracing::warn!(
+                    %error,
+                    "cannot read directory role assignments: users are synced without admin roles; grant the app \
+                     RoleManagement.Read.Directory to include them"
+                );
+                return Ok(None);
+            }
+            Err(failure) => return Err(failure.into_source().into()),
+        };
+        for assignment in page.value {
+            let name = assignment.role_definition.and_then(|d| d.display_name);
+            if let (Some(principal), Some(name)) = (assignment.principal_id, name) {
+                let held = roles.entry(principal).or_default();
+                if !held.contains(&name) {
+                    held.push(name);
+                }
+            }
+        }
+        match page.next_link {
+            Some(next) => url = client.rebase(&next)?,
+            None => break,
+        }
+    }
+    for held in roles.values_mut() {
+        held.sort();
+    }
+    Ok(Some(roles))
+}
+
+impl Run<'_> {
+    /// Follows one delta round from `start` to its end, handing each page to the sink; returns
+    /// the round's delta link. The next page is requested before this one is mapped and stored,
+    /// so Graph's latency overlaps the work on our side.
+    async fn round(
+        &mut self,
+        client: &mut GraphClient<'_>,
+        listing: Listing,
+        start: Url,
+    ) -> Result<String, SyncError> {
+        let decode = |r: &Reply| serde_json::from_slice::<DeltaPage>(&r.body).ok();
+        let mut fetched = client.fetch(&start, listing.name(), Some(PAGE_SIZE), decode).await;
+        let mut pages = 0u32;
+        loop {
+            let (page, retries) = fetched.map_err(|f| self.failure(f))?;
+            pages += 1;
+            let DeltaPage { value, next_link, delta_link } = page;
+            let next = match (next_link, &delta_link) {
+                (Some(next), _) => Some(client.rebase(&next)?),
+                (None, Some(_)) => None,
+                (None, None) => {
+                    return Err(SourceError::Unreachable(format!(
+                        "{} ended a page of {} with neither @odata.nextLink nor @odata.deltaLink; try again",
+                        client.graph().display(),
+                        listing.name()
+                    ))
+                    .into());
+                }
+            };
+            let store = async {
+                let mut out = self.page(listing, value);
+                out.retries = retries;
+                self.sink.accept(out).await
+            };
+            let Some(next) = next else {
+                store.await?;
+                tracing::debug!(listing = listing.name(), pages, "delta round complete");
+                return Ok(delta_link.expect("a round without a next link has a delta link"));
+            };
+            let (next_page, stored) =
+                tokio::join!(client.fetch(&next, listing.name(), Some(PAGE_SIZE), decode), store);
+            stored?;
+            fetched = next_page;
+        }
+    }
+
+    /// A token Graph no longer knows means a full sync, unless this already is one.
+    fn failure(&self, failure: Failure) -> SyncError {
+        match failure {
+            Failure::Gone if self.incremental => SyncError::CursorExpired,
+            other => SyncError::Source(other.into_source()),
+        }
+    }
+
+    /// One delta page in the entity model: objects as records, `@removed` objects and members
+    /// as removals, `members@delta` as memberships.
+    fn page(&mut self, listing: Listing, items: Vec<Item>) -> Page {
+        let mut page = Page::default();
+        for Item { object, members } in items {
+            let Some(id) = object.get("id").and_then(Value::as_str).map(str::to_string) else {
+                tracing::warn!(listing = listing.name(), "skipped an object without an id");
+                continue;
+            };
+            if listing == Listing::Users {
+                self.role_changes.remove(&id);
+            }
+            if object.contains_key("@removed") {
+                page.removals.push(Removal::Entity { kind: listing.kind(), source_id: id });
+                continue;
+            }
+            let entity = match listing {
+                Listing::Users => {
+                    let roles = self.roles.get(&id).map_or(&[][..], Vec::as_slice);
+                    Entity::User(map::user(&id, &object, roles))
+                }
+                Listing::Devices => Entity::Device(map::device(&id, &object)),
+                Listing::Groups => {
+                    memberships(&id, members.unwrap_or_default(), &mut page);
+                    let group = map::group(&id, &object);
+                    let raw = Value::Object(object);
+                    if self.last_group.as_ref() == Some(&raw) {
+                        continue;
+                    }
+                    self.last_group = Some(raw.clone());
+                    page.records.push(Record { entity: Entity::Group(group), raw });
+                    continue;
+                }
+            };
+            page.records.push(Record { entity, raw: Value::Object(object) });
+        }
+        page
+    }
+
+    /// Users whose roles changed but who did not change themselves, read through a delta query
+    /// filtered to their ids: the same shape as the round's, with their current state.
+    async fn refresh_role_changes(&mut self, client: &mut GraphClient<'_>) -> Result<(), SyncError> {
+        let ids: Vec<String> = std::mem::take(&mut self.role_changes).into_iter().collect();
+        for chunk in ids.chunks(FILTER_IDS) {
+            let filter = chunk
+                .iter()
+                .map(|id| format!("id eq '{}'", id.replace('\'', "''")))
+                .collect::<Vec<_>>()
+                .join(" or ");
+            let filter: String = url::form_urlencoded::byte_serialize(filter.as_bytes()).collect();
+            let url = client.url(&["users", "delta"], &format!("$filter={filter}&$select={USER_SELECT}"));
+            // The filtered round's own delta link is of no use: the main round's is the cursor.
+            self.round(client, Listing::Users, url).await?;
+        }
+        Ok(())
+    }
+}
+
+/// `members@delta` entries as memberships, or as removals when they carry `@removed`.
+fn memberships(group: &str, members: Vec<map::Member>, page: &mut Page) {
+    for member in members {
+        let (Some(kind), removed) = (member.kind(), member.removed()) else { continue };
+        let Some(member_id) = member.id else { continue };
+        let membership = Membership { group_id: group.to_string(), member_kind: kind, member_id };
+        if removed {
+            page.removals.push(Removal::Membership(membership));
+        } else {
+            page.memberships.push(membership);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_holders_are_compared_by_their_roles() {
+        let map = |pairs: &[(&str, &[&str])]| -> BTreeMap<String, Vec<String>> {
+            pairs
+                .iter()
+                .map(|(id, roles)| (id.to_string(), roles.iter().map(|r| r.to_string()).collect()))
+                .collect()
+        };
+        let before =
+            map(&[("a", &["Global Administrator"]), ("b", &["Security Reader"]), ("c", &["Global Reader"])]);
+        let now = map(&[
+            ("a", &["Global Administrator"]),
+            ("b", &["Global Reader"]),
+            ("d", &["User Administrator"]),
+        ]);
+        let changed: Vec<String> = changed_holders(Some(&before), &now).into_iter().collect();
+        assert_eq!(changed, ["b", "c", "d"]);
+        assert_eq!(changed_holders(None, &now).len(), 3);
+    }
+}

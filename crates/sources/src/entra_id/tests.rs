@@ -1,0 +1,506 @@
+//! Sync runs against the fake Graph: a full run must equal the fake tenant, an incremental run
+//! after mutations must report exactly the changes, and faults (throttling, server errors, cut
+//! bodies, expired tokens, revoked secrets) must be survived or reported as what they are.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use ctxsync_core::{
+    Config, ConfigId, ConfigState, Credentials, Entity, EntityKind, IntegrationType, Membership, OrgId,
+    Record, SecretValue, Settings, UserStatus,
+};
+use ctxsync_fakes::{EntraSnapshot, FakeEntra, Listing, MemberKind, TenantSpec};
+use serde_json::{Value, json};
+use url::Url;
+
+use crate::{
+    Coverage, Endpoints, Outcome, Page, PageSink, Removal, SinkError, SourceError, Sources, SyncError,
+    SyncMode,
+};
+
+/// What the connector selects, beyond what the snapshot may hold as `null`.
+const USER_KEYS: &[&str] = &[
+    "id",
+    "userPrincipalName",
+    "displayName",
+    "givenName",
+    "surname",
+    "mail",
+    "otherMails",
+    "accountEnabled",
+    "jobTitle",
+    "department",
+    "employeeId",
+    "createdDateTime",
+    "userType",
+    "onPremisesImmutableId",
+    "proxyAddresses",
+];
+const GROUP_KEYS: &[&str] =
+    &["id", "displayName", "description", "mail", "mailEnabled", "securityEnabled", "groupTypes"];
+const DEVICE_KEYS: &[&str] = &[
+    "id",
+    "deviceId",
+    "displayName",
+    "accountEnabled",
+    "operatingSystem",
+    "operatingSystemVersion",
+    "trustType",
+    "isCompliant",
+    "isManaged",
+    "approximateLastSignInDateTime",
+    "registrationDateTime",
+    "manufacturer",
+    "model",
+];
+
+/// Everything a run handed over.
+#[derive(Debug, Default)]
+struct Collected {
+    records: Vec<Record>,
+    memberships: Vec<Membership>,
+    removals: Vec<Removal>,
+    pages: usize,
+    retries: u32,
+}
+
+impl Collected {
+    fn ids(&self, kind: EntityKind) -> BTreeSet<String> {
+        self.records
+            .iter()
+            .filter(|r| r.entity.kind() == kind)
+            .map(|r| r.entity.source_id().to_string())
+            .collect()
+    }
+
+    fn count(&self, kind: EntityKind) -> usize {
+        self.records.iter().filter(|r| r.entity.kind() == kind).count()
+    }
+
+    fn records(&self, kind: EntityKind) -> BTreeMap<String, &Record> {
+        self.records
+            .iter()
+            .filter(|r| r.entity.kind() == kind)
+            .map(|r| (r.entity.source_id().to_string(), r))
+            .collect()
+    }
+
+    fn removed(&self, kind: EntityKind) -> BTreeSet<String> {
+        self.removals
+            .iter()
+            .filter_map(|r| match r {
+                Removal::Entity { kind: k, source_id } if *k == kind => Some(source_id.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn removed_memberships(&self) -> BTreeSet<Membership> {
+        self.removals
+            .iter()
+            .filter_map(|r| match r {
+                Removal::Membership(m) => Some(m.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// A sink that keeps everything, and lets a test act on the source between pages.
+struct Sink<'a> {
+    got: Collected,
+    on_page: Box<dyn FnMut(usize) + Send + 'a>,
+}
+
+#[async_trait::async_trait]
+impl PageSink for Sink<'_> {
+    async fn accept(&mut self, page: Page) -> Result<(), SinkError> {
+        self.got.pages += 1;
+        (self.on_page)(self.got.pages);
+        self.got.retries += page.retries;
+        self.got.records.extend(page.records);
+        self.got.memberships.extend(page.memberships);
+        self.got.removals.extend(page.removals);
+        Ok(())
+    }
+}
+
+fn config(fake: &FakeEntra) -> Config {
+    Config {
+        id: ConfigId::new(),
+        org_id: OrgId::new(),
+        integration_type: IntegrationType::EntraId,
+        name: "entra".into(),
+        domain: fake.domain(),
+        enabled: true,
+        state: ConfigState::Valid,
+        settings: Settings::new(),
+        created_at: ctxsync_core::now(),
+        modified_at: ctxsync_core::now(),
+    }
+}
+
+fn credentials(id: &str, secret: &str) -> Credentials {
+    let secrets = SecretValue::new(json!({"client_id": id, "client_secret": secret}));
+    Credentials::parse(IntegrationType::EntraId, &secrets).expect("well-formed secrets")
+}
+
+fn sources(fake: &FakeEntra) -> Sources {
+    Sources::new(Endpoints {
+        entra_login_base_url: Some(Url::parse(&fake.login_base_url()).unwrap()),
+        graph_base_url: Some(Url::parse(&fake.graph_base_url()).unwrap()),
+        ..Endpoints::default()
+    })
+    .unwrap()
+}
+
+async fn sync_with(
+    fake: &FakeEntra,
+    mode: SyncMode,
+    on_page: impl FnMut(usize) + Send,
+) -> (Result<Outcome, SyncError>, Collected) {
+    let mut sink = Sink { got: Collected::default(), on_page: Box::new(on_page) };
+    let creds = credentials(&fake.client_id(), &fake.client_secret());
+    let result = sources(fake).sync(&config(fake), &creds, mode, &mut sink).await;
+    (result, sink.got)
+}
+
+async fn sync(fake: &FakeEntra, mode: SyncMode) -> (Outcome, Collected) {
+    let (result, got) = sync_with(fake, mode, |_| {}).await;
+    (result.expect("the sync succeeds"), got)
+}
+
+fn kind(kind: MemberKind) -> EntityKind {
+    EntityKind::parse(kind.as_str()).expect("member kinds are entity kinds")
+}
+
+fn memberships(snapshot: &EntraSnapshot) -> BTreeSet<Membership> {
+    snapshot
+        .memberships
+        .iter()
+        .map(|(g, k, m)| Membership { group_id: g.clone(), member_kind: kind(*k), member_id: m.clone() })
+        .collect()
+}
+
+/// The raw object is Graph's: every property it holds equals the tenant's, and every selected
+/// property the tenant has set is there.
+fn assert_raw(raw: &Value, truth: &Value, keys: &[&str], annotations: &[&str]) {
+    let raw = raw.as_object().expect("raw objects are objects");
+    for (key, value) in raw {
+        if annotations.contains(&key.as_str()) {
+            continue;
+        }
+        assert_eq!(Some(value), truth.get(key), "{key} of {}", raw["id"]);
+    }
+    for key in keys {
+        if !truth[*key].is_null() {
+            assert!(raw.contains_key(*key), "{key} missing from {}", raw["id"]);
+        }
+    }
+}
+
+/// Asserts a full run brought back exactly the tenant.
+fn assert_equals_tenant(got: &Collected, snapshot: &EntraSnapshot) {
+    let users = got.records(EntityKind::User);
+    assert_eq!(got.count(EntityKind::User), users.len(), "each user is one record");
+    assert_eq!(got.ids(EntityKind::User), snapshot.users.keys().cloned().collect());
+    for (id, record) in &users {
+        let truth = &snapshot.users[id];
+        assert_raw(&record.raw, truth, USER_KEYS, &["manager@delta"]);
+        let Entity::User(user) = &record.entity else { unreachable!() };
+        assert_eq!(user.login, truth["userPrincipalName"]);
+        assert_eq!(user.display_name.as_deref(), truth["displayName"].as_str());
+        let enabled = truth["accountEnabled"].as_bool().unwrap();
+        assert_eq!(user.status, if enabled { UserStatus::Active } else { UserStatus::Suspended });
+        if let Some(mail) = truth["mail"].as_str() {
+            assert_eq!(user.emails[0], mail.to_lowercase());
+        }
+        assert!(user.emails.iter().all(|e| *e == e.to_lowercase()));
+        assert_eq!(user.emails.len(), user.emails.iter().collect::<BTreeSet<_>>().len());
+        assert_eq!(user.manager.as_ref(), snapshot.managers.get(id), "manager of {id}");
+        let roles: Vec<String> = snapshot.admin_roles.get(id).into_iter().flatten().cloned().collect();
+        assert_eq!(user.admin_roles, roles, "roles of {id}");
+        assert_eq!(user.department.as_deref(), truth["department"].as_str());
+    }
+
+    let groups = got.records(EntityKind::Group);
+    assert_eq!(got.count(EntityKind::Group), groups.len(), "each group is one record, however split");
+    assert_eq!(got.ids(EntityKind::Group), snapshot.groups.keys().cloned().collect());
+    for (id, record) in &groups {
+        let truth = &snapshot.groups[id];
+        assert_raw(&record.raw, truth, GROUP_KEYS, &[]);
+        let Entity::Group(group) = &record.entity else { unreachable!() };
+        assert_eq!(group.name, truth["displayName"]);
+        let unified = truth["groupTypes"].as_array().unwrap().iter().any(|t| t == "Unified");
+        assert_eq!(group.kind.as_deref(), Some(if unified { "unified" } else { "security" }));
+    }
+
+    assert_eq!(got.ids(EntityKind::Device), snapshot.devices.keys().cloned().collect());
+    for (id, record) in got.records(EntityKind::Device) {
+        let truth = &snapshot.devices[&id];
+        assert_raw(&record.raw, truth, DEVICE_KEYS, &[]);
+        let Entity::Device(device) = &record.entity else { unreachable!() };
+        assert_eq!(device.name.as_deref(), truth["displayName"].as_str());
+        assert_eq!(device.os.as_deref(), truth["operatingSystem"].as_str());
+        assert_eq!(device.managed, truth["isManaged"].as_bool());
+        let enabled = truth["accountEnabled"].as_bool().unwrap();
+        assert_eq!(device.status.as_deref(), Some(if enabled { "enabled" } else { "disabled" }));
+    }
+
+    let got_memberships: BTreeSet<Membership> = got.memberships.iter().cloned().collect();
+    assert_eq!(got_memberships, memberships(snapshot));
+    assert!(got.removals.is_empty(), "{:?}", got.removals);
+}
+
+#[tokio::test]
+async fn a_full_sync_equals_the_tenant() {
+    let fake =
+        FakeEntra::start_with(TenantSpec { seed: 11, users: 1_500, groups: 24, devices: 300 }).await.unwrap();
+    // Small member slices: big groups come back over several pages and must merge.
+    fake.limit_members_per_page(40);
+    let (outcome, got) = sync(&fake, SyncMode::Full).await;
+    let snapshot = fake.snapshot();
+    assert_equals_tenant(&got, &snapshot);
+    assert!(snapshot.memberships.iter().any(|(_, k, _)| *k == MemberKind::Group));
+    assert!(snapshot.memberships.iter().any(|(_, k, _)| *k == MemberKind::Device));
+    assert!(got.records.iter().any(|r| matches!(&r.entity, Entity::User(u) if !u.admin_roles.is_empty())));
+    assert!(got.pages > 6, "users alone need two pages of 999: {}", got.pages);
+    assert_eq!(outcome.coverage, Coverage::Everything);
+    let cursor = outcome.cursor.expect("a cursor").0;
+    for listing in ["users", "groups", "devices"] {
+        let link = cursor[listing].as_str().unwrap();
+        assert!(
+            link.starts_with(&format!("{}/v1.0/{listing}/delta?$deltatoken=", fake.graph_base_url())),
+            "{link}"
+        );
+    }
+    assert_eq!(
+        cursor["admin_roles"].as_object().unwrap().len(),
+        snapshot.admin_roles.len(),
+        "the cursor remembers who held roles"
+    );
+}
+
+#[tokio::test]
+async fn an_incremental_sync_reports_exactly_the_changes() {
+    let fake =
+        FakeEntra::start_with(TenantSpec { seed: 3, users: 80, groups: 6, devices: 20 }).await.unwrap();
+    let (outcome, _) = sync(&fake, SyncMode::Full).await;
+    let before = fake.snapshot();
+
+    let (ids, devices, groups): (Vec<String>, Vec<String>, Vec<String>) = fake.mutate(|t| {
+        (
+            t.users().map(|(id, _)| id).collect(),
+            t.devices().map(|(id, _)| id).collect(),
+            t.groups().map(|(id, _)| id).collect(),
+        )
+    });
+    let untouched =
+        ids.iter().find(|id| !before.admin_roles.contains_key(*id) && *id != &ids[10]).unwrap().clone();
+    let (added_user, added_device) = fake.mutate(|t| {
+        let added = t.add_user("Grace", "Hopper");
+        t.update_user(&ids[3], |u| u.job_title = Some("Principal Engineer".into()));
+        t.disable_user(&ids[4]);
+        t.delete_user(&ids[10]);
+        t.add_member(&groups[0], &added);
+        let member = t.members(&groups[1]).into_iter().find(|(k, _)| *k == MemberKind::User).unwrap().1;
+        t.remove_member(&groups[1], &member);
+        // Group 5 is nested in group 1: deleting it also takes it out of there.
+        t.delete_group(&groups[5]);
+        let device = t.add_device("DESKTOP-NEW0001", Some(&added));
+        t.add_member(&groups[2], &device);
+        t.delete_device(&devices[0]);
+        // No delta tracks role assignments: the connector must notice this user on its own.
+        t.assign_role(&untouched, "User Administrator");
+        (added, device)
+    });
+    let after = fake.snapshot();
+
+    let (outcome, got) = sync(&fake, SyncMode::Incremental(outcome.cursor.unwrap())).await;
+    assert_eq!(outcome.coverage, Coverage::Changes { groups_with_all_members: vec![] });
+
+    // What changed, read off the two snapshots.
+    let changed = |b: &BTreeMap<String, Value>, a: &BTreeMap<String, Value>| -> BTreeSet<String> {
+        a.iter().filter(|(id, v)| b.get(*id) != Some(*v)).map(|(id, _)| id.clone()).collect()
+    };
+    let mut users = changed(&before.users, &after.users);
+    users
+        .extend(after.users.keys().filter(|id| before.managers.get(*id) != after.managers.get(*id)).cloned());
+    users.extend(
+        after.users.keys().filter(|id| before.admin_roles.get(*id) != after.admin_roles.get(*id)).cloned(),
+    );
+    assert!(users.contains(&added_user) && users.contains(&untouched) && users.contains(&ids[3]));
+    assert_eq!(got.ids(EntityKind::User), users);
+    assert_eq!(got.removed(EntityKind::User), BTreeSet::from([ids[10].clone()]));
+
+    // A deleted group's own members go with it; every other membership change is named.
+    let before_members = memberships(&before);
+    let after_members = memberships(&after);
+    let added: BTreeSet<Membership> = after_members.difference(&before_members).cloned().collect();
+    let removed: BTreeSet<Membership> =
+        before_members.difference(&after_members).filter(|m| m.group_id != groups[5]).cloned().collect();
+    assert!(removed.iter().any(|m| m.member_id == groups[5]), "the deleted group left its parent");
+    assert_eq!(got.memberships.iter().cloned().collect::<BTreeSet<_>>(), added);
+    assert_eq!(got.removed_memberships(), removed);
+
+    let mut groups_changed = changed(&before.groups, &after.groups);
+    groups_changed.extend(
+        added.iter().chain(&removed).map(|m| m.group_id.clone()).filter(|g| after.groups.contains_key(g)),
+    );
+    assert_eq!(got.ids(EntityKind::Group), groups_changed);
+    assert_eq!(got.removed(EntityKind::Group), BTreeSet::from([groups[5].clone()]));
+
+    assert_eq!(got.ids(EntityKind::Device), BTreeSet::from([added_device]));
+    assert_eq!(got.removed(EntityKind::Device), BTreeSet::from([devices[0].clone()]));
+
+    for record in &got.records {
+        let truth = match &record.entity {
+            Entity::User(_) => &after.users,
+            Entity::Group(_) => &after.groups,
+            Entity::Device(_) => &after.devices,
+        };
+        assert_raw(&record.raw, &truth[record.entity.source_id()], &[], &["manager@delta"]);
+        if let Entity::User(user) = &record.entity {
+            let roles: Vec<String> =
+                after.admin_roles.get(&user.source_id).into_iter().flatten().cloned().collect();
+            assert_eq!(user.admin_roles, roles);
+        }
+    }
+
+    // Nothing changed since: the next run is empty.
+    let (_, quiet) = sync(&fake, SyncMode::Incremental(outcome.cursor.unwrap())).await;
+    assert!(
+        quiet.records.is_empty() && quiet.memberships.is_empty() && quiet.removals.is_empty(),
+        "{quiet:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_expired_delta_token_asks_for_a_full_sync() {
+    let fake = FakeEntra::start().await.unwrap();
+    let (outcome, _) = sync(&fake, SyncMode::Full).await;
+    fake.expire_delta_tokens();
+    let (result, _) = sync_with(&fake, SyncMode::Incremental(outcome.cursor.unwrap()), |_| {}).await;
+    assert_eq!(result.unwrap_err(), SyncError::CursorExpired);
+
+    let unreadable = crate::Cursor(json!({"users": 1}));
+    let (result, _) = sync_with(&fake, SyncMode::Incremental(unreadable), |_| {}).await;
+    assert_eq!(result.unwrap_err(), SyncError::CursorExpired);
+}
+
+#[tokio::test(start_paused = true)]
+async fn throttling_is_waited_out_as_graph_asks() {
+    let fake = FakeEntra::start().await.unwrap();
+    let started = tokio::time::Instant::now();
+    let (result, got) = sync_with(&fake, SyncMode::Full, |page| {
+        if page == 1 {
+            fake.throttle_next(3, 7);
+        }
+    })
+    .await;
+    result.unwrap();
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_secs(21) && waited < Duration::from_secs(22), "{waited:?}");
+    assert_eq!(got.retries, 3);
+    assert_equals_tenant(&got, &fake.snapshot());
+
+    // Throttling from the first request on, role assignments included.
+    fake.throttle_next(5, 2);
+    let started = tokio::time::Instant::now();
+    let (_, got) = sync(&fake, SyncMode::Full).await;
+    assert!(started.elapsed() >= Duration::from_secs(10), "{:?}", started.elapsed());
+    assert_equals_tenant(&got, &fake.snapshot());
+}
+
+#[tokio::test(start_paused = true)]
+async fn server_errors_and_cut_bodies_are_retried() {
+    let fake = FakeEntra::start().await.unwrap();
+    fake.fail_next(2, 503);
+    let (_, got) = sync(&fake, SyncMode::Full).await;
+    assert_equals_tenant(&got, &fake.snapshot());
+
+    let (result, got) = sync_with(&fake, SyncMode::Full, |page| {
+        if page == 1 {
+            fake.truncate_next(2);
+        }
+    })
+    .await;
+    result.unwrap();
+    assert_equals_tenant(&got, &fake.snapshot());
+    assert_eq!(got.retries, 2);
+
+    // A source that never sends a whole page is unreachable, said plainly.
+    fake.truncate_next(100);
+    let (result, _) = sync_with(&fake, SyncMode::Full, |_| {}).await;
+    let Err(SyncError::Source(SourceError::Unreachable(message))) = result else { panic!("{result:?}") };
+    assert!(message.contains("could not be read"), "{message}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_expiring_token_is_renewed_mid_run() {
+    let fake = FakeEntra::start().await.unwrap();
+    fake.set_token_lifetime(Duration::from_secs(60));
+    fake.slow_pages(Duration::from_secs(25));
+    let (_, got) = sync(&fake, SyncMode::Full).await;
+    assert_equals_tenant(&got, &fake.snapshot());
+    assert!(fake.tokens_issued() >= 2, "{}", fake.tokens_issued());
+
+    // A token Graph stops accepting mid-run is replaced too.
+    fake.slow_pages(Duration::ZERO);
+    fake.set_token_lifetime(Duration::from_secs(3599));
+    let issued = fake.tokens_issued();
+    let (result, got) = sync_with(&fake, SyncMode::Full, |page| {
+        if page == 1 {
+            fake.expire_access_tokens();
+        }
+    })
+    .await;
+    result.unwrap();
+    assert_equals_tenant(&got, &fake.snapshot());
+    assert_eq!(fake.tokens_issued(), issued + 2);
+}
+
+#[tokio::test]
+async fn a_secret_revoked_mid_run_is_rejected() {
+    let fake = FakeEntra::start().await.unwrap();
+    let (result, got) = sync_with(&fake, SyncMode::Full, |page| {
+        if page == 1 {
+            fake.revoke_secret();
+            fake.expire_access_tokens();
+        }
+    })
+    .await;
+    assert_eq!(got.pages, 1);
+    let Err(SyncError::Source(SourceError::Rejected(message))) = result else { panic!("{result:?}") };
+    assert!(message.contains("AADSTS7000215") && message.contains("invalid_client"), "{message}");
+    assert!(!message.contains(&fake.client_secret()), "{message}");
+}
+
+#[tokio::test]
+async fn admin_roles_are_optional_but_devices_are_not() {
+    let fake = FakeEntra::start().await.unwrap();
+    fake.withdraw_permission("RoleManagement.Read.Directory");
+    let (outcome, got) = sync(&fake, SyncMode::Full).await;
+    assert!(got.records.iter().all(|r| !matches!(&r.entity, Entity::User(u) if !u.admin_roles.is_empty())));
+    assert_eq!(got.ids(EntityKind::User).len(), fake.snapshot().users.len());
+    assert_eq!(outcome.cursor.unwrap().0["admin_roles"], Value::Null);
+
+    fake.withdraw_permission("Device.Read.All");
+    let (result, _) = sync_with(&fake, SyncMode::Full, |_| {}).await;
+    let Err(SyncError::Source(SourceError::Rejected(message))) = result else { panic!("{result:?}") };
+    assert!(message.contains("refused to list devices") && message.contains("Device.Read.All"), "{message}");
+}
+
+#[tokio::test]
+async fn an_empty_page_with_a_next_link_is_followed() {
+    let fake =
+        FakeEntra::start_with(TenantSpec { seed: 2, users: 2_100, groups: 3, devices: 4 }).await.unwrap();
+    // The second of three pages of users comes back empty, its next link intact.
+    fake.drop_page(Listing::Users, 1);
+    let (outcome, got) = sync(&fake, SyncMode::Full).await;
+    let snapshot = fake.snapshot();
+    assert_eq!(got.ids(EntityKind::User).len(), snapshot.users.len() - 999);
+    assert_eq!(got.ids(EntityKind::Group).len(), snapshot.groups.len());
+    assert_eq!(got.ids(EntityKind::Device).len(), snapshot.devices.len());
+    assert!(outcome.cursor.is_some());
+}

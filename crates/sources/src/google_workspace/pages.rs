@@ -1,0 +1,167 @@
+//! A sync run against one Workspace account: every user (`projection=full`), every group, and
+//! each group's direct members, paged by `nextPageToken`.
+//!
+//! The Directory API has no change feed for users, groups or members, so an incremental run
+//! lists everything too: its outcome covers everything and carries no cursor, and the engine
+//! finds the changes by comparing. Deleted users simply stop being listed.
+//!
+//! Pages go to the sink as they arrive; a groups page is followed by its groups' members, so
+//! nothing is held for the whole run.
+
+use ctxsync_core::{GoogleWorkspaceCredentials, Membership, Record};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::auth::ServiceAccount;
+use super::client::{DirectoryClient, Got};
+use super::map;
+use crate::SourceError;
+use crate::endpoints::Target;
+use crate::http::Http;
+use crate::sync::{Coverage, Outcome, Page, PageSink, SyncError};
+
+/// The largest pages the API serves: users 500, groups and members 200.
+const USERS_PAGE: &str = "500";
+const GROUPS_PAGE: &str = "200";
+
+/// A list reply: the items, under the list's own key (left out when there are none), and the
+/// token of the next page.
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct List {
+    #[serde(default, alias = "users", alias = "groups", alias = "members")]
+    items: Vec<Value>,
+    next_page_token: Option<String>,
+}
+
+struct Run<'h, 's> {
+    client: DirectoryClient<'h>,
+    sink: &'s mut dyn PageSink,
+    /// Retries since the last page went to the sink.
+    retries: u32,
+}
+
+/// Lists the account into `sink`. Whatever the mode asked, the run lists everything: Google has
+/// no incremental listing.
+pub(crate) async fn sync(
+    http: &Http,
+    token_target: Target,
+    directory_target: Target,
+    credentials: &GoogleWorkspaceCredentials,
+    sink: &mut dyn PageSink,
+) -> Result<Outcome, SyncError> {
+    let account = ServiceAccount::new(credentials);
+    let client = DirectoryClient::new(http, token_target, directory_target, account);
+    let mut run = Run { client, sink, retries: 0 };
+    run.users().await?;
+    run.groups().await?;
+    Ok(Outcome { cursor: None, coverage: Coverage::Everything })
+}
+
+impl Run<'_, '_> {
+    async fn get<T: DeserializeOwned>(
+        &mut self,
+        path: &[&str],
+        query: &[(&str, &str)],
+        what: &str,
+        tolerated: &[reqwest::StatusCode],
+    ) -> Result<Got<T>, SourceError> {
+        let got = self.client.fetch(path, query, what, tolerated).await?;
+        self.retries += got.retries;
+        Ok(got)
+    }
+
+    async fn emit(&mut self, records: Vec<Record>, memberships: Vec<Membership>) -> Result<(), SyncError> {
+        if records.is_empty() && memberships.is_empty() {
+            return Ok(());
+        }
+        let retries = std::mem::take(&mut self.retries);
+        self.sink.accept(Page { records, memberships, removals: Vec::new(), retries }).await?;
+        Ok(())
+    }
+
+    /// One page of a list; `None` when a tolerated status answered instead.
+    async fn page(
+        &mut self,
+        path: &[&str],
+        query: &[(&str, &str)],
+        token: Option<&str>,
+        what: &str,
+        tolerated: &[reqwest::StatusCode],
+    ) -> Result<Option<List>, SourceError> {
+        let mut query = query.to_vec();
+        query.extend(token.map(|t| ("pageToken", t)));
+        Ok(self.get::<List>(path, &query, what, tolerated).await?.body)
+    }
+
+    async fn users(&mut self) -> Result<(), SyncError> {
+        let query = [("customer", "my_customer"), ("maxResults", USERS_PAGE), ("projection", "full")];
+        let mut token = None;
+        loop {
+            let list =
+                self.page(&["users"], &query, token.as_deref(), "users", &[]).await?.unwrap_or_default();
+            self.emit(list.items.into_iter().filter_map(map::user).collect(), Vec::new()).await?;
+            token = next(token, list.next_page_token)?;
+            if token.is_none() {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn groups(&mut self) -> Result<(), SyncError> {
+        let query = [("customer", "my_customer"), ("maxResults", GROUPS_PAGE)];
+        let mut token = None;
+        loop {
+            let list =
+                self.page(&["groups"], &query, token.as_deref(), "groups", &[]).await?.unwrap_or_default();
+            let ids: Vec<String> = list
+                .items
+                .iter()
+                .filter_map(|g| g.get("id").and_then(Value::as_str))
+                .map(str::to_string)
+                .collect();
+            self.emit(list.items.into_iter().filter_map(map::group).collect(), Vec::new()).await?;
+            for id in ids {
+                self.members(&id).await?;
+            }
+            token = next(token, list.next_page_token)?;
+            if token.is_none() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// A group's direct members; a group deleted during the run is skipped.
+    async fn members(&mut self, group_id: &str) -> Result<(), SyncError> {
+        let path = ["groups", group_id, "members"];
+        let query = [("maxResults", GROUPS_PAGE)];
+        let mut token = None;
+        loop {
+            let tolerated = [reqwest::StatusCode::NOT_FOUND];
+            let Some(list) = self.page(&path, &query, token.as_deref(), "group members", &tolerated).await?
+            else {
+                return Ok(());
+            };
+            let memberships = list.items.iter().filter_map(|m| map::member(group_id, m)).collect();
+            self.emit(Vec::new(), memberships).await?;
+            token = next(token, list.next_page_token)?;
+            if token.is_none() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// The next page's token: absent or empty ends the list; the same token again would loop
+/// forever, so it is an error.
+fn next(previous: Option<String>, token: Option<String>) -> Result<Option<String>, SyncError> {
+    match token.filter(|t| !t.is_empty()) {
+        Some(t) if previous.as_deref() == Some(t.as_str()) => {
+            Err(SyncError::Source(SourceError::Unreachable(
+                "Google Workspace returned the same page token twice; try again later".to_string(),
+            )))
+        }
+        token => Ok(token),
+    }
+}

@@ -1,0 +1,478 @@
+//! A sync run against one Okta org.
+//!
+//! A full run lists every user (the default listing, then `status eq "DEPROVISIONED"`, which
+//! the default hides), every group, and each group's members. An incremental run asks only for
+//! what moved since the cursor: users and groups by `lastUpdated`, and the groups whose
+//! `lastMembershipUpdated` moved, whose members it lists again in full.
+//!
+//! Admin roles come from the users with role assignments (`/iam/assignees/users`) and then
+//! each one's roles: admins are few, so this stays cheap where asking every user would not.
+//! Role changes do not move a user's `lastUpdated`, so the cursor keeps the roles last seen and
+//! an incremental run re-reads any user whose roles differ. Factors (`okta_include_factors`)
+//! cost a request per user and are read only for the users a run lists.
+//!
+//! Pages go to the sink as they arrive; only the admin roles are held for the whole run.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ctxsync_core::{EntityKind, Membership, MfaFactor, OktaCredentials, Record, Settings};
+use reqwest::StatusCode;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use url::Url;
+
+use super::client::{Got, OktaClient};
+use super::map;
+use crate::SourceError;
+use crate::endpoints::Target;
+use crate::http::Http;
+use crate::sync::{Coverage, Cursor, Outcome, Page, PageSink, SyncError, SyncMode};
+
+/// Okta's largest page for users and members, and its recommendation for groups.
+const PAGE_SIZE: &str = "200";
+/// The settings key that turns on reading each listed user's factors (default off).
+const INCLUDE_FACTORS: &str = "okta_include_factors";
+
+/// Where the next incremental run starts. Timestamps are Okta's own (`lastUpdated`), so no
+/// clock but Okta's is involved.
+#[derive(Debug, Serialize, Deserialize)]
+struct OktaCursor {
+    users: String,
+    groups: String,
+    memberships: String,
+    /// Role types by user id as last seen; `None` when the token could not read roles.
+    roles: Option<BTreeMap<String, Vec<String>>>,
+}
+
+#[derive(Deserialize)]
+struct Assignees {
+    #[serde(default)]
+    value: Vec<Id>,
+    #[serde(default, rename = "_links")]
+    links: Links,
+}
+
+/// An object read only for its id: a group's members are whole user objects, and decoding
+/// just the id skips building the rest.
+#[derive(Deserialize)]
+struct Id {
+    id: String,
+}
+
+#[derive(Default, Deserialize)]
+struct Links {
+    next: Option<Href>,
+}
+
+#[derive(Deserialize)]
+struct Href {
+    href: String,
+}
+
+/// Which groups listing a pass makes, and what it does with each group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GroupPass {
+    /// Every group, with its members.
+    Everything,
+    /// Groups whose profile changed: the groups only.
+    Profiles,
+    /// Groups whose members changed: their members only.
+    Members,
+}
+
+/// `2024-05-05T18:15:44.000Z`, as Okta writes timestamps and reads them in filters.
+fn okta_time(t: OffsetDateTime) -> String {
+    let format = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    t.to_offset(time::UtcOffset::UTC).format(&format).expect("UTC timestamps format")
+}
+
+fn parse_time(s: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(s, &Rfc3339).ok()
+}
+
+/// The newest of what a listing saw, tracked as it goes.
+#[derive(Debug, Default)]
+struct Newest(Option<OffsetDateTime>);
+
+impl Newest {
+    fn see(&mut self, t: Option<OffsetDateTime>) {
+        self.0 = self.0.max(t);
+    }
+}
+
+struct Run<'h, 's> {
+    client: OktaClient<'h>,
+    sink: &'s mut dyn PageSink,
+    include_factors: bool,
+    /// Set once the token is refused factors: the rest of the run does without them.
+    factors_denied: bool,
+    /// Retries since the last page went to the sink.
+    retries: u32,
+    /// Okta's clock when the run began (the first reply's `Date`).
+    started: Option<OffsetDateTime>,
+    /// Role types by user id; `None` when the token may not read roles.
+    roles: Option<BTreeMap<String, Vec<String>>>,
+}
+
+pub(crate) async fn sync(
+    http: &Http,
+    target: Target,
+    credentials: &OktaCredentials,
+    settings: &Settings,
+    mode: SyncMode,
+    sink: &mut dyn PageSink,
+) -> Result<Outcome, SyncError> {
+    let previous = match &mode {
+        SyncMode::Full => None,
+        SyncMode::Incremental(cursor) => Some(read_cursor(cursor)?),
+    };
+    let mut run = Run {
+        client: OktaClient::new(http, target, credentials),
+        sink,
+        include_factors: settings.get(INCLUDE_FACTORS).and_then(Value::as_bool).unwrap_or(false),
+        factors_denied: false,
+        retries: 0,
+        started: None,
+        roles: None,
+    };
+    run.roles = run.admin_roles().await?;
+    match previous {
+        None => run.full().await,
+        Some(previous) => run.incremental(previous).await,
+    }
+}
+
+/// Where a listing's next run starts: the newest timestamp it saw, but never later than the
+/// run's start by Okta's clock, since an object changed while the run went on may already have
+/// been passed and must be listed again. A listing that saw nothing keeps where it started.
+fn high_water(
+    seen: Option<OffsetDateTime>,
+    started: Option<OffsetDateTime>,
+    since: Option<OffsetDateTime>,
+) -> OffsetDateTime {
+    match (seen, started) {
+        (Some(seen), Some(started)) => seen.min(started),
+        (Some(seen), None) => seen,
+        (None, started) => since.or(started).unwrap_or(OffsetDateTime::UNIX_EPOCH),
+    }
+}
+
+/// A cursor this connector did not write, or cannot read any more, means a full run.
+fn read_cursor(cursor: &Cursor) -> Result<(OktaCursor, [OffsetDateTime; 3]), SyncError> {
+    let parsed: OktaCursor =
+        serde_json::from_value(cursor.0.clone()).map_err(|_| SyncError::CursorExpired)?;
+    let times = [&parsed.users, &parsed.groups, &parsed.memberships].map(|t| parse_time(t));
+    match times {
+        [Some(users), Some(groups), Some(memberships)] => Ok((parsed, [users, groups, memberships])),
+        _ => Err(SyncError::CursorExpired),
+    }
+}
+
+impl Run<'_, '_> {
+    async fn get<T: DeserializeOwned>(
+        &mut self,
+        url: &Url,
+        action: &str,
+        tolerated: &[StatusCode],
+    ) -> Result<Got<T>, SourceError> {
+        let got = self.client.fetch(url, action, tolerated).await?;
+        self.retries += got.retries;
+        if self.started.is_none() {
+            self.started = got.date;
+        }
+        Ok(got)
+    }
+
+    async fn emit(&mut self, records: Vec<Record>, memberships: Vec<Membership>) -> Result<(), SyncError> {
+        if records.is_empty() && memberships.is_empty() {
+            return Ok(());
+        }
+        let retries = std::mem::take(&mut self.retries);
+        self.sink.accept(Page { records, memberships, removals: Vec::new(), retries }).await?;
+        Ok(())
+    }
+
+    async fn full(&mut self) -> Result<Outcome, SyncError> {
+        let mut users = Newest::default();
+        let listings: [&[(&str, &str)]; 2] =
+            [&[("limit", PAGE_SIZE)], &[("limit", PAGE_SIZE), ("filter", "status eq \"DEPROVISIONED\"")]];
+        for query in listings {
+            let url = self.client.url(&["api", "v1", "users"], query);
+            self.users(url, &mut users, &mut BTreeSet::new()).await?;
+        }
+        let (mut groups, mut memberships) = (Newest::default(), Newest::default());
+        let url = self.client.url(&["api", "v1", "groups"], &[("limit", PAGE_SIZE)]);
+        self.groups(url, GroupPass::Everything, &mut groups, &mut memberships).await?;
+        let cursor = self.cursor(users, groups, memberships, None);
+        Ok(Outcome { cursor: Some(cursor), coverage: Coverage::Everything })
+    }
+
+    async fn incremental(
+        &mut self,
+        (previous, since): (OktaCursor, [OffsetDateTime; 3]),
+    ) -> Result<Outcome, SyncError> {
+        let changed = |attribute: &str, t: OffsetDateTime| format!("{attribute} gt \"{}\"", okta_time(t));
+        let mut role_changes = match (&previous.roles, &self.roles) {
+            (Some(before), Some(now)) => before
+                .keys()
+                .chain(now.keys())
+                .filter(|id| before.get(*id) != now.get(*id))
+                .cloned()
+                .collect(),
+            _ => BTreeSet::new(),
+        };
+        let mut users = Newest::default();
+        let filter = changed("lastUpdated", since[0]);
+        let url = self.client.url(&["api", "v1", "users"], &[("limit", PAGE_SIZE), ("filter", &filter)]);
+        self.users(url, &mut users, &mut role_changes).await?;
+        for id in role_changes {
+            self.user_by_id(&id).await?;
+        }
+        let (mut groups, mut memberships) = (Newest::default(), Newest::default());
+        let filter = changed("lastUpdated", since[1]);
+        let url = self.client.url(&["api", "v1", "groups"], &[("limit", PAGE_SIZE), ("filter", &filter)]);
+        self.groups(url, GroupPass::Profiles, &mut groups, &mut memberships).await?;
+        let filter = changed("lastMembershipUpdated", since[2]);
+        let url = self.client.url(&["api", "v1", "groups"], &[("limit", PAGE_SIZE), ("filter", &filter)]);
+        let relisted = self.groups(url, GroupPass::Members, &mut groups, &mut memberships).await?;
+        let cursor = self.cursor(users, groups, memberships, Some(since));
+        Ok(Outcome {
+            cursor: Some(cursor),
+            coverage: Coverage::Changes { groups_with_all_members: relisted },
+        })
+    }
+
+    fn cursor(
+        &self,
+        users: Newest,
+        groups: Newest,
+        memberships: Newest,
+        since: Option<[OffsetDateTime; 3]>,
+    ) -> Cursor {
+        let pick = |newest: Newest, since: Option<OffsetDateTime>| {
+            okta_time(high_water(newest.0, self.started, since))
+        };
+        let cursor = OktaCursor {
+            users: pick(users, since.map(|s| s[0])),
+            groups: pick(groups, since.map(|s| s[1])),
+            memberships: pick(memberships, since.map(|s| s[2])),
+            roles: self.roles.clone(),
+        };
+        Cursor(serde_json::to_value(cursor).expect("the cursor serializes"))
+    }
+
+    /// Role types by user id; `None` (with a warning) when the token may not read roles.
+    async fn admin_roles(&mut self) -> Result<Option<BTreeMap<String, Vec<String>>>, SyncError> {
+        let denied = || {
+            tracing::warn!(
+                source = "Okta",
+                "the API token may not read admin roles; syncing without them (create the token as an admin \
+                 allowed to view roles, such as a Read-only Administrator)"
+            );
+            Ok(None)
+        };
+        let mut roles = BTreeMap::new();
+        let mut next =
+            Some(self.client.url(&["api", "v1", "iam", "assignees", "users"], &[("limit", "100")]));
+        while let Some(url) = next.take() {
+            let got: Got<Assignees> =
+                self.get(&url, "list the users with admin roles", &[StatusCode::FORBIDDEN]).await?;
+            let Some(page) = got.body else { return denied() };
+            for assignee in page.value {
+                let url = self.client.url(&["api", "v1", "users", &assignee.id, "roles"], &[]);
+                let tolerated = [StatusCode::FORBIDDEN, StatusCode::NOT_FOUND];
+                let got: Got<Vec<Value>> = self.get(&url, "read a user's admin roles", &tolerated).await?;
+                match got.body {
+                    Some(assignments) => {
+                        roles.insert(assignee.id, map::role_types(&assignments));
+                    }
+                    None if got.status == StatusCode::FORBIDDEN => return denied(),
+                    None => {}
+                }
+            }
+            next = page.links.next.map(|link| self.client.follow(&url, &link.href)).transpose()?;
+        }
+        Ok(Some(roles))
+    }
+
+    /// The user's factors; `None` once the token is refused them.
+    async fn factors(&mut self, user_id: &str) -> Result<Option<Vec<MfaFactor>>, SyncError> {
+        if !self.include_factors || self.factors_denied {
+            return Ok(None);
+        }
+        let url = self.client.url(&["api", "v1", "users", user_id, "factors"], &[]);
+        let tolerated = [StatusCode::FORBIDDEN, StatusCode::NOT_FOUND];
+        let got: Got<Vec<Value>> = self.get(&url, "list a user's factors", &tolerated).await?;
+        match got.body {
+            Some(factors) => Ok(Some(factors.iter().filter_map(map::factor).collect())),
+            None if got.status == StatusCode::FORBIDDEN => {
+                tracing::warn!(
+                    source = "Okta",
+                    "the API token may not read factors; syncing without them (turn off {INCLUDE_FACTORS} or \
+                     create the token as an admin allowed to view factors)"
+                );
+                self.factors_denied = true;
+                Ok(None)
+            }
+            // Deleted during the run: nothing enrolled any more.
+            None => Ok(Some(Vec::new())),
+        }
+    }
+
+    async fn user_record(&mut self, raw: Value) -> Result<Option<Record>, SyncError> {
+        let Some(id) = raw.get("id").and_then(Value::as_str).map(str::to_string) else {
+            tracing::warn!(source = "Okta", "skipped a user without an id");
+            return Ok(None);
+        };
+        let factors = self.factors(&id).await?;
+        let roles = self.roles.as_ref().and_then(|r| r.get(&id)).cloned().unwrap_or_default();
+        Ok(map::user(raw, roles, factors))
+    }
+
+    /// Lists users from `first` on into the sink, noting the newest `lastUpdated` and crossing
+    /// each listed user off `role_changes`.
+    async fn users(
+        &mut self,
+        first: Url,
+        newest: &mut Newest,
+        role_changes: &mut BTreeSet<String>,
+    ) -> Result<(), SyncError> {
+        let mut next = Some(first);
+        while let Some(url) = next.take() {
+            let got: Got<Vec<Value>> = self.get(&url, "list users", &[]).await?;
+            next = got.next;
+            let users = got.body.unwrap_or_default();
+            let mut records = Vec::with_capacity(users.len());
+            for raw in users {
+                newest.see(map::timestamp(&raw, "lastUpdated"));
+                if let Some(id) = raw.get("id").and_then(Value::as_str) {
+                    role_changes.remove(id);
+                }
+                records.extend(self.user_record(raw).await?);
+            }
+            self.emit(records, Vec::new()).await?;
+        }
+        Ok(())
+    }
+
+    /// One user, for a role change its `lastUpdated` does not show; gone users are skipped.
+    async fn user_by_id(&mut self, id: &str) -> Result<(), SyncError> {
+        let url = self.client.url(&["api", "v1", "users", id], &[]);
+        let got: Got<Value> = self.get(&url, "read a user", &[StatusCode::NOT_FOUND]).await?;
+        if let Some(raw) = got.body {
+            let record = self.user_record(raw).await?;
+            self.emit(record.into_iter().collect(), Vec::new()).await?;
+        }
+        Ok(())
+    }
+
+    /// Lists groups from `first` on, doing what `pass` says with each; returns the ids of the
+    /// groups whose members were listed in full (for [`GroupPass::Members`]).
+    async fn groups(
+        &mut self,
+        first: Url,
+        pass: GroupPass,
+        updated: &mut Newest,
+        membership_updated: &mut Newest,
+    ) -> Result<Vec<String>, SyncError> {
+        let mut relisted = Vec::new();
+        let mut next = Some(first);
+        while let Some(url) = next.take() {
+            let got: Got<Vec<Value>> = self.get(&url, "list groups", &[]).await?;
+            next = got.next;
+            let groups = got.body.unwrap_or_default();
+            let ids: Vec<String> = groups
+                .iter()
+                .filter_map(|g| g.get("id").and_then(Value::as_str))
+                .map(str::to_string)
+                .collect();
+            for group in &groups {
+                if pass != GroupPass::Members {
+                    updated.see(map::timestamp(group, "lastUpdated"));
+                }
+                if pass != GroupPass::Profiles {
+                    membership_updated.see(map::timestamp(group, "lastMembershipUpdated"));
+                }
+            }
+            if pass != GroupPass::Members {
+                self.emit(groups.into_iter().filter_map(map::group).collect(), Vec::new()).await?;
+            }
+            if pass != GroupPass::Profiles {
+                for id in ids {
+                    if self.members(&id).await? && pass == GroupPass::Members {
+                        relisted.push(id);
+                    }
+                }
+            }
+        }
+        Ok(relisted)
+    }
+
+    /// Lists a group's members into the sink; `false` when the group was deleted meanwhile.
+    async fn members(&mut self, group_id: &str) -> Result<bool, SyncError> {
+        let mut next =
+            Some(self.client.url(&["api", "v1", "groups", group_id, "users"], &[("limit", PAGE_SIZE)]));
+        while let Some(url) = next.take() {
+            let got: Got<Vec<Id>> =
+                self.get(&url, "list a group's members", &[StatusCode::NOT_FOUND]).await?;
+            let Some(users) = got.body else { return Ok(false) };
+            next = got.next;
+            let memberships = users
+                .into_iter()
+                .map(|user| Membership {
+                    group_id: group_id.to_string(),
+                    member_kind: EntityKind::User,
+                    member_id: user.id,
+                })
+                .collect();
+            self.emit(Vec::new(), memberships).await?;
+        }
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_foreign_ones_mean_a_full_run() {
+        let cursor = Cursor(json!({
+            "users": "2024-01-02T03:04:05.006Z",
+            "groups": "2024-01-02T03:04:05.000Z",
+            "memberships": "2024-01-03T00:00:00.000Z",
+            "roles": {"00u1": ["SUPER_ADMIN"]},
+        }));
+        let (parsed, times) = read_cursor(&cursor).unwrap();
+        assert_eq!(times[0], datetime!(2024-01-02 03:04:05.006 UTC));
+        assert_eq!(okta_time(times[0]), parsed.users);
+        for foreign in
+            [json!({"deltaLink": "x"}), json!({"users": "yesterday", "groups": "", "memberships": ""})]
+        {
+            assert_eq!(read_cursor(&Cursor(foreign)).unwrap_err(), SyncError::CursorExpired);
+        }
+    }
+
+    #[test]
+    fn the_cursor_never_passes_the_runs_start() {
+        let (before, start, after) = (
+            datetime!(2024-01-01 0:00 UTC),
+            datetime!(2024-01-02 0:00 UTC),
+            datetime!(2024-01-02 0:00:01 UTC),
+        );
+        assert_eq!(high_water(Some(before), Some(start), None), before);
+        // Changed during the run: listed again next time.
+        assert_eq!(high_water(Some(after), Some(start), None), start);
+        assert_eq!(high_water(Some(after), None, None), after);
+        assert_eq!(high_water(None, Some(start), Some(before)), before);
+        assert_eq!(high_water(None, Some(start), None), start);
+        assert_eq!(high_water(None, None, None), OffsetDateTime::UNIX_EPOCH);
+    }
+}

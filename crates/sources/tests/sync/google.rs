@@ -1,0 +1,218 @@
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use ctxsync_core::{EntityKind, UserStatus};
+use ctxsync_fakes::{FakeGoogle, GoogleRateLimit, Snapshot, TenantSpec};
+use ctxsync_sources::{Coverage, Cursor, SourceError};
+use serde_json::json;
+use tokio::time::Instant;
+
+use super::*;
+
+fn google_sources(fake: &FakeGoogle) -> Sources {
+    sources(Endpoints {
+        google_token_url: url(&fake.token_url()),
+        google_directory_base_url: url(&fake.directory_base_url()),
+        ..Endpoints::default()
+    })
+}
+
+fn google_config(fake: &FakeGoogle) -> Config {
+    config(IntegrationType::GoogleWorkspace, &fake.domain(), Settings::new())
+}
+
+fn google_credentials(fake: &FakeGoogle) -> Credentials {
+    credentials(
+        IntegrationType::GoogleWorkspace,
+        json!({ "service_account_json": fake.service_account_json(), "admin_email": fake.admin_email() }),
+    )
+}
+
+async fn google_run(fake: &FakeGoogle, mode: SyncMode) -> (Result<Outcome, SyncError>, Collected) {
+    run(&google_sources(fake), &google_config(fake), &google_credentials(fake), mode).await
+}
+
+fn flag(value: &Value, key: &str) -> bool {
+    value[key].as_bool().unwrap_or(false)
+}
+
+fn assert_equals_account(got: &Collected, snapshot: &Snapshot) {
+    let users = got.users();
+    assert_eq!(users.keys().collect::<Vec<_>>(), snapshot.users.keys().collect::<Vec<_>>());
+    for (id, (user, raw)) in users {
+        let want = &snapshot.users[&id];
+        assert_eq!(raw, want, "raw JSON of {id}");
+        assert_eq!(user.login, text(want, "/primaryEmail").unwrap());
+        let others = want["emails"].as_array().into_iter().flatten().map(|e| e["address"].as_str());
+        let aliases = want["aliases"].as_array().into_iter().flatten().map(Value::as_str);
+        let emails = addresses(std::iter::once(text(want, "/primaryEmail")).chain(others).chain(aliases));
+        assert_eq!(user.emails, emails, "{id}");
+        let status = match (flag(want, "archived"), flag(want, "suspended")) {
+            (true, _) => UserStatus::Deprovisioned,
+            (false, true) => UserStatus::Suspended,
+            _ => UserStatus::Active,
+        };
+        assert_eq!(user.status, status, "{id}");
+        assert_eq!(user.given_name.as_deref(), text(want, "/name/givenName"));
+        assert_eq!(user.family_name.as_deref(), text(want, "/name/familyName"));
+        assert_eq!(user.display_name.as_deref(), text(want, "/name/fullName"));
+        assert_eq!(user.department.as_deref(), text(want, "/organizations/0/department"));
+        assert_eq!(user.title.as_deref(), text(want, "/organizations/0/title"));
+        assert_eq!(user.manager.as_deref(), text(want, "/relations/0/value"));
+        assert_eq!(user.employee_id.as_deref(), text(want, "/externalIds/0/value"));
+        let mut roles = Vec::new();
+        if flag(want, "isAdmin") {
+            roles.push("super_admin");
+        }
+        if flag(want, "isDelegatedAdmin") {
+            roles.push("delegated_admin");
+        }
+        assert_eq!(user.admin_roles, roles, "{id}");
+        assert_eq!(user.mfa_enrolled, Some(flag(want, "isEnrolledIn2Sv")));
+    }
+    let groups = got.groups();
+    assert_eq!(groups.keys().collect::<Vec<_>>(), snapshot.groups.keys().collect::<Vec<_>>());
+    for (id, (group, raw)) in groups {
+        assert_eq!(raw, &snapshot.groups[&id]);
+        assert_eq!(group.email.as_deref(), text(raw, "/email"));
+        assert_eq!(Some(group.name.as_str()), text(raw, "/name"));
+    }
+    assert_eq!(got.members(EntityKind::User), snapshot.user_members);
+    assert_eq!(got.members(EntityKind::Group), snapshot.group_members);
+    let listed = snapshot.user_members.len() + snapshot.group_members.len();
+    assert_eq!(got.memberships.len(), listed, "a membership was listed twice");
+}
+
+#[tokio::test]
+async fn a_full_sync_equals_the_account_across_many_pages() {
+    let fake =
+        FakeGoogle::start_with(TenantSpec { seed: 5, users: 1_100, groups: 10, ..TenantSpec::default() })
+            .await
+            .unwrap();
+    let snapshot = fake.snapshot();
+    // The account exercises what the mapping reads: nesting, the whole-account member, states.
+    assert!(!snapshot.group_members.is_empty());
+    let customer_groups =
+        fake.mutate(|t| t.groups().filter(|g| g.members().any(|(_, kind)| kind == "CUSTOMER")).count());
+    assert_eq!(customer_groups, 1);
+    for key in ["archived", "suspended", "isDelegatedAdmin", "isEnrolledIn2Sv"] {
+        assert!(snapshot.users.values().any(|u| flag(u, key)), "nobody is {key}");
+    }
+    assert!(
+        snapshot.groups.keys().any(|g| snapshot.user_members.iter().filter(|(m, _)| m == g).count() > 200)
+    );
+
+    let (outcome, got) = google_run(&fake, SyncMode::Full).await;
+    let outcome = outcome.unwrap();
+    assert_eq!(outcome, Outcome { cursor: None, coverage: Coverage::Everything });
+    assert_equals_account(&got, &snapshot);
+    assert_eq!(got.retries, 0);
+    assert_eq!(fake.tokens_issued(), 1);
+}
+
+#[tokio::test]
+async fn an_incremental_run_lists_everything() {
+    let fake = FakeGoogle::start().await.unwrap();
+    let (added, removed) = fake.mutate(|t| {
+        let ids: Vec<String> = t.users().map(|u| u.id().to_string()).collect();
+        t.suspend_user(&ids[3]);
+        t.deprovision_user(&ids[4]);
+        t.delete_user(&ids[5]);
+        (t.add_user("Grace", "Hopper"), ids[5].clone())
+    });
+    let (outcome, got) = google_run(&fake, SyncMode::Incremental(Cursor(json!(null)))).await;
+    assert_eq!(outcome.unwrap(), Outcome { cursor: None, coverage: Coverage::Everything });
+    assert_equals_account(&got, &fake.snapshot());
+    let users = got.users();
+    assert!(users.contains_key(&added) && !users.contains_key(&removed));
+}
+
+#[tokio::test(start_paused = true)]
+async fn rate_limits_are_backed_off_whatever_their_status() {
+    for reason in [
+        GoogleRateLimit::UserRateLimitExceeded,
+        GoogleRateLimit::RateLimitExceeded,
+        GoogleRateLimit::QuotaExceeded,
+    ] {
+        let fake = FakeGoogle::start().await.unwrap();
+        fake.rate_limit_next(3, reason);
+        let started = Instant::now();
+        let (outcome, got) = google_run(&fake, SyncMode::Full).await;
+        outcome.unwrap_or_else(|e| panic!("{reason:?}: {e}"));
+        // No Retry-After from Google: 1 s, 2 s and 4 s, each ±25%.
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_secs_f64(5.25) && waited <= Duration::from_secs_f64(8.75),
+            "{waited:?}"
+        );
+        assert_eq!(got.retries, 3, "{reason:?}");
+        assert_equals_account(&got, &fake.snapshot());
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn server_errors_and_cut_bodies_are_retried() {
+    let fake = FakeGoogle::start().await.unwrap();
+    fake.fail_next(2, 502);
+    let (outcome, got) = google_run(&fake, SyncMode::Full).await;
+    outcome.unwrap();
+    assert_eq!(got.retries, 2);
+    fake.truncate_next(2);
+    let (outcome, got) = google_run(&fake, SyncMode::Full).await;
+    outcome.unwrap();
+    assert_eq!(got.retries, 2);
+    assert_equals_account(&got, &fake.snapshot());
+}
+
+#[tokio::test]
+async fn a_token_that_expires_mid_run_is_minted_again() {
+    let fake = FakeGoogle::start().await.unwrap();
+    let sources = google_sources(&fake);
+    let (config, credentials) = (google_config(&fake), google_credentials(&fake));
+    let mut sink = Hooked::new(1, || async { fake.expire_access_tokens() });
+    sources.sync(&config, &credentials, SyncMode::Full, &mut sink).await.unwrap();
+    assert_equals_account(&sink.collected, &fake.snapshot());
+    assert_eq!(fake.tokens_issued(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_token_is_renewed_before_it_expires() {
+    let fake = FakeGoogle::start().await.unwrap();
+    let sources = google_sources(&fake);
+    let (config, credentials) = (google_config(&fake), google_credentials(&fake));
+    // Nearly an hour passes by the client's clock; the fake would still take the token.
+    let mut sink = Hooked::new(1, || tokio::time::advance(Duration::from_secs(3_300)));
+    sources.sync(&config, &credentials, SyncMode::Full, &mut sink).await.unwrap();
+    assert_equals_account(&sink.collected, &fake.snapshot());
+    assert_eq!(fake.tokens_issued(), 2);
+    assert_eq!(sink.collected.retries, 0);
+}
+
+#[tokio::test]
+async fn a_service_account_revoked_mid_run_is_rejected() {
+    let fake = FakeGoogle::start().await.unwrap();
+    let sources = google_sources(&fake);
+    let (config, credentials) = (google_config(&fake), google_credentials(&fake));
+    let mut sink = Hooked::new(1, || async { fake.revoke_service_account() });
+    match sources.sync(&config, &credentials, SyncMode::Full, &mut sink).await {
+        Err(SyncError::Source(SourceError::Rejected(message))) => {
+            assert!(message.contains("Invalid JWT Signature. (invalid_grant)"), "{message}");
+        }
+        other => panic!("expected Rejected, got {other:?}"),
+    }
+    assert_eq!(sink.collected.pages, 1);
+}
+
+#[tokio::test]
+async fn members_of_a_group_deleted_mid_run_are_skipped() {
+    let fake = FakeGoogle::start().await.unwrap();
+    let groups: Vec<String> = fake.snapshot().groups.into_keys().collect();
+    let last = groups.last().unwrap().clone();
+    let sources = google_sources(&fake);
+    let (config, credentials) = (google_config(&fake), google_credentials(&fake));
+    let mut sink = Hooked::new(2, || async { fake.mutate(|t| t.delete_group(&last)) });
+    sources.sync(&config, &credentials, SyncMode::Full, &mut sink).await.unwrap();
+    let listed: BTreeSet<&String> = sink.collected.memberships.iter().map(|m| &m.group_id).collect();
+    assert!(!listed.contains(&last));
+    assert_eq!(listed.len(), groups.len() - 1);
+}

@@ -1,0 +1,344 @@
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use ctxsync_core::{EntityKind, MfaFactor, UserStatus};
+use ctxsync_fakes::{FakeOkta, OktaPermission, Snapshot, TenantSpec};
+use ctxsync_sources::{Coverage, SourceError};
+use serde_json::json;
+use tokio::time::Instant;
+
+use super::*;
+
+fn okta_sources(fake: &FakeOkta) -> Sources {
+    sources(Endpoints { okta_base_url: url(&fake.base_url()), ..Endpoints::default() })
+}
+
+fn okta_config(fake: &FakeOkta, include_factors: bool) -> Config {
+    let mut settings = Settings::new();
+    if include_factors {
+        settings.insert("okta_include_factors".into(), json!(true));
+    }
+    config(IntegrationType::Okta, &fake.domain(), settings)
+}
+
+fn okta_credentials(token: &str) -> Credentials {
+    credentials(IntegrationType::Okta, json!({ "api_token": token }))
+}
+
+async fn okta_run(fake: &FakeOkta, factors: bool, mode: SyncMode) -> (Result<Outcome, SyncError>, Collected) {
+    run(&okta_sources(fake), &okta_config(fake, factors), &okta_credentials(&fake.api_token()), mode).await
+}
+
+fn expected_status(okta: &str) -> UserStatus {
+    match okta {
+        "ACTIVE" => UserStatus::Active,
+        "STAGED" | "PROVISIONED" => UserStatus::Pending,
+        "SUSPENDED" => UserStatus::Suspended,
+        "DEPROVISIONED" => UserStatus::Deprovisioned,
+        _ => UserStatus::Locked,
+    }
+}
+
+/// Every user the run brought equals the org's object, field by field where the model reads it.
+fn assert_users_match(got: &Collected, snapshot: &Snapshot, ids: &BTreeSet<String>, factors: bool) {
+    let users = got.users();
+    assert_eq!(users.keys().cloned().collect::<BTreeSet<_>>(), *ids);
+    for (id, (user, raw)) in users {
+        let want = &snapshot.users[&id];
+        assert_eq!(raw, want, "raw JSON of {id}");
+        assert_eq!(user.login, text(want, "/profile/login").unwrap());
+        let emails = addresses([text(want, "/profile/email"), text(want, "/profile/secondEmail")]);
+        assert_eq!(user.emails, emails, "{id}");
+        assert_eq!(user.status, expected_status(text(want, "/status").unwrap()), "{id}");
+        assert_eq!(user.given_name.as_deref(), text(want, "/profile/firstName"));
+        assert_eq!(user.family_name.as_deref(), text(want, "/profile/lastName"));
+        assert_eq!(user.department.as_deref(), text(want, "/profile/department"));
+        assert_eq!(user.title.as_deref(), text(want, "/profile/title"));
+        assert_eq!(user.manager.as_deref(), text(want, "/profile/managerId"));
+        assert_eq!(user.employee_id.as_deref(), text(want, "/profile/employeeNumber"));
+        let mut roles: Vec<String> = snapshot
+            .roles
+            .get(&id)
+            .into_iter()
+            .flatten()
+            .map(|r| r["type"].as_str().unwrap().to_string())
+            .collect();
+        roles.sort();
+        assert_eq!(user.admin_roles, roles, "roles of {id}");
+        if factors {
+            let enrolled: Vec<MfaFactor> = snapshot
+                .factors
+                .get(&id)
+                .into_iter()
+                .flatten()
+                .map(|f| MfaFactor {
+                    factor_type: f["factorType"].as_str().unwrap().into(),
+                    provider: f["provider"].as_str().map(Into::into),
+                    status: f["status"].as_str().map(Into::into),
+                })
+                .collect();
+            assert_eq!(
+                user.mfa_enrolled,
+                Some(enrolled.iter().any(|f| f.status.as_deref() == Some("ACTIVE")))
+            );
+            assert_eq!(user.mfa_factors, enrolled, "factors of {id}");
+        } else {
+            assert!(user.mfa_factors.is_empty() && user.mfa_enrolled.is_none());
+        }
+    }
+}
+
+fn assert_equals_org(got: &Collected, snapshot: &Snapshot, factors: bool) {
+    assert_users_match(got, snapshot, &snapshot.users.keys().cloned().collect(), factors);
+    let groups = got.groups();
+    assert_eq!(groups.keys().collect::<Vec<_>>(), snapshot.groups.keys().collect::<Vec<_>>());
+    for (id, (group, raw)) in groups {
+        assert_eq!(raw, &snapshot.groups[&id]);
+        assert_eq!(Some(group.name.as_str()), text(raw, "/profile/name"));
+        assert_eq!(group.kind.as_deref(), Some("OKTA_GROUP"));
+    }
+    assert_eq!(got.members(EntityKind::User), snapshot.user_members);
+    assert_eq!(got.memberships.len(), snapshot.user_members.len(), "a membership was listed twice");
+}
+
+#[tokio::test]
+async fn a_full_sync_equals_the_org_across_many_pages() {
+    let fake = FakeOkta::start_with(TenantSpec { seed: 11, users: 450, groups: 4, ..TenantSpec::default() })
+        .await
+        .unwrap();
+    let snapshot = fake.snapshot();
+    // The tenant exercises what the mapping reads.
+    let statuses: BTreeSet<&str> = snapshot.users.values().filter_map(|u| text(u, "/status")).collect();
+    for status in ["ACTIVE", "DEPROVISIONED", "SUSPENDED", "STAGED", "LOCKED_OUT"] {
+        assert!(statuses.contains(status), "{status} missing from {statuses:?}");
+    }
+    assert!(snapshot.roles.len() > 2 && !snapshot.factors.is_empty());
+    assert!(
+        snapshot.groups.keys().any(|g| snapshot.user_members.iter().filter(|(m, _)| m == g).count() > 200)
+    );
+
+    let (outcome, got) = okta_run(&fake, true, SyncMode::Full).await;
+    let outcome = outcome.unwrap();
+    assert_eq!(outcome.coverage, Coverage::Everything);
+    assert!(outcome.cursor.is_some());
+    assert_equals_org(&got, &snapshot, true);
+    assert_eq!(got.retries, 0);
+}
+
+#[tokio::test]
+async fn factors_are_read_only_when_asked() {
+    let fake = FakeOkta::start().await.unwrap();
+    let before = fake.requests();
+    let (outcome, got) = okta_run(&fake, false, SyncMode::Full).await;
+    outcome.unwrap();
+    assert_equals_org(&got, &fake.snapshot(), false);
+    let without_factors = fake.requests() - before;
+    let before = fake.requests();
+    okta_run(&fake, true, SyncMode::Full).await.0.unwrap();
+    // One more request per user, and nothing else.
+    assert_eq!(fake.requests() - before - without_factors, fake.snapshot().users.len() as u64);
+}
+
+#[tokio::test]
+async fn a_token_that_may_not_read_roles_or_factors_still_syncs() {
+    let fake = FakeOkta::start().await.unwrap();
+    let token = fake.add_token(OktaPermission::UsersAndGroupsOnly);
+    let sources = okta_sources(&fake);
+    let (outcome, got) =
+        run(&sources, &okta_config(&fake, true), &okta_credentials(&token), SyncMode::Full).await;
+    outcome.unwrap();
+    let users = got.users();
+    assert_eq!(users.len(), fake.snapshot().users.len());
+    assert!(users.values().all(|(u, _)| u.admin_roles.is_empty() && u.mfa_factors.is_empty()));
+    assert_eq!(got.members(EntityKind::User), fake.snapshot().user_members);
+}
+
+#[tokio::test]
+async fn an_incremental_run_reports_exactly_the_changes() {
+    let fake = FakeOkta::start().await.unwrap();
+    let (outcome, _) = okta_run(&fake, false, SyncMode::Full).await;
+    let cursor = outcome.unwrap().cursor.unwrap();
+
+    let before = fake.snapshot();
+    let user_ids: Vec<String> = before.users.keys().cloned().collect();
+    let group_ids: Vec<String> = before.groups.keys().cloned().collect();
+    let deleted = user_ids[20].clone();
+    let outsider = user_ids
+        .iter()
+        .find(|u| **u != deleted && !before.user_members.contains(&(group_ids[0].clone(), (*u).clone())))
+        .unwrap()
+        .clone();
+    let leaver =
+        before.user_members.iter().find(|(g, u)| *g == group_ids[1] && *u != deleted).unwrap().1.clone();
+    let promoted = user_ids[21].clone();
+    let (added, new_group) = fake.mutate(|t| {
+        let added = t.add_user("Grace", "Hopper");
+        t.update_user(&user_ids[3], |u| u.profile.title = Some("Principal Engineer".into()));
+        t.suspend_user(&user_ids[4]);
+        t.deprovision_user(&user_ids[5]);
+        t.delete_user(&deleted);
+        t.assign_role(&promoted, "HELP_DESK_ADMIN");
+        t.update_group(&group_ids[2], |g| g.description = Some("Renamed".into()));
+        t.add_member(&group_ids[0], &outsider);
+        t.remove_member(&group_ids[1], &leaver);
+        let new_group = t.add_group("Incident Response");
+        t.add_member(&new_group, &added);
+        (added, new_group)
+    });
+    let after = fake.snapshot();
+
+    let (outcome, got) = okta_run(&fake, false, SyncMode::Incremental(cursor.clone())).await;
+    let outcome = outcome.unwrap();
+    let changed_users: BTreeSet<String> =
+        [&added, &user_ids[3], &user_ids[4], &user_ids[5], &promoted].into_iter().cloned().collect();
+    assert_users_match(&got, &after, &changed_users, false);
+    assert_eq!(got.users()[&user_ids[5]].0.status, UserStatus::Deprovisioned);
+    assert_eq!(got.users()[&promoted].0.admin_roles, ["HELP_DESK_ADMIN"]);
+
+    let changed_groups: BTreeSet<String> = got.groups().into_keys().collect();
+    assert_eq!(changed_groups, [group_ids[2].clone(), new_group.clone()].into());
+    for (id, (_, raw)) in got.groups() {
+        assert_eq!(raw, &after.groups[&id]);
+    }
+
+    // Groups whose members moved are listed again in full: the deleted user's groups too.
+    let Coverage::Changes { groups_with_all_members } = &outcome.coverage else {
+        panic!("an incremental run covers changes, got {:?}", outcome.coverage)
+    };
+    let relisted: BTreeSet<String> = groups_with_all_members.iter().cloned().collect();
+    let mut want_relisted: BTreeSet<String> =
+        [&group_ids[0], &group_ids[1], &new_group].into_iter().cloned().collect();
+    want_relisted.extend(before.user_members.iter().filter(|(_, u)| *u == deleted).map(|(g, _)| g.clone()));
+    assert_eq!(relisted, want_relisted);
+    assert_eq!(relisted.len(), groups_with_all_members.len());
+    let members_of_relisted: BTreeSet<(String, String)> =
+        after.user_members.iter().filter(|(g, _)| relisted.contains(g)).cloned().collect();
+    assert_eq!(got.members(EntityKind::User), members_of_relisted);
+    assert!(got.members(EntityKind::User).contains(&(group_ids[0].clone(), outsider)));
+    assert!(!got.members(EntityKind::User).contains(&(group_ids[1].clone(), leaver)));
+
+    // The cursor moved on; a run from the old cursor sees the same changes again.
+    assert_ne!(outcome.cursor.as_ref().unwrap(), &cursor);
+    let (again, _) = okta_run(&fake, false, SyncMode::Incremental(cursor)).await;
+    assert_eq!(again.unwrap().coverage, outcome.coverage);
+}
+
+#[tokio::test]
+async fn a_cursor_from_elsewhere_asks_for_a_full_run() {
+    let fake = FakeOkta::start().await.unwrap();
+    let cursor =
+        ctxsync_sources::Cursor(json!({"deltaLink": "https://graph.microsoft.com/v1.0/users/delta"}));
+    let (outcome, got) = okta_run(&fake, false, SyncMode::Incremental(cursor)).await;
+    assert_eq!(outcome.unwrap_err(), SyncError::CursorExpired);
+    assert_eq!(got.pages, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_429_storm_waits_until_each_reset() {
+    let fake = FakeOkta::start().await.unwrap();
+    fake.rate_limit_next(3, Duration::from_secs(30));
+    let started = Instant::now();
+    let (outcome, got) = okta_run(&fake, false, SyncMode::Full).await;
+    outcome.unwrap();
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_secs(90) && waited < Duration::from_secs(95), "{waited:?}");
+    assert_eq!(got.retries, 3);
+    assert_equals_org(&got, &fake.snapshot(), false);
+}
+
+#[tokio::test(start_paused = true)]
+async fn server_errors_are_retried_with_backoff() {
+    let fake = FakeOkta::start().await.unwrap();
+    fake.fail_next(3, 503);
+    let started = Instant::now();
+    let (outcome, got) = okta_run(&fake, false, SyncMode::Full).await;
+    outcome.unwrap();
+    // 1 s, 2 s and 4 s, each ±25%.
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_secs_f64(5.25) && waited <= Duration::from_secs_f64(8.75), "{waited:?}");
+    assert_eq!(got.retries, 3);
+    assert_equals_org(&got, &fake.snapshot(), false);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_outage_longer_than_the_budget_fails_the_run() {
+    let fake = FakeOkta::start().await.unwrap();
+    fake.fail_next(100, 500);
+    let (outcome, _) = okta_run(&fake, false, SyncMode::Full).await;
+    match outcome {
+        Err(SyncError::Source(SourceError::Unreachable(message))) => {
+            assert!(message.contains("kept failing (HTTP 500"), "{message}");
+        }
+        other => panic!("expected Unreachable, got {other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_truncated_page_is_fetched_again() {
+    let fake = FakeOkta::start_with(TenantSpec { seed: 4, users: 30, groups: 3, ..TenantSpec::default() })
+        .await
+        .unwrap();
+    fake.truncate_next(2);
+    let (outcome, got) = okta_run(&fake, false, SyncMode::Full).await;
+    outcome.unwrap();
+    assert_eq!(got.retries, 2);
+    assert_equals_org(&got, &fake.snapshot(), false);
+
+    fake.truncate_next(1_000);
+    let (outcome, _) = okta_run(&fake, false, SyncMode::Full).await;
+    match outcome {
+        Err(SyncError::Source(SourceError::Unreachable(message))) => {
+            assert!(message.contains("could not be read"), "{message}");
+        }
+        other => panic!("expected Unreachable, got {other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn slow_pages_are_waited_for() {
+    let fake = FakeOkta::start().await.unwrap();
+    fake.slow_pages(Duration::from_secs(20));
+    let started = Instant::now();
+    let requests = fake.requests();
+    let (outcome, got) = okta_run(&fake, false, SyncMode::Full).await;
+    outcome.unwrap();
+    let served = (fake.requests() - requests) as u32;
+    assert_eq!(started.elapsed(), Duration::from_secs(20) * served);
+    assert_eq!(got.retries, 0);
+}
+
+#[tokio::test]
+async fn a_token_revoked_mid_run_is_rejected() {
+    let fake = FakeOkta::start().await.unwrap();
+    let sources = okta_sources(&fake);
+    let (config, credentials) = (okta_config(&fake, false), okta_credentials(&fake.api_token()));
+    let mut sink = Hooked::new(1, || async { fake.revoke_all_tokens() });
+    let outcome = sources.sync(&config, &credentials, SyncMode::Full, &mut sink).await;
+    match outcome {
+        Err(SyncError::Source(SourceError::Rejected(message))) => {
+            assert!(message.contains("Invalid token provided (E0000011)"), "{message}");
+            assert!(!message.contains(&fake.api_token()), "{message}");
+        }
+        other => panic!("expected Rejected, got {other:?}"),
+    }
+    assert_eq!(sink.collected.pages, 1);
+}
+
+#[tokio::test]
+async fn members_of_a_group_deleted_mid_run_are_skipped() {
+    let fake = FakeOkta::start().await.unwrap();
+    let groups: Vec<String> = fake.snapshot().groups.into_keys().collect();
+    let last = groups.last().unwrap().clone();
+    let sources = okta_sources(&fake);
+    let (config, credentials) = (okta_config(&fake, false), okta_credentials(&fake.api_token()));
+    // The users page, then the groups page: delete a group before its members are asked for.
+    let mut sink = Hooked::new(2, || async { fake.mutate(|t| t.delete_group(&last)) });
+    sources.sync(&config, &credentials, SyncMode::Full, &mut sink).await.unwrap();
+    let listed: BTreeMap<String, usize> =
+        sink.collected.memberships.iter().fold(BTreeMap::new(), |mut m, x| {
+            *m.entry(x.group_id.clone()).or_default() += 1;
+            m
+        });
+    assert!(!listed.contains_key(&last));
+    assert_eq!(listed.len(), groups.len() - 1);
+}

@@ -1,0 +1,308 @@
+//! The sync bookkeeping against a fresh database: what a page writes, what completing a run
+//! deletes (and what an unfinished run never deletes), and leases.
+
+use ctxsync_core::{
+    Config, ConfigId, ConfigState, Coverage, Entity, EntityKind, Group, IntegrationType, Membership, OrgId,
+    Record, Removal, RunKind, RunStatus, SecretValue, Settings, User, UserStatus,
+};
+use serde_json::json;
+use tempfile::TempDir;
+
+use super::SqliteStore;
+use crate::{ConfigStore, EntityQuery, EntityStore, KeyStore, MasterKey, PageWrite, RunEnd, SyncStore};
+
+struct Db {
+    _dir: TempDir,
+    store: SqliteStore,
+    org: OrgId,
+    config: Config,
+}
+
+async fn db() -> Db {
+    use base64::Engine;
+    let dir = tempfile::tempdir().unwrap();
+    let key = MasterKey::from_base64(&base64::engine::general_purpose::STANDARD.encode([7u8; 32])).unwrap();
+    let store = SqliteStore::connect(&format!("sqlite://{}/t.db", dir.path().display()), key).await.unwrap();
+    let org = store.ensure_org("default").await.unwrap();
+    let now = ctxsync_core::now();
+    let config = Config {
+        id: ConfigId::new(),
+        org_id: org,
+        integration_type: IntegrationType::Okta,
+        name: "okta".into(),
+        domain: "acme.okta.com".into(),
+        enabled: true,
+        state: ConfigState::Valid,
+        settings: Settings::new(),
+        created_at: now,
+        modified_at: now,
+    };
+    store.insert_config(&config, &SecretValue::new(json!({"api_token": "t"}))).await.unwrap();
+    Db { _dir: dir, store, org, config }
+}
+
+fn user(id: &str, email: &str, status: UserStatus) -> Record {
+    Record {
+        entity: Entity::User(User {
+            source_id: id.into(),
+            login: email.into(),
+            emails: vec![email.into()],
+            display_name: Some(id.to_uppercase()),
+            given_name: None,
+            family_name: None,
+            status,
+            title: None,
+            department: None,
+            manager: None,
+            employee_id: None,
+            created_at: None,
+            last_login_at: None,
+            source_updated_at: None,
+            admin_roles: vec![],
+            mfa_factors: vec![],
+            mfa_enrolled: None,
+        }),
+        raw: json!({"id": id, "profile": {"email": email}}),
+    }
+}
+
+fn group(id: &str) -> Record {
+    Record {
+        entity: Entity::Group(Group {
+            source_id: id.into(),
+            name: id.into(),
+            email: None,
+            description: None,
+            kind: None,
+        }),
+        raw: json!({"id": id}),
+    }
+}
+
+fn member(group: &str, user: &str) -> Membership {
+    Membership { group_id: group.into(), member_kind: EntityKind::User, member_id: user.into() }
+}
+
+impl Db {
+    async fn run(
+        &self,
+        kind: RunKind,
+        records: &[Record],
+        memberships: &[Membership],
+        removals: &[Removal],
+        coverage: Option<Coverage>,
+    ) -> ctxsync_core::Run {
+        let run = self.store.start_run(self.config.id, kind).await.unwrap();
+        let mut run_counted = run.clone();
+        let counts = self
+            .store
+            .apply_page(&run, self.org, PageWrite { records, memberships, removals })
+            .await
+            .unwrap();
+        run_counted.counts.add(&counts);
+        match coverage {
+            Some(coverage) => self
+                .store
+                .finish_run(
+                    &run_counted,
+                    RunEnd::Succeeded {
+                        coverage,
+                        cursor: Some(json!({"n": 1})),
+                        next_run_at: ctxsync_core::now(),
+                    },
+                )
+                .await
+                .unwrap(),
+            None => run_counted,
+        }
+    }
+
+    async fn ids(&self, kind: EntityKind) -> Vec<String> {
+        let q = EntityQuery { kind: Some(kind), limit: 1000, ..EntityQuery::default() };
+        self.store
+            .list_entities(self.org, &q)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.entity.source_id().to_owned())
+            .collect()
+    }
+
+    async fn members(&self) -> Vec<(String, String)> {
+        self.store
+            .list_memberships(self.org, self.config.id, None, 1000)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.membership.group_id, m.membership.member_id))
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn a_full_run_creates_then_skips_unchanged_then_deletes_what_vanished() {
+    let db = db().await;
+    let records =
+        [user("u1", "a@x.com", UserStatus::Active), user("u2", "b@x.com", UserStatus::Active), group("g1")];
+    let first = db
+        .run(
+            RunKind::Full,
+            &records,
+            &[member("g1", "u1"), member("g1", "u2")],
+            &[],
+            Some(Coverage::Everything),
+        )
+        .await;
+    assert_eq!(first.status, RunStatus::Succeeded);
+    assert_eq!((first.counts.by_type["user"].created, first.counts.by_type["membership"].created), (2, 2));
+
+    let before = db.store.get_entity(db.org, db.config.id, EntityKind::User, "u1").await.unwrap().unwrap();
+    let changed = [
+        user("u1", "a@x.com", UserStatus::Active),
+        user("u2", "b@x.com", UserStatus::Suspended),
+        group("g1"),
+    ];
+    let second =
+        db.run(RunKind::Full, &changed, &[member("g1", "u2")], &[], Some(Coverage::Everything)).await;
+    let users = second.counts.by_type["user"];
+    assert_eq!((users.fetched, users.created, users.updated, users.deleted), (2, 0, 1, 0));
+    assert_eq!(second.counts.by_type["membership"].deleted, 1);
+    let after = db.store.get_entity(db.org, db.config.id, EntityKind::User, "u1").await.unwrap().unwrap();
+    assert_eq!(after.updated_at, before.updated_at, "an unchanged entity is not rewritten");
+
+    let third = db
+        .run(
+            RunKind::Full,
+            &[user("u2", "b@x.com", UserStatus::Suspended)],
+            &[],
+            &[],
+            Some(Coverage::Everything),
+        )
+        .await;
+    assert_eq!(third.counts.by_type["user"].deleted, 1);
+    assert_eq!(third.counts.by_type["group"].deleted, 1);
+    assert_eq!(db.ids(EntityKind::User).await, ["u2"]);
+    assert!(db.members().await.is_empty());
+}
+
+#[tokio::test]
+async fn an_unfinished_run_deletes_nothing_and_the_next_holder_clears_it() {
+    let db = db().await;
+    db.run(
+        RunKind::Full,
+        &[user("u1", "a@x.com", UserStatus::Active), user("u2", "b@x.com", UserStatus::Active)],
+        &[],
+        &[],
+        Some(Coverage::Everything),
+    )
+    .await;
+    // A run that saw only u3, then died.
+    db.store
+        .acquire_lease(db.config.id, "worker-a", ctxsync_core::now() - time::Duration::seconds(1))
+        .await
+        .unwrap()
+        .unwrap();
+    let dead = db.run(RunKind::Full, &[user("u3", "c@x.com", UserStatus::Active)], &[], &[], None).await;
+    assert_eq!(db.ids(EntityKind::User).await, ["u1", "u2", "u3"], "upserts stay, nothing deleted");
+
+    // Another worker takes the expired lease: the dead run is marked failed.
+    let state = db
+        .store
+        .acquire_lease(db.config.id, "worker-b", ctxsync_core::now() + time::Duration::minutes(1))
+        .await
+        .unwrap();
+    assert!(state.is_some());
+    let dead = db.store.get_run(db.org, db.config.id, dead.id).await.unwrap().unwrap();
+    assert_eq!(dead.status, RunStatus::Failed);
+    assert!(dead.error.unwrap().contains("interrupted"));
+    // A complete run then converges.
+    db.run(RunKind::Full, &[user("u1", "a@x.com", UserStatus::Active)], &[], &[], Some(Coverage::Everything))
+        .await;
+    assert_eq!(db.ids(EntityKind::User).await, ["u1"]);
+}
+
+#[tokio::test]
+async fn incremental_runs_apply_named_removals_and_relisted_groups_only() {
+    let db = db().await;
+    let all = [
+        user("u1", "a@x.com", UserStatus::Active),
+        user("u2", "b@x.com", UserStatus::Active),
+        group("g1"),
+        group("g2"),
+    ];
+    let members = [member("g1", "u1"), member("g1", "u2"), member("g2", "u1")];
+    db.run(RunKind::Full, &all, &members, &[], Some(Coverage::Everything)).await;
+
+    let removals = [Removal::Entity { kind: EntityKind::User, source_id: "u2".into() }];
+    let run = db
+        .run(
+            RunKind::Incremental,
+            &[user("u3", "c@x.com", UserStatus::Active)],
+            &[member("g2", "u3")],
+            &removals,
+            Some(Coverage::Changes { groups_with_all_members: vec!["g2".into()] }),
+        )
+        .await;
+    assert_eq!(db.ids(EntityKind::User).await, ["u1", "u3"], "u1 untouched though not listed; u2 removed");
+    assert_eq!(run.counts.by_type["user"].deleted, 1);
+    assert_eq!(
+        db.members().await,
+        [("g1".to_string(), "u1".to_string()), ("g2".into(), "u3".into())],
+        "u2's memberships went with it; g2 was relisted in full"
+    );
+    assert_eq!(db.store.sync_state(db.config.id).await.unwrap().cursor, Some(json!({"n": 1})));
+}
+
+#[tokio::test]
+async fn leases_exclude_other_workers_until_they_expire() {
+    let db = db().await;
+    let later = ctxsync_core::now() + time::Duration::minutes(1);
+    assert!(db.store.acquire_lease(db.config.id, "a", later).await.unwrap().is_some());
+    assert!(db.store.acquire_lease(db.config.id, "b", later).await.unwrap().is_none());
+    assert!(
+        db.store.due_configs(ctxsync_core::now(), 10).await.unwrap().is_empty(),
+        "a leased config is not due"
+    );
+    assert!(db.store.renew_lease(db.config.id, "a", later).await.unwrap());
+    assert!(!db.store.renew_lease(db.config.id, "b", later).await.unwrap());
+    db.store.release_lease(db.config.id, "a").await.unwrap();
+    assert!(db.store.acquire_lease(db.config.id, "b", later).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn lookups_and_filters_find_entities_by_any_identifier() {
+    let db = db().await;
+    db.run(
+        RunKind::Full,
+        &[
+            user("u1", "Alice@X.com", UserStatus::Active),
+            user("u2", "b@x.com", UserStatus::Suspended),
+            group("g1"),
+        ],
+        &[member("g1", "u2")],
+        &[],
+        Some(Coverage::Everything),
+    )
+    .await;
+    let found = db
+        .store
+        .lookup_entities(db.org, &["alice@x.com".into(), "U2".into(), "nobody".into()])
+        .await
+        .unwrap();
+    let ids: Vec<(&str, &str)> = found.iter().map(|(i, e)| (i.as_str(), e.entity.source_id())).collect();
+    assert_eq!(ids, [("alice@x.com", "u1"), ("u2", "u2")]);
+    let q = EntityQuery { status: Some("suspended".into()), limit: 10, ..EntityQuery::default() };
+    assert_eq!(db.store.list_entities(db.org, &q).await.unwrap().len(), 1);
+    let q = EntityQuery { member_of: Some("g1".into()), limit: 10, ..EntityQuery::default() };
+    assert_eq!(db.store.list_entities(db.org, &q).await.unwrap()[0].entity.source_id(), "u2");
+    let other = db.store.ensure_org("other").await.unwrap();
+    assert!(
+        db.store.lookup_entities(other, &["u1".into()]).await.unwrap().is_empty(),
+        "orgs do not see each other"
+    );
+    db.store.delete_config(db.org, db.config.id).await.unwrap();
+    assert!(
+        db.store.lookup_entities(db.org, &["u1".into()]).await.unwrap().is_empty(),
+        "deleting a config deletes its entities"
+    );
+}

@@ -1,0 +1,282 @@
+//! One sync of one config: lease, listing, completion. Split as `run → execute → finish` so a
+//! test can drive a single run and read its [`Outcome`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ctxsync_core::{Config, ConfigState, Credentials, Run, RunKind, Schedule};
+use ctxsync_sources::{Cursor, SourceError, Sources, SyncError, SyncMode};
+use ctxsync_store::{RunEnd, Store, StoreError, SyncState};
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+
+use crate::sink::{Progress, StoreSink};
+
+/// The engine's knobs.
+#[derive(Debug, Clone)]
+pub struct SyncSettings {
+    /// The schedule of configs whose settings do not set their own.
+    pub schedule: Schedule,
+    /// How long a lease lasts without renewal: a dead worker's configs are picked up after it.
+    pub lease: Duration,
+    /// Runs at the same time in this process.
+    pub concurrency: usize,
+    /// How often the scheduler looks for due configs.
+    pub tick: Duration,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        SyncSettings {
+            schedule: Schedule::DEFAULT,
+            lease: Duration::from_secs(60),
+            concurrency: 4,
+            tick: Duration::from_secs(5),
+        }
+    }
+}
+
+/// How one attempt to sync a config ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Succeeded(Run),
+    /// The run stopped on an error; nothing was deleted.
+    Failed(Run),
+    /// The config was disabled or deleted, the lease was lost, or the process is stopping.
+    Cancelled(Run),
+    /// Another worker holds the config's lease.
+    Busy,
+    /// The config is gone or cannot be synced as it is (the reason says why).
+    Skipped(String),
+}
+
+/// What a caller may ask of one run.
+#[derive(Clone, Default)]
+pub struct RunOptions {
+    /// Told about every applied page (progress bars).
+    pub progress: Option<Progress>,
+    /// List everything even when an incremental run would do.
+    pub full: bool,
+}
+
+/// Runs syncs. Cheap to clone; every clone shares the owner name that leases are taken under.
+#[derive(Clone)]
+pub struct Worker {
+    store: Arc<dyn Store>,
+    sources: Sources,
+    settings: SyncSettings,
+    owner: Arc<str>,
+}
+
+impl Worker {
+    pub fn new(store: Arc<dyn Store>, sources: Sources, settings: SyncSettings) -> Worker {
+        let owner = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
+        Worker { store, sources, settings, owner: owner.into() }
+    }
+
+    pub fn settings(&self) -> &SyncSettings {
+        &self.settings
+    }
+
+    pub(crate) fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Syncs `config` once, holding its lease throughout; `stop` cancels the run (shutdown).
+    pub async fn run(
+        &self,
+        config: &Config,
+        options: RunOptions,
+        stop: &CancellationToken,
+    ) -> Result<Outcome, StoreError> {
+        let Some(state) = self.store.acquire_lease(config.id, &self.owner, self.lease_until()).await? else {
+            return Ok(Outcome::Busy);
+        };
+        let cancel = stop.child_token();
+        let heartbeat = tokio::spawn(self.clone().heartbeat(config.clone(), cancel.clone()));
+        let outcome = self.execute(config, state, options, &cancel).await;
+        heartbeat.abort();
+        self.store.release_lease(config.id, &self.owner).await?;
+        outcome
+    }
+
+    fn lease_until(&self) -> OffsetDateTime {
+        ctxsync_core::now() + self.settings.lease
+    }
+
+    /// Renews the lease, and cancels the run when the config is disabled or deleted or the
+    /// lease is lost, so a disabled config stops within a third of a lease.
+    async fn heartbeat(self, config: Config, cancel: CancellationToken) {
+        let mut tick = tokio::time::interval(self.settings.lease / 3);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let keep = match self.store.get_config(config.org_id, config.id).await {
+                Ok(Some(current)) if current.enabled => {
+                    self.store.renew_lease(config.id, &self.owner, self.lease_until()).await.unwrap_or(false)
+                }
+                Ok(_) => false,
+                Err(e) => {
+                    tracing::warn!(config_id = %config.id, error = %e, "could not check the config during a run");
+                    true
+                }
+            };
+            if !keep {
+                cancel.cancel();
+                return;
+            }
+        }
+    }
+
+    async fn execute(
+        &self,
+        config: &Config,
+        state: SyncState,
+        options: RunOptions,
+        cancel: &CancellationToken,
+    ) -> Result<Outcome, StoreError> {
+        let schedule = Schedule::for_settings(&config.settings, self.settings.schedule)
+            .unwrap_or(self.settings.schedule);
+        let Some(secrets) = self.store.load_secrets(config.org_id, config.id).await? else {
+            return Ok(Outcome::Skipped("the config no longer exists".into()));
+        };
+        let mut mode = if options.full { SyncMode::Full } else { choose_mode(&state, &schedule) };
+        loop {
+            let kind = if matches!(mode, SyncMode::Full) { RunKind::Full } else { RunKind::Incremental };
+            let run = self.store.start_run(config.id, kind).await?;
+            tracing::info!(config_id = %config.id, run_id = %run.id, kind = kind.as_str(), "sync run started");
+            let credentials = match Credentials::parse(config.integration_type, &secrets) {
+                Ok(c) => c,
+                Err(e) => {
+                    let error = SyncError::Source(SourceError::InvalidCredentials(format!(
+                        "the stored secrets are not usable: {e}"
+                    )));
+                    return self.finish(config, run, Err(error), &schedule, cancel).await;
+                }
+            };
+            let mut sink = StoreSink::new(
+                self.store.clone(),
+                run,
+                config.org_id,
+                cancel.clone(),
+                options.progress.clone(),
+            );
+            let result = tokio::select! {
+                result = self.sources.sync(config, &credentials, mode.clone(), &mut sink) => result,
+                () = cancel.cancelled() => Err(SyncError::Sink(ctxsync_sources::SinkError("cancelled".into()))),
+            };
+            let run = sink.run;
+            if matches!(result, Err(SyncError::CursorExpired)) && kind == RunKind::Incremental {
+                self.store
+                    .finish_run(
+                        &run,
+                        RunEnd::Failed {
+                            error: "the source no longer accepts the incremental cursor; a full sync follows"
+                                .into(),
+                            next_run_at: ctxsync_core::now(),
+                        },
+                    )
+                    .await?;
+                mode = SyncMode::Full;
+                continue;
+            }
+            return self.finish(config, run, result, &schedule, cancel).await;
+        }
+    }
+
+    async fn finish(
+        &self,
+        config: &Config,
+        run: Run,
+        result: Result<ctxsync_sources::Outcome, SyncError>,
+        schedule: &Schedule,
+        cancel: &CancellationToken,
+    ) -> Result<Outcome, StoreError> {
+        let now = ctxsync_core::now();
+        let retry_at = now + schedule.interval.min(Duration::from_secs(300));
+        let (end, state) = match result {
+            Ok(outcome) => (
+                RunEnd::Succeeded {
+                    coverage: outcome.coverage,
+                    cursor: outcome.cursor.map(|Cursor(c)| c),
+                    next_run_at: now + schedule.interval,
+                },
+                Some(ConfigState::Valid),
+            ),
+            Err(_) if cancel.is_cancelled() => {
+                (RunEnd::Cancelled { reason: self.cancel_reason(config).await }, None)
+            }
+            Err(SyncError::Source(
+                e @ (SourceError::Rejected(_) | SourceError::Refused(_) | SourceError::InvalidCredentials(_)),
+            )) => (
+                RunEnd::Failed { error: e.to_string(), next_run_at: now + schedule.interval },
+                Some(ConfigState::Invalid),
+            ),
+            Err(e) => (RunEnd::Failed { error: e.to_string(), next_run_at: retry_at }, None),
+        };
+        let finished = match self.store.finish_run(&run, end).await {
+            Ok(run) => run,
+            Err(e) => {
+                if self.store.get_config(config.org_id, config.id).await?.is_none() {
+                    return Ok(Outcome::Skipped("the config was deleted during the run".into()));
+                }
+                return Err(e);
+            }
+        };
+        if let Some(state) = state.filter(|s| *s != config.state) {
+            self.store.set_state(config.org_id, config.id, state).await?;
+            tracing::info!(config_id = %config.id, state = %state, "config state changed by a sync run");
+        }
+        tracing::info!(
+            config_id = %config.id,
+            run_id = %finished.id,
+            status = finished.status.as_str(),
+            fetched = finished.counts.fetched(),
+            pages = finished.counts.pages,
+            error = finished.error.as_deref().unwrap_or(""),
+            "sync run finished"
+        );
+        Ok(match finished.status {
+            ctxsync_core::RunStatus::Succeeded => Outcome::Succeeded(finished),
+            ctxsync_core::RunStatus::Cancelled => Outcome::Cancelled(finished),
+            _ => Outcome::Failed(finished),
+        })
+    }
+
+    async fn cancel_reason(&self, config: &Config) -> String {
+        match self.store.get_config(config.org_id, config.id).await {
+            Ok(None) => "the config was deleted".into(),
+            Ok(Some(c)) if !c.enabled => "the config was disabled".into(),
+            _ => "the run was stopped (ctxsync is shutting down, or another worker took over)".into(),
+        }
+    }
+}
+
+/// Incremental when the source gave a cursor and the last full run is recent enough; full
+/// otherwise, since only a full listing finds deletions a source does not report.
+fn choose_mode(state: &SyncState, schedule: &Schedule) -> SyncMode {
+    let full_is_recent =
+        state.last_full_at.is_some_and(|at| ctxsync_core::now() - at < schedule.full_interval);
+    match &state.cursor {
+        Some(cursor) if full_is_recent => SyncMode::Incremental(Cursor(cursor.clone())),
+        _ => SyncMode::Full,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn incremental_only_with_a_cursor_and_a_recent_full_run() {
+        let schedule = Schedule::DEFAULT;
+        let mut state = SyncState::default();
+        assert_eq!(choose_mode(&state, &schedule), SyncMode::Full);
+        state.cursor = Some(serde_json::json!({"users": "x"}));
+        assert_eq!(choose_mode(&state, &schedule), SyncMode::Full, "never a full run yet");
+        state.last_full_at = Some(ctxsync_core::now() - time::Duration::hours(1));
+        assert!(matches!(choose_mode(&state, &schedule), SyncMode::Incremental(_)));
+        state.last_full_at = Some(ctxsync_core::now() - time::Duration::days(2));
+        assert_eq!(choose_mode(&state, &schedule), SyncMode::Full, "the full run is due");
+    }
+}

@@ -1,0 +1,174 @@
+//! The worker driven run by run against a fake Okta org and a fresh SQLite store: interrupted
+//! runs delete nothing and the next run converges; disabling a config stops its run promptly.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ctxsync_core::{
+    Config, ConfigId, ConfigState, EntityKind, IntegrationType, RunStatus, SecretValue, Settings,
+};
+use ctxsync_fakes::{FakeOkta, TenantSpec};
+use ctxsync_sources::{Endpoints, Sources};
+use ctxsync_store::{EntityQuery, MasterKey, SqliteStore, Store};
+use ctxsync_sync::{Outcome, RunOptions, SyncSettings, Worker};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+struct Rig {
+    _dir: tempfile::TempDir,
+    store: Arc<dyn Store>,
+    okta: FakeOkta,
+    config: Config,
+    worker: Worker,
+}
+
+async fn rig(users: usize) -> Rig {
+    let okta = FakeOkta::start_with(TenantSpec { users, groups: 4, ..TenantSpec::default() }).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key = MasterKey::load_or_generate(dir.path()).unwrap();
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::connect(&format!("sqlite://{}/t.db", dir.path().display()), key).await.unwrap(),
+    );
+    let org = store.ensure_org("default").await.unwrap();
+    let now = ctxsync_core::now();
+    let config = Config {
+        id: ConfigId::new(),
+        org_id: org,
+        integration_type: IntegrationType::Okta,
+        name: "okta".into(),
+        domain: okta.domain(),
+        enabled: true,
+        state: ConfigState::Valid,
+        settings: Settings::new(),
+        created_at: now,
+        modified_at: now,
+    };
+    store.insert_config(&config, &SecretValue::new(json!({"api_token": okta.api_token()}))).await.unwrap();
+    let endpoints =
+        Endpoints { okta_base_url: Some(okta.base_url().parse().unwrap()), ..Endpoints::default() };
+    let settings = SyncSettings { lease: Duration::from_secs(3), ..SyncSettings::default() };
+    let worker = Worker::new(store.clone(), Sources::new(endpoints).unwrap(), settings);
+    Rig { _dir: dir, store, okta, config, worker }
+}
+
+impl Rig {
+    async fn user_ids(&self) -> BTreeSet<String> {
+        let q = EntityQuery { kind: Some(EntityKind::User), limit: 100_000, ..EntityQuery::default() };
+        self.store
+            .list_entities(self.config.org_id, &q)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.entity.source_id().to_owned())
+            .collect()
+    }
+
+    fn truth(&self) -> BTreeSet<String> {
+        self.okta.snapshot().users.keys().cloned().collect()
+    }
+
+    async fn run_full(&self) -> Outcome {
+        self.worker
+            .run(&self.config, RunOptions { full: true, ..RunOptions::default() }, &CancellationToken::new())
+            .await
+            .unwrap()
+    }
+
+    /// Waits until the running run has stored at least `n` users.
+    async fn wait_for_users(&self, n: usize) {
+        for _ in 0..400 {
+            if self.user_ids().await.len() >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the run stored fewer than {n} users");
+    }
+}
+
+#[tokio::test]
+async fn a_run_killed_midway_deletes_nothing_and_the_next_run_converges() {
+    let rig = rig(1200).await;
+    assert!(matches!(rig.run_full().await, Outcome::Succeeded(_)));
+    assert_eq!(rig.user_ids().await, rig.truth());
+
+    // Users vanish from the source; the next full run is killed after a few pages.
+    let gone: Vec<String> = rig.truth().into_iter().rev().take(5).collect();
+    rig.okta.mutate(|t| gone.iter().for_each(|id| t.delete_user(id)));
+    rig.okta.slow_pages(Duration::from_millis(40));
+    let worker = rig.worker.clone();
+    let config = rig.config.clone();
+    let killed = tokio::spawn(async move {
+        worker
+            .run(&config, RunOptions { full: true, ..RunOptions::default() }, &CancellationToken::new())
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    killed.abort();
+    let _ = killed.await;
+    let stored = rig.user_ids().await;
+    assert!(gone.iter().all(|id| stored.contains(id)), "an incomplete run applies no deletion");
+
+    rig.okta.slow_pages(Duration::ZERO);
+    let Outcome::Succeeded(run) = rig.run_full().await else { panic!("the rerun completes") };
+    assert_eq!(run.counts.by_type["user"].deleted, gone.len() as u64);
+    assert_eq!(rig.user_ids().await, rig.truth(), "converged to the exact tenant");
+    let runs = rig.store.list_runs(rig.config.org_id, rig.config.id, 10).await.unwrap();
+    assert_eq!(
+        runs.iter().map(|r| r.status).collect::<Vec<_>>(),
+        [RunStatus::Succeeded, RunStatus::Failed, RunStatus::Succeeded]
+    );
+    assert!(runs[1].error.as_deref().unwrap().contains("interrupted"));
+}
+
+#[tokio::test]
+async fn disabling_a_config_stops_its_run_promptly() {
+    let rig = rig(2000).await;
+    rig.okta.slow_pages(Duration::from_millis(100));
+    let worker = rig.worker.clone();
+    let config = rig.config.clone();
+    let running =
+        tokio::spawn(
+            async move { worker.run(&config, RunOptions::default(), &CancellationToken::new()).await },
+        );
+    rig.wait_for_users(200).await;
+    let mut disabled = rig.config.clone();
+    disabled.enabled = false;
+    rig.store.update_config(&disabled, None).await.unwrap();
+    let started = std::time::Instant::now();
+    let outcome = tokio::time::timeout(Duration::from_secs(5), running)
+        .await
+        .expect("stops within seconds")
+        .unwrap()
+        .unwrap();
+    let Outcome::Cancelled(run) = outcome else { panic!("cancelled, got {outcome:?}") };
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert_eq!(run.error.as_deref(), Some("the config was disabled"));
+    assert!(rig.user_ids().await.len() < 2000, "the listing did not run to the end");
+}
+
+#[tokio::test]
+async fn one_worker_at_a_time_per_config() {
+    let rig = rig(600).await;
+    rig.okta.slow_pages(Duration::from_millis(30));
+    let a = rig.worker.clone();
+    let other = Worker::new(
+        rig.store.clone(),
+        Sources::new(Endpoints {
+            okta_base_url: Some(rig.okta.base_url().parse().unwrap()),
+            ..Endpoints::default()
+        })
+        .unwrap(),
+        SyncSettings::default(),
+    );
+    let config = rig.config.clone();
+    let first =
+        tokio::spawn(async move { a.run(&config, RunOptions::default(), &CancellationToken::new()).await });
+    rig.wait_for_users(1).await;
+    assert_eq!(
+        other.run(&rig.config, RunOptions::default(), &CancellationToken::new()).await.unwrap(),
+        Outcome::Busy
+    );
+    assert!(matches!(first.await.unwrap().unwrap(), Outcome::Succeeded(_)));
+}

@@ -234,7 +234,7 @@ fn secrets_schema(t: IntegrationType) -> RefOr<Schema> {
             .into(),
         IntegrationType::EntraId => object
             .description(Some(
-                "Credentials of an Entra ID app registration with User.Read.All and Group.Read.All (client credentials).",
+                "Credentials of an Entra ID app registration with User.Read.All, Group.Read.All and Device.Read.All (client credentials).",
             ))
             .property("client_id", string().description(Some("The application (client) ID.")))
             .property("client_secret", string().description(Some("A client secret of the app registration.")))

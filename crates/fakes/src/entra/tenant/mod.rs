@@ -3,22 +3,24 @@
 //! directory role assignments.
 //!
 //! Every change takes the next tick of one tenant-wide clock and moves the object to that tick in
-//! its collection's change log, so "what changed after tick t" is a range of that log: a delta
-//! page costs the page, never the tenant. Deleted objects stay behind as tombstones so that later
-//! delta rounds can report them as `@removed`; a group's memberships carry their own tick and
-//! presence the same way.
+//! its collection's change log, so "what changed after tick t" is a range of that log
+//! (`delta.rs`). Deleted objects stay behind as tombstones so that later delta rounds can report
+//! them as `@removed`; a group's memberships carry their own tick and presence the same way.
+//! `generate.rs` builds a tenant from a generated directory.
+
+mod delta;
+mod generate;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::ops::Bound;
 
 use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::common::{BASE62, Seeded, now, seconds};
-use crate::directory::{ADMIN, Directory, NON_ADMIN, Status, TenantSpec};
+use crate::common::{Seeded, now, seconds};
+pub(crate) use delta::{DeltaQuery, Kind, Position};
 
 /// The properties `GET /users` returns when no `$select` is given.
 pub(crate) const USER_DEFAULT: &[&str] = &[
@@ -839,7 +841,7 @@ impl EntraTenant {
                     Uuid::parse_str(template).expect("role templates are GUIDs").as_bytes().to_vec();
                 id_bytes.extend_from_slice(r.principal.as_bytes());
                 let mut json = json!({
-                    "id": format!("{}-1", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id_bytes)),
+                    "id": format!("{}-1", URL_SAFE_NO_PAD.encode(id_bytes)),
                     "principalId": r.principal.to_string(),
                     "directoryScopeId": "/",
                     "resourceScope": "/",
@@ -862,4 +864,3 @@ impl EntraTenant {
         (value, next)
     }
 }
-

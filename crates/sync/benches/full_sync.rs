@@ -1,0 +1,182 @@
+//! Full sync of a large fake Okta org, measured beside a raw fetch of the same pages.
+//!
+//! `cargo bench -p ctxsync-sync --bench full_sync` (add `-- --users 1000000` for the big one).
+//! The fake runs in a child process so the peak RSS printed is the sync's own. The raw fetch
+//! downloads and discards exactly the pages the connector asks for (users, deprovisioned users,
+//! groups, every group's members, admin assignees), sequentially like the connector.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ctxsync_core::{Config, ConfigId, ConfigState, IntegrationType, SecretValue, Settings};
+use ctxsync_fakes::{FakeOkta, TenantSpec};
+use ctxsync_sources::{Endpoints, Sources};
+use ctxsync_store::{MasterKey, SqliteStore, Store};
+use ctxsync_sync::{Outcome, RunOptions, SyncSettings, Worker};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let users = flag(&args, "--users").unwrap_or(100_000);
+    if args.iter().any(|a| a == "--serve-fake") {
+        return serve_fake(users).await;
+    }
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--serve-fake", "--users", &users.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the fake starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let mut parts = line.split_whitespace();
+    let (base_url, domain, token) = (
+        parts.next().unwrap().to_string(),
+        parts.next().unwrap().to_string(),
+        parts.next().unwrap().to_string(),
+    );
+    println!("tenant: {users} users, {} groups (fake Okta in a child process)", groups_for(users));
+
+    let raw = raw_fetch(&base_url, &token).await;
+    println!("raw fetch:  {} pages, {} items, {:.2} s", raw.pages, raw.items, raw.elapsed.as_secs_f64());
+
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::connect(
+            &format!("sqlite://{}/bench.db", dir.path().display()),
+            MasterKey::load_or_generate(dir.path()).unwrap(),
+        )
+        .await
+        .unwrap(),
+    );
+    let org = store.ensure_org("bench").await.unwrap();
+    let now = ctxsync_core::now();
+    let config = Config {
+        id: ConfigId::new(),
+        org_id: org,
+        integration_type: IntegrationType::Okta,
+        name: "bench".into(),
+        domain,
+        enabled: true,
+        state: ConfigState::Valid,
+        settings: Settings::new(),
+        created_at: now,
+        modified_at: now,
+    };
+    store.insert_config(&config, &SecretValue::new(json!({"api_token": token}))).await.unwrap();
+    let endpoints = Endpoints { okta_base_url: Some(base_url.parse().unwrap()), ..Endpoints::default() };
+    let worker = Worker::new(store, Sources::new(endpoints).unwrap(), SyncSettings::default());
+
+    reset_peak_rss();
+    let started = Instant::now();
+    let outcome = worker
+        .run(&config, RunOptions { full: true, ..RunOptions::default() }, &CancellationToken::new())
+        .await
+        .unwrap();
+    let elapsed = started.elapsed();
+    let Outcome::Succeeded(run) = outcome else { panic!("the sync did not complete: {outcome:?}") };
+    let entities = run.counts.fetched();
+    let peak = peak_rss_mb();
+    child.kill().ok();
+    child.wait().ok();
+    println!(
+        "full sync:  {} pages, {entities} entities and memberships, {:.2} s, {:.0} entities/s, peak RSS {peak:.0} MB",
+        run.counts.pages,
+        elapsed.as_secs_f64(),
+        entities as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "ratio:      sync reaches {:.0}% of the raw fetch rate (target >= 90%); peak RSS {peak:.0} MB (target < 150 MB at 100k, < 200 MB at 1M)",
+        100.0 * raw.elapsed.as_secs_f64() / elapsed.as_secs_f64()
+    );
+}
+
+fn groups_for(users: usize) -> usize {
+    (users / 20).max(5)
+}
+
+fn flag(args: &[String], name: &str) -> Option<usize> {
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok())
+}
+
+/// The child: a fake Okta org on a random port; prints `base_url domain token` and waits.
+async fn serve_fake(users: usize) {
+    let spec = TenantSpec { users, groups: groups_for(users), devices: 0, ..TenantSpec::default() };
+    let fake = FakeOkta::start_with(spec).await.unwrap();
+    println!("{} {} {}", fake.base_url(), fake.domain(), fake.api_token());
+    std::future::pending::<()>().await;
+}
+
+struct RawFetch {
+    pages: u64,
+    items: u64,
+    elapsed: Duration,
+}
+
+/// Downloads every page the connector reads, decoding only what finding the next page needs.
+async fn raw_fetch(base: &str, token: &str) -> RawFetch {
+    let client = reqwest::Client::new();
+    let auth = format!("SSWS {token}");
+    let started = Instant::now();
+    let (mut pages, mut items) = (0u64, 0u64);
+    let mut groups = Vec::new();
+    let starts = [
+        format!("{base}/api/v1/users?limit=200"),
+        format!("{base}/api/v1/users?limit=200&filter=status%20eq%20%22DEPROVISIONED%22"),
+        format!("{base}/api/v1/groups?limit=200"),
+        format!("{base}/api/v1/iam/assignees/users?limit=200"),
+    ];
+    for (i, start) in starts.iter().enumerate() {
+        let mut next = Some(start.clone());
+        while let Some(url) = next {
+            let response = client.get(&url).header("Authorization", &auth).send().await.unwrap();
+            next = next_link(response.headers());
+            let body = response.bytes().await.unwrap();
+            pages += 1;
+            if i == 2 {
+                let list: Vec<serde_json::Value> = serde_json::from_slice(&body).unwrap();
+                groups.extend(list.iter().map(|g| g["id"].as_str().unwrap().to_string()));
+                items += list.len() as u64;
+            } else {
+                items += body.windows(6).filter(|w| w == b"\"id\":\"").count() as u64;
+            }
+        }
+    }
+    for group in groups {
+        let mut next = Some(format!("{base}/api/v1/groups/{group}/users?limit=200"));
+        while let Some(url) = next {
+            let response = client.get(&url).header("Authorization", &auth).send().await.unwrap();
+            next = next_link(response.headers());
+            response.bytes().await.unwrap();
+            pages += 1;
+        }
+    }
+    RawFetch { pages, items, elapsed: started.elapsed() }
+}
+
+fn next_link(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    headers.get_all("link").iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).find_map(
+        |link| {
+            link.contains("rel=\"next\"")
+                .then(|| link.split('<').nth(1)?.split('>').next().map(str::to_string))
+                .flatten()
+        },
+    )
+}
+
+/// Linux only: writing 5 to clear_refs resets the peak ("high water mark") RSS.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}

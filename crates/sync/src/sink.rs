@@ -1,5 +1,8 @@
-//! The engine's [`PageSink`]: applies each page to the store in its own transaction and keeps
-//! the run's counts, saving them now and then so the run's progress is visible on the API.
+//! The engine's [`PageSink`]: hands each page to a writer task that applies it to the store in
+//! its own transaction, so the connector fetches the next page while the last one is written.
+//!
+//! The queue between them is short ([`QUEUE`] pages), so memory stays bounded whatever the
+//! tenant's size, and a slow store slows the listing instead of piling pages up.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,22 +10,24 @@ use std::time::Duration;
 use ctxsync_core::{OrgId, Run, RunCounts};
 use ctxsync_sources::{Page, PageSink, SinkError};
 use ctxsync_store::{PageWrite, Store};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// How often a running run's counts are written back.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
+/// Pages waiting to be written; enough to cover a slow commit, few enough to keep memory flat.
+const QUEUE: usize = 4;
+
 /// Told about every applied page: the run's counts so far (for progress bars).
 pub type Progress = Arc<dyn Fn(&RunCounts) + Send + Sync>;
 
 pub(crate) struct StoreSink {
-    pub store: Arc<dyn Store>,
-    pub run: Run,
-    pub org: OrgId,
-    pub cancel: CancellationToken,
-    pub progress: Option<Progress>,
-    last_saved: Instant,
+    pages: Option<mpsc::Sender<Page>>,
+    writer: JoinHandle<Result<Run, (Run, SinkError)>>,
+    cancel: CancellationToken,
 }
 
 impl StoreSink {
@@ -33,7 +38,29 @@ impl StoreSink {
         cancel: CancellationToken,
         progress: Option<Progress>,
     ) -> Self {
-        StoreSink { store, run, org, cancel, progress, last_saved: Instant::now() }
+        let (pages, queue) = mpsc::channel(QUEUE);
+        let writer = tokio::spawn(write_pages(store, run, org, queue, progress));
+        StoreSink { pages: Some(pages), writer, cancel }
+    }
+
+    /// Waits for the queued pages to be written and returns the run with its counts, and the
+    /// writer's error if one stopped it.
+    pub async fn finish(mut self) -> (Run, Option<SinkError>) {
+        drop(self.pages.take());
+        match (&mut self.writer).await {
+            Ok(Ok(run)) => (run, None),
+            Ok(Err((run, e))) => (run, Some(e)),
+            Err(e) => panic!("the page writer panicked: {e}"),
+        }
+    }
+}
+
+impl Drop for StoreSink {
+    /// A run abandoned mid-listing (its task aborted) must not leave a writer behind.
+    fn drop(&mut self) {
+        if self.pages.is_some() {
+            self.writer.abort();
+        }
     }
 }
 
@@ -43,25 +70,38 @@ impl PageSink for StoreSink {
         if self.cancel.is_cancelled() {
             return Err(SinkError("the run was cancelled".into()));
         }
+        let pages = self.pages.as_ref().expect("pages are accepted only before finish");
+        // A closed queue means the writer stopped on an error; `finish` reports it.
+        pages.send(page).await.map_err(|_| SinkError("the store stopped taking pages".into()))
+    }
+}
+
+async fn write_pages(
+    store: Arc<dyn Store>,
+    mut run: Run,
+    org: OrgId,
+    mut queue: mpsc::Receiver<Page>,
+    progress: Option<Progress>,
+) -> Result<Run, (Run, SinkError)> {
+    let mut last_saved = Instant::now();
+    while let Some(page) = queue.recv().await {
         let write =
             PageWrite { records: &page.records, memberships: &page.memberships, removals: &page.removals };
-        let mut counts = self
-            .store
-            .apply_page(&self.run, self.org, write)
-            .await
-            .map_err(|e| SinkError(format!("could not store a page: {e}")))?;
+        let mut counts = match store.apply_page(&run, org, write).await {
+            Ok(counts) => counts,
+            Err(e) => return Err((run, SinkError(format!("could not store a page: {e}")))),
+        };
         counts.retries = u64::from(page.retries);
-        self.run.counts.add(&counts);
-        if let Some(progress) = &self.progress {
-            progress(&self.run.counts);
+        run.counts.add(&counts);
+        if let Some(progress) = &progress {
+            progress(&run.counts);
         }
-        if self.last_saved.elapsed() >= PROGRESS_EVERY {
-            self.last_saved = Instant::now();
-            self.store
-                .save_progress(&self.run)
-                .await
-                .map_err(|e| SinkError(format!("could not save progress: {e}")))?;
+        if last_saved.elapsed() >= PROGRESS_EVERY {
+            last_saved = Instant::now();
+            if let Err(e) = store.save_progress(&run).await {
+                return Err((run, SinkError(format!("could not save progress: {e}"))));
+            }
         }
-        Ok(())
     }
+    Ok(run)
 }

@@ -161,11 +161,16 @@ impl Worker {
                 cancel.clone(),
                 options.progress.clone(),
             );
-            let result = tokio::select! {
+            let listed = tokio::select! {
                 result = self.sources.sync(config, &credentials, mode.clone(), &mut sink) => result,
                 () = cancel.cancelled() => Err(SyncError::Sink(ctxsync_sources::SinkError("cancelled".into()))),
             };
-            let run = sink.run;
+            let (run, write_error) = sink.finish().await;
+            // A page the store refused makes the listing incomplete, whatever the source said.
+            let result = match (listed, write_error) {
+                (Ok(_) | Err(SyncError::Sink(_)), Some(e)) => Err(SyncError::Sink(e)),
+                (result, _) => result,
+            };
             if matches!(result, Err(SyncError::CursorExpired)) && kind == RunKind::Incremental {
                 self.store
                     .finish_run(

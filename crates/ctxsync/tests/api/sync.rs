@@ -212,3 +212,39 @@ async fn lookup_finds_people_by_email_across_configs() {
         .await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN, "entity reads need siem_entities_read");
 }
+
+#[tokio::test]
+async fn an_entra_config_follows_changes_incrementally_through_delta_links() {
+    let app = spawn_app().await;
+    let id = create_with(&app, app.entra_attributes(), json!({})).await;
+    assert_eq!(wait_for_runs(&app, &id, 1).await["attributes"]["kind"], "full");
+    let truth = app.fakes.entra.snapshot();
+    let mut users = truth.users.keys().rev();
+    let (gone, disabled) = (users.next().unwrap().clone(), users.next().unwrap().clone());
+    let (group, _, member) = truth.memberships.iter().next().unwrap().clone();
+    let added = app.fakes.entra.mutate(|t| {
+        t.delete_user(&gone);
+        t.disable_user(&disabled);
+        t.remove_member(&group, &member);
+        t.add_user("Ada", "Newcomer")
+    });
+
+    let run = sync_and_wait(&app, &id, 1).await;
+    assert_eq!(run["attributes"]["kind"], "incremental", "{run}");
+    assert_eq!(run["attributes"]["status"], "succeeded", "{run}");
+    assert_eq!(run["attributes"]["counts"]["user"]["deleted"], 1);
+    let stored = source_ids(&all_entities(&app, &id, "user").await);
+    assert_eq!(
+        stored,
+        app.fakes.entra.snapshot().users.keys().cloned().collect(),
+        "exactly the tenant again"
+    );
+    assert!(stored.contains(&added) && !stored.contains(&gone));
+    let (_, user) = status_json(
+        app.request(Method::GET, &format!("{OWN}/integration_configs/{id}/entities/user/{disabled}"), None)
+            .await,
+    )
+    .await;
+    assert_eq!(user["data"]["attributes"]["status"], "suspended");
+    assert!(!members_of(&app, &group).await.contains(&member));
+}

@@ -109,25 +109,37 @@ pub(crate) fn absolute(base: &str, path: &str, query: &[(&str, &str)]) -> String
     url
 }
 
-/// One page of a map ordered by id: up to `limit` values after the cursor `after`, and the
-/// cursor of the next page when more remain. Keying by id keeps cursors valid when entities are
-/// added or removed between pages, as real cursors are.
+/// The ids after the cursor `after` (all of them without one), as a range of an ordered map or
+/// set keyed by id.
+pub(crate) fn after_cursor(after: Option<&str>) -> (Bound<String>, Bound<String>) {
+    (after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.to_owned())), Bound::Unbounded)
+}
+
+/// Up to `limit` items of `entries` (ids with their items, in id order), and the id of the last
+/// one taken when more remain: the next page's cursor. Keying by id keeps cursors valid when
+/// entities are added or removed between pages, as real cursors are.
+pub(crate) fn take_page<'a, T>(
+    mut entries: impl Iterator<Item = (&'a String, T)>,
+    limit: usize,
+) -> (Vec<T>, Option<String>) {
+    let mut out = Vec::with_capacity(limit.min(1024));
+    let mut last = None;
+    for (id, item) in entries.by_ref().take(limit) {
+        out.push(item);
+        last = Some(id.clone());
+    }
+    let next = if entries.next().is_some() { last } else { None };
+    (out, next)
+}
+
+/// One page of the values of a map ordered by id that `keep` accepts (see [`take_page`]).
 pub(crate) fn page<'a, V>(
     items: &'a BTreeMap<String, V>,
     after: Option<&str>,
     limit: usize,
     keep: impl Fn(&V) -> bool,
 ) -> (Vec<&'a V>, Option<String>) {
-    let start = after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.to_owned()));
-    let mut rest = items.range::<String, _>((start, Bound::Unbounded)).filter(|(_, v)| keep(v));
-    let mut out = Vec::with_capacity(limit.min(1024));
-    let mut last = None;
-    for (id, value) in rest.by_ref().take(limit) {
-        out.push(value);
-        last = Some(id.clone());
-    }
-    let next = if rest.next().is_some() { last } else { None };
-    (out, next)
+    take_page(items.range::<String, _>(after_cursor(after)).filter(|(_, v)| keep(v)), limit)
 }
 
 /// A small deterministic generator (SplitMix64): the same seed gives the same tenant on every

@@ -4,6 +4,7 @@
 //! Each fake renders a fault in its own vendor's words (Okta's `E0000047` with
 //! `X-Rate-Limit-Reset`, Google's `userRateLimitExceeded`…); this module only keeps count.
 
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -31,8 +32,12 @@ pub(crate) enum Gate {
     Failed(StatusCode),
 }
 
+/// The faults a test injected into one fake: set through its handle, consumed by its handlers.
 #[derive(Debug, Default)]
-pub(crate) struct Faults {
+pub(crate) struct Faults(Mutex<Pending>);
+
+#[derive(Debug, Default)]
+struct Pending {
     rate_limited: u32,
     rate_limit_wait: Duration,
     failing: u32,
@@ -44,63 +49,72 @@ pub(crate) struct Faults {
 }
 
 impl Faults {
-    pub(crate) fn rate_limit(&mut self, requests: u32, wait: Duration) {
-        self.rate_limited = requests;
-        self.rate_limit_wait = wait;
+    fn pending(&self) -> MutexGuard<'_, Pending> {
+        self.0.lock().expect("faults lock")
     }
 
-    pub(crate) fn fail(&mut self, requests: u32, status: StatusCode) {
-        self.failing = requests;
-        self.failure = Some(status);
+    pub(crate) fn rate_limit(&self, requests: u32, wait: Duration) {
+        let mut pending = self.pending();
+        pending.rate_limited = requests;
+        pending.rate_limit_wait = wait;
     }
 
-    pub(crate) fn slow(&mut self, delay: Duration) {
-        self.delay = delay;
+    /// `status` is a bare number, as every fake's `fail_next` takes it; one that is no HTTP
+    /// status is the calling test's mistake.
+    pub(crate) fn fail(&self, requests: u32, status: u16) {
+        let status = StatusCode::from_u16(status).expect("an HTTP status");
+        let mut pending = self.pending();
+        pending.failing = requests;
+        pending.failure = Some(status);
     }
 
-    pub(crate) fn truncate(&mut self, requests: u32) {
-        self.truncated = requests;
+    pub(crate) fn slow(&self, delay: Duration) {
+        self.pending().delay = delay;
     }
 
-    pub(crate) fn drop_page(&mut self, listing: Listing, after_pages: usize) {
-        self.drops.retain(|(l, _)| *l != listing);
-        self.drops.push((listing, after_pages));
+    pub(crate) fn truncate(&self, requests: u32) {
+        self.pending().truncated = requests;
+    }
+
+    pub(crate) fn drop_page(&self, listing: Listing, after_pages: usize) {
+        let mut pending = self.pending();
+        pending.drops.retain(|(l, _)| *l != listing);
+        pending.drops.push((listing, after_pages));
     }
 
     /// Rate limits first, then server errors: a gateway answers both before the API runs.
-    pub(crate) fn gate(&mut self) -> Gate {
-        if self.rate_limited > 0 {
-            self.rate_limited -= 1;
-            return Gate::RateLimited(self.rate_limit_wait);
+    pub(crate) fn gate(&self) -> Gate {
+        let mut pending = self.pending();
+        if pending.rate_limited > 0 {
+            pending.rate_limited -= 1;
+            return Gate::RateLimited(pending.rate_limit_wait);
         }
-        match self.failure {
-            Some(status) if self.failing > 0 => {
-                self.failing -= 1;
+        match pending.failure {
+            Some(status) if pending.failing > 0 => {
+                pending.failing -= 1;
                 Gate::Failed(status)
             }
             _ => Gate::Pass,
         }
     }
 
-    pub(crate) fn delay(&self) -> Duration {
-        self.delay
-    }
-
     /// Whether this successful reply is to be cut short.
-    pub(crate) fn take_truncation(&mut self) -> bool {
-        let cut = self.truncated > 0;
-        self.truncated = self.truncated.saturating_sub(1);
+    fn take_truncation(&self) -> bool {
+        let mut pending = self.pending();
+        let cut = pending.truncated > 0;
+        pending.truncated = pending.truncated.saturating_sub(1);
         cut
     }
 
     /// Whether this page of `listing` is to be skipped.
-    pub(crate) fn take_drop(&mut self, listing: Listing) -> bool {
-        let Some(i) = self.drops.iter().position(|(l, _)| *l == listing) else {
+    pub(crate) fn take_drop(&self, listing: Listing) -> bool {
+        let mut pending = self.pending();
+        let Some(i) = pending.drops.iter().position(|(l, _)| *l == listing) else {
             return false;
         };
-        match &mut self.drops[i].1 {
+        match &mut pending.drops[i].1 {
             0 => {
-                self.drops.remove(i);
+                pending.drops.remove(i);
                 true
             }
             remaining => {
@@ -109,25 +123,40 @@ impl Faults {
             }
         }
     }
+
+    /// The reply of a request that passed the gate: made after the configured delay, and cut
+    /// short when it succeeded and a truncation is due.
+    pub(crate) async fn serve(&self, reply: impl Future<Output = Response>) -> Response {
+        let delay = self.pending().delay;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let response = reply.await;
+        if response.status().is_success() && self.take_truncation() {
+            truncated(response).await
+        } else {
+            response
+        }
+    }
 }
 
-/// `first` (a page and the cursor after it), or with `drop` the page after it in its place
-/// (fetched with `next_page`), so the skipped page's items are never served.
+/// The page after the cursor `after` (a page and the cursor after it, as `fetch` returns them),
+/// or with `drop` the page after that in its place, so the skipped page's items are never served.
 pub(crate) fn dropping<T>(
     drop: bool,
-    first: (Vec<T>, Option<String>),
-    next_page: impl FnOnce(&str) -> (Vec<T>, Option<String>),
+    after: Option<&str>,
+    fetch: impl Fn(Option<&str>) -> (Vec<T>, Option<String>),
 ) -> (Vec<T>, Option<String>) {
-    match (drop, first) {
+    match (drop, fetch(after)) {
         (false, first) => first,
-        (true, (_, Some(after))) => next_page(&after),
+        (true, (_, Some(skipped))) => fetch(Some(&skipped)),
         (true, (_, None)) => (Vec::new(), None),
     }
 }
 
 /// The reply with only the first half of its body, framed as a complete reply: the JSON is cut
 /// mid-value, as by a proxy that gave up, so only a client that parses notices.
-pub(crate) async fn truncated(response: Response) -> Response {
+async fn truncated(response: Response) -> Response {
     let (mut parts, body) = response.into_parts();
     let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
     parts.headers.remove(CONTENT_LENGTH);
@@ -140,9 +169,9 @@ mod tests {
 
     #[test]
     fn faults_are_consumed_in_order() {
-        let mut faults = Faults::default();
+        let faults = Faults::default();
         faults.rate_limit(1, Duration::from_secs(3));
-        faults.fail(2, StatusCode::BAD_GATEWAY);
+        faults.fail(2, 502);
         assert_eq!(faults.gate(), Gate::RateLimited(Duration::from_secs(3)));
         assert_eq!(faults.gate(), Gate::Failed(StatusCode::BAD_GATEWAY));
         assert_eq!(faults.gate(), Gate::Failed(StatusCode::BAD_GATEWAY));
@@ -154,7 +183,7 @@ mod tests {
 
     #[test]
     fn a_drop_waits_for_its_page() {
-        let mut faults = Faults::default();
+        let faults = Faults::default();
         faults.drop_page(Listing::Users, 1);
         assert!(!faults.take_drop(Listing::Groups));
         assert!(!faults.take_drop(Listing::Users));
@@ -164,9 +193,12 @@ mod tests {
 
     #[test]
     fn a_dropped_page_is_replaced_by_the_next() {
-        let next = |after: &str| (vec![format!("after {after}")], None);
-        assert_eq!(dropping(false, (vec!["a".to_string()], Some("a".into())), next).0, ["a"]);
-        assert_eq!(dropping(true, (vec!["a".to_string()], Some("a".into())), next).0, ["after a"]);
-        assert_eq!(dropping(true, (vec!["a".to_string()], None), next), (vec![], None));
+        let pages = |after: Option<&str>| match after {
+            None => (vec!["a".to_string()], Some("a".to_string())),
+            Some(after) => (vec![format!("after {after}")], None),
+        };
+        assert_eq!(dropping(false, None, pages).0, ["a"]);
+        assert_eq!(dropping(true, None, pages).0, ["after a"]);
+        assert_eq!(dropping(true, Some("a"), pages), (vec![], None));
     }
 }

@@ -22,7 +22,7 @@ use super::tenant::{
     USER_PROPERTIES,
 };
 use crate::common::{Refusal, absolute, now, seconds};
-use crate::faults::{Gate, Listing, truncated};
+use crate::faults::{Gate, Listing};
 
 const USER_READ: &[&str] =
     &["User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"];
@@ -72,7 +72,7 @@ pub(super) async fn not_found() -> Refusal {
 /// Throttling and injected failures first (Graph throttles before it looks further), then the
 /// token, then the permissions it carries: any one of `roles` will do.
 fn gate(state: &EntraState, headers: &HeaderMap, roles: &[&str]) -> Result<(), Refusal> {
-    match state.faults().gate() {
+    match state.faults.gate() {
         Gate::Pass => {}
         Gate::RateLimited(wait) => {
             let refusal = error(
@@ -122,25 +122,23 @@ fn gate(state: &EntraState, headers: &HeaderMap, roles: &[&str]) -> Result<(), R
 
 /// A successful reply, after the configured delay; cut short when a truncation is due.
 async fn finish(state: &EntraState, body: &Value, extra: Option<(HeaderName, HeaderValue)>) -> Response {
-    let delay = state.faults().delay();
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-    }
-    let mut response = serde_json::to_vec(body).expect("JSON values serialize").into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(
-            "application/json;odata.metadata=minimal;odata.streaming=true;charset=utf-8",
-        ),
-    );
-    if let Some((name, value)) = extra {
-        headers.insert(name, value);
-    }
-    if state.faults().take_truncation() {
-        response = truncated(response).await;
-    }
-    response
+    state
+        .faults
+        .serve(async {
+            let mut response = serde_json::to_vec(body).expect("JSON values serialize").into_response();
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(
+                    "application/json;odata.metadata=minimal;odata.streaming=true;charset=utf-8",
+                ),
+            );
+            if let Some((name, value)) = extra {
+                headers.insert(name, value);
+            }
+            response
+        })
+        .await
 }
 
 fn page_size(query: &HashMap<String, String>) -> Result<usize, Refusal> {
@@ -173,6 +171,22 @@ fn selection(query: &HashMap<String, String>) -> Option<Vec<String>> {
         .map(|s| s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect())
 }
 
+/// A plain list's `@odata.nextLink`: `$top`, the option that shaped the page (if any), then the
+/// `$skiptoken` of the page after `after`.
+fn next_link(
+    base: &str,
+    path: &str,
+    top: usize,
+    shaped: Option<(&str, &str)>,
+    after: impl ToString,
+) -> String {
+    let (top, token) = (top.to_string(), URL_SAFE_NO_PAD.encode(after.to_string()));
+    let mut params: Vec<(&str, &str)> = vec![("$top", &top)];
+    params.extend(shaped);
+    params.push(("$skiptoken", &token));
+    absolute(base, path, &params)
+}
+
 fn unknown_property(entity_type: &str, name: &str) -> Refusal {
     bad_request(
         "Request_BadRequest",
@@ -180,40 +194,76 @@ fn unknown_property(entity_type: &str, name: &str) -> Refusal {
     )
 }
 
-#[derive(Clone, Copy)]
-enum Listed {
-    Users,
-    Groups,
-    Devices,
+/// How Graph serves one collection of directory objects, to plain lists and delta rounds alike.
+struct Served {
+    /// The path segment: `users`, `groups` or `devices`.
+    name: &'static str,
+    /// The type name error messages use.
+    entity_type: &'static str,
+    /// The permissions that may read it; any one will do.
+    roles: &'static [&'static str],
+    /// The properties served when no `$select` is given.
+    defaults: &'static [&'static str],
+    /// Every property the collection knows.
+    known: &'static [&'static str],
+    /// The navigation property a delta round tracks as `{relation}@delta`.
+    relation: Option<&'static str>,
+    /// The fault knob's name for the collection's pages.
+    listing: Listing,
+}
+
+fn served(kind: Kind) -> Served {
+    match kind {
+        Kind::Users => Served {
+            name: "users",
+            entity_type: "user",
+            roles: USER_READ,
+            defaults: USER_DEFAULT,
+            known: USER_PROPERTIES,
+            relation: Some("manager"),
+            listing: Listing::Users,
+        },
+        Kind::Groups => Served {
+            name: "groups",
+            entity_type: "group",
+            roles: GROUP_READ,
+            defaults: GROUP_PROPERTIES,
+            known: GROUP_PROPERTIES,
+            relation: Some("members"),
+            listing: Listing::Groups,
+        },
+        Kind::Devices => Served {
+            name: "devices",
+            entity_type: "device",
+            roles: DEVICE_READ,
+            defaults: DEVICE_PROPERTIES,
+            known: DEVICE_PROPERTIES,
+            relation: None,
+            listing: Listing::Devices,
+        },
+    }
+}
+
+fn owned(properties: &[&str]) -> Vec<String> {
+    properties.iter().map(|p| p.to_string()).collect()
 }
 
 async fn list(
     state: &EntraState,
     headers: &HeaderMap,
     query: &HashMap<String, String>,
-    listed: Listed,
+    kind: Kind,
 ) -> Result<Response, Refusal> {
-    let (name, entity_type, roles, defaults, known) = match listed {
-        Listed::Users => ("users", "user", USER_READ, USER_DEFAULT, USER_PROPERTIES),
-        Listed::Groups => ("groups", "group", GROUP_READ, GROUP_PROPERTIES, GROUP_PROPERTIES),
-        Listed::Devices => ("devices", "device", DEVICE_READ, DEVICE_PROPERTIES, DEVICE_PROPERTIES),
-    };
+    let Served { name, entity_type, roles, defaults, known, .. } = served(kind);
     gate(state, headers, roles)?;
     let top = page_size(query)?;
     let after = skip_token::<u32>(query)?;
     let select = selection(query);
-    let properties = select.clone().unwrap_or_else(|| defaults.iter().map(|p| p.to_string()).collect());
+    let properties = select.clone().unwrap_or_else(|| owned(defaults));
     if let Some(unknown) = properties.iter().find(|p| !known.contains(&p.as_str())) {
         return Err(unknown_property(entity_type, unknown));
     }
-    let (value, next) = {
-        let tenant = state.tenant.read().expect("tenant lock");
-        match listed {
-            Listed::Users => tenant.list_users(&properties, after, top),
-            Listed::Groups => tenant.list_groups(&properties, after, top),
-            Listed::Devices => tenant.list_devices(&properties, after, top),
-        }
-    };
+    let (value, next) = state.tenant.read().expect("tenant lock").list(kind, &properties, after, top);
     let context = match &select {
         Some(selected) => format!("{}/v1.0/$metadata#{name}({})", state.base_url, selected.join(",")),
         None => format!("{}/v1.0/$metadata#{name}", state.base_url),
@@ -221,18 +271,10 @@ async fn list(
     let mut body = Map::new();
     body.insert("@odata.context".into(), json!(context));
     if let Some(after) = next {
-        let top = top.to_string();
-        let token = URL_SAFE_NO_PAD.encode(after.to_string());
         let select = select.as_ref().map(|s| s.join(","));
-        let mut params: Vec<(&str, &str)> = vec![("$top", &top)];
-        if let Some(select) = &select {
-            params.push(("$select", select));
-        }
-        params.push(("$skiptoken", &token));
-        body.insert(
-            "@odata.nextLink".into(),
-            json!(absolute(&state.base_url, &format!("/v1.0/{name}"), &params)),
-        );
+        let shaped = select.as_deref().map(|s| ("$select", s));
+        let link = next_link(&state.base_url, &format!("/v1.0/{name}"), top, shaped, after);
+        body.insert("@odata.nextLink".into(), json!(link));
     }
     body.insert("value".into(), Value::Array(value));
     Ok(finish(state, &Value::Object(body), None).await)
@@ -243,7 +285,7 @@ pub(super) async fn list_users(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, Refusal> {
-    list(&state, &headers, &query, Listed::Users).await
+    list(&state, &headers, &query, Kind::Users).await
 }
 
 pub(super) async fn list_groups(
@@ -251,7 +293,7 @@ pub(super) async fn list_groups(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, Refusal> {
-    list(&state, &headers, &query, Listed::Groups).await
+    list(&state, &headers, &query, Kind::Groups).await
 }
 
 pub(super) async fn list_devices(
@@ -259,7 +301,7 @@ pub(super) async fn list_devices(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, Refusal> {
-    list(&state, &headers, &query, Listed::Devices).await
+    list(&state, &headers, &query, Kind::Devices).await
 }
 
 /// What a delta token carries: the round's place and the query it started with, since later
@@ -287,18 +329,6 @@ impl DeltaState {
 
     fn decode(token: &str) -> Option<Self> {
         serde_json::from_slice(&URL_SAFE_NO_PAD.decode(token).ok()?).ok()
-    }
-}
-
-/// The collection, the type name, the permissions and the navigation property (tracked as
-/// `{name}@delta`) of one delta collection.
-fn delta_collection(
-    kind: Kind,
-) -> (&'static str, &'static str, &'static [&'static str], Option<&'static str>) {
-    match kind {
-        Kind::Users => ("users", "user", USER_READ, Some("manager")),
-        Kind::Groups => ("groups", "group", GROUP_READ, Some("members")),
-        Kind::Devices => ("devices", "device", DEVICE_READ, None),
     }
 }
 
@@ -337,7 +367,7 @@ async fn delta(
     query: &HashMap<String, String>,
     kind: Kind,
 ) -> Result<Response, Refusal> {
-    let (collection, entity_type, roles, relation) = delta_collection(kind);
+    let Served { name: collection, entity_type, roles, defaults, known, relation, listing } = served(kind);
     gate(state, headers, roles)?;
     if query.contains_key("$top") {
         return Err(bad_request(
@@ -360,11 +390,6 @@ async fn delta(
         }
         None => (query.get("$select").cloned(), Position { since: 0, after: 0, member: None }),
     };
-    let known = match kind {
-        Kind::Users => USER_PROPERTIES,
-        Kind::Groups => GROUP_PROPERTIES,
-        Kind::Devices => DEVICE_PROPERTIES,
-    };
     let (mut properties, tracks_relation) = match &select {
         Some(select) => {
             let names: Vec<String> =
@@ -372,8 +397,8 @@ async fn delta(
             let tracks = relation.is_some_and(|r| names.iter().any(|n| n == r));
             (names.into_iter().filter(|n| Some(n.as_str()) != relation).collect::<Vec<_>>(), tracks)
         }
-        None if kind == Kind::Users => (USER_DEFAULT.iter().map(|p| p.to_string()).collect(), false),
-        None => (known.iter().map(|p| p.to_string()).collect(), relation.is_some()),
+        None if kind == Kind::Users => (owned(defaults), false),
+        None => (owned(known), relation.is_some()),
     };
     if let Some(unknown) = properties.iter().find(|p| !known.contains(&p.as_str())) {
         return Err(unknown_property(entity_type, unknown));
@@ -410,12 +435,7 @@ async fn delta(
             }
         }
     };
-    let listing = match kind {
-        Kind::Users => Listing::Users,
-        Kind::Groups => Listing::Groups,
-        Kind::Devices => Listing::Devices,
-    };
-    if state.faults().take_drop(listing) {
+    if state.faults.take_drop(listing) {
         value.clear();
     }
     let path = format!("/v1.0/{collection}/delta");
@@ -495,13 +515,8 @@ pub(super) async fn role_assignments(
         json!(format!("{}/v1.0/$metadata#roleManagement/directory/roleAssignments", state.base_url)),
     );
     if let Some(next) = next {
-        let (top, token) = (top.to_string(), URL_SAFE_NO_PAD.encode(next.to_string()));
-        let mut params: Vec<(&str, &str)> = vec![("$top", &top)];
-        if expand {
-            params.push(("$expand", "roleDefinition"));
-        }
-        params.push(("$skiptoken", &token));
-        body.insert("@odata.nextLink".into(), json!(absolute(&state.base_url, path, &params)));
+        let shaped = expand.then_some(("$expand", "roleDefinition"));
+        body.insert("@odata.nextLink".into(), json!(next_link(&state.base_url, path, top, shaped, next)));
     }
     body.insert("value".into(), Value::Array(value));
     Ok(finish(&state, &Value::Object(body), None).await)

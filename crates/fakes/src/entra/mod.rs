@@ -18,7 +18,6 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::StatusCode;
 use axum::routing::{get, post};
 use tokio::time::Instant;
 
@@ -62,16 +61,12 @@ struct EntraState {
     tenant: RwLock<EntraTenant>,
     apps: Mutex<HashMap<String, App>>,
     tokens: Mutex<HashMap<String, AccessGrant>>,
-    faults: Mutex<Faults>,
+    faults: Faults,
     limits: Mutex<Limits>,
     token_requests: AtomicUsize,
 }
 
 impl EntraState {
-    fn faults(&self) -> std::sync::MutexGuard<'_, Faults> {
-        self.faults.lock().expect("faults lock")
-    }
-
     fn limits(&self) -> std::sync::MutexGuard<'_, Limits> {
         self.limits.lock().expect("limits lock")
     }
@@ -110,7 +105,7 @@ impl FakeEntra {
             tenant: RwLock::new(tenant),
             apps: Mutex::new(apps),
             tokens: Mutex::new(HashMap::new()),
-            faults: Mutex::new(Faults::default()),
+            faults: Faults::default(),
             limits: Mutex::new(Limits::default()),
             token_requests: AtomicUsize::new(0),
         });
@@ -176,30 +171,29 @@ impl FakeEntra {
 
     /// Answers the next `n` Graph requests with 429 and `Retry-After: retry_after_secs`.
     pub fn throttle_next(&self, n: u32, retry_after_secs: u64) {
-        self.state.faults().rate_limit(n, Duration::from_secs(retry_after_secs));
+        self.state.faults.rate_limit(n, Duration::from_secs(retry_after_secs));
     }
 
     /// Answers the next `requests` Graph requests with `status` (a 5xx) and Graph's error body.
     pub fn fail_next(&self, requests: u32, status: u16) {
-        let status = StatusCode::from_u16(status).expect("an HTTP status");
-        self.state.faults().fail(requests, status);
+        self.state.faults.fail(requests, status);
     }
 
     /// Delays every Graph reply by `delay` from now on; `Duration::ZERO` stops.
     pub fn slow_pages(&self, delay: Duration) {
-        self.state.faults().slow(delay);
+        self.state.faults.slow(delay);
     }
 
     /// Cuts the body of the next `requests` successful Graph replies in half, mid-JSON.
     pub fn truncate_next(&self, requests: u32) {
-        self.state.faults().truncate(requests);
+        self.state.faults.truncate(requests);
     }
 
     /// After `after_pages` more delta pages of `listing` (users, groups or devices; members
     /// travel inside the groups' pages) are served whole, serves the next one without its
     /// objects, links intact: a page silently lost.
     pub fn drop_page(&self, listing: Listing, after_pages: usize) {
-        self.state.faults().drop_page(listing, after_pages);
+        self.state.faults.drop_page(listing, after_pages);
     }
 
     /// At most `n` `members@delta` entries per page, so big groups split across pages.

@@ -4,7 +4,6 @@
 //! answered here too, in Google's words.
 
 use std::collections::{BTreeMap, HashMap};
-use std::ops::Bound;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -20,8 +19,8 @@ use serde_json::{Map, Value, json};
 
 use super::tenant::Member;
 use super::{GoogleRateLimit, GoogleState, SCOPE_PREFIX};
-use crate::common::{Refusal, page};
-use crate::faults::{Gate, Listing, dropping, truncated};
+use crate::common::{Refusal, after_cursor, page, take_page};
+use crate::faults::{Gate, Listing, dropping};
 
 /// `{"error": {"code", "message", "errors": [{domain, reason, message}]}}`, Google's v1 shape.
 fn error_in(status: StatusCode, domain: &str, reason: &str, message: &str) -> Refusal {
@@ -67,11 +66,7 @@ pub(super) async fn not_found() -> Refusal {
 /// handler, whose successful reply may be cut short.
 pub(super) async fn gate(State(state): State<Arc<GoogleState>>, request: Request, next: Next) -> Response {
     state.requests.fetch_add(1, Ordering::Relaxed);
-    let (fault, delay) = {
-        let mut faults = state.faults.lock().expect("faults lock");
-        (faults.gate(), faults.delay())
-    };
-    match fault {
+    match state.faults.gate() {
         Gate::RateLimited(_) => {
             let reason = *state.rate_limit.lock().expect("rate limit lock");
             let (status, reason, message) = match reason {
@@ -86,17 +81,7 @@ pub(super) async fn gate(State(state): State<Arc<GoogleState>>, request: Request
             error_in(status, "usageLimits", reason, message).into_response()
         }
         Gate::Failed(status) => error(status, "backendError", "Backend Error").into_response(),
-        Gate::Pass => {
-            if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
-            }
-            let response = next.run(request).await;
-            if response.status().is_success() && state.faults.lock().expect("faults lock").take_truncation() {
-                truncated(response).await
-            } else {
-                response
-            }
-        }
+        Gate::Pass => state.faults.serve(next.run(request)).await,
     }
 }
 
@@ -224,10 +209,6 @@ fn envelope(kind: &str, key: &str, items: Vec<Value>, next: Option<String>) -> R
     Json(Value::Object(body)).into_response()
 }
 
-fn take_drop(state: &GoogleState, listing: Listing) -> bool {
-    state.faults.lock().expect("faults lock").take_drop(listing)
-}
-
 pub(super) async fn list_users(
     State(state): State<Arc<GoogleState>>,
     headers: HeaderMap,
@@ -239,22 +220,18 @@ pub(super) async fn list_users(
         let message = format!("Invalid value '{p}'. Values must be one of: basic, custom, full");
         return Err(error(StatusCode::BAD_REQUEST, "invalid", &message));
     }
-    let drop = take_drop(&state, Listing::Users);
+    let drop = state.faults.take_drop(Listing::Users);
     let tenant = state.tenant.read().expect("tenant lock");
     let (customer, domain) = (&tenant.customer_id, &tenant.domain);
     let after = request.after.as_deref();
     // `showDeleted=true` lists the deleted users instead of the others.
     let items = if query.get("showDeleted").is_some_and(|v| v == "true") {
         let deleted = tenant.deleted_users();
-        let (found, next) = dropping(drop, page(deleted, after, request.limit, |_| true), |a| {
-            page(deleted, Some(a), request.limit, |_| true)
-        });
+        let (found, next) = dropping(drop, after, |a| page(deleted, a, request.limit, |_| true));
         (found.iter().map(|(u, at)| u.to_json(customer, domain, Some(*at))).collect(), next)
     } else {
         let users = tenant.users_by_id();
-        let (found, next) = dropping(drop, page(users, after, request.limit, |_| true), |a| {
-            page(users, Some(a), request.limit, |_| true)
-        });
+        let (found, next) = dropping(drop, after, |a| page(users, a, request.limit, |_| true));
         (found.iter().map(|u| u.to_json(customer, domain, None)).collect(), next)
     };
     Ok(envelope("admin#directory#users", "users", items.0, items.1))
@@ -267,13 +244,11 @@ pub(super) async fn list_groups(
 ) -> Result<Response, Refusal> {
     authorize(&state, &headers, &query, Collection::Groups)?;
     let request = page_request(&query, Collection::Groups)?;
-    let drop = take_drop(&state, Listing::Groups);
+    let drop = state.faults.take_drop(Listing::Groups);
     let tenant = state.tenant.read().expect("tenant lock");
     let groups = tenant.groups_by_id();
     let (found, next) =
-        dropping(drop, page(groups, request.after.as_deref(), request.limit, |_| true), |a| {
-            page(groups, Some(a), request.limit, |_| true)
-        });
+        dropping(drop, request.after.as_deref(), |a| page(groups, a, request.limit, |_| true));
     let items = found.iter().map(|g| g.to_json(&tenant.domain)).collect();
     Ok(envelope("admin#directory#groups", "groups", items, next))
 }
@@ -285,11 +260,7 @@ fn page_of_members<'a>(
     after: Option<&str>,
     limit: usize,
 ) -> (Vec<(&'a String, &'a Member)>, Option<String>) {
-    let start = after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.to_owned()));
-    let mut rest = members.range::<String, _>((start, Bound::Unbounded));
-    let found: Vec<_> = rest.by_ref().take(limit).collect();
-    let next = rest.next().and(found.last().map(|(id, _)| id.to_string()));
-    (found, next)
+    take_page(members.range::<String, _>(after_cursor(after)).map(|entry| (entry.0, entry)), limit)
 }
 
 /// Direct members only: `includeDerivedMembership` is not served.
@@ -301,16 +272,14 @@ pub(super) async fn list_members(
 ) -> Result<Response, Refusal> {
     authenticate(&state, &headers, Collection::Members)?;
     let request = page_request(&query, Collection::Members)?;
-    let drop = take_drop(&state, Listing::Members);
+    let drop = state.faults.take_drop(Listing::Members);
     let tenant = state.tenant.read().expect("tenant lock");
     let group = tenant
         .group_by_key(&group_key)
         .ok_or_else(|| error(StatusCode::NOT_FOUND, "notFound", "Resource Not Found: groupKey"))?;
     let members = group.member_map();
     let (found, next) =
-        dropping(drop, page_of_members(members, request.after.as_deref(), request.limit), |a| {
-            page_of_members(members, Some(a), request.limit)
-        });
+        dropping(drop, request.after.as_deref(), |a| page_of_members(members, a, request.limit));
     let body: Vec<Value> = found.into_iter().map(|(id, m)| tenant.member_json(group, id, *m)).collect();
     Ok(envelope("admin#directory#members", "members", body, next))
 }

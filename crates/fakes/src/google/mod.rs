@@ -14,11 +14,10 @@ mod token;
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::http::StatusCode;
 use axum::middleware;
 use axum::routing::{get, post};
 use serde_json::Value;
@@ -63,7 +62,7 @@ struct GoogleState {
     tokens: Mutex<HashMap<String, AccessGrant>>,
     /// Client ids whose keys were deleted: their assertions fail, their tokens are gone.
     revoked: Mutex<HashSet<String>>,
-    faults: Mutex<Faults>,
+    faults: Faults,
     rate_limit: Mutex<GoogleRateLimit>,
     requests: AtomicU64,
     tokens_issued: AtomicU64,
@@ -122,7 +121,7 @@ impl FakeGoogle {
             delegation: HashMap::from([(delegated.client_id.clone(), granted)]),
             tokens: Mutex::new(HashMap::new()),
             revoked: Mutex::new(HashSet::new()),
-            faults: Mutex::new(Faults::default()),
+            faults: Faults::default(),
             rate_limit: Mutex::new(GoogleRateLimit::default()),
             requests: AtomicU64::new(0),
             tokens_issued: AtomicU64::new(0),
@@ -228,33 +227,28 @@ impl FakeGoogle {
     /// (no `Retry-After`: Google documents none).
     pub fn rate_limit_next(&self, requests: u32, reason: GoogleRateLimit) {
         *self.state.rate_limit.lock().expect("rate limit lock") = reason;
-        self.faults().rate_limit(requests, Duration::ZERO);
+        self.state.faults.rate_limit(requests, Duration::ZERO);
     }
 
     /// Answers the next `requests` Directory requests with `status` (a 5xx) and `backendError`.
     pub fn fail_next(&self, requests: u32, status: u16) {
-        let status = StatusCode::from_u16(status).expect("an HTTP status");
-        self.faults().fail(requests, status);
+        self.state.faults.fail(requests, status);
     }
 
     /// Delays every Directory reply by `delay` from now on; `Duration::ZERO` stops.
     pub fn slow_pages(&self, delay: Duration) {
-        self.faults().slow(delay);
+        self.state.faults.slow(delay);
     }
 
     /// Cuts the body of the next `requests` successful Directory replies in half, mid-JSON.
     pub fn truncate_next(&self, requests: u32) {
-        self.faults().truncate(requests);
+        self.state.faults.truncate(requests);
     }
 
     /// After `after_pages` more pages of `listing` are served whole, silently skips the next one:
     /// its items are never served and `nextPageToken` points past them.
     pub fn drop_page(&self, listing: Listing, after_pages: usize) {
-        self.faults().drop_page(listing, after_pages);
-    }
-
-    fn faults(&self) -> MutexGuard<'_, Faults> {
-        self.state.faults.lock().expect("faults lock")
+        self.state.faults.drop_page(listing, after_pages);
     }
 
     /// Stops the server and waits for it.

@@ -66,19 +66,105 @@ pub(crate) struct Member {
     role: &'static str,
 }
 
+/// What users and groups share: an id, a primary address, and an `etag` that every change moves.
+trait Addressable {
+    /// `user` or `group`, for the panic of a test that names an unknown one.
+    const KIND: &str;
+    fn key(&self) -> &str;
+    fn address(&self) -> &str;
+    fn version_mut(&mut self) -> &mut u64;
+}
+
+impl Addressable for GoogleUser {
+    const KIND: &str = "user";
+    fn key(&self) -> &str {
+        &self.id
+    }
+    fn address(&self) -> &str {
+        &self.primary_email
+    }
+    fn version_mut(&mut self) -> &mut u64 {
+        &mut self.version
+    }
+}
+
+impl Addressable for GoogleGroup {
+    const KIND: &str = "group";
+    fn key(&self) -> &str {
+        &self.id
+    }
+    fn address(&self) -> &str {
+        &self.email
+    }
+    fn version_mut(&mut self) -> &mut u64 {
+        &mut self.version
+    }
+}
+
+/// Every mutation panics for an unknown id, as a test would want.
+fn unknown<T: Addressable>(id: &str) -> ! {
+    panic!("no {} {id} in the fake Workspace account", T::KIND)
+}
+
+/// Users or groups by id, and by lowercase primary address, so a token's subject or a
+/// `groupKey` is found without a scan.
+struct Addressed<T> {
+    /// Keyed by id: numeric ids of one width sort in creation order, and serve as page cursors.
+    by_id: BTreeMap<String, T>,
+    by_address: HashMap<String, String>,
+}
+
+impl<T: Addressable> Addressed<T> {
+    fn new(by_id: BTreeMap<String, T>) -> Self {
+        let by_address = by_id.values().map(|e| (e.address().to_lowercase(), e.key().to_string())).collect();
+        Self { by_id, by_address }
+    }
+
+    fn by_address(&self, address: &str) -> Option<&T> {
+        self.by_address.get(&address.to_lowercase()).and_then(|id| self.by_id.get(id))
+    }
+
+    fn get_mut(&mut self, id: &str) -> &mut T {
+        self.by_id.get_mut(id).unwrap_or_else(|| unknown::<T>(id))
+    }
+
+    /// Adds an entity; returns its id.
+    fn insert(&mut self, entity: T) -> String {
+        let id = entity.key().to_string();
+        self.by_address.insert(entity.address().to_lowercase(), id.clone());
+        self.by_id.insert(id.clone(), entity);
+        id
+    }
+
+    /// Applies `change` to the entity and moves its `etag`; the index follows a new address.
+    fn update(&mut self, id: &str, change: impl FnOnce(&mut T)) {
+        let entity = self.get_mut(id);
+        let before = entity.address().to_lowercase();
+        change(entity);
+        *entity.version_mut() += 1;
+        let after = entity.address().to_lowercase();
+        if before != after {
+            self.by_address.remove(&before);
+            self.by_address.insert(after, id.to_string());
+        }
+    }
+
+    fn remove(&mut self, id: &str) -> T {
+        let entity = self.by_id.remove(id).unwrap_or_else(|| unknown::<T>(id));
+        self.by_address.remove(&entity.address().to_lowercase());
+        entity
+    }
+}
+
 /// The account: what the fake serves, and what a test changes through
 /// [`crate::FakeGoogle::mutate`].
 pub struct GoogleTenant {
     pub(crate) customer_id: String,
     pub(crate) domain: String,
-    /// Keyed by id: numeric ids of one width sort in creation order, and serve as page cursors.
-    users: BTreeMap<String, GoogleUser>,
+    users: Addressed<GoogleUser>,
     /// Deleted users, listed only with `showDeleted=true`, and when each was deleted.
     deleted: BTreeMap<String, (GoogleUser, OffsetDateTime)>,
-    /// Lowercase primary email → id, so a token's subject is found without a scan.
-    by_email: HashMap<String, String>,
-    groups: BTreeMap<String, GoogleGroup>,
-    group_by_email: HashMap<String, String>,
+    groups: Addressed<GoogleGroup>,
     pub(crate) admin_email: String,
     pub(crate) non_admin_email: String,
     rng: Seeded,
@@ -168,16 +254,12 @@ impl GoogleTenant {
                 (group.id.clone(), group)
             })
             .collect();
-        let by_email = users.values().map(|u| (u.primary_email.to_lowercase(), u.id.clone())).collect();
-        let group_by_email = groups.values().map(|g| (g.email.to_lowercase(), g.id.clone())).collect();
         Self {
             customer_id,
             domain: domain.to_string(),
-            users,
+            users: Addressed::new(users),
             deleted: BTreeMap::new(),
-            by_email,
-            groups,
-            group_by_email,
+            groups: Addressed::new(groups),
             admin_email: email(ADMIN),
             non_admin_email: email(NON_ADMIN),
             rng,
@@ -187,23 +269,23 @@ impl GoogleTenant {
     }
 
     pub fn users(&self) -> impl Iterator<Item = &GoogleUser> {
-        self.users.values()
+        self.users.by_id.values()
     }
 
     pub fn user(&self, id: &str) -> Option<&GoogleUser> {
-        self.users.get(id)
+        self.users.by_id.get(id)
     }
 
     pub fn groups(&self) -> impl Iterator<Item = &GoogleGroup> {
-        self.groups.values()
+        self.groups.by_id.values()
     }
 
     pub fn group(&self, id: &str) -> Option<&GoogleGroup> {
-        self.groups.get(id)
+        self.groups.by_id.get(id)
     }
 
     pub(crate) fn users_by_id(&self) -> &BTreeMap<String, GoogleUser> {
-        &self.users
+        &self.users.by_id
     }
 
     pub(crate) fn deleted_users(&self) -> &BTreeMap<String, (GoogleUser, OffsetDateTime)> {
@@ -211,26 +293,16 @@ impl GoogleTenant {
     }
 
     pub(crate) fn groups_by_id(&self) -> &BTreeMap<String, GoogleGroup> {
-        &self.groups
+        &self.groups.by_id
     }
 
     pub(crate) fn user_by_email(&self, email: &str) -> Option<&GoogleUser> {
-        self.by_email.get(&email.to_lowercase()).and_then(|id| self.users.get(id))
+        self.users.by_address(email)
     }
 
     /// A group by its `groupKey`: the id or the email address.
     pub(crate) fn group_by_key(&self, key: &str) -> Option<&GoogleGroup> {
-        self.groups
-            .get(key)
-            .or_else(|| self.group_by_email.get(&key.to_lowercase()).and_then(|id| self.groups.get(id)))
-    }
-
-    fn user_mut(&mut self, id: &str) -> &mut GoogleUser {
-        self.users.get_mut(id).unwrap_or_else(|| panic!("no user {id} in the fake Workspace account"))
-    }
-
-    fn group_mut(&mut self, id: &str) -> &mut GoogleGroup {
-        self.groups.get_mut(id).unwrap_or_else(|| panic!("no group {id} in the fake Workspace account"))
+        self.groups.by_id.get(key).or_else(|| self.groups.by_address(key))
     }
 
     /// Creates an active user `given.family@{domain}`; returns its id.
@@ -239,8 +311,8 @@ impl GoogleTenant {
         self.next_user += 1;
         let email = format!("{given_name}.{family_name}@{}", self.domain).to_lowercase().replace(' ', "");
         let user = GoogleUser {
-            id: id.clone(),
-            primary_email: email.clone(),
+            id,
+            primary_email: email,
             given_name: given_name.to_string(),
             family_name: family_name.to_string(),
             is_admin: false,
@@ -260,9 +332,7 @@ impl GoogleTenant {
             org_unit_path: "/".to_string(),
             version: 1,
         };
-        self.by_email.insert(email, id.clone());
-        self.users.insert(id.clone(), user);
-        id
+        self.users.insert(user)
     }
 
     /// Applies `change` to the user and moves its `etag`.
@@ -270,15 +340,7 @@ impl GoogleTenant {
     /// # Panics
     /// When there is no such user, as every mutation does for an unknown id.
     pub fn update_user(&mut self, id: &str, change: impl FnOnce(&mut GoogleUser)) {
-        let user = self.user_mut(id);
-        let before = user.primary_email.to_lowercase();
-        change(user);
-        user.version += 1;
-        let after = user.primary_email.to_lowercase();
-        if before != after {
-            self.by_email.remove(&before);
-            self.by_email.insert(after, id.to_string());
-        }
+        self.users.update(id, change);
     }
 
     pub fn suspend_user(&mut self, id: &str) {
@@ -293,15 +355,13 @@ impl GoogleTenant {
     /// Deletes the user: it leaves every group and the normal listing, and appears only with
     /// `showDeleted=true`.
     pub fn delete_user(&mut self, id: &str) {
-        let user =
-            self.users.remove(id).unwrap_or_else(|| panic!("no user {id} in the fake Workspace account"));
-        self.by_email.remove(&user.primary_email.to_lowercase());
+        let user = self.users.remove(id);
         self.leave_every_group(id);
         self.deleted.insert(id.to_string(), (user, now()));
     }
 
     fn leave_every_group(&mut self, member_id: &str) {
-        for group in self.groups.values_mut() {
+        for group in self.groups.by_id.values_mut() {
             if group.members.remove(member_id).is_some() {
                 group.version += 1;
             }
@@ -314,55 +374,43 @@ impl GoogleTenant {
         self.next_group += 1;
         let email = format!("{}@{}", name.to_lowercase().replace(' ', "-"), self.domain);
         let group = GoogleGroup {
-            id: id.clone(),
-            email: email.clone(),
+            id,
+            email,
             name: name.to_string(),
             description: String::new(),
             members: BTreeMap::new(),
             version: 1,
         };
-        self.group_by_email.insert(email, id.clone());
-        self.groups.insert(id.clone(), group);
-        id
+        self.groups.insert(group)
     }
 
     /// Applies `change` to the group and moves its `etag`.
     pub fn update_group(&mut self, id: &str, change: impl FnOnce(&mut GoogleGroup)) {
-        let group = self.group_mut(id);
-        let before = group.email.to_lowercase();
-        change(group);
-        group.version += 1;
-        let after = group.email.to_lowercase();
-        if before != after {
-            self.group_by_email.remove(&before);
-            self.group_by_email.insert(after, id.to_string());
-        }
+        self.groups.update(id, change);
     }
 
     /// Deletes the group; it also leaves the groups it was nested in.
     pub fn delete_group(&mut self, id: &str) {
-        let group =
-            self.groups.remove(id).unwrap_or_else(|| panic!("no group {id} in the fake Workspace account"));
-        self.group_by_email.remove(&group.email.to_lowercase());
+        self.groups.remove(id);
         self.leave_every_group(id);
     }
 
     /// Adds a user or a group (by id) as a `MEMBER` of the group.
     pub fn add_member(&mut self, group_id: &str, member_id: &str) {
-        let kind = if self.users.contains_key(member_id) {
+        let kind = if self.users.by_id.contains_key(member_id) {
             MemberKind::User
-        } else if self.groups.contains_key(member_id) {
+        } else if self.groups.by_id.contains_key(member_id) {
             MemberKind::Group
         } else {
             panic!("no user or group {member_id} in the fake Workspace account")
         };
-        let group = self.group_mut(group_id);
+        let group = self.groups.get_mut(group_id);
         group.members.insert(member_id.to_string(), Member { kind, role: "MEMBER" });
         group.version += 1;
     }
 
     pub fn remove_member(&mut self, group_id: &str, member_id: &str) {
-        let group = self.group_mut(group_id);
+        let group = self.groups.get_mut(group_id);
         if group.members.remove(member_id).is_some() {
             group.version += 1;
         }
@@ -370,10 +418,10 @@ impl GoogleTenant {
 
     pub(crate) fn snapshot(&self) -> Snapshot {
         let mut snapshot = Snapshot::default();
-        for user in self.users.values() {
+        for user in self.users.by_id.values() {
             snapshot.users.insert(user.id.clone(), user.to_json(&self.customer_id, &self.domain, None));
         }
-        for group in self.groups.values() {
+        for group in self.groups.by_id.values() {
             snapshot.groups.insert(group.id.clone(), group.to_json(&self.domain));
             for (id, member) in &group.members {
                 let pair = (group.id.clone(), id.clone());
@@ -398,14 +446,14 @@ impl GoogleTenant {
         });
         match member.kind {
             MemberKind::User => {
-                if let Some(user) = self.users.get(member_id) {
+                if let Some(user) = self.users.by_id.get(member_id) {
                     json["email"] = json!(user.primary_email);
                     json["status"] = json!(if user.suspended { "SUSPENDED" } else { "ACTIVE" });
                 }
                 json["type"] = json!("USER");
             }
             MemberKind::Group => {
-                if let Some(nested) = self.groups.get(member_id) {
+                if let Some(nested) = self.groups.by_id.get(member_id) {
                     json["email"] = json!(nested.email);
                 }
                 json["type"] = json!("GROUP");

@@ -17,8 +17,6 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use axum::http::StatusCode;
-
 use crate::common::{BASE62, Server, Snapshot, bind, secret};
 use crate::directory::{Directory, TenantSpec};
 use crate::faults::{Faults, Listing};
@@ -47,7 +45,7 @@ struct OktaState {
     tokens: Mutex<HashMap<String, OktaPermission>>,
     rate: Mutex<routes::RateWindow>,
     limit_per_minute: AtomicU32,
-    faults: Mutex<Faults>,
+    faults: Faults,
     requests: AtomicU64,
 }
 
@@ -74,7 +72,7 @@ impl FakeOkta {
             tokens: Mutex::new(HashMap::new()),
             rate: Mutex::new(routes::RateWindow::default()),
             limit_per_minute: AtomicU32::new(DEFAULT_LIMIT_PER_MINUTE),
-            faults: Mutex::new(Faults::default()),
+            faults: Faults::default(),
             requests: AtomicU64::new(0),
         });
         let server = Server::serve("okta", listener, &base_url, routes::router(state.clone()));
@@ -139,33 +137,28 @@ impl FakeOkta {
     /// Answers the next `requests` requests with 429 `E0000047`, `X-Rate-Limit-Remaining: 0` and
     /// an `X-Rate-Limit-Reset` `reset_in` after the reply's `Date` (at least one second).
     pub fn rate_limit_next(&self, requests: u32, reset_in: Duration) {
-        self.faults().rate_limit(requests, reset_in);
+        self.state.faults.rate_limit(requests, reset_in);
     }
 
     /// Answers the next `requests` requests with `status` (a 5xx) and Okta's `E0000009` body.
     pub fn fail_next(&self, requests: u32, status: u16) {
-        let status = StatusCode::from_u16(status).expect("an HTTP status");
-        self.faults().fail(requests, status);
+        self.state.faults.fail(requests, status);
     }
 
     /// Delays every reply by `delay` from now on; `Duration::ZERO` stops.
     pub fn slow_pages(&self, delay: Duration) {
-        self.faults().slow(delay);
+        self.state.faults.slow(delay);
     }
 
     /// Cuts the body of the next `requests` successful replies in half, mid-JSON.
     pub fn truncate_next(&self, requests: u32) {
-        self.faults().truncate(requests);
+        self.state.faults.truncate(requests);
     }
 
     /// After `after_pages` more pages of `listing` are served whole, silently skips the next one:
     /// its items are never served and the `next` link points past them.
     pub fn drop_page(&self, listing: Listing, after_pages: usize) {
-        self.faults().drop_page(listing, after_pages);
-    }
-
-    fn faults(&self) -> std::sync::MutexGuard<'_, Faults> {
-        self.state.faults.lock().expect("faults lock")
+        self.state.faults.drop_page(listing, after_pages);
     }
 
     /// Stops the server and waits for it.

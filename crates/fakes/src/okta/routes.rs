@@ -2,7 +2,6 @@
 //! the `X-Rate-Limit-*` headers on every response, and the faults a test injects.
 
 use std::collections::BTreeSet;
-use std::ops::Bound;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -13,6 +12,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use serde::Serialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::macros::format_description;
@@ -20,8 +20,8 @@ use time::macros::format_description;
 use super::filter::{Field, Filter};
 use super::tenant::{OktaGroup, OktaUser};
 use super::{OktaPermission, OktaState};
-use crate::common::{BASE62, Refusal, absolute, page, secret};
-use crate::faults::{Gate, Listing, dropping, truncated};
+use crate::common::{BASE62, Refusal, absolute, after_cursor, page, secret, take_page};
+use crate::faults::{Gate, Listing, dropping};
 
 pub(super) fn router(state: Arc<OktaState>) -> Router {
     Router::new()
@@ -73,10 +73,7 @@ async fn gate(State(state): State<Arc<OktaState>>, request: Request, next: Next)
     state.requests.fetch_add(1, Ordering::Relaxed);
     let now = epoch_seconds();
     let limit = state.limit_per_minute.load(Ordering::Relaxed);
-    let (fault, delay) = {
-        let mut faults = state.faults.lock().expect("faults lock");
-        (faults.gate(), faults.delay())
-    };
+    let fault = state.faults.gate();
     let rate_limited = |reset: u64| {
         let mut response = error(
             StatusCode::TOO_MANY_REQUESTS,
@@ -104,16 +101,8 @@ async fn gate(State(state): State<Arc<OktaState>>, request: Request, next: Next)
     };
     let mut response = match fault {
         Gate::Failed(status) => error(status, "E0000009", "Internal Server Error").into_response(),
-        _ => {
-            if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
-            }
-            next.run(request).await
-        }
+        _ => state.faults.serve(next.run(request)).await,
     };
-    if response.status().is_success() && state.faults.lock().expect("faults lock").take_truncation() {
-        response = truncated(response).await;
-    }
     rate_headers(&mut response, limit, remaining, reset);
     response
 }
@@ -268,10 +257,6 @@ fn group_field<'a>(group: &'a OktaGroup, attribute: &str) -> Option<Field<'a>> {
     }
 }
 
-fn take_drop(state: &OktaState, listing: Listing) -> bool {
-    state.faults.lock().expect("faults lock").take_drop(listing)
-}
-
 async fn list_users(
     State(state): State<Arc<OktaState>>,
     headers: HeaderMap,
@@ -286,14 +271,23 @@ async fn list_users(
         None => u.status != "DEPROVISIONED",
         Some(f) => f.matches(|a| user_field(u, a)),
     };
-    let drop = take_drop(&state, Listing::Users);
+    let drop = state.faults.take_drop(Listing::Users);
     let tenant = state.tenant.read().expect("tenant lock");
     let users = tenant.users_by_id();
-    let (found, next) = dropping(drop, page(users, params.get("after"), limit, keep), |after| {
-        page(users, Some(after), limit, keep)
-    });
+    let (found, next) = dropping(drop, params.get("after"), |after| page(users, after, limit, keep));
     let body: Vec<Value> = found.iter().map(|u| u.to_json(&state.base_url)).collect();
     Ok((params.links(&state.base_url, "/api/v1/users", limit, next), Json(body)).into_response())
+}
+
+/// What `render` serves of the user `id`, or Okta's 404 when there is no such user.
+fn user_resource<T: Serialize>(
+    state: &OktaState,
+    id: &str,
+    render: impl FnOnce(&OktaUser, &str) -> T,
+) -> Result<Response, Refusal> {
+    let tenant = state.tenant.read().expect("tenant lock");
+    let user = tenant.user(id).ok_or_else(|| resource_not_found(id, "User"))?;
+    Ok(Json(render(user, &state.base_url)).into_response())
 }
 
 async fn get_user(
@@ -302,9 +296,7 @@ async fn get_user(
     Path(id): Path<String>,
 ) -> Result<Response, Refusal> {
     may_list(&state, &headers)?;
-    let tenant = state.tenant.read().expect("tenant lock");
-    let user = tenant.user(&id).ok_or_else(|| resource_not_found(&id, "User"))?;
-    Ok(Json(user.to_json(&state.base_url)).into_response())
+    user_resource(&state, &id, OktaUser::to_json)
 }
 
 async fn user_roles(
@@ -313,9 +305,7 @@ async fn user_roles(
     Path(id): Path<String>,
 ) -> Result<Response, Refusal> {
     may_read_security(&state, &headers)?;
-    let tenant = state.tenant.read().expect("tenant lock");
-    let user = tenant.user(&id).ok_or_else(|| resource_not_found(&id, "User"))?;
-    Ok(Json(user.roles_json(&state.base_url)).into_response())
+    user_resource(&state, &id, OktaUser::roles_json)
 }
 
 async fn user_factors(
@@ -324,9 +314,7 @@ async fn user_factors(
     Path(id): Path<String>,
 ) -> Result<Response, Refusal> {
     may_read_security(&state, &headers)?;
-    let tenant = state.tenant.read().expect("tenant lock");
-    let user = tenant.user(&id).ok_or_else(|| resource_not_found(&id, "User"))?;
-    Ok(Json(user.factors_json(&state.base_url)).into_response())
+    user_resource(&state, &id, OktaUser::factors_json)
 }
 
 async fn list_groups(
@@ -340,12 +328,10 @@ async fn list_groups(
     let filter = params.filter(GROUP_FILTERS)?;
     let stats = params.get("expand").is_some_and(|e| e.split(',').any(|x| x == "stats"));
     let keep = |g: &OktaGroup| filter.as_ref().is_none_or(|f| f.matches(|a| group_field(g, a)));
-    let drop = take_drop(&state, Listing::Groups);
+    let drop = state.faults.take_drop(Listing::Groups);
     let tenant = state.tenant.read().expect("tenant lock");
     let groups = tenant.groups_by_id();
-    let (found, next) = dropping(drop, page(groups, params.get("after"), limit, keep), |after| {
-        page(groups, Some(after), limit, keep)
-    });
+    let (found, next) = dropping(drop, params.get("after"), |after| page(groups, after, limit, keep));
     let body: Vec<Value> = found
         .iter()
         .map(|g| {
@@ -365,11 +351,7 @@ fn page_of_ids<'a>(
     after: Option<&str>,
     limit: usize,
 ) -> (Vec<&'a String>, Option<String>) {
-    let start = after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.to_owned()));
-    let mut rest = ids.range::<String, _>((start, Bound::Unbounded));
-    let found: Vec<&String> = rest.by_ref().take(limit).collect();
-    let next = rest.next().and(found.last().map(|id| id.to_string()));
-    (found, next)
+    take_page(ids.range::<String, _>(after_cursor(after)).map(|id| (id, id)), limit)
 }
 
 async fn group_members(
@@ -382,13 +364,11 @@ async fn group_members(
     may_list(&state, &headers)?;
     // 1000 by default "for legacy reasons", as Okta documents; 200 is what it recommends.
     let limit = params.limit(1_000, 10_000)?;
-    let drop = take_drop(&state, Listing::Members);
+    let drop = state.faults.take_drop(Listing::Members);
     let tenant = state.tenant.read().expect("tenant lock");
     let group = tenant.group(&id).ok_or_else(|| resource_not_found(&id, "UserGroup"))?;
     let members = group.member_ids();
-    let (found, next) = dropping(drop, page_of_ids(members, params.get("after"), limit), |after| {
-        page_of_ids(members, Some(after), limit)
-    });
+    let (found, next) = dropping(drop, params.get("after"), |after| page_of_ids(members, after, limit));
     let body: Vec<Value> =
         found.iter().filter_map(|m| tenant.user(m)).map(|u| u.to_json(&state.base_url)).collect();
     let path = format!("/api/v1/groups/{id}/users");

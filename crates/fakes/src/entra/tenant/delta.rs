@@ -149,7 +149,7 @@ impl EntraTenant {
         members_left: &mut usize,
     ) -> (Value, Option<Member>) {
         let s = &self.groups.slots[slot as usize];
-        let mut json = render(query.properties, false, |p| group_property(&s.id, &s.value.group, p));
+        let mut json = render(query.properties, false, |p| group_property(&s.id, &s.value, p));
         let mut cut = None;
         if query.relation {
             let start = after_member.map_or(Bound::Unbounded, Bound::Excluded);

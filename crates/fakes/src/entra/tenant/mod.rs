@@ -229,6 +229,15 @@ pub struct EntraSnapshot {
     pub admin_roles: BTreeMap<String, BTreeSet<String>>,
 }
 
+/// Moves a tenant's clock on one tick and returns the new tick.
+fn tick(clock: &mut u64) -> u64 {
+    *clock += 1;
+    *clock
+}
+
+/// One named property of an object with its id, or `None` for a name its type does not have.
+type Property<T> = fn(&Uuid, &T, &str) -> Option<Value>;
+
 struct Slot<T> {
     id: Uuid,
     value: T,
@@ -266,6 +275,36 @@ impl<T> Collection<T> {
         self.log.insert(version, slot);
     }
 
+    /// Adds an object at the next tick of `clock`; returns its id.
+    fn add(&mut self, id: Uuid, value: T, clock: &mut u64) -> String {
+        self.insert(id, value, tick(clock));
+        id.to_string()
+    }
+
+    /// Applies `change` to the part of the object `part` picks out. A change that changes
+    /// nothing is not a change: only a real one moves the object to the next tick of `clock`.
+    fn update<P: Clone + PartialEq>(
+        &mut self,
+        slot: u32,
+        clock: &mut u64,
+        part: fn(&mut T) -> &mut P,
+        change: impl FnOnce(&mut P),
+    ) {
+        let value = part(&mut self.slots[slot as usize].value);
+        let before = value.clone();
+        change(value);
+        if *value != before {
+            self.touch(slot, tick(clock));
+        }
+    }
+
+    /// Deletes the object, leaving a tombstone at the next tick of `clock` for delta rounds.
+    fn delete(&mut self, slot: u32, clock: &mut u64) {
+        let version = tick(clock);
+        self.slots[slot as usize].deleted = true;
+        self.touch(slot, version);
+    }
+
     /// The slot of a live object.
     fn find(&self, id: &str) -> Option<u32> {
         let id = Uuid::parse_str(id).ok()?;
@@ -274,6 +313,41 @@ impl<T> Collection<T> {
 
     fn live(&self) -> impl Iterator<Item = &Slot<T>> {
         self.slots.iter().filter(|s| !s.deleted)
+    }
+
+    /// The slots of the live objects `keep` picks.
+    fn live_slots(&self, keep: impl Fn(&T) -> bool) -> Vec<u32> {
+        (0..self.slots.len() as u32)
+            .filter(|&s| {
+                let entry = &self.slots[s as usize];
+                !entry.deleted && keep(&entry.value)
+            })
+            .collect()
+    }
+
+    /// Every live object with all of `properties`, by id, as a snapshot holds them.
+    fn render_all(&self, properties: &[&str], property: Property<T>) -> BTreeMap<String, Value> {
+        self.live()
+            .map(|s| {
+                (s.id.to_string(), Value::Object(render(properties, true, |p| property(&s.id, &s.value, p))))
+            })
+            .collect()
+    }
+
+    /// One page of a plain list with the given properties, continuing after a slot.
+    fn render_page(
+        &self,
+        properties: &[String],
+        after: Option<u32>,
+        limit: usize,
+        property: Property<T>,
+    ) -> (Vec<Value>, Option<u32>) {
+        let (slots, next) = self.page(after, limit);
+        let value = slots
+            .into_iter()
+            .map(|s| Value::Object(render(properties, true, |p| property(&s.id, &s.value, p))))
+            .collect();
+        (value, next)
     }
 
     /// Up to `limit` live objects after slot `after`, and the slot to continue after.
@@ -363,7 +437,8 @@ fn user_property(id: &Uuid, u: &EntraUser, name: &str) -> Option<Value> {
     })
 }
 
-fn group_property(id: &Uuid, g: &EntraGroup, name: &str) -> Option<Value> {
+fn group_property(id: &Uuid, entry: &GroupEntry, name: &str) -> Option<Value> {
+    let g = &entry.group;
     Some(match name {
         "id" => Value::String(id.to_string()),
         "deletedDateTime"
@@ -447,8 +522,7 @@ impl EntraTenant {
     }
 
     fn tick(&mut self) -> u64 {
-        self.clock += 1;
-        self.clock
+        tick(&mut self.clock)
     }
 
     fn new_id(&mut self) -> Uuid {
@@ -518,20 +592,13 @@ impl EntraTenant {
             manager: None,
         };
         let id = self.new_id();
-        let version = self.tick();
-        self.users.insert(id, user, version);
-        id.to_string()
+        self.users.add(id, user, &mut self.clock)
     }
 
     /// Changes a user's properties; a change that changes nothing is not a change.
     pub fn update_user(&mut self, id: &str, change: impl FnOnce(&mut EntraUser)) {
         let slot = self.user_slot(id);
-        let before = self.users.slots[slot as usize].value.clone();
-        change(&mut self.users.slots[slot as usize].value);
-        if self.users.slots[slot as usize].value != before {
-            let version = self.tick();
-            self.users.touch(slot, version);
-        }
+        self.users.update(slot, &mut self.clock, |u| u, change);
     }
 
     pub fn disable_user(&mut self, id: &str) {
@@ -543,31 +610,16 @@ impl EntraTenant {
     pub fn delete_user(&mut self, id: &str) {
         let slot = self.user_slot(id);
         self.delete_member(Member { kind: MemberKind::User, slot });
-        let reports: Vec<u32> = (0..self.users.slots.len() as u32)
-            .filter(|&s| {
-                let entry = &self.users.slots[s as usize];
-                !entry.deleted && entry.value.manager.as_deref() == Some(id)
-            })
-            .collect();
-        for report in reports {
-            self.users.slots[report as usize].value.manager = None;
-            let version = self.tick();
-            self.users.touch(report, version);
+        for report in self.users.live_slots(|u| u.manager.as_deref() == Some(id)) {
+            self.users.update(report, &mut self.clock, |u| &mut u.manager, |m| *m = None);
         }
-        let owned: Vec<u32> = (0..self.devices.slots.len() as u32)
-            .filter(|&s| {
-                let entry = &self.devices.slots[s as usize];
-                !entry.deleted && entry.value.owner.as_deref() == Some(id)
-            })
-            .collect();
-        for device in owned {
+        // Owners are not among the properties a device delta serves: losing one moves no tick.
+        for device in self.devices.live_slots(|d| d.owner.as_deref() == Some(id)) {
             self.devices.slots[device as usize].value.owner = None;
         }
         let principal = self.users.slots[slot as usize].id;
         self.roles.retain(|r| r.principal != principal);
-        let version = self.tick();
-        self.users.slots[slot as usize].deleted = true;
-        self.users.touch(slot, version);
+        self.users.delete(slot, &mut self.clock);
     }
 
     /// Adds a security group; returns its object id.
@@ -586,28 +638,19 @@ impl EntraTenant {
             security_identifier: sid,
         };
         let id = self.new_id();
-        let version = self.tick();
-        self.groups.insert(id, GroupEntry { group, members: BTreeMap::new() }, version);
-        id.to_string()
+        self.groups.add(id, GroupEntry { group, members: BTreeMap::new() }, &mut self.clock)
     }
 
     pub fn update_group(&mut self, id: &str, change: impl FnOnce(&mut EntraGroup)) {
         let slot = self.group_slot(id);
-        let before = self.groups.slots[slot as usize].value.group.clone();
-        change(&mut self.groups.slots[slot as usize].value.group);
-        if self.groups.slots[slot as usize].value.group != before {
-            let version = self.tick();
-            self.groups.touch(slot, version);
-        }
+        self.groups.update(slot, &mut self.clock, |e| &mut e.group, change);
     }
 
     /// Deletes a group for good; it leaves the groups it was nested in.
     pub fn delete_group(&mut self, id: &str) {
         let slot = self.group_slot(id);
         self.delete_member(Member { kind: MemberKind::Group, slot });
-        let version = self.tick();
-        self.groups.slots[slot as usize].deleted = true;
-        self.groups.touch(slot, version);
+        self.groups.delete(slot, &mut self.clock);
     }
 
     /// Adds a user, group or device (by object id) to a group; adding a member twice is no change.
@@ -664,28 +707,19 @@ impl EntraTenant {
             owner: owner.map(str::to_string),
         };
         let id = self.new_id();
-        let version = self.tick();
-        self.devices.insert(id, device, version);
-        id.to_string()
+        self.devices.add(id, device, &mut self.clock)
     }
 
     pub fn update_device(&mut self, id: &str, change: impl FnOnce(&mut EntraDevice)) {
         let slot = self.device_slot(id);
-        let before = self.devices.slots[slot as usize].value.clone();
-        change(&mut self.devices.slots[slot as usize].value);
-        if self.devices.slots[slot as usize].value != before {
-            let version = self.tick();
-            self.devices.touch(slot, version);
-        }
+        self.devices.update(slot, &mut self.clock, |d| d, change);
     }
 
     /// Deletes a device for good; it leaves its groups.
     pub fn delete_device(&mut self, id: &str) {
         let slot = self.device_slot(id);
         self.delete_member(Member { kind: MemberKind::Device, slot });
-        let version = self.tick();
-        self.devices.slots[slot as usize].deleted = true;
-        self.devices.touch(slot, version);
+        self.devices.delete(slot, &mut self.clock);
     }
 
     /// Assigns a built-in directory role (by display name, such as `User Administrator`) to a
@@ -733,30 +767,9 @@ impl EntraTenant {
     }
 
     pub fn snapshot(&self) -> EntraSnapshot {
-        let users = self
-            .users
-            .live()
-            .map(|s| {
-                let json = render(USER_PROPERTIES, true, |p| user_property(&s.id, &s.value, p));
-                (s.id.to_string(), Value::Object(json))
-            })
-            .collect();
-        let groups = self
-            .groups
-            .live()
-            .map(|s| {
-                let json = render(GROUP_PROPERTIES, true, |p| group_property(&s.id, &s.value.group, p));
-                (s.id.to_string(), Value::Object(json))
-            })
-            .collect();
-        let devices = self
-            .devices
-            .live()
-            .map(|s| {
-                let json = render(DEVICE_PROPERTIES, true, |p| device_property(&s.id, &s.value, p));
-                (s.id.to_string(), Value::Object(json))
-            })
-            .collect();
+        let users = self.users.render_all(USER_PROPERTIES, user_property);
+        let groups = self.groups.render_all(GROUP_PROPERTIES, group_property);
+        let devices = self.devices.render_all(DEVICE_PROPERTIES, device_property);
         let memberships = self
             .groups
             .live()
@@ -779,47 +792,20 @@ impl EntraTenant {
         EntraSnapshot { users, groups, devices, memberships, managers, device_owners, admin_roles }
     }
 
-    /// One page of `GET /v1.0/users` (with the given properties), continuing after a slot.
-    pub(crate) fn list_users(
+    /// One page of `GET /v1.0/{users,groups,devices}` (with the given properties), continuing
+    /// after a slot.
+    pub(crate) fn list(
         &self,
+        kind: Kind,
         properties: &[String],
         after: Option<u32>,
         limit: usize,
     ) -> (Vec<Value>, Option<u32>) {
-        let (slots, next) = self.users.page(after, limit);
-        let value = slots
-            .into_iter()
-            .map(|s| Value::Object(render(properties, true, |p| user_property(&s.id, &s.value, p))))
-            .collect();
-        (value, next)
-    }
-
-    pub(crate) fn list_groups(
-        &self,
-        properties: &[String],
-        after: Option<u32>,
-        limit: usize,
-    ) -> (Vec<Value>, Option<u32>) {
-        let (slots, next) = self.groups.page(after, limit);
-        let value = slots
-            .into_iter()
-            .map(|s| Value::Object(render(properties, true, |p| group_property(&s.id, &s.value.group, p))))
-            .collect();
-        (value, next)
-    }
-
-    pub(crate) fn list_devices(
-        &self,
-        properties: &[String],
-        after: Option<u32>,
-        limit: usize,
-    ) -> (Vec<Value>, Option<u32>) {
-        let (slots, next) = self.devices.page(after, limit);
-        let value = slots
-            .into_iter()
-            .map(|s| Value::Object(render(properties, true, |p| device_property(&s.id, &s.value, p))))
-            .collect();
-        (value, next)
+        match kind {
+            Kind::Users => self.users.render_page(properties, after, limit, user_property),
+            Kind::Groups => self.groups.render_page(properties, after, limit, group_property),
+            Kind::Devices => self.devices.render_page(properties, after, limit, device_property),
+        }
     }
 
     /// Role assignments from `offset`, with their role definition expanded when asked; and the

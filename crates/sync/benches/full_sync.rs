@@ -2,8 +2,9 @@
 //!
 //! `cargo bench -p ctxsync-sync --bench full_sync` (add `-- --users 1000000` for the big one).
 //! The fake runs in a child process so the peak RSS printed is the sync's own. The raw fetch
-//! downloads and discards exactly the pages the connector asks for (users, deprovisioned users,
-//! groups, every group's members, admin assignees), sequentially like the connector.
+//! downloads and discards exactly the pages the connector asks for (admin assignees and each
+//! one's roles, users, deprovisioned users, groups, every group's members), sequentially like
+//! the connector.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -123,11 +124,28 @@ async fn raw_fetch(base: &str, token: &str) -> RawFetch {
     let started = Instant::now();
     let (mut pages, mut items) = (0u64, 0u64);
     let mut groups = Vec::new();
+    // The connector reads admin roles first: the assignees 100 at a time (the next page is named
+    // in the body's `_links`), then each one's roles.
+    let mut next = Some(format!("{base}/api/v1/iam/assignees/users?limit=100"));
+    while let Some(url) = next {
+        let body =
+            client.get(&url).header("Authorization", &auth).send().await.unwrap().bytes().await.unwrap();
+        pages += 1;
+        let page: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        next = page["_links"]["next"]["href"].as_str().map(str::to_string);
+        let assignees = page["value"].as_array().unwrap();
+        items += assignees.len() as u64;
+        for assignee in assignees {
+            let id = assignee["id"].as_str().unwrap();
+            let url = format!("{base}/api/v1/users/{id}/roles");
+            client.get(&url).header("Authorization", &auth).send().await.unwrap().bytes().await.unwrap();
+            pages += 1;
+        }
+    }
     let starts = [
         format!("{base}/api/v1/users?limit=200"),
         format!("{base}/api/v1/users?limit=200&filter=status%20eq%20%22DEPROVISIONED%22"),
         format!("{base}/api/v1/groups?limit=200"),
-        format!("{base}/api/v1/iam/assignees/users?limit=200"),
     ];
     for (i, start) in starts.iter().enumerate() {
         let mut next = Some(start.clone());

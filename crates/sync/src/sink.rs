@@ -1,8 +1,11 @@
-//! The engine's [`PageSink`]: hands each page to a writer task that applies it to the store in
-//! its own transaction, so the connector fetches the next page while the last one is written.
+//! The engine's [`PageSink`]: hands each page to a writer task that applies it to the store,
+//! so the connector fetches the next page while the last one is written.
 //!
-//! The queue between them is short ([`QUEUE`] pages), so memory stays bounded whatever the
-//! tenant's size, and a slow store slows the listing instead of piling pages up.
+//! The queue between them is bounded by the size of its pages ([`QUEUE_WEIGHT`]), so memory
+//! stays flat whatever the tenant's size, and a slow store slows the listing instead of piling
+//! pages up. The pages that queued up while the writer was busy are written together in one
+//! transaction (up to [`BATCH_WEIGHT`]): each page is still applied whole or not at all, and one
+//! commit costs much less than dozens.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +13,7 @@ use std::time::Duration;
 use ctxsync_core::{OrgId, Run, RunCounts};
 use ctxsync_sources::{Page, PageSink, SinkError};
 use ctxsync_store::{PageWrite, Store};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -18,14 +21,34 @@ use tokio_util::sync::CancellationToken;
 /// How often a running run's counts are written back.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
-/// Pages waiting to be written; enough to cover a slow commit, few enough to keep memory flat.
-const QUEUE: usize = 4;
+/// A page weighs its memberships plus [`RECORD_WEIGHT`] per record or removal: a record carries a
+/// whole source object, a membership three ids. So many small membership pages fit where a few
+/// large user pages do.
+const RECORD_WEIGHT: usize = 10;
+
+/// The most a transaction writes: about eight full pages of users, or dozens of membership pages.
+const BATCH_WEIGHT: usize = 16_000;
+
+/// The most the queue and the batch being written hold together, so the connector can fill the
+/// next batch while the last one is written.
+const QUEUE_WEIGHT: usize = 2 * BATCH_WEIGHT;
 
 /// Told about every applied page: the run's counts so far (for progress bars).
 pub type Progress = Arc<dyn Fn(&RunCounts) + Send + Sync>;
 
+/// A page on its way to the store, holding its share of [`QUEUE_WEIGHT`] until it is written.
+struct Queued {
+    page: Page,
+    _room: OwnedSemaphorePermit,
+}
+
+fn weight(page: &Page) -> usize {
+    (page.records.len() + page.removals.len()) * RECORD_WEIGHT + page.memberships.len()
+}
+
 pub(crate) struct StoreSink {
-    pages: Option<mpsc::Sender<Page>>,
+    pages: Option<mpsc::UnboundedSender<Queued>>,
+    room: Arc<Semaphore>,
     writer: JoinHandle<Result<Run, (Run, SinkError)>>,
     cancel: CancellationToken,
 }
@@ -38,9 +61,10 @@ impl StoreSink {
         cancel: CancellationToken,
         progress: Option<Progress>,
     ) -> Self {
-        let (pages, queue) = mpsc::channel(QUEUE);
+        let (pages, queue) = mpsc::unbounded_channel();
         let writer = tokio::spawn(write_pages(store, run, org, queue, progress));
-        StoreSink { pages: Some(pages), writer, cancel }
+        let room = Arc::new(Semaphore::new(QUEUE_WEIGHT));
+        StoreSink { pages: Some(pages), room, writer, cancel }
     }
 
     /// Waits for the queued pages to be written and returns the run with its counts, and the
@@ -70,9 +94,51 @@ impl PageSink for StoreSink {
         if self.cancel.is_cancelled() {
             return Err(SinkError("the run was cancelled".into()));
         }
+        let stopped = || SinkError("the store stopped taking pages".into());
+        // A page heavier than the whole queue waits for the queue to empty.
+        let weight = weight(&page).clamp(1, QUEUE_WEIGHT) as u32;
+        let room = self.room.clone().acquire_many_owned(weight).await.map_err(|_| stopped())?;
         let pages = self.pages.as_ref().expect("pages are accepted only before finish");
         // A closed queue means the writer stopped on an error; `finish` reports it.
-        pages.send(page).await.map_err(|_| SinkError("the store stopped taking pages".into()))
+        pages.send(Queued { page, _room: room }).map_err(|_| stopped())
+    }
+}
+
+/// Whole pages to write in one transaction, in the order they came.
+#[derive(Default)]
+struct Batch {
+    merged: Page,
+    pages: u64,
+    /// Released once the batch is written.
+    room: Vec<OwnedSemaphorePermit>,
+}
+
+impl Batch {
+    fn add(&mut self, Queued { page, _room }: Queued) {
+        self.room.push(_room);
+        let merged = &mut self.merged;
+        merged.records.extend(page.records);
+        merged.memberships.extend(page.memberships);
+        merged.removals.extend(page.removals);
+        merged.retries += page.retries;
+        self.pages += 1;
+    }
+
+    fn full(&self) -> bool {
+        weight(&self.merged) >= BATCH_WEIGHT
+    }
+
+    /// The next batch: waits for one page, then takes those already queued, without waiting.
+    async fn next(queue: &mut mpsc::UnboundedReceiver<Queued>) -> Option<Batch> {
+        let mut batch = Batch::default();
+        batch.add(queue.recv().await?);
+        while !batch.full() {
+            match queue.try_recv() {
+                Ok(page) => batch.add(page),
+                Err(_) => break,
+            }
+        }
+        Some(batch)
     }
 }
 
@@ -80,17 +146,19 @@ async fn write_pages(
     store: Arc<dyn Store>,
     mut run: Run,
     org: OrgId,
-    mut queue: mpsc::Receiver<Page>,
+    mut queue: mpsc::UnboundedReceiver<Queued>,
     progress: Option<Progress>,
 ) -> Result<Run, (Run, SinkError)> {
     let mut last_saved = Instant::now();
-    while let Some(page) = queue.recv().await {
+    while let Some(batch) = Batch::next(&mut queue).await {
+        let page = &batch.merged;
         let write =
             PageWrite { records: &page.records, memberships: &page.memberships, removals: &page.removals };
         let mut counts = match store.apply_page(&run, org, write).await {
             Ok(counts) => counts,
             Err(e) => return Err((run, SinkError(format!("could not store a page: {e}")))),
         };
+        counts.pages = batch.pages;
         counts.retries = u64::from(page.retries);
         run.counts.add(&counts);
         if let Some(progress) = &progress {

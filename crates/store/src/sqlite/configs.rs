@@ -75,7 +75,7 @@ impl ConfigStore for SqliteStore {
         .bind(encode_time(config.modified_at))
         .bind(sealed.nonce)
         .bind(sealed.ciphertext)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -150,7 +150,7 @@ impl ConfigStore for SqliteStore {
         .bind(ciphertext)
         .bind(config.org_id.to_string())
         .bind(config.id.to_string())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -160,7 +160,7 @@ impl ConfigStore for SqliteStore {
             .bind(state.as_str())
             .bind(org.to_string())
             .bind(id.to_string())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -169,7 +169,7 @@ impl ConfigStore for SqliteStore {
         let done = sqlx::query("DELETE FROM integration_configs WHERE org_id = ? AND id = ?")
             .bind(org.to_string())
             .bind(id.to_string())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(done.rows_affected() > 0)
     }

@@ -37,7 +37,7 @@ fn check_given_key(kind: &str, key: &str) -> Result<(), StoreError> {
 #[async_trait::async_trait]
 impl KeyStore for SqliteStore {
     async fn ensure_org(&self, name: &str) -> Result<OrgId, StoreError> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.writer.acquire().await?;
         ensure_org(&mut conn, name).await
     }
 

@@ -26,9 +26,17 @@ use crate::{Cipher, MasterKey, Ping, StoreError};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
-/// SQLite has one writer at a time, so more connections only add readers; a few cover the API's
-/// reads and the sync worker's batches without holding many page caches.
+/// Connections for reads: a few cover the API's reads without holding many page caches.
 const POOL_SIZE: u32 = 8;
+
+/// The write connection's page cache, in KiB: large enough to hold the hot parts of the indexes
+/// a sync inserts into, fixed so memory does not grow with the tenant.
+const WRITER_CACHE_KIB: u32 = 32 * 1024;
+
+/// WAL pages (4 KiB) after which a commit copies the log back into the database (SQLite's default
+/// is 1000). A page rewritten by many commits in between is copied once, and the fsync that
+/// ends each copy comes ten times less often.
+const WAL_AUTOCHECKPOINT_PAGES: u32 = 10_000;
 
 /// Long enough to ride out another connection's write transaction, short enough that a stuck
 /// database surfaces as an error rather than a hung request.
@@ -42,7 +50,12 @@ const TIMESTAMP: &[BorrowedFormatItem<'static>] =
 /// The SQLite implementation of [`crate::Store`].
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
+    /// For reads.
     pool: SqlitePool,
+    /// For every write: one connection, since SQLite has one writer at a time anyway and a
+    /// connection drops its whole page cache when another connection has written, so writes
+    /// that take turns on several connections would each start cold.
+    writer: SqlitePool,
     cipher: Cipher,
 }
 
@@ -60,13 +73,24 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
         create_parent_dir(options.get_filename())?;
+        let writer_options = options
+            .clone()
+            .pragma("cache_size", format!("-{WRITER_CACHE_KIB}"))
+            .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES.to_string());
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            // The connection is ours alone; checking it before every transaction costs a round trip.
+            .test_before_acquire(false)
+            .connect_with(writer_options)
+            .await
+            .map_err(StoreError::Connect)?;
+        MIGRATOR.run(&writer).await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(POOL_SIZE)
             .connect_with(options)
             .await
             .map_err(StoreError::Connect)?;
-        MIGRATOR.run(&pool).await?;
-        let store = SqliteStore { pool, cipher: Cipher::new(&master_key) };
+        let store = SqliteStore { pool, writer, cipher: Cipher::new(&master_key) };
         store.check_master_key().await?;
         Ok(store)
     }
@@ -75,7 +99,7 @@ impl SqliteStore {
     /// writes later fails with "database is locked" when another connection wrote in between,
     /// without waiting; an immediate one waits its turn (up to the busy timeout).
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     /// A trivial query, for readiness checks.
@@ -92,7 +116,7 @@ impl SqliteStore {
              ON CONFLICT (name) DO NOTHING",
         )
         .bind(self.cipher.seal_key_check())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         let stored: Vec<u8> =
             sqlx::query_scalar("SELECT value FROM store_meta WHERE name = 'master_key_check'")

@@ -1,6 +1,7 @@
 //! Leases, run records, applying pages and completing runs, on SQLite.
 //!
-//! A page is one transaction; completing a run (deletions, removals, cursor, run status) is one
+//! Each `apply_page` (one page, or several whole pages the engine wrote together) is one
+//! transaction; completing a run (deletions, removals, cursor, run status) is one
 //! more. A process killed in between leaves the upserts of the pages it applied and nothing
 //! half-deleted: the seen and removal rows of the unfinished run are cleared by the next holder
 //! of the lease.
@@ -132,6 +133,13 @@ fn membership_key(m: &ctxsync_core::Membership) -> (&str, &'static str, &str) {
     (&m.group_id, m.member_kind.as_str(), &m.member_id)
 }
 
+/// A page's keys as one JSON array of arrays, bound as a single parameter and read back with
+/// `json_each`: the statement text stays the same whatever the page's size, so it is prepared
+/// once per connection, and a row costs no bind of its own.
+fn json_rows<T: serde::Serialize>(rows: &[T]) -> String {
+    serde_json::to_string(rows).expect("keys always serialize")
+}
+
 impl SqliteStore {
     /// Writes new and changed entities of a page, returning per-kind counts.
     async fn upsert_entities(
@@ -156,52 +164,45 @@ impl SqliteStore {
             }
         }
         let config_id = run.config_id.to_string();
-        let now = encode_time(ctxsync_core::now());
-        for chunk in rows.chunks(CHUNK) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "SELECT kind, source_id, digest FROM entities WHERE config_id = ",
-            );
-            q.push_bind(&config_id).push(" AND (kind, source_id) IN (VALUES ");
-            let mut sep = q.separated(", ");
-            for row in chunk {
-                sep.push("(")
-                    .push_bind_unseparated(row.kind)
-                    .push_unseparated(", ")
-                    .push_bind_unseparated(&row.source_id)
-                    .push_unseparated(")");
-            }
-            q.push(")");
-            let existing: HashMap<(String, String), Vec<u8>> = q
-                .build_query_as::<(String, String, Vec<u8>)>()
-                .fetch_all(&mut *conn)
-                .await?
-                .into_iter()
-                .map(|(k, s, d)| ((k, s), d))
-                .collect();
-            let mut changed = Vec::new();
-            for row in chunk {
-                match existing.get(&(row.kind.to_owned(), row.source_id.clone())) {
-                    None => {
-                        counts.entry(row.kind).created += 1;
-                        changed.push(row);
-                    }
-                    Some(digest) if *digest != row.digest => {
-                        counts.entry(row.kind).updated += 1;
-                        changed.push(row);
-                    }
-                    Some(_) => {}
+        let keys = json_rows(&rows.iter().map(|row| (row.kind, &row.source_id)).collect::<Vec<_>>());
+        // `CROSS JOIN` keeps the page's keys as the outer loop, one primary-key lookup each.
+        let existing: HashMap<i64, Vec<u8>> = sqlx::query_as(
+            "SELECT j.key, e.digest FROM json_each(?2) j CROSS JOIN entities e \
+             ON e.config_id = ?1 AND e.kind = j.value ->> 0 AND e.source_id = j.value ->> 1",
+        )
+        .bind(&config_id)
+        .bind(&keys)
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .collect();
+        let mut changed = Vec::new();
+        for (i, row) in rows.iter().enumerate() {
+            match existing.get(&(i as i64)) {
+                None => {
+                    counts.entry(row.kind).created += 1;
+                    changed.push(row);
                 }
+                Some(digest) if *digest != row.digest => {
+                    counts.entry(row.kind).updated += 1;
+                    changed.push(row);
+                }
+                Some(_) => {}
             }
-            if !changed.is_empty() {
+        }
+        if !changed.is_empty() {
+            let now = encode_time(ctxsync_core::now());
+            let org_id = org.to_string();
+            for chunk in changed.chunks(CHUNK) {
                 let mut q = QueryBuilder::<Sqlite>::new(
                     "INSERT INTO entities (config_id, kind, source_id, org_id, status, login, display_name, data, raw, \
                      digest, first_seen_at, updated_at) ",
                 );
-                q.push_values(&changed, |mut b, row| {
+                q.push_values(chunk, |mut b, row| {
                     b.push_bind(&config_id)
                         .push_bind(row.kind)
                         .push_bind(&row.source_id)
-                        .push_bind(org.to_string())
+                        .push_bind(&org_id)
                         .push_bind(&row.status)
                         .push_bind(&row.login)
                         .push_bind(&row.display_name)
@@ -217,44 +218,42 @@ impl SqliteStore {
                      raw = excluded.raw, digest = excluded.digest, updated_at = excluded.updated_at",
                 );
                 q.build().execute(&mut *conn).await?;
-
-                let mut q = QueryBuilder::<Sqlite>::new("DELETE FROM entity_identifiers WHERE config_id = ");
-                q.push_bind(&config_id).push(" AND (kind, source_id) IN (VALUES ");
-                let mut sep = q.separated(", ");
-                for row in &changed {
-                    sep.push("(")
-                        .push_bind_unseparated(row.kind)
-                        .push_unseparated(", ")
-                        .push_bind_unseparated(&row.source_id)
-                        .push_unseparated(")");
-                }
-                q.push(")");
-                q.build().execute(&mut *conn).await?;
-
-                let identifiers: Vec<(&EntityRow, &String)> =
-                    changed.iter().flat_map(|row| row.identifiers.iter().map(move |i| (*row, i))).collect();
-                for ids in identifiers.chunks(CHUNK) {
-                    let mut q = QueryBuilder::<Sqlite>::new(
-                        "INSERT OR IGNORE INTO entity_identifiers (org_id, identifier, config_id, kind, source_id) ",
-                    );
-                    q.push_values(ids, |mut b, (row, id)| {
-                        b.push_bind(org.to_string())
-                            .push_bind(*id)
-                            .push_bind(&config_id)
-                            .push_bind(row.kind)
-                            .push_bind(&row.source_id);
-                    });
-                    q.build().execute(&mut *conn).await?;
-                }
             }
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT OR IGNORE INTO run_seen_entities (run_id, kind, source_id) ",
-            );
-            q.push_values(chunk, |mut b, row| {
-                b.push_bind(run.id.to_string()).push_bind(row.kind).push_bind(&row.source_id);
-            });
-            q.build().execute(&mut *conn).await?;
+
+            let changed_keys =
+                json_rows(&changed.iter().map(|row| (row.kind, &row.source_id)).collect::<Vec<_>>());
+            sqlx::query(
+                "DELETE FROM entity_identifiers WHERE config_id = ?1 AND (kind, source_id) IN \
+                 (SELECT value ->> 0, value ->> 1 FROM json_each(?2))",
+            )
+            .bind(&config_id)
+            .bind(&changed_keys)
+            .execute(&mut *conn)
+            .await?;
+            let identifiers: Vec<(&str, &str, &str)> = changed
+                .iter()
+                .flat_map(|row| {
+                    row.identifiers.iter().map(|i| (i.as_str(), row.kind, row.source_id.as_str()))
+                })
+                .collect();
+            sqlx::query(
+                "INSERT OR IGNORE INTO entity_identifiers (org_id, identifier, config_id, kind, source_id) \
+                 SELECT ?1, value ->> 0, ?2, value ->> 1, value ->> 2 FROM json_each(?3)",
+            )
+            .bind(&org_id)
+            .bind(&config_id)
+            .bind(json_rows(&identifiers))
+            .execute(&mut *conn)
+            .await?;
         }
+        sqlx::query(
+            "INSERT OR IGNORE INTO run_seen_entities (run_id, kind, source_id) \
+             SELECT ?1, value ->> 0, value ->> 1 FROM json_each(?2)",
+        )
+        .bind(run.id.to_string())
+        .bind(&keys)
+        .execute(&mut *conn)
+        .await?;
         Ok(())
     }
 
@@ -264,30 +263,29 @@ impl SqliteStore {
         page: &PageWrite<'_>,
         counts: &mut RunCounts,
     ) -> Result<(), StoreError> {
-        let config_id = run.config_id.to_string();
-        let now = encode_time(ctxsync_core::now());
         counts.entry(MEMBERSHIP).fetched += page.memberships.len() as u64;
-        for chunk in page.memberships.chunks(CHUNK) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO memberships (config_id, group_id, member_kind, member_id, first_seen_at) ",
-            );
-            q.push_values(chunk, |mut b, m| {
-                let (g, k, id) = membership_key(m);
-                b.push_bind(&config_id).push_bind(g).push_bind(k).push_bind(id).push_bind(&now);
-            });
-            q.push(" ON CONFLICT DO NOTHING RETURNING 1");
-            let created = q.build().fetch_all(&mut *conn).await?.len();
-            counts.entry(MEMBERSHIP).created += created as u64;
-
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT OR IGNORE INTO run_seen_memberships (run_id, group_id, member_kind, member_id) ",
-            );
-            q.push_values(chunk, |mut b, m| {
-                let (g, k, id) = membership_key(m);
-                b.push_bind(run.id.to_string()).push_bind(g).push_bind(k).push_bind(id);
-            });
-            q.build().execute(&mut *conn).await?;
-        }
+        let keys = json_rows(&page.memberships.iter().map(membership_key).collect::<Vec<_>>());
+        // Only inserted rows count as changes, so this is the number of new memberships.
+        let created = sqlx::query(
+            "INSERT INTO memberships (config_id, group_id, member_kind, member_id, first_seen_at) \
+             SELECT ?1, value ->> 0, value ->> 1, value ->> 2, ?2 FROM json_each(?3) WHERE true \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(run.config_id.to_string())
+        .bind(encode_time(ctxsync_core::now()))
+        .bind(&keys)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        counts.entry(MEMBERSHIP).created += created;
+        sqlx::query(
+            "INSERT OR IGNORE INTO run_seen_memberships (run_id, group_id, member_kind, member_id) \
+             SELECT ?1, value ->> 0, value ->> 1, value ->> 2 FROM json_each(?2)",
+        )
+        .bind(run.id.to_string())
+        .bind(&keys)
+        .execute(&mut *conn)
+        .await?;
         Ok(())
     }
 
@@ -482,7 +480,7 @@ impl SyncStore for SqliteStore {
                 .bind(encode_time(until))
                 .bind(config.to_string())
                 .bind(owner)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -493,7 +491,7 @@ impl SyncStore for SqliteStore {
         )
         .bind(config.to_string())
         .bind(owner)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -518,7 +516,7 @@ impl SyncStore for SqliteStore {
         .bind(run.status.as_str())
         .bind(encode_time(run.started_at))
         .bind(serde_json::to_string(&run.counts).expect("counts serialize"))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(run)
     }
@@ -543,7 +541,7 @@ impl SyncStore for SqliteStore {
         sqlx::query("UPDATE sync_runs SET counts = ? WHERE id = ? AND status = 'running'")
             .bind(serde_json::to_string(&run.counts).expect("counts serialize"))
             .bind(run.id.to_string())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -635,7 +633,7 @@ impl SyncStore for SqliteStore {
         .bind(encode_time(ctxsync_core::now()))
         .bind(config.to_string())
         .bind(org.to_string())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() == 1)
     }

@@ -2,6 +2,8 @@
 
 -- One row per user, group or device of a config. `data` is the normalized entity (JSON), `raw`
 -- what the source returned; `digest` (SHA-256 of both) lets a run skip unchanged entities.
+-- A rowid table keyed by a unique index: a WITHOUT ROWID table keeps only about a quarter of a
+-- page of each row in the tree, so a 1-2 KB entity would spill onto an overflow page of its own.
 CREATE TABLE entities (
     config_id     TEXT NOT NULL REFERENCES integration_configs (id) ON DELETE CASCADE,
     kind          TEXT NOT NULL,
@@ -14,10 +16,10 @@ CREATE TABLE entities (
     raw           TEXT NOT NULL,
     digest        BLOB NOT NULL,
     first_seen_at TEXT NOT NULL,
-    updated_at    TEXT NOT NULL,
-    PRIMARY KEY (config_id, kind, source_id)
-) STRICT, WITHOUT ROWID;
+    updated_at    TEXT NOT NULL
+) STRICT;
 
+CREATE UNIQUE INDEX entities_key ON entities (config_id, kind, source_id);
 CREATE INDEX entities_org ON entities (org_id, config_id, kind, source_id);
 
 -- Every lowercase identifier an entity answers to (source id, login, emails, device name), for
@@ -43,7 +45,6 @@ CREATE TABLE memberships (
     PRIMARY KEY (config_id, group_id, member_kind, member_id)
 ) STRICT, WITHOUT ROWID;
 
-CREATE INDEX memberships_member ON memberships (config_id, member_kind, member_id);
 
 -- Per config: where the next incremental run starts, when the next run is due, and who holds
 -- the lease (one worker per config at a time, across processes).

@@ -62,8 +62,9 @@ pub struct StoreArgs {
     /// Where the SQLite database and the generated master key live.
     #[arg(long, env = "CTXSYNC_DATA_DIR", default_value = "./ctxsync-data")]
     pub data_dir: PathBuf,
-    /// `sqlite://…`; overrides the data directory's database.
-    #[arg(long, env = "CTXSYNC_DATABASE_URL")]
+    /// `sqlite://…` or `postgres://…`; overrides the data directory's database. Several replicas
+    /// share one PostgreSQL database.
+    #[arg(long, env = "CTXSYNC_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// The 32-byte master key for secrets at rest, base64.
     #[arg(long, env = "CTXSYNC_MASTER_KEY", hide_env_values = true)]
@@ -107,6 +108,10 @@ pub struct SyncArgs {
     /// Syncs running at the same time in this process.
     #[arg(long, env = "CTXSYNC_SYNC_CONCURRENCY", default_value = "4")]
     pub sync_concurrency: std::num::NonZeroUsize,
+    /// How long a replica's claim on a config lasts without renewal (renewed every third of it):
+    /// when a replica dies, another takes its configs over after this long.
+    #[arg(long, env = "CTXSYNC_SYNC_LEASE", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub sync_lease: Duration,
 }
 
 impl SyncArgs {
@@ -114,9 +119,13 @@ impl SyncArgs {
         if self.sync_interval < Duration::from_secs(1) || self.full_sync_interval < Duration::from_secs(1) {
             bail!("CTXSYNC_SYNC_INTERVAL and CTXSYNC_FULL_SYNC_INTERVAL must be at least 1s");
         }
+        if self.sync_lease < Duration::from_secs(3) {
+            bail!("CTXSYNC_SYNC_LEASE must be at least 3s (it is renewed every third of it)");
+        }
         Ok(SyncSettings {
             schedule: Schedule { interval: self.sync_interval, full_interval: self.full_sync_interval },
             concurrency: self.sync_concurrency.get(),
+            lease: self.sync_lease,
             ..SyncSettings::default()
         })
     }
@@ -226,22 +235,26 @@ impl StoreArgs {
     /// The database URL and master key, creating the data directory (and a master key in it)
     /// on first start.
     pub fn resolve(&self) -> anyhow::Result<(String, MasterKey)> {
+        let postgres = self
+            .database_url
+            .as_deref()
+            .is_some_and(|url| url.starts_with("postgres:") || url.starts_with("postgresql:"));
         let master_key = match (&self.master_key, &self.master_key_file) {
             (Some(key), _) => MasterKey::from_base64(key).context("CTXSYNC_MASTER_KEY is not usable")?,
             (None, Some(path)) => MasterKey::from_file(path)
                 .with_context(|| format!("CTXSYNC_MASTER_KEY_FILE {} is not usable", path.display()))?,
+            // A key generated into one replica's data directory would lock the others out.
+            (None, None) if postgres => bail!(
+                "with a PostgreSQL CTXSYNC_DATABASE_URL, set CTXSYNC_MASTER_KEY or \
+                 CTXSYNC_MASTER_KEY_FILE: every replica must use the same master key"
+            ),
             (None, None) => MasterKey::load_or_generate(&self.data_dir).with_context(|| {
                 format!("could not load or create the master key in {}", self.data_dir.display())
             })?,
         };
         let database_url = match &self.database_url {
-            Some(url) if url.starts_with("sqlite:") => url.clone(),
-            Some(url) if url.starts_with("postgres:") || url.starts_with("postgresql:") => {
-                bail!(
-                    "CTXSYNC_DATABASE_URL: PostgreSQL is not supported by this ctxsync version; use a sqlite:// URL"
-                )
-            }
-            Some(_) => bail!("CTXSYNC_DATABASE_URL must start with sqlite://"),
+            Some(url) if url.starts_with("sqlite:") || postgres => url.clone(),
+            Some(_) => bail!("CTXSYNC_DATABASE_URL must start with sqlite:// or postgres://"),
             None => {
                 std::fs::create_dir_all(&self.data_dir).with_context(|| {
                     format!("could not create the data directory {}", self.data_dir.display())
@@ -315,6 +328,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "CTXSYNC_SYNC_INTERVAL",
     "CTXSYNC_FULL_SYNC_INTERVAL",
     "CTXSYNC_SYNC_CONCURRENCY",
+    "CTXSYNC_SYNC_LEASE",
     "CTXSYNC_RATE_LIMIT",
     "CTXSYNC_RATE_LIMIT_PERIOD",
     "CTXSYNC_LOG",

@@ -10,7 +10,7 @@ use anyhow::Context;
 use ctxsync_api::{AppState, RateLimits};
 use ctxsync_core::Scopes;
 use ctxsync_sources::Sources;
-use ctxsync_store::{SqliteStore, Store};
+use ctxsync_store::Store;
 use ctxsync_sync::{Scheduler, Worker};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -26,11 +26,9 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: ServeSettings) -> anyhow::Result<Application> {
-        let store: Arc<dyn Store> = Arc::new(
-            SqliteStore::connect(&settings.database_url, settings.master_key)
-                .await
-                .context("could not open the database")?,
-        );
+        let store: Arc<dyn Store> = ctxsync_store::connect(&settings.database_url, settings.master_key)
+            .await
+            .context("could not open the database")?;
         if let Some((api_key, app_key)) = &settings.bootstrap {
             store
                 .ensure_key_pair("default", api_key, app_key, &Scopes::All)

@@ -1,8 +1,10 @@
 //! Reading the synced entities: filtered listing with cursor pagination, single lookups, and
 //! batch lookups by identifier for enrichment.
 
-use ctxsync_core::{ConfigId, Entity, EntityKind, OrgId};
+use ctxsync_core::{ConfigId, Entity, EntityKind, Membership, OrgId};
+use sqlx::{Database, Encode, QueryBuilder, Type};
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 use crate::StoreError;
 
@@ -45,7 +47,7 @@ pub struct EntityQuery {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredMembership {
     pub config_id: ConfigId,
-    pub membership: ctxsync_core::Membership,
+    pub membership: Membership,
 }
 
 #[async_trait::async_trait]
@@ -73,7 +75,122 @@ pub trait EntityStore: Send + Sync {
         &self,
         org: OrgId,
         config: ConfigId,
-        after: Option<&ctxsync_core::Membership>,
+        after: Option<&Membership>,
         limit: u32,
     ) -> Result<Vec<StoredMembership>, StoreError>;
+}
+
+/// The columns of [`crate::rows::EntityRow`], from `entities e`.
+pub(crate) const ENTITY_COLUMNS: &str =
+    "e.config_id, e.kind, e.source_id, e.data, e.raw, e.first_seen_at, e.updated_at";
+
+/// The statement of [`EntityStore::list_entities`]. Its SQL suits every backend, which only say how
+/// they bind an id.
+pub(crate) fn list_entities_query<'a, DB, I>(
+    org: OrgId,
+    query: &'a EntityQuery,
+    id: impl Fn(Uuid) -> I,
+) -> QueryBuilder<'a, DB>
+where
+    DB: Database,
+    DB::Arguments<'a>: Default,
+    I: 'a + Encode<'a, DB> + Type<DB>,
+    String: Encode<'a, DB> + Type<DB>,
+    &'a str: Encode<'a, DB> + Type<DB>,
+    i64: Encode<'a, DB> + Type<DB>,
+{
+    let mut q = QueryBuilder::new(format!("SELECT {ENTITY_COLUMNS} FROM entities e WHERE e.org_id = "));
+    q.push_bind(id(org.0));
+    if let Some(kind) = query.kind {
+        q.push(" AND e.kind = ").push_bind(kind.as_str());
+    }
+    if let Some(config) = query.config {
+        q.push(" AND e.config_id = ").push_bind(id(config.0));
+    }
+    if let Some(status) = &query.status {
+        q.push(" AND e.status = ").push_bind(status.to_lowercase());
+    }
+    if let Some(identifier) = &query.identifier {
+        q.push(
+            " AND EXISTS (SELECT 1 FROM entity_identifiers i WHERE i.org_id = e.org_id AND i.config_id = e.config_id \
+             AND i.kind = e.kind AND i.source_id = e.source_id AND i.identifier = ",
+        )
+        .push_bind(identifier.trim().to_lowercase())
+        .push(")");
+    }
+    if let Some(group) = &query.member_of {
+        q.push(
+            " AND EXISTS (SELECT 1 FROM memberships m WHERE m.config_id = e.config_id AND m.member_kind = e.kind \
+             AND m.member_id = e.source_id AND m.group_id = ",
+        )
+        .push_bind(group.as_str())
+        .push(")");
+    }
+    if let Some(member) = &query.groups_of {
+        q.push(
+            " AND e.kind = 'group' AND EXISTS (SELECT 1 FROM memberships m WHERE m.config_id = e.config_id \
+             AND m.group_id = e.source_id AND m.member_id = ",
+        )
+        .push_bind(member.as_str())
+        .push(")");
+    }
+    if let Some(after) = &query.after {
+        q.push(" AND (e.config_id, e.kind, e.source_id) > (")
+            .push_bind(id(after.config_id.0))
+            .push(", ")
+            .push_bind(after.kind.as_str())
+            .push(", ")
+            .push_bind(after.source_id.as_str())
+            .push(")");
+    }
+    q.push(" ORDER BY e.config_id, e.kind, e.source_id LIMIT ").push_bind(i64::from(query.limit));
+    q
+}
+
+/// The statement of [`EntityStore::list_memberships`], for every backend; `org` and `config` are
+/// bound as the backend stores ids.
+pub(crate) fn list_memberships_query<'a, DB, I>(
+    org: I,
+    config: I,
+    after: Option<&'a Membership>,
+    limit: u32,
+) -> QueryBuilder<'a, DB>
+where
+    DB: Database,
+    DB::Arguments<'a>: Default,
+    I: 'a + Encode<'a, DB> + Type<DB>,
+    &'a str: Encode<'a, DB> + Type<DB>,
+    i64: Encode<'a, DB> + Type<DB>,
+{
+    let mut q = QueryBuilder::new(
+        "SELECT m.group_id, m.member_kind, m.member_id FROM memberships m \
+         JOIN integration_configs c ON c.id = m.config_id WHERE c.org_id = ",
+    );
+    q.push_bind(org).push(" AND m.config_id = ").push_bind(config);
+    if let Some(after) = after {
+        q.push(" AND (m.group_id, m.member_kind, m.member_id) > (")
+            .push_bind(after.group_id.as_str())
+            .push(", ")
+            .push_bind(after.member_kind.as_str())
+            .push(", ")
+            .push_bind(after.member_id.as_str())
+            .push(")");
+    }
+    q.push(" ORDER BY m.group_id, m.member_kind, m.member_id LIMIT ").push_bind(i64::from(limit));
+    q
+}
+
+/// The rows [`list_memberships_query`] returns, as stored memberships of `config`.
+pub(crate) fn memberships_from_rows(
+    config: ConfigId,
+    rows: Vec<(String, String, String)>,
+) -> Result<Vec<StoredMembership>, StoreError> {
+    rows.into_iter()
+        .map(|(group_id, kind, member_id)| {
+            Ok(StoredMembership {
+                config_id: config,
+                membership: Membership { group_id, member_kind: crate::rows::decode_kind(&kind)?, member_id },
+            })
+        })
+        .collect()
 }

@@ -1,6 +1,7 @@
 use std::path::PathBuf;
 
 use ctxsync_core::ConfigId;
+use sqlx::postgres::PgDatabaseError;
 use sqlx::sqlite::SqliteError;
 
 /// Everything that can go wrong in the store.
@@ -61,8 +62,8 @@ pub enum StoreError {
     },
 
     #[error(
-        "cannot open the database: {0}; check CTXSYNC_DATABASE_URL (or CTXSYNC_DATA_DIR) and that \
-         the file is writable"
+        "cannot open the database: {0}; check CTXSYNC_DATABASE_URL (or CTXSYNC_DATA_DIR), and that \
+         the database file is writable or the PostgreSQL server reachable"
     )]
     Connect(#[source] sqlx::Error),
 
@@ -86,6 +87,14 @@ pub enum StoreError {
     #[error("{0}")]
     Invalid(String),
 
+    /// The run's lease was taken over (its worker looked dead) and the run marked failed; what
+    /// it listed may be stale, so it must not delete anything.
+    #[error(
+        "sync run {0} is no longer running: another worker took its config over, so its deletions \
+         were not applied; the next run catches up"
+    )]
+    RunTakenOver(uuid::Uuid),
+
     /// A bootstrap key that is already registered to another org cannot be moved.
     #[error("the given {kind} is already registered to another org; choose a different key for org {org:?}")]
     KeyInOtherOrg { kind: &'static str, org: String },
@@ -93,7 +102,8 @@ pub enum StoreError {
 
 impl StoreError {
     /// Whether the database is only busy or unreachable, so the same call may succeed later (a
-    /// 503 rather than a 500). Everything else needs a fix, not a retry.
+    /// 503 rather than a 500): SQLite's lock held too long, or a PostgreSQL server that is down,
+    /// restarting or out of connections. Everything else needs a fix, not a retry.
     pub fn is_unavailable(&self) -> bool {
         match self {
             StoreError::Connect(_) => true,
@@ -102,7 +112,12 @@ impl StoreError {
                 | sqlx::Error::PoolClosed
                 | sqlx::Error::WorkerCrashed
                 | sqlx::Error::Io(_) => true,
-                sqlx::Error::Database(db) => db.try_downcast_ref::<SqliteError>().is_some_and(sqlite_busy),
+                sqlx::Error::Database(db) => {
+                    db.try_downcast_ref::<SqliteError>().is_some_and(sqlite_busy)
+                        || db
+                            .try_downcast_ref::<PgDatabaseError>()
+                            .is_some_and(|e| postgres_unavailable(e.code()))
+                }
                 _ => false,
             },
             _ => false,
@@ -117,6 +132,13 @@ fn sqlite_busy(e: &SqliteError) -> bool {
     e.code().and_then(|c| c.parse::<i32>().ok()).is_some_and(|c| matches!(c & 0xff, 5 | 6))
 }
 
+/// SQLSTATEs of a server that cannot serve now but may soon: class 08 (connection exception),
+/// 57P01-57P03 (shut down by an administrator, a crash, or still starting) and 53300 (too many
+/// connections).
+fn postgres_unavailable(sqlstate: &str) -> bool {
+    sqlstate.starts_with("08") || matches!(sqlstate, "57P01" | "57P02" | "57P03" | "53300")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,5 +150,19 @@ mod tests {
         assert!(!StoreError::Database(sqlx::Error::RowNotFound).is_unavailable());
         assert!(!StoreError::MasterKeyMismatch.is_unavailable());
         assert!(!StoreError::Corrupt("x".into()).is_unavailable());
+        assert!(StoreError::Database(sqlx::Error::PoolClosed).is_unavailable());
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert!(StoreError::Database(sqlx::Error::Io(reset)).is_unavailable());
+    }
+
+    #[test]
+    fn postgres_connection_losses_are_unavailable() {
+        for code in ["08000", "08003", "08006", "08001", "08004", "57P01", "57P02", "57P03", "53300"] {
+            assert!(postgres_unavailable(code), "{code}");
+        }
+        // A unique violation, a syntax error, a serialization failure, a query cancelled by timeout.
+        for code in ["23505", "42601", "40001", "57014", "53100"] {
+            assert!(!postgres_unavailable(code), "{code}");
+        }
     }
 }

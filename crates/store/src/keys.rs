@@ -94,6 +94,18 @@ pub(crate) fn check_org_name(name: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Bootstrap keys come from the environment, where stray whitespace is easy to miss and would
+/// make every request fail to authenticate.
+pub(crate) fn check_given_key(kind: &str, key: &str) -> Result<(), StoreError> {
+    if key.is_empty() {
+        return Err(StoreError::Invalid(format!("the {kind} must not be empty")));
+    }
+    if key.trim() != key {
+        return Err(StoreError::Invalid(format!("the {kind} must not start or end with whitespace")));
+    }
+    Ok(())
+}
+
 /// The stored form of scopes: `None` (every permission) or a JSON array of names.
 pub(crate) fn scopes_to_json(scopes: &Scopes) -> Option<String> {
     scopes.names().map(|names| serde_json::to_string(&names).expect("a list of names serializes"))

@@ -2,24 +2,35 @@
 //! hashed API and application keys.
 //!
 //! The service asks for what it uses through small traits ([`ConfigStore`], [`KeyStore`],
-//! [`Ping`]), combined in [`Store`] so that one `Arc<dyn Store>` serves every handler. Each
-//! backend keeps its SQL and migrations to itself (`src/sqlite`, `migrations/sqlite`); what must
-//! not differ between backends (encryption, key hashing) lives once, in [`Cipher`] and
-//! `keys`.
+//! [`Ping`]), combined in [`Store`] so that one `Arc<dyn Store>` serves every handler; [`connect`]
+//! opens the backend a database URL names. Each backend keeps its SQL and migrations to itself
+//! (`src/sqlite` and `migrations/sqlite`, `src/postgres` and `migrations/postgres`); what must not
+//! differ between backends lives once: encryption ([`Cipher`]), key hashing (`keys`), reading rows
+//! (`rows`), preparing a page's writes (`page`), and the statements whose SQL suits both.
 
 mod configs;
+mod connect;
 mod crypto;
 mod entities;
 mod error;
 mod keys;
+mod page;
+mod postgres;
+mod rows;
 mod sqlite;
 mod sync;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+#[cfg(test)]
+mod tests;
 
 pub use configs::ConfigStore;
+pub use connect::connect;
 pub use crypto::{Cipher, MasterKey, Sealed};
 pub use entities::{EntityCursor, EntityQuery, EntityStore, StoredEntity, StoredMembership};
 pub use error::StoreError;
 pub use keys::{KeyPair, KeyStore, Principal};
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use sync::{PageWrite, RunEnd, SyncState, SyncStore};
 

@@ -1,7 +1,9 @@
 //! What the sync engine asks of a store: leases, run records, applying pages, and completing a
 //! run in one transaction.
 
-use ctxsync_core::{Config, ConfigId, Coverage, Membership, OrgId, Record, Removal, Run, RunCounts, RunKind};
+use ctxsync_core::{
+    Config, ConfigId, Coverage, Membership, OrgId, Record, Removal, Run, RunCounts, RunKind, RunStatus,
+};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -88,4 +90,58 @@ pub trait SyncStore: Send + Sync {
     async fn list_runs(&self, org: OrgId, config: ConfigId, limit: u32) -> Result<Vec<Run>, StoreError>;
 
     async fn get_run(&self, org: OrgId, config: ConfigId, run: Uuid) -> Result<Option<Run>, StoreError>;
+}
+
+/// The error of a run found `running` when its config's lease is taken over.
+pub(crate) const INTERRUPTED: &str =
+    "interrupted: the worker running it stopped before it completed; nothing was deleted";
+
+/// A run as [`SyncStore::start_run`] records it.
+pub(crate) fn new_run(config: ConfigId, kind: RunKind) -> Run {
+    Run {
+        id: Uuid::new_v4(),
+        config_id: config,
+        kind,
+        status: RunStatus::Running,
+        started_at: ctxsync_core::now(),
+        finished_at: None,
+        counts: RunCounts::default(),
+        error: None,
+    }
+}
+
+/// What [`SyncStore::finish_run`] writes, decided the same way by every backend.
+pub(crate) struct Ending<'a> {
+    /// The run as it is recorded; the deletions add their counts.
+    pub run: Run,
+    pub next_run_at: OffsetDateTime,
+    /// Set when the listing completed: what it covered and the new cursor (JSON).
+    pub completed: Option<(&'a Coverage, Option<String>)>,
+    /// Set when a completed run was full: the new `last_full_at`.
+    pub last_full_at: Option<OffsetDateTime>,
+}
+
+impl<'a> Ending<'a> {
+    pub(crate) fn new(run: &Run, end: &'a RunEnd, now: OffsetDateTime) -> Ending<'a> {
+        let mut finished = Run { finished_at: Some(now), ..run.clone() };
+        let (next_run_at, completed) = match end {
+            RunEnd::Succeeded { coverage, cursor, next_run_at } => {
+                finished.status = RunStatus::Succeeded;
+                let cursor = cursor.as_ref().map(|c| serde_json::to_string(c).expect("JSON serializes"));
+                (*next_run_at, Some((coverage, cursor)))
+            }
+            RunEnd::Failed { error, next_run_at } => {
+                finished.status = RunStatus::Failed;
+                finished.error = Some(error.clone());
+                (*next_run_at, None)
+            }
+            RunEnd::Cancelled { reason } => {
+                finished.status = RunStatus::Cancelled;
+                finished.error = Some(reason.clone());
+                (now, None)
+            }
+        };
+        let last_full_at = (completed.is_some() && run.kind == RunKind::Full).then_some(now);
+        Ending { run: finished, next_run_at, completed, last_full_at }
+    }
 }

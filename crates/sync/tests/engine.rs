@@ -1,4 +1,5 @@
-//! The worker driven run by run against a fake Okta org and a fresh SQLite store: interrupted
+//! The worker driven run by run against a fake Okta org and a fresh store (SQLite, or PostgreSQL
+//! under `scripts/test-postgres`): interrupted
 //! runs delete nothing and the next run converges; disabling a config stops its run promptly.
 
 use std::collections::BTreeSet;
@@ -10,13 +11,14 @@ use ctxsync_core::{
 };
 use ctxsync_fakes::{FakeOkta, TenantSpec};
 use ctxsync_sources::{Endpoints, Sources};
-use ctxsync_store::{EntityQuery, MasterKey, SqliteStore, Store};
+use ctxsync_store::testing::TestDatabase;
+use ctxsync_store::{EntityQuery, MasterKey, Store};
 use ctxsync_sync::{Outcome, RunOptions, SyncSettings, Worker};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 struct Rig {
-    _dir: tempfile::TempDir,
+    _db: TestDatabase,
     store: Arc<dyn Store>,
     okta: FakeOkta,
     config: Config,
@@ -25,11 +27,9 @@ struct Rig {
 
 async fn rig(users: usize) -> Rig {
     let okta = FakeOkta::start_with(TenantSpec { users, groups: 4, ..TenantSpec::default() }).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let key = MasterKey::load_or_generate(dir.path()).unwrap();
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::connect(&format!("sqlite://{}/t.db", dir.path().display()), key).await.unwrap(),
-    );
+    let db = TestDatabase::create().await;
+    let key = MasterKey::from_base64("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=").unwrap();
+    let store = ctxsync_store::connect(&db.url, key).await.unwrap();
     let org = store.ensure_org("default").await.unwrap();
     let now = ctxsync_core::now();
     let config = Config {
@@ -49,7 +49,7 @@ async fn rig(users: usize) -> Rig {
         Endpoints { okta_base_url: Some(okta.base_url().parse().unwrap()), ..Endpoints::default() };
     let settings = SyncSettings { lease: Duration::from_secs(3), ..SyncSettings::default() };
     let worker = Worker::new(store.clone(), Sources::new(endpoints).unwrap(), settings);
-    Rig { _dir: dir, store, okta, config, worker }
+    Rig { _db: db, store, okta, config, worker }
 }
 
 impl Rig {

@@ -4,7 +4,7 @@
 use std::io::{BufWriter, Write};
 
 use anyhow::{Context, bail};
-use ctxsync_store::{EntityCursor, EntityQuery, EntityStore, SqliteStore, SyncStore};
+use ctxsync_store::{EntityCursor, EntityQuery};
 use serde_json::json;
 
 use crate::settings::ExportArgs;
@@ -14,7 +14,7 @@ const PAGE: u32 = 1000;
 pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
     let (database_url, master_key) = args.store.resolve()?;
     let store =
-        SqliteStore::connect(&database_url, master_key).await.context("could not open the database")?;
+        ctxsync_store::connect(&database_url, master_key).await.context("could not open the database")?;
     let Some(config) = store.config_by_id(args.config).await? else {
         bail!("there is no config {} in this database", args.config);
     };

@@ -1,6 +1,5 @@
 use anyhow::Context;
 use ctxsync_core::Scopes;
-use ctxsync_store::{KeyStore, SqliteStore};
 
 use crate::settings::KeysCreateArgs;
 
@@ -9,7 +8,7 @@ pub async fn create(args: KeysCreateArgs) -> anyhow::Result<()> {
     let scopes = Scopes::parse_list(&args.scopes).map_err(|e| anyhow::anyhow!("--scopes: {e}"))?;
     let (database_url, master_key) = args.store.resolve()?;
     let store =
-        SqliteStore::connect(&database_url, master_key).await.context("could not open the database")?;
+        ctxsync_store::connect(&database_url, master_key).await.context("could not open the database")?;
     let pair = store.create_key_pair(&args.org, &scopes).await.context("could not create the key pair")?;
     let scope_names = pair.scopes.names();
     if args.json {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use ctxsync_core::RunCounts;
 use ctxsync_sources::Sources;
-use ctxsync_store::{SqliteStore, Store};
+use ctxsync_store::Store;
 use ctxsync_sync::{Outcome, RunOptions, Worker};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
@@ -17,9 +17,8 @@ use crate::telemetry;
 pub async fn run(args: SyncCommandArgs) -> anyhow::Result<()> {
     telemetry::init(&args.log)?;
     let (database_url, master_key) = args.store.resolve()?;
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::connect(&database_url, master_key).await.context("could not open the database")?,
-    );
+    let store: Arc<dyn Store> =
+        ctxsync_store::connect(&database_url, master_key).await.context("could not open the database")?;
     let Some(config) = store.config_by_id(args.config).await? else {
         bail!("there is no config {} in this database", args.config);
     };

@@ -73,6 +73,14 @@ impl Server {
     }
 }
 
+impl Server {
+    /// SIGKILL: the process gets no chance to clean up, like a crashed or evicted replica.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();

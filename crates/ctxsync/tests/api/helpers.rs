@@ -1,8 +1,11 @@
 //! `spawn_app()`: the real service on a random port against a fresh database and fresh fake
 //! sources, with request helpers so tests read as scenarios.
+//!
+//! The database is SQLite, or a new PostgreSQL database when `CTXSYNC_TEST_DATABASE_URL` names a
+//! server (`scripts/test-postgres` sets it), so the same tests cover both backends.
 
 use std::num::NonZeroU32;
-use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ctxsync::{Application, ServeSettings};
@@ -10,7 +13,8 @@ use ctxsync_api::RateLimitSettings;
 use ctxsync_core::Scopes;
 use ctxsync_fakes::Fakes;
 use ctxsync_sources::Endpoints;
-use ctxsync_store::{KeyPair, KeyStore, MasterKey, SqliteStore};
+use ctxsync_store::testing::TestDatabase;
+use ctxsync_store::{KeyPair, MasterKey, Store};
 use ctxsync_sync::SyncSettings;
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
@@ -23,7 +27,7 @@ pub struct TestApp {
     pub api_key: String,
     pub app_key: String,
     pub fakes: Fakes,
-    pub data_dir: tempfile::TempDir,
+    pub database: TestDatabase,
     master_key: String,
 }
 
@@ -48,7 +52,7 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_with(options: Options) -> TestApp {
     let fakes = Fakes::start().await.expect("fakes start");
-    let data_dir = tempfile::tempdir().unwrap();
+    let database = TestDatabase::create().await;
     let master_key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".to_string();
     let url = |s: String| Some(s.parse().unwrap());
     let mut endpoints = if options.use_fakes {
@@ -70,7 +74,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     let app_key = "0123456789abcdef0123456789abcdef01234567".to_string();
     let settings = ServeSettings {
         listen: "127.0.0.1:0".parse().unwrap(),
-        database_url: format!("sqlite://{}", data_dir.path().join("ctxsync.db").display()),
+        database_url: database.url.clone(),
         master_key: MasterKey::from_base64(&master_key).unwrap(),
         endpoints,
         bootstrap: Some((api_key.clone(), app_key.clone())),
@@ -87,18 +91,15 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     let app = Application::build(settings).await.expect("the app builds");
     let address = format!("http://{}", app.local_addr());
     tokio::spawn(app.run_until_stopped(std::future::pending()));
-    TestApp { address, client: reqwest::Client::new(), api_key, app_key, fakes, data_dir, master_key }
+    TestApp { address, client: reqwest::Client::new(), api_key, app_key, fakes, database, master_key }
 }
 
 impl TestApp {
-    pub fn db_path(&self) -> PathBuf {
-        self.data_dir.path().join("ctxsync.db")
-    }
-
     /// A second handle on the same database, for what the API does not offer (creating keys).
-    pub async fn store(&self) -> SqliteStore {
-        let url = format!("sqlite://{}", self.db_path().display());
-        SqliteStore::connect(&url, MasterKey::from_base64(&self.master_key).unwrap()).await.unwrap()
+    pub async fn store(&self) -> Arc<dyn Store> {
+        ctxsync_store::connect(&self.database.url, MasterKey::from_base64(&self.master_key).unwrap())
+            .await
+            .unwrap()
     }
 
     pub async fn create_keys(&self, org: &str, scopes: &str) -> KeyPair {

@@ -11,6 +11,7 @@
 //! - `openapi`: the served document against the contract
 //! - `datadog_client`: the official Rust client against the service
 //! - `cli`: the binary itself (keys, serve, shutdown, logs)
+//! - `replicas`: several `serve` processes on one PostgreSQL database, and a database restart
 
 mod activation;
 mod auth;
@@ -20,6 +21,7 @@ mod datadog_client;
 mod helpers;
 mod limits;
 mod openapi;
+mod replicas;
 mod secrets;
 mod sync;
 mod validation;

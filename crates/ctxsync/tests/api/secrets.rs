@@ -54,12 +54,7 @@ async fn secrets_stay_out_of_responses_the_database_and_debug_prints() {
     bodies.push_str(&status_json(app.request(Method::GET, BASE, None).await).await.1.to_string());
     assert_clean(&bodies, &needles, "a response");
 
-    let mut db = Vec::new();
-    for suffix in ["", "-wal", "-shm"] {
-        if let Ok(bytes) = std::fs::read(format!("{}{suffix}", app.db_path().display())) {
-            db.extend(bytes);
-        }
-    }
+    let db = app.database.raw_contents().await;
     assert!(db.len() > 4096, "read the database");
     assert_clean(&String::from_utf8_lossy(&db), &needles, "the database file");
     assert_clean(

@@ -1,58 +1,11 @@
-use ctxsync_core::{Config, ConfigId, ConfigState, IntegrationType, OrgId, SecretValue, Settings};
+use ctxsync_core::{Config, ConfigId, ConfigState, IntegrationType, OrgId, SecretValue};
 
-use super::{SqliteStore, decode_id, decode_time, encode_time};
+use super::{SqliteStore, encode_time};
+use crate::rows::{self, encode_settings};
 use crate::{ConfigStore, StoreError};
 
-/// A row as stored; [`Config::try_from`] checks every column a newer version could have written
-/// differently.
-#[derive(sqlx::FromRow)]
-pub(super) struct ConfigRow {
-    id: String,
-    org_id: String,
-    integration_type: String,
-    name: String,
-    domain: String,
-    enabled: bool,
-    state: String,
-    settings: String,
-    created_at: String,
-    modified_at: String,
-}
-
-impl TryFrom<ConfigRow> for Config {
-    type Error = StoreError;
-
-    fn try_from(row: ConfigRow) -> Result<Config, StoreError> {
-        let integration_type = IntegrationType::parse(&row.integration_type).ok_or_else(|| {
-            StoreError::Corrupt(format!(
-                "config {} has unknown integration type {:?}",
-                row.id, row.integration_type
-            ))
-        })?;
-        let state = ConfigState::parse(&row.state).ok_or_else(|| {
-            StoreError::Corrupt(format!("config {} has unknown state {:?}", row.id, row.state))
-        })?;
-        let settings: Settings = serde_json::from_str(&row.settings).map_err(|_| {
-            StoreError::Corrupt(format!("the settings of config {} are not a JSON object", row.id))
-        })?;
-        Ok(Config {
-            id: decode_id(&row.id)?,
-            org_id: decode_id(&row.org_id)?,
-            integration_type,
-            name: row.name,
-            domain: row.domain,
-            enabled: row.enabled,
-            state,
-            settings,
-            created_at: decode_time(&row.created_at)?,
-            modified_at: decode_time(&row.modified_at)?,
-        })
-    }
-}
-
-fn encode_settings(settings: &Settings) -> String {
-    serde_json::to_string(settings).expect("a JSON object always serializes")
-}
+/// A row as stored, with ids and times as text.
+pub(super) type ConfigRow = rows::ConfigRow<String, String>;
 
 #[async_trait::async_trait]
 impl ConfigStore for SqliteStore {

@@ -3,7 +3,8 @@ use sqlx::SqliteConnection;
 
 use super::{SqliteStore, decode_id, encode_time};
 use crate::keys::{
-    check_org_name, generate_api_key, generate_app_key, hash_key, scopes_from_json, scopes_to_json,
+    check_given_key, check_org_name, generate_api_key, generate_app_key, hash_key, scopes_from_json,
+    scopes_to_json,
 };
 use crate::{KeyPair, KeyStore, Principal, StoreError};
 
@@ -20,18 +21,6 @@ async fn ensure_org(conn: &mut SqliteConnection, name: &str) -> Result<OrgId, St
     let id: String =
         sqlx::query_scalar("SELECT id FROM orgs WHERE name = ?").bind(name).fetch_one(conn).await?;
     decode_id(&id)
-}
-
-/// Bootstrap keys come from the environment, where stray whitespace is easy to miss and would
-/// make every request fail to authenticate.
-fn check_given_key(kind: &str, key: &str) -> Result<(), StoreError> {
-    if key.is_empty() {
-        return Err(StoreError::Invalid(format!("the {kind} must not be empty")));
-    }
-    if key.trim() != key {
-        return Err(StoreError::Invalid(format!("the {kind} must not start or end with whitespace")));
-    }
-    Ok(())
 }
 
 #[async_trait::async_trait]

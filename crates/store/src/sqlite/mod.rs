@@ -1,13 +1,12 @@
 //! The embedded backend: one SQLite file in WAL mode, so readers never wait for the writer.
 //!
-//! One file per trait (`configs.rs`, `keys.rs`); the value encodings shared by them live here.
+//! One file per trait (`configs.rs`, `keys.rs`, `entities.rs`, `sync.rs`); the value encodings
+//! shared by them live here.
 
 mod configs;
 mod entities;
 mod keys;
 mod sync;
-#[cfg(test)]
-mod sync_tests;
 #[cfg(test)]
 mod tests;
 
@@ -21,7 +20,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
+use uuid::Uuid;
 
+use crate::rows::Column;
 use crate::{Cipher, MasterKey, Ping, StoreError};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -156,4 +157,18 @@ fn decode_time(s: &str) -> Result<OffsetDateTime, StoreError> {
 
 fn decode_id<T: FromStr>(s: &str) -> Result<T, StoreError> {
     s.parse().map_err(|_| StoreError::Corrupt(format!("id {s:?} is not a UUID")))
+}
+
+/// Ids are stored as hyphenated text.
+impl Column<Uuid> for String {
+    fn decode(self) -> Result<Uuid, StoreError> {
+        decode_id(&self)
+    }
+}
+
+/// Times are stored as [`TIMESTAMP`] text.
+impl Column<OffsetDateTime> for String {
+    fn decode(self) -> Result<OffsetDateTime, StoreError> {
+        decode_time(&self)
+    }
 }

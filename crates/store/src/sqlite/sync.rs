@@ -8,130 +8,23 @@
 
 use std::collections::HashMap;
 
-use ctxsync_core::{Config, ConfigId, Coverage, Entity, OrgId, Removal, Run, RunCounts, RunKind, RunStatus};
-use sha2::{Digest, Sha256};
+use ctxsync_core::{Config, ConfigId, Coverage, OrgId, Removal, Run, RunCounts, RunKind};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::configs::ConfigRow;
-use super::{SqliteStore, decode_id, decode_time, encode_time};
+use super::{SqliteStore, encode_time};
+use crate::page::{Changed, MEMBERSHIP, entity_writes, membership_key, removal_key};
+use crate::rows::{self, encode_counts};
+use crate::sync::{Ending, INTERRUPTED, new_run};
 use crate::{PageWrite, RunEnd, StoreError, SyncState, SyncStore};
 
 /// Rows per statement: well under SQLite's bound-variable limit with a dozen columns a row.
 const CHUNK: usize = 400;
 
-/// The `run_removals.kind` of a membership removal.
-const MEMBERSHIP: &str = "membership";
-
-#[derive(sqlx::FromRow)]
-struct RunRow {
-    id: String,
-    config_id: String,
-    kind: String,
-    status: String,
-    started_at: String,
-    finished_at: Option<String>,
-    counts: String,
-    error: Option<String>,
-}
-
-impl TryFrom<RunRow> for Run {
-    type Error = StoreError;
-
-    fn try_from(row: RunRow) -> Result<Run, StoreError> {
-        let corrupt =
-            |what: &str| StoreError::Corrupt(format!("sync run {} has an unreadable {what}", row.id));
-        Ok(Run {
-            id: decode_id(&row.id)?,
-            config_id: decode_id(&row.config_id)?,
-            kind: RunKind::parse(&row.kind).ok_or_else(|| corrupt("kind"))?,
-            status: RunStatus::parse(&row.status).ok_or_else(|| corrupt("status"))?,
-            started_at: decode_time(&row.started_at)?,
-            finished_at: row.finished_at.as_deref().map(decode_time).transpose()?,
-            counts: serde_json::from_str(&row.counts).map_err(|_| corrupt("counts"))?,
-            error: row.error,
-        })
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct StateRow {
-    cursor: Option<String>,
-    last_full_at: Option<String>,
-    next_run_at: Option<String>,
-}
-
-impl TryFrom<StateRow> for SyncState {
-    type Error = StoreError;
-
-    fn try_from(row: StateRow) -> Result<SyncState, StoreError> {
-        Ok(SyncState {
-            cursor: row
-                .cursor
-                .map(|c| serde_json::from_str(&c))
-                .transpose()
-                .map_err(|_| StoreError::Corrupt("a sync cursor is not JSON".into()))?,
-            last_full_at: row.last_full_at.as_deref().map(decode_time).transpose()?,
-            next_run_at: row.next_run_at.as_deref().map(decode_time).transpose()?,
-        })
-    }
-}
-
-/// The columns an entity is filtered by, its identifiers and its stored JSON.
-struct EntityRow {
-    kind: &'static str,
-    source_id: String,
-    status: Option<String>,
-    login: Option<String>,
-    display_name: Option<String>,
-    data: String,
-    raw: String,
-    digest: Vec<u8>,
-    identifiers: Vec<String>,
-}
-
-impl EntityRow {
-    fn new(entity: &Entity, raw: &serde_json::Value) -> EntityRow {
-        let data = serde_json::to_string(entity).expect("an entity always serializes");
-        let raw = serde_json::to_string(raw).expect("a JSON value always serializes");
-        let mut hasher = Sha256::new();
-        hasher.update(data.as_bytes());
-        hasher.update([0]);
-        hasher.update(raw.as_bytes());
-        let (status, login, display_name, mut identifiers) = match entity {
-            Entity::User(u) => {
-                let mut ids = vec![u.login.clone()];
-                ids.extend(u.emails.iter().cloned());
-                (Some(u.status.as_str().to_owned()), Some(u.login.clone()), u.display_name.clone(), ids)
-            }
-            Entity::Group(g) => {
-                (None, g.email.clone(), Some(g.name.clone()), g.email.iter().cloned().collect())
-            }
-            Entity::Device(d) => (d.status.clone(), None, d.name.clone(), d.name.iter().cloned().collect()),
-        };
-        identifiers.push(entity.source_id().to_owned());
-        identifiers.iter_mut().for_each(|i| *i = i.trim().to_lowercase());
-        identifiers.retain(|i| !i.is_empty());
-        identifiers.sort();
-        identifiers.dedup();
-        EntityRow {
-            kind: entity.kind().as_str(),
-            source_id: entity.source_id().to_owned(),
-            status,
-            login,
-            display_name,
-            data,
-            raw,
-            digest: hasher.finalize().to_vec(),
-            identifiers,
-        }
-    }
-}
-
-fn membership_key(m: &ctxsync_core::Membership) -> (&str, &'static str, &str) {
-    (&m.group_id, m.member_kind.as_str(), &m.member_id)
-}
+type RunRow = rows::RunRow<String, String>;
+type StateRow = rows::StateRow<String>;
 
 /// A page's keys as one JSON array of arrays, bound as a single parameter and read back with
 /// `json_each`: the statement text stays the same whatever the page's size, so it is prepared
@@ -149,20 +42,7 @@ impl SqliteStore {
         page: &PageWrite<'_>,
         counts: &mut RunCounts,
     ) -> Result<(), StoreError> {
-        // The last occurrence of an entity in a page wins.
-        let mut rows: Vec<EntityRow> = Vec::with_capacity(page.records.len());
-        let mut index: HashMap<(&'static str, String), usize> = HashMap::new();
-        for record in page.records {
-            let row = EntityRow::new(&record.entity, &record.raw);
-            counts.entry(row.kind).fetched += 1;
-            match index.get(&(row.kind, row.source_id.clone())) {
-                Some(&i) => rows[i] = row,
-                None => {
-                    index.insert((row.kind, row.source_id.clone()), rows.len());
-                    rows.push(row);
-                }
-            }
-        }
+        let rows = entity_writes(page.records, counts);
         let config_id = run.config_id.to_string();
         let keys = json_rows(&rows.iter().map(|row| (row.kind, &row.source_id)).collect::<Vec<_>>());
         // `CROSS JOIN` keeps the page's keys as the outer loop, one primary-key lookup each.
@@ -176,20 +56,7 @@ impl SqliteStore {
         .await?
         .into_iter()
         .collect();
-        let mut changed = Vec::new();
-        for (i, row) in rows.iter().enumerate() {
-            match existing.get(&(i as i64)) {
-                None => {
-                    counts.entry(row.kind).created += 1;
-                    changed.push(row);
-                }
-                Some(digest) if *digest != row.digest => {
-                    counts.entry(row.kind).updated += 1;
-                    changed.push(row);
-                }
-                Some(_) => {}
-            }
-        }
+        let changed = Changed::new(&rows, &existing, counts).all();
         if !changed.is_empty() {
             let now = encode_time(ctxsync_core::now());
             let org_id = org.to_string();
@@ -299,16 +166,12 @@ impl SqliteStore {
                 "INSERT OR IGNORE INTO run_removals (run_id, kind, source_id, member_kind, member_id) ",
             );
             q.push_values(chunk, |mut b, removal| {
-                b.push_bind(run.id.to_string());
-                match removal {
-                    Removal::Entity { kind, source_id } => {
-                        b.push_bind(kind.as_str()).push_bind(source_id).push_bind("").push_bind("");
-                    }
-                    Removal::Membership(m) => {
-                        let (g, k, id) = membership_key(m);
-                        b.push_bind(MEMBERSHIP).push_bind(g).push_bind(k).push_bind(id);
-                    }
-                }
+                let (kind, source_id, member_kind, member_id) = removal_key(removal);
+                b.push_bind(run.id.to_string())
+                    .push_bind(kind)
+                    .push_bind(source_id)
+                    .push_bind(member_kind)
+                    .push_bind(member_id);
             });
             q.build().execute(&mut *conn).await?;
         }
@@ -456,12 +319,12 @@ impl SyncStore for SqliteStore {
             return Ok(None);
         };
         let stale: Vec<String> = sqlx::query_scalar(
-            "UPDATE sync_runs SET status = 'failed', finished_at = ?1, \
-               error = 'interrupted: the worker running it stopped before it completed; nothing was deleted' \
+            "UPDATE sync_runs SET status = 'failed', finished_at = ?1, error = ?3 \
              WHERE config_id = ?2 AND status = 'running' RETURNING id",
         )
         .bind(&now)
         .bind(&config_id)
+        .bind(INTERRUPTED)
         .fetch_all(&mut *tx)
         .await?;
         Self::clear_run_scratch(&mut tx, &stale).await?;
@@ -497,16 +360,7 @@ impl SyncStore for SqliteStore {
     }
 
     async fn start_run(&self, config: ConfigId, kind: RunKind) -> Result<Run, StoreError> {
-        let run = Run {
-            id: Uuid::new_v4(),
-            config_id: config,
-            kind,
-            status: RunStatus::Running,
-            started_at: ctxsync_core::now(),
-            finished_at: None,
-            counts: RunCounts::default(),
-            error: None,
-        };
+        let run = new_run(config, kind);
         sqlx::query(
             "INSERT INTO sync_runs (id, config_id, kind, status, started_at, counts) VALUES (?, ?, ?, ?, ?, ?)",
         )
@@ -515,7 +369,7 @@ impl SyncStore for SqliteStore {
         .bind(kind.as_str())
         .bind(run.status.as_str())
         .bind(encode_time(run.started_at))
-        .bind(serde_json::to_string(&run.counts).expect("counts serialize"))
+        .bind(encode_counts(&run.counts))
         .execute(&self.writer)
         .await?;
         Ok(run)
@@ -539,7 +393,7 @@ impl SyncStore for SqliteStore {
 
     async fn save_progress(&self, run: &Run) -> Result<(), StoreError> {
         sqlx::query("UPDATE sync_runs SET counts = ? WHERE id = ? AND status = 'running'")
-            .bind(serde_json::to_string(&run.counts).expect("counts serialize"))
+            .bind(encode_counts(&run.counts))
             .bind(run.id.to_string())
             .execute(&self.writer)
             .await?;
@@ -547,55 +401,47 @@ impl SyncStore for SqliteStore {
     }
 
     async fn finish_run(&self, run: &Run, end: RunEnd) -> Result<Run, StoreError> {
-        let mut finished = run.clone();
         let now = ctxsync_core::now();
-        finished.finished_at = Some(now);
+        let mut ending = Ending::new(run, &end, now);
         let config_id = run.config_id.to_string();
         let mut tx = self.begin_write().await?;
+        let claimed = sqlx::query("UPDATE sync_runs SET status = status WHERE id = ? AND status = 'running'")
+            .bind(run.id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        if claimed.rows_affected() == 0 {
+            return Err(StoreError::RunTakenOver(run.id));
+        }
         sqlx::query("INSERT INTO sync_state (config_id) VALUES (?) ON CONFLICT DO NOTHING")
             .bind(&config_id)
             .execute(&mut *tx)
             .await?;
-        let next_run_at = match &end {
-            RunEnd::Succeeded { coverage, cursor, next_run_at } => {
-                Self::apply_deletions(&mut tx, run, coverage, &mut finished.counts).await?;
-                finished.status = RunStatus::Succeeded;
-                let cursor = cursor.as_ref().map(|c| serde_json::to_string(c).expect("JSON serializes"));
-                sqlx::query("UPDATE sync_state SET cursor = ? WHERE config_id = ?")
-                    .bind(cursor)
-                    .bind(&config_id)
-                    .execute(&mut *tx)
-                    .await?;
-                if run.kind == RunKind::Full {
-                    sqlx::query("UPDATE sync_state SET last_full_at = ? WHERE config_id = ?")
-                        .bind(encode_time(now))
-                        .bind(&config_id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                *next_run_at
-            }
-            RunEnd::Failed { error, next_run_at } => {
-                finished.status = RunStatus::Failed;
-                finished.error = Some(error.clone());
-                *next_run_at
-            }
-            RunEnd::Cancelled { reason } => {
-                finished.status = RunStatus::Cancelled;
-                finished.error = Some(reason.clone());
-                now
-            }
-        };
+        if let Some((coverage, cursor)) = ending.completed {
+            Self::apply_deletions(&mut tx, run, coverage, &mut ending.run.counts).await?;
+            sqlx::query("UPDATE sync_state SET cursor = ? WHERE config_id = ?")
+                .bind(cursor)
+                .bind(&config_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(last_full_at) = ending.last_full_at {
+            sqlx::query("UPDATE sync_state SET last_full_at = ? WHERE config_id = ?")
+                .bind(encode_time(last_full_at))
+                .bind(&config_id)
+                .execute(&mut *tx)
+                .await?;
+        }
         Self::clear_run_scratch(&mut tx, &[run.id.to_string()]).await?;
         sqlx::query("UPDATE sync_state SET next_run_at = ? WHERE config_id = ?")
-            .bind(encode_time(next_run_at))
+            .bind(encode_time(ending.next_run_at))
             .bind(&config_id)
             .execute(&mut *tx)
             .await?;
+        let finished = ending.run;
         sqlx::query("UPDATE sync_runs SET status = ?, finished_at = ?, counts = ?, error = ? WHERE id = ?")
             .bind(finished.status.as_str())
             .bind(encode_time(now))
-            .bind(serde_json::to_string(&finished.counts).expect("counts serialize"))
+            .bind(encode_counts(&finished.counts))
             .bind(&finished.error)
             .bind(run.id.to_string())
             .execute(&mut *tx)

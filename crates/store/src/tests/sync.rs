@@ -1,28 +1,28 @@
 //! The sync bookkeeping against a fresh database: what a page writes, what completing a run
 //! deletes (and what an unfinished run never deletes), and leases.
 
+use std::sync::Arc;
+
 use ctxsync_core::{
     Config, ConfigId, ConfigState, Coverage, Entity, EntityKind, Group, IntegrationType, Membership, OrgId,
     Record, Removal, RunKind, RunStatus, SecretValue, Settings, User, UserStatus,
 };
 use serde_json::json;
-use tempfile::TempDir;
 
-use super::SqliteStore;
-use crate::{ConfigStore, EntityQuery, EntityStore, KeyStore, MasterKey, PageWrite, RunEnd, SyncStore};
+use super::TestStore;
+use crate::{EntityCursor, EntityQuery, PageWrite, RunEnd, Store};
 
-struct Db {
-    _dir: TempDir,
-    store: SqliteStore,
-    org: OrgId,
-    config: Config,
+pub(super) struct Db {
+    pub test: TestStore,
+    pub store: Arc<dyn Store>,
+    pub org: OrgId,
+    pub config: Config,
 }
 
-async fn db() -> Db {
-    use base64::Engine;
-    let dir = tempfile::tempdir().unwrap();
-    let key = MasterKey::from_base64(&base64::engine::general_purpose::STANDARD.encode([7u8; 32])).unwrap();
-    let store = SqliteStore::connect(&format!("sqlite://{}/t.db", dir.path().display()), key).await.unwrap();
+/// A fresh store with one org and one enabled Okta config.
+pub(super) async fn db() -> Db {
+    let test = TestStore::new().await;
+    let store = test.store.clone();
     let org = store.ensure_org("default").await.unwrap();
     let now = ctxsync_core::now();
     let config = Config {
@@ -38,7 +38,7 @@ async fn db() -> Db {
         modified_at: now,
     };
     store.insert_config(&config, &SecretValue::new(json!({"api_token": "t"}))).await.unwrap();
-    Db { _dir: dir, store, org, config }
+    Db { test, store, org, config }
 }
 
 fn user(id: &str, email: &str, status: UserStatus) -> Record {
@@ -305,4 +305,61 @@ async fn lookups_and_filters_find_entities_by_any_identifier() {
         db.store.lookup_entities(db.org, &["u1".into()]).await.unwrap().is_empty(),
         "deleting a config deletes its entities"
     );
+}
+
+#[tokio::test]
+async fn a_changed_entity_answers_only_to_its_new_identifiers() {
+    let db = db().await;
+    db.run(
+        RunKind::Full,
+        &[user("u1", "old@x.com", UserStatus::Active)],
+        &[],
+        &[],
+        Some(Coverage::Everything),
+    )
+    .await;
+    let run = db
+        .run(
+            RunKind::Full,
+            &[user("u1", "new@x.com", UserStatus::Active)],
+            &[],
+            &[],
+            Some(Coverage::Everything),
+        )
+        .await;
+    assert_eq!(run.counts.by_type["user"].updated, 1);
+    let found = db.store.lookup_entities(db.org, &["old@x.com".into(), "new@x.com".into()]).await.unwrap();
+    let ids: Vec<(&str, &str)> = found.iter().map(|(i, e)| (i.as_str(), e.entity.source_id())).collect();
+    assert_eq!(ids, [("new@x.com", "u1")]);
+}
+
+#[tokio::test]
+async fn listings_page_in_byte_order_on_every_backend() {
+    let db = db().await;
+    let ids = ["Zed", "_x", "a", "b-2", "b10", "é"];
+    let records: Vec<Record> =
+        ids.iter().map(|id| user(id, &format!("{id}@x.com"), UserStatus::Active)).collect();
+    let members: Vec<Membership> = ids.iter().map(|id| member("g", id)).collect();
+    db.run(RunKind::Full, &records, &members, &[], Some(Coverage::Everything)).await;
+
+    let mut seen = Vec::new();
+    let mut query = EntityQuery { kind: Some(EntityKind::User), limit: 4, ..EntityQuery::default() };
+    loop {
+        let page = db.store.list_entities(db.org, &query).await.unwrap();
+        let Some(last) = page.last() else { break };
+        query.after = Some(EntityCursor {
+            config_id: last.config_id,
+            kind: last.entity.kind(),
+            source_id: last.entity.source_id().to_owned(),
+        });
+        seen.extend(page.iter().map(|e| e.entity.source_id().to_owned()));
+    }
+    let mut sorted = ids.map(str::to_owned).to_vec();
+    sorted.sort();
+    assert_eq!(seen, sorted);
+
+    let first = db.store.list_memberships(db.org, db.config.id, None, 3).await.unwrap();
+    let rest = db.store.list_memberships(db.org, db.config.id, Some(&first[2].membership), 10).await.unwrap();
+    let members: Vec<String> = first.iter().chain(&rest).map(|m| m.membership.member_id.clone()).collect();
+    assert_eq!(members, sorted);
 }

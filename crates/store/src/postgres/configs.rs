@@ -1,0 +1,129 @@
+use ctxsync_core::{Config, ConfigId, ConfigState, IntegrationType, OrgId, SecretValue};
+use sqlx::Postgres;
+use sqlx::postgres::PgArguments;
+use sqlx::query::Query;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::PostgresStore;
+use crate::rows::{self, encode_settings};
+use crate::{ConfigStore, StoreError};
+
+/// A row as stored, with ids and times in native types.
+pub(super) type ConfigRow = rows::ConfigRow<Uuid, OffsetDateTime>;
+
+/// The columns of [`ConfigRow`].
+pub(super) const CONFIG_COLUMNS: &str =
+    "id, org_id, integration_type, name, domain, enabled, state, settings, created_at, modified_at";
+
+/// Binds `config` as `$1` to `$10`, in the order of [`CONFIG_COLUMNS`].
+fn bind_config<'q>(
+    query: Query<'q, Postgres, PgArguments>,
+    config: &'q Config,
+) -> Query<'q, Postgres, PgArguments> {
+    query
+        .bind(config.id.0)
+        .bind(config.org_id.0)
+        .bind(config.integration_type.as_str())
+        .bind(&config.name)
+        .bind(&config.domain)
+        .bind(config.enabled)
+        .bind(config.state.as_str())
+        .bind(encode_settings(&config.settings))
+        .bind(config.created_at)
+        .bind(config.modified_at)
+}
+
+#[async_trait::async_trait]
+impl ConfigStore for PostgresStore {
+    async fn insert_config(&self, config: &Config, secrets: &SecretValue) -> Result<(), StoreError> {
+        let sealed = self.cipher.seal_secrets(config.org_id, config.id, secrets);
+        let sql = format!(
+            "INSERT INTO integration_configs ({CONFIG_COLUMNS}, secrets_nonce, secrets_ciphertext) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        );
+        bind_config(sqlx::query(&sql), config)
+            .bind(sealed.nonce)
+            .bind(sealed.ciphertext)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn get_config(&self, org: OrgId, id: ConfigId) -> Result<Option<Config>, StoreError> {
+        let row: Option<ConfigRow> = sqlx::query_as(&format!(
+            "SELECT {CONFIG_COLUMNS} FROM integration_configs WHERE org_id = $1 AND id = $2"
+        ))
+        .bind(org.0)
+        .bind(id.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(Config::try_from).transpose()
+    }
+
+    async fn list_configs(
+        &self,
+        org: OrgId,
+        filter: Option<IntegrationType>,
+    ) -> Result<Vec<Config>, StoreError> {
+        let rows: Vec<ConfigRow> = sqlx::query_as(&format!(
+            "SELECT {CONFIG_COLUMNS} FROM integration_configs \
+             WHERE org_id = $1 AND ($2::text IS NULL OR integration_type = $2) ORDER BY created_at, id"
+        ))
+        .bind(org.0)
+        .bind(filter.map(IntegrationType::as_str))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(Config::try_from).collect()
+    }
+
+    async fn load_secrets(&self, org: OrgId, id: ConfigId) -> Result<Option<SecretValue>, StoreError> {
+        let sealed: Option<(Vec<u8>, Vec<u8>)> = sqlx::query_as(
+            "SELECT secrets_nonce, secrets_ciphertext FROM integration_configs WHERE org_id = $1 AND id = $2",
+        )
+        .bind(org.0)
+        .bind(id.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        sealed.map(|(nonce, ciphertext)| self.cipher.open_secrets(org, id, &nonce, &ciphertext)).transpose()
+    }
+
+    async fn update_config(
+        &self,
+        config: &Config,
+        secrets: Option<&SecretValue>,
+    ) -> Result<bool, StoreError> {
+        let sealed = secrets.map(|s| self.cipher.seal_secrets(config.org_id, config.id, s));
+        let update = sqlx::query(
+            "UPDATE integration_configs SET integration_type = $3, name = $4, domain = $5, enabled = $6, \
+             state = $7, settings = $8, created_at = $9, modified_at = $10, \
+             secrets_nonce = COALESCE($11, secrets_nonce), secrets_ciphertext = COALESCE($12, secrets_ciphertext) \
+             WHERE id = $1 AND org_id = $2",
+        );
+        let done = bind_config(update, config)
+            .bind(sealed.as_ref().map(|s| s.nonce.as_slice()))
+            .bind(sealed.as_ref().map(|s| s.ciphertext.as_slice()))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn set_state(&self, org: OrgId, id: ConfigId, state: ConfigState) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE integration_configs SET state = $3 WHERE org_id = $1 AND id = $2")
+            .bind(org.0)
+            .bind(id.0)
+            .bind(state.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_config(&self, org: OrgId, id: ConfigId) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM integration_configs WHERE org_id = $1 AND id = $2")
+            .bind(org.0)
+            .bind(id.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}

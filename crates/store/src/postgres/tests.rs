@@ -1,0 +1,93 @@
+//! What only the PostgreSQL backend does: replicas starting together, errors that keep the URL to
+//! themselves, and a pool that outlives its connections. Tests that need a server return early,
+//! saying so, unless `CTXSYNC_TEST_DATABASE_URL` names one.
+
+use sqlx::{Connection, PgConnection};
+
+use super::PostgresStore;
+use crate::testing::TestDatabase;
+use crate::tests::key;
+use crate::{ConfigStore, KeyStore, Ping, StoreError};
+
+/// A fresh PostgreSQL database, or `None` on the SQLite pass.
+async fn postgres(test: &str) -> Option<TestDatabase> {
+    let db = TestDatabase::create().await;
+    if !db.is_postgres() {
+        eprintln!("{test}: needs PostgreSQL (CTXSYNC_TEST_DATABASE_URL); skipped");
+        return None;
+    }
+    Some(db)
+}
+
+/// Ends every other session on the store's database, as a server restart or failover would.
+async fn drop_connections(db: &TestDatabase) {
+    let mut admin = PgConnection::connect(&db.url).await.unwrap();
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .execute(&mut admin)
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_an_unavailable_error_without_the_url() {
+    let url = "postgres://ctxsync:pw-5e1f9c@127.0.0.1:1/ctxsync";
+    let err = PostgresStore::connect(url, key(1)).await.unwrap_err();
+    assert!(matches!(err, StoreError::Connect(_)), "{err}");
+    assert!(err.is_unavailable(), "{err}");
+    let shown = format!("{err} {err:?}");
+    assert!(!shown.contains("pw-5e1f9c") && !shown.contains("127.0.0.1:1"), "{shown}");
+
+    for malformed in
+        ["postgres://ctxsync:pw-5e1f9c@127.0.0.1:port/ctxsync", "postgres://ctxsync:pw-5e1f9c@[::1/ctxsync"]
+    {
+        let err = PostgresStore::connect(malformed, key(1)).await.unwrap_err();
+        assert!(matches!(err, StoreError::Connect(_)), "{err}");
+        let shown = format!("{err} {err:?}");
+        assert!(!shown.contains("pw-5e1f9c"), "{shown}");
+    }
+
+    let err = crate::connect("mysql://root:pw-5e1f9c@localhost/ctxsync", key(1)).await.err().unwrap();
+    assert!(matches!(err, StoreError::Invalid(_)), "{err}");
+    assert!(err.to_string().contains("postgres://") && !err.to_string().contains("pw-5e1f9c"), "{err}");
+}
+
+#[tokio::test]
+async fn replicas_starting_together_on_a_new_database_agree() {
+    let Some(db) = postgres("replicas_starting_together_on_a_new_database_agree").await else { return };
+    let starts: Vec<_> = (0..8)
+        .map(|_| {
+            let url = db.url.clone();
+            tokio::spawn(async move { PostgresStore::connect(&url, key(1)).await })
+        })
+        .collect();
+    let mut stores = Vec::new();
+    for start in starts {
+        stores.push(start.await.unwrap().unwrap());
+    }
+    let org = stores[0].ensure_org("default").await.unwrap();
+    for store in &stores {
+        assert_eq!(store.ensure_org("default").await.unwrap(), org);
+    }
+}
+
+#[tokio::test]
+async fn the_pool_replaces_connections_the_server_dropped() {
+    let Some(db) = postgres("the_pool_replaces_connections_the_server_dropped").await else { return };
+    let store = PostgresStore::connect(&db.url, key(1)).await.unwrap();
+    let org = store.ensure_org("default").await.unwrap();
+
+    // A connection in use when the server drops it fails with an error worth retrying.
+    let mut tx = store.pool.begin().await.unwrap();
+    drop_connections(&db).await;
+    let err = StoreError::from(sqlx::query("SELECT 1").execute(&mut *tx).await.unwrap_err());
+    assert!(err.is_unavailable(), "{err}");
+    drop(tx);
+
+    // Idle connections the server dropped are replaced before they are used.
+    drop_connections(&db).await;
+    store.ping().await.unwrap();
+    assert!(store.list_configs(org, None).await.unwrap().is_empty());
+}

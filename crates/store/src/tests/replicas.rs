@@ -1,0 +1,67 @@
+//! Several stores on one database, as several replicas of the service have: a config's lease
+//! goes to exactly one of them, and an expired lease to exactly one successor.
+
+use std::sync::Arc;
+
+use ctxsync_core::{ConfigId, Coverage, RunKind, RunStatus};
+use time::Duration;
+
+use super::key;
+use super::sync::db;
+use crate::{RunEnd, Store, StoreError};
+
+/// The owners that took the lease when `attempts` owners named after `round` asked at once,
+/// spread over `replicas`.
+async fn winners(replicas: &[Arc<dyn Store>], config: ConfigId, round: &str, attempts: usize) -> Vec<String> {
+    let until = ctxsync_core::now() + Duration::minutes(1);
+    let tasks: Vec<_> = (0..attempts)
+        .map(|i| {
+            let store = replicas[i % replicas.len()].clone();
+            let owner = format!("{round}-{i}");
+            tokio::spawn(async move {
+                let taken = store.acquire_lease(config, &owner, until).await.unwrap().is_some();
+                taken.then_some(owner)
+            })
+        })
+        .collect();
+    let mut won = Vec::new();
+    for task in tasks {
+        won.extend(task.await.unwrap());
+    }
+    won
+}
+
+#[tokio::test]
+async fn a_lease_goes_to_one_replica_and_an_expired_one_to_one_successor() {
+    let db = db().await;
+    let mut replicas = vec![db.store.clone()];
+    for _ in 0..3 {
+        replicas.push(db.test.reopen(key(1)).await.unwrap());
+    }
+    let first = winners(&replicas, db.config.id, "first", 16).await;
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(
+        winners(&replicas, db.config.id, "again", 16).await,
+        Vec::<String>::new(),
+        "a live lease is not taken"
+    );
+
+    // The holder dies mid-run, and its lease runs out.
+    let run = db.store.start_run(db.config.id, RunKind::Full).await.unwrap();
+    let expired = ctxsync_core::now() - Duration::seconds(1);
+    assert!(db.store.renew_lease(db.config.id, &first[0], expired).await.unwrap());
+
+    let second = winners(&replicas, db.config.id, "second", 16).await;
+    assert_eq!(second.len(), 1, "{second:?}");
+    assert!(!db.store.renew_lease(db.config.id, &first[0], expired).await.unwrap(), "the lease was lost");
+    let stored = db.store.get_run(db.org, db.config.id, run.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, RunStatus::Failed);
+
+    // The old holder wakes up and completes its listing: too late, nothing is applied.
+    let end =
+        RunEnd::Succeeded { coverage: Coverage::Everything, cursor: None, next_run_at: ctxsync_core::now() };
+    let err = db.store.finish_run(&run, end).await.unwrap_err();
+    assert!(matches!(err, StoreError::RunTakenOver(id) if id == run.id), "{err}");
+    let stored = db.store.get_run(db.org, db.config.id, run.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, RunStatus::Failed);
+}

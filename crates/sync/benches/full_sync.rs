@@ -1,22 +1,24 @@
-//! Full sync of a large fake Okta org, measured beside a raw fetch of the same pages.
+//! Full sync of a large fake Okta org, measured beside a raw fetch of the same pages, then an
+//! incremental run after 1% of the org changed, measured beside the full run.
 //!
 //! `cargo bench -p ctxsync-sync --bench full_sync` (add `-- --users 1000000` for the big one).
-//! The fake runs in a child process so the peak RSS printed is the sync's own. The raw fetch
-//! downloads and discards exactly the pages the connector asks for (admin assignees and each
-//! one's roles, users, deprovisioned users, groups, every group's members), sequentially like
-//! the connector.
+//! The fake runs in a child process so the peak RSS printed is the sync's own; the bench changes
+//! the org through the child's standard input. The raw fetch downloads and discards exactly the
+//! pages a full run asks for (admin assignees and each one's roles, users, deprovisioned users,
+//! groups, every group's members), one after another.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ctxsync_core::{Config, ConfigId, ConfigState, IntegrationType, SecretValue, Settings};
-use ctxsync_fakes::{FakeOkta, TenantSpec};
+use ctxsync_core::{Config, ConfigId, ConfigState, IntegrationType, RunKind, SecretValue, Settings};
+use ctxsync_fakes::{FakeOkta, OktaTenant, TenantSpec};
 use ctxsync_sources::{Endpoints, Sources};
 use ctxsync_store::{MasterKey, SqliteStore, Store};
 use ctxsync_sync::{Outcome, RunOptions, SyncSettings, Worker};
 use serde_json::json;
+use tokio::io::AsyncBufReadExt;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
@@ -28,11 +30,14 @@ async fn main() {
     }
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--serve-fake", "--users", &users.to_string()])
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .expect("the fake starts");
+    let mut fake_in = child.stdin.take().unwrap();
+    let mut fake_out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    fake_out.read_line(&mut line).unwrap();
     let mut parts = line.split_whitespace();
     let (base_url, domain, token) = (
         parts.next().unwrap().to_string(),
@@ -81,8 +86,6 @@ async fn main() {
     let Outcome::Succeeded(run) = outcome else { panic!("the sync did not complete: {outcome:?}") };
     let entities = run.counts.fetched();
     let peak = peak_rss_mb();
-    child.kill().ok();
-    child.wait().ok();
     println!(
         "full sync:  {} pages, {entities} entities and memberships, {:.2} s, {:.0} entities/s, peak RSS {peak:.0} MB",
         run.counts.pages,
@@ -93,6 +96,27 @@ async fn main() {
         "ratio:      sync reaches {:.0}% of the raw fetch rate (target >= 90%); peak RSS {peak:.0} MB (target < 150 MB at 100k, < 200 MB at 1M)",
         100.0 * raw.elapsed.as_secs_f64() / elapsed.as_secs_f64()
     );
+
+    writeln!(fake_in, "mutate").unwrap();
+    line.clear();
+    fake_out.read_line(&mut line).unwrap();
+    let started = Instant::now();
+    let outcome = worker.run(&config, RunOptions::default(), &CancellationToken::new()).await.unwrap();
+    let incremental = started.elapsed();
+    let Outcome::Succeeded(run) = outcome else {
+        panic!("the incremental run did not complete: {outcome:?}")
+    };
+    assert_eq!(run.kind, RunKind::Incremental, "the second run should be incremental");
+    println!(
+        "incremental: after {}: {} pages, {} entities and memberships, {:.2} s, {:.1}% of the full run (target < 5%)",
+        line.trim(),
+        run.counts.pages,
+        run.counts.fetched(),
+        incremental.as_secs_f64(),
+        100.0 * incremental.as_secs_f64() / elapsed.as_secs_f64()
+    );
+    drop(fake_in);
+    child.wait().ok();
 }
 
 fn groups_for(users: usize) -> usize {
@@ -103,12 +127,31 @@ fn flag(args: &[String], name: &str) -> Option<usize> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok())
 }
 
-/// The child: a fake Okta org on a random port; prints `base_url domain token` and waits.
+/// The child: a fake Okta org on a random port; prints `base_url domain token`, then changes
+/// the org on each `mutate` line it reads, until its standard input closes.
 async fn serve_fake(users: usize) {
     let spec = TenantSpec { users, groups: groups_for(users), devices: 0, ..TenantSpec::default() };
     let fake = FakeOkta::start_with(spec).await.unwrap();
     println!("{} {} {}", fake.base_url(), fake.domain(), fake.api_token());
-    std::future::pending::<()>().await;
+    let mut commands = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    while let Some(command) = commands.next_line().await.unwrap() {
+        assert_eq!(command, "mutate", "the fake knows one command");
+        println!("{}", fake.mutate(change_one_percent));
+    }
+}
+
+/// Changes 1% of the org: a new title for every hundredth user, and a new member in every
+/// hundredth group. Says what it changed.
+fn change_one_percent(tenant: &mut OktaTenant) -> String {
+    let users: Vec<String> = tenant.users().map(|u| u.id().to_string()).collect();
+    let groups: Vec<String> = tenant.groups().map(|g| g.id().to_string()).collect();
+    for id in users.iter().step_by(100) {
+        tenant.update_user(id, |u| u.profile.title = Some("Staff Engineer".into()));
+    }
+    for (i, group) in groups.iter().enumerate().step_by(100) {
+        tenant.add_member(group, &users[(i * 7919) % users.len()]);
+    }
+    format!("{} users and {} groups' members changed", users.len().div_ceil(100), groups.len().div_ceil(100))
 }
 
 struct RawFetch {

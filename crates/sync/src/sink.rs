@@ -21,13 +21,15 @@ use tokio_util::sync::CancellationToken;
 /// How often a running run's counts are written back.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
-/// A page weighs its memberships plus [`RECORD_WEIGHT`] per record or removal: a record carries a
-/// whole source object, a membership three ids. So many small membership pages fit where a few
-/// large user pages do.
-const RECORD_WEIGHT: usize = 10;
+/// A page weighs its memberships and removals plus [`RECORD_WEIGHT`] per record: in memory a
+/// record (a whole source object, parsed, and its normalized entity) takes about 9 KB, a
+/// membership or a removal a few ids, about 150 bytes. So a weight unit is about 150 bytes.
+const RECORD_WEIGHT: usize = 60;
 
-/// The most a transaction writes: about eight full pages of users, or dozens of membership pages.
-const BATCH_WEIGHT: usize = 16_000;
+/// The most a transaction writes: 2,000 users (some 18 MB), or 120,000 memberships. Large
+/// transactions matter on a first sync: each commit writes every index page its rows touched, and
+/// a user's identifiers land all over the identifier index, so fewer commits write far less.
+const BATCH_WEIGHT: usize = 120_000;
 
 /// The most the queue and the batch being written hold together, so the connector can fill the
 /// next batch while the last one is written.
@@ -43,7 +45,7 @@ struct Queued {
 }
 
 fn weight(page: &Page) -> usize {
-    (page.records.len() + page.removals.len()) * RECORD_WEIGHT + page.memberships.len()
+    page.records.len() * RECORD_WEIGHT + page.memberships.len() + page.removals.len()
 }
 
 pub(crate) struct StoreSink {

@@ -1,6 +1,8 @@
 //! Requests to one Okta org: `SSWS` auth, Okta's rate-limit headers, and its error objects
 //! turned into messages that say what to do.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use ctxsync_core::OktaCredentials;
@@ -9,6 +11,7 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, DATE, HeaderMap, LINK};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
+use tokio::time::Instant;
 use url::Url;
 
 use super::auth::ApiToken;
@@ -52,11 +55,78 @@ pub(crate) struct OktaClient<'a> {
     http: &'a Http,
     target: Target,
     token: ApiToken,
+    pacer: Pacer,
+}
+
+/// Okta's rate-limit window of each endpoint as its last reply reported it. Okta limits each
+/// endpoint separately and says how many requests are left (`X-Rate-Limit-Remaining`) until the
+/// window resets (`X-Rate-Limit-Reset`), so requests sent in parallel go only while the window
+/// has room for all of them, and otherwise wait for the reset instead of collecting 429s.
+#[derive(Debug, Default)]
+struct Pacer {
+    windows: Mutex<HashMap<String, Window>>,
+}
+
+#[derive(Debug, Default)]
+struct Window {
+    remaining: Option<u32>,
+    reset: Option<Instant>,
+    in_flight: u32,
+}
+
+impl Pacer {
+    /// Waits until `endpoint`'s window has room for one more request, and counts it as in flight
+    /// until the returned guard is dropped.
+    async fn admit<'p>(&'p self, endpoint: &'p str) -> InFlight<'p> {
+        loop {
+            let reset = {
+                let mut windows = self.windows.lock().expect("pacer lock");
+                let window = windows.entry(endpoint.to_owned()).or_default();
+                if window.reset.is_some_and(|reset| reset <= Instant::now()) {
+                    *window = Window { in_flight: window.in_flight, ..Window::default() };
+                }
+                match (window.remaining, window.reset) {
+                    (Some(remaining), Some(reset)) if remaining <= window.in_flight => reset,
+                    _ => {
+                        window.in_flight += 1;
+                        return InFlight { pacer: self, endpoint };
+                    }
+                }
+            };
+            tokio::time::sleep_until(reset).await;
+        }
+    }
+
+    fn note(&self, endpoint: &str, headers: &HeaderMap) {
+        let remaining =
+            headers.get("x-rate-limit-remaining").and_then(|v| v.to_str().ok()?.trim().parse().ok());
+        if let (Some(remaining), Some(wait)) = (remaining, rate_limit_wait(headers)) {
+            let mut windows = self.windows.lock().expect("pacer lock");
+            let window = windows.entry(endpoint.to_owned()).or_default();
+            window.remaining = Some(remaining);
+            window.reset = Some(Instant::now() + wait);
+        }
+    }
+}
+
+/// A request [`Pacer::admit`] let through, counted until it is answered.
+struct InFlight<'p> {
+    pacer: &'p Pacer,
+    endpoint: &'p str,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut windows = self.pacer.windows.lock().expect("pacer lock");
+        if let Some(window) = windows.get_mut(self.endpoint) {
+            window.in_flight -= 1;
+        }
+    }
 }
 
 impl<'a> OktaClient<'a> {
     pub(crate) fn new(http: &'a Http, target: Target, credentials: &OktaCredentials) -> Self {
-        Self { http, target, token: ApiToken::new(credentials) }
+        Self { http, target, token: ApiToken::new(credentials), pacer: Pacer::default() }
     }
 
     /// How messages name the org: `https://acme.okta.com`.
@@ -104,7 +174,8 @@ impl<'a> OktaClient<'a> {
 
     /// `GET url`, its body decoded as `T`; a body cut short is retried. The `tolerated`
     /// statuses (404 for something deleted during the run, 403 for data the token may not read)
-    /// come back without a body instead of as errors. `action` completes "Okta refused to …".
+    /// come back without a body instead of as errors. `action` completes "Okta refused to …",
+    /// and names the endpoint whose rate limit the request counts against.
     pub(crate) async fn fetch<T: DeserializeOwned>(
         &self,
         url: &Url,
@@ -112,6 +183,7 @@ impl<'a> OktaClient<'a> {
         tolerated: &[StatusCode],
     ) -> Result<Got<T>, SourceError> {
         let auth = self.token.header()?;
+        let in_flight = self.pacer.admit(action).await;
         tracing::debug!(source = SOURCE, path = url.path(), "request");
         let fetched = self
             .http
@@ -129,6 +201,8 @@ impl<'a> OktaClient<'a> {
             )
             .await?;
         let reply = &fetched.reply;
+        self.pacer.note(action, &reply.headers);
+        drop(in_flight);
         let next = if reply.status.is_success() {
             if fetched.body.is_none() {
                 return Err(unreadable(SOURCE, &self.target));

@@ -14,8 +14,11 @@
 //! Pages go to the sink as they arrive; only the admin roles are held for the whole run.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use ctxsync_core::{EntityKind, Membership, MfaFactor, OktaCredentials, Record, Settings};
+use futures::{StreamExt, TryStreamExt, stream};
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -104,16 +107,23 @@ impl Newest {
     }
 }
 
+/// How many groups' members, or admins' roles, a run asks for at once. A group's pages still come
+/// one after another; several small requests at a time keep the sink busy while Okta answers,
+/// and the client's pacing holds them back when Okta's rate limit runs low.
+const AT_ONCE: usize = 4;
+
+/// One run. Its listings go on at the same time (users beside groups and their members), so
+/// what they share is behind locks: the sink takes one whole page at a time.
 struct Run<'h, 's> {
     client: OktaClient<'h>,
-    sink: &'s mut dyn PageSink,
+    sink: tokio::sync::Mutex<&'s mut dyn PageSink>,
     include_factors: bool,
     /// Set once the token is refused factors: the rest of the run does without them.
-    factors_denied: bool,
+    factors_denied: AtomicBool,
     /// Retries since the last page went to the sink.
-    retries: u32,
+    retries: AtomicU32,
     /// Okta's clock when the run began (the first reply's `Date`).
-    started: Option<OffsetDateTime>,
+    started: Mutex<Option<OffsetDateTime>>,
     /// Role types by user id; `None` when the token may not read roles.
     roles: Option<BTreeMap<String, Vec<String>>>,
 }
@@ -132,11 +142,11 @@ pub(crate) async fn sync(
     };
     let mut run = Run {
         client: OktaClient::new(http, target, credentials),
-        sink,
+        sink: tokio::sync::Mutex::new(sink),
         include_factors: settings.get(INCLUDE_FACTORS).and_then(Value::as_bool).unwrap_or(false),
-        factors_denied: false,
-        retries: 0,
-        started: None,
+        factors_denied: AtomicBool::new(false),
+        retries: AtomicU32::new(0),
+        started: Mutex::new(None),
         roles: None,
     };
     run.roles = run.admin_roles().await?;
@@ -174,49 +184,74 @@ fn read_cursor(cursor: &Cursor) -> Result<(OktaCursor, [OffsetDateTime; 3]), Syn
 
 impl Run<'_, '_> {
     async fn get<T: DeserializeOwned>(
-        &mut self,
+        &self,
         url: &Url,
         action: &str,
         tolerated: &[StatusCode],
     ) -> Result<Got<T>, SourceError> {
         let got = self.client.fetch(url, action, tolerated).await?;
-        self.retries += got.retries;
-        if self.started.is_none() {
-            self.started = got.date;
+        self.retries.fetch_add(got.retries, Ordering::Relaxed);
+        let mut started = self.started.lock().expect("clock lock");
+        if started.is_none() {
+            *started = got.date;
         }
         Ok(got)
     }
 
-    async fn emit(&mut self, records: Vec<Record>, memberships: Vec<Membership>) -> Result<(), SyncError> {
+    /// The page `next` names, if any: asked for while the current page goes to the sink, since
+    /// Okta names the next page in a header, before the body it comes with is read.
+    async fn next_page<T: DeserializeOwned>(
+        &self,
+        next: Option<&Url>,
+        action: &str,
+        tolerated: &[StatusCode],
+    ) -> Result<Option<Got<T>>, SyncError> {
+        match next {
+            Some(url) => Ok(Some(self.get(url, action, tolerated).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn emit(&self, records: Vec<Record>, memberships: Vec<Membership>) -> Result<(), SyncError> {
         if records.is_empty() && memberships.is_empty() {
             return Ok(());
         }
-        let retries = std::mem::take(&mut self.retries);
-        self.sink.accept(Page { records, memberships, removals: Vec::new(), retries }).await?;
+        let mut sink = self.sink.lock().await;
+        let retries = self.retries.swap(0, Ordering::Relaxed);
+        sink.accept(Page { records, memberships, removals: Vec::new(), retries }).await?;
         Ok(())
     }
 
-    async fn full(&mut self) -> Result<Outcome, SyncError> {
-        let mut users = Newest::default();
-        let listings: [&[(&str, &str)]; 2] =
-            [&[("limit", PAGE_SIZE)], &[("limit", PAGE_SIZE), ("filter", "status eq \"DEPROVISIONED\"")]];
-        for query in listings {
-            let url = self.client.url(&["api", "v1", "users"], query);
-            self.users(url, &mut users, &mut BTreeSet::new()).await?;
-        }
-        let (mut groups, mut memberships) = (Newest::default(), Newest::default());
-        let url = self.client.url(&["api", "v1", "groups"], &[("limit", PAGE_SIZE)]);
-        self.groups(url, GroupPass::Everything, &mut groups, &mut memberships).await?;
+    /// Users are listed beside groups and their members, so the many small member pages are
+    /// fetched while the sink is still busy with users.
+    async fn full(&self) -> Result<Outcome, SyncError> {
+        let users = async {
+            let mut users = Newest::default();
+            let listings: [&[(&str, &str)]; 2] =
+                [&[("limit", PAGE_SIZE)], &[("limit", PAGE_SIZE), ("filter", "status eq \"DEPROVISIONED\"")]];
+            for query in listings {
+                let url = self.client.url(&["api", "v1", "users"], query);
+                self.users(url, &mut users, &mut BTreeSet::new()).await?;
+            }
+            Ok::<_, SyncError>(users)
+        };
+        let groups = async {
+            let (mut groups, mut memberships) = (Newest::default(), Newest::default());
+            let url = self.client.url(&["api", "v1", "groups"], &[("limit", PAGE_SIZE)]);
+            self.groups(url, GroupPass::Everything, &mut groups, &mut memberships).await?;
+            Ok((groups, memberships))
+        };
+        let (users, (groups, memberships)) = tokio::try_join!(users, groups)?;
         let cursor = self.cursor(users, groups, memberships, None);
         Ok(Outcome { cursor: Some(cursor), coverage: Coverage::Everything })
     }
 
     async fn incremental(
-        &mut self,
+        &self,
         (previous, since): (OktaCursor, [OffsetDateTime; 3]),
     ) -> Result<Outcome, SyncError> {
         let changed = |attribute: &str, t: OffsetDateTime| format!("{attribute} gt \"{}\"", okta_time(t));
-        let mut role_changes = match (&previous.roles, &self.roles) {
+        let mut role_changes: BTreeSet<String> = match (&previous.roles, &self.roles) {
             (Some(before), Some(now)) => before
                 .keys()
                 .chain(now.keys())
@@ -225,20 +260,27 @@ impl Run<'_, '_> {
                 .collect(),
             _ => BTreeSet::new(),
         };
-        let mut users = Newest::default();
-        let filter = changed("lastUpdated", since[0]);
-        let url = self.client.url(&["api", "v1", "users"], &[("limit", PAGE_SIZE), ("filter", &filter)]);
-        self.users(url, &mut users, &mut role_changes).await?;
-        for id in role_changes {
-            self.user_by_id(&id).await?;
-        }
-        let (mut groups, mut memberships) = (Newest::default(), Newest::default());
-        let filter = changed("lastUpdated", since[1]);
-        let url = self.client.url(&["api", "v1", "groups"], &[("limit", PAGE_SIZE), ("filter", &filter)]);
-        self.groups(url, GroupPass::Profiles, &mut groups, &mut memberships).await?;
-        let filter = changed("lastMembershipUpdated", since[2]);
-        let url = self.client.url(&["api", "v1", "groups"], &[("limit", PAGE_SIZE), ("filter", &filter)]);
-        let relisted = self.groups(url, GroupPass::Members, &mut groups, &mut memberships).await?;
+        let users = async {
+            let mut users = Newest::default();
+            let filter = changed("lastUpdated", since[0]);
+            let url = self.client.url(&["api", "v1", "users"], &[("limit", PAGE_SIZE), ("filter", &filter)]);
+            self.users(url, &mut users, &mut role_changes).await?;
+            for id in &role_changes {
+                self.user_by_id(id).await?;
+            }
+            Ok::<_, SyncError>(users)
+        };
+        let groups = async {
+            let (mut groups, mut memberships) = (Newest::default(), Newest::default());
+            let filter = changed("lastUpdated", since[1]);
+            let url = self.client.url(&["api", "v1", "groups"], &[("limit", PAGE_SIZE), ("filter", &filter)]);
+            self.groups(url, GroupPass::Profiles, &mut groups, &mut memberships).await?;
+            let filter = changed("lastMembershipUpdated", since[2]);
+            let url = self.client.url(&["api", "v1", "groups"], &[("limit", PAGE_SIZE), ("filter", &filter)]);
+            let relisted = self.groups(url, GroupPass::Members, &mut groups, &mut memberships).await?;
+            Ok((groups, memberships, relisted))
+        };
+        let (users, (groups, memberships, relisted)) = tokio::try_join!(users, groups)?;
         let cursor = self.cursor(users, groups, memberships, Some(since));
         Ok(Outcome {
             cursor: Some(cursor),
@@ -253,9 +295,9 @@ impl Run<'_, '_> {
         memberships: Newest,
         since: Option<[OffsetDateTime; 3]>,
     ) -> Cursor {
-        let pick = |newest: Newest, since: Option<OffsetDateTime>| {
-            okta_time(high_water(newest.0, self.started, since))
-        };
+        let started = *self.started.lock().expect("clock lock");
+        let pick =
+            |newest: Newest, since: Option<OffsetDateTime>| okta_time(high_water(newest.0, started, since));
         let cursor = OktaCursor {
             users: pick(users, since.map(|s| s[0])),
             groups: pick(groups, since.map(|s| s[1])),
@@ -266,7 +308,7 @@ impl Run<'_, '_> {
     }
 
     /// Role types by user id; `None` (with a warning) when the token may not read roles.
-    async fn admin_roles(&mut self) -> Result<Option<BTreeMap<String, Vec<String>>>, SyncError> {
+    async fn admin_roles(&self) -> Result<Option<BTreeMap<String, Vec<String>>>, SyncError> {
         let denied = || {
             tracing::warn!(
                 source = "Okta",
@@ -282,13 +324,19 @@ impl Run<'_, '_> {
             let got: Got<Assignees> =
                 self.get(&url, "list the users with admin roles", &[StatusCode::FORBIDDEN]).await?;
             let Some(page) = got.body else { return denied() };
-            for assignee in page.value {
-                let url = self.client.url(&["api", "v1", "users", &assignee.id, "roles"], &[]);
-                let tolerated = [StatusCode::FORBIDDEN, StatusCode::NOT_FOUND];
-                let got: Got<Vec<Value>> = self.get(&url, "read a user's admin roles", &tolerated).await?;
+            let mut assigned = stream::iter(page.value)
+                .map(|assignee| async move {
+                    let url = self.client.url(&["api", "v1", "users", &assignee.id, "roles"], &[]);
+                    let tolerated = [StatusCode::FORBIDDEN, StatusCode::NOT_FOUND];
+                    let got: Got<Vec<Value>> =
+                        self.get(&url, "read a user's admin roles", &tolerated).await?;
+                    Ok::<_, SourceError>((assignee.id, got))
+                })
+                .buffered(AT_ONCE);
+            while let Some((id, got)) = assigned.try_next().await? {
                 match got.body {
                     Some(assignments) => {
-                        roles.insert(assignee.id, map::role_types(&assignments));
+                        roles.insert(id, map::role_types(&assignments));
                     }
                     None if got.status == StatusCode::FORBIDDEN => return denied(),
                     None => {}
@@ -300,8 +348,8 @@ impl Run<'_, '_> {
     }
 
     /// The user's factors; `None` once the token is refused them.
-    async fn factors(&mut self, user_id: &str) -> Result<Option<Vec<MfaFactor>>, SyncError> {
-        if !self.include_factors || self.factors_denied {
+    async fn factors(&self, user_id: &str) -> Result<Option<Vec<MfaFactor>>, SyncError> {
+        if !self.include_factors || self.factors_denied.load(Ordering::Relaxed) {
             return Ok(None);
         }
         let url = self.client.url(&["api", "v1", "users", user_id, "factors"], &[]);
@@ -310,12 +358,13 @@ impl Run<'_, '_> {
         match got.body {
             Some(factors) => Ok(Some(factors.iter().filter_map(map::factor).collect())),
             None if got.status == StatusCode::FORBIDDEN => {
-                tracing::warn!(
-                    source = "Okta",
-                    "the API token may not read factors; syncing without them (turn off {INCLUDE_FACTORS} or \
-                     create the token as an admin allowed to view factors)"
-                );
-                self.factors_denied = true;
+                if !self.factors_denied.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        source = "Okta",
+                        "the API token may not read factors; syncing without them (turn off {INCLUDE_FACTORS} or \
+                         create the token as an admin allowed to view factors)"
+                    );
+                }
                 Ok(None)
             }
             // Deleted during the run: nothing enrolled any more.
@@ -323,7 +372,7 @@ impl Run<'_, '_> {
         }
     }
 
-    async fn user_record(&mut self, raw: Value) -> Result<Option<Record>, SyncError> {
+    async fn user_record(&self, raw: Value) -> Result<Option<Record>, SyncError> {
         let Some(id) = raw.get("id").and_then(Value::as_str).map(str::to_string) else {
             tracing::warn!(source = "Okta", "skipped a user without an id");
             return Ok(None);
@@ -336,31 +385,37 @@ impl Run<'_, '_> {
     /// Lists users from `first` on into the sink, noting the newest `lastUpdated` and crossing
     /// each listed user off `role_changes`.
     async fn users(
-        &mut self,
+        &self,
         first: Url,
         newest: &mut Newest,
         role_changes: &mut BTreeSet<String>,
     ) -> Result<(), SyncError> {
-        let mut next = Some(first);
-        while let Some(url) = next.take() {
-            let got: Got<Vec<Value>> = self.get(&url, "list users", &[]).await?;
-            next = got.next;
-            let users = got.body.unwrap_or_default();
-            let mut records = Vec::with_capacity(users.len());
-            for raw in users {
-                newest.see(map::timestamp(&raw, "lastUpdated"));
-                if let Some(id) = raw.get("id").and_then(Value::as_str) {
-                    role_changes.remove(id);
+        let mut got: Got<Vec<Value>> = self.get(&first, "list users", &[]).await?;
+        loop {
+            let users = got.body.take().unwrap_or_default();
+            let next = got.next.take();
+            let this_page = async {
+                let mut records = Vec::with_capacity(users.len());
+                for raw in users {
+                    newest.see(map::timestamp(&raw, "lastUpdated"));
+                    if let Some(id) = raw.get("id").and_then(Value::as_str) {
+                        role_changes.remove(id);
+                    }
+                    records.extend(self.user_record(raw).await?);
                 }
-                records.extend(self.user_record(raw).await?);
+                self.emit(records, Vec::new()).await
+            };
+            let ((), following) =
+                tokio::try_join!(this_page, self.next_page(next.as_ref(), "list users", &[]))?;
+            match following {
+                Some(following) => got = following,
+                None => return Ok(()),
             }
-            self.emit(records, Vec::new()).await?;
         }
-        Ok(())
     }
 
     /// One user, for a role change its `lastUpdated` does not show; gone users are skipped.
-    async fn user_by_id(&mut self, id: &str) -> Result<(), SyncError> {
+    async fn user_by_id(&self, id: &str) -> Result<(), SyncError> {
         let url = self.client.url(&["api", "v1", "users", id], &[]);
         let got: Got<Value> = self.get(&url, "read a user", &[StatusCode::NOT_FOUND]).await?;
         if let Some(raw) = got.body {
@@ -371,20 +426,20 @@ impl Run<'_, '_> {
     }
 
     /// Lists groups from `first` on, doing what `pass` says with each; returns the ids of the
-    /// groups whose members were listed in full (for [`GroupPass::Members`]).
+    /// groups whose members were listed in full (for [`GroupPass::Members`]). A group's members
+    /// are asked for only once the page naming the group went to the sink.
     async fn groups(
-        &mut self,
+        &self,
         first: Url,
         pass: GroupPass,
         updated: &mut Newest,
         membership_updated: &mut Newest,
     ) -> Result<Vec<String>, SyncError> {
         let mut relisted = Vec::new();
-        let mut next = Some(first);
-        while let Some(url) = next.take() {
-            let got: Got<Vec<Value>> = self.get(&url, "list groups", &[]).await?;
-            next = got.next;
-            let groups = got.body.unwrap_or_default();
+        let mut got: Got<Vec<Value>> = self.get(&first, "list groups", &[]).await?;
+        loop {
+            let groups = got.body.take().unwrap_or_default();
+            let next = got.next.take();
             let ids: Vec<String> = groups
                 .iter()
                 .filter_map(|g| g.get("id").and_then(Value::as_str))
@@ -401,26 +456,40 @@ impl Run<'_, '_> {
             if pass != GroupPass::Members {
                 self.emit(groups.into_iter().filter_map(map::group).collect(), Vec::new()).await?;
             }
-            if pass != GroupPass::Profiles {
-                for id in ids {
-                    if self.members(&id).await? && pass == GroupPass::Members {
-                        relisted.push(id);
-                    }
+            let members = async {
+                if pass == GroupPass::Profiles {
+                    return Ok(Vec::new());
                 }
+                stream::iter(ids)
+                    .map(|id| async move {
+                        let listed = self.members(&id).await?;
+                        Ok::<_, SyncError>(listed.then_some(id))
+                    })
+                    .buffered(AT_ONCE)
+                    .try_collect::<Vec<_>>()
+                    .await
+            };
+            let (listed, following) =
+                tokio::try_join!(members, self.next_page(next.as_ref(), "list groups", &[]))?;
+            if pass == GroupPass::Members {
+                relisted.extend(listed.into_iter().flatten());
+            }
+            match following {
+                Some(following) => got = following,
+                None => return Ok(relisted),
             }
         }
-        Ok(relisted)
     }
 
     /// Lists a group's members into the sink; `false` when the group was deleted meanwhile.
-    async fn members(&mut self, group_id: &str) -> Result<bool, SyncError> {
-        let mut next =
-            Some(self.client.url(&["api", "v1", "groups", group_id, "users"], &[("limit", PAGE_SIZE)]));
-        while let Some(url) = next.take() {
-            let got: Got<Vec<Id>> =
-                self.get(&url, "list a group's members", &[StatusCode::NOT_FOUND]).await?;
-            let Some(users) = got.body else { return Ok(false) };
-            next = got.next;
+    async fn members(&self, group_id: &str) -> Result<bool, SyncError> {
+        let action = "list a group's members";
+        let tolerated = [StatusCode::NOT_FOUND];
+        let first = self.client.url(&["api", "v1", "groups", group_id, "users"], &[("limit", PAGE_SIZE)]);
+        let mut got: Got<Vec<Id>> = self.get(&first, action, &tolerated).await?;
+        loop {
+            let Some(users) = got.body.take() else { return Ok(false) };
+            let next = got.next.take();
             let memberships = users
                 .into_iter()
                 .map(|user| Membership {
@@ -429,9 +498,15 @@ impl Run<'_, '_> {
                     member_id: user.id,
                 })
                 .collect();
-            self.emit(Vec::new(), memberships).await?;
+            let ((), following) = tokio::try_join!(
+                self.emit(Vec::new(), memberships),
+                self.next_page(next.as_ref(), action, &tolerated)
+            )?;
+            match following {
+                Some(following) => got = following,
+                None => return Ok(true),
+            }
         }
-        Ok(true)
     }
 }
 

@@ -69,17 +69,28 @@ impl PageSink for Collected {
     }
 }
 
-/// A sink that collects, and after `after_pages` pages runs `hook` once (revoking credentials,
-/// moving the clock, changing the tenant) while the run goes on.
+/// A sink that collects, and once `when` comes runs `hook` once (revoking credentials, moving
+/// the clock, changing the tenant) while the run goes on.
 struct Hooked<F> {
     collected: Collected,
-    after_pages: usize,
+    when: When,
     hook: Option<F>,
+}
+
+enum When {
+    AfterPages(usize),
+    /// After the first page that lists groups: a connector that lists several things at once
+    /// hands their pages over in no fixed order.
+    GroupsListed,
 }
 
 impl<F> Hooked<F> {
     fn new(after_pages: usize, hook: F) -> Self {
-        Self { collected: Collected::default(), after_pages, hook: Some(hook) }
+        Self { collected: Collected::default(), when: When::AfterPages(after_pages), hook: Some(hook) }
+    }
+
+    fn after_groups(hook: F) -> Self {
+        Self { collected: Collected::default(), when: When::GroupsListed, hook: Some(hook) }
     }
 }
 
@@ -90,10 +101,12 @@ where
     Fut: std::future::Future<Output = ()> + Send,
 {
     async fn accept(&mut self, page: Page) -> Result<(), SinkError> {
+        let now = match self.when {
+            When::AfterPages(n) => self.collected.pages + 1 == n,
+            When::GroupsListed => page.records.iter().any(|r| r.entity.kind() == EntityKind::Group),
+        };
         self.collected.accept(page).await?;
-        if self.collected.pages == self.after_pages
-            && let Some(hook) = self.hook.take()
-        {
+        if now && let Some(hook) = self.hook.take() {
             hook().await;
         }
         Ok(())

@@ -30,7 +30,11 @@ use crate::integration_config::{self as ic, schema};
         ic::app_registrations,
         en::list_entities,
         en::get_entity,
+        en::entity_history,
+        en::list_events,
         en::lookup,
+        en::get_persons,
+        en::lookup_persons,
         en::list_runs,
         en::get_run,
         en::sync_now
@@ -45,7 +49,7 @@ use crate::integration_config::{self as ic, schema};
     modifiers(&SecuritySchemes),
     tags(
         (name = "Security Monitoring", description = "Entity context sync configurations (Datadog-compatible)."),
-        (name = "ctxsync", description = "ctxsync's own routes: synced entities and sync runs.")
+        (name = "ctxsync", description = "ctxsync's own routes: synced entities, persons resolved across sources, and sync runs.")
     )
 )]
 pub struct ApiDoc;

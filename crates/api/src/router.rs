@@ -35,10 +35,17 @@ pub fn router(state: AppState) -> Router {
         .route(&format!("{BASE_PATH}/{{integration_config_id}}/deactivate"), post(ic::deactivate))
         .route(&format!("{ENTITIES}/entities"), get(en::list_entities))
         .route(&format!("{ENTITIES}/entities/lookup"), post(en::lookup))
+        .route(&format!("{ENTITIES}/persons"), get(en::get_persons))
+        .route(&format!("{ENTITIES}/persons/lookup"), post(en::lookup_persons))
         .route(
             &format!("{ENTITIES}/integration_configs/{{config_id}}/entities/{{kind}}/{{source_id}}"),
             get(en::get_entity),
         )
+        .route(
+            &format!("{ENTITIES}/integration_configs/{{config_id}}/entities/{{kind}}/{{source_id}}/history"),
+            get(en::entity_history),
+        )
+        .route(&format!("{ENTITIES}/events"), get(en::list_events))
         .route(&format!("{ENTITIES}/integration_configs/{{config_id}}/sync_runs"), get(en::list_runs))
         .route(
             &format!("{ENTITIES}/integration_configs/{{config_id}}/sync_runs/{{run_id}}"),

@@ -4,20 +4,24 @@
 //! or a scope is acceptable live here as plain functions and newtypes with a `parse` constructor,
 //! so they can be unit-tested without a server, a database or a network.
 
+mod change;
 mod config;
 mod credentials;
 mod entity;
 mod field;
+mod identity;
 mod ids;
 mod integration;
 mod scope;
 mod secret;
 mod sync;
 
+pub use change::{Change, ChangeType, entity_changes};
 pub use config::{Config, ConfigName, ConfigPatch, Domain, NewConfig, PatchPlan, Settings, entra_tenant};
 pub use credentials::{Credentials, EntraIdCredentials, GoogleWorkspaceCredentials, OktaCredentials};
 pub use entity::{Device, Entity, EntityKind, Group, Membership, MfaFactor, Record, User, UserStatus};
 pub use field::{FieldError, FieldErrors};
+pub use identity::{Account, AccountRef, Link, LinkReason, Person, resolve};
 pub use ids::{ConfigId, OrgId};
 pub use integration::{ConfigState, IntegrationType};
 pub use scope::{Scope, Scopes};

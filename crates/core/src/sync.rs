@@ -134,6 +134,10 @@ pub struct Run {
     pub finished_at: Option<OffsetDateTime>,
     pub counts: RunCounts,
     pub error: Option<String>,
+    /// The config's first completed full run: it set the picture later runs are compared with,
+    /// and recorded no change events.
+    #[serde(default)]
+    pub baseline: bool,
 }
 
 /// How often a config syncs: an incremental run every `interval`, a full run (which also finds

@@ -10,15 +10,15 @@ use anyhow::{Context, bail};
 
 use crate::settings::KNOWN_VARIABLES;
 
-/// The `--config` path from the command line or `CTXSYNC_CONFIG`, found before clap runs since
+/// The `--config-file` path from the command line or `CTXSYNC_CONFIG`, found before clap runs since
 /// the file's values must be in place when clap reads the environment.
 pub fn locate(args: &[String]) -> Option<PathBuf> {
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
-        if arg == "--config" {
+        if arg == "--config-file" {
             return iter.next().map(PathBuf::from);
         }
-        if let Some(path) = arg.strip_prefix("--config=") {
+        if let Some(path) = arg.strip_prefix("--config-file=") {
             return Some(PathBuf::from(path));
         }
     }
@@ -54,8 +54,14 @@ mod tests {
     #[test]
     fn finds_the_flag_in_both_forms() {
         let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(locate(&args(&["ctxsync", "--config", "a.toml", "serve"])), Some(PathBuf::from("a.toml")));
-        assert_eq!(locate(&args(&["ctxsync", "serve", "--config=b.toml"])), Some(PathBuf::from("b.toml")));
+        assert_eq!(
+            locate(&args(&["ctxsync", "--config-file", "a.toml", "serve"])),
+            Some(PathBuf::from("a.toml"))
+        );
+        assert_eq!(
+            locate(&args(&["ctxsync", "serve", "--config-file=b.toml"])),
+            Some(PathBuf::from("b.toml"))
+        );
     }
 
     #[test]

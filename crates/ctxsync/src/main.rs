@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use ctxsync::commands::{demo, export, keys, serve, sync};
+use ctxsync::commands::{demo, events, export, keys, serve, sync};
 use ctxsync::{Cli, Command, KeysCommand, config_file};
 
 fn main() -> ExitCode {
@@ -34,6 +34,7 @@ fn main() -> ExitCode {
             Command::Demo(args) => demo::run(args).await,
             Command::Sync(args) => sync::run(*args).await,
             Command::Export(args) => export::run(args).await,
+            Command::Events(args) => events::run(args).await,
             Command::Keys { command: KeysCommand::Create(args) } => keys::create(args).await,
         }
     });

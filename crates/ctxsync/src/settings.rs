@@ -27,7 +27,9 @@ use url::Url;
 pub struct Cli {
     /// A TOML file of settings (`listen = "0.0.0.0:8080"`, keys as the variable names without
     /// the CTXSYNC_ prefix, lowercase). Flags and environment variables take precedence over it.
-    #[arg(long, global = true, env = "CTXSYNC_CONFIG")]
+    /// (`--config-file`, so it does not clash with the `--config ID` of `sync`, `export` and
+    /// `events`.)
+    #[arg(long = "config-file", id = "config_file", global = true, env = "CTXSYNC_CONFIG")]
     pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
@@ -44,6 +46,8 @@ pub enum Command {
     Sync(Box<SyncCommandArgs>),
     /// Write a config's entities and memberships as NDJSON.
     Export(ExportArgs),
+    /// Write change events as NDJSON, oldest first; with --follow, keep writing new ones.
+    Events(EventsArgs),
     /// Manage API and application keys.
     Keys {
         #[command(subcommand)]
@@ -163,6 +167,24 @@ pub struct ExportArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct EventsArgs {
+    /// Only this config's events (every config's, of every org, when absent).
+    #[arg(long)]
+    pub config: Option<ConfigId>,
+    /// Only events observed since then: a duration back from now (`1h`, `7d`) or an RFC 3339 time.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Keep polling for new events until interrupted (Ctrl-C).
+    #[arg(long)]
+    pub follow: bool,
+    /// How often --follow polls.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub poll: Duration,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address to serve on.
     #[arg(long, env = "CTXSYNC_LISTEN", default_value = "127.0.0.1:8080")]
@@ -185,6 +207,9 @@ pub struct ServeArgs {
     /// The rate-limit period, e.g. `60s` or `1m`.
     #[arg(long, env = "CTXSYNC_RATE_LIMIT_PERIOD", default_value = "60s", value_parser = humantime::parse_duration)]
     pub rate_limit_period: Duration,
+    /// How long change events are kept; older ones are deleted every hour.
+    #[arg(long, env = "CTXSYNC_EVENT_RETENTION", default_value = "90d", value_parser = humantime::parse_duration)]
+    pub event_retention: Duration,
     /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `ctxsync=debug`.
     #[arg(long, env = "CTXSYNC_LOG", default_value = "info")]
     pub log: String,
@@ -229,6 +254,8 @@ pub struct ServeSettings {
     pub bootstrap: Option<(String, String)>,
     pub rate_limit: RateLimitSettings,
     pub sync: SyncSettings,
+    /// How long change events are kept.
+    pub event_retention: Duration,
 }
 
 impl StoreArgs {
@@ -294,6 +321,9 @@ impl ServeArgs {
         if self.rate_limit_period.is_zero() {
             bail!("CTXSYNC_RATE_LIMIT_PERIOD must be longer than zero");
         }
+        if self.event_retention.is_zero() {
+            bail!("CTXSYNC_EVENT_RETENTION must be longer than zero");
+        }
         Ok(ServeSettings {
             listen: self.listen,
             database_url,
@@ -302,6 +332,7 @@ impl ServeArgs {
             bootstrap,
             rate_limit: RateLimitSettings { limit: self.rate_limit, period: self.rate_limit_period },
             sync: self.sync.settings()?,
+            event_retention: self.event_retention,
         })
     }
 }
@@ -331,5 +362,6 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "CTXSYNC_SYNC_LEASE",
     "CTXSYNC_RATE_LIMIT",
     "CTXSYNC_RATE_LIMIT_PERIOD",
+    "CTXSYNC_EVENT_RETENTION",
     "CTXSYNC_LOG",
 ];

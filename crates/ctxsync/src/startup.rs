@@ -22,6 +22,7 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     scheduler: Scheduler,
+    event_retention: Duration,
 }
 
 impl Application {
@@ -41,7 +42,12 @@ impl Application {
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("could not listen on {} (CTXSYNC_LISTEN)", settings.listen))?;
-        Ok(Application { listener, state: AppState { store, sources, limits }, scheduler })
+        Ok(Application {
+            listener,
+            state: AppState { store, sources, limits },
+            scheduler,
+            event_retention: settings.event_retention,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -64,13 +70,30 @@ impl Application {
                 limits.forget_idle();
             }
         });
+        let retention = tokio::spawn(forget_old_events(self.state.store.clone(), self.event_retention));
         let app = ctxsync_api::router(self.state).into_make_service_with_connect_info::<SocketAddr>();
         tracing::info!(address = %self.listener.local_addr()?, "serving");
         let served = axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await;
         sweeper.abort();
+        retention.abort();
         stop.cancel();
         let _ = syncing.await;
         served.context("the server stopped with an error")
+    }
+}
+
+/// Deletes change events older than `retention`, at start and every hour. Every replica does;
+/// a deletion another one already made deletes nothing.
+async fn forget_old_events(store: Arc<dyn Store>, retention: Duration) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        let before = ctxsync_core::now() - retention;
+        match store.delete_events_before(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "change events past CTXSYNC_EVENT_RETENTION deleted"),
+            Err(e) => tracing::warn!(error = %e, "could not delete old change events; retrying in an hour"),
+        }
     }
 }
 

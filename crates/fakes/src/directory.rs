@@ -3,6 +3,11 @@
 //! Each fake turns one [`Directory`] into its own tenant (Okta users, Workspace users, Entra
 //! users…), so the three sources of one seed describe the same organisation and tests can
 //! compare what the connectors bring back.
+//!
+//! The handle is the ground truth of identity: accounts of one handle are one person, accounts
+//! of different handles are different people. Every source serves the employee number, except
+//! where a person is planted to be linked only through an address, and [`plant_traps`] adds
+//! the cases a resolver must not be fooled by.
 
 use std::collections::HashSet;
 
@@ -46,6 +51,11 @@ pub(crate) struct Person {
     pub department: &'static str,
     pub title: &'static str,
     pub employee_number: String,
+    /// Okta's `email` when it is not the login: a shared mailbox, or an address reused.
+    pub okta_email: Option<String>,
+    /// Further addresses in [`MAIL_DOMAIN`] the person's mailbox answers to (Google aliases,
+    /// Entra SMTP proxy addresses).
+    pub aliases: Vec<String>,
     pub status: Status,
     /// Whether the person administers the organisation (Okta super admin, Workspace super admin).
     pub admin: bool,
@@ -115,6 +125,10 @@ pub(crate) struct Directory {
     pub people: Vec<Person>,
     pub teams: Vec<Team>,
 }
+
+/// The organisation's own mail domain (Okta's logins), which Google and Entra know as a secondary
+/// domain.
+pub(crate) const MAIL_DOMAIN: &str = "acme.com";
 
 /// Person 0: the administrator whose credentials the fakes hand out.
 pub(crate) const ADMIN: usize = 0;
@@ -239,6 +253,8 @@ impl Directory {
                     department,
                     title: if i == ADMIN { "IT Administrator" } else { titles[rng.below(titles.len())] },
                     employee_number: format!("{:06}", 100_000 + i),
+                    okta_email: None,
+                    aliases: Vec::new(),
                     status,
                     admin: i == ADMIN,
                     manager,
@@ -253,6 +269,8 @@ impl Directory {
                 }
             })
             .collect::<Vec<_>>();
+        let mut people = people;
+        plant_traps(&mut people);
         let mut members = vec![Vec::new(); spec.groups];
         if spec.groups > 0 {
             // Everyone is in one team and in a few others at random (on average a quarter of the
@@ -293,6 +311,33 @@ impl Directory {
     }
 }
 
+/// Cases an identity resolver must get right, in every directory of ten people or more:
+///
+/// - the last person is a namesake of person 3 (same display name, another person);
+/// - persons 4 and 5 share the help desk's mailbox as their Okta email, and Google also lists it
+///   as an alias of person 7;
+/// - person 6 changed address: the former one stays an alias of theirs in Google and Entra, and
+///   Okta gave it to person 8 as their email.
+///
+/// They come after everything drawn at random, so the rest of the directory does not change.
+fn plant_traps(people: &mut [Person]) {
+    let n = people.len();
+    if n < 10 {
+        return;
+    }
+    let (given, family) = (people[3].given.clone(), people[3].family.clone());
+    let last = &mut people[n - 1];
+    last.handle = format!("{}.{}{}", given.to_lowercase(), family.to_lowercase(), n - 1);
+    (last.given, last.family) = (given, family);
+    let helpdesk = format!("helpdesk@{MAIL_DOMAIN}");
+    people[4].okta_email = Some(helpdesk.clone());
+    people[5].okta_email = Some(helpdesk.clone());
+    people[7].aliases.push(helpdesk);
+    let former = format!("former.{}@{MAIL_DOMAIN}", people[6].handle);
+    people[6].aliases.push(former.clone());
+    people[8].okta_email = Some(former);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,6 +366,8 @@ mod tests {
         assert_eq!(d.teams[0].subteams, [8]);
         assert!(d.teams[8].subteams.is_empty());
         assert_eq!(d.people[2].delegated_role, Some(DelegatedRole::HelpDesk));
+        assert_eq!((&d.people[499].given, &d.people[499].family), (&d.people[3].given, &d.people[3].family));
+        assert_ne!(d.people[499].handle, d.people[3].handle);
         assert!(
             d.people.iter().all(|p| p.created < OffsetDateTime::UNIX_EPOCH + Duration::days(19_723 + 366))
         );

@@ -70,6 +70,24 @@ pub trait EntityStore: Send + Sync {
         identifiers: &[String],
     ) -> Result<Vec<(String, StoredEntity)>, StoreError>;
 
+    /// Users whose employee id (compared trimmed and case-insensitively) or immutable id (Entra
+    /// `onPremisesImmutableId`, Okta `externalId`, exactly) is one of these: the keys identity
+    /// resolution follows beyond the indexed identifiers. Ordered by config and source id.
+    async fn lookup_users_by_ids(
+        &self,
+        org: OrgId,
+        employee_ids: &[String],
+        immutable_ids: &[String],
+    ) -> Result<Vec<StoredEntity>, StoreError>;
+
+    /// Devices whose owner is one of these users, given as `(config, user source id)`. Ordered
+    /// by config and source id.
+    async fn devices_owned_by(
+        &self,
+        org: OrgId,
+        owners: &[(ConfigId, String)],
+    ) -> Result<Vec<StoredEntity>, StoreError>;
+
     /// Every membership of a config, ordered, `limit` at a time after `after`.
     async fn list_memberships(
         &self,
@@ -193,4 +211,83 @@ pub(crate) fn memberships_from_rows(
             })
         })
         .collect()
+}
+
+/// How a backend reads a text value out of a JSON column: `(column, path)` to an SQL expression.
+pub(crate) type JsonText = fn(&str, &[&str]) -> String;
+
+/// The JSON paths of a user's immutable id in the raw object: Entra, then Okta.
+const IMMUTABLE_ID_PATHS: [&[&str]; 2] = [&["onPremisesImmutableId"], &["profile", "externalId"]];
+
+/// The statement of [`EntityStore::lookup_users_by_ids`] for every backend; `None` when there is
+/// nothing to look for.
+pub(crate) fn users_by_ids_query<'a, DB, I>(
+    org: I,
+    employee_ids: &'a [String],
+    immutable_ids: &'a [String],
+    json: JsonText,
+) -> Option<QueryBuilder<'a, DB>>
+where
+    DB: Database,
+    DB::Arguments<'a>: Default,
+    I: 'a + Encode<'a, DB> + Type<DB>,
+    String: Encode<'a, DB> + Type<DB>,
+    &'a str: Encode<'a, DB> + Type<DB>,
+{
+    if employee_ids.is_empty() && immutable_ids.is_empty() {
+        return None;
+    }
+    let mut q = QueryBuilder::new(format!(
+        "SELECT {ENTITY_COLUMNS} FROM entities e WHERE e.kind = 'user' AND e.org_id = "
+    ));
+    q.push_bind(org).push(" AND (1 = 0");
+    let any_of = |q: &mut QueryBuilder<'a, DB>, expression: String, values: Vec<String>| {
+        if !values.is_empty() {
+            q.push(format!(" OR {expression} IN ("));
+            let mut sep = q.separated(", ");
+            for v in values {
+                sep.push_bind(v);
+            }
+            q.push(")");
+        }
+    };
+    let employee = format!("lower(trim({}))", json("e.data", &["employee_id"]));
+    any_of(&mut q, employee, employee_ids.iter().map(|i| i.trim().to_lowercase()).collect());
+    for path in IMMUTABLE_ID_PATHS {
+        any_of(&mut q, json("e.raw", path), immutable_ids.iter().map(|i| i.trim().to_owned()).collect());
+    }
+    q.push(") ORDER BY e.config_id, e.source_id");
+    Some(q)
+}
+
+/// The statement of [`EntityStore::devices_owned_by`] for every backend; `None` for no owners.
+pub(crate) fn devices_owned_by_query<'a, DB, I>(
+    org: I,
+    owners: &'a [(ConfigId, String)],
+    id: impl Fn(Uuid) -> I,
+    json: JsonText,
+) -> Option<QueryBuilder<'a, DB>>
+where
+    DB: Database,
+    DB::Arguments<'a>: Default,
+    I: 'a + Encode<'a, DB> + Type<DB>,
+    &'a str: Encode<'a, DB> + Type<DB>,
+{
+    if owners.is_empty() {
+        return None;
+    }
+    let mut q = QueryBuilder::new(format!(
+        "SELECT {ENTITY_COLUMNS} FROM entities e WHERE e.kind = 'device' AND e.org_id = "
+    ));
+    q.push_bind(org).push(" AND (1 = 0");
+    let owner = json("e.data", &["owner"]);
+    for (config, source_id) in owners {
+        q.push(" OR (e.config_id = ")
+            .push_bind(id(config.0))
+            .push(format!(" AND {owner} = "))
+            .push_bind(source_id.as_str())
+            .push(")");
+    }
+    q.push(") ORDER BY e.config_id, e.source_id");
+    Some(q)
 }

@@ -6,13 +6,15 @@
 //! opens the backend a database URL names. Each backend keeps its SQL and migrations to itself
 //! (`src/sqlite` and `migrations/sqlite`, `src/postgres` and `migrations/postgres`); what must not
 //! differ between backends lives once: encryption ([`Cipher`]), key hashing (`keys`), reading rows
-//! (`rows`), preparing a page's writes (`page`), and the statements whose SQL suits both.
+//! (`rows`), preparing a page's writes (`page`), deciding which changes become events and history
+//! (`history`), and the statements whose SQL suits both.
 
 mod configs;
 mod connect;
 mod crypto;
 mod entities;
 mod error;
+mod history;
 mod keys;
 mod page;
 mod postgres;
@@ -29,6 +31,7 @@ pub use connect::connect;
 pub use crypto::{Cipher, MasterKey, Sealed};
 pub use entities::{EntityCursor, EntityQuery, EntityStore, StoredEntity, StoredMembership};
 pub use error::StoreError;
+pub use history::{ChangeEvent, EventQuery, HistoryStore, IntervalQuery, MembershipInterval, RoleInterval};
 pub use keys::{KeyPair, KeyStore, Principal};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -41,6 +44,6 @@ pub trait Ping: Send + Sync {
 }
 
 /// Everything the service needs from a store.
-pub trait Store: ConfigStore + KeyStore + EntityStore + SyncStore + Ping {}
+pub trait Store: ConfigStore + KeyStore + EntityStore + SyncStore + HistoryStore + Ping {}
 
-impl<T: ConfigStore + KeyStore + EntityStore + SyncStore + Ping> Store for T {}
+impl<T: ConfigStore + KeyStore + EntityStore + SyncStore + HistoryStore + Ping> Store for T {}

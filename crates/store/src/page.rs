@@ -22,6 +22,8 @@ pub(crate) struct EntityWrite {
     pub digest: Vec<u8>,
     /// Lowercase, sorted, without duplicates or empty strings.
     pub identifiers: Vec<String>,
+    /// A user's admin roles, so their history opens without decoding `data` again.
+    pub admin_roles: Vec<String>,
 }
 
 impl EntityWrite {
@@ -58,6 +60,10 @@ impl EntityWrite {
             raw,
             digest: hasher.finalize().to_vec(),
             identifiers,
+            admin_roles: match entity {
+                Entity::User(u) => u.admin_roles.clone(),
+                Entity::Group(_) | Entity::Device(_) => Vec::new(),
+            },
         }
     }
 }

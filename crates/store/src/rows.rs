@@ -137,6 +137,7 @@ pub(crate) struct RunRow<I, T> {
     finished_at: Option<T>,
     counts: String,
     error: Option<String>,
+    baseline: bool,
 }
 
 impl<I: Column<Uuid>, T: Column<OffsetDateTime>> TryFrom<RunRow<I, T>> for Run {
@@ -154,6 +155,7 @@ impl<I: Column<Uuid>, T: Column<OffsetDateTime>> TryFrom<RunRow<I, T>> for Run {
             finished_at: row.finished_at.map(Column::decode).transpose()?,
             counts: serde_json::from_str(&row.counts).map_err(|_| corrupt("counts"))?,
             error: row.error,
+            baseline: row.baseline,
         })
     }
 }

@@ -107,6 +107,7 @@ pub(crate) fn new_run(config: ConfigId, kind: RunKind) -> Run {
         finished_at: None,
         counts: RunCounts::default(),
         error: None,
+        baseline: false,
     }
 }
 
@@ -143,5 +144,12 @@ impl<'a> Ending<'a> {
         };
         let last_full_at = (completed.is_some() && run.kind == RunKind::Full).then_some(now);
         Ending { run: finished, next_run_at, completed, last_full_at }
+    }
+
+    /// Marks the run as the config's baseline when it is the first full listing to complete
+    /// (`baselined` says whether one already did); returns whether it is.
+    pub(crate) fn baseline(&mut self, baselined: bool) -> bool {
+        self.run.baseline = !baselined && self.last_full_at.is_some();
+        self.run.baseline
     }
 }

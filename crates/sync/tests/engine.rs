@@ -1,6 +1,7 @@
 //! The worker driven run by run against a fake Okta org and a fresh store (SQLite, or PostgreSQL
 //! under `scripts/test-postgres`): interrupted
-//! runs delete nothing and the next run converges; disabling a config stops its run promptly.
+//! runs delete nothing and the next run converges; disabling a config stops its run promptly;
+//! a scripted sequence of tenant changes records exactly its change events.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use ctxsync_core::{
 use ctxsync_fakes::{FakeOkta, TenantSpec};
 use ctxsync_sources::{Endpoints, Sources};
 use ctxsync_store::testing::TestDatabase;
-use ctxsync_store::{EntityQuery, MasterKey, Store};
+use ctxsync_store::{EntityQuery, EventQuery, MasterKey, Store};
 use ctxsync_sync::{Outcome, RunOptions, SyncSettings, Worker};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -171,4 +172,106 @@ async fn one_worker_at_a_time_per_config() {
         Outcome::Busy
     );
     assert!(matches!(first.await.unwrap().unwrap(), Outcome::Succeeded(_)));
+}
+
+/// `type entity_id related_id` of every event after `after`, oldest first.
+async fn events_after(
+    store: &Arc<dyn Store>,
+    org: ctxsync_core::OrgId,
+    after: Option<i64>,
+) -> Vec<(i64, String)> {
+    let q = EventQuery { after, limit: 1000, ..EventQuery::default() };
+    store
+        .list_events(Some(org), &q)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| {
+            let related = e.related_id.map(|r| format!(" {r}")).unwrap_or_default();
+            (e.id, format!("{} {}{related}", e.change_type.as_str(), e.entity_id))
+        })
+        .collect()
+}
+
+/// Checks one run's events: those of its pages in any order (the connector lists users beside
+/// groups), then those of its end (deletions, then removed memberships) in exactly this order.
+fn assert_run_events(got: &[(i64, String)], pages: &[String], end: &[String]) {
+    let got: Vec<&str> = got.iter().map(|(_, e)| e.as_str()).collect();
+    assert_eq!(got.len(), pages.len() + end.len(), "{got:#?}");
+    let mut page_events = got[..pages.len()].to_vec();
+    page_events.sort();
+    let mut expected: Vec<&str> = pages.iter().map(String::as_str).collect();
+    expected.sort();
+    assert_eq!(page_events, expected, "{got:#?}");
+    assert_eq!(got[pages.len()..], end.iter().map(String::as_str).collect::<Vec<_>>(), "{got:#?}");
+}
+
+#[tokio::test]
+async fn a_scripted_sequence_of_tenant_changes_produces_exactly_its_events() {
+    let mut rig = rig(40).await;
+    rig.config.settings.insert("okta_include_factors".into(), json!(true));
+    let org = rig.config.org_id;
+    let Outcome::Succeeded(baseline) = rig.run_full().await else { panic!("the first run completes") };
+    assert!(baseline.baseline);
+    assert!(events_after(&rig.store, org, None).await.is_empty(), "the baseline records no events");
+
+    let truth = rig.okta.snapshot();
+    // From the end of the list: the first users hold the tokens the tests use.
+    let plain: Vec<&String> = truth.users.keys().rev().filter(|id| !truth.roles.contains_key(*id)).collect();
+    let (x, y, w, d) = (plain[0].clone(), plain[1].clone(), plain[2].clone(), plain[3].clone());
+    let v = truth.factors.keys().next().expect("someone has factors").clone();
+    let (group, z) = truth.user_members.iter().find(|(_, u)| *u != d).cloned().unwrap();
+    let groups_of_d: Vec<String> =
+        truth.user_members.iter().filter(|(_, u)| *u == d).map(|(g, _)| g.clone()).collect();
+    let new = rig.okta.mutate(|t| {
+        let new = t.add_user("Ada", "Events");
+        t.suspend_user(&x);
+        t.update_user(&y, |u| u.profile.title = Some("CISO".into()));
+        t.assign_role(&w, "SUPER_ADMIN");
+        t.enroll_factor(&v, "token:hardware");
+        t.add_member(&group, &new);
+        t.remove_member(&group, &z);
+        t.delete_user(&d);
+        new
+    });
+    let Outcome::Succeeded(run) = rig.run_full().await else { panic!("the second run completes") };
+    assert!(!run.baseline);
+    let got = events_after(&rig.store, org, None).await;
+    let mut end = vec![format!("user.deleted {d}")];
+    let mut removed: Vec<(String, String)> = groups_of_d.iter().map(|g| (g.clone(), d.clone())).collect();
+    removed.push((group.clone(), z.clone()));
+    removed.sort();
+    end.extend(removed.iter().map(|(g, u)| format!("membership.removed {g} {u}")));
+    assert_run_events(
+        &got,
+        &[
+            format!("user.created {new}"),
+            format!("user.status_changed {x}"),
+            format!("user.attribute_changed {y}"),
+            format!("admin_role.granted {w} SUPER_ADMIN"),
+            format!("mfa_factor.enrolled {v} token:hardware/yubico"),
+            format!("membership.added {group} {new}"),
+        ],
+        &end,
+    );
+
+    rig.okta.mutate(|t| {
+        t.unassign_roles(&w);
+        t.add_member(&group, &z);
+        t.deprovision_user(&x);
+    });
+    let Outcome::Succeeded(_) = rig.run_full().await else { panic!("the third run completes") };
+    let later = events_after(&rig.store, org, got.last().map(|(id, _)| *id)).await;
+    assert_run_events(
+        &later,
+        &[
+            format!("admin_role.revoked {w} SUPER_ADMIN"),
+            format!("membership.added {group} {z}"),
+            format!("user.status_changed {x}"),
+        ],
+        &[],
+    );
+    let Outcome::Succeeded(_) = rig.run_full().await else { panic!("the fourth run completes") };
+    let last = later.last().map(|(id, _)| *id);
+    assert!(events_after(&rig.store, org, last).await.is_empty(), "nothing changed, nothing recorded");
 }

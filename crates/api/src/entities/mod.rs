@@ -1,16 +1,23 @@
 //! ctxsync's own routes, beside the Datadog-compatible ones: the synced entities, lookups for
-//! enrichment, and each config's sync runs.
+//! enrichment, persons resolved across sources, each config's sync runs, change events and
+//! entity history.
 
+mod events;
 mod list;
 mod lookup;
+mod persons;
 mod response;
 mod runs;
 
+pub use events::EventData;
+pub use events::{__path_entity_history, __path_list_events};
 pub use list::{__path_get_entity, __path_list_entities};
 pub use lookup::__path_lookup;
+pub use persons::{__path_get_persons, __path_lookup_persons};
 pub use runs::{__path_get_run, __path_list_runs, __path_sync_now};
 pub(crate) use {
-    list::get_entity, list::list_entities, lookup::lookup, runs::get_run, runs::list_runs, runs::sync_now,
+    events::entity_history, events::list_events, list::get_entity, list::list_entities, lookup::lookup,
+    persons::get_persons, persons::lookup_persons, runs::get_run, runs::list_runs, runs::sync_now,
 };
 
 /// The prefix of every ctxsync-specific route.

@@ -33,7 +33,8 @@ impl From<StoredEntity> for EntityData {
     }
 }
 
-/// A sync run: kind, status, times, counts per entity type, pages, retries and error.
+/// A sync run: kind, status, times, counts per entity type, pages, retries, error, and whether
+/// it was the config's baseline (its first completed full run, which records no change events).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RunData {
     pub id: String,
@@ -59,11 +60,12 @@ impl From<Run> for RunData {
                 "pages": r.counts.pages,
                 "retries": r.counts.retries,
                 "error": r.error,
+                "baseline": r.baseline,
             }),
         }
     }
 }
 
-fn rfc3339(t: time::OffsetDateTime) -> String {
+pub(crate) fn rfc3339(t: time::OffsetDateTime) -> String {
     t.format(&Rfc3339).expect("a stored time formats")
 }

@@ -46,6 +46,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             period: Duration::from_secs(60),
         },
         sync: SyncSettings { tick: Duration::from_secs(1), ..SyncSettings::default() },
+        event_retention: Duration::from_secs(90 * 86400),
     };
     let app = Application::build(settings).await?;
     let service_account = data_dir.path().join("google-service-account.json");

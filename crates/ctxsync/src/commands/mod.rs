@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod demo;
+pub mod events;
 pub mod export;
 pub mod keys;
 pub mod serve;

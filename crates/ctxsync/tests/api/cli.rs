@@ -150,7 +150,7 @@ fn bad_settings_fail_fast_with_a_clear_message() {
 
     let config = dir.path().join("ctxsync.toml");
     std::fs::write(&config, "lisen = \"127.0.0.1:1\"\n").unwrap();
-    let out = Command::new(BIN).args(["serve", "--config"]).arg(&config).env_clear().output().unwrap();
+    let out = Command::new(BIN).args(["serve", "--config-file"]).arg(&config).env_clear().output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown setting \"lisen\""));
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use ctxsync::{Application, ServeSettings};
 use ctxsync_api::RateLimitSettings;
 use ctxsync_core::Scopes;
-use ctxsync_fakes::Fakes;
+use ctxsync_fakes::{Fakes, TenantSpec};
 use ctxsync_sources::Endpoints;
 use ctxsync_store::testing::TestDatabase;
 use ctxsync_store::{KeyPair, MasterKey, Store};
@@ -20,6 +20,9 @@ use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 
 pub const BASE: &str = "/api/v2/security_monitoring/configuration/integration_config";
+
+/// The master key of every test app, for commands run on its database.
+pub const MASTER_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
 pub struct TestApp {
     pub address: String,
@@ -38,11 +41,13 @@ pub struct Options {
     pub rate_limit: u32,
     /// Send Okta requests here instead of to the fake (e.g. a closed port).
     pub okta_base_url: Option<String>,
+    /// The organisation every fake serves.
+    pub tenant: TenantSpec,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { use_fakes: true, rate_limit: 10_000, okta_base_url: None }
+        Self { use_fakes: true, rate_limit: 10_000, okta_base_url: None, tenant: TenantSpec::default() }
     }
 }
 
@@ -51,9 +56,9 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(options: Options) -> TestApp {
-    let fakes = Fakes::start().await.expect("fakes start");
+    let fakes = Fakes::start_with(options.tenant).await.expect("fakes start");
     let database = TestDatabase::create().await;
-    let master_key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".to_string();
+    let master_key = MASTER_KEY.to_string();
     let url = |s: String| Some(s.parse().unwrap());
     let mut endpoints = if options.use_fakes {
         Endpoints {
@@ -87,6 +92,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
             lease: Duration::from_secs(3),
             ..SyncSettings::default()
         },
+        event_retention: Duration::from_secs(90 * 86400),
     };
     let app = Application::build(settings).await.expect("the app builds");
     let address = format!("http://{}", app.local_addr());

@@ -8,6 +8,8 @@
 //! - `limits`: rate limits, malformed and oversized input
 //! - `secrets`: plaintext secrets never leave the service
 //! - `sync`: the engine end to end: scheduler, fakes, entity API, run history
+//! - `events`: change events and entity history on the API, after the baseline run
+//! - `persons`: identity resolution across Okta, Google and Entra tenants of one organisation
 //! - `openapi`: the served document against the contract
 //! - `datadog_client`: the official Rust client against the service
 //! - `cli`: the binary itself (keys, serve, shutdown, logs)
@@ -18,9 +20,11 @@ mod auth;
 mod cli;
 mod configs;
 mod datadog_client;
+mod events;
 mod helpers;
 mod limits;
 mod openapi;
+mod persons;
 mod replicas;
 mod secrets;
 mod sync;

@@ -9,10 +9,10 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, errors, spawn_app, status_json};
 
-const OWN: &str = "/api/v2/ctxsync";
+pub(crate) const OWN: &str = "/api/v2/ctxsync";
 
 /// Asks for a sync now and waits for the next run after `after` runs to end; returns it.
-async fn sync_and_wait(app: &TestApp, id: &str, after: usize) -> Value {
+pub(crate) async fn sync_and_wait(app: &TestApp, id: &str, after: usize) -> Value {
     let (status, body) =
         status_json(app.request(Method::POST, &format!("{OWN}/integration_configs/{id}/sync"), None).await)
             .await;
@@ -21,7 +21,7 @@ async fn sync_and_wait(app: &TestApp, id: &str, after: usize) -> Value {
 }
 
 /// Waits until the config has `count` finished runs and returns the newest.
-async fn wait_for_runs(app: &TestApp, id: &str, count: usize) -> Value {
+pub(crate) async fn wait_for_runs(app: &TestApp, id: &str, count: usize) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let (_, body) = status_json(
@@ -70,7 +70,7 @@ async fn members_of(app: &TestApp, group: &str) -> BTreeSet<String> {
     source_ids(body["data"].as_array().unwrap())
 }
 
-async fn create_with(app: &TestApp, mut attrs: Value, settings: Value) -> String {
+pub(crate) async fn create_with(app: &TestApp, mut attrs: Value, settings: Value) -> String {
     attrs["settings"] = settings;
     app.create_ok(attrs).await["id"].as_str().unwrap().to_string()
 }

@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
 use crate::common::{BASE62, DIGITS, Seeded, Snapshot, fixed_width, millis, now};
-use crate::directory::{ADMIN, Directory, NON_ADMIN, Status};
+use crate::directory::{ADMIN, Directory, MAIL_DOMAIN, NON_ADMIN, Status};
 
 /// A Workspace user. Changing one through [`GoogleTenant::update_user`] moves its `etag`.
 #[derive(Debug, Clone)]
@@ -207,9 +207,16 @@ impl GoogleTenant {
                     last_login_time: p.last_login,
                     department: Some(p.department.to_string()),
                     title: Some(p.title.to_string()),
-                    employee_id: Some(p.employee_number.clone()),
+                    // Every fifth person is known to Google by address only: no employee id,
+                    // and their address in the organisation's own domain as an alias.
+                    employee_id: (i % 5 != 2).then(|| p.employee_number.clone()),
                     manager_email: p.manager.map(email),
-                    aliases: if i % 6 == 1 { vec![format!("{}@example.net", p.handle)] } else { Vec::new() },
+                    aliases: (i % 6 == 1)
+                        .then(|| format!("{}@example.net", p.handle))
+                        .into_iter()
+                        .chain((i % 5 == 2).then(|| format!("{}@{MAIL_DOMAIN}", p.handle)))
+                        .chain(p.aliases.iter().cloned())
+                        .collect(),
                     phone: (i % 3 == 0).then(|| format!("+1 555-01{:02}", i % 100)),
                     org_unit_path: format!("/{}", p.department),
                     version: 1,

@@ -184,7 +184,11 @@ impl OktaTenant {
             };
             let profile_updated = p.created + Duration::days(rng.below(90) as i64);
             let login = format!("{}@{mail_domain}", p.handle);
-            let email = if i % 7 == 3 { capitalized(&login) } else { login.clone() };
+            let email = match &p.okta_email {
+                Some(email) => email.clone(),
+                None if i % 7 == 3 => capitalized(&login),
+                None => login.clone(),
+            };
             let second_email = match (i % 5, i % 11) {
                 (1, _) => Some(format!("{}@home.example", p.handle)),
                 (_, 5) => Some(login.clone()),

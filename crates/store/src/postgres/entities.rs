@@ -6,7 +6,10 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::PostgresStore;
-use crate::entities::{ENTITY_COLUMNS, list_entities_query, list_memberships_query, memberships_from_rows};
+use crate::entities::{
+    ENTITY_COLUMNS, devices_owned_by_query, list_entities_query, list_memberships_query,
+    memberships_from_rows, users_by_ids_query,
+};
 use crate::{EntityQuery, EntityStore, StoreError, StoredEntity, StoredMembership, rows};
 
 type EntityRow = rows::EntityRow<Uuid, OffsetDateTime>;
@@ -60,6 +63,32 @@ impl EntityStore for PostgresStore {
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
+    async fn lookup_users_by_ids(
+        &self,
+        org: OrgId,
+        employee_ids: &[String],
+        immutable_ids: &[String],
+    ) -> Result<Vec<StoredEntity>, StoreError> {
+        let Some(mut q) = users_by_ids_query::<Postgres, _>(org.0, employee_ids, immutable_ids, json_text)
+        else {
+            return Ok(Vec::new());
+        };
+        let rows: Vec<EntityRow> = q.build_query_as().fetch_all(&self.pool).await?;
+        rows.into_iter().map(StoredEntity::try_from).collect()
+    }
+
+    async fn devices_owned_by(
+        &self,
+        org: OrgId,
+        owners: &[(ConfigId, String)],
+    ) -> Result<Vec<StoredEntity>, StoreError> {
+        let Some(mut q) = devices_owned_by_query::<Postgres, _>(org.0, owners, |id| id, json_text) else {
+            return Ok(Vec::new());
+        };
+        let rows: Vec<EntityRow> = q.build_query_as().fetch_all(&self.pool).await?;
+        rows.into_iter().map(StoredEntity::try_from).collect()
+    }
+
     async fn list_memberships(
         &self,
         org: OrgId,
@@ -70,4 +99,9 @@ impl EntityStore for PostgresStore {
         let mut q = list_memberships_query::<Postgres, _>(org.0, config.0, after, limit);
         memberships_from_rows(config, q.build_query_as().fetch_all(&self.pool).await?)
     }
+}
+
+/// `(column::jsonb #>> '{a,b}')`: the columns hold JSON as text.
+fn json_text(column: &str, path: &[&str]) -> String {
+    format!("({column}::jsonb #>> '{{{}}}')", path.join(","))
 }

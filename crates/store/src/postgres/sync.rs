@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use super::PostgresStore;
 use super::configs::{CONFIG_COLUMNS, ConfigRow};
+use crate::history::Recorder;
 use crate::page::{Changed, EntityWrite, MEMBERSHIP, entity_writes, membership_key, removal_key};
 use crate::rows::{self, encode_counts};
 use crate::sync::{Ending, INTERRUPTED, new_run};
@@ -23,8 +24,11 @@ use crate::{PageWrite, RunEnd, StoreError, SyncState, SyncStore};
 type RunRow = rows::RunRow<Uuid, OffsetDateTime>;
 type StateRow = rows::StateRow<OffsetDateTime>;
 
+/// A deleted membership and when it began, for its history.
+type EndedRow = (String, String, String, OffsetDateTime);
+
 const RUN_COLUMNS: &str =
-    "r.id, r.config_id, r.kind, r.status, r.started_at, r.finished_at, r.counts, r.error";
+    "r.id, r.config_id, r.kind, r.status, r.started_at, r.finished_at, r.counts, r.error, r.baseline";
 
 impl PostgresStore {
     /// Writes new and changed entities of a page, counting them, and notes every entity of the
@@ -35,6 +39,7 @@ impl PostgresStore {
         org: OrgId,
         records: &[Record],
         counts: &mut RunCounts,
+        recorder: &mut Recorder,
     ) -> Result<(), StoreError> {
         if records.is_empty() {
             return Ok(());
@@ -58,6 +63,8 @@ impl PostgresStore {
         .into_iter()
         .collect();
         let changed = Changed::new(&rows, &stored, counts);
+        let stored = Self::stored_data(conn, run.config_id, &changed.updated).await?;
+        recorder.entities(&changed.created, &changed.updated, stored)?;
         if !changed.updated.is_empty() {
             Self::forget_identifiers(conn, run.config_id, &changed.updated).await?;
         }
@@ -148,6 +155,7 @@ impl PostgresStore {
         run: &Run,
         memberships: &[Membership],
         counts: &mut RunCounts,
+        recorder: &mut Recorder,
     ) -> Result<(), StoreError> {
         if memberships.is_empty() {
             return Ok(());
@@ -159,22 +167,33 @@ impl PostgresStore {
             kinds.push(kind);
             members.push(member);
         }
-        // Only inserted rows are counted, so this is the number of new memberships.
-        let created = sqlx::query(
-            "WITH seen AS (INSERT INTO run_seen_memberships (run_id, group_id, member_kind, member_id) \
-               SELECT $2, * FROM UNNEST($4::text[], $5::text[], $6::text[]) ON CONFLICT DO NOTHING) \
-             INSERT INTO memberships (config_id, first_seen_at, group_id, member_kind, member_id) \
-             SELECT $1, $3, * FROM UNNEST($4::text[], $5::text[], $6::text[]) ON CONFLICT DO NOTHING",
-        )
-        .bind(run.config_id.0)
-        .bind(run.id)
-        .bind(ctxsync_core::now())
-        .bind(&groups)
-        .bind(&kinds)
-        .bind(&members)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
+        // Only inserted rows are counted, so this is the number of new memberships. They are read
+        // back only when they become events: never on a config's first sync.
+        macro_rules! insert {
+            () => {
+                "WITH seen AS (INSERT INTO run_seen_memberships (run_id, group_id, member_kind, member_id) \
+                   SELECT $2, * FROM UNNEST($4::text[], $5::text[], $6::text[]) ON CONFLICT DO NOTHING) \
+                 INSERT INTO memberships (config_id, first_seen_at, group_id, member_kind, member_id) \
+                 SELECT $1, $3, * FROM UNNEST($4::text[], $5::text[], $6::text[]) ON CONFLICT DO NOTHING"
+            };
+        }
+        let sql = if recorder.events_on() {
+            concat!(insert!(), " RETURNING group_id, member_kind, member_id")
+        } else {
+            insert!()
+        };
+        let query = sqlx::query(sql)
+            .bind(run.config_id.0)
+            .bind(run.id)
+            .bind(ctxsync_core::now())
+            .bind(&groups)
+            .bind(&kinds)
+            .bind(&members);
+        let created = if recorder.events_on() {
+            recorder.memberships_added(&query.fetch_all(&mut *conn).await?)?
+        } else {
+            query.execute(&mut *conn).await?.rows_affected()
+        };
         counts.entry(MEMBERSHIP).created += created;
         Ok(())
     }
@@ -211,25 +230,25 @@ impl PostgresStore {
         run: &Run,
         coverage: &Coverage,
         counts: &mut RunCounts,
+        recorder: &mut Recorder,
     ) -> Result<(), StoreError> {
-        let mut deleted_memberships = sqlx::query(
+        let mut deleted_memberships: Vec<EndedRow> = sqlx::query_as(
             "DELETE FROM memberships WHERE config_id = $1 AND ( \
                (member_kind, member_id) IN (SELECT kind, source_id FROM run_removals WHERE run_id = $2 AND kind <> $3) \
                OR group_id IN (SELECT source_id FROM run_removals WHERE run_id = $2 AND kind = 'group') \
                OR (group_id, member_kind, member_id) IN \
-                  (SELECT source_id, member_kind, member_id FROM run_removals WHERE run_id = $2 AND kind = $3))",
+                  (SELECT source_id, member_kind, member_id FROM run_removals WHERE run_id = $2 AND kind = $3)) \
+             RETURNING group_id, member_kind, member_id, first_seen_at",
         )
         .bind(run.config_id.0)
         .bind(run.id)
         .bind(MEMBERSHIP)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-        // Counted per kind in the database, so a large deletion returns three rows, not one per entity.
-        let mut deleted_entities: Vec<(String, i64)> = sqlx::query_as(
-            "WITH gone AS (DELETE FROM entities WHERE config_id = $1 AND (kind, source_id) IN \
-               (SELECT kind, source_id FROM run_removals WHERE run_id = $2 AND kind <> $3) RETURNING kind) \
-             SELECT kind, count(*) FROM gone GROUP BY kind",
+        .fetch_all(&mut *conn)
+        .await?;
+        // Every deleted entity comes back by id: its deletion is an event and may close its roles.
+        let mut deleted_entities: Vec<(String, String)> = sqlx::query_as(
+            "DELETE FROM entities WHERE config_id = $1 AND (kind, source_id) IN \
+               (SELECT kind, source_id FROM run_removals WHERE run_id = $2 AND kind <> $3) RETURNING kind, source_id",
         )
         .bind(run.config_id.0)
         .bind(run.id)
@@ -239,47 +258,50 @@ impl PostgresStore {
         match coverage {
             Coverage::Everything => {
                 deleted_entities.extend(
-                    sqlx::query_as::<_, (String, i64)>(
-                        "WITH gone AS (DELETE FROM entities e WHERE config_id = $1 AND NOT EXISTS \
+                    sqlx::query_as::<_, (String, String)>(
+                        "DELETE FROM entities e WHERE config_id = $1 AND NOT EXISTS \
                            (SELECT 1 FROM run_seen_entities s WHERE s.run_id = $2 AND s.kind = e.kind \
-                            AND s.source_id = e.source_id) RETURNING kind) \
-                         SELECT kind, count(*) FROM gone GROUP BY kind",
+                            AND s.source_id = e.source_id) RETURNING kind, source_id",
                     )
                     .bind(run.config_id.0)
                     .bind(run.id)
                     .fetch_all(&mut *conn)
                     .await?,
                 );
-                deleted_memberships += sqlx::query(
-                    "DELETE FROM memberships m WHERE config_id = $1 AND NOT EXISTS (SELECT 1 FROM run_seen_memberships s \
-                     WHERE s.run_id = $2 AND s.group_id = m.group_id AND s.member_kind = m.member_kind \
-                     AND s.member_id = m.member_id)",
-                )
-                .bind(run.config_id.0)
-                .bind(run.id)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected();
+                deleted_memberships.extend(
+                    sqlx::query_as::<_, EndedRow>(
+                        "DELETE FROM memberships m WHERE config_id = $1 AND NOT EXISTS (SELECT 1 FROM run_seen_memberships s \
+                         WHERE s.run_id = $2 AND s.group_id = m.group_id AND s.member_kind = m.member_kind \
+                         AND s.member_id = m.member_id) RETURNING group_id, member_kind, member_id, first_seen_at",
+                    )
+                    .bind(run.config_id.0)
+                    .bind(run.id)
+                    .fetch_all(&mut *conn)
+                    .await?,
+                );
             }
             Coverage::Changes { groups_with_all_members } => {
-                deleted_memberships += sqlx::query(
-                    "DELETE FROM memberships m WHERE config_id = $1 AND group_id = ANY($3::text[]) \
-                     AND NOT EXISTS (SELECT 1 FROM run_seen_memberships s WHERE s.run_id = $2 \
-                     AND s.group_id = m.group_id AND s.member_kind = m.member_kind AND s.member_id = m.member_id)",
-                )
-                .bind(run.config_id.0)
-                .bind(run.id)
-                .bind(groups_with_all_members)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected();
+                deleted_memberships.extend(
+                    sqlx::query_as::<_, EndedRow>(
+                        "DELETE FROM memberships m WHERE config_id = $1 AND group_id = ANY($3::text[]) \
+                         AND NOT EXISTS (SELECT 1 FROM run_seen_memberships s WHERE s.run_id = $2 \
+                         AND s.group_id = m.group_id AND s.member_kind = m.member_kind AND s.member_id = m.member_id) \
+                         RETURNING group_id, member_kind, member_id, first_seen_at",
+                    )
+                    .bind(run.config_id.0)
+                    .bind(run.id)
+                    .bind(groups_with_all_members)
+                    .fetch_all(&mut *conn)
+                    .await?,
+                );
             }
         }
-        for (kind, n) in deleted_entities {
-            counts.entry(&kind).deleted += n as u64;
+        for (kind, _) in &deleted_entities {
+            counts.entry(kind).deleted += 1;
         }
-        counts.entry(MEMBERSHIP).deleted += deleted_memberships;
-        Ok(())
+        counts.entry(MEMBERSHIP).deleted += deleted_memberships.len() as u64;
+        recorder.entities_deleted(deleted_entities)?;
+        recorder.memberships_removed(deleted_memberships)
     }
 
     async fn clear_run_scratch(conn: &mut PgConnection, runs: &[Uuid]) -> Result<(), StoreError> {
@@ -401,9 +423,11 @@ impl SyncStore for PostgresStore {
     async fn apply_page(&self, run: &Run, org: OrgId, page: PageWrite<'_>) -> Result<RunCounts, StoreError> {
         let mut counts = RunCounts { pages: 1, ..RunCounts::default() };
         let mut tx = self.pool.begin().await?;
-        Self::upsert_entities(&mut tx, run, org, page.records, &mut counts).await?;
-        Self::add_memberships(&mut tx, run, page.memberships, &mut counts).await?;
+        let mut recorder = Recorder::new(Self::baselined(&mut tx, run.config_id).await?);
+        Self::upsert_entities(&mut tx, run, org, page.records, &mut counts, &mut recorder).await?;
+        Self::add_memberships(&mut tx, run, page.memberships, &mut counts, &mut recorder).await?;
         Self::note_removals(&mut tx, run, page.removals).await?;
+        Self::record(&mut tx, run, &recorder, ctxsync_core::now()).await?;
         tx.commit().await?;
         Ok(counts)
     }
@@ -431,35 +455,42 @@ impl SyncStore for PostgresStore {
         if claimed.rows_affected() == 0 {
             return Err(StoreError::RunTakenOver(run.id));
         }
+        let baselined = Self::baselined(&mut tx, run.config_id).await?;
         if let Some((coverage, _)) = ending.completed {
-            Self::apply_deletions(&mut tx, run, coverage, &mut ending.run.counts).await?;
+            let mut recorder = Recorder::new(baselined);
+            Self::apply_deletions(&mut tx, run, coverage, &mut ending.run.counts, &mut recorder).await?;
+            Self::record(&mut tx, run, &recorder, now).await?;
         }
+        let baseline = ending.baseline(baselined);
         let cursor = ending.completed.as_ref().and_then(|(_, cursor)| cursor.as_deref());
         // The cursor changes only when the listing completed; `last_full_at` only after a full one.
         sqlx::query(
-            "INSERT INTO sync_state (config_id, cursor, last_full_at, next_run_at) VALUES ($1, $2, $3, $4) \
+            "INSERT INTO sync_state (config_id, cursor, last_full_at, next_run_at, baselined) \
+             VALUES ($1, $2, $3, $4, $6) \
              ON CONFLICT (config_id) DO UPDATE SET \
                cursor = CASE WHEN $5 THEN EXCLUDED.cursor ELSE sync_state.cursor END, \
                last_full_at = COALESCE(EXCLUDED.last_full_at, sync_state.last_full_at), \
-               next_run_at = EXCLUDED.next_run_at",
+               next_run_at = EXCLUDED.next_run_at, baselined = sync_state.baselined OR EXCLUDED.baselined",
         )
         .bind(run.config_id.0)
         .bind(cursor)
         .bind(ending.last_full_at)
         .bind(ending.next_run_at)
         .bind(ending.completed.is_some())
+        .bind(baseline)
         .execute(&mut *tx)
         .await?;
         Self::clear_run_scratch(&mut tx, &[run.id]).await?;
         let finished = ending.run;
         sqlx::query(
-            "UPDATE sync_runs SET status = $2, finished_at = $3, counts = $4, error = $5 WHERE id = $1",
+            "UPDATE sync_runs SET status = $2, finished_at = $3, counts = $4, error = $5, baseline = $6 WHERE id = $1",
         )
         .bind(run.id)
         .bind(finished.status.as_str())
         .bind(now)
         .bind(encode_counts(&finished.counts))
         .bind(&finished.error)
+        .bind(finished.baseline)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

@@ -4,7 +4,10 @@ use ctxsync_core::{ConfigId, EntityKind, Membership, OrgId};
 use sqlx::{QueryBuilder, Sqlite};
 
 use super::SqliteStore;
-use crate::entities::{ENTITY_COLUMNS, list_entities_query, list_memberships_query, memberships_from_rows};
+use crate::entities::{
+    ENTITY_COLUMNS, devices_owned_by_query, list_entities_query, list_memberships_query,
+    memberships_from_rows, users_by_ids_query,
+};
 use crate::{EntityQuery, EntityStore, StoreError, StoredEntity, StoredMembership, rows};
 
 /// Identifiers per lookup statement.
@@ -67,6 +70,35 @@ impl EntityStore for SqliteStore {
         Ok(found)
     }
 
+    async fn lookup_users_by_ids(
+        &self,
+        org: OrgId,
+        employee_ids: &[String],
+        immutable_ids: &[String],
+    ) -> Result<Vec<StoredEntity>, StoreError> {
+        let Some(mut q) =
+            users_by_ids_query::<Sqlite, _>(org.to_string(), employee_ids, immutable_ids, json_text)
+        else {
+            return Ok(Vec::new());
+        };
+        let rows: Vec<EntityRow> = q.build_query_as().fetch_all(&self.pool).await?;
+        rows.into_iter().map(StoredEntity::try_from).collect()
+    }
+
+    async fn devices_owned_by(
+        &self,
+        org: OrgId,
+        owners: &[(ConfigId, String)],
+    ) -> Result<Vec<StoredEntity>, StoreError> {
+        let Some(mut q) =
+            devices_owned_by_query::<Sqlite, _>(org.to_string(), owners, |id| id.to_string(), json_text)
+        else {
+            return Ok(Vec::new());
+        };
+        let rows: Vec<EntityRow> = q.build_query_as().fetch_all(&self.pool).await?;
+        rows.into_iter().map(StoredEntity::try_from).collect()
+    }
+
     async fn list_memberships(
         &self,
         org: OrgId,
@@ -77,4 +109,9 @@ impl EntityStore for SqliteStore {
         let mut q = list_memberships_query::<Sqlite, _>(org.to_string(), config.to_string(), after, limit);
         memberships_from_rows(config, q.build_query_as().fetch_all(&self.pool).await?)
     }
+}
+
+/// `json_extract(column, '$.a.b')`.
+fn json_text(column: &str, path: &[&str]) -> String {
+    format!("json_extract({column}, '$.{}')", path.join("."))
 }

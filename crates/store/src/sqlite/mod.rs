@@ -5,6 +5,7 @@
 
 mod configs;
 mod entities;
+mod history;
 mod keys;
 mod sync;
 #[cfg(test)]

@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use super::configs::ConfigRow;
 use super::{SqliteStore, encode_time};
+use crate::history::Recorder;
 use crate::page::{Changed, MEMBERSHIP, entity_writes, membership_key, removal_key};
 use crate::rows::{self, encode_counts};
 use crate::sync::{Ending, INTERRUPTED, new_run};
@@ -24,6 +25,10 @@ use crate::{PageWrite, RunEnd, StoreError, SyncState, SyncStore};
 const CHUNK: usize = 400;
 
 type RunRow = rows::RunRow<String, String>;
+
+/// A deleted membership and when it began, for its history.
+type EndedRow = (String, String, String, String);
+const ENDED: &str = "group_id, member_kind, member_id, first_seen_at";
 type StateRow = rows::StateRow<String>;
 
 /// A page's keys as one JSON array of arrays, bound as a single parameter and read back with
@@ -41,6 +46,7 @@ impl SqliteStore {
         org: OrgId,
         page: &PageWrite<'_>,
         counts: &mut RunCounts,
+        recorder: &mut Recorder,
     ) -> Result<(), StoreError> {
         let rows = entity_writes(page.records, counts);
         let config_id = run.config_id.to_string();
@@ -56,7 +62,10 @@ impl SqliteStore {
         .await?
         .into_iter()
         .collect();
-        let changed = Changed::new(&rows, &existing, counts).all();
+        let changed = Changed::new(&rows, &existing, counts);
+        let stored = Self::stored_data(conn, run.config_id, &changed.updated).await?;
+        recorder.entities(&changed.created, &changed.updated, stored)?;
+        let changed = changed.all();
         if !changed.is_empty() {
             let now = encode_time(ctxsync_core::now());
             let org_id = org.to_string();
@@ -129,30 +138,49 @@ impl SqliteStore {
         run: &Run,
         page: &PageWrite<'_>,
         counts: &mut RunCounts,
+        recorder: &mut Recorder,
     ) -> Result<(), StoreError> {
         counts.entry(MEMBERSHIP).fetched += page.memberships.len() as u64;
         let keys = json_rows(&page.memberships.iter().map(membership_key).collect::<Vec<_>>());
-        // Only inserted rows count as changes, so this is the number of new memberships.
-        let created = sqlx::query(
-            "INSERT INTO memberships (config_id, group_id, member_kind, member_id, first_seen_at) \
-             SELECT ?1, value ->> 0, value ->> 1, value ->> 2, ?2 FROM json_each(?3) WHERE true \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(run.config_id.to_string())
-        .bind(encode_time(ctxsync_core::now()))
-        .bind(&keys)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
+        let (config_id, run_id) = (run.config_id.to_string(), run.id.to_string());
+        // Only inserted rows count as changes, so this is the number of new memberships. They are
+        // read back only when they become events: never on a config's first sync.
+        macro_rules! insert {
+            () => {
+                "INSERT INTO memberships (config_id, group_id, member_kind, member_id, first_seen_at, seen_run) \
+                 SELECT ?1, value ->> 0, value ->> 1, value ->> 2, ?2, ?4 FROM json_each(?3) WHERE true \
+                 ON CONFLICT DO NOTHING"
+            };
+        }
+        let sql = if recorder.events_on() {
+            concat!(insert!(), " RETURNING group_id, member_kind, member_id")
+        } else {
+            insert!()
+        };
+        let query = sqlx::query(sql)
+            .bind(&config_id)
+            .bind(encode_time(ctxsync_core::now()))
+            .bind(&keys)
+            .bind(&run_id);
+        let created = if recorder.events_on() {
+            recorder.memberships_added(&query.fetch_all(&mut *conn).await?)?
+        } else {
+            query.execute(&mut *conn).await?.rows_affected()
+        };
         counts.entry(MEMBERSHIP).created += created;
-        sqlx::query(
-            "INSERT OR IGNORE INTO run_seen_memberships (run_id, group_id, member_kind, member_id) \
-             SELECT ?1, value ->> 0, value ->> 1, value ->> 2 FROM json_each(?2)",
-        )
-        .bind(run.id.to_string())
-        .bind(&keys)
-        .execute(&mut *conn)
-        .await?;
+        // Rows just inserted carry this run already; on a first sync that is all of them.
+        if created < page.memberships.len() as u64 {
+            sqlx::query(
+                "UPDATE memberships SET seen_run = ?2 WHERE config_id = ?1 AND seen_run <> ?2 \
+                 AND (group_id, member_kind, member_id) IN \
+                 (SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?3))",
+            )
+            .bind(&config_id)
+            .bind(&run_id)
+            .bind(&keys)
+            .execute(&mut *conn)
+            .await?;
+        }
         Ok(())
     }
 
@@ -184,26 +212,26 @@ impl SqliteStore {
         run: &Run,
         coverage: &Coverage,
         counts: &mut RunCounts,
+        recorder: &mut Recorder,
     ) -> Result<(), StoreError> {
         let config_id = run.config_id.to_string();
         let run_id = run.id.to_string();
-        let mut deleted_memberships = sqlx::query(
+        let mut deleted_memberships: Vec<EndedRow> = sqlx::query_as(
             "DELETE FROM memberships WHERE config_id = ?1 AND ( \
                (member_kind, member_id) IN (SELECT kind, source_id FROM run_removals WHERE run_id = ?2 AND kind != ?3) \
                OR group_id IN (SELECT source_id FROM run_removals WHERE run_id = ?2 AND kind = 'group') \
                OR (group_id, member_kind, member_id) IN \
                   (SELECT source_id, member_kind, member_id FROM run_removals WHERE run_id = ?2 AND kind = ?3)) \
-             RETURNING 1",
+             RETURNING group_id, member_kind, member_id, first_seen_at",
         )
         .bind(&config_id)
         .bind(&run_id)
         .bind(MEMBERSHIP)
         .fetch_all(&mut *conn)
-        .await?
-        .len() as u64;
-        let mut deleted_kinds: Vec<String> = sqlx::query_scalar(
+        .await?;
+        let mut deleted_entities: Vec<(String, String)> = sqlx::query_as(
             "DELETE FROM entities WHERE config_id = ?1 AND (kind, source_id) IN \
-               (SELECT kind, source_id FROM run_removals WHERE run_id = ?2 AND kind != ?3) RETURNING kind",
+               (SELECT kind, source_id FROM run_removals WHERE run_id = ?2 AND kind != ?3) RETURNING kind, source_id",
         )
         .bind(&config_id)
         .bind(&run_id)
@@ -212,27 +240,26 @@ impl SqliteStore {
         .await?;
         match coverage {
             Coverage::Everything => {
-                deleted_kinds.extend(
-                    sqlx::query_scalar::<_, String>(
+                deleted_entities.extend(
+                    sqlx::query_as::<_, (String, String)>(
                         "DELETE FROM entities WHERE config_id = ?1 AND NOT EXISTS (SELECT 1 FROM run_seen_entities s \
                          WHERE s.run_id = ?2 AND s.kind = entities.kind AND s.source_id = entities.source_id) \
-                         RETURNING kind",
+                         RETURNING kind, source_id",
                     )
                     .bind(&config_id)
                     .bind(&run_id)
                     .fetch_all(&mut *conn)
                     .await?,
                 );
-                deleted_memberships += sqlx::query(
-                    "DELETE FROM memberships WHERE config_id = ?1 AND NOT EXISTS (SELECT 1 FROM run_seen_memberships s \
-                     WHERE s.run_id = ?2 AND s.group_id = memberships.group_id \
-                     AND s.member_kind = memberships.member_kind AND s.member_id = memberships.member_id) RETURNING 1",
-                )
-                .bind(&config_id)
-                .bind(&run_id)
-                .fetch_all(&mut *conn)
-                .await?
-                .len() as u64;
+                deleted_memberships.extend(
+                    sqlx::query_as::<_, EndedRow>(&format!(
+                        "DELETE FROM memberships WHERE config_id = ?1 AND seen_run <> ?2 RETURNING {ENDED}"
+                    ))
+                    .bind(&config_id)
+                    .bind(&run_id)
+                    .fetch_all(&mut *conn)
+                    .await?,
+                );
             }
             Coverage::Changes { groups_with_all_members } => {
                 for groups in groups_with_all_members.chunks(CHUNK) {
@@ -242,25 +269,23 @@ impl SqliteStore {
                     for g in groups {
                         sep.push_bind(g);
                     }
-                    q.push(") AND NOT EXISTS (SELECT 1 FROM run_seen_memberships s WHERE s.run_id = ");
-                    q.push_bind(&run_id).push(
-                        " AND s.group_id = memberships.group_id AND s.member_kind = memberships.member_kind \
-                         AND s.member_id = memberships.member_id) RETURNING 1",
-                    );
-                    deleted_memberships += q.build().fetch_all(&mut *conn).await?.len() as u64;
+                    q.push(") AND seen_run <> ");
+                    q.push_bind(&run_id).push(format!(" RETURNING {ENDED}"));
+                    deleted_memberships.extend(q.build_query_as::<EndedRow>().fetch_all(&mut *conn).await?);
                 }
             }
         }
-        for kind in deleted_kinds {
-            counts.entry(&kind).deleted += 1;
+        for (kind, _) in &deleted_entities {
+            counts.entry(kind).deleted += 1;
         }
-        counts.entry(MEMBERSHIP).deleted += deleted_memberships;
-        Ok(())
+        counts.entry(MEMBERSHIP).deleted += deleted_memberships.len() as u64;
+        recorder.entities_deleted(deleted_entities)?;
+        recorder.memberships_removed(deleted_memberships)
     }
 
     async fn clear_run_scratch(conn: &mut SqliteConnection, run_ids: &[String]) -> Result<(), StoreError> {
         for id in run_ids {
-            for table in ["run_seen_entities", "run_seen_memberships", "run_removals"] {
+            for table in ["run_seen_entities", "run_removals"] {
                 sqlx::query(&format!("DELETE FROM {table} WHERE run_id = ?"))
                     .bind(id)
                     .execute(&mut *conn)
@@ -378,15 +403,17 @@ impl SyncStore for SqliteStore {
     async fn apply_page(&self, run: &Run, org: OrgId, page: PageWrite<'_>) -> Result<RunCounts, StoreError> {
         let mut counts = RunCounts { pages: 1, ..RunCounts::default() };
         let mut tx = self.begin_write().await?;
+        let mut recorder = Recorder::new(Self::baselined(&mut tx, run.config_id).await?);
         if !page.records.is_empty() {
-            Self::upsert_entities(&mut tx, run, org, &page, &mut counts).await?;
+            Self::upsert_entities(&mut tx, run, org, &page, &mut counts, &mut recorder).await?;
         }
         if !page.memberships.is_empty() {
-            Self::add_memberships(&mut tx, run, &page, &mut counts).await?;
+            Self::add_memberships(&mut tx, run, &page, &mut counts, &mut recorder).await?;
         }
         if !page.removals.is_empty() {
             Self::note_removals(&mut tx, run, page.removals).await?;
         }
+        Self::record(&mut tx, run, &recorder, ctxsync_core::now()).await?;
         tx.commit().await?;
         Ok(counts)
     }
@@ -416,8 +443,12 @@ impl SyncStore for SqliteStore {
             .bind(&config_id)
             .execute(&mut *tx)
             .await?;
+        let baselined = Self::baselined(&mut tx, run.config_id).await?;
+        let baseline = ending.baseline(baselined);
+        let mut recorder = Recorder::new(baselined);
         if let Some((coverage, cursor)) = ending.completed {
-            Self::apply_deletions(&mut tx, run, coverage, &mut ending.run.counts).await?;
+            Self::apply_deletions(&mut tx, run, coverage, &mut ending.run.counts, &mut recorder).await?;
+            Self::record(&mut tx, run, &recorder, now).await?;
             sqlx::query("UPDATE sync_state SET cursor = ? WHERE config_id = ?")
                 .bind(cursor)
                 .bind(&config_id)
@@ -432,17 +463,21 @@ impl SyncStore for SqliteStore {
                 .await?;
         }
         Self::clear_run_scratch(&mut tx, &[run.id.to_string()]).await?;
-        sqlx::query("UPDATE sync_state SET next_run_at = ? WHERE config_id = ?")
+        sqlx::query("UPDATE sync_state SET next_run_at = ?, baselined = baselined OR ? WHERE config_id = ?")
             .bind(encode_time(ending.next_run_at))
+            .bind(baseline)
             .bind(&config_id)
             .execute(&mut *tx)
             .await?;
         let finished = ending.run;
-        sqlx::query("UPDATE sync_runs SET status = ?, finished_at = ?, counts = ?, error = ? WHERE id = ?")
-            .bind(finished.status.as_str())
-            .bind(encode_time(now))
-            .bind(encode_counts(&finished.counts))
-            .bind(&finished.error)
+        sqlx::query(
+            "UPDATE sync_runs SET status = ?, finished_at = ?, counts = ?, error = ?, baseline = ? WHERE id = ?",
+        )
+        .bind(finished.status.as_str())
+        .bind(encode_time(now))
+        .bind(encode_counts(&finished.counts))
+        .bind(&finished.error)
+        .bind(finished.baseline)
             .bind(run.id.to_string())
             .execute(&mut *tx)
             .await?;
@@ -486,7 +521,7 @@ impl SyncStore for SqliteStore {
 
     async fn list_runs(&self, org: OrgId, config: ConfigId, limit: u32) -> Result<Vec<Run>, StoreError> {
         let rows: Vec<RunRow> = sqlx::query_as(
-            "SELECT r.id, r.config_id, r.kind, r.status, r.started_at, r.finished_at, r.counts, r.error \
+            "SELECT r.id, r.config_id, r.kind, r.status, r.started_at, r.finished_at, r.counts, r.error, r.baseline \
              FROM sync_runs r JOIN integration_configs c ON c.id = r.config_id \
              WHERE r.config_id = ? AND c.org_id = ? ORDER BY r.started_at DESC, r.id DESC LIMIT ?",
         )
@@ -500,7 +535,7 @@ impl SyncStore for SqliteStore {
 
     async fn get_run(&self, org: OrgId, config: ConfigId, run: Uuid) -> Result<Option<Run>, StoreError> {
         let row: Option<RunRow> = sqlx::query_as(
-            "SELECT r.id, r.config_id, r.kind, r.status, r.started_at, r.finished_at, r.counts, r.error \
+            "SELECT r.id, r.config_id, r.kind, r.status, r.started_at, r.finished_at, r.counts, r.error, r.baseline \
              FROM sync_runs r JOIN integration_configs c ON c.id = r.config_id \
              WHERE r.id = ? AND r.config_id = ? AND c.org_id = ?",
         )

@@ -3,7 +3,9 @@
 //! server (`scripts/test-postgres`). The same tests run on both, so the backends cannot drift.
 
 mod configs;
+mod events;
 mod keys;
+mod persons;
 mod replicas;
 mod sync;
 

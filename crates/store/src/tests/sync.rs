@@ -41,7 +41,7 @@ pub(super) async fn db() -> Db {
     Db { test, store, org, config }
 }
 
-fn user(id: &str, email: &str, status: UserStatus) -> Record {
+pub(super) fn user(id: &str, email: &str, status: UserStatus) -> Record {
     Record {
         entity: Entity::User(User {
             source_id: id.into(),
@@ -66,7 +66,7 @@ fn user(id: &str, email: &str, status: UserStatus) -> Record {
     }
 }
 
-fn group(id: &str) -> Record {
+pub(super) fn group(id: &str) -> Record {
     Record {
         entity: Entity::Group(Group {
             source_id: id.into(),
@@ -79,12 +79,12 @@ fn group(id: &str) -> Record {
     }
 }
 
-fn member(group: &str, user: &str) -> Membership {
+pub(super) fn member(group: &str, user: &str) -> Membership {
     Membership { group_id: group.into(), member_kind: EntityKind::User, member_id: user.into() }
 }
 
 impl Db {
-    async fn run(
+    pub(super) async fn run(
         &self,
         kind: RunKind,
         records: &[Record],

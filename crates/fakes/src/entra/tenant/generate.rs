@@ -11,7 +11,7 @@ use super::{
     MemberKind, ROLES, RoleAssignment, capitalised,
 };
 use crate::common::{BASE62, Seeded};
-use crate::directory::{ADMIN, Directory, NON_ADMIN, Status, TenantSpec};
+use crate::directory::{ADMIN, Directory, MAIL_DOMAIN, NON_ADMIN, Status, TenantSpec};
 
 /// A kind of device people register.
 struct DeviceKind {
@@ -126,6 +126,7 @@ impl EntraTenant {
                 if let Some(mail) = &mail {
                     proxy_addresses.push(format!("SMTP:{mail}"));
                     proxy_addresses.push(format!("smtp:{}@{domain}", p.handle));
+                    proxy_addresses.extend(p.aliases.iter().map(|a| format!("smtp:{a}")));
                 }
                 let other_mails =
                     if rng.below(10) == 0 { vec![format!("{}@outlook.com", p.handle)] } else { Vec::new() };
@@ -136,8 +137,12 @@ impl EntraTenant {
                     bytes[8..].copy_from_slice(&rng.next_u64().to_le_bytes());
                     STANDARD.encode(bytes)
                 });
+                // Every fifth person signs in with their address in the organisation's own
+                // domain and has no employee id: known to Entra by sign-in name only.
+                let by_upn = i % 5 == 3;
+                let upn_domain = if by_upn { MAIL_DOMAIN } else { domain.as_str() };
                 EntraUser {
-                    user_principal_name: format!("{}@{domain}", p.handle),
+                    user_principal_name: format!("{}@{upn_domain}", p.handle),
                     display_name: format!("{} {}", p.given, p.family),
                     given_name: Some(p.given.clone()),
                     surname: Some(p.family.clone()),
@@ -148,7 +153,7 @@ impl EntraTenant {
                     guest: false,
                     job_title: Some(p.title.to_string()),
                     department: Some(p.department.to_string()),
-                    employee_id: Some(p.employee_number.clone()),
+                    employee_id: (!by_upn).then(|| p.employee_number.clone()),
                     created: p.created,
                     on_premises_immutable_id: immutable,
                     manager: None,

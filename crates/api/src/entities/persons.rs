@@ -1,0 +1,345 @@
+//! Persons: the accounts of several sources that are one human, resolved on demand from the
+//! entities as stored now (see `ctxsync_core::resolve` for the rules).
+//!
+//! A lookup starts from the entities answering to the identifier and follows every key their
+//! users hold (addresses, sign-in names, employee ids, immutable ids) until no new account turns
+//! up, so the accounts resolved are the whole connected part of the org's link graph: the same
+//! answer a resolution of the whole org would give, at the cost of a few indexed lookups.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use axum::Json;
+use axum::extract::{Query, State};
+use ctxsync_core::{
+    Account, AccountRef, ConfigId, Entity, EntityKind, IntegrationType, OrgId, Person, resolve,
+};
+use ctxsync_store::{EntityQuery, Store, StoredEntity};
+use serde::Serialize;
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+
+use crate::auth::{Authorized, SiemEntitiesRead};
+use crate::error::{ApiError, ErrorBody};
+use crate::json::JsonBody;
+use crate::state::AppState;
+
+/// Identifiers one batch lookup may ask for (each is a resolution of its own).
+const MAX_IDENTIFIERS: usize = 100;
+/// Rounds of following keys; a person whose accounts are further apart is cut short.
+const MAX_ROUNDS: usize = 6;
+/// Accounts one resolution may load before it stops following keys.
+const MAX_ACCOUNTS: usize = 500;
+/// Groups listed per account.
+const MAX_GROUPS: u32 = 1000;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PersonsResponse {
+    /// Every person an account answering to the identifier belongs to: usually one, several
+    /// when the identifier is shared, none when nothing answers to it.
+    pub data: Vec<PersonData>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PersonsLookupResponse {
+    /// One entry per requested identifier, in the request's order.
+    pub data: Vec<PersonsLookupResult>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PersonsLookupResult {
+    pub identifier: String,
+    pub persons: Vec<PersonData>,
+}
+
+/// One person: linked accounts with their groups and roles, their devices, and every link.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PersonData {
+    /// The id of the person's first account (`{config_id}:{kind}:{source_id}`); it changes when
+    /// the accounts do.
+    pub id: String,
+    /// Always `person`.
+    #[serde(rename = "type")]
+    pub resource_type: &'static str,
+    /// `accounts` (users: `id`, `config_id`, `integration_type`, `source_id`, `login`,
+    /// `display_name`, `emails`, `employee_id`, `status`, `admin_roles`, `groups`), `devices`
+    /// (`id`, `config_id`, `source_id`, `name`, `os`, `status`, `owner`), `links` (`from`, `to`,
+    /// `reason` — `same_immutable_id`, `same_employee_id`, `same_email`, `upn_alias`,
+    /// `device_owner` — `evidence` and `why`) and `truncated` (true when the person reached
+    /// beyond what one lookup follows).
+    #[schema(value_type = Object)]
+    pub attributes: Value,
+}
+
+/// Resolve the person (or persons) an identifier belongs to across every config.
+#[utoipa::path(
+    get,
+    path = "/api/v2/ctxsync/persons",
+    operation_id = "GetPersons",
+    tag = "ctxsync",
+    params(
+        ("identifier" = String, Query, description = "An email, login, source id, employee id or immutable id of any account of the person."),
+    ),
+    responses(
+        (status = 200, description = "OK", body = PersonsResponse),
+        (status = 400, description = "Bad Request", body = ErrorBody),
+        (status = 403, description = "Not Authorized", body = ErrorBody),
+        (status = 429, description = "Too many requests", body = ErrorBody),
+    ),
+    security(("apiKeyAuth" = [], "appKeyAuth" = []), ("AuthZ" = ["siem_entities_read"])),
+)]
+pub async fn get_persons(
+    State(state): State<AppState>,
+    auth: Authorized<SiemEntitiesRead>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<PersonsResponse>, ApiError> {
+    let identifier = params
+        .get("identifier")
+        .map(|i| i.trim())
+        .filter(|i| !i.is_empty())
+        .ok_or_else(|| ApiError::bad_request("identifier: is required"))?;
+    let types = integration_types(&*state.store, auth.org_id).await?;
+    let data = persons_of(&*state.store, auth.org_id, &types, identifier).await?;
+    Ok(Json(PersonsResponse { data }))
+}
+
+/// Resolve the persons of many identifiers at once.
+#[utoipa::path(
+    post,
+    path = "/api/v2/ctxsync/persons/lookup",
+    operation_id = "LookupPersons",
+    tag = "ctxsync",
+    request_body(content = Object, content_type = "application/json", description = "`{\"identifiers\": [\"alice@example.com\", \"100042\"]}`, at most 100."),
+    responses(
+        (status = 200, description = "OK", body = PersonsLookupResponse),
+        (status = 400, description = "Bad Request", body = ErrorBody),
+        (status = 403, description = "Not Authorized", body = ErrorBody),
+        (status = 429, description = "Too many requests", body = ErrorBody),
+    ),
+    security(("apiKeyAuth" = [], "appKeyAuth" = []), ("AuthZ" = ["siem_entities_read"])),
+)]
+pub async fn lookup_persons(
+    State(state): State<AppState>,
+    auth: Authorized<SiemEntitiesRead>,
+    JsonBody(doc): JsonBody,
+) -> Result<Json<PersonsLookupResponse>, ApiError> {
+    let identifiers = parse(&doc)?;
+    let types = integration_types(&*state.store, auth.org_id).await?;
+    let mut data = Vec::with_capacity(identifiers.len());
+    for identifier in identifiers {
+        let persons = persons_of(&*state.store, auth.org_id, &types, identifier.trim()).await?;
+        data.push(PersonsLookupResult { identifier, persons });
+    }
+    Ok(Json(PersonsLookupResponse { data }))
+}
+
+fn parse(doc: &Value) -> Result<Vec<String>, ApiError> {
+    let list = doc
+        .get("identifiers")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ApiError::bad_request("identifiers: is required and must be an array of strings"))?;
+    if list.is_empty() || list.len() > MAX_IDENTIFIERS {
+        return Err(ApiError::bad_request(format!(
+            "identifiers: must hold 1 to {MAX_IDENTIFIERS} identifiers"
+        )));
+    }
+    list.iter()
+        .enumerate()
+        .map(|(i, v)| match v.as_str() {
+            Some(s) if !s.trim().is_empty() => Ok(s.to_owned()),
+            _ => Err(ApiError::bad_request(format!("identifiers[{i}]: must be a non-empty string"))),
+        })
+        .collect()
+}
+
+async fn integration_types(
+    store: &dyn Store,
+    org: OrgId,
+) -> Result<HashMap<ConfigId, IntegrationType>, ApiError> {
+    Ok(store.list_configs(org, None).await?.into_iter().map(|c| (c.id, c.integration_type)).collect())
+}
+
+/// The entities reached from an identifier by following link keys, and whether the walk was cut.
+struct Reached {
+    entities: BTreeMap<AccountRef, (Account, StoredEntity)>,
+    /// The accounts the identifier itself named.
+    start: BTreeSet<AccountRef>,
+    truncated: bool,
+}
+
+async fn persons_of(
+    store: &dyn Store,
+    org: OrgId,
+    types: &HashMap<ConfigId, IntegrationType>,
+    identifier: &str,
+) -> Result<Vec<PersonData>, ApiError> {
+    let reached = reach(store, org, types, identifier).await?;
+    let accounts: Vec<Account> = reached.entities.values().map(|(a, _)| a.clone()).collect();
+    let mut out = Vec::new();
+    for person in resolve(&accounts) {
+        if person.accounts.iter().any(|a| reached.start.contains(a)) {
+            out.push(person_data(store, org, types, &reached, &person).await?);
+        }
+    }
+    Ok(out)
+}
+
+async fn reach(
+    store: &dyn Store,
+    org: OrgId,
+    types: &HashMap<ConfigId, IntegrationType>,
+    identifier: &str,
+) -> Result<Reached, ApiError> {
+    let mut reached = Reached { entities: BTreeMap::new(), start: BTreeSet::new(), truncated: false };
+    // The identifier may be any key: an indexed identifier, an employee id or an immutable id.
+    let start = identifier.to_lowercase();
+    let (mut identifiers, mut employee_ids, mut immutable_ids) =
+        (vec![start.clone()], vec![start], vec![identifier.to_owned()]);
+    let mut asked: BTreeSet<String> = BTreeSet::new();
+    for round in 0..MAX_ROUNDS {
+        if identifiers.is_empty() && employee_ids.is_empty() && immutable_ids.is_empty() {
+            break;
+        }
+        let mut found: Vec<StoredEntity> =
+            store.lookup_entities(org, &identifiers).await?.into_iter().map(|(_, e)| e).collect();
+        found.extend(store.lookup_users_by_ids(org, &employee_ids, &immutable_ids).await?);
+        asked.extend(identifiers.drain(..).map(|i| format!("id:{i}")));
+        asked.extend(employee_ids.drain(..).map(|i| format!("employee:{i}")));
+        asked.extend(immutable_ids.drain(..).map(|i| format!("immutable:{i}")));
+        for entity in found {
+            let Some(&integration) = types.get(&entity.config_id) else { continue };
+            let account = Account::new(entity.config_id, integration, &entity.entity, &entity.raw);
+            let key = account.account.clone();
+            if round == 0 && key.kind != EntityKind::Group {
+                reached.start.insert(key.clone());
+            }
+            if reached.entities.contains_key(&key) {
+                continue;
+            }
+            let mut ask = |prefix: &str, value: &str, into: &mut Vec<String>| {
+                if asked.insert(format!("{prefix}:{value}")) {
+                    into.push(value.to_owned());
+                }
+            };
+            for address in account.emails.iter().chain(account.login.iter()) {
+                ask("id", address, &mut identifiers);
+            }
+            if let Some(owner) = &account.owner {
+                ask("id", &owner.to_lowercase(), &mut identifiers);
+            }
+            if key.kind == EntityKind::User {
+                if let Some(e) = &account.employee_id {
+                    ask("employee", e, &mut employee_ids);
+                }
+                if let Some(i) = &account.immutable_id {
+                    ask("immutable", i, &mut immutable_ids);
+                }
+            }
+            reached.entities.insert(key, (account, entity));
+        }
+        if reached.entities.len() >= MAX_ACCOUNTS {
+            break;
+        }
+    }
+    reached.truncated = !(identifiers.is_empty() && employee_ids.is_empty() && immutable_ids.is_empty());
+    let owners: Vec<(ConfigId, String)> = reached
+        .entities
+        .keys()
+        .filter(|k| k.kind == EntityKind::User)
+        .map(|k| (k.config_id, k.source_id.clone()))
+        .collect();
+    for device in store.devices_owned_by(org, &owners).await? {
+        let Some(&integration) = types.get(&device.config_id) else { continue };
+        let account = Account::new(device.config_id, integration, &device.entity, &device.raw);
+        reached.entities.entry(account.account.clone()).or_insert((account, device));
+    }
+    Ok(reached)
+}
+
+fn account_id(a: &AccountRef) -> String {
+    format!("{}:{}:{}", a.config_id, a.kind.as_str(), a.source_id)
+}
+
+async fn person_data(
+    store: &dyn Store,
+    org: OrgId,
+    types: &HashMap<ConfigId, IntegrationType>,
+    reached: &Reached,
+    person: &Person,
+) -> Result<PersonData, ApiError> {
+    let mut accounts = Vec::new();
+    let mut devices = Vec::new();
+    for key in &person.accounts {
+        let (_, stored) = &reached.entities[key];
+        match &stored.entity {
+            Entity::User(u) => {
+                let query = EntityQuery {
+                    config: Some(key.config_id),
+                    groups_of: Some(u.source_id.clone()),
+                    limit: MAX_GROUPS,
+                    ..EntityQuery::default()
+                };
+                let groups: Vec<Value> = store
+                    .list_entities(org, &query)
+                    .await?
+                    .into_iter()
+                    .filter_map(|g| match g.entity {
+                        Entity::Group(g) => {
+                            Some(json!({"source_id": g.source_id, "name": g.name, "email": g.email}))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                accounts.push(json!({
+                    "id": account_id(key),
+                    "config_id": key.config_id.to_string(),
+                    "integration_type": types.get(&key.config_id).map(|t| t.as_str()),
+                    "source_id": u.source_id,
+                    "login": u.login,
+                    "display_name": u.display_name,
+                    "emails": u.emails,
+                    "employee_id": u.employee_id,
+                    "status": u.status.as_str(),
+                    "admin_roles": u.admin_roles,
+                    "groups": groups,
+                }));
+            }
+            Entity::Device(d) => devices.push(json!({
+                "id": account_id(key),
+                "config_id": key.config_id.to_string(),
+                "source_id": d.source_id,
+                "name": d.name,
+                "os": d.os,
+                "status": d.status,
+                "owner": d.owner.as_ref().map(|o| account_id(&AccountRef {
+                    config_id: key.config_id,
+                    kind: EntityKind::User,
+                    source_id: o.clone(),
+                })),
+            })),
+            Entity::Group(_) => {}
+        }
+    }
+    let links: Vec<Value> = person
+        .links
+        .iter()
+        .map(|l| {
+            json!({
+                "from": account_id(&l.from),
+                "to": account_id(&l.to),
+                "reason": l.reason,
+                "evidence": l.evidence,
+                "why": l.why(),
+            })
+        })
+        .collect();
+    Ok(PersonData {
+        id: account_id(&person.accounts[0]),
+        resource_type: "person",
+        attributes: json!({
+            "accounts": accounts,
+            "devices": devices,
+            "links": links,
+            "truncated": reached.truncated,
+        }),
+    })
+}

@@ -1,0 +1,629 @@
+//! Cross-source identity resolution: which accounts of which sources are one person, and why.
+//!
+//! Accounts are linked only through identifiers a source vouches for — an immutable id, an
+//! employee id, an address the source owns (primary mail, alias, SMTP proxy address) or a sign-in
+//! name — never through a display name. The rules are conservative, since a false link merges two
+//! people's access while a missed one only leaves two persons:
+//!
+//! - an identifier held by two accounts of one config (a shared mailbox), or by a group anywhere
+//!   (a group or resource mailbox), links nothing;
+//! - an account that one kind of key would link to two accounts of one other config is linked to
+//!   neither of them that way (an address moved from one person to another), not counting links
+//!   that stronger keys already refute;
+//! - links are applied strongest first (immutable id, employee id, address), and a link that would
+//!   give a person two user accounts of one config, two employee ids or two immutable ids is
+//!   refused, so a reused address cannot join two people.
+//!
+//! Devices join the person of their owner. Every link keeps its reason and the identifier that
+//! made it, so the API can say why.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::{ConfigId, Entity, EntityKind, IntegrationType};
+
+/// One entity of one config.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct AccountRef {
+    pub config_id: ConfigId,
+    pub kind: EntityKind,
+    pub source_id: String,
+}
+
+/// What an entity answers to, as far as resolution is concerned; normalized by [`Account::new`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub account: AccountRef,
+    /// Addresses the source vouches for (lowercase). For a group: its mailbox.
+    pub emails: Vec<String>,
+    /// The sign-in name (lowercase), when it looks like an address.
+    pub login: Option<String>,
+    pub employee_id: Option<String>,
+    /// An id that survives renames across directories (Entra `onPremisesImmutableId`, the AD
+    /// objectGUID in base64; Okta `externalId` of AD-mastered users).
+    pub immutable_id: Option<String>,
+    /// For a device: the source id of the user owning it, in the same config.
+    pub owner: Option<String>,
+}
+
+impl Account {
+    /// The account of a stored entity. Addresses come from the fields each source verifies:
+    /// Okta's primary `email` (not the user-entered `secondEmail`), Google's `primaryEmail` and
+    /// aliases (not the free-form `emails`), Entra's `mail` and SMTP `proxyAddresses` (not the
+    /// user-supplied `otherMails`); other sources' primary address.
+    pub fn new(config_id: ConfigId, integration: IntegrationType, entity: &Entity, raw: &Value) -> Account {
+        let account = AccountRef { config_id, kind: entity.kind(), source_id: entity.source_id().to_owned() };
+        let mut out = Account {
+            account,
+            emails: Vec::new(),
+            login: None,
+            employee_id: None,
+            immutable_id: None,
+            owner: None,
+        };
+        match entity {
+            Entity::User(u) => {
+                let verified: Vec<&str> = match integration {
+                    IntegrationType::Okta => strings(raw, &["/profile/email"]),
+                    IntegrationType::GoogleWorkspace => {
+                        let mut v = strings(raw, &["/primaryEmail", "/aliases", "/nonEditableAliases"]);
+                        v.retain(|a| !a.is_empty());
+                        v
+                    }
+                    IntegrationType::EntraId => {
+                        let mut v = strings(raw, &["/mail"]);
+                        v.extend(strings(raw, &["/proxyAddresses"]).into_iter().filter_map(|p| {
+                            let (scheme, address) = p.split_once(':')?;
+                            scheme.eq_ignore_ascii_case("smtp").then_some(address)
+                        }));
+                        v
+                    }
+                    IntegrationType::CrowdStrike | IntegrationType::SentinelOne => {
+                        u.emails.first().map(String::as_str).into_iter().collect()
+                    }
+                };
+                out.emails = verified.into_iter().filter_map(normalize).collect();
+                out.emails.sort();
+                out.emails.dedup();
+                out.login = normalize(&u.login).filter(|l| l.contains('@'));
+                out.employee_id = u.employee_id.as_deref().and_then(normalize);
+                out.immutable_id =
+                    strings(raw, &["/onPremisesImmutableId", "/profile/externalId", "/externalId"])
+                        .into_iter()
+                        .map(str::trim)
+                        .find(|i| !i.is_empty())
+                        .map(str::to_owned);
+            }
+            Entity::Group(g) => out.emails = g.email.as_deref().and_then(normalize).into_iter().collect(),
+            Entity::Device(d) => out.owner = d.owner.clone(),
+        }
+        out
+    }
+}
+
+/// The string values at these JSON pointers; arrays give each of their strings.
+fn strings<'a>(raw: &'a Value, pointers: &[&str]) -> Vec<&'a str> {
+    let mut out = Vec::new();
+    for pointer in pointers {
+        match raw.pointer(pointer) {
+            Some(Value::String(s)) => out.push(s.as_str()),
+            Some(Value::Array(items)) => out.extend(items.iter().filter_map(Value::as_str)),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn normalize(s: &str) -> Option<String> {
+    let s = s.trim().to_lowercase();
+    (!s.is_empty()).then_some(s)
+}
+
+/// Why two accounts are one person, strongest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkReason {
+    SameImmutableId,
+    SameEmployeeId,
+    /// An address both sources vouch for.
+    SameEmail,
+    /// One account's sign-in name (UPN) is the other's address or sign-in name.
+    UpnAlias,
+    /// The device's source names the user as its owner.
+    DeviceOwner,
+}
+
+/// A link between two accounts of one person.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Link {
+    pub reason: LinkReason,
+    pub from: AccountRef,
+    pub to: AccountRef,
+    /// The identifier both hold (normalized).
+    pub evidence: String,
+}
+
+impl Link {
+    /// The link in words, for people reading the API.
+    pub fn why(&self) -> String {
+        let e = &self.evidence;
+        match self.reason {
+            LinkReason::SameImmutableId => format!("both accounts carry the immutable directory id {e}"),
+            LinkReason::SameEmployeeId => format!("both accounts carry employee id {e}"),
+            LinkReason::SameEmail => format!("both sources vouch for the address {e}"),
+            LinkReason::UpnAlias => {
+                format!("the sign-in name {e} of one account is an address or sign-in name of the other")
+            }
+            LinkReason::DeviceOwner => format!("the device's source names user {e} as its owner"),
+        }
+    }
+}
+
+/// Accounts resolved to one person, each (but the first) reached through at least one link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Person {
+    /// Sorted.
+    pub accounts: Vec<AccountRef>,
+    /// Every link between the person's accounts, strongest first.
+    pub links: Vec<Link>,
+}
+
+impl Person {
+    pub fn contains(&self, account: &AccountRef) -> bool {
+        self.accounts.binary_search(account).is_ok()
+    }
+}
+
+/// A key accounts may share, in the order links are applied.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Key {
+    Immutable(String),
+    Employee(String),
+    Address(String),
+}
+
+impl Key {
+    fn tier(&self) -> u8 {
+        match self {
+            Key::Immutable(_) => 0,
+            Key::Employee(_) => 1,
+            Key::Address(_) => 2,
+        }
+    }
+
+    fn value(&self) -> &str {
+        match self {
+            Key::Immutable(v) | Key::Employee(v) | Key::Address(v) => v,
+        }
+    }
+}
+
+/// What a person (a union-find root) holds, so a link that would contradict it is refused.
+#[derive(Debug, Clone, Default)]
+struct Holds {
+    user_configs: BTreeSet<ConfigId>,
+    employee_id: Option<String>,
+    immutable_id: Option<String>,
+}
+
+impl Holds {
+    fn of(account: &Account) -> Holds {
+        Holds {
+            user_configs: (account.account.kind == EntityKind::User)
+                .then_some(account.account.config_id)
+                .into_iter()
+                .collect(),
+            employee_id: account.employee_id.clone(),
+            immutable_id: account.immutable_id.clone(),
+        }
+    }
+
+    fn compatible(&self, other: &Holds) -> bool {
+        fn agree(a: &Option<String>, b: &Option<String>) -> bool {
+            a.is_none() || b.is_none() || a == b
+        }
+        self.user_configs.is_disjoint(&other.user_configs)
+            && agree(&self.employee_id, &other.employee_id)
+            && agree(&self.immutable_id, &other.immutable_id)
+    }
+
+    fn absorb(&mut self, other: Holds) {
+        self.user_configs.extend(other.user_configs);
+        self.employee_id = self.employee_id.take().or(other.employee_id);
+        self.immutable_id = self.immutable_id.take().or(other.immutable_id);
+    }
+}
+
+/// Groups users and devices into persons (groups only block their addresses). The result does
+/// not depend on the order of `accounts`; persons are sorted by their first account.
+pub fn resolve(accounts: &[Account]) -> Vec<Person> {
+    let mut accounts: Vec<&Account> = accounts.iter().collect();
+    accounts.sort_by(|a, b| a.account.cmp(&b.account));
+    accounts.dedup_by(|a, b| a.account == b.account);
+    let group_addresses: BTreeSet<&str> = accounts
+        .iter()
+        .filter(|a| a.account.kind == EntityKind::Group)
+        .flat_map(|a| a.emails.iter().map(String::as_str))
+        .collect();
+
+    // Which users hold each key, and through which field an address is held.
+    let mut holders: BTreeMap<Key, Vec<usize>> = BTreeMap::new();
+    let mut by_login: BTreeSet<(usize, &str)> = BTreeSet::new();
+    for (i, a) in accounts.iter().enumerate().filter(|(_, a)| a.account.kind == EntityKind::User) {
+        let mut keys: BTreeSet<Key> = a.emails.iter().map(|e| Key::Address(e.clone())).collect();
+        if let Some(login) = &a.login {
+            if !a.emails.contains(login) {
+                by_login.insert((i, login));
+            }
+            keys.insert(Key::Address(login.clone()));
+        }
+        keys.extend(a.employee_id.iter().map(|e| Key::Employee(e.clone())));
+        keys.extend(a.immutable_id.iter().map(|e| Key::Immutable(e.clone())));
+        for key in keys {
+            holders.entry(key).or_default().push(i);
+        }
+    }
+
+    // Candidate links: pairs of accounts of different configs sharing a usable key.
+    let mut candidates: Vec<(u8, usize, usize, Key)> = Vec::new();
+    for (key, held) in &holders {
+        let configs: BTreeSet<ConfigId> = held.iter().map(|&i| accounts[i].account.config_id).collect();
+        let shared = configs.len() < held.len();
+        let group_mailbox = matches!(key, Key::Address(a) if group_addresses.contains(a.as_str()));
+        if shared || group_mailbox {
+            continue;
+        }
+        for (n, &i) in held.iter().enumerate() {
+            for &j in &held[n + 1..] {
+                candidates.push((key.tier(), i, j, key.clone()));
+            }
+        }
+    }
+    candidates.sort();
+
+    let mut parent: Vec<usize> = (0..accounts.len()).collect();
+    let mut holds: Vec<Holds> = accounts.iter().map(|a| Holds::of(a)).collect();
+    let mut links: Vec<Link> = Vec::new();
+    let link = |reason, i: usize, j: usize, evidence: &str| Link {
+        reason,
+        from: accounts[i].account.clone(),
+        to: accounts[j].account.clone(),
+        evidence: evidence.to_owned(),
+    };
+    for tier in 0..=2 {
+        // The tier's candidates that what stronger keys established does not already refute.
+        let mut open = Vec::new();
+        for (_, i, j, key) in candidates.iter().filter(|c| c.0 == tier) {
+            let (ri, rj) = (find(&mut parent, *i), find(&mut parent, *j));
+            if ri == rj || holds[ri].compatible(&holds[rj]) {
+                open.push((*i, *j, key));
+            }
+        }
+        // An account the tier would link to several accounts of one config is linked to none
+        // of them this way.
+        let mut partners: HashMap<(usize, ConfigId), BTreeSet<usize>> = HashMap::new();
+        for &(i, j, _) in &open {
+            partners.entry((i, accounts[j].account.config_id)).or_default().insert(j);
+            partners.entry((j, accounts[i].account.config_id)).or_default().insert(i);
+        }
+        open.retain(|&(i, j, _)| {
+            partners[&(i, accounts[j].account.config_id)].len() == 1
+                && partners[&(j, accounts[i].account.config_id)].len() == 1
+        });
+        for (i, j, key) in open {
+            let (ri, rj) = (find(&mut parent, i), find(&mut parent, j));
+            if ri != rj {
+                if !holds[ri].compatible(&holds[rj]) {
+                    continue;
+                }
+                let absorbed = std::mem::take(&mut holds[rj]);
+                holds[ri].absorb(absorbed);
+                parent[rj] = ri;
+            }
+            let reason = match key {
+                Key::Immutable(_) => LinkReason::SameImmutableId,
+                Key::Employee(_) => LinkReason::SameEmployeeId,
+                Key::Address(a)
+                    if by_login.contains(&(i, a.as_str())) || by_login.contains(&(j, a.as_str())) =>
+                {
+                    LinkReason::UpnAlias
+                }
+                Key::Address(_) => LinkReason::SameEmail,
+            };
+            links.push(link(reason, i, j, key.value()));
+        }
+    }
+    let users: HashMap<(ConfigId, &str), usize> = accounts
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| a.account.kind == EntityKind::User)
+        .map(|(i, a)| ((a.account.config_id, a.account.source_id.as_str()), i))
+        .collect();
+    for (d, device) in accounts.iter().enumerate().filter(|(_, a)| a.account.kind == EntityKind::Device) {
+        let owner = device.owner.as_deref().and_then(|o| users.get(&(device.account.config_id, o)));
+        if let Some(&u) = owner {
+            let (ru, rd) = (find(&mut parent, u), find(&mut parent, d));
+            parent[rd] = ru;
+            links.push(link(LinkReason::DeviceOwner, d, u, &accounts[u].account.source_id));
+        }
+    }
+
+    let mut persons: BTreeMap<usize, Person> = BTreeMap::new();
+    for (i, a) in accounts.iter().enumerate().filter(|(_, a)| a.account.kind != EntityKind::Group) {
+        let root = find(&mut parent, i);
+        persons.entry(root).or_insert_with(|| Person { accounts: Vec::new(), links: Vec::new() });
+        persons.get_mut(&root).expect("just inserted").accounts.push(a.account.clone());
+    }
+    let index: HashMap<&AccountRef, usize> =
+        accounts.iter().enumerate().map(|(i, a)| (&a.account, i)).collect();
+    for l in links {
+        let root = find(&mut parent, index[&l.from]);
+        persons.get_mut(&root).expect("a linked account has a person").links.push(l);
+    }
+    let mut persons: Vec<Person> = persons.into_values().collect();
+    for p in &mut persons {
+        p.links.sort();
+    }
+    persons.sort_by(|a, b| a.accounts[0].cmp(&b.accounts[0]));
+    persons
+}
+
+fn find(parent: &mut [usize], mut i: usize) -> usize {
+    while parent[i] != i {
+        parent[i] = parent[parent[i]];
+        i = parent[i];
+    }
+    i
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::{Device, Group, User, UserStatus};
+
+    fn config(n: u128) -> ConfigId {
+        ConfigId(Uuid::from_u128(n))
+    }
+
+    const OKTA: u128 = 1;
+    const GOOGLE: u128 = 2;
+    const ENTRA: u128 = 3;
+
+    fn user(id: &str, login: &str, employee_id: Option<&str>) -> User {
+        User {
+            source_id: id.into(),
+            login: login.into(),
+            emails: Vec::new(),
+            display_name: Some("Ada Lovelace".into()),
+            given_name: None,
+            family_name: None,
+            status: UserStatus::Active,
+            title: None,
+            department: None,
+            manager: None,
+            employee_id: employee_id.map(Into::into),
+            created_at: None,
+            last_login_at: None,
+            source_updated_at: None,
+            admin_roles: Vec::new(),
+            mfa_factors: Vec::new(),
+            mfa_enrolled: None,
+        }
+    }
+
+    fn okta(id: &str, login: &str, email: &str, employee_id: Option<&str>) -> Account {
+        let raw =
+            json!({"id": id, "profile": {"login": login, "email": email, "secondEmail": "home@mail.test"}});
+        Account::new(config(OKTA), IntegrationType::Okta, &Entity::User(user(id, login, employee_id)), &raw)
+    }
+
+    fn google(id: &str, primary: &str, aliases: &[&str], employee_id: Option<&str>) -> Account {
+        let raw = json!({"id": id, "primaryEmail": primary, "aliases": aliases,
+            "emails": [{"address": "home@mail.test"}]});
+        let entity = Entity::User(user(id, primary, employee_id));
+        Account::new(config(GOOGLE), IntegrationType::GoogleWorkspace, &entity, &raw)
+    }
+
+    fn entra(
+        id: &str,
+        upn: &str,
+        mail: Option<&str>,
+        employee_id: Option<&str>,
+        immutable: Option<&str>,
+    ) -> Account {
+        let proxies: Vec<String> = mail.iter().map(|m| format!("SMTP:{m}")).collect();
+        let raw = json!({"id": id, "userPrincipalName": upn, "mail": mail, "proxyAddresses": proxies,
+            "otherMails": ["home@mail.test"], "onPremisesImmutableId": immutable});
+        Account::new(config(ENTRA), IntegrationType::EntraId, &Entity::User(user(id, upn, employee_id)), &raw)
+    }
+
+    fn group(n: u128, id: &str, email: &str) -> Account {
+        let g = Group {
+            source_id: id.into(),
+            name: id.into(),
+            email: Some(email.into()),
+            description: None,
+            kind: None,
+        };
+        Account::new(config(n), IntegrationType::GoogleWorkspace, &Entity::Group(g), &json!({}))
+    }
+
+    fn ids(p: &Person) -> Vec<&str> {
+        p.accounts.iter().map(|a| a.source_id.as_str()).collect()
+    }
+
+    fn person_of<'a>(persons: &'a [Person], id: &str) -> &'a Person {
+        persons.iter().find(|p| p.accounts.iter().any(|a| a.source_id == id)).unwrap()
+    }
+
+    #[test]
+    fn accounts_keep_only_the_addresses_sources_vouch_for() {
+        let a = okta("o1", "Ada@Acme.com", "ADA@acme.com", Some(" 100001 "));
+        assert_eq!(a.emails, ["ada@acme.com"]);
+        assert_eq!((a.login.as_deref(), a.employee_id.as_deref()), (Some("ada@acme.com"), Some("100001")));
+        let g = google("g1", "ada@example.com", &["ada@acme.com"], None);
+        assert_eq!(g.emails, ["ada@acme.com", "ada@example.com"]);
+        let e = entra("e1", "ada@contoso.onmicrosoft.com", Some("Ada@contoso.com"), None, Some("AbC=="));
+        assert_eq!(e.emails, ["ada@contoso.com"]);
+        assert_eq!(e.immutable_id.as_deref(), Some("AbC=="));
+    }
+
+    #[test]
+    fn one_person_across_three_sources_with_a_reason_for_every_link() {
+        let persons = resolve(&[
+            okta("o1", "ada@acme.com", "ada@acme.com", Some("100001")),
+            google("g1", "ada@example.com", &["ada@acme.com"], None),
+            entra("e1", "ada@example.com", None, Some("100001"), None),
+        ]);
+        assert_eq!(persons.len(), 1);
+        let reasons: Vec<(LinkReason, &str)> =
+            persons[0].links.iter().map(|l| (l.reason, l.evidence.as_str())).collect();
+        assert_eq!(
+            reasons,
+            [
+                (LinkReason::SameEmployeeId, "100001"),
+                (LinkReason::SameEmail, "ada@acme.com"),
+                (LinkReason::UpnAlias, "ada@example.com"),
+            ]
+        );
+    }
+
+    #[test]
+    fn same_display_name_and_unverified_addresses_link_nothing() {
+        // Both users are "Ada Lovelace" and list home@mail.test as a second address.
+        let persons = resolve(&[
+            okta("o1", "ada@acme.com", "ada@acme.com", Some("1")),
+            google("g2", "ada.lovelace2@example.com", &[], Some("2")),
+            entra("e3", "ada3@contoso.onmicrosoft.com", None, None, None),
+        ]);
+        assert_eq!(persons.len(), 3);
+        assert!(persons.iter().all(|p| p.links.is_empty()));
+    }
+
+    #[test]
+    fn a_shared_mailbox_is_not_a_link_key() {
+        let persons = resolve(&[
+            okta("o1", "ada@acme.com", "help@acme.com", None),
+            okta("o2", "alan@acme.com", "help@acme.com", None),
+            google("g1", "grace@example.com", &["help@acme.com"], None),
+        ]);
+        assert_eq!(persons.len(), 3, "{persons:#?}");
+    }
+
+    #[test]
+    fn a_group_mailbox_is_not_a_link_key() {
+        let persons = resolve(&[
+            okta("o1", "ada@acme.com", "sales@acme.com", None),
+            google("g1", "grace@example.com", &["sales@acme.com"], None),
+            group(ENTRA, "grp", "Sales@acme.com"),
+        ]);
+        assert_eq!(persons.len(), 2, "groups are not persons, and block their address");
+        assert!(persons.iter().all(|p| p.links.is_empty()));
+    }
+
+    #[test]
+    fn a_reused_address_does_not_join_its_old_and_new_holders() {
+        // Ada was ada@acme.com, now ada.byron@; Google keeps the old address as an alias; Okta
+        // gave it to Alan.
+        let accounts = [
+            okta("o-ada", "ada.byron@acme.com", "ada.byron@acme.com", Some("1")),
+            okta("o-alan", "ada@acme.com", "ada@acme.com", Some("2")),
+            google("g-ada", "ada.byron@example.com", &["ada.byron@acme.com", "ada@acme.com"], Some("1")),
+        ];
+        let persons = resolve(&accounts);
+        assert_eq!(ids(person_of(&persons, "g-ada")), ["o-ada", "g-ada"]);
+        assert_eq!(ids(person_of(&persons, "o-alan")), ["o-alan"]);
+
+        // Without employee ids the address tier is ambiguous, so it links Ada's Google account
+        // to neither Okta account.
+        let accounts = [
+            okta("o-ada", "ada.byron@acme.com", "ada.byron@acme.com", None),
+            okta("o-alan", "ada@acme.com", "ada@acme.com", None),
+            google("g-ada", "ada.byron@example.com", &["ada.byron@acme.com", "ada@acme.com"], None),
+        ];
+        let persons = resolve(&accounts);
+        assert_eq!(persons.len(), 3, "{persons:#?}");
+
+        // A candidate that employee ids already refute does not make the address tier ambiguous:
+        // Alan's Okta account holds Ada's old address and his own sign-in name, both in Entra.
+        let accounts = [
+            okta("o-ada", "ada.byron@acme.com", "ada.byron@acme.com", Some("1")),
+            okta("o-alan", "alan@acme.com", "ada@acme.com", Some("2")),
+            entra("e-ada", "ada@contoso.onmicrosoft.com", Some("ada@acme.com"), Some("1"), None),
+            entra("e-alan", "alan@acme.com", None, None, None),
+        ];
+        let persons = resolve(&accounts);
+        assert_eq!(ids(person_of(&persons, "o-alan")), ["o-alan", "e-alan"]);
+        assert_eq!(person_of(&persons, "o-alan").links[0].reason, LinkReason::UpnAlias);
+        assert_eq!(ids(person_of(&persons, "o-ada")), ["o-ada", "e-ada"]);
+    }
+
+    #[test]
+    fn conflicting_strong_ids_veto_an_address_link() {
+        let persons = resolve(&[
+            okta("o1", "ada@acme.com", "ada@acme.com", Some("1")),
+            google("g1", "ada@acme.com", &[], Some("2")),
+        ]);
+        assert_eq!(persons.len(), 2);
+        let persons = resolve(&[
+            google("g1", "ada@acme.com", &[], None),
+            entra("e1", "ada@contoso.onmicrosoft.com", Some("ada@acme.com"), None, Some("X1")),
+            entra("e2", "ada@contoso.onmicrosoft.com", None, None, Some("X1")),
+        ]);
+        assert_eq!(persons.len(), 2, "an immutable id held twice in one config links nothing");
+        assert_eq!(ids(person_of(&persons, "g1")), ["g1", "e1"]);
+    }
+
+    #[test]
+    fn immutable_ids_link_before_anything_else_and_devices_follow_their_owner() {
+        let mut o = okta("o1", "ada@acme.com", "ada@acme.com", None);
+        o.immutable_id = Some("X1".into());
+        let device = |id: &str, owner: Option<&str>| {
+            let d = Device {
+                source_id: id.into(),
+                name: Some("Ada's iPhone".into()),
+                os: None,
+                os_version: None,
+                status: None,
+                managed: None,
+                compliant: None,
+                trust_type: None,
+                owner: owner.map(Into::into),
+                last_seen_at: None,
+                created_at: None,
+            };
+            Account::new(config(ENTRA), IntegrationType::EntraId, &Entity::Device(d), &json!({}))
+        };
+        let persons = resolve(&[
+            device("d1", Some("e1")),
+            device("d2", None),
+            entra("e1", "ada@contoso.onmicrosoft.com", None, None, Some("X1")),
+            o,
+        ]);
+        assert_eq!(persons.len(), 2);
+        let ada = person_of(&persons, "e1");
+        assert_eq!(ids(ada), ["o1", "e1", "d1"]);
+        assert_eq!(ada.links[0].reason, LinkReason::SameImmutableId);
+        assert_eq!((ada.links[1].reason, ada.links[1].evidence.as_str()), (LinkReason::DeviceOwner, "e1"));
+        assert_eq!(ada.links[1].why(), "the device's source names user e1 as its owner");
+        assert_eq!(ids(person_of(&persons, "d2")), ["d2"]);
+    }
+
+    #[test]
+    fn the_order_of_accounts_does_not_matter() {
+        let mut accounts = vec![
+            okta("o1", "ada@acme.com", "ada@acme.com", Some("1")),
+            okta("o2", "alan@acme.com", "alan@acme.com", None),
+            google("g1", "ada@example.com", &["ada@acme.com", "alan@acme.com"], Some("1")),
+            entra("e1", "alan@acme.com", None, None, None),
+        ];
+        let first = resolve(&accounts);
+        accounts.reverse();
+        assert_eq!(resolve(&accounts), first);
+    }
+}

@@ -1,0 +1,112 @@
+//! What identity resolution asks of the store beyond identifier lookups: users by employee id or
+//! immutable id, and the devices a user owns.
+
+use ctxsync_core::{Device, Entity, EntityKind, Record, RunKind, User, UserStatus};
+use serde_json::{Value, json};
+
+use super::sync::{Db, db};
+use crate::PageWrite;
+
+fn user(id: &str, employee_id: Option<&str>, raw: Value) -> Record {
+    Record {
+        entity: Entity::User(User {
+            source_id: id.into(),
+            login: format!("{id}@x.com"),
+            emails: vec![format!("{id}@x.com")],
+            display_name: None,
+            given_name: None,
+            family_name: None,
+            status: UserStatus::Active,
+            title: None,
+            department: None,
+            manager: None,
+            employee_id: employee_id.map(Into::into),
+            created_at: None,
+            last_login_at: None,
+            source_updated_at: None,
+            admin_roles: vec![],
+            mfa_factors: vec![],
+            mfa_enrolled: None,
+        }),
+        raw,
+    }
+}
+
+fn device(id: &str, owner: Option<&str>) -> Record {
+    Record {
+        entity: Entity::Device(Device {
+            source_id: id.into(),
+            name: Some(format!("DESKTOP-{id}")),
+            os: None,
+            os_version: None,
+            status: None,
+            managed: None,
+            compliant: None,
+            trust_type: None,
+            owner: owner.map(Into::into),
+            last_seen_at: None,
+            created_at: None,
+        }),
+        raw: json!({"id": id}),
+    }
+}
+
+async fn write(db: &Db, records: &[Record]) {
+    let run = db.store.start_run(db.config.id, RunKind::Full).await.unwrap();
+    db.store.apply_page(&run, db.org, PageWrite { records, memberships: &[], removals: &[] }).await.unwrap();
+}
+
+fn ids(found: &[crate::StoredEntity]) -> Vec<&str> {
+    found.iter().map(|e| e.entity.source_id()).collect()
+}
+
+#[tokio::test]
+async fn users_are_found_by_employee_id_or_immutable_id() {
+    let db = db().await;
+    write(
+        &db,
+        &[
+            user("u1", Some(" E-100 "), json!({"id": "u1"})),
+            user("u2", None, json!({"id": "u2", "onPremisesImmutableId": "AbC+/w=="})),
+            user("u3", None, json!({"id": "u3", "profile": {"externalId": "Zz9=="}})),
+            user("u4", Some("e-200"), json!({"id": "u4"})),
+            device("d1", Some("u1")),
+        ],
+    )
+    .await;
+    let found = db
+        .store
+        .lookup_users_by_ids(
+            db.org,
+            &["e-100".into()],
+            &["AbC+/w==".into(), "Zz9==".into(), "abc+/w==".into()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids(&found), ["u1", "u2", "u3"], "employee ids ignore case, immutable ids do not");
+    assert!(found.iter().all(|e| e.entity.kind() == EntityKind::User));
+    assert!(db.store.lookup_users_by_ids(db.org, &[], &[]).await.unwrap().is_empty());
+    let other = db.store.ensure_org("other").await.unwrap();
+    assert!(db.store.lookup_users_by_ids(other, &["e-100".into()], &[]).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn devices_are_found_by_their_owner() {
+    let db = db().await;
+    write(
+        &db,
+        &[
+            user("u1", None, json!({"id": "u1"})),
+            device("d1", Some("u1")),
+            device("d2", Some("u1")),
+            device("d3", Some("u2")),
+            device("d4", None),
+        ],
+    )
+    .await;
+    let owners = [(db.config.id, "u1".to_string()), (db.config.id, "u9".to_string())];
+    assert_eq!(ids(&db.store.devices_owned_by(db.org, &owners).await.unwrap()), ["d1", "d2"]);
+    let elsewhere = [(ctxsync_core::ConfigId::new(), "u1".to_string())];
+    assert!(db.store.devices_owned_by(db.org, &elsewhere).await.unwrap().is_empty(), "owners are per config");
+    assert!(db.store.devices_owned_by(db.org, &[]).await.unwrap().is_empty());
+}

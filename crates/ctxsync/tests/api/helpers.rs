@@ -136,6 +136,22 @@ impl TestApp {
         req.send().await.expect("request sent")
     }
 
+    /// Every item of a cursor-paginated listing (`path` has a query already), page by page.
+    pub async fn list_all(&self, path: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let (status, body) =
+                status_json(self.request(Method::GET, &format!("{path}{cursor}"), None).await).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            out.extend(body["data"].as_array().unwrap().iter().cloned());
+            match body["meta"]["page"]["next_cursor"].as_str() {
+                Some(c) => cursor = format!("&page[cursor]={c}"),
+                None => return out,
+            }
+        }
+    }
+
     pub async fn create(&self, attributes: Value) -> Response {
         self.request(Method::POST, BASE, Some(envelope(attributes))).await
     }

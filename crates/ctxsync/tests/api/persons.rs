@@ -42,21 +42,7 @@ async fn synced(seed: u64) -> TestApp {
 
 /// Every user account of the org, from the entity API.
 async fn all_users(app: &TestApp) -> Vec<Value> {
-    let mut out = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut path = format!("{OWN}/entities?filter[kind]=user&page[size]=1000");
-        if let Some(c) = &cursor {
-            path.push_str(&format!("&page[cursor]={c}"));
-        }
-        let (status, body) = status_json(app.request(Method::GET, &path, None).await).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        out.extend(body["data"].as_array().unwrap().iter().cloned());
-        match body["meta"]["page"]["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_string()),
-            None => return out,
-        }
-    }
+    app.list_all(&format!("{OWN}/entities?filter[kind]=user&page[size]=1000")).await
 }
 
 /// Who an account really is: the local part of its sign-in name (Entra guests sign in as

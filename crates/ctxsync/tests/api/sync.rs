@@ -40,21 +40,7 @@ pub(crate) async fn wait_for_runs(app: &TestApp, id: &str, count: usize) -> Valu
 
 /// Every entity of a kind the API lists for the config, following the cursor.
 async fn all_entities(app: &TestApp, config: &str, kind: &str) -> Vec<Value> {
-    let mut out = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut path = format!("{OWN}/entities?filter[kind]={kind}&filter[config_id]={config}&page[size]=7");
-        if let Some(c) = &cursor {
-            path.push_str(&format!("&page[cursor]={c}"));
-        }
-        let (status, body) = status_json(app.request(Method::GET, &path, None).await).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        out.extend(body["data"].as_array().unwrap().iter().cloned());
-        match body["meta"]["page"]["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_string()),
-            None => return out,
-        }
-    }
+    app.list_all(&format!("{OWN}/entities?filter[kind]={kind}&filter[config_id]={config}&page[size]=7")).await
 }
 
 fn source_ids(entities: &[Value]) -> BTreeSet<String> {

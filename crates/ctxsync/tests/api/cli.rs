@@ -154,3 +154,42 @@ fn bad_settings_fail_fast_with_a_clear_message() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown setting \"lisen\""));
 }
+
+/// Multi-threaded: the fakes answer the child process while this thread waits for it.
+#[tokio::test(flavor = "multi_thread")]
+async fn sync_and_export_a_config_from_the_command_line() {
+    let app = crate::helpers::spawn_app().await;
+    let id = app.create_ok(app.okta_attributes()).await["id"].as_str().unwrap().to_string();
+    // The server's own first run, so the command's run does not find the lease taken.
+    crate::sync::wait_for_runs(&app, &id, 1).await;
+    let run = |command: &str, extra: &[&str]| {
+        Command::new(BIN)
+            .args([command, "--config", &id])
+            .args(extra)
+            .env_clear()
+            .env("CTXSYNC_DATABASE_URL", &app.database.url)
+            .env("CTXSYNC_MASTER_KEY", crate::helpers::MASTER_KEY)
+            .env("CTXSYNC_OKTA_BASE_URL", app.fakes.okta.base_url())
+            .output()
+            .unwrap()
+    };
+    let synced = run("sync", &["--full"]);
+    let summary = String::from_utf8_lossy(&synced.stdout);
+    assert!(synced.status.success(), "{summary}{}", String::from_utf8_lossy(&synced.stderr));
+    assert!(summary.contains("full run") && summary.contains("succeeded"), "{summary}");
+
+    let exported = run("export", &[]);
+    assert!(exported.status.success(), "{}", String::from_utf8_lossy(&exported.stderr));
+    let lines: Vec<Value> = String::from_utf8(exported.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let truth = app.fakes.okta.snapshot();
+    let count = |t: &str, kind: &str| {
+        lines.iter().filter(|l| l["type"] == t && (kind.is_empty() || l["entity"]["kind"] == kind)).count()
+    };
+    assert_eq!(count("entity", "user"), truth.users.len());
+    assert_eq!(count("entity", "group"), truth.groups.len());
+    assert_eq!(count("membership", ""), truth.user_members.len() + truth.group_members.len());
+}

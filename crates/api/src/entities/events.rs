@@ -20,9 +20,6 @@ use crate::auth::{Authorized, SiemEntitiesRead};
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
-const DEFAULT_PAGE: u32 = 100;
-const MAX_PAGE: u32 = 1000;
-
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventsResponse {
     pub data: Vec<EventData>,
@@ -128,12 +125,9 @@ fn parse_query(params: &HashMap<String, String>) -> Result<EventQuery, ApiError>
         "page[size]",
         "page[cursor]",
     ];
-    let mut errors: Vec<String> = params
-        .keys()
-        .filter(|k| !known.contains(&k.as_str()))
-        .map(|key| format!("{key}: unknown parameter; expected one of {}", known.join(", ")))
-        .collect();
-    let mut query = EventQuery { limit: DEFAULT_PAGE, ..EventQuery::default() };
+    let mut errors = super::params::unknown(params, &known);
+    let mut query =
+        EventQuery { limit: super::params::page_size(params, &mut errors), ..EventQuery::default() };
     for name in params.get("filter[type]").iter().flat_map(|t| t.split(',')).map(str::trim) {
         match ChangeType::parse(name) {
             Some(t) => query.types.push(t),
@@ -152,12 +146,6 @@ fn parse_query(params: &HashMap<String, String>) -> Result<EventQuery, ApiError>
     query.entity_id = params.get("filter[entity_id]").cloned();
     query.from = time_param(params, "filter[from]", &mut errors);
     query.to = time_param(params, "filter[to]", &mut errors);
-    if let Some(size) = params.get("page[size]") {
-        match size.parse::<u32>() {
-            Ok(n) if (1..=MAX_PAGE).contains(&n) => query.limit = n,
-            _ => errors.push(format!("page[size]: must be a number from 1 to {MAX_PAGE}")),
-        }
-    }
     if let Some(cursor) = params.get("page[cursor]") {
         let id = URL_SAFE_NO_PAD.decode(cursor).ok().and_then(|b| String::from_utf8(b).ok()?.parse().ok());
         match id {

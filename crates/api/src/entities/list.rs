@@ -15,9 +15,6 @@ use crate::auth::{Authorized, SiemEntitiesRead};
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
-const DEFAULT_PAGE: u32 = 100;
-const MAX_PAGE: u32 = 1000;
-
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EntitiesResponse {
     pub data: Vec<EntityData>,
@@ -110,7 +107,6 @@ pub async fn get_entity(
 }
 
 fn parse_query(params: &HashMap<String, String>) -> Result<EntityQuery, ApiError> {
-    let mut errors = Vec::new();
     let known = [
         "filter[kind]",
         "filter[config_id]",
@@ -121,10 +117,9 @@ fn parse_query(params: &HashMap<String, String>) -> Result<EntityQuery, ApiError
         "page[size]",
         "page[cursor]",
     ];
-    for key in params.keys().filter(|k| !known.contains(&k.as_str())) {
-        errors.push(format!("{key}: unknown parameter; expected one of {}", known.join(", ")));
-    }
-    let mut query = EntityQuery { limit: DEFAULT_PAGE, ..EntityQuery::default() };
+    let mut errors = super::params::unknown(params, &known);
+    let mut query =
+        EntityQuery { limit: super::params::page_size(params, &mut errors), ..EntityQuery::default() };
     if let Some(kind) = params.get("filter[kind]") {
         match EntityKind::parse(kind) {
             Some(k) => query.kind = Some(k),
@@ -141,12 +136,6 @@ fn parse_query(params: &HashMap<String, String>) -> Result<EntityQuery, ApiError
     query.identifier = params.get("filter[identifier]").cloned();
     query.member_of = params.get("filter[member_of]").cloned();
     query.groups_of = params.get("filter[groups_of]").cloned();
-    if let Some(size) = params.get("page[size]") {
-        match size.parse::<u32>() {
-            Ok(n) if (1..=MAX_PAGE).contains(&n) => query.limit = n,
-            _ => errors.push(format!("page[size]: must be a number from 1 to {MAX_PAGE}")),
-        }
-    }
     if let Some(cursor) = params.get("page[cursor]") {
         match decode_cursor(cursor) {
             Some(c) => query.after = Some(c),

@@ -46,7 +46,7 @@ pub async fn lookup(
     auth: Authorized<SiemEntitiesRead>,
     JsonBody(doc): JsonBody,
 ) -> Result<Json<LookupResponse>, ApiError> {
-    let identifiers = parse(&doc)?;
+    let identifiers = parse_identifiers(&doc, MAX_IDENTIFIERS)?;
     let found = state.store.lookup_entities(auth.org_id, &identifiers).await?;
     let mut results: Vec<LookupResult> =
         identifiers.iter().map(|i| LookupResult { identifier: i.clone(), entities: Vec::new() }).collect();
@@ -59,15 +59,14 @@ pub async fn lookup(
     Ok(Json(LookupResponse { data: results }))
 }
 
-fn parse(doc: &Value) -> Result<Vec<String>, ApiError> {
+/// The `identifiers` array of a lookup body: 1 to `max` non-empty strings.
+pub(super) fn parse_identifiers(doc: &Value, max: usize) -> Result<Vec<String>, ApiError> {
     let list = doc
         .get("identifiers")
         .and_then(Value::as_array)
         .ok_or_else(|| ApiError::bad_request("identifiers: is required and must be an array of strings"))?;
-    if list.is_empty() || list.len() > MAX_IDENTIFIERS {
-        return Err(ApiError::bad_request(format!(
-            "identifiers: must hold 1 to {MAX_IDENTIFIERS} identifiers"
-        )));
+    if list.is_empty() || list.len() > max {
+        return Err(ApiError::bad_request(format!("identifiers: must hold 1 to {max} identifiers")));
     }
     list.iter()
         .enumerate()

@@ -5,6 +5,7 @@
 mod events;
 mod list;
 mod lookup;
+mod params;
 mod persons;
 mod response;
 mod runs;

@@ -122,7 +122,7 @@ pub async fn lookup_persons(
     auth: Authorized<SiemEntitiesRead>,
     JsonBody(doc): JsonBody,
 ) -> Result<Json<PersonsLookupResponse>, ApiError> {
-    let identifiers = parse(&doc)?;
+    let identifiers = super::lookup::parse_identifiers(&doc, MAX_IDENTIFIERS)?;
     let types = integration_types(&*state.store, auth.org_id).await?;
     let mut data = Vec::with_capacity(identifiers.len());
     for identifier in identifiers {
@@ -130,25 +130,6 @@ pub async fn lookup_persons(
         data.push(PersonsLookupResult { identifier, persons });
     }
     Ok(Json(PersonsLookupResponse { data }))
-}
-
-fn parse(doc: &Value) -> Result<Vec<String>, ApiError> {
-    let list = doc
-        .get("identifiers")
-        .and_then(Value::as_array)
-        .ok_or_else(|| ApiError::bad_request("identifiers: is required and must be an array of strings"))?;
-    if list.is_empty() || list.len() > MAX_IDENTIFIERS {
-        return Err(ApiError::bad_request(format!(
-            "identifiers: must hold 1 to {MAX_IDENTIFIERS} identifiers"
-        )));
-    }
-    list.iter()
-        .enumerate()
-        .map(|(i, v)| match v.as_str() {
-            Some(s) if !s.trim().is_empty() => Ok(s.to_owned()),
-            _ => Err(ApiError::bad_request(format!("identifiers[{i}]: must be a non-empty string"))),
-        })
-        .collect()
 }
 
 async fn integration_types(

@@ -57,6 +57,9 @@ pub enum RunStatus {
     Failed,
     /// Stopped because the config was disabled or deleted, or the process shut down.
     Cancelled,
+    /// The listing completed and everything but its deletions was applied: they looked like a
+    /// mass deletion or the listing looked incomplete (see [`Hold`]), and wait for a decision.
+    Held,
 }
 
 impl RunStatus {
@@ -66,11 +69,12 @@ impl RunStatus {
             RunStatus::Succeeded => "succeeded",
             RunStatus::Failed => "failed",
             RunStatus::Cancelled => "cancelled",
+            RunStatus::Held => "held",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [RunStatus::Running, RunStatus::Succeeded, RunStatus::Failed, RunStatus::Cancelled]
+        [RunStatus::Running, RunStatus::Succeeded, RunStatus::Failed, RunStatus::Cancelled, RunStatus::Held]
             .into_iter()
             .find(|k| k.as_str() == s)
     }
@@ -138,6 +142,163 @@ pub struct Run {
     /// and recorded no change events.
     #[serde(default)]
     pub baseline: bool,
+    /// Set when the run's deletions were held back (status `held`).
+    #[serde(default)]
+    pub hold: Option<Hold>,
+    /// What the source said a full listing holds beside what the run received.
+    #[serde(default)]
+    pub completeness: Option<Completeness>,
+}
+
+/// Deletions a completed run did not apply, why, and what became of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hold {
+    pub reason: String,
+    /// How many of each kind would have been deleted when the run held them.
+    pub deletions: BTreeMap<String, u64>,
+    /// `None` while the deletions wait for a decision.
+    pub resolution: Option<HoldResolution>,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub resolved_at: Option<OffsetDateTime>,
+}
+
+/// What became of held deletions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldResolution {
+    /// Applied on an operator's request (those a later run had seen again were spared).
+    Confirmed,
+    /// Dropped on an operator's request: the entities stay.
+    Discarded,
+    /// A later full run completed and judged deletions afresh.
+    Superseded,
+}
+
+impl HoldResolution {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HoldResolution::Confirmed => "confirmed",
+            HoldResolution::Discarded => "discarded",
+            HoldResolution::Superseded => "superseded",
+        }
+    }
+}
+
+/// Totals a source reports for what a full listing holds, by kind (`user`, `group`, `device`,
+/// `membership`); kinds the source cannot count are absent.
+pub type Expected = BTreeMap<String, u64>;
+
+/// Expected beside ingested counts of a full run, by kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Completeness {
+    pub by_type: BTreeMap<String, Tally>,
+}
+
+/// One kind's totals: what the source reported and what the run received.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tally {
+    pub expected: u64,
+    pub ingested: u64,
+}
+
+impl Completeness {
+    /// Compares the source's totals with what a run fetched.
+    pub fn new(expected: &Expected, counts: &RunCounts) -> Completeness {
+        let by_type = expected
+            .iter()
+            .map(|(kind, &expected)| {
+                let ingested = counts.by_type.get(kind).map_or(0, |c| c.fetched);
+                (kind.clone(), Tally { expected, ingested })
+            })
+            .collect();
+        Completeness { by_type }
+    }
+
+    /// Kinds whose counts differ, in words; empty when the listing matched the source's totals.
+    pub fn mismatches(&self) -> Vec<String> {
+        self.by_type
+            .iter()
+            .filter(|(_, t)| t.expected != t.ingested)
+            .map(|(kind, t)| format!("{kind}: the source reported {}, the run received {}", t.expected, t.ingested))
+            .collect()
+    }
+
+    /// Whether the run received fewer of some kind than the source reported: what it did not
+    /// see may still exist, so its deletions cannot be trusted.
+    pub fn is_short(&self) -> bool {
+        self.by_type.values().any(|t| t.ingested < t.expected)
+    }
+}
+
+/// When a completed run's deletions are held back instead of applied.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DeletionGuard {
+    /// Hold when a kind would lose more than this share of its stored entities...
+    pub share: f64,
+    /// ...and more than this many of them.
+    pub floor: u64,
+}
+
+impl DeletionGuard {
+    /// The settings keys a config may set to override the operator's defaults.
+    pub const PERCENT_KEY: &'static str = "deletion_guard_percent";
+    pub const FLOOR_KEY: &'static str = "deletion_guard_min";
+    pub const DEFAULT: DeletionGuard = DeletionGuard { share: 0.2, floor: 10 };
+
+    /// The config's guard: its settings where they set one, the defaults otherwise.
+    pub fn for_settings(
+        settings: &crate::Settings,
+        defaults: DeletionGuard,
+    ) -> Result<DeletionGuard, crate::FieldErrors> {
+        let mut errors = crate::FieldErrors::default();
+        let mut guard = defaults;
+        match settings.get(Self::PERCENT_KEY) {
+            None | Some(serde_json::Value::Null) => {}
+            Some(v) => match v.as_f64() {
+                Some(p) if (0.0..=100.0).contains(&p) => guard.share = p / 100.0,
+                _ => errors.push(
+                    format!("data.attributes.settings.{}", Self::PERCENT_KEY),
+                    "must be a number from 0 to 100 (the share of a kind's entities a run may delete)",
+                ),
+            },
+        }
+        match settings.get(Self::FLOOR_KEY) {
+            None | Some(serde_json::Value::Null) => {}
+            Some(v) => match v.as_u64() {
+                Some(n) => guard.floor = n,
+                _ => errors.push(
+                    format!("data.attributes.settings.{}", Self::FLOOR_KEY),
+                    "must be a whole number of at least 0",
+                ),
+            },
+        }
+        errors.into_result(guard)
+    }
+
+    /// Why deletions of this size must be held, or `None` when they may be applied. `stored`
+    /// counts each kind before the deletions. Losing every stored entity of a kind is always
+    /// held: a source that suddenly lists nothing must not empty the store.
+    pub fn check(&self, deletions: &BTreeMap<String, u64>, stored: &BTreeMap<String, u64>) -> Option<String> {
+        let reasons: Vec<String> = deletions
+            .iter()
+            .filter(|&(_, &n)| n > 0)
+            .filter_map(|(kind, &n)| {
+                let total = stored.get(kind).copied().unwrap_or(0);
+                if n >= total {
+                    Some(format!("{kind}: all {n} would be deleted"))
+                } else if n > self.floor && n as f64 > self.share * total as f64 {
+                    Some(format!(
+                        "{kind}: {n} of {total} ({:.1}%) would be deleted, more than the {}% allowed",
+                        100.0 * n as f64 / total as f64,
+                        self.share * 100.0
+                    ))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        (!reasons.is_empty()).then(|| format!("mass deletion: {}", reasons.join("; ")))
+    }
 }
 
 /// How often a config syncs: an incremental run every `interval`, a full run (which also finds
@@ -211,6 +372,48 @@ mod tests {
         let err = Schedule::for_settings(&settings, DEFAULTS).unwrap_err();
         assert_eq!(err.0.len(), 2);
         assert_eq!(err.0[0].path, "data.attributes.settings.sync_interval");
+    }
+
+    fn kinds(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
+        pairs.iter().map(|(k, n)| ((*k).to_owned(), *n)).collect()
+    }
+
+    #[test]
+    fn the_guard_holds_large_shares_above_the_floor_and_any_wipe() {
+        let guard = DeletionGuard::DEFAULT;
+        let stored = kinds(&[("user", 1000), ("group", 40), ("membership", 5)]);
+        assert_eq!(guard.check(&kinds(&[("user", 200)]), &stored), None, "20% exactly is allowed");
+        let held = guard.check(&kinds(&[("user", 201)]), &stored).unwrap();
+        assert!(held.contains("user: 201 of 1000 (20.1%)"), "{held}");
+        assert_eq!(guard.check(&kinds(&[("group", 10)]), &stored), None, "25% but not above the floor");
+        assert!(guard.check(&kinds(&[("group", 11)]), &stored).is_some());
+        let wiped = guard.check(&kinds(&[("membership", 5)]), &stored).unwrap();
+        assert!(wiped.contains("membership: all 5"), "{wiped}");
+        assert_eq!(guard.check(&kinds(&[("user", 0)]), &kinds(&[])), None);
+    }
+
+    #[test]
+    fn the_guard_reads_its_settings() {
+        let settings = json!({"deletion_guard_percent": 50, "deletion_guard_min": 0}).as_object().unwrap().clone();
+        let g = DeletionGuard::for_settings(&settings, DeletionGuard::DEFAULT).unwrap();
+        assert_eq!(g, DeletionGuard { share: 0.5, floor: 0 });
+        let bad = json!({"deletion_guard_percent": 120, "deletion_guard_min": -1}).as_object().unwrap().clone();
+        assert_eq!(DeletionGuard::for_settings(&bad, DeletionGuard::DEFAULT).unwrap_err().0.len(), 2);
+    }
+
+    #[test]
+    fn completeness_compares_totals_with_what_was_fetched() {
+        let mut counts = RunCounts::default();
+        counts.entry("user").fetched = 95;
+        counts.entry("group").fetched = 10;
+        let c = Completeness::new(&kinds(&[("user", 100), ("group", 10), ("device", 3)]), &counts);
+        assert!(c.is_short());
+        assert_eq!(
+            c.mismatches(),
+            ["device: the source reported 3, the run received 0", "user: the source reported 100, the run received 95"]
+        );
+        let whole = Completeness::new(&kinds(&[("group", 10)]), &counts);
+        assert!(!whole.is_short() && whole.mismatches().is_empty());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! names them (Graph `@removed`), and says in its [`Outcome`] what its listing covered in full;
 //! the engine applies deletions only when the run completes.
 
-pub use ctxsync_core::{Coverage, Removal};
+pub use ctxsync_core::{Coverage, Expected, Removal};
 use ctxsync_core::{Membership, Record};
 use serde::{Deserialize, Serialize};
 
@@ -43,6 +43,9 @@ pub struct Outcome {
     /// listing (the next run is full again).
     pub cursor: Option<Cursor>,
     pub coverage: Coverage,
+    /// The source's own totals for a full listing (Graph `$count`, Okta group `usersCount`,
+    /// Google `directMembersCount`), by kind; the engine compares them with what it received.
+    pub expected: Expected,
 }
 
 /// Where a connector puts its pages. Implemented by the engine (upserting in batches) and by

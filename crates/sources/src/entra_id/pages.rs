@@ -20,7 +20,7 @@ use super::client::{Failure, GraphClient};
 use super::map;
 use crate::SourceError;
 use crate::http::Reply;
-use crate::sync::{Coverage, Cursor, Outcome, Page, PageSink, Removal, SyncError, SyncMode};
+use crate::sync::{Coverage, Expected, Cursor, Outcome, Page, PageSink, Removal, SyncError, SyncMode};
 
 /// What the entity model needs of a user; `manager` makes the delta track the manager link.
 const USER_SELECT: &str = "id,userPrincipalName,displayName,givenName,surname,mail,otherMails,accountEnabled,\
@@ -206,7 +206,7 @@ pub(super) async fn sync(
     };
     let cursor = DeltaCursor { users, groups, devices, admin_roles: roles };
     let cursor = serde_json::to_value(cursor).expect("a cursor of strings serializes");
-    Ok(Outcome { cursor: Some(Cursor(cursor)), coverage })
+    Ok(Outcome { cursor: Some(Cursor(cursor)), coverage, expected: Expected::new() })
 }
 
 /// Users whose set of roles differs between the last run and now. When the last run could

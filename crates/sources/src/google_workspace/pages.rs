@@ -19,7 +19,7 @@ use super::map;
 use crate::SourceError;
 use crate::endpoints::Target;
 use crate::http::Http;
-use crate::sync::{Coverage, Outcome, Page, PageSink, SyncError};
+use crate::sync::{Coverage, Expected, Outcome, Page, PageSink, SyncError};
 
 /// The largest pages the API serves: users 500, groups and members 200.
 const USERS_PAGE: &str = "500";
@@ -56,7 +56,7 @@ pub(crate) async fn sync(
     let mut run = Run { client, sink, retries: 0 };
     run.users().await?;
     run.groups().await?;
-    Ok(Outcome { cursor: None, coverage: Coverage::Everything })
+    Ok(Outcome { cursor: None, coverage: Coverage::Everything, expected: Expected::new() })
 }
 
 impl Run<'_, '_> {

@@ -33,7 +33,7 @@ use super::map;
 use crate::SourceError;
 use crate::endpoints::Target;
 use crate::http::Http;
-use crate::sync::{Coverage, Cursor, Outcome, Page, PageSink, SyncError, SyncMode};
+use crate::sync::{Coverage, Expected, Cursor, Outcome, Page, PageSink, SyncError, SyncMode};
 
 /// Okta's largest page for users and members, and its recommendation for groups.
 const PAGE_SIZE: &str = "200";
@@ -243,7 +243,7 @@ impl Run<'_, '_> {
         };
         let (users, (groups, memberships)) = tokio::try_join!(users, groups)?;
         let cursor = self.cursor(users, groups, memberships, None);
-        Ok(Outcome { cursor: Some(cursor), coverage: Coverage::Everything })
+        Ok(Outcome { cursor: Some(cursor), coverage: Coverage::Everything, expected: Expected::new() })
     }
 
     async fn incremental(
@@ -285,6 +285,7 @@ impl Run<'_, '_> {
         Ok(Outcome {
             cursor: Some(cursor),
             coverage: Coverage::Changes { groups_with_all_members: relisted },
+            expected: Expected::new(),
         })
     }
 

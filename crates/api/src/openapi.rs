@@ -37,7 +37,11 @@ use crate::integration_config::{self as ic, schema};
         en::lookup_persons,
         en::list_runs,
         en::get_run,
-        en::sync_now
+        en::sync_now,
+        en::list_held_deletions,
+        en::confirm_deletions,
+        en::discard_deletions,
+        en::get_health
     ),
     components(schemas(
         ErrorBody,

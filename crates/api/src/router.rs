@@ -52,6 +52,19 @@ pub fn router(state: AppState) -> Router {
             get(en::get_run),
         )
         .route(&format!("{ENTITIES}/integration_configs/{{config_id}}/sync"), post(en::sync_now))
+        .route(
+            &format!("{ENTITIES}/integration_configs/{{config_id}}/sync_runs/{{run_id}}/held_deletions"),
+            get(en::list_held_deletions),
+        )
+        .route(
+            &format!("{ENTITIES}/integration_configs/{{config_id}}/sync_runs/{{run_id}}/confirm_deletions"),
+            post(en::confirm_deletions),
+        )
+        .route(
+            &format!("{ENTITIES}/integration_configs/{{config_id}}/sync_runs/{{run_id}}/discard_deletions"),
+            post(en::discard_deletions),
+        )
+        .route(&format!("{ENTITIES}/integration_configs/{{config_id}}/health"), get(en::get_health))
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(from_fn_with_state(state.clone(), authenticate));
     Router::new()

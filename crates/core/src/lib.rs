@@ -27,8 +27,8 @@ pub use integration::{ConfigState, IntegrationType};
 pub use scope::{Scope, Scopes};
 pub use secret::SecretValue;
 pub use sync::{
-    Completeness, Counts, Coverage, DeletionGuard, Expected, Hold, HoldResolution, Removal, Run, RunCounts, RunKind,
-    RunStatus, Schedule, Tally,
+    Completeness, Counts, Coverage, DeletionGuard, Expected, Hold, HoldResolution, Removal, Run, RunCounts,
+    RunKind, RunStatus, Schedule, Tally,
 };
 
 /// The current time at the precision every store keeps (microseconds), so a value read back

@@ -219,7 +219,9 @@ impl Completeness {
         self.by_type
             .iter()
             .filter(|(_, t)| t.expected != t.ingested)
-            .map(|(kind, t)| format!("{kind}: the source reported {}, the run received {}", t.expected, t.ingested))
+            .map(|(kind, t)| {
+                format!("{kind}: the source reported {}, the run received {}", t.expected, t.ingested)
+            })
             .collect()
     }
 
@@ -244,6 +246,8 @@ impl DeletionGuard {
     pub const PERCENT_KEY: &'static str = "deletion_guard_percent";
     pub const FLOOR_KEY: &'static str = "deletion_guard_min";
     pub const DEFAULT: DeletionGuard = DeletionGuard { share: 0.2, floor: 10 };
+    /// Applies every deletion: what `deletion_guard_percent: 100` asks for.
+    pub const OFF: DeletionGuard = DeletionGuard { share: 1.0, floor: 0 };
 
     /// The config's guard: its settings where they set one, the defaults otherwise.
     pub fn for_settings(
@@ -276,9 +280,13 @@ impl DeletionGuard {
     }
 
     /// Why deletions of this size must be held, or `None` when they may be applied. `stored`
-    /// counts each kind before the deletions. Losing every stored entity of a kind is always
-    /// held: a source that suddenly lists nothing must not empty the store.
+    /// counts each kind before the deletions. Losing every stored entity of a kind is held
+    /// whatever the floor (a source that suddenly lists nothing must not empty the store),
+    /// unless the guard is off.
     pub fn check(&self, deletions: &BTreeMap<String, u64>, stored: &BTreeMap<String, u64>) -> Option<String> {
+        if self.share >= 1.0 {
+            return None;
+        }
         let reasons: Vec<String> = deletions
             .iter()
             .filter(|&(_, &n)| n > 0)
@@ -390,14 +398,17 @@ mod tests {
         let wiped = guard.check(&kinds(&[("membership", 5)]), &stored).unwrap();
         assert!(wiped.contains("membership: all 5"), "{wiped}");
         assert_eq!(guard.check(&kinds(&[("user", 0)]), &kinds(&[])), None);
+        assert_eq!(DeletionGuard::OFF.check(&kinds(&[("membership", 5)]), &stored), None);
     }
 
     #[test]
     fn the_guard_reads_its_settings() {
-        let settings = json!({"deletion_guard_percent": 50, "deletion_guard_min": 0}).as_object().unwrap().clone();
+        let settings =
+            json!({"deletion_guard_percent": 50, "deletion_guard_min": 0}).as_object().unwrap().clone();
         let g = DeletionGuard::for_settings(&settings, DeletionGuard::DEFAULT).unwrap();
         assert_eq!(g, DeletionGuard { share: 0.5, floor: 0 });
-        let bad = json!({"deletion_guard_percent": 120, "deletion_guard_min": -1}).as_object().unwrap().clone();
+        let bad =
+            json!({"deletion_guard_percent": 120, "deletion_guard_min": -1}).as_object().unwrap().clone();
         assert_eq!(DeletionGuard::for_settings(&bad, DeletionGuard::DEFAULT).unwrap_err().0.len(), 2);
     }
 
@@ -410,7 +421,10 @@ mod tests {
         assert!(c.is_short());
         assert_eq!(
             c.mismatches(),
-            ["device: the source reported 3, the run received 0", "user: the source reported 100, the run received 95"]
+            [
+                "device: the source reported 3, the run received 0",
+                "user: the source reported 100, the run received 95"
+            ]
         );
         let whole = Completeness::new(&kinds(&[("group", 10)]), &counts);
         assert!(!whole.is_short() && whole.mismatches().is_empty());

@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
 use ctxsync_api::RateLimitSettings;
-use ctxsync_core::{ConfigId, Schedule};
+use ctxsync_core::{ConfigId, DeletionGuard, Schedule};
 use ctxsync_sources::Endpoints;
 use ctxsync_store::MasterKey;
 use ctxsync_sync::SyncSettings;
@@ -116,6 +116,15 @@ pub struct SyncArgs {
     /// when a replica dies, another takes its configs over after this long.
     #[arg(long, env = "CTXSYNC_SYNC_LEASE", default_value = "60s", value_parser = humantime::parse_duration)]
     pub sync_lease: Duration,
+    /// A run that would delete more than this percentage of a kind's stored entities (and more
+    /// than CTXSYNC_DELETION_GUARD_MIN of them, or all of them) holds its deletions until they
+    /// are confirmed; `settings.deletion_guard_percent` overrides it, 100 turns the guard off.
+    #[arg(long, env = "CTXSYNC_DELETION_GUARD_PERCENT", default_value = "20")]
+    pub deletion_guard_percent: f64,
+    /// Deletions of a kind up to this many are never held for their share alone;
+    /// `settings.deletion_guard_min` overrides it.
+    #[arg(long, env = "CTXSYNC_DELETION_GUARD_MIN", default_value = "10")]
+    pub deletion_guard_min: u64,
 }
 
 impl SyncArgs {
@@ -126,10 +135,17 @@ impl SyncArgs {
         if self.sync_lease < Duration::from_secs(3) {
             bail!("CTXSYNC_SYNC_LEASE must be at least 3s (it is renewed every third of it)");
         }
+        if !(0.0..=100.0).contains(&self.deletion_guard_percent) {
+            bail!("CTXSYNC_DELETION_GUARD_PERCENT must be a number from 0 to 100");
+        }
         Ok(SyncSettings {
             schedule: Schedule { interval: self.sync_interval, full_interval: self.full_sync_interval },
             concurrency: self.sync_concurrency.get(),
             lease: self.sync_lease,
+            guard: DeletionGuard {
+                share: self.deletion_guard_percent / 100.0,
+                floor: self.deletion_guard_min,
+            },
             ..SyncSettings::default()
         })
     }
@@ -360,6 +376,8 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "CTXSYNC_FULL_SYNC_INTERVAL",
     "CTXSYNC_SYNC_CONCURRENCY",
     "CTXSYNC_SYNC_LEASE",
+    "CTXSYNC_DELETION_GUARD_PERCENT",
+    "CTXSYNC_DELETION_GUARD_MIN",
     "CTXSYNC_RATE_LIMIT",
     "CTXSYNC_RATE_LIMIT_PERIOD",
     "CTXSYNC_EVENT_RETENTION",

@@ -15,6 +15,7 @@ mod crypto;
 mod entities;
 mod error;
 mod history;
+mod holds;
 mod keys;
 mod page;
 mod postgres;
@@ -32,6 +33,7 @@ pub use crypto::{Cipher, MasterKey, Sealed};
 pub use entities::{EntityCursor, EntityQuery, EntityStore, StoredEntity, StoredMembership};
 pub use error::StoreError;
 pub use history::{ChangeEvent, EventQuery, HistoryStore, IntervalQuery, MembershipInterval, RoleInterval};
+pub use holds::{Decided, HeldCursor, HeldDeletion, HoldStore};
 pub use keys::{KeyPair, KeyStore, Principal};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -44,6 +46,6 @@ pub trait Ping: Send + Sync {
 }
 
 /// Everything the service needs from a store.
-pub trait Store: ConfigStore + KeyStore + EntityStore + SyncStore + HistoryStore + Ping {}
+pub trait Store: ConfigStore + KeyStore + EntityStore + SyncStore + HistoryStore + HoldStore + Ping {}
 
-impl<T: ConfigStore + KeyStore + EntityStore + SyncStore + HistoryStore + Ping> Store for T {}
+impl<T: ConfigStore + KeyStore + EntityStore + SyncStore + HistoryStore + HoldStore + Ping> Store for T {}

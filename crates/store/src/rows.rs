@@ -138,6 +138,8 @@ pub(crate) struct RunRow<I, T> {
     counts: String,
     error: Option<String>,
     baseline: bool,
+    hold: Option<String>,
+    completeness: Option<String>,
 }
 
 impl<I: Column<Uuid>, T: Column<OffsetDateTime>> TryFrom<RunRow<I, T>> for Run {
@@ -156,9 +158,19 @@ impl<I: Column<Uuid>, T: Column<OffsetDateTime>> TryFrom<RunRow<I, T>> for Run {
             counts: serde_json::from_str(&row.counts).map_err(|_| corrupt("counts"))?,
             error: row.error,
             baseline: row.baseline,
+            hold: row.hold.map(|h| serde_json::from_str(&h)).transpose().map_err(|_| corrupt("hold"))?,
+            completeness: row
+                .completeness
+                .map(|c| serde_json::from_str(&c))
+                .transpose()
+                .map_err(|_| corrupt("completeness"))?,
         })
     }
 }
+
+/// The columns of [`RunRow`], for a query that names the runs table `r`.
+pub(crate) const RUN_COLUMNS: &str = "r.id, r.config_id, r.kind, r.status, r.started_at, r.finished_at, r.counts, \
+     r.error, r.baseline, r.hold, r.completeness";
 
 pub(crate) fn encode_counts(counts: &RunCounts) -> String {
     serde_json::to_string(counts).expect("counts serialize")

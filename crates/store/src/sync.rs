@@ -2,8 +2,11 @@
 //! run in one transaction.
 
 use ctxsync_core::{
-    Config, ConfigId, Coverage, Membership, OrgId, Record, Removal, Run, RunCounts, RunKind, RunStatus,
+    Completeness, Config, ConfigId, Coverage, DeletionGuard, Expected, Membership, OrgId, Record, Removal,
+    Run, RunCounts, RunKind, RunStatus,
 };
+use std::collections::BTreeMap;
+
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -29,9 +32,16 @@ pub struct PageWrite<'a> {
 /// How a run ended.
 #[derive(Debug, Clone)]
 pub enum RunEnd {
-    /// The listing completed: apply deletions for what it covered and the named removals, keep
-    /// the new cursor, and schedule the next run.
-    Succeeded { coverage: Coverage, cursor: Option<serde_json::Value>, next_run_at: OffsetDateTime },
+    /// The listing completed: apply deletions for what it covered and the named removals unless
+    /// `guard` holds them, keep the new cursor, and schedule the next run. `expected` holds the
+    /// source's totals, compared with what the run fetched.
+    Succeeded {
+        coverage: Coverage,
+        cursor: Option<serde_json::Value>,
+        next_run_at: OffsetDateTime,
+        guard: DeletionGuard,
+        expected: Expected,
+    },
     /// Nothing is deleted; what was upserted stays; the next run is scheduled.
     Failed { error: String, next_run_at: OffsetDateTime },
     /// Stopped on purpose (disabled, deleted, shutting down); the next run is due at once.
@@ -74,8 +84,9 @@ pub trait SyncStore: Send + Sync {
     /// Saves a running run's counts, so its progress is visible.
     async fn save_progress(&self, run: &Run) -> Result<(), StoreError>;
 
-    /// Ends a run. On success, deletions and removals are applied, the cursor saved and the run
-    /// marked succeeded, all in one transaction; the returned run carries the final counts.
+    /// Ends a run. On success, deletions and removals are applied (or held, see
+    /// [`crate::HoldStore`]), the cursor saved and the run marked succeeded (or held), all in one
+    /// transaction; the returned run carries the final counts.
     async fn finish_run(&self, run: &Run, end: RunEnd) -> Result<Run, StoreError>;
 
     async fn sync_state(&self, config: ConfigId) -> Result<SyncState, StoreError>;
@@ -108,6 +119,8 @@ pub(crate) fn new_run(config: ConfigId, kind: RunKind) -> Run {
         counts: RunCounts::default(),
         error: None,
         baseline: false,
+        hold: None,
+        completeness: None,
     }
 }
 
@@ -120,14 +133,21 @@ pub(crate) struct Ending<'a> {
     pub completed: Option<(&'a Coverage, Option<String>)>,
     /// Set when a completed run was full: the new `last_full_at`.
     pub last_full_at: Option<OffsetDateTime>,
+    /// Set when the listing completed: when its deletions are held.
+    pub guard: Option<DeletionGuard>,
 }
 
 impl<'a> Ending<'a> {
     pub(crate) fn new(run: &Run, end: &'a RunEnd, now: OffsetDateTime) -> Ending<'a> {
         let mut finished = Run { finished_at: Some(now), ..run.clone() };
+        let mut guard = None;
         let (next_run_at, completed) = match end {
-            RunEnd::Succeeded { coverage, cursor, next_run_at } => {
+            RunEnd::Succeeded { coverage, cursor, next_run_at, guard: run_guard, expected } => {
                 finished.status = RunStatus::Succeeded;
+                guard = Some(*run_guard);
+                if !expected.is_empty() {
+                    finished.completeness = Some(Completeness::new(expected, &run.counts));
+                }
                 let cursor = cursor.as_ref().map(|c| serde_json::to_string(c).expect("JSON serializes"));
                 (*next_run_at, Some((coverage, cursor)))
             }
@@ -143,7 +163,36 @@ impl<'a> Ending<'a> {
             }
         };
         let last_full_at = (completed.is_some() && run.kind == RunKind::Full).then_some(now);
-        Ending { run: finished, next_run_at, completed, last_full_at }
+        Ending { run: finished, next_run_at, completed, last_full_at, guard }
+    }
+
+    /// Decides whether the staged deletions wait (the run becomes `held`); `stored` counts each
+    /// kind before them. Returns whether they may be applied now.
+    pub(crate) fn may_delete(
+        &mut self,
+        staged: &BTreeMap<String, u64>,
+        stored: &BTreeMap<String, u64>,
+    ) -> bool {
+        let Some(guard) = &self.guard else { return true };
+        match crate::holds::judge(&self.run, guard, staged, stored) {
+            Some(hold) => {
+                self.run.status = RunStatus::Held;
+                self.run.hold = Some(hold);
+                false
+            }
+            None => true,
+        }
+    }
+
+    /// The run's hold and completeness as stored (JSON).
+    pub(crate) fn findings(&self) -> (Option<String>, Option<String>) {
+        let hold = self.run.hold.as_ref().map(crate::holds::encode_hold);
+        let completeness = self
+            .run
+            .completeness
+            .as_ref()
+            .map(|c| serde_json::to_string(c).expect("completeness serializes"));
+        (hold, completeness)
     }
 
     /// Marks the run as the config's baseline when it is the first full listing to complete

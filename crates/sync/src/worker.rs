@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ctxsync_core::{Config, ConfigState, Credentials, Run, RunKind, Schedule};
+use ctxsync_core::{Config, ConfigState, Credentials, DeletionGuard, Run, RunKind, RunStatus, Schedule};
 use ctxsync_sources::{Cursor, SourceError, Sources, SyncError, SyncMode};
 use ctxsync_store::{RunEnd, Store, StoreError, SyncState};
 use time::OffsetDateTime;
@@ -23,6 +23,8 @@ pub struct SyncSettings {
     pub concurrency: usize,
     /// How often the scheduler looks for due configs.
     pub tick: Duration,
+    /// When a run's deletions are held, for configs whose settings do not say.
+    pub guard: DeletionGuard,
 }
 
 impl Default for SyncSettings {
@@ -32,6 +34,7 @@ impl Default for SyncSettings {
             lease: Duration::from_secs(60),
             concurrency: 4,
             tick: Duration::from_secs(5),
+            guard: DeletionGuard::DEFAULT,
         }
     }
 }
@@ -40,6 +43,9 @@ impl Default for SyncSettings {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     Succeeded(Run),
+    /// The listing completed; everything but its deletions was applied, which wait for a
+    /// decision.
+    Held(Run),
     /// The run stopped on an error; nothing was deleted.
     Failed(Run),
     /// The config was disabled or deleted, the lease was lost, or the process is stopping.
@@ -205,6 +211,9 @@ impl Worker {
                     coverage: outcome.coverage,
                     cursor: outcome.cursor.map(|Cursor(c)| c),
                     next_run_at: now + schedule.interval,
+                    guard: DeletionGuard::for_settings(&config.settings, self.settings.guard)
+                        .unwrap_or(self.settings.guard),
+                    expected: outcome.expected,
                 },
                 Some(ConfigState::Valid),
             ),
@@ -241,10 +250,14 @@ impl Worker {
             error = finished.error.as_deref().unwrap_or(""),
             "sync run finished"
         );
+        if let Some(hold) = &finished.hold {
+            tracing::warn!(config_id = %config.id, run_id = %finished.id, reason = %hold.reason, "sync run held its deletions");
+        }
         Ok(match finished.status {
-            ctxsync_core::RunStatus::Succeeded => Outcome::Succeeded(finished),
-            ctxsync_core::RunStatus::Cancelled => Outcome::Cancelled(finished),
-            _ => Outcome::Failed(finished),
+            RunStatus::Succeeded => Outcome::Succeeded(finished),
+            RunStatus::Held => Outcome::Held(finished),
+            RunStatus::Cancelled => Outcome::Cancelled(finished),
+            RunStatus::Failed | RunStatus::Running => Outcome::Failed(finished),
         })
     }
 

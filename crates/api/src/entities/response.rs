@@ -33,8 +33,12 @@ impl From<StoredEntity> for EntityData {
     }
 }
 
-/// A sync run: kind, status, times, counts per entity type, pages, retries, error, and whether
-/// it was the config's baseline (its first completed full run, which records no change events).
+/// A sync run: kind, status (`running`, `succeeded`, `failed`, `cancelled`, `held`), times,
+/// counts per entity type, pages, retries, error, whether it was the config's baseline (its first
+/// completed full run, which records no change events), `hold` (why its deletions wait and what
+/// became of them: `reason`, `deletions` by kind, `resolution` `confirmed`/`discarded`/
+/// `superseded` or null, `resolved_at`) and `completeness` (`by_type`: the source's `expected`
+/// totals beside the `ingested` counts of a full run).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RunData {
     pub id: String,
@@ -61,6 +65,8 @@ impl From<Run> for RunData {
                 "retries": r.counts.retries,
                 "error": r.error,
                 "baseline": r.baseline,
+                "hold": r.hold,
+                "completeness": r.completeness,
             }),
         }
     }

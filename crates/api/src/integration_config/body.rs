@@ -5,8 +5,8 @@
 //! from `secrets`.
 
 use ctxsync_core::{
-    ConfigId, ConfigName, ConfigPatch, Credentials, Domain, FieldErrors, IntegrationType, NewConfig,
-    Schedule, SecretValue, Settings,
+    ConfigId, ConfigName, ConfigPatch, Credentials, DeletionGuard, Domain, FieldErrors, IntegrationType,
+    NewConfig, Schedule, SecretValue, Settings,
 };
 use serde_json::{Map, Value};
 
@@ -252,6 +252,9 @@ fn settings(v: &Value, errors: &mut FieldErrors) -> Option<Settings> {
     match v {
         Value::Object(m) => {
             if let Err(e) = Schedule::for_settings(m, Schedule::DEFAULT) {
+                errors.extend(e);
+            }
+            if let Err(e) = DeletionGuard::for_settings(m, DeletionGuard::DEFAULT) {
                 errors.extend(e);
             }
             Some(m.clone())

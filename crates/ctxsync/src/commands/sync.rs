@@ -54,7 +54,7 @@ pub async fn run(args: SyncCommandArgs) -> anyhow::Result<()> {
         worker.run(&config, RunOptions { progress: Some(progress), full: args.full }, &stop).await?;
     bar.finish_and_clear();
     let run = match outcome {
-        Outcome::Succeeded(run) | Outcome::Failed(run) | Outcome::Cancelled(run) => run,
+        Outcome::Succeeded(run) | Outcome::Held(run) | Outcome::Failed(run) | Outcome::Cancelled(run) => run,
         Outcome::Busy => bail!("another worker is syncing this config right now; try again when it is done"),
         Outcome::Skipped(reason) => bail!("the config was not synced: {reason}"),
     };
@@ -65,6 +65,18 @@ pub async fn run(args: SyncCommandArgs) -> anyhow::Result<()> {
         println!("{kind:<12} {:>10} {:>10} {:>10} {:>10}", c.fetched, c.created, c.updated, c.deleted);
     }
     println!("pages {}, retries {}", run.counts.pages, run.counts.retries);
+    if let Some(completeness) = &run.completeness {
+        for mismatch in completeness.mismatches() {
+            println!("completeness: {mismatch}");
+        }
+    }
+    if let Some(hold) = &run.hold {
+        println!("deletions held: {}", hold.reason);
+        println!(
+            "review them: GET /api/v2/ctxsync/integration_configs/{}/sync_runs/{}/held_deletions",
+            config.id, run.id
+        );
+    }
     if let Some(error) = &run.error {
         bail!("the run did not complete: {error}");
     }

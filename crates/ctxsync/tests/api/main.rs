@@ -9,6 +9,7 @@
 //! - `secrets`: plaintext secrets never leave the service
 //! - `sync`: the engine end to end: scheduler, fakes, entity API, run history
 //! - `events`: change events and entity history on the API, after the baseline run
+//! - `holds`: runs that hold a mass deletion or an incomplete listing's deletions, and health
 //! - `persons`: identity resolution across Okta, Google and Entra tenants of one organisation
 //! - `openapi`: the served document against the contract
 //! - `datadog_client`: the official Rust client against the service
@@ -22,6 +23,7 @@ mod configs;
 mod datadog_client;
 mod events;
 mod helpers;
+mod holds;
 mod limits;
 mod openapi;
 mod persons;

@@ -9,6 +9,7 @@
 mod configs;
 mod entities;
 mod history;
+mod holds;
 mod keys;
 mod sync;
 #[cfg(test)]

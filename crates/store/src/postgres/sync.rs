@@ -17,18 +17,12 @@ use super::PostgresStore;
 use super::configs::{CONFIG_COLUMNS, ConfigRow};
 use crate::history::Recorder;
 use crate::page::{Changed, EntityWrite, MEMBERSHIP, entity_writes, membership_key, removal_key};
-use crate::rows::{self, encode_counts};
+use crate::rows::{self, RUN_COLUMNS, encode_counts};
 use crate::sync::{Ending, INTERRUPTED, new_run};
 use crate::{PageWrite, RunEnd, StoreError, SyncState, SyncStore};
 
 type RunRow = rows::RunRow<Uuid, OffsetDateTime>;
 type StateRow = rows::StateRow<OffsetDateTime>;
-
-/// A deleted membership and when it began, for its history.
-type EndedRow = (String, String, String, OffsetDateTime);
-
-const RUN_COLUMNS: &str =
-    "r.id, r.config_id, r.kind, r.status, r.started_at, r.finished_at, r.counts, r.error, r.baseline";
 
 impl PostgresStore {
     /// Writes new and changed entities of a page, counting them, and notes every entity of the
@@ -224,86 +218,6 @@ impl PostgresStore {
         Ok(())
     }
 
-    /// Applies a completed run's removals and what its coverage implies, counting deletions.
-    async fn apply_deletions(
-        conn: &mut PgConnection,
-        run: &Run,
-        coverage: &Coverage,
-        counts: &mut RunCounts,
-        recorder: &mut Recorder,
-    ) -> Result<(), StoreError> {
-        let mut deleted_memberships: Vec<EndedRow> = sqlx::query_as(
-            "DELETE FROM memberships WHERE config_id = $1 AND ( \
-               (member_kind, member_id) IN (SELECT kind, source_id FROM run_removals WHERE run_id = $2 AND kind <> $3) \
-               OR group_id IN (SELECT source_id FROM run_removals WHERE run_id = $2 AND kind = 'group') \
-               OR (group_id, member_kind, member_id) IN \
-                  (SELECT source_id, member_kind, member_id FROM run_removals WHERE run_id = $2 AND kind = $3)) \
-             RETURNING group_id, member_kind, member_id, first_seen_at",
-        )
-        .bind(run.config_id.0)
-        .bind(run.id)
-        .bind(MEMBERSHIP)
-        .fetch_all(&mut *conn)
-        .await?;
-        // Every deleted entity comes back by id: its deletion is an event and may close its roles.
-        let mut deleted_entities: Vec<(String, String)> = sqlx::query_as(
-            "DELETE FROM entities WHERE config_id = $1 AND (kind, source_id) IN \
-               (SELECT kind, source_id FROM run_removals WHERE run_id = $2 AND kind <> $3) RETURNING kind, source_id",
-        )
-        .bind(run.config_id.0)
-        .bind(run.id)
-        .bind(MEMBERSHIP)
-        .fetch_all(&mut *conn)
-        .await?;
-        match coverage {
-            Coverage::Everything => {
-                deleted_entities.extend(
-                    sqlx::query_as::<_, (String, String)>(
-                        "DELETE FROM entities e WHERE config_id = $1 AND NOT EXISTS \
-                           (SELECT 1 FROM run_seen_entities s WHERE s.run_id = $2 AND s.kind = e.kind \
-                            AND s.source_id = e.source_id) RETURNING kind, source_id",
-                    )
-                    .bind(run.config_id.0)
-                    .bind(run.id)
-                    .fetch_all(&mut *conn)
-                    .await?,
-                );
-                deleted_memberships.extend(
-                    sqlx::query_as::<_, EndedRow>(
-                        "DELETE FROM memberships m WHERE config_id = $1 AND NOT EXISTS (SELECT 1 FROM run_seen_memberships s \
-                         WHERE s.run_id = $2 AND s.group_id = m.group_id AND s.member_kind = m.member_kind \
-                         AND s.member_id = m.member_id) RETURNING group_id, member_kind, member_id, first_seen_at",
-                    )
-                    .bind(run.config_id.0)
-                    .bind(run.id)
-                    .fetch_all(&mut *conn)
-                    .await?,
-                );
-            }
-            Coverage::Changes { groups_with_all_members } => {
-                deleted_memberships.extend(
-                    sqlx::query_as::<_, EndedRow>(
-                        "DELETE FROM memberships m WHERE config_id = $1 AND group_id = ANY($3::text[]) \
-                         AND NOT EXISTS (SELECT 1 FROM run_seen_memberships s WHERE s.run_id = $2 \
-                         AND s.group_id = m.group_id AND s.member_kind = m.member_kind AND s.member_id = m.member_id) \
-                         RETURNING group_id, member_kind, member_id, first_seen_at",
-                    )
-                    .bind(run.config_id.0)
-                    .bind(run.id)
-                    .bind(groups_with_all_members)
-                    .fetch_all(&mut *conn)
-                    .await?,
-                );
-            }
-        }
-        for (kind, _) in &deleted_entities {
-            counts.entry(kind).deleted += 1;
-        }
-        counts.entry(MEMBERSHIP).deleted += deleted_memberships.len() as u64;
-        recorder.entities_deleted(deleted_entities)?;
-        recorder.memberships_removed(deleted_memberships)
-    }
-
     async fn clear_run_scratch(conn: &mut PgConnection, runs: &[Uuid]) -> Result<(), StoreError> {
         sqlx::query(
             "WITH seen_entities AS (DELETE FROM run_seen_entities WHERE run_id = ANY($1)), \
@@ -427,6 +341,7 @@ impl SyncStore for PostgresStore {
         Self::upsert_entities(&mut tx, run, org, page.records, &mut counts, &mut recorder).await?;
         Self::add_memberships(&mut tx, run, page.memberships, &mut counts, &mut recorder).await?;
         Self::note_removals(&mut tx, run, page.removals).await?;
+        Self::unstage_seen(&mut tx, run.config_id, &page).await?;
         Self::record(&mut tx, run, &recorder, ctxsync_core::now()).await?;
         tx.commit().await?;
         Ok(counts)
@@ -456,10 +371,21 @@ impl SyncStore for PostgresStore {
             return Err(StoreError::RunTakenOver(run.id));
         }
         let baselined = Self::baselined(&mut tx, run.config_id).await?;
-        if let Some((coverage, _)) = ending.completed {
-            let mut recorder = Recorder::new(baselined);
-            Self::apply_deletions(&mut tx, run, coverage, &mut ending.run.counts, &mut recorder).await?;
-            Self::record(&mut tx, run, &recorder, now).await?;
+        if let Some((coverage, _)) = ending.completed.clone() {
+            if matches!(coverage, Coverage::Everything) {
+                Self::supersede_holds(&mut tx, run.config_id, now).await?;
+            }
+            let staged = Self::stage_deletions(&mut tx, run, coverage).await?;
+            let stored = if staged.is_empty() {
+                Default::default()
+            } else {
+                Self::stored_counts(&mut tx, run.config_id).await?
+            };
+            if ending.may_delete(&staged, &stored) {
+                let mut recorder = Recorder::new(baselined);
+                Self::apply_staged(&mut tx, run, &mut ending.run.counts, &mut recorder).await?;
+                Self::record(&mut tx, run, &recorder, now).await?;
+            }
         }
         let baseline = ending.baseline(baselined);
         let cursor = ending.completed.as_ref().and_then(|(_, cursor)| cursor.as_deref());
@@ -481,9 +407,11 @@ impl SyncStore for PostgresStore {
         .execute(&mut *tx)
         .await?;
         Self::clear_run_scratch(&mut tx, &[run.id]).await?;
+        let (hold, completeness) = ending.findings();
         let finished = ending.run;
         sqlx::query(
-            "UPDATE sync_runs SET status = $2, finished_at = $3, counts = $4, error = $5, baseline = $6 WHERE id = $1",
+            "UPDATE sync_runs SET status = $2, finished_at = $3, counts = $4, error = $5, baseline = $6, hold = $7, \
+             completeness = $8 WHERE id = $1",
         )
         .bind(run.id)
         .bind(finished.status.as_str())
@@ -491,6 +419,8 @@ impl SyncStore for PostgresStore {
         .bind(encode_counts(&finished.counts))
         .bind(&finished.error)
         .bind(finished.baseline)
+        .bind(hold)
+        .bind(completeness)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

@@ -6,6 +6,7 @@
 mod configs;
 mod entities;
 mod history;
+mod holds;
 mod keys;
 mod sync;
 #[cfg(test)]

@@ -17,7 +17,7 @@ use super::configs::ConfigRow;
 use super::{SqliteStore, encode_time};
 use crate::history::Recorder;
 use crate::page::{Changed, MEMBERSHIP, entity_writes, membership_key, removal_key};
-use crate::rows::{self, encode_counts};
+use crate::rows::{self, RUN_COLUMNS, encode_counts};
 use crate::sync::{Ending, INTERRUPTED, new_run};
 use crate::{PageWrite, RunEnd, StoreError, SyncState, SyncStore};
 
@@ -26,9 +26,6 @@ const CHUNK: usize = 400;
 
 type RunRow = rows::RunRow<String, String>;
 
-/// A deleted membership and when it began, for its history.
-type EndedRow = (String, String, String, String);
-const ENDED: &str = "group_id, member_kind, member_id, first_seen_at";
 type StateRow = rows::StateRow<String>;
 
 /// A page's keys as one JSON array of arrays, bound as a single parameter and read back with
@@ -39,7 +36,7 @@ fn json_rows<T: serde::Serialize>(rows: &[T]) -> String {
 }
 
 impl SqliteStore {
-    /// Writes new and changed entities of a page, returning per-kind counts.
+    /// Writes new and changed entities of a page, counting them; returns the page's keys.
     async fn upsert_entities(
         conn: &mut SqliteConnection,
         run: &Run,
@@ -47,7 +44,7 @@ impl SqliteStore {
         page: &PageWrite<'_>,
         counts: &mut RunCounts,
         recorder: &mut Recorder,
-    ) -> Result<(), StoreError> {
+    ) -> Result<String, StoreError> {
         let rows = entity_writes(page.records, counts);
         let config_id = run.config_id.to_string();
         let keys = json_rows(&rows.iter().map(|row| (row.kind, &row.source_id)).collect::<Vec<_>>());
@@ -130,16 +127,17 @@ impl SqliteStore {
         .bind(&keys)
         .execute(&mut *conn)
         .await?;
-        Ok(())
+        Ok(keys)
     }
 
+    /// Adds a page's memberships, counting the new ones; returns the page's keys.
     async fn add_memberships(
         conn: &mut SqliteConnection,
         run: &Run,
         page: &PageWrite<'_>,
         counts: &mut RunCounts,
         recorder: &mut Recorder,
-    ) -> Result<(), StoreError> {
+    ) -> Result<String, StoreError> {
         counts.entry(MEMBERSHIP).fetched += page.memberships.len() as u64;
         let keys = json_rows(&page.memberships.iter().map(membership_key).collect::<Vec<_>>());
         let (config_id, run_id) = (run.config_id.to_string(), run.id.to_string());
@@ -181,7 +179,7 @@ impl SqliteStore {
             .execute(&mut *conn)
             .await?;
         }
-        Ok(())
+        Ok(keys)
     }
 
     async fn note_removals(
@@ -204,83 +202,6 @@ impl SqliteStore {
             q.build().execute(&mut *conn).await?;
         }
         Ok(())
-    }
-
-    /// Applies a completed run's removals and what its coverage implies, counting deletions.
-    async fn apply_deletions(
-        conn: &mut SqliteConnection,
-        run: &Run,
-        coverage: &Coverage,
-        counts: &mut RunCounts,
-        recorder: &mut Recorder,
-    ) -> Result<(), StoreError> {
-        let config_id = run.config_id.to_string();
-        let run_id = run.id.to_string();
-        let mut deleted_memberships: Vec<EndedRow> = sqlx::query_as(
-            "DELETE FROM memberships WHERE config_id = ?1 AND ( \
-               (member_kind, member_id) IN (SELECT kind, source_id FROM run_removals WHERE run_id = ?2 AND kind != ?3) \
-               OR group_id IN (SELECT source_id FROM run_removals WHERE run_id = ?2 AND kind = 'group') \
-               OR (group_id, member_kind, member_id) IN \
-                  (SELECT source_id, member_kind, member_id FROM run_removals WHERE run_id = ?2 AND kind = ?3)) \
-             RETURNING group_id, member_kind, member_id, first_seen_at",
-        )
-        .bind(&config_id)
-        .bind(&run_id)
-        .bind(MEMBERSHIP)
-        .fetch_all(&mut *conn)
-        .await?;
-        let mut deleted_entities: Vec<(String, String)> = sqlx::query_as(
-            "DELETE FROM entities WHERE config_id = ?1 AND (kind, source_id) IN \
-               (SELECT kind, source_id FROM run_removals WHERE run_id = ?2 AND kind != ?3) RETURNING kind, source_id",
-        )
-        .bind(&config_id)
-        .bind(&run_id)
-        .bind(MEMBERSHIP)
-        .fetch_all(&mut *conn)
-        .await?;
-        match coverage {
-            Coverage::Everything => {
-                deleted_entities.extend(
-                    sqlx::query_as::<_, (String, String)>(
-                        "DELETE FROM entities WHERE config_id = ?1 AND NOT EXISTS (SELECT 1 FROM run_seen_entities s \
-                         WHERE s.run_id = ?2 AND s.kind = entities.kind AND s.source_id = entities.source_id) \
-                         RETURNING kind, source_id",
-                    )
-                    .bind(&config_id)
-                    .bind(&run_id)
-                    .fetch_all(&mut *conn)
-                    .await?,
-                );
-                deleted_memberships.extend(
-                    sqlx::query_as::<_, EndedRow>(&format!(
-                        "DELETE FROM memberships WHERE config_id = ?1 AND seen_run <> ?2 RETURNING {ENDED}"
-                    ))
-                    .bind(&config_id)
-                    .bind(&run_id)
-                    .fetch_all(&mut *conn)
-                    .await?,
-                );
-            }
-            Coverage::Changes { groups_with_all_members } => {
-                for groups in groups_with_all_members.chunks(CHUNK) {
-                    let mut q = QueryBuilder::<Sqlite>::new("DELETE FROM memberships WHERE config_id = ");
-                    q.push_bind(&config_id).push(" AND group_id IN (");
-                    let mut sep = q.separated(", ");
-                    for g in groups {
-                        sep.push_bind(g);
-                    }
-                    q.push(") AND seen_run <> ");
-                    q.push_bind(&run_id).push(format!(" RETURNING {ENDED}"));
-                    deleted_memberships.extend(q.build_query_as::<EndedRow>().fetch_all(&mut *conn).await?);
-                }
-            }
-        }
-        for (kind, _) in &deleted_entities {
-            counts.entry(kind).deleted += 1;
-        }
-        counts.entry(MEMBERSHIP).deleted += deleted_memberships.len() as u64;
-        recorder.entities_deleted(deleted_entities)?;
-        recorder.memberships_removed(deleted_memberships)
     }
 
     async fn clear_run_scratch(conn: &mut SqliteConnection, run_ids: &[String]) -> Result<(), StoreError> {
@@ -404,12 +325,18 @@ impl SyncStore for SqliteStore {
         let mut counts = RunCounts { pages: 1, ..RunCounts::default() };
         let mut tx = self.begin_write().await?;
         let mut recorder = Recorder::new(Self::baselined(&mut tx, run.config_id).await?);
-        if !page.records.is_empty() {
-            Self::upsert_entities(&mut tx, run, org, &page, &mut counts, &mut recorder).await?;
-        }
-        if !page.memberships.is_empty() {
-            Self::add_memberships(&mut tx, run, &page, &mut counts, &mut recorder).await?;
-        }
+        let entity_keys = if page.records.is_empty() {
+            None
+        } else {
+            Some(Self::upsert_entities(&mut tx, run, org, &page, &mut counts, &mut recorder).await?)
+        };
+        let membership_keys = if page.memberships.is_empty() {
+            None
+        } else {
+            Some(Self::add_memberships(&mut tx, run, &page, &mut counts, &mut recorder).await?)
+        };
+        Self::unstage_seen(&mut tx, run.config_id, entity_keys.as_deref(), membership_keys.as_deref())
+            .await?;
         if !page.removals.is_empty() {
             Self::note_removals(&mut tx, run, page.removals).await?;
         }
@@ -446,9 +373,20 @@ impl SyncStore for SqliteStore {
         let baselined = Self::baselined(&mut tx, run.config_id).await?;
         let baseline = ending.baseline(baselined);
         let mut recorder = Recorder::new(baselined);
-        if let Some((coverage, cursor)) = ending.completed {
-            Self::apply_deletions(&mut tx, run, coverage, &mut ending.run.counts, &mut recorder).await?;
-            Self::record(&mut tx, run, &recorder, now).await?;
+        if let Some((coverage, cursor)) = ending.completed.clone() {
+            if matches!(coverage, Coverage::Everything) {
+                Self::supersede_holds(&mut tx, run.config_id, now).await?;
+            }
+            let staged = Self::stage_deletions(&mut tx, run, coverage).await?;
+            let stored = if staged.is_empty() {
+                Default::default()
+            } else {
+                Self::stored_counts(&mut tx, run.config_id).await?
+            };
+            if ending.may_delete(&staged, &stored) {
+                Self::apply_staged(&mut tx, run, &mut ending.run.counts, &mut recorder).await?;
+                Self::record(&mut tx, run, &recorder, now).await?;
+            }
             sqlx::query("UPDATE sync_state SET cursor = ? WHERE config_id = ?")
                 .bind(cursor)
                 .bind(&config_id)
@@ -469,18 +407,22 @@ impl SyncStore for SqliteStore {
             .bind(&config_id)
             .execute(&mut *tx)
             .await?;
+        let (hold, completeness) = ending.findings();
         let finished = ending.run;
         sqlx::query(
-            "UPDATE sync_runs SET status = ?, finished_at = ?, counts = ?, error = ?, baseline = ? WHERE id = ?",
+            "UPDATE sync_runs SET status = ?, finished_at = ?, counts = ?, error = ?, baseline = ?, hold = ?, \
+             completeness = ? WHERE id = ?",
         )
         .bind(finished.status.as_str())
         .bind(encode_time(now))
         .bind(encode_counts(&finished.counts))
         .bind(&finished.error)
         .bind(finished.baseline)
-            .bind(run.id.to_string())
-            .execute(&mut *tx)
-            .await?;
+        .bind(hold)
+        .bind(completeness)
+        .bind(run.id.to_string())
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(finished)
     }
@@ -520,11 +462,10 @@ impl SyncStore for SqliteStore {
     }
 
     async fn list_runs(&self, org: OrgId, config: ConfigId, limit: u32) -> Result<Vec<Run>, StoreError> {
-        let rows: Vec<RunRow> = sqlx::query_as(
-            "SELECT r.id, r.config_id, r.kind, r.status, r.started_at, r.finished_at, r.counts, r.error, r.baseline \
-             FROM sync_runs r JOIN integration_configs c ON c.id = r.config_id \
-             WHERE r.config_id = ? AND c.org_id = ? ORDER BY r.started_at DESC, r.id DESC LIMIT ?",
-        )
+        let rows: Vec<RunRow> = sqlx::query_as(&format!(
+            "SELECT {RUN_COLUMNS} FROM sync_runs r JOIN integration_configs c ON c.id = r.config_id \
+             WHERE r.config_id = ? AND c.org_id = ? ORDER BY r.started_at DESC, r.id DESC LIMIT ?"
+        ))
         .bind(config.to_string())
         .bind(org.to_string())
         .bind(i64::from(limit))
@@ -534,11 +475,10 @@ impl SyncStore for SqliteStore {
     }
 
     async fn get_run(&self, org: OrgId, config: ConfigId, run: Uuid) -> Result<Option<Run>, StoreError> {
-        let row: Option<RunRow> = sqlx::query_as(
-            "SELECT r.id, r.config_id, r.kind, r.status, r.started_at, r.finished_at, r.counts, r.error, r.baseline \
-             FROM sync_runs r JOIN integration_configs c ON c.id = r.config_id \
-             WHERE r.id = ? AND r.config_id = ? AND c.org_id = ?",
-        )
+        let row: Option<RunRow> = sqlx::query_as(&format!(
+            "SELECT {RUN_COLUMNS} FROM sync_runs r JOIN integration_configs c ON c.id = r.config_id \
+             WHERE r.id = ? AND r.config_id = ? AND c.org_id = ?"
+        ))
         .bind(run.to_string())
         .bind(config.to_string())
         .bind(org.to_string())

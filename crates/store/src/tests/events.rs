@@ -39,7 +39,7 @@ fn describe(events: &[ChangeEvent]) -> Vec<String> {
 }
 
 impl Db {
-    async fn events(&self, query: EventQuery) -> Vec<ChangeEvent> {
+    pub(super) async fn events(&self, query: EventQuery) -> Vec<ChangeEvent> {
         self.store.list_events(Some(self.org), &EventQuery { limit: 1000, ..query }).await.unwrap()
     }
 

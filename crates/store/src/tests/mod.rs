@@ -4,6 +4,7 @@
 
 mod configs;
 mod events;
+mod holds;
 mod keys;
 mod persons;
 mod replicas;

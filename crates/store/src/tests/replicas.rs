@@ -58,8 +58,13 @@ async fn a_lease_goes_to_one_replica_and_an_expired_one_to_one_successor() {
     assert_eq!(stored.status, RunStatus::Failed);
 
     // The old holder wakes up and completes its listing: too late, nothing is applied.
-    let end =
-        RunEnd::Succeeded { coverage: Coverage::Everything, cursor: None, next_run_at: ctxsync_core::now() };
+    let end = RunEnd::Succeeded {
+        coverage: Coverage::Everything,
+        cursor: None,
+        next_run_at: ctxsync_core::now(),
+        guard: ctxsync_core::DeletionGuard::DEFAULT,
+        expected: ctxsync_core::Expected::new(),
+    };
     let err = db.store.finish_run(&run, end).await.unwrap_err();
     assert!(matches!(err, StoreError::RunTakenOver(id) if id == run.id), "{err}");
     let stored = db.store.get_run(db.org, db.config.id, run.id).await.unwrap().unwrap();

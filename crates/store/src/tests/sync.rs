@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use ctxsync_core::{
-    Config, ConfigId, ConfigState, Coverage, Entity, EntityKind, Group, IntegrationType, Membership, OrgId,
-    Record, Removal, RunKind, RunStatus, SecretValue, Settings, User, UserStatus,
+    Config, ConfigId, ConfigState, Coverage, DeletionGuard, Entity, EntityKind, Expected, Group,
+    IntegrationType, Membership, OrgId, Record, Removal, RunKind, RunStatus, SecretValue, Settings, User,
+    UserStatus,
 };
 use serde_json::json;
 
@@ -84,6 +85,7 @@ pub(super) fn member(group: &str, user: &str) -> Membership {
 }
 
 impl Db {
+    /// One run of one page; a completed one applies every deletion (see `guarded` for the guard).
     pub(super) async fn run(
         &self,
         kind: RunKind,
@@ -91,6 +93,22 @@ impl Db {
         memberships: &[Membership],
         removals: &[Removal],
         coverage: Option<Coverage>,
+    ) -> ctxsync_core::Run {
+        self.guarded(kind, records, memberships, removals, coverage, DeletionGuard::OFF, Expected::new())
+            .await
+    }
+
+    /// One run of one page, ended under `guard` with the source's totals `expected`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn guarded(
+        &self,
+        kind: RunKind,
+        records: &[Record],
+        memberships: &[Membership],
+        removals: &[Removal],
+        coverage: Option<Coverage>,
+        guard: DeletionGuard,
+        expected: Expected,
     ) -> ctxsync_core::Run {
         let run = self.store.start_run(self.config.id, kind).await.unwrap();
         let mut run_counted = run.clone();
@@ -109,6 +127,8 @@ impl Db {
                         coverage,
                         cursor: Some(json!({"n": 1})),
                         next_run_at: ctxsync_core::now(),
+                        guard,
+                        expected,
                     },
                 )
                 .await

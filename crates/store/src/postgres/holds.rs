@@ -1,0 +1,316 @@
+//! Staging, applying and deciding deletions on PostgreSQL (see `crate::holds`).
+
+use std::collections::BTreeMap;
+
+use ctxsync_core::{ConfigId, Coverage, HoldResolution, OrgId, Run, RunCounts};
+use sqlx::PgConnection;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::PostgresStore;
+use crate::history::Recorder;
+use crate::holds::{Decided, HeldCursor, HeldDeletion, HoldStore, encode_hold, is_pending, resolved};
+use crate::page::{MEMBERSHIP, membership_key};
+use crate::rows::{self, RUN_COLUMNS, encode_counts};
+use crate::{PageWrite, StoreError};
+
+type RunRow = rows::RunRow<Uuid, OffsetDateTime>;
+
+/// A deleted membership and when it began, for its history.
+type EndedRow = (String, String, String, OffsetDateTime);
+
+impl PostgresStore {
+    /// Stages what a completed run deletes: the removals the source named and what its coverage
+    /// implies. Returns the staged count of each kind.
+    pub(super) async fn stage_deletions(
+        conn: &mut PgConnection,
+        run: &Run,
+        coverage: &Coverage,
+    ) -> Result<BTreeMap<String, u64>, StoreError> {
+        let mut statements = vec![
+            "INSERT INTO held_deletions SELECT $2, $1, e.kind, e.source_id, '', '' \
+             FROM run_removals r JOIN entities e ON e.config_id = $1 AND e.kind = r.kind AND e.source_id = r.source_id \
+             WHERE r.run_id = $2 AND r.kind <> 'membership' ON CONFLICT DO NOTHING",
+            "INSERT INTO held_deletions SELECT $2, $1, 'membership', group_id, member_kind, member_id \
+             FROM memberships WHERE config_id = $1 AND ( \
+               (member_kind, member_id) IN (SELECT kind, source_id FROM run_removals WHERE run_id = $2 AND kind <> 'membership') \
+               OR group_id IN (SELECT source_id FROM run_removals WHERE run_id = $2 AND kind = 'group') \
+               OR (group_id, member_kind, member_id) IN \
+                  (SELECT source_id, member_kind, member_id FROM run_removals WHERE run_id = $2 AND kind = 'membership')) \
+             ON CONFLICT DO NOTHING",
+        ];
+        if let Coverage::Everything = coverage {
+            statements.push(
+                "INSERT INTO held_deletions SELECT $2, $1, kind, source_id, '', '' FROM entities e \
+                 WHERE config_id = $1 AND NOT EXISTS (SELECT 1 FROM run_seen_entities s \
+                 WHERE s.run_id = $2 AND s.kind = e.kind AND s.source_id = e.source_id) ON CONFLICT DO NOTHING",
+            );
+            statements.push(
+                "INSERT INTO held_deletions SELECT $2, $1, 'membership', group_id, member_kind, member_id \
+                 FROM memberships m WHERE config_id = $1 AND NOT EXISTS (SELECT 1 FROM run_seen_memberships s \
+                 WHERE s.run_id = $2 AND s.group_id = m.group_id AND s.member_kind = m.member_kind \
+                 AND s.member_id = m.member_id) ON CONFLICT DO NOTHING",
+            );
+        }
+        for sql in statements {
+            sqlx::query(sql).bind(run.config_id.0).bind(run.id).execute(&mut *conn).await?;
+        }
+        if let Coverage::Changes { groups_with_all_members } = coverage {
+            sqlx::query(
+                "INSERT INTO held_deletions SELECT $2, $1, 'membership', group_id, member_kind, member_id \
+                 FROM memberships m WHERE config_id = $1 AND group_id = ANY($3::text[]) \
+                 AND NOT EXISTS (SELECT 1 FROM run_seen_memberships s WHERE s.run_id = $2 \
+                 AND s.group_id = m.group_id AND s.member_kind = m.member_kind AND s.member_id = m.member_id) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(run.config_id.0)
+            .bind(run.id)
+            .bind(groups_with_all_members)
+            .execute(&mut *conn)
+            .await?;
+        }
+        let staged: Vec<(String, i64)> =
+            sqlx::query_as("SELECT kind, count(*) FROM held_deletions WHERE run_id = $1 GROUP BY kind")
+                .bind(run.id)
+                .fetch_all(&mut *conn)
+                .await?;
+        Ok(staged.into_iter().map(|(kind, n)| (kind, n as u64)).collect())
+    }
+
+    /// How many of each kind the config stores, memberships included.
+    pub(super) async fn stored_counts(
+        conn: &mut PgConnection,
+        config: ConfigId,
+    ) -> Result<BTreeMap<String, u64>, StoreError> {
+        let counts: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT kind, count(*) FROM entities WHERE config_id = $1 GROUP BY kind \
+             UNION ALL SELECT 'membership', count(*) FROM memberships WHERE config_id = $1",
+        )
+        .bind(config.0)
+        .fetch_all(&mut *conn)
+        .await?;
+        Ok(counts.into_iter().map(|(kind, n)| (kind, n as u64)).collect())
+    }
+
+    /// Deletes what `run` staged and is still stored, counting and recording the deletions, and
+    /// clears the stage.
+    pub(super) async fn apply_staged(
+        conn: &mut PgConnection,
+        run: &Run,
+        counts: &mut RunCounts,
+        recorder: &mut Recorder,
+    ) -> Result<(), StoreError> {
+        let memberships: Vec<EndedRow> = sqlx::query_as(
+            "DELETE FROM memberships m USING held_deletions h WHERE m.config_id = $1 AND h.run_id = $2 \
+             AND h.kind = $3 AND m.group_id = h.source_id AND m.member_kind = h.member_kind \
+             AND m.member_id = h.member_id RETURNING m.group_id, m.member_kind, m.member_id, m.first_seen_at",
+        )
+        .bind(run.config_id.0)
+        .bind(run.id)
+        .bind(MEMBERSHIP)
+        .fetch_all(&mut *conn)
+        .await?;
+        let entities: Vec<(String, String)> = sqlx::query_as(
+            "DELETE FROM entities e USING held_deletions h WHERE e.config_id = $1 AND h.run_id = $2 \
+             AND h.kind <> $3 AND e.kind = h.kind AND e.source_id = h.source_id RETURNING e.kind, e.source_id",
+        )
+        .bind(run.config_id.0)
+        .bind(run.id)
+        .bind(MEMBERSHIP)
+        .fetch_all(&mut *conn)
+        .await?;
+        Self::clear_stage(conn, run.id).await?;
+        for (kind, _) in &entities {
+            counts.entry(kind).deleted += 1;
+        }
+        counts.entry(MEMBERSHIP).deleted += memberships.len() as u64;
+        recorder.entities_deleted(entities)?;
+        recorder.memberships_removed(memberships)
+    }
+
+    async fn clear_stage(conn: &mut PgConnection, run: Uuid) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM held_deletions WHERE run_id = $1").bind(run).execute(conn).await?;
+        Ok(())
+    }
+
+    /// Drops what a page lists again from the config's held stages, if it has any.
+    pub(super) async fn unstage_seen(
+        conn: &mut PgConnection,
+        config: ConfigId,
+        page: &PageWrite<'_>,
+    ) -> Result<(), StoreError> {
+        let held: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM held_deletions WHERE config_id = $1)")
+                .bind(config.0)
+                .fetch_one(&mut *conn)
+                .await?;
+        if !held {
+            return Ok(());
+        }
+        let mut columns: [Vec<&str>; 4] = Default::default();
+        let entities = page.records.iter().map(|r| (r.entity.kind().as_str(), r.entity.source_id(), "", ""));
+        let memberships = page
+            .memberships
+            .iter()
+            .map(membership_key)
+            .map(|(group, kind, member)| (MEMBERSHIP, group, kind, member));
+        for (kind, source_id, member_kind, member_id) in entities.chain(memberships) {
+            for (column, value) in columns.iter_mut().zip([kind, source_id, member_kind, member_id]) {
+                column.push(value);
+            }
+        }
+        let [kinds, source_ids, member_kinds, member_ids] = columns;
+        sqlx::query(
+            "DELETE FROM held_deletions h USING UNNEST($2::text[], $3::text[], $4::text[], $5::text[]) \
+               AS k (kind, source_id, member_kind, member_id) \
+             WHERE h.config_id = $1 AND h.kind = k.kind AND h.source_id = k.source_id \
+               AND h.member_kind = k.member_kind AND h.member_id = k.member_id",
+        )
+        .bind(config.0)
+        .bind(kinds)
+        .bind(source_ids)
+        .bind(member_kinds)
+        .bind(member_ids)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Resolves every hold of the config still waiting as superseded: a full run judges afresh.
+    pub(super) async fn supersede_holds(
+        conn: &mut PgConnection,
+        config: ConfigId,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        for run in Self::pending(conn, config, true).await? {
+            Self::resolve(conn, run, HoldResolution::Superseded, now).await?;
+        }
+        Ok(())
+    }
+
+    /// The config's runs whose holds wait, newest first; locked when a decision follows, so a
+    /// confirmation and a superseding full run do not both act on one hold.
+    async fn pending(conn: &mut PgConnection, config: ConfigId, lock: bool) -> Result<Vec<Run>, StoreError> {
+        let rows: Vec<RunRow> = sqlx::query_as(&format!(
+            "SELECT {RUN_COLUMNS} FROM sync_runs r WHERE r.config_id = $1 AND r.status = 'held' \
+             AND (r.hold::jsonb ->> 'resolution') IS NULL ORDER BY r.started_at DESC, r.id DESC{}",
+            if lock { " FOR UPDATE" } else { "" }
+        ))
+        .bind(config.0)
+        .fetch_all(conn)
+        .await?;
+        rows.into_iter().map(Run::try_from).collect()
+    }
+
+    /// Marks a held run's hold resolved and clears its stage.
+    async fn resolve(
+        conn: &mut PgConnection,
+        mut run: Run,
+        resolution: HoldResolution,
+        now: OffsetDateTime,
+    ) -> Result<Run, StoreError> {
+        Self::clear_stage(conn, run.id).await?;
+        run.hold = Some(resolved(run.hold, resolution, now));
+        sqlx::query("UPDATE sync_runs SET hold = $2, counts = $3 WHERE id = $1")
+            .bind(run.id)
+            .bind(run.hold.as_ref().map(encode_hold))
+            .bind(encode_counts(&run.counts))
+            .execute(conn)
+            .await?;
+        Ok(run)
+    }
+
+    async fn org_run(
+        conn: &mut PgConnection,
+        org: OrgId,
+        config: ConfigId,
+        run: Uuid,
+        lock: bool,
+    ) -> Result<Option<Run>, StoreError> {
+        let row: Option<RunRow> = sqlx::query_as(&format!(
+            "SELECT {RUN_COLUMNS} FROM sync_runs r JOIN integration_configs c ON c.id = r.config_id \
+             WHERE r.id = $1 AND r.config_id = $2 AND c.org_id = $3{}",
+            if lock { " FOR UPDATE OF r" } else { "" }
+        ))
+        .bind(run)
+        .bind(config.0)
+        .bind(org.0)
+        .fetch_optional(conn)
+        .await?;
+        row.map(Run::try_from).transpose()
+    }
+}
+
+#[async_trait::async_trait]
+impl HoldStore for PostgresStore {
+    async fn held_deletions(
+        &self,
+        org: OrgId,
+        config: ConfigId,
+        run: Uuid,
+        after: Option<&HeldCursor>,
+        limit: u32,
+    ) -> Result<Option<Vec<HeldDeletion>>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        if Self::org_run(&mut conn, org, config, run, false).await?.is_none() {
+            return Ok(None);
+        }
+        let after = after.cloned().unwrap_or_default();
+        let rows = sqlx::query_as(
+            "SELECT h.kind, h.source_id, h.member_kind, h.member_id, e.login, e.display_name FROM held_deletions h \
+             LEFT JOIN entities e ON e.config_id = h.config_id AND e.kind = h.kind AND e.source_id = h.source_id \
+             WHERE h.run_id = $1 AND (h.kind, h.source_id, h.member_kind, h.member_id) > ($2, $3, $4, $5) \
+             ORDER BY h.kind, h.source_id, h.member_kind, h.member_id LIMIT $6",
+        )
+        .bind(run)
+        .bind(&after.kind)
+        .bind(&after.source_id)
+        .bind(&after.member_kind)
+        .bind(&after.member_id)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *conn)
+        .await?;
+        Ok(Some(rows))
+    }
+
+    async fn decide_hold(
+        &self,
+        org: OrgId,
+        config: ConfigId,
+        run: Uuid,
+        decision: HoldResolution,
+    ) -> Result<Decided, StoreError> {
+        let now = ctxsync_core::now();
+        let mut tx = self.pool.begin().await?;
+        let Some(mut run) = Self::org_run(&mut tx, org, config, run, true).await? else {
+            return Ok(Decided::NotFound);
+        };
+        if !is_pending(&run) {
+            return Ok(Decided::NotHeld(run));
+        }
+        if decision == HoldResolution::Confirmed {
+            let mut recorder = Recorder::new(Self::baselined(&mut tx, config).await?);
+            let mut counts = run.counts.clone();
+            Self::apply_staged(&mut tx, &run, &mut counts, &mut recorder).await?;
+            run.counts = counts;
+            Self::record(&mut tx, &run, &recorder, now).await?;
+        }
+        let run = Self::resolve(&mut tx, run, decision, now).await?;
+        tx.commit().await?;
+        Ok(Decided::Resolved(run))
+    }
+
+    async fn pending_holds(&self, org: OrgId, config: ConfigId) -> Result<Vec<Run>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let owned: Option<Uuid> =
+            sqlx::query_scalar("SELECT id FROM integration_configs WHERE id = $1 AND org_id = $2")
+                .bind(config.0)
+                .bind(org.0)
+                .fetch_optional(&mut *conn)
+                .await?;
+        match owned {
+            Some(_) => Self::pending(&mut conn, config, false).await,
+            None => Ok(Vec::new()),
+        }
+    }
+}

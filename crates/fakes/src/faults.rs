@@ -127,16 +127,22 @@ impl Faults {
     /// The reply of a request that passed the gate: made after the configured delay, and cut
     /// short when it succeeded and a truncation is due.
     pub(crate) async fn serve(&self, reply: impl Future<Output = Response>) -> Response {
-        let delay = self.pending().delay;
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
-        let response = reply.await;
+        let response = self.serve_whole(reply).await;
         if response.status().is_success() && self.take_truncation() {
             truncated(response).await
         } else {
             response
         }
+    }
+
+    /// The reply after the configured delay, never cut: half of a bare number still reads as a
+    /// number, so no client could tell, and no truncation is spent on it.
+    pub(crate) async fn serve_whole(&self, reply: impl Future<Output = Response>) -> Response {
+        let delay = self.pending().delay;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        reply.await
     }
 }
 

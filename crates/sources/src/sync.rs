@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::SourceError;
 
+/// The [`Expected`] key of memberships; entities use their [`ctxsync_core::EntityKind`] name.
+pub(crate) const MEMBERSHIP: &str = "membership";
+
 /// Which listing a run does.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SyncMode {

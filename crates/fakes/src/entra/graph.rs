@@ -1,7 +1,7 @@
-//! Microsoft Graph: `GET /v1.0/{users,groups,devices}` lists, `GET /v1.0/{users,groups,devices}/delta`
-//! rounds and directory role assignments, behind bearer tokens from the login endpoint. Links
+//! Microsoft Graph: `GET /v1.0/{users,groups,devices}` lists, their `/delta` rounds and `/$count`
+//! totals, and directory role assignments, behind bearer tokens from the login endpoint. Links
 //! (`@odata.nextLink`, `@odata.deltaLink`) point at this server; the fault knobs apply to every
-//! request.
+//! request, except that a `$count` is never cut short.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -302,6 +302,48 @@ pub(super) async fn list_devices(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, Refusal> {
     list(&state, &headers, &query, Kind::Devices).await
+}
+
+/// `GET /v1.0/{users,groups,devices}/$count`: the collection's size as a bare `text/plain`
+/// integer. Graph counts directory objects only as an advanced query, which takes
+/// `ConsistencyLevel: eventual`.
+async fn count(state: &EntraState, headers: &HeaderMap, kind: Kind) -> Result<Response, Refusal> {
+    gate(state, headers, served(kind).roles)?;
+    let eventual = headers
+        .get_all("consistencylevel")
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|v| v.trim().eq_ignore_ascii_case("eventual")));
+    if !eventual {
+        return Err(bad_request(
+            "Request_UnsupportedQuery",
+            "Raw count (/$count) is not supported because the 'ConsistencyLevel:eventual' header is missing. \
+             Refer to https://aka.ms/graph-docs/advanced-queries for more information",
+        ));
+    }
+    let total = state.tenant.read().expect("tenant lock").count(kind);
+    let reply = async { ([(header::CONTENT_TYPE, "text/plain")], total.to_string()).into_response() };
+    Ok(state.faults.serve_whole(reply).await)
+}
+
+pub(super) async fn count_users(
+    State(state): State<Arc<EntraState>>,
+    headers: HeaderMap,
+) -> Result<Response, Refusal> {
+    count(&state, &headers, Kind::Users).await
+}
+
+pub(super) async fn count_groups(
+    State(state): State<Arc<EntraState>>,
+    headers: HeaderMap,
+) -> Result<Response, Refusal> {
+    count(&state, &headers, Kind::Groups).await
+}
+
+pub(super) async fn count_devices(
+    State(state): State<Arc<EntraState>>,
+    headers: HeaderMap,
+) -> Result<Response, Refusal> {
+    count(&state, &headers, Kind::Devices).await
 }
 
 /// What a delta token carries: the round's place and the query it started with, since later

@@ -1,6 +1,6 @@
 //! A fake Microsoft Entra ID tenant: the identity platform's client-credentials token endpoint
-//! and Microsoft Graph's users, groups, devices and role assignments, with delta queries, on one
-//! server.
+//! and Microsoft Graph's users, groups, devices and role assignments, with delta queries and
+//! `$count` totals, on one server.
 //!
 //! Apps hold application permissions only once an admin consented; an app without consent gets
 //! tokens but Graph answers 403 `Authorization_RequestDenied`, as it does for real. Between runs
@@ -117,6 +117,9 @@ impl FakeEntra {
             .route("/v1.0/users/delta", get(graph::users_delta))
             .route("/v1.0/groups/delta", get(graph::groups_delta))
             .route("/v1.0/devices/delta", get(graph::devices_delta))
+            .route("/v1.0/users/$count", get(graph::count_users))
+            .route("/v1.0/groups/$count", get(graph::count_groups))
+            .route("/v1.0/devices/$count", get(graph::count_devices))
             .route("/v1.0/roleManagement/directory/roleAssignments", get(graph::role_assignments))
             .fallback(graph::not_found)
             .with_state(state.clone());

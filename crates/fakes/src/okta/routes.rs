@@ -337,7 +337,14 @@ async fn list_groups(
         .map(|g| {
             let mut json = g.to_json(&state.base_url);
             if stats {
-                json["_embedded"] = json!({"stats": {"usersCount": g.member_ids().len()}});
+                let href = format!("{}/api/v1/groups/{}/stats", state.base_url, g.id());
+                json["_embedded"] = json!({"stats": {
+                    "usersCount": g.member_ids().len(),
+                    "appsCount": 0,
+                    "groupPushMappingsCount": 0,
+                    "hasAdminPrivilege": false,
+                    "_links": {"self": {"href": href}},
+                }});
             }
             json
         })

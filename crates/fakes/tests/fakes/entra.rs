@@ -338,6 +338,54 @@ async fn faults_break_graph_on_purpose() {
     assert_eq!(json(response).await["error"]["code"], "InvalidAuthenticationToken");
 }
 
+#[tokio::test]
+async fn counts_are_plain_integers_behind_consistency_level_eventual() {
+    let fake = FakeEntra::start_with(TenantSpec { seed: 2, users: 40, groups: 4, devices: 7 }).await.unwrap();
+    let token = access_token(&fake).await;
+    let base = fake.graph_base_url();
+    let count = |collection: &str, token: &str, eventual: bool| {
+        let mut request = client().get(format!("{base}/v1.0/{collection}/$count")).bearer_auth(token);
+        if eventual {
+            request = request.header("ConsistencyLevel", "eventual");
+        }
+        request.send()
+    };
+
+    let response = count("users", &token, false).await.unwrap();
+    assert_eq!(response.status(), 400);
+    let error = json(response).await;
+    assert_eq!(error["error"]["code"], "Request_UnsupportedQuery");
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(message.contains("'ConsistencyLevel:eventual' header is missing"), "{message}");
+    assert!(error["error"]["innerError"]["request-id"].is_string());
+    let response = count("users", "not-a-token", true).await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(json(response).await["error"]["code"], "InvalidAuthenticationToken");
+
+    let snapshot = fake.snapshot();
+    let sizes = [("users", snapshot.users.len()), ("groups", snapshot.groups.len()), ("devices", 7)];
+    for (collection, size) in sizes {
+        let response = count(collection, &token, true).await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "text/plain");
+        assert_eq!(response.text().await.unwrap(), size.to_string(), "{collection}");
+    }
+    let gone = snapshot.users.keys().next().unwrap().clone();
+    fake.mutate(|t| t.delete_user(&gone));
+    let after = count("users", &token, true).await.unwrap().text().await.unwrap();
+    assert_eq!(after, (snapshot.users.len() - 1).to_string());
+
+    // The app's permissions and the faults apply, but a count is never cut in half.
+    let (id, secret) = fake.app_without_consent();
+    let body = json(request_token(&fake, &fake.tenant_id(), &id, &secret).await).await;
+    let unconsented = body["access_token"].as_str().unwrap().to_string();
+    assert_eq!(count("devices", &unconsented, true).await.unwrap().status(), 403);
+    fake.fail_next(1, 503);
+    assert_eq!(count("groups", &token, true).await.unwrap().status(), 503);
+    fake.truncate_next(1);
+    assert_eq!(count("groups", &token, true).await.unwrap().text().await.unwrap(), "4");
+}
+
 #[test]
 fn a_hundred_thousand_user_tenant_generates_quickly() {
     // Timing is for benchmarks; this only proves the generator scales (memberships grow with

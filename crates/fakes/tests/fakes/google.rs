@@ -226,6 +226,15 @@ async fn members_name_users_nested_groups_and_the_account() {
     assert_eq!(seen["USER"], pairs(&snapshot.user_members));
     assert_eq!(seen["GROUP"], pairs(&snapshot.group_members));
     assert_eq!(seen["CUSTOMER"].len(), 1);
+    // `directMembersCount` is an int64 in a string, counting every direct member listed.
+    for (id, group) in &snapshot.groups {
+        let listed = seen.values().flatten().filter(|m| m.starts_with(&format!("{id}/"))).count();
+        assert_eq!(group["directMembersCount"], listed.to_string(), "{id}");
+    }
+    let listed = json(directory(&fake, &token, "groups", &[("customer", "my_customer")]).await).await;
+    for group in listed["groups"].as_array().unwrap() {
+        assert_eq!(group, &snapshot.groups[group["id"].as_str().unwrap()]);
+    }
     // By email as well as by id; an unknown group is a 404.
     let email = snapshot.groups.values().next().unwrap()["email"].as_str().unwrap().to_string();
     assert_eq!(directory(&fake, &token, &format!("groups/{email}/members"), &[]).await.status(), 200);

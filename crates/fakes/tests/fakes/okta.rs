@@ -104,6 +104,32 @@ async fn groups_carry_stats_when_asked() {
     assert_eq!(groups.as_array().unwrap().len(), 5);
     assert!(groups[0]["_embedded"]["stats"]["usersCount"].as_u64().unwrap() > 0);
     assert_eq!(groups[0]["type"], "OKTA_GROUP");
+    // Each group's `usersCount` is its members, whatever their status; the rest is as Okta has it.
+    let snapshot = fake.snapshot();
+    for group in groups.as_array().unwrap() {
+        let id = group["id"].as_str().unwrap();
+        let stats = &group["_embedded"]["stats"];
+        let members = snapshot.user_members.iter().filter(|(g, _)| g == id).count();
+        assert_eq!(stats["usersCount"], members, "{id}");
+        assert_eq!(stats["appsCount"], 0);
+        assert_eq!(stats["hasAdminPrivilege"], false);
+        let href = format!("{}/api/v1/groups/{id}/stats", fake.base_url());
+        assert_eq!(stats["_links"]["self"]["href"], href.as_str());
+        let mut plain = group.clone();
+        plain.as_object_mut().unwrap().remove("_embedded");
+        assert_eq!(plain, snapshot.groups[id], "stats are all expand adds");
+    }
+    // Only when asked, and kept in the next link.
+    let plain = json(get(&fake, "/api/v1/groups").await).await;
+    assert!(plain.as_array().unwrap().iter().all(|g| g.get("_embedded").is_none()));
+    let response = get(&fake, "/api/v1/groups?expand=stats&limit=2").await;
+    let next = response
+        .headers()
+        .get_all("link")
+        .iter()
+        .map(|l| l.to_str().unwrap().to_string())
+        .find(|l| l.contains("rel=\"next\""));
+    assert!(next.unwrap().contains("expand=stats"));
 }
 
 async fn get(fake: &FakeOkta, path_and_query: &str) -> reqwest::Response {

@@ -93,13 +93,13 @@ impl<'a> GraphClient<'a> {
         &self.graph
     }
 
-    /// `{base}/v1.0/{segments…}?{odata}`. The OData options are written as Graph documents them
-    /// (`$top=1&$select=id`), not form-encoded.
+    /// `{base}/v1.0/{segments…}?{odata}` (no `?` without options). The OData options are written
+    /// as Graph documents them (`$top=1&$select=id`), not form-encoded.
     pub(crate) fn url(&self, segments: &[&str], odata: &str) -> Url {
         let mut all = vec!["v1.0"];
         all.extend_from_slice(segments);
         let mut url = self.graph.url(&all);
-        url.set_query(Some(odata));
+        url.set_query((!odata.is_empty()).then_some(odata));
         url
     }
 
@@ -143,15 +143,16 @@ impl<'a> GraphClient<'a> {
         Ok((header, true))
     }
 
-    /// `GET url`, with `prefer` as the `Prefer` header, and its body decoded by `decode`; a
-    /// successful reply that does not decode (cut short on the way) is retried. Returns the
-    /// body and how many requests were retried. A 401 to a cached token mints a new one and
-    /// tries once more: the token may have expired or been revoked while the run went on.
+    /// `GET url` with `headers` (`Prefer`, `ConsistencyLevel`; `Accept` is JSON unless they name
+    /// another), and its body decoded by `decode`; a successful reply that does not decode (cut
+    /// short on the way) is retried. Returns the body and how many requests were retried. A 401
+    /// to a cached token mints a new one and tries once more: the token may have expired or been
+    /// revoked while the run went on.
     pub(crate) async fn fetch<T>(
         &mut self,
         url: &Url,
         what: &str,
-        prefer: Option<&str>,
+        headers: &[(&str, &str)],
         decode: impl Fn(&Reply) -> Option<T>,
     ) -> Result<(T, u32), Failure> {
         tracing::debug!(source = SOURCE, path = url.path(), "request");
@@ -160,14 +161,11 @@ impl<'a> GraphClient<'a> {
         loop {
             let (auth, fresh) = self.bearer().await?;
             let build = |client: &reqwest::Client| {
-                let request = client
-                    .get(url.clone())
-                    .header(AUTHORIZATION, auth.clone())
-                    .header(ACCEPT, "application/json");
-                match prefer {
-                    Some(prefer) => request.header("Prefer", prefer),
-                    None => request,
+                let mut request = client.get(url.clone()).header(AUTHORIZATION, auth.clone());
+                if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case(ACCEPT.as_str())) {
+                    request = request.header(ACCEPT, "application/json");
                 }
+                headers.iter().fold(request, |request, (name, value)| request.header(*name, *value))
             };
             let fetched = self.http.fetch(SOURCE, &self.graph, build, classify, &decode).await?;
             retries += fetched.retries;

@@ -32,7 +32,7 @@ pub(crate) async fn validate(
     for collection in ["users", "groups", "devices"] {
         let url = client.url(&[collection], "$top=1&$select=id");
         let (body, _) = client
-            .fetch(&url, collection, None, |r| r.json::<Value>())
+            .fetch(&url, collection, &[], |r| r.json::<Value>())
             .await
             .map_err(client::Failure::into_source)?;
         if !body.get("value").is_some_and(Value::is_array) {

@@ -1,7 +1,8 @@
 //! A sync run: Graph delta queries over users, groups (with `members@delta`) and devices, each
 //! followed from its first page to its `@odata.deltaLink`. The three delta links are the cursor
 //! of the next run, which asks them for what changed since. Directory role assignments are read
-//! beside them, since no delta query tracks them.
+//! beside them, since no delta query tracks them. A full run ends by asking Graph how many users,
+//! groups and devices there are (`$count`), for the engine to check the listing against.
 //!
 //! Pages go to the sink as they arrive, so memory stays flat whatever the tenant's size; only
 //! the role assignments (admins are few) are held for the whole run.
@@ -20,7 +21,7 @@ use super::client::{Failure, GraphClient};
 use super::map;
 use crate::SourceError;
 use crate::http::Reply;
-use crate::sync::{Coverage, Expected, Cursor, Outcome, Page, PageSink, Removal, SyncError, SyncMode};
+use crate::sync::{Coverage, Cursor, Expected, Outcome, Page, PageSink, Removal, SyncError, SyncMode};
 
 /// What the entity model needs of a user; `manager` makes the delta track the manager link.
 const USER_SELECT: &str = "id,userPrincipalName,displayName,givenName,surname,mail,otherMails,accountEnabled,\
@@ -32,7 +33,9 @@ const DEVICE_SELECT: &str = "id,deviceId,displayName,accountEnabled,operatingSys
                              trustType,isCompliant,isManaged,approximateLastSignInDateTime,registrationDateTime,\
                              manufacturer,model";
 /// Delta queries take no `$top`; this preference asks for Graph's largest pages.
-const PAGE_SIZE: &str = "odata.maxpagesize=999";
+const PAGE_SIZE: (&str, &str) = ("Prefer", "odata.maxpagesize=999");
+/// `$count` on directory objects is an advanced query, and answers a bare integer.
+const COUNT: [(&str, &str); 2] = [("ConsistencyLevel", "eventual"), ("Accept", "text/plain")];
 /// The most ids one delta `$filter` may name.
 const FILTER_IDS: usize = 50;
 
@@ -204,9 +207,37 @@ pub(super) async fn sync(
     } else {
         Coverage::Everything
     };
+    let expected = if run.incremental { Expected::new() } else { totals(client).await };
     let cursor = DeltaCursor { users, groups, devices, admin_roles: roles };
     let cursor = serde_json::to_value(cursor).expect("a cursor of strings serializes");
-    Ok(Outcome { cursor: Some(Cursor(cursor)), coverage, expected: Expected::new() })
+    Ok(Outcome { cursor: Some(Cursor(cursor)), coverage, expected })
+}
+
+/// Graph's own totals for a full run: each collection's `$count`, which counts what an initial
+/// delta round lists (every object, no filter). A total Graph does not give is left out: the
+/// listing is complete without it. Memberships are counted only group by group, a request per
+/// group, so they go unchecked.
+async fn totals(client: &mut GraphClient<'_>) -> Expected {
+    let decode = |r: &Reply| {
+        let text = std::str::from_utf8(&r.body).ok()?;
+        text.trim_start_matches('\u{feff}').trim().parse::<u64>().ok()
+    };
+    let mut expected = Expected::new();
+    for listing in [Listing::Users, Listing::Groups, Listing::Devices] {
+        let url = client.url(&[listing.name(), "$count"], "");
+        let what = format!("{}/$count", listing.name());
+        match client.fetch(&url, &what, &COUNT, decode).await {
+            Ok((total, _)) => {
+                expected.insert(listing.kind().as_str().to_string(), total);
+            }
+            Err(failure) => tracing::warn!(
+                error = %failure.into_source(),
+                "Microsoft Graph did not count the {}; the run is not checked against a total for them",
+                listing.name()
+            ),
+        }
+    }
+    expected
 }
 
 /// Users whose set of roles differs between the last run and now. When the last run could
@@ -228,7 +259,7 @@ async fn admin_roles(
     let mut roles: BTreeMap<String, Vec<String>> = BTreeMap::new();
     loop {
         let decode = |r: &Reply| serde_json::from_slice::<RoleAssignments>(&r.body).ok();
-        let page = match client.fetch(&url, "directory role assignments", None, decode).await {
+        let page = match client.fetch(&url, "directory role assignments", &[], decode).await {
             Ok((page, _)) => page,
             Err(Failure::Denied(error)) => {
                 tracing::warn!(
@@ -271,7 +302,7 @@ impl Run<'_> {
         start: Url,
     ) -> Result<String, SyncError> {
         let decode = |r: &Reply| serde_json::from_slice::<DeltaPage>(&r.body).ok();
-        let mut fetched = client.fetch(&start, listing.name(), Some(PAGE_SIZE), decode).await;
+        let mut fetched = client.fetch(&start, listing.name(), &[PAGE_SIZE], decode).await;
         let mut pages = 0u32;
         loop {
             let (page, retries) = fetched.map_err(|f| self.failure(f))?;
@@ -300,7 +331,7 @@ impl Run<'_> {
                 return Ok(delta_link.expect("a round without a next link has a delta link"));
             };
             let (next_page, stored) =
-                tokio::join!(client.fetch(&next, listing.name(), Some(PAGE_SIZE), decode), store);
+                tokio::join!(client.fetch(&next, listing.name(), &[PAGE_SIZE], decode), store);
             stored?;
             fetched = next_page;
         }

@@ -77,6 +77,11 @@ impl Collected {
         self.records.iter().filter(|r| r.entity.kind() == kind).count()
     }
 
+    /// Records handed over by entity kind, as the engine counts them against `expected`.
+    fn received(&self) -> BTreeMap<String, u64> {
+        EntityKind::ALL.iter().map(|k| (k.as_str().to_string(), self.count(*k) as u64)).collect()
+    }
+
     fn records(&self, kind: EntityKind) -> BTreeMap<String, &Record> {
         self.records
             .iter()
@@ -266,6 +271,14 @@ async fn a_full_sync_equals_the_tenant() {
     assert!(got.records.iter().any(|r| matches!(&r.entity, Entity::User(u) if !u.admin_roles.is_empty())));
     assert!(got.pages > 6, "users alone need two pages of 999: {}", got.pages);
     assert_eq!(outcome.coverage, Coverage::Everything);
+    // Graph's `$count`s are what the listing handed over; memberships have no total.
+    let tenant = BTreeMap::from([
+        ("device".to_string(), snapshot.devices.len() as u64),
+        ("group".to_string(), snapshot.groups.len() as u64),
+        ("user".to_string(), snapshot.users.len() as u64),
+    ]);
+    assert_eq!(outcome.expected, tenant);
+    assert_eq!(got.received(), tenant);
     let cursor = outcome.cursor.expect("a cursor").0;
     for listing in ["users", "groups", "devices"] {
         let link = cursor[listing].as_str().unwrap();
@@ -367,8 +380,9 @@ async fn an_incremental_sync_reports_exactly_the_changes() {
         }
     }
 
-    // Nothing changed since: the next run is empty.
-    let (_, quiet) = sync(&fake, SyncMode::Incremental(outcome.cursor.unwrap())).await;
+    // Nothing changed since: the next run is empty, and states no totals.
+    let (quiet_outcome, quiet) = sync(&fake, SyncMode::Incremental(outcome.cursor.unwrap())).await;
+    assert!(quiet_outcome.expected.is_empty());
     assert!(
         quiet.records.is_empty() && quiet.memberships.is_empty() && quiet.removals.is_empty(),
         "{quiet:?}"
@@ -491,6 +505,23 @@ async fn admin_roles_are_optional_but_devices_are_not() {
     assert!(message.contains("refused to list devices") && message.contains("Device.Read.All"), "{message}");
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_total_graph_will_not_give_is_left_out() {
+    let fake = FakeEntra::start_with(TenantSpec { seed: 4, users: 50, groups: 3, devices: 5 }).await.unwrap();
+    let (_, got) = sync(&fake, SyncMode::Full).await;
+    let last_page = got.pages;
+    // Graph fails every request after the listing's last page: the counts.
+    let (result, got) = sync_with(&fake, SyncMode::Full, |page| {
+        if page == last_page {
+            fake.fail_next(1_000, 503);
+        }
+    })
+    .await;
+    let outcome = result.expect("the listing is complete without totals");
+    assert!(outcome.expected.is_empty(), "{:?}", outcome.expected);
+    assert_equals_tenant(&got, &fake.snapshot());
+}
+
 #[tokio::test]
 async fn an_empty_page_with_a_next_link_is_followed() {
     let fake =
@@ -503,4 +534,10 @@ async fn an_empty_page_with_a_next_link_is_followed() {
     assert_eq!(got.ids(EntityKind::Group).len(), snapshot.groups.len());
     assert_eq!(got.ids(EntityKind::Device).len(), snapshot.devices.len());
     assert!(outcome.cursor.is_some());
+    // Graph's count shows the loss the listing could not see.
+    let received = got.received();
+    assert_eq!(outcome.expected["user"], snapshot.users.len() as u64);
+    assert_eq!(received["user"], outcome.expected["user"] - 999);
+    assert_eq!(received["group"], outcome.expected["group"]);
+    assert_eq!(received["device"], outcome.expected["device"]);
 }

@@ -6,7 +6,9 @@
 //! finds the changes by comparing. Deleted users simply stop being listed.
 //!
 //! Pages go to the sink as they arrive; a groups page is followed by its groups' members, so
-//! nothing is held for the whole run.
+//! nothing is held for the whole run. Each group's `directMembersCount` adds up to the
+//! memberships the run should hand over, once the members it deliberately leaves out (the
+//! whole account, outsiders) are taken off.
 
 use ctxsync_core::{GoogleWorkspaceCredentials, Membership, Record};
 use serde::Deserialize;
@@ -19,7 +21,7 @@ use super::map;
 use crate::SourceError;
 use crate::endpoints::Target;
 use crate::http::Http;
-use crate::sync::{Coverage, Expected, Outcome, Page, PageSink, SyncError};
+use crate::sync::{Coverage, Expected, MEMBERSHIP, Outcome, Page, PageSink, SyncError};
 
 /// The largest pages the API serves: users 500, groups and members 200.
 const USERS_PAGE: &str = "500";
@@ -40,6 +42,10 @@ struct Run<'h, 's> {
     sink: &'s mut dyn PageSink,
     /// Retries since the last page went to the sink.
     retries: u32,
+    /// The memberships the listed groups should have handed over: their `directMembersCount`
+    /// less the members the listing saw and left out (`CUSTOMER`, `EXTERNAL`); `None` once a
+    /// group came without a count.
+    memberships_expected: Option<u64>,
 }
 
 /// Lists the account into `sink`. Whatever the mode asked, the run lists everything: Google has
@@ -53,10 +59,11 @@ pub(crate) async fn sync(
 ) -> Result<Outcome, SyncError> {
     let account = ServiceAccount::new(credentials);
     let client = DirectoryClient::new(http, token_target, directory_target, account);
-    let mut run = Run { client, sink, retries: 0 };
+    let mut run = Run { client, sink, retries: 0, memberships_expected: Some(0) };
     run.users().await?;
     run.groups().await?;
-    Ok(Outcome { cursor: None, coverage: Coverage::Everything, expected: Expected::new() })
+    let expected = run.memberships_expected.map(|n| Expected::from([(MEMBERSHIP.to_string(), n)]));
+    Ok(Outcome { cursor: None, coverage: Coverage::Everything, expected: expected.unwrap_or_default() })
 }
 
 impl Run<'_, '_> {
@@ -115,15 +122,19 @@ impl Run<'_, '_> {
         loop {
             let list =
                 self.page(&["groups"], &query, token.as_deref(), "groups", &[]).await?.unwrap_or_default();
-            let ids: Vec<String> = list
+            let ids: Vec<(String, Option<u64>)> = list
                 .items
                 .iter()
-                .filter_map(|g| g.get("id").and_then(Value::as_str))
-                .map(str::to_string)
+                .filter_map(|g| Some((g.get("id")?.as_str()?.to_string(), direct_members_count(g))))
                 .collect();
             self.emit(list.items.into_iter().filter_map(map::group).collect(), Vec::new()).await?;
-            for id in ids {
-                self.members(&id).await?;
+            for (id, count) in ids {
+                if let Some(left_out) = self.members(&id).await? {
+                    self.memberships_expected = self
+                        .memberships_expected
+                        .zip(count)
+                        .map(|(sum, count)| sum + count.saturating_sub(left_out));
+                }
             }
             token = next(token, list.next_page_token)?;
             if token.is_none() {
@@ -132,24 +143,36 @@ impl Run<'_, '_> {
         }
     }
 
-    /// A group's direct members; a group deleted during the run is skipped.
-    async fn members(&mut self, group_id: &str) -> Result<(), SyncError> {
+    /// A group's direct members; returns how many of those listed name no entity and were left
+    /// out, or `None` for a group deleted during the run (skipped).
+    async fn members(&mut self, group_id: &str) -> Result<Option<u64>, SyncError> {
         let path = ["groups", group_id, "members"];
         let query = [("maxResults", GROUPS_PAGE)];
         let mut token = None;
+        let mut left_out = 0;
         loop {
             let tolerated = [reqwest::StatusCode::NOT_FOUND];
             let Some(list) = self.page(&path, &query, token.as_deref(), "group members", &tolerated).await?
             else {
-                return Ok(());
+                return Ok(None);
             };
-            let memberships = list.items.iter().filter_map(|m| map::member(group_id, m)).collect();
+            let memberships: Vec<Membership> =
+                list.items.iter().filter_map(|m| map::member(group_id, m)).collect();
+            left_out += (list.items.len() - memberships.len()) as u64;
             self.emit(Vec::new(), memberships).await?;
             token = next(token, list.next_page_token)?;
             if token.is_none() {
-                return Ok(());
+                return Ok(Some(left_out));
             }
         }
+    }
+}
+
+/// A group's `directMembersCount`: an int64, which the API writes as a JSON string.
+fn direct_members_count(group: &Value) -> Option<u64> {
+    match group.get("directMembersCount")? {
+        Value::String(count) => count.parse().ok(),
+        count => count.as_u64(),
     }
 }
 

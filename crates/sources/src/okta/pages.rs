@@ -1,8 +1,9 @@
 //! A sync run against one Okta org.
 //!
 //! A full run lists every user (the default listing, then `status eq "DEPROVISIONED"`, which
-//! the default hides), every group, and each group's members. An incremental run asks only for
-//! what moved since the cursor: users and groups by `lastUpdated`, and the groups whose
+//! the default hides), every group (with `expand=stats`, whose `usersCount`s add up to the
+//! memberships the run should hand over), and each group's members. An incremental run asks only
+//! for what moved since the cursor: users and groups by `lastUpdated`, and the groups whose
 //! `lastMembershipUpdated` moved, whose members it lists again in full.
 //!
 //! Admin roles come from the users with role assignments (`/iam/assignees/users`) and then
@@ -33,7 +34,7 @@ use super::map;
 use crate::SourceError;
 use crate::endpoints::Target;
 use crate::http::Http;
-use crate::sync::{Coverage, Expected, Cursor, Outcome, Page, PageSink, SyncError, SyncMode};
+use crate::sync::{Coverage, Cursor, Expected, MEMBERSHIP, Outcome, Page, PageSink, SyncError, SyncMode};
 
 /// Okta's largest page for users and members, and its recommendation for groups.
 const PAGE_SIZE: &str = "200";
@@ -237,13 +238,21 @@ impl Run<'_, '_> {
         };
         let groups = async {
             let (mut groups, mut memberships) = (Newest::default(), Newest::default());
-            let url = self.client.url(&["api", "v1", "groups"], &[("limit", PAGE_SIZE)]);
-            self.groups(url, GroupPass::Everything, &mut groups, &mut memberships).await?;
-            Ok((groups, memberships))
+            let query = [("limit", PAGE_SIZE), ("expand", "stats")];
+            let url = self.client.url(&["api", "v1", "groups"], &query);
+            let listed = self.groups(url, GroupPass::Everything, &mut groups, &mut memberships).await?;
+            Ok((groups, memberships, listed))
         };
-        let (users, (groups, memberships)) = tokio::try_join!(users, groups)?;
+        let (users, (groups, memberships, listed)) = tokio::try_join!(users, groups)?;
         let cursor = self.cursor(users, groups, memberships, None);
-        Ok(Outcome { cursor: Some(cursor), coverage: Coverage::Everything, expected: Expected::new() })
+        // Every member of a listed group is handed over, whatever its status, so the members
+        // Okta counts are the memberships the run should have; a group without stats leaves
+        // the total unknown.
+        let mut expected = Expected::new();
+        if let Some(total) = listed.iter().map(|(_, users_count)| *users_count).sum::<Option<u64>>() {
+            expected.insert(MEMBERSHIP.to_string(), total);
+        }
+        Ok(Outcome { cursor: Some(cursor), coverage: Coverage::Everything, expected })
     }
 
     async fn incremental(
@@ -277,8 +286,8 @@ impl Run<'_, '_> {
             self.groups(url, GroupPass::Profiles, &mut groups, &mut memberships).await?;
             let filter = changed("lastMembershipUpdated", since[2]);
             let url = self.client.url(&["api", "v1", "groups"], &[("limit", PAGE_SIZE), ("filter", &filter)]);
-            let relisted = self.groups(url, GroupPass::Members, &mut groups, &mut memberships).await?;
-            Ok((groups, memberships, relisted))
+            let listed = self.groups(url, GroupPass::Members, &mut groups, &mut memberships).await?;
+            Ok((groups, memberships, listed.into_iter().map(|(id, _)| id).collect()))
         };
         let (users, (groups, memberships, relisted)) = tokio::try_join!(users, groups)?;
         let cursor = self.cursor(users, groups, memberships, Some(since));
@@ -426,25 +435,27 @@ impl Run<'_, '_> {
         Ok(())
     }
 
-    /// Lists groups from `first` on, doing what `pass` says with each; returns the ids of the
-    /// groups whose members were listed in full (for [`GroupPass::Members`]). A group's members
-    /// are asked for only once the page naming the group went to the sink.
+    /// Lists groups from `first` on, doing what `pass` says with each; returns the groups whose
+    /// members were listed in full, each with its `usersCount` when the listing asked for stats.
+    /// A group's members are asked for only once the page naming the group went to the sink.
     async fn groups(
         &self,
         first: Url,
         pass: GroupPass,
         updated: &mut Newest,
         membership_updated: &mut Newest,
-    ) -> Result<Vec<String>, SyncError> {
+    ) -> Result<Vec<(String, Option<u64>)>, SyncError> {
         let mut relisted = Vec::new();
         let mut got: Got<Vec<Value>> = self.get(&first, "list groups", &[]).await?;
         loop {
-            let groups = got.body.take().unwrap_or_default();
+            let mut groups = got.body.take().unwrap_or_default();
             let next = got.next.take();
-            let ids: Vec<String> = groups
-                .iter()
-                .filter_map(|g| g.get("id").and_then(Value::as_str))
-                .map(str::to_string)
+            let ids: Vec<(String, Option<u64>)> = groups
+                .iter_mut()
+                .filter_map(|g| {
+                    let users_count = take_users_count(g);
+                    Some((g.get("id")?.as_str()?.to_string(), users_count))
+                })
                 .collect();
             for group in &groups {
                 if pass != GroupPass::Members {
@@ -462,9 +473,9 @@ impl Run<'_, '_> {
                     return Ok(Vec::new());
                 }
                 stream::iter(ids)
-                    .map(|id| async move {
+                    .map(|(id, users_count)| async move {
                         let listed = self.members(&id).await?;
-                        Ok::<_, SyncError>(listed.then_some(id))
+                        Ok::<_, SyncError>(listed.then_some((id, users_count)))
                     })
                     .buffered(AT_ONCE)
                     .try_collect::<Vec<_>>()
@@ -472,9 +483,7 @@ impl Run<'_, '_> {
             };
             let (listed, following) =
                 tokio::try_join!(members, self.next_page(next.as_ref(), "list groups", &[]))?;
-            if pass == GroupPass::Members {
-                relisted.extend(listed.into_iter().flatten());
-            }
+            relisted.extend(listed.into_iter().flatten());
             match following {
                 Some(following) => got = following,
                 None => return Ok(relisted),
@@ -511,6 +520,18 @@ impl Run<'_, '_> {
     }
 }
 
+/// Takes `_embedded.stats` (`expand=stats`) out of a group and returns its `usersCount`. The
+/// stats move with every membership change and are not the group's own attributes, so its
+/// record is kept as an incremental run (which asks for no stats) sees it.
+fn take_users_count(group: &mut Value) -> Option<u64> {
+    let embedded = group.get_mut("_embedded")?.as_object_mut()?;
+    let stats = embedded.remove("stats");
+    if embedded.is_empty() {
+        group.as_object_mut()?.remove("_embedded");
+    }
+    stats?.get("usersCount")?.as_u64()
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -534,6 +555,17 @@ mod tests {
         {
             assert_eq!(read_cursor(&Cursor(foreign)).unwrap_err(), SyncError::CursorExpired);
         }
+    }
+
+    #[test]
+    fn stats_are_taken_out_of_the_group() {
+        let mut group = json!({"id": "00g1", "_embedded": {"stats": {"usersCount": 7, "appsCount": 2}}});
+        assert_eq!(take_users_count(&mut group), Some(7));
+        assert_eq!(group, json!({"id": "00g1"}));
+        let mut group = json!({"id": "00g2", "_embedded": {"app": {}, "stats": {}}});
+        assert_eq!(take_users_count(&mut group), None);
+        assert_eq!(group, json!({"id": "00g2", "_embedded": {"app": {}}}));
+        assert_eq!(take_users_count(&mut json!({"id": "00g3"})), None);
     }
 
     #[test]

@@ -2,7 +2,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use ctxsync_core::{EntityKind, UserStatus};
-use ctxsync_fakes::{FakeGoogle, GoogleRateLimit, Snapshot, TenantSpec};
+use ctxsync_fakes::{FakeGoogle, GoogleRateLimit, Listing, Snapshot, TenantSpec};
 use ctxsync_sources::{Coverage, Cursor, SourceError};
 use serde_json::json;
 use tokio::time::Instant;
@@ -104,7 +104,18 @@ async fn a_full_sync_equals_the_account_across_many_pages() {
 
     let (outcome, got) = google_run(&fake, SyncMode::Full).await;
     let outcome = outcome.unwrap();
-    assert_eq!(outcome, Outcome { cursor: None, coverage: Coverage::Everything });
+    // The groups' `directMembersCount`s, less the whole-account member the run leaves out, are
+    // the memberships handed over; Google counts nothing else.
+    let memberships = (snapshot.user_members.len() + snapshot.group_members.len()) as u64;
+    let direct: u64 = snapshot
+        .groups
+        .values()
+        .map(|g| g["directMembersCount"].as_str().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(direct, memberships + 1);
+    let expected = BTreeMap::from([("membership".to_string(), memberships)]);
+    assert_eq!(outcome, Outcome { cursor: None, coverage: Coverage::Everything, expected });
+    assert_eq!(got.received()["membership"], memberships);
     assert_equals_account(&got, &snapshot);
     assert_eq!(got.retries, 0);
     assert_eq!(fake.tokens_issued(), 1);
@@ -121,10 +132,30 @@ async fn an_incremental_run_lists_everything() {
         (t.add_user("Grace", "Hopper"), ids[5].clone())
     });
     let (outcome, got) = google_run(&fake, SyncMode::Incremental(Cursor(json!(null)))).await;
-    assert_eq!(outcome.unwrap(), Outcome { cursor: None, coverage: Coverage::Everything });
+    // Listing everything, the run is checked as a full one is.
+    let expected = BTreeMap::from([("membership".to_string(), got.memberships.len() as u64)]);
+    assert_eq!(outcome.unwrap(), Outcome { cursor: None, coverage: Coverage::Everything, expected });
     assert_equals_account(&got, &fake.snapshot());
     let users = got.users();
     assert!(users.contains_key(&added) && !users.contains_key(&removed));
+}
+
+#[tokio::test]
+async fn a_lost_page_of_members_falls_short_of_the_direct_members_count() {
+    let fake = FakeGoogle::start_with(TenantSpec { seed: 9, users: 600, groups: 4, ..TenantSpec::default() })
+        .await
+        .unwrap();
+    let snapshot = fake.snapshot();
+    let memberships = (snapshot.user_members.len() + snapshot.group_members.len()) as u64;
+    // The first group's first page of members is skipped; its next page comes instead.
+    let first = snapshot.groups.keys().next().unwrap();
+    let first_members = snapshot.user_members.iter().filter(|(g, _)| g == first).count();
+    assert!(first_members > 200, "{first_members}");
+    fake.drop_page(Listing::Members, 0);
+    let (outcome, got) = google_run(&fake, SyncMode::Full).await;
+    let outcome = outcome.unwrap();
+    assert_eq!(outcome.expected["membership"], memberships);
+    assert_eq!(got.received()["membership"], memberships - 200);
 }
 
 #[tokio::test(start_paused = true)]

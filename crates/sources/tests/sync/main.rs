@@ -48,6 +48,17 @@ impl Collected {
             .collect()
     }
 
+    /// How many records of each entity kind, and memberships, the run handed over: what the
+    /// engine holds against the outcome's `expected`, by the same keys.
+    fn received(&self) -> BTreeMap<String, u64> {
+        let mut received = BTreeMap::new();
+        for record in &self.records {
+            *received.entry(record.entity.kind().as_str().to_string()).or_default() += 1;
+        }
+        received.insert("membership".to_string(), self.memberships.len() as u64);
+        received
+    }
+
     /// `(group, member)` pairs of members of `kind`.
     fn members(&self, kind: EntityKind) -> BTreeSet<(String, String)> {
         self.memberships

@@ -2,7 +2,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use ctxsync_core::{EntityKind, MfaFactor, UserStatus};
-use ctxsync_fakes::{FakeOkta, OktaPermission, Snapshot, TenantSpec};
+use ctxsync_fakes::{FakeOkta, Listing, OktaPermission, Snapshot, TenantSpec};
 use ctxsync_sources::{Coverage, SourceError};
 use serde_json::json;
 use tokio::time::Instant;
@@ -123,6 +123,36 @@ async fn a_full_sync_equals_the_org_across_many_pages() {
     assert!(outcome.cursor.is_some());
     assert_equals_org(&got, &snapshot, true);
     assert_eq!(got.retries, 0);
+    // The groups' `usersCount`s add up to the memberships handed over; Okta counts nothing else.
+    let memberships = snapshot.user_members.len() as u64;
+    assert_eq!(outcome.expected, BTreeMap::from([("membership".to_string(), memberships)]));
+    assert_eq!(got.received()["membership"], memberships);
+}
+
+#[tokio::test]
+async fn a_lost_page_of_members_falls_short_of_the_groups_stats() {
+    let fake = FakeOkta::start_with(TenantSpec { seed: 8, users: 300, groups: 4, ..TenantSpec::default() })
+        .await
+        .unwrap();
+    let snapshot = fake.snapshot();
+    let sizes: BTreeMap<&String, usize> = snapshot
+        .groups
+        .keys()
+        .map(|g| (g, snapshot.user_members.iter().filter(|(m, _)| m == g).count()))
+        .collect();
+    assert!(sizes.values().all(|&n| n > 0), "{sizes:?}");
+    // Some group's first page of members is skipped, and its next page (if any) comes instead.
+    fake.drop_page(Listing::Members, 0);
+    let (outcome, got) = okta_run(&fake, false, SyncMode::Full).await;
+    let outcome = outcome.unwrap();
+    let received = got.received()["membership"];
+    assert_eq!(outcome.expected["membership"], snapshot.user_members.len() as u64);
+    assert!(received < outcome.expected["membership"], "{received} of {:?}", outcome.expected);
+    assert_eq!(got.users().len(), snapshot.users.len());
+
+    // An incremental run lists only part of the org: it states no totals.
+    let (incremental, _) = okta_run(&fake, false, SyncMode::Incremental(outcome.cursor.unwrap())).await;
+    assert!(incremental.unwrap().expected.is_empty());
 }
 
 #[tokio::test]

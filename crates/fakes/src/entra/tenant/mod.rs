@@ -808,6 +808,15 @@ impl EntraTenant {
         }
     }
 
+    /// How many live objects `GET /v1.0/{users,groups,devices}/$count` counts.
+    pub(crate) fn count(&self, kind: Kind) -> usize {
+        match kind {
+            Kind::Users => self.users.live().count(),
+            Kind::Groups => self.groups.live().count(),
+            Kind::Devices => self.devices.live().count(),
+        }
+    }
+
     /// Role assignments from `offset`, with their role definition expanded when asked; and the
     /// offset of the next page.
     pub(crate) fn role_assignments(

@@ -188,7 +188,7 @@ async fn raw_fetch(base: &str, token: &str) -> RawFetch {
     let starts = [
         format!("{base}/api/v1/users?limit=200"),
         format!("{base}/api/v1/users?limit=200&filter=status%20eq%20%22DEPROVISIONED%22"),
-        format!("{base}/api/v1/groups?limit=200"),
+        format!("{base}/api/v1/groups?limit=200&expand=stats"),
     ];
     for (i, start) in starts.iter().enumerate() {
         let mut next = Some(start.clone());

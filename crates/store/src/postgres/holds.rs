@@ -27,7 +27,13 @@ impl PostgresStore {
         run: &Run,
         coverage: &Coverage,
     ) -> Result<BTreeMap<String, u64>, StoreError> {
-        let mut statements = vec![
+        let named: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM run_removals WHERE run_id = $1)")
+            .bind(run.id)
+            .fetch_one(&mut *conn)
+            .await?;
+        let mut statements = Vec::new();
+        // The removals' statements look through every membership of the config: only when needed.
+        let removals = [
             "INSERT INTO held_deletions SELECT $2, $1, e.kind, e.source_id, '', '' \
              FROM run_removals r JOIN entities e ON e.config_id = $1 AND e.kind = r.kind AND e.source_id = r.source_id \
              WHERE r.run_id = $2 AND r.kind <> 'membership' ON CONFLICT DO NOTHING",
@@ -39,6 +45,9 @@ impl PostgresStore {
                   (SELECT source_id, member_kind, member_id FROM run_removals WHERE run_id = $2 AND kind = 'membership')) \
              ON CONFLICT DO NOTHING",
         ];
+        if named {
+            statements.extend(removals);
+        }
         if let Coverage::Everything = coverage {
             statements.push(
                 "INSERT INTO held_deletions SELECT $2, $1, kind, source_id, '', '' FROM entities e \

@@ -31,7 +31,13 @@ impl SqliteStore {
         coverage: &Coverage,
     ) -> Result<BTreeMap<String, u64>, StoreError> {
         let (config_id, run_id) = (run.config_id.to_string(), run.id.to_string());
-        let mut statements = vec![
+        let named: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM run_removals WHERE run_id = ?)")
+            .bind(&run_id)
+            .fetch_one(&mut *conn)
+            .await?;
+        let mut statements = Vec::new();
+        // The removals' statements look through every membership of the config: only when needed.
+        let removals = [
             "INSERT OR IGNORE INTO held_deletions SELECT ?2, ?1, e.kind, e.source_id, '', '' \
              FROM run_removals r JOIN entities e ON e.config_id = ?1 AND e.kind = r.kind AND e.source_id = r.source_id \
              WHERE r.run_id = ?2 AND r.kind <> 'membership'"
@@ -44,6 +50,9 @@ impl SqliteStore {
                   (SELECT source_id, member_kind, member_id FROM run_removals WHERE run_id = ?2 AND kind = 'membership'))"
                 .to_owned(),
         ];
+        if named {
+            statements.extend(removals);
+        }
         if let Coverage::Everything = coverage {
             statements.push(
                 "INSERT OR IGNORE INTO held_deletions SELECT ?2, ?1, kind, source_id, '', '' FROM entities \

@@ -36,10 +36,15 @@ const POOL_SIZE: u32 = 8;
 /// a sync inserts into, fixed so memory does not grow with the tenant.
 const WRITER_CACHE_KIB: u32 = 32 * 1024;
 
-/// WAL pages (4 KiB) after which a commit copies the log back into the database (SQLite's default
-/// is 1000). A page rewritten by many commits in between is copied once, and the fsync that
-/// ends each copy comes ten times less often.
-const WAL_AUTOCHECKPOINT_PAGES: u32 = 10_000;
+/// The page size of a new database. Entity rows (about 1.3 KB of JSON each) leave a third of a
+/// 4 KiB page empty and split often; 16 KiB pages hold a dozen, so a sync writes fewer, fuller
+/// pages. A database created before keeps its size (WAL mode cannot change it).
+const PAGE_SIZE: u32 = 16 * 1024;
+
+/// WAL pages after which a commit copies the log back into the database (SQLite's default is
+/// 1000): 40 MiB. A page rewritten by many commits in between is copied once, and the fsync that
+/// ends each copy comes less often.
+const WAL_AUTOCHECKPOINT_PAGES: u32 = 40 * 1024 * 1024 / PAGE_SIZE;
 
 /// Long enough to ride out another connection's write transaction, short enough that a stuck
 /// database surfaces as an error rather than a hung request.
@@ -70,6 +75,7 @@ impl SqliteStore {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(StoreError::Connect)?
             .create_if_missing(true)
+            .page_size(PAGE_SIZE)
             .journal_mode(SqliteJournalMode::Wal)
             // Durable across a killed process, and consistent across power loss, with WAL.
             .synchronous(SqliteSynchronous::Normal)

@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use ctxsync_fakes::Listing;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -161,4 +162,67 @@ async fn the_guard_follows_the_config_settings() {
     let run = sync_and_wait(&app, &id, 1).await;
     assert_eq!(run["attributes"]["status"], "succeeded", "the guard is off for this config: {run}");
     assert_eq!(run["attributes"]["counts"]["user"]["deleted"], 12);
+}
+
+#[tokio::test]
+async fn an_okta_listing_that_silently_lost_a_page_of_members_is_flagged_and_held() {
+    let app = spawn_app().await;
+    let id = synced_okta(&app).await;
+    let baseline = wait_for_runs(&app, &id, 1).await;
+    let total = baseline["attributes"]["completeness"]["by_type"]["membership"].clone();
+    assert_eq!(total["expected"], total["ingested"], "a whole listing matches Okta's usersCount: {baseline}");
+    assert!(total["expected"].as_u64().unwrap() > 0);
+
+    app.fakes.okta.drop_page(Listing::Members, 0);
+    let run = sync_and_wait(&app, &id, 1).await;
+    let attrs = &run["attributes"];
+    let tally = &attrs["completeness"]["by_type"]["membership"];
+    assert_eq!(tally["expected"], total["expected"]);
+    assert!(tally["ingested"].as_u64().unwrap() < tally["expected"].as_u64().unwrap(), "{run}");
+    assert_eq!(attrs["status"], "held", "a short listing's deletions are not trusted: {run}");
+    let reason = attrs["hold"]["reason"].as_str().unwrap();
+    assert!(reason.starts_with("incomplete listing: membership: the source reported"), "{reason}");
+
+    let h = health(&app, &id).await;
+    assert_eq!(h["healthy"], false);
+    let problems: Vec<&str> = h["problems"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+    assert!(problems.iter().any(|p| p.contains("does not match the source's totals")), "{problems:?}");
+    assert_eq!(h["completeness"]["membership"], *tally);
+
+    // The next full run lists everything again: it supersedes the hold, and all is well.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let next = sync_and_wait(&app, &id, 2).await;
+    assert_eq!(next["attributes"]["status"], "succeeded", "{next}");
+    let (_, held) = call(
+        &app,
+        Method::GET,
+        &format!("{OWN}/integration_configs/{id}/sync_runs/{}", run["id"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(held["data"]["attributes"]["hold"]["resolution"], "superseded");
+    let h = health(&app, &id).await;
+    assert_eq!(h["healthy"], true, "{h}");
+}
+
+#[tokio::test]
+async fn an_entra_listing_that_silently_lost_its_users_page_is_flagged_against_graph_count() {
+    let app = spawn_app().await;
+    let id = create_with(&app, app.entra_attributes(), json!({"full_sync_interval": "1s"})).await;
+    let baseline = wait_for_runs(&app, &id, 1).await;
+    let users = app.fakes.entra.snapshot().users.len();
+    assert_eq!(
+        baseline["attributes"]["completeness"]["by_type"]["user"],
+        json!({"expected": users, "ingested": users})
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    app.fakes.entra.drop_page(Listing::Users, 0);
+    let run = sync_and_wait(&app, &id, 1).await;
+    let attrs = &run["attributes"];
+    assert_eq!(attrs["kind"], "full");
+    let tally = &attrs["completeness"]["by_type"]["user"];
+    assert_eq!(tally["expected"], users);
+    assert!(tally["ingested"].as_u64().unwrap() < users as u64, "{run}");
+    assert_eq!(attrs["status"], "held", "{run}");
+    assert_eq!(stored(&app, &id, "user").await.len(), users, "no user deleted on a short listing");
 }

@@ -117,11 +117,16 @@ async fn generated_organisations_resolve_with_no_false_links_and_every_expected_
                 assert_eq!(got, expected[&handle(login)], "seed {seed}: a missed link: {person:#}");
             }
             assert!(links(person).len() + 1 >= got.len(), "every account but one is reached by a link");
+            // Devices join their owner's person through `device_owner` links.
+            let devices: BTreeSet<String> = person["attributes"]["devices"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["id"].as_str().unwrap().to_string())
+                .collect();
             for link in links(person) {
-                assert!(
-                    got.contains(link["from"].as_str().unwrap())
-                        && got.contains(link["to"].as_str().unwrap())
-                );
+                let reached = |end: &str| got.contains(end) || devices.contains(end);
+                assert!(reached(link["from"].as_str().unwrap()) && reached(link["to"].as_str().unwrap()));
                 assert!(
                     !link["why"].as_str().unwrap().is_empty()
                         && !link["evidence"].as_str().unwrap().is_empty()
@@ -216,4 +221,53 @@ async fn a_person_carries_groups_roles_and_answers_to_any_identifier() {
         )
         .await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN, "persons need siem_entities_read");
+}
+
+#[tokio::test]
+async fn a_person_found_by_an_entra_address_carries_the_devices_entra_says_they_own() {
+    let app = synced(42).await;
+    let snapshot = app.fakes.entra.snapshot();
+    // An owner with a mailbox, and every device Entra names them the registered owner of.
+    let (owner, mail) = snapshot
+        .device_owners
+        .values()
+        .find_map(|u| Some((u.clone(), snapshot.users[u]["mail"].as_str()?.to_string())))
+        .expect("an owner with a mailbox");
+    let owned: BTreeSet<&String> =
+        snapshot.device_owners.iter().filter(|(_, u)| **u == owner).map(|(d, _)| d).collect();
+
+    let (status, body) =
+        status_json(app.request(Method::GET, &format!("{OWN}/persons?identifier={mail}"), None).await).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let person = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| accounts(p).iter().any(|a| a["source_id"] == owner.as_str()))
+        .unwrap_or_else(|| panic!("{owner} is among the persons of {mail}: {body:#}"));
+    let account = accounts(person)
+        .into_iter()
+        .find(|a| a["source_id"] == owner.as_str() && a["integration_type"] == "ENTRA_ID")
+        .unwrap();
+    let account_id = account["id"].as_str().unwrap();
+
+    let devices: BTreeMap<&str, &Value> = person["attributes"]["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["owner"] == account_id)
+        .map(|d| (d["source_id"].as_str().unwrap(), d))
+        .collect();
+    assert_eq!(devices.keys().copied().collect::<BTreeSet<_>>(), owned.iter().map(|d| d.as_str()).collect());
+    for (source_id, device) in &devices {
+        assert_eq!(device["name"], snapshot.devices[*source_id]["displayName"]);
+        let device_id = device["id"].as_str().unwrap();
+        let link = links(person)
+            .into_iter()
+            .find(|l| l["reason"] == "device_owner" && (l["from"] == device_id || l["to"] == device_id))
+            .unwrap_or_else(|| panic!("{device_id} is linked as owned: {person:#}"));
+        let ends = BTreeSet::from([link["from"].as_str().unwrap(), link["to"].as_str().unwrap()]);
+        assert_eq!(ends, BTreeSet::from([device_id, account_id]));
+        assert_eq!(link["evidence"], owner.as_str());
+    }
 }

@@ -1,5 +1,7 @@
-//! Microsoft Graph: `GET /v1.0/{users,groups,devices}` lists, their `/delta` rounds and `/$count`
-//! totals, and directory role assignments, behind bearer tokens from the login endpoint. Links
+//! Microsoft Graph: `GET /v1.0/{users,groups,devices}` lists (devices by `id` filter too, and
+//! with their `registeredOwners` expanded), their `/delta` rounds (`$deltatoken=latest` included)
+//! and `/$count` totals, and directory role assignments, behind bearer tokens from the login
+//! endpoint. Links
 //! (`@odata.nextLink`, `@odata.deltaLink`) point at this server; the fault knobs apply to every
 //! request, except that a `$count` is never cut short.
 
@@ -46,6 +48,10 @@ const DEFAULT_PAGE: usize = 100;
 const MAX_PAGE: usize = 999;
 /// The most ids one `$filter` on a delta query may name.
 const MAX_FILTER_IDS: usize = 50;
+/// The most values an `in` of a list's `$filter` may hold.
+const MAX_IN_VALUES: usize = 15;
+/// The largest page Graph serves when it expands a relationship of each object.
+const MAX_EXPANDED_PAGE: usize = 100;
 
 /// Graph's error envelope: `{"error": {"code", "message", "innerError": {…}}}`.
 fn error(status: StatusCode, code: &str, message: &str) -> Refusal {
@@ -171,18 +177,12 @@ fn selection(query: &HashMap<String, String>) -> Option<Vec<String>> {
         .map(|s| s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect())
 }
 
-/// A plain list's `@odata.nextLink`: `$top`, the option that shaped the page (if any), then the
+/// A plain list's `@odata.nextLink`: `$top`, the options that shaped the page, then the
 /// `$skiptoken` of the page after `after`.
-fn next_link(
-    base: &str,
-    path: &str,
-    top: usize,
-    shaped: Option<(&str, &str)>,
-    after: impl ToString,
-) -> String {
+fn next_link(base: &str, path: &str, top: usize, shaped: &[(&str, &str)], after: impl ToString) -> String {
     let (top, token) = (top.to_string(), URL_SAFE_NO_PAD.encode(after.to_string()));
     let mut params: Vec<(&str, &str)> = vec![("$top", &top)];
-    params.extend(shaped);
+    params.extend_from_slice(shaped);
     params.push(("$skiptoken", &token));
     absolute(base, path, &params)
 }
@@ -248,6 +248,61 @@ fn owned(properties: &[&str]) -> Vec<String> {
     properties.iter().map(|p| p.to_string()).collect()
 }
 
+/// `registeredOwners` or `registeredOwners($select=…)`, the one navigation property a device
+/// list expands here: the owners' properties to serve (`id` always among them).
+fn owner_expansion(expand: &str) -> Result<Vec<String>, Refusal> {
+    let (name, nested) = match expand.split_once('(') {
+        Some((name, rest)) => (name.trim(), Some(rest.strip_suffix(')').unwrap_or(rest))),
+        None => (expand.trim(), None),
+    };
+    if name != "registeredOwners" {
+        return Err(unknown_property("device", name));
+    }
+    let mut properties = match nested {
+        None => owned(USER_DEFAULT),
+        Some(nested) => {
+            let select = nested.strip_prefix("$select=").ok_or_else(|| {
+                bad_request("Request_UnsupportedQuery", "Only $select is supported inside $expand.")
+            })?;
+            select.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect()
+        }
+    };
+    if let Some(unknown) = properties.iter().find(|p| !USER_PROPERTIES.contains(&p.as_str())) {
+        return Err(unknown_property("user", unknown));
+    }
+    if !properties.iter().any(|p| p == "id") {
+        properties.insert(0, "id".to_string());
+    }
+    Ok(properties)
+}
+
+/// `id eq '…'` or `id in ('…', …)`: the ids a list's `$filter` names.
+fn listed_ids(filter: &str) -> Result<Vec<String>, Refusal> {
+    let unsupported =
+        || bad_request("Request_UnsupportedQuery", "Unsupported or invalid query filter clause specified.");
+    let quoted = |value: &str| -> Option<String> {
+        Some(value.trim().strip_prefix('\'')?.strip_suffix('\'')?.replace("''", "'"))
+    };
+    let filter = filter.trim();
+    if let Some(value) = filter.strip_prefix("id eq ") {
+        return Ok(vec![quoted(value).ok_or_else(unsupported)?]);
+    }
+    let list =
+        filter.strip_prefix("id in (").and_then(|rest| rest.strip_suffix(')')).ok_or_else(unsupported)?;
+    let ids: Vec<String> = list.split(',').map(quoted).collect::<Option<_>>().ok_or_else(unsupported)?;
+    if ids.len() > MAX_IN_VALUES {
+        return Err(bad_request(
+            "Request_UnsupportedQuery",
+            &format!(
+                "Too many child clauses specified in search filter expression containing 'OR' operators: {}. \
+                 Max allowed: {MAX_IN_VALUES}.",
+                ids.len()
+            ),
+        ));
+    }
+    Ok(ids)
+}
+
 async fn list(
     state: &EntraState,
     headers: &HeaderMap,
@@ -256,14 +311,39 @@ async fn list(
 ) -> Result<Response, Refusal> {
     let Served { name, entity_type, roles, defaults, known, .. } = served(kind);
     gate(state, headers, roles)?;
+    let owners = match (kind, query.get("$expand")) {
+        (_, None) => None,
+        (Kind::Devices, Some(expand)) => Some(owner_expansion(expand)?),
+        (_, Some(expand)) => return Err(unknown_property(entity_type, expand)),
+    };
+    if owners.is_some() && state.limits().owners_refused {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "Authorization_RequestDenied",
+            "Insufficient privileges to complete the operation.",
+        ));
+    }
+    let ids = match (kind, query.get("$filter")) {
+        (_, None) => None,
+        (Kind::Devices, Some(filter)) => Some(listed_ids(filter)?),
+        (_, Some(_)) => return Err(bad_request("Request_UnsupportedQuery", "Unsupported query.")),
+    };
     let top = page_size(query)?;
+    // Graph serves at most 100 objects a page when it expands a relationship of each.
+    let top = if owners.is_some() { top.min(MAX_EXPANDED_PAGE) } else { top };
     let after = skip_token::<u32>(query)?;
     let select = selection(query);
     let properties = select.clone().unwrap_or_else(|| owned(defaults));
     if let Some(unknown) = properties.iter().find(|p| !known.contains(&p.as_str())) {
         return Err(unknown_property(entity_type, unknown));
     }
-    let (value, next) = state.tenant.read().expect("tenant lock").list(kind, &properties, after, top);
+    let (value, next) = {
+        let tenant = state.tenant.read().expect("tenant lock");
+        match kind {
+            Kind::Devices => tenant.list_devices(&properties, owners.as_deref(), ids.as_deref(), after, top),
+            _ => tenant.list(kind, &properties, after, top),
+        }
+    };
     let context = match &select {
         Some(selected) => format!("{}/v1.0/$metadata#{name}({})", state.base_url, selected.join(",")),
         None => format!("{}/v1.0/$metadata#{name}", state.base_url),
@@ -272,8 +352,9 @@ async fn list(
     body.insert("@odata.context".into(), json!(context));
     if let Some(after) = next {
         let select = select.as_ref().map(|s| s.join(","));
-        let shaped = select.as_deref().map(|s| ("$select", s));
-        let link = next_link(&state.base_url, &format!("/v1.0/{name}"), top, shaped, after);
+        let mut shaped: Vec<(&str, &str)> = select.as_deref().map(|s| ("$select", s)).into_iter().collect();
+        shaped.extend(query.get("$expand").map(|e| ("$expand", e.as_str())));
+        let link = next_link(&state.base_url, &format!("/v1.0/{name}"), top, &shaped, after);
         body.insert("@odata.nextLink".into(), json!(link));
     }
     body.insert("value".into(), Value::Array(value));
@@ -420,6 +501,17 @@ async fn delta(
     let epoch = state.tenant.read().expect("tenant lock").token_epoch;
     let token = query.get("$deltatoken").or_else(|| query.get("$skiptoken"));
     let (select, at) = match token {
+        // "Sync from now": no objects, only a delta link from the present.
+        Some(latest) if latest == "latest" && query.contains_key("$deltatoken") => {
+            if state.limits().latest_refused {
+                return Err(bad_request(
+                    "Request_UnsupportedQuery",
+                    "The query specified in the URI is not valid. '$deltatoken=latest' is not supported.",
+                ));
+            }
+            let clock = state.tenant.read().expect("tenant lock").clock();
+            (query.get("$select").cloned(), Position { since: clock, after: clock, member: None })
+        }
         Some(token) => {
             let Some(s) =
                 DeltaState::decode(token).filter(|s| s.epoch == epoch && s.collection == collection)
@@ -557,7 +649,7 @@ pub(super) async fn role_assignments(
         json!(format!("{}/v1.0/$metadata#roleManagement/directory/roleAssignments", state.base_url)),
     );
     if let Some(next) = next {
-        let shaped = expand.then_some(("$expand", "roleDefinition"));
+        let shaped: &[(&str, &str)] = if expand { &[("$expand", "roleDefinition")] } else { &[] };
         body.insert("@odata.nextLink".into(), json!(next_link(&state.base_url, path, top, shaped, next)));
     }
     body.insert("value".into(), Value::Array(value));

@@ -1,6 +1,6 @@
 //! A fake Microsoft Entra ID tenant: the identity platform's client-credentials token endpoint
-//! and Microsoft Graph's users, groups, devices and role assignments, with delta queries and
-//! `$count` totals, on one server.
+//! and Microsoft Graph's users, groups, devices (with their registered owners) and role
+//! assignments, with delta queries and `$count` totals, on one server.
 //!
 //! Apps hold application permissions only once an admin consented; an app without consent gets
 //! tokens but Graph answers 403 `Authorization_RequestDenied`, as it does for real. Between runs
@@ -48,11 +48,20 @@ struct Limits {
     members_per_page: usize,
     /// How long new access tokens live.
     token_lifetime: Duration,
+    /// Whether lists that expand devices' `registeredOwners` are answered 403.
+    owners_refused: bool,
+    /// Whether `$deltatoken=latest` is answered 400, as for a resource that does not take it.
+    latest_refused: bool,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { members_per_page: 5_000, token_lifetime: Duration::from_secs(3599) }
+        Self {
+            members_per_page: 5_000,
+            token_lifetime: Duration::from_secs(3599),
+            owners_refused: false,
+            latest_refused: false,
+        }
     }
 }
 
@@ -202,6 +211,18 @@ impl FakeEntra {
     /// At most `n` `members@delta` entries per page, so big groups split across pages.
     pub fn limit_members_per_page(&self, n: usize) {
         self.state.limits().members_per_page = n.max(1);
+    }
+
+    /// Answers 403 `Authorization_RequestDenied` to device lists that expand `registeredOwners`,
+    /// while devices themselves stay readable.
+    pub fn refuse_device_owners(&self) {
+        self.state.limits().owners_refused = true;
+    }
+
+    /// Answers 400 to delta queries "from now" (`$deltatoken=latest`), which Graph documents for
+    /// users and groups only: clients must then list the whole delta round.
+    pub fn refuse_latest_delta(&self) {
+        self.state.limits().latest_refused = true;
     }
 
     /// Forgets every delta and skip token issued so far: using one answers 410 Gone.

@@ -1,4 +1,4 @@
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use ctxsync_fakes::{FakeEntra, Listing, TenantSpec};
@@ -396,4 +396,138 @@ fn a_hundred_thousand_user_tenant_generates_quickly() {
     let per_user = snapshot.memberships.len() as f64 / snapshot.users.len() as f64;
     assert!((4.0..6.5).contains(&per_user), "{per_user}");
     assert_eq!(snapshot.devices.len(), 2_000);
+}
+
+#[tokio::test]
+async fn device_lists_expand_registered_owners_like_graph() {
+    let fake =
+        FakeEntra::start_with(TenantSpec { seed: 6, users: 80, groups: 3, devices: 230 }).await.unwrap();
+    let token = access_token(&fake).await;
+    let base = fake.graph_base_url();
+    let snapshot = fake.snapshot();
+    let expand = "$select=id,displayName&$expand=registeredOwners($select=id)";
+
+    // At most 100 devices a page once owners are expanded, the expansion kept in the next link.
+    let mut url = format!("{base}/v1.0/devices?$top=999&{expand}");
+    let mut owners = BTreeMap::new();
+    let mut pages = 0;
+    loop {
+        let body = json(client().get(&url).bearer_auth(&token).send().await.unwrap()).await;
+        pages += 1;
+        let devices = body["value"].as_array().unwrap();
+        assert!(devices.len() <= 100, "{}", devices.len());
+        for device in devices {
+            let keys: BTreeSet<&str> = device.as_object().unwrap().keys().map(String::as_str).collect();
+            assert_eq!(keys, BTreeSet::from(["displayName", "id", "registeredOwners"]));
+            let listed = device["registeredOwners"].as_array().unwrap();
+            assert!(listed.len() <= 1);
+            for owner in listed {
+                assert_eq!(owner, &json!({"@odata.type": "#microsoft.graph.user", "id": owner["id"]}));
+                owners.insert(
+                    device["id"].as_str().unwrap().to_string(),
+                    owner["id"].as_str().unwrap().to_string(),
+                );
+            }
+        }
+        match body.get("@odata.nextLink") {
+            Some(next) => {
+                url = next.as_str().unwrap().to_string();
+                assert!(url.contains("registeredOwners"), "{url}");
+            }
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(owners, snapshot.device_owners);
+    assert!(snapshot.device_owners.len() < snapshot.devices.len(), "some devices have no owner");
+
+    // Without a nested $select, owners come with a user's default properties.
+    let body = json(
+        client()
+            .get(format!("{base}/v1.0/devices?$top=5&$expand=registeredOwners"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let owner = body["value"].as_array().unwrap().iter().find_map(|d| d["registeredOwners"].get(0)).unwrap();
+    assert!(owner["userPrincipalName"].is_string() && owner["@odata.type"] == "#microsoft.graph.user");
+
+    // Devices by id: `id in (…)` of at most 15 values.
+    let chosen: Vec<&String> = snapshot.devices.keys().take(15).collect();
+    let quoted: Vec<String> = chosen.iter().map(|id| format!("'{id}'")).collect();
+    let filtered = |ids: &[String]| {
+        let filter = format!("id in ({})", ids.join(","));
+        let mut url = url::Url::parse(&format!("{base}/v1.0/devices")).unwrap();
+        url.query_pairs_mut()
+            .append_pair("$filter", &filter)
+            .append_pair("$select", "id")
+            .append_pair("$expand", "registeredOwners($select=id)");
+        client().get(url).bearer_auth(&token).send()
+    };
+    let body = json(filtered(&quoted).await.unwrap()).await;
+    let got: BTreeSet<&str> =
+        body["value"].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap()).collect();
+    assert_eq!(got, chosen.iter().map(|s| s.as_str()).collect());
+    let mut sixteen = quoted.clone();
+    sixteen.push(format!("'{}'", snapshot.devices.keys().nth(15).unwrap()));
+    let response = filtered(&sixteen).await.unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(json(response).await["error"]["code"], "Request_UnsupportedQuery");
+
+    // Unknown relationships and owner properties are Graph's 400s; the token is checked first.
+    for bad in ["$expand=owners", "$expand=registeredOwners($select=nope)"] {
+        let response =
+            client().get(format!("{base}/v1.0/devices?{bad}")).bearer_auth(&token).send().await.unwrap();
+        assert_eq!(response.status(), 400, "{bad}");
+    }
+    let response = client().get(format!("{base}/v1.0/devices?{expand}")).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    let (id, secret) = fake.app_without_consent();
+    let body = json(request_token(&fake, &fake.domain(), &id, &secret).await).await;
+    let response = client()
+        .get(format!("{base}/v1.0/devices?{expand}"))
+        .bearer_auth(body["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+
+    // Refused owners: the expansion answers 403, the plain list still works.
+    fake.refuse_device_owners();
+    let response =
+        client().get(format!("{base}/v1.0/devices?{expand}")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(response.status(), 403);
+    assert_eq!(json(response).await["error"]["code"], "Authorization_RequestDenied");
+    let response =
+        client().get(format!("{base}/v1.0/devices?$top=1")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn owner_changes_alone_are_not_in_the_device_delta() {
+    let fake = FakeEntra::start_with(TenantSpec { seed: 6, users: 40, groups: 2, devices: 8 }).await.unwrap();
+    let token = access_token(&fake).await;
+    let base = fake.graph_base_url();
+    // "Sync from now": no devices, a delta link from the present.
+    let (items, delta, pages) = delta_round(
+        &token,
+        format!("{base}/v1.0/devices/delta?$select=id,displayName&$deltatoken=latest"),
+        10,
+    )
+    .await;
+    assert_eq!((items.len(), pages), (0, 1));
+    let snapshot = fake.snapshot();
+    let (device, owner) = snapshot.device_owners.iter().next().unwrap();
+    let other = snapshot.users.keys().find(|u| *u != owner).unwrap().clone();
+    let renamed = snapshot.devices.keys().find(|d| *d != device).unwrap().clone();
+    fake.mutate(|t| {
+        t.set_device_owner(device, Some(&other));
+        t.update_device(&renamed, |d| d.display_name = "Renamed".into());
+    });
+    let (changes, _, _) = delta_round(&token, delta, 10).await;
+    assert_eq!(ids(&changes), BTreeSet::from([renamed]));
+    assert_eq!(changes[0].as_object().unwrap().keys().collect::<Vec<_>>(), ["displayName", "id"]);
+    assert_eq!(fake.snapshot().device_owners[device], other);
 }

@@ -1,5 +1,6 @@
 //! Graph's user, group and device objects in the normalized entity model. Only what a delta
-//! page carries is read; the object itself is kept whole as the record's raw JSON.
+//! page (or, for devices, a list page with `registeredOwners` expanded) carries is read; the
+//! object itself is kept whole as the record's raw JSON.
 
 use ctxsync_core::{Device, EntityKind, Group, User, UserStatus};
 use serde::Deserialize;
@@ -141,9 +142,18 @@ pub(super) fn group(id: &str, object: &Map<String, Value>) -> Group {
     }
 }
 
-/// Graph's device list does not name owners (that takes a request per device), so `owner`
-/// stays empty.
+/// The owner is the first of the device's `registeredOwners` that is a user: Entra gives a
+/// device one registered owner (who joined or registered it), and the other directory objects
+/// an owner list may hold have no person behind them. A device read without its owners has none.
 pub(super) fn device(id: &str, object: &Map<String, Value>) -> Device {
+    let owner = object
+        .get("registeredOwners")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|o| o.get("@odata.type").and_then(Value::as_str) == Some("#microsoft.graph.user"))
+        .and_then(|o| o.get("id")?.as_str())
+        .map(str::to_string);
     Device {
         source_id: id.to_string(),
         name: text(object, "displayName"),
@@ -153,7 +163,7 @@ pub(super) fn device(id: &str, object: &Map<String, Value>) -> Device {
         managed: flag(object, "isManaged"),
         compliant: flag(object, "isCompliant"),
         trust_type: text(object, "trustType"),
-        owner: None,
+        owner,
         last_seen_at: timestamp(object, "approximateLastSignInDateTime"),
         created_at: timestamp(object, "registrationDateTime"),
     }
@@ -228,6 +238,16 @@ mod tests {
             })),
         );
         assert_eq!(laptop.status.as_deref(), Some("disabled"));
+        assert_eq!(laptop.owner, None);
+        let owned = device(
+            "d2",
+            &object(json!({"registeredOwners": [
+                {"@odata.type": "#microsoft.graph.servicePrincipal", "id": "sp1"},
+                {"@odata.type": "#microsoft.graph.user", "id": "u1"},
+                {"@odata.type": "#microsoft.graph.user", "id": "u2"},
+            ]})),
+        );
+        assert_eq!(owned.owner.as_deref(), Some("u1"));
         assert_eq!((laptop.managed, laptop.compliant), (Some(true), Some(false)));
         assert!(laptop.last_seen_at.is_some() && laptop.created_at.is_none());
         let members: Vec<Member> = serde_json::from_value(json!([

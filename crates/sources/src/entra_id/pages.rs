@@ -4,10 +4,15 @@
 //! beside them, since no delta query tracks them. A full run ends by asking Graph how many users,
 //! groups and devices there are (`$count`), for the engine to check the listing against.
 //!
+//! Device owners (`registeredOwners`) are a relationship no delta query can expand. A full run
+//! therefore lists the devices with their owners expanded and starts the devices' delta from
+//! that moment (`$deltatoken=latest`); an incremental run reads the owners of each page's
+//! changed devices from the device list filtered to their ids.
+//!
 //! Pages go to the sink as they arrive, so memory stays flat whatever the tenant's size; only
 //! the role assignments (admins are few) are held for the whole run.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use ctxsync_core::{Entity, EntityKind, Membership, Record};
 use std::fmt;
@@ -38,6 +43,12 @@ const PAGE_SIZE: (&str, &str) = ("Prefer", "odata.maxpagesize=999");
 const COUNT: [(&str, &str); 2] = [("ConsistencyLevel", "eventual"), ("Accept", "text/plain")];
 /// The most ids one delta `$filter` may name.
 const FILTER_IDS: usize = 50;
+/// A device's owners, only their ids (users are read on their own).
+const OWNERS: &str = "registeredOwners($select=id)";
+/// Graph serves at most 100 objects a page when it expands a relationship of each.
+const EXPANDED_PAGE: usize = 100;
+/// The most values one `in` of a list's `$filter` may hold.
+const FILTER_IN: usize = 15;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Listing {
@@ -83,6 +94,7 @@ struct DeltaCursor {
     admin_roles: Option<BTreeMap<String, Vec<String>>>,
 }
 
+/// A page of a delta round, or of a plain list (which has no delta link).
 #[derive(Deserialize)]
 struct DeltaPage {
     #[serde(default)]
@@ -161,6 +173,8 @@ struct Run<'s> {
     /// The last group put on a page: Graph repeats a big group on the next page with the next
     /// slice of its members, and that repeat is not a new record.
     last_group: Option<Value>,
+    /// Graph refused to read device owners: the rest of the run does not ask again.
+    owners_denied: bool,
 }
 
 pub(super) async fn sync(
@@ -186,22 +200,26 @@ pub(super) async fn sync(
         Some(link) => client.rebase(link),
         None => Ok(client.url(&[listing.name(), "delta"], &format!("$select={}", listing.select()))),
     };
-    let [users, groups, devices] = [
+    let [users, groups] = [
         start(Listing::Users, previous.as_ref().map(|p| &p.users))?,
         start(Listing::Groups, previous.as_ref().map(|p| &p.groups))?,
-        start(Listing::Devices, previous.as_ref().map(|p| &p.devices))?,
     ];
+    let devices = previous.as_ref().map(|p| client.rebase(&p.devices)).transpose()?;
     let mut run = Run {
         sink,
         incremental: previous.is_some(),
         roles: roles.clone().unwrap_or_default(),
         role_changes,
         last_group: None,
+        owners_denied: false,
     };
     let users = run.round(client, Listing::Users, users).await?;
     run.refresh_role_changes(client).await?;
     let groups = run.round(client, Listing::Groups, groups).await?;
-    let devices = run.round(client, Listing::Devices, devices).await?;
+    let devices = match devices {
+        Some(start) => run.round(client, Listing::Devices, start).await?,
+        None => run.all_devices(client).await?,
+    };
     let coverage = if run.incremental {
         Coverage::Changes { groups_with_all_members: Vec::new() }
     } else {
@@ -305,9 +323,12 @@ impl Run<'_> {
         let mut fetched = client.fetch(&start, listing.name(), &[PAGE_SIZE], decode).await;
         let mut pages = 0u32;
         loop {
-            let (page, retries) = fetched.map_err(|f| self.failure(f))?;
+            let (page, mut retries) = fetched.map_err(|f| self.failure(f))?;
             pages += 1;
-            let DeltaPage { value, next_link, delta_link } = page;
+            let DeltaPage { mut value, next_link, delta_link } = page;
+            if listing == Listing::Devices {
+                retries += self.attach_owners(client, &mut value).await?;
+            }
             let next = match (next_link, &delta_link) {
                 (Some(next), _) => Some(client.rebase(&next)?),
                 (None, Some(_)) => None,
@@ -335,6 +356,119 @@ impl Run<'_> {
             stored?;
             fetched = next_page;
         }
+    }
+
+    /// A full run's devices, listed with their owners expanded (delta queries cannot expand
+    /// them). The devices' delta starts from before the listing ("sync from now"), so whatever
+    /// changes while it is read comes again in the next incremental run. Returns that delta link.
+    async fn all_devices(&mut self, client: &mut GraphClient<'_>) -> Result<String, SyncError> {
+        let decode = |r: &Reply| serde_json::from_slice::<DeltaPage>(&r.body).ok();
+        let latest =
+            client.url(&["devices", "delta"], &format!("$select={DEVICE_SELECT}&$deltatoken=latest"));
+        let (start, _) = match client.fetch(&latest, "devices", &[], decode).await {
+            Ok(found) => found,
+            // Graph documents "sync from now" for users and groups; should it refuse it for
+            // devices, the whole delta round lists them, each page's owners read by id.
+            Err(Failure::Other(SourceError::Rejected(said))) => {
+                tracing::info!(%said, "no devices delta from now: listing the devices through delta");
+                let start = client.url(&["devices", "delta"], &format!("$select={DEVICE_SELECT}"));
+                return self.round(client, Listing::Devices, start).await;
+            }
+            Err(failure) => return Err(self.failure(failure)),
+        };
+        let Some(delta_link) = start.delta_link else {
+            return Err(SourceError::Unreachable(format!(
+                "{} answered a devices delta query without @odata.deltaLink; try again",
+                client.graph().display()
+            ))
+            .into());
+        };
+        let expanded = client
+            .url(&["devices"], &format!("$select={DEVICE_SELECT}&$expand={OWNERS}&$top={EXPANDED_PAGE}"));
+        let mut fetched = match client.fetch(&expanded, "devices' registered owners", &[], decode).await {
+            Err(Failure::Denied(error)) => {
+                self.deny_owners(error);
+                let plain = client.url(&["devices"], &format!("$select={DEVICE_SELECT}&$top=999"));
+                client.fetch(&plain, "devices", &[], decode).await
+            }
+            other => other,
+        };
+        loop {
+            let (page, retries) = fetched.map_err(|f| self.failure(f))?;
+            let next = page.next_link.map(|link| client.rebase(&link)).transpose()?;
+            let store = async {
+                let mut out = self.page(Listing::Devices, page.value);
+                out.retries = retries;
+                self.sink.accept(out).await
+            };
+            let Some(next) = next else {
+                store.await?;
+                return Ok(delta_link);
+            };
+            let (next_page, stored) = tokio::join!(client.fetch(&next, "devices", &[], decode), store);
+            stored?;
+            fetched = next_page;
+        }
+    }
+
+    /// Puts on a delta page's changed devices their `registeredOwners`, as the full run's list
+    /// has them, read from the device list filtered to their ids (15 a request, the most an
+    /// `in` may hold; such an answer is one page). Returns how many requests were retried.
+    /// Owners are not tracked by the delta itself, so an owner replaced on a device that did not
+    /// otherwise change shows on the next full run.
+    async fn attach_owners(
+        &mut self,
+        client: &mut GraphClient<'_>,
+        items: &mut [Item],
+    ) -> Result<u32, SyncError> {
+        let ids: Vec<&str> = items
+            .iter()
+            .filter(|i| !i.object.contains_key("@removed"))
+            .filter_map(|i| i.object.get("id")?.as_str())
+            .collect();
+        let mut owners: HashMap<String, Value> = HashMap::new();
+        let mut retries = 0;
+        for chunk in ids.chunks(FILTER_IN) {
+            if self.owners_denied {
+                break;
+            }
+            let quoted: Vec<String> =
+                chunk.iter().map(|id| format!("'{}'", id.replace('\'', "''"))).collect();
+            let filter = format!("id in ({})", quoted.join(","));
+            let filter: String = url::form_urlencoded::byte_serialize(filter.as_bytes()).collect();
+            let url = client.url(&["devices"], &format!("$filter={filter}&$select=id&$expand={OWNERS}"));
+            let decode = |r: &Reply| serde_json::from_slice::<DeltaPage>(&r.body).ok();
+            match client.fetch(&url, "devices' registered owners", &[], decode).await {
+                Ok((page, retried)) => {
+                    retries += retried;
+                    for Item { mut object, .. } in page.value {
+                        let id = object.get("id").and_then(Value::as_str).map(str::to_string);
+                        if let (Some(id), Some(list)) = (id, object.remove("registeredOwners")) {
+                            owners.insert(id, list);
+                        }
+                    }
+                }
+                Err(Failure::Denied(error)) => self.deny_owners(error),
+                Err(failure) => return Err(self.failure(failure)),
+            }
+        }
+        for item in items {
+            let id = item.object.get("id").and_then(Value::as_str);
+            if let Some(list) = id.and_then(|id| owners.remove(id)) {
+                item.object.insert("registeredOwners".to_string(), list);
+            }
+        }
+        Ok(retries)
+    }
+
+    /// Devices still sync when Graph will not say who owns them, only without owners.
+    fn deny_owners(&mut self, error: SourceError) {
+        self.owners_denied = true;
+        tracing::warn!(
+            %error,
+            "cannot read the devices' registered owners: devices are synced without owners, so persons do not \
+             gain their Entra ID devices"
+        );
     }
 
     /// A token Graph no longer knows means a full sync, unless this already is one.

@@ -243,8 +243,9 @@ fn assert_equals_tenant(got: &Collected, snapshot: &EntraSnapshot) {
     assert_eq!(got.ids(EntityKind::Device), snapshot.devices.keys().cloned().collect());
     for (id, record) in got.records(EntityKind::Device) {
         let truth = &snapshot.devices[&id];
-        assert_raw(&record.raw, truth, DEVICE_KEYS, &[]);
+        assert_raw(&record.raw, truth, DEVICE_KEYS, &["registeredOwners"]);
         let Entity::Device(device) = &record.entity else { unreachable!() };
+        assert_eq!(device.owner.as_ref(), snapshot.device_owners.get(&id), "owner of {id}");
         assert_eq!(device.name.as_deref(), truth["displayName"].as_str());
         assert_eq!(device.os.as_deref(), truth["operatingSystem"].as_str());
         assert_eq!(device.managed, truth["isManaged"].as_bool());
@@ -270,6 +271,8 @@ async fn a_full_sync_equals_the_tenant() {
     assert!(snapshot.memberships.iter().any(|(_, k, _)| *k == MemberKind::Device));
     assert!(got.records.iter().any(|r| matches!(&r.entity, Entity::User(u) if !u.admin_roles.is_empty())));
     assert!(got.pages > 6, "users alone need two pages of 999: {}", got.pages);
+    let owned = snapshot.device_owners.len();
+    assert!(owned > snapshot.devices.len() / 2 && owned < snapshot.devices.len(), "{owned} owned devices");
     assert_eq!(outcome.coverage, Coverage::Everything);
     // Graph's `$count`s are what the listing handed over; memberships have no total.
     let tenant = BTreeMap::from([
@@ -363,7 +366,11 @@ async fn an_incremental_sync_reports_exactly_the_changes() {
     assert_eq!(got.ids(EntityKind::Group), groups_changed);
     assert_eq!(got.removed(EntityKind::Group), BTreeSet::from([groups[5].clone()]));
 
-    assert_eq!(got.ids(EntityKind::Device), BTreeSet::from([added_device]));
+    assert_eq!(got.ids(EntityKind::Device), BTreeSet::from([added_device.clone()]));
+    let Entity::Device(device) = &got.records(EntityKind::Device)[&added_device].entity else {
+        unreachable!()
+    };
+    assert_eq!(device.owner.as_ref(), Some(&added_user));
     assert_eq!(got.removed(EntityKind::Device), BTreeSet::from([devices[0].clone()]));
 
     for record in &got.records {
@@ -372,7 +379,15 @@ async fn an_incremental_sync_reports_exactly_the_changes() {
             Entity::Group(_) => &after.groups,
             Entity::Device(_) => &after.devices,
         };
-        assert_raw(&record.raw, &truth[record.entity.source_id()], &[], &["manager@delta"]);
+        assert_raw(
+            &record.raw,
+            &truth[record.entity.source_id()],
+            &[],
+            &["manager@delta", "registeredOwners"],
+        );
+        if let Entity::Device(device) = &record.entity {
+            assert_eq!(device.owner.as_ref(), after.device_owners.get(&device.source_id));
+        }
         if let Entity::User(user) = &record.entity {
             let roles: Vec<String> =
                 after.admin_roles.get(&user.source_id).into_iter().flatten().cloned().collect();
@@ -540,4 +555,97 @@ async fn an_empty_page_with_a_next_link_is_followed() {
     assert_eq!(received["user"], outcome.expected["user"] - 999);
     assert_eq!(received["group"], outcome.expected["group"]);
     assert_eq!(received["device"], outcome.expected["device"]);
+}
+
+#[tokio::test]
+async fn incremental_runs_read_the_owners_of_changed_devices() {
+    let fake =
+        FakeEntra::start_with(TenantSpec { seed: 8, users: 120, groups: 4, devices: 40 }).await.unwrap();
+    let (outcome, _) = sync(&fake, SyncMode::Full).await;
+    let before = fake.snapshot();
+    let owned: Vec<(String, String)> = before.device_owners.clone().into_iter().collect();
+    let unowned = before.devices.keys().find(|d| !before.device_owners.contains_key(*d)).unwrap().clone();
+    let (reregistered, replaced, released) = (&owned[0].0, &owned[1].0, &owned[2].0);
+    let new_owner = owned.iter().map(|(_, user)| user).find(|u| *u != &owned[0].1).unwrap().clone();
+    fake.mutate(|t| {
+        // Re-registered to someone else: the device changes, its owner with it.
+        t.update_device(reregistered, |d| {
+            d.owner = Some(new_owner.clone());
+            d.registered += time::Duration::days(1);
+        });
+        t.update_device(&unowned, |d| {
+            d.owner = Some(new_owner.clone());
+            d.display_name = "Handed over".into();
+        });
+        t.update_device(released, |d| {
+            d.owner = None;
+            d.account_enabled = !d.account_enabled;
+        });
+        // The owner alone: no delta reports it.
+        t.set_device_owner(replaced, Some(&new_owner));
+    });
+    let after = fake.snapshot();
+
+    let (_, got) = sync(&fake, SyncMode::Incremental(outcome.cursor.unwrap())).await;
+    let owners: BTreeMap<String, Option<String>> = got
+        .records(EntityKind::Device)
+        .into_iter()
+        .map(|(id, r)| match &r.entity {
+            Entity::Device(d) => (id, d.owner.clone()),
+            _ => unreachable!(),
+        })
+        .collect();
+    let expected: BTreeMap<String, Option<String>> = [reregistered, &unowned, released]
+        .into_iter()
+        .map(|id| (id.clone(), after.device_owners.get(id).cloned()))
+        .collect();
+    assert_eq!(owners, expected);
+    assert_eq!(owners[reregistered].as_ref(), Some(&new_owner));
+    assert_eq!(owners[released], None);
+
+    // The next full run sees the owner replaced alone, and starts the delta afresh.
+    let (full_outcome, got) = sync(&fake, SyncMode::Full).await;
+    assert_equals_tenant(&got, &after);
+    let (_, quiet) = sync(&fake, SyncMode::Incremental(full_outcome.cursor.unwrap())).await;
+    assert!(quiet.records.is_empty(), "{:?}", quiet.records);
+}
+
+#[tokio::test]
+async fn devices_sync_without_owners_graph_will_not_expand() {
+    let fake =
+        FakeEntra::start_with(TenantSpec { seed: 9, users: 60, groups: 3, devices: 250 }).await.unwrap();
+    fake.refuse_device_owners();
+    let (outcome, got) = sync(&fake, SyncMode::Full).await;
+    let snapshot = fake.snapshot();
+    assert_eq!(got.ids(EntityKind::Device), snapshot.devices.keys().cloned().collect());
+    assert!(got.records.iter().all(|r| !matches!(&r.entity, Entity::Device(d) if d.owner.is_some())));
+    assert_eq!(outcome.expected["device"], snapshot.devices.len() as u64);
+
+    let device = snapshot.devices.keys().next().unwrap().clone();
+    fake.mutate(|t| t.update_device(&device, |d| d.display_name = "Renamed".into()));
+    let (_, got) = sync(&fake, SyncMode::Incremental(outcome.cursor.unwrap())).await;
+    let Entity::Device(renamed) = &got.records(EntityKind::Device)[&device].entity else { unreachable!() };
+    assert_eq!((renamed.name.as_deref(), renamed.owner.as_ref()), (Some("Renamed"), None));
+}
+
+#[tokio::test]
+async fn a_full_run_lists_devices_through_delta_when_graph_will_not_sync_from_now() {
+    let fake =
+        FakeEntra::start_with(TenantSpec { seed: 9, users: 60, groups: 3, devices: 40 }).await.unwrap();
+    fake.refuse_latest_delta();
+    let (outcome, got) = sync(&fake, SyncMode::Full).await;
+    let snapshot = fake.snapshot();
+    let devices = got.records(EntityKind::Device);
+    assert_eq!(devices.len(), snapshot.devices.len());
+    for (id, record) in &devices {
+        let Entity::Device(device) = &record.entity else { unreachable!() };
+        assert_eq!(device.owner.as_ref(), snapshot.device_owners.get(id), "owner of {id}");
+    }
+    assert!(!snapshot.device_owners.is_empty());
+
+    // The delta link that round ended with carries the next run.
+    let device = snapshot.devices.keys().next().unwrap().clone();
+    fake.mutate(|t| t.update_device(&device, |d| d.display_name = "Renamed".into()));
+    let (_, got) = sync(&fake, SyncMode::Incremental(outcome.cursor.unwrap())).await;
+    assert_eq!(got.ids(EntityKind::Device), [device].into());
 }

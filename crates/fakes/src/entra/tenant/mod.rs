@@ -710,9 +710,28 @@ impl EntraTenant {
         self.devices.add(id, device, &mut self.clock)
     }
 
+    /// Changes a device's properties. Its registered owner is not one of them: Graph's device
+    /// delta does not track `registeredOwners`, so a change of owner alone moves no tick.
     pub fn update_device(&mut self, id: &str, change: impl FnOnce(&mut EntraDevice)) {
         let slot = self.device_slot(id);
-        self.devices.update(slot, &mut self.clock, |d| d, change);
+        let device = &mut self.devices.slots[slot as usize].value;
+        let before = EntraDevice { owner: None, ..device.clone() };
+        change(device);
+        let owner = device.owner.clone();
+        let moved = EntraDevice { owner: None, ..device.clone() } != before;
+        if let Some(owner) = owner {
+            self.user_slot(&owner);
+        }
+        if moved {
+            let version = self.tick();
+            self.devices.touch(slot, version);
+        }
+    }
+
+    /// Makes the user `owner` (or nobody) the device's registered owner, as an admin replacing
+    /// it does. Only plain reads see it: no device delta reports it.
+    pub fn set_device_owner(&mut self, device: &str, owner: Option<&str>) {
+        self.update_device(device, |d| d.owner = owner.map(str::to_string));
     }
 
     /// Deletes a device for good; it leaves its groups.
@@ -806,6 +825,45 @@ impl EntraTenant {
             Kind::Groups => self.groups.render_page(properties, after, limit, group_property),
             Kind::Devices => self.devices.render_page(properties, after, limit, device_property),
         }
+    }
+
+    /// One page of `GET /v1.0/devices`: the devices named by `ids` (all of them, on one page) or
+    /// those after a slot; with `owners` (the owners' properties to serve), each carries its
+    /// expanded `registeredOwners`.
+    pub(crate) fn list_devices(
+        &self,
+        properties: &[String],
+        owners: Option<&[String]>,
+        ids: Option<&[String]>,
+        after: Option<u32>,
+        limit: usize,
+    ) -> (Vec<Value>, Option<u32>) {
+        let (slots, next) = match ids {
+            Some(ids) => {
+                let slots = ids.iter().filter_map(|id| self.devices.find(id));
+                (slots.map(|s| &self.devices.slots[s as usize]).collect(), None)
+            }
+            None => self.devices.page(after, limit),
+        };
+        let value = slots
+            .into_iter()
+            .map(|s| {
+                let mut json = render(properties, true, |p| device_property(&s.id, &s.value, p));
+                if let Some(selected) = owners {
+                    let owner = s.value.owner.as_deref().and_then(|id| self.users.find(id));
+                    let expanded = owner.map(|slot| {
+                        let user = &self.users.slots[slot as usize];
+                        let mut json =
+                            Map::from_iter([("@odata.type".to_string(), json!("#microsoft.graph.user"))]);
+                        json.extend(render(selected, true, |p| user_property(&user.id, &user.value, p)));
+                        Value::Object(json)
+                    });
+                    json.insert("registeredOwners".into(), Value::Array(expanded.into_iter().collect()));
+                }
+                Value::Object(json)
+            })
+            .collect();
+        (value, next)
     }
 
     /// How many live objects `GET /v1.0/{users,groups,devices}/$count` counts.

@@ -35,6 +35,7 @@ pub use error::StoreError;
 pub use history::{ChangeEvent, EventQuery, HistoryStore, IntervalQuery, MembershipInterval, RoleInterval};
 pub use holds::{Decided, HeldCursor, HeldDeletion, HoldStore};
 pub use keys::{KeyPair, KeyStore, Principal};
+pub use page::PreparedEntities;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use sync::{PageWrite, RunEnd, SyncState, SyncStore};

@@ -68,22 +68,53 @@ impl EntityWrite {
     }
 }
 
-/// One row per entity of the page, the last occurrence winning, counting each record as fetched.
-pub(crate) fn entity_writes(records: &[Record], counts: &mut RunCounts) -> Vec<EntityWrite> {
-    let mut rows: Vec<EntityWrite> = Vec::with_capacity(records.len());
-    let mut index: HashMap<(&'static str, String), usize> = HashMap::new();
-    for record in records {
-        let row = EntityWrite::new(&record.entity, &record.raw);
-        counts.entry(row.kind).fetched += 1;
-        match index.get(&(row.kind, row.source_id.clone())) {
-            Some(&i) => rows[i] = row,
+/// A page's entities as the store writes them: one row per entity, the last occurrence winning,
+/// with the records counted as fetched. Prepared before the store is asked to write, so the
+/// serializing and hashing happen beside the previous page's SQL, not inside the write
+/// transaction, and the parsed source objects can be dropped early.
+#[derive(Default)]
+pub struct PreparedEntities {
+    pub(crate) rows: Vec<EntityWrite>,
+    index: HashMap<(&'static str, String), usize>,
+    pub(crate) fetched: RunCounts,
+}
+
+impl PreparedEntities {
+    pub fn new(records: &[Record]) -> PreparedEntities {
+        let mut prepared = PreparedEntities::default();
+        for record in records {
+            let row = EntityWrite::new(&record.entity, &record.raw);
+            prepared.fetched.entry(row.kind).fetched += 1;
+            prepared.push(row);
+        }
+        prepared
+    }
+
+    fn push(&mut self, row: EntityWrite) {
+        match self.index.get(&(row.kind, row.source_id.clone())) {
+            Some(&i) => self.rows[i] = row,
             None => {
-                index.insert((row.kind, row.source_id.clone()), rows.len());
-                rows.push(row);
+                self.index.insert((row.kind, row.source_id.clone()), self.rows.len());
+                self.rows.push(row);
             }
         }
     }
-    rows
+
+    /// Adds a later page's entities, which win over this one's.
+    pub fn extend(&mut self, later: PreparedEntities) {
+        self.fetched.add(&later.fetched);
+        for row in later.rows {
+            self.push(row);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
 }
 
 /// The rows of a page that must be written.
@@ -140,5 +171,30 @@ pub(crate) fn removal_key(removal: &Removal) -> (&'static str, &str, &'static st
             let (group, kind, member) = membership_key(m);
             (MEMBERSHIP, group, kind, member)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ctxsync_core::UserStatus;
+
+    use super::*;
+    use crate::tests::sync::{group, user};
+
+    #[test]
+    fn a_later_occurrence_wins_and_every_record_counts_as_fetched() {
+        let mut first = PreparedEntities::new(&[user("u1", "old@x.com", UserStatus::Active), group("g1")]);
+        let later = PreparedEntities::new(&[
+            user("u1", "new@x.com", UserStatus::Active),
+            user("u2", "b@x.com", UserStatus::Active),
+            user("u2", "b2@x.com", UserStatus::Active),
+        ]);
+        first.extend(later);
+        assert_eq!(first.len(), 3, "u1, g1 and u2 once each");
+        let u1 = first.rows.iter().find(|r| r.source_id == "u1").unwrap();
+        assert!(u1.identifiers.contains(&"new@x.com".to_owned()), "{:?}", u1.identifiers);
+        let u2 = first.rows.iter().find(|r| r.source_id == "u2").unwrap();
+        assert!(u2.identifiers.contains(&"b2@x.com".to_owned()));
+        assert_eq!((first.fetched.by_type["user"].fetched, first.fetched.by_type["group"].fetched), (4, 1));
     }
 }

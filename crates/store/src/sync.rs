@@ -2,8 +2,8 @@
 //! run in one transaction.
 
 use ctxsync_core::{
-    Completeness, Config, ConfigId, Coverage, DeletionGuard, Expected, Membership, OrgId, Record, Removal,
-    Run, RunCounts, RunKind, RunStatus,
+    Completeness, Config, ConfigId, Coverage, DeletionGuard, Expected, Membership, OrgId, Removal, Run,
+    RunCounts, RunKind, RunStatus,
 };
 use std::collections::BTreeMap;
 
@@ -22,9 +22,9 @@ pub struct SyncState {
 }
 
 /// One page as the store applies it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct PageWrite<'a> {
-    pub records: &'a [Record],
+    pub entities: &'a crate::PreparedEntities,
     pub memberships: &'a [Membership],
     pub removals: &'a [Removal],
 }

@@ -5,14 +5,16 @@
 //! stays flat whatever the tenant's size, and a slow store slows the listing instead of piling
 //! pages up. The pages that queued up while the writer was busy are written together in one
 //! transaction (up to [`BATCH_WEIGHT`]): each page is still applied whole or not at all, and one
-//! commit costs much less than dozens.
+//! commit costs much less than dozens. Between the two, a preparer task serializes and hashes
+//! each page's entities while the writer runs the previous batch's SQL, so neither the listing
+//! nor the writer waits for that work.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use ctxsync_core::{OrgId, Run, RunCounts};
+use ctxsync_core::{Membership, OrgId, Removal, Run, RunCounts};
 use ctxsync_sources::{Page, PageSink, SinkError};
-use ctxsync_store::{PageWrite, Store};
+use ctxsync_store::{PageWrite, PreparedEntities, Store};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -39,17 +41,28 @@ const QUEUE_WEIGHT: usize = 2 * BATCH_WEIGHT;
 pub type Progress = Arc<dyn Fn(&RunCounts) + Send + Sync>;
 
 /// A page on its way to the store, holding its share of [`QUEUE_WEIGHT`] until it is written.
-struct Queued {
-    page: Page,
+struct Queued<P> {
+    page: P,
     _room: OwnedSemaphorePermit,
 }
 
-fn weight(page: &Page) -> usize {
-    page.records.len() * RECORD_WEIGHT + page.memberships.len() + page.removals.len()
+/// A page with its entities ready to be written.
+#[derive(Default)]
+struct Prepared {
+    entities: PreparedEntities,
+    memberships: Vec<Membership>,
+    removals: Vec<Removal>,
+    retries: u32,
+}
+
+impl Prepared {
+    fn weight(&self) -> usize {
+        self.entities.len() * RECORD_WEIGHT + self.memberships.len() + self.removals.len()
+    }
 }
 
 pub(crate) struct StoreSink {
-    pages: Option<mpsc::UnboundedSender<Queued>>,
+    pages: Option<mpsc::UnboundedSender<Queued<Page>>>,
     room: Arc<Semaphore>,
     writer: JoinHandle<Result<Run, (Run, SinkError)>>,
     cancel: CancellationToken,
@@ -63,7 +76,9 @@ impl StoreSink {
         cancel: CancellationToken,
         progress: Option<Progress>,
     ) -> Self {
-        let (pages, queue) = mpsc::unbounded_channel();
+        let (pages, accepted) = mpsc::unbounded_channel();
+        let (prepared, queue) = mpsc::unbounded_channel();
+        tokio::spawn(prepare_pages(accepted, prepared));
         let writer = tokio::spawn(write_pages(store, run, org, queue, progress));
         let room = Arc::new(Semaphore::new(QUEUE_WEIGHT));
         StoreSink { pages: Some(pages), room, writer, cancel }
@@ -98,7 +113,8 @@ impl PageSink for StoreSink {
         }
         let stopped = || SinkError("the store stopped taking pages".into());
         // A page heavier than the whole queue waits for the queue to empty.
-        let weight = weight(&page).clamp(1, QUEUE_WEIGHT) as u32;
+        let weight = (page.records.len() * RECORD_WEIGHT + page.memberships.len() + page.removals.len())
+            .clamp(1, QUEUE_WEIGHT) as u32;
         let room = self.room.clone().acquire_many_owned(weight).await.map_err(|_| stopped())?;
         let pages = self.pages.as_ref().expect("pages are accepted only before finish");
         // A closed queue means the writer stopped on an error; `finish` reports it.
@@ -109,17 +125,17 @@ impl PageSink for StoreSink {
 /// Whole pages to write in one transaction, in the order they came.
 #[derive(Default)]
 struct Batch {
-    merged: Page,
+    merged: Prepared,
     pages: u64,
     /// Released once the batch is written.
     room: Vec<OwnedSemaphorePermit>,
 }
 
 impl Batch {
-    fn add(&mut self, Queued { page, _room }: Queued) {
+    fn add(&mut self, Queued { page, _room }: Queued<Prepared>) {
         self.room.push(_room);
         let merged = &mut self.merged;
-        merged.records.extend(page.records);
+        merged.entities.extend(page.entities);
         merged.memberships.extend(page.memberships);
         merged.removals.extend(page.removals);
         merged.retries += page.retries;
@@ -127,11 +143,11 @@ impl Batch {
     }
 
     fn full(&self) -> bool {
-        weight(&self.merged) >= BATCH_WEIGHT
+        self.merged.weight() >= BATCH_WEIGHT
     }
 
     /// The next batch: waits for one page, then takes those already queued, without waiting.
-    async fn next(queue: &mut mpsc::UnboundedReceiver<Queued>) -> Option<Batch> {
+    async fn next(queue: &mut mpsc::UnboundedReceiver<Queued<Prepared>>) -> Option<Batch> {
         let mut batch = Batch::default();
         batch.add(queue.recv().await?);
         while !batch.full() {
@@ -144,18 +160,36 @@ impl Batch {
     }
 }
 
+/// Prepares accepted pages in order; ends when the sink is finished or the writer stopped.
+async fn prepare_pages(
+    mut accepted: mpsc::UnboundedReceiver<Queued<Page>>,
+    prepared: mpsc::UnboundedSender<Queued<Prepared>>,
+) {
+    while let Some(Queued { page, _room }) = accepted.recv().await {
+        let page = Prepared {
+            entities: PreparedEntities::new(&page.records),
+            memberships: page.memberships,
+            removals: page.removals,
+            retries: page.retries,
+        };
+        if prepared.send(Queued { page, _room }).is_err() {
+            return;
+        }
+    }
+}
+
 async fn write_pages(
     store: Arc<dyn Store>,
     mut run: Run,
     org: OrgId,
-    mut queue: mpsc::UnboundedReceiver<Queued>,
+    mut queue: mpsc::UnboundedReceiver<Queued<Prepared>>,
     progress: Option<Progress>,
 ) -> Result<Run, (Run, SinkError)> {
     let mut last_saved = Instant::now();
     while let Some(batch) = Batch::next(&mut queue).await {
         let page = &batch.merged;
         let write =
-            PageWrite { records: &page.records, memberships: &page.memberships, removals: &page.removals };
+            PageWrite { entities: &page.entities, memberships: &page.memberships, removals: &page.removals };
         let mut counts = match store.apply_page(&run, org, write).await {
             Ok(counts) => counts,
             Err(e) => return Err((run, SinkError(format!("could not store a page: {e}")))),

@@ -157,7 +157,7 @@ impl PostgresStore {
             return Ok(());
         }
         let mut columns: [Vec<&str>; 4] = Default::default();
-        let entities = page.records.iter().map(|r| (r.entity.kind().as_str(), r.entity.source_id(), "", ""));
+        let entities = page.entities.rows.iter().map(|r| (r.kind, r.source_id.as_str(), "", ""));
         let memberships = page
             .memberships
             .iter()

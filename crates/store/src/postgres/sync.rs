@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use ctxsync_core::{Config, ConfigId, Coverage, Membership, OrgId, Record, Removal, Run, RunCounts, RunKind};
+use ctxsync_core::{Config, ConfigId, Coverage, Membership, OrgId, Removal, Run, RunCounts, RunKind};
 use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -16,10 +16,10 @@ use uuid::Uuid;
 use super::PostgresStore;
 use super::configs::{CONFIG_COLUMNS, ConfigRow};
 use crate::history::Recorder;
-use crate::page::{Changed, EntityWrite, MEMBERSHIP, entity_writes, membership_key, removal_key};
+use crate::page::{Changed, EntityWrite, MEMBERSHIP, membership_key, removal_key};
 use crate::rows::{self, RUN_COLUMNS, encode_counts};
 use crate::sync::{Ending, INTERRUPTED, new_run};
-use crate::{PageWrite, RunEnd, StoreError, SyncState, SyncStore};
+use crate::{PageWrite, PreparedEntities, RunEnd, StoreError, SyncState, SyncStore};
 
 type RunRow = rows::RunRow<Uuid, OffsetDateTime>;
 type StateRow = rows::StateRow<OffsetDateTime>;
@@ -31,14 +31,15 @@ impl PostgresStore {
         conn: &mut PgConnection,
         run: &Run,
         org: OrgId,
-        records: &[Record],
+        entities: &PreparedEntities,
         counts: &mut RunCounts,
         recorder: &mut Recorder,
     ) -> Result<(), StoreError> {
-        if records.is_empty() {
+        if entities.is_empty() {
             return Ok(());
         }
-        let rows = entity_writes(records, counts);
+        let rows = &entities.rows;
+        counts.add(&entities.fetched);
         let kinds: Vec<&str> = rows.iter().map(|row| row.kind).collect();
         let source_ids: Vec<&str> = rows.iter().map(|row| row.source_id.as_str()).collect();
         // The stored digests by position in the page; noting the page as seen rides along.
@@ -56,7 +57,7 @@ impl PostgresStore {
         .await?
         .into_iter()
         .collect();
-        let changed = Changed::new(&rows, &stored, counts);
+        let changed = Changed::new(rows, &stored, counts);
         let stored = Self::stored_data(conn, run.config_id, &changed.updated).await?;
         recorder.entities(&changed.created, &changed.updated, stored)?;
         if !changed.updated.is_empty() {
@@ -338,7 +339,7 @@ impl SyncStore for PostgresStore {
         let mut counts = RunCounts { pages: 1, ..RunCounts::default() };
         let mut tx = self.pool.begin().await?;
         let mut recorder = Recorder::new(Self::baselined(&mut tx, run.config_id).await?);
-        Self::upsert_entities(&mut tx, run, org, page.records, &mut counts, &mut recorder).await?;
+        Self::upsert_entities(&mut tx, run, org, page.entities, &mut counts, &mut recorder).await?;
         Self::add_memberships(&mut tx, run, page.memberships, &mut counts, &mut recorder).await?;
         Self::note_removals(&mut tx, run, page.removals).await?;
         Self::unstage_seen(&mut tx, run.config_id, &page).await?;

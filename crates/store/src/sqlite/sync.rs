@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::configs::ConfigRow;
 use super::{SqliteStore, encode_time};
 use crate::history::Recorder;
-use crate::page::{Changed, MEMBERSHIP, entity_writes, membership_key, removal_key};
+use crate::page::{Changed, MEMBERSHIP, membership_key, removal_key};
 use crate::rows::{self, RUN_COLUMNS, encode_counts};
 use crate::sync::{Ending, INTERRUPTED, new_run};
 use crate::{PageWrite, RunEnd, StoreError, SyncState, SyncStore};
@@ -45,7 +45,8 @@ impl SqliteStore {
         counts: &mut RunCounts,
         recorder: &mut Recorder,
     ) -> Result<String, StoreError> {
-        let rows = entity_writes(page.records, counts);
+        let rows = &page.entities.rows;
+        counts.add(&page.entities.fetched);
         let config_id = run.config_id.to_string();
         let keys = json_rows(&rows.iter().map(|row| (row.kind, &row.source_id)).collect::<Vec<_>>());
         // `CROSS JOIN` keeps the page's keys as the outer loop, one primary-key lookup each.
@@ -59,7 +60,7 @@ impl SqliteStore {
         .await?
         .into_iter()
         .collect();
-        let changed = Changed::new(&rows, &existing, counts);
+        let changed = Changed::new(rows, &existing, counts);
         let stored = Self::stored_data(conn, run.config_id, &changed.updated).await?;
         recorder.entities(&changed.created, &changed.updated, stored)?;
         let changed = changed.all();
@@ -325,7 +326,7 @@ impl SyncStore for SqliteStore {
         let mut counts = RunCounts { pages: 1, ..RunCounts::default() };
         let mut tx = self.begin_write().await?;
         let mut recorder = Recorder::new(Self::baselined(&mut tx, run.config_id).await?);
-        let entity_keys = if page.records.is_empty() {
+        let entity_keys = if page.entities.is_empty() {
             None
         } else {
             Some(Self::upsert_entities(&mut tx, run, org, &page, &mut counts, &mut recorder).await?)

@@ -8,7 +8,7 @@ mod holds;
 mod keys;
 mod persons;
 mod replicas;
-mod sync;
+pub(crate) mod sync;
 
 use std::sync::Arc;
 

@@ -5,7 +5,7 @@ use ctxsync_core::{Device, Entity, EntityKind, Record, RunKind, User, UserStatus
 use serde_json::{Value, json};
 
 use super::sync::{Db, db};
-use crate::PageWrite;
+use crate::{PageWrite, PreparedEntities};
 
 fn user(id: &str, employee_id: Option<&str>, raw: Value) -> Record {
     Record {
@@ -53,7 +53,14 @@ fn device(id: &str, owner: Option<&str>) -> Record {
 
 async fn write(db: &Db, records: &[Record]) {
     let run = db.store.start_run(db.config.id, RunKind::Full).await.unwrap();
-    db.store.apply_page(&run, db.org, PageWrite { records, memberships: &[], removals: &[] }).await.unwrap();
+    db.store
+        .apply_page(
+            &run,
+            db.org,
+            PageWrite { entities: &PreparedEntities::new(records), memberships: &[], removals: &[] },
+        )
+        .await
+        .unwrap();
 }
 
 fn ids(found: &[crate::StoredEntity]) -> Vec<&str> {

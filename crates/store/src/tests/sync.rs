@@ -11,7 +11,7 @@ use ctxsync_core::{
 use serde_json::json;
 
 use super::TestStore;
-use crate::{EntityCursor, EntityQuery, PageWrite, RunEnd, Store};
+use crate::{EntityCursor, EntityQuery, PageWrite, PreparedEntities, RunEnd, Store};
 
 pub(super) struct Db {
     pub test: TestStore,
@@ -42,7 +42,7 @@ pub(super) async fn db() -> Db {
     Db { test, store, org, config }
 }
 
-pub(super) fn user(id: &str, email: &str, status: UserStatus) -> Record {
+pub(crate) fn user(id: &str, email: &str, status: UserStatus) -> Record {
     Record {
         entity: Entity::User(User {
             source_id: id.into(),
@@ -67,7 +67,7 @@ pub(super) fn user(id: &str, email: &str, status: UserStatus) -> Record {
     }
 }
 
-pub(super) fn group(id: &str) -> Record {
+pub(crate) fn group(id: &str) -> Record {
     Record {
         entity: Entity::Group(Group {
             source_id: id.into(),
@@ -114,7 +114,11 @@ impl Db {
         let mut run_counted = run.clone();
         let counts = self
             .store
-            .apply_page(&run, self.org, PageWrite { records, memberships, removals })
+            .apply_page(
+                &run,
+                self.org,
+                PageWrite { entities: &PreparedEntities::new(records), memberships, removals },
+            )
             .await
             .unwrap();
         run_counted.counts.add(&counts);

@@ -70,20 +70,34 @@ impl PostgresStore {
         Ok(())
     }
 
-    /// Deletes the identifiers of entities about to be rewritten; a new entity has none, so a
-    /// first sync never runs this.
+    /// Deletes the identifiers that entities about to be rewritten no longer have (the others
+    /// stay, rather than become dead rows and new ones); a new entity has none, so a first sync
+    /// never runs this.
     async fn forget_identifiers(
         conn: &mut PgConnection,
         config: ConfigId,
         rows: &[&EntityWrite],
     ) -> Result<(), StoreError> {
+        let (mut kept, mut kinds, mut sources) = (Vec::new(), Vec::new(), Vec::new());
+        for row in rows {
+            for identifier in &row.identifiers {
+                kept.push(identifier.as_str());
+                kinds.push(row.kind);
+                sources.push(row.source_id.as_str());
+            }
+        }
         sqlx::query(
             "DELETE FROM entity_identifiers i USING UNNEST($2::text[], $3::text[]) AS k (kind, source_id) \
-             WHERE i.config_id = $1 AND i.kind = k.kind AND i.source_id = k.source_id",
+             WHERE i.config_id = $1 AND i.kind = k.kind AND i.source_id = k.source_id \
+             AND (i.identifier, i.kind, i.source_id) NOT IN \
+               (SELECT * FROM UNNEST($4::text[], $5::text[], $6::text[]))",
         )
         .bind(config.0)
         .bind(rows.iter().map(|r| r.kind).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.source_id.as_str()).collect::<Vec<_>>())
+        .bind(&kept)
+        .bind(&kinds)
+        .bind(&sources)
         .execute(conn)
         .await?;
         Ok(())

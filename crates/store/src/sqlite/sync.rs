@@ -63,6 +63,9 @@ impl SqliteStore {
         let changed = Changed::new(rows, &existing, counts);
         let stored = Self::stored_data(conn, run.config_id, &changed.updated).await?;
         recorder.entities(&changed.created, &changed.updated, stored)?;
+        let updated_keys = (!changed.updated.is_empty()).then(|| {
+            json_rows(&changed.updated.iter().map(|row| (row.kind, &row.source_id)).collect::<Vec<_>>())
+        });
         let changed = changed.all();
         if !changed.is_empty() {
             let now = encode_time(ctxsync_core::now());
@@ -94,29 +97,35 @@ impl SqliteStore {
                 q.build().execute(&mut *conn).await?;
             }
 
-            let changed_keys =
-                json_rows(&changed.iter().map(|row| (row.kind, &row.source_id)).collect::<Vec<_>>());
-            sqlx::query(
-                "DELETE FROM entity_identifiers WHERE config_id = ?1 AND (kind, source_id) IN \
-                 (SELECT value ->> 0, value ->> 1 FROM json_each(?2))",
-            )
-            .bind(&config_id)
-            .bind(&changed_keys)
-            .execute(&mut *conn)
-            .await?;
             let identifiers: Vec<(&str, &str, &str)> = changed
                 .iter()
                 .flat_map(|row| {
                     row.identifiers.iter().map(|i| (i.as_str(), row.kind, row.source_id.as_str()))
                 })
                 .collect();
+            let identifiers = json_rows(&identifiers);
+            // Only identifiers an update dropped are deleted: rewriting the unchanged ones would
+            // dirty an index page per identifier for nothing (a new entity has none to drop).
+            if let Some(updated_keys) = &updated_keys {
+                sqlx::query(
+                    "DELETE FROM entity_identifiers WHERE config_id = ?1 AND (kind, source_id) IN \
+                     (SELECT value ->> 0, value ->> 1 FROM json_each(?2)) \
+                     AND (identifier, kind, source_id) NOT IN \
+                     (SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?3))",
+                )
+                .bind(&config_id)
+                .bind(updated_keys)
+                .bind(&identifiers)
+                .execute(&mut *conn)
+                .await?;
+            }
             sqlx::query(
                 "INSERT OR IGNORE INTO entity_identifiers (org_id, identifier, config_id, kind, source_id) \
                  SELECT ?1, value ->> 0, ?2, value ->> 1, value ->> 2 FROM json_each(?3)",
             )
             .bind(&org_id)
             .bind(&config_id)
-            .bind(json_rows(&identifiers))
+            .bind(&identifiers)
             .execute(&mut *conn)
             .await?;
         }
@@ -425,6 +434,12 @@ impl SyncStore for SqliteStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        if run.kind == RunKind::Full {
+            // A full run leaves up to a checkpoint's worth of log behind; copying it back now
+            // charges that to the run that wrote it, not to the next small run that crosses the
+            // threshold. Passive: readers are never blocked, and a busy log is left for later.
+            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&self.writer).await?;
+        }
         Ok(finished)
     }
 

@@ -286,6 +286,9 @@ impl Directory {
                 }
             }
         }
+        // Spread over 2024 too (an hour apart while they fit): a team created in the future would
+        // look changed to every incremental listing.
+        let team_step = (365 * 24 * 60 / spec.groups.max(1) as i64).clamp(1, 60);
         let teams = members
             .into_iter()
             .enumerate()
@@ -303,7 +306,7 @@ impl Directory {
                     name,
                     members,
                     subteams,
-                    created: epoch + Duration::hours(t as i64),
+                    created: epoch + Duration::minutes(t as i64 * team_step),
                 }
             })
             .collect();
@@ -371,5 +374,13 @@ mod tests {
         assert!(
             d.people.iter().all(|p| p.created < OffsetDateTime::UNIX_EPOCH + Duration::days(19_723 + 366))
         );
+    }
+
+    #[test]
+    fn every_timestamp_of_a_large_directory_is_in_2024() {
+        let d = Directory::generate(&TenantSpec { seed: 1, users: 60_000, groups: 50_000, devices: 0 });
+        let end = OffsetDateTime::UNIX_EPOCH + Duration::days(19_723 + 366);
+        assert!(d.teams.iter().all(|t| t.created < end), "{}", d.teams.last().unwrap().created);
+        assert_eq!(d.teams[1].created - d.teams[0].created, Duration::minutes(10));
     }
 }

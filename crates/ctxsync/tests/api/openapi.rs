@@ -208,3 +208,47 @@ fn compare_schema(ours_doc: &Value, ours: &Value, doc: &Value, theirs: &Value, a
 fn json_ref(target: &str) -> Value {
     serde_json::json!({ "$ref": target })
 }
+
+/// ctxsync's own operations, each under its own path beside the Datadog-compatible family.
+const OWN_OPERATIONS: &[(&str, &str, &str)] = &[
+    ("get", "/api/v2/ctxsync/entities", "ListEntities"),
+    ("get", "/api/v2/ctxsync/events", "ListChangeEvents"),
+    ("get", "/api/v2/ctxsync/integration_configs/{config_id}/sync_runs", "ListSyncRuns"),
+    ("post", "/api/v2/ctxsync/integration_configs/{config_id}/sync", "SyncNow"),
+    ("get", "/api/v2/ctxsync/integration_configs/{config_id}/health", "GetSyncHealth"),
+    (
+        "get",
+        "/api/v2/ctxsync/integration_configs/{config_id}/sync_runs/{run_id}/held_deletions",
+        "ListHeldDeletions",
+    ),
+    (
+        "post",
+        "/api/v2/ctxsync/integration_configs/{config_id}/sync_runs/{run_id}/confirm_deletions",
+        "ConfirmHeldDeletions",
+    ),
+    (
+        "post",
+        "/api/v2/ctxsync/integration_configs/{config_id}/sync_runs/{run_id}/discard_deletions",
+        "DiscardHeldDeletions",
+    ),
+];
+
+#[tokio::test]
+async fn own_routes_are_documented_under_their_own_paths() {
+    let app = spawn_app().await;
+    let doc: Value = app
+        .client
+        .get(format!("{}/api/v2/openapi.json", app.address))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for (method, path, id) in OWN_OPERATIONS {
+        let op = &doc["paths"][path][method];
+        assert_eq!(op["operationId"], *id, "{method} {path}");
+        assert_eq!(op["tags"], serde_json::json!(["ctxsync"]), "{method} {path}");
+        assert!(op["responses"]["403"].is_object(), "{method} {path} documents its scope refusal");
+    }
+}

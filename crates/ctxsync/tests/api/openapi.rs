@@ -64,18 +64,15 @@ fn keys(v: &Value) -> BTreeSet<String> {
     v.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default()
 }
 
+async fn served_document(app: &crate::helpers::TestApp) -> Value {
+    let url = format!("{}/api/v2/openapi.json", app.address);
+    app.client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 #[tokio::test]
 async fn served_document_matches_the_contract() {
     let app = spawn_app().await;
-    let ours: Value = app
-        .client
-        .get(format!("{}/api/v2/openapi.json", app.address))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ours = served_document(&app).await;
     let contract: Value = serde_norway::from_str(CONTRACT).unwrap();
 
     let our_ops = operations(&ours);
@@ -235,16 +232,7 @@ const OWN_OPERATIONS: &[(&str, &str, &str)] = &[
 
 #[tokio::test]
 async fn own_routes_are_documented_under_their_own_paths() {
-    let app = spawn_app().await;
-    let doc: Value = app
-        .client
-        .get(format!("{}/api/v2/openapi.json", app.address))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = served_document(&spawn_app().await).await;
     for (method, path, id) in OWN_OPERATIONS {
         let op = &doc["paths"][path][method];
         assert_eq!(op["operationId"], *id, "{method} {path}");

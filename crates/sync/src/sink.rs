@@ -28,10 +28,11 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 /// membership or a removal a few ids, about 150 bytes. So a weight unit is about 150 bytes.
 const RECORD_WEIGHT: usize = 60;
 
-/// The most a transaction writes: 2,000 users (some 18 MB), or 120,000 memberships. Large
-/// transactions matter on a first sync: each commit writes every index page its rows touched, and
-/// a user's identifiers land all over the identifier index, so fewer commits write far less.
-const BATCH_WEIGHT: usize = 120_000;
+/// The most a transaction writes: 4,000 users (some 12 MB once prepared), or 240,000 memberships.
+/// Large transactions matter on a first sync: each commit writes every index page its rows
+/// touched, and a user's identifiers land all over the identifier index, so fewer commits write
+/// far less. Peak RSS at 100k users grows with it (about 85 MB at half this, 100 MB at this).
+const BATCH_WEIGHT: usize = 240_000;
 
 /// The most the queue and the batch being written hold together, so the connector can fill the
 /// next batch while the last one is written.

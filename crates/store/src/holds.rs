@@ -110,15 +110,17 @@ pub(crate) fn judge(
     })
 }
 
-/// A hold as a decision (or a later full run) leaves it.
-pub(crate) fn resolved(hold: Option<Hold>, resolution: HoldResolution, at: OffsetDateTime) -> Hold {
-    let hold = hold.unwrap_or_else(|| Hold {
-        reason: String::new(),
-        deletions: BTreeMap::new(),
-        resolution: None,
-        resolved_at: None,
-    });
-    Hold { resolution: Some(resolution), resolved_at: Some(at), ..hold }
+/// A pending run's hold as a decision (or a later full run) leaves it.
+pub(crate) fn resolved(
+    run: &mut Run,
+    resolution: HoldResolution,
+    at: OffsetDateTime,
+) -> Result<(), StoreError> {
+    let hold =
+        run.hold.as_mut().ok_or_else(|| StoreError::Corrupt(format!("held run {} has no hold", run.id)))?;
+    hold.resolution = Some(resolution);
+    hold.resolved_at = Some(at);
+    Ok(())
 }
 
 pub(crate) fn encode_hold(hold: &Hold) -> String {

@@ -58,8 +58,12 @@ struct Prepared {
 
 impl Prepared {
     fn weight(&self) -> usize {
-        self.entities.len() * RECORD_WEIGHT + self.memberships.len() + self.removals.len()
+        weight(self.entities.len(), self.memberships.len(), self.removals.len())
     }
+}
+
+fn weight(records: usize, memberships: usize, removals: usize) -> usize {
+    records * RECORD_WEIGHT + memberships + removals
 }
 
 pub(crate) struct StoreSink {
@@ -114,7 +118,7 @@ impl PageSink for StoreSink {
         }
         let stopped = || SinkError("the store stopped taking pages".into());
         // A page heavier than the whole queue waits for the queue to empty.
-        let weight = (page.records.len() * RECORD_WEIGHT + page.memberships.len() + page.removals.len())
+        let weight = weight(page.records.len(), page.memberships.len(), page.removals.len())
             .clamp(1, QUEUE_WEIGHT) as u32;
         let room = self.room.clone().acquire_many_owned(weight).await.map_err(|_| stopped())?;
         let pages = self.pages.as_ref().expect("pages are accepted only before finish");

@@ -142,20 +142,28 @@ impl PostgresStore {
         Ok(())
     }
 
-    /// Drops what a page lists again from the config's held stages, if it has any.
+    /// What a page's transaction must know first: whether the config has completed its baseline
+    /// (so changes become events) and whether it has held deletions (so the page unstages what
+    /// it lists). One round trip, since it runs for every page.
+    pub(super) async fn page_state(
+        conn: &mut PgConnection,
+        config: ConfigId,
+    ) -> Result<(bool, bool), StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT COALESCE((SELECT baselined FROM sync_state WHERE config_id = $1), false), \
+             EXISTS (SELECT 1 FROM held_deletions WHERE config_id = $1)",
+        )
+        .bind(config.0)
+        .fetch_one(conn)
+        .await?)
+    }
+
+    /// Drops what a page lists again from the config's held stages.
     pub(super) async fn unstage_seen(
         conn: &mut PgConnection,
         config: ConfigId,
         page: &PageWrite<'_>,
     ) -> Result<(), StoreError> {
-        let held: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM held_deletions WHERE config_id = $1)")
-                .bind(config.0)
-                .fetch_one(&mut *conn)
-                .await?;
-        if !held {
-            return Ok(());
-        }
         let mut columns: [Vec<&str>; 4] = Default::default();
         let entities = page.entities.rows.iter().map(|r| (r.kind, r.source_id.as_str(), "", ""));
         let memberships = page
@@ -219,7 +227,7 @@ impl PostgresStore {
         now: OffsetDateTime,
     ) -> Result<Run, StoreError> {
         Self::clear_stage(conn, run.id).await?;
-        run.hold = Some(resolved(run.hold, resolution, now));
+        resolved(&mut run, resolution, now)?;
         sqlx::query("UPDATE sync_runs SET hold = $2, counts = $3 WHERE id = $1")
             .bind(run.id)
             .bind(run.hold.as_ref().map(encode_hold))

@@ -352,11 +352,14 @@ impl SyncStore for PostgresStore {
     async fn apply_page(&self, run: &Run, org: OrgId, page: PageWrite<'_>) -> Result<RunCounts, StoreError> {
         let mut counts = RunCounts { pages: 1, ..RunCounts::default() };
         let mut tx = self.pool.begin().await?;
-        let mut recorder = Recorder::new(Self::baselined(&mut tx, run.config_id).await?);
+        let (baselined, held) = Self::page_state(&mut tx, run.config_id).await?;
+        let mut recorder = Recorder::new(baselined);
         Self::upsert_entities(&mut tx, run, org, page.entities, &mut counts, &mut recorder).await?;
         Self::add_memberships(&mut tx, run, page.memberships, &mut counts, &mut recorder).await?;
         Self::note_removals(&mut tx, run, page.removals).await?;
-        Self::unstage_seen(&mut tx, run.config_id, &page).await?;
+        if held {
+            Self::unstage_seen(&mut tx, run.config_id, &page).await?;
+        }
         Self::record(&mut tx, run, &recorder, ctxsync_core::now()).await?;
         tx.commit().await?;
         Ok(counts)

@@ -37,18 +37,16 @@ impl SqliteStore {
             .await?;
         let mut statements = Vec::new();
         // The removals' statements look through every membership of the config: only when needed.
-        let removals = [
+        let removals: [&str; 2] = [
             "INSERT OR IGNORE INTO held_deletions SELECT ?2, ?1, e.kind, e.source_id, '', '' \
              FROM run_removals r JOIN entities e ON e.config_id = ?1 AND e.kind = r.kind AND e.source_id = r.source_id \
-             WHERE r.run_id = ?2 AND r.kind <> 'membership'"
-                .to_owned(),
+             WHERE r.run_id = ?2 AND r.kind <> 'membership'",
             "INSERT OR IGNORE INTO held_deletions SELECT ?2, ?1, 'membership', group_id, member_kind, member_id \
              FROM memberships WHERE config_id = ?1 AND ( \
                (member_kind, member_id) IN (SELECT kind, source_id FROM run_removals WHERE run_id = ?2 AND kind <> 'membership') \
                OR group_id IN (SELECT source_id FROM run_removals WHERE run_id = ?2 AND kind = 'group') \
                OR (group_id, member_kind, member_id) IN \
-                  (SELECT source_id, member_kind, member_id FROM run_removals WHERE run_id = ?2 AND kind = 'membership'))"
-                .to_owned(),
+                  (SELECT source_id, member_kind, member_id FROM run_removals WHERE run_id = ?2 AND kind = 'membership'))",
         ];
         if named {
             statements.extend(removals);
@@ -57,17 +55,15 @@ impl SqliteStore {
             statements.push(
                 "INSERT OR IGNORE INTO held_deletions SELECT ?2, ?1, kind, source_id, '', '' FROM entities \
                  WHERE config_id = ?1 AND NOT EXISTS (SELECT 1 FROM run_seen_entities s \
-                 WHERE s.run_id = ?2 AND s.kind = entities.kind AND s.source_id = entities.source_id)"
-                    .to_owned(),
+                 WHERE s.run_id = ?2 AND s.kind = entities.kind AND s.source_id = entities.source_id)",
             );
             statements.push(
                 "INSERT OR IGNORE INTO held_deletions SELECT ?2, ?1, 'membership', group_id, member_kind, member_id \
-                 FROM memberships WHERE config_id = ?1 AND seen_run <> ?2"
-                    .to_owned(),
+                 FROM memberships WHERE config_id = ?1 AND seen_run <> ?2",
             );
         }
         for sql in statements {
-            sqlx::query(&sql).bind(&config_id).bind(&run_id).execute(&mut *conn).await?;
+            sqlx::query(sql).bind(&config_id).bind(&run_id).execute(&mut *conn).await?;
         }
         if let Coverage::Changes { groups_with_all_members } = coverage {
             for groups in groups_with_all_members.chunks(CHUNK) {
@@ -153,7 +149,23 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Drops what a page lists again from the config's held stages, if it has any.
+    /// What a page's transaction must know first: whether the config has completed its baseline
+    /// (so changes become events) and whether it has held deletions (so the page unstages what
+    /// it lists). One statement, since it runs for every page.
+    pub(super) async fn page_state(
+        conn: &mut SqliteConnection,
+        config: ConfigId,
+    ) -> Result<(bool, bool), StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT COALESCE((SELECT baselined FROM sync_state WHERE config_id = ?1), 0), \
+             EXISTS (SELECT 1 FROM held_deletions WHERE config_id = ?1)",
+        )
+        .bind(config.to_string())
+        .fetch_one(conn)
+        .await?)
+    }
+
+    /// Drops what a page lists again from the config's held stages.
     pub(super) async fn unstage_seen(
         conn: &mut SqliteConnection,
         config: ConfigId,
@@ -161,14 +173,6 @@ impl SqliteStore {
         membership_keys: Option<&str>,
     ) -> Result<(), StoreError> {
         let config_id = config.to_string();
-        let held: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM held_deletions WHERE config_id = ?)")
-                .bind(&config_id)
-                .fetch_one(&mut *conn)
-                .await?;
-        if !held {
-            return Ok(());
-        }
         let statements = [
             (
                 entity_keys,
@@ -221,7 +225,7 @@ impl SqliteStore {
     ) -> Result<Run, StoreError> {
         let run_id = run.id.to_string();
         Self::clear_stage(conn, &run_id).await?;
-        run.hold = Some(resolved(run.hold, resolution, now));
+        resolved(&mut run, resolution, now)?;
         sqlx::query("UPDATE sync_runs SET hold = ?, counts = ? WHERE id = ?")
             .bind(run.hold.as_ref().map(encode_hold))
             .bind(encode_counts(&run.counts))

@@ -334,7 +334,8 @@ impl SyncStore for SqliteStore {
     async fn apply_page(&self, run: &Run, org: OrgId, page: PageWrite<'_>) -> Result<RunCounts, StoreError> {
         let mut counts = RunCounts { pages: 1, ..RunCounts::default() };
         let mut tx = self.begin_write().await?;
-        let mut recorder = Recorder::new(Self::baselined(&mut tx, run.config_id).await?);
+        let (baselined, held) = Self::page_state(&mut tx, run.config_id).await?;
+        let mut recorder = Recorder::new(baselined);
         let entity_keys = if page.entities.is_empty() {
             None
         } else {
@@ -345,8 +346,10 @@ impl SyncStore for SqliteStore {
         } else {
             Some(Self::add_memberships(&mut tx, run, &page, &mut counts, &mut recorder).await?)
         };
-        Self::unstage_seen(&mut tx, run.config_id, entity_keys.as_deref(), membership_keys.as_deref())
-            .await?;
+        if held {
+            Self::unstage_seen(&mut tx, run.config_id, entity_keys.as_deref(), membership_keys.as_deref())
+                .await?;
+        }
         if !page.removals.is_empty() {
             Self::note_removals(&mut tx, run, page.removals).await?;
         }

@@ -22,17 +22,8 @@ impl Db {
     async fn full_listing(&self, range: std::ops::Range<u32>, expected: Expected) -> Run {
         let mut records = users(range.clone());
         records.push(group("g1"));
-        let guard = DeletionGuard::DEFAULT;
-        self.guarded(
-            RunKind::Full,
-            &records,
-            &members(range),
-            &[],
-            Some(Coverage::Everything),
-            guard,
-            expected,
-        )
-        .await
+        let end = Some((Coverage::Everything, DeletionGuard::DEFAULT, expected));
+        self.guarded(RunKind::Full, &records, &members(range), &[], end).await
     }
 
     async fn user_count(&self) -> usize {
@@ -118,9 +109,7 @@ async fn an_empty_listing_is_held_and_discarding_keeps_every_entity() {
             &[],
             &[],
             &[],
-            Some(Coverage::Everything),
-            DeletionGuard::DEFAULT,
-            Expected::new(),
+            Some((Coverage::Everything, DeletionGuard::DEFAULT, Expected::new())),
         )
         .await;
     assert_eq!(run.status, RunStatus::Held, "5 users are under the floor, but all of them is a wipe");

@@ -94,21 +94,19 @@ impl Db {
         removals: &[Removal],
         coverage: Option<Coverage>,
     ) -> ctxsync_core::Run {
-        self.guarded(kind, records, memberships, removals, coverage, DeletionGuard::OFF, Expected::new())
-            .await
+        let end = coverage.map(|coverage| (coverage, DeletionGuard::OFF, Expected::new()));
+        self.guarded(kind, records, memberships, removals, end).await
     }
 
-    /// One run of one page, ended under `guard` with the source's totals `expected`.
-    #[allow(clippy::too_many_arguments)]
+    /// One run of one page; `end`, when the listing completed: its coverage, the guard it ends
+    /// under and the source's totals.
     pub(super) async fn guarded(
         &self,
         kind: RunKind,
         records: &[Record],
         memberships: &[Membership],
         removals: &[Removal],
-        coverage: Option<Coverage>,
-        guard: DeletionGuard,
-        expected: Expected,
+        end: Option<(Coverage, DeletionGuard, Expected)>,
     ) -> ctxsync_core::Run {
         let run = self.store.start_run(self.config.id, kind).await.unwrap();
         let mut run_counted = run.clone();
@@ -122,8 +120,8 @@ impl Db {
             .await
             .unwrap();
         run_counted.counts.add(&counts);
-        match coverage {
-            Some(coverage) => self
+        match end {
+            Some((coverage, guard, expected)) => self
                 .store
                 .finish_run(
                     &run_counted,

@@ -102,12 +102,18 @@ pub trait EntityStore: Send + Sync {
 pub(crate) const ENTITY_COLUMNS: &str =
     "e.config_id, e.kind, e.source_id, e.data, e.raw, e.first_seen_at, e.updated_at";
 
+/// Entities of an org, through its configs: `entities_key` serves it in key order, so no index
+/// of entities by org has to be written. Completed by the bound org id and `)`.
+const IN_ORG: &str = "e.config_id IN (SELECT c.id FROM integration_configs c WHERE c.org_id = ";
+
 /// The statement of [`EntityStore::list_entities`]. Its SQL suits every backend, which only say how
-/// they bind an id.
+/// they bind an id and how an entity is matched to an identifier (`identifier_match`, completed by
+/// the bound identifier and `)`), since each keys its identifiers its own way.
 pub(crate) fn list_entities_query<'a, DB, I>(
     org: OrgId,
     query: &'a EntityQuery,
     id: impl Fn(Uuid) -> I,
+    identifier_match: &str,
 ) -> QueryBuilder<'a, DB>
 where
     DB: Database,
@@ -117,8 +123,8 @@ where
     &'a str: Encode<'a, DB> + Type<DB>,
     i64: Encode<'a, DB> + Type<DB>,
 {
-    let mut q = QueryBuilder::new(format!("SELECT {ENTITY_COLUMNS} FROM entities e WHERE e.org_id = "));
-    q.push_bind(id(org.0));
+    let mut q = QueryBuilder::new(format!("SELECT {ENTITY_COLUMNS} FROM entities e WHERE {IN_ORG}"));
+    q.push_bind(id(org.0)).push(")");
     if let Some(kind) = query.kind {
         q.push(" AND e.kind = ").push_bind(kind.as_str());
     }
@@ -129,12 +135,7 @@ where
         q.push(" AND e.status = ").push_bind(status.to_lowercase());
     }
     if let Some(identifier) = &query.identifier {
-        q.push(
-            " AND EXISTS (SELECT 1 FROM entity_identifiers i WHERE i.org_id = e.org_id AND i.config_id = e.config_id \
-             AND i.kind = e.kind AND i.source_id = e.source_id AND i.identifier = ",
-        )
-        .push_bind(identifier.trim().to_lowercase())
-        .push(")");
+        q.push(" AND ").push(identifier_match).push_bind(identifier.trim().to_lowercase()).push(")");
     }
     if let Some(group) = &query.member_of {
         q.push(
@@ -238,9 +239,9 @@ where
         return None;
     }
     let mut q = QueryBuilder::new(format!(
-        "SELECT {ENTITY_COLUMNS} FROM entities e WHERE e.kind = 'user' AND e.org_id = "
+        "SELECT {ENTITY_COLUMNS} FROM entities e WHERE e.kind = 'user' AND {IN_ORG}"
     ));
-    q.push_bind(org).push(" AND (1 = 0");
+    q.push_bind(org).push(") AND (1 = 0");
     let any_of = |q: &mut QueryBuilder<'a, DB>, expression: String, values: Vec<String>| {
         if !values.is_empty() {
             q.push(format!(" OR {expression} IN ("));
@@ -277,9 +278,9 @@ where
         return None;
     }
     let mut q = QueryBuilder::new(format!(
-        "SELECT {ENTITY_COLUMNS} FROM entities e WHERE e.kind = 'device' AND e.org_id = "
+        "SELECT {ENTITY_COLUMNS} FROM entities e WHERE e.kind = 'device' AND {IN_ORG}"
     ));
-    q.push_bind(org).push(" AND (1 = 0");
+    q.push_bind(org).push(") AND (1 = 0");
     let owner = json("e.data", &["owner"]);
     for (config, source_id) in owners {
         q.push(" OR (e.config_id = ")

@@ -305,25 +305,50 @@ fn peak_rss_mb() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
-/// CPU seconds spent by this process and the fake's since `start`.
+/// CPU seconds spent by this process, its SQLite threads, and the fake since `start`.
 struct Cpu {
     fake: u32,
     ours: f64,
+    writers: Vec<(String, f64)>,
     theirs: f64,
 }
 
 impl Cpu {
     fn start(fake: u32) -> Cpu {
-        Cpu { fake, ours: cpu_seconds("self"), theirs: cpu_seconds(&fake.to_string()) }
+        Cpu {
+            fake,
+            ours: cpu_seconds("self"),
+            writers: writer_threads(),
+            theirs: cpu_seconds(&fake.to_string()),
+        }
     }
 
     fn spent(&self) -> String {
+        let writers: f64 = writer_threads()
+            .iter()
+            .map(|(task, now)| {
+                now - self.writers.iter().find(|(t, _)| t == task).map_or(0.0, |(_, then)| *then)
+            })
+            .sum();
         format!(
-            "CPU: {:.1} s here, {:.1} s in the fake",
+            "CPU: {:.1} s here, of which {:.1} s in SQLite, {:.1} s in the fake",
             cpu_seconds("self") - self.ours,
+            writers.max(0.0),
             cpu_seconds(&self.fake.to_string()) - self.theirs
         )
     }
+}
+
+/// The CPU seconds of each of this process's SQLite threads (sqlx runs each connection on one), by task path.
+fn writer_threads() -> Vec<(String, f64)> {
+    let tasks = std::fs::read_dir("/proc/self/task").into_iter().flatten().flatten();
+    tasks
+        .filter_map(|task| {
+            let path = task.path().display().to_string();
+            let name = std::fs::read_to_string(format!("{path}/comm")).ok()?;
+            name.starts_with("sqlx-sqlite").then(|| (path.clone(), cpu_seconds(&path["/proc/".len()..])))
+        })
+        .collect()
 }
 
 /// User and system time of a process, from `/proc/{pid}/stat` (Linux only; 0 elsewhere).

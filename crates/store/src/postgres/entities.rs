@@ -12,13 +12,17 @@ use crate::entities::{
 };
 use crate::{EntityQuery, EntityStore, StoreError, StoredEntity, StoredMembership, rows};
 
+/// Entities answering to an identifier: see [`list_entities_query`].
+const IDENTIFIER_MATCH: &str = "EXISTS (SELECT 1 FROM entity_identifiers i WHERE i.org_id = e.org_id \
+     AND i.config_id = e.config_id AND i.kind = e.kind AND i.source_id = e.source_id AND i.identifier = ";
+
 type EntityRow = rows::EntityRow<Uuid, OffsetDateTime>;
 type FoundRow = rows::FoundRow<Uuid, OffsetDateTime>;
 
 #[async_trait::async_trait]
 impl EntityStore for PostgresStore {
     async fn list_entities(&self, org: OrgId, query: &EntityQuery) -> Result<Vec<StoredEntity>, StoreError> {
-        let mut q = list_entities_query::<Postgres, _>(org, query, |id| id);
+        let mut q = list_entities_query::<Postgres, _>(org, query, |id| id, IDENTIFIER_MATCH);
         let rows: Vec<EntityRow> = q.build_query_as().fetch_all(&self.pool).await?;
         rows.into_iter().map(StoredEntity::try_from).collect()
     }

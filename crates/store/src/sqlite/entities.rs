@@ -10,6 +10,10 @@ use crate::entities::{
 };
 use crate::{EntityQuery, EntityStore, StoreError, StoredEntity, StoredMembership, rows};
 
+/// Entities answering to an identifier, looked up from the identifier: see
+/// [`list_entities_query`].
+const IDENTIFIER_MATCH: &str = "e.id IN (SELECT i.entity_id FROM entity_identifiers i WHERE i.identifier = ";
+
 /// Identifiers per lookup statement.
 const LOOKUP_CHUNK: usize = 500;
 
@@ -19,7 +23,7 @@ type FoundRow = rows::FoundRow<String, String>;
 #[async_trait::async_trait]
 impl EntityStore for SqliteStore {
     async fn list_entities(&self, org: OrgId, query: &EntityQuery) -> Result<Vec<StoredEntity>, StoreError> {
-        let mut q = list_entities_query::<Sqlite, _>(org, query, |id| id.to_string());
+        let mut q = list_entities_query::<Sqlite, _>(org, query, |id| id.to_string(), IDENTIFIER_MATCH);
         let rows: Vec<EntityRow> = q.build_query_as().fetch_all(&self.pool).await?;
         rows.into_iter().map(StoredEntity::try_from).collect()
     }
@@ -52,9 +56,8 @@ impl EntityStore for SqliteStore {
         let wanted: Vec<String> = identifiers.iter().map(|i| i.trim().to_lowercase()).collect();
         for chunk in wanted.chunks(LOOKUP_CHUNK) {
             let mut q = QueryBuilder::<Sqlite>::new(format!(
-                "SELECT i.identifier, {ENTITY_COLUMNS} FROM entity_identifiers i JOIN entities e \
-                 ON e.config_id = i.config_id AND e.kind = i.kind AND e.source_id = i.source_id \
-                 WHERE i.org_id = "
+                "SELECT i.identifier, {ENTITY_COLUMNS} FROM entity_identifiers i JOIN entities e ON e.id = i.entity_id \
+                 WHERE e.org_id = "
             ));
             q.push_bind(org.to_string()).push(" AND i.identifier IN (");
             let mut sep = q.separated(", ");

@@ -70,6 +70,8 @@ impl SqliteStore {
         if !changed.is_empty() {
             let now = encode_time(ctxsync_core::now());
             let org_id = org.to_string();
+            // Each written row's key, for its identifiers.
+            let mut written: HashMap<(String, String), i64> = HashMap::with_capacity(changed.len());
             for chunk in changed.chunks(CHUNK) {
                 let mut q = QueryBuilder::<Sqlite>::new(
                     "INSERT INTO entities (config_id, kind, source_id, org_id, status, login, display_name, data, raw, \
@@ -92,15 +94,17 @@ impl SqliteStore {
                 q.push(
                     " ON CONFLICT (config_id, kind, source_id) DO UPDATE SET status = excluded.status, \
                      login = excluded.login, display_name = excluded.display_name, data = excluded.data, \
-                     raw = excluded.raw, digest = excluded.digest, updated_at = excluded.updated_at",
+                     raw = excluded.raw, digest = excluded.digest, updated_at = excluded.updated_at \
+                     RETURNING kind, source_id, id",
                 );
-                q.build().execute(&mut *conn).await?;
+                let keys: Vec<(String, String, i64)> = q.build_query_as().fetch_all(&mut *conn).await?;
+                written.extend(keys.into_iter().map(|(kind, source_id, id)| ((kind, source_id), id)));
             }
-
-            let identifiers: Vec<(&str, &str, &str)> = changed
+            let identifiers: Vec<(&str, i64)> = changed
                 .iter()
                 .flat_map(|row| {
-                    row.identifiers.iter().map(|i| (i.as_str(), row.kind, row.source_id.as_str()))
+                    let id = written[&(row.kind.to_owned(), row.source_id.clone())];
+                    row.identifiers.iter().map(move |i| (i.as_str(), id))
                 })
                 .collect();
             let identifiers = json_rows(&identifiers);
@@ -108,10 +112,10 @@ impl SqliteStore {
             // dirty an index page per identifier for nothing (a new entity has none to drop).
             if let Some(updated_keys) = &updated_keys {
                 sqlx::query(
-                    "DELETE FROM entity_identifiers WHERE config_id = ?1 AND (kind, source_id) IN \
-                     (SELECT value ->> 0, value ->> 1 FROM json_each(?2)) \
-                     AND (identifier, kind, source_id) NOT IN \
-                     (SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?3))",
+                    "DELETE FROM entity_identifiers WHERE entity_id IN \
+                     (SELECT e.id FROM json_each(?2) j CROSS JOIN entities e \
+                      ON e.config_id = ?1 AND e.kind = j.value ->> 0 AND e.source_id = j.value ->> 1) \
+                     AND (identifier, entity_id) NOT IN (SELECT value ->> 0, value ->> 1 FROM json_each(?3))",
                 )
                 .bind(&config_id)
                 .bind(updated_keys)
@@ -120,11 +124,9 @@ impl SqliteStore {
                 .await?;
             }
             sqlx::query(
-                "INSERT OR IGNORE INTO entity_identifiers (org_id, identifier, config_id, kind, source_id) \
-                 SELECT ?1, value ->> 0, ?2, value ->> 1, value ->> 2 FROM json_each(?3)",
+                "INSERT OR IGNORE INTO entity_identifiers (identifier, entity_id) \
+                 SELECT value ->> 0, value ->> 1 FROM json_each(?1)",
             )
-            .bind(&org_id)
-            .bind(&config_id)
             .bind(&identifiers)
             .execute(&mut *conn)
             .await?;

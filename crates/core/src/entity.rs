@@ -6,6 +6,7 @@
 //! immutable id (Okta `00u…`, Google's numeric id, Graph's object GUID).
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::{RawValue, to_raw_value};
 use time::OffsetDateTime;
 
 /// What kind of thing an entity is.
@@ -167,9 +168,24 @@ impl Entity {
     }
 }
 
-/// An entity as a connector hands it over: normalized, plus the raw object the source returned.
-#[derive(Debug, Clone, PartialEq)]
+/// An entity as a connector hands it over: normalized, plus the raw object the source returned,
+/// kept as the source's own text so storing it needs no second serialization.
+#[derive(Debug, Clone)]
 pub struct Record {
     pub entity: Entity,
-    pub raw: serde_json::Value,
+    pub raw: Box<RawValue>,
+}
+
+impl Record {
+    /// A record of an object held as a JSON value, written out compactly.
+    pub fn from_value(entity: Entity, raw: &serde_json::Value) -> Record {
+        Record { entity, raw: to_raw_value(raw).expect("a JSON value always serializes") }
+    }
+}
+
+/// Records are equal when their entities are and their raw objects are the same text.
+impl PartialEq for Record {
+    fn eq(&self, other: &Record) -> bool {
+        self.entity == other.entity && self.raw.get() == other.raw.get()
+    }
 }

@@ -14,6 +14,7 @@ mod entra_id;
 mod google_workspace;
 mod guard;
 mod http;
+mod lenient;
 mod okta;
 mod sync;
 

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use ctxsync_core::{Entity, Membership, Record, Removal, RunCounts};
+use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 /// The `kind` under which memberships are counted, and of a membership in `run_removals`.
@@ -27,9 +28,10 @@ pub(crate) struct EntityWrite {
 }
 
 impl EntityWrite {
-    fn new(entity: &Entity, raw: &serde_json::Value) -> EntityWrite {
+    /// `raw` is stored as the source wrote it.
+    fn new(entity: &Entity, raw: &RawValue) -> EntityWrite {
         let data = serde_json::to_string(entity).expect("an entity always serializes");
-        let raw = serde_json::to_string(raw).expect("a JSON value always serializes");
+        let raw = raw.get().to_owned();
         let mut hasher = Sha256::new();
         hasher.update(data.as_bytes());
         hasher.update([0]);

@@ -9,6 +9,8 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::lenient::{Flag, Many, Object, Present, Text};
+
 fn text(object: &Map<String, Value>, key: &str) -> Option<String> {
     object.get(key).and_then(Value::as_str).map(str::to_string)
 }
@@ -66,21 +68,73 @@ impl Member {
     }
 }
 
+/// What the entity model reads of a user entry of a delta page, borrowed from the page's text.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub(super) struct GraphUser<'a> {
+    #[serde(borrow)]
+    id: Text<'a>,
+    #[serde(rename = "@removed")]
+    removed: Present,
+    #[serde(borrow)]
+    user_principal_name: Text<'a>,
+    #[serde(borrow)]
+    display_name: Text<'a>,
+    #[serde(borrow)]
+    given_name: Text<'a>,
+    #[serde(borrow)]
+    surname: Text<'a>,
+    #[serde(borrow)]
+    mail: Text<'a>,
+    #[serde(borrow)]
+    other_mails: Many<Text<'a>>,
+    #[serde(borrow)]
+    proxy_addresses: Many<Text<'a>>,
+    account_enabled: Flag,
+    #[serde(borrow)]
+    job_title: Text<'a>,
+    #[serde(borrow)]
+    department: Text<'a>,
+    #[serde(borrow)]
+    employee_id: Text<'a>,
+    #[serde(borrow)]
+    created_date_time: Text<'a>,
+    #[serde(borrow, rename = "manager@delta")]
+    manager: Many<Object<Manager<'a>>>,
+}
+
+/// An entry of `manager@delta`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Manager<'a> {
+    #[serde(borrow)]
+    id: Text<'a>,
+    #[serde(rename = "@removed")]
+    removed: Present,
+}
+
+impl GraphUser<'_> {
+    pub(super) fn id(&self) -> Option<&str> {
+        self.id.get()
+    }
+
+    /// Whether the entry says the user was deleted (`@removed`).
+    pub(super) fn removed(&self) -> bool {
+        self.removed.0
+    }
+}
+
 /// `accountEnabled: false` is Entra's only "blocked" state; the primary address first, then
 /// the other addresses and the SMTP proxy addresses, lowercase and each once.
-pub(super) fn user(id: &str, object: &Map<String, Value>, admin_roles: &[String]) -> User {
+pub(super) fn user(id: &str, graph: &GraphUser, admin_roles: &[String]) -> User {
+    let owned = |t: &Text| t.get().map(str::to_string);
     let mut emails: Vec<String> = Vec::new();
-    let proxies = texts(object, "proxyAddresses").filter_map(|p| {
-        let (scheme, address) = p.split_once(':')?;
+    let proxies = graph.proxy_addresses.0.iter().filter_map(|p| {
+        let (scheme, address) = p.get()?.split_once(':')?;
         scheme.eq_ignore_ascii_case("smtp").then_some(address)
     });
-    for address in object
-        .get("mail")
-        .and_then(Value::as_str)
-        .into_iter()
-        .chain(texts(object, "otherMails"))
-        .chain(proxies)
-    {
+    let others = graph.other_mails.0.iter().filter_map(Text::get);
+    for address in graph.mail.get().into_iter().chain(others).chain(proxies) {
         let address = address.trim().to_lowercase();
         if !address.is_empty() && !emails.contains(&address) {
             emails.push(address);
@@ -88,30 +142,24 @@ pub(super) fn user(id: &str, object: &Map<String, Value>, admin_roles: &[String]
     }
     // The manager arrives as `manager@delta`, a list in which a `@removed` entry takes the
     // previous manager away.
-    let manager = object
-        .get("manager@delta")
-        .and_then(Value::as_array)
-        .and_then(|entries| {
-            entries.iter().rev().find(|m| m.get("@removed").is_none()).and_then(|m| m.get("id")?.as_str())
-        })
-        .map(str::to_string);
+    let manager = graph.manager.0.iter().rev().find(|m| !m.0.removed.0).and_then(|m| owned(&m.0.id));
     User {
         source_id: id.to_string(),
-        login: text(object, "userPrincipalName").unwrap_or_else(|| id.to_string()),
+        login: owned(&graph.user_principal_name).unwrap_or_else(|| id.to_string()),
         emails,
-        display_name: text(object, "displayName"),
-        given_name: text(object, "givenName"),
-        family_name: text(object, "surname"),
-        status: if flag(object, "accountEnabled") == Some(false) {
+        display_name: owned(&graph.display_name),
+        given_name: owned(&graph.given_name),
+        family_name: owned(&graph.surname),
+        status: if graph.account_enabled.0 == Some(false) {
             UserStatus::Suspended
         } else {
             UserStatus::Active
         },
-        title: text(object, "jobTitle"),
-        department: text(object, "department"),
+        title: owned(&graph.job_title),
+        department: owned(&graph.department),
         manager,
-        employee_id: text(object, "employeeId"),
-        created_at: timestamp(object, "createdDateTime"),
+        employee_id: owned(&graph.employee_id),
+        created_at: graph.created_date_time.get().and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok()),
         last_login_at: None,
         source_updated_at: None,
         admin_roles: admin_roles.to_vec(),
@@ -179,9 +227,14 @@ mod tests {
         value.as_object().unwrap().clone()
     }
 
+    /// Maps a user entry as a delta round does: read from its text.
+    fn read(id: &str, raw: &Value, admin_roles: &[String]) -> User {
+        user(id, &serde_json::from_str(&raw.to_string()).unwrap(), admin_roles)
+    }
+
     #[test]
     fn users_gather_their_addresses_once_and_lowercase() {
-        let raw = object(json!({
+        let raw = json!({
             "id": "u1",
             "userPrincipalName": "ada@contoso.onmicrosoft.com",
             "mail": "Ada.Lovelace@Contoso.com",
@@ -190,8 +243,8 @@ mod tests {
             "accountEnabled": false,
             "createdDateTime": "2024-01-02T03:04:05Z",
             "manager@delta": [{"@odata.type": "#microsoft.graph.user", "id": "m1"}],
-        }));
-        let ada = user("u1", &raw, &["Global Administrator".to_string()]);
+        });
+        let ada = read("u1", &raw, &["Global Administrator".to_string()]);
         assert_eq!(
             ada.emails,
             ["ada.lovelace@contoso.com", "ada@outlook.com", "ada@contoso.onmicrosoft.com"]
@@ -202,13 +255,36 @@ mod tests {
         assert_eq!(ada.created_at, Some(time::macros::datetime!(2024-01-02 03:04:05 UTC)));
         assert_eq!(ada.admin_roles, ["Global Administrator"]);
 
-        let minimal = user("u2", &object(json!({"id": "u2"})), &[]);
+        let minimal = read("u2", &json!({"id": "u2"}), &[]);
         assert_eq!(
             (minimal.login.as_str(), minimal.status, minimal.emails.len()),
             ("u2", UserStatus::Active, 0)
         );
-        let removed = object(json!({"manager@delta": [{"id": "m1", "@removed": {"reason": "deleted"}}]}));
-        assert_eq!(user("u3", &removed, &[]).manager, None);
+        let removed = json!({"manager@delta": [{"id": "m1", "@removed": {"reason": "deleted"}}]});
+        assert_eq!(read("u3", &removed, &[]).manager, None);
+        let replaced = json!({"manager@delta": [{"id": "m1"}, {"id": "m2", "@removed": null}]});
+        assert_eq!(read("u4", &replaced, &[]).manager.as_deref(), Some("m1"));
+    }
+
+    #[test]
+    fn a_user_field_of_another_type_reads_as_absent() {
+        let raw = json!({
+            "id": "u5",
+            "userPrincipalName": 5,
+            "mail": ["x@contoso.com"],
+            "otherMails": "grace@outlook.com",
+            "proxyAddresses": ["SMTP:Grace@Contoso.com", 1, {"smtp": "x"}],
+            "jobTitle": 5,
+            "accountEnabled": "false",
+            "manager@delta": {"id": "m1"},
+        });
+        let grace = read("u5", &raw, &[]);
+        assert_eq!(grace.login, "u5");
+        assert_eq!(grace.emails, ["grace@contoso.com"]);
+        assert_eq!((grace.title, grace.manager), (None, None));
+        assert_eq!(grace.status, UserStatus::Active);
+        let user: GraphUser = serde_json::from_str(r#"{"id": "u6", "@removed": null}"#).unwrap();
+        assert_eq!((user.id(), user.removed()), (Some("u6"), true));
     }
 
     #[test]

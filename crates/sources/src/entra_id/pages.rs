@@ -19,13 +19,15 @@ use std::fmt;
 
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use url::Url;
 
 use super::client::{Failure, GraphClient};
-use super::map;
+use super::map::{self, GraphUser};
 use crate::SourceError;
 use crate::http::Reply;
+use crate::lenient;
 use crate::sync::{Coverage, Cursor, Expected, Outcome, Page, PageSink, Removal, SyncError, SyncMode};
 
 /// What the entity model needs of a user; `manager` makes the delta track the manager link.
@@ -96,13 +98,39 @@ struct DeltaCursor {
 
 /// A page of a delta round, or of a plain list (which has no delta link).
 #[derive(Deserialize)]
-struct DeltaPage {
+struct DeltaPage<V = Vec<Item>> {
     #[serde(default)]
-    value: Vec<Item>,
+    value: V,
     #[serde(rename = "@odata.nextLink")]
     next_link: Option<String>,
     #[serde(rename = "@odata.deltaLink")]
     delta_link: Option<String>,
+}
+
+impl<V> DeltaPage<V> {
+    fn map<W>(self, f: impl FnOnce(V) -> W) -> DeltaPage<W> {
+        DeltaPage { value: f(self.value), next_link: self.next_link, delta_link: self.delta_link }
+    }
+}
+
+/// The objects of one delta page. Users are the bulk of a run, so each stays as the page's text
+/// until it is read straight into what the mapping needs, and that text is its raw JSON; groups
+/// and devices are taken apart (members) or added to (owners) first.
+enum Objects {
+    Users(Vec<Box<RawValue>>),
+    Groups(Vec<Item>),
+    Devices(Vec<Item>),
+}
+
+/// Decodes a page of `listing`'s delta round.
+fn decode(listing: Listing) -> impl Fn(&Reply) -> Option<DeltaPage<Objects>> {
+    move |r: &Reply| match listing {
+        Listing::Users => {
+            Some(serde_json::from_slice::<DeltaPage<Vec<Box<RawValue>>>>(&r.body).ok()?.map(Objects::Users))
+        }
+        Listing::Groups => Some(serde_json::from_slice::<DeltaPage>(&r.body).ok()?.map(Objects::Groups)),
+        Listing::Devices => Some(serde_json::from_slice::<DeltaPage>(&r.body).ok()?.map(Objects::Devices)),
+    }
 }
 
 /// One object of a delta page: its properties as Graph wrote them (the record's raw JSON), and
@@ -319,15 +347,15 @@ impl Run<'_> {
         listing: Listing,
         start: Url,
     ) -> Result<String, SyncError> {
-        let decode = |r: &Reply| serde_json::from_slice::<DeltaPage>(&r.body).ok();
-        let mut fetched = client.fetch(&start, listing.name(), &[PAGE_SIZE], decode).await;
+        let decode = decode(listing);
+        let mut fetched = client.fetch(&start, listing.name(), &[PAGE_SIZE], &decode).await;
         let mut pages = 0u32;
         loop {
             let (page, mut retries) = fetched.map_err(|f| self.failure(f))?;
             pages += 1;
             let DeltaPage { mut value, next_link, delta_link } = page;
-            if listing == Listing::Devices {
-                retries += self.attach_owners(client, &mut value).await?;
+            if let Objects::Devices(devices) = &mut value {
+                retries += self.attach_owners(client, devices).await?;
             }
             let next = match (next_link, &delta_link) {
                 (Some(next), _) => Some(client.rebase(&next)?),
@@ -342,7 +370,7 @@ impl Run<'_> {
                 }
             };
             let store = async {
-                let mut out = self.page(listing, value);
+                let mut out = self.page(value);
                 out.retries = retries;
                 self.sink.accept(out).await
             };
@@ -352,7 +380,7 @@ impl Run<'_> {
                 return Ok(delta_link.expect("a round without a next link has a delta link"));
             };
             let (next_page, stored) =
-                tokio::join!(client.fetch(&next, listing.name(), &[PAGE_SIZE], decode), store);
+                tokio::join!(client.fetch(&next, listing.name(), &[PAGE_SIZE], &decode), store);
             stored?;
             fetched = next_page;
         }
@@ -397,7 +425,7 @@ impl Run<'_> {
             let (page, retries) = fetched.map_err(|f| self.failure(f))?;
             let next = page.next_link.map(|link| client.rebase(&link)).transpose()?;
             let store = async {
-                let mut out = self.page(Listing::Devices, page.value);
+                let mut out = self.page(Objects::Devices(page.value));
                 out.retries = retries;
                 self.sink.accept(out).await
             };
@@ -481,41 +509,76 @@ impl Run<'_> {
 
     /// One delta page in the entity model: objects as records, `@removed` objects and members
     /// as removals, `members@delta` as memberships.
-    fn page(&mut self, listing: Listing, items: Vec<Item>) -> Page {
+    fn page(&mut self, objects: Objects) -> Page {
         let mut page = Page::default();
-        for Item { object, members } in items {
-            let Some(id) = object.get("id").and_then(Value::as_str).map(str::to_string) else {
-                tracing::warn!(listing = listing.name(), "skipped an object without an id");
-                continue;
-            };
-            if listing == Listing::Users {
-                self.role_changes.remove(&id);
-            }
-            if object.contains_key("@removed") {
-                page.removals.push(Removal::Entity { kind: listing.kind(), source_id: id });
-                continue;
-            }
-            let entity = match listing {
-                Listing::Users => {
+        match objects {
+            Objects::Users(users) => {
+                for raw in users {
+                    let mut held = None;
+                    let user: GraphUser = lenient::read(&raw, &mut held);
+                    let Some(id) = self.changed(Listing::Users, user.id(), user.removed(), &mut page) else {
+                        continue;
+                    };
                     let roles = self.roles.get(&id).map_or(&[][..], Vec::as_slice);
-                    Entity::User(map::user(&id, &object, roles))
+                    let user = map::user(&id, &user, roles);
+                    page.records.push(Record { entity: Entity::User(user), raw });
                 }
-                Listing::Devices => Entity::Device(map::device(&id, &object)),
-                Listing::Groups => {
+            }
+            Objects::Groups(items) => {
+                for Item { object, members } in items {
+                    let id = object.get("id").and_then(Value::as_str);
+                    let Some(id) =
+                        self.changed(Listing::Groups, id, object.contains_key("@removed"), &mut page)
+                    else {
+                        continue;
+                    };
                     memberships(&id, members.unwrap_or_default(), &mut page);
                     let group = map::group(&id, &object);
                     let raw = Value::Object(object);
                     if self.last_group.as_ref() == Some(&raw) {
                         continue;
                     }
-                    self.last_group = Some(raw.clone());
-                    page.records.push(Record { entity: Entity::Group(group), raw });
-                    continue;
+                    page.records.push(Record::from_value(Entity::Group(group), &raw));
+                    self.last_group = Some(raw);
                 }
-            };
-            page.records.push(Record { entity, raw: Value::Object(object) });
+            }
+            Objects::Devices(items) => {
+                for Item { object, .. } in items {
+                    let id = object.get("id").and_then(Value::as_str);
+                    let Some(id) =
+                        self.changed(Listing::Devices, id, object.contains_key("@removed"), &mut page)
+                    else {
+                        continue;
+                    };
+                    let device = map::device(&id, &object);
+                    page.records.push(Record::from_value(Entity::Device(device), &Value::Object(object)));
+                }
+            }
         }
         page
+    }
+
+    /// The id of a delta entry to map; `None` for an entry without one (skipped) or one saying
+    /// the object was deleted (a removal on `page`).
+    fn changed(
+        &mut self,
+        listing: Listing,
+        id: Option<&str>,
+        removed: bool,
+        page: &mut Page,
+    ) -> Option<String> {
+        let Some(id) = id else {
+            tracing::warn!(listing = listing.name(), "skipped an object without an id");
+            return None;
+        };
+        if listing == Listing::Users {
+            self.role_changes.remove(id);
+        }
+        if removed {
+            page.removals.push(Removal::Entity { kind: listing.kind(), source_id: id.to_string() });
+            return None;
+        }
+        Some(id.to_string())
     }
 
     /// Users whose roles changed but who did not change themselves, read through a delta query

@@ -3,41 +3,106 @@
 //! as the record's raw JSON.
 
 use ctxsync_core::{Entity, EntityKind, Group, Membership, Record, User, UserStatus};
+use serde::Deserialize;
 use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+
+use crate::lenient::{Flag, Many, Object, Text};
 
 /// A non-empty string at `key`.
 fn text(object: &Value, key: &str) -> Option<String> {
     object.get(key)?.as_str().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)
 }
 
-fn flag(object: &Value, key: &str) -> bool {
-    object.get(key).and_then(Value::as_bool).unwrap_or(false)
+/// What the entity model reads of a Directory API user, borrowed from the page's text.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub(super) struct GoogleUser<'a> {
+    #[serde(borrow)]
+    id: Text<'a>,
+    #[serde(borrow)]
+    primary_email: Text<'a>,
+    #[serde(borrow)]
+    emails: Many<Object<Address<'a>>>,
+    #[serde(borrow)]
+    aliases: Many<Text<'a>>,
+    #[serde(borrow)]
+    name: Object<Name<'a>>,
+    #[serde(borrow)]
+    organizations: Many<Object<Organization<'a>>>,
+    #[serde(borrow)]
+    relations: Many<Object<Typed<'a>>>,
+    #[serde(borrow)]
+    external_ids: Many<Object<Typed<'a>>>,
+    is_admin: Flag,
+    is_delegated_admin: Flag,
+    suspended: Flag,
+    archived: Flag,
+    #[serde(borrow)]
+    creation_time: Text<'a>,
+    #[serde(borrow)]
+    last_login_time: Text<'a>,
+    #[serde(rename = "isEnrolledIn2Sv")]
+    is_enrolled_in_2sv: Flag,
 }
 
-fn items<'a>(object: &'a Value, key: &str) -> impl Iterator<Item = &'a Value> {
-    object.get(key).and_then(Value::as_array).into_iter().flatten()
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Address<'a> {
+    #[serde(borrow)]
+    address: Text<'a>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct Name<'a> {
+    #[serde(borrow)]
+    display_name: Text<'a>,
+    #[serde(borrow)]
+    full_name: Text<'a>,
+    #[serde(borrow)]
+    given_name: Text<'a>,
+    #[serde(borrow)]
+    family_name: Text<'a>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Organization<'a> {
+    #[serde(borrow)]
+    title: Text<'a>,
+    #[serde(borrow)]
+    department: Text<'a>,
+    primary: Flag,
+}
+
+/// An entry of a typed list (`relations`, `externalIds`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Typed<'a> {
+    #[serde(borrow, rename = "type")]
+    kind: Text<'a>,
+    #[serde(borrow)]
+    value: Text<'a>,
 }
 
 /// Google writes the epoch for "never": that is no time at all.
-fn timestamp(object: &Value, key: &str) -> Option<OffsetDateTime> {
-    let t = OffsetDateTime::parse(object.get(key)?.as_str()?, &Rfc3339).ok()?;
+fn time(t: &Text) -> Option<OffsetDateTime> {
+    let t = OffsetDateTime::parse(t.get()?, &Rfc3339).ok()?;
     (t != OffsetDateTime::UNIX_EPOCH).then_some(t)
 }
 
-/// The `value` of the first entry of the list at `key` whose `type` is `kind`.
-fn typed_value(object: &Value, key: &str, kind: &str) -> Option<String> {
-    items(object, key)
-        .find(|e| e.get("type").and_then(Value::as_str) == Some(kind))
-        .and_then(|e| text(e, "value"))
+/// The `value` of the first entry whose `type` is `kind`.
+fn typed_value(entries: &Many<Object<Typed>>, kind: &str) -> Option<String> {
+    entries.0.iter().find(|e| e.0.kind.get() == Some(kind)).and_then(|e| e.0.value.non_blank())
 }
 
 /// Archived is Google's state for leavers (deprovisioned); suspended is a temporary block.
-pub(super) fn status(user: &Value) -> UserStatus {
-    if flag(user, "archived") {
+pub(super) fn status(archived: bool, suspended: bool) -> UserStatus {
+    if archived {
         UserStatus::Deprovisioned
-    } else if flag(user, "suspended") {
+    } else if suspended {
         UserStatus::Suspended
     } else {
         UserStatus::Active
@@ -47,50 +112,48 @@ pub(super) fn status(user: &Value) -> UserStatus {
 /// A user; `None` for an object without an id. Addresses: the primary first, then the other
 /// addresses and aliases, lowercase and each once. The manager is the `manager` relation (an
 /// email address: Google links managers by address).
-pub(super) fn user(raw: Value) -> Option<Record> {
-    let source_id = text(&raw, "id")?;
-    let login = text(&raw, "primaryEmail").unwrap_or_default();
+pub(super) fn user(google: &GoogleUser) -> Option<User> {
+    let source_id = google.id.non_blank()?;
+    let login = google.primary_email.non_blank().unwrap_or_default();
     let mut emails: Vec<String> = Vec::new();
-    let others = items(&raw, "emails").filter_map(|e| text(e, "address"));
-    let aliases = items(&raw, "aliases").filter_map(|a| a.as_str().map(str::to_string));
+    let others = google.emails.0.iter().filter_map(|e| e.0.address.non_blank());
+    let aliases = google.aliases.0.iter().filter_map(|a| a.get().map(str::to_string));
     for address in std::iter::once(login.clone()).chain(others).chain(aliases) {
         let address = address.trim().to_lowercase();
         if !address.is_empty() && !emails.contains(&address) {
             emails.push(address);
         }
     }
-    let name = raw.get("name").unwrap_or(&Value::Null);
-    let organization = items(&raw, "organizations")
-        .find(|o| flag(o, "primary"))
-        .or_else(|| items(&raw, "organizations").next())
-        .unwrap_or(&Value::Null);
+    let name = &google.name.0;
+    let organizations = &google.organizations.0;
+    let organization = organizations.iter().find(|o| o.0.primary.is_true()).or_else(|| organizations.first());
+    let organization = organization.map(|o| &o.0);
     let mut admin_roles = Vec::new();
-    if flag(&raw, "isAdmin") {
+    if google.is_admin.is_true() {
         admin_roles.push("super_admin".to_string());
     }
-    if flag(&raw, "isDelegatedAdmin") {
+    if google.is_delegated_admin.is_true() {
         admin_roles.push("delegated_admin".to_string());
     }
-    let user = User {
+    Some(User {
         source_id,
         login,
         emails,
-        display_name: text(name, "displayName").or_else(|| text(name, "fullName")),
-        given_name: text(name, "givenName"),
-        family_name: text(name, "familyName"),
-        status: status(&raw),
-        title: text(organization, "title"),
-        department: text(organization, "department"),
-        manager: typed_value(&raw, "relations", "manager"),
-        employee_id: typed_value(&raw, "externalIds", "organization"),
-        created_at: timestamp(&raw, "creationTime"),
-        last_login_at: timestamp(&raw, "lastLoginTime"),
+        display_name: name.display_name.non_blank().or_else(|| name.full_name.non_blank()),
+        given_name: name.given_name.non_blank(),
+        family_name: name.family_name.non_blank(),
+        status: status(google.archived.is_true(), google.suspended.is_true()),
+        title: organization.and_then(|o| o.title.non_blank()),
+        department: organization.and_then(|o| o.department.non_blank()),
+        manager: typed_value(&google.relations, "manager"),
+        employee_id: typed_value(&google.external_ids, "organization"),
+        created_at: time(&google.creation_time),
+        last_login_at: time(&google.last_login_time),
         source_updated_at: None,
         admin_roles,
         mfa_factors: Vec::new(),
-        mfa_enrolled: raw.get("isEnrolledIn2Sv").and_then(Value::as_bool),
-    };
-    Some(Record { entity: Entity::User(user), raw })
+        mfa_enrolled: google.is_enrolled_in_2sv.0,
+    })
 }
 
 pub(super) fn group(raw: Value) -> Option<Record> {
@@ -103,7 +166,7 @@ pub(super) fn group(raw: Value) -> Option<Record> {
         description: text(&raw, "description"),
         kind: None,
     };
-    Some(Record { entity: Entity::Group(group), raw })
+    Some(Record::from_value(Entity::Group(group), &raw))
 }
 
 /// A member of `group_id`: a user or a nested group. `CUSTOMER` ("everyone in the account") and
@@ -122,6 +185,11 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    /// Maps `raw` as a listing does: read from its text.
+    fn read(raw: &Value) -> Option<User> {
+        user(&serde_json::from_str(&raw.to_string()).unwrap())
+    }
 
     #[test]
     fn a_user_reads_googles_nested_fields() {
@@ -142,9 +210,7 @@ mod tests {
             "externalIds": [{"value": "X1", "type": "custom"}, {"value": "100042", "type": "organization"}],
             "isEnrolledIn2Sv": true,
         });
-        let record = user(raw.clone()).unwrap();
-        assert_eq!(record.raw, raw);
-        let Entity::User(u) = record.entity else { panic!("a user") };
+        let u = read(&raw).unwrap();
         assert_eq!(u.emails, ["ada@example.com", "ada@example.net", "countess@example.com"]);
         assert_eq!(u.status, UserStatus::Suspended);
         assert_eq!((u.title.as_deref(), u.department.as_deref()), (Some("Analyst"), Some("Research")));
@@ -158,8 +224,36 @@ mod tests {
 
     #[test]
     fn archived_wins_over_suspended() {
-        assert_eq!(status(&json!({"suspended": true, "archived": true})), UserStatus::Deprovisioned);
-        assert_eq!(status(&json!({})), UserStatus::Active);
+        assert_eq!(status(true, true), UserStatus::Deprovisioned);
+        assert_eq!(status(false, false), UserStatus::Active);
+    }
+
+    #[test]
+    fn a_field_of_another_type_reads_as_absent() {
+        let raw = json!({
+            "id": "1002",
+            "primaryEmail": "grace@example.com",
+            "name": "Grace Hopper",
+            "suspended": "yes",
+            "isAdmin": 1,
+            "emails": {"address": "g@example.com"},
+            "aliases": ["Grace@Example.NET", 7, null],
+            "organizations": ["Navy", {"title": 5, "department": "Computing", "primary": "true"}],
+            "relations": [{"value": "boss@example.com", "type": ["manager"]}],
+            "externalIds": [{"value": 100043, "type": "organization"}],
+            "creationTime": 1704164645,
+            "isEnrolledIn2Sv": "true",
+        });
+        let u = read(&raw).unwrap();
+        assert_eq!(u.emails, ["grace@example.com", "grace@example.net"]);
+        assert_eq!((u.display_name, u.given_name), (None, None));
+        assert_eq!(u.status, UserStatus::Active);
+        assert!(u.admin_roles.is_empty());
+        // No organization is primary, so the first counts, and it is no object.
+        assert_eq!((u.title, u.department), (None, None));
+        assert_eq!((u.manager, u.employee_id), (None, None));
+        assert_eq!((u.created_at, u.mfa_enrolled), (None, None));
+        assert!(read(&json!({"id": 1003, "primaryEmail": "x@example.com"})).is_none());
     }
 
     #[test]

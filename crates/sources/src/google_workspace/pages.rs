@@ -10,10 +10,11 @@
 //! memberships the run should hand over, once the members it deliberately leaves out (the
 //! whole account, outsiders) are taken off.
 
-use ctxsync_core::{GoogleWorkspaceCredentials, Membership, Record};
+use ctxsync_core::{Entity, GoogleWorkspaceCredentials, Membership, Record};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::auth::ServiceAccount;
 use super::client::{DirectoryClient, Got};
@@ -21,6 +22,7 @@ use super::map;
 use crate::SourceError;
 use crate::endpoints::Target;
 use crate::http::Http;
+use crate::lenient;
 use crate::sync::{Coverage, Expected, MEMBERSHIP, Outcome, Page, PageSink, SyncError};
 
 /// The largest pages the API serves: users 500, groups and members 200.
@@ -28,13 +30,19 @@ const USERS_PAGE: &str = "500";
 const GROUPS_PAGE: &str = "200";
 
 /// A list reply: the items, under the list's own key (left out when there are none), and the
-/// token of the next page.
-#[derive(Default, Deserialize)]
+/// token of the next page. Users, the bulk of a run, stay as their text until each is read.
+#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct List {
-    #[serde(default, alias = "users", alias = "groups", alias = "members")]
-    items: Vec<Value>,
+struct List<T = Value> {
+    #[serde(default = "Vec::new", alias = "users", alias = "groups", alias = "members")]
+    items: Vec<T>,
     next_page_token: Option<String>,
+}
+
+impl<T> Default for List<T> {
+    fn default() -> Self {
+        List { items: Vec::new(), next_page_token: None }
+    }
 }
 
 struct Run<'h, 's> {
@@ -89,26 +97,31 @@ impl Run<'_, '_> {
     }
 
     /// One page of a list; `None` when a tolerated status answered instead.
-    async fn page(
+    async fn page<T: DeserializeOwned>(
         &mut self,
         path: &[&str],
         query: &[(&str, &str)],
         token: Option<&str>,
         what: &str,
         tolerated: &[reqwest::StatusCode],
-    ) -> Result<Option<List>, SourceError> {
+    ) -> Result<Option<List<T>>, SourceError> {
         let mut query = query.to_vec();
         query.extend(token.map(|t| ("pageToken", t)));
-        Ok(self.get::<List>(path, &query, what, tolerated).await?.body)
+        Ok(self.get::<List<T>>(path, &query, what, tolerated).await?.body)
     }
 
     async fn users(&mut self) -> Result<(), SyncError> {
         let query = [("customer", "my_customer"), ("maxResults", USERS_PAGE), ("projection", "full")];
         let mut token = None;
         loop {
-            let list =
+            let list: List<Box<RawValue>> =
                 self.page(&["users"], &query, token.as_deref(), "users", &[]).await?.unwrap_or_default();
-            self.emit(list.items.into_iter().filter_map(map::user).collect(), Vec::new()).await?;
+            let records = list.items.into_iter().filter_map(|raw| {
+                let mut held = None;
+                let user = map::user(&lenient::read(&raw, &mut held))?;
+                Some(Record { entity: Entity::User(user), raw })
+            });
+            self.emit(records.collect(), Vec::new()).await?;
             token = next(token, list.next_page_token)?;
             if token.is_none() {
                 return Ok(());
@@ -120,7 +133,7 @@ impl Run<'_, '_> {
         let query = [("customer", "my_customer"), ("maxResults", GROUPS_PAGE)];
         let mut token = None;
         loop {
-            let list =
+            let list: List =
                 self.page(&["groups"], &query, token.as_deref(), "groups", &[]).await?.unwrap_or_default();
             let ids: Vec<(String, Option<u64>)> = list
                 .items
@@ -152,7 +165,8 @@ impl Run<'_, '_> {
         let mut left_out = 0;
         loop {
             let tolerated = [reqwest::StatusCode::NOT_FOUND];
-            let Some(list) = self.page(&path, &query, token.as_deref(), "group members", &tolerated).await?
+            let Some(list) =
+                self.page::<Value>(&path, &query, token.as_deref(), "group members", &tolerated).await?
             else {
                 return Ok(None);
             };

@@ -18,22 +18,24 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
-use ctxsync_core::{EntityKind, Membership, MfaFactor, OktaCredentials, Record, Settings};
+use ctxsync_core::{Entity, EntityKind, Membership, MfaFactor, OktaCredentials, Record, Settings, User};
 use futures::{StreamExt, TryStreamExt, stream};
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use url::Url;
 
 use super::client::{Got, OktaClient};
-use super::map;
+use super::map::{self, OktaUser};
 use crate::SourceError;
 use crate::endpoints::Target;
 use crate::http::Http;
+use crate::lenient;
 use crate::sync::{Coverage, Cursor, Expected, MEMBERSHIP, Outcome, Page, PageSink, SyncError, SyncMode};
 
 /// Okta's largest page for users and members, and its recommendation for groups.
@@ -382,36 +384,41 @@ impl Run<'_, '_> {
         }
     }
 
-    async fn user_record(&self, raw: Value) -> Result<Option<Record>, SyncError> {
-        let Some(id) = raw.get("id").and_then(Value::as_str).map(str::to_string) else {
+    /// A user as the entity model has it, with its admin roles and factors.
+    async fn user(&self, user: &OktaUser<'_>) -> Result<Option<User>, SyncError> {
+        let Some(id) = user.id() else {
             tracing::warn!(source = "Okta", "skipped a user without an id");
             return Ok(None);
         };
-        let factors = self.factors(&id).await?;
-        let roles = self.roles.as_ref().and_then(|r| r.get(&id)).cloned().unwrap_or_default();
-        Ok(map::user(raw, roles, factors))
+        let factors = self.factors(id).await?;
+        let roles = self.roles.as_ref().and_then(|r| r.get(id)).cloned().unwrap_or_default();
+        Ok(map::user(user, roles, factors))
     }
 
     /// Lists users from `first` on into the sink, noting the newest `lastUpdated` and crossing
-    /// each listed user off `role_changes`.
+    /// each listed user off `role_changes`. Users are the bulk of a run, so each is read from
+    /// the page's text straight into what the mapping needs, and that text is its raw JSON.
     async fn users(
         &self,
         first: Url,
         newest: &mut Newest,
         role_changes: &mut BTreeSet<String>,
     ) -> Result<(), SyncError> {
-        let mut got: Got<Vec<Value>> = self.get(&first, "list users", &[]).await?;
+        let mut got: Got<Vec<Box<RawValue>>> = self.get(&first, "list users", &[]).await?;
         loop {
             let users = got.body.take().unwrap_or_default();
             let next = got.next.take();
             let this_page = async {
                 let mut records = Vec::with_capacity(users.len());
                 for raw in users {
-                    newest.see(map::timestamp(&raw, "lastUpdated"));
-                    if let Some(id) = raw.get("id").and_then(Value::as_str) {
+                    let mut held = None;
+                    let user: OktaUser = lenient::read(&raw, &mut held);
+                    newest.see(user.last_updated());
+                    if let Some(id) = user.id() {
                         role_changes.remove(id);
                     }
-                    records.extend(self.user_record(raw).await?);
+                    let user = self.user(&user).await?;
+                    records.extend(user.map(|user| Record { entity: Entity::User(user), raw }));
                 }
                 self.emit(records, Vec::new()).await
             };
@@ -427,9 +434,12 @@ impl Run<'_, '_> {
     /// One user, for a role change its `lastUpdated` does not show; gone users are skipped.
     async fn user_by_id(&self, id: &str) -> Result<(), SyncError> {
         let url = self.client.url(&["api", "v1", "users", id], &[]);
-        let got: Got<Value> = self.get(&url, "read a user", &[StatusCode::NOT_FOUND]).await?;
+        let got: Got<Box<RawValue>> = self.get(&url, "read a user", &[StatusCode::NOT_FOUND]).await?;
         if let Some(raw) = got.body {
-            let record = self.user_record(raw).await?;
+            let mut held = None;
+            let user: OktaUser = lenient::read(&raw, &mut held);
+            let user = self.user(&user).await?;
+            let record = user.map(|user| Record { entity: Entity::User(user), raw });
             self.emit(record.into_iter().collect(), Vec::new()).await?;
         }
         Ok(())

@@ -41,7 +41,7 @@ fn assert_equals_account(got: &Collected, snapshot: &Snapshot) {
     assert_eq!(users.keys().collect::<Vec<_>>(), snapshot.users.keys().collect::<Vec<_>>());
     for (id, (user, raw)) in users {
         let want = &snapshot.users[&id];
-        assert_eq!(raw, want, "raw JSON of {id}");
+        assert_eq!(&raw, want, "raw JSON of {id}");
         assert_eq!(user.login, text(want, "/primaryEmail").unwrap());
         let others = want["emails"].as_array().into_iter().flatten().map(|e| e["address"].as_str());
         let aliases = want["aliases"].as_array().into_iter().flatten().map(Value::as_str);
@@ -73,9 +73,9 @@ fn assert_equals_account(got: &Collected, snapshot: &Snapshot) {
     let groups = got.groups();
     assert_eq!(groups.keys().collect::<Vec<_>>(), snapshot.groups.keys().collect::<Vec<_>>());
     for (id, (group, raw)) in groups {
-        assert_eq!(raw, &snapshot.groups[&id]);
-        assert_eq!(group.email.as_deref(), text(raw, "/email"));
-        assert_eq!(Some(group.name.as_str()), text(raw, "/name"));
+        assert_eq!(&raw, &snapshot.groups[&id]);
+        assert_eq!(group.email.as_deref(), text(&raw, "/email"));
+        assert_eq!(Some(group.name.as_str()), text(&raw, "/name"));
     }
     assert_eq!(got.members(EntityKind::User), snapshot.user_members);
     assert_eq!(got.members(EntityKind::Group), snapshot.group_members);

@@ -18,6 +18,11 @@ use ctxsync_sources::{Endpoints, Outcome, Page, PageSink, SinkError, Sources, Sy
 use serde_json::Value;
 use url::Url;
 
+/// A record's raw object, to compare with the fake's.
+fn raw(record: &Record) -> Value {
+    serde_json::from_str(record.raw.get()).expect("raw objects are JSON")
+}
+
 /// Everything a run handed over.
 #[derive(Debug, Default)]
 struct Collected {
@@ -28,21 +33,21 @@ struct Collected {
 }
 
 impl Collected {
-    fn users(&self) -> BTreeMap<String, (&User, &Value)> {
+    fn users(&self) -> BTreeMap<String, (&User, Value)> {
         self.records
             .iter()
             .filter_map(|r| match &r.entity {
-                ctxsync_core::Entity::User(u) => Some((u.source_id.clone(), (u, &r.raw))),
+                ctxsync_core::Entity::User(u) => Some((u.source_id.clone(), (u, raw(r)))),
                 _ => None,
             })
             .collect()
     }
 
-    fn groups(&self) -> BTreeMap<String, (&Group, &Value)> {
+    fn groups(&self) -> BTreeMap<String, (&Group, Value)> {
         self.records
             .iter()
             .filter_map(|r| match &r.entity {
-                ctxsync_core::Entity::Group(g) => Some((g.source_id.clone(), (g, &r.raw))),
+                ctxsync_core::Entity::Group(g) => Some((g.source_id.clone(), (g, raw(r)))),
                 _ => None,
             })
             .collect()

@@ -45,7 +45,7 @@ fn assert_users_match(got: &Collected, snapshot: &Snapshot, ids: &BTreeSet<Strin
     assert_eq!(users.keys().cloned().collect::<BTreeSet<_>>(), *ids);
     for (id, (user, raw)) in users {
         let want = &snapshot.users[&id];
-        assert_eq!(raw, want, "raw JSON of {id}");
+        assert_eq!(&raw, want, "raw JSON of {id}");
         assert_eq!(user.login, text(want, "/profile/login").unwrap());
         let emails = addresses([text(want, "/profile/email"), text(want, "/profile/secondEmail")]);
         assert_eq!(user.emails, emails, "{id}");
@@ -93,8 +93,8 @@ fn assert_equals_org(got: &Collected, snapshot: &Snapshot, factors: bool) {
     let groups = got.groups();
     assert_eq!(groups.keys().collect::<Vec<_>>(), snapshot.groups.keys().collect::<Vec<_>>());
     for (id, (group, raw)) in groups {
-        assert_eq!(raw, &snapshot.groups[&id]);
-        assert_eq!(Some(group.name.as_str()), text(raw, "/profile/name"));
+        assert_eq!(&raw, &snapshot.groups[&id]);
+        assert_eq!(Some(group.name.as_str()), text(&raw, "/profile/name"));
         assert_eq!(group.kind.as_deref(), Some("OKTA_GROUP"));
     }
     assert_eq!(got.members(EntityKind::User), snapshot.user_members);
@@ -228,7 +228,7 @@ async fn an_incremental_run_reports_exactly_the_changes() {
     let changed_groups: BTreeSet<String> = got.groups().into_keys().collect();
     assert_eq!(changed_groups, [group_ids[2].clone(), new_group.clone()].into());
     for (id, (_, raw)) in got.groups() {
-        assert_eq!(raw, &after.groups[&id]);
+        assert_eq!(&raw, &after.groups[&id]);
     }
 
     // Groups whose members moved are listed again in full: the deleted user's groups too.

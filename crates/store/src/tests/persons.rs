@@ -8,8 +8,8 @@ use super::sync::{Db, db};
 use crate::{PageWrite, PreparedEntities};
 
 fn user(id: &str, employee_id: Option<&str>, raw: Value) -> Record {
-    Record {
-        entity: Entity::User(User {
+    Record::from_value(
+        Entity::User(User {
             source_id: id.into(),
             login: format!("{id}@x.com"),
             emails: vec![format!("{id}@x.com")],
@@ -28,13 +28,13 @@ fn user(id: &str, employee_id: Option<&str>, raw: Value) -> Record {
             mfa_factors: vec![],
             mfa_enrolled: None,
         }),
-        raw,
-    }
+        &raw,
+    )
 }
 
 fn device(id: &str, owner: Option<&str>) -> Record {
-    Record {
-        entity: Entity::Device(Device {
+    Record::from_value(
+        Entity::Device(Device {
             source_id: id.into(),
             name: Some(format!("DESKTOP-{id}")),
             os: None,
@@ -47,8 +47,8 @@ fn device(id: &str, owner: Option<&str>) -> Record {
             last_seen_at: None,
             created_at: None,
         }),
-        raw: json!({"id": id}),
-    }
+        &json!({"id": id}),
+    )
 }
 
 async fn write(db: &Db, records: &[Record]) {

@@ -43,8 +43,8 @@ pub(super) async fn db() -> Db {
 }
 
 pub(crate) fn user(id: &str, email: &str, status: UserStatus) -> Record {
-    Record {
-        entity: Entity::User(User {
+    Record::from_value(
+        Entity::User(User {
             source_id: id.into(),
             login: email.into(),
             emails: vec![email.into()],
@@ -63,21 +63,21 @@ pub(crate) fn user(id: &str, email: &str, status: UserStatus) -> Record {
             mfa_factors: vec![],
             mfa_enrolled: None,
         }),
-        raw: json!({"id": id, "profile": {"email": email}}),
-    }
+        &json!({"id": id, "profile": {"email": email}}),
+    )
 }
 
 pub(crate) fn group(id: &str) -> Record {
-    Record {
-        entity: Entity::Group(Group {
+    Record::from_value(
+        Entity::Group(Group {
             source_id: id.into(),
             name: id.into(),
             email: None,
             description: None,
             kind: None,
         }),
-        raw: json!({"id": id}),
-    }
+        &json!({"id": id}),
+    )
 }
 
 pub(super) fn member(group: &str, user: &str) -> Membership {

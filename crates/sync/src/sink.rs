@@ -38,6 +38,9 @@ const BATCH_WEIGHT: usize = 240_000;
 /// next batch while the last one is written.
 const QUEUE_WEIGHT: usize = 2 * BATCH_WEIGHT;
 
+/// How long a batch waits for more pages before it is written.
+const LINGER: Duration = Duration::from_millis(50);
+
 /// Told about every applied page: the run's counts so far (for progress bars).
 pub type Progress = Arc<dyn Fn(&RunCounts) + Send + Sync>;
 
@@ -151,14 +154,19 @@ impl Batch {
         self.merged.weight() >= BATCH_WEIGHT
     }
 
-    /// The next batch: waits for one page, then takes those already queued, without waiting.
+    /// The next batch: waits for one page, then takes the pages that follow until the batch is
+    /// full, the queue ends, or [`LINGER`] has passed. Lingering matters when pages arrive
+    /// faster than one at a time but slower than the writer: taking only what is queued would
+    /// commit a handful of small pages at a time, and every commit writes back the index pages it
+    /// touched.
     async fn next(queue: &mut mpsc::UnboundedReceiver<Queued<Prepared>>) -> Option<Batch> {
         let mut batch = Batch::default();
         batch.add(queue.recv().await?);
+        let deadline = Instant::now() + LINGER;
         while !batch.full() {
-            match queue.try_recv() {
-                Ok(page) => batch.add(page),
-                Err(_) => break,
+            match tokio::time::timeout_at(deadline, queue.recv()).await {
+                Ok(Some(page)) => batch.add(page),
+                Ok(None) | Err(_) => break,
             }
         }
         Some(batch)

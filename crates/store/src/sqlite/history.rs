@@ -5,7 +5,7 @@ use ctxsync_core::{ConfigId, OrgId, Run};
 use sqlx::{Sqlite, SqliteConnection};
 use time::OffsetDateTime;
 
-use super::{SqliteStore, encode_time};
+use super::{SqliteStore, encode_time, json_rows};
 use crate::StoreError;
 use crate::history::{
     ChangeEvent, EventQuery, EventRow, HistoryStore, IntervalQuery, MembershipInterval, Recorder,
@@ -13,11 +13,6 @@ use crate::history::{
     role_intervals_query,
 };
 use crate::page::EntityWrite;
-
-/// Keys as one JSON array, read back with `json_each` (see `sync.rs`).
-fn json_rows<T: serde::Serialize>(rows: &[T]) -> String {
-    serde_json::to_string(rows).expect("keys always serialize")
-}
 
 impl SqliteStore {
     /// Whether the config has completed its baseline run, so runs record events.

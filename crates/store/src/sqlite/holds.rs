@@ -7,12 +7,12 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::SqliteStore;
-use crate::StoreError;
+use super::{SqliteStore, json_rows};
 use crate::history::Recorder;
 use crate::holds::{Decided, HeldCursor, HeldDeletion, HoldStore, encode_hold, is_pending, resolved};
-use crate::page::MEMBERSHIP;
+use crate::page::{MEMBERSHIP, membership_key};
 use crate::rows::{self, RUN_COLUMNS, encode_counts};
+use crate::{PageWrite, StoreError};
 
 /// Rows per statement: well under SQLite's bound-variable limit.
 const CHUNK: usize = 400;
@@ -169,10 +169,14 @@ impl SqliteStore {
     pub(super) async fn unstage_seen(
         conn: &mut SqliteConnection,
         config: ConfigId,
-        entity_keys: Option<&str>,
-        membership_keys: Option<&str>,
+        page: &PageWrite<'_>,
     ) -> Result<(), StoreError> {
         let config_id = config.to_string();
+        let entity_keys = (!page.entities.is_empty()).then(|| {
+            json_rows(&page.entities.rows.iter().map(|row| (row.kind, &row.source_id)).collect::<Vec<_>>())
+        });
+        let membership_keys = (!page.memberships.is_empty())
+            .then(|| json_rows(&page.memberships.iter().map(membership_key).collect::<Vec<_>>()));
         let statements = [
             (
                 entity_keys,
@@ -186,7 +190,7 @@ impl SqliteStore {
             ),
         ];
         for (keys, sql) in statements {
-            if let Some(keys) = keys {
+            if let Some(keys) = &keys {
                 sqlx::query(sql).bind(&config_id).bind(keys).execute(&mut *conn).await?;
             }
         }

@@ -114,6 +114,13 @@ impl SqliteStore {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
 
+    /// Closes every connection, waiting for them to finish: the last one to close checkpoints
+    /// the log into the database and frees its page cache.
+    pub async fn close(&self) {
+        self.pool.close().await;
+        self.writer.close().await;
+    }
+
     /// A trivial query, for readiness checks.
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
@@ -152,6 +159,13 @@ fn create_parent_dir(file: &Path) -> Result<(), StoreError> {
             .map_err(|source| StoreError::CreateDir { path: dir.to_owned(), source }),
         _ => Ok(()),
     }
+}
+
+/// Keys as one JSON array of arrays, bound as a single parameter and read back with
+/// `json_each`, for statements off the hot path: their text stays the same whatever the number
+/// of rows. A page's own keys go in as `VALUES` rows instead (see `sync.rs`).
+fn json_rows<T: serde::Serialize>(rows: &[T]) -> String {
+    serde_json::to_string(rows).expect("keys always serialize")
 }
 
 fn encode_time(t: OffsetDateTime) -> String {

@@ -8,13 +8,13 @@
 
 use std::collections::HashMap;
 
-use ctxsync_core::{Config, ConfigId, Coverage, OrgId, Removal, Run, RunCounts, RunKind};
+use ctxsync_core::{Config, ConfigId, Coverage, Membership, OrgId, Removal, Run, RunCounts, RunKind};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::configs::ConfigRow;
-use super::{SqliteStore, encode_time};
+use super::{SqliteStore, encode_time, json_rows};
 use crate::history::Recorder;
 use crate::page::{Changed, MEMBERSHIP, membership_key, removal_key};
 use crate::rows::{self, RUN_COLUMNS, encode_counts};
@@ -28,15 +28,21 @@ type RunRow = rows::RunRow<String, String>;
 
 type StateRow = rows::StateRow<String>;
 
-/// A page's keys as one JSON array of arrays, bound as a single parameter and read back with
-/// `json_each`: the statement text stays the same whatever the page's size, so it is prepared
-/// once per connection, and a row costs no bind of its own.
-fn json_rows<T: serde::Serialize>(rows: &[T]) -> String {
-    serde_json::to_string(rows).expect("keys always serialize")
+/// Rows per statement when a page's keys go in as `VALUES` rows, which bind each value once
+/// (a JSON array would be parsed again for each column of each row): a statement of this size
+/// is prepared once and then reused.
+const KEY_CHUNK: usize = 500;
+
+/// `VALUES (group, kind, member), …` for `memberships`.
+fn push_memberships<'a>(q: &mut QueryBuilder<'a, Sqlite>, memberships: &'a [Membership]) {
+    q.push_values(memberships, |mut row, m| {
+        let (group, kind, member) = membership_key(m);
+        row.push_bind(group).push_bind(kind).push_bind(member);
+    });
 }
 
 impl SqliteStore {
-    /// Writes new and changed entities of a page, counting them; returns the page's keys.
+    /// Writes new and changed entities of a page, counting them, and notes them as seen.
     async fn upsert_entities(
         conn: &mut SqliteConnection,
         run: &Run,
@@ -44,22 +50,22 @@ impl SqliteStore {
         page: &PageWrite<'_>,
         counts: &mut RunCounts,
         recorder: &mut Recorder,
-    ) -> Result<String, StoreError> {
+    ) -> Result<(), StoreError> {
         let rows = &page.entities.rows;
         counts.add(&page.entities.fetched);
         let config_id = run.config_id.to_string();
-        let keys = json_rows(&rows.iter().map(|row| (row.kind, &row.source_id)).collect::<Vec<_>>());
-        // `CROSS JOIN` keeps the page's keys as the outer loop, one primary-key lookup each.
-        let existing: HashMap<i64, Vec<u8>> = sqlx::query_as(
-            "SELECT j.key, e.digest FROM json_each(?2) j CROSS JOIN entities e \
-             ON e.config_id = ?1 AND e.kind = j.value ->> 0 AND e.source_id = j.value ->> 1",
-        )
-        .bind(&config_id)
-        .bind(&keys)
-        .fetch_all(&mut *conn)
-        .await?
-        .into_iter()
-        .collect();
+        let mut existing: HashMap<i64, Vec<u8>> = HashMap::with_capacity(rows.len());
+        for (n, chunk) in rows.chunks(KEY_CHUNK).enumerate() {
+            let mut q = QueryBuilder::<Sqlite>::new("WITH page (i, kind, source_id) AS (");
+            q.push_values(chunk.iter().enumerate(), |mut b, (i, row)| {
+                b.push_bind((n * KEY_CHUNK + i) as i64).push_bind(row.kind).push_bind(&row.source_id);
+            });
+            // `CROSS JOIN` keeps the page's keys as the outer loop, one primary-key lookup each.
+            q.push(") SELECT page.i, e.digest FROM page CROSS JOIN entities e ON e.config_id = ")
+                .push_bind(&config_id)
+                .push(" AND e.kind = page.kind AND e.source_id = page.source_id");
+            existing.extend(q.build_query_as::<(i64, Vec<u8>)>().fetch_all(&mut *conn).await?);
+        }
         let changed = Changed::new(rows, &existing, counts);
         let stored = Self::stored_data(conn, run.config_id, &changed.updated).await?;
         recorder.entities(&changed.created, &changed.updated, stored)?;
@@ -107,7 +113,6 @@ impl SqliteStore {
                     row.identifiers.iter().map(move |i| (i.as_str(), id))
                 })
                 .collect();
-            let identifiers = json_rows(&identifiers);
             // Only identifiers an update dropped are deleted: rewriting the unchanged ones would
             // dirty an index page per identifier for nothing (a new entity has none to drop).
             if let Some(updated_keys) = &updated_keys {
@@ -119,79 +124,81 @@ impl SqliteStore {
                 )
                 .bind(&config_id)
                 .bind(updated_keys)
-                .bind(&identifiers)
+                .bind(json_rows(&identifiers))
                 .execute(&mut *conn)
                 .await?;
             }
-            sqlx::query(
-                "INSERT OR IGNORE INTO entity_identifiers (identifier, entity_id) \
-                 SELECT value ->> 0, value ->> 1 FROM json_each(?1)",
-            )
-            .bind(&identifiers)
-            .execute(&mut *conn)
-            .await?;
+            for chunk in identifiers.chunks(KEY_CHUNK) {
+                let mut q = QueryBuilder::<Sqlite>::new(
+                    "INSERT OR IGNORE INTO entity_identifiers (identifier, entity_id) ",
+                );
+                q.push_values(chunk, |mut b, (identifier, id)| {
+                    b.push_bind(*identifier).push_bind(*id);
+                });
+                q.build().execute(&mut *conn).await?;
+            }
         }
-        sqlx::query(
-            "INSERT OR IGNORE INTO run_seen_entities (run_id, kind, source_id) \
-             SELECT ?1, value ->> 0, value ->> 1 FROM json_each(?2)",
-        )
-        .bind(run.id.to_string())
-        .bind(&keys)
-        .execute(&mut *conn)
-        .await?;
-        Ok(keys)
+        let run_id = run.id.to_string();
+        for chunk in rows.chunks(KEY_CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT OR IGNORE INTO run_seen_entities (run_id, kind, source_id) ",
+            );
+            q.push_values(chunk, |mut b, row| {
+                b.push_bind(&run_id).push_bind(row.kind).push_bind(&row.source_id);
+            });
+            q.build().execute(&mut *conn).await?;
+        }
+        Ok(())
     }
 
-    /// Adds a page's memberships, counting the new ones; returns the page's keys.
+    /// Adds a page's memberships, counting the new ones, and marks them seen by this run.
     async fn add_memberships(
         conn: &mut SqliteConnection,
         run: &Run,
         page: &PageWrite<'_>,
         counts: &mut RunCounts,
         recorder: &mut Recorder,
-    ) -> Result<String, StoreError> {
+    ) -> Result<(), StoreError> {
         counts.entry(MEMBERSHIP).fetched += page.memberships.len() as u64;
-        let keys = json_rows(&page.memberships.iter().map(membership_key).collect::<Vec<_>>());
         let (config_id, run_id) = (run.config_id.to_string(), run.id.to_string());
-        // Only inserted rows count as changes, so this is the number of new memberships. They are
-        // read back only when they become events: never on a config's first sync.
-        macro_rules! insert {
-            () => {
-                "INSERT INTO memberships (config_id, group_id, member_kind, member_id, first_seen_at, seen_run) \
-                 SELECT ?1, value ->> 0, value ->> 1, value ->> 2, ?2, ?4 FROM json_each(?3) WHERE true \
-                 ON CONFLICT DO NOTHING"
-            };
+        let now = encode_time(ctxsync_core::now());
+        let mut created = 0;
+        let mut added = Vec::new();
+        for chunk in page.memberships.chunks(KEY_CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO memberships (config_id, group_id, member_kind, member_id, first_seen_at, seen_run) SELECT ",
+            );
+            q.push_bind(&config_id).push(", column1, column2, column3, ").push_bind(&now).push(", ");
+            q.push_bind(&run_id).push(" FROM (");
+            push_memberships(&mut q, chunk);
+            // Only inserted rows count as changes, so this is the number of new memberships.
+            // They are read back only when they become events: never on a config's first sync.
+            q.push(") WHERE true ON CONFLICT DO NOTHING");
+            if recorder.events_on() {
+                q.push(" RETURNING group_id, member_kind, member_id");
+                added.extend(q.build().fetch_all(&mut *conn).await?);
+            } else {
+                created += q.build().execute(&mut *conn).await?.rows_affected();
+            }
         }
-        let sql = if recorder.events_on() {
-            concat!(insert!(), " RETURNING group_id, member_kind, member_id")
-        } else {
-            insert!()
-        };
-        let query = sqlx::query(sql)
-            .bind(&config_id)
-            .bind(encode_time(ctxsync_core::now()))
-            .bind(&keys)
-            .bind(&run_id);
-        let created = if recorder.events_on() {
-            recorder.memberships_added(&query.fetch_all(&mut *conn).await?)?
-        } else {
-            query.execute(&mut *conn).await?.rows_affected()
-        };
+        if recorder.events_on() {
+            created = recorder.memberships_added(&added)?;
+        }
         counts.entry(MEMBERSHIP).created += created;
         // Rows just inserted carry this run already; on a first sync that is all of them.
         if created < page.memberships.len() as u64 {
-            sqlx::query(
-                "UPDATE memberships SET seen_run = ?2 WHERE config_id = ?1 AND seen_run <> ?2 \
-                 AND (group_id, member_kind, member_id) IN \
-                 (SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?3))",
-            )
-            .bind(&config_id)
-            .bind(&run_id)
-            .bind(&keys)
-            .execute(&mut *conn)
-            .await?;
+            for chunk in page.memberships.chunks(KEY_CHUNK) {
+                let mut q = QueryBuilder::<Sqlite>::new("UPDATE memberships SET seen_run = ");
+                q.push_bind(&run_id).push(" WHERE config_id = ").push_bind(&config_id);
+                q.push(" AND seen_run <> ")
+                    .push_bind(&run_id)
+                    .push(" AND (group_id, member_kind, member_id) IN (");
+                push_memberships(&mut q, chunk);
+                q.push(")");
+                q.build().execute(&mut *conn).await?;
+            }
         }
-        Ok(keys)
+        Ok(())
     }
 
     async fn note_removals(
@@ -338,19 +345,14 @@ impl SyncStore for SqliteStore {
         let mut tx = self.begin_write().await?;
         let (baselined, held) = Self::page_state(&mut tx, run.config_id).await?;
         let mut recorder = Recorder::new(baselined);
-        let entity_keys = if page.entities.is_empty() {
-            None
-        } else {
-            Some(Self::upsert_entities(&mut tx, run, org, &page, &mut counts, &mut recorder).await?)
-        };
-        let membership_keys = if page.memberships.is_empty() {
-            None
-        } else {
-            Some(Self::add_memberships(&mut tx, run, &page, &mut counts, &mut recorder).await?)
-        };
+        if !page.entities.is_empty() {
+            Self::upsert_entities(&mut tx, run, org, &page, &mut counts, &mut recorder).await?;
+        }
+        if !page.memberships.is_empty() {
+            Self::add_memberships(&mut tx, run, &page, &mut counts, &mut recorder).await?;
+        }
         if held {
-            Self::unstage_seen(&mut tx, run.config_id, entity_keys.as_deref(), membership_keys.as_deref())
-                .await?;
+            Self::unstage_seen(&mut tx, run.config_id, &page).await?;
         }
         if !page.removals.is_empty() {
             Self::note_removals(&mut tx, run, page.removals).await?;

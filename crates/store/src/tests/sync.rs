@@ -396,7 +396,10 @@ async fn a_page_larger_than_one_statement_is_written_and_recognized_whole() {
     let memberships: Vec<Membership> =
         (0..12_000).map(|i| member(&format!("g{}", i % 3), &format!("u{i:05}"))).collect();
     let run = db.run(RunKind::Full, &users, &memberships, &[], Some(Coverage::Everything)).await;
-    assert_eq!((run.counts.by_type["user"].created, run.counts.by_type["membership"].created), (12_000, 12_000));
+    assert_eq!(
+        (run.counts.by_type["user"].created, run.counts.by_type["membership"].created),
+        (12_000, 12_000)
+    );
 
     let mut changed = users.clone();
     changed[11_999] = user("u11999", "moved@x.com", UserStatus::Active);
@@ -405,9 +408,10 @@ async fn a_page_larger_than_one_statement_is_written_and_recognized_whole() {
     assert_eq!((users_seen.created, users_seen.updated), (0, 1), "only the changed user is rewritten");
     assert_eq!((members_seen.created, members_seen.deleted), (0, 0), "every membership was marked seen");
     assert_eq!(users_seen.deleted, 0, "every user was noted as seen");
-    let found = db.store.lookup_entities(db.org, &["moved@x.com".into(), "11999@x.com".into()]).await.unwrap();
-    assert_eq!(found.iter().map(|(i, e)| (i.as_str(), e.entity.source_id())).collect::<Vec<_>>(), [(
-        "moved@x.com",
-        "u11999"
-    )]);
+    let found =
+        db.store.lookup_entities(db.org, &["moved@x.com".into(), "11999@x.com".into()]).await.unwrap();
+    assert_eq!(
+        found.iter().map(|(i, e)| (i.as_str(), e.entity.source_id())).collect::<Vec<_>>(),
+        [("moved@x.com", "u11999")]
+    );
 }

@@ -85,9 +85,6 @@ impl SqliteStore {
         let writer_options = options
             .clone()
             .pragma("cache_size", format!("-{WRITER_CACHE_KIB}"))
-            // A multi-row upsert keeps a statement journal (to undo just that statement on a
-            // conflict); in memory it is a copy, in a temporary file a write per page.
-            .pragma("temp_store", "memory")
             .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES.to_string());
         let writer = SqlitePoolOptions::new()
             .max_connections(1)

@@ -1,0 +1,126 @@
+//! Entity lookup by address and by source id, in batches as enrichment asks for them, from a
+//! SQLite store holding a 100k-user org.
+//!
+//! `cargo bench -p ctxsync-store --bench lookup` (add `-- --users N` for another size). The
+//! store is filled through the sync's own write path (`apply_page`), then looked up 500
+//! identifiers at a time: two thirds addresses, one third source ids, in random order, one in
+//! ten unknown. Prints lookups per second beside the target (GUIDE §5: at least 50,000/s).
+
+use std::time::Instant;
+
+use ctxsync_core::{
+    Config, ConfigId, ConfigState, Entity, IntegrationType, Record, RunKind, SecretValue, Settings, User,
+    UserStatus,
+};
+use ctxsync_store::{
+    ConfigStore, EntityStore, KeyStore, MasterKey, PageWrite, PreparedEntities, SqliteStore, SyncStore,
+};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+
+/// Identifiers per lookup call: what an enrichment batch sends.
+const BATCH: usize = 500;
+
+/// Users written per transaction, as the sync writes them.
+const PAGE: usize = 4_000;
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let users = args
+        .iter()
+        .position(|a| a == "--users")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000usize);
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::connect(
+        &format!("sqlite://{}/lookup.db", dir.path().display()),
+        MasterKey::load_or_generate(dir.path()).unwrap(),
+    )
+    .await
+    .unwrap();
+    let org = store.ensure_org("bench").await.unwrap();
+    let now = ctxsync_core::now();
+    let config = Config {
+        id: ConfigId::new(),
+        org_id: org,
+        integration_type: IntegrationType::Okta,
+        name: "bench".into(),
+        domain: "bench.okta.com".into(),
+        enabled: true,
+        state: ConfigState::Valid,
+        settings: Settings::new(),
+        created_at: now,
+        modified_at: now,
+    };
+    store.insert_config(&config, &SecretValue::new(json!({"api_token": "t"}))).await.unwrap();
+
+    let started = Instant::now();
+    let run = store.start_run(config.id, RunKind::Full).await.unwrap();
+    for first in (0..users).step_by(PAGE) {
+        let records: Vec<Record> = (first..(first + PAGE).min(users)).map(user).collect();
+        let page = PageWrite { entities: &PreparedEntities::new(&records), memberships: &[], removals: &[] };
+        store.apply_page(&run, org, page).await.unwrap();
+    }
+    println!("store:   {users} users written in {:.1} s", started.elapsed().as_secs_f64());
+
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut wanted: Vec<String> = (0..users)
+        .map(|i| match i % 3 {
+            0 => source_id(i),
+            _ if rng.gen_ratio(1, 10) => format!("nobody{i}@example.com"),
+            _ => address(i).to_uppercase(),
+        })
+        .collect();
+    wanted.shuffle(&mut rng);
+    let started = Instant::now();
+    let mut found = 0;
+    for batch in wanted.chunks(BATCH) {
+        found += store.lookup_entities(org, batch).await.unwrap().len();
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let rate = wanted.len() as f64 / elapsed;
+    println!(
+        "lookup:  {} identifiers in batches of {BATCH}, {found} found, {elapsed:.2} s: {rate:.0} lookups/s, \
+         {:.0}% of the target (>= 50,000/s)",
+        wanted.len(),
+        100.0 * rate / 50_000.0
+    );
+}
+
+fn source_id(i: usize) -> String {
+    format!("00u{i:017}")
+}
+
+fn address(i: usize) -> String {
+    format!("user{i}@example.com")
+}
+
+fn user(i: usize) -> Record {
+    let id = source_id(i);
+    let email = address(i);
+    Record::from_value(
+        Entity::User(User {
+            source_id: id.clone(),
+            login: email.clone(),
+            emails: vec![email.clone()],
+            display_name: Some(format!("User {i}")),
+            given_name: Some("User".into()),
+            family_name: Some(i.to_string()),
+            status: UserStatus::Active,
+            title: Some("Engineer".into()),
+            department: Some("Engineering".into()),
+            manager: None,
+            employee_id: Some(format!("E{i:06}")),
+            created_at: None,
+            last_login_at: None,
+            source_updated_at: None,
+            admin_roles: vec![],
+            mfa_factors: vec![],
+            mfa_enrolled: None,
+        }),
+        &json!({"id": id, "status": "ACTIVE", "profile": {"login": email, "email": email}}),
+    )
+}

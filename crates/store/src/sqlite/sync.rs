@@ -72,40 +72,51 @@ impl SqliteStore {
         let updated_keys = (!changed.updated.is_empty()).then(|| {
             json_rows(&changed.updated.iter().map(|row| (row.kind, &row.source_id)).collect::<Vec<_>>())
         });
-        let changed = changed.all();
-        if !changed.is_empty() {
+        if !changed.created.is_empty() || !changed.updated.is_empty() {
             let now = encode_time(ctxsync_core::now());
             let org_id = org.to_string();
             // Each written row's key, for its identifiers.
-            let mut written: HashMap<(String, String), i64> = HashMap::with_capacity(changed.len());
-            for chunk in changed.chunks(CHUNK) {
-                let mut q = QueryBuilder::<Sqlite>::new(
-                    "INSERT INTO entities (config_id, kind, source_id, org_id, status, login, display_name, data, raw, \
-                     digest, first_seen_at, updated_at) ",
-                );
-                q.push_values(chunk, |mut b, row| {
-                    b.push_bind(&config_id)
-                        .push_bind(row.kind)
-                        .push_bind(&row.source_id)
-                        .push_bind(&org_id)
-                        .push_bind(&row.status)
-                        .push_bind(&row.login)
-                        .push_bind(&row.display_name)
-                        .push_bind(&row.data)
-                        .push_bind(&row.raw)
-                        .push_bind(&row.digest)
-                        .push_bind(&now)
-                        .push_bind(&now);
-                });
-                q.push(
+            let mut written: HashMap<(String, String), i64> =
+                HashMap::with_capacity(changed.created.len() + changed.updated.len());
+            // New rows go in with `OR IGNORE`, which (with foreign keys checked at commit, see
+            // migration 0006) cannot fail halfway, so SQLite keeps no statement journal for them;
+            // changed rows need the upsert.
+            let statements = [
+                (&changed.created, "INSERT OR IGNORE INTO", ""),
+                (
+                    &changed.updated,
+                    "INSERT INTO",
                     " ON CONFLICT (config_id, kind, source_id) DO UPDATE SET status = excluded.status, \
                      login = excluded.login, display_name = excluded.display_name, data = excluded.data, \
-                     raw = excluded.raw, digest = excluded.digest, updated_at = excluded.updated_at \
-                     RETURNING kind, source_id, id",
-                );
-                let keys: Vec<(String, String, i64)> = q.build_query_as().fetch_all(&mut *conn).await?;
-                written.extend(keys.into_iter().map(|(kind, source_id, id)| ((kind, source_id), id)));
+                     raw = excluded.raw, digest = excluded.digest, updated_at = excluded.updated_at",
+                ),
+            ];
+            for (rows, insert, conflict) in statements {
+                for chunk in rows.chunks(CHUNK) {
+                    let mut q = QueryBuilder::<Sqlite>::new(format!(
+                        "{insert} entities (config_id, kind, source_id, org_id, status, login, display_name, data, \
+                         raw, digest, first_seen_at, updated_at) "
+                    ));
+                    q.push_values(chunk, |mut b, row| {
+                        b.push_bind(&config_id)
+                            .push_bind(row.kind)
+                            .push_bind(&row.source_id)
+                            .push_bind(&org_id)
+                            .push_bind(&row.status)
+                            .push_bind(&row.login)
+                            .push_bind(&row.display_name)
+                            .push_bind(&row.data)
+                            .push_bind(&row.raw)
+                            .push_bind(&row.digest)
+                            .push_bind(&now)
+                            .push_bind(&now);
+                    });
+                    q.push(conflict).push(" RETURNING kind, source_id, id");
+                    let keys: Vec<(String, String, i64)> = q.build_query_as().fetch_all(&mut *conn).await?;
+                    written.extend(keys.into_iter().map(|(kind, source_id, id)| ((kind, source_id), id)));
+                }
             }
+            let changed = changed.all();
             let identifiers: Vec<(&str, i64)> = changed
                 .iter()
                 .flat_map(|row| {
@@ -166,14 +177,15 @@ impl SqliteStore {
         let mut added = Vec::new();
         for chunk in page.memberships.chunks(KEY_CHUNK) {
             let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO memberships (config_id, group_id, member_kind, member_id, first_seen_at, seen_run) SELECT ",
+                "INSERT OR IGNORE INTO memberships (config_id, group_id, member_kind, member_id, first_seen_at, seen_run) \
+                 SELECT ",
             );
             q.push_bind(&config_id).push(", column1, column2, column3, ").push_bind(&now).push(", ");
             q.push_bind(&run_id).push(" FROM (");
             push_memberships(&mut q, chunk);
             // Only inserted rows count as changes, so this is the number of new memberships.
             // They are read back only when they become events: never on a config's first sync.
-            q.push(") WHERE true ON CONFLICT DO NOTHING");
+            q.push(")");
             if recorder.events_on() {
                 q.push(" RETURNING group_id, member_kind, member_id");
                 added.extend(q.build().fetch_all(&mut *conn).await?);
@@ -188,7 +200,7 @@ impl SqliteStore {
         // Rows just inserted carry this run already; on a first sync that is all of them.
         if created < page.memberships.len() as u64 {
             for chunk in page.memberships.chunks(KEY_CHUNK) {
-                let mut q = QueryBuilder::<Sqlite>::new("UPDATE memberships SET seen_run = ");
+                let mut q = QueryBuilder::<Sqlite>::new("UPDATE OR IGNORE memberships SET seen_run = ");
                 q.push_bind(&run_id).push(" WHERE config_id = ").push_bind(&config_id);
                 q.push(" AND seen_run <> ")
                     .push_bind(&run_id)

@@ -23,6 +23,30 @@ pub struct Config {
 }
 
 impl Config {
+    /// A config as creating it leaves it: a new id, enabled, its credentials just proven, created
+    /// and modified now.
+    pub fn created(
+        org_id: OrgId,
+        integration_type: IntegrationType,
+        name: String,
+        domain: String,
+        settings: Settings,
+    ) -> Config {
+        let now = crate::now();
+        Config {
+            id: ConfigId::new(),
+            org_id,
+            integration_type,
+            name,
+            domain,
+            enabled: true,
+            state: ConfigState::Valid,
+            settings,
+            created_at: now,
+            modified_at: now,
+        }
+    }
+
     /// The Entra ID tenant to sign in to: `settings.tenant_id` when set, else the domain (a
     /// verified domain such as `contoso.onmicrosoft.com` names its tenant too).
     pub fn entra_tenant(&self) -> &str {

@@ -9,8 +9,7 @@
 use std::time::Instant;
 
 use ctxsync_core::{
-    Config, ConfigId, ConfigState, Entity, IntegrationType, Record, RunKind, SecretValue, Settings, User,
-    UserStatus,
+    Config, Entity, IntegrationType, Record, RunKind, SecretValue, Settings, User, UserStatus,
 };
 use ctxsync_store::{
     ConfigStore, EntityStore, KeyStore, MasterKey, PageWrite, PreparedEntities, SqliteStore, SyncStore,
@@ -42,19 +41,8 @@ async fn main() {
     .await
     .unwrap();
     let org = store.ensure_org("bench").await.unwrap();
-    let now = ctxsync_core::now();
-    let config = Config {
-        id: ConfigId::new(),
-        org_id: org,
-        integration_type: IntegrationType::Okta,
-        name: "bench".into(),
-        domain: "bench.okta.com".into(),
-        enabled: true,
-        state: ConfigState::Valid,
-        settings: Settings::new(),
-        created_at: now,
-        modified_at: now,
-    };
+    let config =
+        Config::created(org, IntegrationType::Okta, "bench".into(), "bench.okta.com".into(), Settings::new());
     store.insert_config(&config, &SecretValue::new(json!({"api_token": "t"}))).await.unwrap();
 
     let started = Instant::now();

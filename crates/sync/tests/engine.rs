@@ -7,9 +7,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ctxsync_core::{
-    Config, ConfigId, ConfigState, EntityKind, IntegrationType, RunStatus, SecretValue, Settings,
-};
+use ctxsync_core::{Config, EntityKind, IntegrationType, RunStatus, SecretValue, Settings};
 use ctxsync_fakes::{FakeOkta, TenantSpec};
 use ctxsync_sources::{Endpoints, Sources};
 use ctxsync_store::testing::TestDatabase;
@@ -32,19 +30,7 @@ async fn rig(users: usize) -> Rig {
     let key = MasterKey::from_base64("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=").unwrap();
     let store = ctxsync_store::connect(&db.url, key).await.unwrap();
     let org = store.ensure_org("default").await.unwrap();
-    let now = ctxsync_core::now();
-    let config = Config {
-        id: ConfigId::new(),
-        org_id: org,
-        integration_type: IntegrationType::Okta,
-        name: "okta".into(),
-        domain: okta.domain(),
-        enabled: true,
-        state: ConfigState::Valid,
-        settings: Settings::new(),
-        created_at: now,
-        modified_at: now,
-    };
+    let config = Config::created(org, IntegrationType::Okta, "okta".into(), okta.domain(), Settings::new());
     store.insert_config(&config, &SecretValue::new(json!({"api_token": okta.api_token()}))).await.unwrap();
     let endpoints =
         Endpoints { okta_base_url: Some(okta.base_url().parse().unwrap()), ..Endpoints::default() };

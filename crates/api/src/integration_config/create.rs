@@ -1,6 +1,6 @@
 use axum::Json;
 use axum::extract::State;
-use ctxsync_core::{Config, ConfigId, ConfigState};
+use ctxsync_core::Config;
 
 use super::body::parse_create;
 use super::response::ConfigResponse;
@@ -37,19 +37,13 @@ pub async fn create(
     let request = parse_create(&doc)?;
     let new = request.config;
     state.sources.validate(new.domain.as_str(), &new.settings, &request.credentials).await?;
-    let now = ctxsync_core::now();
-    let config = Config {
-        id: ConfigId::new(),
-        org_id: auth.org_id,
-        integration_type: new.integration_type,
-        name: new.name.into_inner(),
-        domain: new.domain.into_inner(),
-        enabled: true,
-        state: ConfigState::Valid,
-        settings: new.settings,
-        created_at: now,
-        modified_at: now,
-    };
+    let config = Config::created(
+        auth.org_id,
+        new.integration_type,
+        new.name.into_inner(),
+        new.domain.into_inner(),
+        new.settings,
+    );
     state.store.insert_config(&config, &new.secrets).await?;
     tracing::info!(config_id = %config.id, org_id = %config.org_id, integration_type = %config.integration_type, "config created");
     Ok(Json(config.into()))

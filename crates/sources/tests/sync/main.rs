@@ -11,8 +11,8 @@ mod okta;
 use std::collections::{BTreeMap, BTreeSet};
 
 use ctxsync_core::{
-    Config, ConfigId, ConfigState, Credentials, EntityKind, Group, IntegrationType, Membership, OrgId,
-    Record, SecretValue, Settings, User,
+    Config, Credentials, EntityKind, Group, IntegrationType, Membership, OrgId, Record, SecretValue,
+    Settings, User,
 };
 use ctxsync_sources::{Endpoints, Outcome, Page, PageSink, SinkError, Sources, SyncError, SyncMode};
 use serde_json::Value;
@@ -138,19 +138,7 @@ fn sources(endpoints: Endpoints) -> Sources {
 }
 
 fn config(integration_type: IntegrationType, domain: &str, settings: Settings) -> Config {
-    let now = ctxsync_core::now();
-    Config {
-        id: ConfigId::new(),
-        org_id: OrgId::new(),
-        integration_type,
-        name: "test".into(),
-        domain: domain.into(),
-        enabled: true,
-        state: ConfigState::Valid,
-        settings,
-        created_at: now,
-        modified_at: now,
-    }
+    Config::created(OrgId::new(), integration_type, "test".into(), domain.into(), settings)
 }
 
 fn credentials(integration_type: IntegrationType, secrets: Value) -> Credentials {

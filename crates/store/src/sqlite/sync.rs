@@ -24,14 +24,14 @@ use crate::{PageWrite, RunEnd, StoreError, SyncState, SyncStore};
 /// Rows per statement: well under SQLite's bound-variable limit with a dozen columns a row.
 const CHUNK: usize = 400;
 
-type RunRow = rows::RunRow<String, String>;
-
-type StateRow = rows::StateRow<String>;
-
 /// Rows per statement when a page's keys go in as `VALUES` rows, which bind each value once
 /// (a JSON array would be parsed again for each column of each row): a statement of this size
 /// is prepared once and then reused.
 const KEY_CHUNK: usize = 500;
+
+type RunRow = rows::RunRow<String, String>;
+
+type StateRow = rows::StateRow<String>;
 
 /// `VALUES (group, kind, member), …` for `memberships`.
 fn push_memberships<'a>(q: &mut QueryBuilder<'a, Sqlite>, memberships: &'a [Membership]) {
@@ -116,14 +116,16 @@ impl SqliteStore {
                     written.extend(keys.into_iter().map(|(kind, source_id, id)| ((kind, source_id), id)));
                 }
             }
-            let changed = changed.all();
-            let identifiers: Vec<(&str, i64)> = changed
-                .iter()
-                .flat_map(|row| {
-                    let id = written[&(row.kind.to_owned(), row.source_id.clone())];
-                    row.identifiers.iter().map(move |i| (i.as_str(), id))
-                })
-                .collect();
+            let mut identifiers: Vec<(&str, i64)> = Vec::new();
+            for row in changed.all() {
+                let Some(&id) = written.get(&(row.kind.to_owned(), row.source_id.clone())) else {
+                    return Err(StoreError::Corrupt(format!(
+                        "{} {} was not written",
+                        row.kind, row.source_id
+                    )));
+                };
+                identifiers.extend(row.identifiers.iter().map(|i| (i.as_str(), id)));
+            }
             // Only identifiers an update dropped are deleted: rewriting the unchanged ones would
             // dirty an index page per identifier for nothing (a new entity has none to drop).
             if let Some(updated_keys) = &updated_keys {

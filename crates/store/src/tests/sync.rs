@@ -4,9 +4,8 @@
 use std::sync::Arc;
 
 use ctxsync_core::{
-    Config, ConfigId, ConfigState, Coverage, DeletionGuard, Entity, EntityKind, Expected, Group,
-    IntegrationType, Membership, OrgId, Record, Removal, RunKind, RunStatus, SecretValue, Settings, User,
-    UserStatus,
+    Config, Coverage, DeletionGuard, Entity, EntityKind, Expected, Group, IntegrationType, Membership, OrgId,
+    Record, Removal, RunKind, RunStatus, SecretValue, Settings, User, UserStatus,
 };
 use serde_json::json;
 
@@ -25,19 +24,8 @@ pub(super) async fn db() -> Db {
     let test = TestStore::new().await;
     let store = test.store.clone();
     let org = store.ensure_org("default").await.unwrap();
-    let now = ctxsync_core::now();
-    let config = Config {
-        id: ConfigId::new(),
-        org_id: org,
-        integration_type: IntegrationType::Okta,
-        name: "okta".into(),
-        domain: "acme.okta.com".into(),
-        enabled: true,
-        state: ConfigState::Valid,
-        settings: Settings::new(),
-        created_at: now,
-        modified_at: now,
-    };
+    let config =
+        Config::created(org, IntegrationType::Okta, "okta".into(), "acme.okta.com".into(), Settings::new());
     store.insert_config(&config, &SecretValue::new(json!({"api_token": "t"}))).await.unwrap();
     Db { test, store, org, config }
 }

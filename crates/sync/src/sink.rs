@@ -3,9 +3,9 @@
 //!
 //! The queue between them is bounded by the size of its pages ([`QUEUE_WEIGHT`]), so memory
 //! stays flat whatever the tenant's size, and a slow store slows the listing instead of piling
-//! pages up. The pages that queued up while the writer was busy are written together in one
-//! transaction (up to [`BATCH_WEIGHT`]): each page is still applied whole or not at all, and one
-//! commit costs much less than dozens. Between the two, a preparer task serializes and hashes
+//! pages up. The pages that queued up while the writer was busy, or arrive within [`LINGER`],
+//! are written together in one transaction (up to [`BATCH_WEIGHT`]): each page is still applied
+//! whole or not at all, and one commit costs much less than dozens. Between the two, a preparer task serializes and hashes
 //! each page's entities while the writer runs the previous batch's SQL, so neither the listing
 //! nor the writer waits for that work.
 

@@ -17,7 +17,7 @@ use super::configs::ConfigRow;
 use super::{SqliteStore, encode_time, json_rows};
 use crate::history::Recorder;
 use crate::page::{Changed, MEMBERSHIP, membership_key, removal_key};
-use crate::rows::{self, RUN_COLUMNS, encode_counts};
+use crate::rows::{self, RUN_COLUMNS, decode_kind, encode_counts};
 use crate::sync::{Ending, INTERRUPTED, new_run};
 use crate::{PageWrite, RunEnd, StoreError, SyncState, SyncStore};
 
@@ -75,9 +75,8 @@ impl SqliteStore {
         if !changed.created.is_empty() || !changed.updated.is_empty() {
             let now = encode_time(ctxsync_core::now());
             let org_id = org.to_string();
-            // Each written row's key, for its identifiers.
-            let mut written: HashMap<(String, String), i64> =
-                HashMap::with_capacity(changed.created.len() + changed.updated.len());
+            // Each written row's key by kind and source id, for its identifiers.
+            let mut written: HashMap<&'static str, HashMap<String, i64>> = HashMap::new();
             // New rows go in with `OR IGNORE`, which (with foreign keys checked at commit, see
             // migration 0006) cannot fail halfway, so SQLite keeps no statement journal for them;
             // changed rows need the upsert.
@@ -113,12 +112,14 @@ impl SqliteStore {
                     });
                     q.push(conflict).push(" RETURNING kind, source_id, id");
                     let keys: Vec<(String, String, i64)> = q.build_query_as().fetch_all(&mut *conn).await?;
-                    written.extend(keys.into_iter().map(|(kind, source_id, id)| ((kind, source_id), id)));
+                    for (kind, source_id, id) in keys {
+                        written.entry(decode_kind(&kind)?.as_str()).or_default().insert(source_id, id);
+                    }
                 }
             }
             let mut identifiers: Vec<(&str, i64)> = Vec::new();
             for row in changed.all() {
-                let Some(&id) = written.get(&(row.kind.to_owned(), row.source_id.clone())) else {
+                let Some(&id) = written.get(row.kind).and_then(|ids| ids.get(&row.source_id)) else {
                     return Err(StoreError::Corrupt(format!(
                         "{} {} was not written",
                         row.kind, row.source_id

@@ -282,7 +282,8 @@ async fn read(mut response: reqwest::Response) -> Result<Reply, Failure> {
     if response.content_length().is_some_and(|n| n > MAX_BODY as u64) {
         return Err(Failure::TooLarge);
     }
-    let mut body = BytesMut::new();
+    // Sized once from `Content-Length` (bounded above), so a page is not copied as it grows.
+    let mut body = BytesMut::with_capacity(response.content_length().unwrap_or(0) as usize);
     while let Some(chunk) = response.chunk().await.map_err(Failure::Transport)? {
         if body.len() + chunk.len() > MAX_BODY {
             return Err(Failure::TooLarge);

@@ -2,6 +2,7 @@
 //! digest and identifiers, which of them changed, and the keys of memberships and removals.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use ctxsync_core::{Entity, Membership, Record, Removal, RunCounts};
 use serde_json::value::RawValue;
@@ -28,10 +29,10 @@ pub(crate) struct EntityWrite {
 }
 
 impl EntityWrite {
-    /// `raw` is stored as the source wrote it.
-    fn new(entity: &Entity, raw: &RawValue) -> EntityWrite {
+    /// `raw` is stored as the source wrote it, moved rather than copied.
+    fn new(entity: &Entity, raw: Box<RawValue>) -> EntityWrite {
         let data = serde_json::to_string(entity).expect("an entity always serializes");
-        let raw = raw.get().to_owned();
+        let raw = String::from(Box::<str>::from(raw));
         let mut hasher = Sha256::new();
         hasher.update(data.as_bytes());
         hasher.update([0]);
@@ -82,10 +83,10 @@ pub struct PreparedEntities {
 }
 
 impl PreparedEntities {
-    pub fn new(records: &[Record]) -> PreparedEntities {
+    pub fn new(records: Vec<Record>) -> PreparedEntities {
         let mut prepared = PreparedEntities::default();
         for record in records {
-            let row = EntityWrite::new(&record.entity, &record.raw);
+            let row = EntityWrite::new(&record.entity, record.raw);
             prepared.fetched.entry(row.kind).fetched += 1;
             prepared.push(row);
         }
@@ -93,10 +94,10 @@ impl PreparedEntities {
     }
 
     fn push(&mut self, row: EntityWrite) {
-        match self.index.get(&(row.kind, row.source_id.clone())) {
-            Some(&i) => self.rows[i] = row,
-            None => {
-                self.index.insert((row.kind, row.source_id.clone()), self.rows.len());
+        match self.index.entry((row.kind, row.source_id.clone())) {
+            Entry::Occupied(at) => self.rows[*at.get()] = row,
+            Entry::Vacant(at) => {
+                at.insert(self.rows.len());
                 self.rows.push(row);
             }
         }
@@ -185,8 +186,8 @@ mod tests {
 
     #[test]
     fn a_later_occurrence_wins_and_every_record_counts_as_fetched() {
-        let mut first = PreparedEntities::new(&[user("u1", "old@x.com", UserStatus::Active), group("g1")]);
-        let later = PreparedEntities::new(&[
+        let mut first = PreparedEntities::new(vec![user("u1", "old@x.com", UserStatus::Active), group("g1")]);
+        let later = PreparedEntities::new(vec![
             user("u1", "new@x.com", UserStatus::Active),
             user("u2", "b@x.com", UserStatus::Active),
             user("u2", "b2@x.com", UserStatus::Active),

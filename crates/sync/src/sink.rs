@@ -180,7 +180,7 @@ async fn prepare_pages(
 ) {
     while let Some(Queued { page, _room }) = accepted.recv().await {
         let page = Prepared {
-            entities: PreparedEntities::new(&page.records),
+            entities: PreparedEntities::new(page.records),
             memberships: page.memberships,
             removals: page.removals,
             retries: page.retries,

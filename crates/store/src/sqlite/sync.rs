@@ -6,7 +6,7 @@
 //! half-deleted: the seen and removal rows of the unfinished run are cleared by the next holder
 //! of the lease.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use ctxsync_core::{Config, ConfigId, Coverage, Membership, OrgId, Removal, Run, RunCounts, RunKind};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
@@ -16,30 +16,68 @@ use uuid::Uuid;
 use super::configs::ConfigRow;
 use super::{SqliteStore, encode_time, json_rows};
 use crate::history::Recorder;
-use crate::page::{Changed, MEMBERSHIP, membership_key, removal_key};
+use crate::page::{Changed, EntityWrite, MEMBERSHIP, membership_key, removal_key};
 use crate::rows::{self, RUN_COLUMNS, decode_kind, encode_counts};
 use crate::sync::{Ending, INTERRUPTED, new_run};
 use crate::{PageWrite, RunEnd, StoreError, SyncState, SyncStore};
 
-/// Rows per statement: well under SQLite's bound-variable limit with a dozen columns a row.
+/// Entity rows per statement: well under SQLite's bound-variable limit with nine values a row.
 const CHUNK: usize = 400;
 
-/// Rows per statement when a page's keys go in as `VALUES` rows, which bind each value once
-/// (a JSON array would be parsed again for each column of each row): a statement of this size
-/// is prepared once and then reused.
-const KEY_CHUNK: usize = 500;
+/// Keys or memberships per JSON parameter: a few hundred kilobytes of text at most.
+const JSON_CHUNK: usize = 5_000;
+
+/// Values grouped under a key, in key order: `{key: [value, …]}` once serialized.
+fn grouped<'a, V>(pairs: impl IntoIterator<Item = (&'a str, V)>) -> BTreeMap<&'a str, Vec<V>> {
+    let mut tree: BTreeMap<&str, Vec<V>> = BTreeMap::new();
+    for (key, value) in pairs {
+        tree.entry(key).or_default().push(value);
+    }
+    tree
+}
+
+/// A page's keys and memberships go into SQLite as one JSON parameter per statement, read back
+/// by nested `json_each` (`k` the kinds, `s` their source ids), so each level is parsed once.
+/// Bound as a value or three a row instead, every value was copied and freed twice on its way
+/// into SQLite, which cost more than writing the row.
+fn to_json(tree: &impl serde::Serialize) -> String {
+    serde_json::to_string(tree).expect("strings always serialize")
+}
+
+/// Rows' keys as `{kind: [source_id, …]}`, with the row each key came from, in the same order.
+fn keys_by_kind<'a>(
+    rows: impl IntoIterator<Item = (usize, &'a EntityWrite)>,
+) -> (String, BTreeMap<&'a str, Vec<usize>>) {
+    let tree = grouped(rows.into_iter().map(|(i, row)| (row.kind, (row.source_id.as_str(), i))));
+    let json = to_json(
+        &tree
+            .iter()
+            .map(|(kind, keys)| (kind, keys.iter().map(|(id, _)| id).collect::<Vec<_>>()))
+            .collect::<BTreeMap<_, _>>(),
+    );
+    let positions =
+        tree.into_iter().map(|(kind, keys)| (kind, keys.into_iter().map(|(_, i)| i).collect())).collect();
+    (json, positions)
+}
+
+/// Memberships as `{group: {member kind: [member, …]}}`: a page's members share their group.
+fn membership_tree(memberships: &[Membership]) -> String {
+    let by_group = grouped(memberships.iter().map(|m| {
+        let (group, kind, member) = membership_key(m);
+        (group, (kind, member))
+    }));
+    to_json(
+        &by_group.into_iter().map(|(group, members)| (group, grouped(members))).collect::<BTreeMap<_, _>>(),
+    )
+}
+
+/// The rows `(group_id, member_kind, member_id)` of the membership tree bound as `?4`.
+const MEMBERSHIP_ROWS: &str = "SELECT g.key AS group_id, k.key AS member_kind, m.value AS member_id \
+     FROM json_each(?4) g, json_each(g.value) k, json_each(k.value) m";
 
 type RunRow = rows::RunRow<String, String>;
 
 type StateRow = rows::StateRow<String>;
-
-/// `VALUES (group, kind, member), …` for `memberships`.
-fn push_memberships<'a>(q: &mut QueryBuilder<'a, Sqlite>, memberships: &'a [Membership]) {
-    q.push_values(memberships, |mut row, m| {
-        let (group, kind, member) = membership_key(m);
-        row.push_bind(group).push_bind(kind).push_bind(member);
-    });
-}
 
 impl SqliteStore {
     /// Writes new and changed entities of a page, counting them, and notes them as seen.
@@ -55,16 +93,26 @@ impl SqliteStore {
         counts.add(&page.entities.fetched);
         let config_id = run.config_id.to_string();
         let mut existing: HashMap<i64, Vec<u8>> = HashMap::with_capacity(rows.len());
-        for (n, chunk) in rows.chunks(KEY_CHUNK).enumerate() {
-            let mut q = QueryBuilder::<Sqlite>::new("WITH page (i, kind, source_id) AS (");
-            q.push_values(chunk.iter().enumerate(), |mut b, (i, row)| {
-                b.push_bind((n * KEY_CHUNK + i) as i64).push_bind(row.kind).push_bind(&row.source_id);
-            });
+        for (n, chunk) in rows.chunks(JSON_CHUNK).enumerate() {
+            let (keys, positions) =
+                keys_by_kind(chunk.iter().enumerate().map(|(i, row)| (n * JSON_CHUNK + i, row)));
             // `CROSS JOIN` keeps the page's keys as the outer loop, one primary-key lookup each.
-            q.push(") SELECT page.i, e.digest FROM page CROSS JOIN entities e ON e.config_id = ")
-                .push_bind(&config_id)
-                .push(" AND e.kind = page.kind AND e.source_id = page.source_id");
-            existing.extend(q.build_query_as::<(i64, Vec<u8>)>().fetch_all(&mut *conn).await?);
+            let found: Vec<(String, i64, Vec<u8>)> = sqlx::query_as(
+                "SELECT k.key, s.key, e.digest FROM json_each(?2) k CROSS JOIN json_each(k.value) s \
+                 CROSS JOIN entities e ON e.config_id = ?1 AND e.kind = k.key AND e.source_id = s.value",
+            )
+            .bind(&config_id)
+            .bind(keys)
+            .fetch_all(&mut *conn)
+            .await?;
+            for (kind, position, digest) in found {
+                let row =
+                    positions.get(kind.as_str()).and_then(|rows| rows.get(usize::try_from(position).ok()?));
+                let Some(&row) = row else {
+                    return Err(StoreError::Corrupt(format!("a lookup returned {kind} key {position}")));
+                };
+                existing.insert(row as i64, digest);
+            }
         }
         let changed = Changed::new(rows, &existing, counts);
         let stored = Self::stored_data(conn, run.config_id, &changed.updated).await?;
@@ -92,25 +140,30 @@ impl SqliteStore {
             ];
             for (rows, insert, conflict) in statements {
                 for chunk in rows.chunks(CHUNK) {
+                    // What every row shares is bound once, beside the rows' own values.
                     let mut q = QueryBuilder::<Sqlite>::new(format!(
-                        "{insert} entities (config_id, kind, source_id, org_id, status, login, display_name, data, \
-                         raw, digest, first_seen_at, updated_at) "
+                        "{insert} entities (config_id, org_id, first_seen_at, updated_at, kind, source_id, status, \
+                         login, display_name, data, raw, digest) SELECT "
                     ));
+                    q.push_bind(&config_id)
+                        .push(", ")
+                        .push_bind(&org_id)
+                        .push(", ")
+                        .push_bind(&now)
+                        .push(", ");
+                    q.push_bind(&now).push(", * FROM (");
                     q.push_values(chunk, |mut b, row| {
-                        b.push_bind(&config_id)
-                            .push_bind(row.kind)
+                        b.push_bind(row.kind)
                             .push_bind(&row.source_id)
-                            .push_bind(&org_id)
                             .push_bind(&row.status)
                             .push_bind(&row.login)
                             .push_bind(&row.display_name)
                             .push_bind(&row.data)
                             .push_bind(&row.raw)
-                            .push_bind(&row.digest)
-                            .push_bind(&now)
-                            .push_bind(&now);
+                            .push_bind(&row.digest);
                     });
-                    q.push(conflict).push(" RETURNING kind, source_id, id");
+                    // `WHERE true` tells SQLite the upsert's `ON` belongs to the insert.
+                    q.push(") WHERE true").push(conflict).push(" RETURNING kind, source_id, id");
                     let keys: Vec<(String, String, i64)> = q.build_query_as().fetch_all(&mut *conn).await?;
                     for (kind, source_id, id) in keys {
                         written.entry(decode_kind(&kind)?.as_str()).or_default().insert(source_id, id);
@@ -142,25 +195,28 @@ impl SqliteStore {
                 .execute(&mut *conn)
                 .await?;
             }
-            for chunk in identifiers.chunks(KEY_CHUNK) {
-                let mut q = QueryBuilder::<Sqlite>::new(
-                    "INSERT OR IGNORE INTO entity_identifiers (identifier, entity_id) ",
-                );
-                q.push_values(chunk, |mut b, (identifier, id)| {
-                    b.push_bind(*identifier).push_bind(*id);
-                });
-                q.build().execute(&mut *conn).await?;
+            // `{identifier: [entity key, …]}`.
+            for chunk in identifiers.chunks(JSON_CHUNK) {
+                sqlx::query(
+                    "INSERT OR IGNORE INTO entity_identifiers (identifier, entity_id) \
+                     SELECT i.key, e.value FROM json_each(?1) i, json_each(i.value) e",
+                )
+                .bind(to_json(&grouped(chunk.iter().copied())))
+                .execute(&mut *conn)
+                .await?;
             }
         }
         let run_id = run.id.to_string();
-        for chunk in rows.chunks(KEY_CHUNK) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT OR IGNORE INTO run_seen_entities (run_id, kind, source_id) ",
-            );
-            q.push_values(chunk, |mut b, row| {
-                b.push_bind(&run_id).push_bind(row.kind).push_bind(&row.source_id);
-            });
-            q.build().execute(&mut *conn).await?;
+        for chunk in rows.chunks(JSON_CHUNK) {
+            let (keys, _) = keys_by_kind(chunk.iter().enumerate());
+            sqlx::query(
+                "INSERT OR IGNORE INTO run_seen_entities (run_id, kind, source_id) \
+                 SELECT ?1, k.key, s.value FROM json_each(?2) k, json_each(k.value) s",
+            )
+            .bind(&run_id)
+            .bind(keys)
+            .execute(&mut *conn)
+            .await?;
         }
         Ok(())
     }
@@ -178,22 +234,20 @@ impl SqliteStore {
         let now = encode_time(ctxsync_core::now());
         let mut created = 0;
         let mut added = Vec::new();
-        for chunk in page.memberships.chunks(KEY_CHUNK) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT OR IGNORE INTO memberships (config_id, group_id, member_kind, member_id, first_seen_at, seen_run) \
-                 SELECT ",
-            );
-            q.push_bind(&config_id).push(", column1, column2, column3, ").push_bind(&now).push(", ");
-            q.push_bind(&run_id).push(" FROM (");
-            push_memberships(&mut q, chunk);
+        let insert = format!(
+            "INSERT OR IGNORE INTO memberships (config_id, group_id, member_kind, member_id, first_seen_at, seen_run) \
+             SELECT ?1, group_id, member_kind, member_id, ?2, ?3 FROM ({MEMBERSHIP_ROWS}) WHERE true"
+        );
+        let returning = format!("{insert} RETURNING group_id, member_kind, member_id");
+        for chunk in page.memberships.chunks(JSON_CHUNK) {
             // Only inserted rows count as changes, so this is the number of new memberships.
             // They are read back only when they become events: never on a config's first sync.
-            q.push(")");
+            let sql = if recorder.events_on() { &returning } else { &insert };
+            let q = sqlx::query(sql).bind(&config_id).bind(&now).bind(&run_id).bind(membership_tree(chunk));
             if recorder.events_on() {
-                q.push(" RETURNING group_id, member_kind, member_id");
-                added.extend(q.build().fetch_all(&mut *conn).await?);
+                added.extend(q.fetch_all(&mut *conn).await?);
             } else {
-                created += q.build().execute(&mut *conn).await?.rows_affected();
+                created += q.execute(&mut *conn).await?.rows_affected();
             }
         }
         if recorder.events_on() {
@@ -202,15 +256,18 @@ impl SqliteStore {
         counts.entry(MEMBERSHIP).created += created;
         // Rows just inserted carry this run already; on a first sync that is all of them.
         if created < page.memberships.len() as u64 {
-            for chunk in page.memberships.chunks(KEY_CHUNK) {
-                let mut q = QueryBuilder::<Sqlite>::new("UPDATE OR IGNORE memberships SET seen_run = ");
-                q.push_bind(&run_id).push(" WHERE config_id = ").push_bind(&config_id);
-                q.push(" AND seen_run <> ")
-                    .push_bind(&run_id)
-                    .push(" AND (group_id, member_kind, member_id) IN (");
-                push_memberships(&mut q, chunk);
-                q.push(")");
-                q.build().execute(&mut *conn).await?;
+            let update = format!(
+                "UPDATE OR IGNORE memberships SET seen_run = ?3 WHERE config_id = ?1 AND seen_run <> ?3 \
+                 AND (group_id, member_kind, member_id) IN ({MEMBERSHIP_ROWS})"
+            );
+            for chunk in page.memberships.chunks(JSON_CHUNK) {
+                sqlx::query(&update)
+                    .bind(&config_id)
+                    .bind(&now)
+                    .bind(&run_id)
+                    .bind(membership_tree(chunk))
+                    .execute(&mut *conn)
+                    .await?;
             }
         }
         Ok(())

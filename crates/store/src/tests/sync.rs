@@ -103,7 +103,7 @@ impl Db {
             .apply_page(
                 &run,
                 self.org,
-                PageWrite { entities: &PreparedEntities::new(records), memberships, removals },
+                PageWrite { entities: &PreparedEntities::new(records.to_vec()), memberships, removals },
             )
             .await
             .unwrap();
@@ -402,4 +402,29 @@ async fn a_page_larger_than_one_statement_is_written_and_recognized_whole() {
         found.iter().map(|(i, e)| (i.as_str(), e.entity.source_id())).collect::<Vec<_>>(),
         [("moved@x.com", "u11999")]
     );
+}
+
+/// Keys travel into SQLite inside JSON text, so a key that JSON must escape is the one to check:
+/// it is written, found, recognized on the next run, and deleted when it goes.
+#[tokio::test]
+async fn keys_with_quotes_backslashes_and_accents_survive_every_step_of_a_run() {
+    let db = db().await;
+    let (odd, email, group_id) = ("u\"1\\é\t", "o\"n\\é@x.com", "g\"1\\");
+    let records =
+        [user(odd, email, UserStatus::Active), user("plain", "p@x.com", UserStatus::Active), group(group_id)];
+    let memberships = [member(group_id, odd), member(group_id, "plain")];
+    let run = db.run(RunKind::Full, &records, &memberships, &[], Some(Coverage::Everything)).await;
+    assert_eq!((run.counts.by_type["user"].created, run.counts.by_type["membership"].created), (2, 2));
+    let found = db.store.lookup_entities(db.org, &[email.to_uppercase(), odd.into()]).await.unwrap();
+    assert_eq!(found.iter().map(|(_, e)| e.entity.source_id()).collect::<Vec<_>>(), [odd, odd]);
+    assert!(db.members().await.contains(&(group_id.to_owned(), odd.to_owned())));
+
+    let run = db.run(RunKind::Full, &records, &memberships, &[], Some(Coverage::Everything)).await;
+    let (users, members) = (&run.counts.by_type["user"], &run.counts.by_type["membership"]);
+    assert_eq!((users.created, users.updated, users.deleted), (0, 0, 0), "recognized, not rewritten");
+    assert_eq!((members.created, members.deleted), (0, 0), "every membership was marked seen");
+
+    let run = db.run(RunKind::Full, &records[1..], &memberships[1..], &[], Some(Coverage::Everything)).await;
+    assert_eq!((run.counts.by_type["user"].deleted, run.counts.by_type["membership"].deleted), (1, 1));
+    assert_eq!(db.ids(EntityKind::User).await, ["plain"]);
 }

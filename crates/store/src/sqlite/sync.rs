@@ -14,10 +14,10 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::configs::ConfigRow;
-use super::{SqliteStore, encode_time, json_rows};
+use super::{SqliteStore, encode_time};
 use crate::history::Recorder;
 use crate::page::{Changed, EntityWrite, MEMBERSHIP, membership_key, removal_key};
-use crate::rows::{self, RUN_COLUMNS, decode_kind, encode_counts};
+use crate::rows::{self, RUN_COLUMNS, encode_counts};
 use crate::sync::{Ending, INTERRUPTED, new_run};
 use crate::{PageWrite, RunEnd, StoreError, SyncState, SyncStore};
 
@@ -59,6 +59,23 @@ fn keys_by_kind<'a>(
         tree.into_iter().map(|(kind, keys)| (kind, keys.into_iter().map(|(_, i)| i).collect())).collect();
     (json, positions)
 }
+
+/// Rows' identifiers as `{kind: {source_id: [identifier, …]}}`, for [`ROWS_BY_KEY`].
+fn identifier_tree(rows: &[&EntityWrite]) -> String {
+    let by_kind = grouped(rows.iter().map(|row| (row.kind, (row.source_id.as_str(), &row.identifiers))));
+    to_json(
+        &by_kind
+            .into_iter()
+            .map(|(kind, rows)| (kind, rows.into_iter().collect::<BTreeMap<_, _>>()))
+            .collect::<BTreeMap<_, _>>(),
+    )
+}
+
+/// The stored rows `e` of the identifier tree bound as `?2`, for config `?1`: its kinds `k` and
+/// their source ids `s`, each found by its primary key. Joined with `json_each(s.value) i`, each
+/// row's identifiers, so writing them needs no keys read back from the entities' insert.
+const ROWS_BY_KEY: &str = "json_each(?2) k CROSS JOIN json_each(k.value) s \
+     CROSS JOIN entities e ON e.config_id = ?1 AND e.kind = k.key AND e.source_id = s.key";
 
 /// Memberships as `{group: {member kind: [member, …]}}`: a page's members share their group.
 fn membership_tree(memberships: &[Membership]) -> String {
@@ -117,14 +134,9 @@ impl SqliteStore {
         let changed = Changed::new(rows, &existing, counts);
         let stored = Self::stored_data(conn, run.config_id, &changed.updated).await?;
         recorder.entities(&changed.created, &changed.updated, stored)?;
-        let updated_keys = (!changed.updated.is_empty()).then(|| {
-            json_rows(&changed.updated.iter().map(|row| (row.kind, &row.source_id)).collect::<Vec<_>>())
-        });
         if !changed.created.is_empty() || !changed.updated.is_empty() {
             let now = encode_time(ctxsync_core::now());
             let org_id = org.to_string();
-            // Each written row's key by kind and source id, for its identifiers.
-            let mut written: HashMap<&'static str, HashMap<String, i64>> = HashMap::new();
             // New rows go in with `OR IGNORE`, which (with foreign keys checked at commit, see
             // migration 0006) cannot fail halfway, so SQLite keeps no statement journal for them;
             // changed rows need the upsert.
@@ -163,47 +175,33 @@ impl SqliteStore {
                             .push_bind(&row.digest);
                     });
                     // `WHERE true` tells SQLite the upsert's `ON` belongs to the insert.
-                    q.push(") WHERE true").push(conflict).push(" RETURNING kind, source_id, id");
-                    let keys: Vec<(String, String, i64)> = q.build_query_as().fetch_all(&mut *conn).await?;
-                    for (kind, source_id, id) in keys {
-                        written.entry(decode_kind(&kind)?.as_str()).or_default().insert(source_id, id);
-                    }
+                    q.push(") WHERE true").push(conflict);
+                    q.build().execute(&mut *conn).await?;
                 }
-            }
-            let mut identifiers: Vec<(&str, i64)> = Vec::new();
-            for row in changed.all() {
-                let Some(&id) = written.get(row.kind).and_then(|ids| ids.get(&row.source_id)) else {
-                    return Err(StoreError::Corrupt(format!(
-                        "{} {} was not written",
-                        row.kind, row.source_id
-                    )));
-                };
-                identifiers.extend(row.identifiers.iter().map(|i| (i.as_str(), id)));
             }
             // Only identifiers an update dropped are deleted: rewriting the unchanged ones would
             // dirty an index page per identifier for nothing (a new entity has none to drop).
-            if let Some(updated_keys) = &updated_keys {
-                sqlx::query(
-                    "DELETE FROM entity_identifiers WHERE entity_id IN \
-                     (SELECT e.id FROM json_each(?2) j CROSS JOIN entities e \
-                      ON e.config_id = ?1 AND e.kind = j.value ->> 0 AND e.source_id = j.value ->> 1) \
-                     AND (identifier, entity_id) NOT IN (SELECT value ->> 0, value ->> 1 FROM json_each(?3))",
-                )
+            for chunk in changed.updated.chunks(JSON_CHUNK) {
+                sqlx::query(&format!(
+                    "DELETE FROM entity_identifiers WHERE entity_id IN (SELECT e.id FROM {ROWS_BY_KEY}) \
+                     AND (identifier, entity_id) NOT IN (SELECT i.value, e.id FROM {ROWS_BY_KEY} CROSS JOIN json_each(s.value) i)"
+                ))
                 .bind(&config_id)
-                .bind(updated_keys)
-                .bind(json_rows(&identifiers))
+                .bind(identifier_tree(chunk))
                 .execute(&mut *conn)
                 .await?;
             }
-            // `{identifier: [entity key, …]}`.
-            for chunk in identifiers.chunks(JSON_CHUNK) {
-                sqlx::query(
-                    "INSERT OR IGNORE INTO entity_identifiers (identifier, entity_id) \
-                     SELECT i.key, e.value FROM json_each(?1) i, json_each(i.value) e",
-                )
-                .bind(to_json(&grouped(chunk.iter().copied())))
-                .execute(&mut *conn)
-                .await?;
+            for rows in [&changed.created, &changed.updated] {
+                for chunk in rows.chunks(JSON_CHUNK) {
+                    sqlx::query(&format!(
+                        "INSERT OR IGNORE INTO entity_identifiers (identifier, entity_id) \
+                         SELECT i.value, e.id FROM {ROWS_BY_KEY} CROSS JOIN json_each(s.value) i"
+                    ))
+                    .bind(&config_id)
+                    .bind(identifier_tree(chunk))
+                    .execute(&mut *conn)
+                    .await?;
+                }
             }
         }
         let run_id = run.id.to_string();

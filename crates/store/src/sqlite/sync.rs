@@ -234,7 +234,7 @@ impl SqliteStore {
         let mut added = Vec::new();
         let insert = format!(
             "INSERT OR IGNORE INTO memberships (config_id, group_id, member_kind, member_id, first_seen_at, seen_run) \
-             SELECT ?1, group_id, member_kind, member_id, ?2, ?3 FROM ({MEMBERSHIP_ROWS}) WHERE true"
+             SELECT ?1, group_id, member_kind, member_id, ?2, ?3 FROM ({MEMBERSHIP_ROWS})"
         );
         let returning = format!("{insert} RETURNING group_id, member_kind, member_id");
         for chunk in page.memberships.chunks(JSON_CHUNK) {
@@ -259,6 +259,7 @@ impl SqliteStore {
                  AND (group_id, member_kind, member_id) IN ({MEMBERSHIP_ROWS})"
             );
             for chunk in page.memberships.chunks(JSON_CHUNK) {
+                // The same parameters as the insert, `?2` unused, so the tree is `?4` in both.
                 sqlx::query(&update)
                     .bind(&config_id)
                     .bind(&now)

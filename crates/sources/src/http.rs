@@ -30,6 +30,8 @@ const USER_AGENT: &str = concat!("ctxsync/", env!("CARGO_PKG_VERSION"));
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bigger bodies are refused rather than buffered: no page of any source comes near this.
 const MAX_BODY: usize = 32 * 1024 * 1024;
+/// The most a reply's `Content-Length` reserves up front: pages of every source are smaller.
+const RESERVE_AT_MOST: usize = 2 * 1024 * 1024;
 /// Source text quoted in messages is cut to this many characters.
 const EXCERPT_CHARS: usize = 300;
 
@@ -282,8 +284,10 @@ async fn read(mut response: reqwest::Response) -> Result<Reply, Failure> {
     if response.content_length().is_some_and(|n| n > MAX_BODY as u64) {
         return Err(Failure::TooLarge);
     }
-    // Sized once from `Content-Length` (bounded above), so a page is not copied as it grows.
-    let mut body = BytesMut::with_capacity(response.content_length().unwrap_or(0) as usize);
+    // Sized from `Content-Length`, so a page is not copied as it grows; a length that is only
+    // claimed reserves no more than a large page before the bytes arrive.
+    let expected = response.content_length().unwrap_or(0).min(RESERVE_AT_MOST as u64);
+    let mut body = BytesMut::with_capacity(expected as usize);
     while let Some(chunk) = response.chunk().await.map_err(Failure::Transport)? {
         if body.len() + chunk.len() > MAX_BODY {
             return Err(Failure::TooLarge);

@@ -166,8 +166,9 @@ fn create_parent_dir(file: &Path) -> Result<(), StoreError> {
 }
 
 /// Keys as one JSON array of arrays, bound as a single parameter and read back with
-/// `json_each`, for statements off the hot path: their text stays the same whatever the number
-/// of rows. A page's own keys go in as `VALUES` rows instead (see `sync.rs`).
+/// `json_each` and `->>`, for statements off the hot path: their text stays the same whatever
+/// the number of rows. `->>` parses a row's array again for each column, so a page's own keys go
+/// in as JSON nested by what they share instead (see `sync.rs`).
 fn json_rows<T: serde::Serialize>(rows: &[T]) -> String {
     serde_json::to_string(rows).expect("keys always serialize")
 }

@@ -21,7 +21,7 @@ use crate::rows::{self, RUN_COLUMNS, encode_counts};
 use crate::sync::{Ending, INTERRUPTED, new_run};
 use crate::{PageWrite, RunEnd, StoreError, SyncState, SyncStore};
 
-/// Entity rows per statement: well under SQLite's bound-variable limit with nine values a row.
+/// Entity rows per statement: well under SQLite's bound-variable limit with eight values a row.
 const CHUNK: usize = 400;
 
 /// Keys or memberships per JSON parameter: a few hundred kilobytes of text at most.
@@ -37,7 +37,8 @@ fn grouped<'a, V>(pairs: impl IntoIterator<Item = (&'a str, V)>) -> BTreeMap<&'a
 }
 
 /// A page's keys and memberships go into SQLite as one JSON parameter per statement, read back
-/// by nested `json_each` (`k` the kinds, `s` their source ids), so each level is parsed once.
+/// by nested `json_each` (`k` the kinds, `s` their source ids): each nested array is parsed as a
+/// whole when reached, never once per column of a row.
 /// Bound as a value or three a row instead, every value was copied and freed twice on its way
 /// into SQLite, which cost more than writing the row.
 fn to_json(tree: &impl serde::Serialize) -> String {
@@ -72,7 +73,7 @@ fn identifier_tree(rows: &[&EntityWrite]) -> String {
 }
 
 /// The stored rows `e` of the identifier tree bound as `?2`, for config `?1`: its kinds `k` and
-/// their source ids `s`, each found by its primary key. Joined with `json_each(s.value) i`, each
+/// their source ids `s`, each found through the key index (`entities_key`). Joined with `json_each(s.value) i`, each
 /// row's identifiers, so writing them needs no keys read back from the entities' insert.
 const ROWS_BY_KEY: &str = "json_each(?2) k CROSS JOIN json_each(k.value) s \
      CROSS JOIN entities e ON e.config_id = ?1 AND e.kind = k.key AND e.source_id = s.key";
@@ -113,7 +114,7 @@ impl SqliteStore {
         for (n, chunk) in rows.chunks(JSON_CHUNK).enumerate() {
             let (keys, positions) =
                 keys_by_kind(chunk.iter().enumerate().map(|(i, row)| (n * JSON_CHUNK + i, row)));
-            // `CROSS JOIN` keeps the page's keys as the outer loop, one primary-key lookup each.
+            // `CROSS JOIN` keeps the page's keys as the outer loop, one key-index lookup each.
             let found: Vec<(String, i64, Vec<u8>)> = sqlx::query_as(
                 "SELECT k.key, s.key, e.digest FROM json_each(?2) k CROSS JOIN json_each(k.value) s \
                  CROSS JOIN entities e ON e.config_id = ?1 AND e.kind = k.key AND e.source_id = s.value",
@@ -206,13 +207,12 @@ impl SqliteStore {
         }
         let run_id = run.id.to_string();
         for chunk in rows.chunks(JSON_CHUNK) {
-            let (keys, _) = keys_by_kind(chunk.iter().enumerate());
             sqlx::query(
                 "INSERT OR IGNORE INTO run_seen_entities (run_id, kind, source_id) \
                  SELECT ?1, k.key, s.value FROM json_each(?2) k, json_each(k.value) s",
             )
             .bind(&run_id)
-            .bind(keys)
+            .bind(to_json(&grouped(chunk.iter().map(|row| (row.kind, row.source_id.as_str())))))
             .execute(&mut *conn)
             .await?;
         }

@@ -18,10 +18,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use ctxsync::commands::demo::fake_endpoints;
 use ctxsync::{Application, ServeSettings};
 use ctxsync_api::RateLimitSettings;
 use ctxsync_fakes::{Fakes, TenantSpec};
-use ctxsync_sources::Endpoints;
 use ctxsync_store::MasterKey;
 use ctxsync_sync::SyncSettings;
 use http_body_util::Full;
@@ -108,19 +108,11 @@ async fn serve_hello() -> SocketAddr {
 async fn serve_ctxsync() -> (String, tempfile::TempDir, Fakes) {
     let fakes = Fakes::start_with(TenantSpec::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let url = |s: String| Some(s.parse().unwrap());
     let settings = ServeSettings {
         listen: "127.0.0.1:0".parse().unwrap(),
         database_url: format!("sqlite://{}/ctxsync.db", dir.path().display()),
         master_key: MasterKey::load_or_generate(dir.path()).unwrap(),
-        endpoints: Endpoints {
-            okta_base_url: url(fakes.okta.base_url()),
-            google_token_url: url(fakes.google.token_url()),
-            google_directory_base_url: url(fakes.google.directory_base_url()),
-            entra_login_base_url: url(fakes.entra.login_base_url()),
-            graph_base_url: url(fakes.entra.graph_base_url()),
-            allow_private: false,
-        },
+        endpoints: fake_endpoints(&fakes),
         bootstrap: Some((API_KEY.into(), APP_KEY.into())),
         rate_limit: RateLimitSettings { limit: NonZeroU32::MAX, period: Duration::from_secs(1) },
         sync: SyncSettings::default(),

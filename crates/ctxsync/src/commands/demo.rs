@@ -27,19 +27,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let data_dir = tempfile::Builder::new().prefix("ctxsync-demo-").tempdir()?;
     let api_key = random_hex(32);
     let app_key = random_hex(40);
-    let parse = |s: String| s.parse().context("a fake's URL");
     let settings = ServeSettings {
         listen: args.listen,
         database_url: format!("sqlite://{}", data_dir.path().join("ctxsync.db").display()),
         master_key: MasterKey::load_or_generate(data_dir.path())?,
-        endpoints: Endpoints {
-            okta_base_url: Some(parse(fakes.okta.base_url())?),
-            google_token_url: Some(parse(fakes.google.token_url())?),
-            google_directory_base_url: Some(parse(fakes.google.directory_base_url())?),
-            entra_login_base_url: Some(parse(fakes.entra.login_base_url())?),
-            graph_base_url: Some(parse(fakes.entra.graph_base_url())?),
-            allow_private: false,
-        },
+        endpoints: fake_endpoints(&fakes),
         bootstrap: Some((api_key.clone(), app_key.clone())),
         rate_limit: RateLimitSettings {
             limit: NonZeroU32::new(6000).expect("non-zero"),
@@ -113,4 +105,18 @@ fn random_hex(len: usize) -> String {
 
 fn uuid_hex() -> String {
     ctxsync_core::ConfigId::new().0.simple().to_string()
+}
+
+/// Every source routed to the local fakes: the demo's, and the tests' and benchmarks' that run the
+/// service against them.
+pub fn fake_endpoints(fakes: &Fakes) -> Endpoints {
+    let url = |s: String| Some(s.parse().expect("a fake's address is a URL"));
+    Endpoints {
+        okta_base_url: url(fakes.okta.base_url()),
+        google_token_url: url(fakes.google.token_url()),
+        google_directory_base_url: url(fakes.google.directory_base_url()),
+        entra_login_base_url: url(fakes.entra.login_base_url()),
+        graph_base_url: url(fakes.entra.graph_base_url()),
+        allow_private: false,
+    }
 }

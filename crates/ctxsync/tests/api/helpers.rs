@@ -8,6 +8,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ctxsync::commands::demo::fake_endpoints;
 use ctxsync::{Application, ServeSettings};
 use ctxsync_api::RateLimitSettings;
 use ctxsync_core::Scopes;
@@ -59,21 +60,9 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     let fakes = Fakes::start_with(options.tenant).await.expect("fakes start");
     let database = TestDatabase::create().await;
     let master_key = MASTER_KEY.to_string();
-    let url = |s: String| Some(s.parse().unwrap());
-    let mut endpoints = if options.use_fakes {
-        Endpoints {
-            okta_base_url: url(fakes.okta.base_url()),
-            google_token_url: url(fakes.google.token_url()),
-            google_directory_base_url: url(fakes.google.directory_base_url()),
-            entra_login_base_url: url(fakes.entra.login_base_url()),
-            graph_base_url: url(fakes.entra.graph_base_url()),
-            allow_private: false,
-        }
-    } else {
-        Endpoints::default()
-    };
+    let mut endpoints = if options.use_fakes { fake_endpoints(&fakes) } else { Endpoints::default() };
     if let Some(okta) = options.okta_base_url {
-        endpoints.okta_base_url = url(okta);
+        endpoints.okta_base_url = Some(okta.parse().unwrap());
     }
     let api_key = "0123456789abcdef0123456789abcdef".to_string();
     let app_key = "0123456789abcdef0123456789abcdef01234567".to_string();

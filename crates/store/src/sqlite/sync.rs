@@ -38,27 +38,16 @@ fn grouped<'a, V>(pairs: impl IntoIterator<Item = (&'a str, V)>) -> BTreeMap<&'a
 
 /// A page's keys and memberships go into SQLite as one JSON parameter per statement, read back
 /// by nested `json_each` (`k` the kinds, `s` their source ids): each nested array is parsed as a
-/// whole when reached, never once per column of a row.
-/// Bound as a value or three a row instead, every value was copied and freed twice on its way
-/// into SQLite, which cost more than writing the row.
+/// whole when reached, never once per column of a row. Bound as a value or three a row instead,
+/// every value was copied and freed twice on its way into SQLite, which cost more than writing
+/// the row.
 fn to_json(tree: &impl serde::Serialize) -> String {
     serde_json::to_string(tree).expect("strings always serialize")
 }
 
-/// Rows' keys as `{kind: [source_id, …]}`, with the row each key came from, in the same order.
-fn keys_by_kind<'a>(
-    rows: impl IntoIterator<Item = (usize, &'a EntityWrite)>,
-) -> (String, BTreeMap<&'a str, Vec<usize>>) {
-    let tree = grouped(rows.into_iter().map(|(i, row)| (row.kind, (row.source_id.as_str(), i))));
-    let json = to_json(
-        &tree
-            .iter()
-            .map(|(kind, keys)| (kind, keys.iter().map(|(id, _)| id).collect::<Vec<_>>()))
-            .collect::<BTreeMap<_, _>>(),
-    );
-    let positions =
-        tree.into_iter().map(|(kind, keys)| (kind, keys.into_iter().map(|(_, i)| i).collect())).collect();
-    (json, positions)
+/// Rows' keys as `{kind: [source_id, …]}`.
+fn source_ids_by_kind<'a>(rows: impl IntoIterator<Item = &'a EntityWrite>) -> String {
+    to_json(&grouped(rows.into_iter().map(|row| (row.kind, row.source_id.as_str()))))
 }
 
 /// Rows' identifiers as `{kind: {source_id: [identifier, …]}}`, for [`ROWS_BY_KEY`].
@@ -73,8 +62,9 @@ fn identifier_tree(rows: &[&EntityWrite]) -> String {
 }
 
 /// The stored rows `e` of the identifier tree bound as `?2`, for config `?1`: its kinds `k` and
-/// their source ids `s`, each found through the key index (`entities_key`). Joined with `json_each(s.value) i`, each
-/// row's identifiers, so writing them needs no keys read back from the entities' insert.
+/// their source ids `s`, each found through the key index (`entities_key`). Joined with
+/// `json_each(s.value) i`, each row's identifiers, so writing them needs no keys read back from
+/// the entities' insert.
 const ROWS_BY_KEY: &str = "json_each(?2) k CROSS JOIN json_each(k.value) s \
      CROSS JOIN entities e ON e.config_id = ?1 AND e.kind = k.key AND e.source_id = s.key";
 
@@ -112,15 +102,15 @@ impl SqliteStore {
         let config_id = run.config_id.to_string();
         let mut existing: HashMap<i64, Vec<u8>> = HashMap::with_capacity(rows.len());
         for (n, chunk) in rows.chunks(JSON_CHUNK).enumerate() {
-            let (keys, positions) =
-                keys_by_kind(chunk.iter().enumerate().map(|(i, row)| (n * JSON_CHUNK + i, row)));
+            // Each kind's rows in the order of its array in `source_ids_by_kind`.
+            let positions = grouped(chunk.iter().enumerate().map(|(i, row)| (row.kind, n * JSON_CHUNK + i)));
             // `CROSS JOIN` keeps the page's keys as the outer loop, one key-index lookup each.
             let found: Vec<(String, i64, Vec<u8>)> = sqlx::query_as(
                 "SELECT k.key, s.key, e.digest FROM json_each(?2) k CROSS JOIN json_each(k.value) s \
                  CROSS JOIN entities e ON e.config_id = ?1 AND e.kind = k.key AND e.source_id = s.value",
             )
             .bind(&config_id)
-            .bind(keys)
+            .bind(source_ids_by_kind(chunk))
             .fetch_all(&mut *conn)
             .await?;
             for (kind, position, digest) in found {
@@ -182,26 +172,28 @@ impl SqliteStore {
             }
             // Only identifiers an update dropped are deleted: rewriting the unchanged ones would
             // dirty an index page per identifier for nothing (a new entity has none to drop).
+            let dropped = format!(
+                "DELETE FROM entity_identifiers WHERE entity_id IN (SELECT e.id FROM {ROWS_BY_KEY}) \
+                 AND (identifier, entity_id) NOT IN (SELECT i.value, e.id FROM {ROWS_BY_KEY} CROSS JOIN json_each(s.value) i)"
+            );
             for chunk in changed.updated.chunks(JSON_CHUNK) {
-                sqlx::query(&format!(
-                    "DELETE FROM entity_identifiers WHERE entity_id IN (SELECT e.id FROM {ROWS_BY_KEY}) \
-                     AND (identifier, entity_id) NOT IN (SELECT i.value, e.id FROM {ROWS_BY_KEY} CROSS JOIN json_each(s.value) i)"
-                ))
-                .bind(&config_id)
-                .bind(identifier_tree(chunk))
-                .execute(&mut *conn)
-                .await?;
-            }
-            for rows in [&changed.created, &changed.updated] {
-                for chunk in rows.chunks(JSON_CHUNK) {
-                    sqlx::query(&format!(
-                        "INSERT OR IGNORE INTO entity_identifiers (identifier, entity_id) \
-                         SELECT i.value, e.id FROM {ROWS_BY_KEY} CROSS JOIN json_each(s.value) i"
-                    ))
+                sqlx::query(&dropped)
                     .bind(&config_id)
                     .bind(identifier_tree(chunk))
                     .execute(&mut *conn)
                     .await?;
+            }
+            let added = format!(
+                "INSERT OR IGNORE INTO entity_identifiers (identifier, entity_id) \
+                 SELECT i.value, e.id FROM {ROWS_BY_KEY} CROSS JOIN json_each(s.value) i"
+            );
+            for rows in [&changed.created, &changed.updated] {
+                for chunk in rows.chunks(JSON_CHUNK) {
+                    sqlx::query(&added)
+                        .bind(&config_id)
+                        .bind(identifier_tree(chunk))
+                        .execute(&mut *conn)
+                        .await?;
                 }
             }
         }
@@ -212,7 +204,7 @@ impl SqliteStore {
                  SELECT ?1, k.key, s.value FROM json_each(?2) k, json_each(k.value) s",
             )
             .bind(&run_id)
-            .bind(to_json(&grouped(chunk.iter().map(|row| (row.kind, row.source_id.as_str())))))
+            .bind(source_ids_by_kind(chunk))
             .execute(&mut *conn)
             .await?;
         }

@@ -148,10 +148,12 @@ impl Domain {
     }
 }
 
-/// A partial update: only the fields present change.
-#[derive(Debug, Clone)]
+/// A partial update: only the fields present change. Every field is optional, as the original
+/// contract says; the newer official clients always send `integration_type`, which then either
+/// repeats the stored type or changes it.
+#[derive(Debug, Clone, Default)]
 pub struct ConfigPatch {
-    pub integration_type: IntegrationType,
+    pub integration_type: Option<IntegrationType>,
     pub name: Option<ConfigName>,
     pub domain: Option<Domain>,
     pub enabled: Option<bool>,
@@ -179,18 +181,19 @@ impl ConfigPatch {
         current_secrets: &SecretValue,
         now: OffsetDateTime,
     ) -> Result<PatchPlan, FieldError> {
-        let type_changed = self.integration_type != current.integration_type;
+        let integration_type = self.integration_type.unwrap_or(current.integration_type);
+        let type_changed = integration_type != current.integration_type;
         if type_changed && self.secrets.is_none() {
             return Err(FieldError::new(
                 "data.attributes.secrets",
                 format!(
-                    "required when changing integration_type from {} to {}",
-                    current.integration_type, self.integration_type
+                    "required when changing integration_type from {} to {integration_type}",
+                    current.integration_type
                 ),
             ));
         }
         let mut next = current.clone();
-        next.integration_type = self.integration_type;
+        next.integration_type = integration_type;
         if let Some(name) = &self.name {
             next.name = name.as_str().to_owned();
         }
@@ -238,14 +241,7 @@ mod tests {
     }
 
     fn patch() -> ConfigPatch {
-        ConfigPatch {
-            integration_type: IntegrationType::Okta,
-            name: None,
-            domain: None,
-            enabled: None,
-            settings: None,
-            secrets: None,
-        }
+        ConfigPatch::default()
     }
 
     fn secrets() -> SecretValue {
@@ -310,9 +306,18 @@ mod tests {
     }
 
     #[test]
+    fn the_stored_type_repeated_is_no_change() {
+        let mut p = patch();
+        p.integration_type = Some(IntegrationType::Okta);
+        let plan = p.plan(&stored(), &secrets(), datetime!(2026-02-01 0:00 UTC)).unwrap();
+        assert!(!plan.changed && !plan.revalidate);
+        assert_eq!(plan.config.integration_type, IntegrationType::Okta);
+    }
+
+    #[test]
     fn type_change_needs_secrets() {
         let mut p = patch();
-        p.integration_type = IntegrationType::GoogleWorkspace;
+        p.integration_type = Some(IntegrationType::GoogleWorkspace);
         let err = p.plan(&stored(), &secrets(), OffsetDateTime::now_utc()).unwrap_err();
         assert_eq!(err.path, "data.attributes.secrets");
     }
@@ -326,7 +331,6 @@ mod tests {
         c.settings.insert("tenant_id".into(), json!("11111111-2222-3333-4444-555555555555"));
         assert_eq!(c.entra_tenant(), "11111111-2222-3333-4444-555555555555");
         let mut p = patch();
-        p.integration_type = IntegrationType::EntraId;
         p.settings = Some(Settings::new());
         assert!(p.plan(&c, &secrets(), OffsetDateTime::now_utc()).unwrap().revalidate);
     }

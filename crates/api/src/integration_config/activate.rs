@@ -52,12 +52,11 @@ pub async fn activate(
         )));
     };
     let patch = ConfigPatch {
-        integration_type,
         name: overrides.as_ref().and_then(|o| o.name.clone()),
         domain: overrides.as_ref().and_then(|o| o.domain.clone()),
         enabled: Some(true),
         settings: overrides.and_then(|o| o.settings),
-        secrets: None,
+        ..ConfigPatch::default()
     };
     let config = apply_patch(&state, auth.org_id, existing.id, &patch).await?;
     Ok(Json(config.into()))
@@ -91,14 +90,7 @@ pub async fn deactivate(
     let mut first = None;
     for config in configs {
         let updated = if config.enabled {
-            let patch = ConfigPatch {
-                integration_type,
-                name: None,
-                domain: None,
-                enabled: Some(false),
-                settings: None,
-                secrets: None,
-            };
+            let patch = ConfigPatch { enabled: Some(false), ..ConfigPatch::default() };
             apply_patch(&state, auth.org_id, config.id, &patch).await?
         } else {
             config

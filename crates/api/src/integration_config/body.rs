@@ -32,7 +32,7 @@ pub fn parse_create(doc: &Value) -> Result<CreateRequest, FieldErrors> {
     let mut errors = FieldErrors::default();
     let attrs = envelope(doc, RESOURCE_TYPE, IdRule::Forbidden, &mut errors)?;
     check_known(attrs, &["integration_type", "name", "domain", "secrets", "settings"], &mut errors);
-    let integration_type = integration_type(attrs, &mut errors);
+    let integration_type = required_type(attrs, &mut errors);
     let name = required(attrs, "name", &mut errors)
         .and_then(|v| parse_str(v, "name", ConfigName::parse, &mut errors));
     let domain = required(attrs, "domain", &mut errors)
@@ -82,6 +82,9 @@ pub fn parse_activate(doc: &Value) -> Result<ActivateRequest, FieldErrors> {
     errors.into_result(ActivateRequest { name, domain, settings })
 }
 
+/// Every attribute is optional (the original contract: "All fields are optional"). Secrets sent
+/// with a type are checked against that type here; secrets sent without one can only be checked
+/// against the stored type, which the handler does.
 pub fn parse_update(doc: &Value, path_id: ConfigId) -> Result<ConfigPatch, FieldErrors> {
     let mut errors = FieldErrors::default();
     let attrs = envelope(doc, RESOURCE_TYPE, IdRule::MustEqual(path_id), &mut errors)?;
@@ -90,39 +93,32 @@ pub fn parse_update(doc: &Value, path_id: ConfigId) -> Result<ConfigPatch, Field
         &["integration_type", "name", "domain", "enabled", "secrets", "settings"],
         &mut errors,
     );
-    let integration_type = integration_type(attrs, &mut errors);
-    let name = attrs.get("name").map(|v| parse_str(v, "name", ConfigName::parse, &mut errors));
-    let domain = attrs.get("domain").map(|v| parse_str(v, "domain", Domain::parse, &mut errors));
-    let enabled = attrs.get("enabled").map(|v| {
+    let integration_type = match attrs.get("integration_type") {
+        None | Some(Value::Null) => None,
+        Some(v) => integration_type(v, &mut errors),
+    };
+    let name = attrs.get("name").and_then(|v| parse_str(v, "name", ConfigName::parse, &mut errors));
+    let domain = attrs.get("domain").and_then(|v| parse_str(v, "domain", Domain::parse, &mut errors));
+    let enabled = attrs.get("enabled").and_then(|v| {
         let b = v.as_bool();
         if b.is_none() {
             errors.push(format!("{ATTRS}.enabled"), "must be true or false");
         }
         b
     });
-    let settings = attrs.get("settings").map(|v| settings(v, &mut errors));
+    let settings = attrs.get("settings").and_then(|v| settings(v, &mut errors));
     let secrets = attrs.get("secrets").map(|v| SecretValue::new(v.clone()));
     if let (Some(t), Some(s)) = (integration_type, &secrets) {
         credentials(t, s, &mut errors);
     }
-    match integration_type {
-        Some(integration_type) if errors.is_empty() => Ok(ConfigPatch {
-            integration_type,
-            name: name.flatten(),
-            domain: domain.flatten(),
-            enabled: enabled.flatten(),
-            settings: settings.flatten(),
-            secrets,
-        }),
-        _ => Err(errors),
-    }
+    errors.into_result(ConfigPatch { integration_type, name, domain, enabled, settings, secrets })
 }
 
 pub fn parse_validate(doc: &Value) -> Result<ValidateRequest, FieldErrors> {
     let mut errors = FieldErrors::default();
     let attrs = envelope(doc, RESOURCE_TYPE, IdRule::Forbidden, &mut errors)?;
     check_known(attrs, &["integration_type", "domain", "secrets", "settings"], &mut errors);
-    let integration_type = integration_type(attrs, &mut errors);
+    let integration_type = required_type(attrs, &mut errors);
     let domain = required(attrs, "domain", &mut errors)
         .and_then(|v| parse_str(v, "domain", Domain::parse, &mut errors));
     let settings = attrs.get("settings").map_or(Some(Settings::new()), |v| settings(v, &mut errors));
@@ -223,9 +219,12 @@ fn parse_str<T>(
     parse(s).map_err(|m| errors.push(format!("{ATTRS}.{key}"), m)).ok()
 }
 
-fn integration_type(attrs: &Map<String, Value>, errors: &mut FieldErrors) -> Option<IntegrationType> {
+fn required_type(attrs: &Map<String, Value>, errors: &mut FieldErrors) -> Option<IntegrationType> {
+    integration_type(required(attrs, "integration_type", errors)?, errors)
+}
+
+fn integration_type(v: &Value, errors: &mut FieldErrors) -> Option<IntegrationType> {
     let path = format!("{ATTRS}.integration_type");
-    let v = required(attrs, "integration_type", errors)?;
     let Some(t) = v.as_str().and_then(IntegrationType::parse) else {
         errors.push(path, format!("must be one of {}", IntegrationType::expected_list()));
         return None;
@@ -327,20 +326,35 @@ mod tests {
     }
 
     #[test]
-    fn update_needs_only_the_type() {
+    fn update_needs_no_attribute() {
         let id = ConfigId::new();
-        let patch =
-            parse_update(&okta(json!({"integration_type": "OKTA", "enabled": false})), id).ok().unwrap();
+        let patch = parse_update(&okta(json!({"enabled": false})), id).ok().unwrap();
         assert_eq!(patch.enabled, Some(false));
-        assert!(patch.name.is_none() && patch.secrets.is_none());
-        let err = parse_update(&okta(json!({"enabled": "no"})), id).err().unwrap();
+        assert!(patch.integration_type.is_none() && patch.name.is_none() && patch.secrets.is_none());
+        let empty = parse_update(&okta(json!({})), id).ok().unwrap();
+        assert!(empty.integration_type.is_none() && empty.enabled.is_none() && empty.settings.is_none());
+        let typed = parse_update(&okta(json!({"integration_type": "OKTA"})), id).ok().unwrap();
+        assert_eq!(typed.integration_type, Some(IntegrationType::Okta));
+        let err =
+            parse_update(&okta(json!({"integration_type": "LDAP", "enabled": "no"})), id).err().unwrap();
         assert_eq!(
             err.messages(),
             vec![
-                "data.attributes.integration_type: is required",
+                "data.attributes.integration_type: must be one of GOOGLE_WORKSPACE, OKTA, ENTRA_ID, CROWDSTRIKE, SENTINELONE",
                 "data.attributes.enabled: must be true or false"
             ]
         );
+    }
+
+    #[test]
+    fn update_checks_secrets_against_the_type_it_names() {
+        let id = ConfigId::new();
+        let err =
+            parse_update(&okta(json!({"integration_type": "ENTRA_ID", "secrets": {"client_id": "c"}})), id)
+                .err()
+                .unwrap();
+        assert_eq!(err.messages(), vec!["data.attributes.secrets.client_secret: is required"]);
+        assert!(parse_update(&okta(json!({"secrets": {"client_id": "c"}})), id).is_ok(), "checked later");
     }
 
     #[test]

@@ -3,13 +3,15 @@
 //! schema names so the served document can be compared with the contract.
 //!
 //! Request schemas are built rather than derived because requests are read by hand (see
-//! `body.rs`) and are `oneOf` documents with a discriminator on `integration_type`.
+//! `body.rs`) and are `oneOf` documents with a discriminator on `integration_type`, except the
+//! update's: every one of its attributes is optional (the original contract), so it is an `anyOf`
+//! of the types' attribute sets, which a document without `integration_type` can match.
 
 use std::borrow::Cow;
 
 use ctxsync_core::{ConfigState, IntegrationType};
 use utoipa::openapi::schema::{
-    AdditionalProperties, Discriminator, ObjectBuilder, OneOfBuilder, Schema, Type,
+    AdditionalProperties, AnyOfBuilder, Discriminator, ObjectBuilder, OneOfBuilder, Schema, Type,
 };
 use utoipa::openapi::{Ref, RefOr};
 use utoipa::{PartialSchema, ToSchema};
@@ -188,7 +190,7 @@ impl Operation {
     fn required(self) -> &'static [&'static str] {
         match self {
             Operation::Create => &["integration_type", "domain", "name", "secrets"],
-            Operation::Update => &["integration_type"],
+            Operation::Update => &[],
             Operation::Validate => &["integration_type", "domain", "secrets"],
         }
     }
@@ -278,7 +280,16 @@ fn attributes_schema(op: Operation, t: IntegrationType) -> RefOr<Schema> {
     object.into()
 }
 
-fn one_of(op: Operation) -> RefOr<Schema> {
+/// The operation's attributes: one set per type. An update without `integration_type` matches
+/// any of them (`anyOf`); the other documents name their type (`oneOf`, discriminated).
+fn alternatives(op: Operation) -> RefOr<Schema> {
+    if let Operation::Update = op {
+        let mut any_of = AnyOfBuilder::new();
+        for t in supported() {
+            any_of = any_of.item(reference(&attributes_name(op, t)));
+        }
+        return any_of.into();
+    }
     let mut one_of = OneOfBuilder::new().discriminator(Some(Discriminator::with_mapping(
         "integration_type",
         supported().map(|t| (t.as_str(), format!("#/components/schemas/{}", attributes_name(op, t)))),
@@ -302,7 +313,7 @@ fn request_schemas(op: Operation, request: &str, schemas: &mut Schemas) {
             .required("attributes")
             .into(),
     ));
-    schemas.push((attributes, one_of(op)));
+    schemas.push((attributes, alternatives(op)));
     for t in supported() {
         schemas.push((attributes_name(op, t), attributes_schema(op, t)));
         schemas.push((secrets_name(t), secrets_schema(t)));

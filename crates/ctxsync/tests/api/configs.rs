@@ -172,6 +172,64 @@ async fn partial_update_changes_only_what_is_sent() {
     assert_eq!(stored["data"], disabled["data"]);
 }
 
+/// The original contract: "All fields are optional". Raw documents without `integration_type`,
+/// as the seed's clients send them, update the stored config of whatever type it is.
+#[tokio::test]
+async fn every_update_attribute_is_optional() {
+    let app = spawn_app().await;
+    let created = app.create_ok(app.entra_attributes()).await;
+    let id = created["id"].as_str().unwrap();
+
+    let (status, body) = status_json(app.patch(id, json!({"name": "renamed"})).await).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["attributes"]["name"], "renamed");
+    assert_eq!(body["data"]["attributes"]["integration_type"], "ENTRA_ID", "the stored type applies");
+
+    let (status, body) = status_json(app.patch(id, json!({"enabled": false})).await).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["attributes"]["enabled"], false);
+    let after_disable = body["data"].clone();
+
+    let (status, body) = status_json(app.patch(id, json!({})).await).await;
+    assert_eq!(status, StatusCode::OK, "an empty update is a no-op: {body}");
+    assert_eq!(body["data"], after_disable, "modified_at unchanged");
+    let (_, stored) = status_json(app.get(id).await).await;
+    assert_eq!(stored["data"], after_disable);
+
+    let (status, body) =
+        status_json(app.patch(id, json!({"integration_type": "ENTRA_ID", "enabled": true})).await).await;
+    assert_eq!(status, StatusCode::OK, "the stored type may be repeated: {body}");
+    assert_eq!(body["data"]["attributes"]["enabled"], true);
+}
+
+/// Secrets sent without a type are read as the stored type's, and checked against its source.
+#[tokio::test]
+async fn secrets_without_a_type_are_the_stored_types() {
+    let app = spawn_app().await;
+    let created = app.create_ok(app.okta_attributes()).await;
+    let id = created["id"].as_str().unwrap();
+
+    let (status, body) =
+        status_json(app.patch(id, json!({"name": "x", "secrets": {"client_id": "c"}})).await).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        errors(&body),
+        [
+            "data.attributes.secrets.client_id: unknown key; expected api_token",
+            "data.attributes.secrets.api_token: is required"
+        ]
+    );
+    let (status, body) = status_json(app.patch(id, json!({"secrets": {"api_token": "00wrong"}})).await).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(errors(&body)[0].contains("E0000011"), "checked against Okta: {body}");
+    let (_, stored) = status_json(app.get(id).await).await;
+    assert_eq!(stored["data"], created, "untouched");
+
+    let good = app.fakes.okta.add_token(ctxsync_fakes::OktaPermission::ReadAll);
+    let (status, body) = status_json(app.patch(id, json!({"secrets": {"api_token": good}})).await).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
 #[tokio::test]
 async fn new_secrets_are_validated_before_anything_is_written() {
     let app = spawn_app().await;
@@ -204,6 +262,16 @@ async fn changing_the_type_needs_new_secrets_for_it() {
     assert_eq!(
         errors(&body),
         ["data.attributes.secrets: required when changing integration_type from OKTA to ENTRA_ID"]
+    );
+    let (status, body) = status_json(
+        app.patch(&id, json!({"integration_type": "ENTRA_ID", "secrets": {"client_id": "c"}})).await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        errors(&body),
+        ["data.attributes.secrets.client_secret: is required"],
+        "names what is missing"
     );
     let mut entra = app.entra_attributes();
     entra.as_object_mut().unwrap().remove("name");

@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use ctxsync::commands::{demo, events, export, keys, serve, sync};
+use ctxsync::commands::{demo, events, export, holds, keys, serve, sync};
 use ctxsync::{Cli, Command, KeysCommand, config_file};
 
 fn main() -> ExitCode {
@@ -30,16 +30,18 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Sync(args) => return sync::run(*args).await,
             Command::Serve(args) => serve::run(*args).await,
             Command::Demo(args) => demo::run(args).await,
-            Command::Sync(args) => sync::run(*args).await,
+            Command::Holds(args) => holds::run(args).await,
             Command::Export(args) => export::run(args).await,
             Command::Events(args) => events::run(args).await,
             Command::Keys { command: KeysCommand::Create(args) } => keys::create(args).await,
         }
+        .map(|()| ExitCode::SUCCESS)
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

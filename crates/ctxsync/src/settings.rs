@@ -43,7 +43,11 @@ pub enum Command {
     /// everything without a real identity provider.
     Demo(DemoArgs),
     /// Run one sync of a config in the foreground, with a progress bar, and print its summary.
+    #[command(after_help = "Exit status: 0 the run succeeded; 3 it completed but its deletions are held \
+        for review (see `ctxsync holds`); 1 it failed, was interrupted or could not start.")]
     Sync(Box<SyncCommandArgs>),
+    /// Review and decide runs whose deletions are held (a mass deletion or an incomplete listing).
+    Holds(HoldsArgs),
     /// Write a config's entities and memberships as NDJSON.
     Export(ExportArgs),
     /// Write change events as NDJSON, oldest first; with --follow, keep writing new ones.
@@ -159,6 +163,10 @@ pub struct SyncCommandArgs {
     /// List everything, even when an incremental run would do.
     #[arg(long)]
     pub full: bool,
+    /// Fail at once when another live worker is syncing the config, instead of waiting for it.
+    /// (A lease left by a process of this host that no longer exists is taken over either way.)
+    #[arg(long)]
+    pub no_wait: bool,
     #[command(flatten)]
     pub store: StoreArgs,
     #[command(flatten)]
@@ -168,6 +176,51 @@ pub struct SyncCommandArgs {
     /// Log filter.
     #[arg(long, env = "CTXSYNC_LOG", default_value = "warn")]
     pub log: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HoldsArgs {
+    #[command(subcommand)]
+    pub command: HoldsCommand,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum HoldsCommand {
+    /// A config's runs whose deletions wait for a decision, newest first.
+    List(HoldsListArgs),
+    /// One run's hold and every deletion it holds.
+    Show(HoldsRunArgs),
+    /// Apply a held run's deletions (recording their change events and history).
+    Confirm(HoldsRunArgs),
+    /// Drop a held run's deletions and keep the entities.
+    Discard(HoldsRunArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HoldsListArgs {
+    /// The config whose held runs to list.
+    #[arg(long)]
+    pub config: ConfigId,
+    /// One JSON object a line (the API's sync run resource).
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HoldsRunArgs {
+    /// The config the run belongs to.
+    #[arg(long)]
+    pub config: ConfigId,
+    /// The held run.
+    #[arg(long)]
+    pub run: uuid::Uuid,
+    /// JSON output, one object a line.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 #[derive(Debug, Clone, Args)]

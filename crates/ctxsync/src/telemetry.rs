@@ -1,16 +1,25 @@
 use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
 
 /// Logs to stderr with the given filter, so commands printing JSON on stdout (`keys create
 /// --json`) stay machine-readable; colours only on a terminal, so log files stay greppable.
 pub fn init(filter: &str) -> anyhow::Result<()> {
+    init_with(filter, std::io::stderr)
+}
+
+/// [`init`] with another writer of stderr (one that draws around a progress bar).
+pub fn init_with<W>(filter: &str, writer: W) -> anyhow::Result<()>
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
     let filter = EnvFilter::try_new(filter)
         .map_err(|e| anyhow::anyhow!("CTXSYNC_LOG {filter:?} is not a valid filter: {e}"))?;
     // A second initialisation (several commands in one test process) keeps the first subscriber.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::stderr().is_terminal())
         .try_init();
     Ok(())

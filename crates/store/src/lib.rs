@@ -38,7 +38,7 @@ pub use keys::{KeyPair, KeyStore, Principal};
 pub use page::PreparedEntities;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
-pub use sync::{PageWrite, RunEnd, SyncState, SyncStore};
+pub use sync::{Lease, PageWrite, RunEnd, SyncState, SyncStore};
 
 /// A cheap round trip to the database, for readiness checks.
 #[async_trait::async_trait]

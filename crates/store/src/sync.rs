@@ -21,6 +21,14 @@ pub struct SyncState {
     pub next_run_at: Option<OffsetDateTime>,
 }
 
+/// Who holds a config's lease, and until when.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lease {
+    /// The holder's name, as the worker that took the lease chose it.
+    pub owner: String,
+    pub until: OffsetDateTime,
+}
+
 /// One page as the store applies it.
 #[derive(Clone, Copy)]
 pub struct PageWrite<'a> {
@@ -54,14 +62,19 @@ pub trait SyncStore: Send + Sync {
     /// live lease holds; oldest due first. Across every org: the scheduler serves them all.
     async fn due_configs(&self, now: OffsetDateTime, limit: u32) -> Result<Vec<Config>, StoreError>;
 
-    /// Takes the config's lease for `owner` until `until` when it is free or expired, marking
-    /// runs left `running` by a previous holder as failed. `None` when someone else holds it.
+    /// Takes the config's lease for `owner` until `until` when it is free, expired or held by
+    /// `replacing` (a holder known to be dead), marking runs left `running` by a previous holder
+    /// as failed. `None` when someone else holds it.
     async fn acquire_lease(
         &self,
         config: ConfigId,
         owner: &str,
         until: OffsetDateTime,
+        replacing: Option<&str>,
     ) -> Result<Option<SyncState>, StoreError>;
+
+    /// The config's lease as stored, expired or not; `None` when nobody holds it.
+    async fn lease(&self, config: ConfigId) -> Result<Option<Lease>, StoreError>;
 
     /// Extends a held lease; `false` when it was lost (expired and taken by another worker).
     async fn renew_lease(
@@ -73,7 +86,7 @@ pub trait SyncStore: Send + Sync {
 
     async fn release_lease(&self, config: ConfigId, owner: &str) -> Result<(), StoreError>;
 
-    /// Records a new run as `running`.
+    /// Records a new run as `running`, under the id "sync now" promised when one waits.
     async fn start_run(&self, config: ConfigId, kind: RunKind) -> Result<Run, StoreError>;
 
     /// Applies one page in one transaction: upserts entities whose content changed (unchanged
@@ -94,8 +107,9 @@ pub trait SyncStore: Send + Sync {
     /// A config by id whatever its org, for the operator's commands (`ctxsync sync`).
     async fn config_by_id(&self, config: ConfigId) -> Result<Option<Config>, StoreError>;
 
-    /// Makes the config due now ("sync now").
-    async fn request_run(&self, org: OrgId, config: ConfigId) -> Result<bool, StoreError>;
+    /// Makes the config due now ("sync now") and returns the id its next run will have (the one
+    /// already promised when a request is waiting); `None` when the org has no such config.
+    async fn request_run(&self, org: OrgId, config: ConfigId) -> Result<Option<Uuid>, StoreError>;
 
     /// Newest first.
     async fn list_runs(&self, org: OrgId, config: ConfigId, limit: u32) -> Result<Vec<Run>, StoreError>;

@@ -7,6 +7,7 @@
 //! complete picture plus its upserts, and the next run catches up. A lease in the store makes
 //! sure one worker, in any process, syncs a config at a time.
 
+mod holder;
 mod scheduler;
 mod sink;
 mod worker;

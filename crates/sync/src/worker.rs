@@ -4,12 +4,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ctxsync_core::{Config, ConfigState, Credentials, DeletionGuard, Run, RunKind, RunStatus, Schedule};
+use ctxsync_core::{
+    Config, ConfigId, ConfigState, Credentials, DeletionGuard, Run, RunKind, RunStatus, Schedule,
+};
 use ctxsync_sources::{Cursor, SourceError, Sources, SyncError, SyncMode};
 use ctxsync_store::{RunEnd, Store, StoreError, SyncState};
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
+use crate::holder::{self, Holder};
 use crate::sink::{Progress, StoreSink};
 
 /// The engine's knobs.
@@ -50,8 +53,10 @@ pub enum Outcome {
     Failed(Run),
     /// The config was disabled or deleted, the lease was lost, or the process is stopping.
     Cancelled(Run),
-    /// Another worker holds the config's lease.
-    Busy,
+    /// Another worker holds the config's lease; `holder` says which, in words.
+    Busy {
+        holder: String,
+    },
     /// The config is gone or cannot be synced as it is (the reason says why).
     Skipped(String),
 }
@@ -72,12 +77,15 @@ pub struct Worker {
     sources: Sources,
     settings: SyncSettings,
     owner: Arc<str>,
+    /// This process as lease holders are recorded, to recognise the leases of dead ones.
+    here: Option<Arc<Holder>>,
 }
 
 impl Worker {
     pub fn new(store: Arc<dyn Store>, sources: Sources, settings: SyncSettings) -> Worker {
-        let owner = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
-        Worker { store, sources, settings, owner: owner.into() }
+        let here = Holder::this_process();
+        let owner = Holder::owner_name(here.as_ref(), &uuid::Uuid::new_v4().simple().to_string());
+        Worker { store, sources, settings, owner: owner.into(), here: here.map(Arc::new) }
     }
 
     pub fn settings(&self) -> &SyncSettings {
@@ -95,8 +103,9 @@ impl Worker {
         options: RunOptions,
         stop: &CancellationToken,
     ) -> Result<Outcome, StoreError> {
-        let Some(state) = self.store.acquire_lease(config.id, &self.owner, self.lease_until()).await? else {
-            return Ok(Outcome::Busy);
+        let state = match self.take_lease(config.id).await? {
+            Ok(state) => state,
+            Err(holder) => return Ok(Outcome::Busy { holder }),
         };
         let cancel = stop.child_token();
         let heartbeat = tokio::spawn(self.clone().heartbeat(config.clone(), cancel.clone()));
@@ -104,6 +113,33 @@ impl Worker {
         heartbeat.abort();
         self.store.release_lease(config.id, &self.owner).await?;
         outcome
+    }
+
+    /// Takes the config's lease when it is free, expired, or held by a process of this host that
+    /// no longer exists; otherwise says who holds it.
+    async fn take_lease(&self, config: ConfigId) -> Result<Result<SyncState, String>, StoreError> {
+        if let Some(state) = self.store.acquire_lease(config, &self.owner, self.lease_until(), None).await? {
+            return Ok(Ok(state));
+        }
+        let Some(lease) = self.store.lease(config).await? else {
+            return Ok(Err("a worker that has just released it".into()));
+        };
+        let dead = self
+            .here
+            .as_deref()
+            .is_some_and(|here| Holder::parse(&lease.owner).is_some_and(|h| h.is_gone_from(here)));
+        if dead
+            && let Some(state) =
+                self.store.acquire_lease(config, &self.owner, self.lease_until(), Some(&lease.owner)).await?
+        {
+            tracing::info!(
+                config_id = %config,
+                holder = %holder::describe(&lease.owner),
+                "took over the lease of a process of this host that no longer runs"
+            );
+            return Ok(Ok(state));
+        }
+        Ok(Err(holder::describe(&lease.owner)))
     }
 
     fn lease_until(&self) -> OffsetDateTime {

@@ -8,7 +8,7 @@ use axum::extract::{Path, Query, State};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ctxsync_core::{ConfigId, ConfigState, HoldResolution, Run, RunKind, RunStatus};
-use ctxsync_store::{Decided, HeldCursor};
+use ctxsync_store::{Decided, HeldCursor, HeldDeletion};
 use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
@@ -64,6 +64,23 @@ pub struct HealthData {
     /// `completeness` (the last full run's expected and ingested counts by kind).
     #[schema(value_type = Object)]
     pub attributes: Value,
+}
+
+impl From<HeldDeletion> for HeldDeletionData {
+    fn from(r: HeldDeletion) -> Self {
+        let membership = r.kind == "membership";
+        HeldDeletionData {
+            resource_type: "held_deletion",
+            attributes: json!({
+                "kind": r.kind,
+                "source_id": r.source_id,
+                "member_kind": membership.then_some(r.member_kind),
+                "member_id": membership.then_some(r.member_id),
+                "login": r.login,
+                "display_name": r.display_name,
+            }),
+        }
+    }
 }
 
 fn ids(config: &str, run: &str) -> Result<(ConfigId, Uuid), ApiError> {
@@ -131,23 +148,7 @@ pub async fn list_held_deletions(
         .await?
         .ok_or_else(run_not_found)?;
     let next_cursor = (rows.len() as u32 == limit).then(|| rows.last().map(|r| encode_cursor(&r.cursor())));
-    let data = rows
-        .into_iter()
-        .map(|r| {
-            let membership = r.kind == "membership";
-            HeldDeletionData {
-                resource_type: "held_deletion",
-                attributes: json!({
-                    "kind": r.kind,
-                    "source_id": r.source_id,
-                    "member_kind": membership.then_some(r.member_kind),
-                    "member_id": membership.then_some(r.member_id),
-                    "login": r.login,
-                    "display_name": r.display_name,
-                }),
-            }
-        })
-        .collect();
+    let data = rows.into_iter().map(HeldDeletionData::from).collect();
     Ok(Json(HeldDeletionsResponse { data, meta: json!({"page": {"next_cursor": next_cursor.flatten()}}) }))
 }
 

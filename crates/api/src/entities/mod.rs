@@ -13,12 +13,14 @@ mod runs;
 
 pub use events::EventData;
 pub use events::{__path_entity_history, __path_list_events};
+pub use holds::HeldDeletionData;
 pub use holds::{
     __path_confirm_deletions, __path_discard_deletions, __path_get_health, __path_list_held_deletions,
 };
 pub use list::{__path_get_entity, __path_list_entities};
 pub use lookup::__path_lookup;
 pub use persons::{__path_get_persons, __path_lookup_persons};
+pub use response::RunData;
 pub use runs::{__path_get_run, __path_list_runs, __path_sync_now};
 pub(crate) use {
     events::entity_history, events::list_events, holds::confirm_deletions, holds::discard_deletions,

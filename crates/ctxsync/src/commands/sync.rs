@@ -1,10 +1,13 @@
 //! `ctxsync sync --config ID`: one run in the foreground with a progress bar, then its summary.
+//! The exit status tells a script how it ended: [`SUCCEEDED`], [`HELD`] or [`FAILED`].
 
+use std::io::Write;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use ctxsync_core::RunCounts;
+use ctxsync_core::{Config, Run, RunCounts, RunStatus};
 use ctxsync_sources::Sources;
 use ctxsync_store::Store;
 use ctxsync_sync::{Outcome, RunOptions, Worker};
@@ -14,8 +17,19 @@ use tokio_util::sync::CancellationToken;
 use crate::settings::SyncCommandArgs;
 use crate::telemetry;
 
-pub async fn run(args: SyncCommandArgs) -> anyhow::Result<()> {
-    telemetry::init(&args.log)?;
+/// The run completed and everything it found was applied.
+pub const SUCCEEDED: u8 = 0;
+/// The run failed, was interrupted, or could not start.
+pub const FAILED: u8 = 1;
+/// The run completed but its deletions wait for a decision (`ctxsync holds`).
+pub const HELD: u8 = 3;
+
+/// How often a sync waiting for another worker's lease asks again.
+const WAIT_POLL: Duration = Duration::from_secs(1);
+
+pub async fn run(args: SyncCommandArgs) -> anyhow::Result<ExitCode> {
+    let bar = ProgressBar::new_spinner();
+    telemetry::init_with(&args.log, ProgressWriter(bar.clone()))?;
     let (database_url, master_key) = args.store.resolve()?;
     let store: Arc<dyn Store> =
         ctxsync_store::connect(&database_url, master_key).await.context("could not open the database")?;
@@ -24,61 +38,137 @@ pub async fn run(args: SyncCommandArgs) -> anyhow::Result<()> {
     };
     let sources = Sources::new(args.sources.endpoints()).context("could not set up the source clients")?;
     let worker = Worker::new(store, sources, args.sync.settings()?);
-
-    let bar = ProgressBar::new_spinner();
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}").expect("a valid template"),
-    );
-    bar.enable_steady_tick(Duration::from_millis(200));
-    let started = std::time::Instant::now();
-    let progress_bar = bar.clone();
-    let progress = Arc::new(move |counts: &RunCounts| {
-        let secs = started.elapsed().as_secs_f64().max(0.001);
-        let fetched = counts.fetched();
-        progress_bar.set_message(format!(
-            "{fetched} entities ({:.0}/s), {} pages ({:.1}/s), {} retries",
-            fetched as f64 / secs,
-            counts.pages,
-            counts.pages as f64 / secs,
-            counts.retries
-        ));
-    });
     let stop = CancellationToken::new();
     let ctrl_c = stop.clone();
     tokio::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;
         ctrl_c.cancel();
     });
-    println!("syncing {} ({}, {})", config.name, config.integration_type, config.id);
-    let outcome =
-        worker.run(&config, RunOptions { progress: Some(progress), full: args.full }, &stop).await?;
+
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "syncing {} ({}, {})", config.name, config.integration_type, config.id)?;
+    drop(out);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}").expect("a valid template"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    let options = RunOptions { progress: Some(progress(bar.clone())), full: args.full };
+    let outcome = run_when_free(&worker, &config, options, &stop, args.no_wait, &bar).await;
     bar.finish_and_clear();
-    let run = match outcome {
+    let run = match outcome? {
         Outcome::Succeeded(run) | Outcome::Held(run) | Outcome::Failed(run) | Outcome::Cancelled(run) => run,
-        Outcome::Busy => bail!("another worker is syncing this config right now; try again when it is done"),
+        Outcome::Busy { holder } => {
+            bail!(
+                "{holder} is syncing this config right now; run again when it is done, or without --no-wait"
+            )
+        }
         Outcome::Skipped(reason) => bail!("the config was not synced: {reason}"),
     };
-    let took = run.finished_at.map(|f| f - run.started_at).unwrap_or_default();
-    println!("{} run {} {} in {:.1}s", run.kind.as_str(), run.id, run.status.as_str(), took.as_seconds_f64());
-    println!("{:<12} {:>10} {:>10} {:>10} {:>10}", "", "fetched", "created", "updated", "deleted");
-    for (kind, c) in &run.counts.by_type {
-        println!("{kind:<12} {:>10} {:>10} {:>10} {:>10}", c.fetched, c.created, c.updated, c.deleted);
+    summarize(&config, &run)?;
+    if let Some(error) = &run.error {
+        eprintln!("error: the run did not complete: {error}");
     }
-    println!("pages {}, retries {}", run.counts.pages, run.counts.retries);
+    Ok(ExitCode::from(match run.status {
+        RunStatus::Succeeded => SUCCEEDED,
+        RunStatus::Held => HELD,
+        RunStatus::Running | RunStatus::Failed | RunStatus::Cancelled => FAILED,
+    }))
+}
+
+/// Runs the sync, first waiting for a live worker that holds the config's lease to finish unless
+/// `no_wait` (the lease of a process of this host that no longer exists is taken over at once).
+async fn run_when_free(
+    worker: &Worker,
+    config: &Config,
+    options: RunOptions,
+    stop: &CancellationToken,
+    no_wait: bool,
+    bar: &ProgressBar,
+) -> anyhow::Result<Outcome> {
+    let mut told = false;
+    loop {
+        let outcome = worker.run(config, options.clone(), stop).await?;
+        let Outcome::Busy { holder } = &outcome else { return Ok(outcome) };
+        if no_wait {
+            return Ok(outcome);
+        }
+        if !told {
+            bar.suspend(|| {
+                eprintln!("waiting for {holder}, which is syncing this config (--no-wait fails instead)")
+            });
+            bar.set_message("waiting for the other worker to finish");
+            told = true;
+        }
+        tokio::select! {
+            () = stop.cancelled() => bail!("stopped while waiting for {holder} to finish"),
+            () = tokio::time::sleep(WAIT_POLL) => {}
+        }
+    }
+}
+
+fn progress(bar: ProgressBar) -> ctxsync_sync::Progress {
+    let started = std::time::Instant::now();
+    Arc::new(move |counts: &RunCounts| {
+        let secs = started.elapsed().as_secs_f64().max(0.001);
+        let fetched = counts.fetched();
+        bar.set_message(format!(
+            "{fetched} entities ({:.0}/s), {} pages ({:.1}/s), {} retries",
+            fetched as f64 / secs,
+            counts.pages,
+            counts.pages as f64 / secs,
+            counts.retries
+        ));
+    })
+}
+
+fn summarize(config: &Config, run: &Run) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    let took = run.finished_at.map(|f| f - run.started_at).unwrap_or_default();
+    writeln!(
+        out,
+        "{} run {} {} in {:.1}s",
+        run.kind.as_str(),
+        run.id,
+        run.status.as_str(),
+        took.as_seconds_f64()
+    )?;
+    writeln!(out, "{:<12} {:>10} {:>10} {:>10} {:>10}", "", "fetched", "created", "updated", "deleted")?;
+    for (kind, c) in &run.counts.by_type {
+        writeln!(out, "{kind:<12} {:>10} {:>10} {:>10} {:>10}", c.fetched, c.created, c.updated, c.deleted)?;
+    }
+    writeln!(out, "pages {}, retries {}", run.counts.pages, run.counts.retries)?;
     if let Some(completeness) = &run.completeness {
         for mismatch in completeness.mismatches() {
-            println!("completeness: {mismatch}");
+            writeln!(out, "completeness: {mismatch}")?;
         }
     }
     if let Some(hold) = &run.hold {
-        println!("deletions held: {}", hold.reason);
-        println!(
-            "review them: GET /api/v2/ctxsync/integration_configs/{}/sync_runs/{}/held_deletions",
-            config.id, run.id
-        );
-    }
-    if let Some(error) = &run.error {
-        bail!("the run did not complete: {error}");
+        writeln!(out, "deletions held: {}", hold.reason)?;
+        writeln!(out, "review them: ctxsync holds show --config {} --run {}", config.id, run.id)?;
+        writeln!(out, "then:        ctxsync holds confirm|discard --config {} --run {}", config.id, run.id)?;
     }
     Ok(())
+}
+
+/// Log lines written around the progress bar, so a warning does not tear it.
+#[derive(Clone)]
+struct ProgressWriter(ProgressBar);
+
+impl Write for ProgressWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.suspend(|| std::io::stderr().write_all(buf))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for ProgressWriter {
+    type Writer = ProgressWriter;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
 }

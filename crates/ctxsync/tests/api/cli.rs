@@ -193,3 +193,186 @@ async fn sync_and_export_a_config_from_the_command_line() {
     assert_eq!(count("entity", "group"), truth.groups.len());
     assert_eq!(count("membership", ""), truth.user_members.len() + truth.group_members.len());
 }
+
+/// A `ctxsync` command run on a test app's database with its sources routed to the fakes.
+fn ctxsync(app: &crate::helpers::TestApp, args: &[&str]) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .args(args)
+        .env_clear()
+        .env("CTXSYNC_DATABASE_URL", &app.database.url)
+        .env("CTXSYNC_MASTER_KEY", crate::helpers::MASTER_KEY)
+        .env("CTXSYNC_OKTA_BASE_URL", app.fakes.okta.base_url());
+    command
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Scripts read how a sync ended from its exit status (0 succeeded, 3 held, 1 failed), and review
+/// and decide a held run with `ctxsync holds`.
+#[tokio::test(flavor = "multi_thread")]
+async fn sync_exit_status_and_held_deletions_from_the_command_line() {
+    let app = crate::helpers::spawn_app().await;
+    let id = app.create_ok(app.okta_attributes()).await["id"].as_str().unwrap().to_string();
+    crate::sync::wait_for_runs(&app, &id, 1).await;
+    let groups: Vec<String> = app.fakes.okta.snapshot().groups.keys().cloned().collect();
+    app.fakes.okta.mutate(|t| groups.iter().for_each(|g| t.delete_group(g)));
+
+    let held = ctxsync(&app, &["sync", "--config", &id, "--full"]).output().unwrap();
+    let summary = text(&held.stdout);
+    assert_eq!(held.status.code(), Some(3), "{summary}{}", text(&held.stderr));
+    assert!(summary.contains("deletions held") && summary.contains("ctxsync holds show"), "{summary}");
+
+    let listed = ctxsync(&app, &["holds", "list", "--config", &id, "--json"]).output().unwrap();
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    let runs: Vec<Value> = text(&listed.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0]["attributes"]["status"], "held");
+    let run = runs[0]["id"].as_str().unwrap().to_string();
+
+    let shown = ctxsync(&app, &["holds", "show", "--config", &id, "--run", &run, "--json"]).output().unwrap();
+    assert!(shown.status.success(), "{}", text(&shown.stderr));
+    let lines: Vec<Value> = text(&shown.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines[0]["run"]["id"], run.as_str());
+    let mut held_groups: Vec<String> = lines
+        .iter()
+        .filter(|l| l["held_deletion"]["kind"] == "group")
+        .map(|l| l["held_deletion"]["source_id"].as_str().unwrap().to_string())
+        .collect();
+    held_groups.sort();
+    let mut expected = groups.clone();
+    expected.sort();
+    assert_eq!(held_groups, expected, "every group the run would delete");
+
+    let confirmed = ctxsync(&app, &["holds", "confirm", "--config", &id, "--run", &run]).output().unwrap();
+    assert!(confirmed.status.success(), "{}", text(&confirmed.stderr));
+    assert!(text(&confirmed.stdout).contains("confirmed"), "{}", text(&confirmed.stdout));
+    let (_, after) = crate::helpers::status_json(
+        app.request(
+            reqwest::Method::GET,
+            &format!("/api/v2/ctxsync/entities?filter[kind]=group&filter[config_id]={id}"),
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(after["data"], serde_json::json!([]), "the groups are gone");
+    let again = ctxsync(&app, &["holds", "discard", "--config", &id, "--run", &run]).output().unwrap();
+    assert_eq!(again.status.code(), Some(1));
+    assert!(text(&again.stderr).contains("already confirmed"), "{}", text(&again.stderr));
+    let none = ctxsync(&app, &["holds", "list", "--config", &id]).output().unwrap();
+    assert!(text(&none.stdout).contains("no held deletions"), "{}", text(&none.stdout));
+
+    app.fakes.okta.revoke_all_tokens();
+    let failed = ctxsync(&app, &["sync", "--config", &id]).output().unwrap();
+    assert_eq!(failed.status.code(), Some(1), "{}", text(&failed.stdout));
+    assert!(text(&failed.stderr).contains("E0000011"), "{}", text(&failed.stderr));
+}
+
+/// A child process whose stderr is collected while it runs.
+struct Running {
+    child: Child,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Running {
+    fn spawn(mut command: Command) -> Running {
+        let mut child = command.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let reader = BufReader::new(child.stderr.take().unwrap());
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            for line in reader.lines().map_while(Result::ok) {
+                sink.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        Running { child, stderr }
+    }
+
+    fn wait_for_stderr(&mut self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.stderr.lock().unwrap().contains(needle) {
+            assert!(self.child.try_wait().unwrap().is_none(), "exited: {}", self.stderr.lock().unwrap());
+            assert!(Instant::now() < deadline, "never printed {needle:?}: {}", self.stderr.lock().unwrap());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn finish(mut self) -> (Option<i32>, String) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status.code(), self.stderr.lock().unwrap().clone());
+            }
+            assert!(Instant::now() < deadline, "still running: {}", self.stderr.lock().unwrap());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Waits until the config has a run in progress that has written a page; returns its id.
+async fn running_run(
+    store: &dyn ctxsync_store::Store,
+    org: ctxsync_core::OrgId,
+    config: ctxsync_core::ConfigId,
+) -> uuid::Uuid {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let runs = store.list_runs(org, config, 1).await.unwrap();
+        if let Some(run) =
+            runs.into_iter().find(|r| r.status == ctxsync_core::RunStatus::Running && r.counts.pages > 0)
+        {
+            return run.id;
+        }
+        assert!(Instant::now() < deadline, "no run got under way");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A second `sync` waits for a live one (or fails at once with `--no-wait`), and a `sync` killed
+/// with -9 leaves no lease behind that a rerun must wait out.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sync_waits_for_a_live_holder_and_takes_over_from_a_killed_one() {
+    let app = crate::helpers::spawn_app_with(crate::helpers::Options {
+        tenant: ctxsync_fakes::TenantSpec { users: 1000, groups: 20, ..Default::default() },
+        ..Default::default()
+    })
+    .await;
+    let created = app.create_ok(app.okta_attributes()).await;
+    let id = created["id"].as_str().unwrap().to_string();
+    crate::sync::wait_for_runs(&app, &id, 1).await;
+    let store = app.store().await;
+    let config = store.config_by_id(id.parse().unwrap()).await.unwrap().unwrap();
+
+    app.fakes.okta.slow_pages(Duration::from_millis(400));
+    let first = Running::spawn(ctxsync(&app, &["sync", "--config", &id, "--full"]));
+    let first_run = running_run(store.as_ref(), config.org_id, config.id).await;
+    let holder = format!("pid {} on host", first.child.id());
+
+    let refused = ctxsync(&app, &["sync", "--config", &id, "--no-wait"]).output().unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(text(&refused.stderr).contains(&holder), "names the holder: {}", text(&refused.stderr));
+
+    let mut waiting = Running::spawn(ctxsync(&app, &["sync", "--config", &id, "--full"]));
+    waiting.wait_for_stderr(&format!("waiting for {holder}"));
+    let mut first = first;
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    app.fakes.okta.slow_pages(Duration::ZERO);
+    let (code, stderr) = waiting.finish();
+    assert_eq!(code, Some(0), "the waiting sync took over from the killed one: {stderr}");
+    let killed = store.get_run(config.org_id, config.id, first_run).await.unwrap().unwrap();
+    assert_eq!(killed.status, ctxsync_core::RunStatus::Failed);
+    assert!(killed.error.unwrap().contains("interrupted"));
+
+    app.fakes.okta.slow_pages(Duration::from_millis(400));
+    let mut again = Running::spawn(ctxsync(&app, &["sync", "--config", &id, "--full"]));
+    running_run(store.as_ref(), config.org_id, config.id).await;
+    again.child.kill().unwrap();
+    again.child.wait().unwrap();
+    app.fakes.okta.slow_pages(Duration::ZERO);
+    let rerun = ctxsync(&app, &["sync", "--config", &id, "--no-wait"]).output().unwrap();
+    assert_eq!(rerun.status.code(), Some(0), "rerun at once: {}", text(&rerun.stderr));
+}

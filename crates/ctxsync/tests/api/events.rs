@@ -58,7 +58,7 @@ async fn events_and_history_follow_the_tenant_after_the_baseline() {
         t.assign_role(&admin, "SUPER_ADMIN");
         t.remove_member(&group, &member);
     });
-    let run = sync_and_wait(&app, &id, 1).await;
+    let run = sync_and_wait(&app, &id).await;
     assert_eq!(run["attributes"]["baseline"], false, "{run}");
 
     let body = get(&app, &format!("{OWN}/events?filter[config_id]={id}")).await;

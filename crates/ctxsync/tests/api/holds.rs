@@ -55,7 +55,7 @@ async fn a_source_listing_no_groups_is_held_and_discarding_keeps_them() {
             t.delete_group(group);
         }
     });
-    let run = sync_and_wait(&app, &id, 1).await;
+    let run = sync_and_wait(&app, &id).await;
     let attrs = &run["attributes"];
     assert_eq!(attrs["status"], "held", "{run}");
     let reason = attrs["hold"]["reason"].as_str().unwrap();
@@ -107,7 +107,7 @@ async fn a_mass_deletion_waits_for_confirmation_then_is_applied_with_its_events(
     let gone: Vec<String> = users.iter().rev().take(12).cloned().collect();
     app.fakes.okta.mutate(|t| gone.iter().for_each(|u| t.delete_user(u)));
 
-    let run = sync_and_wait(&app, &id, 1).await;
+    let run = sync_and_wait(&app, &id).await;
     assert_eq!(run["attributes"]["status"], "held", "{run}");
     let reason = run["attributes"]["hold"]["reason"].as_str().unwrap();
     assert!(reason.starts_with("mass deletion: "), "{reason}");
@@ -159,7 +159,7 @@ async fn the_guard_follows_the_config_settings() {
     let users = stored(&app, &id, "user").await;
     let gone: Vec<String> = users.iter().rev().take(12).cloned().collect();
     app.fakes.okta.mutate(|t| gone.iter().for_each(|u| t.delete_user(u)));
-    let run = sync_and_wait(&app, &id, 1).await;
+    let run = sync_and_wait(&app, &id).await;
     assert_eq!(run["attributes"]["status"], "succeeded", "the guard is off for this config: {run}");
     assert_eq!(run["attributes"]["counts"]["user"]["deleted"], 12);
 }
@@ -174,7 +174,7 @@ async fn an_okta_listing_that_silently_lost_a_page_of_members_is_flagged_and_hel
     assert!(total["expected"].as_u64().unwrap() > 0);
 
     app.fakes.okta.drop_page(Listing::Members, 0);
-    let run = sync_and_wait(&app, &id, 1).await;
+    let run = sync_and_wait(&app, &id).await;
     let attrs = &run["attributes"];
     let tally = &attrs["completeness"]["by_type"]["membership"];
     assert_eq!(tally["expected"], total["expected"]);
@@ -191,7 +191,7 @@ async fn an_okta_listing_that_silently_lost_a_page_of_members_is_flagged_and_hel
 
     // The next full run lists everything again: it supersedes the hold, and all is well.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let next = sync_and_wait(&app, &id, 2).await;
+    let next = sync_and_wait(&app, &id).await;
     assert_eq!(next["attributes"]["status"], "succeeded", "{next}");
     let (_, held) = call(
         &app,
@@ -217,7 +217,7 @@ async fn an_entra_listing_that_silently_lost_its_users_page_is_flagged_against_g
     tokio::time::sleep(Duration::from_millis(1100)).await;
 
     app.fakes.entra.drop_page(Listing::Users, 0);
-    let run = sync_and_wait(&app, &id, 1).await;
+    let run = sync_and_wait(&app, &id).await;
     let attrs = &run["attributes"];
     assert_eq!(attrs["kind"], "full");
     let tally = &attrs["completeness"]["by_type"]["user"];

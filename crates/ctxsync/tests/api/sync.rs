@@ -11,13 +11,28 @@ use crate::helpers::{TestApp, errors, spawn_app, status_json};
 
 pub(crate) const OWN: &str = "/api/v2/ctxsync";
 
-/// Asks for a sync now and waits for the next run after `after` runs to end; returns it.
-pub(crate) async fn sync_and_wait(app: &TestApp, id: &str, after: usize) -> Value {
-    let (status, body) =
-        status_json(app.request(Method::POST, &format!("{OWN}/integration_configs/{id}/sync"), None).await)
-            .await;
+/// Asks for a sync now and follows the run it answers with until it ends; returns it.
+pub(crate) async fn sync_and_wait(app: &TestApp, id: &str) -> Value {
+    let response = app.request(Method::POST, &format!("{OWN}/integration_configs/{id}/sync"), None).await;
+    let location = response.headers().get("location").map(|l| l.to_str().unwrap().to_string());
+    let (status, body) = status_json(response).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    wait_for_runs(app, id, after + 1).await
+    let run_id = body["data"]["id"].as_str().unwrap();
+    assert_eq!(location, Some(format!("{OWN}/integration_configs/{id}/sync_runs/{run_id}")));
+    wait_for_run(app, &location.unwrap()).await
+}
+
+/// Follows a run's `Location` until the run has started and ended; returns it.
+pub(crate) async fn wait_for_run(app: &TestApp, location: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, body) = status_json(app.request(Method::GET, location, None).await).await;
+        if status == StatusCode::OK && body["data"]["attributes"]["status"] != "running" {
+            return body["data"].clone();
+        }
+        assert!(Instant::now() < deadline, "the run did not end in time: {status} {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Waits until the config has `count` finished runs and returns the newest.
@@ -101,7 +116,7 @@ async fn an_okta_config_syncs_the_tenant_exactly_and_follows_its_changes() {
         added
     });
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let run = sync_and_wait(&app, &id, 1).await;
+    let run = sync_and_wait(&app, &id).await;
     assert_eq!(run["attributes"]["status"], "succeeded", "{run}");
     let users = source_ids(&all_entities(&app, &id, "user").await);
     assert!(users.contains(&added) && !users.contains(&victim));
@@ -140,12 +155,49 @@ async fn google_and_entra_configs_sync_their_tenants_exactly() {
 }
 
 #[tokio::test]
+async fn sync_now_names_its_run_and_refuses_while_one_is_in_progress() {
+    let app = spawn_app().await;
+    let id = create_with(&app, app.okta_attributes(), json!({})).await;
+    wait_for_runs(&app, &id, 1).await;
+    app.fakes.okta.slow_pages(Duration::from_millis(200));
+    let response = app.request(Method::POST, &format!("{OWN}/integration_configs/{id}/sync"), None).await;
+    let location = response.headers()["location"].to_str().unwrap().to_string();
+    let (status, body) = status_json(response).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(body["data"]["attributes"]["status"], "queued");
+    let run_id = body["data"]["id"].as_str().unwrap().to_string();
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, run) = status_json(app.request(Method::GET, &location, None).await).await;
+        if status == StatusCode::OK {
+            assert_eq!(run["data"]["attributes"]["status"], "running", "{run}");
+            break;
+        }
+        assert_eq!(status, StatusCode::NOT_FOUND, "until a worker starts it");
+        assert!(Instant::now() < deadline, "the requested run did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, body) =
+        status_json(app.request(Method::POST, &format!("{OWN}/integration_configs/{id}/sync"), None).await)
+            .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(errors(&body)[0].contains(&run_id) && errors(&body)[0].contains(&location), "{body}");
+
+    let run = wait_for_run(&app, &location).await;
+    assert_eq!(
+        (run["id"].as_str(), run["attributes"]["status"].as_str()),
+        (Some(&*run_id), Some("succeeded"))
+    );
+}
+
+#[tokio::test]
 async fn rejected_credentials_mid_life_make_the_config_invalid_and_stop_its_syncs() {
     let app = spawn_app().await;
     let id = create_with(&app, app.okta_attributes(), json!({})).await;
     wait_for_runs(&app, &id, 1).await;
     app.fakes.okta.revoke_all_tokens();
-    let run = sync_and_wait(&app, &id, 1).await;
+    let run = sync_and_wait(&app, &id).await;
     assert_eq!(run["attributes"]["status"], "failed");
     assert!(run["attributes"]["error"].as_str().unwrap().contains("E0000011"), "{run}");
     let (_, config) = status_json(app.get(&id).await).await;
@@ -215,7 +267,7 @@ async fn an_entra_config_follows_changes_incrementally_through_delta_links() {
         t.add_user("Ada", "Newcomer")
     });
 
-    let run = sync_and_wait(&app, &id, 1).await;
+    let run = sync_and_wait(&app, &id).await;
     assert_eq!(run["attributes"]["kind"], "incremental", "{run}");
     assert_eq!(run["attributes"]["status"], "succeeded", "{run}");
     assert_eq!(run["attributes"]["counts"]["user"]["deleted"], 1);

@@ -19,7 +19,7 @@ use crate::history::Recorder;
 use crate::page::{Changed, EntityWrite, MEMBERSHIP, membership_key, removal_key};
 use crate::rows::{self, RUN_COLUMNS, encode_counts};
 use crate::sync::{Ending, INTERRUPTED, new_run};
-use crate::{PageWrite, PreparedEntities, RunEnd, StoreError, SyncState, SyncStore};
+use crate::{Lease, PageWrite, PreparedEntities, RunEnd, StoreError, SyncState, SyncStore};
 
 type RunRow = rows::RunRow<Uuid, OffsetDateTime>;
 type StateRow = rows::StateRow<OffsetDateTime>;
@@ -271,6 +271,7 @@ impl SyncStore for PostgresStore {
         config: ConfigId,
         owner: &str,
         until: OffsetDateTime,
+        replacing: Option<&str>,
     ) -> Result<Option<SyncState>, StoreError> {
         let now = ctxsync_core::now();
         let mut tx = self.pool.begin().await?;
@@ -278,13 +279,14 @@ impl SyncStore for PostgresStore {
             "INSERT INTO sync_state (config_id, lease_owner, lease_until) VALUES ($1, $2, $3) \
              ON CONFLICT (config_id) DO UPDATE SET lease_owner = EXCLUDED.lease_owner, lease_until = EXCLUDED.lease_until \
              WHERE sync_state.lease_owner IS NULL OR sync_state.lease_owner = EXCLUDED.lease_owner \
-               OR sync_state.lease_until < $4 \
+               OR sync_state.lease_until < $4 OR sync_state.lease_owner = $5 \
              RETURNING cursor, last_full_at, next_run_at",
         )
         .bind(config.0)
         .bind(owner)
         .bind(until)
         .bind(now)
+        .bind(replacing)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(state) = state else {
@@ -304,6 +306,17 @@ impl SyncStore for PostgresStore {
         }
         tx.commit().await?;
         Ok(Some(state.try_into()?))
+    }
+
+    async fn lease(&self, config: ConfigId) -> Result<Option<Lease>, StoreError> {
+        let row: Option<(String, OffsetDateTime)> = sqlx::query_as(
+            "SELECT lease_owner, lease_until FROM sync_state \
+             WHERE config_id = $1 AND lease_owner IS NOT NULL AND lease_until IS NOT NULL",
+        )
+        .bind(config.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(owner, until)| Lease { owner, until }))
     }
 
     async fn renew_lease(
@@ -334,7 +347,21 @@ impl SyncStore for PostgresStore {
     }
 
     async fn start_run(&self, config: ConfigId, kind: RunKind) -> Result<Run, StoreError> {
-        let run = new_run(config, kind);
+        let mut run = new_run(config, kind);
+        let mut tx = self.pool.begin().await?;
+        // The row lock keeps a concurrent "sync now" from promising the id being taken here.
+        let requested: Option<Option<Uuid>> =
+            sqlx::query_scalar("SELECT requested_run FROM sync_state WHERE config_id = $1 FOR UPDATE")
+                .bind(config.0)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(id) = requested.flatten() {
+            run.id = id;
+            sqlx::query("UPDATE sync_state SET requested_run = NULL WHERE config_id = $1")
+                .bind(config.0)
+                .execute(&mut *tx)
+                .await?;
+        }
         sqlx::query(
             "INSERT INTO sync_runs (id, config_id, kind, status, started_at, counts) VALUES ($1, $2, $3, $4, $5, $6)",
         )
@@ -344,8 +371,9 @@ impl SyncStore for PostgresStore {
         .bind(run.status.as_str())
         .bind(run.started_at)
         .bind(encode_counts(&run.counts))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(run)
     }
 
@@ -414,7 +442,8 @@ impl SyncStore for PostgresStore {
              ON CONFLICT (config_id) DO UPDATE SET \
                cursor = CASE WHEN $5 THEN EXCLUDED.cursor ELSE sync_state.cursor END, \
                last_full_at = COALESCE(EXCLUDED.last_full_at, sync_state.last_full_at), \
-               next_run_at = EXCLUDED.next_run_at, baselined = sync_state.baselined OR EXCLUDED.baselined",
+               next_run_at = CASE WHEN sync_state.requested_run IS NULL THEN EXCLUDED.next_run_at ELSE $7 END, \
+               baselined = sync_state.baselined OR EXCLUDED.baselined",
         )
         .bind(run.config_id.0)
         .bind(cursor)
@@ -422,6 +451,7 @@ impl SyncStore for PostgresStore {
         .bind(ending.next_run_at)
         .bind(ending.completed.is_some())
         .bind(baseline)
+        .bind(now)
         .execute(&mut *tx)
         .await?;
         Self::clear_run_scratch(&mut tx, &[run.id]).await?;
@@ -463,18 +493,21 @@ impl SyncStore for PostgresStore {
         row.map(Config::try_from).transpose()
     }
 
-    async fn request_run(&self, org: OrgId, config: ConfigId) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "INSERT INTO sync_state (config_id, next_run_at) \
-             SELECT id, $3 FROM integration_configs WHERE id = $1 AND org_id = $2 \
-             ON CONFLICT (config_id) DO UPDATE SET next_run_at = EXCLUDED.next_run_at",
+    async fn request_run(&self, org: OrgId, config: ConfigId) -> Result<Option<Uuid>, StoreError> {
+        let requested = sqlx::query_scalar(
+            "INSERT INTO sync_state (config_id, next_run_at, requested_run) \
+             SELECT id, $3, $4 FROM integration_configs WHERE id = $1 AND org_id = $2 \
+             ON CONFLICT (config_id) DO UPDATE SET next_run_at = EXCLUDED.next_run_at, \
+               requested_run = COALESCE(sync_state.requested_run, EXCLUDED.requested_run) \
+             RETURNING requested_run",
         )
         .bind(config.0)
         .bind(org.0)
         .bind(ctxsync_core::now())
-        .execute(&self.pool)
+        .bind(Uuid::new_v4())
+        .fetch_optional(&self.pool)
         .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(requested)
     }
 
     async fn list_runs(&self, org: OrgId, config: ConfigId, limit: u32) -> Result<Vec<Run>, StoreError> {

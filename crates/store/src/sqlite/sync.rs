@@ -14,12 +14,12 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::configs::ConfigRow;
-use super::{SqliteStore, encode_time};
+use super::{SqliteStore, decode_time, encode_time};
 use crate::history::Recorder;
 use crate::page::{Changed, EntityWrite, MEMBERSHIP, membership_key, removal_key};
 use crate::rows::{self, RUN_COLUMNS, encode_counts};
 use crate::sync::{Ending, INTERRUPTED, new_run};
-use crate::{PageWrite, RunEnd, StoreError, SyncState, SyncStore};
+use crate::{Lease, PageWrite, RunEnd, StoreError, SyncState, SyncStore};
 
 /// Entity rows per statement: well under SQLite's bound-variable limit with eight values a row.
 const CHUNK: usize = 400;
@@ -324,6 +324,7 @@ impl SyncStore for SqliteStore {
         config: ConfigId,
         owner: &str,
         until: OffsetDateTime,
+        replacing: Option<&str>,
     ) -> Result<Option<SyncState>, StoreError> {
         let config_id = config.to_string();
         let now = encode_time(ctxsync_core::now());
@@ -334,13 +335,15 @@ impl SyncStore for SqliteStore {
             .await?;
         let state: Option<StateRow> = sqlx::query_as(
             "UPDATE sync_state SET lease_owner = ?1, lease_until = ?2 \
-             WHERE config_id = ?3 AND (lease_owner IS NULL OR lease_owner = ?1 OR lease_until < ?4) \
+             WHERE config_id = ?3 \
+               AND (lease_owner IS NULL OR lease_owner = ?1 OR lease_until < ?4 OR lease_owner = ?5) \
              RETURNING cursor, last_full_at, next_run_at",
         )
         .bind(owner)
         .bind(encode_time(until))
         .bind(&config_id)
         .bind(&now)
+        .bind(replacing)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(state) = state else {
@@ -358,6 +361,17 @@ impl SyncStore for SqliteStore {
         Self::clear_run_scratch(&mut tx, &stale).await?;
         tx.commit().await?;
         Ok(Some(state.try_into()?))
+    }
+
+    async fn lease(&self, config: ConfigId) -> Result<Option<Lease>, StoreError> {
+        let row: Option<(String, String)> = sqlx::query_as(
+            "SELECT lease_owner, lease_until FROM sync_state \
+             WHERE config_id = ? AND lease_owner IS NOT NULL AND lease_until IS NOT NULL",
+        )
+        .bind(config.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|(owner, until)| Ok(Lease { owner, until: decode_time(&until)? })).transpose()
     }
 
     async fn renew_lease(
@@ -388,7 +402,20 @@ impl SyncStore for SqliteStore {
     }
 
     async fn start_run(&self, config: ConfigId, kind: RunKind) -> Result<Run, StoreError> {
-        let run = new_run(config, kind);
+        let mut run = new_run(config, kind);
+        let mut tx = self.begin_write().await?;
+        let requested: Option<Option<String>> =
+            sqlx::query_scalar("SELECT requested_run FROM sync_state WHERE config_id = ?")
+                .bind(config.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(id) = requested.flatten() {
+            run.id = id.parse().map_err(|_| StoreError::Corrupt(format!("requested run id {id}")))?;
+            sqlx::query("UPDATE sync_state SET requested_run = NULL WHERE config_id = ?")
+                .bind(config.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
         sqlx::query(
             "INSERT INTO sync_runs (id, config_id, kind, status, started_at, counts) VALUES (?, ?, ?, ?, ?, ?)",
         )
@@ -398,8 +425,9 @@ impl SyncStore for SqliteStore {
         .bind(run.status.as_str())
         .bind(encode_time(run.started_at))
         .bind(encode_counts(&run.counts))
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(run)
     }
 
@@ -481,12 +509,18 @@ impl SyncStore for SqliteStore {
                 .await?;
         }
         Self::clear_run_scratch(&mut tx, &[run.id.to_string()]).await?;
-        sqlx::query("UPDATE sync_state SET next_run_at = ?, baselined = baselined OR ? WHERE config_id = ?")
-            .bind(encode_time(ending.next_run_at))
-            .bind(baseline)
-            .bind(&config_id)
-            .execute(&mut *tx)
-            .await?;
+        // A "sync now" that came in during the run is due at once, not at the next schedule.
+        sqlx::query(
+            "UPDATE sync_state SET baselined = baselined OR ?2, \
+               next_run_at = CASE WHEN requested_run IS NULL THEN ?1 ELSE ?3 END \
+             WHERE config_id = ?4",
+        )
+        .bind(encode_time(ending.next_run_at))
+        .bind(baseline)
+        .bind(encode_time(now))
+        .bind(&config_id)
+        .execute(&mut *tx)
+        .await?;
         let (hold, completeness) = ending.findings();
         let finished = ending.run;
         sqlx::query(
@@ -533,18 +567,23 @@ impl SyncStore for SqliteStore {
         row.map(Config::try_from).transpose()
     }
 
-    async fn request_run(&self, org: OrgId, config: ConfigId) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "INSERT INTO sync_state (config_id, next_run_at) \
-             SELECT id, ?1 FROM integration_configs WHERE id = ?2 AND org_id = ?3 \
-             ON CONFLICT (config_id) DO UPDATE SET next_run_at = excluded.next_run_at",
+    async fn request_run(&self, org: OrgId, config: ConfigId) -> Result<Option<Uuid>, StoreError> {
+        let requested: Option<String> = sqlx::query_scalar(
+            "INSERT INTO sync_state (config_id, next_run_at, requested_run) \
+             SELECT id, ?1, ?2 FROM integration_configs WHERE id = ?3 AND org_id = ?4 \
+             ON CONFLICT (config_id) DO UPDATE SET next_run_at = excluded.next_run_at, \
+               requested_run = COALESCE(sync_state.requested_run, excluded.requested_run) \
+             RETURNING requested_run",
         )
         .bind(encode_time(ctxsync_core::now()))
+        .bind(Uuid::new_v4().to_string())
         .bind(config.to_string())
         .bind(org.to_string())
-        .execute(&self.writer)
+        .fetch_optional(&self.writer)
         .await?;
-        Ok(done.rows_affected() == 1)
+        requested
+            .map(|id| id.parse().map_err(|_| StoreError::Corrupt(format!("requested run id {id}"))))
+            .transpose()
     }
 
     async fn list_runs(&self, org: OrgId, config: ConfigId, limit: u32) -> Result<Vec<Run>, StoreError> {

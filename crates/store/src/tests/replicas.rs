@@ -19,7 +19,7 @@ async fn winners(replicas: &[Arc<dyn Store>], config: ConfigId, round: &str, att
             let store = replicas[i % replicas.len()].clone();
             let owner = format!("{round}-{i}");
             tokio::spawn(async move {
-                let taken = store.acquire_lease(config, &owner, until).await.unwrap().is_some();
+                let taken = store.acquire_lease(config, &owner, until, None).await.unwrap().is_some();
                 taken.then_some(owner)
             })
         })

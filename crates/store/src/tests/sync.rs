@@ -208,7 +208,7 @@ async fn an_unfinished_run_deletes_nothing_and_the_next_holder_clears_it() {
     .await;
     // A run that saw only u3, then died.
     db.store
-        .acquire_lease(db.config.id, "worker-a", ctxsync_core::now() - time::Duration::seconds(1))
+        .acquire_lease(db.config.id, "worker-a", ctxsync_core::now() - time::Duration::seconds(1), None)
         .await
         .unwrap()
         .unwrap();
@@ -218,7 +218,7 @@ async fn an_unfinished_run_deletes_nothing_and_the_next_holder_clears_it() {
     // Another worker takes the expired lease: the dead run is marked failed.
     let state = db
         .store
-        .acquire_lease(db.config.id, "worker-b", ctxsync_core::now() + time::Duration::minutes(1))
+        .acquire_lease(db.config.id, "worker-b", ctxsync_core::now() + time::Duration::minutes(1), None)
         .await
         .unwrap();
     assert!(state.is_some());
@@ -267,8 +267,8 @@ async fn incremental_runs_apply_named_removals_and_relisted_groups_only() {
 async fn leases_exclude_other_workers_until_they_expire() {
     let db = db().await;
     let later = ctxsync_core::now() + time::Duration::minutes(1);
-    assert!(db.store.acquire_lease(db.config.id, "a", later).await.unwrap().is_some());
-    assert!(db.store.acquire_lease(db.config.id, "b", later).await.unwrap().is_none());
+    assert!(db.store.acquire_lease(db.config.id, "a", later, None).await.unwrap().is_some());
+    assert!(db.store.acquire_lease(db.config.id, "b", later, None).await.unwrap().is_none());
     assert!(
         db.store.due_configs(ctxsync_core::now(), 10).await.unwrap().is_empty(),
         "a leased config is not due"
@@ -276,7 +276,54 @@ async fn leases_exclude_other_workers_until_they_expire() {
     assert!(db.store.renew_lease(db.config.id, "a", later).await.unwrap());
     assert!(!db.store.renew_lease(db.config.id, "b", later).await.unwrap());
     db.store.release_lease(db.config.id, "a").await.unwrap();
-    assert!(db.store.acquire_lease(db.config.id, "b", later).await.unwrap().is_some());
+    assert!(db.store.acquire_lease(db.config.id, "b", later, None).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_lease_whose_holder_is_dead_is_taken_over_at_once() {
+    let db = db().await;
+    let later = ctxsync_core::now() + time::Duration::minutes(1);
+    assert!(db.store.acquire_lease(db.config.id, "dead", later, None).await.unwrap().is_some());
+    let run = db.store.start_run(db.config.id, RunKind::Full).await.unwrap();
+    assert_eq!(db.store.lease(db.config.id).await.unwrap().unwrap().owner, "dead");
+    assert!(
+        db.store.acquire_lease(db.config.id, "b", later, Some("someone else")).await.unwrap().is_none(),
+        "only the named holder is replaced"
+    );
+    assert!(db.store.acquire_lease(db.config.id, "b", later, Some("dead")).await.unwrap().is_some());
+    let lease = db.store.lease(db.config.id).await.unwrap().unwrap();
+    assert_eq!((lease.owner.as_str(), lease.until.unix_timestamp()), ("b", later.unix_timestamp()));
+    let run = db.store.get_run(db.org, db.config.id, run.id).await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Failed, "the dead holder's run ends with a reason");
+    assert!(run.error.unwrap().contains("interrupted"));
+    db.store.release_lease(db.config.id, "b").await.unwrap();
+    assert_eq!(db.store.lease(db.config.id).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn sync_now_promises_the_id_of_the_next_run() {
+    let db = db().await;
+    let promised = db.store.request_run(db.org, db.config.id).await.unwrap().unwrap();
+    assert_eq!(
+        db.store.request_run(db.org, db.config.id).await.unwrap(),
+        Some(promised),
+        "a second request before the run starts is the same run"
+    );
+    assert_eq!(db.store.request_run(ctxsync_core::OrgId::new(), db.config.id).await.unwrap(), None);
+    let due = db.store.due_configs(ctxsync_core::now(), 10).await.unwrap();
+    assert_eq!(due.iter().map(|c| c.id).collect::<Vec<_>>(), [db.config.id]);
+    let run = db.store.start_run(db.config.id, RunKind::Full).await.unwrap();
+    assert_eq!(run.id, promised);
+    let after = db.store.start_run(db.config.id, RunKind::Full).await.unwrap();
+    assert_ne!(after.id, promised, "the promise is kept once");
+
+    // A request during a run makes the config due again as soon as the run ends.
+    let next = db.store.request_run(db.org, db.config.id).await.unwrap().unwrap();
+    let later = ctxsync_core::now() + time::Duration::hours(1);
+    db.store.finish_run(&after, RunEnd::Failed { error: "x".into(), next_run_at: later }).await.unwrap();
+    let state = db.store.sync_state(db.config.id).await.unwrap();
+    assert!(state.next_run_at.unwrap() <= ctxsync_core::now(), "{:?}", state.next_run_at);
+    assert_eq!(db.store.start_run(db.config.id, RunKind::Full).await.unwrap().id, next);
 }
 
 #[tokio::test]

@@ -57,6 +57,11 @@ pub struct Outcome {
 pub trait PageSink: Send {
     /// Takes one page. An error stops the listing: the store failed, or the run was cancelled.
     async fn accept(&mut self, page: Page) -> Result<(), SinkError>;
+
+    /// Told, as the source reveals it, how many more of a kind (an entity kind's name, or
+    /// `membership`) the listing will hand over; announcements add up. Only for showing progress:
+    /// nothing is checked against them.
+    fn announce(&mut self, _kind: &str, _more: u64) {}
 }
 
 /// The sink refused a page; the message says why.

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ctxsync_core::{Membership, OrgId, Removal, Run, RunCounts};
+use ctxsync_core::{Expected, Membership, OrgId, Removal, Run, RunCounts};
 use ctxsync_sources::{Page, PageSink, SinkError};
 use ctxsync_store::{PageWrite, PreparedEntities, Store};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -41,8 +41,9 @@ const QUEUE_WEIGHT: usize = 2 * BATCH_WEIGHT;
 /// How long a batch waits for more pages before it is written.
 const LINGER: Duration = Duration::from_millis(50);
 
-/// Told about every applied page: the run's counts so far (for progress bars).
-pub type Progress = Arc<dyn Fn(&RunCounts) + Send + Sync>;
+/// Told about every applied page: the run's counts so far, and the totals the source announced
+/// so far by kind (for progress bars).
+pub type Progress = Arc<dyn Fn(&RunCounts, &Expected) + Send + Sync>;
 
 /// A page on its way to the store, holding its share of [`QUEUE_WEIGHT`] until it is written.
 struct Queued<P> {
@@ -74,6 +75,8 @@ pub(crate) struct StoreSink {
     room: Arc<Semaphore>,
     writer: JoinHandle<Result<Run, (Run, SinkError)>>,
     cancel: CancellationToken,
+    /// What the source announced, read by the writer when it reports progress.
+    announced: Arc<std::sync::Mutex<Expected>>,
 }
 
 impl StoreSink {
@@ -87,9 +90,11 @@ impl StoreSink {
         let (pages, accepted) = mpsc::unbounded_channel();
         let (prepared, queue) = mpsc::unbounded_channel();
         tokio::spawn(prepare_pages(accepted, prepared));
+        let announced = Arc::new(std::sync::Mutex::new(Expected::new()));
+        let progress = progress.map(|p| (p, announced.clone()));
         let writer = tokio::spawn(write_pages(store, run, org, queue, progress));
         let room = Arc::new(Semaphore::new(QUEUE_WEIGHT));
-        StoreSink { pages: Some(pages), room, writer, cancel }
+        StoreSink { pages: Some(pages), room, writer, cancel, announced }
     }
 
     /// Waits for the queued pages to be written and returns the run with its counts, and the
@@ -127,6 +132,10 @@ impl PageSink for StoreSink {
         let pages = self.pages.as_ref().expect("pages are accepted only before finish");
         // A closed queue means the writer stopped on an error; `finish` reports it.
         pages.send(Queued { page, _room: room }).map_err(|_| stopped())
+    }
+
+    fn announce(&mut self, kind: &str, more: u64) {
+        *self.announced.lock().expect("announcements lock").entry(kind.to_owned()).or_default() += more;
     }
 }
 
@@ -196,7 +205,7 @@ async fn write_pages(
     mut run: Run,
     org: OrgId,
     mut queue: mpsc::UnboundedReceiver<Queued<Prepared>>,
-    progress: Option<Progress>,
+    progress: Option<(Progress, Arc<std::sync::Mutex<Expected>>)>,
 ) -> Result<Run, (Run, SinkError)> {
     let mut last_saved = Instant::now();
     while let Some(batch) = Batch::next(&mut queue).await {
@@ -210,8 +219,9 @@ async fn write_pages(
         counts.pages = batch.pages;
         counts.retries = u64::from(page.retries);
         run.counts.add(&counts);
-        if let Some(progress) = &progress {
-            progress(&run.counts);
+        if let Some((progress, announced)) = &progress {
+            let announced = announced.lock().expect("announcements lock").clone();
+            progress(&run.counts, &announced);
         }
         if last_saved.elapsed() >= PROGRESS_EVERY {
             last_saved = Instant::now();

@@ -109,6 +109,26 @@ async fn a_run_killed_midway_deletes_nothing_and_the_next_run_converges() {
     assert!(runs[1].error.as_deref().unwrap().contains("interrupted"));
 }
 
+/// Okta's group `usersCount`s reach the progress callback as the run goes, so a progress bar can
+/// show how far the memberships are.
+#[tokio::test]
+async fn progress_sees_the_totals_the_source_announces() {
+    let rig = rig(300).await;
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let progress: ctxsync_sync::Progress = Arc::new(move |counts, announced| {
+        log.lock().unwrap().push((counts.fetched(), announced.get("membership").copied()));
+    });
+    let options = RunOptions { full: true, progress: Some(progress) };
+    let outcome = rig.worker.run(&rig.config, options, &CancellationToken::new()).await.unwrap();
+    assert!(matches!(outcome, Outcome::Succeeded(_)), "{outcome:?}");
+    let truth = rig.okta.snapshot();
+    let memberships = (truth.user_members.len() + truth.group_members.len()) as u64;
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.last().unwrap().1, Some(memberships), "every group's count announced: {seen:?}");
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "counts and totals only grow: {seen:?}");
+}
+
 #[tokio::test]
 async fn disabling_a_config_stops_its_run_promptly() {
     let rig = rig(2000).await;

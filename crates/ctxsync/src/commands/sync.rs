@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use ctxsync_core::{Config, Run, RunCounts, RunStatus};
+use ctxsync_core::{Config, Expected, Run, RunCounts, RunStatus};
 use ctxsync_sources::Sources;
 use ctxsync_store::Store;
 use ctxsync_sync::{Outcome, RunOptions, Worker};
@@ -106,18 +106,39 @@ async fn run_when_free(
     }
 }
 
+/// A spinner with rates, or a bar with percentage and ETA once the source announces how many of
+/// a kind it will list (Graph's `$count`s, Okta's group `usersCount`s).
 fn progress(bar: ProgressBar) -> ctxsync_sync::Progress {
     let started = std::time::Instant::now();
-    Arc::new(move |counts: &RunCounts| {
+    Arc::new(move |counts: &RunCounts, announced: &Expected| {
         let secs = started.elapsed().as_secs_f64().max(0.001);
         let fetched = counts.fetched();
-        bar.set_message(format!(
+        let rates = format!(
             "{fetched} entities ({:.0}/s), {} pages ({:.1}/s), {} retries",
             fetched as f64 / secs,
             counts.pages,
             counts.pages as f64 / secs,
             counts.retries
-        ));
+        );
+        let total: u64 = announced.values().sum();
+        if total == 0 {
+            bar.set_message(rates);
+            return;
+        }
+        let done: u64 =
+            announced.iter().map(|(kind, &n)| counts.by_type.get(kind).map_or(0, |c| c.fetched.min(n))).sum();
+        if bar.length().is_none() {
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{elapsed_precise} [{wide_bar}] {percent}% of {len} {prefix} (ETA {eta})\n{msg}",
+                )
+                .expect("a valid template"),
+            );
+            bar.set_prefix(announced.keys().map(String::as_str).collect::<Vec<_>>().join(", "));
+        }
+        bar.set_length(total);
+        bar.set_position(done);
+        bar.set_message(rates);
     })
 }
 
@@ -170,5 +191,37 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for ProgressWriter {
 
     fn make_writer(&'a self) -> Self::Writer {
         self.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ctxsync_core::Counts;
+
+    use super::*;
+
+    fn counts(users: u64, memberships: u64) -> RunCounts {
+        let mut counts = RunCounts { pages: 3, ..RunCounts::default() };
+        counts.by_type.insert("user".into(), Counts { fetched: users, ..Counts::default() });
+        counts.by_type.insert("membership".into(), Counts { fetched: memberships, ..Counts::default() });
+        counts
+    }
+
+    #[test]
+    fn rates_until_the_source_announces_a_total_then_a_bar() {
+        let bar = ProgressBar::hidden();
+        let report = progress(bar.clone());
+        report(&counts(10, 0), &Expected::new());
+        assert_eq!(bar.length(), None, "no total known: a spinner");
+        assert!(bar.message().starts_with("10 entities ("), "{}", bar.message());
+        report(&counts(20, 30), &Expected::from([("membership".to_string(), 120)]));
+        assert_eq!(
+            (bar.length(), bar.position()),
+            (Some(120), 30),
+            "memberships counted against their total"
+        );
+        report(&counts(40, 60), &Expected::from([("membership".to_string(), 120), ("user".to_string(), 40)]));
+        assert_eq!((bar.length(), bar.position()), (Some(160), 100));
+        assert!(bar.message().starts_with("100 entities ("), "{}", bar.message());
     }
 }

@@ -394,6 +394,12 @@ async fn count(state: &EntraState, headers: &HeaderMap, kind: Kind) -> Result<Re
         .get_all("consistencylevel")
         .iter()
         .any(|v| v.to_str().is_ok_and(|v| v.trim().eq_ignore_ascii_case("eventual")));
+    if state.limits().counts_refused {
+        return Err(bad_request(
+            "Request_UnsupportedQuery",
+            "This request is not supported by the tenant: advanced queries such as /$count are not available.",
+        ));
+    }
     if !eventual {
         return Err(bad_request(
             "Request_UnsupportedQuery",

@@ -52,6 +52,8 @@ struct Limits {
     owners_refused: bool,
     /// Whether `$deltatoken=latest` is answered 400, as for a resource that does not take it.
     latest_refused: bool,
+    /// Whether `$count` is answered 400, as by a tenant without advanced queries (Azure AD B2C).
+    counts_refused: bool,
 }
 
 impl Default for Limits {
@@ -61,6 +63,7 @@ impl Default for Limits {
             token_lifetime: Duration::from_secs(3599),
             owners_refused: false,
             latest_refused: false,
+            counts_refused: false,
         }
     }
 }
@@ -223,6 +226,12 @@ impl FakeEntra {
     /// users and groups only: clients must then list the whole delta round.
     pub fn refuse_latest_delta(&self) {
         self.state.limits().latest_refused = true;
+    }
+
+    /// Answers 400 `Request_UnsupportedQuery` to every `$count`, as a tenant without advanced
+    /// queries does: clients must list without totals.
+    pub fn refuse_counts(&self) {
+        self.state.limits().counts_refused = true;
     }
 
     /// Forgets every delta and skip token issued so far: using one answers 410 Gone.

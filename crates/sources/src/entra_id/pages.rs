@@ -233,6 +233,10 @@ pub(super) async fn sync(
         start(Listing::Groups, previous.as_ref().map(|p| &p.groups))?,
     ];
     let devices = previous.as_ref().map(|p| client.rebase(&p.devices)).transpose()?;
+    let expected = if previous.is_some() { Expected::new() } else { totals(client).await };
+    for (kind, total) in &expected {
+        sink.announce(kind, *total);
+    }
     let mut run = Run {
         sink,
         incremental: previous.is_some(),
@@ -253,14 +257,14 @@ pub(super) async fn sync(
     } else {
         Coverage::Everything
     };
-    let expected = if run.incremental { Expected::new() } else { totals(client).await };
     let cursor = DeltaCursor { users, groups, devices, admin_roles: roles };
     let cursor = serde_json::to_value(cursor).expect("a cursor of strings serializes");
     Ok(Outcome { cursor: Some(Cursor(cursor)), coverage, expected })
 }
 
-/// Graph's own totals for a full run: each collection's `$count`, which counts what an initial
-/// delta round lists (every object, no filter). A total Graph does not give is left out: the
+/// Graph's own totals for a full run, asked before the listing (so they also show its
+/// progress): each collection's `$count`, which counts what an initial delta round lists (every
+/// object, no filter). A total Graph does not give is left out: the
 /// listing is complete without it. Memberships are counted only group by group, a request per
 /// group, so they go unchecked.
 async fn totals(client: &mut GraphClient<'_>) -> Expected {

@@ -475,6 +475,10 @@ impl Run<'_, '_> {
                     membership_updated.see(map::timestamp(group, "lastMembershipUpdated"));
                 }
             }
+            if pass == GroupPass::Everything {
+                let members: u64 = ids.iter().filter_map(|(_, users_count)| *users_count).sum();
+                self.sink.lock().await.announce(MEMBERSHIP, members);
+            }
             if pass != GroupPass::Members {
                 self.emit(groups.into_iter().filter_map(map::group).collect(), Vec::new()).await?;
             }

@@ -2,9 +2,13 @@
 //! key that holds the bad value, and output cut short by its reader is no error.
 
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use ctxsync_fakes::Fakes;
+use serde_json::json;
 
 use crate::cli::{BIN, Server};
-use crate::helpers::{MASTER_KEY, spawn_app};
+use crate::helpers::{BASE, MASTER_KEY, envelope, spawn_app};
 
 /// `ctxsync serve ARGS…` with only `envs` in the environment, expected to fail before serving.
 fn serve(args: &[&str], envs: &[(&str, &str)]) -> Output {
@@ -94,6 +98,49 @@ async fn listen_takes_a_host_name() {
         stderr(&out),
         "error: CTXSYNC_LISTEN=localhost: must be host:port, such as 127.0.0.1:8080 or localhost:8080\n"
     );
+}
+
+/// Multi-threaded: the fakes answer the server while this thread waits for its log.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_misspelt_settings_key_is_logged_at_create_and_when_the_config_syncs() {
+    let fakes = Fakes::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (api_key, app_key) = ("0123456789abcdef0123456789abcdef", "0123456789abcdef0123456789abcdef01234567");
+    let server = Server::start(&[
+        ("CTXSYNC_DATA_DIR", dir.path().display().to_string()),
+        ("CTXSYNC_BOOTSTRAP_API_KEY", api_key.into()),
+        ("CTXSYNC_BOOTSTRAP_APP_KEY", app_key.into()),
+        ("CTXSYNC_OKTA_BASE_URL", fakes.okta.base_url()),
+    ]);
+    let created = reqwest::Client::new()
+        .post(format!("{}{BASE}", server.address))
+        .header("DD-API-KEY", api_key)
+        .header("DD-APPLICATION-KEY", app_key)
+        .json(&envelope(json!({
+            "integration_type": "OKTA",
+            "name": "Okta",
+            "domain": fakes.okta.domain(),
+            "secrets": {"api_token": fakes.okta.api_token()},
+            "settings": {"sync_intervall": "5m"},
+        })))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 200);
+    // The config syncs at once; its run logs the typo too.
+    let warned = |target: &str| {
+        server.log().lines().any(|l| {
+            l.contains("WARN")
+                && l.contains(target)
+                && l.contains("a settings key is not one ctxsync reads")
+                && l.contains("key=\"sync_intervall\" suggestion=\"sync_interval\"")
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !(warned("ctxsync_api") && warned("ctxsync_sync")) {
+        assert!(Instant::now() < deadline, "no warning at create and at the run: {}", server.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// A reader that stops early (`| head -1`): the rest of the output has nowhere to go, which is

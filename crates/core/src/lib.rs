@@ -27,7 +27,7 @@ pub use ids::{ConfigId, OrgId};
 pub use integration::{ConfigState, IntegrationType};
 pub use scope::{Scope, Scopes};
 pub use secret::SecretValue;
-pub use setting_keys::{KNOWN_SETTINGS, OKTA_INCLUDE_FACTORS, SettingTypo, TENANT_ID, setting_typos};
+pub use setting_keys::{OKTA_INCLUDE_FACTORS, SettingTypo, setting_typos};
 pub use sync::{
     Completeness, Counts, Coverage, DeletionGuard, Expected, Hold, HoldResolution, Removal, Run, RunCounts,
     RunKind, RunStatus, Schedule, Tally,

@@ -56,7 +56,7 @@ impl Config {
 
 /// See [`Config::entra_tenant`]; usable before a config exists (credential validation).
 pub fn entra_tenant<'a>(domain: &'a str, settings: &'a Settings) -> &'a str {
-    match settings.get("tenant_id").and_then(Value::as_str) {
+    match settings.get(crate::setting_keys::TENANT_ID).and_then(Value::as_str) {
         Some(t) if !t.trim().is_empty() => t.trim(),
         _ => domain,
     }

@@ -14,6 +14,7 @@ mod ids;
 mod integration;
 mod scope;
 mod secret;
+mod setting_keys;
 mod sync;
 
 pub use change::{Change, ChangeType, entity_changes};
@@ -26,6 +27,7 @@ pub use ids::{ConfigId, OrgId};
 pub use integration::{ConfigState, IntegrationType};
 pub use scope::{Scope, Scopes};
 pub use secret::SecretValue;
+pub use setting_keys::{OKTA_INCLUDE_FACTORS, SettingTypo, setting_typos};
 pub use sync::{
     Completeness, Counts, Coverage, DeletionGuard, Expected, Hold, HoldResolution, Removal, Run, RunCounts,
     RunKind, RunStatus, Schedule, Tally,

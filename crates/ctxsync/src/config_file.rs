@@ -25,26 +25,43 @@ pub fn locate(args: &[String]) -> Option<PathBuf> {
     std::env::var_os("CTXSYNC_CONFIG").map(PathBuf::from)
 }
 
-/// Reads the file and returns the `(variable, value)` pairs it sets, refusing unknown keys.
-pub fn read(path: &Path) -> anyhow::Result<Vec<(String, String)>> {
+/// One key of the file, as the variable it sets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileSetting {
+    /// The key as written (`sync_interval`).
+    pub key: String,
+    /// The variable it sets (`CTXSYNC_SYNC_INTERVAL`).
+    pub variable: String,
+    /// The variable's value.
+    pub value: String,
+    /// The value as the file writes it (`"1h"`, `12.5`), so errors quote what the user wrote.
+    pub written: String,
+}
+
+/// Reads the file and returns the settings it sets, refusing unknown keys.
+pub fn read(path: &Path) -> anyhow::Result<Vec<FileSetting>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("could not read {}", path.display()))?;
     let table: toml::Table =
         toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display()))?;
-    let mut pairs = Vec::new();
+    let mut settings = Vec::new();
     for (key, value) in table {
         let variable = format!("CTXSYNC_{}", key.to_ascii_uppercase());
         if !KNOWN_VARIABLES.contains(&variable.as_str()) || variable == "CTXSYNC_CONFIG" {
             bail!("{}: unknown setting {key:?}", path.display());
         }
+        let written = value.to_string();
         let value = match value {
             toml::Value::String(s) => s,
             toml::Value::Integer(i) => i.to_string(),
+            // A decimal where the setting takes one (`deletion_guard_percent = 12.5`); elsewhere
+            // the setting's own parser refuses it and names the key.
+            toml::Value::Float(f) => f.to_string(),
             toml::Value::Boolean(b) => b.to_string(),
-            _ => bail!("{}: {key} must be a string, an integer or a boolean", path.display()),
+            _ => bail!("{}: {key} must be a string, a number or a boolean", path.display()),
         };
-        pairs.push((variable, value));
+        settings.push(FileSetting { key, variable, value, written });
     }
-    Ok(pairs)
+    Ok(settings)
 }
 
 #[cfg(test)]
@@ -68,16 +85,24 @@ mod tests {
     fn reads_known_keys_and_refuses_typos() {
         let dir = tempfile::tempdir().unwrap();
         let good = dir.path().join("good.toml");
-        std::fs::write(&good, "listen = \"0.0.0.0:9000\"\nrate_limit = 10\nallow_private_sources = true\n")
-            .unwrap();
-        let mut pairs = read(&good).unwrap();
+        std::fs::write(
+            &good,
+            "listen = \"0.0.0.0:9000\"\nrate_limit = 10\nallow_private_sources = true\n\
+             deletion_guard_percent = 12.5\n",
+        )
+        .unwrap();
+        let mut pairs: Vec<_> =
+            read(&good).unwrap().into_iter().map(|s| (s.variable, s.value, s.written)).collect();
         pairs.sort();
+        let triple =
+            |v: &str, value: &str, written: &str| (v.to_owned(), value.to_owned(), written.to_owned());
         assert_eq!(
             pairs,
             vec![
-                ("CTXSYNC_ALLOW_PRIVATE_SOURCES".to_string(), "true".to_string()),
-                ("CTXSYNC_LISTEN".to_string(), "0.0.0.0:9000".to_string()),
-                ("CTXSYNC_RATE_LIMIT".to_string(), "10".to_string()),
+                triple("CTXSYNC_ALLOW_PRIVATE_SOURCES", "true", "true"),
+                triple("CTXSYNC_DELETION_GUARD_PERCENT", "12.5", "12.5"),
+                triple("CTXSYNC_LISTEN", "0.0.0.0:9000", "\"0.0.0.0:9000\""),
+                triple("CTXSYNC_RATE_LIMIT", "10", "10"),
             ]
         );
         let bad = dir.path().join("bad.toml");

@@ -3,6 +3,7 @@
 
 pub mod commands;
 pub mod config_file;
+pub mod setting_errors;
 pub mod settings;
 pub mod startup;
 pub mod telemetry;

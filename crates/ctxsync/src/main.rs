@@ -1,18 +1,23 @@
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use ctxsync::commands::{demo, events, export, holds, keys, serve, sync};
+use ctxsync::setting_errors::{self, FileSource};
 use ctxsync::{Cli, Command, KeysCommand, config_file};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
+    let mut file = None;
     if let Some(path) = config_file::locate(&args) {
         match config_file::read(&path) {
-            Ok(pairs) => {
-                for (name, value) in pairs.into_iter().filter(|(name, _)| std::env::var_os(name).is_none()) {
+            Ok(settings) => {
+                let applied: Vec<_> =
+                    settings.into_iter().filter(|s| std::env::var_os(&s.variable).is_none()).collect();
+                for setting in &applied {
                     // SAFETY: no other thread exists yet; the runtime is built below.
-                    unsafe { std::env::set_var(name, value) };
+                    unsafe { std::env::set_var(&setting.variable, &setting.value) };
                 }
+                file = Some((path, applied));
             }
             Err(e) => {
                 eprintln!("error: {e:#}");
@@ -20,7 +25,19 @@ fn main() -> ExitCode {
             }
         }
     }
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let file = file.as_ref().map(|(path, applied)| FileSource { path, applied });
+            match setting_errors::describe(&e, &Cli::command(), &args, file) {
+                Some(message) => {
+                    eprintln!("error: {message}");
+                    return ExitCode::from(2);
+                }
+                None => e.exit(),
+            }
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -42,9 +59,19 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(code) => code,
+        // The reader of the output went away (`ctxsync export | head`): it has what it wanted.
+        Err(e) if broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Whether a write to a closed pipe caused `error`, at any depth of its chain. (Rust ignores
+/// SIGPIPE, so such writes fail with `BrokenPipe` instead of ending the process.)
+fn broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

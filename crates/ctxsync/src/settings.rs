@@ -3,7 +3,7 @@
 //!
 //! The variable names are a contract (GUIDE section 3): scripts and deployments rely on them.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -17,6 +17,8 @@ use ctxsync_sources::Endpoints;
 use ctxsync_store::MasterKey;
 use ctxsync_sync::SyncSettings;
 use url::Url;
+
+use crate::telemetry;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -174,7 +176,7 @@ pub struct SyncCommandArgs {
     #[command(flatten)]
     pub sync: SyncArgs,
     /// Log filter.
-    #[arg(long, env = "CTXSYNC_LOG", default_value = "warn")]
+    #[arg(long, env = "CTXSYNC_LOG", default_value = "warn", value_parser = telemetry::parse_filter)]
     pub log: String,
 }
 
@@ -255,8 +257,8 @@ pub struct EventsArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    /// Address to serve on.
-    #[arg(long, env = "CTXSYNC_LISTEN", default_value = "127.0.0.1:8080")]
+    /// Address to serve on: an IP address or a host name (resolved at start), and a port.
+    #[arg(long, env = "CTXSYNC_LISTEN", default_value = "127.0.0.1:8080", value_parser = listen_address)]
     pub listen: SocketAddr,
     #[command(flatten)]
     pub store: StoreArgs,
@@ -280,20 +282,20 @@ pub struct ServeArgs {
     #[arg(long, env = "CTXSYNC_EVENT_RETENTION", default_value = "90d", value_parser = humantime::parse_duration)]
     pub event_retention: Duration,
     /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `ctxsync=debug`.
-    #[arg(long, env = "CTXSYNC_LOG", default_value = "info")]
+    #[arg(long, env = "CTXSYNC_LOG", default_value = "info", value_parser = telemetry::parse_filter)]
     pub log: String,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct DemoArgs {
-    /// Address to serve on.
-    #[arg(long, env = "CTXSYNC_LISTEN", default_value = "127.0.0.1:8080")]
+    /// Address to serve on: an IP address or a host name (resolved at start), and a port.
+    #[arg(long, env = "CTXSYNC_LISTEN", default_value = "127.0.0.1:8080", value_parser = listen_address)]
     pub listen: SocketAddr,
     /// Users in each fake tenant (groups and devices scale with it).
     #[arg(long, default_value = "5000")]
     pub users: usize,
     /// Log filter.
-    #[arg(long, env = "CTXSYNC_LOG", default_value = "info")]
+    #[arg(long, env = "CTXSYNC_LOG", default_value = "info", value_parser = telemetry::parse_filter)]
     pub log: String,
 }
 
@@ -360,6 +362,28 @@ impl StoreArgs {
         };
         Ok((database_url, master_key))
     }
+}
+
+/// `CTXSYNC_LISTEN`: an address, or a host name resolved once at start to its first IPv4 address
+/// (the default is IPv4 too), else its first address.
+pub fn listen_address(raw: &str) -> Result<SocketAddr, String> {
+    if let Ok(address) = raw.parse() {
+        return Ok(address);
+    }
+    let Some((host, port)) = raw.rsplit_once(':').filter(|(host, _)| !host.is_empty()) else {
+        return Err("must be host:port, such as 127.0.0.1:8080 or localhost:8080".into());
+    };
+    let port: u16 = port.parse().map_err(|_| format!("{port:?} is not a port number (0 to 65535)"))?;
+    let addresses: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {host:?} ({e}); use an address such as 127.0.0.1:{port}"))?
+        .collect();
+    addresses
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addresses.first())
+        .copied()
+        .ok_or_else(|| format!("{host:?} has no address; use an address such as 127.0.0.1:{port}"))
 }
 
 impl SourceArgs {
@@ -436,3 +460,33 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "CTXSYNC_EVENT_RETENTION",
     "CTXSYNC_LOG",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_takes_addresses_and_host_names() {
+        assert_eq!(listen_address("0.0.0.0:9000"), Ok("0.0.0.0:9000".parse().unwrap()));
+        assert_eq!(listen_address("[::1]:8080"), Ok("[::1]:8080".parse().unwrap()));
+        assert_eq!(listen_address("localhost:0"), Ok("127.0.0.1:0".parse().unwrap()));
+    }
+
+    #[test]
+    fn listen_says_what_is_wrong() {
+        assert_eq!(
+            listen_address("localhost").unwrap_err(),
+            "must be host:port, such as 127.0.0.1:8080 or localhost:8080"
+        );
+        assert_eq!(
+            listen_address("localhost:http").unwrap_err(),
+            "\"http\" is not a port number (0 to 65535)"
+        );
+        let unknown = listen_address("no-such-host.invalid:8080").unwrap_err();
+        assert!(
+            unknown.starts_with("cannot resolve \"no-such-host.invalid\"")
+                && unknown.ends_with("use an address such as 127.0.0.1:8080"),
+            "{unknown}"
+        );
+    }
+}

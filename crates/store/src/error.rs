@@ -67,6 +67,11 @@ pub enum StoreError {
     )]
     Connect(#[source] sqlx::Error),
 
+    /// The PostgreSQL server could not be connected to. `server` names it by host, port, database
+    /// and user (never the URL, which may hold a password); `reason` says why and what to check.
+    #[error("cannot connect to PostgreSQL at {server}: {reason}")]
+    PostgresConnect { server: String, reason: String, unavailable: bool },
+
     #[error(
         "cannot migrate the database schema: {0}; if a newer ctxsync version wrote this database, \
          run that version or restore a backup"
@@ -107,6 +112,7 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         match self {
             StoreError::Connect(_) => true,
+            StoreError::PostgresConnect { unavailable, .. } => *unavailable,
             StoreError::Database(e) => match e {
                 sqlx::Error::PoolTimedOut
                 | sqlx::Error::PoolClosed
@@ -135,7 +141,7 @@ fn sqlite_busy(e: &SqliteError) -> bool {
 /// SQLSTATEs of a server that cannot serve now but may soon: class 08 (connection exception),
 /// 57P01-57P03 (shut down by an administrator, a crash, or still starting) and 53300 (too many
 /// connections).
-fn postgres_unavailable(sqlstate: &str) -> bool {
+pub(crate) fn postgres_unavailable(sqlstate: &str) -> bool {
     sqlstate.starts_with("08") || matches!(sqlstate, "57P01" | "57P02" | "57P03" | "53300")
 }
 

@@ -179,6 +179,15 @@ impl Worker {
     ) -> Result<Outcome, StoreError> {
         let schedule = Schedule::for_settings(&config.settings, self.settings.schedule)
             .unwrap_or(self.settings.schedule);
+        // Settings are free-form, so a misspelt key is stored and ignored; say so where operators look.
+        for typo in ctxsync_core::setting_typos(&config.settings) {
+            tracing::warn!(
+                config_id = %config.id,
+                key = ?typo.key,
+                suggestion = typo.suggestion,
+                "a settings key is not one ctxsync reads; check its spelling"
+            );
+        }
         let Some(secrets) = self.store.load_secrets(config.org_id, config.id).await? else {
             return Ok(Outcome::Skipped("the config no longer exists".into()));
         };

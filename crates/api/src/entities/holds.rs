@@ -223,7 +223,7 @@ pub async fn discard_deletions(
 }
 
 /// Whether the config's syncs keep its entities current: failed or held runs, listings the
-/// source's totals say were incomplete, rejected credentials.
+/// source's totals say were incomplete, rejected credentials, settings keys that look misspelt.
 #[utoipa::path(
     get,
     path = "/api/v2/ctxsync/integration_configs/{config_id}/health",
@@ -259,6 +259,7 @@ pub async fn get_health(
     if config.state == ConfigState::Invalid {
         problems.push("the source rejected the credentials: update the config's secrets".to_owned());
     }
+    problems.extend(ctxsync_core::setting_typos(&config.settings).iter().map(ToString::to_string));
     if let Some(run) = last_run.filter(|r| r.status == RunStatus::Failed) {
         problems
             .push(format!("the last run failed: {}", run.error.as_deref().unwrap_or("no reason recorded")));

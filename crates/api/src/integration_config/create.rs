@@ -5,6 +5,7 @@ use ctxsync_core::Config;
 use super::body::parse_create;
 use super::response::ConfigResponse;
 use super::schema::CreateRequestSchema;
+use super::warn_setting_typos;
 use crate::auth::{Authorized, ManageIntegrations};
 use crate::error::{ApiError, ErrorBody};
 use crate::json::JsonBody;
@@ -46,5 +47,6 @@ pub async fn create(
     );
     state.store.insert_config(&config, &new.secrets).await?;
     tracing::info!(config_id = %config.id, org_id = %config.org_id, integration_type = %config.integration_type, "config created");
+    warn_setting_typos(&config);
     Ok(Json(config.into()))
 }

@@ -24,7 +24,7 @@ pub(crate) use validate::{validate_config, validate_credentials};
 pub(crate) use {activate::activate, activate::deactivate, app_registrations::app_registrations};
 pub(crate) use {create::create, delete::delete, get::get, list::list, update::update};
 
-use ctxsync_core::ConfigId;
+use ctxsync_core::{Config, ConfigId};
 
 use crate::error::ApiError;
 
@@ -36,4 +36,17 @@ fn parse_id(raw: &str) -> Result<ConfigId, ApiError> {
     raw.parse().map_err(|_| {
         ApiError::NotFound("integration config not found: integration_config_id must be a UUID".into())
     })
+}
+
+/// Logs the settings keys that look like typos of keys ctxsync reads: `settings` is free-form, so
+/// such a key is accepted, and would otherwise do nothing without a word.
+fn warn_setting_typos(config: &Config) {
+    for typo in ctxsync_core::setting_typos(&config.settings) {
+        tracing::warn!(
+            config_id = %config.id,
+            key = ?typo.key,
+            suggestion = typo.suggestion,
+            "a settings key is not one ctxsync reads; check its spelling"
+        );
+    }
 }

@@ -3,9 +3,9 @@ use axum::extract::{Path, State};
 use ctxsync_core::{Config, ConfigId, ConfigPatch, ConfigState, Credentials, FieldErrors, OrgId};
 
 use super::body::parse_update;
-use super::parse_id;
 use super::response::ConfigResponse;
 use super::schema::UpdateRequestSchema;
+use super::{parse_id, warn_setting_typos};
 use crate::auth::{Authorized, ManageIntegrations};
 use crate::error::{ApiError, ErrorBody};
 use crate::json::JsonBody;
@@ -41,6 +41,9 @@ pub async fn update(
     let id = parse_id(&id)?;
     let patch = parse_update(&doc, id)?;
     let config = apply_patch(&state, auth.org_id, id, &patch).await?;
+    if patch.settings.is_some() {
+        warn_setting_typos(&config);
+    }
     Ok(Json(config.into()))
 }
 

@@ -1,3 +1,5 @@
+use std::io::Write;
+
 use anyhow::Context;
 use ctxsync_core::Scopes;
 
@@ -11,21 +13,25 @@ pub async fn create(args: KeysCreateArgs) -> anyhow::Result<()> {
         ctxsync_store::connect(&database_url, master_key).await.context("could not open the database")?;
     let pair = store.create_key_pair(&args.org, &scopes).await.context("could not create the key pair")?;
     let scope_names = pair.scopes.names();
+    // Written, not printed: `println!` panics when the reader has gone (`keys create | head -c1`).
+    let mut out = std::io::stdout().lock();
     if args.json {
-        let out = serde_json::json!({
+        let json = serde_json::json!({
             "org": pair.org_name,
             "org_id": pair.org_id.to_string(),
             "api_key": pair.api_key,
             "app_key": pair.app_key,
             "scopes": scope_names,
         });
-        println!("{out}");
+        writeln!(out, "{json}")?;
     } else {
-        println!("org:      {} ({})", pair.org_name, pair.org_id);
-        println!("api key:  {}", pair.api_key);
-        println!("app key:  {}", pair.app_key);
-        println!("scopes:   {}", scope_names.map_or("all permissions of the org".into(), |s| s.join(", ")));
-        println!("Keep them now: only their hashes are stored.");
+        writeln!(out, "org:      {} ({})", pair.org_name, pair.org_id)?;
+        writeln!(out, "api key:  {}", pair.api_key)?;
+        writeln!(out, "app key:  {}", pair.app_key)?;
+        let scopes = scope_names.map_or("all permissions of the org".into(), |s| s.join(", "));
+        writeln!(out, "scopes:   {scopes}")?;
+        writeln!(out, "Keep them now: only their hashes are stored.")?;
     }
+    out.flush()?;
     Ok(())
 }

@@ -18,8 +18,14 @@ pub struct Server {
 
 impl Server {
     pub fn start(envs: &[(&str, String)]) -> Server {
+        Server::start_with_args(&[], envs)
+    }
+
+    /// `ctxsync serve ARGS…`, the environment cleared but for `envs`.
+    pub fn start_with_args(args: &[&str], envs: &[(&str, String)]) -> Server {
         let mut child = Command::new(BIN)
             .arg("serve")
+            .args(args)
             .env_clear()
             .env("CTXSYNC_LISTEN", "127.0.0.1:0")
             .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))

@@ -226,3 +226,25 @@ async fn an_entra_listing_that_silently_lost_its_users_page_is_flagged_against_g
     assert_eq!(attrs["status"], "held", "{run}");
     assert_eq!(stored(&app, &id, "user").await.len(), users, "no user deleted on a short listing");
 }
+
+#[tokio::test]
+async fn a_misspelt_settings_key_is_accepted_and_named_in_the_health() {
+    let app = spawn_app().await;
+    let id =
+        create_with(&app, app.okta_attributes(), json!({"sync_intervall": "5m", "owner": "secops"})).await;
+    let h = health(&app, &id).await;
+    assert_eq!(h["healthy"], false, "{h}");
+    assert_eq!(
+        h["problems"],
+        json!(["settings.sync_intervall is not a setting ctxsync reads, so it has no effect; did you mean \
+             sync_interval?"]),
+        "a free-form key far from every known one (owner) is no problem"
+    );
+
+    let (status, body) = status_json(
+        app.patch(&id, json!({"integration_type": "OKTA", "settings": {"sync_interval": "5m"}})).await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(health(&app, &id).await["problems"], json!([]));
+}

@@ -14,11 +14,13 @@
 //! - `openapi`: the served document against the contract
 //! - `datadog_client`: the official Rust client against the service
 //! - `cli`: the binary itself (keys, serve, shutdown, logs)
+//! - `cli_settings`: settings that do not parse, named as the operator wrote them; output cut short
 //! - `replicas`: several `serve` processes on one PostgreSQL database, and a database restart
 
 mod activation;
 mod auth;
 mod cli;
+mod cli_settings;
 mod configs;
 mod datadog_client;
 mod events;

@@ -427,6 +427,10 @@ fn an_unreachable_database_at_start_is_a_clear_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("could not open the database"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("127.0.0.1:{port} (database ctxsync, user ctxsync): connection refused")),
+        "the server and the cause are named: {stderr}"
+    );
     assert!(!stderr.contains("hunter2secret"), "the password stays out of the message: {stderr}");
 
     let out = Command::new(BIN)

@@ -41,7 +41,7 @@ use crate::sync::{Coverage, Cursor, Expected, MEMBERSHIP, Outcome, Page, PageSin
 /// Okta's largest page for users and members, and its recommendation for groups.
 const PAGE_SIZE: &str = "200";
 /// The settings key that turns on reading each listed user's factors (default off).
-const INCLUDE_FACTORS: &str = "okta_include_factors";
+const INCLUDE_FACTORS: &str = ctxsync_core::OKTA_INCLUDE_FACTORS;
 
 /// Where the next incremental run starts. Timestamps are Okta's own (`lastUpdated`), so no
 /// clock but Okta's is involved.

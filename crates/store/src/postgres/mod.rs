@@ -11,6 +11,7 @@ mod entities;
 mod history;
 mod holds;
 mod keys;
+mod refusal;
 mod sync;
 #[cfg(test)]
 mod tests;
@@ -61,9 +62,12 @@ impl PostgresStore {
             // A connection the server dropped (a restart, a failover) is found and replaced
             // before a query runs on it, rather than failing that query.
             .test_before_acquire(true)
-            .connect_with(options)
-            .await
-            .map_err(StoreError::Connect)?;
+            .connect_with(options.clone())
+            .await;
+        let pool = match pool {
+            Ok(pool) => pool,
+            Err(e) => return Err(refusal::connect_failure(&options, e).await),
+        };
         MIGRATOR.run(&pool).await?;
         let store = PostgresStore { pool, cipher: Cipher::new(&master_key) };
         store.check_master_key().await?;

@@ -32,13 +32,18 @@ async fn drop_connections(db: &TestDatabase) {
 }
 
 #[tokio::test]
-async fn an_unreachable_server_is_an_unavailable_error_without_the_url() {
+async fn an_unreachable_server_is_an_unavailable_error_naming_the_cause_without_the_password() {
     let url = "postgres://ctxsync:pw-5e1f9c@127.0.0.1:1/ctxsync";
     let err = PostgresStore::connect(url, key(1)).await.unwrap_err();
-    assert!(matches!(err, StoreError::Connect(_)), "{err}");
     assert!(err.is_unavailable(), "{err}");
+    assert!(
+        err.to_string().starts_with(
+            "cannot connect to PostgreSQL at 127.0.0.1:1 (database ctxsync, user ctxsync): connection refused"
+        ),
+        "{err}"
+    );
     let shown = format!("{err} {err:?}");
-    assert!(!shown.contains("pw-5e1f9c") && !shown.contains("127.0.0.1:1"), "{shown}");
+    assert!(!shown.contains("pw-5e1f9c"), "{shown}");
 
     for malformed in
         ["postgres://ctxsync:pw-5e1f9c@127.0.0.1:port/ctxsync", "postgres://ctxsync:pw-5e1f9c@[::1/ctxsync"]
@@ -52,6 +57,26 @@ async fn an_unreachable_server_is_an_unavailable_error_without_the_url() {
     let err = crate::connect("mysql://root:pw-5e1f9c@localhost/ctxsync", key(1)).await.err().unwrap();
     assert!(matches!(err, StoreError::Invalid(_)), "{err}");
     assert!(err.to_string().contains("postgres://") && !err.to_string().contains("pw-5e1f9c"), "{err}");
+}
+
+#[tokio::test]
+async fn an_unknown_user_or_database_is_named_as_the_cause() {
+    let Some(db) = postgres("an_unknown_user_or_database_is_named_as_the_cause").await else { return };
+    let mut url = url::Url::parse(&db.url).unwrap();
+    url.set_path("ctxsync_no_such_database");
+    let err = PostgresStore::connect(url.as_str(), key(1)).await.unwrap_err();
+    assert!(!err.is_unavailable(), "{err}");
+    let shown = err.to_string();
+    assert!(shown.contains("the database ctxsync_no_such_database does not exist; create it"), "{shown}");
+
+    let mut url = url::Url::parse(&db.url).unwrap();
+    url.set_username("ctxsync_no_such_user").unwrap();
+    url.set_password(Some("pw-5e1f9c")).unwrap();
+    let err = PostgresStore::connect(url.as_str(), key(1)).await.unwrap_err();
+    assert!(!err.is_unavailable(), "{err}");
+    let shown = format!("{err} {err:?}");
+    assert!(shown.contains("authentication failed: role \"ctxsync_no_such_user\" does not exist"), "{shown}");
+    assert!(!shown.contains("pw-5e1f9c"), "{shown}");
 }
 
 #[tokio::test]

@@ -3,8 +3,11 @@
 
 pub mod commands;
 pub mod config_file;
+pub mod demo_folder;
+mod private;
 pub mod settings;
 pub mod startup;
+mod stored;
 pub mod telemetry;
 
 pub use settings::{Cli, Command, KeysCommand, ServeSettings};

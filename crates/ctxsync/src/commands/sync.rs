@@ -6,23 +6,19 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use ctxsync_core::RunCounts;
 use ctxsync_sources::Sources;
-use ctxsync_store::Store;
 use ctxsync_sync::{Outcome, RunOptions, Worker};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
 use crate::settings::SyncCommandArgs;
-use crate::telemetry;
+use crate::{demo_folder, stored, telemetry};
 
 pub async fn run(args: SyncCommandArgs) -> anyhow::Result<()> {
     telemetry::init(&args.log)?;
-    let (database_url, master_key) = args.store.resolve()?;
-    let store: Arc<dyn Store> =
-        ctxsync_store::connect(&database_url, master_key).await.context("could not open the database")?;
-    let Some(config) = store.config_by_id(args.config).await? else {
-        bail!("there is no config {} in this database", args.config);
-    };
-    let sources = Sources::new(args.sources.endpoints()).context("could not set up the source clients")?;
+    let endpoints = args.sources.endpoints();
+    demo_folder::require_fakes(args.store.database_folder(), &endpoints)?;
+    let (store, config) = stored::config(&args.store, args.config).await?;
+    let sources = Sources::new(endpoints).context("could not set up the source clients")?;
     let worker = Worker::new(store, sources, args.sync.settings()?);
 
     let bar = ProgressBar::new_spinner();

@@ -14,6 +14,8 @@
 //! - `openapi`: the served document against the contract
 //! - `datadog_client`: the official Rust client against the service
 //! - `cli`: the binary itself (keys, serve, shutdown, logs)
+//! - `demo`: `ctxsync demo` and the commands run beside it from its printed exports; commands that
+//!   only read create nothing
 //! - `replicas`: several `serve` processes on one PostgreSQL database, and a database restart
 
 mod activation;
@@ -21,6 +23,7 @@ mod auth;
 mod cli;
 mod configs;
 mod datadog_client;
+mod demo;
 mod events;
 mod helpers;
 mod holds;

@@ -20,6 +20,9 @@ mod faults;
 mod google;
 mod okta;
 
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
 pub use churn::{Change, ChangeKind, Churn, Source};
 pub use common::Snapshot;
 pub use directory::TenantSpec;
@@ -27,8 +30,6 @@ pub use entra::{EntraDevice, EntraGroup, EntraSnapshot, EntraTenant, EntraUser, 
 pub use faults::Listing;
 pub use google::{FakeGoogle, GoogleGroup, GoogleRateLimit, GoogleTenant, GoogleUser};
 pub use okta::{FakeOkta, OktaGroup, OktaPermission, OktaProfile, OktaTenant, OktaUser};
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 /// One fake of each source, with default tenants.
 pub struct Fakes {

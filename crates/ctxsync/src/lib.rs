@@ -3,9 +3,12 @@
 
 pub mod commands;
 pub mod config_file;
+pub mod demo_folder;
+mod private;
 pub mod setting_errors;
 pub mod settings;
 pub mod startup;
+mod stored;
 pub mod telemetry;
 
 pub use settings::{Cli, Command, KeysCommand, ServeSettings};

@@ -291,9 +291,17 @@ pub struct DemoArgs {
     /// Address to serve on: an IP address or a host name (resolved at start), and a port.
     #[arg(long, env = "CTXSYNC_LISTEN", default_value = "127.0.0.1:8080", value_parser = listen_address)]
     pub listen: SocketAddr,
+    /// The demo's own folder: its database, master key, keys and the fakes' credentials, kept
+    /// for the next run. (Not CTXSYNC_DATA_DIR, so a demo never lands in a real data folder.)
+    #[arg(long, default_value = "./ctxsync-demo")]
+    pub data_dir: PathBuf,
     /// Users in each fake tenant (groups and devices scale with it).
     #[arg(long, default_value = "5000")]
     pub users: usize,
+    /// Whether the fake tenants keep changing (users suspended, reactivated, added, renamed,
+    /// moved between groups every few seconds): `on` or `off`.
+    #[arg(long, default_value = "on", action = clap::ArgAction::Set, value_parser = BoolishValueParser::new())]
+    pub churn: bool,
     /// Log filter.
     #[arg(long, env = "CTXSYNC_LOG", default_value = "info", value_parser = telemetry::parse_filter)]
     pub log: String,
@@ -333,34 +341,101 @@ impl StoreArgs {
     /// The database URL and master key, creating the data directory (and a master key in it)
     /// on first start.
     pub fn resolve(&self) -> anyhow::Result<(String, MasterKey)> {
-        let postgres = self
-            .database_url
+        let master_key = match self.given_master_key()? {
+            Some(key) => key,
+            None => MasterKey::load_or_generate(&self.data_dir).with_context(|| {
+                format!("could not load or create the master key in {}", self.data_dir.display())
+            })?,
+        };
+        let database_url = self.database_url()?;
+        if self.database_url.is_none() {
+            let created = crate::private::create_dir(&self.data_dir)
+                .and_then(|()| crate::private::touch(&self.data_dir.join(DATABASE_FILE)));
+            created.with_context(|| {
+                format!("could not create the data directory {}", self.data_dir.display())
+            })?;
+        }
+        Ok((database_url, master_key))
+    }
+
+    /// As [`StoreArgs::resolve`] for commands that work on what `serve` or `demo` stored
+    /// (`sync`, `export`, `events`), creating nothing: `None` when there is no database file
+    /// yet, so a mistyped folder is reported rather than turned into an empty database.
+    pub fn resolve_existing(&self) -> anyhow::Result<Option<(String, MasterKey)>> {
+        let database_url = self.database_url()?;
+        if sqlite_file(&database_url).is_some_and(|file| !file.exists()) {
+            return Ok(None);
+        }
+        let master_key = match self.given_master_key()? {
+            Some(key) => key,
+            None => {
+                let path = self.data_dir.join("master.key");
+                if !path.exists() {
+                    bail!(
+                        "there is no master key at {}: set CTXSYNC_MASTER_KEY or CTXSYNC_MASTER_KEY_FILE \
+                         to the key the database {} was written with",
+                        path.display(),
+                        self.database_name()
+                    );
+                }
+                MasterKey::from_file(&path).with_context(|| format!("{} is not usable", path.display()))?
+            }
+        };
+        Ok(Some((database_url, master_key)))
+    }
+
+    /// The database as messages name it: the SQLite file, or the PostgreSQL server and database
+    /// without the credentials its URL may hold.
+    pub fn database_name(&self) -> String {
+        let Some(url) = &self.database_url else {
+            return self.data_dir.join(DATABASE_FILE).display().to_string();
+        };
+        if let Some(file) = sqlite_file(url) {
+            return file.display().to_string();
+        }
+        match Url::parse(url) {
+            Ok(u) => {
+                let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+                format!("{}://{}{port}{}", u.scheme(), u.host_str().unwrap_or_default(), u.path())
+            }
+            Err(_) => "the CTXSYNC_DATABASE_URL database".to_string(),
+        }
+    }
+
+    /// The folder of the SQLite database file, where `ctxsync demo` leaves its marker.
+    pub fn database_folder(&self) -> Option<PathBuf> {
+        let url = self.database_url().ok()?;
+        Some(sqlite_file(&url)?.parent()?.to_path_buf())
+    }
+
+    fn postgres(&self) -> bool {
+        self.database_url
             .as_deref()
-            .is_some_and(|url| url.starts_with("postgres:") || url.starts_with("postgresql:"));
-        let master_key = match (&self.master_key, &self.master_key_file) {
+            .is_some_and(|url| url.starts_with("postgres:") || url.starts_with("postgresql:"))
+    }
+
+    fn database_url(&self) -> anyhow::Result<String> {
+        Ok(match &self.database_url {
+            Some(url) if url.starts_with("sqlite:") || self.postgres() => url.clone(),
+            Some(_) => bail!("CTXSYNC_DATABASE_URL must start with sqlite:// or postgres://"),
+            None => format!("sqlite://{}", self.data_dir.join(DATABASE_FILE).display()),
+        })
+    }
+
+    /// The key `CTXSYNC_MASTER_KEY` or `CTXSYNC_MASTER_KEY_FILE` gives; `None` when neither is
+    /// set, which only SQLite allows.
+    fn given_master_key(&self) -> anyhow::Result<Option<MasterKey>> {
+        Ok(Some(match (&self.master_key, &self.master_key_file) {
             (Some(key), _) => MasterKey::from_base64(key).context("CTXSYNC_MASTER_KEY is not usable")?,
             (None, Some(path)) => MasterKey::from_file(path)
                 .with_context(|| format!("CTXSYNC_MASTER_KEY_FILE {} is not usable", path.display()))?,
             // A key generated into one replica's data directory would lock the others out.
-            (None, None) if postgres => bail!(
+            (None, None) if self.postgres() => bail!(
                 "with a PostgreSQL CTXSYNC_DATABASE_URL, set CTXSYNC_MASTER_KEY or \
                  CTXSYNC_MASTER_KEY_FILE: every replica must use the same master key"
             ),
-            (None, None) => MasterKey::load_or_generate(&self.data_dir).with_context(|| {
-                format!("could not load or create the master key in {}", self.data_dir.display())
-            })?,
-        };
-        let database_url = match &self.database_url {
-            Some(url) if url.starts_with("sqlite:") || postgres => url.clone(),
-            Some(_) => bail!("CTXSYNC_DATABASE_URL must start with sqlite:// or postgres://"),
-            None => {
-                std::fs::create_dir_all(&self.data_dir).with_context(|| {
-                    format!("could not create the data directory {}", self.data_dir.display())
-                })?;
-                format!("sqlite://{}", self.data_dir.join("ctxsync.db").display())
-            }
-        };
-        Ok((database_url, master_key))
+            (None, None) => return Ok(None),
+        }))
     }
 }
 
@@ -384,6 +459,17 @@ pub fn listen_address(raw: &str) -> Result<SocketAddr, String> {
         .or(addresses.first())
         .copied()
         .ok_or_else(|| format!("{host:?} has no address; use an address such as 127.0.0.1:{port}"))
+}
+
+/// The database's file name in a data directory.
+pub const DATABASE_FILE: &str = "ctxsync.db";
+
+/// The file a `sqlite:` URL names (`sqlite://data/ctxsync.db`, `sqlite:///var/lib/x.db?mode=rwc`);
+/// `None` for other URLs and in-memory databases.
+fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
 }
 
 impl SourceArgs {

@@ -25,10 +25,15 @@ pub(crate) const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghi
 pub(crate) const HEX: &[u8] = b"0123456789abcdef";
 pub(crate) const DIGITS: &[u8] = b"0123456789";
 
-/// A listener on `127.0.0.1:0` and the base URL it answers on. Bound before the app is built so
-/// the handlers know their own base URL.
-pub(crate) async fn bind() -> io::Result<(TcpListener, String)> {
-    let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+/// A listener on `127.0.0.1:port` (on any free port for 0, or when `port` is taken) and the base
+/// URL it answers on. Bound before the app is built so the handlers know their own base URL.
+pub(crate) async fn bind(port: u16) -> io::Result<(TcpListener, String)> {
+    let listener = match TcpListener::bind(("127.0.0.1", port)).await {
+        Err(e) if port != 0 && e.kind() == io::ErrorKind::AddrInUse => {
+            TcpListener::bind(("127.0.0.1", 0)).await?
+        }
+        bound => bound?,
+    };
     let base_url = format!("http://{}", listener.local_addr()?);
     Ok((listener, base_url))
 }

@@ -7,9 +7,12 @@
 //! Each fake serves a tenant generated from a [`TenantSpec`]: the same seed always gives the
 //! same people and groups, and every source of one seed describes the same organisation.
 //!
-//! Every fake binds `127.0.0.1:0`, logs only through `tracing`, and stops when its handle is
-//! dropped.
+//! Every fake binds `127.0.0.1:0` (or a port it is given, when free), logs only through
+//! `tracing`, and stops when its handle is dropped. Each also serves a small admin API under
+//! `/_fake/{source}/…` (`admin`), and [`Churn`] keeps the three tenants changing.
 
+mod admin;
+mod churn;
 mod common;
 mod directory;
 mod entra;
@@ -17,6 +20,10 @@ mod faults;
 mod google;
 mod okta;
 
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use churn::{Change, ChangeKind, Churn, Source};
 pub use common::Snapshot;
 pub use directory::TenantSpec;
 pub use entra::{EntraDevice, EntraGroup, EntraSnapshot, EntraTenant, EntraUser, FakeEntra, MemberKind};
@@ -31,6 +38,26 @@ pub struct Fakes {
     pub entra: FakeEntra,
 }
 
+/// The credentials the fakes accept. Fresh ones are random on every start; `ctxsync demo` keeps
+/// them in its data folder and starts the fakes with them again, so the configs stored there
+/// (which hold them) still authenticate after a restart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Credentials {
+    pub okta_api_token: String,
+    /// The key file of the service account with domain-wide delegation, private key included.
+    pub google_service_account: Value,
+    pub entra_client_id: String,
+    pub entra_client_secret: String,
+}
+
+/// The loopback ports the fakes are asked to listen on; 0 is any free port.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ports {
+    pub okta: u16,
+    pub google: u16,
+    pub entra: u16,
+}
+
 impl Fakes {
     pub async fn start() -> std::io::Result<Fakes> {
         Fakes::start_with(TenantSpec::default()).await
@@ -38,11 +65,35 @@ impl Fakes {
 
     /// Three tenants from one spec: the same organisation as each source describes it.
     pub async fn start_with(spec: TenantSpec) -> std::io::Result<Fakes> {
+        Fakes::start_on(spec, Ports::default(), None).await
+    }
+
+    /// As [`Fakes::start_with`], each on its port in `ports` where that one is free (on another
+    /// where not), accepting `credentials` when given instead of fresh ones.
+    pub async fn start_on(
+        spec: TenantSpec,
+        ports: Ports,
+        credentials: Option<&Credentials>,
+    ) -> std::io::Result<Fakes> {
         let (okta, google, entra) = tokio::try_join!(
-            FakeOkta::start_with(spec),
-            FakeGoogle::start_with(spec),
-            FakeEntra::start_with(spec)
+            FakeOkta::start_on(spec, ports.okta, credentials.map(|c| c.okta_api_token.as_str())),
+            FakeGoogle::start_on(spec, ports.google, credentials.map(|c| &c.google_service_account)),
+            FakeEntra::start_on(
+                spec,
+                ports.entra,
+                credentials.map(|c| (c.entra_client_id.clone(), c.entra_client_secret.clone()))
+            )
         )?;
         Ok(Fakes { okta, google, entra })
+    }
+
+    /// What the fakes accept, to start them with again.
+    pub fn credentials(&self) -> Credentials {
+        Credentials {
+            okta_api_token: self.okta.api_token(),
+            google_service_account: self.google.service_account_json(),
+            entra_client_id: self.entra.client_id(),
+            entra_client_secret: self.entra.client_secret(),
+        }
     }
 }

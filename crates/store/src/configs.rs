@@ -18,6 +18,10 @@ pub trait ConfigStore: Send + Sync {
         filter: Option<IntegrationType>,
     ) -> Result<Vec<Config>, StoreError>;
 
+    /// Every org's configs, ordered as [`ConfigStore::list_configs`]: for the operator's
+    /// commands, which name what a database holds when asked for a config it does not.
+    async fn list_all_configs(&self) -> Result<Vec<Config>, StoreError>;
+
     async fn load_secrets(&self, org: OrgId, id: ConfigId) -> Result<Option<SecretValue>, StoreError>;
 
     /// Writes every field of `config` (found by org and id) and, when `secrets` is given, replaces

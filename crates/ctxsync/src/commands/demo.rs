@@ -1,88 +1,172 @@
-//! `ctxsync demo`: the service wired to local fake sources, with keys and credentials printed,
-//! so a newcomer can try every call without an identity provider.
+//! `ctxsync demo`: the service wired to local fake sources whose tenants keep changing, with
+//! keys, credentials and the `export` lines for a second terminal printed, so a newcomer can try
+//! every call and command without an identity provider.
+//!
+//! Everything lives in one folder (`--data-dir`, see [`crate::demo_folder`]), so a second run
+//! carries on with the same database, keys and fake credentials.
 
 use std::num::NonZeroU32;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use ctxsync_api::RateLimitSettings;
-use ctxsync_fakes::{Fakes, TenantSpec};
+use ctxsync_core::Schedule;
+use ctxsync_fakes::{Churn, Fakes, TenantSpec};
 use ctxsync_sources::Endpoints;
 use ctxsync_store::MasterKey;
 use ctxsync_sync::SyncSettings;
 
-use crate::settings::{DemoArgs, ServeSettings};
+use crate::demo_folder::DemoFolder;
+use crate::settings::{DATABASE_FILE, DemoArgs, ServeSettings};
 use crate::startup::{Application, shutdown_signal};
-use crate::telemetry;
+use crate::{private, telemetry};
+
+/// How often the churn changes the tenants.
+const CHURN_EVERY: Duration = Duration::from_secs(3);
+
+/// Often enough that a change shows within a minute: incremental runs every 10 s, and a full run
+/// (which finds deletions and checks completeness) every 2 minutes.
+const DEMO_SCHEDULE: Schedule =
+    Schedule { interval: Duration::from_secs(10), full_interval: Duration::from_secs(120) };
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     telemetry::init(&args.log)?;
+    let dir = args.data_dir.as_path();
+    let previous = open_folder(dir)?;
     let spec = TenantSpec {
         users: args.users,
         groups: (args.users / 50).max(5),
         devices: args.users / 5,
         ..TenantSpec::default()
     };
-    let fakes = Fakes::start_with(spec).await.context("could not start the fake sources")?;
-    let data_dir = tempfile::Builder::new().prefix("ctxsync-demo-").tempdir()?;
-    let api_key = random_hex(32);
-    let app_key = random_hex(40);
+    let fakes = match &previous {
+        Some(p) => Fakes::start_on(spec, p.ports(), Some(&p.credentials)).await,
+        None => Fakes::start_with(spec).await,
+    };
+    let fakes = Arc::new(fakes.context("could not start the fake sources")?);
+    let (api_key, app_key) = match previous {
+        Some(p) => (p.api_key, p.app_key),
+        None => (random_hex(32), random_hex(40)),
+    };
+    let folder = DemoFolder {
+        endpoints: DemoFolder::endpoints_of(&fakes),
+        credentials: fakes.credentials(),
+        api_key,
+        app_key,
+    };
+    folder.write(dir)?;
+    let service_account = dir.join("google-service-account.json");
+    private::write(&service_account, &serde_json::to_vec_pretty(&fakes.google.service_account_json())?)
+        .with_context(|| format!("could not write {}", service_account.display()))?;
+    let database = dir.join(DATABASE_FILE);
+    private::touch(&database).with_context(|| format!("could not create {}", database.display()))?;
     let settings = ServeSettings {
         listen: args.listen,
-        database_url: format!("sqlite://{}", data_dir.path().join("ctxsync.db").display()),
-        master_key: MasterKey::load_or_generate(data_dir.path())?,
+        database_url: format!("sqlite://{}", database.display()),
+        master_key: MasterKey::load_or_generate(dir)?,
         endpoints: fake_endpoints(&fakes),
-        bootstrap: Some((api_key.clone(), app_key.clone())),
+        bootstrap: Some((folder.api_key.clone(), folder.app_key.clone())),
         rate_limit: RateLimitSettings {
             limit: NonZeroU32::new(6000).expect("non-zero"),
             period: Duration::from_secs(60),
         },
-        sync: SyncSettings { tick: Duration::from_secs(1), ..SyncSettings::default() },
+        sync: SyncSettings {
+            tick: Duration::from_secs(1),
+            schedule: DEMO_SCHEDULE,
+            ..SyncSettings::default()
+        },
         event_retention: Duration::from_secs(90 * 86400),
     };
     let app = Application::build(settings).await?;
-    let service_account = data_dir.path().join("google-service-account.json");
-    std::fs::write(&service_account, serde_json::to_vec_pretty(&fakes.google.service_account_json())?)?;
-    print_banner(
-        &app.local_addr().to_string(),
-        &api_key,
-        &app_key,
-        &fakes,
-        &service_account.display().to_string(),
-    );
-    app.run_until_stopped(shutdown_signal()).await
+    print_banner(&app.local_addr().to_string(), dir, &folder, &fakes, &service_account, &args);
+    let churn = args.churn.then(|| tokio::spawn(Churn::new(spec.seed).run(fakes.clone(), CHURN_EVERY)));
+    let served = app.run_until_stopped(shutdown_signal()).await;
+    if let Some(churn) = churn {
+        churn.abort();
+    }
+    served
 }
 
-fn print_banner(addr: &str, api_key: &str, app_key: &str, fakes: &Fakes, service_account: &str) {
+/// Creates the folder (mode 0700) or checks that an existing one is a demo's; its marker when a
+/// demo ran there before.
+fn open_folder(dir: &Path) -> anyhow::Result<Option<DemoFolder>> {
+    private::create_dir(dir)
+        .with_context(|| format!("could not create the demo folder {}", dir.display()))?;
+    let previous = DemoFolder::read(dir)?;
+    if previous.is_none() && dir.join(DATABASE_FILE).exists() {
+        bail!(
+            "{} holds a ctxsync database that `ctxsync demo` did not create; give the demo a folder of \
+             its own with --data-dir",
+            dir.display()
+        );
+    }
+    Ok(previous)
+}
+
+fn print_banner(
+    addr: &str,
+    dir: &Path,
+    folder: &DemoFolder,
+    fakes: &Fakes,
+    service_account: &Path,
+    args: &DemoArgs,
+) {
     let base = format!("http://{addr}/api/v2/security_monitoring/configuration/integration_config");
+    let churn = if args.churn {
+        format!(
+            "Every {}s someone in each tenant is suspended, reactivated, hired, renamed or moved to another \
+             group (--churn off stops it).",
+            CHURN_EVERY.as_secs()
+        )
+    } else {
+        "The tenants stay as they are (--churn off); change them with the /_fake admin API.".to_string()
+    };
     println!(
         r#"
-ctxsync demo is running on http://{addr} (a throwaway database; Ctrl-C stops it)
+ctxsync demo is running on http://{addr}, with fake Okta, Google Workspace and Entra ID tenants of
+{users} users each. {churn}
+Its database, master key, keys and fake credentials are in {dir}: run the demo again with that
+folder to carry on. Ctrl-C stops it.
 
-Keys (default org, every permission):
-  export DD_API_KEY={api_key}
-  export DD_APP_KEY={app_key}
+In a second terminal, paste these lines first: they send every source to the fakes (ctxsync sync
+and serve refuse this folder without them) and hold the keys for curl.
 
-Fake sources (every request for them goes to local servers):
+{exports}
+export DD_API_KEY={api_key}
+export DD_APP_KEY={app_key}
+
+Fake sources (their credentials work only against these local fakes):
   Okta              domain {okta_domain}   api_token {okta_token}
   Google Workspace  domain {google_domain}   admin_email {google_admin}
                     service_account_json in {service_account}
   Entra ID          domain {entra_domain}   client_id {entra_client}   client_secret {entra_secret}
 
-Create an Okta config:
-  curl -sS -X POST {base} \
+Create an Okta config (a new config syncs at once), and keep its id:
+  ID=$(curl -sS -X POST {base} \
     -H "DD-API-KEY: $DD_API_KEY" -H "DD-APPLICATION-KEY: $DD_APP_KEY" -H "Content-Type: application/json" \
-    -d '{{"data":{{"type":"integration_config","attributes":{{"integration_type":"OKTA","name":"Demo Okta","domain":"{okta_domain}","secrets":{{"api_token":"{okta_token}"}}}}}}}}'
+    -d '{{"data":{{"type":"integration_config","attributes":{{"integration_type":"OKTA","name":"Demo Okta","domain":"{okta_domain}","secrets":{{"api_token":"{okta_token}"}}}}}}}}' \
+    | sed -E 's/.*"id":"([^"]+)".*/\1/'); echo $ID
 
-List configs:
-  curl -sS {base} -H "DD-API-KEY: $DD_API_KEY" -H "DD-APPLICATION-KEY: $DD_APP_KEY"
+Then, from the command line:
+  ctxsync sync --config $ID      ctxsync export --config $ID      ctxsync events --config $ID --follow
 
-A new config syncs at once; watch its runs and entities arrive (use the id the create printed):
+Watch its runs and entities arrive:
   curl -sS http://{addr}/api/v2/ctxsync/integration_configs/$ID/sync_runs -H "DD-API-KEY: $DD_API_KEY" -H "DD-APPLICATION-KEY: $DD_APP_KEY"
   curl -sS 'http://{addr}/api/v2/ctxsync/entities?filter%5Bkind%5D=user&page%5Bsize%5D=5' -H "DD-API-KEY: $DD_API_KEY" -H "DD-APPLICATION-KEY: $DD_APP_KEY"
 
+Change a tenant yourself (README, "The demo's tenants"), e.g. suspend an Okta user by its id:
+  curl -sS -X POST $CTXSYNC_OKTA_BASE_URL/_fake/okta/users/<user id>/suspend
+
 OpenAPI document: http://{addr}/api/v2/openapi.json
 "#,
+        users = args.users,
+        dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf()).display(),
+        exports = folder.exports(dir).join("\n"),
+        api_key = folder.api_key,
+        app_key = folder.app_key,
+        service_account = service_account.display(),
         okta_domain = fakes.okta.domain(),
         okta_token = fakes.okta.api_token(),
         google_domain = fakes.google.domain(),

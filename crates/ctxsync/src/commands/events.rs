@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use ctxsync_api::entities::EventData;
 use ctxsync_store::EventQuery;
 use serde_json::json;
@@ -13,19 +13,16 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::settings::EventsArgs;
 use crate::startup::shutdown_signal;
+use crate::stored;
 
 const PAGE: u32 = 1000;
 
 pub async fn run(args: EventsArgs) -> anyhow::Result<()> {
     let since = args.since.as_deref().map(parse_since).transpose()?;
-    let (database_url, master_key) = args.store.resolve()?;
-    let store =
-        ctxsync_store::connect(&database_url, master_key).await.context("could not open the database")?;
-    if let Some(config) = args.config
-        && store.config_by_id(config).await?.is_none()
-    {
-        bail!("there is no config {config} in this database");
-    }
+    let store = match args.config {
+        Some(id) => stored::config(&args.store, id).await?.0,
+        None => stored::open(&args.store).await?,
+    };
     let mut query = EventQuery { config: args.config, from: since, limit: PAGE, ..EventQuery::default() };
     let stop = shutdown_signal();
     tokio::pin!(stop);

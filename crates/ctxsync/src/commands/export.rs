@@ -3,21 +3,17 @@
 
 use std::io::{BufWriter, Write};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use ctxsync_store::{EntityCursor, EntityQuery};
 use serde_json::json;
 
 use crate::settings::ExportArgs;
+use crate::stored;
 
 const PAGE: u32 = 1000;
 
 pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
-    let (database_url, master_key) = args.store.resolve()?;
-    let store =
-        ctxsync_store::connect(&database_url, master_key).await.context("could not open the database")?;
-    let Some(config) = store.config_by_id(args.config).await? else {
-        bail!("there is no config {} in this database", args.config);
-    };
+    let (store, config) = stored::config(&args.store, args.config).await?;
     let out: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(
             std::fs::File::create(path).with_context(|| format!("could not create {}", path.display()))?,

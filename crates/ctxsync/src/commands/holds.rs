@@ -3,15 +3,15 @@
 //! operator without API keys at hand) can review a mass deletion and settle it.
 
 use std::io::Write;
-use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use ctxsync_api::entities::{HeldDeletionData, RunData};
-use ctxsync_core::{Config, HoldResolution, Run};
-use ctxsync_store::{Decided, HeldCursor, Store};
+use ctxsync_core::{HoldResolution, Run};
+use ctxsync_store::{Decided, HeldCursor};
 use serde_json::json;
 
 use crate::settings::{HoldsArgs, HoldsCommand, HoldsRunArgs, StoreArgs};
+use crate::stored;
 
 /// Held deletions read from the store at a time.
 const PAGE: u32 = 1000;
@@ -25,18 +25,8 @@ pub async fn run(args: HoldsArgs) -> anyhow::Result<()> {
     }
 }
 
-async fn open(store: &StoreArgs, config: ctxsync_core::ConfigId) -> anyhow::Result<(Arc<dyn Store>, Config)> {
-    let (database_url, master_key) = store.resolve()?;
-    let store =
-        ctxsync_store::connect(&database_url, master_key).await.context("could not open the database")?;
-    let Some(config) = store.config_by_id(config).await? else {
-        bail!("there is no config {config} in this database");
-    };
-    Ok((store, config))
-}
-
 async fn list(store: &StoreArgs, config: ctxsync_core::ConfigId, as_json: bool) -> anyhow::Result<()> {
-    let (store, config) = open(store, config).await?;
+    let (store, config) = stored::config(store, config).await?;
     let held = store.pending_holds(config.org_id, config.id).await?;
     let mut out = std::io::stdout().lock();
     if as_json {
@@ -54,7 +44,7 @@ async fn list(store: &StoreArgs, config: ctxsync_core::ConfigId, as_json: bool) 
 }
 
 async fn show(args: HoldsRunArgs) -> anyhow::Result<()> {
-    let (store, config) = open(&args.store, args.config).await?;
+    let (store, config) = stored::config(&args.store, args.config).await?;
     let not_found = || anyhow::anyhow!("config {} has no run {}", config.id, args.run);
     let run = store.get_run(config.org_id, config.id, args.run).await?.ok_or_else(not_found)?;
     let mut out = std::io::stdout().lock();
@@ -92,7 +82,7 @@ async fn show(args: HoldsRunArgs) -> anyhow::Result<()> {
 }
 
 async fn decide(args: HoldsRunArgs, decision: HoldResolution) -> anyhow::Result<()> {
-    let (store, config) = open(&args.store, args.config).await?;
+    let (store, config) = stored::config(&args.store, args.config).await?;
     let run = match store.decide_hold(config.org_id, config.id, args.run, decision).await? {
         Decided::Resolved(run) => run,
         Decided::NotHeld(run) => match run.hold.and_then(|h| h.resolution) {

@@ -9,13 +9,12 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use ctxsync_core::{Config, Expected, Run, RunCounts, RunStatus};
 use ctxsync_sources::Sources;
-use ctxsync_store::Store;
 use ctxsync_sync::{Outcome, RunOptions, Worker};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
 use crate::settings::SyncCommandArgs;
-use crate::telemetry;
+use crate::{demo_folder, stored, telemetry};
 
 /// The run completed and everything it found was applied.
 pub const SUCCEEDED: u8 = 0;
@@ -30,13 +29,10 @@ const WAIT_POLL: Duration = Duration::from_secs(1);
 pub async fn run(args: SyncCommandArgs) -> anyhow::Result<ExitCode> {
     let bar = ProgressBar::new_spinner();
     telemetry::init_with(&args.log, ProgressWriter(bar.clone()))?;
-    let (database_url, master_key) = args.store.resolve()?;
-    let store: Arc<dyn Store> =
-        ctxsync_store::connect(&database_url, master_key).await.context("could not open the database")?;
-    let Some(config) = store.config_by_id(args.config).await? else {
-        bail!("there is no config {} in this database", args.config);
-    };
-    let sources = Sources::new(args.sources.endpoints()).context("could not set up the source clients")?;
+    let endpoints = args.sources.endpoints();
+    demo_folder::require_fakes(args.store.database_folder(), &endpoints)?;
+    let (store, config) = stored::config(&args.store, args.config).await?;
+    let sources = Sources::new(endpoints).context("could not set up the source clients")?;
     let worker = Worker::new(store, sources, args.sync.settings()?);
     let stop = CancellationToken::new();
     let ctrl_c = stop.clone();

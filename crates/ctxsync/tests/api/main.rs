@@ -15,6 +15,8 @@
 //! - `datadog_client`: the official Rust client against the service
 //! - `cli`: the binary itself (keys, serve, shutdown, logs)
 //! - `cli_settings`: settings that do not parse, named as the operator wrote them; output cut short
+//! - `demo`: `ctxsync demo` and the commands run beside it from its printed exports; commands that
+//!   only read create nothing
 //! - `replicas`: several `serve` processes on one PostgreSQL database, and a database restart
 
 mod activation;
@@ -23,6 +25,7 @@ mod cli;
 mod cli_settings;
 mod configs;
 mod datadog_client;
+mod demo;
 mod events;
 mod helpers;
 mod holds;

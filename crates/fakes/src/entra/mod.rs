@@ -21,6 +21,7 @@ use axum::Router;
 use axum::routing::{get, post};
 use tokio::time::Instant;
 
+use crate::admin::{self, FakeState};
 use crate::common::{BASE62, Server, bind, secret};
 use crate::directory::{Directory, TenantSpec};
 use crate::faults::{Faults, Listing};
@@ -84,6 +85,18 @@ impl EntraState {
     }
 }
 
+impl FakeState for EntraState {
+    type Tenant = EntraTenant;
+
+    fn tenant(&self) -> &RwLock<EntraTenant> {
+        &self.tenant
+    }
+
+    fn faults(&self) -> &Faults {
+        &self.faults
+    }
+}
+
 /// A running fake Entra ID tenant. Dropping it stops the server.
 pub struct FakeEntra {
     server: Server,
@@ -103,10 +116,20 @@ impl FakeEntra {
     }
 
     pub async fn start_with(spec: TenantSpec) -> io::Result<FakeEntra> {
-        let (listener, base_url) = bind().await?;
+        Self::start_on(spec, 0, None).await
+    }
+
+    /// On `port` when it is free, with `consented` (client id, secret) as the consented app when
+    /// given.
+    pub(crate) async fn start_on(
+        spec: TenantSpec,
+        port: u16,
+        consented: Option<(String, String)>,
+    ) -> io::Result<FakeEntra> {
+        let (listener, base_url) = bind(port).await?;
         let tenant = EntraTenant::generate(&Directory::generate(&spec), &spec);
-        // Credentials are fresh on every start, unlike the tenant's data.
-        let consented = (uuid::Uuid::new_v4().to_string(), new_secret());
+        // Credentials are fresh on every start unless given, unlike the tenant's data.
+        let consented = consented.unwrap_or_else(|| (uuid::Uuid::new_v4().to_string(), new_secret()));
         let unconsented = (uuid::Uuid::new_v4().to_string(), new_secret());
         let apps = HashMap::from([
             (consented.0.clone(), App { secret: consented.1.clone(), roles: HashSet::from(CONSENTED) }),
@@ -133,6 +156,7 @@ impl FakeEntra {
             .route("/v1.0/groups/$count", get(graph::count_groups))
             .route("/v1.0/devices/$count", get(graph::count_devices))
             .route("/v1.0/roleManagement/directory/roleAssignments", get(graph::role_assignments))
+            .merge(admin::router("entra"))
             .fallback(graph::not_found)
             .with_state(state.clone());
         let server = Server::serve("entra", listener, &base_url, app);

@@ -40,6 +40,25 @@ impl ServiceAccount {
         })
     }
 
+    /// The account of a key file [`ServiceAccount::key_file`] wrote.
+    pub(crate) fn from_key_file(file: &Value) -> std::io::Result<Self> {
+        let invalid =
+            |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("key file: {what}"));
+        let field = |name: &str| file[name].as_str().map(str::to_string).ok_or_else(|| invalid(name));
+        let private_key_pem = field("private_key")?;
+        let body: String = private_key_pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let pkcs8 = STANDARD.decode(body).map_err(|_| invalid("private_key is not PEM"))?;
+        let key = RsaKeyPair::from_pkcs8(&pkcs8).map_err(|_| invalid("private_key is not an RSA key"))?;
+        Ok(Self {
+            client_email: field("client_email")?,
+            client_id: field("client_id")?,
+            project_id: field("project_id")?,
+            private_key_id: field("private_key_id")?,
+            public_key: key.public_key().as_ref().to_vec(),
+            private_key_pem,
+        })
+    }
+
     /// This key presented under another account's identity: a key that account never registered.
     pub(crate) fn presented_as(self, client_email: String, client_id: String) -> Self {
         Self { client_email, client_id, ..self }

@@ -22,6 +22,7 @@ use axum::middleware;
 use axum::routing::{get, post};
 use serde_json::Value;
 
+use crate::admin::{self, FakeState};
 use crate::common::{Server, Snapshot, bind};
 use crate::directory::{Directory, TenantSpec};
 use crate::faults::{Faults, Listing};
@@ -68,6 +69,18 @@ struct GoogleState {
     tokens_issued: AtomicU64,
 }
 
+impl FakeState for GoogleState {
+    type Tenant = GoogleTenant;
+
+    fn tenant(&self) -> &RwLock<GoogleTenant> {
+        &self.tenant
+    }
+
+    fn faults(&self) -> &Faults {
+        &self.faults
+    }
+}
+
 /// The ways the Directory API says "slow down"; two of them are 403s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum GoogleRateLimit {
@@ -96,12 +109,26 @@ impl FakeGoogle {
     }
 
     pub async fn start_with(spec: TenantSpec) -> io::Result<FakeGoogle> {
-        let (listener, base_url) = bind().await?;
+        Self::start_on(spec, 0, None).await
+    }
+
+    /// On `port` when it is free, with `service_account` (a key file this fake issued before) as
+    /// the delegated service account when given.
+    pub(crate) async fn start_on(
+        spec: TenantSpec,
+        port: u16,
+        service_account: Option<&Value>,
+    ) -> io::Result<FakeGoogle> {
+        let (listener, base_url) = bind(port).await?;
         let tenant = GoogleTenant::from_directory(&Directory::generate(&spec), spec.seed, "example.com");
         let project = "acme-identity-sync";
+        let key_file = service_account.cloned();
         // Key generation is CPU work; keep it off the runtime's worker threads.
         let (delegated, undelegated, wrong_key) = tokio::task::spawn_blocking(move || {
-            let delegated = ServiceAccount::generate("ctxsync", project)?;
+            let delegated = match key_file {
+                Some(file) => ServiceAccount::from_key_file(&file)?,
+                None => ServiceAccount::generate("ctxsync", project)?,
+            };
             let undelegated = ServiceAccount::generate("no-dwd", project)?;
             let wrong_key = ServiceAccount::generate("retired", project)?
                 .presented_as(delegated.client_email.clone(), delegated.client_id.clone());
@@ -132,8 +159,11 @@ impl FakeGoogle {
             .route("/admin/directory/v1/groups/{group_key}/members", get(directory_api::list_members))
             .fallback(directory_api::not_found)
             .layer(middleware::from_fn_with_state(state.clone(), directory_api::gate));
-        let app =
-            Router::new().route("/token", post(token::token)).merge(directory).with_state(state.clone());
+        let app = Router::new()
+            .route("/token", post(token::token))
+            .merge(directory)
+            .merge(admin::router("google"))
+            .with_state(state.clone());
         let server = Server::serve("google", listener, &base_url, app);
         Ok(FakeGoogle {
             server,

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
+use crate::admin::{Lifecycle, Standing};
 use crate::common::{BASE62, DIGITS, Seeded, Snapshot, fixed_width, millis, now};
 use crate::directory::{ADMIN, Directory, MAIL_DOMAIN, NON_ADMIN, Status};
 
@@ -354,6 +355,10 @@ impl GoogleTenant {
         self.update_user(id, |u| u.suspended = true);
     }
 
+    pub fn unsuspend_user(&mut self, id: &str) {
+        self.update_user(id, |u| u.suspended = false);
+    }
+
     /// Archives the user: Google's state for leavers whose data is kept.
     pub fn deprovision_user(&mut self, id: &str) {
         self.update_user(id, |u| u.archived = true);
@@ -586,5 +591,66 @@ impl GoogleGroup {
             "adminCreated": true,
             "nonEditableAliases": [format!("{local}@{domain}.test-google-a.com")],
         })
+    }
+}
+
+fn standing(user: &GoogleUser) -> Standing {
+    match (user.suspended, user.archived) {
+        (_, true) => Standing::Other,
+        (true, false) => Standing::Suspended,
+        (false, false) => Standing::Active,
+    }
+}
+
+impl Lifecycle for GoogleTenant {
+    fn changeable_users(&self) -> Vec<(String, Standing)> {
+        let holders = [&self.admin_email, &self.non_admin_email];
+        self.users
+            .by_id
+            .values()
+            .filter(|u| !holders.contains(&&u.primary_email))
+            .map(|u| (u.id.clone(), standing(u)))
+            .collect()
+    }
+
+    fn standing(&self, user: &str) -> Option<Standing> {
+        self.users.by_id.get(user).map(standing)
+    }
+
+    fn suspend(&mut self, user: &str) {
+        self.suspend_user(user);
+    }
+
+    fn unsuspend(&mut self, user: &str) {
+        self.unsuspend_user(user);
+    }
+
+    fn hire(&mut self, given: &str, family: &str) -> Option<String> {
+        let email = format!("{given}.{family}@{}", self.domain).to_lowercase().replace(' ', "");
+        self.users.by_address(&email).is_none().then(|| self.add_user(given, family))
+    }
+
+    fn rename(&mut self, user: &str, family: &str) {
+        self.update_user(user, |u| u.family_name = family.to_string());
+    }
+
+    fn group_ids(&self) -> Vec<String> {
+        self.groups.by_id.keys().cloned().collect()
+    }
+
+    fn groups_of(&self, user: &str) -> Vec<String> {
+        self.groups.by_id.values().filter(|g| g.members.contains_key(user)).map(|g| g.id.clone()).collect()
+    }
+
+    fn join(&mut self, group: &str, user: &str) {
+        self.add_member(group, user);
+    }
+
+    fn leave(&mut self, group: &str, user: &str) {
+        self.remove_member(group, user);
+    }
+
+    fn remove(&mut self, user: &str) {
+        self.delete_user(user);
     }
 }

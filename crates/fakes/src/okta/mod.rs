@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use crate::admin::{self, FakeState};
 use crate::common::{BASE62, Server, Snapshot, bind, secret};
 use crate::directory::{Directory, TenantSpec};
 use crate::faults::{Faults, Listing};
@@ -49,6 +50,18 @@ struct OktaState {
     requests: AtomicU64,
 }
 
+impl FakeState for OktaState {
+    type Tenant = OktaTenant;
+
+    fn tenant(&self) -> &RwLock<OktaTenant> {
+        &self.tenant
+    }
+
+    fn faults(&self) -> &Faults {
+        &self.faults
+    }
+}
+
 /// A running fake Okta org. Dropping it stops the server.
 pub struct FakeOkta {
     server: Server,
@@ -63,7 +76,16 @@ impl FakeOkta {
     }
 
     pub async fn start_with(spec: TenantSpec) -> io::Result<FakeOkta> {
-        let (listener, base_url) = bind().await?;
+        Self::start_on(spec, 0, None).await
+    }
+
+    /// On `port` when it is free, accepting `api_token` (when given) as the super admin's token.
+    pub(crate) async fn start_on(
+        spec: TenantSpec,
+        port: u16,
+        api_token: Option<&str>,
+    ) -> io::Result<FakeOkta> {
+        let (listener, base_url) = bind(port).await?;
         let domain = "acme.okta.com".to_string();
         let tenant = OktaTenant::from_directory(&Directory::generate(&spec), spec.seed, "acme.com");
         let state = Arc::new(OktaState {
@@ -75,9 +97,20 @@ impl FakeOkta {
             faults: Faults::default(),
             requests: AtomicU64::new(0),
         });
-        let server = Server::serve("okta", listener, &base_url, routes::router(state.clone()));
+        let app = routes::router(state.clone()).merge(admin::router("okta").with_state(state.clone()));
+        let server = Server::serve("okta", listener, &base_url, app);
         let mut fake = FakeOkta { server, state, domain, api_token: String::new() };
-        fake.api_token = fake.add_token(OktaPermission::ReadAll);
+        fake.api_token = match api_token {
+            Some(token) => {
+                fake.state
+                    .tokens
+                    .lock()
+                    .expect("tokens lock")
+                    .insert(token.to_string(), OktaPermission::ReadAll);
+                token.to_string()
+            }
+            None => fake.add_token(OktaPermission::ReadAll),
+        };
         Ok(fake)
     }
 

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Map, Value, json};
 use time::{Duration, OffsetDateTime};
 
+use crate::admin::{Lifecycle, Standing};
 use crate::common::{BASE62, Seeded, Snapshot, fixed_width, millis, now};
 use crate::directory::{ADMIN, DelegatedRole, Directory, Factor, NON_ADMIN, Status};
 
@@ -382,6 +383,11 @@ impl OktaTenant {
         self.set_status(id, "SUSPENDED");
     }
 
+    /// Reactivates a suspended user, as Okta's `unsuspend` lifecycle operation does.
+    pub fn unsuspend_user(&mut self, id: &str) {
+        self.set_status(id, "ACTIVE");
+    }
+
     /// Deactivates the user: Okta keeps it, `DEPROVISIONED`, hidden from the default listing.
     pub fn deprovision_user(&mut self, id: &str) {
         self.set_status(id, "DEPROVISIONED");
@@ -654,5 +660,69 @@ impl OktaGroup {
                 "apps": {"href": format!("{base}/api/v1/groups/{}/apps", self.id)},
             },
         })
+    }
+}
+
+fn standing(status: &str) -> Standing {
+    match status {
+        "ACTIVE" => Standing::Active,
+        "SUSPENDED" => Standing::Suspended,
+        _ => Standing::Other,
+    }
+}
+
+impl Lifecycle for OktaTenant {
+    fn changeable_users(&self) -> Vec<(String, Standing)> {
+        let holders = [&self.admin_id, &self.non_admin_id];
+        self.users
+            .values()
+            .filter(|u| !holders.contains(&&u.id))
+            .map(|u| (u.id.clone(), standing(u.status)))
+            .collect()
+    }
+
+    fn standing(&self, user: &str) -> Option<Standing> {
+        self.users.get(user).map(|u| standing(u.status))
+    }
+
+    fn suspend(&mut self, user: &str) {
+        self.suspend_user(user);
+    }
+
+    fn unsuspend(&mut self, user: &str) {
+        self.unsuspend_user(user);
+    }
+
+    fn hire(&mut self, given: &str, family: &str) -> Option<String> {
+        let login = format!("{given}.{family}@{}", self.mail_domain).to_lowercase().replace(' ', "");
+        let taken = self.users.values().any(|u| u.profile.login == login);
+        (!taken).then(|| self.add_user(given, family))
+    }
+
+    fn rename(&mut self, user: &str, family: &str) {
+        self.update_user(user, |u| {
+            u.profile.last_name = family.to_string();
+            u.profile.display_name = Some(format!("{} {family}", u.profile.first_name));
+        });
+    }
+
+    fn group_ids(&self) -> Vec<String> {
+        self.groups.keys().cloned().collect()
+    }
+
+    fn groups_of(&self, user: &str) -> Vec<String> {
+        self.groups.values().filter(|g| g.members.contains(user)).map(|g| g.id.clone()).collect()
+    }
+
+    fn join(&mut self, group: &str, user: &str) {
+        self.add_member(group, user);
+    }
+
+    fn leave(&mut self, group: &str, user: &str) {
+        self.remove_member(group, user);
+    }
+
+    fn remove(&mut self, user: &str) {
+        self.delete_user(user);
     }
 }

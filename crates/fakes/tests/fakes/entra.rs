@@ -20,7 +20,7 @@ async fn request_token(fake: &FakeEntra, tenant: &str, id: &str, secret: &str) -
         .unwrap()
 }
 
-async fn access_token(fake: &FakeEntra) -> String {
+pub(super) async fn access_token(fake: &FakeEntra) -> String {
     let body =
         json(request_token(fake, &fake.tenant_id(), &fake.client_id(), &fake.client_secret()).await).await;
     assert_eq!(body["token_type"], "Bearer");
@@ -128,7 +128,11 @@ async fn throttling_answers_429_with_retry_after() {
 }
 
 /// Every item of a delta round from `url`, and the round's delta link.
-async fn delta_round(token: &str, mut url: String, page_size: usize) -> (Vec<Value>, String, usize) {
+pub(super) async fn delta_round(
+    token: &str,
+    mut url: String,
+    page_size: usize,
+) -> (Vec<Value>, String, usize) {
     let mut items = Vec::new();
     let mut pages = 0;
     loop {
@@ -152,7 +156,7 @@ async fn delta_round(token: &str, mut url: String, page_size: usize) -> (Vec<Val
     }
 }
 
-fn ids(items: &[Value]) -> BTreeSet<String> {
+pub(super) fn ids(items: &[Value]) -> BTreeSet<String> {
     items.iter().map(|i| i["id"].as_str().unwrap().to_string()).collect()
 }
 

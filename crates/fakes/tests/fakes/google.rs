@@ -46,7 +46,7 @@ async fn exchange(fake: &FakeGoogle, assertion: &str) -> reqwest::Response {
         .unwrap()
 }
 
-async fn admin_token(fake: &FakeGoogle) -> String {
+pub(super) async fn admin_token(fake: &FakeGoogle) -> String {
     let key_file = fake.service_account_json();
     let response = exchange(fake, &sign(&key_file, &claims(&key_file, &fake.admin_email()), false)).await;
     assert_eq!(response.status(), 200);
@@ -190,7 +190,12 @@ async fn the_directory_checks_token_admin_and_page_size() {
     );
 }
 
-async fn directory(fake: &FakeGoogle, token: &str, path: &str, query: &[(&str, &str)]) -> reqwest::Response {
+pub(super) async fn directory(
+    fake: &FakeGoogle,
+    token: &str,
+    path: &str,
+    query: &[(&str, &str)],
+) -> reqwest::Response {
     let url = format!("{}/admin/directory/v1/{path}", fake.directory_base_url());
     client().get(url).query(query).bearer_auth(token).send().await.unwrap()
 }

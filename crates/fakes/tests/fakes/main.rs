@@ -1,6 +1,8 @@
 //! The fakes seen as a client sees them: auth, pagination and error shapes of each source.
 //! One module per fake.
 
+mod admin;
+mod churn;
 mod entra;
 mod google;
 mod okta;

@@ -132,7 +132,7 @@ async fn groups_carry_stats_when_asked() {
     assert!(next.unwrap().contains("expand=stats"));
 }
 
-async fn get(fake: &FakeOkta, path_and_query: &str) -> reqwest::Response {
+pub(super) async fn get(fake: &FakeOkta, path_and_query: &str) -> reqwest::Response {
     client()
         .get(format!("{}{path_and_query}", fake.base_url()))
         .header("Authorization", format!("SSWS {}", fake.api_token()))
@@ -141,7 +141,7 @@ async fn get(fake: &FakeOkta, path_and_query: &str) -> reqwest::Response {
         .unwrap()
 }
 
-fn ids(users: &Value) -> Vec<String> {
+pub(super) fn ids(users: &Value) -> Vec<String> {
     users.as_array().unwrap().iter().map(|u| u["id"].as_str().unwrap().to_string()).collect()
 }
 

@@ -77,6 +77,15 @@ impl ConfigStore for PostgresStore {
         rows.into_iter().map(Config::try_from).collect()
     }
 
+    async fn list_all_configs(&self) -> Result<Vec<Config>, StoreError> {
+        let rows: Vec<ConfigRow> = sqlx::query_as(&format!(
+            "SELECT {CONFIG_COLUMNS} FROM integration_configs ORDER BY created_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(Config::try_from).collect()
+    }
+
     async fn load_secrets(&self, org: OrgId, id: ConfigId) -> Result<Option<SecretValue>, StoreError> {
         let sealed: Option<(Vec<u8>, Vec<u8>)> = sqlx::query_as(
             "SELECT secrets_nonce, secrets_ciphertext FROM integration_configs WHERE org_id = $1 AND id = $2",

@@ -66,6 +66,18 @@ impl ConfigStore for SqliteStore {
         .collect()
     }
 
+    async fn list_all_configs(&self) -> Result<Vec<Config>, StoreError> {
+        sqlx::query_as::<_, ConfigRow>(
+            "SELECT id, org_id, integration_type, name, domain, enabled, state, settings, created_at, \
+             modified_at FROM integration_configs ORDER BY created_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(Config::try_from)
+        .collect()
+    }
+
     async fn load_secrets(&self, org: OrgId, id: ConfigId) -> Result<Option<SecretValue>, StoreError> {
         let sealed: Option<(Vec<u8>, Vec<u8>)> = sqlx::query_as(
             "SELECT secrets_nonce, secrets_ciphertext FROM integration_configs WHERE org_id = ? AND id = ?",

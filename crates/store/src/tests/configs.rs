@@ -121,7 +121,7 @@ async fn another_org_cannot_see_or_touch_a_config() {
 }
 
 #[tokio::test]
-async fn list_is_ordered_by_creation_then_id_and_filters_by_type() {
+async fn list_is_ordered_by_creation_then_id_and_filters_by_type_or_spans_every_org() {
     let db = TestStore::new().await;
     let org = db.org("default").await;
     let other_org = db.org("other").await;
@@ -139,6 +139,8 @@ async fn list_is_ordered_by_creation_then_id_and_filters_by_type() {
 
     let all = db.store.list_configs(org, None).await.unwrap();
     assert_eq!(all, vec![same_a.clone(), same_b.clone(), early.clone(), late.clone()]);
+    let everywhere = db.store.list_all_configs().await.unwrap();
+    assert_eq!(everywhere, vec![same_a.clone(), same_b.clone(), early, late.clone(), foreign]);
     let okta = db.store.list_configs(org, Some(IntegrationType::Okta)).await.unwrap();
     assert_eq!(okta, vec![same_a, same_b, late]);
     let google = db.store.list_configs(org, Some(IntegrationType::GoogleWorkspace)).await.unwrap();

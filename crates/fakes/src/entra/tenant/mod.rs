@@ -19,6 +19,7 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::admin::{Lifecycle, Standing};
 use crate::common::{Seeded, now, seconds};
 pub(crate) use delta::{DeltaQuery, Kind, Position};
 
@@ -605,6 +606,10 @@ impl EntraTenant {
         self.update_user(id, |u| u.account_enabled = false);
     }
 
+    pub fn enable_user(&mut self, id: &str) {
+        self.update_user(id, |u| u.account_enabled = true);
+    }
+
     /// Deletes a user for good: it leaves its groups, its reports lose their manager, its
     /// devices their owner and its role assignments go.
     pub fn delete_user(&mut self, id: &str) {
@@ -915,5 +920,66 @@ impl EntraTenant {
             .collect();
         let next = (offset + limit < self.roles.len()).then_some(offset + limit);
         (value, next)
+    }
+}
+
+fn standing(user: &EntraUser) -> Standing {
+    if user.account_enabled { Standing::Active } else { Standing::Suspended }
+}
+
+/// No Entra user holds the fake's credentials (an app registration does), so every user may
+/// change.
+impl Lifecycle for EntraTenant {
+    fn changeable_users(&self) -> Vec<(String, Standing)> {
+        self.users().map(|(id, u)| (id, standing(u))).collect()
+    }
+
+    fn standing(&self, user: &str) -> Option<Standing> {
+        self.user(user).map(standing)
+    }
+
+    fn suspend(&mut self, user: &str) {
+        self.disable_user(user);
+    }
+
+    fn unsuspend(&mut self, user: &str) {
+        self.enable_user(user);
+    }
+
+    fn hire(&mut self, given: &str, family: &str) -> Option<String> {
+        Some(self.add_user(given, family))
+    }
+
+    fn rename(&mut self, user: &str, family: &str) {
+        self.update_user(user, |u| {
+            u.surname = Some(family.to_string());
+            u.display_name = format!("{} {family}", u.given_name.as_deref().unwrap_or_default());
+        });
+    }
+
+    fn group_ids(&self) -> Vec<String> {
+        self.groups().map(|(id, _)| id).collect()
+    }
+
+    fn groups_of(&self, user: &str) -> Vec<String> {
+        let Some(slot) = self.users.find(user) else { return Vec::new() };
+        let member = Member { kind: MemberKind::User, slot };
+        self.groups
+            .live()
+            .filter(|s| s.value.members.get(&member).is_some_and(|c| c.present))
+            .map(|s| s.id.to_string())
+            .collect()
+    }
+
+    fn join(&mut self, group: &str, user: &str) {
+        self.add_member(group, user);
+    }
+
+    fn leave(&mut self, group: &str, user: &str) {
+        self.remove_member(group, user);
+    }
+
+    fn remove(&mut self, user: &str) {
+        self.delete_user(user);
     }
 }

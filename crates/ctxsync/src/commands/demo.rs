@@ -5,6 +5,7 @@
 //! Everything lives in one folder (`--data-dir`, see [`crate::demo_folder`]), so a second run
 //! carries on with the same database, keys and fake credentials.
 
+use std::io::Write;
 use std::num::NonZeroU32;
 use std::path::Path;
 use std::sync::Arc;
@@ -80,7 +81,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         event_retention: Duration::from_secs(90 * 86400),
     };
     let app = Application::build(settings).await?;
-    print_banner(&app.local_addr().to_string(), dir, &folder, &fakes, &service_account, &args);
+    print_banner(&app.local_addr().to_string(), dir, &folder, &fakes, &service_account, &args)?;
     let churn = args.churn.then(|| tokio::spawn(Churn::new(spec.seed).run(fakes.clone(), CHURN_EVERY)));
     let served = app.run_until_stopped(shutdown_signal()).await;
     if let Some(churn) = churn {
@@ -112,7 +113,7 @@ fn print_banner(
     fakes: &Fakes,
     service_account: &Path,
     args: &DemoArgs,
-) {
+) -> std::io::Result<()> {
     let base = format!("http://{addr}/api/v2/security_monitoring/configuration/integration_config");
     let churn = if args.churn {
         format!(
@@ -123,7 +124,9 @@ fn print_banner(
     } else {
         "The tenants stay as they are (--churn off); change them with the /_fake admin API.".to_string()
     };
-    println!(
+    // Written, not printed: `println!` panics when the reader has gone.
+    writeln!(
+        std::io::stdout(),
         r#"
 ctxsync demo is running on http://{addr}, with fake Okta, Google Workspace and Entra ID tenants of
 {users} users each. {churn}
@@ -174,7 +177,7 @@ OpenAPI document: http://{addr}/api/v2/openapi.json
         entra_domain = fakes.entra.domain(),
         entra_client = fakes.entra.client_id(),
         entra_secret = fakes.entra.client_secret(),
-    );
+    )
 }
 
 /// Demo keys in Datadog's shapes (hex). Two v4 UUIDs give 244 random bits, plenty for a demo.

@@ -9,6 +9,7 @@ use ctxsync_api::entities::{HeldDeletionData, RunData};
 use ctxsync_core::{HoldResolution, Run};
 use ctxsync_store::{Decided, HeldCursor};
 use serde_json::json;
+use time::format_description::well_known::Rfc3339;
 
 use crate::settings::{HoldsArgs, HoldsCommand, HoldsRunArgs, StoreArgs};
 use crate::stored;
@@ -104,7 +105,8 @@ async fn decide(args: HoldsRunArgs, decision: HoldResolution) -> anyhow::Result<
 
 fn describe(out: &mut impl Write, run: &Run) -> std::io::Result<()> {
     let hold = run.hold.as_ref();
-    writeln!(out, "run {}  {}  started {}", run.id, run.status.as_str(), run.started_at)?;
+    let started = run.started_at.format(&Rfc3339).unwrap_or_default();
+    writeln!(out, "run {}  {}  started {started}", run.id, run.status.as_str())?;
     if let Some(hold) = hold {
         let waiting: Vec<String> = hold.deletions.iter().map(|(kind, n)| format!("{n} {kind}")).collect();
         writeln!(out, "  waiting: {}", waiting.join(", "))?;

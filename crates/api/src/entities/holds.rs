@@ -260,6 +260,18 @@ pub async fn get_health(
         problems.push("the source rejected the credentials: update the config's secrets".to_owned());
     }
     problems.extend(ctxsync_core::setting_typos(&config.settings).iter().map(ToString::to_string));
+    // A run left `running` under a lease nobody renews lost its worker: the next worker to take
+    // the lease marks it failed, but until then it would pass for one in progress.
+    if let Some(run) = runs.first().filter(|r| r.status == RunStatus::Running) {
+        let lease = state.store.lease(id).await?;
+        if lease.is_none_or(|l| l.until < ctxsync_core::now()) {
+            problems.push(format!(
+                "run {} was interrupted: its worker stopped before it completed (nothing was deleted); \
+                 the next run marks it failed and lists again",
+                run.id
+            ));
+        }
+    }
     if let Some(run) = last_run.filter(|r| r.status == RunStatus::Failed) {
         problems
             .push(format!("the last run failed: {}", run.error.as_deref().unwrap_or("no reason recorded")));

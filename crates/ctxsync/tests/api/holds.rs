@@ -248,3 +248,29 @@ async fn a_misspelt_settings_key_is_accepted_and_named_in_the_health() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(health(&app, &id).await["problems"], json!([]));
 }
+
+/// A run whose worker died shows as interrupted, before and after another worker takes its lease.
+#[tokio::test]
+async fn health_says_when_a_run_lost_its_worker() {
+    let app = spawn_app().await;
+    let id = create_with(&app, app.okta_attributes(), json!({})).await;
+    wait_for_runs(&app, &id, 1).await;
+    let store = app.store().await;
+    let config: ctxsync_core::ConfigId = id.parse().unwrap();
+    let expired = ctxsync_core::now() - time::Duration::seconds(1);
+    store.acquire_lease(config, "gone", expired, None).await.unwrap().unwrap();
+    let run = store.start_run(config, ctxsync_core::RunKind::Full).await.unwrap();
+
+    let h = health(&app, &id).await;
+    assert_eq!(h["healthy"], false);
+    let problems = h["problems"].to_string();
+    assert!(problems.contains(&format!("run {} was interrupted", run.id)), "{problems}");
+
+    let later = ctxsync_core::now() + time::Duration::minutes(1);
+    store.acquire_lease(config, "successor", later, None).await.unwrap().unwrap();
+    store.release_lease(config, "successor").await.unwrap();
+    let h = health(&app, &id).await;
+    assert_eq!(h["last_run"]["id"], run.id.to_string());
+    assert_eq!(h["last_run"]["attributes"]["status"], "failed");
+    assert!(h["problems"][0].as_str().unwrap().starts_with("the last run failed: interrupted"), "{h}");
+}

@@ -35,6 +35,32 @@ pub fn write(path: &Path, contents: &[u8]) -> io::Result<()> {
     std::fs::rename(&partial, path)
 }
 
+/// Creates or truncates `path` for writing; a file it creates has mode 0600 (an export holds the
+/// tenant's people).
+pub fn create(path: &Path) -> io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}
+
+/// The mode of `path` when other users may read or enter it (any of the `0o007` bits), so the
+/// service can say so at start; `None` when it is private or cannot be read.
+pub fn open_to_others(path: &Path) -> Option<u32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+        (mode & 0o007 != 0).then_some(mode)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
+}
+
 fn open_new(path: &Path) -> io::Result<std::fs::File> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);

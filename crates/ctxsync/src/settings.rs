@@ -5,7 +5,7 @@
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::num::NonZeroU32;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -354,8 +354,32 @@ impl StoreArgs {
             created.with_context(|| {
                 format!("could not create the data directory {}", self.data_dir.display())
             })?;
+        } else if let Some(file) = sqlite_file(&database_url)
+            && file.parent().is_none_or(|dir| dir.as_os_str().is_empty() || dir.is_dir())
+        {
+            // Before SQLite creates it with the umask's mode (and its -wal and -shm files after it).
+            crate::private::touch(&file).with_context(|| format!("could not create {}", file.display()))?;
         }
         Ok((database_url, master_key))
+    }
+
+    /// Warns about the database's folder or file when other users may read them: they hold the
+    /// tenants' people and, in the data folder, the master key. (Created by ctxsync they are
+    /// private; an operator's existing folder keeps its mode.)
+    pub fn warn_if_open_to_others(&self) {
+        let database =
+            self.database_url.as_deref().map_or_else(|| Some(self.data_dir.join(DATABASE_FILE)), sqlite_file);
+        let Some(database) = database else { return };
+        let folder = database.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        for path in [folder, database.as_path()] {
+            if let Some(mode) = crate::private::open_to_others(path) {
+                tracing::warn!(
+                    path = %path.display(),
+                    mode = format!("{mode:o}"),
+                    "readable by other users of this machine; it holds ctxsync's data: chmod go-rwx it"
+                );
+            }
+        }
     }
 
     /// As [`StoreArgs::resolve`] for commands that work on what `serve` or `demo` stored

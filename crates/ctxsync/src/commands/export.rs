@@ -16,7 +16,7 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
     let (store, config) = stored::config(&args.store, args.config).await?;
     let out: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(
-            std::fs::File::create(path).with_context(|| format!("could not create {}", path.display()))?,
+            crate::private::create(path).with_context(|| format!("could not create {}", path.display()))?,
         ),
         None => Box::new(std::io::stdout().lock()),
     };

@@ -7,6 +7,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     telemetry::warn_unknown_variables();
     demo_folder::require_fakes(args.store.database_folder(), &args.sources.endpoints())?;
     let settings = args.resolve()?;
+    args.store.warn_if_open_to_others();
     let app = Application::build(settings).await?;
     app.run_until_stopped(shutdown_signal()).await
 }

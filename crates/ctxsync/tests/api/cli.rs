@@ -198,6 +198,42 @@ async fn sync_and_export_a_config_from_the_command_line() {
     assert_eq!(count("entity", "user"), truth.users.len());
     assert_eq!(count("entity", "group"), truth.groups.len());
     assert_eq!(count("membership", ""), truth.user_members.len() + truth.group_members.len());
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("entities.ndjson");
+    let written = run("export", &["--output", file.to_str().unwrap()]);
+    assert!(written.status.success(), "{}", String::from_utf8_lossy(&written.stderr));
+    assert_eq!(std::fs::read_to_string(&file).unwrap().lines().count(), lines.len());
+    assert_eq!(mode(&file), 0o600, "an export holds the tenant's people");
+}
+
+fn mode(path: &std::path::Path) -> u32 {
+    std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(path).unwrap().permissions()) & 0o777
+}
+
+/// The database and its journal files are private even in a folder other users can read, which
+/// the service points out at start.
+#[test]
+fn files_are_private_in_a_folder_open_to_others() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let server = Server::start(&[("CTXSYNC_DATA_DIR", dir.path().display().to_string())]);
+    let elsewhere = dir.path().join("elsewhere.db");
+    let explicit = Server::start(&[
+        ("CTXSYNC_DATA_DIR", dir.path().display().to_string()),
+        ("CTXSYNC_DATABASE_URL", format!("sqlite://{}", elsewhere.display())),
+    ]);
+    for db in ["ctxsync.db", "elsewhere.db"] {
+        for suffix in ["", "-wal", "-shm"] {
+            let path = dir.path().join(format!("{db}{suffix}"));
+            assert_eq!(mode(&path), 0o600, "{}", path.display());
+        }
+    }
+    assert_eq!(mode(&dir.path().join("master.key")), 0o600);
+    for log in [server.log(), explicit.log()] {
+        assert!(log.contains("readable by other users") && log.contains("mode=\"755\""), "{log}");
+    }
 }
 
 /// A `ctxsync` command run on a test app's database with its sources routed to the fakes.

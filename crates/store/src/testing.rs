@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use sqlx::{Connection, PgConnection, Row};
+use sqlx::{Connection, PgConnection, Row, SqliteConnection};
 use tempfile::TempDir;
 
 /// The server on which PostgreSQL test databases are created; unset, tests use SQLite.
@@ -65,6 +65,30 @@ impl TestDatabase {
 
     pub fn is_postgres(&self) -> bool {
         matches!(self.backend, Backend::Postgres)
+    }
+
+    /// SQLite's own consistency checks, `PRAGMA integrity_check` (`["ok"]` when the file is
+    /// sound) and every foreign key finding its row (a sync defers those checks to commit).
+    /// `None` on PostgreSQL, whose server keeps both whatever happens to a client.
+    pub async fn sqlite_integrity_check(&self) -> Option<Vec<String>> {
+        match &self.backend {
+            Backend::Sqlite { .. } => {
+                let mut conn = SqliteConnection::connect(&self.url).await.expect("the test database opens");
+                let mut findings: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
+                    .fetch_all(&mut conn)
+                    .await
+                    .expect("the integrity check runs");
+                let broken: Vec<(String, i64, String, i64)> = sqlx::query_as("PRAGMA foreign_key_check")
+                    .fetch_all(&mut conn)
+                    .await
+                    .expect("the foreign key check runs");
+                findings.extend(broken.iter().map(|(table, row, parent, _)| {
+                    format!("{table} row {row} names a missing {parent} row")
+                }));
+                Some(findings)
+            }
+            Backend::Postgres => None,
+        }
     }
 
     /// Every value the database holds, as bytes, for tests proving no plaintext secret is stored:

@@ -17,6 +17,7 @@
 //! - `cli_settings`: settings that do not parse, named as the operator wrote them; output cut short
 //! - `demo`: `ctxsync demo` and the commands run beside it from its printed exports; commands that
 //!   only read create nothing
+//! - `crash`: `ctxsync sync` killed with SIGKILL again and again; the store stays intact and converges
 //! - `replicas`: several `serve` processes on one PostgreSQL database, and a database restart
 
 mod activation;
@@ -24,6 +25,7 @@ mod auth;
 mod cli;
 mod cli_settings;
 mod configs;
+mod crash;
 mod datadog_client;
 mod demo;
 mod events;

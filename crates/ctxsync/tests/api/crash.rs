@@ -1,0 +1,138 @@
+//! The crash loop: `ctxsync sync` killed with SIGKILL at arbitrary moments of a multi-page full
+//! listing, again and again, each time rerun at once. Afterwards the database is intact, every
+//! config still decrypts and validates, and one more run converges on the tenant.
+
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime};
+
+use reqwest::{Method, StatusCode};
+
+use crate::cli::BIN;
+use crate::helpers::{Options, TestApp, spawn_app_with, status_json};
+
+/// Kills per test run: each costs up to [`LONGEST`] and a restart.
+const KILLS: usize = 6;
+/// The longest a killed run lives.
+const LONGEST: u64 = 1500;
+
+fn sync(app: &TestApp, id: &str) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .args(["sync", "--config", id, "--full", "--no-wait"])
+        .env_clear()
+        .env("CTXSYNC_DATABASE_URL", &app.database.url)
+        .env("CTXSYNC_MASTER_KEY", crate::helpers::MASTER_KEY)
+        .env("CTXSYNC_OKTA_BASE_URL", app.fakes.okta.base_url())
+        .env("CTXSYNC_GOOGLE_TOKEN_URL", app.fakes.google.token_url())
+        .env("CTXSYNC_GOOGLE_DIRECTORY_BASE_URL", app.fakes.google.directory_base_url())
+        .env("CTXSYNC_ENTRA_LOGIN_BASE_URL", app.fakes.entra.login_base_url())
+        .env("CTXSYNC_GRAPH_BASE_URL", app.fakes.entra.graph_base_url())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    command
+}
+
+/// A small linear congruential generator: the kill moments vary from run to run, and the seed in
+/// a failure's message replays them.
+struct Moments(u64);
+
+impl Moments {
+    fn next_millis(&mut self) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        50 + (self.0 >> 33) % LONGEST
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn syncs_killed_again_and_again_leave_an_intact_store_that_converges() {
+    let app = spawn_app_with(Options {
+        tenant: ctxsync_fakes::TenantSpec { users: 1500, groups: 30, devices: 100, ..Default::default() },
+        ..Options::default()
+    })
+    .await;
+    // Users the tenant will let go after the first runs (not the ones the credentials act as).
+    let temps: Vec<String> =
+        app.fakes.okta.mutate(|t| (0..40).map(|i| t.add_user("Temp", &format!("Staff{i}"))).collect());
+    let mut ids = Vec::new();
+    for attrs in [app.okta_attributes(), app.entra_attributes()] {
+        ids.push(app.create_ok(attrs).await["id"].as_str().unwrap().to_string());
+    }
+    for id in &ids {
+        crate::sync::wait_for_runs(&app, id, 1).await;
+    }
+    // The tenants move on, so the runs being killed have something to write.
+    app.fakes.okta.mutate(|t| {
+        temps.iter().for_each(|u| t.delete_user(u));
+        (0..25).for_each(|i| drop(t.add_user("Late", &format!("Hire{i}"))));
+    });
+
+    let seed = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    let mut moments = Moments(seed);
+    // Slow enough that a full run outlives the longest wait: every kill lands mid-run.
+    app.fakes.okta.slow_pages(Duration::from_millis(150));
+    app.fakes.entra.slow_pages(Duration::from_millis(150));
+    for kill in 0..KILLS {
+        let id = &ids[kill % ids.len()];
+        let mut child = sync(&app, id).spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_millis(moments.next_millis());
+        while Instant::now() < deadline && child.try_wait().unwrap().is_none() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = child.kill();
+        child.wait().unwrap();
+    }
+    app.fakes.okta.slow_pages(Duration::ZERO);
+    app.fakes.entra.slow_pages(Duration::ZERO);
+
+    if let Some(findings) = app.database.sqlite_integrity_check().await {
+        assert_eq!(findings, ["ok"], "seed {seed}");
+    }
+    let store = app.store().await;
+    for id in &ids {
+        let config = store.config_by_id(id.parse().unwrap()).await.unwrap().unwrap();
+        assert!(store.load_secrets(config.org_id, config.id).await.unwrap().is_some(), "seed {seed}");
+        let (status, body) = status_json(
+            app.request(Method::POST, &format!("{}/{id}/validate", crate::helpers::BASE), None).await,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "seed {seed}: {body}");
+        let last = sync(&app, id).status().unwrap();
+        assert_eq!(last.code(), Some(0), "seed {seed}: the run after the kills succeeds");
+    }
+
+    let mut interrupted = 0;
+    for id in &ids {
+        let runs = store.list_runs(app_org(&store, id).await, id.parse().unwrap(), 50).await.unwrap();
+        interrupted +=
+            runs.iter().filter(|r| r.error.as_deref().is_some_and(|e| e.contains("interrupted"))).count();
+    }
+    assert!(interrupted >= KILLS / 2, "seed {seed}: the kills landed mid-run ({interrupted} interrupted)");
+
+    let okta = app.fakes.okta.snapshot();
+    let entra = app.fakes.entra.snapshot();
+    for (id, users) in [(&ids[0], okta.users.len()), (&ids[1], entra.users.len())] {
+        let runs = store.list_runs(app_org(&store, id).await, id.parse().unwrap(), 1).await.unwrap();
+        let run = &runs[0];
+        assert_eq!(run.counts.by_type["user"].fetched, users as u64, "seed {seed}");
+        let stored = app
+            .list_all(&format!(
+                "/api/v2/ctxsync/entities?filter[kind]=user&filter[config_id]={id}&page[size]=1000"
+            ))
+            .await;
+        assert_eq!(stored.len(), users, "seed {seed}: the store equals the tenant");
+    }
+    let okta_ids: std::collections::BTreeSet<String> = app
+        .list_all(&format!(
+            "/api/v2/ctxsync/entities?filter[kind]=user&filter[config_id]={}&page[size]=1000",
+            ids[0]
+        ))
+        .await
+        .iter()
+        .map(|e| e["attributes"]["source_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(okta_ids, okta.users.keys().cloned().collect(), "seed {seed}");
+}
+
+async fn app_org(store: &std::sync::Arc<dyn ctxsync_store::Store>, id: &str) -> ctxsync_core::OrgId {
+    store.config_by_id(id.parse().unwrap()).await.unwrap().unwrap().org_id
+}

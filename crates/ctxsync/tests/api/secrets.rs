@@ -64,14 +64,16 @@ async fn secrets_stay_out_of_responses_the_database_and_debug_prints() {
     );
 }
 
+/// The leak scan of a whole session at the most verbose level: creates, validations and the syncs
+/// of three sources, every response and the OpenAPI document.
 #[tokio::test]
-async fn secrets_stay_out_of_the_debug_log() {
+async fn secrets_stay_out_of_the_trace_log_and_every_response() {
     let probe = spawn_app().await;
     let dir = tempfile::tempdir().unwrap();
     let (api, app_key) = ("a".repeat(32), "b".repeat(40));
     let server = Server::start(&[
         ("CTXSYNC_DATA_DIR", dir.path().display().to_string()),
-        ("CTXSYNC_LOG", "debug".into()),
+        ("CTXSYNC_LOG", "trace".into()),
         ("CTXSYNC_BOOTSTRAP_API_KEY", api.clone()),
         ("CTXSYNC_BOOTSTRAP_APP_KEY", app_key.clone()),
         ("CTXSYNC_OKTA_BASE_URL", probe.fakes.okta.base_url()),
@@ -93,16 +95,37 @@ async fn secrets_stay_out_of_the_debug_log() {
     };
     let mut wrong = probe.google_attributes();
     wrong["secrets"]["service_account_json"] = probe.fakes.google.service_account_with_wrong_key();
+    let mut responses = String::new();
+    let mut created_ids = Vec::new();
     for attrs in [probe.okta_attributes(), probe.google_attributes(), probe.entra_attributes(), wrong] {
         let created = send(Method::POST, BASE.into(), Some(envelope(attrs))).await.unwrap();
         let body: Value = created.json().await.unwrap();
+        responses.push_str(&body.to_string());
         if let Some(id) = body["data"]["id"].as_str() {
-            send(Method::POST, format!("{BASE}/{id}/validate"), None).await.unwrap();
+            let validated = send(Method::POST, format!("{BASE}/{id}/validate"), None).await.unwrap();
+            responses.push_str(&validated.text().await.unwrap());
+            created_ids.push(id.to_string());
         }
     }
+    // A new config syncs at once: wait for each one's first run to end, so the log holds them.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while server.log().matches("sync run finished").count() < created_ids.len() {
+        assert!(std::time::Instant::now() < deadline, "the syncs did not finish");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    for id in &created_ids {
+        for path in [format!("{BASE}/{id}"), format!("/api/v2/ctxsync/integration_configs/{id}/sync_runs")] {
+            responses.push_str(&send(Method::GET, path, None).await.unwrap().text().await.unwrap());
+        }
+    }
+    responses.push_str(&send(Method::GET, BASE.into(), None).await.unwrap().text().await.unwrap());
+    let openapi = send(Method::GET, "/api/v2/openapi.json".into(), None).await.unwrap().text().await.unwrap();
+    assert!(openapi.contains("SecurityMonitoringIntegrationConfigOktaSecrets"));
+    responses.push_str(&openapi);
+    assert_clean(&responses, &needles(&probe), "a response or the OpenAPI document");
     let log = server.log();
-    assert!(log.contains("DEBUG"), "the log is at debug level");
+    assert!(log.contains("TRACE"), "the log is at trace level");
     assert!(log.contains("config created"));
-    assert_clean(&log, &needles(&probe), "the debug log");
-    assert_clean(&log, &[api.clone(), app_key.clone()], "the debug log (keys)");
+    assert_clean(&log, &needles(&probe), "the trace log");
+    assert_clean(&log, &[api.clone(), app_key.clone()], "the trace log (keys)");
 }

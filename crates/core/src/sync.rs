@@ -24,6 +24,34 @@ pub enum Coverage {
     /// Only changes were listed; the members of these groups (source ids) were listed in full,
     /// so their memberships not seen in the run are gone.
     Changes { groups_with_all_members: Vec<String> },
+    /// Every user, group and device was listed, and every group's members but these groups'
+    /// (source ids), whose member listings the source refused: their memberships stay as they
+    /// were, since not seeing them says nothing.
+    EverythingBut { groups_without_members: Vec<String> },
+}
+
+impl Coverage {
+    /// A full listing that could not list the members of `groups_without_members`.
+    pub fn full(groups_without_members: Vec<String>) -> Coverage {
+        if groups_without_members.is_empty() {
+            Coverage::Everything
+        } else {
+            Coverage::EverythingBut { groups_without_members }
+        }
+    }
+
+    /// Whether every entity was listed (whatever is not seen is gone).
+    pub fn is_full(&self) -> bool {
+        matches!(self, Coverage::Everything | Coverage::EverythingBut { .. })
+    }
+
+    /// The groups of a full listing whose memberships must be kept as they are.
+    pub fn groups_without_members(&self) -> &[String] {
+        match self {
+            Coverage::EverythingBut { groups_without_members } => groups_without_members,
+            Coverage::Everything | Coverage::Changes { .. } => &[],
+        }
+    }
 }
 
 /// Whether a run listed everything or only changes.

@@ -191,6 +191,30 @@ async fn sync_now_names_its_run_and_refuses_while_one_is_in_progress() {
     );
 }
 
+/// A group whose member listing Okta refuses (403) is synced without its members: the run
+/// succeeds, keeps the memberships it stored, and the rest converges.
+#[tokio::test]
+async fn a_group_whose_members_are_refused_keeps_its_memberships() {
+    let app = spawn_app().await;
+    let id = create_with(&app, app.okta_attributes(), json!({"full_sync_interval": "1s"})).await;
+    wait_for_runs(&app, &id, 1).await;
+    let truth = app.fakes.okta.snapshot();
+    let refused = truth.groups.keys().next().unwrap().clone();
+    let kept = members_of(&app, &refused).await;
+    assert!(!kept.is_empty());
+    app.fakes.okta.refuse_group_members(&refused);
+    let other = truth.groups.keys().nth(1).unwrap().clone();
+    let leaving = members_of(&app, &other).await.into_iter().next().unwrap();
+    app.fakes.okta.mutate(|t| t.remove_member(&other, &leaving));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    let run = sync_and_wait(&app, &id).await;
+    assert_eq!(run["attributes"]["kind"], "full");
+    assert_eq!(run["attributes"]["status"], "succeeded", "{run}");
+    assert_eq!(members_of(&app, &refused).await, kept, "not seeing them says nothing");
+    assert!(!members_of(&app, &other).await.contains(&leaving), "the rest converges");
+}
+
 #[tokio::test]
 async fn rejected_credentials_mid_life_make_the_config_invalid_and_stop_its_syncs() {
     let app = spawn_app().await;

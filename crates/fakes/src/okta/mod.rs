@@ -48,6 +48,8 @@ struct OktaState {
     limit_per_minute: AtomicU32,
     faults: Faults,
     requests: AtomicU64,
+    /// Groups whose member listing answers 403, as for a group outside the token's admin scope.
+    members_refused: Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl FakeState for OktaState {
@@ -96,6 +98,7 @@ impl FakeOkta {
             limit_per_minute: AtomicU32::new(DEFAULT_LIMIT_PER_MINUTE),
             faults: Faults::default(),
             requests: AtomicU64::new(0),
+            members_refused: Mutex::default(),
         });
         let app = routes::router(state.clone()).merge(admin::router("okta").with_state(state.clone()));
         let server = Server::serve("okta", listener, &base_url, app);
@@ -139,6 +142,12 @@ impl FakeOkta {
     /// From now on the token is refused with E0000011, as a revoked one is.
     pub fn revoke_token(&self, token: &str) {
         self.state.tokens.lock().expect("tokens lock").remove(token);
+    }
+
+    /// Answers 403 `E0000006` to listings of `group`'s members, as Okta does for a group outside
+    /// the scope of a group administrator's role, while the group itself is listed.
+    pub fn refuse_group_members(&self, group: &str) {
+        self.state.members_refused.lock().expect("refusals lock").insert(group.to_owned());
     }
 
     /// Revokes every token, [`FakeOkta::api_token`] included.

@@ -371,6 +371,9 @@ async fn group_members(
     may_list(&state, &headers)?;
     // 1000 by default "for legacy reasons", as Okta documents; 200 is what it recommends.
     let limit = params.limit(1_000, 10_000)?;
+    if state.members_refused.lock().expect("refusals lock").contains(&id) {
+        return Err(forbidden());
+    }
     let drop = state.faults.take_drop(Listing::Members);
     let tenant = state.tenant.read().expect("tenant lock");
     let group = tenant.group(&id).ok_or_else(|| resource_not_found(&id, "UserGroup"))?;

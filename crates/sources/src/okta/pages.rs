@@ -242,10 +242,11 @@ impl Run<'_, '_> {
             let (mut groups, mut memberships) = (Newest::default(), Newest::default());
             let query = [("limit", PAGE_SIZE), ("expand", "stats")];
             let url = self.client.url(&["api", "v1", "groups"], &query);
-            let listed = self.groups(url, GroupPass::Everything, &mut groups, &mut memberships).await?;
-            Ok((groups, memberships, listed))
+            let (listed, unlisted) =
+                self.groups(url, GroupPass::Everything, &mut groups, &mut memberships).await?;
+            Ok((groups, memberships, listed, unlisted))
         };
-        let (users, (groups, memberships, listed)) = tokio::try_join!(users, groups)?;
+        let (users, (groups, memberships, listed, unlisted)) = tokio::try_join!(users, groups)?;
         let cursor = self.cursor(users, groups, memberships, None);
         // Every member of a listed group is handed over, whatever its status, so the members
         // Okta counts are the memberships the run should have; a group without stats leaves
@@ -254,7 +255,7 @@ impl Run<'_, '_> {
         if let Some(total) = listed.iter().map(|(_, users_count)| *users_count).sum::<Option<u64>>() {
             expected.insert(MEMBERSHIP.to_string(), total);
         }
-        Ok(Outcome { cursor: Some(cursor), coverage: Coverage::Everything, expected })
+        Ok(Outcome { cursor: Some(cursor), coverage: Coverage::full(unlisted), expected })
     }
 
     async fn incremental(
@@ -288,7 +289,7 @@ impl Run<'_, '_> {
             self.groups(url, GroupPass::Profiles, &mut groups, &mut memberships).await?;
             let filter = changed("lastMembershipUpdated", since[2]);
             let url = self.client.url(&["api", "v1", "groups"], &[("limit", PAGE_SIZE), ("filter", &filter)]);
-            let listed = self.groups(url, GroupPass::Members, &mut groups, &mut memberships).await?;
+            let (listed, _) = self.groups(url, GroupPass::Members, &mut groups, &mut memberships).await?;
             Ok((groups, memberships, listed.into_iter().map(|(id, _)| id).collect()))
         };
         let (users, (groups, memberships, relisted)) = tokio::try_join!(users, groups)?;
@@ -446,7 +447,8 @@ impl Run<'_, '_> {
     }
 
     /// Lists groups from `first` on, doing what `pass` says with each; returns the groups whose
-    /// members were listed in full, each with its `usersCount` when the listing asked for stats.
+    /// members were listed in full, each with its `usersCount` when the listing asked for stats,
+    /// and the groups whose member listing Okta refused or no longer found.
     /// A group's members are asked for only once the page naming the group went to the sink.
     async fn groups(
         &self,
@@ -454,8 +456,8 @@ impl Run<'_, '_> {
         pass: GroupPass,
         updated: &mut Newest,
         membership_updated: &mut Newest,
-    ) -> Result<Vec<(String, Option<u64>)>, SyncError> {
-        let mut relisted = Vec::new();
+    ) -> Result<(Vec<(String, Option<u64>)>, Vec<String>), SyncError> {
+        let (mut relisted, mut unlisted) = (Vec::new(), Vec::new());
         let mut got: Got<Vec<Value>> = self.get(&first, "list groups", &[]).await?;
         loop {
             let mut groups = got.body.take().unwrap_or_default();
@@ -489,7 +491,7 @@ impl Run<'_, '_> {
                 stream::iter(ids)
                     .map(|(id, users_count)| async move {
                         let listed = self.members(&id).await?;
-                        Ok::<_, SyncError>(listed.then_some((id, users_count)))
+                        Ok::<_, SyncError>((id, users_count, listed))
                     })
                     .buffered(AT_ONCE)
                     .try_collect::<Vec<_>>()
@@ -497,10 +499,16 @@ impl Run<'_, '_> {
             };
             let (listed, following) =
                 tokio::try_join!(members, self.next_page(next.as_ref(), "list groups", &[]))?;
-            relisted.extend(listed.into_iter().flatten());
+            for (id, users_count, listed) in listed {
+                if listed {
+                    relisted.push((id, users_count));
+                } else {
+                    unlisted.push(id);
+                }
+            }
             match following {
                 Some(following) => got = following,
-                None => return Ok(relisted),
+                None => return Ok((relisted, unlisted)),
             }
         }
     }
@@ -508,7 +516,9 @@ impl Run<'_, '_> {
     /// Lists a group's members into the sink; `false` when the group was deleted meanwhile.
     async fn members(&self, group_id: &str) -> Result<bool, SyncError> {
         let action = "list a group's members";
-        let tolerated = [StatusCode::NOT_FOUND];
+        // A group deleted since it was listed (404), or one the token's admin role does not
+        // cover (403): the run goes on without its members, and keeps those it stored.
+        let tolerated = [StatusCode::NOT_FOUND, StatusCode::FORBIDDEN];
         let first = self.client.url(&["api", "v1", "groups", group_id, "users"], &[("limit", PAGE_SIZE)]);
         let mut got: Got<Vec<Id>> = self.get(&first, action, &tolerated).await?;
         loop {

@@ -378,3 +378,25 @@ async fn members_of_a_group_deleted_mid_run_are_skipped() {
     assert!(!listed.contains_key(&last));
     assert_eq!(listed.len(), groups.len() - 1);
 }
+
+#[tokio::test]
+async fn a_group_whose_members_are_refused_is_left_out_of_the_coverage() {
+    let fake = FakeOkta::start_with(TenantSpec { seed: 5, users: 120, groups: 4, ..TenantSpec::default() })
+        .await
+        .unwrap();
+    let snapshot = fake.snapshot();
+    let refused = snapshot.groups.keys().next().unwrap().clone();
+    fake.refuse_group_members(&refused);
+    let (outcome, got) = okta_run(&fake, false, SyncMode::Full).await;
+    let outcome = outcome.expect("the run goes on without that group's members");
+    assert_eq!(outcome.coverage, Coverage::EverythingBut { groups_without_members: vec![refused.clone()] });
+    assert_eq!(got.users().len(), snapshot.users.len());
+    let others: Vec<_> = snapshot.user_members.iter().filter(|(g, _)| *g != refused).collect();
+    assert_eq!(got.received()["membership"], others.len() as u64);
+    assert!(got.memberships.iter().all(|m| m.group_id != refused));
+    assert_eq!(
+        outcome.expected["membership"],
+        others.len() as u64,
+        "the refused group's count is not expected"
+    );
+}

@@ -48,21 +48,29 @@ impl PostgresStore {
         if named {
             statements.extend(removals);
         }
-        if let Coverage::Everything = coverage {
+        if coverage.is_full() {
             statements.push(
                 "INSERT INTO held_deletions SELECT $2, $1, kind, source_id, '', '' FROM entities e \
                  WHERE config_id = $1 AND NOT EXISTS (SELECT 1 FROM run_seen_entities s \
                  WHERE s.run_id = $2 AND s.kind = e.kind AND s.source_id = e.source_id) ON CONFLICT DO NOTHING",
             );
-            statements.push(
-                "INSERT INTO held_deletions SELECT $2, $1, 'membership', group_id, member_kind, member_id \
-                 FROM memberships m WHERE config_id = $1 AND NOT EXISTS (SELECT 1 FROM run_seen_memberships s \
-                 WHERE s.run_id = $2 AND s.group_id = m.group_id AND s.member_kind = m.member_kind \
-                 AND s.member_id = m.member_id) ON CONFLICT DO NOTHING",
-            );
         }
         for sql in statements {
             sqlx::query(sql).bind(run.config_id.0).bind(run.id).execute(&mut *conn).await?;
+        }
+        if coverage.is_full() {
+            sqlx::query(
+                "INSERT INTO held_deletions SELECT $2, $1, 'membership', group_id, member_kind, member_id \
+                 FROM memberships m WHERE config_id = $1 AND NOT (group_id = ANY($3::text[])) \
+                 AND NOT EXISTS (SELECT 1 FROM run_seen_memberships s \
+                 WHERE s.run_id = $2 AND s.group_id = m.group_id AND s.member_kind = m.member_kind \
+                 AND s.member_id = m.member_id) ON CONFLICT DO NOTHING",
+            )
+            .bind(run.config_id.0)
+            .bind(run.id)
+            .bind(coverage.groups_without_members())
+            .execute(&mut *conn)
+            .await?;
         }
         if let Coverage::Changes { groups_with_all_members } = coverage {
             sqlx::query(

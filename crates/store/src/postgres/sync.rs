@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use ctxsync_core::{Config, ConfigId, Coverage, Membership, OrgId, Removal, Run, RunCounts, RunKind};
+use ctxsync_core::{Config, ConfigId, Membership, OrgId, Removal, Run, RunCounts, RunKind};
 use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -418,7 +418,7 @@ impl SyncStore for PostgresStore {
         }
         let baselined = Self::baselined(&mut tx, run.config_id).await?;
         if let Some((coverage, _)) = ending.completed.clone() {
-            if matches!(coverage, Coverage::Everything) {
+            if coverage.is_full() {
                 Self::supersede_holds(&mut tx, run.config_id, now).await?;
             }
             let staged = Self::stage_deletions(&mut tx, run, coverage).await?;

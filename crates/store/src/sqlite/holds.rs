@@ -51,19 +51,28 @@ impl SqliteStore {
         if named {
             statements.extend(removals);
         }
-        if let Coverage::Everything = coverage {
+        if coverage.is_full() {
             statements.push(
                 "INSERT OR IGNORE INTO held_deletions SELECT ?2, ?1, kind, source_id, '', '' FROM entities \
                  WHERE config_id = ?1 AND NOT EXISTS (SELECT 1 FROM run_seen_entities s \
                  WHERE s.run_id = ?2 AND s.kind = entities.kind AND s.source_id = entities.source_id)",
             );
-            statements.push(
-                "INSERT OR IGNORE INTO held_deletions SELECT ?2, ?1, 'membership', group_id, member_kind, member_id \
-                 FROM memberships WHERE config_id = ?1 AND seen_run <> ?2",
-            );
         }
         for sql in statements {
             sqlx::query(sql).bind(&config_id).bind(&run_id).execute(&mut *conn).await?;
+        }
+        if coverage.is_full() {
+            let unlisted = serde_json::to_string(coverage.groups_without_members()).expect("ids serialize");
+            sqlx::query(
+                "INSERT OR IGNORE INTO held_deletions SELECT ?2, ?1, 'membership', group_id, member_kind, member_id \
+                 FROM memberships WHERE config_id = ?1 AND seen_run <> ?2 \
+                 AND group_id NOT IN (SELECT value FROM json_each(?3))",
+            )
+            .bind(&config_id)
+            .bind(&run_id)
+            .bind(unlisted)
+            .execute(&mut *conn)
+            .await?;
         }
         if let Coverage::Changes { groups_with_all_members } = coverage {
             for groups in groups_with_all_members.chunks(CHUNK) {

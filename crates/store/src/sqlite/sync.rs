@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use ctxsync_core::{Config, ConfigId, Coverage, Membership, OrgId, Removal, Run, RunCounts, RunKind};
+use ctxsync_core::{Config, ConfigId, Membership, OrgId, Removal, Run, RunCounts, RunKind};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -482,7 +482,7 @@ impl SyncStore for SqliteStore {
         let baseline = ending.baseline(baselined);
         let mut recorder = Recorder::new(baselined);
         if let Some((coverage, cursor)) = ending.completed.clone() {
-            if matches!(coverage, Coverage::Everything) {
+            if coverage.is_full() {
                 Self::supersede_holds(&mut tx, run.config_id, now).await?;
             }
             let staged = Self::stage_deletions(&mut tx, run, coverage).await?;

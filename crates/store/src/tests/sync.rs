@@ -264,6 +264,24 @@ async fn incremental_runs_apply_named_removals_and_relisted_groups_only() {
 }
 
 #[tokio::test]
+async fn a_full_run_keeps_the_memberships_of_groups_it_could_not_list() {
+    let db = db().await;
+    let everyone = [user("u1", "a@x.com", UserStatus::Active), user("u2", "b@x.com", UserStatus::Active)];
+    let all = [&everyone[..], &[group("g1"), group("g2")]].concat();
+    let members = [member("g1", "u1"), member("g1", "u2"), member("g2", "u1"), member("g2", "u2")];
+    db.run(RunKind::Full, &all, &members, &[], Some(Coverage::Everything)).await;
+
+    // g1's members were refused; g2 lost u2; u2 itself is still listed.
+    let coverage = Coverage::full(vec!["g1".into()]);
+    db.run(RunKind::Full, &all, &[member("g2", "u1")], &[], Some(coverage)).await;
+    assert_eq!(
+        db.members().await,
+        [("g1".to_string(), "u1".to_string()), ("g1".into(), "u2".into()), ("g2".into(), "u1".into())],
+        "g1 kept as it was, g2 converged"
+    );
+}
+
+#[tokio::test]
 async fn leases_exclude_other_workers_until_they_expire() {
     let db = db().await;
     let later = ctxsync_core::now() + time::Duration::minutes(1);

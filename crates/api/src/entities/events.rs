@@ -88,7 +88,7 @@ impl From<ChangeEvent> for EventData {
         ("filter[entity_id]" = Option<String>, Query, description = "Events about this source id: as the entity, or as the member or role it relates to."),
         ("filter[from]" = Option<String>, Query, description = "Observed at or after this time (RFC 3339)."),
         ("filter[to]" = Option<String>, Query, description = "Observed before this time (RFC 3339)."),
-        ("page[size]" = Option<u32>, Query, description = "1 to 1000, default 100."),
+        ("page[size]" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "1 to 1000, default 100."),
         ("page[cursor]" = Option<String>, Query, description = "`meta.page.next_cursor` of the previous page."),
     ),
     responses(

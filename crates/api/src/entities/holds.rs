@@ -110,7 +110,7 @@ fn decode_cursor(s: &str) -> Option<HeldCursor> {
     params(
         ("config_id" = String, Path, description = "The config."),
         ("run_id" = String, Path, description = "The held run."),
-        ("page[size]" = Option<u32>, Query, description = "Rows per page, 1 to 1000 (default 100)."),
+        ("page[size]" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Rows per page, 1 to 1000 (default 100)."),
         ("page[cursor]" = Option<String>, Query, description = "`meta.page.next_cursor` of the previous page."),
     ),
     responses(

@@ -41,7 +41,7 @@ pub struct EntityResponse {
         ("filter[identifier]" = Option<String>, Query, description = "An email, login or source id the entity answers to (case-insensitive)."),
         ("filter[member_of]" = Option<String>, Query, description = "Direct members of the group with this source id."),
         ("filter[groups_of]" = Option<String>, Query, description = "Groups the entity with this source id is a direct member of."),
-        ("page[size]" = Option<u32>, Query, description = "1 to 1000, default 100."),
+        ("page[size]" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "1 to 1000, default 100."),
         ("page[cursor]" = Option<String>, Query, description = "`meta.page.next_cursor` of the previous page."),
     ),
     responses(

@@ -270,3 +270,35 @@ async fn own_routes_are_documented_under_their_own_paths() {
         assert!(op["responses"]["403"].is_object(), "{method} {path} documents its scope refusal");
     }
 }
+
+/// Every `page[size]` the document describes has the bounds the server enforces.
+#[tokio::test]
+async fn page_sizes_are_documented_with_the_bounds_the_server_enforces() {
+    let app = spawn_app().await;
+    let doc = served_document(&app).await;
+    let mut documented = 0;
+    for (path, method, op) in operations(&doc) {
+        for param in op["parameters"].as_array().into_iter().flatten() {
+            if param["name"] == "page[size]" {
+                documented += 1;
+                let schema = &param["schema"];
+                assert_eq!(
+                    (schema["minimum"].as_f64(), schema["maximum"].as_f64()),
+                    (Some(1.0), Some(1000.0)),
+                    "{method} {path}"
+                );
+            }
+        }
+    }
+    assert!(documented >= 3, "{documented}");
+    for (size, status) in [
+        ("1000", reqwest::StatusCode::OK),
+        ("1001", reqwest::StatusCode::BAD_REQUEST),
+        ("0", reqwest::StatusCode::BAD_REQUEST),
+    ] {
+        let response = app
+            .request(reqwest::Method::GET, &format!("/api/v2/ctxsync/entities?page[size]={size}"), None)
+            .await;
+        assert_eq!(response.status(), status, "page[size]={size}");
+    }
+}

@@ -2,7 +2,9 @@ use axum::Json;
 use axum::extract::State;
 use serde::Serialize;
 use serde_json::Value;
-use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, Type};
+use utoipa::{PartialSchema, ToSchema};
 
 use super::response::EntityData;
 use crate::auth::{Authorized, SiemEntitiesRead};
@@ -12,6 +14,29 @@ use crate::state::AppState;
 
 /// Identifiers one lookup may ask for.
 const MAX_IDENTIFIERS: usize = 1000;
+
+/// The body of a lookup: `{"identifiers": [...]}`, 1 to `max` non-empty strings. Described by hand
+/// since [`parse_identifiers`] reads it (every problem named with its path).
+pub(super) fn identifiers_schema(max: usize) -> RefOr<Schema> {
+    let item = ObjectBuilder::new().schema_type(Type::String).min_length(Some(1));
+    let list = ArrayBuilder::new().items(item).min_items(Some(1)).max_items(Some(max));
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property("identifiers", list)
+        .required("identifiers")
+        .into()
+}
+
+/// [`lookup`]'s request body.
+pub struct EntityLookupRequest;
+
+impl PartialSchema for EntityLookupRequest {
+    fn schema() -> RefOr<Schema> {
+        identifiers_schema(MAX_IDENTIFIERS)
+    }
+}
+
+impl ToSchema for EntityLookupRequest {}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LookupResponse {
@@ -32,7 +57,7 @@ pub struct LookupResult {
     path = "/api/v2/ctxsync/entities/lookup",
     operation_id = "LookupEntities",
     tag = "ctxsync",
-    request_body(content = Object, content_type = "application/json", description = "`{\"identifiers\": [\"alice@example.com\", \"00u1…\"]}`, at most 1000."),
+    request_body(content = EntityLookupRequest, content_type = "application/json", description = "`{\"identifiers\": [\"alice@example.com\", \"00u1…\"]}`, at most 1000."),
     responses(
         (status = 200, description = "OK", body = LookupResponse),
         (status = 400, description = "Bad Request", body = ErrorBody),

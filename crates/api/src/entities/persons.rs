@@ -16,7 +16,9 @@ use ctxsync_core::{
 use ctxsync_store::{EntityQuery, Store, StoredEntity};
 use serde::Serialize;
 use serde_json::{Value, json};
-use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::Schema;
+use utoipa::{PartialSchema, ToSchema};
 
 use crate::auth::{Authorized, SiemEntitiesRead};
 use crate::error::{ApiError, ErrorBody};
@@ -25,6 +27,17 @@ use crate::state::AppState;
 
 /// Identifiers one batch lookup may ask for (each is a resolution of its own).
 const MAX_IDENTIFIERS: usize = 100;
+
+/// [`lookup_persons`]'s request body.
+pub struct PersonLookupRequest;
+
+impl PartialSchema for PersonLookupRequest {
+    fn schema() -> RefOr<Schema> {
+        super::lookup::identifiers_schema(MAX_IDENTIFIERS)
+    }
+}
+
+impl ToSchema for PersonLookupRequest {}
 /// Rounds of following keys; a person whose accounts are further apart is cut short.
 const MAX_ROUNDS: usize = 6;
 /// Accounts one resolution may load before it stops following keys.
@@ -108,7 +121,7 @@ pub async fn get_persons(
     path = "/api/v2/ctxsync/persons/lookup",
     operation_id = "LookupPersons",
     tag = "ctxsync",
-    request_body(content = Object, content_type = "application/json", description = "`{\"identifiers\": [\"alice@example.com\", \"100042\"]}`, at most 100."),
+    request_body(content = PersonLookupRequest, content_type = "application/json", description = "`{\"identifiers\": [\"alice@example.com\", \"100042\"]}`, at most 100."),
     responses(
         (status = 200, description = "OK", body = PersonsLookupResponse),
         (status = 400, description = "Bad Request", body = ErrorBody),

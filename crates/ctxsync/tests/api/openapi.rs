@@ -302,3 +302,23 @@ async fn page_sizes_are_documented_with_the_bounds_the_server_enforces() {
         assert_eq!(response.status(), status, "page[size]={size}");
     }
 }
+
+/// The lookups' bodies are described as they are read: 1 to N non-empty identifiers.
+#[tokio::test]
+async fn lookup_bodies_are_described_as_the_server_reads_them() {
+    let app = spawn_app().await;
+    let doc = served_document(&app).await;
+    for (path, max) in [("/api/v2/ctxsync/entities/lookup", 1000), ("/api/v2/ctxsync/persons/lookup", 100)] {
+        let body = &doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"];
+        let schema = resolve(&doc, body);
+        assert_eq!(schema["required"], serde_json::json!(["identifiers"]), "{path}");
+        let list = &schema["properties"]["identifiers"];
+        assert_eq!((list["minItems"].as_u64(), list["maxItems"].as_u64()), (Some(1), Some(max)), "{path}");
+        assert_eq!(list["items"]["minLength"], 1, "{path}");
+        let at_most = serde_json::json!({"identifiers": vec!["a@example.com"; max as usize]});
+        let too_many = serde_json::json!({"identifiers": vec!["a@example.com"; max as usize + 1]});
+        let post = |b| app.request(reqwest::Method::POST, path, Some(b));
+        assert_eq!(post(at_most).await.status(), reqwest::StatusCode::OK, "{path}");
+        assert_eq!(post(too_many).await.status(), reqwest::StatusCode::BAD_REQUEST, "{path}");
+    }
+}

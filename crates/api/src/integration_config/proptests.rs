@@ -51,50 +51,60 @@ fn token() -> impl Strategy<Value = String> {
     "[a-z0-9]{12}".prop_map(|s| format!("{TOKEN_PREFIX}{s}"))
 }
 
-/// A value under `secrets`: tokens, blanks, wrong types, and a service account key file as an
-/// object or as its text, each with tokens for values.
+/// A value under `secrets`: mostly a token, sometimes blank-padded, an address, or of another
+/// type.
 fn secret_value() -> impl Strategy<Value = Value> {
-    let key_file = prop::collection::btree_map(
-        prop_oneof![
-            Just("type".to_string()),
-            Just("client_email".to_string()),
-            Just("private_key".to_string()),
-            Just("project_id".to_string()),
-            Just("private_key_id".to_string()),
-            key(),
-        ],
-        prop_oneof![
-            4 => token().prop_map(Value::from),
-            1 => token().prop_map(|t| Value::from(format!("-----BEGIN PRIVATE KEY-----{t}"))),
-            1 => token().prop_map(|t| Value::from(format!("{t}@example.com"))),
-            1 => any_json(),
-        ],
-        0..6,
-    )
-    .prop_map(|m| Value::Object(m.into_iter().collect()));
     prop_oneof![
         6 => token().prop_map(Value::from),
         1 => token().prop_map(|t| Value::from(format!("  {t}  "))),
         1 => token().prop_map(|t| Value::from(format!("{t}@example.com"))),
         1 => any_json(),
         1 => prop::collection::vec(token().prop_map(Value::from), 0..3).prop_map(Value::from),
-        2 => key_file.clone(),
-        2 => key_file.prop_map(|k| Value::from(k.to_string())),
     ]
 }
 
-fn secrets() -> impl Strategy<Value = Value> {
-    let known = prop_oneof![
-        Just("api_token".to_string()),
-        Just("client_id".to_string()),
-        Just("client_secret".to_string()),
-        Just("admin_email".to_string()),
-        Just("service_account_json".to_string()),
-        key(),
+/// `keys`, each present most of the time with a value from `value`, and sometimes an unknown key.
+fn object_of(keys: &'static [&'static str], value: BoxedStrategy<Value>) -> BoxedStrategy<Value> {
+    let known = keys.iter().map(|k| prop::option::weighted(0.8, value.clone()).prop_map(move |v| (*k, v)));
+    (known.collect::<Vec<_>>(), prop::option::weighted(0.2, (key(), value)))
+        .prop_map(|(known, extra)| {
+            let mut object: Map<String, Value> =
+                known.into_iter().filter_map(|(k, v)| Some((k.to_string(), v?))).collect();
+            object.extend(extra);
+            Value::Object(object)
+        })
+        .boxed()
+}
+
+/// A service account key file as an object or as its text, its values tokens that sometimes
+/// look like what the check wants (a PEM header, an address) and sometimes not.
+fn key_file() -> impl Strategy<Value = Value> {
+    let value = prop_oneof![
+        3 => token().prop_map(Value::from),
+        2 => token().prop_map(|t| Value::from(format!("-----BEGIN PRIVATE KEY-----{t}"))),
+        2 => token().prop_map(|t| Value::from(format!("{t}@example.com"))),
+        1 => Just(Value::from("service_account")),
+        1 => any_json(),
     ];
+    let file =
+        object_of(&["type", "client_email", "private_key", "project_id", "private_key_id"], value.boxed());
+    prop_oneof![file.clone(), file.prop_map(|f| Value::from(f.to_string()))]
+}
+
+/// `secrets` shaped for one of the types (so the credential checks are reached), or anything.
+fn secrets() -> impl Strategy<Value = Value> {
+    let google =
+        (object_of(&["admin_email"], secret_value().boxed()), prop::option::weighted(0.9, key_file()))
+            .prop_map(|(mut s, file)| {
+                if let Some(file) = file {
+                    s["service_account_json"] = file;
+                }
+                s
+            });
     prop_oneof![
-        8 => prop::collection::btree_map(known, secret_value(), 0..5)
-            .prop_map(|m| Value::Object(m.into_iter().collect())),
+        3 => object_of(&["api_token"], secret_value().boxed()),
+        3 => object_of(&["client_id", "client_secret"], secret_value().boxed()),
+        4 => google,
         1 => secret_value(),
     ]
 }

@@ -1,6 +1,6 @@
-//! Property tests of the request documents (`body.rs`): whatever JSON a caller sends, reading it
-//! never panics, every rejection names the field it is about, and no rejection quotes a value
-//! sent under `secrets`.
+//! Property tests of the request documents (`body.rs`) and the body extractor (`json.rs`):
+//! whatever a caller sends, reading it never panics, every rejection names the field it is
+//! about, and no rejection quotes a value sent under `secrets`.
 //!
 //! Documents are drawn mostly in the real envelope's shape, `{"data": {"type", "attributes"}}`,
 //! with known and unknown attributes of every JSON type, since a purely random value rarely gets

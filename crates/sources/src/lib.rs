@@ -9,6 +9,8 @@
 //! Nothing here stores anything or logs a secret: credentials arrive as
 //! [`ctxsync_core::Credentials`], are used for the requests, and are dropped.
 
+#[cfg(test)]
+mod arbitrary;
 mod endpoints;
 mod entra_id;
 mod google_workspace;

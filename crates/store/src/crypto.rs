@@ -208,6 +208,7 @@ fn config_aad(org: OrgId, id: ConfigId) -> [u8; 32] {
 mod tests {
     use std::os::unix::fs::PermissionsExt;
 
+    use proptest::prelude::*;
     use serde_json::json;
 
     use super::*;
@@ -269,6 +270,86 @@ mod tests {
             assert!(matches!(err, StoreError::SecretsUndecryptable { .. }));
         }
         assert!(cipher.open_secrets(org, id, &a.nonce[..5], &a.ciphertext).is_err());
+    }
+
+    /// Any JSON value: what a config's `secrets` may hold.
+    fn any_json() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            "\\PC{0,40}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                prop::collection::btree_map("\\PC{0,8}", inner, 0..4)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn ids() -> impl Strategy<Value = (OrgId, ConfigId)> {
+        any::<([u8; 16], [u8; 16])>()
+            .prop_map(|(org, id)| (OrgId(uuid::Uuid::from_bytes(org)), ConfigId(uuid::Uuid::from_bytes(id))))
+    }
+
+    proptest! {
+        /// Whatever the secrets, they come back as they went in.
+        #[test]
+        fn any_secrets_round_trip(key in any::<[u8; 32]>(), (org, id) in ids(), secrets in any_json()) {
+            let cipher = Cipher::new(&MasterKey(key));
+            let secrets = SecretValue::new(secrets);
+            let sealed = cipher.seal_secrets(org, id, &secrets);
+            prop_assert_eq!(cipher.open_secrets(org, id, &sealed.nonce, &sealed.ciphertext).unwrap(), secrets);
+        }
+
+        /// One flipped bit anywhere in the stored nonce or ciphertext is an error, never another
+        /// plaintext and never a panic.
+        #[test]
+        fn any_flipped_bit_fails_to_decrypt(
+            (org, id) in ids(),
+            plaintext in "\\PC{0,64}",
+            bit in any::<prop::sample::Index>(),
+        ) {
+            let cipher = Cipher::new(&MasterKey([3u8; 32]));
+            let sealed = cipher.seal_secrets(org, id, &SecretValue::new(plaintext.into()));
+            let mut stored = [sealed.nonce, sealed.ciphertext].concat();
+            let bit = bit.index(stored.len() * 8);
+            stored[bit / 8] ^= 1 << (bit % 8);
+            let (nonce, ciphertext) = stored.split_at(NONCE_LEN);
+            let opened = cipher.open_secrets(org, id, nonce, ciphertext);
+            let refused = matches!(opened, Err(StoreError::SecretsUndecryptable { .. }));
+            prop_assert!(refused, "opened: {:?}", opened.map(|_| "a plaintext"));
+        }
+
+        /// A ciphertext opened as another org's or another config's row does not decrypt.
+        #[test]
+        fn another_row_fails_to_decrypt(
+            (org, id) in ids(),
+            (other_org, other_id) in ids(),
+            plaintext in "\\PC{0,64}",
+        ) {
+            prop_assume!(org != other_org && id != other_id);
+            let cipher = Cipher::new(&MasterKey([4u8; 32]));
+            let sealed = cipher.seal_secrets(org, id, &SecretValue::new(plaintext.into()));
+            for (o, i) in [(other_org, id), (org, other_id), (other_org, other_id)] {
+                let opened = cipher.open_secrets(o, i, &sealed.nonce, &sealed.ciphertext);
+                let refused = matches!(opened, Err(StoreError::SecretsUndecryptable { .. }));
+            prop_assert!(refused, "opened: {:?}", opened.map(|_| "a plaintext"));
+            }
+        }
+
+        /// Whatever is stored in the nonce and ciphertext columns, opening it is an error or the
+        /// secrets, never a panic.
+        #[test]
+        fn arbitrary_columns_never_panic(
+            nonce in prop::collection::vec(any::<u8>(), 0..20),
+            ciphertext in prop::collection::vec(any::<u8>(), 0..80),
+        ) {
+            let cipher = Cipher::new(&MasterKey([5u8; 32]));
+            prop_assert!(cipher.open_secrets(OrgId(uuid::Uuid::nil()), ConfigId(uuid::Uuid::nil()), &nonce, &ciphertext).is_err());
+        }
     }
 
     #[test]

@@ -281,7 +281,31 @@ pub async fn entity_history(
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        /// The cursor of the last event of a page resumes after that event; any other
+        /// `page[cursor]` is a 400 naming the parameter, never a panic.
+        #[test]
+        fn cursors_resume_after_their_event_and_others_are_refused(
+            id in any::<i64>(),
+            text in prop_oneof!["\\PC{0,40}", "[A-Za-z0-9_-]{0,40}"],
+        ) {
+            let cursor = URL_SAFE_NO_PAD.encode(id.to_string());
+            let params = HashMap::from([("page[cursor]".to_string(), cursor)]);
+            prop_assert_eq!(parse_query(&params).map(|q| q.after).ok(), Some(Some(id)));
+            let params = HashMap::from([("page[cursor]".to_string(), text)]);
+            match parse_query(&params) {
+                Ok(query) => prop_assert!(query.after.is_some()),
+                Err(ApiError::BadRequest(errors)) => {
+                    prop_assert_eq!(errors, vec!["page[cursor]: is not a cursor this API returned".to_string()]);
+                }
+                Err(other) => return Err(TestCaseError::fail(format!("{other:?}"))),
+            }
+        }
+    }
 
     #[test]
     fn every_query_problem_is_reported() {

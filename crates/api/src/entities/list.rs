@@ -161,6 +161,8 @@ fn decode_cursor(s: &str) -> Option<EntityCursor> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     #[test]
@@ -172,6 +174,39 @@ mod tests {
         };
         assert_eq!(decode_cursor(&encode_cursor(&c)), Some(c));
         assert_eq!(decode_cursor("not-a-cursor"), None);
+    }
+
+    fn any_cursor() -> impl Strategy<Value = EntityCursor> {
+        (any::<[u8; 16]>(), prop::sample::select(EntityKind::ALL.to_vec()), "\\PC{0,40}").prop_map(
+            |(id, kind, source_id)| EntityCursor {
+                config_id: ConfigId(uuid::Uuid::from_bytes(id)),
+                kind,
+                source_id,
+            },
+        )
+    }
+
+    proptest! {
+        /// A cursor the API handed out resumes at the same position, whatever the source id holds.
+        #[test]
+        fn any_cursor_round_trips(cursor in any_cursor()) {
+            prop_assert_eq!(decode_cursor(&encode_cursor(&cursor)), Some(cursor));
+        }
+
+        /// Any other `page[cursor]` is a 400 naming the parameter, never a panic.
+        #[test]
+        fn any_cursor_text_is_read_or_refused_by_name(
+            text in prop_oneof!["\\PC{0,60}", "[A-Za-z0-9_-]{0,80}", any_cursor().prop_map(|c| encode_cursor(&c)[1..].to_string())],
+        ) {
+            let params = HashMap::from([("page[cursor]".to_string(), text)]);
+            match parse_query(&params) {
+                Ok(query) => prop_assert!(query.after.is_some()),
+                Err(ApiError::BadRequest(errors)) => {
+                    prop_assert_eq!(errors, vec!["page[cursor]: is not a cursor this API returned".to_string()]);
+                }
+                Err(other) => return Err(TestCaseError::fail(format!("{other:?}"))),
+            }
+        }
     }
 
     #[test]

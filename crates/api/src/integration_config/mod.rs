@@ -12,6 +12,9 @@ pub mod schema;
 mod update;
 mod validate;
 
+#[cfg(test)]
+mod proptests;
+
 pub use activate::{__path_activate, __path_deactivate};
 pub use app_registrations::__path_app_registrations;
 pub use create::__path_create;

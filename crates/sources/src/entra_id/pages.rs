@@ -619,6 +619,10 @@ fn memberships(group: &str, members: Vec<map::Member>, page: &mut Page) {
 }
 
 #[cfg(test)]
+#[path = "proptests.rs"]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -202,3 +202,7 @@ fn next(previous: Option<String>, token: Option<String>) -> Result<Option<String
         token => Ok(token),
     }
 }
+
+#[cfg(test)]
+#[path = "proptests.rs"]
+mod proptests;

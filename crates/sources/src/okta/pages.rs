@@ -557,6 +557,10 @@ fn take_users_count(group: &mut Value) -> Option<u64> {
 }
 
 #[cfg(test)]
+#[path = "proptests.rs"]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use serde_json::json;
     use time::macros::datetime;

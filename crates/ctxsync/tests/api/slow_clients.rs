@@ -102,3 +102,34 @@ async fn past_the_cap_connections_wait_for_a_free_one() {
     let status = tokio::time::timeout(Duration::from_secs(5), waiting).await.expect("served once one closed");
     assert_eq!(status.unwrap().unwrap(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_body_that_never_finishes_gets_408_within_the_deadline() {
+    let app = spawn_app_with(Options::default()).await;
+    let mut stream = TcpStream::connect(app.address.trim_start_matches("http://")).await.unwrap();
+    let head = format!(
+        "POST {BASE} HTTP/1.1\r\nHost: ctxsync\r\nDD-API-KEY: {}\r\nDD-APPLICATION-KEY: {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"data\":",
+        app.api_key, app.app_key
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut answer = String::new();
+    let mut buf = [0u8; 4096];
+    while !answer.ends_with("]}") {
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut buf))
+            .await
+            .expect("answered within 30 s")
+            .unwrap();
+        assert_ne!(n, 0, "closed without an answer: {answer}");
+        answer.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+    assert!(answer.to_ascii_lowercase().contains("content-type: application/json"), "{answer}");
+    assert!(
+        answer.ends_with(r#"{"errors":["the request body did not arrive within 10 seconds"]}"#),
+        "{answer}"
+    );
+    assert!(started.elapsed() >= Duration::from_secs(9), "answered after {:?}", started.elapsed());
+}

@@ -70,6 +70,10 @@ impl<T: Write + Unpin> Write for JsonParseErrors<T> {
 
 /// `buf` with a JSON error body, when it is exactly one of hyper's own bodiless error heads.
 fn with_json_body(buf: &[u8]) -> Option<Vec<u8>> {
+    // Those heads are short; anything longer (every response with a body) is passed untouched.
+    if buf.len() > 512 || !buf.ends_with(b"\r\n\r\n") {
+        return None;
+    }
     let head = std::str::from_utf8(buf).ok()?.strip_suffix("\r\n\r\n")?;
     let (status_line, headers) = head.split_once("\r\n")?;
     let mut words = status_line.splitn(3, ' ');

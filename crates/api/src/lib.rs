@@ -10,6 +10,7 @@ mod error;
 mod health;
 pub mod integration_config;
 mod json;
+mod json_errors;
 pub mod openapi;
 pub mod rate_limit;
 mod router;

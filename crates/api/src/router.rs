@@ -5,7 +5,7 @@ use std::any::Any;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::middleware::from_fn_with_state;
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -16,6 +16,7 @@ use crate::entities::{self as en, BASE_PATH as ENTITIES};
 use crate::error::ApiError;
 use crate::integration_config::{self as ic, BASE_PATH};
 use crate::json::BODY_LIMIT_BYTES;
+use crate::json_errors::json_errors;
 use crate::state::AppState;
 use crate::{health, openapi};
 
@@ -76,6 +77,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(from_fn(json_errors))
         .with_state(state)
 }
 
@@ -94,4 +96,34 @@ fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
     let mut response = ApiError::Internal("handler panicked".into()).into_response();
     *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::{Body, to_bytes};
+    use axum::extract::Request;
+    use axum::http::header::CONTENT_TYPE;
+    use serde_json::{Value, json};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn boom() -> StatusCode {
+        panic!("a secret in a panic message")
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_gets_a_500_in_the_usual_shape() {
+        let router = Router::new()
+            .route("/boom", get(boom))
+            .layer(CatchPanicLayer::custom(panic_response))
+            .layer(from_fn(json_errors));
+        let response =
+            router.oneshot(Request::builder().uri("/boom").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
+        let body: Value =
+            serde_json::from_slice(&to_bytes(response.into_body(), 1024).await.unwrap()).unwrap();
+        assert_eq!(body, json!({"errors": ["Internal server error"]}));
+    }
 }

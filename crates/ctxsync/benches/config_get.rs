@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ctxsync::commands::demo::fake_endpoints;
-use ctxsync::{Application, ServeSettings};
+use ctxsync::{Application, ConnectionLimits, ServeSettings};
 use ctxsync_api::RateLimitSettings;
 use ctxsync_fakes::{Fakes, TenantSpec};
 use ctxsync_store::MasterKey;
@@ -117,6 +117,7 @@ async fn serve_ctxsync() -> (String, tempfile::TempDir, Fakes) {
         rate_limit: RateLimitSettings { limit: NonZeroU32::MAX, period: Duration::from_secs(1) },
         sync: SyncSettings::default(),
         event_retention: Duration::from_secs(86_400),
+        connections: ConnectionLimits::default(),
     };
     let app = Application::build(settings).await.unwrap();
     let address = format!("http://{}", app.local_addr());

@@ -3,7 +3,9 @@
 
 pub mod commands;
 pub mod config_file;
+pub mod connections;
 pub mod demo_folder;
+mod hyper_errors;
 mod private;
 pub mod setting_errors;
 pub mod settings;
@@ -11,5 +13,6 @@ pub mod startup;
 mod stored;
 pub mod telemetry;
 
+pub use connections::ConnectionLimits;
 pub use settings::{Cli, Command, KeysCommand, ServeSettings};
 pub use startup::Application;

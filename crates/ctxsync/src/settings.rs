@@ -4,7 +4,7 @@
 //! The variable names are a contract (GUIDE section 3): scripts and deployments rely on them.
 
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -18,6 +18,7 @@ use ctxsync_store::MasterKey;
 use ctxsync_sync::SyncSettings;
 use url::Url;
 
+use crate::connections::{ConnectionLimits, DEFAULT_MAX_CONNECTIONS};
 use crate::telemetry;
 
 #[derive(Debug, Parser)]
@@ -117,7 +118,7 @@ pub struct SyncArgs {
     pub full_sync_interval: Duration,
     /// Syncs running at the same time in this process.
     #[arg(long, env = "CTXSYNC_SYNC_CONCURRENCY", default_value = "4")]
-    pub sync_concurrency: std::num::NonZeroUsize,
+    pub sync_concurrency: NonZeroUsize,
     /// How long a replica's claim on a config lasts without renewal (renewed every third of it):
     /// when a replica dies, another takes its configs over after this long.
     #[arg(long, env = "CTXSYNC_SYNC_LEASE", default_value = "60s", value_parser = humantime::parse_duration)]
@@ -281,6 +282,10 @@ pub struct ServeArgs {
     /// How long change events are kept; older ones are deleted every hour.
     #[arg(long, env = "CTXSYNC_EVENT_RETENTION", default_value = "90d", value_parser = humantime::parse_duration)]
     pub event_retention: Duration,
+    /// Client connections served at once; further ones wait until one closes. Lowered at start
+    /// when the open-file limit cannot hold that many.
+    #[arg(long, env = "CTXSYNC_MAX_CONNECTIONS", default_value_t = NonZeroUsize::new(DEFAULT_MAX_CONNECTIONS).expect("non-zero"))]
+    pub max_connections: NonZeroUsize,
     /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `ctxsync=debug`.
     #[arg(long, env = "CTXSYNC_LOG", default_value = "info", value_parser = telemetry::parse_filter)]
     pub log: String,
@@ -335,6 +340,7 @@ pub struct ServeSettings {
     pub sync: SyncSettings,
     /// How long change events are kept.
     pub event_retention: Duration,
+    pub connections: ConnectionLimits,
 }
 
 impl StoreArgs {
@@ -536,6 +542,10 @@ impl ServeArgs {
             rate_limit: RateLimitSettings { limit: self.rate_limit, period: self.rate_limit_period },
             sync: self.sync.settings()?,
             event_retention: self.event_retention,
+            connections: ConnectionLimits {
+                max_connections: self.max_connections.get(),
+                ..ConnectionLimits::default()
+            },
         })
     }
 }
@@ -568,6 +578,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "CTXSYNC_RATE_LIMIT",
     "CTXSYNC_RATE_LIMIT_PERIOD",
     "CTXSYNC_EVENT_RETENTION",
+    "CTXSYNC_MAX_CONNECTIONS",
     "CTXSYNC_LOG",
 ];
 

@@ -15,6 +15,7 @@ use ctxsync_sync::{Scheduler, Worker};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::connections::{self, ConnectionLimits};
 use crate::settings::ServeSettings;
 
 /// A bound, ready-to-run service. Tests build one on port 0 and read its address.
@@ -23,10 +24,13 @@ pub struct Application {
     state: AppState,
     scheduler: Scheduler,
     event_retention: Duration,
+    connections: ConnectionLimits,
 }
 
 impl Application {
+    /// Also raises this process's soft open-file limit to the hard one, for the connections.
     pub async fn build(settings: ServeSettings) -> anyhow::Result<Application> {
+        let connections = settings.connections.fitted_to(connections::raise_open_file_limit());
         let store: Arc<dyn Store> = ctxsync_store::connect(&settings.database_url, settings.master_key)
             .await
             .context("could not open the database")?;
@@ -47,6 +51,7 @@ impl Application {
             state: AppState { store, sources, limits },
             scheduler,
             event_retention: settings.event_retention,
+            connections,
         })
     }
 
@@ -71,14 +76,18 @@ impl Application {
             }
         });
         let retention = tokio::spawn(forget_old_events(self.state.store.clone(), self.event_retention));
-        let app = ctxsync_api::router(self.state).into_make_service_with_connect_info::<SocketAddr>();
-        tracing::info!(address = %self.listener.local_addr()?, "serving");
-        let served = axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await;
+        let app = ctxsync_api::router(self.state);
+        tracing::info!(
+            address = %self.listener.local_addr()?,
+            max_connections = self.connections.max_connections,
+            "serving"
+        );
+        connections::serve(self.listener, app, self.connections, shutdown).await;
         sweeper.abort();
         retention.abort();
         stop.cancel();
         let _ = syncing.await;
-        served.context("the server stopped with an error")
+        Ok(())
     }
 }
 

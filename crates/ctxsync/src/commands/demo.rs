@@ -19,6 +19,7 @@ use ctxsync_sources::Endpoints;
 use ctxsync_store::MasterKey;
 use ctxsync_sync::SyncSettings;
 
+use crate::connections::ConnectionLimits;
 use crate::demo_folder::DemoFolder;
 use crate::settings::{DATABASE_FILE, DemoArgs, ServeSettings};
 use crate::startup::{Application, shutdown_signal};
@@ -79,6 +80,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             ..SyncSettings::default()
         },
         event_retention: Duration::from_secs(90 * 86400),
+        connections: ConnectionLimits::default(),
     };
     let app = Application::build(settings).await?;
     print_banner(&app.local_addr().to_string(), dir, &folder, &fakes, &service_account, &args)?;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ctxsync::commands::demo::fake_endpoints;
-use ctxsync::{Application, ServeSettings};
+use ctxsync::{Application, ConnectionLimits, ServeSettings};
 use ctxsync_api::RateLimitSettings;
 use ctxsync_core::Scopes;
 use ctxsync_fakes::{Fakes, TenantSpec};
@@ -44,11 +44,18 @@ pub struct Options {
     pub okta_base_url: Option<String>,
     /// The organisation every fake serves.
     pub tenant: TenantSpec,
+    pub connections: ConnectionLimits,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { use_fakes: true, rate_limit: 10_000, okta_base_url: None, tenant: TenantSpec::default() }
+        Self {
+            use_fakes: true,
+            rate_limit: 10_000,
+            okta_base_url: None,
+            tenant: TenantSpec::default(),
+            connections: ConnectionLimits::default(),
+        }
     }
 }
 
@@ -82,6 +89,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
             ..SyncSettings::default()
         },
         event_retention: Duration::from_secs(90 * 86400),
+        connections: options.connections,
     };
     let app = Application::build(settings).await.expect("the app builds");
     let address = format!("http://{}", app.local_addr());

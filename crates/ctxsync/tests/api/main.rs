@@ -6,6 +6,8 @@
 //! - `validation`: credential validation against each fake source, both validate routes
 //! - `auth`: keys, scopes and org isolation
 //! - `limits`: rate limits, malformed and oversized input
+//! - `error_shape`: errors from the framework and hyper in the usual shape; duplicate JSON keys
+//! - `slow_clients`: connections that never finish a request, idle ones, the connection cap
 //! - `secrets`: plaintext secrets never leave the service
 //! - `sync`: the engine end to end: scheduler, fakes, entity API, run history
 //! - `events`: change events and entity history on the API, after the baseline run
@@ -28,6 +30,7 @@ mod configs;
 mod crash;
 mod datadog_client;
 mod demo;
+mod error_shape;
 mod events;
 mod helpers;
 mod holds;
@@ -36,5 +39,6 @@ mod openapi;
 mod persons;
 mod replicas;
 mod secrets;
+mod slow_clients;
 mod sync;
 mod validation;

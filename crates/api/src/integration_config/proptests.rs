@@ -231,7 +231,7 @@ fn check_rejection(doc: &Value, errors: &FieldErrors) -> Result<(), TestCaseErro
 /// The body as the routes' extractor reads it: JSON, or a 400 saying why not.
 fn extract(body: Vec<u8>) -> Result<Value, ApiError> {
     let request = Request::builder().header(CONTENT_TYPE, "application/json").body(Body::from(body)).unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
     runtime.block_on(JsonBody::from_request(request, &())).map(|JsonBody(value)| value)
 }
 

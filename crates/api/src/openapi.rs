@@ -5,6 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{
     ApiKey, ApiKeyValue, AuthorizationCode, Flow, OAuth2, Scopes, SecurityScheme,
 };
+use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::entities as en;
@@ -50,7 +51,7 @@ use crate::integration_config::{self as ic, schema};
         schema::ResourceType,
         schema::SettingsSchema
     )),
-    modifiers(&SecuritySchemes),
+    modifiers(&SecuritySchemes, &ErrorsEveryRouteCanAnswer),
     tags(
         (name = "Security Monitoring", description = "Entity context sync configurations (Datadog-compatible)."),
         (name = "ctxsync", description = "ctxsync's own routes: synced entities, persons resolved across sources, and sync runs.")
@@ -87,6 +88,55 @@ impl Modify for SecuritySchemes {
                 "Scope names as in Datadog's API. ctxsync checks them on scoped application keys; it issues no OAuth tokens.",
             )),
         );
+    }
+}
+
+/// Errors that come from the layers in front of the handlers (the HTTP server, body reading, the
+/// store behind authentication), so any operation can answer them whatever its handler does;
+/// listed on every operation so that a client generated from the document knows them all.
+struct ErrorsEveryRouteCanAnswer;
+
+impl ErrorsEveryRouteCanAnswer {
+    const ANY_REQUEST: &[(&str, &str)] = &[
+        ("400", "The request is not valid HTTP/1.1, its path is not UTF-8, or a parameter is malformed."),
+        ("414", "The request URI is longer than 64 KiB."),
+        ("431", "The request headers are too large."),
+        ("500", "An unexpected error; the message names no secret."),
+        ("503", "The store is unreachable, or the service is shutting down."),
+    ];
+    const WITH_A_BODY: &[(&str, &str)] = &[
+        ("408", "The request body did not arrive within the body-read timeout."),
+        ("413", "The request body is larger than the limit."),
+        ("415", "The request body is not sent as application/json."),
+    ];
+}
+
+impl Modify for ErrorsEveryRouteCanAnswer {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let error = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+                &mut item.head,
+                &mut item.options,
+                &mut item.trace,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let body = operation.request_body.is_some().then_some(Self::WITH_A_BODY);
+                for (status, description) in Self::ANY_REQUEST.iter().chain(body.into_iter().flatten()) {
+                    operation.responses.responses.entry((*status).to_owned()).or_insert_with(|| {
+                        ResponseBuilder::new()
+                            .description(*description)
+                            .content("application/json", error.clone())
+                            .into()
+                    });
+                }
+            }
+        }
     }
 }
 

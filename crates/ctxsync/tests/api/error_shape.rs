@@ -1,10 +1,8 @@
 use reqwest::header::{ALLOW, CONTENT_TYPE};
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
-use crate::helpers::{BASE, errors, spawn_app};
+use crate::helpers::{BASE, errors, raw, spawn_app};
 
 /// Status, and the body after checking it is `{"errors": [...]}` sent as JSON.
 async fn json_error(response: Response) -> (StatusCode, Vec<String>) {
@@ -12,15 +10,6 @@ async fn json_error(response: Response) -> (StatusCode, Vec<String>) {
     assert_eq!(response.headers()[CONTENT_TYPE], "application/json", "{status}");
     let body: Value = response.json().await.expect("a JSON body");
     (status, errors(&body))
-}
-
-/// Sends `request` on a connection of its own and reads the answer until the server closes it.
-async fn raw(address: &str, request: &str) -> String {
-    let mut stream = TcpStream::connect(address.trim_start_matches("http://")).await.unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).await.unwrap();
-    String::from_utf8(answer).unwrap()
 }
 
 #[tokio::test]

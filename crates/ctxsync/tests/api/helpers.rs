@@ -7,6 +7,7 @@
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use ctxsync::commands::demo::fake_endpoints;
 use ctxsync::{Application, ConnectionLimits, ServeSettings};
@@ -228,4 +229,13 @@ pub fn errors(body: &Value) -> Vec<String> {
     let obj = body.as_object().unwrap_or_else(|| panic!("an error body is an object: {body}"));
     assert_eq!(obj.len(), 1, "only `errors`: {body}");
     obj["errors"].as_array().unwrap().iter().map(|e| e.as_str().unwrap().to_string()).collect()
+}
+
+/// Sends `request` on a connection of its own and reads the answer until the server closes it.
+pub async fn raw(address: &str, request: &str) -> String {
+    let mut stream = tokio::net::TcpStream::connect(address.trim_start_matches("http://")).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    String::from_utf8(answer).unwrap()
 }

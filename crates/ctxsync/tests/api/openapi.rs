@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{raw, spawn_app};
 
 const CONTRACT: &str = include_str!("../../../../docs/contract/datadog-integration-config.openapi.yaml");
 
@@ -320,5 +320,43 @@ async fn lookup_bodies_are_described_as_the_server_reads_them() {
         let post = |b| app.request(reqwest::Method::POST, path, Some(b));
         assert_eq!(post(at_most).await.status(), reqwest::StatusCode::OK, "{path}");
         assert_eq!(post(too_many).await.status(), reqwest::StatusCode::BAD_REQUEST, "{path}");
+    }
+}
+
+/// Each operation's documented statuses include the errors the layers in front of its handler
+/// answer: a URI too long, headers too large, and for a body a content type other than JSON.
+#[tokio::test]
+async fn every_operation_documents_the_errors_any_request_can_meet() {
+    let app = spawn_app().await;
+    let doc = served_document(&app).await;
+    let ops = operations(&doc);
+    assert!(ops.len() >= 20, "{}", ops.len());
+    let credentials = format!("DD-API-KEY: {}\r\nDD-APPLICATION-KEY: {}\r\n", app.api_key, app.app_key);
+    for (path, method, op) in ops {
+        let documented = keys(&op["responses"]);
+        let path_without_braces = path.replace(['{', '}'], "");
+        let method = method.to_uppercase();
+        let long = format!(
+            "{method} {path_without_braces}?filter={} HTTP/1.1\r\nHost: ctxsync\r\n{credentials}\r\n",
+            "a".repeat(70 * 1024)
+        );
+        let padded = format!(
+            "{method} {path_without_braces} HTTP/1.1\r\nHost: ctxsync\r\n{credentials}X-Padding: {}\r\n\r\n",
+            "a".repeat(600 * 1024)
+        );
+        let mut requests = vec![long, padded];
+        if op.get("requestBody").is_some() {
+            requests.push(format!(
+                "{method} {path_without_braces} HTTP/1.1\r\nHost: ctxsync\r\n{credentials}Content-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+            ));
+        }
+        for request in requests {
+            let answer = raw(&app.address, &request).await;
+            let status = answer.split(' ').nth(1).unwrap_or_default().to_owned();
+            assert!(
+                documented.contains(&status),
+                "{method} {path} answered {status}, documented {documented:?}"
+            );
+        }
     }
 }

@@ -38,8 +38,11 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
         (false, _) => decision.too_many_requests(),
         (true, Err(e)) => e.into_response(),
         (true, Ok(principal)) => {
+            let org = crate::observe::AuthenticatedOrg(principal.org_id);
             request.extensions_mut().insert(principal);
-            next.run(request).await
+            let mut response = next.run(request).await;
+            response.extensions_mut().insert(org);
+            response
         }
     };
     decision.write_headers(response.headers_mut());

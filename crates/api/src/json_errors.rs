@@ -30,6 +30,7 @@ pub async fn json_errors(request: Request, next: Next) -> Response {
     let mut rewritten = Json(ErrorBody { errors: vec![message] }).into_response();
     parts.headers.insert(CONTENT_TYPE, rewritten.headers()[CONTENT_TYPE].clone());
     *rewritten.headers_mut() = parts.headers;
+    *rewritten.extensions_mut() = parts.extensions;
     *rewritten.status_mut() = status;
     rewritten
 }

@@ -11,6 +11,7 @@ mod health;
 pub mod integration_config;
 mod json;
 mod json_errors;
+pub mod observe;
 pub mod openapi;
 pub mod rate_limit;
 mod router;

@@ -9,7 +9,6 @@ use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::auth::authenticate;
 use crate::entities::{self as en, BASE_PATH as ENTITIES};
@@ -17,6 +16,7 @@ use crate::error::ApiError;
 use crate::integration_config::{self as ic, BASE_PATH};
 use crate::json::BODY_LIMIT_BYTES;
 use crate::json_errors::json_errors;
+use crate::observe::observe;
 use crate::state::AppState;
 use crate::{health, openapi};
 
@@ -75,9 +75,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v2/openapi.json", get(openapi::serve))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
-        .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(from_fn(json_errors))
+        .layer(from_fn(observe))
         .with_state(state)
 }
 

@@ -110,6 +110,7 @@ async fn serve_ctxsync() -> (String, tempfile::TempDir, Fakes) {
     let dir = tempfile::tempdir().unwrap();
     let settings = ServeSettings {
         listen: "127.0.0.1:0".parse().unwrap(),
+        metrics_listen: None,
         database_url: format!("sqlite://{}/ctxsync.db", dir.path().display()),
         master_key: MasterKey::load_or_generate(dir.path()).unwrap(),
         endpoints: fake_endpoints(&fakes),

@@ -5,6 +5,7 @@ pub mod commands;
 pub mod config_file;
 pub mod connections;
 pub mod demo_folder;
+pub mod exposition;
 mod hyper_errors;
 mod private;
 pub mod setting_errors;

@@ -179,6 +179,9 @@ pub struct SyncCommandArgs {
     /// Log filter.
     #[arg(long, env = "CTXSYNC_LOG", default_value = "warn", value_parser = telemetry::parse_filter)]
     pub log: String,
+    /// Log line format: `text` (for people) or `json` (one object a line, for collectors).
+    #[arg(long, env = "CTXSYNC_LOG_FORMAT", default_value = "text", value_enum)]
+    pub log_format: LogFormat,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -289,6 +292,12 @@ pub struct ServeArgs {
     /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `ctxsync=debug`.
     #[arg(long, env = "CTXSYNC_LOG", default_value = "info", value_parser = telemetry::parse_filter)]
     pub log: String,
+    /// Log line format: `text` (for people) or `json` (one object a line, for collectors).
+    #[arg(long, env = "CTXSYNC_LOG_FORMAT", default_value = "text", value_enum)]
+    pub log_format: LogFormat,
+    /// Address of the Prometheus `/metrics` listener, e.g. `127.0.0.1:9464`; none when unset.
+    #[arg(long, env = "CTXSYNC_METRICS_LISTEN", value_parser = listen_address)]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -310,6 +319,9 @@ pub struct DemoArgs {
     /// Log filter.
     #[arg(long, env = "CTXSYNC_LOG", default_value = "info", value_parser = telemetry::parse_filter)]
     pub log: String,
+    /// Log line format: `text` (for people) or `json` (one object a line, for collectors).
+    #[arg(long, env = "CTXSYNC_LOG_FORMAT", default_value = "text", value_enum)]
+    pub log_format: LogFormat,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -328,10 +340,19 @@ pub struct KeysCreateArgs {
     pub store: StoreArgs,
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
 /// Resolved settings of a running service.
 #[derive(Debug)]
 pub struct ServeSettings {
     pub listen: SocketAddr,
+    /// Where `/metrics` is served, when anywhere.
+    pub metrics_listen: Option<SocketAddr>,
     pub database_url: String,
     pub master_key: MasterKey,
     pub endpoints: Endpoints,
@@ -535,6 +556,7 @@ impl ServeArgs {
         }
         Ok(ServeSettings {
             listen: self.listen,
+            metrics_listen: self.metrics_listen,
             database_url,
             master_key,
             endpoints: self.sources.endpoints(),
@@ -580,6 +602,8 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "CTXSYNC_EVENT_RETENTION",
     "CTXSYNC_MAX_CONNECTIONS",
     "CTXSYNC_LOG",
+    "CTXSYNC_LOG_FORMAT",
+    "CTXSYNC_METRICS_LISTEN",
 ];
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::connections::{self, ConnectionLimits};
+use crate::exposition::{self, MetricsListener};
 use crate::settings::ServeSettings;
 
 /// A bound, ready-to-run service. Tests build one on port 0 and read its address.
@@ -25,6 +26,8 @@ pub struct Application {
     scheduler: Scheduler,
     event_retention: Duration,
     connections: ConnectionLimits,
+    metrics: Option<MetricsListener>,
+    schedule: ctxsync_core::Schedule,
 }
 
 impl Application {
@@ -40,6 +43,14 @@ impl Application {
                 .await
                 .context("could not store the bootstrap key pair")?;
         }
+        let metrics = match settings.metrics_listen {
+            Some(address) => {
+                exposition::recorder()?;
+                Some(MetricsListener::bind(address).await?)
+            }
+            None => None,
+        };
+        let schedule = settings.sync.schedule;
         let sources = Sources::new(settings.endpoints).context("could not set up the source clients")?;
         let scheduler = Scheduler::new(Worker::new(store.clone(), sources.clone(), settings.sync));
         let limits = RateLimits::new(settings.rate_limit);
@@ -52,11 +63,18 @@ impl Application {
             scheduler,
             event_retention: settings.event_retention,
             connections,
+            metrics,
+            schedule,
         })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// Where `/metrics` is served, when it is.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(MetricsListener::local_addr)
     }
 
     /// Serves and syncs until `shutdown` completes, then finishes the requests in flight and
@@ -76,6 +94,15 @@ impl Application {
             }
         });
         let retention = tokio::spawn(forget_old_events(self.state.store.clone(), self.event_retention));
+        let metrics = self.metrics.map(|listener| {
+            tracing::info!(address = %listener.local_addr(), "serving metrics at /metrics");
+            let (store, schedule) = (self.state.store.clone(), self.schedule);
+            tokio::spawn(async move {
+                if let Err(e) = listener.serve(store, schedule).await {
+                    tracing::error!(error = %e, "the metrics listener stopped");
+                }
+            })
+        });
         let app = ctxsync_api::router(self.state);
         tracing::info!(
             address = %self.listener.local_addr()?,
@@ -85,6 +112,9 @@ impl Application {
         connections::serve(self.listener, app, self.connections, shutdown).await;
         sweeper.abort();
         retention.abort();
+        if let Some(metrics) = metrics {
+            metrics.abort();
+        }
         stop.cancel();
         let _ = syncing.await;
         Ok(())

@@ -203,10 +203,12 @@ impl Http {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            let sent = Instant::now();
             let outcome = match build(client).timeout(self.policy.request_timeout).send().await {
                 Ok(response) => read(response).await,
                 Err(e) => Err(Failure::Transport(e)),
             };
+            metrics::record_request(source, outcome.as_ref().ok().map(|r| r.status), sent.elapsed());
             let mut body = None;
             let mut undecodable = false;
             let wait = match &outcome {
@@ -253,7 +255,82 @@ impl Http {
             };
             let status = outcome.as_ref().ok().map(|reply| reply.status.as_u16());
             tracing::info!(source, ?status, attempt, wait_ms = wait.as_millis() as u64, "retrying");
+            metrics::record_retry(source);
             tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// Requests to sources as the metrics recorder sees them, labelled by source (one of the
+/// connectors' fixed names, as a slug) and status class: never a URL, a tenant or a credential.
+pub mod metrics {
+    use std::time::Duration;
+
+    use metrics::{counter, describe_counter, describe_histogram, histogram};
+    use reqwest::StatusCode;
+
+    pub const REQUESTS: &str = "ctxsync_source_requests_total";
+    pub const REQUEST_DURATION: &str = "ctxsync_source_request_duration_seconds";
+    pub const RETRIES: &str = "ctxsync_source_retries_total";
+    pub const RATE_LIMITED: &str = "ctxsync_source_rate_limited_total";
+
+    pub fn describe() {
+        describe_counter!(
+            REQUESTS,
+            "Requests sent to sources, each attempt counted, by source and status (2xx, 3xx, 4xx, 429, 5xx, or error when no reply came)."
+        );
+        describe_histogram!(
+            REQUEST_DURATION,
+            metrics::Unit::Seconds,
+            "Time from sending a request to a source to the end of its reply, by source."
+        );
+        describe_counter!(
+            RETRIES,
+            "Requests to sources sent again after a failure or a rate limit, by source."
+        );
+        describe_counter!(
+            RATE_LIMITED,
+            "Replies from sources that said the rate limit was reached (429), by source."
+        );
+    }
+
+    /// `Microsoft Graph` → `microsoft_graph`, `Google's token endpoint` → `googles_token_endpoint`.
+    fn slug(source: &str) -> String {
+        source
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == ' ')
+            .map(|c| if c == ' ' { '_' } else { c.to_ascii_lowercase() })
+            .collect()
+    }
+
+    pub(super) fn record_request(source: &str, status: Option<StatusCode>, took: Duration) {
+        let class = match status.map(|s| s.as_u16()) {
+            None => "error",
+            Some(429) => "429",
+            Some(200..=299) => "2xx",
+            Some(300..=399) => "3xx",
+            Some(400..=499) => "4xx",
+            Some(_) => "5xx",
+        };
+        let source = slug(source);
+        counter!(REQUESTS, "source" => source.clone(), "status" => class).increment(1);
+        histogram!(REQUEST_DURATION, "source" => source.clone()).record(took.as_secs_f64());
+        if class == "429" {
+            counter!(RATE_LIMITED, "source" => source).increment(1);
+        }
+    }
+
+    pub(super) fn record_retry(source: &str) {
+        counter!(RETRIES, "source" => slug(source)).increment(1);
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn sources_become_slugs() {
+            assert_eq!(super::slug("Microsoft Graph"), "microsoft_graph");
+            assert_eq!(super::slug("Google's token endpoint"), "googles_token_endpoint");
+            assert_eq!(super::slug("Okta"), "okta");
         }
     }
 }

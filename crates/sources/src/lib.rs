@@ -25,6 +25,7 @@ use std::sync::Arc;
 use ctxsync_core::{Config, Credentials, Settings, entra_tenant};
 
 pub use endpoints::Endpoints;
+pub use http::metrics::describe as describe_metrics;
 use http::{Http, RetryPolicy};
 pub use sync::{Coverage, Cursor, Outcome, Page, PageSink, Removal, SinkError, SyncError, SyncMode};
 

@@ -79,7 +79,7 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 
     #[error("database error: {0}; check that the database is reachable and not full, then retry")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
 
     /// A stored value this version cannot read (a newer version's data, or a hand edit).
     #[error(
@@ -104,6 +104,25 @@ pub enum StoreError {
     #[error("the given {kind} is already registered to another org; choose a different key for org {org:?}")]
     KeyInOtherOrg { kind: &'static str, org: String },
 }
+
+/// Every failed query passes here, so this is where they are counted, by cause (never by query
+/// text or bound value, which could hold an identifier).
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        let cause = match &error {
+            sqlx::Error::PoolTimedOut => "pool_timeout",
+            sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed | sqlx::Error::Io(_) => "connection",
+            sqlx::Error::Database(_) => "database",
+            _ => "other",
+        };
+        metrics::counter!(QUERY_ERRORS, "cause" => cause).increment(1);
+        StoreError::Database(error)
+    }
+}
+
+/// Failed queries, by `cause`: `pool_timeout` (no connection came free in time: the pool is too
+/// small for the load), `connection`, `database` (refused by the database), `other`.
+pub const QUERY_ERRORS: &str = "ctxsync_store_query_errors_total";
 
 impl StoreError {
     /// Whether the database is only busy or unreachable, so the same call may succeed later (a

@@ -31,19 +31,43 @@ pub use configs::ConfigStore;
 pub use connect::connect;
 pub use crypto::{Cipher, MasterKey, Sealed};
 pub use entities::{EntityCursor, EntityQuery, EntityStore, StoredEntity, StoredMembership};
-pub use error::StoreError;
+pub use error::{QUERY_ERRORS, StoreError};
 pub use history::{ChangeEvent, EventQuery, HistoryStore, IntervalQuery, MembershipInterval, RoleInterval};
 pub use holds::{Decided, HeldCursor, HeldDeletion, HoldStore};
 pub use keys::{KeyPair, KeyStore, Principal};
 pub use page::PreparedEntities;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
-pub use sync::{Lease, PageWrite, RunEnd, SyncState, SyncStore};
+pub use sync::{Lease, PageWrite, RunEnd, RunSummary, SyncState, SyncStore};
 
-/// A cheap round trip to the database, for readiness checks.
+/// A cheap round trip to the database, for readiness checks, and the state of its connection
+/// pools, for metrics.
 #[async_trait::async_trait]
 pub trait Ping: Send + Sync {
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Each pool's connections now: a pool whose connections are all busy makes queries wait.
+    fn pools(&self) -> Vec<PoolStats>;
+}
+
+/// One connection pool's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// `read` and `write` for SQLite (one writer connection); `main` for PostgreSQL.
+    pub pool: &'static str,
+    /// Connections open, busy or idle.
+    pub open: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
+impl PoolStats {
+    fn of<DB: sqlx::Database>(pool: &'static str, of: &sqlx::Pool<DB>) -> PoolStats {
+        // `num_idle` counts without a lock, so it can briefly exceed `size`.
+        let open = of.size();
+        let idle = u32::try_from(of.num_idle()).unwrap_or(u32::MAX).min(open);
+        PoolStats { pool, open, idle, max: of.options().get_max_connections() }
+    }
 }
 
 /// Everything the service needs from a store.

@@ -176,6 +176,35 @@ pub(crate) fn encode_counts(counts: &RunCounts) -> String {
     serde_json::to_string(counts).expect("counts serialize")
 }
 
+/// A row of [`crate::sync::run_summaries_query`].
+#[derive(sqlx::FromRow)]
+pub(crate) struct SummaryRow<I, T> {
+    id: I,
+    integration_type: String,
+    last_success: Option<T>,
+    held_runs: i64,
+}
+
+impl<I: Column<Uuid>, T: Column<OffsetDateTime>> TryFrom<SummaryRow<I, T>> for crate::RunSummary {
+    type Error = StoreError;
+
+    fn try_from(row: SummaryRow<I, T>) -> Result<crate::RunSummary, StoreError> {
+        let config = ConfigId(row.id.decode()?);
+        let integration_type = IntegrationType::parse(&row.integration_type).ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "config {config} has unknown integration type {:?}",
+                row.integration_type
+            ))
+        })?;
+        Ok(crate::RunSummary {
+            config,
+            integration_type,
+            last_success: row.last_success.map(Column::decode).transpose()?,
+            held_runs: u64::try_from(row.held_runs).unwrap_or_default(),
+        })
+    }
+}
+
 /// What a `sync_state` row tells the engine.
 #[derive(sqlx::FromRow)]
 pub(crate) struct StateRow<T> {

@@ -21,6 +21,30 @@ pub struct SyncState {
     pub next_run_at: Option<OffsetDateTime>,
 }
 
+/// A config's runs as an operator watches them: when it last synced completely, and how many of
+/// its runs wait for a decision on held deletions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSummary {
+    pub config: ConfigId,
+    pub integration_type: ctxsync_core::IntegrationType,
+    /// When the newest run that succeeded finished.
+    pub last_success: Option<OffsetDateTime>,
+    pub held_runs: u64,
+}
+
+/// The query of [`SyncStore::run_summaries`], the same for both backends but for how each reads
+/// `unresolved`: that run `r`'s hold has no resolution yet.
+pub(crate) fn run_summaries_query(unresolved: &str) -> String {
+    format!(
+        "SELECT c.id, c.integration_type, \
+         (SELECT r.finished_at FROM sync_runs r WHERE r.config_id = c.id AND r.status = 'succeeded' \
+          ORDER BY r.started_at DESC LIMIT 1) AS last_success, \
+         (SELECT COUNT(*) FROM sync_runs r WHERE r.config_id = c.id AND r.status = 'held' AND {unresolved}) \
+          AS held_runs \
+         FROM integration_configs c ORDER BY c.id"
+    )
+}
+
 /// Who holds a config's lease, and until when.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Lease {
@@ -115,6 +139,10 @@ pub trait SyncStore: Send + Sync {
     async fn list_runs(&self, org: OrgId, config: ConfigId, limit: u32) -> Result<Vec<Run>, StoreError>;
 
     async fn get_run(&self, org: OrgId, config: ConfigId, run: Uuid) -> Result<Option<Run>, StoreError>;
+
+    /// Every config's [`RunSummary`], whatever its org, in one query: read at each metrics scrape,
+    /// so it is the same on every replica and survives restarts.
+    async fn run_summaries(&self) -> Result<Vec<RunSummary>, StoreError>;
 }
 
 /// The error of a run found `running` when its config's lease is taken over.

@@ -8,6 +8,7 @@
 //! sure one worker, in any process, syncs a config at a time.
 
 mod holder;
+pub mod metrics;
 mod scheduler;
 mod sink;
 mod worker;

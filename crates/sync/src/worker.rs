@@ -137,6 +137,7 @@ impl Worker {
                 holder = %holder::describe(&lease.owner),
                 "took over the lease of a process of this host that no longer runs"
             );
+            crate::metrics::record_takeover();
             return Ok(Ok(state));
         }
         Ok(Err(holder::describe(&lease.owner)))
@@ -223,7 +224,8 @@ impl Worker {
                 (result, _) => result,
             };
             if matches!(result, Err(SyncError::CursorExpired)) && kind == RunKind::Incremental {
-                self.store
+                let failed = self
+                    .store
                     .finish_run(
                         &run,
                         RunEnd::Failed {
@@ -233,6 +235,7 @@ impl Worker {
                         },
                     )
                     .await?;
+                crate::metrics::record_run(config.integration_type, &failed);
                 mode = SyncMode::Full;
                 continue;
             }
@@ -282,6 +285,7 @@ impl Worker {
                 return Err(e);
             }
         };
+        crate::metrics::record_run(config.integration_type, &finished);
         if let Some(state) = state.filter(|s| *s != config.state) {
             self.store.set_state(config.org_id, config.id, state).await?;
             tracing::info!(config_id = %config.id, state = %state, "config state changed by a sync run");

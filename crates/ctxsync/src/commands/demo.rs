@@ -34,7 +34,7 @@ const DEMO_SCHEDULE: Schedule =
     Schedule { interval: Duration::from_secs(10), full_interval: Duration::from_secs(120) };
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
-    telemetry::init(&args.log)?;
+    telemetry::init(&args.log, args.log_format)?;
     let dir = args.data_dir.as_path();
     let previous = open_folder(dir)?;
     let spec = TenantSpec {
@@ -66,6 +66,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     private::touch(&database).with_context(|| format!("could not create {}", database.display()))?;
     let settings = ServeSettings {
         listen: args.listen,
+        metrics_listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
         database_url: format!("sqlite://{}", database.display()),
         master_key: MasterKey::load_or_generate(dir)?,
         endpoints: fake_endpoints(&fakes),
@@ -83,7 +84,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         connections: ConnectionLimits::default(),
     };
     let app = Application::build(settings).await?;
-    print_banner(&app.local_addr().to_string(), dir, &folder, &fakes, &service_account, &args)?;
+    let metrics = app.metrics_addr().context("the demo serves metrics")?;
+    print_banner(&app.local_addr().to_string(), dir, &folder, &fakes, &service_account, &args, metrics)?;
     let churn = args.churn.then(|| tokio::spawn(Churn::new(spec.seed).run(fakes.clone(), CHURN_EVERY)));
     let served = app.run_until_stopped(shutdown_signal()).await;
     if let Some(churn) = churn {
@@ -115,6 +117,7 @@ fn print_banner(
     fakes: &Fakes,
     service_account: &Path,
     args: &DemoArgs,
+    metrics: std::net::SocketAddr,
 ) -> std::io::Result<()> {
     let base = format!("http://{addr}/api/v2/security_monitoring/configuration/integration_config");
     let churn = if args.churn {
@@ -165,6 +168,7 @@ Change a tenant yourself (README, "The demo's tenants"), e.g. suspend an Okta us
   curl -sS -X POST $CTXSYNC_OKTA_BASE_URL/_fake/okta/users/<user id>/suspend
 
 OpenAPI document: http://{addr}/api/v2/openapi.json
+Prometheus metrics: http://{metrics}/metrics
 "#,
         users = args.users,
         dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf()).display(),

@@ -28,7 +28,7 @@ const WAIT_POLL: Duration = Duration::from_secs(1);
 
 pub async fn run(args: SyncCommandArgs) -> anyhow::Result<ExitCode> {
     let bar = ProgressBar::new_spinner();
-    telemetry::init_with(&args.log, ProgressWriter(bar.clone()))?;
+    telemetry::init_with(&args.log, args.log_format, ProgressWriter(bar.clone()))?;
     let endpoints = args.sources.endpoints();
     demo_folder::require_fakes(args.store.database_folder(), &endpoints)?;
     let (store, config) = stored::config(&args.store, args.config).await?;

@@ -43,26 +43,30 @@ impl Server {
                 log.push('\n');
             }
         });
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let address = loop {
-            if let Some(addr) = log.lock().unwrap().lines().find_map(|l| {
-                l.contains("serving").then(|| {
-                    l.split("address=").nth(1).map(|a| a.split_whitespace().next().unwrap().to_string())
-                })?
-            }) {
-                break format!("http://{addr}");
-            }
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!("ctxsync serve exited with {status}: {}", log.lock().unwrap());
-            }
-            assert!(Instant::now() < deadline, "ctxsync serve did not start: {}", log.lock().unwrap());
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        Server { child, address, log }
+        let mut server = Server { child, address: String::new(), log };
+        server.address = server.logged_address("serving");
+        server
     }
 
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
+    }
+
+    /// `http://…` of the `address` field of the first log line whose message is `message`, in
+    /// text or JSON lines; waits for it up to 30 s.
+    pub fn logged_address(&mut self, message: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(address) = self.log().lines().find_map(|line| logged_field(line, message, "address"))
+            {
+                return format!("http://{address}");
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("ctxsync serve exited with {status}: {}", self.log());
+            }
+            assert!(Instant::now() < deadline, "no {message:?} line in the log: {}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Sends SIGTERM and waits for the exit status.
@@ -91,6 +95,21 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
     }
+}
+
+/// The value of `field` in a log line whose message is `message`, as text (`message field=value`)
+/// or as a JSON line.
+fn logged_field(line: &str, message: &str, field: &str) -> Option<String> {
+    if let Ok(json) = serde_json::from_str::<Value>(line) {
+        return (json["message"] == message).then(|| json[field].as_str().map(str::to_owned))?;
+    }
+    let rest = line.split_once(&format!(": {message} "))?.1;
+    // A longer message that starts with this one goes on with words, not fields.
+    if !rest.split_whitespace().next()?.contains('=') {
+        return None;
+    }
+    let value = rest.split(&format!("{field}=")).nth(1)?;
+    Some(value.split_whitespace().next()?.to_owned())
 }
 
 fn keys_create(data_dir: &std::path::Path, args: &[&str]) -> std::process::Output {

@@ -28,6 +28,8 @@ pub const MASTER_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
 pub struct TestApp {
     pub address: String,
+    /// `http://host:port` of `/metrics`, when [`Options::metrics`] asked for it.
+    pub metrics_address: Option<String>,
     pub client: reqwest::Client,
     pub api_key: String,
     pub app_key: String,
@@ -46,6 +48,8 @@ pub struct Options {
     /// The organisation every fake serves.
     pub tenant: TenantSpec,
     pub connections: ConnectionLimits,
+    /// Serve `/metrics` on a port of its own.
+    pub metrics: bool,
 }
 
 impl Default for Options {
@@ -56,6 +60,7 @@ impl Default for Options {
             okta_base_url: None,
             tenant: TenantSpec::default(),
             connections: ConnectionLimits::default(),
+            metrics: false,
         }
     }
 }
@@ -76,6 +81,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     let app_key = "0123456789abcdef0123456789abcdef01234567".to_string();
     let settings = ServeSettings {
         listen: "127.0.0.1:0".parse().unwrap(),
+        metrics_listen: options.metrics.then(|| "127.0.0.1:0".parse().unwrap()),
         database_url: database.url.clone(),
         master_key: MasterKey::from_base64(&master_key).unwrap(),
         endpoints,
@@ -94,8 +100,18 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     };
     let app = Application::build(settings).await.expect("the app builds");
     let address = format!("http://{}", app.local_addr());
+    let metrics_address = app.metrics_addr().map(|a| format!("http://{a}"));
     tokio::spawn(app.run_until_stopped(std::future::pending()));
-    TestApp { address, client: reqwest::Client::new(), api_key, app_key, fakes, database, master_key }
+    TestApp {
+        address,
+        metrics_address,
+        client: reqwest::Client::new(),
+        api_key,
+        app_key,
+        fakes,
+        database,
+        master_key,
+    }
 }
 
 impl TestApp {

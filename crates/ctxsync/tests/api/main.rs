@@ -21,6 +21,8 @@
 //!   only read create nothing
 //! - `crash`: `ctxsync sync` killed with SIGKILL again and again; the store stays intact and converges
 //! - `replicas`: several `serve` processes on one PostgreSQL database, and a database restart
+//! - `observability`: the metrics exposition after a sync, request ids, access log lines in both
+//!   formats, and log lines no caller can forge
 
 mod activation;
 mod auth;
@@ -35,6 +37,7 @@ mod events;
 mod helpers;
 mod holds;
 mod limits;
+mod observability;
 mod openapi;
 mod persons;
 mod replicas;

@@ -65,15 +65,16 @@ async fn secrets_stay_out_of_responses_the_database_and_debug_prints() {
 }
 
 /// The leak scan of a whole session at the most verbose level: creates, validations and the syncs
-/// of three sources, every response and the OpenAPI document.
+/// of three sources, every response, the OpenAPI document and the metrics exposition.
 #[tokio::test]
 async fn secrets_stay_out_of_the_trace_log_and_every_response() {
     let probe = spawn_app().await;
     let dir = tempfile::tempdir().unwrap();
     let (api, app_key) = ("a".repeat(32), "b".repeat(40));
-    let server = Server::start(&[
+    let mut server = Server::start(&[
         ("CTXSYNC_DATA_DIR", dir.path().display().to_string()),
         ("CTXSYNC_LOG", "trace".into()),
+        ("CTXSYNC_METRICS_LISTEN", "127.0.0.1:0".into()),
         ("CTXSYNC_BOOTSTRAP_API_KEY", api.clone()),
         ("CTXSYNC_BOOTSTRAP_APP_KEY", app_key.clone()),
         ("CTXSYNC_OKTA_BASE_URL", probe.fakes.okta.base_url()),
@@ -128,4 +129,10 @@ async fn secrets_stay_out_of_the_trace_log_and_every_response() {
     assert!(log.contains("config created"));
     assert_clean(&log, &needles(&probe), "the trace log");
     assert_clean(&log, &[api.clone(), app_key.clone()], "the trace log (keys)");
+
+    let metrics = server.logged_address("serving metrics at /metrics");
+    let exposition = client.get(format!("{metrics}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(exposition.contains("ctxsync_sync_runs_total"), "{exposition}");
+    assert_clean(&exposition, &needles(&probe), "the metrics exposition");
+    assert_clean(&exposition, &[api, app_key], "the metrics exposition (keys)");
 }

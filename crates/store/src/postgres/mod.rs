@@ -99,4 +99,8 @@ impl Ping for PostgresStore {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
+
+    fn pools(&self) -> Vec<crate::PoolStats> {
+        vec![crate::PoolStats::of("main", &self.pool)]
+    }
 }

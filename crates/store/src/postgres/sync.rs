@@ -535,4 +535,12 @@ impl SyncStore for PostgresStore {
         .await?;
         row.map(Run::try_from).transpose()
     }
+
+    async fn run_summaries(&self) -> Result<Vec<crate::RunSummary>, StoreError> {
+        let rows: Vec<rows::SummaryRow<Uuid, OffsetDateTime>> =
+            sqlx::query_as(&crate::sync::run_summaries_query("(r.hold::jsonb ->> 'resolution') IS NULL"))
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter().map(crate::RunSummary::try_from).collect()
+    }
 }

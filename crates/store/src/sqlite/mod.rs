@@ -157,6 +157,10 @@ impl Ping for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         SqliteStore::ping(self).await
     }
+
+    fn pools(&self) -> Vec<crate::PoolStats> {
+        vec![crate::PoolStats::of("read", &self.pool), crate::PoolStats::of("write", &self.writer)]
+    }
 }
 
 /// SQLite creates a missing file but not its directory.

@@ -611,4 +611,12 @@ impl SyncStore for SqliteStore {
         .await?;
         row.map(Run::try_from).transpose()
     }
+
+    async fn run_summaries(&self) -> Result<Vec<crate::RunSummary>, StoreError> {
+        let rows: Vec<rows::SummaryRow<String, String>> =
+            sqlx::query_as(&crate::sync::run_summaries_query("r.hold ->> '$.resolution' IS NULL"))
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter().map(crate::RunSummary::try_from).collect()
+    }
 }

@@ -185,3 +185,37 @@ async fn an_incomplete_listing_holds_even_a_small_deletion_and_is_recorded_on_th
     let stored = db.store.get_run(db.org, db.config.id, whole.id).await.unwrap().unwrap();
     assert_eq!(stored.completeness.unwrap().by_type["user"].expected, 49);
 }
+
+/// What the metrics read of every config: the end of its newest succeeded run, and its held
+/// runs; a held run is no success.
+#[tokio::test]
+async fn run_summaries_show_the_last_success_and_the_held_runs() {
+    let db = db().await;
+    let summary =
+        |summaries: Vec<crate::RunSummary>| summaries.into_iter().find(|s| s.config == db.config.id);
+    let before = summary(db.store.run_summaries().await.unwrap()).unwrap();
+    assert_eq!((before.last_success, before.held_runs), (None, 0));
+
+    let succeeded = db.full_listing(0..50, Expected::new()).await;
+    let held = db.full_listing(0..30, Expected::new()).await;
+    assert_eq!(held.status, RunStatus::Held);
+    let after = summary(db.store.run_summaries().await.unwrap()).unwrap();
+    assert_eq!(after.integration_type, db.config.integration_type);
+    assert_eq!(after.last_success, succeeded.finished_at);
+    assert_eq!(after.held_runs, 1);
+
+    db.decide(&held, HoldResolution::Discarded).await;
+    assert_eq!(summary(db.store.run_summaries().await.unwrap()).unwrap().held_runs, 0);
+}
+
+/// Each pool reports its connections, never more idle than open.
+#[tokio::test]
+async fn pools_report_their_connections() {
+    let db = db().await;
+    db.store.ping().await.unwrap();
+    let pools = db.store.pools();
+    assert!(!pools.is_empty());
+    for pool in pools {
+        assert!(pool.max >= 1 && pool.open <= pool.max && pool.idle <= pool.open, "{pool:?}");
+    }
+}

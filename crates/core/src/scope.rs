@@ -9,16 +9,22 @@ pub enum Scope {
     ManageIntegrations,
     /// Read the synced entities (ctxsync's own entity routes).
     SiemEntitiesRead,
+    /// List, create, revoke and rotate the org's keys (ctxsync's own key routes). Only a key
+    /// that lists it has it: a key without scopes does not, so that no existing key gains the
+    /// power to mint others.
+    ManageKeys,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 3] = [Scope::IntegrationsRead, Scope::ManageIntegrations, Scope::SiemEntitiesRead];
+    pub const ALL: [Scope; 4] =
+        [Scope::IntegrationsRead, Scope::ManageIntegrations, Scope::SiemEntitiesRead, Scope::ManageKeys];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::IntegrationsRead => "integrations_read",
             Scope::ManageIntegrations => "manage_integrations",
             Scope::SiemEntitiesRead => "siem_entities_read",
+            Scope::ManageKeys => "manage_keys",
         }
     }
 
@@ -33,8 +39,8 @@ impl fmt::Display for Scope {
     }
 }
 
-/// What an application key may do: everything its org may (no scopes set, as in Datadog), or
-/// only the listed scopes.
+/// What an application key may do: everything its org may (no scopes set, as in Datadog) but
+/// managing keys, or only the listed scopes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scopes {
     All,
@@ -44,7 +50,7 @@ pub enum Scopes {
 impl Scopes {
     pub fn allows(&self, scope: Scope) -> bool {
         match self {
-            Scopes::All => true,
+            Scopes::All => scope != Scope::ManageKeys,
             Scopes::Only(list) => list.contains(&scope),
         }
     }
@@ -83,6 +89,12 @@ mod tests {
     fn no_scopes_means_every_permission() {
         let all = Scopes::parse_list("").unwrap();
         assert!(all.allows(Scope::IntegrationsRead) && all.allows(Scope::ManageIntegrations));
+    }
+
+    #[test]
+    fn managing_keys_must_be_listed() {
+        assert!(!Scopes::All.allows(Scope::ManageKeys));
+        assert!(Scopes::parse_list("manage_keys").unwrap().allows(Scope::ManageKeys));
     }
 
     #[test]

@@ -4,13 +4,17 @@
 //! the API, and a key is looked up by its hash, so no comparison runs over the plaintext.
 
 use std::fmt;
+use std::time::Duration;
 
 use ctxsync_core::{OrgId, Scope, Scopes};
 use rand::RngCore;
 use rand::rngs::OsRng;
 use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use uuid::Uuid;
 
 use crate::StoreError;
+use crate::rows::Column;
 
 /// A key pair as created, with the only copy of the plaintext keys.
 #[derive(Clone)]
@@ -20,6 +24,145 @@ pub struct KeyPair {
     pub api_key: String,
     pub app_key: String,
     pub scopes: Scopes,
+    pub api_key_id: Uuid,
+    pub app_key_id: Uuid,
+    /// When both keys stop working, if they were given an expiry.
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+/// Which half of a pair a key is: the API key names the org, the application key carries scopes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    Api,
+    App,
+}
+
+impl KeyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyKind::Api => "api",
+            KeyKind::App => "app",
+        }
+    }
+
+    pub(crate) fn table(self) -> &'static str {
+        match self {
+            KeyKind::Api => "api_keys",
+            KeyKind::App => "app_keys",
+        }
+    }
+}
+
+/// A stored key as operators see it: everything but the key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyInfo {
+    pub id: Uuid,
+    pub org_id: OrgId,
+    pub org_name: String,
+    pub kind: KeyKind,
+    /// An application key's scopes; `None` for an API key.
+    pub scopes: Option<Scopes>,
+    pub created_at: OffsetDateTime,
+    /// To the minute: uses are recorded at most once a minute per key and process.
+    pub last_used_at: Option<OffsetDateTime>,
+    pub expires_at: Option<OffsetDateTime>,
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+impl KeyInfo {
+    /// `active`, `revoked` or `expired` at `now`.
+    pub fn status(&self, now: OffsetDateTime) -> &'static str {
+        match (self.revoked_at, self.expires_at) {
+            (Some(_), _) => "revoked",
+            (None, Some(at)) if at <= now => "expired",
+            _ => "active",
+        }
+    }
+}
+
+/// A key just issued by a rotation, with the only copy of its plaintext.
+#[derive(Clone)]
+pub struct IssuedKey {
+    pub info: KeyInfo,
+    pub key: String,
+}
+
+impl fmt::Debug for IssuedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuedKey").field("info", &self.info).field("key", &"[redacted]").finish()
+    }
+}
+
+/// Which keys [`KeyStore::list_keys`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyFilter {
+    All,
+    Org(OrgId),
+}
+
+/// A row of [`keys_query`].
+#[derive(sqlx::FromRow)]
+pub(crate) struct KeyRow<I, T> {
+    id: I,
+    org_id: I,
+    org_name: String,
+    kind: String,
+    scopes: Option<String>,
+    created_at: T,
+    last_used_at: Option<T>,
+    expires_at: Option<T>,
+    revoked_at: Option<T>,
+}
+
+impl<I: Column<Uuid>, T: Column<OffsetDateTime>> TryFrom<KeyRow<I, T>> for KeyInfo {
+    type Error = StoreError;
+
+    fn try_from(row: KeyRow<I, T>) -> Result<KeyInfo, StoreError> {
+        let kind = match row.kind.as_str() {
+            "api" => KeyKind::Api,
+            _ => KeyKind::App,
+        };
+        Ok(KeyInfo {
+            id: row.id.decode()?,
+            org_id: OrgId(row.org_id.decode()?),
+            org_name: row.org_name,
+            kind,
+            scopes: (kind == KeyKind::App).then(|| scopes_from_json(row.scopes.as_deref())).transpose()?,
+            created_at: row.created_at.decode()?,
+            last_used_at: row.last_used_at.map(Column::decode).transpose()?,
+            expires_at: row.expires_at.map(Column::decode).transpose()?,
+            revoked_at: row.revoked_at.map(Column::decode).transpose()?,
+        })
+    }
+}
+
+/// Both kinds of key with their org, oldest first; `filter` is a condition on a key `k` that
+/// both backends write with one numbered parameter (`k.org_id = ?1`, `$1` on PostgreSQL).
+pub(crate) fn keys_query(filter: &str, null_scopes: &str) -> String {
+    let select = |kind: KeyKind, scopes: &str| {
+        format!(
+            "SELECT k.id AS id, k.org_id AS org_id, o.name AS org_name, '{kind}' AS kind, {scopes} AS scopes, \
+             k.created_at AS created_at, k.last_used_at AS last_used_at, k.expires_at AS expires_at, \
+             k.revoked_at AS revoked_at FROM {table} k JOIN orgs o ON o.id = k.org_id WHERE {filter}",
+            kind = kind.as_str(),
+            table = kind.table(),
+        )
+    };
+    format!(
+        "{} UNION ALL {} ORDER BY created_at, kind",
+        select(KeyKind::Api, null_scopes),
+        select(KeyKind::App, "k.scopes")
+    )
+}
+
+/// The old key's expiry after a rotation with `grace`: the sooner of its own and the grace's end.
+pub(crate) fn expiry_after_rotation(
+    current: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+    grace: Duration,
+) -> OffsetDateTime {
+    let end = now + grace;
+    current.map_or(end, |at| at.min(end))
 }
 
 impl fmt::Debug for KeyPair {
@@ -30,6 +173,9 @@ impl fmt::Debug for KeyPair {
             .field("api_key", &"[redacted]")
             .field("app_key", &"[redacted]")
             .field("scopes", &self.scopes)
+            .field("api_key_id", &self.api_key_id)
+            .field("app_key_id", &self.app_key_id)
+            .field("expires_at", &self.expires_at)
             .finish()
     }
 }
@@ -41,6 +187,15 @@ pub struct Principal {
     pub scopes: Scopes,
 }
 
+/// What authentication checked: the org and scopes the pair acts with, which keys they were, and
+/// when the sooner of the two expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authenticated {
+    pub principal: Principal,
+    pub key_ids: [Uuid; 2],
+    pub expires_at: Option<OffsetDateTime>,
+}
+
 #[async_trait::async_trait]
 pub trait KeyStore: Send + Sync {
     /// Returns the org with this name, creating it if needed. The default org is named "default".
@@ -49,7 +204,17 @@ pub trait KeyStore: Send + Sync {
     /// Generates a new API key (32 lowercase hex characters, like Datadog's) and application key
     /// (40 lowercase hex characters) for the org, creating the org if needed. Only their hashes
     /// are stored: the plaintext is returned this once.
-    async fn create_key_pair(&self, org_name: &str, scopes: &Scopes) -> Result<KeyPair, StoreError>;
+    async fn create_key_pair(&self, org_name: &str, scopes: &Scopes) -> Result<KeyPair, StoreError> {
+        self.issue_key_pair(org_name, scopes, None).await
+    }
+
+    /// [`KeyStore::create_key_pair`] with an expiry for both keys.
+    async fn issue_key_pair(
+        &self,
+        org_name: &str,
+        scopes: &Scopes,
+        expires_at: Option<OffsetDateTime>,
+    ) -> Result<KeyPair, StoreError>;
 
     /// Makes sure these given keys exist in org `org_name` with `scopes`, for bootstrapping from
     /// the environment. Idempotent; an existing application key gets `scopes`. A key already
@@ -62,9 +227,39 @@ pub trait KeyStore: Send + Sync {
         scopes: &Scopes,
     ) -> Result<(), StoreError>;
 
-    /// The org and scopes of this key pair: `Some` only when both keys exist and belong to the
-    /// same org. Empty keys never match.
-    async fn authenticate(&self, api_key: &str, app_key: &str) -> Result<Option<Principal>, StoreError>;
+    /// The org and scopes of this key pair: `Some` only when both keys exist, belong to the same
+    /// org, and are neither revoked nor expired. Empty keys never match.
+    async fn authenticate(&self, api_key: &str, app_key: &str) -> Result<Option<Principal>, StoreError> {
+        Ok(self.authenticate_keys(api_key, app_key).await?.map(|a| a.principal))
+    }
+
+    /// [`KeyStore::authenticate`] with the keys' ids and expiry, for callers that remember the
+    /// answer for a while.
+    async fn authenticate_keys(
+        &self,
+        api_key: &str,
+        app_key: &str,
+    ) -> Result<Option<Authenticated>, StoreError>;
+
+    async fn list_keys(&self, filter: KeyFilter) -> Result<Vec<KeyInfo>, StoreError>;
+
+    /// Marks the key revoked now (a revoked key stays revoked, with its first revocation time);
+    /// `None` when `filter` has no such key.
+    async fn revoke_key(&self, filter: KeyFilter, id: Uuid) -> Result<Option<KeyInfo>, StoreError>;
+
+    /// Issues a new key of the same org, kind and scopes (expiring at `expires_at`, if given) and
+    /// makes the old one expire `grace` from now, or sooner if it already would. A revoked or
+    /// expired key cannot be rotated; `None` when `filter` has no such key.
+    async fn rotate_key(
+        &self,
+        filter: KeyFilter,
+        id: Uuid,
+        grace: Duration,
+        expires_at: Option<OffsetDateTime>,
+    ) -> Result<Option<IssuedKey>, StoreError>;
+
+    /// Records that these keys were used at `at`.
+    async fn record_key_use(&self, ids: &[Uuid], at: OffsetDateTime) -> Result<(), StoreError>;
 }
 
 /// 16 random bytes, the length of a Datadog API key.
@@ -164,6 +359,9 @@ mod tests {
             api_key: generate_api_key(),
             app_key: generate_app_key(),
             scopes: Scopes::All,
+            api_key_id: Uuid::new_v4(),
+            app_key_id: Uuid::new_v4(),
+            expires_at: None,
         };
         let printed = format!("{pair:?}");
         assert!(!printed.contains(&pair.api_key) && !printed.contains(&pair.app_key), "{printed}");

@@ -34,7 +34,7 @@ pub use entities::{EntityCursor, EntityQuery, EntityStore, StoredEntity, StoredM
 pub use error::{QUERY_ERRORS, StoreError};
 pub use history::{ChangeEvent, EventQuery, HistoryStore, IntervalQuery, MembershipInterval, RoleInterval};
 pub use holds::{Decided, HeldCursor, HeldDeletion, HoldStore};
-pub use keys::{KeyPair, KeyStore, Principal};
+pub use keys::{Authenticated, IssuedKey, KeyFilter, KeyInfo, KeyKind, KeyPair, KeyStore, Principal};
 pub use page::PreparedEntities;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;

@@ -1,12 +1,41 @@
+use std::time::Duration;
+
 use ctxsync_core::{OrgId, Scopes, now};
 use sqlx::SqliteConnection;
+use time::OffsetDateTime;
+use uuid::Uuid;
 
-use super::{SqliteStore, decode_id, encode_time};
+use super::{SqliteStore, decode_id, decode_time, encode_time};
 use crate::keys::{
-    check_given_key, check_org_name, generate_api_key, generate_app_key, hash_key, scopes_from_json,
-    scopes_to_json,
+    KeyRow, check_given_key, check_org_name, expiry_after_rotation, generate_api_key, generate_app_key,
+    hash_key, keys_query, scopes_from_json, scopes_to_json,
 };
-use crate::{KeyPair, KeyStore, Principal, StoreError};
+use crate::{
+    Authenticated, IssuedKey, KeyFilter, KeyInfo, KeyKind, KeyPair, KeyStore, Principal, StoreError,
+};
+
+/// Keys matching `filter` and `id` (when given), read inside `conn`.
+async fn find_keys(
+    conn: &mut SqliteConnection,
+    filter: KeyFilter,
+    id: Option<Uuid>,
+) -> Result<Vec<KeyInfo>, StoreError> {
+    let condition = match (filter, id) {
+        (KeyFilter::All, None) => "1 = 1",
+        (KeyFilter::All, Some(_)) => "k.id = ?1",
+        (KeyFilter::Org(_), None) => "k.org_id = ?1",
+        (KeyFilter::Org(_), Some(_)) => "k.org_id = ?1 AND k.id = ?2",
+    };
+    let query = keys_query(condition, "NULL");
+    let mut rows = sqlx::query_as::<_, KeyRow<String, String>>(&query);
+    if let KeyFilter::Org(org) = filter {
+        rows = rows.bind(org.to_string());
+    }
+    if let Some(id) = id {
+        rows = rows.bind(id.to_string());
+    }
+    rows.fetch_all(conn).await?.into_iter().map(KeyInfo::try_from).collect()
+}
 
 /// Insert-then-read, so concurrent callers agree on one org. Inside a transaction the insert comes
 /// first, taking the write lock before any read (a read first could not upgrade under WAL).
@@ -30,26 +59,48 @@ impl KeyStore for SqliteStore {
         ensure_org(&mut conn, name).await
     }
 
-    async fn create_key_pair(&self, org_name: &str, scopes: &Scopes) -> Result<KeyPair, StoreError> {
+    async fn issue_key_pair(
+        &self,
+        org_name: &str,
+        scopes: &Scopes,
+        expires_at: Option<OffsetDateTime>,
+    ) -> Result<KeyPair, StoreError> {
         let (api_key, app_key) = (generate_api_key(), generate_app_key());
+        let (api_key_id, app_key_id) = (Uuid::new_v4(), Uuid::new_v4());
         let created_at = encode_time(now());
+        let expires = expires_at.map(encode_time);
         let mut tx = self.begin_write().await?;
         let org_id = ensure_org(&mut tx, org_name).await?;
-        sqlx::query("INSERT INTO api_keys (hash, org_id, created_at) VALUES (?, ?, ?)")
+        sqlx::query("INSERT INTO api_keys (hash, id, org_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?)")
             .bind(hash_key(&api_key))
+            .bind(api_key_id.to_string())
             .bind(org_id.to_string())
             .bind(&created_at)
+            .bind(&expires)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("INSERT INTO app_keys (hash, org_id, scopes, created_at) VALUES (?, ?, ?, ?)")
-            .bind(hash_key(&app_key))
-            .bind(org_id.to_string())
-            .bind(scopes_to_json(scopes))
-            .bind(&created_at)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO app_keys (hash, id, org_id, scopes, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(hash_key(&app_key))
+        .bind(app_key_id.to_string())
+        .bind(org_id.to_string())
+        .bind(scopes_to_json(scopes))
+        .bind(&created_at)
+        .bind(&expires)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
-        Ok(KeyPair { org_id, org_name: org_name.to_owned(), api_key, app_key, scopes: scopes.clone() })
+        Ok(KeyPair {
+            org_id,
+            org_name: org_name.to_owned(),
+            api_key,
+            app_key,
+            scopes: scopes.clone(),
+            api_key_id,
+            app_key_id,
+            expires_at,
+        })
     }
 
     async fn ensure_key_pair(
@@ -66,9 +117,10 @@ impl KeyStore for SqliteStore {
         let org_id = ensure_org(&mut tx, org_name).await?;
 
         sqlx::query(
-            "INSERT INTO api_keys (hash, org_id, created_at) VALUES (?, ?, ?) ON CONFLICT (hash) DO NOTHING",
+            "INSERT INTO api_keys (hash, id, org_id, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (hash) DO NOTHING",
         )
         .bind(hash_key(api_key))
+        .bind(Uuid::new_v4().to_string())
         .bind(org_id.to_string())
         .bind(&created_at)
         .execute(&mut *tx)
@@ -82,10 +134,11 @@ impl KeyStore for SqliteStore {
         }
 
         sqlx::query(
-            "INSERT INTO app_keys (hash, org_id, scopes, created_at) VALUES (?, ?, ?, ?) \
+            "INSERT INTO app_keys (hash, id, org_id, scopes, created_at) VALUES (?, ?, ?, ?, ?) \
              ON CONFLICT (hash) DO UPDATE SET scopes = excluded.scopes WHERE app_keys.org_id = excluded.org_id",
         )
         .bind(hash_key(app_key))
+        .bind(Uuid::new_v4().to_string())
         .bind(org_id.to_string())
         .bind(scopes_to_json(scopes))
         .bind(&created_at)
@@ -103,23 +156,123 @@ impl KeyStore for SqliteStore {
         Ok(())
     }
 
-    async fn authenticate(&self, api_key: &str, app_key: &str) -> Result<Option<Principal>, StoreError> {
+    async fn authenticate_keys(
+        &self,
+        api_key: &str,
+        app_key: &str,
+    ) -> Result<Option<Authenticated>, StoreError> {
         if api_key.is_empty() || app_key.is_empty() {
             return Ok(None);
         }
-        let found: Option<(String, Option<String>)> = sqlx::query_as(
-            "SELECT api.org_id, app.scopes FROM api_keys api \
+        type Found = (String, Option<String>, String, String, Option<String>, Option<String>);
+        let found: Option<Found> = sqlx::query_as(
+            "SELECT api.org_id, app.scopes, api.id, app.id, api.expires_at, app.expires_at FROM api_keys api \
              JOIN app_keys app ON app.org_id = api.org_id \
-             WHERE api.hash = ? AND app.hash = ?",
+             WHERE api.hash = ?1 AND app.hash = ?2 AND api.revoked_at IS NULL AND app.revoked_at IS NULL \
+             AND (api.expires_at IS NULL OR api.expires_at > ?3) AND (app.expires_at IS NULL OR app.expires_at > ?3)",
         )
         .bind(hash_key(api_key))
         .bind(hash_key(app_key))
+        .bind(encode_time(now()))
         .fetch_optional(&self.pool)
         .await?;
-        found
-            .map(|(org, scopes)| {
-                Ok(Principal { org_id: decode_id(&org)?, scopes: scopes_from_json(scopes.as_deref())? })
-            })
-            .transpose()
+        let Some((org, scopes, api_id, app_id, api_expiry, app_expiry)) = found else {
+            return Ok(None);
+        };
+        let expiries = [api_expiry, app_expiry].into_iter().flatten().map(|t| decode_time(&t));
+        Ok(Some(Authenticated {
+            principal: Principal { org_id: decode_id(&org)?, scopes: scopes_from_json(scopes.as_deref())? },
+            key_ids: [decode_id(&api_id)?, decode_id(&app_id)?],
+            expires_at: expiries.collect::<Result<Vec<_>, _>>()?.into_iter().min(),
+        }))
+    }
+
+    async fn list_keys(&self, filter: KeyFilter) -> Result<Vec<KeyInfo>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        find_keys(&mut conn, filter, None).await
+    }
+
+    async fn revoke_key(&self, filter: KeyFilter, id: Uuid) -> Result<Option<KeyInfo>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let Some(key) = find_keys(&mut tx, filter, Some(id)).await?.pop() else {
+            return Ok(None);
+        };
+        let table = key.kind.table();
+        sqlx::query(&format!("UPDATE {table} SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?"))
+            .bind(encode_time(now()))
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        let revoked = find_keys(&mut tx, filter, Some(id)).await?.pop();
+        tx.commit().await?;
+        Ok(revoked)
+    }
+
+    async fn rotate_key(
+        &self,
+        filter: KeyFilter,
+        id: Uuid,
+        grace: Duration,
+        expires_at: Option<OffsetDateTime>,
+    ) -> Result<Option<IssuedKey>, StoreError> {
+        let now = now();
+        let mut tx = self.begin_write().await?;
+        let Some(old) = find_keys(&mut tx, filter, Some(id)).await?.pop() else {
+            return Ok(None);
+        };
+        if old.status(now) != "active" {
+            return Err(StoreError::Invalid(format!(
+                "key {id} is {}; only an active key can be rotated",
+                old.status(now)
+            )));
+        }
+        let new_id = Uuid::new_v4();
+        let key = match old.kind {
+            KeyKind::Api => generate_api_key(),
+            KeyKind::App => generate_app_key(),
+        };
+        let table = old.kind.table();
+        let (scopes_column, scopes_value) = match old.kind {
+            KeyKind::Api => ("", ""),
+            KeyKind::App => (", scopes", ", ?"),
+        };
+        let sql = format!(
+            "INSERT INTO {table} (hash, id, org_id, created_at, expires_at{scopes_column}) VALUES (?, ?, ?, ?, ?{scopes_value})"
+        );
+        let mut insert = sqlx::query(&sql)
+            .bind(hash_key(&key))
+            .bind(new_id.to_string())
+            .bind(old.org_id.to_string())
+            .bind(encode_time(now))
+            .bind(expires_at.map(encode_time));
+        if old.kind == KeyKind::App {
+            insert = insert.bind(old.scopes.as_ref().and_then(scopes_to_json));
+        }
+        insert.execute(&mut *tx).await?;
+        sqlx::query(&format!("UPDATE {table} SET expires_at = ? WHERE id = ?"))
+            .bind(encode_time(expiry_after_rotation(old.expires_at, now, grace)))
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        let info = find_keys(&mut tx, filter, Some(new_id)).await?.pop();
+        tx.commit().await?;
+        Ok(info.map(|info| IssuedKey { info, key }))
+    }
+
+    async fn record_key_use(&self, ids: &[Uuid], at: OffsetDateTime) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        for table in ["api_keys", "app_keys"] {
+            for id in ids {
+                sqlx::query(&format!(
+                    "UPDATE {table} SET last_used_at = ?1 WHERE id = ?2 AND (last_used_at IS NULL OR last_used_at < ?1)"
+                ))
+                .bind(encode_time(at))
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
     }
 }

@@ -109,3 +109,93 @@ async fn ensure_key_pair_refuses_bad_or_foreign_keys() {
         assert!(matches!(err, StoreError::Invalid(_)), "{err}");
     }
 }
+
+/// Keys as operators manage them: listed by org without the key, revoked, rotated with a grace
+/// period, expired, and their last use recorded.
+#[tokio::test]
+async fn keys_are_listed_revoked_rotated_and_expire() {
+    use std::time::Duration;
+
+    use crate::{KeyFilter, KeyKind};
+
+    let db = TestStore::new().await;
+    let scoped = Scopes::Only(vec![Scope::ManageKeys]);
+    let pair = db.store.create_key_pair("acme", &scoped).await.unwrap();
+    let other = db.store.create_key_pair("other", &Scopes::All).await.unwrap();
+    let auth = |api: String, app: String| {
+        let store = db.store.clone();
+        async move { store.authenticate(&api, &app).await.unwrap().is_some() }
+    };
+
+    let listed = db.store.list_keys(KeyFilter::Org(pair.org_id)).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|k| (k.id, k.kind)).collect::<Vec<_>>(),
+        [(pair.api_key_id, KeyKind::Api), (pair.app_key_id, KeyKind::App)]
+    );
+    assert_eq!(listed[1].scopes, Some(scoped.clone()));
+    assert_eq!(listed[0].scopes, None);
+    assert!(listed.iter().all(|k| k.org_name == "acme" && k.status(ctxsync_core::now()) == "active"));
+    assert_eq!(db.store.list_keys(KeyFilter::All).await.unwrap().len(), 4);
+
+    // Another org cannot touch acme's keys.
+    let other_org = KeyFilter::Org(other.org_id);
+    assert_eq!(db.store.revoke_key(other_org, pair.app_key_id).await.unwrap(), None);
+    let grace = Duration::from_secs(3600);
+    assert!(db.store.rotate_key(other_org, pair.app_key_id, grace, None).await.unwrap().is_none());
+
+    // Rotation: the new application key works at once, the old one until its grace ends.
+    let rotated = db
+        .store
+        .rotate_key(KeyFilter::Org(pair.org_id), pair.app_key_id, grace, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((rotated.info.kind, rotated.info.scopes.clone()), (KeyKind::App, Some(scoped.clone())));
+    assert_eq!(rotated.key.len(), 40);
+    assert!(auth(pair.api_key.clone(), rotated.key.clone()).await);
+    assert!(auth(pair.api_key.clone(), pair.app_key.clone()).await, "the old key works during the grace");
+    let old = db
+        .store
+        .list_keys(KeyFilter::All)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|k| k.id == pair.app_key_id)
+        .unwrap();
+    let until = old.expires_at.unwrap() - ctxsync_core::now();
+    assert!(until > time::Duration::minutes(59) && until <= time::Duration::hours(1), "{until}");
+
+    // Rotating with no grace stops the old API key now; the new one works with the new app key.
+    let api =
+        db.store.rotate_key(KeyFilter::All, pair.api_key_id, Duration::ZERO, None).await.unwrap().unwrap();
+    assert!(!auth(pair.api_key.clone(), rotated.key.clone()).await, "the old API key expired");
+    assert!(auth(api.key.clone(), rotated.key.clone()).await);
+    let expired = db.store.rotate_key(KeyFilter::All, pair.api_key_id, grace, None).await.unwrap_err();
+    assert!(expired.to_string().contains("expired"), "{expired}");
+
+    // Revocation stops a key at once and keeps its first time.
+    let revoked = db.store.revoke_key(KeyFilter::All, rotated.info.id).await.unwrap().unwrap();
+    assert_eq!(revoked.status(ctxsync_core::now()), "revoked");
+    assert!(!auth(api.key.clone(), rotated.key.clone()).await);
+    let again = db.store.revoke_key(KeyFilter::All, rotated.info.id).await.unwrap().unwrap();
+    assert_eq!(again.revoked_at, revoked.revoked_at);
+
+    // An expiry at creation.
+    let soon = ctxsync_core::now() + time::Duration::hours(2);
+    let expiring = db.store.issue_key_pair("acme", &Scopes::All, Some(soon)).await.unwrap();
+    let found = db.store.authenticate_keys(&expiring.api_key, &expiring.app_key).await.unwrap().unwrap();
+    assert_eq!(found.expires_at, Some(soon));
+    assert_eq!(found.key_ids, [expiring.api_key_id, expiring.app_key_id]);
+    let past = ctxsync_core::now() - time::Duration::seconds(1);
+    let dead = db.store.issue_key_pair("acme", &Scopes::All, Some(past)).await.unwrap();
+    assert!(!auth(dead.api_key.clone(), dead.app_key.clone()).await);
+
+    // Last use: a later time replaces an earlier one, never the other way round.
+    let t1 = ctxsync_core::now();
+    let t0 = t1 - time::Duration::minutes(5);
+    db.store.record_key_use(&[expiring.api_key_id], t1).await.unwrap();
+    db.store.record_key_use(&[expiring.api_key_id], t0).await.unwrap();
+    let used =
+        db.store.list_keys(KeyFilter::All).await.unwrap().into_iter().find(|k| k.id == expiring.api_key_id);
+    assert_eq!(used.unwrap().last_used_at, Some(t1));
+}

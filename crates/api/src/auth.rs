@@ -58,8 +58,8 @@ async fn identify(state: &AppState, headers: &axum::http::HeaderMap) -> Result<P
     if app_key.is_empty() {
         return Err(ApiError::Forbidden(format!("Application key required ({APP_KEY_HEADER} header)")));
     }
-    match state.store.authenticate(api_key, app_key).await? {
-        Some(principal) => Ok(principal),
+    match state.auth.authenticate(&state.store, api_key, app_key).await? {
+        Some(authenticated) => Ok(authenticated.principal),
         None => {
             tracing::info!("rejected a request with an unknown API key, application key or key pair");
             Err(ApiError::Forbidden("Forbidden: invalid API key or application key".into()))
@@ -79,6 +79,13 @@ pub struct ManageIntegrations;
 
 /// ctxsync's entity routes.
 pub struct SiemEntitiesRead;
+
+/// ctxsync's key routes.
+pub struct ManageKeys;
+
+impl RequiredScope for ManageKeys {
+    const SCOPE: Scope = Scope::ManageKeys;
+}
 
 impl RequiredScope for SiemEntitiesRead {
     const SCOPE: Scope = Scope::SiemEntitiesRead;

@@ -113,10 +113,13 @@ impl From<FieldErrors> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        if e.is_unavailable() {
-            ApiError::Unavailable("the configuration store is unavailable; retry shortly".into())
-        } else {
-            ApiError::Internal(e.to_string())
+        match e {
+            _ if e.is_unavailable() => {
+                ApiError::Unavailable("the configuration store is unavailable; retry shortly".into())
+            }
+            // What the caller asked for cannot be done (rotating a revoked key); the message says why.
+            StoreError::Invalid(message) => ApiError::BadRequest(vec![message]),
+            e => ApiError::Internal(e.to_string()),
         }
     }
 }

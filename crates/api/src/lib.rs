@@ -5,12 +5,14 @@
 //! stay exactly as the contract describes them; ctxsync's own additions get routes of their own.
 
 mod auth;
+pub mod auth_cache;
 pub mod entities;
 mod error;
 mod health;
 pub mod integration_config;
 mod json;
 mod json_errors;
+pub mod keys;
 pub mod observe;
 pub mod openapi;
 pub mod rate_limit;

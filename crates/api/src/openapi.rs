@@ -11,6 +11,7 @@ use utoipa::{Modify, OpenApi};
 use crate::entities as en;
 use crate::error::ErrorBody;
 use crate::integration_config::{self as ic, schema};
+use crate::keys;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -42,7 +43,11 @@ use crate::integration_config::{self as ic, schema};
         en::list_held_deletions,
         en::confirm_deletions,
         en::discard_deletions,
-        en::get_health
+        en::get_health,
+        keys::list_keys,
+        keys::create_key_pair,
+        keys::revoke_key,
+        keys::rotate_key
     ),
     components(schemas(
         ErrorBody,

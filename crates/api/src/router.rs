@@ -16,6 +16,7 @@ use crate::error::ApiError;
 use crate::integration_config::{self as ic, BASE_PATH};
 use crate::json::BODY_LIMIT_BYTES;
 use crate::json_errors::json_errors;
+use crate::keys::{self, BASE_PATH as KEYS};
 use crate::observe::observe;
 use crate::state::AppState;
 use crate::{health, openapi};
@@ -66,6 +67,9 @@ pub fn router(state: AppState) -> Router {
             post(en::discard_deletions),
         )
         .route(&format!("{ENTITIES}/integration_configs/{{config_id}}/health"), get(en::get_health))
+        .route(KEYS, get(keys::list_keys).post(keys::create_key_pair))
+        .route(&format!("{KEYS}/{{key_id}}/revoke"), post(keys::revoke_key))
+        .route(&format!("{KEYS}/{{key_id}}/rotate"), post(keys::rotate_key))
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(from_fn_with_state(state.clone(), authenticate));
     Router::new()

@@ -54,6 +54,9 @@ fn main() -> ExitCode {
             Command::Export(args) => export::run(args).await,
             Command::Events(args) => events::run(args).await,
             Command::Keys { command: KeysCommand::Create(args) } => keys::create(args).await,
+            Command::Keys { command: KeysCommand::List(args) } => keys::list(args).await,
+            Command::Keys { command: KeysCommand::Revoke(args) } => keys::revoke(args).await,
+            Command::Keys { command: KeysCommand::Rotate(args) } => keys::rotate(args).await,
         }
         .map(|()| ExitCode::SUCCESS)
     });

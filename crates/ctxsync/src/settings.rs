@@ -66,6 +66,52 @@ pub enum Command {
 pub enum KeysCommand {
     /// Create an API key and an application key in an org (created if missing).
     Create(KeysCreateArgs),
+    /// List keys (never their values): id, org, kind, scopes, status, created, last used.
+    List(KeysListArgs),
+    /// Stop a key now (every replica within two seconds).
+    Revoke(KeysIdArgs),
+    /// Issue a new key of the same kind, org and scopes; the old one works for --grace more.
+    Rotate(KeysRotateArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct KeysListArgs {
+    /// Only this org's keys.
+    #[arg(long)]
+    pub org: Option<String>,
+    /// One JSON object a line.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct KeysIdArgs {
+    /// The key's id, as `keys list` shows it.
+    pub id: uuid::Uuid,
+    /// Print the key as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct KeysRotateArgs {
+    /// The key's id, as `keys list` shows it.
+    pub id: uuid::Uuid,
+    /// How long the old key keeps working, e.g. `24h`; `0s` stops it now.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub grace: Duration,
+    /// When the new key stops working, e.g. `90d`; never when not given.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub expires_in: Option<Duration>,
+    /// Print the new key as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -333,6 +379,9 @@ pub struct KeysCreateArgs {
     /// none means every permission of the org.
     #[arg(long, default_value = "")]
     pub scopes: String,
+    /// When both keys stop working, e.g. `90d`; never when not given.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub expires_in: Option<Duration>,
     /// Print the key pair as JSON.
     #[arg(long)]
     pub json: bool,

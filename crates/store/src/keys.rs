@@ -201,6 +201,9 @@ pub trait KeyStore: Send + Sync {
     /// Returns the org with this name, creating it if needed. The default org is named "default".
     async fn ensure_org(&self, name: &str) -> Result<OrgId, StoreError>;
 
+    /// The name of an org that exists.
+    async fn org_name(&self, org: OrgId) -> Result<String, StoreError>;
+
     /// Generates a new API key (32 lowercase hex characters, like Datadog's) and application key
     /// (40 lowercase hex characters) for the org, creating the org if needed. Only their hashes
     /// are stored: the plaintext is returned this once.

@@ -8,7 +8,7 @@ mod list;
 mod lookup;
 mod params;
 mod persons;
-mod response;
+pub(crate) mod response;
 mod runs;
 
 pub use events::EventData;

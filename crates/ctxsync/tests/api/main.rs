@@ -5,6 +5,7 @@
 //! - `activation`: activate, deactivate and the Entra ID app registrations
 //! - `validation`: credential validation against each fake source, both validate routes
 //! - `auth`: keys, scopes and org isolation
+//! - `keys`: the key lifecycle on the API and the command line: expiry, rotation, revocation
 //! - `limits`: rate limits, malformed and oversized input
 //! - `error_shape`: errors from the framework and hyper in the usual shape; duplicate JSON keys
 //! - `slow_clients`: connections that never finish a request, idle ones, the connection cap
@@ -36,6 +37,7 @@ mod error_shape;
 mod events;
 mod helpers;
 mod holds;
+mod keys;
 mod limits;
 mod observability;
 mod openapi;

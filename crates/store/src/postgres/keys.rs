@@ -96,6 +96,13 @@ impl KeyStore for PostgresStore {
         ensure_org(&mut conn, name).await
     }
 
+    async fn org_name(&self, org: OrgId) -> Result<String, StoreError> {
+        Ok(sqlx::query_scalar("SELECT name FROM orgs WHERE id = $1")
+            .bind(org.0)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
     async fn issue_key_pair(
         &self,
         org_name: &str,

@@ -59,6 +59,13 @@ impl KeyStore for SqliteStore {
         ensure_org(&mut conn, name).await
     }
 
+    async fn org_name(&self, org: OrgId) -> Result<String, StoreError> {
+        Ok(sqlx::query_scalar("SELECT name FROM orgs WHERE id = ?")
+            .bind(org.to_string())
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
     async fn issue_key_pair(
         &self,
         org_name: &str,

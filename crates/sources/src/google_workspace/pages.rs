@@ -94,8 +94,10 @@ impl Run<'_, '_> {
         Ok(got)
     }
 
+    /// Hands a page to the sink; one with nothing in it only to report retries, which would
+    /// otherwise be lost when no page follows.
     async fn emit(&mut self, records: Vec<Record>, memberships: Vec<Membership>) -> Result<(), SyncError> {
-        if records.is_empty() && memberships.is_empty() {
+        if records.is_empty() && memberships.is_empty() && self.retries == 0 {
             return Ok(());
         }
         let retries = std::mem::take(&mut self.retries);

@@ -576,6 +576,11 @@ fn assert_met(case: Case, extra_requests: u64, run: &ctxsync_core::Run, new: &Pi
         _ => 0,
     };
     assert!(extra_requests >= faulted_replies, "{case}: {extra_requests} requests beyond the rehearsal's");
+    assert!(
+        run.counts.retries >= faulted_replies,
+        "{case}: the run reports {} retries, the fake refused {faulted_replies} replies",
+        run.counts.retries
+    );
     if case.fault == Fault::OverlappingPages {
         let fetched: u64 =
             ["user", "membership"].iter().filter_map(|k| run.counts.by_type.get(*k)).map(|c| c.fetched).sum();

@@ -1,5 +1,9 @@
 //! Faults a test asks a fake to inject, consumed request by request: rate-limit bursts, server
-//! errors, slow and truncated replies, and pages a listing silently skips.
+//! errors, slow and truncated replies, credentials revoked, and pages a listing skips, repeats in
+//! part or serves out of order.
+//!
+//! The request-level faults can be held back for a number of requests ([`Faults::hold`]), so a
+//! test puts them at a chosen point of a run: its first request, one in the middle, its last.
 //!
 //! Each fake renders a fault in its own vendor's words (Okta's `E0000047` with
 //! `X-Rate-Limit-Reset`, Google's `userRateLimitExceeded`…); this module only keeps count.
@@ -30,6 +34,29 @@ pub(crate) enum Gate {
     /// Refused as rate-limited; the client is told to wait this long.
     RateLimited(Duration),
     Failed(StatusCode),
+    /// The credentials are to be revoked now, as by the fake's own revocation, and the request
+    /// then answered as any later one is: refused.
+    Revoke,
+}
+
+/// What is to happen to one page of a listing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct PageFaults {
+    /// Skipped: its items are never served.
+    pub drop: bool,
+    /// Served whole, but its next cursor points back into its middle (even on a last page), so
+    /// the next page repeats its second half, as a cursor listing does when items move under it.
+    pub overlap: bool,
+    /// Its items served in reverse order: no client may rely on any order within a page.
+    pub reverse: bool,
+}
+
+/// A fault aimed at one page of a listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PageFault {
+    Drop,
+    Overlap,
+    Reverse,
 }
 
 /// The faults a test injected into one fake: set through its handle, consumed by its handlers.
@@ -38,14 +65,32 @@ pub(crate) struct Faults(Mutex<Pending>);
 
 #[derive(Debug, Default)]
 struct Pending {
+    /// Requests met so far.
+    requests: u64,
+    /// Request-level faults hit no request until `requests` passes this.
+    held_until: u64,
     rate_limited: u32,
     rate_limit_wait: Duration,
     failing: u32,
     failure: Option<StatusCode>,
+    revoke: bool,
     delay: Duration,
+    /// Replies delayed by `delayed_by` instead of `delay`.
+    delayed: u32,
+    delayed_by: Duration,
     truncated: u32,
-    /// For each listing with a page to drop: how many of its pages to serve first.
-    drops: Vec<(Listing, usize)>,
+    /// The most items any page holds, whatever the client asked for.
+    page_limit: Option<usize>,
+    /// Pages served of each listing.
+    pages: Vec<(Listing, u64)>,
+    /// For each page fault: its listing and how many of its pages to serve first.
+    page_faults: Vec<(Listing, PageFault, usize)>,
+}
+
+impl Pending {
+    fn held(&self) -> bool {
+        self.requests <= self.held_until
+    }
 }
 
 impl Faults {
@@ -72,19 +117,79 @@ impl Faults {
         self.pending().delay = delay;
     }
 
+    /// The next `requests` replies come after `delay` (instead of the delay of [`Faults::slow`]).
+    pub(crate) fn delay(&self, requests: u32, delay: Duration) {
+        let mut pending = self.pending();
+        pending.delayed = requests;
+        pending.delayed_by = delay;
+    }
+
     pub(crate) fn truncate(&self, requests: u32) {
         self.pending().truncated = requests;
     }
 
-    pub(crate) fn drop_page(&self, listing: Listing, after_pages: usize) {
-        let mut pending = self.pending();
-        pending.drops.retain(|(l, _)| *l != listing);
-        pending.drops.push((listing, after_pages));
+    /// The next request revokes the credentials.
+    pub(crate) fn revoke(&self) {
+        self.pending().revoke = true;
     }
 
-    /// Rate limits first, then server errors: a gateway answers both before the API runs.
+    /// The request-level faults (rate limits, server errors, delays, truncations, a revocation)
+    /// hit none of the next `requests` requests.
+    pub(crate) fn hold(&self, requests: u64) {
+        let mut pending = self.pending();
+        pending.held_until = pending.requests + requests;
+    }
+
+    /// How many requests the fake met, faulted or not.
+    pub(crate) fn requests(&self) -> u64 {
+        self.pending().requests
+    }
+
+    /// Pages hold at most `items` from now on, as real APIs may serve fewer than asked for.
+    pub(crate) fn limit_pages(&self, items: usize) {
+        self.pending().page_limit = Some(items.max(1));
+    }
+
+    /// The page size to serve for a client that asked for `asked`.
+    pub(crate) fn page_size(&self, asked: usize) -> usize {
+        self.pending().page_limit.map_or(asked, |limit| asked.min(limit))
+    }
+
+    /// How many pages of `listing` were served.
+    pub(crate) fn pages_served(&self, listing: Listing) -> u64 {
+        self.pending().pages.iter().find(|(l, _)| *l == listing).map_or(0, |(_, n)| *n)
+    }
+
+    fn page_fault(&self, listing: Listing, fault: PageFault, after_pages: usize) {
+        let mut pending = self.pending();
+        pending.page_faults.retain(|(l, f, _)| (*l, *f) != (listing, fault));
+        pending.page_faults.push((listing, fault, after_pages));
+    }
+
+    pub(crate) fn drop_page(&self, listing: Listing, after_pages: usize) {
+        self.page_fault(listing, PageFault::Drop, after_pages);
+    }
+
+    pub(crate) fn overlap_page(&self, listing: Listing, after_pages: usize) {
+        self.page_fault(listing, PageFault::Overlap, after_pages);
+    }
+
+    pub(crate) fn reverse_page(&self, listing: Listing, after_pages: usize) {
+        self.page_fault(listing, PageFault::Reverse, after_pages);
+    }
+
+    /// Counts the request; then, unless faults are held, a revocation first, then rate limits,
+    /// then server errors: a gateway answers both before the API runs.
     pub(crate) fn gate(&self) -> Gate {
         let mut pending = self.pending();
+        pending.requests += 1;
+        if pending.held() {
+            return Gate::Pass;
+        }
+        if pending.revoke {
+            pending.revoke = false;
+            return Gate::Revoke;
+        }
         if pending.rate_limited > 0 {
             pending.rate_limited -= 1;
             return Gate::RateLimited(pending.rate_limit_wait);
@@ -101,27 +206,48 @@ impl Faults {
     /// Whether this successful reply is to be cut short.
     fn take_truncation(&self) -> bool {
         let mut pending = self.pending();
+        if pending.held() {
+            return false;
+        }
         let cut = pending.truncated > 0;
         pending.truncated = pending.truncated.saturating_sub(1);
         cut
     }
 
-    /// Whether this page of `listing` is to be skipped.
-    pub(crate) fn take_drop(&self, listing: Listing) -> bool {
+    /// How long this reply waits before it leaves.
+    fn take_delay(&self) -> Duration {
         let mut pending = self.pending();
-        let Some(i) = pending.drops.iter().position(|(l, _)| *l == listing) else {
-            return false;
-        };
-        match &mut pending.drops[i].1 {
-            0 => {
-                pending.drops.remove(i);
-                true
-            }
-            remaining => {
-                *remaining -= 1;
-                false
-            }
+        if pending.delayed > 0 && !pending.held() {
+            pending.delayed -= 1;
+            return pending.delayed_by;
         }
+        pending.delay
+    }
+
+    /// Counts a page of `listing` and says what is to happen to it.
+    pub(crate) fn take_page(&self, listing: Listing) -> PageFaults {
+        let mut pending = self.pending();
+        match pending.pages.iter_mut().find(|(l, _)| *l == listing) {
+            Some((_, served)) => *served += 1,
+            None => pending.pages.push((listing, 1)),
+        }
+        let mut faults = PageFaults::default();
+        pending.page_faults.retain_mut(|(l, fault, remaining)| {
+            if *l != listing {
+                return true;
+            }
+            if *remaining > 0 {
+                *remaining -= 1;
+                return true;
+            }
+            match fault {
+                PageFault::Drop => faults.drop = true,
+                PageFault::Overlap => faults.overlap = true,
+                PageFault::Reverse => faults.reverse = true,
+            }
+            false
+        });
+        faults
     }
 
     /// The reply of a request that passed the gate: made after the configured delay, and cut
@@ -138,7 +264,7 @@ impl Faults {
     /// The reply after the configured delay, never cut: half of a bare number still reads as a
     /// number, so no client could tell, and no truncation is spent on it.
     pub(crate) async fn serve_whole(&self, reply: impl Future<Output = Response>) -> Response {
-        let delay = self.pending().delay;
+        let delay = self.take_delay();
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
@@ -146,18 +272,32 @@ impl Faults {
     }
 }
 
-/// The page after the cursor `after` (a page and the cursor after it, as `fetch` returns them),
-/// or with `drop` the page after that in its place, so the skipped page's items are never served.
-pub(crate) fn dropping<T>(
-    drop: bool,
+/// The page of up to `limit` items after the cursor `after`, as `faults` shape it. `fetch(after,
+/// limit)` gives a page and the cursor after it. A dropped page gives way to the page after it,
+/// so its items are never served; an overlapping one points its cursor at its own middle, so the
+/// next page starts there (a last page too: the list then ends with its second half again); a
+/// reversed one lists its items backwards.
+pub(crate) fn shaped<T>(
+    faults: PageFaults,
     after: Option<&str>,
-    fetch: impl Fn(Option<&str>) -> (Vec<T>, Option<String>),
+    limit: usize,
+    fetch: impl Fn(Option<&str>, usize) -> (Vec<T>, Option<String>),
 ) -> (Vec<T>, Option<String>) {
-    match (drop, fetch(after)) {
-        (false, first) => first,
-        (true, (_, Some(skipped))) => fetch(Some(&skipped)),
-        (true, (_, None)) => (Vec::new(), None),
+    let (start, (mut items, mut next)) = match (faults.drop, fetch(after, limit)) {
+        (false, first) => (after.map(str::to_owned), first),
+        (true, (_, Some(skipped))) => {
+            let page = fetch(Some(&skipped), limit);
+            (Some(skipped), page)
+        }
+        (true, (_, None)) => (None, (Vec::new(), None)),
+    };
+    if faults.overlap && items.len() > 1 {
+        next = fetch(start.as_deref(), items.len() / 2).1;
     }
+    if faults.reverse {
+        items.reverse();
+    }
+    (items, next)
 }
 
 /// The reply with only the first half of its body, framed as a complete reply: the JSON is cut
@@ -188,23 +328,84 @@ mod tests {
     }
 
     #[test]
-    fn a_drop_waits_for_its_page() {
+    fn held_faults_wait_for_their_request() {
         let faults = Faults::default();
-        faults.drop_page(Listing::Users, 1);
-        assert!(!faults.take_drop(Listing::Groups));
-        assert!(!faults.take_drop(Listing::Users));
-        assert!(faults.take_drop(Listing::Users));
-        assert!(!faults.take_drop(Listing::Users));
+        faults.hold(2);
+        faults.fail(1, 503);
+        faults.truncate(1);
+        faults.revoke();
+        assert_eq!(faults.gate(), Gate::Pass);
+        assert!(!faults.take_truncation(), "the request was held");
+        assert_eq!(faults.gate(), Gate::Pass);
+        assert_eq!(faults.gate(), Gate::Revoke);
+        assert_eq!(faults.gate(), Gate::Failed(StatusCode::SERVICE_UNAVAILABLE));
+        assert!(faults.take_truncation());
+        assert_eq!(faults.gate(), Gate::Pass);
+        assert_eq!(faults.requests(), 5);
     }
 
     #[test]
-    fn a_dropped_page_is_replaced_by_the_next() {
-        let pages = |after: Option<&str>| match after {
-            None => (vec!["a".to_string()], Some("a".to_string())),
-            Some(after) => (vec![format!("after {after}")], None),
-        };
-        assert_eq!(dropping(false, None, pages).0, ["a"]);
-        assert_eq!(dropping(true, None, pages).0, ["after a"]);
-        assert_eq!(dropping(true, Some("a"), pages), (vec![], None));
+    fn a_counted_delay_passes_and_leaves_the_standing_one() {
+        let faults = Faults::default();
+        faults.slow(Duration::from_millis(5));
+        faults.delay(1, Duration::from_secs(2));
+        // Every reply follows its request through the gate.
+        assert_eq!(faults.gate(), Gate::Pass);
+        assert_eq!(faults.take_delay(), Duration::from_secs(2));
+        assert_eq!(faults.gate(), Gate::Pass);
+        assert_eq!(faults.take_delay(), Duration::from_millis(5));
+    }
+
+    #[test]
+    fn page_faults_wait_for_their_page() {
+        let faults = Faults::default();
+        faults.drop_page(Listing::Users, 1);
+        faults.overlap_page(Listing::Users, 0);
+        faults.reverse_page(Listing::Members, 2);
+        let none = PageFaults::default();
+        assert_eq!(faults.take_page(Listing::Groups), none);
+        assert_eq!(faults.take_page(Listing::Users), PageFaults { overlap: true, ..none });
+        assert_eq!(faults.take_page(Listing::Users), PageFaults { drop: true, ..none });
+        assert_eq!(faults.take_page(Listing::Users), none);
+        for _ in 0..2 {
+            assert_eq!(faults.take_page(Listing::Members), none);
+        }
+        assert_eq!(faults.take_page(Listing::Members), PageFaults { reverse: true, ..none });
+        assert_eq!(faults.pages_served(Listing::Users), 3);
+        assert_eq!(faults.pages_served(Listing::Devices), 0);
+    }
+
+    #[test]
+    fn pages_are_limited_to_what_the_fake_allows() {
+        let faults = Faults::default();
+        assert_eq!(faults.page_size(200), 200);
+        faults.limit_pages(5);
+        assert_eq!((faults.page_size(200), faults.page_size(3)), (5, 3));
+    }
+
+    /// Ten items `0`…`9`, each its own cursor, as the fakes page them.
+    fn ten(after: Option<&str>, limit: usize) -> (Vec<u32>, Option<String>) {
+        let from = after.map_or(0, |a| a.parse::<u32>().unwrap() + 1);
+        let items: Vec<u32> = (from..10).take(limit).collect();
+        let next = items.last().filter(|&&last| last < 9).map(u32::to_string);
+        (items, next)
+    }
+
+    #[test]
+    fn shaped_pages_skip_repeat_or_reverse_items() {
+        let plain = PageFaults::default();
+        assert_eq!(shaped(plain, None, 4, ten), (vec![0, 1, 2, 3], Some("3".into())));
+        let dropped = PageFaults { drop: true, ..plain };
+        assert_eq!(shaped(dropped, None, 4, ten), (vec![4, 5, 6, 7], Some("7".into())));
+        assert_eq!(shaped(dropped, Some("5"), 4, ten), (vec![], None));
+        // The next page starts after 1: 2 and 3 are served twice.
+        let overlap = PageFaults { overlap: true, ..plain };
+        assert_eq!(shaped(overlap, None, 4, ten), (vec![0, 1, 2, 3], Some("1".into())));
+        assert_eq!(shaped(overlap, Some("7"), 4, ten), (vec![8, 9], Some("8".into())), "even the last page");
+        assert_eq!(shaped(overlap, Some("8"), 4, ten), (vec![9], None), "one item cannot overlap");
+        let both = PageFaults { drop: true, overlap: true, ..plain };
+        assert_eq!(shaped(both, None, 4, ten), (vec![4, 5, 6, 7], Some("5".into())));
+        let reversed = PageFaults { reverse: true, ..plain };
+        assert_eq!(shaped(reversed, Some("3"), 4, ten), (vec![7, 6, 5, 4], Some("7".into())));
     }
 }

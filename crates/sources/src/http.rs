@@ -44,6 +44,9 @@ pub(crate) struct RetryPolicy {
     pub base_delay: Duration,
     /// Limit on one attempt, from sending the request to the end of the reply's body.
     pub request_timeout: Duration,
+    /// The longest wait between attempts, a source's own ask included; `None` honours any wait
+    /// the budget allows.
+    pub max_wait: Option<Duration>,
 }
 
 impl RetryPolicy {
@@ -53,6 +56,7 @@ impl RetryPolicy {
         budget: Duration::from_secs(5),
         base_delay: Duration::from_millis(250),
         request_timeout: Duration::from_secs(10),
+        max_wait: None,
     };
 
     /// For sync runs nobody waits on: rides out long throttling and outages before giving up.
@@ -61,6 +65,7 @@ impl RetryPolicy {
         budget: Duration::from_secs(600),
         base_delay: Duration::from_secs(1),
         request_timeout: Duration::from_secs(60),
+        max_wait: None,
     };
 
     /// Exponential backoff with ±25% jitter, so clients that failed together do not retry together.
@@ -231,6 +236,7 @@ impl Http {
                 }
                 Err(Failure::TooLarge) => None,
             };
+            let wait = wait.map(|wait| self.policy.max_wait.map_or(wait, |most| wait.min(most)));
             let wait = match wait {
                 Some(wait)
                     if attempt < self.policy.attempts && started.elapsed() + wait <= self.policy.budget =>

@@ -21,6 +21,7 @@ mod okta;
 mod sync;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use ctxsync_core::{Config, Credentials, Settings, entra_tenant};
 
@@ -64,11 +65,38 @@ struct Inner {
     sync: Http,
 }
 
+/// How a sync run times its requests: the limit on each attempt and the waits between attempts.
+/// The default is for real sources; tests of faults shorten it, so that a reply slower than the
+/// timeout or a storm of 429s costs milliseconds instead of minutes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncTiming {
+    /// Limit on one attempt, from sending the request to the end of the reply's body.
+    pub request_timeout: Duration,
+    /// The first backoff after a failure that came without a wait; each retry doubles it.
+    pub base_delay: Duration,
+    /// The longest wait between attempts, a wait the source asks for included; `None` honours
+    /// whatever the source asks, within the run's retry budget.
+    pub max_wait: Option<Duration>,
+}
+
+impl Default for SyncTiming {
+    fn default() -> Self {
+        let RetryPolicy { request_timeout, base_delay, max_wait, .. } = RetryPolicy::SYNC;
+        SyncTiming { request_timeout, base_delay, max_wait }
+    }
+}
+
 impl Sources {
     pub fn new(endpoints: Endpoints) -> Result<Sources, SourceError> {
+        Self::with_sync_timing(endpoints, SyncTiming::default())
+    }
+
+    /// As [`Sources::new`], with sync runs timed by `timing`.
+    pub fn with_sync_timing(endpoints: Endpoints, timing: SyncTiming) -> Result<Sources, SourceError> {
         endpoints.check()?;
         let validation = Http::new(RetryPolicy::VALIDATION)?;
-        let sync = Http::new(RetryPolicy::SYNC)?;
+        let SyncTiming { request_timeout, base_delay, max_wait } = timing;
+        let sync = Http::new(RetryPolicy { request_timeout, base_delay, max_wait, ..RetryPolicy::SYNC })?;
         Ok(Sources { inner: Arc::new(Inner { endpoints, validation, sync }) })
     }
 

@@ -80,6 +80,7 @@ pub(super) async fn not_found() -> Refusal {
 fn gate(state: &EntraState, headers: &HeaderMap, roles: &[&str]) -> Result<(), Refusal> {
     match state.faults.gate() {
         Gate::Pass => {}
+        Gate::Revoke => state.revoke(),
         Gate::RateLimited(wait) => {
             let refusal = error(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -328,7 +329,7 @@ async fn list(
         (Kind::Devices, Some(filter)) => Some(listed_ids(filter)?),
         (_, Some(_)) => return Err(bad_request("Request_UnsupportedQuery", "Unsupported query.")),
     };
-    let top = page_size(query)?;
+    let top = state.faults.page_size(page_size(query)?);
     // Graph serves at most 100 objects a page when it expands a relationship of each.
     let top = if owners.is_some() { top.min(MAX_EXPANDED_PAGE) } else { top };
     let after = skip_token::<u32>(query)?;
@@ -547,7 +548,7 @@ async fn delta(
         properties.push("id".to_string());
     }
     let preferred = max_page_size(headers);
-    let limit = preferred.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
+    let limit = state.faults.page_size(preferred.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE));
     let member_limit = state.limits().members_per_page;
     let filter = match (kind, token, query.get("$filter")) {
         (_, _, None) => None,
@@ -564,6 +565,7 @@ async fn delta(
         _ => return Err(bad_request("Request_UnsupportedQuery", "Unsupported query.")),
     };
     let delta_query = DeltaQuery { properties: &properties, relation: tracks_relation, limit, member_limit };
+    let faults = state.faults.take_page(listing);
     let (mut value, next, clock) = {
         let tenant = state.tenant.read().expect("tenant lock");
         match &filter {
@@ -571,12 +573,20 @@ async fn delta(
             Some(ids) => (tenant.delta_users_by_id(ids, &delta_query), None, tenant.clock()),
             None => {
                 let page = tenant.delta(kind, at, &delta_query);
-                (page.value, page.next, page.clock)
+                let mut next = page.next;
+                if faults.overlap && page.value.len() > 1 {
+                    let half = DeltaQuery { limit: page.value.len() / 2, ..delta_query };
+                    next = tenant.delta(kind, at, &half).next;
+                }
+                (page.value, next, page.clock)
             }
         }
     };
-    if state.faults.take_drop(listing) {
+    if faults.drop {
         value.clear();
+    }
+    if faults.reverse {
+        value.reverse();
     }
     let path = format!("/v1.0/{collection}/delta");
     let link = |key: &str, position: Position| {

@@ -83,6 +83,19 @@ impl EntraState {
     fn limits(&self) -> std::sync::MutexGuard<'_, Limits> {
         self.limits.lock().expect("limits lock")
     }
+
+    /// Every app's secret replaced and every access token expired: the token in hand stops
+    /// working and no new one is issued, as when an admin deletes the secret and the run's token
+    /// runs out.
+    fn revoke(&self) {
+        for app in self.apps.lock().expect("apps lock").values_mut() {
+            app.secret = new_secret();
+        }
+        let now = Instant::now();
+        for grant in self.tokens.lock().expect("tokens lock").values_mut() {
+            grant.expires = now;
+        }
+    }
 }
 
 impl FakeState for EntraState {
@@ -235,6 +248,55 @@ impl FakeEntra {
         self.state.faults.drop_page(listing, after_pages);
     }
 
+    /// The next `requests` Graph replies come after `delay`, later than a client's timeout when
+    /// it is longer; later replies as before.
+    pub fn delay_next(&self, requests: u32, delay: Duration) {
+        self.state.faults.delay(requests, delay);
+    }
+
+    /// The next Graph request replaces the app's secret and expires the tokens issued so far, and
+    /// is refused with 401 `InvalidAuthenticationToken`; a new token is refused `invalid_client`.
+    /// (Revoking the secret alone would leave the token in hand working for its hour.)
+    pub fn revoke_credentials_next(&self) {
+        self.state.faults.revoke();
+    }
+
+    /// The faults of the `*_next` knobs pass over the next `requests` Graph requests and start
+    /// with the one after: a test aims them at a point of a run by counting its requests.
+    pub fn hold_faults(&self, requests: u64) {
+        self.state.faults.hold(requests);
+    }
+
+    /// How many Graph requests the fake has answered (faults included; token requests are not
+    /// Graph requests).
+    pub fn requests(&self) -> u64 {
+        self.state.faults.requests()
+    }
+
+    /// Serves at most `items` objects per page whatever `$top` or `odata.maxpagesize` asks, so
+    /// a small tenant has many pages.
+    pub fn limit_page_size(&self, items: usize) {
+        self.state.faults.limit_pages(items);
+    }
+
+    /// After `after_pages` more delta pages of `listing` are served, the next one's
+    /// `@odata.nextLink` points back into its middle (a last page gets one instead of its
+    /// `@odata.deltaLink`): the page after repeats objects, as Graph warns a delta round may.
+    pub fn overlap_page(&self, listing: Listing, after_pages: usize) {
+        self.state.faults.overlap_page(listing, after_pages);
+    }
+
+    /// After `after_pages` more delta pages of `listing` are served, serves the next one's
+    /// objects in reverse order: Graph promises no order.
+    pub fn reverse_page(&self, listing: Listing, after_pages: usize) {
+        self.state.faults.reverse_page(listing, after_pages);
+    }
+
+    /// How many delta pages of `listing` the fake has served.
+    pub fn pages_served(&self, listing: Listing) -> u64 {
+        self.state.faults.pages_served(listing)
+    }
+
     /// At most `n` `members@delta` entries per page, so big groups split across pages.
     pub fn limit_members_per_page(&self, n: usize) {
         self.state.limits().members_per_page = n.max(1);
@@ -269,6 +331,15 @@ impl FakeEntra {
         let mut apps = self.state.apps.lock().expect("apps lock");
         if let Some(app) = apps.get_mut(&self.consented.0) {
             app.secret = new_secret();
+        }
+    }
+
+    /// Accepts [`FakeEntra::client_secret`] again after a revocation, as if the config had been
+    /// given a new secret.
+    pub fn restore_credentials(&self) {
+        let mut apps = self.state.apps.lock().expect("apps lock");
+        if let Some(app) = apps.get_mut(&self.consented.0) {
+            app.secret.clone_from(&self.consented.1);
         }
     }
 

@@ -20,7 +20,7 @@ use serde_json::{Map, Value, json};
 use super::tenant::Member;
 use super::{GoogleRateLimit, GoogleState, SCOPE_PREFIX};
 use crate::common::{Refusal, after_cursor, page, take_page};
-use crate::faults::{Gate, Listing, dropping};
+use crate::faults::{Gate, Listing, shaped};
 
 /// `{"error": {"code", "message", "errors": [{domain, reason, message}]}}`, Google's v1 shape.
 fn error_in(status: StatusCode, domain: &str, reason: &str, message: &str) -> Refusal {
@@ -81,6 +81,11 @@ pub(super) async fn gate(State(state): State<Arc<GoogleState>>, request: Request
             error_in(status, "usageLimits", reason, message).into_response()
         }
         Gate::Failed(status) => error(status, "backendError", "Backend Error").into_response(),
+        Gate::Revoke => {
+            // Every delegated service account: the one a sync uses is among them.
+            state.delegation.keys().for_each(|client_id| state.revoke(client_id));
+            state.faults.serve(next.run(request)).await
+        }
         Gate::Pass => state.faults.serve(next.run(request)).await,
     }
 }
@@ -169,7 +174,11 @@ struct PageRequest {
     limit: usize,
 }
 
-fn page_request(query: &HashMap<String, String>, collection: Collection) -> Result<PageRequest, Refusal> {
+fn page_request(
+    state: &GoogleState,
+    query: &HashMap<String, String>,
+    collection: Collection,
+) -> Result<PageRequest, Refusal> {
     let (default, max) = collection.max_results();
     let limit = match query.get("maxResults") {
         None => default,
@@ -191,7 +200,7 @@ fn page_request(query: &HashMap<String, String>, collection: Collection) -> Resu
                 .ok_or_else(|| error(StatusCode::BAD_REQUEST, "invalid", "Invalid page token"))?,
         ),
     };
-    Ok(PageRequest { after, limit })
+    Ok(PageRequest { after, limit: state.faults.page_size(limit) })
 }
 
 /// The list envelope: `kind`, `etag`, the items under `key` when there are any, and
@@ -215,23 +224,23 @@ pub(super) async fn list_users(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, Refusal> {
     authorize(&state, &headers, &query, Collection::Users)?;
-    let request = page_request(&query, Collection::Users)?;
+    let request = page_request(&state, &query, Collection::Users)?;
     if let Some(p) = query.get("projection").filter(|p| !matches!(p.as_str(), "basic" | "custom" | "full")) {
         let message = format!("Invalid value '{p}'. Values must be one of: basic, custom, full");
         return Err(error(StatusCode::BAD_REQUEST, "invalid", &message));
     }
-    let drop = state.faults.take_drop(Listing::Users);
+    let faults = state.faults.take_page(Listing::Users);
     let tenant = state.tenant.read().expect("tenant lock");
     let (customer, domain) = (&tenant.customer_id, &tenant.domain);
-    let after = request.after.as_deref();
+    let (after, limit) = (request.after.as_deref(), request.limit);
     // `showDeleted=true` lists the deleted users instead of the others.
     let items = if query.get("showDeleted").is_some_and(|v| v == "true") {
         let deleted = tenant.deleted_users();
-        let (found, next) = dropping(drop, after, |a| page(deleted, a, request.limit, |_| true));
+        let (found, next) = shaped(faults, after, limit, |a, n| page(deleted, a, n, |_| true));
         (found.iter().map(|(u, at)| u.to_json(customer, domain, Some(*at))).collect(), next)
     } else {
         let users = tenant.users_by_id();
-        let (found, next) = dropping(drop, after, |a| page(users, a, request.limit, |_| true));
+        let (found, next) = shaped(faults, after, limit, |a, n| page(users, a, n, |_| true));
         (found.iter().map(|u| u.to_json(customer, domain, None)).collect(), next)
     };
     Ok(envelope("admin#directory#users", "users", items.0, items.1))
@@ -243,12 +252,12 @@ pub(super) async fn list_groups(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, Refusal> {
     authorize(&state, &headers, &query, Collection::Groups)?;
-    let request = page_request(&query, Collection::Groups)?;
-    let drop = state.faults.take_drop(Listing::Groups);
+    let request = page_request(&state, &query, Collection::Groups)?;
+    let faults = state.faults.take_page(Listing::Groups);
     let tenant = state.tenant.read().expect("tenant lock");
     let groups = tenant.groups_by_id();
     let (found, next) =
-        dropping(drop, request.after.as_deref(), |a| page(groups, a, request.limit, |_| true));
+        shaped(faults, request.after.as_deref(), request.limit, |a, n| page(groups, a, n, |_| true));
     let items = found.iter().map(|g| g.to_json(&tenant.domain)).collect();
     Ok(envelope("admin#directory#groups", "groups", items, next))
 }
@@ -271,15 +280,18 @@ pub(super) async fn list_members(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, Refusal> {
     authenticate(&state, &headers, Collection::Members)?;
-    let request = page_request(&query, Collection::Members)?;
-    let drop = state.faults.take_drop(Listing::Members);
+    let request = page_request(&state, &query, Collection::Members)?;
+    let faults = state.faults.take_page(Listing::Members);
     let tenant = state.tenant.read().expect("tenant lock");
     let group = tenant
         .group_by_key(&group_key)
         .ok_or_else(|| error(StatusCode::NOT_FOUND, "notFound", "Resource Not Found: groupKey"))?;
+    if state.members_refused.lock().expect("refusals lock").contains(group.id()) {
+        return Err(not_authorized());
+    }
     let members = group.member_map();
     let (found, next) =
-        dropping(drop, request.after.as_deref(), |a| page_of_members(members, a, request.limit));
+        shaped(faults, request.after.as_deref(), request.limit, |a, n| page_of_members(members, a, n));
     let body: Vec<Value> = found.into_iter().map(|(id, m)| tenant.member_json(group, id, *m)).collect();
     Ok(envelope("admin#directory#members", "members", body, next))
 }

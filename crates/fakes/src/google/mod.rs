@@ -3,8 +3,10 @@
 //!
 //! Both live on one server; `token_url()` and `directory_base_url()` are the two values a
 //! connector needs. Between runs a test changes the account with [`FakeGoogle::mutate`], injects
-//! faults (Google's 429 and 403 rate limits, 5xx, slow or truncated replies, skipped pages,
-//! expired tokens, a revoked service account) and compares a sync with [`FakeGoogle::snapshot`].
+//! faults (Google's 429 and 403 rate limits, 5xx, slow or truncated replies, skipped, overlapping
+//! or reversed pages, expired tokens, a revoked service account, refused group members), aimed
+//! at a request of a run by [`FakeGoogle::hold_faults`], and compares a sync with
+//! [`FakeGoogle::snapshot`].
 
 mod directory_api;
 mod keys;
@@ -67,6 +69,16 @@ struct GoogleState {
     rate_limit: Mutex<GoogleRateLimit>,
     requests: AtomicU64,
     tokens_issued: AtomicU64,
+    /// Groups (by id) whose member listing answers 403.
+    members_refused: Mutex<HashSet<String>>,
+}
+
+impl GoogleState {
+    /// Deletes the keys of `client_id`: its tokens stop working, its assertions fail.
+    fn revoke(&self, client_id: &str) {
+        self.tokens.lock().expect("tokens lock").retain(|_, g| g.client_id != client_id);
+        self.revoked.lock().expect("revoked lock").insert(client_id.to_owned());
+    }
 }
 
 impl FakeState for GoogleState {
@@ -152,6 +164,7 @@ impl FakeGoogle {
             rate_limit: Mutex::new(GoogleRateLimit::default()),
             requests: AtomicU64::new(0),
             tokens_issued: AtomicU64::new(0),
+            members_refused: Mutex::default(),
         });
         let directory = Router::new()
             .route("/admin/directory/v1/users", get(directory_api::list_users))
@@ -248,9 +261,8 @@ impl FakeGoogle {
     /// Deletes the key of [`FakeGoogle::service_account_json`]: its tokens stop working at once
     /// and new assertions fail with `invalid_grant` ("Invalid JWT Signature.").
     pub fn revoke_service_account(&self) {
-        let client_id = self.delegated["client_id"].as_str().unwrap_or_default().to_string();
-        self.state.tokens.lock().expect("tokens lock").retain(|_, g| g.client_id != client_id);
-        self.state.revoked.lock().expect("revoked lock").insert(client_id);
+        let client_id = self.delegated["client_id"].as_str().unwrap_or_default();
+        self.state.revoke(client_id);
     }
 
     /// Answers the next `requests` Directory requests with Google's `reason` for rate limiting
@@ -279,6 +291,67 @@ impl FakeGoogle {
     /// its items are never served and `nextPageToken` points past them.
     pub fn drop_page(&self, listing: Listing, after_pages: usize) {
         self.state.faults.drop_page(listing, after_pages);
+    }
+
+    /// The next `requests` Directory replies come after `delay`, later than a client's timeout
+    /// when it is longer; later replies as before.
+    pub fn delay_next(&self, requests: u32, delay: Duration) {
+        self.state.faults.delay(requests, delay);
+    }
+
+    /// The next Directory request deletes the service account's key, as
+    /// [`FakeGoogle::revoke_service_account`] does, and is refused with its token.
+    pub fn revoke_credentials_next(&self) {
+        self.state.faults.revoke();
+    }
+
+    /// The faults of the `*_next` knobs pass over the next `requests` Directory requests and
+    /// start with the one after: a test aims them at a point of a run by counting its requests.
+    pub fn hold_faults(&self, requests: u64) {
+        self.state.faults.hold(requests);
+    }
+
+    /// Serves at most `items` per page whatever `maxResults` asks, so a small account has many
+    /// pages.
+    pub fn limit_page_size(&self, items: usize) {
+        self.state.faults.limit_pages(items);
+    }
+
+    /// After `after_pages` more pages of `listing` are served, the next one's `nextPageToken`
+    /// points back into its middle (a last page gets one too): the page after repeats its second
+    /// half, as a cursor listing does when it overlaps.
+    pub fn overlap_page(&self, listing: Listing, after_pages: usize) {
+        self.state.faults.overlap_page(listing, after_pages);
+    }
+
+    /// After `after_pages` more pages of `listing` are served, serves the next one's items in
+    /// reverse order: the Directory API promises no order without `orderBy`.
+    pub fn reverse_page(&self, listing: Listing, after_pages: usize) {
+        self.state.faults.reverse_page(listing, after_pages);
+    }
+
+    /// How many pages of `listing` the fake has served.
+    pub fn pages_served(&self, listing: Listing) -> u64 {
+        self.state.faults.pages_served(listing)
+    }
+
+    /// Answers 403 `forbidden` ("Not Authorized to access this resource/api") to listings of
+    /// `group`'s members, as Google does for a group outside a delegated admin's role, while the
+    /// group itself is listed. `group` is its id.
+    pub fn refuse_group_members(&self, group: &str) {
+        self.state.members_refused.lock().expect("refusals lock").insert(group.to_owned());
+    }
+
+    /// Lists `group`'s members again after [`FakeGoogle::refuse_group_members`].
+    pub fn allow_group_members(&self, group: &str) {
+        self.state.members_refused.lock().expect("refusals lock").remove(group);
+    }
+
+    /// Accepts [`FakeGoogle::service_account_json`] again after a revocation, as if the config
+    /// had been given a new key of the same account.
+    pub fn restore_credentials(&self) {
+        let client_id = self.delegated["client_id"].as_str().unwrap_or_default();
+        self.state.revoked.lock().expect("revoked lock").remove(client_id);
     }
 
     /// Stops the server and waits for it.

@@ -4,7 +4,8 @@
 //! Tokens act as the admin who created them, as real ones do: `/users/me` answers for any live
 //! token, while listing needs an admin with read permission ([`OktaPermission`]). Between runs a
 //! test changes the org with [`FakeOkta::mutate`], injects faults (429 bursts, 5xx, slow or
-//! truncated replies, skipped pages, revoked tokens) and compares a sync with
+//! truncated replies, skipped, overlapping or reversed pages, revoked tokens, refused group
+//! members), aimed at a request of a run by [`FakeOkta::hold_faults`], and compares a sync with
 //! [`FakeOkta::snapshot`].
 
 mod filter;
@@ -150,6 +151,21 @@ impl FakeOkta {
         self.state.members_refused.lock().expect("refusals lock").insert(group.to_owned());
     }
 
+    /// Lists `group`'s members again after [`FakeOkta::refuse_group_members`].
+    pub fn allow_group_members(&self, group: &str) {
+        self.state.members_refused.lock().expect("refusals lock").remove(group);
+    }
+
+    /// Accepts [`FakeOkta::api_token`] again after a revocation, as if the config had been given
+    /// a new token.
+    pub fn restore_credentials(&self) {
+        self.state
+            .tokens
+            .lock()
+            .expect("tokens lock")
+            .insert(self.api_token.clone(), OktaPermission::ReadAll);
+    }
+
     /// Revokes every token, [`FakeOkta::api_token`] included.
     pub fn revoke_all_tokens(&self) {
         self.state.tokens.lock().expect("tokens lock").clear();
@@ -201,6 +217,47 @@ impl FakeOkta {
     /// its items are never served and the `next` link points past them.
     pub fn drop_page(&self, listing: Listing, after_pages: usize) {
         self.state.faults.drop_page(listing, after_pages);
+    }
+
+    /// The next `requests` replies come after `delay`, later than a client's timeout when it is
+    /// longer; later replies as before.
+    pub fn delay_next(&self, requests: u32, delay: Duration) {
+        self.state.faults.delay(requests, delay);
+    }
+
+    /// The next request revokes every token, as [`FakeOkta::revoke_all_tokens`] does, and is
+    /// refused with `E0000011` like every request after it.
+    pub fn revoke_credentials_next(&self) {
+        self.state.faults.revoke();
+    }
+
+    /// The faults of the `*_next` knobs pass over the next `requests` requests and start with
+    /// the one after: a test aims them at a point of a run by counting its requests.
+    pub fn hold_faults(&self, requests: u64) {
+        self.state.faults.hold(requests);
+    }
+
+    /// Serves at most `items` per page whatever `limit` asks, so a small org has many pages.
+    pub fn limit_page_size(&self, items: usize) {
+        self.state.faults.limit_pages(items);
+    }
+
+    /// After `after_pages` more pages of `listing` are served, the next one's `next` link points
+    /// back into its middle (a last page gets one too): the page after repeats its second half,
+    /// as a cursor listing does when it overlaps.
+    pub fn overlap_page(&self, listing: Listing, after_pages: usize) {
+        self.state.faults.overlap_page(listing, after_pages);
+    }
+
+    /// After `after_pages` more pages of `listing` are served, serves the next one's items in
+    /// reverse order: Okta promises no order within a page.
+    pub fn reverse_page(&self, listing: Listing, after_pages: usize) {
+        self.state.faults.reverse_page(listing, after_pages);
+    }
+
+    /// How many pages of `listing` the fake has served.
+    pub fn pages_served(&self, listing: Listing) -> u64 {
+        self.state.faults.pages_served(listing)
     }
 
     /// Stops the server and waits for it.

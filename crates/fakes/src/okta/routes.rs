@@ -21,7 +21,7 @@ use super::filter::{Field, Filter};
 use super::tenant::{OktaGroup, OktaUser};
 use super::{OktaPermission, OktaState};
 use crate::common::{BASE62, Refusal, absolute, after_cursor, page, secret, take_page};
-use crate::faults::{Gate, Listing, dropping};
+use crate::faults::{Gate, Listing, shaped};
 
 pub(super) fn router(state: Arc<OktaState>) -> Router {
     Router::new()
@@ -85,8 +85,10 @@ async fn gate(State(state): State<Arc<OktaState>>, request: Request, next: Next)
         response.headers_mut().insert(header::DATE, http_date(now));
         response
     };
-    if let Gate::RateLimited(wait) = fault {
-        return rate_limited(now + wait.as_secs().max(1));
+    match fault {
+        Gate::RateLimited(wait) => return rate_limited(now + wait.as_secs().max(1)),
+        Gate::Revoke => state.tokens.lock().expect("tokens lock").clear(),
+        Gate::Pass | Gate::Failed(_) => {}
     }
     let (remaining, reset) = {
         let mut window = state.rate.lock().expect("rate lock");
@@ -264,17 +266,17 @@ async fn list_users(
 ) -> Result<Response, Refusal> {
     let params = Params(params);
     may_list(&state, &headers)?;
-    let limit = params.limit(200, 200)?;
+    let limit = state.faults.page_size(params.limit(200, 200)?);
     let filter = params.filter(USER_FILTERS)?;
     // DEPROVISIONED users only appear when a filter or search asks for them.
     let keep = |u: &OktaUser| match &filter {
         None => u.status != "DEPROVISIONED",
         Some(f) => f.matches(|a| user_field(u, a)),
     };
-    let drop = state.faults.take_drop(Listing::Users);
+    let faults = state.faults.take_page(Listing::Users);
     let tenant = state.tenant.read().expect("tenant lock");
     let users = tenant.users_by_id();
-    let (found, next) = dropping(drop, params.get("after"), |after| page(users, after, limit, keep));
+    let (found, next) = shaped(faults, params.get("after"), limit, |after, n| page(users, after, n, keep));
     let body: Vec<Value> = found.iter().map(|u| u.to_json(&state.base_url)).collect();
     Ok((params.links(&state.base_url, "/api/v1/users", limit, next), Json(body)).into_response())
 }
@@ -324,14 +326,14 @@ async fn list_groups(
 ) -> Result<Response, Refusal> {
     let params = Params(params);
     may_list(&state, &headers)?;
-    let limit = params.limit(10_000, 10_000)?;
+    let limit = state.faults.page_size(params.limit(10_000, 10_000)?);
     let filter = params.filter(GROUP_FILTERS)?;
     let stats = params.get("expand").is_some_and(|e| e.split(',').any(|x| x == "stats"));
     let keep = |g: &OktaGroup| filter.as_ref().is_none_or(|f| f.matches(|a| group_field(g, a)));
-    let drop = state.faults.take_drop(Listing::Groups);
+    let faults = state.faults.take_page(Listing::Groups);
     let tenant = state.tenant.read().expect("tenant lock");
     let groups = tenant.groups_by_id();
-    let (found, next) = dropping(drop, params.get("after"), |after| page(groups, after, limit, keep));
+    let (found, next) = shaped(faults, params.get("after"), limit, |after, n| page(groups, after, n, keep));
     let body: Vec<Value> = found
         .iter()
         .map(|g| {
@@ -370,15 +372,15 @@ async fn group_members(
     let params = Params(params);
     may_list(&state, &headers)?;
     // 1000 by default "for legacy reasons", as Okta documents; 200 is what it recommends.
-    let limit = params.limit(1_000, 10_000)?;
+    let limit = state.faults.page_size(params.limit(1_000, 10_000)?);
     if state.members_refused.lock().expect("refusals lock").contains(&id) {
         return Err(forbidden());
     }
-    let drop = state.faults.take_drop(Listing::Members);
+    let faults = state.faults.take_page(Listing::Members);
     let tenant = state.tenant.read().expect("tenant lock");
     let group = tenant.group(&id).ok_or_else(|| resource_not_found(&id, "UserGroup"))?;
     let members = group.member_ids();
-    let (found, next) = dropping(drop, params.get("after"), |after| page_of_ids(members, after, limit));
+    let (found, next) = shaped(faults, params.get("after"), limit, |after, n| page_of_ids(members, after, n));
     let body: Vec<Value> =
         found.iter().filter_map(|m| tenant.user(m)).map(|u| u.to_json(&state.base_url)).collect();
     let path = format!("/api/v1/groups/{id}/users");

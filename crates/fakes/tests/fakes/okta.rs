@@ -302,3 +302,43 @@ async fn faults_are_answered_like_okta() {
     fake.revoke_all_tokens();
     assert_eq!(get(&fake, "/api/v1/users").await.status(), 401);
 }
+
+#[tokio::test]
+async fn pages_can_be_capped_overlapped_and_reversed() {
+    let fake = FakeOkta::start().await.unwrap();
+    let listed = ids(&json(get(&fake, "/api/v1/users?limit=200").await).await);
+    fake.limit_page_size(4);
+    let first = get(&fake, "/api/v1/users?limit=200").await;
+    let next = next_url(&links(&first)).unwrap();
+    assert!(next.ends_with("limit=4"), "{next}");
+    assert_eq!(ids(&json(first).await), listed[..4]);
+
+    // The first page points back into its middle: the second repeats its last two users.
+    fake.overlap_page(ctxsync_fakes::Listing::Users, 0);
+    let first = get(&fake, "/api/v1/users").await;
+    let next = next_url(&links(&first)).unwrap();
+    let second = ids(&json(get(&fake, &next[fake.base_url().len()..]).await).await);
+    assert_eq!(ids(&json(first).await), listed[..4]);
+    assert_eq!(second, listed[2..6]);
+
+    fake.reverse_page(ctxsync_fakes::Listing::Users, 0);
+    let reversed = ids(&json(get(&fake, "/api/v1/users").await).await);
+    assert_eq!(reversed, listed[..4].iter().rev().cloned().collect::<Vec<_>>());
+    assert_eq!(fake.pages_served(ctxsync_fakes::Listing::Users), 5);
+}
+
+#[tokio::test]
+async fn held_faults_meet_the_request_they_were_aimed_at() {
+    let fake = FakeOkta::start().await.unwrap();
+    fake.hold_faults(2);
+    fake.fail_next(1, 503);
+    fake.revoke_credentials_next();
+    assert_eq!(get(&fake, "/api/v1/users").await.status(), 200);
+    assert_eq!(get(&fake, "/api/v1/users").await.status(), 200);
+    let revoked = get(&fake, "/api/v1/users").await;
+    assert_eq!(revoked.status(), 401, "the third request revoked the token");
+    assert_eq!(json(revoked).await["errorCode"], "E0000011");
+    assert_eq!(get(&fake, "/api/v1/users").await.status(), 503);
+    fake.restore_credentials();
+    assert_eq!(get(&fake, "/api/v1/users").await.status(), 200);
+}

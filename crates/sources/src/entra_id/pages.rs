@@ -203,6 +203,9 @@ struct Run<'s> {
     last_group: Option<Value>,
     /// Graph refused to read device owners: the rest of the run does not ask again.
     owners_denied: bool,
+    /// Retries of requests that bring no page (role assignments, counts, the devices' delta
+    /// link), handed over with the next page so the run reports them.
+    retries: u32,
 }
 
 pub(super) async fn sync(
@@ -219,7 +222,7 @@ pub(super) async fn sync(
             })?)
         }
     };
-    let roles = admin_roles(client).await?;
+    let (roles, mut retries) = admin_roles(client).await?;
     let role_changes = match (&previous, &roles) {
         (Some(previous), Some(now)) => changed_holders(previous.admin_roles.as_ref(), now),
         _ => BTreeSet::new(),
@@ -233,7 +236,13 @@ pub(super) async fn sync(
         start(Listing::Groups, previous.as_ref().map(|p| &p.groups))?,
     ];
     let devices = previous.as_ref().map(|p| client.rebase(&p.devices)).transpose()?;
-    let expected = if previous.is_some() { Expected::new() } else { totals(client).await };
+    let expected = if previous.is_some() {
+        Expected::new()
+    } else {
+        let (expected, counting) = totals(client).await;
+        retries += counting;
+        expected
+    };
     for (kind, total) in &expected {
         sink.announce(kind, *total);
     }
@@ -244,6 +253,7 @@ pub(super) async fn sync(
         role_changes,
         last_group: None,
         owners_denied: false,
+        retries,
     };
     let users = run.round(client, Listing::Users, users).await?;
     run.refresh_role_changes(client).await?;
@@ -267,18 +277,20 @@ pub(super) async fn sync(
 /// object, no filter). A total Graph does not give is left out: the
 /// listing is complete without it. Memberships are counted only group by group, a request per
 /// group, so they go unchecked.
-async fn totals(client: &mut GraphClient<'_>) -> Expected {
+/// Also returns the retries the counting took.
+async fn totals(client: &mut GraphClient<'_>) -> (Expected, u32) {
     let decode = |r: &Reply| {
         let text = std::str::from_utf8(&r.body).ok()?;
         text.trim_start_matches('\u{feff}').trim().parse::<u64>().ok()
     };
-    let mut expected = Expected::new();
+    let (mut expected, mut retries) = (Expected::new(), 0);
     for listing in [Listing::Users, Listing::Groups, Listing::Devices] {
         let url = client.url(&[listing.name(), "$count"], "");
         let what = format!("{}/$count", listing.name());
         match client.fetch(&url, &what, &COUNT, decode).await {
-            Ok((total, _)) => {
+            Ok((total, retried)) => {
                 expected.insert(listing.kind().as_str().to_string(), total);
+                retries += retried;
             }
             Err(failure) => tracing::warn!(
                 error = %failure.into_source(),
@@ -287,7 +299,7 @@ async fn totals(client: &mut GraphClient<'_>) -> Expected {
             ),
         }
     }
-    expected
+    (expected, retries)
 }
 
 /// Users whose set of roles differs between the last run and now. When the last run could
@@ -302,22 +314,27 @@ fn changed_holders(
 
 /// Every directory role assignment, as user id → role names; `None` when the app lacks the
 /// permission, which costs the admin roles but not the run.
+/// Also returns the retries the listing took.
 async fn admin_roles(
     client: &mut GraphClient<'_>,
-) -> Result<Option<BTreeMap<String, Vec<String>>>, SyncError> {
+) -> Result<(Option<BTreeMap<String, Vec<String>>>, u32), SyncError> {
     let mut url = client.url(&["roleManagement", "directory", "roleAssignments"], "$expand=roleDefinition");
     let mut roles: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut retries = 0;
     loop {
         let decode = |r: &Reply| serde_json::from_slice::<RoleAssignments>(&r.body).ok();
         let page = match client.fetch(&url, "directory role assignments", &[], decode).await {
-            Ok((page, _)) => page,
+            Ok((page, retried)) => {
+                retries += retried;
+                page
+            }
             Err(Failure::Denied(error)) => {
                 tracing::warn!(
                     %error,
                     "cannot read directory role assignments: users are synced without admin roles; grant the app \
                      RoleManagement.Read.Directory to include them"
                 );
-                return Ok(None);
+                return Ok((None, retries));
             }
             Err(failure) => return Err(failure.into_source().into()),
         };
@@ -338,7 +355,7 @@ async fn admin_roles(
     for held in roles.values_mut() {
         held.sort();
     }
-    Ok(Some(roles))
+    Ok((Some(roles), retries))
 }
 
 impl Run<'_> {
@@ -375,7 +392,7 @@ impl Run<'_> {
             };
             let store = async {
                 let mut out = self.page(value);
-                out.retries = retries;
+                out.retries = retries + std::mem::take(&mut self.retries);
                 self.sink.accept(out).await
             };
             let Some(next) = next else {
@@ -397,8 +414,11 @@ impl Run<'_> {
         let decode = |r: &Reply| serde_json::from_slice::<DeltaPage>(&r.body).ok();
         let latest =
             client.url(&["devices", "delta"], &format!("$select={DEVICE_SELECT}&$deltatoken=latest"));
-        let (start, _) = match client.fetch(&latest, "devices", &[], decode).await {
-            Ok(found) => found,
+        let start = match client.fetch(&latest, "devices", &[], decode).await {
+            Ok((start, retried)) => {
+                self.retries += retried;
+                start
+            }
             // Graph documents "sync from now" for users and groups; should it refuse it for
             // devices, the whole delta round lists them, each page's owners read by id.
             Err(Failure::Other(SourceError::Rejected(said))) => {
@@ -430,7 +450,7 @@ impl Run<'_> {
             let next = page.next_link.map(|link| client.rebase(&link)).transpose()?;
             let store = async {
                 let mut out = self.page(Objects::Devices(page.value));
-                out.retries = retries;
+                out.retries = retries + std::mem::take(&mut self.retries);
                 self.sink.accept(out).await
             };
             let Some(next) = next else {

@@ -52,6 +52,7 @@ fn read(listing: Listing, body: &[u8]) -> Option<Page> {
         role_changes: BTreeSet::new(),
         last_group: None,
         owners_denied: false,
+        retries: 0,
     };
     Some(run.page(page.value))
 }

@@ -439,6 +439,7 @@ async fn throttling_is_waited_out_as_graph_asks() {
     let started = tokio::time::Instant::now();
     let (_, got) = sync(&fake, SyncMode::Full).await;
     assert!(started.elapsed() >= Duration::from_secs(10), "{:?}", started.elapsed());
+    assert_eq!(got.retries, 5, "the retries of requests that bring no page are reported too");
     assert_equals_tenant(&got, &fake.snapshot());
 }
 
@@ -448,6 +449,7 @@ async fn server_errors_and_cut_bodies_are_retried() {
     fake.fail_next(2, 503);
     let (_, got) = sync(&fake, SyncMode::Full).await;
     assert_equals_tenant(&got, &fake.snapshot());
+    assert_eq!(got.retries, 2);
 
     let (result, got) = sync_with(&fake, SyncMode::Full, |page| {
         if page == 1 {

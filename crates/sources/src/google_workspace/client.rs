@@ -61,6 +61,14 @@ fn parse_error(reply: &Reply) -> Option<GoogleError> {
     reply.json::<ErrorBody>().map(|b| b.error)
 }
 
+/// One of the `tolerated` statuses; a 403 only when it refuses this resource (`forbidden`):
+/// rate limits and missing scopes are 403s too, and mean the run cannot go on.
+fn is_tolerated(reply: &Reply, tolerated: &[StatusCode]) -> bool {
+    tolerated.contains(&reply.status)
+        && (reply.status != StatusCode::FORBIDDEN
+            || parse_error(reply).is_some_and(|e| e.reason() == "forbidden"))
+}
+
 fn rate_limited(reply: &Reply) -> bool {
     reply.status == StatusCode::TOO_MANY_REQUESTS
         || (reply.status == StatusCode::FORBIDDEN
@@ -133,8 +141,8 @@ impl<'a> DirectoryClient<'a> {
     }
 
     /// `GET {base}/admin/directory/v1/{path…}?{query}`, its body decoded as `T`; a body cut
-    /// short is retried. The `tolerated` statuses (404 for a group deleted during the run) come
-    /// back without a body instead of as errors. `what` completes "refused to list …".
+    /// short is retried. The `tolerated` statuses (404 for a group deleted during the run, 403
+    /// for one outside the admin's role) come back without a body instead of as errors. `what` completes "refused to list …".
     pub(crate) async fn fetch<T: DeserializeOwned>(
         &mut self,
         path: &[&str],
@@ -193,7 +201,7 @@ impl<'a> DirectoryClient<'a> {
                 retries += 1;
                 continue;
             }
-            if status.is_success() || tolerated.contains(&status) {
+            if status.is_success() || is_tolerated(&fetched.reply, tolerated) {
                 return Ok((fetched.reply, fetched.body, retries));
             }
             return Err(self.failure(&fetched.reply, what));

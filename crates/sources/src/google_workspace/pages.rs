@@ -54,6 +54,8 @@ struct Run<'h, 's> {
     /// less the members the listing saw and left out (`CUSTOMER`, `EXTERNAL`); `None` once a
     /// group came without a count.
     memberships_expected: Option<u64>,
+    /// Groups whose members the API refused or no longer found: the run covers all but them.
+    unlisted: Vec<String>,
 }
 
 /// Lists the account into `sink`. Whatever the mode asked, the run lists everything: Google has
@@ -67,11 +69,16 @@ pub(crate) async fn sync(
 ) -> Result<Outcome, SyncError> {
     let account = ServiceAccount::new(credentials);
     let client = DirectoryClient::new(http, token_target, directory_target, account);
-    let mut run = Run { client, sink, retries: 0, memberships_expected: Some(0) };
+    let mut run = Run { client, sink, retries: 0, memberships_expected: Some(0), unlisted: Vec::new() };
     run.users().await?;
     run.groups().await?;
     let expected = run.memberships_expected.map(|n| Expected::from([(MEMBERSHIP.to_string(), n)]));
-    Ok(Outcome { cursor: None, coverage: Coverage::Everything, expected: expected.unwrap_or_default() })
+    // The memberships stored for an unlisted group stay until a listing sees the group again.
+    let coverage = match run.unlisted {
+        unlisted if unlisted.is_empty() => Coverage::Everything,
+        groups_without_members => Coverage::EverythingBut { groups_without_members },
+    };
+    Ok(Outcome { cursor: None, coverage, expected: expected.unwrap_or_default() })
 }
 
 impl Run<'_, '_> {
@@ -87,8 +94,10 @@ impl Run<'_, '_> {
         Ok(got)
     }
 
+    /// Hands a page to the sink; one with nothing in it only to report retries, which would
+    /// otherwise be lost when no page follows.
     async fn emit(&mut self, records: Vec<Record>, memberships: Vec<Membership>) -> Result<(), SyncError> {
-        if records.is_empty() && memberships.is_empty() {
+        if records.is_empty() && memberships.is_empty() && self.retries == 0 {
             return Ok(());
         }
         let retries = std::mem::take(&mut self.retries);
@@ -142,11 +151,14 @@ impl Run<'_, '_> {
                 .collect();
             self.emit(list.items.into_iter().filter_map(map::group).collect(), Vec::new()).await?;
             for (id, count) in ids {
-                if let Some(left_out) = self.members(&id).await? {
-                    self.memberships_expected = self
-                        .memberships_expected
-                        .zip(count)
-                        .map(|(sum, count)| sum + count.saturating_sub(left_out));
+                match self.members(&id).await? {
+                    Some(left_out) => {
+                        self.memberships_expected = self
+                            .memberships_expected
+                            .zip(count)
+                            .map(|(sum, count)| sum + count.saturating_sub(left_out));
+                    }
+                    None => self.unlisted.push(id),
                 }
             }
             token = next(token, list.next_page_token)?;
@@ -157,14 +169,14 @@ impl Run<'_, '_> {
     }
 
     /// A group's direct members; returns how many of those listed name no entity and were left
-    /// out, or `None` for a group deleted during the run (skipped).
+    /// out, or `None` for a group deleted during the run or outside the admin's role (skipped).
     async fn members(&mut self, group_id: &str) -> Result<Option<u64>, SyncError> {
         let path = ["groups", group_id, "members"];
         let query = [("maxResults", GROUPS_PAGE)];
         let mut token = None;
         let mut left_out = 0;
         loop {
-            let tolerated = [reqwest::StatusCode::NOT_FOUND];
+            let tolerated = [reqwest::StatusCode::NOT_FOUND, reqwest::StatusCode::FORBIDDEN];
             let Some(list) =
                 self.page::<Value>(&path, &query, token.as_deref(), "group members", &tolerated).await?
             else {

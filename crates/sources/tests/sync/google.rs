@@ -247,3 +247,40 @@ async fn members_of_a_group_deleted_mid_run_are_skipped() {
     assert!(!listed.contains(&last));
     assert_eq!(listed.len(), groups.len() - 1);
 }
+
+#[tokio::test]
+async fn a_group_whose_members_are_refused_is_left_out_of_the_coverage() {
+    let fake = FakeGoogle::start_with(TenantSpec { seed: 5, users: 120, groups: 4, ..TenantSpec::default() })
+        .await
+        .unwrap();
+    let snapshot = fake.snapshot();
+    let refused = snapshot.groups.keys().next().unwrap().clone();
+    fake.refuse_group_members(&refused);
+    let (outcome, got) = google_run(&fake, SyncMode::Full).await;
+    let outcome = outcome.expect("the run goes on without that group's members");
+    assert_eq!(outcome.coverage, Coverage::EverythingBut { groups_without_members: vec![refused.clone()] });
+    assert_eq!(got.users().len(), snapshot.users.len());
+    assert_eq!(got.groups().len(), snapshot.groups.len(), "the group itself is listed");
+    let others = snapshot.user_members.iter().chain(&snapshot.group_members).filter(|(g, _)| *g != refused);
+    let others = others.count() as u64;
+    assert_eq!(got.received()["membership"], others);
+    assert!(got.memberships.iter().all(|m| m.group_id != refused));
+    assert_eq!(outcome.expected["membership"], others, "the refused group's count is not expected");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rate_limit_that_outlasts_the_retries_is_not_taken_for_a_refused_group() {
+    let fake = FakeGoogle::start().await.unwrap();
+    google_run(&fake, SyncMode::Full).await.0.unwrap();
+    // A run's last request lists a group's members: from there on, Google's 403 that means
+    // "slow down" never ends.
+    fake.hold_faults(fake.requests() - 1);
+    fake.rate_limit_next(1_000, GoogleRateLimit::UserRateLimitExceeded);
+    let (outcome, _) = google_run(&fake, SyncMode::Full).await;
+    match outcome {
+        Err(SyncError::Source(SourceError::Unreachable(message))) => {
+            assert!(message.contains("userRateLimitExceeded"), "{message}");
+        }
+        other => panic!("expected Unreachable, got {other:?}"),
+    }
+}

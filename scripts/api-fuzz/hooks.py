@@ -4,7 +4,7 @@ Requests generated from the schema alone never hold a token a source accepts nor
 config that exists, so creates would all stop at validation with a 400 and every operation on one
 config would answer 404: the code behind (storing, encrypting, syncing, the runs and entities of a
 config) would go unfuzzed. Here half of the create and validate bodies carry the demo's working
-credentials, and half of the path parameters name the configs, runs and entities that
+credentials (and rotations a grace the server reads), and half of the path parameters name the configs, runs, entities and keys that
 prepare.py made; names, flags, settings and every other part still vary as hypothesis likes.
 """
 
@@ -19,6 +19,7 @@ from sources import SOURCES  # noqa: E402
 
 CONFIGS = "/api/v2/security_monitoring/configuration/integration_config"
 CREATE = ("POST", CONFIGS)
+ROTATE = ("POST", "/api/v2/ctxsync/keys/{key_id}/rotate")
 VALIDATE = ("POST", CONFIGS + "/validate")
 
 
@@ -41,6 +42,7 @@ def known_path_values(method, path):
         "config_id": configs,
         "source_id": ids("FUZZ_SOURCE_IDS"),
         "kind": ["user", "group", "device"],
+        "key_id": ids("FUZZ_KEYS_TO_ROTATE" if path.endswith("/rotate") else "FUZZ_KEYS_TO_REVOKE"),
         "integration_type": [integration_type for integration_type, _, _ in SOURCES],
     }
     known = {name: st.sampled_from(v) for name, v in values.items() if v and "{" + name + "}" in path}
@@ -65,10 +67,18 @@ def with_credentials(source, creating):
     return attributes.map(lambda a: {"data": {"type": "integration_config", "attributes": a}})
 
 
+# Rotation bodies with a grace the server reads; the rest of the time the schema's own.
+ROTATIONS = st.fixed_dictionaries(
+    {"grace": st.sampled_from(["0s", "1h", "24h"])}, optional={"expires_in": st.sampled_from(["1d", "90d"])}
+).map(lambda a: {"data": {"type": "key_rotation", "attributes": a}})
+
+
 @schemathesis.hook
 def before_generate_body(context, strategy):
     operation = context.operation
     route = None if operation is None else (operation.method.upper(), operation.path)
+    if route == ROTATE:
+        return st.one_of(ROTATIONS, strategy)
     if route not in (CREATE, VALIDATE):
         return strategy
     valid = st.sampled_from(SOURCES).flatmap(lambda source: with_credentials(source, route == CREATE))

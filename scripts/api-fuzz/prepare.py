@@ -1,6 +1,6 @@
 """Gives the fuzzing run real things to aim at: one config of each type (and one more for DELETE to
 remove), created with the demo's credentials, each synced once, and runs whose deletions are held
-(a tenant emptied, then synced again) for the confirm and discard routes. Prints `export`
+(a tenant emptied, then synced again) for the confirm and discard routes, and a key pair. Prints `export`
 lines naming their ids, their runs (as config:run pairs) and a few entities' source ids, for hooks.py to mix into
 the path parameters it generates; ids drawn from the schema alone almost always answer 404.
 """
@@ -77,6 +77,11 @@ held = [
         (create(*SOURCES[2], "fuzz target for discard"), "CTXSYNC_GRAPH_BASE_URL", "entra"),
     ]
 ]
+# Key pairs of their own for the revoke and rotate routes to aim at: one each, since a revoked key
+# can no longer be rotated.
+for route in ("REVOKE", "ROTATE"):
+    pair = call("POST", "/api/v2/ctxsync/keys", {"data": {"type": "key_pair", "attributes": {}}})["data"]
+    print(f"export FUZZ_KEYS_TO_{route}={pair['attributes']['api_key_id']},{pair['attributes']['app_key_id']}")
 print(f"export FUZZ_CONFIG_IDS={','.join(configs)}")
 print(f"export FUZZ_DOOMED_ID={doomed}")
 print(f"export FUZZ_HELD_TO_CONFIRM={held[0]}")

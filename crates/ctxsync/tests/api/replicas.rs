@@ -442,3 +442,39 @@ fn an_unreachable_database_at_start_is_a_clear_error() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("same master key"));
 }
+
+/// A key revoked through one replica stops working on the other within five seconds, although
+/// each remembers the authentications it made.
+#[tokio::test]
+async fn a_key_revoked_through_one_replica_stops_on_the_other_within_five_seconds() {
+    let Some(database) = postgres_database("a_key_revoked_through_one_replica…").await else { return };
+    let fakes = Fakes::start_with(TenantSpec::default()).await.unwrap();
+    let env = replica_env(&database.url, &fakes);
+    let replicas = [Server::start(&env), Server::start(&env)];
+    let store =
+        ctxsync_store::connect(&database.url, MasterKey::from_base64(MASTER_KEY).unwrap()).await.unwrap();
+    let admin = store.create_key_pair("acme", &Scopes::parse_list("manage_keys").unwrap()).await.unwrap();
+    let user = store.create_key_pair("acme", &Scopes::All).await.unwrap();
+    let on = |i: usize| Client::with_keys(&replicas[i], &user.api_key, &user.app_key);
+    for i in 0..2 {
+        assert_eq!(
+            on(i).send(Method::GET, BASE, None).await.0,
+            StatusCode::OK,
+            "replica {i} remembers the pair"
+        );
+    }
+    let admin_on_0 = Client::with_keys(&replicas[0], &admin.api_key, &admin.app_key);
+    let (status, body) =
+        admin_on_0.send(Method::POST, &format!("{OWN}/keys/{}/revoke", user.app_key_id), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        on(0).send(Method::GET, BASE, None).await.0,
+        StatusCode::FORBIDDEN,
+        "at once where it was revoked"
+    );
+    let started = Instant::now();
+    while on(1).send(Method::GET, BASE, None).await.0 != StatusCode::FORBIDDEN {
+        assert!(started.elapsed() < Duration::from_secs(5), "the other replica still accepts the key");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -112,7 +112,7 @@ async fn serve_ctxsync() -> (String, tempfile::TempDir, Fakes) {
         listen: "127.0.0.1:0".parse().unwrap(),
         metrics_listen: None,
         database_url: format!("sqlite://{}/ctxsync.db", dir.path().display()),
-        master_key: MasterKey::load_or_generate(dir.path()).unwrap(),
+        master_key: MasterKey::load_or_generate(dir.path()).unwrap().into(),
         endpoints: fake_endpoints(&fakes),
         bootstrap: Some((API_KEY.into(), APP_KEY.into())),
         rate_limit: RateLimitSettings { limit: NonZeroU32::MAX, period: Duration::from_secs(1) },

@@ -15,5 +15,5 @@ mod stored;
 pub mod telemetry;
 
 pub use connections::ConnectionLimits;
-pub use settings::{Cli, Command, KeysCommand, ServeSettings};
+pub use settings::{Cli, Command, KeysCommand, MasterKeyCommand, ServeSettings};
 pub use startup::Application;

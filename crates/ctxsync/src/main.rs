@@ -1,9 +1,9 @@
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
-use ctxsync::commands::{demo, events, export, holds, keys, serve, sync};
+use ctxsync::commands::{demo, events, export, holds, keys, master_key, serve, sync};
 use ctxsync::setting_errors::{self, FileSource};
-use ctxsync::{Cli, Command, KeysCommand, config_file};
+use ctxsync::{Cli, Command, KeysCommand, MasterKeyCommand, config_file};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
@@ -57,6 +57,7 @@ fn main() -> ExitCode {
             Command::Keys { command: KeysCommand::List(args) } => keys::list(args).await,
             Command::Keys { command: KeysCommand::Revoke(args) } => keys::revoke(args).await,
             Command::Keys { command: KeysCommand::Rotate(args) } => keys::rotate(args).await,
+            Command::MasterKey { command: MasterKeyCommand::Rotate(args) } => master_key::rotate(args).await,
         }
         .map(|()| ExitCode::SUCCESS)
     });

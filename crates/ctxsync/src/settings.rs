@@ -14,7 +14,7 @@ use clap::{Args, Parser, Subcommand};
 use ctxsync_api::RateLimitSettings;
 use ctxsync_core::{ConfigId, DeletionGuard, Schedule};
 use ctxsync_sources::Endpoints;
-use ctxsync_store::MasterKey;
+use ctxsync_store::{MasterKey, MasterKeys};
 use ctxsync_sync::SyncSettings;
 use url::Url;
 
@@ -60,6 +60,28 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Manage the master key that encrypts stored credentials.
+    MasterKey {
+        #[command(subcommand)]
+        command: MasterKeyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MasterKeyCommand {
+    /// Re-encrypt every stored secret under a new master key. On SQLite, stop the service first;
+    /// on PostgreSQL, replicas may run if they know both keys (README, "Master-key rotation").
+    /// Safe to interrupt and run again.
+    Rotate(MasterKeyRotateArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MasterKeyRotateArgs {
+    /// The new key (32 random bytes, base64), e.g. made with `openssl rand -base64 32`.
+    #[arg(long)]
+    pub new_key_file: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -129,6 +151,10 @@ pub struct StoreArgs {
     /// A file holding the master key (base64).
     #[arg(long, env = "CTXSYNC_MASTER_KEY_FILE", conflicts_with = "master_key")]
     pub master_key_file: Option<PathBuf>,
+    /// During a master-key rotation: a file holding the previous master key, so that secrets it
+    /// sealed still read until `ctxsync master-key rotate` has re-encrypted them.
+    #[arg(long, env = "CTXSYNC_PREVIOUS_MASTER_KEY_FILE")]
+    pub previous_master_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -403,7 +429,7 @@ pub struct ServeSettings {
     /// Where `/metrics` is served, when anywhere.
     pub metrics_listen: Option<SocketAddr>,
     pub database_url: String,
-    pub master_key: MasterKey,
+    pub master_key: MasterKeys,
     pub endpoints: Endpoints,
     pub bootstrap: Option<(String, String)>,
     pub rate_limit: RateLimitSettings,
@@ -416,7 +442,7 @@ pub struct ServeSettings {
 impl StoreArgs {
     /// The database URL and master key, creating the data directory (and a master key in it)
     /// on first start.
-    pub fn resolve(&self) -> anyhow::Result<(String, MasterKey)> {
+    pub fn resolve(&self) -> anyhow::Result<(String, MasterKeys)> {
         let master_key = match self.given_master_key()? {
             Some(key) => key,
             None => MasterKey::load_or_generate(&self.data_dir).with_context(|| {
@@ -436,7 +462,25 @@ impl StoreArgs {
             // Before SQLite creates it with the umask's mode (and its -wal and -shm files after it).
             crate::private::touch(&file).with_context(|| format!("could not create {}", file.display()))?;
         }
-        Ok((database_url, master_key))
+        Ok((database_url, self.with_previous(master_key)?))
+    }
+
+    /// The current key with the previous one, when `CTXSYNC_PREVIOUS_MASTER_KEY_FILE` names it.
+    fn with_previous(&self, current: MasterKey) -> anyhow::Result<MasterKeys> {
+        let previous = match &self.previous_master_key_file {
+            None => Vec::new(),
+            Some(path) => vec![MasterKey::from_file(path).with_context(|| {
+                format!("CTXSYNC_PREVIOUS_MASTER_KEY_FILE {} is not usable", path.display())
+            })?],
+        };
+        Ok(MasterKeys { current, previous })
+    }
+
+    /// Where `resolve` takes the current master key from when none is given: the data
+    /// directory's generated `master.key`, which a rotation replaces; `None` when it is given.
+    pub fn generated_key_file(&self) -> Option<PathBuf> {
+        (self.master_key.is_none() && self.master_key_file.is_none())
+            .then(|| self.data_dir.join("master.key"))
     }
 
     /// Warns about the database's folder or file when other users may read them: they hold the
@@ -461,7 +505,7 @@ impl StoreArgs {
     /// As [`StoreArgs::resolve`] for commands that work on what `serve` or `demo` stored
     /// (`sync`, `export`, `events`), creating nothing: `None` when there is no database file
     /// yet, so a mistyped folder is reported rather than turned into an empty database.
-    pub fn resolve_existing(&self) -> anyhow::Result<Option<(String, MasterKey)>> {
+    pub fn resolve_existing(&self) -> anyhow::Result<Option<(String, MasterKeys)>> {
         let database_url = self.database_url()?;
         if sqlite_file(&database_url).is_some_and(|file| !file.exists()) {
             return Ok(None);
@@ -481,7 +525,7 @@ impl StoreArgs {
                 MasterKey::from_file(&path).with_context(|| format!("{} is not usable", path.display()))?
             }
         };
-        Ok(Some((database_url, master_key)))
+        Ok(Some((database_url, self.with_previous(master_key)?)))
     }
 
     /// The database as messages name it: the SQLite file, or the PostgreSQL server and database
@@ -630,6 +674,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "CTXSYNC_DATABASE_URL",
     "CTXSYNC_MASTER_KEY",
     "CTXSYNC_MASTER_KEY_FILE",
+    "CTXSYNC_PREVIOUS_MASTER_KEY_FILE",
     "CTXSYNC_BOOTSTRAP_API_KEY",
     "CTXSYNC_BOOTSTRAP_APP_KEY",
     "CTXSYNC_OKTA_BASE_URL",

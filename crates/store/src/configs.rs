@@ -35,4 +35,23 @@ pub trait ConfigStore: Send + Sync {
 
     /// Deletes the config with its secrets. `false` when there is no such config.
     async fn delete_config(&self, org: OrgId, id: ConfigId) -> Result<bool, StoreError>;
+
+    /// The master-key rotation: re-encrypts under the current key every config's secrets that
+    /// another known key sealed, one row per transaction, so an interrupted rotation loses
+    /// nothing and a rerun carries on; then seals the database's key check with the current key,
+    /// so that from then on a process with the old key alone is refused at start. Calls
+    /// `progress(done, total)` after each config.
+    async fn reencrypt_secrets(
+        &self,
+        progress: &(dyn Fn(u64, u64) + Send + Sync),
+    ) -> Result<Reencrypted, StoreError>;
+}
+
+/// What a rotation did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Reencrypted {
+    /// Configs whose secrets it re-encrypted.
+    pub rewritten: u64,
+    /// Configs already under the current key (written since, or by an interrupted run).
+    pub already: u64,
 }

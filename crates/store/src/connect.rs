@@ -2,12 +2,12 @@
 
 use std::sync::Arc;
 
-use crate::{MasterKey, PostgresStore, SqliteStore, Store, StoreError};
+use crate::{MasterKeys, PostgresStore, SqliteStore, Store, StoreError};
 
 /// Opens the store at `url`: `sqlite:…` is an embedded database file, `postgres://…` or
 /// `postgresql://…` a PostgreSQL server. The schema is brought up to date and `master_key` checked
-/// against the database's secrets.
-pub async fn connect(url: &str, master_key: MasterKey) -> Result<Arc<dyn Store>, StoreError> {
+/// against the database's secrets (any of the keys, during a rotation).
+pub async fn connect(url: &str, master_key: impl Into<MasterKeys>) -> Result<Arc<dyn Store>, StoreError> {
     // Only the scheme is looked at or reported: the rest of the URL may hold a password.
     match url.split_once(':').map(|(scheme, _)| scheme) {
         Some("sqlite") => Ok(Arc::new(SqliteStore::connect(url, master_key).await?)),

@@ -1,8 +1,13 @@
-//! Secrets at rest: AES-256-GCM under one master key.
+//! Secrets at rest: AES-256-GCM under the current master key.
 //!
 //! Every write draws a fresh random 96-bit nonce, and the associated data binds a ciphertext to
 //! its row (org id and config id), so a ciphertext copied to another row, or another org, fails
 //! to decrypt instead of handing one tenant's credentials to another.
+//!
+//! The stored nonce is prefixed with the id of the key that sealed it ([`MasterKey::id`]), so
+//! that during a master-key rotation a process that knows the current and the previous key opens
+//! each row with the right one, and the rotation knows which rows are left to re-encrypt. Rows
+//! written before key ids existed hold the bare nonce, and are tried with every known key.
 
 use std::fmt;
 use std::fs;
@@ -17,11 +22,15 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use ctxsync_core::{ConfigId, OrgId, SecretValue};
 use rand::RngCore;
 use rand::rngs::OsRng;
+use sha2::{Digest, Sha256};
 
 use crate::StoreError;
 
 const KEY_LEN: usize = 32;
 const NONCE_LEN: usize = 12;
+/// Bytes of a key's id before the nonce: enough to tell a handful of keys apart, and no help in
+/// guessing a key (it is a hash of it).
+const KEY_ID_LEN: usize = 8;
 const KEY_FILE: &str = "master.key";
 
 /// Padding optional on input, so keys pasted with or without `=` both work.
@@ -84,6 +93,29 @@ impl MasterKey {
     }
 }
 
+impl MasterKey {
+    /// A short, stable name of this key: the start of a SHA-256 of it. Stored beside what the key
+    /// sealed, and shown in the rotation's messages.
+    pub fn id(&self) -> [u8; KEY_ID_LEN] {
+        let hash = Sha256::new().chain_update(b"ctxsync master key id").chain_update(self.0).finalize();
+        hash[..KEY_ID_LEN].try_into().expect("a SHA-256 is longer than a key id")
+    }
+}
+
+/// The master key new secrets are sealed with, and the previous ones still read during a
+/// rotation (`CTXSYNC_PREVIOUS_MASTER_KEY_FILE`).
+#[derive(Clone, Debug)]
+pub struct MasterKeys {
+    pub current: MasterKey,
+    pub previous: Vec<MasterKey>,
+}
+
+impl From<MasterKey> for MasterKeys {
+    fn from(current: MasterKey) -> Self {
+        MasterKeys { current, previous: Vec::new() }
+    }
+}
+
 impl fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("[redacted]")
@@ -121,20 +153,57 @@ fn create_private_file(path: &Path) -> io::Result<fs::File> {
     fs::OpenOptions::new().write(true).create_new(true).open(path)
 }
 
-/// A ciphertext and the nonce it was sealed with, as stored side by side in a row.
+/// A ciphertext and what it was sealed with, as stored side by side in a row: `nonce` is the
+/// sealing key's id followed by the nonce.
 pub struct Sealed {
     pub nonce: Vec<u8>,
     pub ciphertext: Vec<u8>,
 }
 
-/// Encrypts and decrypts what the store keeps secret. Every backend uses this one, so the
-/// on-disk format is the same whatever the database.
+/// Encrypts with the current master key and decrypts with any known one. Every backend uses this
+/// one, so the on-disk format is the same whatever the database.
 #[derive(Clone)]
-pub struct Cipher(Aes256Gcm);
+pub struct Cipher {
+    current: KeyedAead,
+    previous: Vec<KeyedAead>,
+}
+
+#[derive(Clone)]
+struct KeyedAead {
+    id: [u8; KEY_ID_LEN],
+    aead: Aes256Gcm,
+}
+
+impl KeyedAead {
+    fn new(key: &MasterKey) -> KeyedAead {
+        KeyedAead { id: key.id(), aead: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&key.0)) }
+    }
+
+    /// `None` for a wrong key, wrong associated data, a tampered ciphertext or a malformed nonce.
+    fn open(&self, aad: &[u8], nonce: &[u8], ciphertext: &[u8]) -> Option<Vec<u8>> {
+        if nonce.len() != NONCE_LEN {
+            return None;
+        }
+        self.aead.decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad }).ok()
+    }
+}
 
 impl Cipher {
-    pub fn new(key: &MasterKey) -> Cipher {
-        Cipher(Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&key.0)))
+    pub fn new(keys: &MasterKeys) -> Cipher {
+        Cipher {
+            current: KeyedAead::new(&keys.current),
+            previous: keys.previous.iter().map(KeyedAead::new).collect(),
+        }
+    }
+
+    /// Whether a stored `nonce` column says the current key sealed its row, so a rotation has
+    /// nothing left to do there.
+    pub fn sealed_with_current(&self, nonce: &[u8]) -> bool {
+        nonce.len() == KEY_ID_LEN + NONCE_LEN && nonce[..KEY_ID_LEN] == self.current.id
+    }
+
+    fn known(&self) -> impl Iterator<Item = &KeyedAead> {
+        std::iter::once(&self.current).chain(&self.previous)
     }
 
     /// Encrypts a config's secrets, bound to that config's row.
@@ -157,16 +226,25 @@ impl Cipher {
             .map_err(|_| StoreError::Corrupt(format!("the secrets of config {id} are not JSON")))
     }
 
-    /// A value stored once per database; [`Cipher::verify_key_check`] proves a key matches it.
+    /// A value stored once per database, sealed with the current key; [`Cipher::verify_key_check`]
+    /// proves a known key matches it. A rotation seals it anew once every row is re-encrypted, so
+    /// that the old key alone is refused from then on.
     pub fn seal_key_check(&self) -> Vec<u8> {
         let Sealed { mut nonce, ciphertext } = self.seal(KEY_CHECK_AAD, KEY_CHECK_PLAINTEXT);
         nonce.extend(ciphertext);
         nonce
     }
 
+    /// Whether the check was sealed with a known key; it was written with a key id or, by earlier
+    /// versions, without one.
     pub fn verify_key_check(&self, stored: &[u8]) -> Result<(), StoreError> {
-        let (nonce, ciphertext) = stored.split_at(NONCE_LEN.min(stored.len()));
-        match self.open(KEY_CHECK_AAD, nonce, ciphertext) {
+        let with_id = stored.split_at_checked(KEY_ID_LEN + NONCE_LEN).map(|(nonce, ct)| (nonce.to_vec(), ct));
+        let bare = stored.split_at_checked(NONCE_LEN).map(|(nonce, ct)| (nonce.to_vec(), ct));
+        let opened = [with_id, bare]
+            .into_iter()
+            .flatten()
+            .find_map(|(nonce, ct)| self.open(KEY_CHECK_AAD, &nonce, ct));
+        match opened {
             Some(p) if p == KEY_CHECK_PLAINTEXT => Ok(()),
             _ => Err(StoreError::MasterKeyMismatch),
         }
@@ -175,18 +253,21 @@ impl Cipher {
     fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Sealed {
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
         let ciphertext = self
-            .0
+            .current
+            .aead
             .encrypt(&nonce, Payload { msg: plaintext, aad })
             .expect("AES-GCM encrypts any input shorter than 64 GiB");
-        Sealed { nonce: nonce.to_vec(), ciphertext }
+        Sealed { nonce: [&self.current.id[..], &nonce[..]].concat(), ciphertext }
     }
 
-    /// `None` for a wrong key, wrong associated data, a tampered ciphertext or a malformed nonce.
-    fn open(&self, aad: &[u8], nonce: &[u8], ciphertext: &[u8]) -> Option<Vec<u8>> {
-        if nonce.len() != NONCE_LEN {
-            return None;
+    /// Opens with the key the stored id names, or with every known key for a row written before
+    /// ids; `None` when no known key opens it.
+    fn open(&self, aad: &[u8], stored_nonce: &[u8], ciphertext: &[u8]) -> Option<Vec<u8>> {
+        if stored_nonce.len() == KEY_ID_LEN + NONCE_LEN {
+            let (id, nonce) = stored_nonce.split_at(KEY_ID_LEN);
+            return self.known().find(|k| k.id == id)?.open(aad, nonce, ciphertext);
         }
-        self.0.decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad }).ok()
+        self.known().find_map(|k| k.open(aad, stored_nonce, ciphertext))
     }
 }
 
@@ -253,12 +334,12 @@ mod tests {
     fn debug_is_redacted() {
         let key = MasterKey([42u8; 32]);
         assert_eq!(format!("{key:?}"), "[redacted]");
-        assert_eq!(format!("{:?}", Cipher::new(&key)), "Cipher([redacted])");
+        assert_eq!(format!("{:?}", Cipher::new(&MasterKeys::from(key))), "Cipher([redacted])");
     }
 
     #[test]
     fn secrets_are_bound_to_their_row() {
-        let cipher = Cipher::new(&MasterKey([1u8; 32]));
+        let cipher = Cipher::new(&MasterKeys::from(MasterKey([1u8; 32])));
         let (org, id) = (OrgId::new(), ConfigId::new());
         let secrets = SecretValue::new(json!({"api_token": "tok"}));
         let a = cipher.seal_secrets(org, id, &secrets);
@@ -298,7 +379,7 @@ mod tests {
         /// Whatever the secrets, they come back as they went in.
         #[test]
         fn any_secrets_round_trip(key in any::<[u8; 32]>(), (org, id) in ids(), secrets in any_json()) {
-            let cipher = Cipher::new(&MasterKey(key));
+            let cipher = Cipher::new(&MasterKeys::from(MasterKey(key)));
             let secrets = SecretValue::new(secrets);
             let sealed = cipher.seal_secrets(org, id, &secrets);
             prop_assert_eq!(cipher.open_secrets(org, id, &sealed.nonce, &sealed.ciphertext).unwrap(), secrets);
@@ -312,12 +393,12 @@ mod tests {
             plaintext in "\\PC{0,64}",
             bit in any::<prop::sample::Index>(),
         ) {
-            let cipher = Cipher::new(&MasterKey([3u8; 32]));
+            let cipher = Cipher::new(&MasterKeys::from(MasterKey([3u8; 32])));
             let sealed = cipher.seal_secrets(org, id, &SecretValue::new(plaintext.into()));
             let mut stored = [sealed.nonce, sealed.ciphertext].concat();
             let bit = bit.index(stored.len() * 8);
             stored[bit / 8] ^= 1 << (bit % 8);
-            let (nonce, ciphertext) = stored.split_at(NONCE_LEN);
+            let (nonce, ciphertext) = stored.split_at(KEY_ID_LEN + NONCE_LEN);
             let opened = cipher.open_secrets(org, id, nonce, ciphertext);
             let refused = matches!(opened, Err(StoreError::SecretsUndecryptable { .. }));
             prop_assert!(refused, "opened: {:?}", opened.map(|_| "a plaintext"));
@@ -331,7 +412,7 @@ mod tests {
             plaintext in "\\PC{0,64}",
         ) {
             prop_assume!(org != other_org && id != other_id);
-            let cipher = Cipher::new(&MasterKey([4u8; 32]));
+            let cipher = Cipher::new(&MasterKeys::from(MasterKey([4u8; 32])));
             let sealed = cipher.seal_secrets(org, id, &SecretValue::new(plaintext.into()));
             for (o, i) in [(other_org, id), (org, other_id), (other_org, other_id)] {
                 let opened = cipher.open_secrets(o, i, &sealed.nonce, &sealed.ciphertext);
@@ -347,16 +428,56 @@ mod tests {
             nonce in prop::collection::vec(any::<u8>(), 0..20),
             ciphertext in prop::collection::vec(any::<u8>(), 0..80),
         ) {
-            let cipher = Cipher::new(&MasterKey([5u8; 32]));
+            let cipher = Cipher::new(&MasterKeys::from(MasterKey([5u8; 32])));
             prop_assert!(cipher.open_secrets(OrgId(uuid::Uuid::nil()), ConfigId(uuid::Uuid::nil()), &nonce, &ciphertext).is_err());
         }
     }
 
+    /// During a rotation: rows sealed with the previous key, or before key ids, open with it;
+    /// new rows are sealed with the current key; a process with the previous key alone cannot
+    /// open them.
+    #[test]
+    fn previous_keys_open_what_they_sealed_and_new_rows_take_the_current_one() {
+        let (old, new) = (MasterKey([1u8; 32]), MasterKey([2u8; 32]));
+        assert_ne!(old.id(), new.id());
+        let before = Cipher::new(&MasterKeys::from(old.clone()));
+        let during = Cipher::new(&MasterKeys { current: new.clone(), previous: vec![old.clone()] });
+        let after = Cipher::new(&MasterKeys::from(new.clone()));
+        let (org, id) = (OrgId::new(), ConfigId::new());
+        let secrets = SecretValue::new(json!({"api_token": "tok"}));
+
+        let sealed_before = before.seal_secrets(org, id, &secrets);
+        assert!(!during.sealed_with_current(&sealed_before.nonce));
+        assert_eq!(
+            during.open_secrets(org, id, &sealed_before.nonce, &sealed_before.ciphertext).unwrap(),
+            secrets
+        );
+        let legacy = &sealed_before.nonce[KEY_ID_LEN..];
+        assert_eq!(during.open_secrets(org, id, legacy, &sealed_before.ciphertext).unwrap(), secrets);
+
+        let sealed_during = during.seal_secrets(org, id, &secrets);
+        assert!(during.sealed_with_current(&sealed_during.nonce));
+        assert_eq!(
+            after.open_secrets(org, id, &sealed_during.nonce, &sealed_during.ciphertext).unwrap(),
+            secrets
+        );
+        assert!(before.open_secrets(org, id, &sealed_during.nonce, &sealed_during.ciphertext).is_err());
+        assert!(after.open_secrets(org, id, &sealed_before.nonce, &sealed_before.ciphertext).is_err());
+
+        assert!(during.verify_key_check(&before.seal_key_check()).is_ok());
+        assert!(matches!(
+            before.verify_key_check(&after.seal_key_check()),
+            Err(StoreError::MasterKeyMismatch)
+        ));
+        let legacy_check = &before.seal_key_check()[KEY_ID_LEN..];
+        assert!(during.verify_key_check(legacy_check).is_ok());
+    }
+
     #[test]
     fn key_check_detects_another_key() {
-        let check = Cipher::new(&MasterKey([1u8; 32])).seal_key_check();
-        assert!(Cipher::new(&MasterKey([1u8; 32])).verify_key_check(&check).is_ok());
-        let other = Cipher::new(&MasterKey([2u8; 32]));
+        let check = Cipher::new(&MasterKeys::from(MasterKey([1u8; 32]))).seal_key_check();
+        assert!(Cipher::new(&MasterKeys::from(MasterKey([1u8; 32]))).verify_key_check(&check).is_ok());
+        let other = Cipher::new(&MasterKeys::from(MasterKey([2u8; 32])));
         assert!(matches!(other.verify_key_check(&check), Err(StoreError::MasterKeyMismatch)));
         assert!(matches!(other.verify_key_check(&[]), Err(StoreError::MasterKeyMismatch)));
     }

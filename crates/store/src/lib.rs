@@ -27,9 +27,9 @@ pub mod testing;
 #[cfg(test)]
 mod tests;
 
-pub use configs::ConfigStore;
+pub use configs::{ConfigStore, Reencrypted};
 pub use connect::connect;
-pub use crypto::{Cipher, MasterKey, Sealed};
+pub use crypto::{Cipher, MasterKey, MasterKeys, Sealed};
 pub use entities::{EntityCursor, EntityQuery, EntityStore, StoredEntity, StoredMembership};
 pub use error::{QUERY_ERRORS, StoreError};
 pub use history::{ChangeEvent, EventQuery, HistoryStore, IntervalQuery, MembershipInterval, RoleInterval};

@@ -68,7 +68,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         listen: args.listen,
         metrics_listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
         database_url: format!("sqlite://{}", database.display()),
-        master_key: MasterKey::load_or_generate(dir)?,
+        master_key: MasterKey::load_or_generate(dir)?.into(),
         endpoints: fake_endpoints(&fakes),
         bootstrap: Some((folder.api_key.clone(), folder.app_key.clone())),
         rate_limit: RateLimitSettings {

@@ -5,5 +5,6 @@ pub mod events;
 pub mod export;
 pub mod holds;
 pub mod keys;
+pub mod master_key;
 pub mod serve;
 pub mod sync;

@@ -83,7 +83,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         listen: "127.0.0.1:0".parse().unwrap(),
         metrics_listen: options.metrics.then(|| "127.0.0.1:0".parse().unwrap()),
         database_url: database.url.clone(),
-        master_key: MasterKey::from_base64(&master_key).unwrap(),
+        master_key: MasterKey::from_base64(&master_key).unwrap().into(),
         endpoints,
         bootstrap: Some((api_key.clone(), app_key.clone())),
         rate_limit: RateLimitSettings {

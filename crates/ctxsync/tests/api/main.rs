@@ -5,6 +5,7 @@
 //! - `activation`: activate, deactivate and the Entra ID app registrations
 //! - `validation`: credential validation against each fake source, both validate routes
 //! - `auth`: keys, scopes and org isolation
+//! - `master_key`: the master-key rotation killed midway and resumed; the generated key replaced
 //! - `keys`: the key lifecycle on the API and the command line: expiry, rotation, revocation
 //! - `limits`: rate limits, malformed and oversized input
 //! - `error_shape`: errors from the framework and hyper in the usual shape; duplicate JSON keys
@@ -39,6 +40,7 @@ mod helpers;
 mod holds;
 mod keys;
 mod limits;
+mod master_key;
 mod observability;
 mod openapi;
 mod persons;

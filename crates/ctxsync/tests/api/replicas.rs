@@ -478,3 +478,61 @@ async fn a_key_revoked_through_one_replica_stops_on_the_other_within_five_second
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The online master-key rotation: a replica restarted with the new key and the old one as
+/// previous reads every secret, `ctxsync master-key rotate` runs while it serves, and afterwards
+/// a replica with the old key alone refuses to start.
+#[tokio::test]
+async fn the_master_key_is_rotated_while_a_replica_serves() {
+    let Some(database) = postgres_database("the_master_key_is_rotated…").await else { return };
+    let fakes = Fakes::start_with(TenantSpec::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (old_file, new_file) = (dir.path().join("old.key"), dir.path().join("new.key"));
+    std::fs::write(&old_file, MASTER_KEY).unwrap();
+    std::fs::write(&new_file, "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=").unwrap();
+    let old_env = replica_env(&database.url, &fakes);
+    let first = Server::start(&old_env);
+    let (status, body) =
+        Client::new(&first).send(Method::POST, BASE, Some(envelope(okta(&fakes, "okta")))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let id = body["data"]["id"].as_str().unwrap().to_owned();
+    first.terminate();
+
+    let mut both = old_env.clone();
+    both.retain(|(name, _)| *name != "CTXSYNC_MASTER_KEY");
+    both.push(("CTXSYNC_MASTER_KEY_FILE", new_file.display().to_string()));
+    both.push(("CTXSYNC_PREVIOUS_MASTER_KEY_FILE", old_file.display().to_string()));
+    let replica = Server::start(&both);
+    let client = Client::new(&replica);
+    let validate = format!("{BASE}/{id}/validate");
+    assert_eq!(
+        client.send(Method::POST, &validate, None).await.0,
+        StatusCode::OK,
+        "the old key's secrets read"
+    );
+
+    let rotated = Command::new(BIN)
+        .args(["master-key", "rotate", "--new-key-file"])
+        .arg(&new_file)
+        .env_clear()
+        .env("CTXSYNC_DATABASE_URL", &database.url)
+        .env("CTXSYNC_MASTER_KEY_FILE", &old_file)
+        .output()
+        .unwrap();
+    assert!(rotated.status.success(), "{}", String::from_utf8_lossy(&rotated.stderr));
+    assert_eq!(
+        client.send(Method::POST, &validate, None).await.0,
+        StatusCode::OK,
+        "still read while serving"
+    );
+
+    let refused = Command::new(BIN)
+        .arg("serve")
+        .env_clear()
+        .envs(old_env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("CTXSYNC_LISTEN", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("master key does not match"));
+}

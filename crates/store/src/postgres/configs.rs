@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::PostgresStore;
+use crate::Reencrypted;
 use crate::rows::{self, encode_settings};
 use crate::{ConfigStore, StoreError};
 
@@ -134,5 +135,55 @@ impl ConfigStore for PostgresStore {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn reencrypt_secrets(
+        &self,
+        progress: &(dyn Fn(u64, u64) + Send + Sync),
+    ) -> Result<Reencrypted, StoreError> {
+        let rows: Vec<(Uuid, Uuid, Vec<u8>)> =
+            sqlx::query_as("SELECT id, org_id, secrets_nonce FROM integration_configs ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
+        let total = rows.len() as u64;
+        let mut done = Reencrypted::default();
+        for (n, (id, org, nonce)) in rows.into_iter().enumerate() {
+            if self.cipher.sealed_with_current(&nonce) {
+                done.already += 1;
+            } else {
+                let (id, org) = (ConfigId(id), OrgId(org));
+                let mut tx = self.pool.begin().await?;
+                // The row lock keeps a replica's concurrent update from being overwritten.
+                let sealed: Option<(Vec<u8>, Vec<u8>)> = sqlx::query_as(
+                    "SELECT secrets_nonce, secrets_ciphertext FROM integration_configs WHERE id = $1 FOR UPDATE",
+                )
+                .bind(id.0)
+                .fetch_optional(&mut *tx)
+                .await?;
+                // Deleted, or re-sealed by a write with the current key, since the listing.
+                if let Some((nonce, ciphertext)) =
+                    sealed.filter(|(nonce, _)| !self.cipher.sealed_with_current(nonce))
+                {
+                    let secrets = self.cipher.open_secrets(org, id, &nonce, &ciphertext)?;
+                    let resealed = self.cipher.seal_secrets(org, id, &secrets);
+                    sqlx::query("UPDATE integration_configs SET secrets_nonce = $1, secrets_ciphertext = $2 WHERE id = $3")
+                        .bind(resealed.nonce)
+                        .bind(resealed.ciphertext)
+                        .bind(id.0)
+                        .execute(&mut *tx)
+                        .await?;
+                    done.rewritten += 1;
+                } else {
+                    done.already += 1;
+                }
+                tx.commit().await?;
+            }
+            progress(n as u64 + 1, total);
+        }
+        sqlx::query("UPDATE store_meta SET value = $1 WHERE name = 'master_key_check'")
+            .bind(self.cipher.seal_key_check())
+            .execute(&self.pool)
+            .await?;
+        Ok(done)
     }
 }

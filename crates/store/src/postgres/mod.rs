@@ -23,7 +23,7 @@ use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use crate::{Cipher, MasterKey, Ping, StoreError};
+use crate::{Cipher, MasterKeys, Ping, StoreError};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -52,7 +52,8 @@ impl PostgresStore {
     ///
     /// Migrations hold a database-wide advisory lock, so replicas starting together apply each
     /// one once. The database must exist; ctxsync creates only its tables.
-    pub async fn connect(url: &str, master_key: MasterKey) -> Result<PostgresStore, StoreError> {
+    pub async fn connect(url: &str, master_key: impl Into<MasterKeys>) -> Result<PostgresStore, StoreError> {
+        let master_key: MasterKeys = master_key.into();
         let options = PgConnectOptions::from_str(url).map_err(StoreError::Connect)?;
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)

@@ -1,8 +1,8 @@
 use ctxsync_core::{Config, ConfigId, ConfigState, IntegrationType, OrgId, SecretValue};
 
-use super::{SqliteStore, encode_time};
+use super::{SqliteStore, decode_id, encode_time};
 use crate::rows::{self, encode_settings};
-use crate::{ConfigStore, StoreError};
+use crate::{ConfigStore, Reencrypted, StoreError};
 
 /// A row as stored, with ids and times as text.
 pub(super) type ConfigRow = rows::ConfigRow<String, String>;
@@ -137,5 +137,54 @@ impl ConfigStore for SqliteStore {
             .execute(&self.writer)
             .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn reencrypt_secrets(
+        &self,
+        progress: &(dyn Fn(u64, u64) + Send + Sync),
+    ) -> Result<Reencrypted, StoreError> {
+        let rows: Vec<(String, String, Vec<u8>)> =
+            sqlx::query_as("SELECT id, org_id, secrets_nonce FROM integration_configs ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
+        let total = rows.len() as u64;
+        let mut done = Reencrypted::default();
+        for (n, (id, org, nonce)) in rows.into_iter().enumerate() {
+            if self.cipher.sealed_with_current(&nonce) {
+                done.already += 1;
+            } else {
+                let (id, org): (ConfigId, OrgId) = (decode_id(&id)?, decode_id(&org)?);
+                let mut tx = self.begin_write().await?;
+                let sealed: Option<(Vec<u8>, Vec<u8>)> = sqlx::query_as(
+                    "SELECT secrets_nonce, secrets_ciphertext FROM integration_configs WHERE id = ?",
+                )
+                .bind(id.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+                // Deleted, or re-sealed by a write with the current key, since the listing.
+                if let Some((nonce, ciphertext)) =
+                    sealed.filter(|(nonce, _)| !self.cipher.sealed_with_current(nonce))
+                {
+                    let secrets = self.cipher.open_secrets(org, id, &nonce, &ciphertext)?;
+                    let resealed = self.cipher.seal_secrets(org, id, &secrets);
+                    sqlx::query("UPDATE integration_configs SET secrets_nonce = ?, secrets_ciphertext = ? WHERE id = ?")
+                        .bind(resealed.nonce)
+                        .bind(resealed.ciphertext)
+                        .bind(id.to_string())
+                        .execute(&mut *tx)
+                        .await?;
+                    done.rewritten += 1;
+                } else {
+                    done.already += 1;
+                }
+                tx.commit().await?;
+            }
+            progress(n as u64 + 1, total);
+        }
+        sqlx::query("UPDATE store_meta SET value = ? WHERE name = 'master_key_check'")
+            .bind(self.cipher.seal_key_check())
+            .execute(&self.writer)
+            .await?;
+        Ok(done)
     }
 }

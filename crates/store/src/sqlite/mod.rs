@@ -25,7 +25,7 @@ use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
 use uuid::Uuid;
 
 use crate::rows::Column;
-use crate::{Cipher, MasterKey, Ping, StoreError};
+use crate::{Cipher, MasterKeys, Ping, StoreError};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -78,7 +78,8 @@ impl SqliteStore {
     /// Opens (creating when missing, with its directory) the database at `url`, such as
     /// `sqlite:///var/lib/ctxsync/ctxsync.db` or `sqlite://ctxsync-data/ctxsync.db`, brings its
     /// schema up to date, and checks that `master_key` is the key its secrets were written with.
-    pub async fn connect(url: &str, master_key: MasterKey) -> Result<SqliteStore, StoreError> {
+    pub async fn connect(url: &str, master_key: impl Into<MasterKeys>) -> Result<SqliteStore, StoreError> {
+        let master_key: MasterKeys = master_key.into();
         let options = SqliteConnectOptions::from_str(url)
             .map_err(StoreError::Connect)?
             .create_if_missing(true)

@@ -59,7 +59,7 @@ impl TestStore {
     }
 
     /// Another store on the same database, as a second replica or a restart would open it.
-    pub async fn reopen(&self, key: MasterKey) -> Result<Arc<dyn Store>, StoreError> {
+    pub async fn reopen(&self, key: impl Into<crate::MasterKeys>) -> Result<Arc<dyn Store>, StoreError> {
         crate::connect(&self.db.url, key).await
     }
 

@@ -6,12 +6,13 @@
 //! An expiry is honoured to the instant, as it is known in advance. Failed lookups are not kept:
 //! a wrong key costs a lookup every time, behind the per-address rate limit.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ctxsync_store::{Authenticated, Store, StoreError};
 use sha2::{Digest, Sha256};
+
+use crate::ttl_map::TtlMap;
 
 /// How long an authentication is trusted without asking the store again: well inside the five
 /// seconds within which a revocation must take effect everywhere.
@@ -20,20 +21,17 @@ pub const AUTH_TTL: Duration = Duration::from_secs(2);
 /// Uses are written to the store at most this often per key pair and process.
 const USE_RECORDING: Duration = Duration::from_secs(60);
 
-/// Past this many remembered pairs, the oldest are forgotten at the next insertion.
-const CAPACITY: usize = 10_000;
-
-#[derive(Default)]
 pub struct AuthCache {
-    entries: RwLock<HashMap<[u8; 32], Entry>>,
+    /// By a hash of both keys, so no plaintext key is kept in memory past the request.
+    pairs: TtlMap<[u8; 32], Authenticated>,
+    /// When this process last recorded each pair's use in the store; kept longer than the pairs.
+    uses: TtlMap<[u8; 32], Instant>,
 }
 
-#[derive(Clone)]
-struct Entry {
-    auth: Authenticated,
-    checked: Instant,
-    /// When this process last recorded the pair's use in the store.
-    use_recorded: Option<Instant>,
+impl Default for AuthCache {
+    fn default() -> Self {
+        AuthCache { pairs: TtlMap::new(AUTH_TTL, 10_000), uses: TtlMap::new(USE_RECORDING, 10_000) }
+    }
 }
 
 impl AuthCache {
@@ -46,57 +44,42 @@ impl AuthCache {
         app_key: &str,
     ) -> Result<Option<Authenticated>, StoreError> {
         let id = pair_id(api_key, app_key);
-        let now = Instant::now();
-        let remembered = self.entries.read().expect("auth cache lock").get(&id).cloned();
-        if let Some(entry) = &remembered
-            && now.duration_since(entry.checked) < AUTH_TTL
-            && entry.auth.expires_at.is_none_or(|at| ctxsync_core::now() < at)
-        {
-            if entry.use_recorded.is_none_or(|at| now.duration_since(at) >= USE_RECORDING) {
-                self.record_use(store, id, &entry.auth, now);
+        let remembered = self.pairs.get(&id);
+        let auth = match remembered.filter(|a| a.expires_at.is_none_or(|at| ctxsync_core::now() < at)) {
+            Some(auth) => auth,
+            None => {
+                let Some(auth) = store.authenticate_keys(api_key, app_key).await? else {
+                    self.pairs.remove(&id);
+                    return Ok(None);
+                };
+                self.pairs.insert(id, auth.clone());
+                auth
             }
-            return Ok(Some(entry.auth.clone()));
-        }
-        let Some(auth) = store.authenticate_keys(api_key, app_key).await? else {
-            self.entries.write().expect("auth cache lock").remove(&id);
-            return Ok(None);
         };
-        let use_recorded = remembered.and_then(|e| e.use_recorded);
-        let entry = Entry { auth: auth.clone(), checked: now, use_recorded };
-        {
-            let mut entries = self.entries.write().expect("auth cache lock");
-            if entries.len() >= CAPACITY {
-                entries.retain(|_, e| now.duration_since(e.checked) < AUTH_TTL);
-            }
-            entries.insert(id, entry);
-        }
-        if use_recorded.is_none_or(|at| now.duration_since(at) >= USE_RECORDING) {
-            self.record_use(store, id, &auth, now);
+        if self.uses.get(&id).is_none() {
+            self.uses.insert(id, Instant::now());
+            record_use(store, &auth);
         }
         Ok(Some(auth))
     }
 
     /// Forgets every remembered pair, so a change this replica made to keys counts at once here.
     pub fn clear(&self) {
-        self.entries.write().expect("auth cache lock").clear();
-    }
-
-    /// Writes the use in the background: a request does not wait for it, and a failure only
-    /// leaves `last_used_at` older.
-    fn record_use(&self, store: &Arc<dyn Store>, id: [u8; 32], auth: &Authenticated, now: Instant) {
-        if let Some(entry) = self.entries.write().expect("auth cache lock").get_mut(&id) {
-            entry.use_recorded = Some(now);
-        }
-        let (store, ids) = (store.clone(), auth.key_ids);
-        tokio::spawn(async move {
-            if let Err(e) = store.record_key_use(&ids, ctxsync_core::now()).await {
-                tracing::debug!(error = %e, "could not record a key pair's use");
-            }
-        });
+        self.pairs.clear();
     }
 }
 
-/// The map's key: a hash of both keys, so no plaintext key is kept in memory past the request.
+/// Writes the use in the background: a request does not wait for it, and a failure only leaves
+/// `last_used_at` older.
+fn record_use(store: &Arc<dyn Store>, auth: &Authenticated) {
+    let (store, ids) = (store.clone(), auth.key_ids);
+    tokio::spawn(async move {
+        if let Err(e) = store.record_key_use(&ids, ctxsync_core::now()).await {
+            tracing::debug!(error = %e, "could not record a key pair's use");
+        }
+    });
+}
+
 fn pair_id(api_key: &str, app_key: &str) -> [u8; 32] {
     let mut hash = Sha256::new();
     hash.update(api_key.as_bytes());

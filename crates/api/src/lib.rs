@@ -6,6 +6,7 @@
 
 mod auth;
 pub mod auth_cache;
+pub mod config_cache;
 pub mod entities;
 mod error;
 mod health;
@@ -18,6 +19,7 @@ pub mod openapi;
 pub mod rate_limit;
 mod router;
 mod state;
+mod ttl_map;
 
 pub use auth::{API_KEY_HEADER, APP_KEY_HEADER};
 pub use error::{ApiError, ErrorBody};

@@ -59,7 +59,7 @@ impl Application {
             .with_context(|| format!("could not listen on {} (CTXSYNC_LISTEN)", settings.listen))?;
         Ok(Application {
             listener,
-            state: AppState { store, sources, limits, auth: Default::default() },
+            state: AppState::new(store, sources, limits),
             scheduler,
             event_retention: settings.event_retention,
             connections,

@@ -27,7 +27,9 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = parse_id(&id)?;
-    if !state.store.delete_config(auth.org_id, id).await? {
+    let deleted = state.store.delete_config(auth.org_id, id).await?;
+    state.configs.forget(auth.org_id, id);
+    if !deleted {
         return Err(ApiError::config_not_found());
     }
     tracing::info!(config_id = %id, org_id = %auth.org_id, "config deleted");

@@ -28,6 +28,7 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<ConfigResponse>, ApiError> {
     let id = parse_id(&id)?;
-    let config = state.store.get_config(auth.org_id, id).await?.ok_or_else(ApiError::config_not_found)?;
+    let config =
+        state.configs.get(&state.store, auth.org_id, id).await?.ok_or_else(ApiError::config_not_found)?;
     Ok(Json(config.into()))
 }

@@ -69,7 +69,9 @@ pub(super) async fn apply_patch(
     }
     if plan.changed {
         let new_secrets = patch.secrets.as_ref().filter(|s| **s != current_secrets);
-        if !state.store.update_config(&config, new_secrets).await? {
+        let updated = state.store.update_config(&config, new_secrets).await?;
+        state.configs.forget(org_id, id);
+        if !updated {
             return Err(ApiError::config_not_found());
         }
         tracing::info!(config_id = %id, %org_id, revalidated = plan.revalidate, "config updated");

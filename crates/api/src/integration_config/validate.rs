@@ -78,6 +78,7 @@ pub async fn validate_config(
     };
     if let Some(new_state) = new_state.filter(|s| *s != config.state) {
         state.store.set_state(auth.org_id, id, new_state).await?;
+        state.configs.forget(auth.org_id, id);
         tracing::info!(config_id = %id, state = %new_state, "config state changed by validation");
     }
     outcome.map(|()| StatusCode::OK).map_err(ApiError::from)

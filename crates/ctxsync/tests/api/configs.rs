@@ -332,3 +332,35 @@ async fn unknown_and_malformed_ids_are_not_found() {
         }
     }
 }
+
+/// A GET by id may be served from memory: this replica's own writes show at once, a change made
+/// elsewhere (another replica, a command) within a second.
+#[tokio::test]
+async fn a_config_changed_elsewhere_shows_within_a_second() {
+    let app = spawn_app().await;
+    let created = app.create_ok(app.okta_attributes()).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let name = |body: &serde_json::Value| body["data"]["attributes"]["name"].as_str().unwrap().to_owned();
+    let (_, got) = status_json(app.get(&id).await).await;
+    assert_eq!(name(&got), "Okta");
+
+    let (status, _) = status_json(app.patch(&id, serde_json::json!({"name": "mine"})).await).await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    let (_, got) = status_json(app.get(&id).await).await;
+    assert_eq!(name(&got), "mine", "this replica reads its own write at once");
+
+    let store = app.store().await;
+    let org = store.ensure_org("default").await.unwrap();
+    let mut config = store.get_config(org, id.parse().unwrap()).await.unwrap().unwrap();
+    config.name = "elsewhere".into();
+    store.update_config(&config, None).await.unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let (_, got) = status_json(app.get(&id).await).await;
+        if name(&got) == "elsewhere" {
+            break;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "still stale after two seconds");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

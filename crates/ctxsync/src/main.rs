@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
-use ctxsync::commands::{demo, events, export, holds, keys, serve, sync};
+use ctxsync::commands::{demo, events, export, healthcheck, holds, keys, serve, sync};
 use ctxsync::setting_errors::{self, FileSource};
 use ctxsync::{Cli, Command, KeysCommand, config_file};
 
@@ -54,6 +54,7 @@ fn main() -> ExitCode {
             Command::Export(args) => export::run(args).await,
             Command::Events(args) => events::run(args).await,
             Command::Keys { command: KeysCommand::Create(args) } => keys::create(args).await,
+            Command::Healthcheck(args) => healthcheck::run(args).await,
         }
         .map(|()| ExitCode::SUCCESS)
     });

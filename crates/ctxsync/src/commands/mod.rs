@@ -3,6 +3,7 @@
 pub mod demo;
 pub mod events;
 pub mod export;
+pub mod healthcheck;
 pub mod holds;
 pub mod keys;
 pub mod serve;

@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
-use ctxsync::commands::{demo, events, export, healthcheck, holds, keys, serve, sync};
+use ctxsync::commands::{completions, demo, events, export, healthcheck, holds, keys, man, serve, sync};
 use ctxsync::setting_errors::{self, FileSource};
 use ctxsync::{Cli, Command, KeysCommand, config_file};
 
@@ -55,6 +55,8 @@ fn main() -> ExitCode {
             Command::Events(args) => events::run(args).await,
             Command::Keys { command: KeysCommand::Create(args) } => keys::create(args).await,
             Command::Healthcheck(args) => healthcheck::run(args).await,
+            Command::Completions(args) => completions::run(&args),
+            Command::Man(args) => man::run(&args),
         }
         .map(|()| ExitCode::SUCCESS)
     });

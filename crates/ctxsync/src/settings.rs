@@ -65,6 +65,10 @@ pub enum Command {
     #[command(after_help = "Exit status: 0 it answered 200; 1 it answered anything else, nothing in \
         time, or could not be reached. Nothing is printed on success, the reason otherwise.")]
     Healthcheck(HealthcheckArgs),
+    /// Write a shell completion script to standard output.
+    Completions(CompletionsArgs),
+    /// Write the manual page to standard output, or with --dir a page per command into a folder.
+    Man(ManArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -356,6 +360,21 @@ pub struct HealthcheckArgs {
     /// How long to wait for the answer.
     #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// The shell to write the script for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ManArgs {
+    /// Write ctxsync.1 and one page per subcommand (ctxsync-serve.1, …) into this folder, made
+    /// when missing.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
 }
 
 /// How log lines are written.

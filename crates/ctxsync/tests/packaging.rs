@@ -1,10 +1,12 @@
 //! The commands packages and images rely on, run as the binary: `healthcheck` against a real
-//! `serve`.
+//! `serve`, the completion scripts and the manual pages.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
+
+use clap::CommandFactory;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ctxsync");
 
@@ -14,6 +16,11 @@ fn ctxsync(args: &[&str], envs: &[(&str, &str)]) -> Output {
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The subcommands' names, from the definition the binary parses.
+fn subcommands() -> Vec<String> {
+    ctxsync::Cli::command().get_subcommands().map(|c| c.get_name().to_owned()).collect()
 }
 
 #[test]
@@ -60,4 +67,41 @@ fn healthcheck_passes_while_serve_is_ready_and_fails_once_it_is_gone() {
     assert_eq!(gone.status.code(), Some(1));
     let expected = format!("error: could not connect to http://{address}/readyz: ");
     assert!(stderr(&gone).starts_with(&expected), "{}", stderr(&gone));
+}
+
+#[test]
+fn bash_completion_offers_every_subcommand() {
+    let output = ctxsync(&["completions", "bash"], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let script = String::from_utf8(output.stdout).unwrap();
+    assert!(script.contains("complete -F _ctxsync"), "{script}");
+    for name in subcommands() {
+        assert!(script.contains(&name), "the bash completion lacks {name}");
+    }
+}
+
+#[test]
+fn manual_pages_cover_every_subcommand_and_variable() {
+    let output = ctxsync(&["man"], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let page = String::from_utf8(output.stdout).unwrap();
+    assert!(page.contains("\n.TH ctxsync 1 "), "{page}");
+    for name in subcommands() {
+        assert!(page.contains(&name), "the manual page lacks {name}");
+    }
+
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("man1");
+    let output = ctxsync(&["man", "--dir", dir.to_str().unwrap()], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    for name in subcommands() {
+        let path = dir.join(format!("ctxsync-{name}.1"));
+        let page = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(page.contains(&format!("\n.TH ctxsync-{name} 1 ")), "{page}");
+    }
+    let serve = std::fs::read_to_string(dir.join("ctxsync-serve.1")).unwrap();
+    for variable in ["CTXSYNC_LISTEN", "CTXSYNC_DATABASE_URL", "CTXSYNC_METRICS_LISTEN"] {
+        assert!(serve.contains(variable), "ctxsync-serve.1 does not name {variable}");
+    }
+    assert!(dir.join("ctxsync.1").exists());
 }

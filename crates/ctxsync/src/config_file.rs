@@ -66,7 +66,12 @@ pub fn read(path: &Path) -> anyhow::Result<Vec<FileSetting>> {
 
 #[cfg(test)]
 mod tests {
+    use std::ffi::OsStr;
+
+    use clap::CommandFactory;
+
     use super::*;
+    use crate::Cli;
 
     #[test]
     fn finds_the_flag_in_both_forms() {
@@ -108,5 +113,48 @@ mod tests {
         let bad = dir.path().join("bad.toml");
         std::fs::write(&bad, "lisen = \"x\"\n").unwrap();
         assert!(read(&bad).unwrap_err().to_string().contains("unknown setting \"lisen\""));
+    }
+
+    /// The example file at the repository's root names every setting, at `serve`'s default where
+    /// it has one: a setting added without an entry, or an entry for a setting that is gone or
+    /// whose default changed, fails here instead of leaving the example wrong.
+    #[test]
+    fn the_example_file_names_every_setting_at_its_default() {
+        let example = include_str!("../../../ctxsync.example.toml");
+        // Its settings are commented out as `#key = value`, its explanations as `# text`.
+        let uncommented: String = example
+            .lines()
+            .map(|line| match line.strip_prefix('#') {
+                Some(setting) if setting.starts_with(|c: char| c.is_ascii_lowercase()) => setting,
+                _ => line,
+            })
+            .flat_map(|line| [line, "\n"])
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ctxsync.toml");
+        std::fs::write(&path, uncommented).unwrap();
+        // A key that is no setting is refused here, as ctxsync would refuse it.
+        let settings = read(&path).unwrap_or_else(|e| panic!("ctxsync.example.toml: {e:#}"));
+
+        let missing: Vec<&str> = KNOWN_VARIABLES
+            .iter()
+            .copied()
+            .filter(|v| *v != "CTXSYNC_CONFIG" && !settings.iter().any(|s| s.variable == *v))
+            .collect();
+        assert!(missing.is_empty(), "ctxsync.example.toml has no entry for {missing:?}");
+
+        let cli = Cli::command();
+        let serve = cli.find_subcommand("serve").expect("serve is a subcommand");
+        for setting in &settings {
+            let arg = serve.get_arguments().find(|a| a.get_env() == Some(OsStr::new(&setting.variable)));
+            if let Some(default) = arg.and_then(|a| a.get_default_values().first()) {
+                assert_eq!(
+                    default.to_str(),
+                    Some(setting.value.as_str()),
+                    "ctxsync.example.toml: {} is not serve's default",
+                    setting.key
+                );
+            }
+        }
     }
 }

@@ -1,7 +1,9 @@
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
-use ctxsync::commands::{demo, events, export, holds, keys, master_key, serve, sync};
+use ctxsync::commands::{
+    completions, demo, events, export, healthcheck, holds, keys, man, master_key, serve, sync,
+};
 use ctxsync::setting_errors::{self, FileSource};
 use ctxsync::{Cli, Command, KeysCommand, MasterKeyCommand, config_file};
 
@@ -58,6 +60,9 @@ fn main() -> ExitCode {
             Command::Keys { command: KeysCommand::Revoke(args) } => keys::revoke(args).await,
             Command::Keys { command: KeysCommand::Rotate(args) } => keys::rotate(args).await,
             Command::MasterKey { command: MasterKeyCommand::Rotate(args) } => master_key::rotate(args).await,
+            Command::Healthcheck(args) => healthcheck::run(args).await,
+            Command::Completions(args) => completions::run(&args),
+            Command::Man(args) => man::run(&args),
         }
         .map(|()| ExitCode::SUCCESS)
     });

@@ -65,6 +65,15 @@ pub enum Command {
         #[command(subcommand)]
         command: MasterKeyCommand,
     },
+    /// Ask a running `serve` whether it is ready (GET /readyz), for a container's or a service
+    /// manager's health check.
+    #[command(after_help = "Exit status: 0 it answered 200; 1 it answered anything else, nothing in \
+        time, or could not be reached. Nothing is printed on success, the reason otherwise.")]
+    Healthcheck(HealthcheckArgs),
+    /// Write a shell completion script to standard output.
+    Completions(CompletionsArgs),
+    /// Write the manual page to standard output, or with --dir a page per command into a folder.
+    Man(ManArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -413,6 +422,34 @@ pub struct KeysCreateArgs {
     pub json: bool,
     #[command(flatten)]
     pub store: StoreArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HealthcheckArgs {
+    /// The address `serve` listens on; an unspecified one (0.0.0.0, [::]) is asked on loopback.
+    #[arg(long, env = "CTXSYNC_LISTEN", default_value = "127.0.0.1:8080", value_parser = listen_address)]
+    pub listen: SocketAddr,
+    /// The URL to ask instead of /readyz on --listen (http:// only).
+    #[arg(long)]
+    pub url: Option<Url>,
+    /// How long to wait for the answer.
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// The shell to write the script for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ManArgs {
+    /// Write ctxsync.1 and one page per subcommand (ctxsync-serve.1, …) into this folder, made
+    /// when missing.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
 }
 
 /// How log lines are written.

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use crate::helpers::{raw, spawn_app};
+use crate::helpers::spawn_app;
 
 const CONTRACT: &str = include_str!("../../../../docs/contract/datadog-integration-config.openapi.yaml");
 
@@ -351,7 +351,7 @@ async fn every_operation_documents_the_errors_any_request_can_meet() {
             ));
         }
         for request in requests {
-            let answer = raw(&app.address, &request).await;
+            let answer = answer_to(&app.address, &request).await;
             let status = answer.split(' ').nth(1).unwrap_or_default().to_owned();
             assert!(
                 documented.contains(&status),
@@ -359,4 +359,25 @@ async fn every_operation_documents_the_errors_any_request_can_meet() {
             );
         }
     }
+}
+
+/// The answer to `request` on a connection of its own. The server may answer and close before it
+/// has read all of an oversized request, so a failed write or a reset after the answer is not an
+/// error here: what arrived before it is the answer. A reset can also discard the answer before it
+/// is read, so an empty one is asked for again, a few times.
+async fn answer_to(address: &str, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    for _ in 0..5 {
+        let mut stream = tokio::net::TcpStream::connect(address.trim_start_matches("http://")).await.unwrap();
+        let _ = stream.write_all(request.as_bytes()).await;
+        let mut answer = Vec::new();
+        let mut buffer = [0u8; 4096];
+        while let Ok(n @ 1..) = stream.read(&mut buffer).await {
+            answer.extend_from_slice(&buffer[..n]);
+        }
+        if !answer.is_empty() {
+            return String::from_utf8_lossy(&answer).into_owned();
+        }
+    }
+    panic!("no answer to a {}-byte request in five tries", request.len());
 }

@@ -55,3 +55,41 @@ pub struct Reencrypted {
     /// Configs already under the current key (written since, or by an interrupted run).
     pub already: u64,
 }
+
+/// What a backend provides for a master-key rotation; the order of the work, which is what makes
+/// it safe to interrupt, is [`reencrypt`]'s, the same for both.
+#[async_trait::async_trait]
+pub(crate) trait Reseal: Send + Sync {
+    fn cipher(&self) -> &crate::Cipher;
+
+    /// Every config with the stored nonce column of its secrets (which names the sealing key).
+    async fn sealed_rows(&self) -> Result<Vec<(OrgId, ConfigId, Vec<u8>)>, StoreError>;
+
+    /// Re-seals one config's secrets under the current key in a transaction of its own; `false`
+    /// when the config is gone or a write sealed it with the current key since the listing.
+    async fn reseal(&self, org: OrgId, id: ConfigId) -> Result<bool, StoreError>;
+
+    /// Seals the database's key check with the current key.
+    async fn reseal_key_check(&self) -> Result<(), StoreError>;
+}
+
+/// [`ConfigStore::reencrypt_secrets`]: row by row, then the key check, so a rotation stopped at
+/// any point leaves every row under one known key and the old key still accepted at start.
+pub(crate) async fn reencrypt(
+    store: &impl Reseal,
+    progress: &(dyn Fn(u64, u64) + Send + Sync),
+) -> Result<Reencrypted, StoreError> {
+    let rows = store.sealed_rows().await?;
+    let total = rows.len() as u64;
+    let mut done = Reencrypted::default();
+    for (n, (org, id, nonce)) in rows.into_iter().enumerate() {
+        if !store.cipher().sealed_with_current(&nonce) && store.reseal(org, id).await? {
+            done.rewritten += 1;
+        } else {
+            done.already += 1;
+        }
+        progress(n as u64 + 1, total);
+    }
+    store.reseal_key_check().await?;
+    Ok(done)
+}

@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::PostgresStore;
 use crate::Reencrypted;
+use crate::configs::Reseal;
 use crate::rows::{self, encode_settings};
 use crate::{ConfigStore, StoreError};
 
@@ -141,49 +142,56 @@ impl ConfigStore for PostgresStore {
         &self,
         progress: &(dyn Fn(u64, u64) + Send + Sync),
     ) -> Result<Reencrypted, StoreError> {
+        crate::configs::reencrypt(self, progress).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Reseal for PostgresStore {
+    fn cipher(&self) -> &crate::Cipher {
+        &self.cipher
+    }
+
+    async fn sealed_rows(&self) -> Result<Vec<(OrgId, ConfigId, Vec<u8>)>, StoreError> {
         let rows: Vec<(Uuid, Uuid, Vec<u8>)> =
-            sqlx::query_as("SELECT id, org_id, secrets_nonce FROM integration_configs ORDER BY id")
+            sqlx::query_as("SELECT org_id, id, secrets_nonce FROM integration_configs ORDER BY id")
                 .fetch_all(&self.pool)
                 .await?;
-        let total = rows.len() as u64;
-        let mut done = Reencrypted::default();
-        for (n, (id, org, nonce)) in rows.into_iter().enumerate() {
-            if self.cipher.sealed_with_current(&nonce) {
-                done.already += 1;
-            } else {
-                let (id, org) = (ConfigId(id), OrgId(org));
-                let mut tx = self.pool.begin().await?;
-                // The row lock keeps a replica's concurrent update from being overwritten.
-                let sealed: Option<(Vec<u8>, Vec<u8>)> = sqlx::query_as(
-                    "SELECT secrets_nonce, secrets_ciphertext FROM integration_configs WHERE id = $1 FOR UPDATE",
-                )
-                .bind(id.0)
-                .fetch_optional(&mut *tx)
-                .await?;
-                // Deleted, or re-sealed by a write with the current key, since the listing.
-                if let Some((nonce, ciphertext)) =
-                    sealed.filter(|(nonce, _)| !self.cipher.sealed_with_current(nonce))
-                {
-                    let secrets = self.cipher.open_secrets(org, id, &nonce, &ciphertext)?;
-                    let resealed = self.cipher.seal_secrets(org, id, &secrets);
-                    sqlx::query("UPDATE integration_configs SET secrets_nonce = $1, secrets_ciphertext = $2 WHERE id = $3")
-                        .bind(resealed.nonce)
-                        .bind(resealed.ciphertext)
-                        .bind(id.0)
-                        .execute(&mut *tx)
-                        .await?;
-                    done.rewritten += 1;
-                } else {
-                    done.already += 1;
-                }
-                tx.commit().await?;
-            }
-            progress(n as u64 + 1, total);
-        }
+        Ok(rows.into_iter().map(|(org, id, nonce)| (OrgId(org), ConfigId(id), nonce)).collect())
+    }
+
+    async fn reseal(&self, org: OrgId, id: ConfigId) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // The row lock keeps a replica's concurrent update from being overwritten.
+        let sealed: Option<(Vec<u8>, Vec<u8>)> = sqlx::query_as(
+            "SELECT secrets_nonce, secrets_ciphertext FROM integration_configs WHERE id = $1 FOR UPDATE",
+        )
+        .bind(id.0)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((nonce, ciphertext)) = sealed.filter(|(nonce, _)| !self.cipher.sealed_with_current(nonce))
+        else {
+            return Ok(false);
+        };
+        let resealed =
+            self.cipher.seal_secrets(org, id, &self.cipher.open_secrets(org, id, &nonce, &ciphertext)?);
+        sqlx::query(
+            "UPDATE integration_configs SET secrets_nonce = $1, secrets_ciphertext = $2 WHERE id = $3",
+        )
+        .bind(resealed.nonce)
+        .bind(resealed.ciphertext)
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn reseal_key_check(&self) -> Result<(), StoreError> {
         sqlx::query("UPDATE store_meta SET value = $1 WHERE name = 'master_key_check'")
             .bind(self.cipher.seal_key_check())
             .execute(&self.pool)
             .await?;
-        Ok(done)
+        Ok(())
     }
 }

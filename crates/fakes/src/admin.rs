@@ -31,7 +31,7 @@ use crate::faults::{Faults, Listing};
 
 /// Where a user stands, in the terms every source shares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Standing {
+pub enum Standing {
     Active,
     Suspended,
     /// Staged, deprovisioned, archived, locked out…: neither to suspend nor to reactivate.
@@ -40,7 +40,7 @@ pub(crate) enum Standing {
 
 /// What the admin API and the churn do to one source's tenant, in that source's own model.
 /// Methods taking an id expect a live one (callers check with [`Lifecycle::standing`]).
-pub(crate) trait Lifecycle {
+pub trait Lifecycle {
     /// Every live user whose credentials the fake does not hand out, with its standing.
     fn changeable_users(&self) -> Vec<(String, Standing)>;
     /// `None` when there is no such live user.

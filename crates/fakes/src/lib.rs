@@ -23,6 +23,7 @@ mod okta;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use admin::{Lifecycle, Standing};
 pub use churn::{Change, ChangeKind, Churn, Source};
 pub use common::Snapshot;
 pub use directory::TenantSpec;

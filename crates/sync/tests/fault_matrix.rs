@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ctxsync_core::{Config, Credentials, IntegrationType, Membership, SecretValue, Settings};
-use ctxsync_fakes::{FakeEntra, FakeGoogle, FakeOkta, Listing, Snapshot, TenantSpec};
+use ctxsync_fakes::{FakeEntra, FakeGoogle, FakeOkta, Lifecycle, Listing, Snapshot, TenantSpec};
 use ctxsync_sources::{Endpoints, Page, PageSink, SinkError, Sources, SyncMode, SyncTiming};
 use ctxsync_store::testing::TestDatabase;
 use ctxsync_store::{EntityQuery, MasterKey, Store};
@@ -355,37 +355,21 @@ impl Fake {
         let outside = before.users_outside(group);
         let (deleted, suspended, joining) = (&outside[..2], &outside[2], &outside[3]);
         let leaving = before.members_of(group).find(|(_, kind, _)| kind == "user").map(|(_, _, m)| m.clone());
+        // In the terms every fake shares, so each source meets the same change.
+        let apply = |t: &mut dyn Lifecycle| {
+            for name in ["Ada", "Grace"] {
+                let id = t.hire(name, "Matrix").expect("a new address");
+                t.join(group, &id);
+            }
+            t.suspend(suspended);
+            deleted.iter().for_each(|id| t.remove(id));
+            leaving.iter().for_each(|id| t.leave(group, id));
+            t.join(group, joining);
+        };
         match self {
-            Fake::Okta(f) => f.mutate(|t| {
-                for name in ["Ada", "Grace"] {
-                    let id = t.add_user(name, "Matrix");
-                    t.add_member(group, &id);
-                }
-                t.suspend_user(suspended);
-                deleted.iter().for_each(|id| t.delete_user(id));
-                leaving.iter().for_each(|id| t.remove_member(group, id));
-                t.add_member(group, joining);
-            }),
-            Fake::Google(f) => f.mutate(|t| {
-                for name in ["Ada", "Grace"] {
-                    let id = t.add_user(name, "Matrix");
-                    t.add_member(group, &id);
-                }
-                t.suspend_user(suspended);
-                deleted.iter().for_each(|id| t.delete_user(id));
-                leaving.iter().for_each(|id| t.remove_member(group, id));
-                t.add_member(group, joining);
-            }),
-            Fake::Entra(f) => f.mutate(|t| {
-                for name in ["Ada", "Grace"] {
-                    let id = t.add_user(name, "Matrix");
-                    t.add_member(group, &id);
-                }
-                t.disable_user(suspended);
-                deleted.iter().for_each(|id| t.delete_user(id));
-                leaving.iter().for_each(|id| t.remove_member(group, id));
-                t.add_member(group, joining);
-            }),
+            Fake::Okta(f) => f.mutate(|t| apply(t)),
+            Fake::Google(f) => f.mutate(|t| apply(t)),
+            Fake::Entra(f) => f.mutate(|t| apply(t)),
         }
     }
 

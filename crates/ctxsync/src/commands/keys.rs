@@ -140,19 +140,12 @@ pub async fn rotate(args: KeysRotateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A key as the API's key routes show it, with its id beside the attributes.
 fn key_json(key: &KeyInfo) -> serde_json::Value {
-    json!({
-        "id": key.id.to_string(),
-        "org": key.org_name,
-        "org_id": key.org_id.to_string(),
-        "kind": key.kind.as_str(),
-        "scopes": key.scopes.as_ref().and_then(Scopes::names),
-        "status": key.status(ctxsync_core::now()),
-        "created_at": time_text(key.created_at),
-        "last_used_at": key.last_used_at.map(time_text),
-        "expires_at": key.expires_at.map(time_text),
-        "revoked_at": key.revoked_at.map(time_text),
-    })
+    let data = ctxsync_api::keys::KeyData::from(key);
+    let mut json = data.attributes;
+    json["id"] = json!(data.id);
+    json
 }
 
 fn scopes_text(key: &KeyInfo) -> String {

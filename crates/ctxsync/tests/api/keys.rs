@@ -180,7 +180,9 @@ async fn keys_commands_list_rotate_and_revoke_beside_a_running_service() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(listed.len(), 2);
-    assert!(listed.iter().all(|k| k["org"] == "acme" && k["status"] == "active" && k.get("key").is_none()));
+    assert!(
+        listed.iter().all(|k| k["org_name"] == "acme" && k["status"] == "active" && k.get("key").is_none())
+    );
     let table = keys(&["list"]);
     assert!(
         table.contains("LAST USED") && table.contains(created["app_key_id"].as_str().unwrap()),

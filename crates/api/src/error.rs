@@ -113,13 +113,28 @@ impl From<FieldErrors> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        if e.is_unavailable() {
+            return ApiError::Unavailable("the configuration store is unavailable; retry shortly".into());
+        }
+        // Every variant decided here, so a new one cannot slip through as a 500 unnoticed.
         match e {
-            _ if e.is_unavailable() => {
-                ApiError::Unavailable("the configuration store is unavailable; retry shortly".into())
-            }
             // What the caller asked for cannot be done (rotating a revoked key); the message says why.
             StoreError::Invalid(message) => ApiError::BadRequest(vec![message]),
-            e => ApiError::Internal(e.to_string()),
+            // A run's lease taken over and a bootstrap key of another org are the operator's or
+            // the engine's business, not a request's; the rest are faults of the set-up or the data.
+            StoreError::RunTakenOver(_)
+            | StoreError::KeyInOtherOrg { .. }
+            | StoreError::InvalidMasterKey { .. }
+            | StoreError::InvalidMasterKeyFile { .. }
+            | StoreError::MasterKeyIo { .. }
+            | StoreError::MasterKeyMismatch
+            | StoreError::SecretsUndecryptable { .. }
+            | StoreError::CreateDir { .. }
+            | StoreError::Connect(_)
+            | StoreError::PostgresConnect { .. }
+            | StoreError::Migrate(_)
+            | StoreError::Database(_)
+            | StoreError::Corrupt(_) => ApiError::Internal(e.to_string()),
         }
     }
 }

@@ -459,8 +459,8 @@ pub enum LogFormat {
     Json,
 }
 
-/// Resolved settings of a running service.
-#[derive(Debug)]
+/// Resolved settings of a running service. `Debug` leaves out what would unlock something: the
+/// database URL's password and the bootstrap keys (the master key redacts itself).
 pub struct ServeSettings {
     pub listen: SocketAddr,
     /// Where `/metrics` is served, when anywhere.
@@ -474,6 +474,30 @@ pub struct ServeSettings {
     /// How long change events are kept.
     pub event_retention: Duration,
     pub connections: ConnectionLimits,
+}
+
+impl std::fmt::Debug for ServeSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let database_url = match Url::parse(&self.database_url) {
+            Ok(mut url) if url.password().is_some() => {
+                let _ = url.set_password(Some("[redacted]"));
+                url.to_string()
+            }
+            _ => self.database_url.clone(),
+        };
+        f.debug_struct("ServeSettings")
+            .field("listen", &self.listen)
+            .field("metrics_listen", &self.metrics_listen)
+            .field("database_url", &database_url)
+            .field("master_key", &self.master_key)
+            .field("endpoints", &self.endpoints)
+            .field("bootstrap", &self.bootstrap.as_ref().map(|_| "[redacted]"))
+            .field("rate_limit", &self.rate_limit)
+            .field("sync", &self.sync)
+            .field("event_retention", &self.event_retention)
+            .field("connections", &self.connections)
+            .finish()
+    }
 }
 
 impl StoreArgs {
@@ -740,6 +764,27 @@ pub const KNOWN_VARIABLES: &[&str] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_leaves_out_passwords_and_keys() {
+        let settings = ServeSettings {
+            listen: "127.0.0.1:8080".parse().unwrap(),
+            metrics_listen: None,
+            database_url: "postgres://ctxsync:hunter2@db.internal/ctxsync".into(),
+            master_key: MasterKey::from_base64("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=").unwrap().into(),
+            endpoints: Endpoints::default(),
+            bootstrap: Some(("api-key-value".into(), "app-key-value".into())),
+            rate_limit: RateLimitSettings { limit: NonZeroU32::new(10).unwrap(), period: Duration::from_secs(1) },
+            sync: SyncSettings::default(),
+            event_retention: Duration::from_secs(1),
+            connections: ConnectionLimits::default(),
+        };
+        let printed = format!("{settings:?}");
+        for secret in ["hunter2", "api-key-value", "app-key-value", "MDEyMzQ1"] {
+            assert!(!printed.contains(secret), "{printed}");
+        }
+        assert!(printed.contains("db.internal"), "{printed}");
+    }
 
     #[test]
     fn listen_takes_addresses_and_host_names() {

@@ -771,10 +771,15 @@ mod tests {
             listen: "127.0.0.1:8080".parse().unwrap(),
             metrics_listen: None,
             database_url: "postgres://ctxsync:hunter2@db.internal/ctxsync".into(),
-            master_key: MasterKey::from_base64("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=").unwrap().into(),
+            master_key: MasterKey::from_base64("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
+                .unwrap()
+                .into(),
             endpoints: Endpoints::default(),
             bootstrap: Some(("api-key-value".into(), "app-key-value".into())),
-            rate_limit: RateLimitSettings { limit: NonZeroU32::new(10).unwrap(), period: Duration::from_secs(1) },
+            rate_limit: RateLimitSettings {
+                limit: NonZeroU32::new(10).unwrap(),
+                period: Duration::from_secs(1),
+            },
             sync: SyncSettings::default(),
             event_retention: Duration::from_secs(1),
             connections: ConnectionLimits::default(),

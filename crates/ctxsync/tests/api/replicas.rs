@@ -1,6 +1,7 @@
 //! Several `ctxsync serve` processes on one PostgreSQL database behave as one service, and a
 //! replica rides out its database going away. These need PostgreSQL, so they run in the
-//! PostgreSQL pass (`scripts/test-postgres`, which CI runs); on SQLite they say so and return.
+//! PostgreSQL pass (`scripts/test-postgres`, which CI runs, includes ignored tests); on SQLite they
+//! show as ignored.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -24,14 +25,12 @@ const MASTER_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 const API_KEY: &str = "0123456789abcdef0123456789abcdef";
 const APP_KEY: &str = "0123456789abcdef0123456789abcdef01234567";
 
-/// A fresh PostgreSQL database, or `None` (with a note) in the SQLite pass.
-async fn postgres_database(test: &str) -> Option<TestDatabase> {
+/// A fresh PostgreSQL database. These tests are ignored unless asked for, as scripts/test-postgres
+/// does, so on SQLite they show as skipped rather than passing without running.
+async fn postgres_database() -> TestDatabase {
     let database = TestDatabase::create().await;
-    if !database.is_postgres() {
-        eprintln!("{test}: needs PostgreSQL; run it with scripts/test-postgres");
-        return None;
-    }
-    Some(database)
+    assert!(database.is_postgres(), "needs PostgreSQL: run it with scripts/test-postgres");
+    database
 }
 
 /// The settings of a replica on `database_url` that syncs from `fakes`, with short leases so a
@@ -157,8 +156,9 @@ where
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs PostgreSQL: scripts/test-postgres runs it"]
 async fn replicas_share_configs_and_keys_and_sync_each_config_one_at_a_time() {
-    let Some(database) = postgres_database("replicas_share_configs…").await else { return };
+    let database = postgres_database().await;
     let fakes =
         Fakes::start_with(TenantSpec { seed: 11, users: 400, groups: 20, devices: 40 }).await.unwrap();
     // Runs long enough to overlap if two replicas ever took the same config.
@@ -240,8 +240,9 @@ async fn config_is_entra(client: &Client, config: &str) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs PostgreSQL: scripts/test-postgres runs it"]
 async fn a_replica_killed_mid_run_leaves_its_config_to_another() {
-    let Some(database) = postgres_database("a_replica_killed_mid_run…").await else { return };
+    let database = postgres_database().await;
     let fakes = Fakes::start_with(TenantSpec { seed: 5, users: 1500, groups: 40, devices: 0 }).await.unwrap();
     let mut env = replica_env(&database.url, &fakes);
     // Runs only when asked, and every run a full listing (so the deletion below is found).
@@ -382,10 +383,9 @@ impl Drop for PgServer {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs PostgreSQL: scripts/test-postgres runs it"]
 async fn a_replica_answers_503_while_its_database_is_down_and_recovers_by_itself() {
-    if postgres_database("a_replica_answers_503…").await.is_none() {
-        return;
-    }
+    postgres_database().await;
     let pg = PgServer::start();
     let fakes = Fakes::start().await.unwrap();
     let replica = Server::start(&replica_env(&pg.url(), &fakes));
@@ -446,8 +446,9 @@ fn an_unreachable_database_at_start_is_a_clear_error() {
 /// A key revoked through one replica stops working on the other within five seconds, although
 /// each remembers the authentications it made.
 #[tokio::test]
+#[ignore = "needs PostgreSQL: scripts/test-postgres runs it"]
 async fn a_key_revoked_through_one_replica_stops_on_the_other_within_five_seconds() {
-    let Some(database) = postgres_database("a_key_revoked_through_one_replica…").await else { return };
+    let database = postgres_database().await;
     let fakes = Fakes::start_with(TenantSpec::default()).await.unwrap();
     let env = replica_env(&database.url, &fakes);
     let replicas = [Server::start(&env), Server::start(&env)];
@@ -483,8 +484,9 @@ async fn a_key_revoked_through_one_replica_stops_on_the_other_within_five_second
 /// previous reads every secret, `ctxsync master-key rotate` runs while it serves, and afterwards
 /// a replica with the old key alone refuses to start.
 #[tokio::test]
+#[ignore = "needs PostgreSQL: scripts/test-postgres runs it"]
 async fn the_master_key_is_rotated_while_a_replica_serves() {
-    let Some(database) = postgres_database("the_master_key_is_rotated…").await else { return };
+    let database = postgres_database().await;
     let fakes = Fakes::start_with(TenantSpec::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (old_file, new_file) = (dir.path().join("old.key"), dir.path().join("new.key"));

@@ -24,6 +24,11 @@ use serde_json::Value;
 
 use crate::{ConfigId, Entity, EntityKind, IntegrationType};
 
+/// Where a user's raw object holds an immutable directory id: Entra's `onPremisesImmutableId`,
+/// Okta's `profile.externalId` (AD-mastered users), a top-level `externalId`. Read here to link
+/// accounts and by the store to look them up, so the two cannot drift apart.
+pub const IMMUTABLE_ID_POINTERS: [&str; 3] = ["/onPremisesImmutableId", "/profile/externalId", "/externalId"];
+
 /// One entity of one config.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct AccountRef {
@@ -89,12 +94,11 @@ impl Account {
                 out.emails.dedup();
                 out.login = normalize(&u.login).filter(|l| l.contains('@'));
                 out.employee_id = u.employee_id.as_deref().and_then(normalize);
-                out.immutable_id =
-                    strings(raw, &["/onPremisesImmutableId", "/profile/externalId", "/externalId"])
-                        .into_iter()
-                        .map(str::trim)
-                        .find(|i| !i.is_empty())
-                        .map(str::to_owned);
+                out.immutable_id = strings(raw, &IMMUTABLE_ID_POINTERS)
+                    .into_iter()
+                    .map(str::trim)
+                    .find(|i| !i.is_empty())
+                    .map(str::to_owned);
             }
             Entity::Group(g) => out.emails = g.email.as_deref().and_then(normalize).into_iter().collect(),
             Entity::Device(d) => out.owner = d.owner.clone(),

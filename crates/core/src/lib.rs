@@ -22,7 +22,7 @@ pub use config::{Config, ConfigName, ConfigPatch, Domain, NewConfig, PatchPlan, 
 pub use credentials::{Credentials, EntraIdCredentials, GoogleWorkspaceCredentials, OktaCredentials};
 pub use entity::{Device, Entity, EntityKind, Group, Membership, MfaFactor, Record, User, UserStatus};
 pub use field::{FieldError, FieldErrors};
-pub use identity::{Account, AccountRef, Link, LinkReason, Person, resolve};
+pub use identity::{Account, AccountRef, IMMUTABLE_ID_POINTERS, Link, LinkReason, Person, resolve};
 pub use ids::{ConfigId, OrgId};
 pub use integration::{ConfigState, IntegrationType};
 pub use scope::{Scope, Scopes};

@@ -217,9 +217,6 @@ pub(crate) fn memberships_from_rows(
 /// How a backend reads a text value out of a JSON column: `(column, path)` to an SQL expression.
 pub(crate) type JsonText = fn(&str, &[&str]) -> String;
 
-/// The JSON paths of a user's immutable id in the raw object: Entra, then Okta.
-const IMMUTABLE_ID_PATHS: [&[&str]; 2] = [&["onPremisesImmutableId"], &["profile", "externalId"]];
-
 /// The statement of [`EntityStore::lookup_users_by_ids`] for every backend; `None` when there is
 /// nothing to look for.
 pub(crate) fn users_by_ids_query<'a, DB, I>(
@@ -254,8 +251,9 @@ where
     };
     let employee = format!("lower(trim({}))", json("e.data", &["employee_id"]));
     any_of(&mut q, employee, employee_ids.iter().map(|i| i.trim().to_lowercase()).collect());
-    for path in IMMUTABLE_ID_PATHS {
-        any_of(&mut q, json("e.raw", path), immutable_ids.iter().map(|i| i.trim().to_owned()).collect());
+    for pointer in ctxsync_core::IMMUTABLE_ID_POINTERS {
+        let path: Vec<&str> = pointer.split('/').skip(1).collect();
+        any_of(&mut q, json("e.raw", &path), immutable_ids.iter().map(|i| i.trim().to_owned()).collect());
     }
     q.push(") ORDER BY e.config_id, e.source_id");
     Some(q)

@@ -77,6 +77,7 @@ async fn users_are_found_by_employee_id_or_immutable_id() {
             user("u2", None, json!({"id": "u2", "onPremisesImmutableId": "AbC+/w=="})),
             user("u3", None, json!({"id": "u3", "profile": {"externalId": "Zz9=="}})),
             user("u4", Some("e-200"), json!({"id": "u4"})),
+            user("u5", None, json!({"id": "u5", "externalId": "Top-level=="})),
             device("d1", Some("u1")),
         ],
     )
@@ -86,11 +87,12 @@ async fn users_are_found_by_employee_id_or_immutable_id() {
         .lookup_users_by_ids(
             db.org,
             &["e-100".into()],
-            &["AbC+/w==".into(), "Zz9==".into(), "abc+/w==".into()],
+            &["AbC+/w==".into(), "Zz9==".into(), "abc+/w==".into(), "Top-level==".into()],
         )
         .await
         .unwrap();
-    assert_eq!(ids(&found), ["u1", "u2", "u3"], "employee ids ignore case, immutable ids do not");
+    // Every place identity resolution reads an immutable id from, the lookup finds it by.
+    assert_eq!(ids(&found), ["u1", "u2", "u3", "u5"], "employee ids ignore case, immutable ids do not");
     assert!(found.iter().all(|e| e.entity.kind() == EntityKind::User));
     assert!(db.store.lookup_users_by_ids(db.org, &[], &[]).await.unwrap().is_empty());
     let other = db.store.ensure_org("other").await.unwrap();

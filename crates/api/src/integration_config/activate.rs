@@ -113,11 +113,9 @@ async fn first_of_type(state: &AppState, org: OrgId, t: IntegrationType) -> Resu
     Ok(state.store.list_configs(org, Some(t)).await?.into_iter().next())
 }
 
-fn credentials_hint(t: IntegrationType) -> &'static str {
-    match t {
-        IntegrationType::EntraId => "secrets: client_id and client_secret of an app registration",
-        IntegrationType::Okta => "secrets: api_token",
-        IntegrationType::GoogleWorkspace => "secrets: service_account_json and admin_email",
-        IntegrationType::CrowdStrike | IntegrationType::SentinelOne => "not supported yet by this release",
+fn credentials_hint(t: IntegrationType) -> String {
+    match ctxsync_core::Credentials::secret_keys(t) {
+        [] => "not supported yet by this release".into(),
+        keys => format!("secrets: {}", keys.join(" and ")),
     }
 }

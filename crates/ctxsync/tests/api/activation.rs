@@ -36,6 +36,7 @@ async fn activate_without_a_config_says_how_to_create_one() {
         status_json(app.request(Method::POST, &format!("{BASE}/okta/activate"), None).await).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(errors(&body)[0].contains("there is no OKTA integration to activate"), "{body}");
+    assert!(errors(&body)[0].contains("(secrets: api_token)"), "names the secrets a create needs: {body}");
     let (status, body) =
         status_json(app.request(Method::POST, &format!("{BASE}/ldap/activate"), None).await).await;
     assert_eq!(status, StatusCode::NOT_FOUND);

@@ -159,6 +159,7 @@ Create an Okta config (a new config syncs at once), and keep its id:
 
 Then, from the command line:
   ctxsync sync --config $ID      ctxsync export --config $ID      ctxsync events --config $ID --follow
+  ctxsync holds list --config $ID      ctxsync keys list      ctxsync keys rotate <key id> --grace 1h
 
 Watch its runs and entities arrive:
   curl -sS http://{addr}/api/v2/ctxsync/integration_configs/$ID/sync_runs -H "DD-API-KEY: $DD_API_KEY" -H "DD-APPLICATION-KEY: $DD_APP_KEY"

@@ -60,8 +60,64 @@ enum PageFault {
 }
 
 /// The faults a test injected into one fake: set through its handle, consumed by its handlers.
+/// (`pub` only so that [`FaultKnobs`] can name it; the module is private.)
 #[derive(Debug, Default)]
-pub(crate) struct Faults(Mutex<Pending>);
+pub struct Faults(Mutex<Pending>);
+
+/// The faults every fake meets the same way, aimed at a point of a run: each fake's handle
+/// implements this by naming its [`Faults`], and renders each fault in its vendor's words.
+pub trait FaultKnobs: sealed::HasFaults {
+    /// The next `requests` replies come after `delay`, later than a client's timeout when it is
+    /// longer; later replies as before.
+    fn delay_next(&self, requests: u32, delay: Duration) {
+        self.faults().delay(requests, delay);
+    }
+
+    /// The next request loses the credentials as the vendor does (Okta: every token revoked,
+    /// `E0000011`; Google: the service account's key deleted; Entra ID: the secret replaced and
+    /// the tokens issued so far expired, since a revoked secret leaves a token working for its
+    /// hour) and is refused like every request after it.
+    fn revoke_credentials_next(&self) {
+        self.faults().revoke();
+    }
+
+    /// The faults of the `*_next` knobs pass over the next `requests` API requests and start
+    /// with the one after: a test aims them at a point of a run by counting its requests.
+    fn hold_faults(&self, requests: u64) {
+        self.faults().hold(requests);
+    }
+
+    /// Serves at most `items` per page whatever the request's page size asks, so a small tenant
+    /// has many pages.
+    fn limit_page_size(&self, items: usize) {
+        self.faults().limit_pages(items);
+    }
+
+    /// After `after_pages` more pages of `listing` are served, the next one's link or token to
+    /// the page after points back into its middle (a last page gets one too): the page after
+    /// repeats its second half, as a cursor listing does when it overlaps.
+    fn overlap_page(&self, listing: Listing, after_pages: usize) {
+        self.faults().overlap_page(listing, after_pages);
+    }
+
+    /// After `after_pages` more pages of `listing` are served, serves the next one's items in
+    /// reverse order: none of the vendors promises an order within a page.
+    fn reverse_page(&self, listing: Listing, after_pages: usize) {
+        self.faults().reverse_page(listing, after_pages);
+    }
+
+    /// How many pages of `listing` the fake has served.
+    fn pages_served(&self, listing: Listing) -> u64 {
+        self.faults().pages_served(listing)
+    }
+}
+
+/// Keeps [`FaultKnobs`] to this crate's fakes.
+pub(crate) mod sealed {
+    pub trait HasFaults {
+        fn faults(&self) -> &super::Faults;
+    }
+}
 
 #[derive(Debug, Default)]
 struct Pending {

@@ -28,7 +28,7 @@ pub use churn::{Change, ChangeKind, Churn, Source};
 pub use common::Snapshot;
 pub use directory::TenantSpec;
 pub use entra::{EntraDevice, EntraGroup, EntraSnapshot, EntraTenant, EntraUser, FakeEntra, MemberKind};
-pub use faults::Listing;
+pub use faults::{FaultKnobs, Listing};
 pub use google::{FakeGoogle, GoogleGroup, GoogleRateLimit, GoogleTenant, GoogleUser};
 pub use okta::{FakeOkta, OktaGroup, OktaPermission, OktaProfile, OktaTenant, OktaUser};
 

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ctxsync_core::{Config, Credentials, IntegrationType, Membership, SecretValue, Settings};
-use ctxsync_fakes::{FakeEntra, FakeGoogle, FakeOkta, Lifecycle, Listing, Snapshot, TenantSpec};
+use ctxsync_fakes::{FakeEntra, FakeGoogle, FakeOkta, FaultKnobs, Lifecycle, Listing, Snapshot, TenantSpec};
 use ctxsync_sources::{Endpoints, Page, PageSink, SinkError, Sources, SyncMode, SyncTiming};
 use ctxsync_store::testing::TestDatabase;
 use ctxsync_store::{EntityQuery, MasterKey, Store};

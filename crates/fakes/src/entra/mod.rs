@@ -248,53 +248,10 @@ impl FakeEntra {
         self.state.faults.drop_page(listing, after_pages);
     }
 
-    /// The next `requests` Graph replies come after `delay`, later than a client's timeout when
-    /// it is longer; later replies as before.
-    pub fn delay_next(&self, requests: u32, delay: Duration) {
-        self.state.faults.delay(requests, delay);
-    }
-
-    /// The next Graph request replaces the app's secret and expires the tokens issued so far, and
-    /// is refused with 401 `InvalidAuthenticationToken`; a new token is refused `invalid_client`.
-    /// (Revoking the secret alone would leave the token in hand working for its hour.)
-    pub fn revoke_credentials_next(&self) {
-        self.state.faults.revoke();
-    }
-
-    /// The faults of the `*_next` knobs pass over the next `requests` Graph requests and start
-    /// with the one after: a test aims them at a point of a run by counting its requests.
-    pub fn hold_faults(&self, requests: u64) {
-        self.state.faults.hold(requests);
-    }
-
     /// How many Graph requests the fake has answered (faults included; token requests are not
     /// Graph requests).
     pub fn requests(&self) -> u64 {
         self.state.faults.requests()
-    }
-
-    /// Serves at most `items` objects per page whatever `$top` or `odata.maxpagesize` asks, so
-    /// a small tenant has many pages.
-    pub fn limit_page_size(&self, items: usize) {
-        self.state.faults.limit_pages(items);
-    }
-
-    /// After `after_pages` more delta pages of `listing` are served, the next one's
-    /// `@odata.nextLink` points back into its middle (a last page gets one instead of its
-    /// `@odata.deltaLink`): the page after repeats objects, as Graph warns a delta round may.
-    pub fn overlap_page(&self, listing: Listing, after_pages: usize) {
-        self.state.faults.overlap_page(listing, after_pages);
-    }
-
-    /// After `after_pages` more delta pages of `listing` are served, serves the next one's
-    /// objects in reverse order: Graph promises no order.
-    pub fn reverse_page(&self, listing: Listing, after_pages: usize) {
-        self.state.faults.reverse_page(listing, after_pages);
-    }
-
-    /// How many delta pages of `listing` the fake has served.
-    pub fn pages_served(&self, listing: Listing) -> u64 {
-        self.state.faults.pages_served(listing)
     }
 
     /// At most `n` `members@delta` entries per page, so big groups split across pages.
@@ -374,3 +331,11 @@ impl FakeEntra {
         self.server.shutdown().await;
     }
 }
+
+impl crate::faults::sealed::HasFaults for FakeEntra {
+    fn faults(&self) -> &crate::faults::Faults {
+        &self.state.faults
+    }
+}
+
+impl crate::FaultKnobs for FakeEntra {}

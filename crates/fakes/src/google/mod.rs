@@ -293,48 +293,6 @@ impl FakeGoogle {
         self.state.faults.drop_page(listing, after_pages);
     }
 
-    /// The next `requests` Directory replies come after `delay`, later than a client's timeout
-    /// when it is longer; later replies as before.
-    pub fn delay_next(&self, requests: u32, delay: Duration) {
-        self.state.faults.delay(requests, delay);
-    }
-
-    /// The next Directory request deletes the service account's key, as
-    /// [`FakeGoogle::revoke_service_account`] does, and is refused with its token.
-    pub fn revoke_credentials_next(&self) {
-        self.state.faults.revoke();
-    }
-
-    /// The faults of the `*_next` knobs pass over the next `requests` Directory requests and
-    /// start with the one after: a test aims them at a point of a run by counting its requests.
-    pub fn hold_faults(&self, requests: u64) {
-        self.state.faults.hold(requests);
-    }
-
-    /// Serves at most `items` per page whatever `maxResults` asks, so a small account has many
-    /// pages.
-    pub fn limit_page_size(&self, items: usize) {
-        self.state.faults.limit_pages(items);
-    }
-
-    /// After `after_pages` more pages of `listing` are served, the next one's `nextPageToken`
-    /// points back into its middle (a last page gets one too): the page after repeats its second
-    /// half, as a cursor listing does when it overlaps.
-    pub fn overlap_page(&self, listing: Listing, after_pages: usize) {
-        self.state.faults.overlap_page(listing, after_pages);
-    }
-
-    /// After `after_pages` more pages of `listing` are served, serves the next one's items in
-    /// reverse order: the Directory API promises no order without `orderBy`.
-    pub fn reverse_page(&self, listing: Listing, after_pages: usize) {
-        self.state.faults.reverse_page(listing, after_pages);
-    }
-
-    /// How many pages of `listing` the fake has served.
-    pub fn pages_served(&self, listing: Listing) -> u64 {
-        self.state.faults.pages_served(listing)
-    }
-
     /// Answers 403 `forbidden` ("Not Authorized to access this resource/api") to listings of
     /// `group`'s members, as Google does for a group outside a delegated admin's role, while the
     /// group itself is listed. `group` is its id.
@@ -359,3 +317,11 @@ impl FakeGoogle {
         self.server.shutdown().await;
     }
 }
+
+impl crate::faults::sealed::HasFaults for FakeGoogle {
+    fn faults(&self) -> &crate::faults::Faults {
+        &self.state.faults
+    }
+}
+
+impl crate::FaultKnobs for FakeGoogle {}

@@ -219,49 +219,16 @@ impl FakeOkta {
         self.state.faults.drop_page(listing, after_pages);
     }
 
-    /// The next `requests` replies come after `delay`, later than a client's timeout when it is
-    /// longer; later replies as before.
-    pub fn delay_next(&self, requests: u32, delay: Duration) {
-        self.state.faults.delay(requests, delay);
-    }
-
-    /// The next request revokes every token, as [`FakeOkta::revoke_all_tokens`] does, and is
-    /// refused with `E0000011` like every request after it.
-    pub fn revoke_credentials_next(&self) {
-        self.state.faults.revoke();
-    }
-
-    /// The faults of the `*_next` knobs pass over the next `requests` requests and start with
-    /// the one after: a test aims them at a point of a run by counting its requests.
-    pub fn hold_faults(&self, requests: u64) {
-        self.state.faults.hold(requests);
-    }
-
-    /// Serves at most `items` per page whatever `limit` asks, so a small org has many pages.
-    pub fn limit_page_size(&self, items: usize) {
-        self.state.faults.limit_pages(items);
-    }
-
-    /// After `after_pages` more pages of `listing` are served, the next one's `next` link points
-    /// back into its middle (a last page gets one too): the page after repeats its second half,
-    /// as a cursor listing does when it overlaps.
-    pub fn overlap_page(&self, listing: Listing, after_pages: usize) {
-        self.state.faults.overlap_page(listing, after_pages);
-    }
-
-    /// After `after_pages` more pages of `listing` are served, serves the next one's items in
-    /// reverse order: Okta promises no order within a page.
-    pub fn reverse_page(&self, listing: Listing, after_pages: usize) {
-        self.state.faults.reverse_page(listing, after_pages);
-    }
-
-    /// How many pages of `listing` the fake has served.
-    pub fn pages_served(&self, listing: Listing) -> u64 {
-        self.state.faults.pages_served(listing)
-    }
-
     /// Stops the server and waits for it.
     pub async fn shutdown(self) {
         self.server.shutdown().await;
     }
 }
+
+impl crate::faults::sealed::HasFaults for FakeOkta {
+    fn faults(&self) -> &crate::faults::Faults {
+        &self.state.faults
+    }
+}
+
+impl crate::FaultKnobs for FakeOkta {}

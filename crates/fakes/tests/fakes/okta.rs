@@ -1,4 +1,4 @@
-use ctxsync_fakes::{FakeOkta, OktaPermission, TenantSpec};
+use ctxsync_fakes::{FakeOkta, FaultKnobs, OktaPermission, TenantSpec};
 use reqwest::header::LINK;
 
 use super::*;

@@ -2,7 +2,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use ctxsync_core::{EntityKind, UserStatus};
-use ctxsync_fakes::{FakeGoogle, GoogleRateLimit, Listing, Snapshot, TenantSpec};
+use ctxsync_fakes::{FakeGoogle, FaultKnobs, GoogleRateLimit, Listing, Snapshot, TenantSpec};
 use ctxsync_sources::{Coverage, Cursor, SourceError};
 use serde_json::json;
 use tokio::time::Instant;

@@ -6,7 +6,7 @@
 //! store at each scrape, so every replica reports the same and a restart forgets nothing.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -43,8 +43,10 @@ const SECONDS_BUCKETS: &[f64] = &[
 /// The process's recorder, installed on first use: the metrics macros everywhere record into it.
 /// One per process, as the `metrics` facade allows; several services in one test process share it.
 pub fn recorder() -> anyhow::Result<PrometheusHandle> {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    if let Some(handle) = HANDLE.get() {
+    // A lock, not a once-cell: two services starting together must not both try to install.
+    static HANDLE: Mutex<Option<PrometheusHandle>> = Mutex::new(None);
+    let mut installed = HANDLE.lock().expect("metrics recorder lock");
+    if let Some(handle) = &*installed {
         return Ok(handle.clone());
     }
     let handle = PrometheusBuilder::new()
@@ -54,7 +56,8 @@ pub fn recorder() -> anyhow::Result<PrometheusHandle> {
         .install_recorder()
         .context("could not install the metrics recorder")?;
     describe();
-    Ok(HANDLE.get_or_init(|| handle).clone())
+    *installed = Some(handle.clone());
+    Ok(handle)
 }
 
 fn describe() {

@@ -322,6 +322,8 @@ mod tests {
             source_id: id.into(),
             login: format!("{id}@example.com"),
             emails: vec![format!("{id}@example.com")],
+            verified_emails: vec![format!("{id}@example.com")],
+            immutable_id: None,
             display_name: Some("Ada Lovelace".into()),
             given_name: Some("Ada".into()),
             family_name: Some("Lovelace".into()),

@@ -46,20 +46,6 @@ impl Config {
             modified_at: now,
         }
     }
-
-    /// The Entra ID tenant to sign in to: `settings.tenant_id` when set, else the domain (a
-    /// verified domain such as `contoso.onmicrosoft.com` names its tenant too).
-    pub fn entra_tenant(&self) -> &str {
-        entra_tenant(&self.domain, &self.settings)
-    }
-}
-
-/// See [`Config::entra_tenant`]; usable before a config exists (credential validation).
-pub fn entra_tenant<'a>(domain: &'a str, settings: &'a Settings) -> &'a str {
-    match settings.get(crate::setting_keys::TENANT_ID).and_then(Value::as_str) {
-        Some(t) if !t.trim().is_empty() => t.trim(),
-        _ => domain,
-    }
 }
 
 /// What a create request asks for, already checked.
@@ -175,10 +161,13 @@ pub struct PatchPlan {
 
 impl ConfigPatch {
     /// Plan the update of `current` (whose secrets are `current_secrets`) at time `now`.
+    /// `validated_settings` are the `settings` keys the type's validation reads (a tenant), whose
+    /// change must be proved against the source like a new domain.
     pub fn plan(
         &self,
         current: &Config,
         current_secrets: &SecretValue,
+        validated_settings: &[&str],
         now: OffsetDateTime,
     ) -> Result<PatchPlan, FieldError> {
         let integration_type = self.integration_type.unwrap_or(current.integration_type);
@@ -207,9 +196,9 @@ impl ConfigPatch {
             next.settings = settings.clone();
         }
         let secrets_changed = self.secrets.as_ref().is_some_and(|s| s != current_secrets);
-        let tenant_changed = next.integration_type == IntegrationType::EntraId
-            && next.entra_tenant() != current.entra_tenant();
-        let revalidate = type_changed || secrets_changed || next.domain != current.domain || tenant_changed;
+        let settings_changed =
+            validated_settings.iter().any(|k| next.settings.get(*k) != current.settings.get(*k));
+        let revalidate = type_changed || secrets_changed || next.domain != current.domain || settings_changed;
         let changed = revalidate || next != *current;
         if changed {
             next.modified_at = now;
@@ -269,7 +258,7 @@ mod tests {
     #[test]
     fn empty_patch_changes_nothing() {
         let now = datetime!(2026-02-01 0:00 UTC);
-        let plan = patch().plan(&stored(), &secrets(), now).unwrap();
+        let plan = patch().plan(&stored(), &secrets(), &[], now).unwrap();
         assert!(!plan.changed && !plan.revalidate);
         assert_eq!(plan.config.modified_at, stored().modified_at);
     }
@@ -280,7 +269,7 @@ mod tests {
         p.name = Some(ConfigName::parse("Okta").unwrap());
         p.enabled = Some(true);
         p.secrets = Some(secrets());
-        let plan = p.plan(&stored(), &secrets(), datetime!(2026-02-01 0:00 UTC)).unwrap();
+        let plan = p.plan(&stored(), &secrets(), &[], datetime!(2026-02-01 0:00 UTC)).unwrap();
         assert!(!plan.changed && !plan.revalidate);
     }
 
@@ -289,7 +278,7 @@ mod tests {
         let now = datetime!(2026-02-01 0:00 UTC);
         let mut p = patch();
         p.name = Some(ConfigName::parse("Renamed").unwrap());
-        let plan = p.plan(&stored(), &secrets(), now).unwrap();
+        let plan = p.plan(&stored(), &secrets(), &[], now).unwrap();
         assert!(plan.changed && !plan.revalidate);
         assert_eq!(plan.config.modified_at, now);
         assert_eq!(plan.config.name, "Renamed");
@@ -299,17 +288,17 @@ mod tests {
     fn new_secrets_or_domain_revalidate() {
         let mut p = patch();
         p.secrets = Some(SecretValue::new(json!({"api_token": "other"})));
-        assert!(p.plan(&stored(), &secrets(), OffsetDateTime::now_utc()).unwrap().revalidate);
+        assert!(p.plan(&stored(), &secrets(), &[], OffsetDateTime::now_utc()).unwrap().revalidate);
         let mut p = patch();
         p.domain = Some(Domain::parse("other.okta.com").unwrap());
-        assert!(p.plan(&stored(), &secrets(), OffsetDateTime::now_utc()).unwrap().revalidate);
+        assert!(p.plan(&stored(), &secrets(), &[], OffsetDateTime::now_utc()).unwrap().revalidate);
     }
 
     #[test]
     fn the_stored_type_repeated_is_no_change() {
         let mut p = patch();
         p.integration_type = Some(IntegrationType::Okta);
-        let plan = p.plan(&stored(), &secrets(), datetime!(2026-02-01 0:00 UTC)).unwrap();
+        let plan = p.plan(&stored(), &secrets(), &[], datetime!(2026-02-01 0:00 UTC)).unwrap();
         assert!(!plan.changed && !plan.revalidate);
         assert_eq!(plan.config.integration_type, IntegrationType::Okta);
     }
@@ -318,20 +307,18 @@ mod tests {
     fn type_change_needs_secrets() {
         let mut p = patch();
         p.integration_type = Some(IntegrationType::GoogleWorkspace);
-        let err = p.plan(&stored(), &secrets(), OffsetDateTime::now_utc()).unwrap_err();
+        let err = p.plan(&stored(), &secrets(), &[], OffsetDateTime::now_utc()).unwrap_err();
         assert_eq!(err.path, "data.attributes.secrets");
     }
 
     #[test]
-    fn entra_tenant_prefers_settings() {
+    fn a_validated_setting_that_changes_revalidates() {
         let mut c = stored();
-        c.integration_type = IntegrationType::EntraId;
-        c.domain = "contoso.com".into();
-        assert_eq!(c.entra_tenant(), "contoso.com");
         c.settings.insert("tenant_id".into(), json!("11111111-2222-3333-4444-555555555555"));
-        assert_eq!(c.entra_tenant(), "11111111-2222-3333-4444-555555555555");
         let mut p = patch();
         p.settings = Some(Settings::new());
-        assert!(p.plan(&c, &secrets(), OffsetDateTime::now_utc()).unwrap().revalidate);
+        assert!(p.plan(&c, &secrets(), &["tenant_id"], OffsetDateTime::now_utc()).unwrap().revalidate);
+        let plan = p.plan(&c, &secrets(), &[], OffsetDateTime::now_utc()).unwrap();
+        assert!(plan.changed && !plan.revalidate, "other settings are not proved against the source");
     }
 }

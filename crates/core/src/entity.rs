@@ -79,6 +79,17 @@ pub struct User {
     pub login: String,
     /// Every email address the source lists, the primary first, lowercase.
     pub emails: Vec<String>,
+    /// The addresses the source vouches for, lowercase and sorted: its primary address and the
+    /// aliases it owns, never one a user typed in (Okta `secondEmail`, Google `emails`, Entra
+    /// `otherMails`). Identity resolution links accounts only by these. Absent from users stored
+    /// by older versions, which a full run rewrites.
+    #[serde(default)]
+    pub verified_emails: Vec<String>,
+    /// An id that survives renames across directories, as the source wrote it: Entra
+    /// `onPremisesImmutableId` (the AD objectGUID in base64), Okta `externalId` of AD-mastered
+    /// users.
+    #[serde(default)]
+    pub immutable_id: Option<String>,
     pub display_name: Option<String>,
     pub given_name: Option<String>,
     pub family_name: Option<String>,
@@ -100,6 +111,22 @@ pub struct User {
     pub mfa_factors: Vec<MfaFactor>,
     /// Whether the user has enrolled a second factor, when the source says so.
     pub mfa_enrolled: Option<bool>,
+}
+
+impl User {
+    /// Addresses as [`User::verified_emails`] holds them: trimmed, lowercase, sorted, each once.
+    pub fn verified_emails<'a>(addresses: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+        let mut out: Vec<String> =
+            addresses.into_iter().map(|a| a.trim().to_lowercase()).filter(|a| !a.is_empty()).collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// An id as [`User::immutable_id`] holds it: trimmed, `None` when blank.
+    pub fn immutable_id(id: Option<&str>) -> Option<String> {
+        id.map(str::trim).filter(|i| !i.is_empty()).map(str::to_owned)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

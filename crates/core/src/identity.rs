@@ -20,14 +20,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
-use serde_json::Value;
 
-use crate::{ConfigId, Entity, EntityKind, IntegrationType};
-
-/// Where a user's raw object holds an immutable directory id: Entra's `onPremisesImmutableId`,
-/// Okta's `profile.externalId` (AD-mastered users), a top-level `externalId`. Read here to link
-/// accounts and by the store to look them up, so the two cannot drift apart.
-pub const IMMUTABLE_ID_POINTERS: [&str; 3] = ["/onPremisesImmutableId", "/profile/externalId", "/externalId"];
+use crate::{ConfigId, Entity, EntityKind};
 
 /// One entity of one config.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -54,11 +48,9 @@ pub struct Account {
 }
 
 impl Account {
-    /// The account of a stored entity. Addresses come from the fields each source verifies:
-    /// Okta's primary `email` (not the user-entered `secondEmail`), Google's `primaryEmail` and
-    /// aliases (not the free-form `emails`), Entra's `mail` and SMTP `proxyAddresses` (not the
-    /// user-supplied `otherMails`); other sources' primary address.
-    pub fn new(config_id: ConfigId, integration: IntegrationType, entity: &Entity, raw: &Value) -> Account {
+    /// The account of a stored entity, from the identifiers its connector vouched for when it
+    /// mapped the source's record (a user's `verified_emails` and `immutable_id`).
+    pub fn new(config_id: ConfigId, entity: &Entity) -> Account {
         let account = AccountRef { config_id, kind: entity.kind(), source_id: entity.source_id().to_owned() };
         let mut out = Account {
             account,
@@ -70,54 +62,19 @@ impl Account {
         };
         match entity {
             Entity::User(u) => {
-                let verified: Vec<&str> = match integration {
-                    IntegrationType::Okta => strings(raw, &["/profile/email"]),
-                    IntegrationType::GoogleWorkspace => {
-                        let mut v = strings(raw, &["/primaryEmail", "/aliases", "/nonEditableAliases"]);
-                        v.retain(|a| !a.is_empty());
-                        v
-                    }
-                    IntegrationType::EntraId => {
-                        let mut v = strings(raw, &["/mail"]);
-                        v.extend(strings(raw, &["/proxyAddresses"]).into_iter().filter_map(|p| {
-                            let (scheme, address) = p.split_once(':')?;
-                            scheme.eq_ignore_ascii_case("smtp").then_some(address)
-                        }));
-                        v
-                    }
-                    IntegrationType::CrowdStrike | IntegrationType::SentinelOne => {
-                        u.emails.first().map(String::as_str).into_iter().collect()
-                    }
-                };
-                out.emails = verified.into_iter().filter_map(normalize).collect();
+                out.emails = u.verified_emails.iter().filter_map(|e| normalize(e)).collect();
                 out.emails.sort();
                 out.emails.dedup();
                 out.login = normalize(&u.login).filter(|l| l.contains('@'));
                 out.employee_id = u.employee_id.as_deref().and_then(normalize);
-                out.immutable_id = strings(raw, &IMMUTABLE_ID_POINTERS)
-                    .into_iter()
-                    .map(str::trim)
-                    .find(|i| !i.is_empty())
-                    .map(str::to_owned);
+                out.immutable_id =
+                    u.immutable_id.as_deref().map(str::trim).filter(|i| !i.is_empty()).map(str::to_owned);
             }
             Entity::Group(g) => out.emails = g.email.as_deref().and_then(normalize).into_iter().collect(),
             Entity::Device(d) => out.owner = d.owner.clone(),
         }
         out
     }
-}
-
-/// The string values at these JSON pointers; arrays give each of their strings.
-fn strings<'a>(raw: &'a Value, pointers: &[&str]) -> Vec<&'a str> {
-    let mut out = Vec::new();
-    for pointer in pointers {
-        match raw.pointer(pointer) {
-            Some(Value::String(s)) => out.push(s.as_str()),
-            Some(Value::Array(items)) => out.extend(items.iter().filter_map(Value::as_str)),
-            _ => {}
-        }
-    }
-    out
 }
 
 fn normalize(s: &str) -> Option<String> {
@@ -384,7 +341,6 @@ fn find(parent: &mut [usize], mut i: usize) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
     use uuid::Uuid;
 
     use super::*;
@@ -398,11 +354,14 @@ mod tests {
     const GOOGLE: u128 = 2;
     const ENTRA: u128 = 3;
 
-    fn user(id: &str, login: &str, employee_id: Option<&str>) -> User {
+    /// A user whose source lists `home@mail.test` too but vouches only for `verified`.
+    fn user(id: &str, login: &str, employee_id: Option<&str>, verified: &[&str]) -> User {
         User {
             source_id: id.into(),
             login: login.into(),
-            emails: Vec::new(),
+            emails: verified.iter().map(|e| e.to_lowercase()).chain(["home@mail.test".into()]).collect(),
+            verified_emails: User::verified_emails(verified.iter().copied()),
+            immutable_id: None,
             display_name: Some("Ada Lovelace".into()),
             given_name: None,
             family_name: None,
@@ -421,16 +380,12 @@ mod tests {
     }
 
     fn okta(id: &str, login: &str, email: &str, employee_id: Option<&str>) -> Account {
-        let raw =
-            json!({"id": id, "profile": {"login": login, "email": email, "secondEmail": "home@mail.test"}});
-        Account::new(config(OKTA), IntegrationType::Okta, &Entity::User(user(id, login, employee_id)), &raw)
+        Account::new(config(OKTA), &Entity::User(user(id, login, employee_id, &[email])))
     }
 
     fn google(id: &str, primary: &str, aliases: &[&str], employee_id: Option<&str>) -> Account {
-        let raw = json!({"id": id, "primaryEmail": primary, "aliases": aliases,
-            "emails": [{"address": "home@mail.test"}]});
-        let entity = Entity::User(user(id, primary, employee_id));
-        Account::new(config(GOOGLE), IntegrationType::GoogleWorkspace, &entity, &raw)
+        let verified: Vec<&str> = std::iter::once(primary).chain(aliases.iter().copied()).collect();
+        Account::new(config(GOOGLE), &Entity::User(user(id, primary, employee_id, &verified)))
     }
 
     fn entra(
@@ -440,10 +395,9 @@ mod tests {
         employee_id: Option<&str>,
         immutable: Option<&str>,
     ) -> Account {
-        let proxies: Vec<String> = mail.iter().map(|m| format!("SMTP:{m}")).collect();
-        let raw = json!({"id": id, "userPrincipalName": upn, "mail": mail, "proxyAddresses": proxies,
-            "otherMails": ["home@mail.test"], "onPremisesImmutableId": immutable});
-        Account::new(config(ENTRA), IntegrationType::EntraId, &Entity::User(user(id, upn, employee_id)), &raw)
+        let mut u = user(id, upn, employee_id, mail.as_slice());
+        u.immutable_id = User::immutable_id(immutable);
+        Account::new(config(ENTRA), &Entity::User(u))
     }
 
     fn group(n: u128, id: &str, email: &str) -> Account {
@@ -454,7 +408,7 @@ mod tests {
             description: None,
             kind: None,
         };
-        Account::new(config(n), IntegrationType::GoogleWorkspace, &Entity::Group(g), &json!({}))
+        Account::new(config(n), &Entity::Group(g))
     }
 
     fn ids(p: &Person) -> Vec<&str> {
@@ -601,7 +555,7 @@ mod tests {
                 last_seen_at: None,
                 created_at: None,
             };
-            Account::new(config(ENTRA), IntegrationType::EntraId, &Entity::Device(d), &json!({}))
+            Account::new(config(ENTRA), &Entity::Device(d))
         };
         let persons = resolve(&[
             device("d1", Some("e1")),

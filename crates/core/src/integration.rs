@@ -45,10 +45,15 @@ impl IntegrationType {
         Self::ALL.map(Self::as_str).join(", ")
     }
 
-    /// Whether this build has a connector for the type. CrowdStrike and SentinelOne are in the
-    /// contract's enum but their connectors are not built yet.
-    pub fn is_supported(self) -> bool {
-        matches!(self, IntegrationType::GoogleWorkspace | IntegrationType::Okta | IntegrationType::EntraId)
+    /// The contract's fragment of schema names (`SecurityMonitoringEntraIdCreateAttributes`).
+    pub fn schema_infix(self) -> &'static str {
+        match self {
+            IntegrationType::GoogleWorkspace => "GoogleWorkspace",
+            IntegrationType::Okta => "Okta",
+            IntegrationType::EntraId => "EntraId",
+            IntegrationType::CrowdStrike => "CrowdStrike",
+            IntegrationType::SentinelOne => "SentinelOne",
+        }
     }
 
     /// A human name for messages (`Google Workspace`).

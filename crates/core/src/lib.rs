@@ -6,7 +6,6 @@
 
 mod change;
 mod config;
-mod credentials;
 mod entity;
 mod field;
 mod identity;
@@ -18,16 +17,15 @@ mod setting_keys;
 mod sync;
 
 pub use change::{Change, ChangeType, entity_changes};
-pub use config::{Config, ConfigName, ConfigPatch, Domain, NewConfig, PatchPlan, Settings, entra_tenant};
-pub use credentials::{Credentials, EntraIdCredentials, GoogleWorkspaceCredentials, OktaCredentials};
+pub use config::{Config, ConfigName, ConfigPatch, Domain, NewConfig, PatchPlan, Settings};
 pub use entity::{Device, Entity, EntityKind, Group, Membership, MfaFactor, Record, User, UserStatus};
 pub use field::{FieldError, FieldErrors};
-pub use identity::{Account, AccountRef, IMMUTABLE_ID_POINTERS, Link, LinkReason, Person, resolve};
+pub use identity::{Account, AccountRef, Link, LinkReason, Person, resolve};
 pub use ids::{ConfigId, OrgId};
 pub use integration::{ConfigState, IntegrationType};
 pub use scope::{Scope, Scopes};
 pub use secret::SecretValue;
-pub use setting_keys::{OKTA_INCLUDE_FACTORS, SettingTypo, setting_typos};
+pub use setting_keys::{SettingTypo, setting_typos};
 pub use sync::{
     Completeness, Counts, Coverage, DeletionGuard, Expected, Hold, HoldResolution, Removal, Run, RunCounts,
     RunKind, RunStatus, Schedule, Tally,

@@ -6,19 +6,12 @@
 
 use crate::{DeletionGuard, Schedule, Settings};
 
-/// `settings.tenant_id`: the Entra ID tenant to sign in to, when the domain does not name it.
-pub const TENANT_ID: &str = "tenant_id";
-/// `settings.okta_include_factors`: read each listed Okta user's MFA factors (default off).
-pub const OKTA_INCLUDE_FACTORS: &str = "okta_include_factors";
-
-/// Every `settings` key some part of ctxsync reads.
-pub const KNOWN_SETTINGS: &[&str] = &[
+/// The `settings` keys every config has; each source adds its own.
+const COMMON_SETTINGS: &[&str] = &[
     Schedule::INTERVAL_KEY,
     Schedule::FULL_INTERVAL_KEY,
     DeletionGuard::PERCENT_KEY,
     DeletionGuard::FLOOR_KEY,
-    TENANT_ID,
-    OKTA_INCLUDE_FACTORS,
 ];
 
 /// Edits (insertions, deletions, substitutions, swaps of neighbours) at most this many make a key
@@ -44,14 +37,16 @@ impl std::fmt::Display for SettingTypo {
     }
 }
 
-/// The keys of `settings` that look like misspelt known keys.
-pub fn setting_typos(settings: &Settings) -> Vec<SettingTypo> {
+/// The keys of `settings` that look like misspelt known keys: the common ones and
+/// `source_settings`, those the sources read.
+pub fn setting_typos(settings: &Settings, source_settings: &[&'static str]) -> Vec<SettingTypo> {
+    let known: Vec<&'static str> = COMMON_SETTINGS.iter().chain(source_settings).copied().collect();
     settings
         .keys()
-        .filter(|key| !KNOWN_SETTINGS.contains(&key.as_str()))
+        .filter(|key| !known.contains(&key.as_str()))
         .filter_map(|key| {
             let lower = key.to_lowercase();
-            KNOWN_SETTINGS
+            known
                 .iter()
                 .map(|known| (strsim::damerau_levenshtein(&lower, known), *known))
                 .filter(|(edits, _)| *edits <= MAX_EDITS)
@@ -69,7 +64,10 @@ mod tests {
 
     fn typos(settings: serde_json::Value) -> Vec<(String, &'static str)> {
         let mut typos: Vec<_> =
-            setting_typos(settings.as_object().unwrap()).into_iter().map(|t| (t.key, t.suggestion)).collect();
+            setting_typos(settings.as_object().unwrap(), &["tenant_id", "okta_include_factors"])
+                .into_iter()
+                .map(|t| (t.key, t.suggestion))
+                .collect();
         typos.sort();
         typos
     }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-use crate::settings::KNOWN_VARIABLES;
+use crate::settings::known_variable;
 
 /// The `--config-file` path from the command line or `CTXSYNC_CONFIG`, found before clap runs since
 /// the file's values must be in place when clap reads the environment.
@@ -46,7 +46,7 @@ pub fn read(path: &Path) -> anyhow::Result<Vec<FileSetting>> {
     let mut settings = Vec::new();
     for (key, value) in table {
         let variable = format!("CTXSYNC_{}", key.to_ascii_uppercase());
-        if !KNOWN_VARIABLES.contains(&variable.as_str()) || variable == "CTXSYNC_CONFIG" {
+        if !known_variable(&variable) || variable == "CTXSYNC_CONFIG" {
             bail!("{}: unknown setting {key:?}", path.display());
         }
         let written = value.to_string();
@@ -136,9 +136,7 @@ mod tests {
         // A key that is no setting is refused here, as ctxsync would refuse it.
         let settings = read(&path).unwrap_or_else(|e| panic!("ctxsync.example.toml: {e:#}"));
 
-        let missing: Vec<&str> = KNOWN_VARIABLES
-            .iter()
-            .copied()
+        let missing: Vec<&str> = crate::settings::known_variables()
             .filter(|v| *v != "CTXSYNC_CONFIG" && !settings.iter().any(|s| s.variable == *v))
             .collect();
         assert!(missing.is_empty(), "ctxsync.example.toml has no entry for {missing:?}");

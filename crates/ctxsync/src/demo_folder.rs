@@ -56,25 +56,12 @@ impl DemoFolder {
 
     /// The variables that send every source to `fakes`.
     pub fn endpoints_of(fakes: &Fakes) -> BTreeMap<String, String> {
-        BTreeMap::from([
-            ("CTXSYNC_OKTA_BASE_URL".into(), fakes.okta.base_url()),
-            ("CTXSYNC_GOOGLE_TOKEN_URL".into(), fakes.google.token_url()),
-            ("CTXSYNC_GOOGLE_DIRECTORY_BASE_URL".into(), fakes.google.directory_base_url()),
-            ("CTXSYNC_ENTRA_LOGIN_BASE_URL".into(), fakes.entra.login_base_url()),
-            ("CTXSYNC_GRAPH_BASE_URL".into(), fakes.entra.graph_base_url()),
-        ])
+        fakes.base_urls().into_iter().map(|(name, url)| (name.to_owned(), url)).collect()
     }
 
     /// The ports the fakes had, to ask for them again.
     pub fn ports(&self) -> Ports {
-        let port = |name: &str| {
-            self.endpoints.get(name).and_then(|u| Url::parse(u).ok()).and_then(|u| u.port()).unwrap_or(0)
-        };
-        Ports {
-            okta: port("CTXSYNC_OKTA_BASE_URL"),
-            google: port("CTXSYNC_GOOGLE_DIRECTORY_BASE_URL"),
-            entra: port("CTXSYNC_GRAPH_BASE_URL"),
-        }
+        Ports::of(&self.endpoints)
     }
 
     /// `export NAME=value` lines for a shell: the data folder, then every source's fake.
@@ -93,20 +80,12 @@ impl DemoFolder {
 pub fn require_fakes(folder: Option<PathBuf>, endpoints: &Endpoints) -> anyhow::Result<()> {
     let Some(folder) = folder else { return Ok(()) };
     let Some(demo) = DemoFolder::read(&folder)? else { return Ok(()) };
-    let set = [
-        ("CTXSYNC_OKTA_BASE_URL", &endpoints.okta_base_url),
-        ("CTXSYNC_GOOGLE_TOKEN_URL", &endpoints.google_token_url),
-        ("CTXSYNC_GOOGLE_DIRECTORY_BASE_URL", &endpoints.google_directory_base_url),
-        ("CTXSYNC_ENTRA_LOGIN_BASE_URL", &endpoints.entra_login_base_url),
-        ("CTXSYNC_GRAPH_BASE_URL", &endpoints.graph_base_url),
-    ];
-    let wrong: Vec<&str> = set
-        .iter()
-        .filter(|(name, value)| {
-            let fake = demo.endpoints.get(*name).and_then(|u| Url::parse(u).ok());
-            fake.is_none() || value.as_ref() != fake.as_ref()
+    let wrong: Vec<&str> = ctxsync_sources::base_urls()
+        .filter(|base| {
+            let fake = demo.endpoints.get(base.env).and_then(|u| Url::parse(u).ok());
+            fake.is_none() || endpoints.get(base) != fake.as_ref()
         })
-        .map(|(name, _)| *name)
+        .map(|base| base.env)
         .collect();
     if wrong.is_empty() {
         return Ok(());

@@ -13,7 +13,7 @@ use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
 use ctxsync_api::RateLimitSettings;
 use ctxsync_core::{ConfigId, DeletionGuard, Schedule};
-use ctxsync_sources::Endpoints;
+use ctxsync_sources::{BaseUrl, Endpoints};
 use ctxsync_store::{MasterKey, MasterKeys};
 use ctxsync_sync::SyncSettings;
 use url::Url;
@@ -168,21 +168,8 @@ pub struct StoreArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct SourceArgs {
-    /// Send every Okta request here instead of https://{domain}.
-    #[arg(long, env = "CTXSYNC_OKTA_BASE_URL")]
-    pub okta_base_url: Option<Url>,
-    /// Google's OAuth token endpoint (default https://oauth2.googleapis.com/token).
-    #[arg(long, env = "CTXSYNC_GOOGLE_TOKEN_URL")]
-    pub google_token_url: Option<Url>,
-    /// Google's Admin SDK host (default https://admin.googleapis.com).
-    #[arg(long, env = "CTXSYNC_GOOGLE_DIRECTORY_BASE_URL")]
-    pub google_directory_base_url: Option<Url>,
-    /// Microsoft's login host (default https://login.microsoftonline.com).
-    #[arg(long, env = "CTXSYNC_ENTRA_LOGIN_BASE_URL")]
-    pub entra_login_base_url: Option<Url>,
-    /// Microsoft Graph's host (default https://graph.microsoft.com).
-    #[arg(long, env = "CTXSYNC_GRAPH_BASE_URL")]
-    pub graph_base_url: Option<Url>,
+    #[command(flatten)]
+    pub base_urls: BaseUrlArgs,
     /// Allow source hosts that resolve to loopback or private addresses.
     #[arg(long, env = "CTXSYNC_ALLOW_PRIVATE_SOURCES", default_value = "false", value_parser = BoolishValueParser::new())]
     pub allow_private_sources: bool,
@@ -679,14 +666,52 @@ fn sqlite_file(url: &str) -> Option<PathBuf> {
 
 impl SourceArgs {
     pub fn endpoints(&self) -> Endpoints {
-        Endpoints {
-            okta_base_url: self.okta_base_url.clone(),
-            google_token_url: self.google_token_url.clone(),
-            google_directory_base_url: self.google_directory_base_url.clone(),
-            entra_login_base_url: self.entra_login_base_url.clone(),
-            graph_base_url: self.graph_base_url.clone(),
-            allow_private: self.allow_private_sources,
-        }
+        let mut endpoints = self
+            .base_urls
+            .0
+            .iter()
+            .fold(Endpoints::default(), |e, (base, url)| e.with(base.env, url.clone()));
+        endpoints.allow_private = self.allow_private_sources;
+        endpoints
+    }
+}
+
+/// The base URL of every host a source talks to, as the flags and variables the sources name
+/// (`--graph-base-url`, `CTXSYNC_GRAPH_BASE_URL`): a new source brings its own.
+#[derive(Debug, Clone, Default)]
+pub struct BaseUrlArgs(Vec<(&'static BaseUrl, Url)>);
+
+impl clap::FromArgMatches for BaseUrlArgs {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        Ok(BaseUrlArgs(
+            ctxsync_sources::base_urls()
+                .filter_map(|base| matches.get_one::<Url>(base.flag).map(|url| (base, url.clone())))
+                .collect(),
+        ))
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl Args for BaseUrlArgs {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        ctxsync_sources::base_urls().fold(cmd, |cmd, base| {
+            cmd.arg(
+                clap::Arg::new(base.flag)
+                    .long(base.flag)
+                    .env(base.env)
+                    .value_name("URL")
+                    .value_parser(clap::value_parser!(Url))
+                    .help(base.help),
+            )
+        })
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
     }
 }
 
@@ -726,9 +751,9 @@ impl ServeArgs {
     }
 }
 
-/// Every variable of the settings contract; anything else starting with CTXSYNC_ is probably a
-/// typo. (Some name sources whose connectors are not in this release; setting them is harmless.)
-pub const KNOWN_VARIABLES: &[&str] = &[
+/// Every variable of the settings contract: these and each source's base URLs (see
+/// [`known_variable`]); anything else starting with CTXSYNC_ is probably a typo.
+const SERVICE_VARIABLES: &[&str] = &[
     "CTXSYNC_CONFIG",
     "CTXSYNC_LISTEN",
     "CTXSYNC_DATA_DIR",
@@ -738,13 +763,6 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "CTXSYNC_PREVIOUS_MASTER_KEY_FILE",
     "CTXSYNC_BOOTSTRAP_API_KEY",
     "CTXSYNC_BOOTSTRAP_APP_KEY",
-    "CTXSYNC_OKTA_BASE_URL",
-    "CTXSYNC_GOOGLE_TOKEN_URL",
-    "CTXSYNC_GOOGLE_DIRECTORY_BASE_URL",
-    "CTXSYNC_ENTRA_LOGIN_BASE_URL",
-    "CTXSYNC_GRAPH_BASE_URL",
-    "CTXSYNC_CROWDSTRIKE_BASE_URL",
-    "CTXSYNC_SENTINELONE_BASE_URL",
     "CTXSYNC_ALLOW_PRIVATE_SOURCES",
     "CTXSYNC_SYNC_INTERVAL",
     "CTXSYNC_FULL_SYNC_INTERVAL",
@@ -760,6 +778,15 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "CTXSYNC_LOG_FORMAT",
     "CTXSYNC_METRICS_LISTEN",
 ];
+
+/// Every variable of the settings contract, the sources' base URLs after the service's own.
+pub fn known_variables() -> impl Iterator<Item = &'static str> {
+    SERVICE_VARIABLES.iter().copied().chain(ctxsync_sources::base_urls().map(|b| b.env))
+}
+
+pub fn known_variable(name: &str) -> bool {
+    known_variables().any(|known| known == name)
+}
 
 #[cfg(test)]
 mod tests {

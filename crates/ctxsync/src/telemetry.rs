@@ -103,7 +103,7 @@ fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
 pub fn warn_unknown_variables() {
     for (name, _) in std::env::vars_os() {
         let Some(name) = name.to_str() else { continue };
-        if name.starts_with("CTXSYNC_") && !crate::settings::KNOWN_VARIABLES.contains(&name) {
+        if name.starts_with("CTXSYNC_") && !crate::settings::known_variable(name) {
             tracing::warn!(variable = name, "unknown CTXSYNC_ variable ignored; check its spelling");
         }
     }

@@ -59,6 +59,21 @@ pub struct Ports {
     pub entra: u16,
 }
 
+impl Ports {
+    /// The ports of the fakes whose base URLs were `urls` (as [`Fakes::base_urls`] named them),
+    /// to ask for them again.
+    pub fn of(urls: &std::collections::BTreeMap<String, String>) -> Ports {
+        let port = |name: &str| {
+            urls.get(name).and_then(|u| url::Url::parse(u).ok()).and_then(|u| u.port()).unwrap_or(0)
+        };
+        Ports {
+            okta: port(FakeOkta::PORT_VARIABLE),
+            google: port(FakeGoogle::PORT_VARIABLE),
+            entra: port(FakeEntra::PORT_VARIABLE),
+        }
+    }
+}
+
 impl Fakes {
     pub async fn start() -> std::io::Result<Fakes> {
         Fakes::start_with(TenantSpec::default()).await
@@ -86,6 +101,12 @@ impl Fakes {
             )
         )?;
         Ok(Fakes { okta, google, entra })
+    }
+
+    /// The variables that send every source's requests to these fakes (`CTXSYNC_GRAPH_BASE_URL`),
+    /// with their values.
+    pub fn base_urls(&self) -> Vec<(&'static str, String)> {
+        [self.okta.base_urls(), self.google.base_urls(), self.entra.base_urls()].concat()
     }
 
     /// What the fakes accept, to start them with again.

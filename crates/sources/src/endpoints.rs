@@ -4,29 +4,21 @@
 //! `token_uri`, say) is ever turned into a request URL: an API caller could otherwise point the
 //! server at any host.
 
+use std::collections::BTreeMap;
+
 use url::Url;
 
 use crate::SourceError;
+use crate::registry::{BaseUrl, base_urls};
 
-/// Google's token endpoint. Also the JWT's `aud`, whatever URL the request goes to: Google checks
-/// the audience against this value, not against the URL that received the request.
-pub(crate) const GOOGLE_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
-const GOOGLE_DIRECTORY_URL: &str = "https://admin.googleapis.com";
-const ENTRA_LOGIN_URL: &str = "https://login.microsoftonline.com";
-const GRAPH_URL: &str = "https://graph.microsoft.com";
-
-/// Base URLs of every source; `None` means the real host.
+/// The base URLs the operator overrode, by [`BaseUrl::env`]; every other host is the real one.
 ///
 /// An overridden base URL is trusted: it may point at loopback or private addresses (tests, the
 /// demo, an egress proxy), because the operator set it. `allow_private` extends that trust to
 /// every host, including each Okta org's `domain`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Endpoints {
-    pub okta_base_url: Option<Url>,
-    pub google_token_url: Option<Url>,
-    pub google_directory_base_url: Option<Url>,
-    pub entra_login_base_url: Option<Url>,
-    pub graph_base_url: Option<Url>,
+    overrides: BTreeMap<&'static str, Url>,
     pub allow_private: bool,
 }
 
@@ -70,21 +62,36 @@ impl Target {
 }
 
 impl Endpoints {
+    /// Points the host whose variable is `env` (`CTXSYNC_GRAPH_BASE_URL`) at `url`.
+    ///
+    /// # Panics
+    /// When no source declares `env`: a misspelt name in code, never operator input (settings
+    /// read the names from [`base_urls`]).
+    pub fn with(mut self, env: &str, url: Url) -> Endpoints {
+        let base = base_urls().find(|b| b.env == env).unwrap_or_else(|| panic!("no source has {env}"));
+        self.overrides.insert(base.env, url);
+        self
+    }
+
+    /// Every host named in `urls` (variable, URL) overridden: the tests' and the demo's fakes.
+    ///
+    /// # Panics
+    /// As [`Endpoints::with`], and for a value that is not a URL.
+    pub fn overridden<'a>(urls: impl IntoIterator<Item = (&'a str, String)>) -> Endpoints {
+        urls.into_iter().fold(Endpoints::default(), |endpoints, (name, url)| {
+            endpoints.with(name, url.parse().unwrap_or_else(|_| panic!("{name}={url:?} is not a URL")))
+        })
+    }
+
+    /// The override of `base`, if any.
+    pub fn get(&self, base: &BaseUrl) -> Option<&Url> {
+        self.overrides.get(base.env)
+    }
+
     /// Checks every override is an `http`/`https` URL with a host.
     pub(crate) fn check(&self) -> Result<(), SourceError> {
-        let overrides = [
-            ("CTXSYNC_OKTA_BASE_URL", &self.okta_base_url),
-            ("CTXSYNC_GOOGLE_TOKEN_URL", &self.google_token_url),
-            ("CTXSYNC_GOOGLE_DIRECTORY_BASE_URL", &self.google_directory_base_url),
-            ("CTXSYNC_ENTRA_LOGIN_BASE_URL", &self.entra_login_base_url),
-            ("CTXSYNC_GRAPH_BASE_URL", &self.graph_base_url),
-        ];
-        for (name, url) in overrides {
-            if let Some(url) = url
-                && (!matches!(url.scheme(), "http" | "https")
-                    || url.host().is_none()
-                    || url.cannot_be_a_base())
-            {
+        for (name, url) in &self.overrides {
+            if !matches!(url.scheme(), "http" | "https") || url.host().is_none() || url.cannot_be_a_base() {
                 return Err(SourceError::Unreachable(format!(
                     "{name} must be an http or https URL with a host (got {url})"
                 )));
@@ -93,26 +100,38 @@ impl Endpoints {
         Ok(())
     }
 
-    fn target(&self, overridden: &Option<Url>, default: &str) -> Target {
-        match overridden {
+    /// Where `base`'s requests go: the override, else its real host.
+    ///
+    /// # Panics
+    /// For a base without a real host (one a config's domain names); see [`Endpoints::domain`].
+    pub(crate) fn target(&self, base: &BaseUrl) -> Target {
+        match self.get(base) {
             Some(url) => Target { base: url.clone(), trusted: true },
             None => Target {
-                base: Url::parse(default).expect("default source URLs parse"),
+                base: Url::parse(base.default.expect("a base URL with a real host"))
+                    .expect("default URLs parse"),
                 trusted: self.allow_private,
             },
         }
     }
 
-    /// `https://{domain}` (the org's host, with an optional port), unless overridden.
-    pub(crate) fn okta(&self, domain: &str) -> Result<Target, SourceError> {
-        if let Some(url) = &self.okta_base_url {
+    /// `https://{domain}` (a host with an optional port, such as the Okta org's), unless `base`
+    /// is overridden. `example` is a domain of the source's, for the message.
+    pub(crate) fn domain(
+        &self,
+        base: &BaseUrl,
+        domain: &str,
+        source: &str,
+        example: &str,
+    ) -> Result<Target, SourceError> {
+        if let Some(url) = self.get(base) {
             return Ok(Target { base: url.clone(), trusted: true });
         }
         let domain = domain.trim();
         let invalid = || {
             SourceError::Unreachable(format!(
-                "could not reach Okta: {domain:?} is not a host name; set the domain to the org's host, \
-                 for example acme.okta.com"
+                "could not reach {source}: {domain:?} is not a host name; set the domain to the org's host, \
+                 for example {example}"
             ))
         };
         if domain.is_empty()
@@ -124,71 +143,58 @@ impl Endpoints {
         let base = Url::parse(&format!("https://{domain}")).map_err(|_| invalid())?;
         Ok(Target { base, trusted: self.allow_private })
     }
-
-    pub(crate) fn google_token(&self) -> Target {
-        self.target(&self.google_token_url, GOOGLE_TOKEN_URL)
-    }
-
-    pub(crate) fn google_directory(&self) -> Target {
-        self.target(&self.google_directory_base_url, GOOGLE_DIRECTORY_URL)
-    }
-
-    pub(crate) fn entra_login(&self) -> Target {
-        self.target(&self.entra_login_base_url, ENTRA_LOGIN_URL)
-    }
-
-    pub(crate) fn graph(&self) -> Target {
-        self.target(&self.graph_base_url, GRAPH_URL)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn base(env: &str) -> &'static BaseUrl {
+        base_urls().find(|b| b.env == env).unwrap()
+    }
+
     #[test]
-    fn okta_uses_the_domain_unless_overridden() {
+    fn a_domain_is_the_host_unless_overridden() {
+        let okta = base("CTXSYNC_OKTA_BASE_URL");
         let endpoints = Endpoints::default();
-        let target = endpoints.okta("acme.okta.com").unwrap();
+        let target = endpoints.domain(okta, "acme.okta.com", "Okta", "acme.okta.com").unwrap();
         assert_eq!(
             target.url(&["api", "v1", "users", "me"]).as_str(),
             "https://acme.okta.com/api/v1/users/me"
         );
         assert!(!target.trusted());
-        assert_eq!(endpoints.okta("localhost:8443").unwrap().display(), "https://localhost:8443");
-        let proxied = Endpoints {
-            graph_base_url: Some(Url::parse("http://user:pw@proxy.local:3128/graph/?x=1").unwrap()),
-            ..Endpoints::default()
-        };
-        assert_eq!(proxied.graph().display(), "http://proxy.local:3128/graph");
+        let port = endpoints.domain(okta, "localhost:8443", "Okta", "acme.okta.com").unwrap();
+        assert_eq!(port.display(), "https://localhost:8443");
         for bad in ["", "evil.com/@x", "a b", "acme.okta.com?x=1", "user@host"] {
-            assert!(endpoints.okta(bad).is_err(), "{bad}");
+            assert!(endpoints.domain(okta, bad, "Okta", "acme.okta.com").is_err(), "{bad}");
         }
-        let overridden = Endpoints {
-            okta_base_url: Some(Url::parse("http://127.0.0.1:9/").unwrap()),
-            ..Endpoints::default()
-        };
-        let target = overridden.okta("acme.okta.com").unwrap();
+        let overridden = Endpoints::default().with(okta.env, Url::parse("http://127.0.0.1:9/").unwrap());
+        let target = overridden.domain(okta, "acme.okta.com", "Okta", "acme.okta.com").unwrap();
         assert!(target.trusted());
         assert_eq!(target.url(&["api", "v1", "users"]).as_str(), "http://127.0.0.1:9/api/v1/users");
     }
 
     #[test]
+    fn messages_show_no_credentials_of_a_proxy() {
+        let graph = base("CTXSYNC_GRAPH_BASE_URL");
+        let proxied = Endpoints::default()
+            .with(graph.env, Url::parse("http://user:pw@proxy.local:3128/graph/?x=1").unwrap());
+        assert_eq!(proxied.target(graph).display(), "http://proxy.local:3128/graph");
+        assert_eq!(Endpoints::default().target(graph).display(), "https://graph.microsoft.com");
+    }
+
+    #[test]
     fn segments_are_encoded_and_prefixes_kept() {
-        let e = Endpoints {
-            entra_login_base_url: Some(Url::parse("http://proxy.local/entra/").unwrap()),
-            ..Endpoints::default()
-        };
-        let url = e.entra_login().url(&["x/../y?z", "oauth2", "v2.0", "token"]);
+        let login = base("CTXSYNC_ENTRA_LOGIN_BASE_URL");
+        let e = Endpoints::default().with(login.env, Url::parse("http://proxy.local/entra/").unwrap());
+        let url = e.target(login).url(&["x/../y?z", "oauth2", "v2.0", "token"]);
         assert_eq!(url.as_str(), "http://proxy.local/entra/x%2F..%2Fy%3Fz/oauth2/v2.0/token");
     }
 
     #[test]
     fn overrides_must_be_http_urls() {
-        let e = Endpoints {
-            graph_base_url: Some(Url::parse("file:///etc/passwd").unwrap()),
-            ..Endpoints::default()
-        };
+        let e =
+            Endpoints::default().with("CTXSYNC_GRAPH_BASE_URL", Url::parse("file:///etc/passwd").unwrap());
         assert!(e.check().unwrap_err().to_string().contains("CTXSYNC_GRAPH_BASE_URL"));
         assert!(Endpoints::default().check().is_ok());
     }

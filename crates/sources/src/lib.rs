@@ -1,13 +1,16 @@
 //! Connectors of ctxsync: how each identity source is reached, authenticated and read.
 //!
 //! One folder per source (`okta/`, `google_workspace/`, `entra_id/`) with the same inner files:
+//! `mod.rs` (the source's [`SourceInfo`] and its `Connector`: credentials, validation, listing),
 //! `auth.rs` (turning a config's credentials into what the source accepts), `client.rs`
-//! (requests and the source's error bodies). What every connector needs lives once: `http.rs`
-//! (client, retries honouring `Retry-After` / `X-Rate-Limit-Reset`, redaction), `guard.rs` (the
-//! SSRF guard) and `endpoints.rs` (real hosts and operator overrides).
+//! (requests and the source's error bodies), `pages.rs` (a run) and `map.rs` (its objects in the
+//! entity model). `registry.rs` lists the folders; everything else reads that list. What every
+//! connector needs lives once: `http.rs` (client, retries honouring `Retry-After` /
+//! `X-Rate-Limit-Reset`, redaction), `guard.rs` (the SSRF guard) and `endpoints.rs` (real hosts
+//! and operator overrides).
 //!
-//! Nothing here stores anything or logs a secret: credentials arrive as
-//! [`ctxsync_core::Credentials`], are used for the requests, and are dropped.
+//! Nothing here stores anything or logs a secret: credentials are parsed into [`Credentials`],
+//! used for the requests, and dropped.
 
 #[cfg(test)]
 mod arbitrary;
@@ -18,16 +21,19 @@ mod guard;
 mod http;
 mod lenient;
 mod okta;
+mod registry;
 mod sync;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use ctxsync_core::{Config, Credentials, Settings, entra_tenant};
+use ctxsync_core::{Config, SettingTypo, Settings};
 
 pub use endpoints::Endpoints;
+pub use entra_id::{client_id as entra_client_id, tenant as entra_tenant};
 pub use http::metrics::describe as describe_metrics;
 use http::{Http, RetryPolicy};
+pub use registry::{BaseUrl, Credentials, SecretKey, SourceInfo, base_urls, source, sources};
 pub use sync::{Coverage, Cursor, Outcome, Page, PageSink, Removal, SinkError, SyncError, SyncMode};
 
 /// Why a source could not be used. Messages say what the source said and what to do next, and
@@ -100,10 +106,8 @@ impl Sources {
         Ok(Sources { inner: Arc::new(Inner { endpoints, validation, sync }) })
     }
 
-    /// Proves the read access a sync needs (users and groups; devices too for Entra ID) with the
-    /// given credentials; nothing is stored. `domain` is the config's domain: the Okta org's host,
-    /// or the Entra tenant unless `settings.tenant_id` names it. Google Workspace ignores it: the impersonated
-    /// admin's account is the tenant (`customer=my_customer`).
+    /// Proves the read access a sync needs with the given credentials; nothing is stored.
+    /// `domain` and `settings` are the config's (or the request's, before a config exists).
     pub async fn validate(
         &self,
         domain: &str,
@@ -111,16 +115,9 @@ impl Sources {
         credentials: &Credentials,
     ) -> Result<(), SourceError> {
         let Inner { endpoints, validation: http, .. } = &*self.inner;
-        let result = match credentials {
-            Credentials::Okta(c) => okta::validate(http, endpoints.okta(domain)?, c).await,
-            Credentials::GoogleWorkspace(c) => {
-                google_workspace::validate(http, &endpoints.google_token(), endpoints.google_directory(), c)
-                    .await
-            }
-            Credentials::EntraId(c) => {
-                let tenant = entra_tenant(domain, settings);
-                entra_id::validate(http, &endpoints.entra_login(), endpoints.graph(), tenant, c).await
-            }
+        let result = match registry::connector(credentials.integration_type()) {
+            Some(source) => source.validate(http, endpoints, domain, settings, credentials).await,
+            None => Err(unsupported(credentials)),
         };
         if let Err(error) = &result {
             tracing::info!(%error, "credential validation failed");
@@ -138,19 +135,24 @@ impl Sources {
         sink: &mut dyn PageSink,
     ) -> Result<Outcome, SyncError> {
         let Inner { endpoints, sync: http, .. } = &*self.inner;
-        match credentials {
-            Credentials::EntraId(c) => {
-                let (login, graph) = (endpoints.entra_login(), endpoints.graph());
-                entra_id::sync(http, login, graph, config.entra_tenant(), c, mode, sink).await
-            }
-            Credentials::Okta(c) => {
-                okta::sync(http, endpoints.okta(&config.domain)?, c, &config.settings, mode, sink).await
-            }
-            // Google has no incremental listing: every run lists everything, whatever `mode`.
-            Credentials::GoogleWorkspace(c) => {
-                google_workspace::sync(http, endpoints.google_token(), endpoints.google_directory(), c, sink)
-                    .await
-            }
+        match registry::connector(credentials.integration_type()) {
+            Some(source) => source.sync(http, endpoints, config, credentials, mode, sink).await,
+            None => Err(unsupported(credentials).into()),
         }
     }
+}
+
+/// Credentials are parsed only for types with a source, so this is a type a newer version
+/// stored.
+fn unsupported(credentials: &Credentials) -> SourceError {
+    SourceError::InvalidCredentials(format!(
+        "{} is not supported by this ctxsync version",
+        credentials.integration_type()
+    ))
+}
+
+/// The keys of `settings` that look like misspelt keys of a setting ctxsync reads.
+pub fn setting_typos(settings: &Settings) -> Vec<SettingTypo> {
+    let known: Vec<&'static str> = sources().flat_map(|s| s.settings.iter().copied()).collect();
+    ctxsync_core::setting_typos(settings, &known)
 }

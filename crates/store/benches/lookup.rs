@@ -106,6 +106,8 @@ fn user(i: usize) -> Record {
             source_id: id.clone(),
             login: email.clone(),
             emails: vec![email.clone()],
+            verified_emails: vec![email.clone()],
+            immutable_id: None,
             display_name: Some(format!("User {i}")),
             given_name: Some("User".into()),
             family_name: Some(i.to_string()),

@@ -70,8 +70,8 @@ pub trait EntityStore: Send + Sync {
         identifiers: &[String],
     ) -> Result<Vec<(String, StoredEntity)>, StoreError>;
 
-    /// Users whose employee id (compared trimmed and case-insensitively) or immutable id (Entra
-    /// `onPremisesImmutableId`, Okta `externalId`, exactly) is one of these: the keys identity
+    /// Users whose employee id (compared trimmed and case-insensitively) or immutable id (as the
+    /// connector normalized it, compared exactly) is one of these: the keys identity
     /// resolution follows beyond the indexed identifiers. Ordered by config and source id.
     async fn lookup_users_by_ids(
         &self,
@@ -251,10 +251,8 @@ where
     };
     let employee = format!("lower(trim({}))", json("e.data", &["employee_id"]));
     any_of(&mut q, employee, employee_ids.iter().map(|i| i.trim().to_lowercase()).collect());
-    for pointer in ctxsync_core::IMMUTABLE_ID_POINTERS {
-        let path: Vec<&str> = pointer.split('/').skip(1).collect();
-        any_of(&mut q, json("e.raw", &path), immutable_ids.iter().map(|i| i.trim().to_owned()).collect());
-    }
+    let immutable = json("e.data", &["immutable_id"]);
+    any_of(&mut q, immutable, immutable_ids.iter().map(|i| i.trim().to_owned()).collect());
     q.push(") ORDER BY e.config_id, e.source_id");
     Some(q)
 }

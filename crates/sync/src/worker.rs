@@ -4,10 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ctxsync_core::{
-    Config, ConfigId, ConfigState, Credentials, DeletionGuard, Run, RunKind, RunStatus, Schedule,
-};
-use ctxsync_sources::{Cursor, SourceError, Sources, SyncError, SyncMode};
+use ctxsync_core::{Config, ConfigId, ConfigState, DeletionGuard, Run, RunKind, RunStatus, Schedule};
+use ctxsync_sources::{Credentials, Cursor, SourceError, Sources, SyncError, SyncMode};
 use ctxsync_store::{RunEnd, Store, StoreError, SyncState};
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
@@ -181,7 +179,7 @@ impl Worker {
         let schedule = Schedule::for_settings(&config.settings, self.settings.schedule)
             .unwrap_or(self.settings.schedule);
         // Settings are free-form, so a misspelt key is stored and ignored; say so where operators look.
-        for typo in ctxsync_core::setting_typos(&config.settings) {
+        for typo in ctxsync_sources::setting_typos(&config.settings) {
             tracing::warn!(
                 config_id = %config.id,
                 key = ?typo.key,

@@ -32,8 +32,7 @@ async fn rig(users: usize) -> Rig {
     let org = store.ensure_org("default").await.unwrap();
     let config = Config::created(org, IntegrationType::Okta, "okta".into(), okta.domain(), Settings::new());
     store.insert_config(&config, &SecretValue::new(json!({"api_token": okta.api_token()}))).await.unwrap();
-    let endpoints =
-        Endpoints { okta_base_url: Some(okta.base_url().parse().unwrap()), ..Endpoints::default() };
+    let endpoints = Endpoints::overridden(okta.base_urls());
     let settings = SyncSettings { lease: Duration::from_secs(3), ..SyncSettings::default() };
     let worker = Worker::new(store.clone(), Sources::new(endpoints).unwrap(), settings);
     Rig { _db: db, store, okta, config, worker }
@@ -162,11 +161,7 @@ async fn one_worker_at_a_time_per_config() {
     let a = rig.worker.clone();
     let other = Worker::new(
         rig.store.clone(),
-        Sources::new(Endpoints {
-            okta_base_url: Some(rig.okta.base_url().parse().unwrap()),
-            ..Endpoints::default()
-        })
-        .unwrap(),
+        Sources::new(Endpoints::overridden(rig.okta.base_urls())).unwrap(),
         SyncSettings::default(),
     );
     let config = rig.config.clone();

@@ -18,9 +18,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ctxsync_core::{Config, Credentials, IntegrationType, Membership, SecretValue, Settings};
+use ctxsync_core::{Config, IntegrationType, Membership, SecretValue, Settings};
 use ctxsync_fakes::{FakeEntra, FakeGoogle, FakeOkta, FaultKnobs, Lifecycle, Listing, Snapshot, TenantSpec};
-use ctxsync_sources::{Endpoints, Page, PageSink, SinkError, Sources, SyncMode, SyncTiming};
+use ctxsync_sources::{Credentials, Endpoints, Page, PageSink, SinkError, Sources, SyncMode, SyncTiming};
 use ctxsync_store::testing::TestDatabase;
 use ctxsync_store::{EntityQuery, MasterKey, Store};
 use ctxsync_sync::{Outcome, RunOptions, SyncSettings, Worker};
@@ -288,20 +288,11 @@ impl Fake {
     }
 
     fn endpoints(&self) -> Endpoints {
-        let url = |s: String| Some(s.parse().unwrap());
-        match self {
-            Fake::Okta(f) => Endpoints { okta_base_url: url(f.base_url()), ..Endpoints::default() },
-            Fake::Google(f) => Endpoints {
-                google_token_url: url(f.token_url()),
-                google_directory_base_url: url(f.directory_base_url()),
-                ..Endpoints::default()
-            },
-            Fake::Entra(f) => Endpoints {
-                entra_login_base_url: url(f.login_base_url()),
-                graph_base_url: url(f.graph_base_url()),
-                ..Endpoints::default()
-            },
-        }
+        Endpoints::overridden(match self {
+            Fake::Okta(f) => f.base_urls(),
+            Fake::Google(f) => f.base_urls(),
+            Fake::Entra(f) => f.base_urls(),
+        })
     }
 
     fn picture(&self) -> Picture {

@@ -259,7 +259,7 @@ pub async fn get_health(
     if config.state == ConfigState::Invalid {
         problems.push("the source rejected the credentials: update the config's secrets".to_owned());
     }
-    problems.extend(ctxsync_core::setting_typos(&config.settings).iter().map(ToString::to_string));
+    problems.extend(ctxsync_sources::setting_typos(&config.settings).iter().map(ToString::to_string));
     // A run left `running` under a lease nobody renews lost its worker: the next worker to take
     // the lease marks it failed, but until then it would pass for one in progress.
     if let Some(run) = runs.first().filter(|r| r.status == RunStatus::Running) {

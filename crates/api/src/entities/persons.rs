@@ -200,8 +200,10 @@ async fn reach(
         asked.extend(employee_ids.drain(..).map(|i| format!("employee:{i}")));
         asked.extend(immutable_ids.drain(..).map(|i| format!("immutable:{i}")));
         for entity in found {
-            let Some(&integration) = types.get(&entity.config_id) else { continue };
-            let account = Account::new(entity.config_id, integration, &entity.entity, &entity.raw);
+            if !types.contains_key(&entity.config_id) {
+                continue;
+            }
+            let account = Account::new(entity.config_id, &entity.entity);
             let key = account.account.clone();
             if round == 0 && key.kind != EntityKind::Group {
                 reached.start.insert(key.clone());
@@ -242,8 +244,10 @@ async fn reach(
         .map(|k| (k.config_id, k.source_id.clone()))
         .collect();
     for device in store.devices_owned_by(org, &owners).await? {
-        let Some(&integration) = types.get(&device.config_id) else { continue };
-        let account = Account::new(device.config_id, integration, &device.entity, &device.raw);
+        if !types.contains_key(&device.config_id) {
+            continue;
+        }
+        let account = Account::new(device.config_id, &device.entity);
         reached.entities.entry(account.account.clone()).or_insert((account, device));
     }
     Ok(reached)

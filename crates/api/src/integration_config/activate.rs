@@ -114,8 +114,10 @@ async fn first_of_type(state: &AppState, org: OrgId, t: IntegrationType) -> Resu
 }
 
 fn credentials_hint(t: IntegrationType) -> String {
-    match ctxsync_core::Credentials::secret_keys(t) {
-        [] => "not supported yet by this release".into(),
-        keys => format!("secrets: {}", keys.join(" and ")),
+    match ctxsync_sources::source(t) {
+        None => "not supported yet by this release".into(),
+        Some(source) => {
+            format!("secrets: {}", source.secrets.iter().map(|k| k.name).collect::<Vec<_>>().join(" and "))
+        }
     }
 }

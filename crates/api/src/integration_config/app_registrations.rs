@@ -3,7 +3,8 @@
 
 use axum::Json;
 use axum::extract::State;
-use ctxsync_core::{ConfigState, Credentials, IntegrationType};
+use ctxsync_core::{ConfigState, IntegrationType};
+use ctxsync_sources::Credentials;
 use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
@@ -80,16 +81,14 @@ pub async fn app_registrations(
     let mut registrations = Vec::with_capacity(configs.len());
     for config in &configs {
         let Some(secrets) = state.store.load_secrets(auth.org_id, config.id).await? else { continue };
-        let Ok(Credentials::EntraId(credentials)) = Credentials::parse(IntegrationType::EntraId, &secrets)
-        else {
-            continue;
-        };
+        let Ok(credentials) = Credentials::parse(IntegrationType::EntraId, &secrets) else { continue };
+        let Some(client_id) = ctxsync_sources::entra_client_id(&credentials) else { continue };
         registrations.push(AppRegistration {
-            client_id: credentials.client_id,
+            client_id: client_id.to_owned(),
             error_count: i64::from(config.state == ConfigState::Invalid),
             resource_collection_enabled: config.enabled && config.state == ConfigState::Valid,
             subscription_count: 0,
-            tenant_id: config.entra_tenant().to_owned(),
+            tenant_id: ctxsync_sources::entra_tenant(&config.domain, &config.settings).to_owned(),
         });
     }
     let first = configs.first();

@@ -5,9 +5,10 @@
 //! from `secrets`.
 
 use ctxsync_core::{
-    ConfigId, ConfigName, ConfigPatch, Credentials, DeletionGuard, Domain, FieldErrors, IntegrationType,
-    NewConfig, Schedule, SecretValue, Settings,
+    ConfigId, ConfigName, ConfigPatch, DeletionGuard, Domain, FieldErrors, IntegrationType, NewConfig,
+    Schedule, SecretValue, Settings,
 };
+use ctxsync_sources::Credentials;
 use serde_json::{Map, Value};
 
 const RESOURCE_TYPE: &str = "integration_config";
@@ -229,12 +230,8 @@ fn integration_type(v: &Value, errors: &mut FieldErrors) -> Option<IntegrationTy
         errors.push(path, format!("must be one of {}", IntegrationType::expected_list()));
         return None;
     };
-    if !t.is_supported() {
-        let supported: Vec<&str> = IntegrationType::ALL
-            .into_iter()
-            .filter(|t| t.is_supported())
-            .map(IntegrationType::as_str)
-            .collect();
+    if ctxsync_sources::source(t).is_none() {
+        let supported: Vec<&str> = ctxsync_sources::sources().map(|s| s.integration_type.as_str()).collect();
         errors.push(
             path,
             format!(

@@ -44,7 +44,7 @@ fn parse_id(raw: &str) -> Result<ConfigId, ApiError> {
 /// Logs the settings keys that look like typos of keys ctxsync reads: `settings` is free-form, so
 /// such a key is accepted, and would otherwise do nothing without a word.
 fn warn_setting_typos(config: &Config) {
-    for typo in ctxsync_core::setting_typos(&config.settings) {
+    for typo in ctxsync_sources::setting_typos(&config.settings) {
         tracing::warn!(
             config_id = %config.id,
             key = ?typo.key,

@@ -196,55 +196,33 @@ impl Operation {
     }
 }
 
-/// The contract's name fragment of a type (`GoogleWorkspace`, `EntraId`, …).
-fn type_infix(t: IntegrationType) -> &'static str {
-    match t {
-        IntegrationType::GoogleWorkspace => "GoogleWorkspace",
-        IntegrationType::Okta => "Okta",
-        IntegrationType::EntraId => "EntraId",
-        IntegrationType::CrowdStrike => "CrowdStrike",
-        IntegrationType::SentinelOne => "SentinelOne",
-    }
-}
-
+/// The types this build can sync.
 fn supported() -> impl Iterator<Item = IntegrationType> {
-    IntegrationType::ALL.into_iter().filter(|t| t.is_supported())
+    ctxsync_sources::sources().map(|s| s.integration_type)
 }
 
 fn attributes_name(op: Operation, t: IntegrationType) -> String {
-    format!("SecurityMonitoring{}{}Attributes", type_infix(t), op.infix())
+    format!("SecurityMonitoring{}{}Attributes", t.schema_infix(), op.infix())
 }
 
 fn secrets_name(t: IntegrationType) -> String {
-    format!("SecurityMonitoringIntegrationConfig{}Secrets", type_infix(t))
+    format!("SecurityMonitoringIntegrationConfig{}Secrets", t.schema_infix())
 }
 
+/// A type's secrets as its source describes them: every key required.
 fn secrets_schema(t: IntegrationType) -> RefOr<Schema> {
-    let object = ObjectBuilder::new().schema_type(Type::Object);
-    match t {
-        IntegrationType::Okta => object
-            .description(Some("Credentials for an Okta entity context sync."))
-            .property("api_token", string().description(Some("An Okta API token (sent as `SSWS`).")))
-            .required("api_token")
-            .into(),
-        IntegrationType::GoogleWorkspace => object
-            .description(Some("Credentials for a Google Workspace entity context sync."))
-            .property("admin_email", string().description(Some("The admin email to impersonate for domain-wide delegation.")))
-            .property("service_account_json", reference("SecurityMonitoringIntegrationConfigGoogleWorkspaceServiceAccount"))
-            .required("service_account_json")
-            .required("admin_email")
-            .into(),
-        IntegrationType::EntraId => object
-            .description(Some(
-                "Credentials of an Entra ID app registration with User.Read.All, Group.Read.All and Device.Read.All (client credentials).",
-            ))
-            .property("client_id", string().description(Some("The application (client) ID.")))
-            .property("client_secret", string().description(Some("A client secret of the app registration.")))
-            .required("client_id")
-            .required("client_secret")
-            .into(),
-        IntegrationType::CrowdStrike | IntegrationType::SentinelOne => object.into(),
+    let mut object = ObjectBuilder::new().schema_type(Type::Object);
+    if let Some(source) = ctxsync_sources::source(t) {
+        object = object.description(Some(source.credentials));
+        for key in source.secrets {
+            let value = match key.schema {
+                Some(component) => reference(component),
+                None => string().description(Some(key.description)).into(),
+            };
+            object = object.property(key.name, value).required(key.name);
+        }
     }
+    object.into()
 }
 
 fn service_account_schema() -> RefOr<Schema> {

@@ -1,6 +1,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
-use ctxsync_core::{Config, ConfigId, ConfigPatch, ConfigState, Credentials, FieldErrors, OrgId};
+use ctxsync_core::{Config, ConfigId, ConfigPatch, ConfigState, FieldErrors, OrgId};
+use ctxsync_sources::Credentials;
 
 use super::body::parse_update;
 use super::response::ConfigResponse;
@@ -59,7 +60,10 @@ pub(super) async fn apply_patch(
     let current = state.store.get_config(org_id, id).await?.ok_or_else(ApiError::config_not_found)?;
     let current_secrets =
         state.store.load_secrets(org_id, id).await?.ok_or_else(ApiError::config_not_found)?;
-    let plan = patch.plan(&current, &current_secrets, ctxsync_core::now()).map_err(FieldErrors::from)?;
+    let next_type = patch.integration_type.unwrap_or(current.integration_type);
+    let validated = ctxsync_sources::source(next_type).map_or(&[][..], |s| s.validated_settings);
+    let plan =
+        patch.plan(&current, &current_secrets, validated, ctxsync_core::now()).map_err(FieldErrors::from)?;
     let mut config = plan.config;
     if plan.revalidate {
         let secrets = patch.secrets.as_ref().unwrap_or(&current_secrets);

@@ -1,6 +1,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use ctxsync_core::{ConfigState, Credentials};
+use ctxsync_core::ConfigState;
+use ctxsync_sources::Credentials;
 use ctxsync_sources::SourceError;
 
 use super::body::parse_validate;

@@ -204,13 +204,5 @@ fn uuid_hex() -> String {
 /// Every source routed to the local fakes: the demo's, and the tests' and benchmarks' that run the
 /// service against them.
 pub fn fake_endpoints(fakes: &Fakes) -> Endpoints {
-    let url = |s: String| Some(s.parse().expect("a fake's address is a URL"));
-    Endpoints {
-        okta_base_url: url(fakes.okta.base_url()),
-        google_token_url: url(fakes.google.token_url()),
-        google_directory_base_url: url(fakes.google.directory_base_url()),
-        entra_login_base_url: url(fakes.entra.login_base_url()),
-        graph_base_url: url(fakes.entra.graph_base_url()),
-        allow_private: false,
-    }
+    Endpoints::overridden(fakes.base_urls())
 }

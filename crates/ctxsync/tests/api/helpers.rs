@@ -75,7 +75,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     let master_key = MASTER_KEY.to_string();
     let mut endpoints = if options.use_fakes { fake_endpoints(&fakes) } else { Endpoints::default() };
     if let Some(okta) = options.okta_base_url {
-        endpoints.okta_base_url = Some(okta.parse().unwrap());
+        endpoints = endpoints.with("CTXSYNC_OKTA_BASE_URL", okta.parse().unwrap());
     }
     let api_key = "0123456789abcdef0123456789abcdef".to_string();
     let app_key = "0123456789abcdef0123456789abcdef01234567".to_string();

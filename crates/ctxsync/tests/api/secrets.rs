@@ -1,7 +1,8 @@
 //! Plaintext secrets never leave the service: not in the database file, the log at debug level,
 //! a response, or a `Debug` print.
 
-use ctxsync_core::{Credentials, IntegrationType, SecretValue};
+use ctxsync_core::{IntegrationType, SecretValue};
+use ctxsync_sources::Credentials;
 use reqwest::Method;
 use serde_json::{Value, json};
 

@@ -186,6 +186,17 @@ impl FakeEntra {
         self.state.base_url.clone()
     }
 
+    /// The variables that send ctxsync's Entra ID requests here, with their values.
+    pub fn base_urls(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("CTXSYNC_ENTRA_LOGIN_BASE_URL", self.login_base_url()),
+            (Self::PORT_VARIABLE, self.graph_base_url()),
+        ]
+    }
+
+    /// The variable whose URL names this fake's port.
+    pub const PORT_VARIABLE: &str = "CTXSYNC_GRAPH_BASE_URL";
+
     /// The tenant's id (a GUID).
     pub fn tenant_id(&self) -> String {
         self.state.tenant.read().expect("tenant lock").tenant_id.clone()

@@ -198,6 +198,14 @@ impl FakeGoogle {
         self.base_url.clone()
     }
 
+    /// The variables that send ctxsync's Google requests here, with their values.
+    pub fn base_urls(&self) -> Vec<(&'static str, String)> {
+        vec![("CTXSYNC_GOOGLE_TOKEN_URL", self.token_url()), (Self::PORT_VARIABLE, self.directory_base_url())]
+    }
+
+    /// The variable whose URL names this fake's port.
+    pub const PORT_VARIABLE: &str = "CTXSYNC_GOOGLE_DIRECTORY_BASE_URL";
+
     /// The Workspace account's primary domain.
     pub fn domain(&self) -> String {
         self.state.tenant.read().expect("tenant lock").domain.clone()

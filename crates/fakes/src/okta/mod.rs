@@ -123,6 +123,14 @@ impl FakeOkta {
         self.state.base_url.clone()
     }
 
+    /// The variables that send ctxsync's Okta requests here, with their values.
+    pub fn base_urls(&self) -> Vec<(&'static str, String)> {
+        vec![(Self::PORT_VARIABLE, self.base_url())]
+    }
+
+    /// The variable whose URL names this fake's port.
+    pub const PORT_VARIABLE: &str = "CTXSYNC_OKTA_BASE_URL";
+
     /// The org's host, for a config's `domain`.
     pub fn domain(&self) -> String {
         self.domain.clone()

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use ctxsync_core::EntraIdCredentials;
+use super::EntraIdCredentials;
 use reqwest::header::ACCEPT;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use ctxsync_core::EntraIdCredentials;
+use super::EntraIdCredentials;
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
 use serde::Deserialize;
@@ -242,11 +242,11 @@ mod tests {
         let http = Http::new(crate::http::RetryPolicy::VALIDATION).unwrap();
         let credentials =
             EntraIdCredentials { client_id: "app".into(), client_secret: "s".to_string().into() };
-        let endpoints = Endpoints {
-            graph_base_url: Some(Url::parse("http://proxy.local:8080/graph/").unwrap()),
-            ..Endpoints::default()
-        };
-        let client = GraphClient::new(&http, endpoints.entra_login(), endpoints.graph(), "t", &credentials);
+        let endpoints = Endpoints::default()
+            .with(super::super::GRAPH.env, Url::parse("http://proxy.local:8080/graph/").unwrap());
+        let (login, graph) = (&super::super::LOGIN, &super::super::GRAPH);
+        let client =
+            GraphClient::new(&http, endpoints.target(login), endpoints.target(graph), "t", &credentials);
         let link = "https://graph.microsoft.com/v1.0/users/delta?$deltatoken=a%2Bb_c";
         assert_eq!(
             client.rebase(link).unwrap().as_str(),
@@ -255,8 +255,8 @@ mod tests {
         assert!(client.rebase("https://evil.example/other").is_err());
         let direct = GraphClient::new(
             &http,
-            Endpoints::default().entra_login(),
-            Endpoints::default().graph(),
+            Endpoints::default().target(login),
+            Endpoints::default().target(graph),
             "t",
             &credentials,
         );

@@ -98,6 +98,8 @@ pub(super) struct GraphUser<'a> {
     #[serde(borrow)]
     employee_id: Text<'a>,
     #[serde(borrow)]
+    on_premises_immutable_id: Text<'a>,
+    #[serde(borrow)]
     created_date_time: Text<'a>,
     #[serde(borrow, rename = "manager@delta")]
     manager: Many<Object<Manager<'a>>>,
@@ -129,12 +131,16 @@ impl GraphUser<'_> {
 pub(super) fn user(id: &str, graph: &GraphUser, admin_roles: &[String]) -> User {
     let owned = |t: &Text| t.get().map(str::to_string);
     let mut emails: Vec<String> = Vec::new();
-    let proxies = graph.proxy_addresses.0.iter().filter_map(|p| {
-        let (scheme, address) = p.get()?.split_once(':')?;
-        scheme.eq_ignore_ascii_case("smtp").then_some(address)
-    });
+    let proxies = || {
+        graph.proxy_addresses.0.iter().filter_map(|p| {
+            let (scheme, address) = p.get()?.split_once(':')?;
+            scheme.eq_ignore_ascii_case("smtp").then_some(address)
+        })
+    };
+    // Entra verifies `mail` and the SMTP proxy addresses; `otherMails` are user-supplied.
+    let verified_emails = User::verified_emails(graph.mail.get().into_iter().chain(proxies()));
     let others = graph.other_mails.0.iter().filter_map(Text::get);
-    for address in graph.mail.get().into_iter().chain(others).chain(proxies) {
+    for address in graph.mail.get().into_iter().chain(others).chain(proxies()) {
         let address = address.trim().to_lowercase();
         if !address.is_empty() && !emails.contains(&address) {
             emails.push(address);
@@ -147,6 +153,8 @@ pub(super) fn user(id: &str, graph: &GraphUser, admin_roles: &[String]) -> User 
         source_id: id.to_string(),
         login: owned(&graph.user_principal_name).unwrap_or_else(|| id.to_string()),
         emails,
+        verified_emails,
+        immutable_id: User::immutable_id(graph.on_premises_immutable_id.get()),
         display_name: owned(&graph.display_name),
         given_name: owned(&graph.given_name),
         family_name: owned(&graph.surname),
@@ -242,6 +250,7 @@ mod tests {
             "proxyAddresses": ["SMTP:ada.lovelace@contoso.com", "smtp:ada@contoso.onmicrosoft.com", "X500:/o=x", "sip:ada@contoso.com"],
             "accountEnabled": false,
             "createdDateTime": "2024-01-02T03:04:05Z",
+            "onPremisesImmutableId": " AbC+/w== ",
             "manager@delta": [{"@odata.type": "#microsoft.graph.user", "id": "m1"}],
         });
         let ada = read("u1", &raw, &["Global Administrator".to_string()]);
@@ -249,6 +258,9 @@ mod tests {
             ada.emails,
             ["ada.lovelace@contoso.com", "ada@outlook.com", "ada@contoso.onmicrosoft.com"]
         );
+        // `otherMails` is user-supplied: not vouched for.
+        assert_eq!(ada.verified_emails, ["ada.lovelace@contoso.com", "ada@contoso.onmicrosoft.com"]);
+        assert_eq!(ada.immutable_id.as_deref(), Some("AbC+/w=="));
         assert_eq!(ada.status, UserStatus::Suspended);
         assert_eq!(ada.login, "ada@contoso.onmicrosoft.com");
         assert_eq!(ada.manager.as_deref(), Some("m1"));

@@ -12,15 +12,127 @@ mod pages;
 #[cfg(test)]
 mod tests;
 
-use ctxsync_core::EntraIdCredentials;
-use serde_json::Value;
+use ctxsync_core::{Config, FieldErrors, IntegrationType, Settings};
+use secrecy::SecretString;
+use serde_json::{Map, Value};
 
-use crate::endpoints::Target;
+use crate::endpoints::{Endpoints, Target};
 use crate::http::Http;
+use crate::registry::{BaseUrl, Connector, Credentials, SecretKey, SourceInfo, required_secret};
 use crate::{PageSink, SourceError, SyncError, SyncMode, sync::Outcome};
 use client::GraphClient;
 
-pub(crate) async fn validate(
+/// `settings.tenant_id`: the tenant to sign in to, when the domain does not name it.
+const TENANT_ID: &str = "tenant_id";
+
+static LOGIN: BaseUrl = BaseUrl {
+    flag: "entra-login-base-url",
+    env: "CTXSYNC_ENTRA_LOGIN_BASE_URL",
+    default: Some("https://login.microsoftonline.com"),
+    help: "The Microsoft identity platform's base URL, for Entra ID tokens.",
+};
+
+static GRAPH: BaseUrl = BaseUrl {
+    flag: "graph-base-url",
+    env: "CTXSYNC_GRAPH_BASE_URL",
+    default: Some("https://graph.microsoft.com"),
+    help: "Microsoft Graph's base URL.",
+};
+
+pub(crate) struct EntraId;
+
+static INFO: SourceInfo = SourceInfo {
+    integration_type: IntegrationType::EntraId,
+    credentials: "Credentials of an Entra ID app registration with User.Read.All, Group.Read.All and \
+                  Device.Read.All (client credentials).",
+    secrets: &[
+        SecretKey {
+            name: "client_id",
+            description: "The app registration's application (client) ID.",
+            schema: None,
+        },
+        SecretKey {
+            name: "client_secret",
+            description: "A client secret of the app registration.",
+            schema: None,
+        },
+    ],
+    settings: &[TENANT_ID],
+    validated_settings: &[TENANT_ID],
+    base_urls: &[&LOGIN, &GRAPH],
+};
+
+/// An app registration using the client-credentials grant.
+#[derive(Debug, Clone)]
+pub(crate) struct EntraIdCredentials {
+    pub(crate) client_id: String,
+    pub(crate) client_secret: SecretString,
+}
+
+/// The app registration's client id, for the app registrations route; `None` for credentials
+/// of another type.
+pub fn client_id(credentials: &Credentials) -> Option<&str> {
+    credentials.get::<EntraIdCredentials>().ok().map(|c| c.client_id.as_str())
+}
+
+/// The tenant to sign in to: `settings.tenant_id` when set, else the domain (a verified domain
+/// such as `contoso.onmicrosoft.com` names its tenant too).
+pub fn tenant<'a>(domain: &'a str, settings: &'a Settings) -> &'a str {
+    match settings.get(TENANT_ID).and_then(Value::as_str) {
+        Some(t) if !t.trim().is_empty() => t.trim(),
+        _ => domain,
+    }
+}
+
+#[async_trait::async_trait]
+impl Connector for EntraId {
+    fn info(&self) -> &'static SourceInfo {
+        &INFO
+    }
+
+    fn parse(&self, secrets: &Map<String, Value>, errors: &mut FieldErrors) -> Option<Credentials> {
+        let client_id = required_secret(secrets, "client_id", errors);
+        let client_secret = required_secret(secrets, "client_secret", errors);
+        let parsed =
+            EntraIdCredentials { client_id: client_id?, client_secret: SecretString::from(client_secret?) };
+        Some(Credentials::new(INFO.integration_type, parsed))
+    }
+
+    async fn validate(
+        &self,
+        http: &Http,
+        endpoints: &Endpoints,
+        domain: &str,
+        settings: &Settings,
+        credentials: &Credentials,
+    ) -> Result<(), SourceError> {
+        let tenant = tenant(domain, settings);
+        validate(http, &endpoints.target(&LOGIN), endpoints.target(&GRAPH), tenant, credentials.get()?).await
+    }
+
+    async fn sync(
+        &self,
+        http: &Http,
+        endpoints: &Endpoints,
+        config: &Config,
+        credentials: &Credentials,
+        mode: SyncMode,
+        sink: &mut dyn PageSink,
+    ) -> Result<Outcome, SyncError> {
+        let tenant = tenant(&config.domain, &config.settings);
+        check_tenant(tenant)?;
+        let mut client = GraphClient::new(
+            http,
+            endpoints.target(&LOGIN),
+            endpoints.target(&GRAPH),
+            tenant,
+            credentials.get()?,
+        );
+        pages::sync(&mut client, mode, sink).await
+    }
+}
+
+async fn validate(
     http: &Http,
     login: &Target,
     graph: Target,
@@ -44,22 +156,6 @@ pub(crate) async fn validate(
         }
     }
     Ok(())
-}
-
-/// Lists the tenant's users, groups (with their members) and devices: everything on a full
-/// run, the changes since the cursor's delta links on an incremental one.
-pub(crate) async fn sync(
-    http: &Http,
-    login: Target,
-    graph: Target,
-    tenant: &str,
-    credentials: &EntraIdCredentials,
-    mode: SyncMode,
-    sink: &mut dyn PageSink,
-) -> Result<Outcome, SyncError> {
-    check_tenant(tenant)?;
-    let mut client = GraphClient::new(http, login, graph, tenant, credentials);
-    pages::sync(&mut client, mode, sink).await
 }
 
 fn check_tenant(tenant: &str) -> Result<(), SourceError> {

@@ -6,17 +6,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use ctxsync_core::{
-    Config, ConfigId, ConfigState, Credentials, Entity, EntityKind, IntegrationType, Membership, OrgId,
-    Record, SecretValue, Settings, UserStatus,
+    Config, ConfigId, ConfigState, Entity, EntityKind, IntegrationType, Membership, OrgId, Record,
+    SecretValue, Settings, UserStatus,
 };
 use ctxsync_fakes::{EntraSnapshot, FakeEntra, Listing, MemberKind, TenantSpec};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
-use url::Url;
 
 use crate::{
-    Coverage, Endpoints, Outcome, Page, PageSink, Removal, SinkError, SourceError, Sources, SyncError,
-    SyncMode,
+    Coverage, Credentials, Endpoints, Outcome, Page, PageSink, Removal, SinkError, SourceError, Sources,
+    SyncError, SyncMode,
 };
 
 /// What the connector selects, beyond what the snapshot may hold as `null`.
@@ -152,12 +151,7 @@ fn credentials(id: &str, secret: &str) -> Credentials {
 }
 
 fn sources(fake: &FakeEntra) -> Sources {
-    Sources::new(Endpoints {
-        entra_login_base_url: Some(Url::parse(&fake.login_base_url()).unwrap()),
-        graph_base_url: Some(Url::parse(&fake.graph_base_url()).unwrap()),
-        ..Endpoints::default()
-    })
-    .unwrap()
+    Sources::new(Endpoints::overridden(fake.base_urls())).unwrap()
 }
 
 async fn sync_with(

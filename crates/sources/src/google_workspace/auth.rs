@@ -4,14 +4,15 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ctxsync_core::GoogleWorkspaceCredentials;
+use super::credentials::GoogleWorkspaceCredentials;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::header::ACCEPT;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+use super::TOKEN_URL as GOOGLE_TOKEN_URL;
 use crate::SourceError;
-use crate::endpoints::{GOOGLE_TOKEN_URL, Target};
+use crate::endpoints::Target;
 use crate::http::{AccessToken, Http, Reply, Retry, excerpt, retry_after, transient, unavailable};
 
 const SOURCE: &str = "Google's token endpoint";

@@ -28,6 +28,8 @@ pub(super) struct GoogleUser<'a> {
     #[serde(borrow)]
     aliases: Many<Text<'a>>,
     #[serde(borrow)]
+    non_editable_aliases: Many<Text<'a>>,
+    #[serde(borrow)]
     name: Object<Name<'a>>,
     #[serde(borrow)]
     organizations: Many<Object<Organization<'a>>>,
@@ -124,6 +126,10 @@ pub(super) fn user(google: &GoogleUser) -> Option<User> {
             emails.push(address);
         }
     }
+    // Google owns the primary address and the aliases; `emails` is free-form.
+    let owned = [&google.aliases, &google.non_editable_aliases].map(|a| a.0.iter().filter_map(Text::get));
+    let verified_emails =
+        User::verified_emails(google.primary_email.get().into_iter().chain(owned.into_iter().flatten()));
     let name = &google.name.0;
     let organizations = &google.organizations.0;
     let organization = organizations.iter().find(|o| o.0.primary.is_true()).or_else(|| organizations.first());
@@ -139,6 +145,8 @@ pub(super) fn user(google: &GoogleUser) -> Option<User> {
         source_id,
         login,
         emails,
+        verified_emails,
+        immutable_id: None,
         display_name: name.display_name.non_blank().or_else(|| name.full_name.non_blank()),
         given_name: name.given_name.non_blank(),
         family_name: name.family_name.non_blank(),
@@ -205,6 +213,7 @@ mod tests {
             "creationTime": "2024-01-02T03:04:05.000Z",
             "emails": [{"address": "ada@example.com", "primary": true}, {"address": "Ada@Example.NET"}],
             "aliases": ["ada@example.net", "countess@example.com"],
+            "nonEditableAliases": ["ada@example.test-google-a.com"],
             "organizations": [{"title": "Analyst", "department": "Research", "primary": true}],
             "relations": [{"value": "charles@example.com", "type": "manager"}],
             "externalIds": [{"value": "X1", "type": "custom"}, {"value": "100042", "type": "organization"}],
@@ -212,6 +221,12 @@ mod tests {
         });
         let u = read(&raw).unwrap();
         assert_eq!(u.emails, ["ada@example.com", "ada@example.net", "countess@example.com"]);
+        // The free-form `emails` list is not vouched for; the non-editable aliases are.
+        assert_eq!(
+            u.verified_emails,
+            ["ada@example.com", "ada@example.net", "ada@example.test-google-a.com", "countess@example.com"]
+        );
+        assert_eq!(u.immutable_id, None);
         assert_eq!(u.status, UserStatus::Suspended);
         assert_eq!((u.title.as_deref(), u.department.as_deref()), (Some("Analyst"), Some("Research")));
         assert_eq!(u.manager.as_deref(), Some("charles@example.com"));

@@ -8,20 +8,100 @@
 
 mod auth;
 mod client;
+mod credentials;
 mod map;
 mod pages;
 
-use ctxsync_core::GoogleWorkspaceCredentials;
-use serde_json::Value;
+use ctxsync_core::{Config, FieldErrors, IntegrationType, Settings};
+use serde_json::{Map, Value};
 
-use crate::SourceError;
-use crate::endpoints::Target;
+use crate::endpoints::{Endpoints, Target};
 use crate::http::Http;
+use crate::registry::{BaseUrl, Connector, Credentials, SecretKey, SourceInfo};
+use crate::{Outcome, PageSink, SourceError, SyncError, SyncMode};
 use auth::ServiceAccount;
 use client::DirectoryClient;
-pub(crate) use pages::sync;
+use credentials::GoogleWorkspaceCredentials;
 
-pub(crate) async fn validate(
+/// Google's token endpoint. Also the JWT's `aud`, whatever URL the request goes to: Google checks
+/// the audience against this value, not against the URL that received the request.
+const TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
+
+static TOKEN: BaseUrl = BaseUrl {
+    flag: "google-token-url",
+    env: "CTXSYNC_GOOGLE_TOKEN_URL",
+    default: Some(TOKEN_URL),
+    help: "Google's OAuth token endpoint (the full URL).",
+};
+
+static DIRECTORY: BaseUrl = BaseUrl {
+    flag: "google-directory-base-url",
+    env: "CTXSYNC_GOOGLE_DIRECTORY_BASE_URL",
+    default: Some("https://admin.googleapis.com"),
+    help: "The Admin SDK Directory API's base URL.",
+};
+
+pub(crate) struct GoogleWorkspace;
+
+static INFO: SourceInfo = SourceInfo {
+    integration_type: IntegrationType::GoogleWorkspace,
+    credentials: "Credentials for a Google Workspace entity context sync.",
+    secrets: &[
+        SecretKey {
+            name: "service_account_json",
+            description: "The service account's key file, as an object (or its text).",
+            schema: Some("SecurityMonitoringIntegrationConfigGoogleWorkspaceServiceAccount"),
+        },
+        SecretKey {
+            name: "admin_email",
+            description: "The Workspace admin the service account impersonates.",
+            schema: None,
+        },
+    ],
+    settings: &[],
+    validated_settings: &[],
+    base_urls: &[&TOKEN, &DIRECTORY],
+};
+
+#[async_trait::async_trait]
+impl Connector for GoogleWorkspace {
+    fn info(&self) -> &'static SourceInfo {
+        &INFO
+    }
+
+    fn parse(&self, secrets: &Map<String, Value>, errors: &mut FieldErrors) -> Option<Credentials> {
+        credentials::parse(secrets, errors).map(|c| Credentials::new(INFO.integration_type, c))
+    }
+
+    /// The domain is not needed: the impersonated admin's account is the tenant
+    /// (`customer=my_customer`).
+    async fn validate(
+        &self,
+        http: &Http,
+        endpoints: &Endpoints,
+        _: &str,
+        _: &Settings,
+        credentials: &Credentials,
+    ) -> Result<(), SourceError> {
+        validate(http, &endpoints.target(&TOKEN), endpoints.target(&DIRECTORY), credentials.get()?).await
+    }
+
+    /// Google has no incremental listing: every run lists everything, whatever `mode`.
+    async fn sync(
+        &self,
+        http: &Http,
+        endpoints: &Endpoints,
+        _: &Config,
+        credentials: &Credentials,
+        _: SyncMode,
+        sink: &mut dyn PageSink,
+    ) -> Result<Outcome, SyncError> {
+        pages::sync(http, endpoints.target(&TOKEN), endpoints.target(&DIRECTORY), credentials.get()?, sink)
+            .await
+    }
+}
+
+async fn validate(
     http: &Http,
     token_target: &Target,
     directory_target: Target,

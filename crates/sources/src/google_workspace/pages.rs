@@ -10,7 +10,9 @@
 //! memberships the run should hand over, once the members it deliberately leaves out (the
 //! whole account, outsiders) are taken off.
 
-use ctxsync_core::{Entity, GoogleWorkspaceCredentials, Membership, Record};
+use ctxsync_core::{Entity, Membership, Record};
+
+use super::credentials::GoogleWorkspaceCredentials;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;

@@ -1,7 +1,7 @@
 //! Okta API tokens: a static token sent as `Authorization: SSWS <token>`, with no exchange. The
 //! token acts with the permissions of the admin who created it.
 
-use ctxsync_core::OktaCredentials;
+use super::OktaCredentials;
 use reqwest::header::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
 

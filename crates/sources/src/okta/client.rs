@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use ctxsync_core::OktaCredentials;
+use super::OktaCredentials;
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, AUTHORIZATION, DATE, HeaderMap, LINK};
 use serde::Deserialize;
@@ -351,7 +351,7 @@ mod tests {
     #[test]
     fn links_are_followed_only_on_the_orgs_origin() {
         let http = Http::new(crate::http::RetryPolicy::VALIDATION).unwrap();
-        let target = crate::Endpoints::default().okta("acme.okta.com").unwrap();
+        let target = super::super::target(&crate::Endpoints::default(), "acme.okta.com").unwrap();
         let credentials = OktaCredentials { api_token: "00token".to_string().into() };
         let client = OktaClient::new(&http, target, &credentials);
         let from = client.url(&["api", "v1", "users"], &[("limit", "200")]);

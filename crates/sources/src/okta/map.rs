@@ -76,6 +76,8 @@ struct Profile<'a> {
     manager_id: Text<'a>,
     #[serde(borrow)]
     employee_number: Text<'a>,
+    #[serde(borrow)]
+    external_id: Text<'a>,
 }
 
 impl OktaUser<'_> {
@@ -121,6 +123,9 @@ pub(super) fn user(
         source_id,
         login: profile.login.non_blank().unwrap_or_default(),
         emails,
+        // Okta verifies the primary `email`; `secondEmail` is whatever the user typed.
+        verified_emails: User::verified_emails(profile.email.get()),
+        immutable_id: User::immutable_id(profile.external_id.get()),
         display_name,
         given_name,
         family_name,
@@ -220,6 +225,7 @@ mod tests {
                 "lastName": "Lovelace",
                 "managerId": "00u0",
                 "department": "Engineering",
+                "externalId": "Zz9==",
             },
         });
         let factors = vec![MfaFactor {
@@ -229,6 +235,10 @@ mod tests {
         }];
         let u = read(&raw, vec!["SUPER_ADMIN".into()], Some(factors)).unwrap();
         assert_eq!(u.emails, ["ada@acme.com"]);
+        assert_eq!(
+            (u.verified_emails.as_slice(), u.immutable_id.as_deref()),
+            (&["ada@acme.com".to_string()][..], Some("Zz9=="))
+        );
         assert_eq!(u.display_name.as_deref(), Some("Ada Lovelace"));
         assert_eq!(u.status, UserStatus::Locked);
         assert_eq!(u.manager.as_deref(), Some("00u0"));
@@ -261,6 +271,7 @@ mod tests {
         });
         let u = read(&raw, vec![], None).unwrap();
         assert_eq!(u.emails, ["grace@acme.com"]);
+        assert!(u.verified_emails.is_empty(), "secondEmail is whatever the user typed");
         assert_eq!((u.given_name, u.display_name.as_deref()), (None, Some("Hopper")));
         assert_eq!((u.title, u.department, u.manager), (None, None, None));
         assert_eq!(u.status, UserStatus::Pending);

@@ -13,20 +13,92 @@ mod client;
 mod map;
 mod pages;
 
-use ctxsync_core::OktaCredentials;
-use serde_json::Value;
+use ctxsync_core::{Config, FieldErrors, IntegrationType, Settings};
+use secrecy::SecretString;
+use serde_json::{Map, Value};
 
-use crate::SourceError;
-use crate::endpoints::Target;
+use crate::endpoints::{Endpoints, Target};
 use crate::http::Http;
+use crate::registry::{BaseUrl, Connector, Credentials, SecretKey, SourceInfo, required_secret};
+use crate::{Outcome, PageSink, SourceError, SyncError, SyncMode};
 use client::OktaClient;
-pub(crate) use pages::sync;
 
-pub(crate) async fn validate(
-    http: &Http,
-    target: Target,
-    credentials: &OktaCredentials,
-) -> Result<(), SourceError> {
+/// `settings.okta_include_factors`: read each listed user's MFA factors (default off).
+pub(crate) const INCLUDE_FACTORS: &str = "okta_include_factors";
+
+/// The org's host is the config's domain.
+static BASE_URL: BaseUrl = BaseUrl {
+    flag: "okta-base-url",
+    env: "CTXSYNC_OKTA_BASE_URL",
+    default: None,
+    help: "Send Okta requests here instead of https://{domain} (tests, a proxy).",
+};
+
+pub(crate) struct Okta;
+
+static INFO: SourceInfo = SourceInfo {
+    integration_type: IntegrationType::Okta,
+    credentials: "Credentials for an Okta entity context sync.",
+    secrets: &[SecretKey {
+        name: "api_token",
+        description: "An Okta API token (sent as `SSWS`).",
+        schema: None,
+    }],
+    settings: &[INCLUDE_FACTORS],
+    validated_settings: &[],
+    base_urls: &[&BASE_URL],
+};
+
+#[derive(Debug, Clone)]
+pub(crate) struct OktaCredentials {
+    /// Sent as `Authorization: SSWS <token>`.
+    pub(crate) api_token: SecretString,
+}
+
+fn target(endpoints: &Endpoints, domain: &str) -> Result<Target, SourceError> {
+    endpoints.domain(&BASE_URL, domain, "Okta", "acme.okta.com")
+}
+
+#[async_trait::async_trait]
+impl Connector for Okta {
+    fn info(&self) -> &'static SourceInfo {
+        &INFO
+    }
+
+    fn parse(&self, secrets: &Map<String, Value>, errors: &mut FieldErrors) -> Option<Credentials> {
+        let api_token = required_secret(secrets, "api_token", errors)?;
+        Some(Credentials::new(
+            INFO.integration_type,
+            OktaCredentials { api_token: SecretString::from(api_token) },
+        ))
+    }
+
+    async fn validate(
+        &self,
+        http: &Http,
+        endpoints: &Endpoints,
+        domain: &str,
+        _: &Settings,
+        credentials: &Credentials,
+    ) -> Result<(), SourceError> {
+        validate(http, target(endpoints, domain)?, credentials.get()?).await
+    }
+
+    async fn sync(
+        &self,
+        http: &Http,
+        endpoints: &Endpoints,
+        config: &Config,
+        credentials: &Credentials,
+        mode: SyncMode,
+        sink: &mut dyn PageSink,
+    ) -> Result<Outcome, SyncError> {
+        let target = target(endpoints, &config.domain)?;
+        pages::sync(http, target, credentials.get()?, &config.settings, mode, sink).await
+    }
+}
+
+async fn validate(http: &Http, target: Target, credentials: &OktaCredentials) -> Result<(), SourceError> {
     let client = OktaClient::new(http, target, credentials);
     let me = client.get(&["api", "v1", "users", "me"], &[], "read the token's own user").await?;
     expect_json(&client, me.json::<Value>().filter(|v| v.get("id").is_some()), "the token's user")?;

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
-use ctxsync_core::{Entity, EntityKind, Membership, MfaFactor, OktaCredentials, Record, Settings, User};
+use ctxsync_core::{Entity, EntityKind, Membership, MfaFactor, Record, Settings, User};
 use futures::{StreamExt, TryStreamExt, stream};
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
@@ -30,6 +30,7 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use url::Url;
 
+use super::OktaCredentials;
 use super::client::{Got, OktaClient};
 use super::map::{self, OktaUser};
 use crate::SourceError;
@@ -41,7 +42,7 @@ use crate::sync::{Coverage, Cursor, Expected, MEMBERSHIP, Outcome, Page, PageSin
 /// Okta's largest page for users and members, and its recommendation for groups.
 const PAGE_SIZE: &str = "200";
 /// The settings key that turns on reading each listed user's factors (default off).
-const INCLUDE_FACTORS: &str = ctxsync_core::OKTA_INCLUDE_FACTORS;
+use super::INCLUDE_FACTORS;
 
 /// Where the next incremental run starts. Timestamps are Okta's own (`lastUpdated`), so no
 /// clock but Okta's is involved.

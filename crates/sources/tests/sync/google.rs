@@ -10,11 +10,7 @@ use tokio::time::Instant;
 use super::*;
 
 fn google_sources(fake: &FakeGoogle) -> Sources {
-    sources(Endpoints {
-        google_token_url: url(&fake.token_url()),
-        google_directory_base_url: url(&fake.directory_base_url()),
-        ..Endpoints::default()
-    })
+    sources(Endpoints::overridden(fake.base_urls()))
 }
 
 fn google_config(fake: &FakeGoogle) -> Config {

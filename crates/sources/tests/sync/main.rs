@@ -11,12 +11,12 @@ mod okta;
 use std::collections::{BTreeMap, BTreeSet};
 
 use ctxsync_core::{
-    Config, Credentials, EntityKind, Group, IntegrationType, Membership, OrgId, Record, SecretValue,
-    Settings, User,
+    Config, EntityKind, Group, IntegrationType, Membership, OrgId, Record, SecretValue, Settings, User,
 };
-use ctxsync_sources::{Endpoints, Outcome, Page, PageSink, SinkError, Sources, SyncError, SyncMode};
+use ctxsync_sources::{
+    Credentials, Endpoints, Outcome, Page, PageSink, SinkError, Sources, SyncError, SyncMode,
+};
 use serde_json::Value;
-use url::Url;
 
 /// A record's raw object, to compare with the fake's.
 fn raw(record: &Record) -> Value {
@@ -127,10 +127,6 @@ where
         }
         Ok(())
     }
-}
-
-fn url(s: &str) -> Option<Url> {
-    Some(Url::parse(s).expect("test URLs parse"))
 }
 
 fn sources(endpoints: Endpoints) -> Sources {

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use super::*;
 
 fn okta_sources(fake: &FakeOkta) -> Sources {
-    sources(Endpoints { okta_base_url: url(&fake.base_url()), ..Endpoints::default() })
+    sources(Endpoints::overridden(fake.base_urls()))
 }
 
 fn okta_config(fake: &FakeOkta, include_factors: bool) -> Config {

@@ -5,11 +5,7 @@ use ctxsync_fakes::FakeEntra;
 use super::*;
 
 fn entra_sources(fake: &FakeEntra) -> Sources {
-    sources(Endpoints {
-        entra_login_base_url: url(&fake.login_base_url()),
-        graph_base_url: url(&fake.graph_base_url()),
-        ..Endpoints::default()
-    })
+    sources(Endpoints::overridden(fake.base_urls()))
 }
 
 async fn validate_with(

@@ -3,11 +3,7 @@ use ctxsync_fakes::FakeGoogle;
 use super::*;
 
 fn google_sources(fake: &FakeGoogle) -> Sources {
-    sources(Endpoints {
-        google_token_url: url(&fake.token_url()),
-        google_directory_base_url: url(&fake.directory_base_url()),
-        ..Endpoints::default()
-    })
+    sources(Endpoints::overridden(fake.base_urls()))
 }
 
 fn key_secrets(key_file: &Value) -> Vec<String> {
@@ -103,11 +99,10 @@ async fn the_key_files_token_uri_is_never_contacted() {
 async fn an_unreachable_token_endpoint_is_unreachable() {
     let fake = FakeGoogle::start().await.unwrap();
     let port = closed_port().await;
-    let sources = sources(Endpoints {
-        google_token_url: url(&format!("http://127.0.0.1:{port}/token")),
-        google_directory_base_url: url(&fake.directory_base_url()),
-        ..Endpoints::default()
-    });
+    let sources = sources(Endpoints::overridden([
+        ("CTXSYNC_GOOGLE_TOKEN_URL", format!("http://127.0.0.1:{port}/token")),
+        ("CTXSYNC_GOOGLE_DIRECTORY_BASE_URL", fake.directory_base_url()),
+    ]));
     let key_file = fake.service_account_json();
     let creds = credentials(
         IntegrationType::GoogleWorkspace,

@@ -35,10 +35,8 @@ async fn loopback_and_private_hosts_are_refused() {
 #[tokio::test]
 async fn overrides_are_trusted_even_on_loopback() {
     let port = closed_port().await;
-    let sources = sources(Endpoints {
-        okta_base_url: url(&format!("http://localhost:{port}")),
-        ..Endpoints::default()
-    });
+    let sources =
+        sources(Endpoints::overridden([("CTXSYNC_OKTA_BASE_URL", format!("http://localhost:{port}"))]));
     let creds = credentials(IntegrationType::Okta, okta_secrets("00abcdefghijklmnop"));
     // Past the guard: the connection itself fails, as nothing listens there.
     let result = sources.validate("acme.okta.com", &no_settings(), &creds).await;
@@ -47,7 +45,9 @@ async fn overrides_are_trusted_even_on_loopback() {
 
 #[tokio::test]
 async fn allowing_private_sources_lets_private_hosts_through() {
-    let sources = sources(Endpoints { allow_private: true, ..Endpoints::default() });
+    let mut endpoints = Endpoints::default();
+    endpoints.allow_private = true;
+    let sources = sources(endpoints);
     let creds = credentials(IntegrationType::Okta, okta_secrets("00abcdefghijklmnop"));
     let port = closed_port().await;
     // https on a closed loopback port: refused by the OS, not by the guard.
@@ -71,10 +71,8 @@ async fn redirects_are_never_followed() {
             let _ = stream.write_all(reply.as_bytes()).await;
         }
     });
-    let sources = sources(Endpoints {
-        okta_base_url: url(&format!("http://127.0.0.1:{port}")),
-        ..Endpoints::default()
-    });
+    let sources =
+        sources(Endpoints::overridden([("CTXSYNC_OKTA_BASE_URL", format!("http://127.0.0.1:{port}"))]));
     let creds = credentials(IntegrationType::Okta, okta_secrets("00abcdefghijklmnop"));
     let message = rejected(sources.validate("acme.okta.com", &no_settings(), &creds).await);
     assert!(message.contains("redirect"), "{message}");
@@ -83,6 +81,7 @@ async fn redirects_are_never_followed() {
 
 #[test]
 fn overrides_must_be_http_urls() {
-    let endpoints = Endpoints { okta_base_url: url("ftp://files.example.com/"), ..Endpoints::default() };
+    let endpoints =
+        Endpoints::overridden([("CTXSYNC_OKTA_BASE_URL", "ftp://files.example.com/".to_string())]);
     assert!(Sources::new(endpoints).is_err());
 }

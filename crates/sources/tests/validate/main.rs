@@ -11,14 +11,9 @@ mod okta;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use ctxsync_core::{Credentials, IntegrationType, SecretValue, Settings};
-use ctxsync_sources::{Endpoints, SourceError, Sources};
+use ctxsync_core::{IntegrationType, SecretValue, Settings};
+use ctxsync_sources::{Credentials, Endpoints, SourceError, Sources};
 use serde_json::{Value, json};
-use url::Url;
-
-fn url(s: &str) -> Option<Url> {
-    Some(Url::parse(s).expect("test URLs parse"))
-}
 
 fn sources(endpoints: Endpoints) -> Sources {
     Sources::new(endpoints).expect("sources build")

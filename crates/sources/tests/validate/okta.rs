@@ -3,7 +3,7 @@ use ctxsync_fakes::{FakeOkta, OktaPermission};
 use super::*;
 
 fn okta_sources(fake: &FakeOkta) -> Sources {
-    sources(Endpoints { okta_base_url: url(&fake.base_url()), ..Endpoints::default() })
+    sources(Endpoints::overridden(fake.base_urls()))
 }
 
 async fn validate(fake: &FakeOkta, token: &str) -> Result<(), SourceError> {
@@ -57,10 +57,8 @@ async fn token_without_list_permission_is_rejected() {
 #[tokio::test]
 async fn a_closed_port_is_unreachable() {
     let port = closed_port().await;
-    let sources = sources(Endpoints {
-        okta_base_url: url(&format!("http://127.0.0.1:{port}")),
-        ..Endpoints::default()
-    });
+    let sources =
+        sources(Endpoints::overridden([("CTXSYNC_OKTA_BASE_URL", format!("http://127.0.0.1:{port}"))]));
     let creds = credentials(IntegrationType::Okta, okta_secrets("00abcdefghijklmnop"));
     match sources.validate("acme.okta.com", &no_settings(), &creds).await {
         Err(SourceError::Unreachable(message)) => {

@@ -2,17 +2,19 @@
 //! immutable id, and the devices a user owns.
 
 use ctxsync_core::{Device, Entity, EntityKind, Record, RunKind, User, UserStatus};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::sync::{Db, db};
 use crate::{PageWrite, PreparedEntities};
 
-fn user(id: &str, employee_id: Option<&str>, raw: Value) -> Record {
+fn user(id: &str, employee_id: Option<&str>, immutable_id: Option<&str>) -> Record {
     Record::from_value(
         Entity::User(User {
             source_id: id.into(),
             login: format!("{id}@x.com"),
             emails: vec![format!("{id}@x.com")],
+            verified_emails: vec![format!("{id}@x.com")],
+            immutable_id: immutable_id.map(Into::into),
             display_name: None,
             given_name: None,
             family_name: None,
@@ -28,7 +30,7 @@ fn user(id: &str, employee_id: Option<&str>, raw: Value) -> Record {
             mfa_factors: vec![],
             mfa_enrolled: None,
         }),
-        &raw,
+        &json!({"id": id}),
     )
 }
 
@@ -73,11 +75,10 @@ async fn users_are_found_by_employee_id_or_immutable_id() {
     write(
         &db,
         &[
-            user("u1", Some(" E-100 "), json!({"id": "u1"})),
-            user("u2", None, json!({"id": "u2", "onPremisesImmutableId": "AbC+/w=="})),
-            user("u3", None, json!({"id": "u3", "profile": {"externalId": "Zz9=="}})),
-            user("u4", Some("e-200"), json!({"id": "u4"})),
-            user("u5", None, json!({"id": "u5", "externalId": "Top-level=="})),
+            user("u1", Some(" E-100 "), None),
+            user("u2", None, Some("AbC+/w==")),
+            user("u3", None, Some("Zz9==")),
+            user("u4", Some("e-200"), None),
             device("d1", Some("u1")),
         ],
     )
@@ -87,12 +88,11 @@ async fn users_are_found_by_employee_id_or_immutable_id() {
         .lookup_users_by_ids(
             db.org,
             &["e-100".into()],
-            &["AbC+/w==".into(), "Zz9==".into(), "abc+/w==".into(), "Top-level==".into()],
+            &["AbC+/w==".into(), "Zz9==".into(), "abc+/w==".into()],
         )
         .await
         .unwrap();
-    // Every place identity resolution reads an immutable id from, the lookup finds it by.
-    assert_eq!(ids(&found), ["u1", "u2", "u3", "u5"], "employee ids ignore case, immutable ids do not");
+    assert_eq!(ids(&found), ["u1", "u2", "u3"], "employee ids ignore case, immutable ids do not");
     assert!(found.iter().all(|e| e.entity.kind() == EntityKind::User));
     assert!(db.store.lookup_users_by_ids(db.org, &[], &[]).await.unwrap().is_empty());
     let other = db.store.ensure_org("other").await.unwrap();
@@ -105,7 +105,7 @@ async fn devices_are_found_by_their_owner() {
     write(
         &db,
         &[
-            user("u1", None, json!({"id": "u1"})),
+            user("u1", None, None),
             device("d1", Some("u1")),
             device("d2", Some("u1")),
             device("d3", Some("u2")),

@@ -36,6 +36,8 @@ pub(crate) fn user(id: &str, email: &str, status: UserStatus) -> Record {
             source_id: id.into(),
             login: email.into(),
             emails: vec![email.into()],
+            verified_emails: vec![email.into()],
+            immutable_id: None,
             display_name: Some(id.to_uppercase()),
             given_name: None,
             family_name: None,

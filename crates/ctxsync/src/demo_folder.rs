@@ -121,4 +121,16 @@ mod tests {
         assert_eq!(shell_quoted("/tmp/my demo"), "'/tmp/my demo'");
         assert_eq!(shell_quoted("it's"), r"'it'\''s'");
     }
+
+    /// A host without a fake would send the demo's requests to the real source, and one whose
+    /// source is gone would be refused as an unknown variable: every host a source talks to has
+    /// a fake, and every fake's variable a source.
+    #[tokio::test]
+    async fn every_source_host_has_a_fake() {
+        let fakes = Fakes::start().await.unwrap();
+        let faked: std::collections::BTreeSet<&str> =
+            fakes.base_urls().iter().map(|(name, _)| *name).collect();
+        let hosts: std::collections::BTreeSet<&str> = ctxsync_sources::base_urls().map(|b| b.env).collect();
+        assert_eq!(faked, hosts);
+    }
 }

@@ -14,6 +14,25 @@ use crate::SourceError;
 /// The [`Expected`] key of memberships; entities use their [`ctxsync_core::EntityKind`] name.
 pub(crate) const MEMBERSHIP: &str = "membership";
 
+/// Admin roles by user id, as a run read them.
+pub(crate) type Roles = std::collections::BTreeMap<String, Vec<String>>;
+
+/// The users an incremental run must read again because their admin roles changed, which moves
+/// no change time at the source: those whose roles differ from the last run's or, when the last
+/// run could not read roles, everyone holding one now. Nothing when this run cannot read them.
+pub(crate) fn role_changes(
+    before: Option<&Roles>,
+    now: Option<&Roles>,
+) -> std::collections::BTreeSet<String> {
+    match (before, now) {
+        (_, None) => Default::default(),
+        (None, Some(now)) => now.keys().cloned().collect(),
+        (Some(before), Some(now)) => {
+            before.keys().chain(now.keys()).filter(|id| before.get(*id) != now.get(*id)).cloned().collect()
+        }
+    }
+}
+
 /// Which listing a run does.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SyncMode {
@@ -80,4 +99,33 @@ pub enum SyncError {
     /// engine runs a full listing instead.
     #[error("the source no longer accepts the incremental cursor; a full sync is needed")]
     CursorExpired,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roles(entries: &[(&str, &[&str])]) -> Roles {
+        entries.iter().map(|(id, r)| (id.to_string(), r.iter().map(|r| r.to_string()).collect())).collect()
+    }
+
+    #[test]
+    fn role_changes_are_the_holders_whose_roles_differ() {
+        let before = roles(&[("a", &["SUPER_ADMIN"]), ("b", &["HELP_DESK_ADMIN"])]);
+        let now = roles(&[("a", &["SUPER_ADMIN"]), ("b", &["ORG_ADMIN"]), ("c", &["READ_ONLY_ADMIN"])]);
+        let changed: Vec<String> = role_changes(Some(&before), Some(&now)).into_iter().collect();
+        assert_eq!(changed, ["b", "c"]);
+        let revoked = roles(&[("a", &["SUPER_ADMIN"])]);
+        assert_eq!(role_changes(Some(&before), Some(&revoked)).into_iter().collect::<Vec<_>>(), ["b"]);
+    }
+
+    /// A run after one that could not read roles (the permission was granted since) must give
+    /// every current admin their roles: their change times did not move, so nothing else would
+    /// bring them.
+    #[test]
+    fn after_a_run_without_roles_every_holder_is_read_again() {
+        let now = roles(&[("a", &["SUPER_ADMIN"]), ("c", &["READ_ONLY_ADMIN"])]);
+        assert_eq!(role_changes(None, Some(&now)).into_iter().collect::<Vec<_>>(), ["a", "c"]);
+        assert!(role_changes(Some(&now), None).is_empty(), "a run that cannot read roles changes none");
+    }
 }

@@ -28,7 +28,9 @@ use super::map::{self, GraphUser};
 use crate::SourceError;
 use crate::http::Reply;
 use crate::lenient;
-use crate::sync::{Coverage, Cursor, Expected, Outcome, Page, PageSink, Removal, SyncError, SyncMode};
+use crate::sync::{
+    Coverage, Cursor, Expected, Outcome, Page, PageSink, Removal, SyncError, SyncMode, role_changes,
+};
 
 /// What the entity model needs of a user; `manager` makes the delta track the manager link.
 const USER_SELECT: &str = "id,userPrincipalName,displayName,givenName,surname,mail,otherMails,accountEnabled,\
@@ -223,9 +225,9 @@ pub(super) async fn sync(
         }
     };
     let (roles, mut retries) = admin_roles(client).await?;
-    let role_changes = match (&previous, &roles) {
-        (Some(previous), Some(now)) => changed_holders(previous.admin_roles.as_ref(), now),
-        _ => BTreeSet::new(),
+    let role_changes = match &previous {
+        Some(previous) => role_changes(previous.admin_roles.as_ref(), roles.as_ref()),
+        None => BTreeSet::new(),
     };
     let start = |listing: Listing, link: Option<&String>| match link {
         Some(link) => client.rebase(link),
@@ -300,16 +302,6 @@ async fn totals(client: &mut GraphClient<'_>) -> (Expected, u32) {
         }
     }
     (expected, retries)
-}
-
-/// Users whose set of roles differs between the last run and now. When the last run could
-/// not read roles, everyone holding one now.
-fn changed_holders(
-    before: Option<&BTreeMap<String, Vec<String>>>,
-    now: &BTreeMap<String, Vec<String>>,
-) -> BTreeSet<String> {
-    let Some(before) = before else { return now.keys().cloned().collect() };
-    before.keys().chain(now.keys()).filter(|id| before.get(*id) != now.get(*id)).cloned().collect()
 }
 
 /// Every directory role assignment, as user id → role names; `None` when the app lacks the
@@ -641,28 +633,3 @@ fn memberships(group: &str, members: Vec<map::Member>, page: &mut Page) {
 #[cfg(test)]
 #[path = "proptests.rs"]
 mod proptests;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn role_holders_are_compared_by_their_roles() {
-        let map = |pairs: &[(&str, &[&str])]| -> BTreeMap<String, Vec<String>> {
-            pairs
-                .iter()
-                .map(|(id, roles)| (id.to_string(), roles.iter().map(|r| r.to_string()).collect()))
-                .collect()
-        };
-        let before =
-            map(&[("a", &["Global Administrator"]), ("b", &["Security Reader"]), ("c", &["Global Reader"])]);
-        let now = map(&[
-            ("a", &["Global Administrator"]),
-            ("b", &["Global Reader"]),
-            ("d", &["User Administrator"]),
-        ]);
-        let changed: Vec<String> = changed_holders(Some(&before), &now).into_iter().collect();
-        assert_eq!(changed, ["b", "c", "d"]);
-        assert_eq!(changed_holders(None, &now).len(), 3);
-    }
-}

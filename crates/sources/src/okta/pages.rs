@@ -37,7 +37,9 @@ use crate::SourceError;
 use crate::endpoints::Target;
 use crate::http::Http;
 use crate::lenient;
-use crate::sync::{Coverage, Cursor, Expected, MEMBERSHIP, Outcome, Page, PageSink, SyncError, SyncMode};
+use crate::sync::{
+    Coverage, Cursor, Expected, MEMBERSHIP, Outcome, Page, PageSink, SyncError, SyncMode, role_changes,
+};
 
 /// Okta's largest page for users and members, and its recommendation for groups.
 const PAGE_SIZE: &str = "200";
@@ -264,15 +266,7 @@ impl Run<'_, '_> {
         (previous, since): (OktaCursor, [OffsetDateTime; 3]),
     ) -> Result<Outcome, SyncError> {
         let changed = |attribute: &str, t: OffsetDateTime| format!("{attribute} gt \"{}\"", okta_time(t));
-        let mut role_changes: BTreeSet<String> = match (&previous.roles, &self.roles) {
-            (Some(before), Some(now)) => before
-                .keys()
-                .chain(now.keys())
-                .filter(|id| before.get(*id) != now.get(*id))
-                .cloned()
-                .collect(),
-            _ => BTreeSet::new(),
-        };
+        let mut role_changes = role_changes(previous.roles.as_ref(), self.roles.as_ref());
         let users = async {
             let mut users = Newest::default();
             let filter = changed("lastUpdated", since[0]);

@@ -5,8 +5,8 @@
 //! lists everything too: its outcome covers everything and carries no cursor, and the engine
 //! finds the changes by comparing. Deleted users simply stop being listed.
 //!
-//! Pages go to the sink as they arrive; a groups page is followed by its groups' members, so
-//! nothing is held for the whole run. Each group's `directMembersCount` adds up to the
+//! Pages go to the sink as they arrive, each while the next one of its list is being fetched; a
+//! groups page is followed by its groups' members, so nothing is held for the whole run. Each group's `directMembersCount` adds up to the
 //! memberships the run should hand over, once the members it deliberately leaves out (the
 //! whole account, outsiders) are taken off.
 
@@ -49,9 +49,7 @@ impl<T> Default for List<T> {
 
 struct Run<'h, 's> {
     client: DirectoryClient<'h>,
-    sink: &'s mut dyn PageSink,
-    /// Retries since the last page went to the sink.
-    retries: u32,
+    out: Out<'s>,
     /// The memberships the listed groups should have handed over: their `directMembersCount`
     /// less the members the listing saw and left out (`CUSTOMER`, `EXTERNAL`); `None` once a
     /// group came without a count.
@@ -71,7 +69,8 @@ pub(crate) async fn sync(
 ) -> Result<Outcome, SyncError> {
     let account = ServiceAccount::new(credentials);
     let client = DirectoryClient::new(http, token_target, directory_target, account);
-    let mut run = Run { client, sink, retries: 0, memberships_expected: Some(0), unlisted: Vec::new() };
+    let out = Out { sink, retries: 0 };
+    let mut run = Run { client, out, memberships_expected: Some(0), unlisted: Vec::new() };
     run.users().await?;
     run.groups().await?;
     let expected = run.memberships_expected.map(|n| Expected::from([(MEMBERSHIP.to_string(), n)]));
@@ -92,19 +91,8 @@ impl Run<'_, '_> {
         tolerated: &[reqwest::StatusCode],
     ) -> Result<Got<T>, SourceError> {
         let got = self.client.fetch(path, query, what, tolerated).await?;
-        self.retries += got.retries;
+        self.out.retries += got.retries;
         Ok(got)
-    }
-
-    /// Hands a page to the sink; one with nothing in it only to report retries, which would
-    /// otherwise be lost when no page follows.
-    async fn emit(&mut self, records: Vec<Record>, memberships: Vec<Membership>) -> Result<(), SyncError> {
-        if records.is_empty() && memberships.is_empty() && self.retries == 0 {
-            return Ok(());
-        }
-        let retries = std::mem::take(&mut self.retries);
-        self.sink.accept(Page { records, memberships, removals: Vec::new(), retries }).await?;
-        Ok(())
     }
 
     /// One page of a list; `None` when a tolerated status answered instead.
@@ -116,27 +104,36 @@ impl Run<'_, '_> {
         what: &str,
         tolerated: &[reqwest::StatusCode],
     ) -> Result<Option<List<T>>, SourceError> {
-        let mut query = query.to_vec();
-        query.extend(token.map(|t| ("pageToken", t)));
+        let query = match token {
+            Some(token) => with_token(query, token),
+            None => query.to_vec(),
+        };
         Ok(self.get::<List<T>>(path, &query, what, tolerated).await?.body)
     }
 
     async fn users(&mut self) -> Result<(), SyncError> {
         let query = [("customer", "my_customer"), ("maxResults", USERS_PAGE), ("projection", "full")];
+        let mut list: List<Box<RawValue>> =
+            self.page(&["users"], &query, None, "users", &[]).await?.unwrap_or_default();
         let mut token = None;
         loop {
-            let list: List<Box<RawValue>> =
-                self.page(&["users"], &query, token.as_deref(), "users", &[]).await?.unwrap_or_default();
+            token = next(token, list.next_page_token.take())?;
             let records = list.items.into_iter().filter_map(|raw| {
                 let mut held = None;
                 let user = map::user(&lenient::read(&raw, &mut held))?;
                 Some(Record { entity: Entity::User(user), raw })
             });
-            self.emit(records.collect(), Vec::new()).await?;
-            token = next(token, list.next_page_token)?;
-            if token.is_none() {
-                return Ok(());
-            }
+            let records: Vec<Record> = records.collect();
+            let Some(token) = &token else { return self.out.emit(records, Vec::new()).await };
+            let query = with_token(&query, token);
+            let (emitted, following) = tokio::join!(
+                self.out.emit(records, Vec::new()),
+                self.client.fetch::<List<Box<RawValue>>>(&["users"], &query, "users", &[]),
+            );
+            emitted?;
+            let following = following?;
+            self.out.retries += following.retries;
+            list = following.body.unwrap_or_default();
         }
     }
 
@@ -151,7 +148,7 @@ impl Run<'_, '_> {
                 .iter()
                 .filter_map(|g| Some((g.get("id")?.as_str()?.to_string(), direct_members_count(g))))
                 .collect();
-            self.emit(list.items.into_iter().filter_map(map::group).collect(), Vec::new()).await?;
+            self.out.emit(list.items.into_iter().filter_map(map::group).collect(), Vec::new()).await?;
             for (id, count) in ids {
                 match self.members(&id).await? {
                     Some(left_out) => {
@@ -175,25 +172,61 @@ impl Run<'_, '_> {
     async fn members(&mut self, group_id: &str) -> Result<Option<u64>, SyncError> {
         let path = ["groups", group_id, "members"];
         let query = [("maxResults", GROUPS_PAGE)];
+        let tolerated = [reqwest::StatusCode::NOT_FOUND, reqwest::StatusCode::FORBIDDEN];
+        let Some(mut list) = self.page::<Value>(&path, &query, None, "group members", &tolerated).await?
+        else {
+            return Ok(None);
+        };
         let mut token = None;
         let mut left_out = 0;
         loop {
-            let tolerated = [reqwest::StatusCode::NOT_FOUND, reqwest::StatusCode::FORBIDDEN];
-            let Some(list) =
-                self.page::<Value>(&path, &query, token.as_deref(), "group members", &tolerated).await?
-            else {
-                return Ok(None);
-            };
+            token = next(token, list.next_page_token.take())?;
             let memberships: Vec<Membership> =
                 list.items.iter().filter_map(|m| map::member(group_id, m)).collect();
             left_out += (list.items.len() - memberships.len()) as u64;
-            self.emit(Vec::new(), memberships).await?;
-            token = next(token, list.next_page_token)?;
-            if token.is_none() {
+            let Some(token) = &token else {
+                self.out.emit(Vec::new(), memberships).await?;
                 return Ok(Some(left_out));
-            }
+            };
+            let query = with_token(&query, token);
+            let (emitted, following) = tokio::join!(
+                self.out.emit(Vec::new(), memberships),
+                self.client.fetch::<List>(&path, &query, "group members", &tolerated),
+            );
+            emitted?;
+            let following = following?;
+            self.out.retries += following.retries;
+            // Gone or out of reach between two of its pages: as if it had been so from the start.
+            let Some(following) = following.body else { return Ok(None) };
+            list = following;
         }
     }
+}
+
+/// Where pages go: the sink, with the retries since the last page went.
+struct Out<'s> {
+    sink: &'s mut dyn PageSink,
+    retries: u32,
+}
+
+impl Out<'_> {
+    /// Hands a page to the sink; one with nothing in it only to report retries, which would
+    /// otherwise be lost when no page follows.
+    async fn emit(&mut self, records: Vec<Record>, memberships: Vec<Membership>) -> Result<(), SyncError> {
+        if records.is_empty() && memberships.is_empty() && self.retries == 0 {
+            return Ok(());
+        }
+        let retries = std::mem::take(&mut self.retries);
+        self.sink.accept(Page { records, memberships, removals: Vec::new(), retries }).await?;
+        Ok(())
+    }
+}
+
+/// `query` asking for the page `token` names.
+fn with_token<'a>(query: &[(&'a str, &'a str)], token: &'a str) -> Vec<(&'a str, &'a str)> {
+    let mut query = query.to_vec();
+    query.push(("pageToken", token));
+    query
 }
 
 /// A group's `directMembersCount`: an int64, which the API writes as a JSON string.

@@ -199,17 +199,29 @@ impl Holds {
 
 /// Groups users and devices into persons (groups only block their addresses). The result does
 /// not depend on the order of `accounts`; persons are sorted by their first account.
+///
+/// The phases, each its own function: who holds which key, the candidate links those keys
+/// allow, links applied tier by tier (strongest first), devices joined to their owners, and the
+/// persons gathered from what was joined.
 pub fn resolve(accounts: &[Account]) -> Vec<Person> {
     let mut accounts: Vec<&Account> = accounts.iter().collect();
     accounts.sort_by(|a, b| a.account.cmp(&b.account));
     accounts.dedup_by(|a, b| a.account == b.account);
-    let group_addresses: BTreeSet<&str> = accounts
-        .iter()
-        .filter(|a| a.account.kind == EntityKind::Group)
-        .flat_map(|a| a.emails.iter().map(String::as_str))
-        .collect();
+    let (holders, by_login) = key_holders(&accounts);
+    let candidates = candidate_links(&accounts, &holders);
+    let mut joined = Joined::new(&accounts);
+    for tier in 0..=2 {
+        joined.link_tier(&candidates, tier, &by_login);
+    }
+    joined.attach_devices();
+    joined.persons()
+}
 
-    // Which users hold each key, and through which field an address is held.
+/// A candidate link: the key's tier, the two accounts (by position) and the key they share.
+type Candidate = (u8, usize, usize, Key);
+
+/// Which users hold each key, and the (account, address) pairs held only as a sign-in name.
+fn key_holders<'a>(accounts: &[&'a Account]) -> (BTreeMap<Key, Vec<usize>>, BTreeSet<(usize, &'a str)>) {
     let mut holders: BTreeMap<Key, Vec<usize>> = BTreeMap::new();
     let mut by_login: BTreeSet<(usize, &str)> = BTreeSet::new();
     for (i, a) in accounts.iter().enumerate().filter(|(_, a)| a.account.kind == EntityKind::User) {
@@ -226,10 +238,19 @@ pub fn resolve(accounts: &[Account]) -> Vec<Person> {
             holders.entry(key).or_default().push(i);
         }
     }
+    (holders, by_login)
+}
 
-    // Candidate links: pairs of accounts of different configs sharing a usable key.
-    let mut candidates: Vec<(u8, usize, usize, Key)> = Vec::new();
-    for (key, held) in &holders {
+/// Pairs of accounts of different configs sharing a usable key, weakest tier last: a key two
+/// accounts of one config share, or a group's address, links nothing.
+fn candidate_links(accounts: &[&Account], holders: &BTreeMap<Key, Vec<usize>>) -> Vec<Candidate> {
+    let group_addresses: BTreeSet<&str> = accounts
+        .iter()
+        .filter(|a| a.account.kind == EntityKind::Group)
+        .flat_map(|a| a.emails.iter().map(String::as_str))
+        .collect();
+    let mut candidates = Vec::new();
+    for (key, held) in holders {
         let configs: BTreeSet<ConfigId> = held.iter().map(|&i| accounts[i].account.config_id).collect();
         let shared = configs.len() < held.len();
         let group_mailbox = matches!(key, Key::Address(a) if group_addresses.contains(a.as_str()));
@@ -243,45 +264,73 @@ pub fn resolve(accounts: &[Account]) -> Vec<Person> {
         }
     }
     candidates.sort();
+    candidates
+}
 
-    let mut parent: Vec<usize> = (0..accounts.len()).collect();
-    let mut holds: Vec<Holds> = accounts.iter().map(|a| Holds::of(a)).collect();
-    let mut links: Vec<Link> = Vec::new();
-    let link = |reason, i: usize, j: usize, evidence: &str| Link {
-        reason,
-        from: accounts[i].account.clone(),
-        to: accounts[j].account.clone(),
-        evidence: evidence.to_owned(),
-    };
-    for tier in 0..=2 {
-        // The tier's candidates that what stronger keys established does not already refute.
+/// Accounts joined so far: a union-find over their positions, what each root holds, and the
+/// links that joined them.
+struct Joined<'a> {
+    accounts: &'a [&'a Account],
+    parent: Vec<usize>,
+    holds: Vec<Holds>,
+    links: Vec<Link>,
+}
+
+impl<'a> Joined<'a> {
+    fn new(accounts: &'a [&'a Account]) -> Joined<'a> {
+        Joined {
+            accounts,
+            parent: (0..accounts.len()).collect(),
+            holds: accounts.iter().map(|a| Holds::of(a)).collect(),
+            links: Vec::new(),
+        }
+    }
+
+    fn find(&mut self, mut i: usize) -> usize {
+        while self.parent[i] != i {
+            self.parent[i] = self.parent[self.parent[i]];
+            i = self.parent[i];
+        }
+        i
+    }
+
+    fn link(&self, reason: LinkReason, i: usize, j: usize, evidence: &str) -> Link {
+        Link {
+            reason,
+            from: self.accounts[i].account.clone(),
+            to: self.accounts[j].account.clone(),
+            evidence: evidence.to_owned(),
+        }
+    }
+
+    /// Applies the candidates of one tier that what stronger keys established does not refute,
+    /// but none that would link an account to several accounts of one config.
+    fn link_tier(&mut self, candidates: &[Candidate], tier: u8, by_login: &BTreeSet<(usize, &str)>) {
         let mut open = Vec::new();
         for (_, i, j, key) in candidates.iter().filter(|c| c.0 == tier) {
-            let (ri, rj) = (find(&mut parent, *i), find(&mut parent, *j));
-            if ri == rj || holds[ri].compatible(&holds[rj]) {
+            let (ri, rj) = (self.find(*i), self.find(*j));
+            if ri == rj || self.holds[ri].compatible(&self.holds[rj]) {
                 open.push((*i, *j, key));
             }
         }
-        // An account the tier would link to several accounts of one config is linked to none
-        // of them this way.
+        let config = |i: usize| self.accounts[i].account.config_id;
         let mut partners: HashMap<(usize, ConfigId), BTreeSet<usize>> = HashMap::new();
         for &(i, j, _) in &open {
-            partners.entry((i, accounts[j].account.config_id)).or_default().insert(j);
-            partners.entry((j, accounts[i].account.config_id)).or_default().insert(i);
+            partners.entry((i, config(j))).or_default().insert(j);
+            partners.entry((j, config(i))).or_default().insert(i);
         }
         open.retain(|&(i, j, _)| {
-            partners[&(i, accounts[j].account.config_id)].len() == 1
-                && partners[&(j, accounts[i].account.config_id)].len() == 1
+            partners[&(i, config(j))].len() == 1 && partners[&(j, config(i))].len() == 1
         });
         for (i, j, key) in open {
-            let (ri, rj) = (find(&mut parent, i), find(&mut parent, j));
+            let (ri, rj) = (self.find(i), self.find(j));
             if ri != rj {
-                if !holds[ri].compatible(&holds[rj]) {
+                if !self.holds[ri].compatible(&self.holds[rj]) {
                     continue;
                 }
-                let absorbed = std::mem::take(&mut holds[rj]);
-                holds[ri].absorb(absorbed);
-                parent[rj] = ri;
+                let absorbed = std::mem::take(&mut self.holds[rj]);
+                self.holds[ri].absorb(absorbed);
+                self.parent[rj] = ri;
             }
             let reason = match key {
                 Key::Immutable(_) => LinkReason::SameImmutableId,
@@ -293,50 +342,51 @@ pub fn resolve(accounts: &[Account]) -> Vec<Person> {
                 }
                 Key::Address(_) => LinkReason::SameEmail,
             };
-            links.push(link(reason, i, j, key.value()));
-        }
-    }
-    let users: HashMap<(ConfigId, &str), usize> = accounts
-        .iter()
-        .enumerate()
-        .filter(|(_, a)| a.account.kind == EntityKind::User)
-        .map(|(i, a)| ((a.account.config_id, a.account.source_id.as_str()), i))
-        .collect();
-    for (d, device) in accounts.iter().enumerate().filter(|(_, a)| a.account.kind == EntityKind::Device) {
-        let owner = device.owner.as_deref().and_then(|o| users.get(&(device.account.config_id, o)));
-        if let Some(&u) = owner {
-            let (ru, rd) = (find(&mut parent, u), find(&mut parent, d));
-            parent[rd] = ru;
-            links.push(link(LinkReason::DeviceOwner, d, u, &accounts[u].account.source_id));
+            self.links.push(self.link(reason, i, j, key.value()));
         }
     }
 
-    let mut persons: BTreeMap<usize, Person> = BTreeMap::new();
-    for (i, a) in accounts.iter().enumerate().filter(|(_, a)| a.account.kind != EntityKind::Group) {
-        let root = find(&mut parent, i);
-        persons.entry(root).or_insert_with(|| Person { accounts: Vec::new(), links: Vec::new() });
-        persons.get_mut(&root).expect("just inserted").accounts.push(a.account.clone());
+    /// Each device joins the person of its owner, a user of its own config.
+    fn attach_devices(&mut self) {
+        let accounts = self.accounts;
+        let users: HashMap<(ConfigId, &str), usize> = accounts
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.account.kind == EntityKind::User)
+            .map(|(i, a)| ((a.account.config_id, a.account.source_id.as_str()), i))
+            .collect();
+        for (d, device) in accounts.iter().enumerate().filter(|(_, a)| a.account.kind == EntityKind::Device) {
+            let owner = device.owner.as_deref().and_then(|o| users.get(&(device.account.config_id, o)));
+            if let Some(&u) = owner {
+                let (ru, rd) = (self.find(u), self.find(d));
+                self.parent[rd] = ru;
+                self.links.push(self.link(LinkReason::DeviceOwner, d, u, &accounts[u].account.source_id));
+            }
+        }
     }
-    let index: HashMap<&AccountRef, usize> =
-        accounts.iter().enumerate().map(|(i, a)| (&a.account, i)).collect();
-    for l in links {
-        let root = find(&mut parent, index[&l.from]);
-        persons.get_mut(&root).expect("a linked account has a person").links.push(l);
-    }
-    let mut persons: Vec<Person> = persons.into_values().collect();
-    for p in &mut persons {
-        p.links.sort();
-    }
-    persons.sort_by(|a, b| a.accounts[0].cmp(&b.accounts[0]));
-    persons
-}
 
-fn find(parent: &mut [usize], mut i: usize) -> usize {
-    while parent[i] != i {
-        parent[i] = parent[parent[i]];
-        i = parent[i];
+    /// One person per root holding a user or device, with the links that joined it, sorted.
+    fn persons(mut self) -> Vec<Person> {
+        let accounts = self.accounts;
+        let mut persons: BTreeMap<usize, Person> = BTreeMap::new();
+        for (i, a) in accounts.iter().enumerate().filter(|(_, a)| a.account.kind != EntityKind::Group) {
+            let root = self.find(i);
+            persons.entry(root).or_insert_with(|| Person { accounts: Vec::new(), links: Vec::new() });
+            persons.get_mut(&root).expect("just inserted").accounts.push(a.account.clone());
+        }
+        let index: HashMap<&AccountRef, usize> =
+            accounts.iter().enumerate().map(|(i, a)| (&a.account, i)).collect();
+        for l in std::mem::take(&mut self.links) {
+            let root = self.find(index[&l.from]);
+            persons.get_mut(&root).expect("a linked account has a person").links.push(l);
+        }
+        let mut persons: Vec<Person> = persons.into_values().collect();
+        for p in &mut persons {
+            p.links.sort();
+        }
+        persons.sort_by(|a, b| a.accounts[0].cmp(&b.accounts[0]));
+        persons
     }
-    i
 }
 
 #[cfg(test)]

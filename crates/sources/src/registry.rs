@@ -259,6 +259,15 @@ mod tests {
         assert!(
             parse(IntegrationType::Okta, json!("x")).unwrap_err().to_string().contains("must be an object")
         );
+        let err = parse(IntegrationType::EntraId, json!({"client_id": 5})).unwrap_err();
+        assert_eq!(
+            err.messages(),
+            vec![
+                "data.attributes.secrets.client_id: must be a string",
+                "data.attributes.secrets.client_secret: is required"
+            ]
+        );
+        assert!(parse(IntegrationType::EntraId, json!({"client_id": "a", "client_secret": "b"})).is_ok());
         let err = parse(IntegrationType::CrowdStrike, json!({})).unwrap_err();
         assert!(err.to_string().contains("not supported yet"));
     }

@@ -220,8 +220,14 @@ pub fn resolve(accounts: &[Account]) -> Vec<Person> {
 /// A candidate link: the key's tier, the two accounts (by position) and the key they share.
 type Candidate = (u8, usize, usize, Key);
 
-/// Which users hold each key, and the (account, address) pairs held only as a sign-in name.
-fn key_holders<'a>(accounts: &[&'a Account]) -> (BTreeMap<Key, Vec<usize>>, BTreeSet<(usize, &'a str)>) {
+/// The accounts (by position) holding each key.
+type Holders = BTreeMap<Key, Vec<usize>>;
+
+/// The (account, address) pairs an account holds only as its sign-in name.
+type Logins<'a> = BTreeSet<(usize, &'a str)>;
+
+/// Which users hold each key, and which addresses are held only as a sign-in name.
+fn key_holders<'a>(accounts: &[&'a Account]) -> (Holders, Logins<'a>) {
     let mut holders: BTreeMap<Key, Vec<usize>> = BTreeMap::new();
     let mut by_login: BTreeSet<(usize, &str)> = BTreeSet::new();
     for (i, a) in accounts.iter().enumerate().filter(|(_, a)| a.account.kind == EntityKind::User) {
@@ -243,7 +249,7 @@ fn key_holders<'a>(accounts: &[&'a Account]) -> (BTreeMap<Key, Vec<usize>>, BTre
 
 /// Pairs of accounts of different configs sharing a usable key, weakest tier last: a key two
 /// accounts of one config share, or a group's address, links nothing.
-fn candidate_links(accounts: &[&Account], holders: &BTreeMap<Key, Vec<usize>>) -> Vec<Candidate> {
+fn candidate_links(accounts: &[&Account], holders: &Holders) -> Vec<Candidate> {
     let group_addresses: BTreeSet<&str> = accounts
         .iter()
         .filter(|a| a.account.kind == EntityKind::Group)
@@ -305,7 +311,7 @@ impl<'a> Joined<'a> {
 
     /// Applies the candidates of one tier that what stronger keys established does not refute,
     /// but none that would link an account to several accounts of one config.
-    fn link_tier(&mut self, candidates: &[Candidate], tier: u8, by_login: &BTreeSet<(usize, &str)>) {
+    fn link_tier(&mut self, candidates: &[Candidate], tier: u8, by_login: &Logins) {
         let mut open = Vec::new();
         for (_, i, j, key) in candidates.iter().filter(|c| c.0 == tier) {
             let (ri, rj) = (self.find(*i), self.find(*j));

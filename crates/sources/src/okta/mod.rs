@@ -10,6 +10,7 @@
 
 mod auth;
 mod client;
+mod cursor;
 mod map;
 mod pages;
 

@@ -21,41 +21,29 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use ctxsync_core::{Entity, EntityKind, Membership, MfaFactor, Record, Settings, User};
 use futures::{StreamExt, TryStreamExt, stream};
 use reqwest::StatusCode;
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
-use time::macros::format_description;
 use url::Url;
 
 use super::OktaCredentials;
 use super::client::{Got, OktaClient};
+use super::cursor::{self, Newest, OktaCursor, okta_time, read_cursor};
 use super::map::{self, OktaUser};
 use crate::SourceError;
 use crate::endpoints::Target;
 use crate::http::Http;
 use crate::lenient;
 use crate::sync::{
-    Coverage, Cursor, Expected, MEMBERSHIP, Outcome, Page, PageSink, SyncError, SyncMode, role_changes,
+    Coverage, Cursor, Expected, MEMBERSHIP, Outcome, Page, PageSink, Roles, SyncError, SyncMode, role_changes,
 };
 
 /// Okta's largest page for users and members, and its recommendation for groups.
 const PAGE_SIZE: &str = "200";
 /// The settings key that turns on reading each listed user's factors (default off).
 use super::INCLUDE_FACTORS;
-
-/// Where the next incremental run starts. Timestamps are Okta's own (`lastUpdated`), so no
-/// clock but Okta's is involved.
-#[derive(Debug, Serialize, Deserialize)]
-struct OktaCursor {
-    users: String,
-    groups: String,
-    memberships: String,
-    /// Role types by user id as last seen; `None` when the token could not read roles.
-    roles: Option<BTreeMap<String, Vec<String>>>,
-}
 
 #[derive(Deserialize)]
 struct Assignees {
@@ -93,26 +81,6 @@ enum GroupPass {
     Members,
 }
 
-/// `2024-05-05T18:15:44.000Z`, as Okta writes timestamps and reads them in filters.
-fn okta_time(t: OffsetDateTime) -> String {
-    let format = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
-    t.to_offset(time::UtcOffset::UTC).format(&format).expect("UTC timestamps format")
-}
-
-fn parse_time(s: &str) -> Option<OffsetDateTime> {
-    OffsetDateTime::parse(s, &Rfc3339).ok()
-}
-
-/// The newest of what a listing saw, tracked as it goes.
-#[derive(Debug, Default)]
-struct Newest(Option<OffsetDateTime>);
-
-impl Newest {
-    fn see(&mut self, t: Option<OffsetDateTime>) {
-        self.0 = self.0.max(t);
-    }
-}
-
 /// How many groups' members, or admins' roles, a run asks for at once. A group's pages still come
 /// one after another; several small requests at a time keep the sink busy while Okta answers,
 /// and the client's pacing holds them back when Okta's rate limit runs low.
@@ -131,7 +99,7 @@ struct Run<'h, 's> {
     /// Okta's clock when the run began (the first reply's `Date`).
     started: Mutex<Option<OffsetDateTime>>,
     /// Role types by user id; `None` when the token may not read roles.
-    roles: Option<BTreeMap<String, Vec<String>>>,
+    roles: Option<Roles>,
 }
 
 pub(crate) async fn sync(
@@ -159,32 +127,6 @@ pub(crate) async fn sync(
     match previous {
         None => run.full().await,
         Some(previous) => run.incremental(previous).await,
-    }
-}
-
-/// Where a listing's next run starts: the newest timestamp it saw, but never later than the
-/// run's start by Okta's clock, since an object changed while the run went on may already have
-/// been passed and must be listed again. A listing that saw nothing keeps where it started.
-fn high_water(
-    seen: Option<OffsetDateTime>,
-    started: Option<OffsetDateTime>,
-    since: Option<OffsetDateTime>,
-) -> OffsetDateTime {
-    match (seen, started) {
-        (Some(seen), Some(started)) => seen.min(started),
-        (Some(seen), None) => seen,
-        (None, started) => since.or(started).unwrap_or(OffsetDateTime::UNIX_EPOCH),
-    }
-}
-
-/// A cursor this connector did not write, or cannot read any more, means a full run.
-fn read_cursor(cursor: &Cursor) -> Result<(OktaCursor, [OffsetDateTime; 3]), SyncError> {
-    let parsed: OktaCursor =
-        serde_json::from_value(cursor.0.clone()).map_err(|_| SyncError::CursorExpired)?;
-    let times = [&parsed.users, &parsed.groups, &parsed.memberships].map(|t| parse_time(t));
-    match times {
-        [Some(users), Some(groups), Some(memberships)] => Ok((parsed, [users, groups, memberships])),
-        _ => Err(SyncError::CursorExpired),
     }
 }
 
@@ -304,19 +246,11 @@ impl Run<'_, '_> {
         since: Option<[OffsetDateTime; 3]>,
     ) -> Cursor {
         let started = *self.started.lock().expect("clock lock");
-        let pick =
-            |newest: Newest, since: Option<OffsetDateTime>| okta_time(high_water(newest.0, started, since));
-        let cursor = OktaCursor {
-            users: pick(users, since.map(|s| s[0])),
-            groups: pick(groups, since.map(|s| s[1])),
-            memberships: pick(memberships, since.map(|s| s[2])),
-            roles: self.roles.clone(),
-        };
-        Cursor(serde_json::to_value(cursor).expect("the cursor serializes"))
+        cursor::write([users, groups, memberships], started, since, self.roles.clone())
     }
 
     /// Role types by user id; `None` (with a warning) when the token may not read roles.
-    async fn admin_roles(&self) -> Result<Option<BTreeMap<String, Vec<String>>>, SyncError> {
+    async fn admin_roles(&self) -> Result<Option<Roles>, SyncError> {
         let denied = || {
             tracing::warn!(
                 source = "Okta",
@@ -558,27 +492,8 @@ mod proptests;
 #[cfg(test)]
 mod tests {
     use serde_json::json;
-    use time::macros::datetime;
 
     use super::*;
-
-    #[test]
-    fn cursors_round_trip_and_foreign_ones_mean_a_full_run() {
-        let cursor = Cursor(json!({
-            "users": "2024-01-02T03:04:05.006Z",
-            "groups": "2024-01-02T03:04:05.000Z",
-            "memberships": "2024-01-03T00:00:00.000Z",
-            "roles": {"00u1": ["SUPER_ADMIN"]},
-        }));
-        let (parsed, times) = read_cursor(&cursor).unwrap();
-        assert_eq!(times[0], datetime!(2024-01-02 03:04:05.006 UTC));
-        assert_eq!(okta_time(times[0]), parsed.users);
-        for foreign in
-            [json!({"deltaLink": "x"}), json!({"users": "yesterday", "groups": "", "memberships": ""})]
-        {
-            assert_eq!(read_cursor(&Cursor(foreign)).unwrap_err(), SyncError::CursorExpired);
-        }
-    }
 
     #[test]
     fn stats_are_taken_out_of_the_group() {
@@ -589,21 +504,5 @@ mod tests {
         assert_eq!(take_users_count(&mut group), None);
         assert_eq!(group, json!({"id": "00g2", "_embedded": {"app": {}}}));
         assert_eq!(take_users_count(&mut json!({"id": "00g3"})), None);
-    }
-
-    #[test]
-    fn the_cursor_never_passes_the_runs_start() {
-        let (before, start, after) = (
-            datetime!(2024-01-01 0:00 UTC),
-            datetime!(2024-01-02 0:00 UTC),
-            datetime!(2024-01-02 0:00:01 UTC),
-        );
-        assert_eq!(high_water(Some(before), Some(start), None), before);
-        // Changed during the run: listed again next time.
-        assert_eq!(high_water(Some(after), Some(start), None), start);
-        assert_eq!(high_water(Some(after), None, None), after);
-        assert_eq!(high_water(None, Some(start), Some(before)), before);
-        assert_eq!(high_water(None, Some(start), None), start);
-        assert_eq!(high_water(None, None, None), OffsetDateTime::UNIX_EPOCH);
     }
 }

@@ -134,16 +134,16 @@ proptest! {
 
     #[test]
     fn a_written_cursor_reads_back(users in okta_instant(), groups in okta_instant(), memberships in okta_instant()) {
-        let written = OktaCursor {
-            users: okta_time(users),
-            groups: okta_time(groups),
-            memberships: okta_time(memberships),
-            roles: Some(BTreeMap::from([("00u1".to_string(), vec!["SUPER_ADMIN".to_string()])])),
-        };
-        let cursor = Cursor(serde_json::to_value(&written).unwrap());
+        let roles = Some(BTreeMap::from([("00u1".to_string(), vec!["SUPER_ADMIN".to_string()])]));
+        let newest = [users, groups, memberships].map(|t| {
+            let mut newest = Newest::default();
+            newest.see(Some(t));
+            newest
+        });
+        let cursor = cursor::write(newest, None, None, roles.clone());
         let (read, times) = read_cursor(&cursor).expect("a written cursor reads");
         prop_assert_eq!(times, [users, groups, memberships]);
-        prop_assert_eq!(read.roles, written.roles);
+        prop_assert_eq!(read.roles, roles);
     }
 
     #[test]

@@ -12,15 +12,16 @@
 //! Pages go to the sink as they arrive, so memory stays flat whatever the tenant's size; only
 //! the role assignments (admins are few) are held for the whole run.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+#[path = "owners.rs"]
+mod owners;
+#[path = "wire.rs"]
+mod wire;
 
-use ctxsync_core::{Entity, EntityKind, Membership, Record};
-use std::fmt;
+use std::collections::{BTreeMap, BTreeSet};
 
-use serde::de::{MapAccess, Visitor};
-use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::value::RawValue;
-use serde_json::{Map, Value};
+use ctxsync_core::{Entity, Membership, Record};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use url::Url;
 
 use super::client::{Failure, GraphClient};
@@ -31,62 +32,14 @@ use crate::lenient;
 use crate::sync::{
     Coverage, Cursor, Expected, Outcome, Page, PageSink, Removal, SyncError, SyncMode, role_changes,
 };
+use wire::{DeltaPage, Item, Listing, Objects, RoleAssignments, USER_SELECT, decode};
 
-/// What the entity model needs of a user; `manager` makes the delta track the manager link.
-const USER_SELECT: &str = "id,userPrincipalName,displayName,givenName,surname,mail,otherMails,accountEnabled,\
-                           jobTitle,department,employeeId,createdDateTime,userType,onPremisesImmutableId,\
-                           proxyAddresses,manager";
-/// `members` makes the delta carry `members@delta`.
-const GROUP_SELECT: &str = "id,displayName,description,mail,mailEnabled,securityEnabled,groupTypes,members";
-const DEVICE_SELECT: &str = "id,deviceId,displayName,accountEnabled,operatingSystem,operatingSystemVersion,\
-                             trustType,isCompliant,isManaged,approximateLastSignInDateTime,registrationDateTime,\
-                             manufacturer,model";
 /// Delta queries take no `$top`; this preference asks for Graph's largest pages.
 const PAGE_SIZE: (&str, &str) = ("Prefer", "odata.maxpagesize=999");
 /// `$count` on directory objects is an advanced query, and answers a bare integer.
 const COUNT: [(&str, &str); 2] = [("ConsistencyLevel", "eventual"), ("Accept", "text/plain")];
 /// The most ids one delta `$filter` may name.
 const FILTER_IDS: usize = 50;
-/// A device's owners, only their ids (users are read on their own).
-const OWNERS: &str = "registeredOwners($select=id)";
-/// Graph serves at most 100 objects a page when it expands a relationship of each.
-const EXPANDED_PAGE: usize = 100;
-/// The most values one `in` of a list's `$filter` may hold.
-const FILTER_IN: usize = 15;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Listing {
-    Users,
-    Groups,
-    Devices,
-}
-
-impl Listing {
-    fn name(self) -> &'static str {
-        match self {
-            Listing::Users => "users",
-            Listing::Groups => "groups",
-            Listing::Devices => "devices",
-        }
-    }
-
-    fn select(self) -> &'static str {
-        match self {
-            Listing::Users => USER_SELECT,
-            Listing::Groups => GROUP_SELECT,
-            Listing::Devices => DEVICE_SELECT,
-        }
-    }
-
-    fn kind(self) -> EntityKind {
-        match self {
-            Listing::Users => EntityKind::User,
-            Listing::Groups => EntityKind::Group,
-            Listing::Devices => EntityKind::Device,
-        }
-    }
-}
-
 /// The cursor: each delta round's `@odata.deltaLink` as Graph wrote it, and who held which
 /// directory role (`None` when the app may not read role assignments).
 #[derive(Debug, Serialize, Deserialize)]
@@ -96,100 +49,6 @@ struct DeltaCursor {
     devices: String,
     #[serde(default)]
     admin_roles: Option<BTreeMap<String, Vec<String>>>,
-}
-
-/// A page of a delta round, or of a plain list (which has no delta link).
-#[derive(Deserialize)]
-struct DeltaPage<V = Vec<Item>> {
-    #[serde(default)]
-    value: V,
-    #[serde(rename = "@odata.nextLink")]
-    next_link: Option<String>,
-    #[serde(rename = "@odata.deltaLink")]
-    delta_link: Option<String>,
-}
-
-impl<V> DeltaPage<V> {
-    fn map<W>(self, f: impl FnOnce(V) -> W) -> DeltaPage<W> {
-        DeltaPage { value: f(self.value), next_link: self.next_link, delta_link: self.delta_link }
-    }
-}
-
-/// The objects of one delta page. Users are the bulk of a run, so each stays as the page's text
-/// until it is read straight into what the mapping needs, and that text is its raw JSON; groups
-/// and devices are taken apart (members) or added to (owners) first.
-enum Objects {
-    Users(Vec<Box<RawValue>>),
-    Groups(Vec<Item>),
-    Devices(Vec<Item>),
-}
-
-/// Decodes a page of `listing`'s delta round.
-fn decode(listing: Listing) -> impl Fn(&Reply) -> Option<DeltaPage<Objects>> {
-    move |r: &Reply| match listing {
-        Listing::Users => {
-            Some(serde_json::from_slice::<DeltaPage<Vec<Box<RawValue>>>>(&r.body).ok()?.map(Objects::Users))
-        }
-        Listing::Groups => Some(serde_json::from_slice::<DeltaPage>(&r.body).ok()?.map(Objects::Groups)),
-        Listing::Devices => Some(serde_json::from_slice::<DeltaPage>(&r.body).ok()?.map(Objects::Devices)),
-    }
-}
-
-/// One object of a delta page: its properties as Graph wrote them (the record's raw JSON), and
-/// its `members@delta` apart.
-struct Item {
-    object: Map<String, Value>,
-    members: Option<Vec<map::Member>>,
-}
-
-impl<'de> Deserialize<'de> for Item {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Fields;
-
-        impl<'de> Visitor<'de> for Fields {
-            type Value = Item;
-
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a directory object")
-            }
-
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Item, A::Error> {
-                let mut item = Item { object: Map::new(), members: None };
-                while let Some(key) = map.next_key::<String>()? {
-                    if key == "members@delta" {
-                        item.members = Some(map.next_value()?);
-                    } else {
-                        let value = map.next_value()?;
-                        item.object.insert(key, value);
-                    }
-                }
-                Ok(item)
-            }
-        }
-
-        deserializer.deserialize_map(Fields)
-    }
-}
-
-#[derive(Deserialize)]
-struct RoleAssignments {
-    #[serde(default)]
-    value: Vec<RoleAssignment>,
-    #[serde(rename = "@odata.nextLink")]
-    next_link: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RoleAssignment {
-    principal_id: Option<String>,
-    role_definition: Option<RoleDefinition>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RoleDefinition {
-    display_name: Option<String>,
 }
 
 struct Run<'s> {
@@ -397,122 +256,6 @@ impl Run<'_> {
             stored?;
             fetched = next_page;
         }
-    }
-
-    /// A full run's devices, listed with their owners expanded (delta queries cannot expand
-    /// them). The devices' delta starts from before the listing ("sync from now"), so whatever
-    /// changes while it is read comes again in the next incremental run. Returns that delta link.
-    async fn all_devices(&mut self, client: &mut GraphClient<'_>) -> Result<String, SyncError> {
-        let decode = |r: &Reply| serde_json::from_slice::<DeltaPage>(&r.body).ok();
-        let latest =
-            client.url(&["devices", "delta"], &format!("$select={DEVICE_SELECT}&$deltatoken=latest"));
-        let start = match client.fetch(&latest, "devices", &[], decode).await {
-            Ok((start, retried)) => {
-                self.retries += retried;
-                start
-            }
-            // Graph documents "sync from now" for users and groups; should it refuse it for
-            // devices, the whole delta round lists them, each page's owners read by id.
-            Err(Failure::Other(SourceError::Rejected(said))) => {
-                tracing::info!(%said, "no devices delta from now: listing the devices through delta");
-                let start = client.url(&["devices", "delta"], &format!("$select={DEVICE_SELECT}"));
-                return self.round(client, Listing::Devices, start).await;
-            }
-            Err(failure) => return Err(self.failure(failure)),
-        };
-        let Some(delta_link) = start.delta_link else {
-            return Err(SourceError::Unreachable(format!(
-                "{} answered a devices delta query without @odata.deltaLink; try again",
-                client.graph().display()
-            ))
-            .into());
-        };
-        let expanded = client
-            .url(&["devices"], &format!("$select={DEVICE_SELECT}&$expand={OWNERS}&$top={EXPANDED_PAGE}"));
-        let mut fetched = match client.fetch(&expanded, "devices' registered owners", &[], decode).await {
-            Err(Failure::Denied(error)) => {
-                self.deny_owners(error);
-                let plain = client.url(&["devices"], &format!("$select={DEVICE_SELECT}&$top=999"));
-                client.fetch(&plain, "devices", &[], decode).await
-            }
-            other => other,
-        };
-        loop {
-            let (page, retries) = fetched.map_err(|f| self.failure(f))?;
-            let next = page.next_link.map(|link| client.rebase(&link)).transpose()?;
-            let store = async {
-                let mut out = self.page(Objects::Devices(page.value));
-                out.retries = retries + std::mem::take(&mut self.retries);
-                self.sink.accept(out).await
-            };
-            let Some(next) = next else {
-                store.await?;
-                return Ok(delta_link);
-            };
-            let (next_page, stored) = tokio::join!(client.fetch(&next, "devices", &[], decode), store);
-            stored?;
-            fetched = next_page;
-        }
-    }
-
-    /// Puts on a delta page's changed devices their `registeredOwners`, as the full run's list
-    /// has them, read from the device list filtered to their ids (15 a request, the most an
-    /// `in` may hold; such an answer is one page). Returns how many requests were retried.
-    /// Owners are not tracked by the delta itself, so an owner replaced on a device that did not
-    /// otherwise change shows on the next full run.
-    async fn attach_owners(
-        &mut self,
-        client: &mut GraphClient<'_>,
-        items: &mut [Item],
-    ) -> Result<u32, SyncError> {
-        let ids: Vec<&str> = items
-            .iter()
-            .filter(|i| !i.object.contains_key("@removed"))
-            .filter_map(|i| i.object.get("id")?.as_str())
-            .collect();
-        let mut owners: HashMap<String, Value> = HashMap::new();
-        let mut retries = 0;
-        for chunk in ids.chunks(FILTER_IN) {
-            if self.owners_denied {
-                break;
-            }
-            let quoted: Vec<String> =
-                chunk.iter().map(|id| format!("'{}'", id.replace('\'', "''"))).collect();
-            let filter = format!("id in ({})", quoted.join(","));
-            let filter: String = url::form_urlencoded::byte_serialize(filter.as_bytes()).collect();
-            let url = client.url(&["devices"], &format!("$filter={filter}&$select=id&$expand={OWNERS}"));
-            let decode = |r: &Reply| serde_json::from_slice::<DeltaPage>(&r.body).ok();
-            match client.fetch(&url, "devices' registered owners", &[], decode).await {
-                Ok((page, retried)) => {
-                    retries += retried;
-                    for Item { mut object, .. } in page.value {
-                        let id = object.get("id").and_then(Value::as_str).map(str::to_string);
-                        if let (Some(id), Some(list)) = (id, object.remove("registeredOwners")) {
-                            owners.insert(id, list);
-                        }
-                    }
-                }
-                Err(Failure::Denied(error)) => self.deny_owners(error),
-                Err(failure) => return Err(self.failure(failure)),
-            }
-        }
-        for item in items {
-            let id = item.object.get("id").and_then(Value::as_str);
-            if let Some(list) = id.and_then(|id| owners.remove(id)) {
-                item.object.insert("registeredOwners".to_string(), list);
-            }
-        }
-        Ok(retries)
-    }
-
-    /// Devices still sync when Graph will not say who owns them, only without owners.
-    fn deny_owners(&mut self, error: SourceError) {
-        self.owners_denied = true;
-        tracing::warn!(
-            %error,
-            "cannot read the devices' registered owners: devices are synced without owners, so persons do not \
-             gain their Entra ID devices"
-        );
     }
 
     /// A token Graph no longer knows means a full sync, unless this already is one.

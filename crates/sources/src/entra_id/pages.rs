@@ -7,7 +7,8 @@
 //! Device owners (`registeredOwners`) are a relationship no delta query can expand. A full run
 //! therefore lists the devices with their owners expanded and starts the devices' delta from
 //! that moment (`$deltatoken=latest`); an incremental run reads the owners of each page's
-//! changed devices from the device list filtered to their ids.
+//! changed devices from the device list filtered to their ids (`owners.rs`). What Graph is asked
+//! for and answers is in `wire.rs`.
 //!
 //! Pages go to the sink as they arrive, so memory stays flat whatever the tenant's size; only
 //! the role assignments (admins are few) are held for the whole run.

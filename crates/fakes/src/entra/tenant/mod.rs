@@ -6,12 +6,15 @@
 //! its collection's change log, so "what changed after tick t" is a range of that log
 //! (`delta.rs`). Deleted objects stay behind as tombstones so that later delta rounds can report
 //! them as `@removed`; a group's memberships carry their own tick and presence the same way.
-//! `generate.rs` builds a tenant from a generated directory.
+//! `collection.rs` keeps one kind of object and its log, `render.rs` writes objects as Graph
+//! does, and `generate.rs` builds a tenant from a generated directory.
 
+mod collection;
 mod delta;
 mod generate;
+mod render;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -20,91 +23,11 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::admin::{Lifecycle, Standing};
-use crate::common::{Seeded, now, seconds};
+use crate::common::{Seeded, now};
+use collection::{Collection, tick};
 pub(crate) use delta::{DeltaQuery, Kind, Position};
-
-/// The properties `GET /users` returns when no `$select` is given.
-pub(crate) const USER_DEFAULT: &[&str] = &[
-    "businessPhones",
-    "displayName",
-    "givenName",
-    "jobTitle",
-    "mail",
-    "mobilePhone",
-    "officeLocation",
-    "preferredLanguage",
-    "surname",
-    "userPrincipalName",
-    "id",
-];
-
-/// Every user property this tenant knows.
-pub(crate) const USER_PROPERTIES: &[&str] = &[
-    "id",
-    "businessPhones",
-    "displayName",
-    "givenName",
-    "jobTitle",
-    "mail",
-    "mobilePhone",
-    "officeLocation",
-    "preferredLanguage",
-    "surname",
-    "userPrincipalName",
-    "accountEnabled",
-    "userType",
-    "department",
-    "employeeId",
-    "createdDateTime",
-    "deletedDateTime",
-    "otherMails",
-    "proxyAddresses",
-    "onPremisesSyncEnabled",
-    "onPremisesImmutableId",
-];
-
-pub(crate) const GROUP_PROPERTIES: &[&str] = &[
-    "id",
-    "deletedDateTime",
-    "classification",
-    "createdDateTime",
-    "description",
-    "displayName",
-    "groupTypes",
-    "isAssignableToRole",
-    "mail",
-    "mailEnabled",
-    "mailNickname",
-    "membershipRule",
-    "membershipRuleProcessingState",
-    "onPremisesSyncEnabled",
-    "onPremisesSecurityIdentifier",
-    "proxyAddresses",
-    "securityEnabled",
-    "securityIdentifier",
-    "visibility",
-];
-
-pub(crate) const DEVICE_PROPERTIES: &[&str] = &[
-    "id",
-    "deletedDateTime",
-    "accountEnabled",
-    "approximateLastSignInDateTime",
-    "deviceId",
-    "deviceOwnership",
-    "displayName",
-    "isCompliant",
-    "isManaged",
-    "manufacturer",
-    "model",
-    "onPremisesSyncEnabled",
-    "operatingSystem",
-    "operatingSystemVersion",
-    "physicalIds",
-    "profileType",
-    "registrationDateTime",
-    "trustType",
-];
+pub(crate) use render::{DEVICE_PROPERTIES, GROUP_PROPERTIES, USER_DEFAULT, USER_PROPERTIES, render};
+use render::{device_property, group_property, user_property};
 
 /// Built-in directory roles: template id and display name, as every tenant has them.
 const ROLES: &[(&str, &str)] = &[
@@ -230,142 +153,6 @@ pub struct EntraSnapshot {
     pub admin_roles: BTreeMap<String, BTreeSet<String>>,
 }
 
-/// Moves a tenant's clock on one tick and returns the new tick.
-fn tick(clock: &mut u64) -> u64 {
-    *clock += 1;
-    *clock
-}
-
-/// One named property of an object with its id, or `None` for a name its type does not have.
-type Property<T> = fn(&Uuid, &T, &str) -> Option<Value>;
-
-struct Slot<T> {
-    id: Uuid,
-    value: T,
-    version: u64,
-    deleted: bool,
-}
-
-/// One kind of directory object: slots in creation order (never reused, so a slot number names
-/// one object for good), an index by id, and the change log.
-struct Collection<T> {
-    slots: Vec<Slot<T>>,
-    by_id: HashMap<Uuid, u32>,
-    /// The latest tick of every object, tombstones included → its slot.
-    log: BTreeMap<u64, u32>,
-}
-
-impl<T> Collection<T> {
-    fn with_capacity(n: usize) -> Self {
-        Self { slots: Vec::with_capacity(n), by_id: HashMap::with_capacity(n), log: BTreeMap::new() }
-    }
-
-    fn insert(&mut self, id: Uuid, value: T, version: u64) -> u32 {
-        let slot = u32::try_from(self.slots.len()).expect("fewer than 4 billion objects");
-        self.slots.push(Slot { id, value, version, deleted: false });
-        self.by_id.insert(id, slot);
-        self.log.insert(version, slot);
-        slot
-    }
-
-    /// Moves the object to `version` in the change log.
-    fn touch(&mut self, slot: u32, version: u64) {
-        let entry = &mut self.slots[slot as usize];
-        self.log.remove(&entry.version);
-        entry.version = version;
-        self.log.insert(version, slot);
-    }
-
-    /// Adds an object at the next tick of `clock`; returns its id.
-    fn add(&mut self, id: Uuid, value: T, clock: &mut u64) -> String {
-        self.insert(id, value, tick(clock));
-        id.to_string()
-    }
-
-    /// Applies `change` to the part of the object `part` picks out. A change that changes
-    /// nothing is not a change: only a real one moves the object to the next tick of `clock`.
-    fn update<P: Clone + PartialEq>(
-        &mut self,
-        slot: u32,
-        clock: &mut u64,
-        part: fn(&mut T) -> &mut P,
-        change: impl FnOnce(&mut P),
-    ) {
-        let value = part(&mut self.slots[slot as usize].value);
-        let before = value.clone();
-        change(value);
-        if *value != before {
-            self.touch(slot, tick(clock));
-        }
-    }
-
-    /// Deletes the object, leaving a tombstone at the next tick of `clock` for delta rounds.
-    fn delete(&mut self, slot: u32, clock: &mut u64) {
-        let version = tick(clock);
-        self.slots[slot as usize].deleted = true;
-        self.touch(slot, version);
-    }
-
-    /// The slot of a live object.
-    fn find(&self, id: &str) -> Option<u32> {
-        let id = Uuid::parse_str(id).ok()?;
-        self.by_id.get(&id).copied().filter(|&s| !self.slots[s as usize].deleted)
-    }
-
-    fn live(&self) -> impl Iterator<Item = &Slot<T>> {
-        self.slots.iter().filter(|s| !s.deleted)
-    }
-
-    /// The slots of the live objects `keep` picks.
-    fn live_slots(&self, keep: impl Fn(&T) -> bool) -> Vec<u32> {
-        (0..self.slots.len() as u32)
-            .filter(|&s| {
-                let entry = &self.slots[s as usize];
-                !entry.deleted && keep(&entry.value)
-            })
-            .collect()
-    }
-
-    /// Every live object with all of `properties`, by id, as a snapshot holds them.
-    fn render_all(&self, properties: &[&str], property: Property<T>) -> BTreeMap<String, Value> {
-        self.live()
-            .map(|s| {
-                (s.id.to_string(), Value::Object(render(properties, true, |p| property(&s.id, &s.value, p))))
-            })
-            .collect()
-    }
-
-    /// One page of a plain list with the given properties, continuing after a slot.
-    fn render_page(
-        &self,
-        properties: &[String],
-        after: Option<u32>,
-        limit: usize,
-        property: Property<T>,
-    ) -> (Vec<Value>, Option<u32>) {
-        let (slots, next) = self.page(after, limit);
-        let value = slots
-            .into_iter()
-            .map(|s| Value::Object(render(properties, true, |p| property(&s.id, &s.value, p))))
-            .collect();
-        (value, next)
-    }
-
-    /// Up to `limit` live objects after slot `after`, and the slot to continue after.
-    fn page(&self, after: Option<u32>, limit: usize) -> (Vec<&Slot<T>>, Option<u32>) {
-        let start = after.map_or(0, |a| a as usize + 1);
-        let mut live = self.slots.iter().enumerate().skip(start).filter(|(_, s)| !s.deleted);
-        let mut out = Vec::with_capacity(limit.min(1024));
-        let mut last = None;
-        for (slot, value) in live.by_ref().take(limit) {
-            out.push(value);
-            last = Some(slot as u32);
-        }
-        let next = if live.next().is_some() { last } else { None };
-        (out, next)
-    }
-}
-
 /// A group member: its kind and its slot in that kind's collection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Member {
@@ -403,106 +190,6 @@ pub struct EntraTenant {
     pub(crate) token_epoch: u32,
     /// Ids of objects added after generation: seeded too, so a test's mutations repeat.
     ids: Seeded,
-}
-
-fn opt_str(value: &Option<String>) -> Value {
-    value.as_ref().map_or(Value::Null, |v| Value::String(v.clone()))
-}
-
-fn strings(values: &[String]) -> Value {
-    Value::Array(values.iter().map(|v| Value::String(v.clone())).collect())
-}
-
-fn user_property(id: &Uuid, u: &EntraUser, name: &str) -> Option<Value> {
-    Some(match name {
-        "id" => Value::String(id.to_string()),
-        "businessPhones" => json!([]),
-        "displayName" => Value::String(u.display_name.clone()),
-        "givenName" => opt_str(&u.given_name),
-        "jobTitle" => opt_str(&u.job_title),
-        "mail" => opt_str(&u.mail),
-        "mobilePhone" | "officeLocation" | "deletedDateTime" => Value::Null,
-        "preferredLanguage" => json!("en-US"),
-        "surname" => opt_str(&u.surname),
-        "userPrincipalName" => Value::String(u.user_principal_name.clone()),
-        "accountEnabled" => Value::Bool(u.account_enabled),
-        "userType" => json!(if u.guest { "Guest" } else { "Member" }),
-        "department" => opt_str(&u.department),
-        "employeeId" => opt_str(&u.employee_id),
-        "createdDateTime" => Value::String(seconds(u.created)),
-        "otherMails" => strings(&u.other_mails),
-        "proxyAddresses" => strings(&u.proxy_addresses),
-        "onPremisesSyncEnabled" => u.on_premises_immutable_id.as_ref().map_or(Value::Null, |_| json!(true)),
-        "onPremisesImmutableId" => opt_str(&u.on_premises_immutable_id),
-        _ => return None,
-    })
-}
-
-fn group_property(id: &Uuid, entry: &GroupEntry, name: &str) -> Option<Value> {
-    let g = &entry.group;
-    Some(match name {
-        "id" => Value::String(id.to_string()),
-        "deletedDateTime"
-        | "classification"
-        | "isAssignableToRole"
-        | "membershipRule"
-        | "membershipRuleProcessingState"
-        | "onPremisesSyncEnabled"
-        | "onPremisesSecurityIdentifier" => Value::Null,
-        "createdDateTime" => Value::String(seconds(g.created)),
-        "description" => opt_str(&g.description),
-        "displayName" => Value::String(g.display_name.clone()),
-        "groupTypes" => strings(&g.group_types),
-        "mail" => opt_str(&g.mail),
-        "mailEnabled" => Value::Bool(g.mail_enabled),
-        "mailNickname" => Value::String(g.mail_nickname.clone()),
-        "proxyAddresses" => Value::Array(g.mail.iter().map(|m| Value::String(format!("SMTP:{m}"))).collect()),
-        "securityEnabled" => Value::Bool(g.security_enabled),
-        "securityIdentifier" => Value::String(g.security_identifier.clone()),
-        "visibility" => opt_str(&g.visibility),
-        _ => return None,
-    })
-}
-
-fn device_property(id: &Uuid, d: &EntraDevice, name: &str) -> Option<Value> {
-    let time = |t: &Option<OffsetDateTime>| t.map_or(Value::Null, |t| Value::String(seconds(t)));
-    let flag = |b: Option<bool>| b.map_or(Value::Null, Value::Bool);
-    Some(match name {
-        "id" => Value::String(id.to_string()),
-        "deletedDateTime" | "onPremisesSyncEnabled" => Value::Null,
-        "accountEnabled" => Value::Bool(d.account_enabled),
-        "approximateLastSignInDateTime" => time(&d.approximate_last_sign_in),
-        "deviceId" => Value::String(d.device_id.clone()),
-        "deviceOwnership" => json!(if d.trust_type == "Workplace" { "Personal" } else { "Company" }),
-        "displayName" => Value::String(d.display_name.clone()),
-        "isCompliant" => flag(d.is_compliant),
-        "isManaged" => flag(d.is_managed),
-        "manufacturer" => opt_str(&d.manufacturer),
-        "model" => opt_str(&d.model),
-        "operatingSystem" => Value::String(d.operating_system.clone()),
-        "operatingSystemVersion" => Value::String(d.operating_system_version.clone()),
-        "physicalIds" => json!([]),
-        "profileType" => json!("RegisteredDevice"),
-        "registrationDateTime" => Value::String(seconds(d.registered)),
-        "trustType" => Value::String(d.trust_type.clone()),
-        _ => return None,
-    })
-}
-
-/// The named properties of one object. Delta answers leave out properties that were never set
-/// (`nulls: false`); plain reads write them as `null`.
-pub(crate) fn render(
-    properties: &[impl AsRef<str>],
-    nulls: bool,
-    property: impl Fn(&str) -> Option<Value>,
-) -> Map<String, Value> {
-    properties
-        .iter()
-        .filter_map(|p| {
-            let value = property(p.as_ref())?;
-            (nulls || !value.is_null()).then(|| (p.as_ref().to_string(), value))
-        })
-        .collect()
 }
 
 /// `ada.lovelace7` → `Ada.Lovelace7`: how mail addresses are usually capitalised.

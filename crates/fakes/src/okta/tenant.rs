@@ -3,16 +3,21 @@
 //!
 //! Every change stamps what Okta stamps: a user's `lastUpdated` moves when its profile or status
 //! changes, a group's `lastMembershipUpdated` when a member joins or leaves, so the API's
-//! `filter=lastUpdated gt "…"` finds exactly what changed.
+//! `filter=lastUpdated gt "…"` finds exactly what changed. `generate.rs` builds an org from the
+//! shared directory; `json.rs` writes its objects as the API does.
+
+#[path = "generate.rs"]
+mod generate;
+#[path = "json.rs"]
+mod json;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::{Map, Value, json};
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 
 use crate::admin::{Lifecycle, Standing};
-use crate::common::{BASE62, Seeded, Snapshot, fixed_width, millis, now};
-use crate::directory::{ADMIN, DelegatedRole, Directory, Factor, NON_ADMIN, Status};
+use crate::common::{BASE62, Seeded, fixed_width, now};
+use crate::directory::Factor;
 
 /// An Okta user. Changing one through [`OktaTenant::update_user`] moves its `lastUpdated`.
 #[derive(Debug, Clone)]
@@ -125,165 +130,7 @@ fn provider_of(factor_type: &str) -> &'static str {
     }
 }
 
-fn role_type(role: DelegatedRole) -> &'static str {
-    match role {
-        DelegatedRole::ReadOnly => "READ_ONLY_ADMIN",
-        DelegatedRole::HelpDesk => "HELP_DESK_ADMIN",
-        DelegatedRole::UserAdmin => "USER_ADMIN",
-        DelegatedRole::GroupMembership => "GROUP_MEMBERSHIP_ADMIN",
-    }
-}
-
-fn role_label(role_type: &str) -> &str {
-    match role_type {
-        "SUPER_ADMIN" => "Super Administrator",
-        "ORG_ADMIN" => "Organizational Administrator",
-        "READ_ONLY_ADMIN" => "Read-only Administrator",
-        "HELP_DESK_ADMIN" => "Help Desk Administrator",
-        "USER_ADMIN" => "Group Administrator",
-        "GROUP_MEMBERSHIP_ADMIN" => "Group Membership Administrator",
-        "APP_ADMIN" => "Application Administrator",
-        "REPORT_ADMIN" => "Report Administrator",
-        other => other,
-    }
-}
-
-/// The status Okta shows for a person: the directory's lifecycle, plus Okta's own transient
-/// states (locked out, password expired, in recovery, provisioned but not activated) for a few
-/// active people. The two people whose credentials the fake hands out stay active.
-fn okta_status(i: usize, status: Status, rng: &mut Seeded) -> &'static str {
-    match status {
-        Status::Staged => "STAGED",
-        Status::Suspended => "SUSPENDED",
-        Status::Deprovisioned => "DEPROVISIONED",
-        Status::Active if i == ADMIN || i == NON_ADMIN => "ACTIVE",
-        Status::Active => match rng.below(50) {
-            0 => "LOCKED_OUT",
-            1 => "PASSWORD_EXPIRED",
-            2 => "RECOVERY",
-            3 => "PROVISIONED",
-            _ => "ACTIVE",
-        },
-    }
-}
-
 impl OktaTenant {
-    pub(crate) fn from_directory(directory: &Directory, seed: u64, mail_domain: &str) -> Self {
-        let mut rng = Seeded::new(seed, "okta");
-        let people = &directory.people;
-        let org_id = format!("00o{}", rng.chars(BASE62, 17));
-        let user_ids: Vec<String> = (0..people.len()).map(|i| okta_id("00u", i as u64, &mut rng)).collect();
-        let mut users = BTreeMap::new();
-        let mut assignees = BTreeSet::new();
-        for (i, p) in people.iter().enumerate() {
-            let status = okta_status(i, p.status, &mut rng);
-            let activated =
-                (!matches!(status, "STAGED" | "PROVISIONED")).then(|| p.created + Duration::minutes(10));
-            let status_changed = match status {
-                "ACTIVE" | "STAGED" | "PROVISIONED" => activated,
-                _ => Some(p.created + Duration::days(30 + rng.below(60) as i64)),
-            };
-            let profile_updated = p.created + Duration::days(rng.below(90) as i64);
-            let login = format!("{}@{mail_domain}", p.handle);
-            let email = match &p.okta_email {
-                Some(email) => email.clone(),
-                None if i % 7 == 3 => capitalized(&login),
-                None => login.clone(),
-            };
-            let second_email = match (i % 5, i % 11) {
-                (1, _) => Some(format!("{}@home.example", p.handle)),
-                (_, 5) => Some(login.clone()),
-                _ => None,
-            };
-            let profile = OktaProfile {
-                second_email,
-                first_name: p.given.clone(),
-                last_name: p.family.clone(),
-                display_name: (i % 9 != 4).then(|| format!("{} {}", p.given, p.family)),
-                mobile_phone: (i % 3 == 0).then(|| format!("+1-555-01{:02}", i % 100)),
-                department: Some(p.department.to_string()),
-                title: Some(p.title.to_string()),
-                employee_number: Some(p.employee_number.clone()),
-                manager_id: p.manager.map(|m| user_ids[m].clone()),
-                manager: p.manager.map(|m| format!("{} {}", people[m].given, people[m].family)),
-                login,
-                email,
-            };
-            let enrolled = activated.unwrap_or(p.created) + Duration::days(1);
-            let factors = p
-                .factors
-                .iter()
-                .map(|&f| {
-                    let factor_type = factor_type(f);
-                    OktaFactor {
-                        id: format!("{}{}", factor_prefix(factor_type), rng.chars(BASE62, 17)),
-                        factor_type: factor_type.to_string(),
-                        provider: provider_of(factor_type),
-                        status: if f == Factor::Sms && i % 4 == 0 { "PENDING_ACTIVATION" } else { "ACTIVE" },
-                        created: enrolled,
-                    }
-                })
-                .collect();
-            let role_types =
-                p.admin.then_some("SUPER_ADMIN").into_iter().chain(p.delegated_role.map(role_type));
-            let roles: Vec<OktaRole> = role_types
-                .map(|t| OktaRole {
-                    id: format!("ra1{}", rng.chars(BASE62, 17)),
-                    role_type: t.to_string(),
-                    created: p.created + Duration::days(2),
-                })
-                .collect();
-            if !roles.is_empty() {
-                assignees.insert(user_ids[i].clone());
-            }
-            let user = OktaUser {
-                id: user_ids[i].clone(),
-                status,
-                created: p.created,
-                activated,
-                status_changed,
-                last_login: p.last_login,
-                last_updated: status_changed.map_or(profile_updated, |s| s.max(profile_updated)),
-                password_changed: activated,
-                profile,
-                factors,
-                roles,
-            };
-            users.insert(user.id.clone(), user);
-        }
-        let groups = directory
-            .teams
-            .iter()
-            .enumerate()
-            .map(|(t, team)| {
-                let group = OktaGroup {
-                    id: okta_id("00g", t as u64, &mut rng),
-                    kind: "OKTA_GROUP",
-                    name: team.name.clone(),
-                    description: Some(team.description.clone()),
-                    created: team.created,
-                    last_updated: team.created,
-                    last_membership_updated: team.created + Duration::days(1),
-                    members: team.members.iter().map(|&m| user_ids[m].clone()).collect(),
-                };
-                (group.id.clone(), group)
-            })
-            .collect();
-        Self {
-            users,
-            groups,
-            assignees,
-            admin_id: user_ids[ADMIN].clone(),
-            non_admin_id: user_ids[NON_ADMIN].clone(),
-            org_id,
-            mail_domain: mail_domain.to_string(),
-            rng,
-            next_user: people.len() as u64,
-            next_group: directory.teams.len() as u64,
-            clock: OffsetDateTime::UNIX_EPOCH,
-        }
-    }
-
     pub fn users(&self) -> impl Iterator<Item = &OktaUser> {
         self.users.values()
     }
@@ -481,36 +328,6 @@ impl OktaTenant {
             created: at,
         });
     }
-
-    pub(crate) fn snapshot(&self, base: &str) -> Snapshot {
-        let mut snapshot = Snapshot::default();
-        for user in self.users.values() {
-            snapshot.users.insert(user.id.clone(), user.to_json(base));
-            if !user.roles.is_empty() {
-                snapshot.roles.insert(user.id.clone(), user.roles_json(base));
-            }
-            if !user.factors.is_empty() {
-                snapshot.factors.insert(user.id.clone(), user.factors_json(base));
-            }
-        }
-        for group in self.groups.values() {
-            snapshot.groups.insert(group.id.clone(), group.to_json(base));
-            snapshot.user_members.extend(group.members.iter().map(|m| (group.id.clone(), m.clone())));
-        }
-        snapshot
-    }
-
-    /// `/iam/assignees/users` entry: the user's id and its ORN.
-    pub(crate) fn assignee_json(&self, user_id: &str, base: &str) -> Value {
-        json!({
-            "id": user_id,
-            "orn": format!("orn:okta:directory:{}:users:{user_id}", self.org_id),
-            "_links": {
-                "self": {"href": format!("{base}/api/v1/users/{user_id}")},
-                "roles": {"href": format!("{base}/api/v1/users/{user_id}/roles")},
-            },
-        })
-    }
 }
 
 fn capitalized(s: &str) -> String {
@@ -533,103 +350,6 @@ impl OktaUser {
     pub fn id(&self) -> &str {
         &self.id
     }
-
-    pub(crate) fn to_json(&self, base: &str) -> Value {
-        let p = &self.profile;
-        let mut profile = Map::new();
-        profile.insert("firstName".into(), json!(p.first_name));
-        profile.insert("lastName".into(), json!(p.last_name));
-        profile.insert("mobilePhone".into(), json!(p.mobile_phone));
-        profile.insert("secondEmail".into(), json!(p.second_email));
-        profile.insert("login".into(), json!(p.login));
-        profile.insert("email".into(), json!(p.email));
-        // Attributes without a value are left out, as Okta leaves out unset ones.
-        for (key, value) in [
-            ("displayName", &p.display_name),
-            ("department", &p.department),
-            ("title", &p.title),
-            ("employeeNumber", &p.employee_number),
-            ("managerId", &p.manager_id),
-            ("manager", &p.manager),
-        ] {
-            if let Some(value) = value {
-                profile.insert(key.into(), json!(value));
-            }
-        }
-        json!({
-            "id": self.id,
-            "status": self.status,
-            "created": millis(self.created),
-            "activated": self.activated.map(millis),
-            "statusChanged": self.status_changed.map(millis),
-            "lastLogin": self.last_login.map(millis),
-            "lastUpdated": millis(self.last_updated),
-            "passwordChanged": self.password_changed.map(millis),
-            "type": {"id": "oty1a2b3c4d5e6f7g8h9"},
-            "profile": profile,
-            "credentials": {
-                "password": {},
-                "provider": {"type": "OKTA", "name": "OKTA"},
-            },
-            "_links": {"self": {"href": format!("{base}/api/v1/users/{}", self.id)}},
-        })
-    }
-
-    pub(crate) fn roles_json(&self, base: &str) -> Vec<Value> {
-        self.roles
-            .iter()
-            .map(|r| {
-                json!({
-                    "id": r.id,
-                    "label": role_label(&r.role_type),
-                    "type": r.role_type,
-                    "status": "ACTIVE",
-                    "created": millis(r.created),
-                    "lastUpdated": millis(r.created),
-                    "assignmentType": "USER",
-                    "_links": {"assignee": {"href": format!("{base}/api/v1/users/{}", self.id)}},
-                })
-            })
-            .collect()
-    }
-
-    pub(crate) fn factors_json(&self, base: &str) -> Vec<Value> {
-        self.factors
-            .iter()
-            .map(|f| {
-                let profile = match f.factor_type.as_str() {
-                    "push" => json!({
-                        "credentialId": self.profile.login,
-                        "deviceType": "SmartPhone_IPhone",
-                        "name": "iPhone",
-                        "platform": "IOS",
-                        "version": "17.4",
-                    }),
-                    "sms" | "call" => json!({
-                        "phoneNumber": self.profile.mobile_phone.as_deref().unwrap_or("+1-555-0100"),
-                    }),
-                    "email" => json!({"email": self.profile.email}),
-                    "webauthn" => json!({"credentialId": f.id, "authenticatorName": "YubiKey 5 NFC"}),
-                    _ => json!({"credentialId": self.profile.login}),
-                };
-                let href = format!("{base}/api/v1/users/{}/factors/{}", self.id, f.id);
-                json!({
-                    "id": f.id,
-                    "factorType": f.factor_type,
-                    "provider": f.provider,
-                    "vendorName": f.provider,
-                    "status": f.status,
-                    "created": millis(f.created),
-                    "lastUpdated": millis(f.created),
-                    "profile": profile,
-                    "_links": {
-                        "self": {"href": href},
-                        "user": {"href": format!("{base}/api/v1/users/{}", self.id)},
-                    },
-                })
-            })
-            .collect()
-    }
 }
 
 impl OktaGroup {
@@ -643,23 +363,6 @@ impl OktaGroup {
 
     pub(crate) fn member_ids(&self) -> &BTreeSet<String> {
         &self.members
-    }
-
-    pub(crate) fn to_json(&self, base: &str) -> Value {
-        json!({
-            "id": self.id,
-            "created": millis(self.created),
-            "lastUpdated": millis(self.last_updated),
-            "lastMembershipUpdated": millis(self.last_membership_updated),
-            "objectClass": ["okta:user_group"],
-            "type": self.kind,
-            "profile": {"name": self.name, "description": self.description},
-            "_links": {
-                "logo": [],
-                "users": {"href": format!("{base}/api/v1/groups/{}/users", self.id)},
-                "apps": {"href": format!("{base}/api/v1/groups/{}/apps", self.id)},
-            },
-        })
     }
 }
 

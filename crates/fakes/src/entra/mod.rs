@@ -9,6 +9,7 @@
 
 mod graph;
 mod login;
+mod query;
 mod tenant;
 
 use std::collections::{HashMap, HashSet};

@@ -1,8 +1,9 @@
 //! Domain types of ctxsync, shared by every other crate.
 //!
-//! This crate does no I/O on purpose: the rules that decide whether a configuration, a credential
-//! or a scope is acceptable live here as plain functions and newtypes with a `parse` constructor,
-//! so they can be unit-tested without a server, a database or a network.
+//! This crate does no I/O on purpose: the rules that decide whether a configuration or a scope is
+//! acceptable, how entities change and which accounts are one person live here as plain functions
+//! and newtypes with a `parse` constructor, so they can be unit-tested without a server, a
+//! database or a network.
 
 mod change;
 mod config;

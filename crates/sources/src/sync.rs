@@ -14,6 +14,18 @@ use crate::SourceError;
 /// The [`Expected`] key of memberships; entities use their [`ctxsync_core::EntityKind`] name.
 pub(crate) const MEMBERSHIP: &str = "membership";
 
+/// Works on a page while the next one is fetched, so the source's latency overlaps the work on
+/// our side. Both run to their end and the work's error comes first: a page that could not be
+/// handed on ends the run whatever the fetch said, and a failed fetch never cuts a page's
+/// storing short. The fetch's result is returned as it came.
+pub(crate) async fn overlapped<W, T, E>(
+    work: impl Future<Output = Result<W, E>>,
+    fetch: impl Future<Output = T>,
+) -> Result<(W, T), E> {
+    let (worked, fetched) = tokio::join!(work, fetch);
+    Ok((worked?, fetched))
+}
+
 /// Admin roles by user id, as a run read them.
 pub(crate) type Roles = std::collections::BTreeMap<String, Vec<String>>;
 

@@ -11,7 +11,7 @@ use super::Run;
 use super::wire::{DEVICE_SELECT, DeltaPage, Item, Listing, Objects};
 use crate::SourceError;
 use crate::http::Reply;
-use crate::sync::SyncError;
+use crate::sync::{SyncError, overlapped};
 
 /// A device's owners, only their ids (users are read on their own).
 const OWNERS: &str = "registeredOwners($select=id)";
@@ -71,8 +71,7 @@ impl Run<'_> {
                 store.await?;
                 return Ok(delta_link);
             };
-            let (next_page, stored) = tokio::join!(client.fetch(&next, "devices", &[], decode), store);
-            stored?;
+            let ((), next_page) = overlapped(store, client.fetch(&next, "devices", &[], decode)).await?;
             fetched = next_page;
         }
     }

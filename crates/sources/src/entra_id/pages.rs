@@ -31,7 +31,8 @@ use crate::SourceError;
 use crate::http::Reply;
 use crate::lenient;
 use crate::sync::{
-    Coverage, Cursor, Expected, Outcome, Page, PageSink, Removal, SyncError, SyncMode, role_changes,
+    Coverage, Cursor, Expected, Outcome, Page, PageSink, Removal, SyncError, SyncMode, overlapped,
+    role_changes,
 };
 use wire::{DeltaPage, Item, Listing, Objects, RoleAssignments, USER_SELECT, decode};
 
@@ -252,9 +253,8 @@ impl Run<'_> {
                 tracing::debug!(listing = listing.name(), pages, "delta round complete");
                 return Ok(delta_link.expect("a round without a next link has a delta link"));
             };
-            let (next_page, stored) =
-                tokio::join!(client.fetch(&next, listing.name(), &[PAGE_SIZE], &decode), store);
-            stored?;
+            let ((), next_page) =
+                overlapped(store, client.fetch(&next, listing.name(), &[PAGE_SIZE], &decode)).await?;
             fetched = next_page;
         }
     }

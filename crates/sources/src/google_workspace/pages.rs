@@ -25,7 +25,7 @@ use crate::SourceError;
 use crate::endpoints::Target;
 use crate::http::Http;
 use crate::lenient;
-use crate::sync::{Coverage, Expected, MEMBERSHIP, Outcome, Page, PageSink, SyncError};
+use crate::sync::{Coverage, Expected, MEMBERSHIP, Outcome, Page, PageSink, SyncError, overlapped};
 
 /// The largest pages the API serves: users 500, groups and members 200.
 const USERS_PAGE: &str = "500";
@@ -126,11 +126,8 @@ impl Run<'_, '_> {
             let records: Vec<Record> = records.collect();
             let Some(token) = &token else { return self.out.emit(records, Vec::new()).await };
             let query = with_token(&query, token);
-            let (emitted, following) = tokio::join!(
-                self.out.emit(records, Vec::new()),
-                self.client.fetch::<List<Box<RawValue>>>(&["users"], &query, "users", &[]),
-            );
-            emitted?;
+            let fetch = self.client.fetch::<List<Box<RawValue>>>(&["users"], &query, "users", &[]);
+            let ((), following) = overlapped(self.out.emit(records, Vec::new()), fetch).await?;
             let following = following?;
             self.out.retries += following.retries;
             list = following.body.unwrap_or_default();
@@ -189,11 +186,8 @@ impl Run<'_, '_> {
                 return Ok(Some(left_out));
             };
             let query = with_token(&query, token);
-            let (emitted, following) = tokio::join!(
-                self.out.emit(Vec::new(), memberships),
-                self.client.fetch::<List>(&path, &query, "group members", &tolerated),
-            );
-            emitted?;
+            let fetch = self.client.fetch::<List>(&path, &query, "group members", &tolerated);
+            let ((), following) = overlapped(self.out.emit(Vec::new(), memberships), fetch).await?;
             let following = following?;
             self.out.retries += following.retries;
             // Gone or out of reach between two of its pages: as if it had been so from the start.

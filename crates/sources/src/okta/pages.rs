@@ -37,7 +37,8 @@ use crate::endpoints::Target;
 use crate::http::Http;
 use crate::lenient;
 use crate::sync::{
-    Coverage, Cursor, Expected, MEMBERSHIP, Outcome, Page, PageSink, Roles, SyncError, SyncMode, role_changes,
+    Coverage, Cursor, Expected, MEMBERSHIP, Outcome, Page, PageSink, Roles, SyncError, SyncMode, overlapped,
+    role_changes,
 };
 
 /// Okta's largest page for users and members, and its recommendation for groups.
@@ -353,8 +354,8 @@ impl Run<'_, '_> {
                 self.emit(records, Vec::new()).await
             };
             let ((), following) =
-                tokio::try_join!(this_page, self.next_page(next.as_ref(), "list users", &[]))?;
-            match following {
+                overlapped(this_page, self.next_page(next.as_ref(), "list users", &[])).await?;
+            match following? {
                 Some(following) => got = following,
                 None => return Ok(()),
             }
@@ -427,7 +428,7 @@ impl Run<'_, '_> {
                     .await
             };
             let (listed, following) =
-                tokio::try_join!(members, self.next_page(next.as_ref(), "list groups", &[]))?;
+                overlapped(members, self.next_page(next.as_ref(), "list groups", &[])).await?;
             for (id, users_count, listed) in listed {
                 if listed {
                     relisted.push((id, users_count));
@@ -435,7 +436,7 @@ impl Run<'_, '_> {
                     unlisted.push(id);
                 }
             }
-            match following {
+            match following? {
                 Some(following) => got = following,
                 None => return Ok((relisted, unlisted)),
             }
@@ -461,11 +462,12 @@ impl Run<'_, '_> {
                     member_id: user.id,
                 })
                 .collect();
-            let ((), following) = tokio::try_join!(
+            let ((), following) = overlapped(
                 self.emit(Vec::new(), memberships),
-                self.next_page(next.as_ref(), action, &tolerated)
-            )?;
-            match following {
+                self.next_page(next.as_ref(), action, &tolerated),
+            )
+            .await?;
+            match following? {
                 Some(following) => got = following,
                 None => return Ok(true),
             }

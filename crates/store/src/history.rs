@@ -18,7 +18,8 @@ use uuid::Uuid;
 
 use crate::StoreError;
 use crate::page::EntityWrite;
-use crate::rows::{Column, decode_kind};
+use crate::rows::decode_kind;
+use crate::values::{DbId, DbTime};
 
 /// One recorded change event.
 #[derive(Debug, Clone, PartialEq)]
@@ -243,16 +244,19 @@ impl Recorder {
     }
 
     /// Memberships a completed run deleted, with when each began.
-    pub(crate) fn memberships_removed<T: Column<OffsetDateTime>>(
+    pub(crate) fn memberships_removed(
         &mut self,
-        removed: Vec<(String, String, String, T)>,
+        removed: Vec<(String, String, String, DbTime)>,
     ) -> Result<(), StoreError> {
-        let mut ended = removed
+        let mut ended: Vec<Ended> = removed
             .into_iter()
-            .map(|(group_id, member_kind, member_id, from)| {
-                Ok(Ended { group_id, member_kind, member_id, valid_from: from.decode()? })
+            .map(|(group_id, member_kind, member_id, from)| Ended {
+                group_id,
+                member_kind,
+                member_id,
+                valid_from: from.0,
             })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+            .collect();
         ended.sort_by(|a, b| {
             (&a.group_id, &a.member_kind, &a.member_id).cmp(&(&b.group_id, &b.member_kind, &b.member_id))
         });
@@ -319,10 +323,10 @@ const EVENT_COLUMNS: &str = "id, config_id, run_id, type, entity_kind, entity_id
 
 /// A row of `change_events`.
 #[derive(sqlx::FromRow)]
-pub(crate) struct EventRow<I, T> {
+pub(crate) struct EventRow {
     id: i64,
-    config_id: I,
-    run_id: I,
+    config_id: DbId,
+    run_id: DbId,
     #[sqlx(rename = "type")]
     change_type: String,
     entity_kind: String,
@@ -331,21 +335,21 @@ pub(crate) struct EventRow<I, T> {
     field: Option<String>,
     old_value: Option<String>,
     new_value: Option<String>,
-    observed_at: T,
-    source_time: Option<T>,
+    observed_at: DbTime,
+    source_time: Option<DbTime>,
 }
 
-impl<I: Column<Uuid>, T: Column<OffsetDateTime>> TryFrom<EventRow<I, T>> for ChangeEvent {
+impl TryFrom<EventRow> for ChangeEvent {
     type Error = StoreError;
 
-    fn try_from(row: EventRow<I, T>) -> Result<ChangeEvent, StoreError> {
+    fn try_from(row: EventRow) -> Result<ChangeEvent, StoreError> {
         let corrupt = |what: &str| StoreError::Corrupt(format!("event {} has an unreadable {what}", row.id));
         let json =
             |v: Option<String>| v.map(|v| serde_json::from_str(&v)).transpose().map_err(|_| corrupt("value"));
         Ok(ChangeEvent {
             id: row.id,
-            config_id: ConfigId(row.config_id.decode()?),
-            run_id: row.run_id.decode()?,
+            config_id: ConfigId(row.config_id.0),
+            run_id: row.run_id.0,
             change_type: ChangeType::parse(&row.change_type).ok_or_else(|| corrupt("type"))?,
             entity_kind: decode_kind(&row.entity_kind)?,
             entity_id: row.entity_id,
@@ -353,8 +357,8 @@ impl<I: Column<Uuid>, T: Column<OffsetDateTime>> TryFrom<EventRow<I, T>> for Cha
             field: row.field,
             old: json(row.old_value)?,
             new: json(row.new_value)?,
-            observed_at: row.observed_at.decode()?,
-            source_time: row.source_time.map(Column::decode).transpose()?,
+            observed_at: row.observed_at.0,
+            source_time: row.source_time.map(|t| t.0),
         })
     }
 }
@@ -485,32 +489,26 @@ where
 }
 
 /// Rows of [`membership_intervals_query`] as intervals.
-pub(crate) fn membership_intervals<T: Column<OffsetDateTime>>(
-    rows: Vec<(String, String, String, T, Option<T>)>,
+pub(crate) fn membership_intervals(
+    rows: Vec<(String, String, String, DbTime, Option<DbTime>)>,
 ) -> Result<Vec<MembershipInterval>, StoreError> {
     rows.into_iter()
         .map(|(group_id, kind, member_id, from, to)| {
             Ok(MembershipInterval {
                 membership: Membership { group_id, member_kind: decode_kind(&kind)?, member_id },
-                valid_from: from.decode()?,
-                valid_to: to.map(Column::decode).transpose()?,
+                valid_from: from.0,
+                valid_to: to.map(|t| t.0),
             })
         })
         .collect()
 }
 
 /// Rows of [`role_intervals_query`] as intervals.
-pub(crate) fn role_intervals<T: Column<OffsetDateTime>>(
-    rows: Vec<(String, String, T, Option<T>)>,
+pub(crate) fn role_intervals(
+    rows: Vec<(String, String, DbTime, Option<DbTime>)>,
 ) -> Result<Vec<RoleInterval>, StoreError> {
-    rows.into_iter()
-        .map(|(user_id, role, from, to)| {
-            Ok(RoleInterval {
-                user_id,
-                role,
-                valid_from: from.decode()?,
-                valid_to: to.map(Column::decode).transpose()?,
-            })
-        })
-        .collect()
+    Ok(rows
+        .into_iter()
+        .map(|(user_id, role, from, to)| RoleInterval { user_id, role, valid_from: from.0, valid_to: to.map(|t| t.0) })
+        .collect())
 }

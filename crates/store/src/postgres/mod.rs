@@ -1,29 +1,34 @@
 //! The server backend: PostgreSQL, for several replicas on one database.
 //!
-//! One file per trait (`configs.rs`, `keys.rs`, `entities.rs`, `sync.rs`), like the SQLite
-//! backend. Values are stored in native types (`uuid`, `timestamptz`, `bytea`, `boolean`), so rows
-//! decode without the text encodings SQLite needs. Many rows go into one statement as arrays
-//! (`UNNEST($1::text[], …)`), so the statement text does not depend on the page's size and no
-//! page comes near the bind-parameter limit.
+//! The SQL it shares with SQLite is in `crate::sql`, included here as [`sql`]; this module holds
+//! what is PostgreSQL's own: its pool, its dialect, and the statements that take many rows as
+//! arrays (`batch.rs`, and a page's writes in `page_write.rs`). Values are stored in native types
+//! (`uuid`, `timestamptz`, `bytea`, `boolean`).
 
-mod configs;
-mod entities;
-mod history;
-mod holds;
-mod keys;
+mod batch;
+mod page_write;
 mod refusal;
-mod sync;
+#[path = "../sql/mod.rs"]
+mod sql;
 #[cfg(test)]
 mod tests;
 
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::PgPool;
+use ctxsync_core::{ConfigId, Coverage, OrgId, Run, RunCounts};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgConnection, PgPool};
+use time::OffsetDateTime;
 
-use crate::{Cipher, MasterKeys, Ping, StoreError};
+use crate::history::Recorder;
+use crate::{Cipher, MasterKeys, PageWrite, Ping, StoreError, StoredEntity};
+
+/// The database the shared SQL in [`sql`] runs on.
+type Db = sqlx::Postgres;
+/// The store the shared SQL in [`sql`] implements the traits for.
+type Store = PostgresStore;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -74,34 +79,92 @@ impl PostgresStore {
         store.check_master_key().await?;
         Ok(store)
     }
-
-    /// The first start seals a check value; every later start must open it. Insert-then-read in
-    /// two statements, so the read sees a value another replica inserted meanwhile and replicas
-    /// starting together on a new database agree on one value.
-    async fn check_master_key(&self) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO store_meta (name, value) VALUES ('master_key_check', $1) ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(self.cipher.seal_key_check())
-        .execute(&self.pool)
-        .await?;
-        let stored: Vec<u8> =
-            sqlx::query_scalar("SELECT value FROM store_meta WHERE name = 'master_key_check'")
-                .fetch_one(&self.pool)
-                .await?;
-        self.cipher.verify_key_check(&stored)
-    }
 }
 
 /// A trivial query; through the pool, so it also proves a connection can be had.
 #[async_trait::async_trait]
 impl Ping for PostgresStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        self.ping_reader().await
     }
 
     fn pools(&self) -> Vec<crate::PoolStats> {
         vec![crate::PoolStats::of("main", &self.pool)]
+    }
+}
+
+impl sql::Backend for PostgresStore {
+    fn reader(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn writer(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Db>, StoreError> {
+        Ok(self.pool.begin().await?)
+    }
+
+    const ROW_LOCKS: bool = true;
+
+    const SCRATCH_TABLES: &'static [&'static str] =
+        &["run_seen_entities", "run_seen_memberships", "run_removals"];
+
+    /// Identifiers are keyed by the entity's key, with its org.
+    const IDENTIFIER_MATCH: &'static str = "EXISTS (SELECT 1 FROM entity_identifiers i WHERE i.org_id = e.org_id \
+         AND i.config_id = e.config_id AND i.kind = e.kind AND i.source_id = e.source_id AND i.identifier = ";
+
+    /// `(column::jsonb #>> '{a,b}')`: the columns hold JSON as text.
+    fn json_text(column: &str, path: &[&str]) -> String {
+        format!("({column}::jsonb #>> '{{{}}}')", path.join(","))
+    }
+
+    fn any_id(column: &str, param: &str) -> String {
+        format!("{column} = ANY({param})")
+    }
+
+    async fn find_identifiers(
+        &self,
+        org: OrgId,
+        identifiers: &[String],
+    ) -> Result<Vec<(String, StoredEntity)>, StoreError> {
+        batch::find_identifiers(&self.pool, org, identifiers).await
+    }
+
+    async fn write_page(
+        conn: &mut PgConnection,
+        run: &Run,
+        org: OrgId,
+        page: &PageWrite<'_>,
+        counts: &mut RunCounts,
+        recorder: &mut Recorder,
+    ) -> Result<(), StoreError> {
+        page_write::write_page(conn, run, org, page, counts, recorder).await
+    }
+
+    async fn unstage_seen(conn: &mut PgConnection, config: ConfigId, page: &PageWrite<'_>) -> Result<(), StoreError> {
+        batch::unstage_seen(conn, config, page).await
+    }
+
+    async fn stage_unseen_memberships(
+        conn: &mut PgConnection,
+        run: &Run,
+        coverage: &Coverage,
+    ) -> Result<(), StoreError> {
+        batch::stage_unseen_memberships(conn, run, coverage).await
+    }
+
+    async fn record(
+        conn: &mut PgConnection,
+        run: &Run,
+        recorder: &Recorder,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        batch::record(conn, run, recorder, now).await
+    }
+
+    async fn after_run(&self, _run: &Run) -> Result<(), StoreError> {
+        Ok(())
     }
 }

@@ -1,14 +1,13 @@
 //! The embedded backend: one SQLite file in WAL mode, so readers never wait for the writer.
 //!
-//! One file per trait (`configs.rs`, `keys.rs`, `entities.rs`, `sync.rs`); the value encodings
-//! shared by them live here.
+//! The SQL it shares with PostgreSQL is in `crate::sql`, included here as [`sql`]; this module
+//! holds what is SQLite's own: its pools and pragmas, its dialect, and the statements that take
+//! many rows in one JSON parameter (`batch.rs`, and a page's writes in `page_write.rs`).
 
-mod configs;
-mod entities;
-mod history;
-mod holds;
-mod keys;
-mod sync;
+mod batch;
+mod page_write;
+#[path = "../sql/mod.rs"]
+mod sql;
 #[cfg(test)]
 mod tests;
 
@@ -16,16 +15,19 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::SqlitePool;
+use ctxsync_core::{ConfigId, Coverage, OrgId, Run, RunCounts, RunKind};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use time::format_description::BorrowedFormatItem;
-use time::macros::format_description;
-use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
-use uuid::Uuid;
+use sqlx::{SqliteConnection, SqlitePool};
+use time::OffsetDateTime;
 
-use crate::rows::Column;
-use crate::{Cipher, MasterKeys, Ping, StoreError};
+use crate::history::Recorder;
+use crate::{Cipher, MasterKeys, PageWrite, Ping, StoreError, StoredEntity};
+
+/// The database the shared SQL in [`sql`] runs on.
+type Db = sqlx::Sqlite;
+/// The store the shared SQL in [`sql`] implements the traits for.
+type Store = SqliteStore;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -56,11 +58,6 @@ const WAL_AUTOCHECKPOINT_PAGES: u32 = 40 * 1024 * 1024 / PAGE_SIZE;
 /// Long enough to ride out another connection's write transaction, short enough that a stuck
 /// database surfaces as an error rather than a hung request.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Fixed width and UTC, so text order is time order; microseconds, the precision of
-/// [`ctxsync_core::now`], so a timestamp reads back equal to what was written.
-const TIMESTAMP: &[BorrowedFormatItem<'static>] =
-    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
 
 /// The SQLite implementation of [`crate::Store`].
 #[derive(Debug, Clone)]
@@ -115,13 +112,6 @@ impl SqliteStore {
         Ok(store)
     }
 
-    /// A transaction that takes the write lock at once. A deferred one that reads first and
-    /// writes later fails with "database is locked" when another connection wrote in between,
-    /// without waiting; an immediate one waits its turn (up to the busy timeout).
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
-        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
-    }
-
     /// Closes every connection, waiting for them to finish: the last one to close checkpoints
     /// the log into the database and frees its page cache.
     pub async fn close(&self) {
@@ -131,25 +121,7 @@ impl SqliteStore {
 
     /// A trivial query, for readiness checks.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
-    /// The first start seals a check value; every later start must open it. Insert-then-read,
-    /// so two processes starting on a new database agree on one value.
-    async fn check_master_key(&self) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO store_meta (name, value) VALUES ('master_key_check', ?) \
-             ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(self.cipher.seal_key_check())
-        .execute(&self.writer)
-        .await?;
-        let stored: Vec<u8> =
-            sqlx::query_scalar("SELECT value FROM store_meta WHERE name = 'master_key_check'")
-                .fetch_one(&self.pool)
-                .await?;
-        self.cipher.verify_key_check(&stored)
+        self.ping_reader().await
     }
 }
 
@@ -176,37 +148,96 @@ fn create_parent_dir(file: &Path) -> Result<(), StoreError> {
 /// Keys as one JSON array of arrays, bound as a single parameter and read back with
 /// `json_each` and `->>`, for statements off the hot path: their text stays the same whatever
 /// the number of rows. `->>` parses a row's array again for each column, so a page's own keys go
-/// in as JSON nested by what they share instead (see `sync.rs`).
+/// in as JSON nested by what they share instead (see `page_write.rs`).
 fn json_rows<T: serde::Serialize>(rows: &[T]) -> String {
     serde_json::to_string(rows).expect("keys always serialize")
 }
 
-fn encode_time(t: OffsetDateTime) -> String {
-    t.to_offset(UtcOffset::UTC)
-        .format(TIMESTAMP)
-        .expect("a UTC date-time has every component TIMESTAMP names")
-}
-
-fn decode_time(s: &str) -> Result<OffsetDateTime, StoreError> {
-    PrimitiveDateTime::parse(s, TIMESTAMP)
-        .map(PrimitiveDateTime::assume_utc)
-        .map_err(|_| StoreError::Corrupt(format!("timestamp {s:?} is not in the expected form")))
-}
-
-fn decode_id<T: FromStr>(s: &str) -> Result<T, StoreError> {
-    s.parse().map_err(|_| StoreError::Corrupt(format!("id {s:?} is not a UUID")))
-}
-
-/// Ids are stored as hyphenated text.
-impl Column<Uuid> for String {
-    fn decode(self) -> Result<Uuid, StoreError> {
-        decode_id(&self)
+impl sql::Backend for SqliteStore {
+    fn reader(&self) -> &SqlitePool {
+        &self.pool
     }
-}
 
-/// Times are stored as [`TIMESTAMP`] text.
-impl Column<OffsetDateTime> for String {
-    fn decode(self) -> Result<OffsetDateTime, StoreError> {
-        decode_time(&self)
+    fn writer(&self) -> &SqlitePool {
+        &self.writer
+    }
+
+    /// A transaction that takes the write lock at once. A deferred one that reads first and
+    /// writes later fails with "database is locked" when another connection wrote in between,
+    /// without waiting; an immediate one waits its turn (up to the busy timeout).
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Db>, StoreError> {
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    const ROW_LOCKS: bool = false;
+
+    /// Memberships are marked seen in their own `seen_run` column.
+    const SCRATCH_TABLES: &'static [&'static str] = &["run_seen_entities", "run_removals"];
+
+    /// Looked up from the identifier, through the identifier index.
+    const IDENTIFIER_MATCH: &'static str =
+        "e.id IN (SELECT i.entity_id FROM entity_identifiers i WHERE i.identifier = ";
+
+    /// `json_extract(column, '$.a.b')`.
+    fn json_text(column: &str, path: &[&str]) -> String {
+        format!("json_extract({column}, '$.{}')", path.join("."))
+    }
+
+    fn any_id(column: &str, param: &str) -> String {
+        format!("{column} IN (SELECT value FROM json_each({param}))")
+    }
+
+    async fn find_identifiers(
+        &self,
+        org: OrgId,
+        identifiers: &[String],
+    ) -> Result<Vec<(String, StoredEntity)>, StoreError> {
+        batch::find_identifiers(&self.pool, org, identifiers).await
+    }
+
+    async fn write_page(
+        conn: &mut SqliteConnection,
+        run: &Run,
+        org: OrgId,
+        page: &PageWrite<'_>,
+        counts: &mut RunCounts,
+        recorder: &mut Recorder,
+    ) -> Result<(), StoreError> {
+        page_write::write_page(conn, run, org, page, counts, recorder).await
+    }
+
+    async fn unstage_seen(
+        conn: &mut SqliteConnection,
+        config: ConfigId,
+        page: &PageWrite<'_>,
+    ) -> Result<(), StoreError> {
+        batch::unstage_seen(conn, config, page).await
+    }
+
+    async fn stage_unseen_memberships(
+        conn: &mut SqliteConnection,
+        run: &Run,
+        coverage: &Coverage,
+    ) -> Result<(), StoreError> {
+        batch::stage_unseen_memberships(conn, run, coverage).await
+    }
+
+    async fn record(
+        conn: &mut SqliteConnection,
+        run: &Run,
+        recorder: &Recorder,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        batch::record(conn, run, recorder, now).await
+    }
+
+    /// A full run leaves up to a checkpoint's worth of log behind; copying it back now charges
+    /// that to the run that wrote it, not to the next small run that crosses the threshold.
+    /// Passive: readers are never blocked, and a busy log is left for later.
+    async fn after_run(&self, run: &Run) -> Result<(), StoreError> {
+        if run.kind == RunKind::Full {
+            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&self.writer).await?;
+        }
+        Ok(())
     }
 }

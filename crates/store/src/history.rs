@@ -509,6 +509,11 @@ pub(crate) fn role_intervals(
 ) -> Result<Vec<RoleInterval>, StoreError> {
     Ok(rows
         .into_iter()
-        .map(|(user_id, role, from, to)| RoleInterval { user_id, role, valid_from: from.0, valid_to: to.map(|t| t.0) })
+        .map(|(user_id, role, from, to)| RoleInterval {
+            user_id,
+            role,
+            valid_from: from.0,
+            valid_to: to.map(|t| t.0),
+        })
         .collect())
 }

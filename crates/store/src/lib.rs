@@ -24,11 +24,11 @@ mod postgres;
 mod rows;
 mod sqlite;
 mod sync;
-mod values;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 #[cfg(test)]
 mod tests;
+mod values;
 
 pub use configs::{ConfigStore, Reencrypted};
 pub use connect::connect;

@@ -1,34 +1,24 @@
 //! The server backend: PostgreSQL, for several replicas on one database.
 //!
-//! The SQL it shares with SQLite is in `crate::sql`, included here as [`sql`]; this module holds
-//! what is PostgreSQL's own: its pool, its dialect, and the statements that take many rows as
-//! arrays (`batch.rs`, and a page's writes in `page_write.rs`). Values are stored in native types
-//! (`uuid`, `timestamptz`, `bytea`, `boolean`).
+//! The SQL it shares with SQLite is in `src/sql`, compiled inside `backend.rs`, which also holds
+//! what PostgreSQL does its own way; a page's writes, tuned for PostgreSQL, are in
+//! `page_write.rs`. This module opens the pool. Values are stored in native types (`uuid`,
+//! `timestamptz`, `bytea`, `boolean`).
 
-mod batch;
+mod backend;
 mod page_write;
 mod refusal;
-#[path = "../sql/mod.rs"]
-mod sql;
 #[cfg(test)]
 mod tests;
 
 use std::str::FromStr;
 use std::time::Duration;
 
-use ctxsync_core::{ConfigId, Coverage, OrgId, Run, RunCounts};
+use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgConnection, PgPool};
-use time::OffsetDateTime;
 
-use crate::history::Recorder;
-use crate::{Cipher, MasterKeys, PageWrite, Ping, StoreError, StoredEntity};
-
-/// The database the shared SQL in [`sql`] runs on.
-type Db = sqlx::Postgres;
-/// The store the shared SQL in [`sql`] implements the traits for.
-type Store = PostgresStore;
+use crate::{Cipher, MasterKeys, Ping, StoreError};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -90,81 +80,5 @@ impl Ping for PostgresStore {
 
     fn pools(&self) -> Vec<crate::PoolStats> {
         vec![crate::PoolStats::of("main", &self.pool)]
-    }
-}
-
-impl sql::Backend for PostgresStore {
-    fn reader(&self) -> &PgPool {
-        &self.pool
-    }
-
-    fn writer(&self) -> &PgPool {
-        &self.pool
-    }
-
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Db>, StoreError> {
-        Ok(self.pool.begin().await?)
-    }
-
-    const ROW_LOCKS: bool = true;
-
-    const SCRATCH_TABLES: &'static [&'static str] =
-        &["run_seen_entities", "run_seen_memberships", "run_removals"];
-
-    /// Identifiers are keyed by the entity's key, with its org.
-    const IDENTIFIER_MATCH: &'static str = "EXISTS (SELECT 1 FROM entity_identifiers i WHERE i.org_id = e.org_id \
-         AND i.config_id = e.config_id AND i.kind = e.kind AND i.source_id = e.source_id AND i.identifier = ";
-
-    /// `(column::jsonb #>> '{a,b}')`: the columns hold JSON as text.
-    fn json_text(column: &str, path: &[&str]) -> String {
-        format!("({column}::jsonb #>> '{{{}}}')", path.join(","))
-    }
-
-    fn any_id(column: &str, param: &str) -> String {
-        format!("{column} = ANY({param})")
-    }
-
-    async fn find_identifiers(
-        &self,
-        org: OrgId,
-        identifiers: &[String],
-    ) -> Result<Vec<(String, StoredEntity)>, StoreError> {
-        batch::find_identifiers(&self.pool, org, identifiers).await
-    }
-
-    async fn write_page(
-        conn: &mut PgConnection,
-        run: &Run,
-        org: OrgId,
-        page: &PageWrite<'_>,
-        counts: &mut RunCounts,
-        recorder: &mut Recorder,
-    ) -> Result<(), StoreError> {
-        page_write::write_page(conn, run, org, page, counts, recorder).await
-    }
-
-    async fn unstage_seen(conn: &mut PgConnection, config: ConfigId, page: &PageWrite<'_>) -> Result<(), StoreError> {
-        batch::unstage_seen(conn, config, page).await
-    }
-
-    async fn stage_unseen_memberships(
-        conn: &mut PgConnection,
-        run: &Run,
-        coverage: &Coverage,
-    ) -> Result<(), StoreError> {
-        batch::stage_unseen_memberships(conn, run, coverage).await
-    }
-
-    async fn record(
-        conn: &mut PgConnection,
-        run: &Run,
-        recorder: &Recorder,
-        now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        batch::record(conn, run, recorder, now).await
-    }
-
-    async fn after_run(&self, _run: &Run) -> Result<(), StoreError> {
-        Ok(())
     }
 }

@@ -11,21 +11,7 @@ use sqlx::PgConnection;
 use super::PostgresStore;
 use crate::history::Recorder;
 use crate::page::{Changed, EntityWrite, MEMBERSHIP, membership_key, removal_key};
-use crate::{PageWrite, PreparedEntities, StoreError};
-
-/// Writes a page's entities, memberships and named removals.
-pub(super) async fn write_page(
-    conn: &mut PgConnection,
-    run: &Run,
-    org: OrgId,
-    page: &PageWrite<'_>,
-    counts: &mut RunCounts,
-    recorder: &mut Recorder,
-) -> Result<(), StoreError> {
-    PostgresStore::upsert_entities(conn, run, org, page.entities, counts, recorder).await?;
-    PostgresStore::add_memberships(conn, run, page.memberships, counts, recorder).await?;
-    PostgresStore::note_removals(conn, run, page.removals).await
-}
+use crate::{PreparedEntities, StoreError};
 
 impl PostgresStore {
     /// What is stored for `rows` before they are rewritten: `(kind, source_id, data)`.
@@ -50,7 +36,7 @@ impl PostgresStore {
 
     /// Writes new and changed entities of a page, counting them, and notes every entity of the
     /// page as seen.
-    async fn upsert_entities(
+    pub(super) async fn upsert_entities(
         conn: &mut PgConnection,
         run: &Run,
         org: OrgId,
@@ -182,7 +168,7 @@ impl PostgresStore {
     }
 
     /// Adds a page's memberships, counting the new ones, and notes them as seen.
-    async fn add_memberships(
+    pub(super) async fn add_memberships(
         conn: &mut PgConnection,
         run: &Run,
         memberships: &[Membership],
@@ -230,7 +216,7 @@ impl PostgresStore {
         Ok(())
     }
 
-    async fn note_removals(
+    pub(super) async fn note_removals(
         conn: &mut PgConnection,
         run: &Run,
         removals: &[Removal],

@@ -7,12 +7,12 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{Backend, Conn, Store, for_update};
+use crate::StoreError;
 use crate::history::Recorder;
 use crate::holds::{Decided, HeldCursor, HeldDeletion, HoldStore, encode_hold, is_pending, resolved};
 use crate::page::MEMBERSHIP;
 use crate::rows::{RUN_COLUMNS, RunRow, encode_counts};
 use crate::values::{DbId, DbTime};
-use crate::StoreError;
 
 impl Store {
     /// Stages what a completed run deletes: the removals the source named and what its coverage

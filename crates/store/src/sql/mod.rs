@@ -1,5 +1,5 @@
-//! The SQL both backends run, written once and compiled once per backend: `sqlite/mod.rs` and
-//! `postgres/mod.rs` each include this folder as their module `sql`, after naming their
+//! The SQL both backends run, written once and compiled once per backend: `sqlite/backend.rs`
+//! and `postgres/backend.rs` each include this folder as their module `sql`, after naming their
 //! database (`Db`) and store (`Store`). The code therefore sees concrete types (no generic bounds
 //! on every function), and the few real differences are the methods of [`Backend`].
 //!
@@ -22,10 +22,10 @@ use uuid::Uuid;
 
 use super::{Db, Store};
 use crate::history::Recorder;
-use crate::{PageWrite, StoredEntity, StoreError};
+use crate::{PageWrite, StoreError, StoredEntity};
 
 /// A connection of this backend, as a transaction or a pool hands it out.
-type Conn = <Db as sqlx::Database>::Connection;
+pub(super) type Conn = <Db as sqlx::Database>::Connection;
 
 /// What differs between the backends: how writes are serialized, what their SQL dialects spell
 /// differently, and the statements that take many rows at once (arrays on PostgreSQL, JSON on
@@ -64,16 +64,15 @@ pub(super) trait Backend {
         identifiers: &[String],
     ) -> Result<Vec<(String, StoredEntity)>, StoreError>;
 
-    /// Writes a page's entities, memberships and named removals, counting them and noting them
-    /// as seen by `run`.
+    /// Writes a page's entities, memberships and named removals for `run`, noting them as seen;
+    /// returns their counts.
     async fn write_page(
         conn: &mut Conn,
-        run: &Run,
         org: ctxsync_core::OrgId,
+        run: &Run,
         page: &PageWrite<'_>,
-        counts: &mut RunCounts,
         recorder: &mut Recorder,
-    ) -> Result<(), StoreError>;
+    ) -> Result<RunCounts, StoreError>;
 
     /// Drops what a page lists again from the config's held stages.
     async fn unstage_seen(
@@ -84,8 +83,11 @@ pub(super) trait Backend {
 
     /// Stages the memberships a completed run's coverage implies are gone: those of the listed
     /// groups that the run did not see.
-    async fn stage_unseen_memberships(conn: &mut Conn, run: &Run, coverage: &Coverage)
-    -> Result<(), StoreError>;
+    async fn stage_unseen_memberships(
+        conn: &mut Conn,
+        run: &Run,
+        coverage: &Coverage,
+    ) -> Result<(), StoreError>;
 
     /// Writes what `recorder` gathered: events, role intervals opened and closed, memberships
     /// ended.
@@ -111,7 +113,7 @@ fn for_update(of: Option<&str>) -> String {
 
 impl Store {
     /// A trivial query, for readiness checks.
-    pub(super) async fn ping_reader(&self) -> Result<(), StoreError> {
+    pub(crate) async fn ping_reader(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(self.reader()).await?;
         Ok(())
     }
@@ -119,7 +121,7 @@ impl Store {
     /// The first start seals a check value; every later start must open it. Insert-then-read in
     /// two statements, so the read sees a value another process inserted meanwhile and processes
     /// starting together on a new database agree on one value.
-    pub(super) async fn check_master_key(&self) -> Result<(), StoreError> {
+    pub(crate) async fn check_master_key(&self) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO store_meta (name, value) VALUES ('master_key_check', $1) ON CONFLICT (name) DO NOTHING",
         )

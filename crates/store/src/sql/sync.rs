@@ -152,11 +152,10 @@ impl SyncStore for Store {
     }
 
     async fn apply_page(&self, run: &Run, org: OrgId, page: PageWrite<'_>) -> Result<RunCounts, StoreError> {
-        let mut counts = RunCounts { pages: 1, ..RunCounts::default() };
         let mut tx = self.begin_write().await?;
         let (baselined, held) = Self::page_state(&mut tx, run.config_id).await?;
         let mut recorder = Recorder::new(baselined);
-        Self::write_page(&mut tx, run, org, &page, &mut counts, &mut recorder).await?;
+        let counts = Self::write_page(&mut tx, org, run, &page, &mut recorder).await?;
         if held {
             Self::unstage_seen(&mut tx, run.config_id, &page).await?;
         }
@@ -312,9 +311,8 @@ impl SyncStore for Store {
 
     async fn run_summaries(&self) -> Result<Vec<crate::RunSummary>, StoreError> {
         let unresolved = format!("{} IS NULL", Self::json_text("r.hold", &["resolution"]));
-        let rows: Vec<SummaryRow> = sqlx::query_as(&crate::sync::run_summaries_query(&unresolved))
-            .fetch_all(self.reader())
-            .await?;
+        let rows: Vec<SummaryRow> =
+            sqlx::query_as(&crate::sync::run_summaries_query(&unresolved)).fetch_all(self.reader()).await?;
         rows.into_iter().map(crate::RunSummary::try_from).collect()
     }
 }

@@ -1,13 +1,11 @@
 //! The embedded backend: one SQLite file in WAL mode, so readers never wait for the writer.
 //!
-//! The SQL it shares with PostgreSQL is in `crate::sql`, included here as [`sql`]; this module
-//! holds what is SQLite's own: its pools and pragmas, its dialect, and the statements that take
-//! many rows in one JSON parameter (`batch.rs`, and a page's writes in `page_write.rs`).
+//! The SQL it shares with PostgreSQL is in `src/sql`, compiled inside `backend.rs`, which also
+//! holds what SQLite does its own way; a page's writes, tuned for SQLite, are in `page_write.rs`.
+//! This module opens the database: its pools and pragmas.
 
-mod batch;
+mod backend;
 mod page_write;
-#[path = "../sql/mod.rs"]
-mod sql;
 #[cfg(test)]
 mod tests;
 
@@ -15,19 +13,11 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use ctxsync_core::{ConfigId, Coverage, OrgId, Run, RunCounts, RunKind};
+use sqlx::SqlitePool;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{SqliteConnection, SqlitePool};
-use time::OffsetDateTime;
 
-use crate::history::Recorder;
-use crate::{Cipher, MasterKeys, PageWrite, Ping, StoreError, StoredEntity};
-
-/// The database the shared SQL in [`sql`] runs on.
-type Db = sqlx::Sqlite;
-/// The store the shared SQL in [`sql`] implements the traits for.
-type Store = SqliteStore;
+use crate::{Cipher, MasterKeys, Ping, StoreError};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -142,102 +132,5 @@ fn create_parent_dir(file: &Path) -> Result<(), StoreError> {
         Some(dir) if !dir.as_os_str().is_empty() && !dir.exists() => std::fs::create_dir_all(dir)
             .map_err(|source| StoreError::CreateDir { path: dir.to_owned(), source }),
         _ => Ok(()),
-    }
-}
-
-/// Keys as one JSON array of arrays, bound as a single parameter and read back with
-/// `json_each` and `->>`, for statements off the hot path: their text stays the same whatever
-/// the number of rows. `->>` parses a row's array again for each column, so a page's own keys go
-/// in as JSON nested by what they share instead (see `page_write.rs`).
-fn json_rows<T: serde::Serialize>(rows: &[T]) -> String {
-    serde_json::to_string(rows).expect("keys always serialize")
-}
-
-impl sql::Backend for SqliteStore {
-    fn reader(&self) -> &SqlitePool {
-        &self.pool
-    }
-
-    fn writer(&self) -> &SqlitePool {
-        &self.writer
-    }
-
-    /// A transaction that takes the write lock at once. A deferred one that reads first and
-    /// writes later fails with "database is locked" when another connection wrote in between,
-    /// without waiting; an immediate one waits its turn (up to the busy timeout).
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Db>, StoreError> {
-        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
-    }
-
-    const ROW_LOCKS: bool = false;
-
-    /// Memberships are marked seen in their own `seen_run` column.
-    const SCRATCH_TABLES: &'static [&'static str] = &["run_seen_entities", "run_removals"];
-
-    /// Looked up from the identifier, through the identifier index.
-    const IDENTIFIER_MATCH: &'static str =
-        "e.id IN (SELECT i.entity_id FROM entity_identifiers i WHERE i.identifier = ";
-
-    /// `json_extract(column, '$.a.b')`.
-    fn json_text(column: &str, path: &[&str]) -> String {
-        format!("json_extract({column}, '$.{}')", path.join("."))
-    }
-
-    fn any_id(column: &str, param: &str) -> String {
-        format!("{column} IN (SELECT value FROM json_each({param}))")
-    }
-
-    async fn find_identifiers(
-        &self,
-        org: OrgId,
-        identifiers: &[String],
-    ) -> Result<Vec<(String, StoredEntity)>, StoreError> {
-        batch::find_identifiers(&self.pool, org, identifiers).await
-    }
-
-    async fn write_page(
-        conn: &mut SqliteConnection,
-        run: &Run,
-        org: OrgId,
-        page: &PageWrite<'_>,
-        counts: &mut RunCounts,
-        recorder: &mut Recorder,
-    ) -> Result<(), StoreError> {
-        page_write::write_page(conn, run, org, page, counts, recorder).await
-    }
-
-    async fn unstage_seen(
-        conn: &mut SqliteConnection,
-        config: ConfigId,
-        page: &PageWrite<'_>,
-    ) -> Result<(), StoreError> {
-        batch::unstage_seen(conn, config, page).await
-    }
-
-    async fn stage_unseen_memberships(
-        conn: &mut SqliteConnection,
-        run: &Run,
-        coverage: &Coverage,
-    ) -> Result<(), StoreError> {
-        batch::stage_unseen_memberships(conn, run, coverage).await
-    }
-
-    async fn record(
-        conn: &mut SqliteConnection,
-        run: &Run,
-        recorder: &Recorder,
-        now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        batch::record(conn, run, recorder, now).await
-    }
-
-    /// A full run leaves up to a checkpoint's worth of log behind; copying it back now charges
-    /// that to the run that wrote it, not to the next small run that crosses the threshold.
-    /// Passive: readers are never blocked, and a busy log is left for later.
-    async fn after_run(&self, run: &Run) -> Result<(), StoreError> {
-        if run.kind == RunKind::Full {
-            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&self.writer).await?;
-        }
-        Ok(())
     }
 }

@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 use ctxsync_core::{ConfigId, Membership, OrgId, Removal, Run, RunCounts};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
-use super::{SqliteStore, json_rows};
+use super::SqliteStore;
+use super::backend::json_rows;
 use crate::history::Recorder;
 use crate::page::{Changed, EntityWrite, MEMBERSHIP, membership_key, removal_key};
 use crate::values::encode_time;
@@ -74,27 +75,6 @@ fn membership_tree(memberships: &[Membership]) -> String {
 const MEMBERSHIP_ROWS: &str = "SELECT g.key AS group_id, k.key AS member_kind, m.value AS member_id \
      FROM json_each($4) g, json_each(g.value) k, json_each(k.value) m";
 
-/// Writes a page's entities, memberships and named removals.
-pub(super) async fn write_page(
-    conn: &mut SqliteConnection,
-    run: &Run,
-    org: OrgId,
-    page: &PageWrite<'_>,
-    counts: &mut RunCounts,
-    recorder: &mut Recorder,
-) -> Result<(), StoreError> {
-    if !page.entities.is_empty() {
-        SqliteStore::upsert_entities(conn, run, org, page, counts, recorder).await?;
-    }
-    if !page.memberships.is_empty() {
-        SqliteStore::add_memberships(conn, run, page, counts, recorder).await?;
-    }
-    if !page.removals.is_empty() {
-        SqliteStore::note_removals(conn, run, page.removals).await?;
-    }
-    Ok(())
-}
-
 impl SqliteStore {
     /// What is stored for `rows` before they are rewritten: `(kind, source_id, data)`.
     async fn stored_data(
@@ -117,7 +97,7 @@ impl SqliteStore {
     }
 
     /// Writes new and changed entities of a page, counting them, and notes them as seen.
-    async fn upsert_entities(
+    pub(super) async fn upsert_entities(
         conn: &mut SqliteConnection,
         run: &Run,
         org: OrgId,
@@ -240,7 +220,7 @@ impl SqliteStore {
     }
 
     /// Adds a page's memberships, counting the new ones, and marks them seen by this run.
-    async fn add_memberships(
+    pub(super) async fn add_memberships(
         conn: &mut SqliteConnection,
         run: &Run,
         page: &PageWrite<'_>,
@@ -292,7 +272,7 @@ impl SqliteStore {
         Ok(())
     }
 
-    async fn note_removals(
+    pub(super) async fn note_removals(
         conn: &mut SqliteConnection,
         run: &Run,
         removals: &[Removal],

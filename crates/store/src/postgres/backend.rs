@@ -2,6 +2,8 @@
 //! locks, and statements over many rows that take them as arrays, one per column, read back with
 //! `UNNEST`.
 
+// Compiled once per backend on purpose: see its module doc.
+#[allow(clippy::duplicate_mod)]
 #[path = "../sql/mod.rs"]
 mod sql;
 

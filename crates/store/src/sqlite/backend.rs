@@ -2,6 +2,8 @@
 //! lock at once, and statements over many rows that take them as one JSON parameter read back
 //! with `json_each` (or, for lookups, as bound values a chunk at a time).
 
+// Compiled once per backend on purpose: see its module doc.
+#[allow(clippy::duplicate_mod)]
 #[path = "../sql/mod.rs"]
 mod sql;
 

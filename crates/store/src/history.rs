@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use ctxsync_core::{Change, ChangeType, ConfigId, Entity, EntityKind, Membership, OrgId, entity_changes};
 use serde_json::Value;
-use sqlx::{ColumnIndex, Database, Decode, Encode, QueryBuilder, Row, Type};
+use sqlx::{ColumnIndex, Decode, Row, Type};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -318,7 +318,7 @@ fn decode(row: &EntityWrite) -> Result<Entity, StoreError> {
 }
 
 /// The columns of [`EventRow`].
-const EVENT_COLUMNS: &str = "id, config_id, run_id, type, entity_kind, entity_id, related_id, field, \
+pub(crate) const EVENT_COLUMNS: &str = "id, config_id, run_id, type, entity_kind, entity_id, related_id, field, \
      old_value, new_value, observed_at, source_time";
 
 /// A row of `change_events`.
@@ -363,132 +363,8 @@ impl TryFrom<EventRow> for ChangeEvent {
     }
 }
 
-/// The statement of [`HistoryStore::list_events`], for every backend; `id` and `time` bind ids and
-/// times as the backend stores them.
-pub(crate) fn list_events_query<'a, DB, I, T>(
-    org: Option<OrgId>,
-    query: &'a EventQuery,
-    id: impl Fn(Uuid) -> I,
-    time: impl Fn(OffsetDateTime) -> T,
-) -> QueryBuilder<'a, DB>
-where
-    DB: Database,
-    DB::Arguments<'a>: Default,
-    I: 'a + Encode<'a, DB> + Type<DB>,
-    T: 'a + Encode<'a, DB> + Type<DB>,
-    &'a str: Encode<'a, DB> + Type<DB>,
-    i64: Encode<'a, DB> + Type<DB>,
-{
-    let mut q = QueryBuilder::new(format!("SELECT {EVENT_COLUMNS} FROM change_events WHERE true"));
-    if let Some(org) = org {
-        q.push(" AND org_id = ").push_bind(id(org.0));
-    }
-    if let Some(config) = query.config {
-        q.push(" AND config_id = ").push_bind(id(config.0));
-    }
-    if !query.types.is_empty() {
-        q.push(" AND type IN (");
-        let mut sep = q.separated(", ");
-        for t in &query.types {
-            sep.push_bind(t.as_str());
-        }
-        q.push(")");
-    }
-    if let Some(entity) = &query.entity_id {
-        q.push(" AND (entity_id = ").push_bind(entity.as_str());
-        q.push(" OR related_id = ").push_bind(entity.as_str()).push(")");
-    }
-    if let Some(from) = query.from {
-        q.push(" AND observed_at >= ").push_bind(time(from));
-    }
-    if let Some(to) = query.to {
-        q.push(" AND observed_at < ").push_bind(time(to));
-    }
-    if let Some(after) = query.after {
-        q.push(" AND id > ").push_bind(after);
-    }
-    q.push(" ORDER BY id LIMIT ").push_bind(i64::from(query.limit));
-    q
-}
-
-/// Appends the conditions shared by both interval queries: the config (of `org`) and the time.
-fn scope<'a, DB, I, T>(q: &mut QueryBuilder<'a, DB>, org: I, config: I, at: Option<T>)
-where
-    DB: Database,
-    I: 'a + Encode<'a, DB> + Type<DB>,
-    T: 'a + Encode<'a, DB> + Type<DB> + Clone,
-{
-    q.push(" AND EXISTS (SELECT 1 FROM integration_configs c WHERE c.id = i.config_id AND c.org_id = ");
-    q.push_bind(org).push(")");
-    q.push(" AND i.config_id = ").push_bind(config);
-    if let Some(at) = at {
-        q.push(" AND i.valid_from <= ").push_bind(at.clone());
-        q.push(" AND (i.valid_to IS NULL OR i.valid_to > ").push_bind(at).push(")");
-    }
-}
-
-/// The statement of [`HistoryStore::membership_intervals`]: ended memberships from
-/// `membership_history`, current ones from `memberships` (open since `first_seen_at`).
-pub(crate) fn membership_intervals_query<'a, DB, I, T>(
-    org: I,
-    config: I,
-    query: &'a IntervalQuery,
-    time: impl Fn(OffsetDateTime) -> T,
-) -> QueryBuilder<'a, DB>
-where
-    DB: Database,
-    DB::Arguments<'a>: Default,
-    I: 'a + Encode<'a, DB> + Type<DB>,
-    T: 'a + Encode<'a, DB> + Type<DB> + Clone,
-    &'a str: Encode<'a, DB> + Type<DB>,
-{
-    let mut q = QueryBuilder::new(
-        "SELECT i.group_id, i.member_kind, i.member_id, i.valid_from, i.valid_to FROM ( \
-           SELECT config_id, group_id, member_kind, member_id, valid_from, valid_to FROM membership_history \
-           UNION ALL \
-           SELECT config_id, group_id, member_kind, member_id, first_seen_at, NULL FROM memberships \
-         ) i WHERE true",
-    );
-    scope(&mut q, org, config, query.at.map(&time));
-    if let Some(group) = &query.group {
-        q.push(" AND i.group_id = ").push_bind(group.as_str());
-    }
-    if let Some(member) = &query.member {
-        q.push(" AND i.member_id = ").push_bind(member.as_str());
-    }
-    q.push(" ORDER BY i.group_id, i.member_kind, i.member_id, i.valid_from");
-    q
-}
-
-/// The statement of [`HistoryStore::role_intervals`].
-pub(crate) fn role_intervals_query<'a, DB, I, T>(
-    org: I,
-    config: I,
-    query: &'a IntervalQuery,
-    time: impl Fn(OffsetDateTime) -> T,
-) -> QueryBuilder<'a, DB>
-where
-    DB: Database,
-    DB::Arguments<'a>: Default,
-    I: 'a + Encode<'a, DB> + Type<DB>,
-    T: 'a + Encode<'a, DB> + Type<DB> + Clone,
-    &'a str: Encode<'a, DB> + Type<DB>,
-{
-    let mut q = QueryBuilder::new(
-        "SELECT i.user_id, i.role, i.valid_from, i.valid_to FROM admin_role_history i WHERE true",
-    );
-    scope(&mut q, org, config, query.at.map(&time));
-    if let Some(user) = &query.user {
-        q.push(" AND i.user_id = ").push_bind(user.as_str());
-    }
-    if let Some(role) = &query.role {
-        q.push(" AND i.role = ").push_bind(role.as_str());
-    }
-    q.push(" ORDER BY i.user_id, i.role, i.valid_from");
-    q
-}
-
-/// Rows of [`membership_intervals_query`] as intervals.
+/// Rows of a membership intervals query (`group_id, member_kind, member_id, valid_from,
+/// valid_to`) as intervals.
 pub(crate) fn membership_intervals(
     rows: Vec<(String, String, String, DbTime, Option<DbTime>)>,
 ) -> Result<Vec<MembershipInterval>, StoreError> {
@@ -503,7 +379,7 @@ pub(crate) fn membership_intervals(
         .collect()
 }
 
-/// Rows of [`role_intervals_query`] as intervals.
+/// Rows of a role intervals query (`user_id, role, valid_from, valid_to`) as intervals.
 pub(crate) fn role_intervals(
     rows: Vec<(String, String, DbTime, Option<DbTime>)>,
 ) -> Result<Vec<RoleInterval>, StoreError> {

@@ -2,14 +2,14 @@
 //! [`Backend::record`], in batches each backend binds its own way.
 
 use ctxsync_core::{ConfigId, OrgId};
+use sqlx::QueryBuilder;
 use time::OffsetDateTime;
 
 use super::{Backend, Conn, Db, Store};
 use crate::StoreError;
 use crate::history::{
-    ChangeEvent, EventQuery, EventRow, HistoryStore, IntervalQuery, MembershipInterval, RoleInterval,
-    list_events_query, membership_intervals, membership_intervals_query, role_intervals,
-    role_intervals_query,
+    ChangeEvent, EVENT_COLUMNS, EventQuery, EventRow, HistoryStore, IntervalQuery, MembershipInterval,
+    RoleInterval, membership_intervals, role_intervals,
 };
 use crate::values::{DbId, DbTime};
 
@@ -32,7 +32,7 @@ impl HistoryStore for Store {
         org: Option<OrgId>,
         query: &EventQuery,
     ) -> Result<Vec<ChangeEvent>, StoreError> {
-        let mut q = list_events_query::<Db, _, _>(org, query, DbId, DbTime);
+        let mut q = list_events_query(org, query);
         let rows: Vec<EventRow> = q.build_query_as().fetch_all(self.reader()).await?;
         rows.into_iter().map(ChangeEvent::try_from).collect()
     }
@@ -51,7 +51,7 @@ impl HistoryStore for Store {
         config: ConfigId,
         query: &IntervalQuery,
     ) -> Result<Vec<MembershipInterval>, StoreError> {
-        let mut q = membership_intervals_query::<Db, _, _>(DbId(org.0), DbId(config.0), query, DbTime);
+        let mut q = membership_intervals_query(org, config, query);
         membership_intervals(q.build_query_as().fetch_all(self.reader()).await?)
     }
 
@@ -61,7 +61,89 @@ impl HistoryStore for Store {
         config: ConfigId,
         query: &IntervalQuery,
     ) -> Result<Vec<RoleInterval>, StoreError> {
-        let mut q = role_intervals_query::<Db, _, _>(DbId(org.0), DbId(config.0), query, DbTime);
+        let mut q = role_intervals_query(org, config, query);
         role_intervals(q.build_query_as().fetch_all(self.reader()).await?)
     }
+}
+
+/// The statement of [`HistoryStore::list_events`].
+fn list_events_query(org: Option<OrgId>, query: &EventQuery) -> QueryBuilder<'_, Db> {
+    let mut q = QueryBuilder::new(format!("SELECT {EVENT_COLUMNS} FROM change_events WHERE true"));
+    if let Some(org) = org {
+        q.push(" AND org_id = ").push_bind(DbId(org.0));
+    }
+    if let Some(config) = query.config {
+        q.push(" AND config_id = ").push_bind(DbId(config.0));
+    }
+    if !query.types.is_empty() {
+        q.push(" AND type IN (");
+        let mut sep = q.separated(", ");
+        for t in &query.types {
+            sep.push_bind(t.as_str());
+        }
+        q.push(")");
+    }
+    if let Some(entity) = &query.entity_id {
+        q.push(" AND (entity_id = ").push_bind(entity.as_str());
+        q.push(" OR related_id = ").push_bind(entity.as_str()).push(")");
+    }
+    if let Some(from) = query.from {
+        q.push(" AND observed_at >= ").push_bind(DbTime(from));
+    }
+    if let Some(to) = query.to {
+        q.push(" AND observed_at < ").push_bind(DbTime(to));
+    }
+    if let Some(after) = query.after {
+        q.push(" AND id > ").push_bind(after);
+    }
+    q.push(" ORDER BY id LIMIT ").push_bind(i64::from(query.limit));
+    q
+}
+
+/// Appends the conditions shared by both interval queries: the config (of `org`) and the time.
+fn scope(q: &mut QueryBuilder<'_, Db>, org: OrgId, config: ConfigId, at: Option<OffsetDateTime>) {
+    q.push(" AND EXISTS (SELECT 1 FROM integration_configs c WHERE c.id = i.config_id AND c.org_id = ");
+    q.push_bind(DbId(org.0)).push(")");
+    q.push(" AND i.config_id = ").push_bind(DbId(config.0));
+    if let Some(at) = at {
+        q.push(" AND i.valid_from <= ").push_bind(DbTime(at));
+        q.push(" AND (i.valid_to IS NULL OR i.valid_to > ").push_bind(DbTime(at)).push(")");
+    }
+}
+
+/// The statement of [`HistoryStore::membership_intervals`]: ended memberships from
+/// `membership_history`, current ones from `memberships` (open since `first_seen_at`).
+fn membership_intervals_query(org: OrgId, config: ConfigId, query: &IntervalQuery) -> QueryBuilder<'_, Db> {
+    let mut q = QueryBuilder::new(
+        "SELECT i.group_id, i.member_kind, i.member_id, i.valid_from, i.valid_to FROM ( \
+           SELECT config_id, group_id, member_kind, member_id, valid_from, valid_to FROM membership_history \
+           UNION ALL \
+           SELECT config_id, group_id, member_kind, member_id, first_seen_at, NULL FROM memberships \
+         ) i WHERE true",
+    );
+    scope(&mut q, org, config, query.at);
+    if let Some(group) = &query.group {
+        q.push(" AND i.group_id = ").push_bind(group.as_str());
+    }
+    if let Some(member) = &query.member {
+        q.push(" AND i.member_id = ").push_bind(member.as_str());
+    }
+    q.push(" ORDER BY i.group_id, i.member_kind, i.member_id, i.valid_from");
+    q
+}
+
+/// The statement of [`HistoryStore::role_intervals`].
+fn role_intervals_query(org: OrgId, config: ConfigId, query: &IntervalQuery) -> QueryBuilder<'_, Db> {
+    let mut q = QueryBuilder::new(
+        "SELECT i.user_id, i.role, i.valid_from, i.valid_to FROM admin_role_history i WHERE true",
+    );
+    scope(&mut q, org, config, query.at);
+    if let Some(user) = &query.user {
+        q.push(" AND i.user_id = ").push_bind(user.as_str());
+    }
+    if let Some(role) = &query.role {
+        q.push(" AND i.role = ").push_bind(role.as_str());
+    }
+    q.push(" ORDER BY i.user_id, i.role, i.valid_from");
+    q
 }

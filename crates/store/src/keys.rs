@@ -14,7 +14,6 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::StoreError;
-use crate::values::{DbId, DbTime};
 
 /// A key pair as created, with the only copy of the plaintext keys.
 #[derive(Clone)]
@@ -98,42 +97,6 @@ impl fmt::Debug for IssuedKey {
 pub enum KeyFilter {
     All,
     Org(OrgId),
-}
-
-/// A row of [`keys_query`].
-#[derive(sqlx::FromRow)]
-pub(crate) struct KeyRow {
-    id: DbId,
-    org_id: DbId,
-    org_name: String,
-    kind: String,
-    scopes: Option<String>,
-    created_at: DbTime,
-    last_used_at: Option<DbTime>,
-    expires_at: Option<DbTime>,
-    revoked_at: Option<DbTime>,
-}
-
-impl TryFrom<KeyRow> for KeyInfo {
-    type Error = StoreError;
-
-    fn try_from(row: KeyRow) -> Result<KeyInfo, StoreError> {
-        let kind = match row.kind.as_str() {
-            "api" => KeyKind::Api,
-            _ => KeyKind::App,
-        };
-        Ok(KeyInfo {
-            id: row.id.0,
-            org_id: OrgId(row.org_id.0),
-            org_name: row.org_name,
-            kind,
-            scopes: (kind == KeyKind::App).then(|| scopes_from_json(row.scopes.as_deref())).transpose()?,
-            created_at: row.created_at.0,
-            last_used_at: row.last_used_at.map(|t| t.0),
-            expires_at: row.expires_at.map(|t| t.0),
-            revoked_at: row.revoked_at.map(|t| t.0),
-        })
-    }
 }
 
 /// Both kinds of key with their org, oldest first; `filter` is a condition on a key `k` with

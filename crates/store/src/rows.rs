@@ -8,8 +8,9 @@ use ctxsync_core::{
     RunStatus, Settings,
 };
 
+use crate::keys::scopes_from_json;
 use crate::values::{DbId, DbTime};
-use crate::{StoreError, StoredEntity, SyncState};
+use crate::{KeyInfo, KeyKind, StoreError, StoredEntity, SyncState};
 
 /// A row of `integration_configs` without its secrets; the conversion checks every column a newer
 /// version could have written differently.
@@ -211,6 +212,42 @@ impl TryFrom<StateRow> for SyncState {
                 .map_err(|_| StoreError::Corrupt("a sync cursor is not JSON".into()))?,
             last_full_at: row.last_full_at.map(|t| t.0),
             next_run_at: row.next_run_at.map(|t| t.0),
+        })
+    }
+}
+
+/// A row of [`crate::keys::keys_query`].
+#[derive(sqlx::FromRow)]
+pub(crate) struct KeyRow {
+    id: DbId,
+    org_id: DbId,
+    org_name: String,
+    kind: String,
+    scopes: Option<String>,
+    created_at: DbTime,
+    last_used_at: Option<DbTime>,
+    expires_at: Option<DbTime>,
+    revoked_at: Option<DbTime>,
+}
+
+impl TryFrom<KeyRow> for KeyInfo {
+    type Error = StoreError;
+
+    fn try_from(row: KeyRow) -> Result<KeyInfo, StoreError> {
+        let kind = match row.kind.as_str() {
+            "api" => KeyKind::Api,
+            _ => KeyKind::App,
+        };
+        Ok(KeyInfo {
+            id: row.id.0,
+            org_id: OrgId(row.org_id.0),
+            org_name: row.org_name,
+            kind,
+            scopes: (kind == KeyKind::App).then(|| scopes_from_json(row.scopes.as_deref())).transpose()?,
+            created_at: row.created_at.0,
+            last_used_at: row.last_used_at.map(|t| t.0),
+            expires_at: row.expires_at.map(|t| t.0),
+            revoked_at: row.revoked_at.map(|t| t.0),
         })
     }
 }

@@ -1,7 +1,7 @@
-//! A page's writes on PostgreSQL, tuned for it (see `benches/`): entities, memberships and the
-//! removals a source named, inside the transaction of `apply_page`. Many rows go into one
-//! statement as arrays (`UNNEST($1::text[], …)`), so the statement text does not depend on the
-//! page's size and no page comes near the bind-parameter limit.
+//! A page's writes on PostgreSQL, tuned for it (measured by `crates/sync/benches/full_sync.rs`):
+//! entities, memberships and the removals a source named, inside the transaction of `apply_page`.
+//! Many rows go into one statement as arrays (`UNNEST($1::text[], …)`), so the statement text
+//! does not depend on the page's size and no page comes near the bind-parameter limit.
 
 use std::collections::HashMap;
 

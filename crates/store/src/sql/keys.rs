@@ -6,9 +6,10 @@ use uuid::Uuid;
 
 use super::{Backend, Conn, Store};
 use crate::keys::{
-    KeyRow, check_given_key, check_org_name, expiry_after_rotation, generate_api_key, generate_app_key,
-    hash_key, keys_query, scopes_from_json, scopes_to_json,
+    check_given_key, check_org_name, expiry_after_rotation, generate_api_key, generate_app_key, hash_key,
+    keys_query, scopes_from_json, scopes_to_json,
 };
+use crate::rows::KeyRow;
 use crate::values::{DbId, DbIds, DbTime};
 use crate::{
     Authenticated, IssuedKey, KeyFilter, KeyInfo, KeyKind, KeyPair, KeyStore, Principal, StoreError,

@@ -1,5 +1,5 @@
-//! A page's writes on SQLite, tuned for it (see `benches/`): entities, memberships and the
-//! removals a source named, inside the transaction of `apply_page`.
+//! A page's writes on SQLite, tuned for it (measured by `crates/sync/benches/full_sync.rs`):
+//! entities, memberships and the removals a source named, inside the transaction of `apply_page`.
 
 use std::collections::{BTreeMap, HashMap};
 

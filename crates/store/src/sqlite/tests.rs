@@ -61,7 +61,7 @@ async fn identifiers_survive_the_upgrade_to_entity_keys() {
     let data = serde_json::to_string(&user("u1", "ada@x.com", UserStatus::Active).entity).unwrap();
     sqlx::query(
         "INSERT INTO entities (config_id, kind, source_id, org_id, status, login, data, raw, digest, first_seen_at, updated_at) \
-         VALUES (?1, 'user', 'u1', ?2, 'active', 'ada@x.com', ?3, '{}', x'00', ?4, ?4)",
+         VALUES ($1, 'user', 'u1', $2, 'active', 'ada@x.com', $3, '{}', x'00', $4, $4)",
     )
     .bind(config.to_string())
     .bind(org.to_string())
@@ -71,7 +71,7 @@ async fn identifiers_survive_the_upgrade_to_entity_keys() {
     .await
     .unwrap();
     for identifier in ["ada@x.com", "u1"] {
-        sqlx::query("INSERT INTO entity_identifiers VALUES (?1, ?2, ?3, 'user', 'u1')")
+        sqlx::query("INSERT INTO entity_identifiers VALUES ($1, $2, $3, 'user', 'u1')")
             .bind(org.to_string())
             .bind(identifier)
             .bind(config.to_string())

@@ -51,7 +51,14 @@ impl HistoryStore for Store {
         config: ConfigId,
         query: &IntervalQuery,
     ) -> Result<Vec<MembershipInterval>, StoreError> {
-        let mut q = membership_intervals_query(org, config, query);
+        let mut q = intervals_query(
+            MEMBERSHIP_INTERVALS,
+            org,
+            config,
+            query.at,
+            [("group_id", &query.group), ("member_id", &query.member)],
+            "i.group_id, i.member_kind, i.member_id, i.valid_from",
+        );
         membership_intervals(q.build_query_as().fetch_all(self.reader()).await?)
     }
 
@@ -61,7 +68,14 @@ impl HistoryStore for Store {
         config: ConfigId,
         query: &IntervalQuery,
     ) -> Result<Vec<RoleInterval>, StoreError> {
-        let mut q = role_intervals_query(org, config, query);
+        let mut q = intervals_query(
+            ROLE_INTERVALS,
+            org,
+            config,
+            query.at,
+            [("user_id", &query.user), ("role", &query.role)],
+            "i.user_id, i.role, i.valid_from",
+        );
         role_intervals(q.build_query_as().fetch_all(self.reader()).await?)
     }
 }
@@ -100,50 +114,41 @@ fn list_events_query(org: Option<OrgId>, query: &EventQuery) -> QueryBuilder<'_,
     q
 }
 
-/// Appends the conditions shared by both interval queries: the config (of `org`) and the time.
-fn scope(q: &mut QueryBuilder<'_, Db>, org: OrgId, config: ConfigId, at: Option<OffsetDateTime>) {
-    q.push(" AND EXISTS (SELECT 1 FROM integration_configs c WHERE c.id = i.config_id AND c.org_id = ");
+/// Ended memberships from `membership_history`, current ones from `memberships` (open since
+/// `first_seen_at`), as rows of [`crate::history::membership_intervals`].
+const MEMBERSHIP_INTERVALS: &str = "SELECT i.group_id, i.member_kind, i.member_id, i.valid_from, i.valid_to FROM ( \
+       SELECT config_id, group_id, member_kind, member_id, valid_from, valid_to FROM membership_history \
+       UNION ALL \
+       SELECT config_id, group_id, member_kind, member_id, first_seen_at, NULL FROM memberships \
+     ) i";
+
+/// Admin roles, as rows of [`crate::history::role_intervals`].
+const ROLE_INTERVALS: &str = "SELECT i.user_id, i.role, i.valid_from, i.valid_to FROM admin_role_history i";
+
+/// The intervals `select` names `i` of a config of `org`, open at `at` when given, with the column
+/// of each of `filters` equal to its value when given, ordered by `order`.
+fn intervals_query<'a>(
+    select: &str,
+    org: OrgId,
+    config: ConfigId,
+    at: Option<OffsetDateTime>,
+    filters: [(&str, &'a Option<String>); 2],
+    order: &str,
+) -> QueryBuilder<'a, Db> {
+    let mut q = QueryBuilder::new(format!(
+        "{select} WHERE EXISTS (SELECT 1 FROM integration_configs c WHERE c.id = i.config_id AND c.org_id = "
+    ));
     q.push_bind(DbId(org.0)).push(")");
     q.push(" AND i.config_id = ").push_bind(DbId(config.0));
     if let Some(at) = at {
         q.push(" AND i.valid_from <= ").push_bind(DbTime(at));
         q.push(" AND (i.valid_to IS NULL OR i.valid_to > ").push_bind(DbTime(at)).push(")");
     }
-}
-
-/// The statement of [`HistoryStore::membership_intervals`]: ended memberships from
-/// `membership_history`, current ones from `memberships` (open since `first_seen_at`).
-fn membership_intervals_query(org: OrgId, config: ConfigId, query: &IntervalQuery) -> QueryBuilder<'_, Db> {
-    let mut q = QueryBuilder::new(
-        "SELECT i.group_id, i.member_kind, i.member_id, i.valid_from, i.valid_to FROM ( \
-           SELECT config_id, group_id, member_kind, member_id, valid_from, valid_to FROM membership_history \
-           UNION ALL \
-           SELECT config_id, group_id, member_kind, member_id, first_seen_at, NULL FROM memberships \
-         ) i WHERE true",
-    );
-    scope(&mut q, org, config, query.at);
-    if let Some(group) = &query.group {
-        q.push(" AND i.group_id = ").push_bind(group.as_str());
+    for (column, value) in filters {
+        if let Some(value) = value {
+            q.push(format!(" AND i.{column} = ")).push_bind(value.as_str());
+        }
     }
-    if let Some(member) = &query.member {
-        q.push(" AND i.member_id = ").push_bind(member.as_str());
-    }
-    q.push(" ORDER BY i.group_id, i.member_kind, i.member_id, i.valid_from");
-    q
-}
-
-/// The statement of [`HistoryStore::role_intervals`].
-fn role_intervals_query(org: OrgId, config: ConfigId, query: &IntervalQuery) -> QueryBuilder<'_, Db> {
-    let mut q = QueryBuilder::new(
-        "SELECT i.user_id, i.role, i.valid_from, i.valid_to FROM admin_role_history i WHERE true",
-    );
-    scope(&mut q, org, config, query.at);
-    if let Some(user) = &query.user {
-        q.push(" AND i.user_id = ").push_bind(user.as_str());
-    }
-    if let Some(role) = &query.role {
-        q.push(" AND i.role = ").push_bind(role.as_str());
-    }
-    q.push(" ORDER BY i.user_id, i.role, i.valid_from");
+    q.push(format!(" ORDER BY {order}"));
     q
 }

@@ -15,13 +15,14 @@ mod holds;
 mod keys;
 mod sync;
 
-use ctxsync_core::{Coverage, Run, RunCounts};
+use ctxsync_core::{ConfigId, Coverage, OrgId, Run, RunCounts};
 use sqlx::{Pool, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{Db, Store};
 use crate::history::Recorder;
+use crate::values::DbId;
 use crate::{PageWrite, StoreError, StoredEntity};
 
 /// A connection of this backend, as a transaction or a pool hands it out.
@@ -60,7 +61,7 @@ pub(super) trait Backend {
     /// Every entity of `org` answering to each of `identifiers` (trimmed and lowercased).
     async fn find_identifiers(
         &self,
-        org: ctxsync_core::OrgId,
+        org: OrgId,
         identifiers: &[String],
     ) -> Result<Vec<(String, StoredEntity)>, StoreError>;
 
@@ -68,18 +69,14 @@ pub(super) trait Backend {
     /// returns their counts.
     async fn write_page(
         conn: &mut Conn,
-        org: ctxsync_core::OrgId,
+        org: OrgId,
         run: &Run,
         page: &PageWrite<'_>,
         recorder: &mut Recorder,
     ) -> Result<RunCounts, StoreError>;
 
     /// Drops what a page lists again from the config's held stages.
-    async fn unstage_seen(
-        conn: &mut Conn,
-        config: ctxsync_core::ConfigId,
-        page: &PageWrite<'_>,
-    ) -> Result<(), StoreError>;
+    async fn unstage_seen(conn: &mut Conn, config: ConfigId, page: &PageWrite<'_>) -> Result<(), StoreError>;
 
     /// Stages the memberships a completed run's coverage implies are gone: those of the listed
     /// groups that the run did not see.
@@ -140,7 +137,7 @@ impl Store {
         for &run in runs {
             for table in Self::SCRATCH_TABLES {
                 sqlx::query(&format!("DELETE FROM {table} WHERE run_id = $1"))
-                    .bind(crate::values::DbId(run))
+                    .bind(DbId(run))
                     .execute(&mut *conn)
                     .await?;
             }

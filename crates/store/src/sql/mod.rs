@@ -69,7 +69,7 @@ pub(super) trait Backend {
     /// returns their counts.
     async fn write_page(
         conn: &mut Conn,
-        org: OrgId,
+        org: ctxsync_core::OrgId,
         run: &Run,
         page: &PageWrite<'_>,
         recorder: &mut Recorder,

@@ -109,6 +109,11 @@ pub enum StoreError {
 /// text or bound value, which could hold an identifier).
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
+        if let sqlx::Error::ColumnDecode { source, .. } = &error
+            && let Some(unreadable) = source.downcast_ref::<crate::values::Unreadable>()
+        {
+            return StoreError::Corrupt(unreadable.0.clone());
+        }
         let cause = match &error {
             sqlx::Error::PoolTimedOut => "pool_timeout",
             sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed | sqlx::Error::Io(_) => "connection",

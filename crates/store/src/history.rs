@@ -12,13 +12,14 @@ use std::collections::HashMap;
 
 use ctxsync_core::{Change, ChangeType, ConfigId, Entity, EntityKind, Membership, OrgId, entity_changes};
 use serde_json::Value;
-use sqlx::{ColumnIndex, Database, Decode, Encode, QueryBuilder, Row, Type};
+use sqlx::{ColumnIndex, Decode, Row, Type};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::StoreError;
 use crate::page::EntityWrite;
-use crate::rows::{Column, decode_kind};
+use crate::rows::decode_kind;
+use crate::values::{DbId, DbTime};
 
 /// One recorded change event.
 #[derive(Debug, Clone, PartialEq)]
@@ -243,16 +244,19 @@ impl Recorder {
     }
 
     /// Memberships a completed run deleted, with when each began.
-    pub(crate) fn memberships_removed<T: Column<OffsetDateTime>>(
+    pub(crate) fn memberships_removed(
         &mut self,
-        removed: Vec<(String, String, String, T)>,
+        removed: Vec<(String, String, String, DbTime)>,
     ) -> Result<(), StoreError> {
-        let mut ended = removed
+        let mut ended: Vec<Ended> = removed
             .into_iter()
-            .map(|(group_id, member_kind, member_id, from)| {
-                Ok(Ended { group_id, member_kind, member_id, valid_from: from.decode()? })
+            .map(|(group_id, member_kind, member_id, from)| Ended {
+                group_id,
+                member_kind,
+                member_id,
+                valid_from: from.0,
             })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+            .collect();
         ended.sort_by(|a, b| {
             (&a.group_id, &a.member_kind, &a.member_id).cmp(&(&b.group_id, &b.member_kind, &b.member_id))
         });
@@ -314,15 +318,15 @@ fn decode(row: &EntityWrite) -> Result<Entity, StoreError> {
 }
 
 /// The columns of [`EventRow`].
-const EVENT_COLUMNS: &str = "id, config_id, run_id, type, entity_kind, entity_id, related_id, field, \
+pub(crate) const EVENT_COLUMNS: &str = "id, config_id, run_id, type, entity_kind, entity_id, related_id, field, \
      old_value, new_value, observed_at, source_time";
 
 /// A row of `change_events`.
 #[derive(sqlx::FromRow)]
-pub(crate) struct EventRow<I, T> {
+pub(crate) struct EventRow {
     id: i64,
-    config_id: I,
-    run_id: I,
+    config_id: DbId,
+    run_id: DbId,
     #[sqlx(rename = "type")]
     change_type: String,
     entity_kind: String,
@@ -331,21 +335,21 @@ pub(crate) struct EventRow<I, T> {
     field: Option<String>,
     old_value: Option<String>,
     new_value: Option<String>,
-    observed_at: T,
-    source_time: Option<T>,
+    observed_at: DbTime,
+    source_time: Option<DbTime>,
 }
 
-impl<I: Column<Uuid>, T: Column<OffsetDateTime>> TryFrom<EventRow<I, T>> for ChangeEvent {
+impl TryFrom<EventRow> for ChangeEvent {
     type Error = StoreError;
 
-    fn try_from(row: EventRow<I, T>) -> Result<ChangeEvent, StoreError> {
+    fn try_from(row: EventRow) -> Result<ChangeEvent, StoreError> {
         let corrupt = |what: &str| StoreError::Corrupt(format!("event {} has an unreadable {what}", row.id));
         let json =
             |v: Option<String>| v.map(|v| serde_json::from_str(&v)).transpose().map_err(|_| corrupt("value"));
         Ok(ChangeEvent {
             id: row.id,
-            config_id: ConfigId(row.config_id.decode()?),
-            run_id: row.run_id.decode()?,
+            config_id: ConfigId(row.config_id.0),
+            run_id: row.run_id.0,
             change_type: ChangeType::parse(&row.change_type).ok_or_else(|| corrupt("type"))?,
             entity_kind: decode_kind(&row.entity_kind)?,
             entity_id: row.entity_id,
@@ -353,164 +357,39 @@ impl<I: Column<Uuid>, T: Column<OffsetDateTime>> TryFrom<EventRow<I, T>> for Cha
             field: row.field,
             old: json(row.old_value)?,
             new: json(row.new_value)?,
-            observed_at: row.observed_at.decode()?,
-            source_time: row.source_time.map(Column::decode).transpose()?,
+            observed_at: row.observed_at.0,
+            source_time: row.source_time.map(|t| t.0),
         })
     }
 }
 
-/// The statement of [`HistoryStore::list_events`], for every backend; `id` and `time` bind ids and
-/// times as the backend stores them.
-pub(crate) fn list_events_query<'a, DB, I, T>(
-    org: Option<OrgId>,
-    query: &'a EventQuery,
-    id: impl Fn(Uuid) -> I,
-    time: impl Fn(OffsetDateTime) -> T,
-) -> QueryBuilder<'a, DB>
-where
-    DB: Database,
-    DB::Arguments<'a>: Default,
-    I: 'a + Encode<'a, DB> + Type<DB>,
-    T: 'a + Encode<'a, DB> + Type<DB>,
-    &'a str: Encode<'a, DB> + Type<DB>,
-    i64: Encode<'a, DB> + Type<DB>,
-{
-    let mut q = QueryBuilder::new(format!("SELECT {EVENT_COLUMNS} FROM change_events WHERE true"));
-    if let Some(org) = org {
-        q.push(" AND org_id = ").push_bind(id(org.0));
-    }
-    if let Some(config) = query.config {
-        q.push(" AND config_id = ").push_bind(id(config.0));
-    }
-    if !query.types.is_empty() {
-        q.push(" AND type IN (");
-        let mut sep = q.separated(", ");
-        for t in &query.types {
-            sep.push_bind(t.as_str());
-        }
-        q.push(")");
-    }
-    if let Some(entity) = &query.entity_id {
-        q.push(" AND (entity_id = ").push_bind(entity.as_str());
-        q.push(" OR related_id = ").push_bind(entity.as_str()).push(")");
-    }
-    if let Some(from) = query.from {
-        q.push(" AND observed_at >= ").push_bind(time(from));
-    }
-    if let Some(to) = query.to {
-        q.push(" AND observed_at < ").push_bind(time(to));
-    }
-    if let Some(after) = query.after {
-        q.push(" AND id > ").push_bind(after);
-    }
-    q.push(" ORDER BY id LIMIT ").push_bind(i64::from(query.limit));
-    q
-}
-
-/// Appends the conditions shared by both interval queries: the config (of `org`) and the time.
-fn scope<'a, DB, I, T>(q: &mut QueryBuilder<'a, DB>, org: I, config: I, at: Option<T>)
-where
-    DB: Database,
-    I: 'a + Encode<'a, DB> + Type<DB>,
-    T: 'a + Encode<'a, DB> + Type<DB> + Clone,
-{
-    q.push(" AND EXISTS (SELECT 1 FROM integration_configs c WHERE c.id = i.config_id AND c.org_id = ");
-    q.push_bind(org).push(")");
-    q.push(" AND i.config_id = ").push_bind(config);
-    if let Some(at) = at {
-        q.push(" AND i.valid_from <= ").push_bind(at.clone());
-        q.push(" AND (i.valid_to IS NULL OR i.valid_to > ").push_bind(at).push(")");
-    }
-}
-
-/// The statement of [`HistoryStore::membership_intervals`]: ended memberships from
-/// `membership_history`, current ones from `memberships` (open since `first_seen_at`).
-pub(crate) fn membership_intervals_query<'a, DB, I, T>(
-    org: I,
-    config: I,
-    query: &'a IntervalQuery,
-    time: impl Fn(OffsetDateTime) -> T,
-) -> QueryBuilder<'a, DB>
-where
-    DB: Database,
-    DB::Arguments<'a>: Default,
-    I: 'a + Encode<'a, DB> + Type<DB>,
-    T: 'a + Encode<'a, DB> + Type<DB> + Clone,
-    &'a str: Encode<'a, DB> + Type<DB>,
-{
-    let mut q = QueryBuilder::new(
-        "SELECT i.group_id, i.member_kind, i.member_id, i.valid_from, i.valid_to FROM ( \
-           SELECT config_id, group_id, member_kind, member_id, valid_from, valid_to FROM membership_history \
-           UNION ALL \
-           SELECT config_id, group_id, member_kind, member_id, first_seen_at, NULL FROM memberships \
-         ) i WHERE true",
-    );
-    scope(&mut q, org, config, query.at.map(&time));
-    if let Some(group) = &query.group {
-        q.push(" AND i.group_id = ").push_bind(group.as_str());
-    }
-    if let Some(member) = &query.member {
-        q.push(" AND i.member_id = ").push_bind(member.as_str());
-    }
-    q.push(" ORDER BY i.group_id, i.member_kind, i.member_id, i.valid_from");
-    q
-}
-
-/// The statement of [`HistoryStore::role_intervals`].
-pub(crate) fn role_intervals_query<'a, DB, I, T>(
-    org: I,
-    config: I,
-    query: &'a IntervalQuery,
-    time: impl Fn(OffsetDateTime) -> T,
-) -> QueryBuilder<'a, DB>
-where
-    DB: Database,
-    DB::Arguments<'a>: Default,
-    I: 'a + Encode<'a, DB> + Type<DB>,
-    T: 'a + Encode<'a, DB> + Type<DB> + Clone,
-    &'a str: Encode<'a, DB> + Type<DB>,
-{
-    let mut q = QueryBuilder::new(
-        "SELECT i.user_id, i.role, i.valid_from, i.valid_to FROM admin_role_history i WHERE true",
-    );
-    scope(&mut q, org, config, query.at.map(&time));
-    if let Some(user) = &query.user {
-        q.push(" AND i.user_id = ").push_bind(user.as_str());
-    }
-    if let Some(role) = &query.role {
-        q.push(" AND i.role = ").push_bind(role.as_str());
-    }
-    q.push(" ORDER BY i.user_id, i.role, i.valid_from");
-    q
-}
-
-/// Rows of [`membership_intervals_query`] as intervals.
-pub(crate) fn membership_intervals<T: Column<OffsetDateTime>>(
-    rows: Vec<(String, String, String, T, Option<T>)>,
+/// Rows of a membership intervals query (`group_id, member_kind, member_id, valid_from,
+/// valid_to`) as intervals.
+pub(crate) fn membership_intervals(
+    rows: Vec<(String, String, String, DbTime, Option<DbTime>)>,
 ) -> Result<Vec<MembershipInterval>, StoreError> {
     rows.into_iter()
         .map(|(group_id, kind, member_id, from, to)| {
             Ok(MembershipInterval {
                 membership: Membership { group_id, member_kind: decode_kind(&kind)?, member_id },
-                valid_from: from.decode()?,
-                valid_to: to.map(Column::decode).transpose()?,
+                valid_from: from.0,
+                valid_to: to.map(|t| t.0),
             })
         })
         .collect()
 }
 
-/// Rows of [`role_intervals_query`] as intervals.
-pub(crate) fn role_intervals<T: Column<OffsetDateTime>>(
-    rows: Vec<(String, String, T, Option<T>)>,
+/// Rows of a role intervals query (`user_id, role, valid_from, valid_to`) as intervals.
+pub(crate) fn role_intervals(
+    rows: Vec<(String, String, DbTime, Option<DbTime>)>,
 ) -> Result<Vec<RoleInterval>, StoreError> {
-    rows.into_iter()
-        .map(|(user_id, role, from, to)| {
-            Ok(RoleInterval {
-                user_id,
-                role,
-                valid_from: from.decode()?,
-                valid_to: to.map(Column::decode).transpose()?,
-            })
+    Ok(rows
+        .into_iter()
+        .map(|(user_id, role, from, to)| RoleInterval {
+            user_id,
+            role,
+            valid_from: from.0,
+            valid_to: to.map(|t| t.0),
         })
-        .collect()
+        .collect())
 }

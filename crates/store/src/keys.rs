@@ -14,7 +14,6 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::StoreError;
-use crate::rows::Column;
 
 /// A key pair as created, with the only copy of the plaintext keys.
 #[derive(Clone)]
@@ -100,45 +99,9 @@ pub enum KeyFilter {
     Org(OrgId),
 }
 
-/// A row of [`keys_query`].
-#[derive(sqlx::FromRow)]
-pub(crate) struct KeyRow<I, T> {
-    id: I,
-    org_id: I,
-    org_name: String,
-    kind: String,
-    scopes: Option<String>,
-    created_at: T,
-    last_used_at: Option<T>,
-    expires_at: Option<T>,
-    revoked_at: Option<T>,
-}
-
-impl<I: Column<Uuid>, T: Column<OffsetDateTime>> TryFrom<KeyRow<I, T>> for KeyInfo {
-    type Error = StoreError;
-
-    fn try_from(row: KeyRow<I, T>) -> Result<KeyInfo, StoreError> {
-        let kind = match row.kind.as_str() {
-            "api" => KeyKind::Api,
-            _ => KeyKind::App,
-        };
-        Ok(KeyInfo {
-            id: row.id.decode()?,
-            org_id: OrgId(row.org_id.decode()?),
-            org_name: row.org_name,
-            kind,
-            scopes: (kind == KeyKind::App).then(|| scopes_from_json(row.scopes.as_deref())).transpose()?,
-            created_at: row.created_at.decode()?,
-            last_used_at: row.last_used_at.map(Column::decode).transpose()?,
-            expires_at: row.expires_at.map(Column::decode).transpose()?,
-            revoked_at: row.revoked_at.map(Column::decode).transpose()?,
-        })
-    }
-}
-
-/// Both kinds of key with their org, oldest first; `filter` is a condition on a key `k` that
-/// both backends write with one numbered parameter (`k.org_id = ?1`, `$1` on PostgreSQL).
-pub(crate) fn keys_query(filter: &str, null_scopes: &str) -> String {
+/// Both kinds of key with their org, oldest first; `filter` is a condition on a key `k` with
+/// numbered parameters (`k.org_id = $1`).
+pub(crate) fn keys_query(filter: &str) -> String {
     let select = |kind: KeyKind, scopes: &str| {
         format!(
             "SELECT k.id AS id, k.org_id AS org_id, o.name AS org_name, '{kind}' AS kind, {scopes} AS scopes, \
@@ -150,7 +113,7 @@ pub(crate) fn keys_query(filter: &str, null_scopes: &str) -> String {
     };
     format!(
         "{} UNION ALL {} ORDER BY created_at, kind",
-        select(KeyKind::Api, null_scopes),
+        select(KeyKind::Api, "CAST(NULL AS TEXT)"),
         select(KeyKind::App, "k.scopes")
     )
 }

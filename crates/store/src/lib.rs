@@ -3,11 +3,13 @@
 //!
 //! The service asks for what it uses through small traits ([`ConfigStore`], [`KeyStore`],
 //! [`Ping`]), combined in [`Store`] so that one `Arc<dyn Store>` serves every handler; [`connect`]
-//! opens the backend a database URL names. Each backend keeps its SQL and migrations to itself
-//! (`src/sqlite` and `migrations/sqlite`, `src/postgres` and `migrations/postgres`); what must not
-//! differ between backends lives once: encryption ([`Cipher`]), key hashing (`keys`), reading rows
-//! (`rows`), preparing a page's writes (`page`), deciding which changes become events and history
-//! (`history`), and the statements whose SQL suits both.
+//! opens the backend a database URL names. The SQL both backends run is written once (`src/sql`,
+//! compiled inside each backend, see its module doc); each backend keeps to itself its
+//! migrations (`migrations/sqlite`, `migrations/postgres`), its dialect's differences, its
+//! statements over many rows and its tuned page writes (`src/sqlite`, `src/postgres`). What must
+//! not differ between backends lives once too: encryption ([`Cipher`]), key hashing (`keys`),
+//! reading rows (`rows`) with ids and times as each backend stores them (`values`), preparing a
+//! page's writes (`page`), and deciding which changes become events and history (`history`).
 
 mod configs;
 mod connect;
@@ -26,6 +28,7 @@ mod sync;
 pub mod testing;
 #[cfg(test)]
 mod tests;
+mod values;
 
 pub use configs::{ConfigStore, Reencrypted};
 pub use connect::connect;

@@ -1,18 +1,13 @@
 //! The server backend: PostgreSQL, for several replicas on one database.
 //!
-//! One file per trait (`configs.rs`, `keys.rs`, `entities.rs`, `sync.rs`), like the SQLite
-//! backend. Values are stored in native types (`uuid`, `timestamptz`, `bytea`, `boolean`), so rows
-//! decode without the text encodings SQLite needs. Many rows go into one statement as arrays
-//! (`UNNEST($1::text[], …)`), so the statement text does not depend on the page's size and no
-//! page comes near the bind-parameter limit.
+//! The SQL it shares with SQLite is in `src/sql`, compiled inside `backend.rs`, which also holds
+//! what PostgreSQL does its own way; a page's writes, tuned for PostgreSQL, are in
+//! `page_write.rs`. This module opens the pool. Values are stored in native types (`uuid`,
+//! `timestamptz`, `bytea`, `boolean`).
 
-mod configs;
-mod entities;
-mod history;
-mod holds;
-mod keys;
+mod backend;
+mod page_write;
 mod refusal;
-mod sync;
 #[cfg(test)]
 mod tests;
 
@@ -74,31 +69,13 @@ impl PostgresStore {
         store.check_master_key().await?;
         Ok(store)
     }
-
-    /// The first start seals a check value; every later start must open it. Insert-then-read in
-    /// two statements, so the read sees a value another replica inserted meanwhile and replicas
-    /// starting together on a new database agree on one value.
-    async fn check_master_key(&self) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO store_meta (name, value) VALUES ('master_key_check', $1) ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(self.cipher.seal_key_check())
-        .execute(&self.pool)
-        .await?;
-        let stored: Vec<u8> =
-            sqlx::query_scalar("SELECT value FROM store_meta WHERE name = 'master_key_check'")
-                .fetch_one(&self.pool)
-                .await?;
-        self.cipher.verify_key_check(&stored)
-    }
 }
 
 /// A trivial query; through the pool, so it also proves a connection can be had.
 #[async_trait::async_trait]
 impl Ping for PostgresStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        self.ping_reader().await
     }
 
     fn pools(&self) -> Vec<crate::PoolStats> {

@@ -1,14 +1,11 @@
 //! The embedded backend: one SQLite file in WAL mode, so readers never wait for the writer.
 //!
-//! One file per trait (`configs.rs`, `keys.rs`, `entities.rs`, `sync.rs`); the value encodings
-//! shared by them live here.
+//! The SQL it shares with PostgreSQL is in `src/sql`, compiled inside `backend.rs`, which also
+//! holds what SQLite does its own way; a page's writes, tuned for SQLite, are in `page_write.rs`.
+//! This module opens the database: its pools and pragmas.
 
-mod configs;
-mod entities;
-mod history;
-mod holds;
-mod keys;
-mod sync;
+mod backend;
+mod page_write;
 #[cfg(test)]
 mod tests;
 
@@ -19,12 +16,7 @@ use std::time::Duration;
 use sqlx::SqlitePool;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use time::format_description::BorrowedFormatItem;
-use time::macros::format_description;
-use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
-use uuid::Uuid;
 
-use crate::rows::Column;
 use crate::{Cipher, MasterKeys, Ping, StoreError};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -56,11 +48,6 @@ const WAL_AUTOCHECKPOINT_PAGES: u32 = 40 * 1024 * 1024 / PAGE_SIZE;
 /// Long enough to ride out another connection's write transaction, short enough that a stuck
 /// database surfaces as an error rather than a hung request.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Fixed width and UTC, so text order is time order; microseconds, the precision of
-/// [`ctxsync_core::now`], so a timestamp reads back equal to what was written.
-const TIMESTAMP: &[BorrowedFormatItem<'static>] =
-    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
 
 /// The SQLite implementation of [`crate::Store`].
 #[derive(Debug, Clone)]
@@ -115,13 +102,6 @@ impl SqliteStore {
         Ok(store)
     }
 
-    /// A transaction that takes the write lock at once. A deferred one that reads first and
-    /// writes later fails with "database is locked" when another connection wrote in between,
-    /// without waiting; an immediate one waits its turn (up to the busy timeout).
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
-        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
-    }
-
     /// Closes every connection, waiting for them to finish: the last one to close checkpoints
     /// the log into the database and frees its page cache.
     pub async fn close(&self) {
@@ -131,25 +111,7 @@ impl SqliteStore {
 
     /// A trivial query, for readiness checks.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
-    /// The first start seals a check value; every later start must open it. Insert-then-read,
-    /// so two processes starting on a new database agree on one value.
-    async fn check_master_key(&self) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO store_meta (name, value) VALUES ('master_key_check', ?) \
-             ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(self.cipher.seal_key_check())
-        .execute(&self.writer)
-        .await?;
-        let stored: Vec<u8> =
-            sqlx::query_scalar("SELECT value FROM store_meta WHERE name = 'master_key_check'")
-                .fetch_one(&self.pool)
-                .await?;
-        self.cipher.verify_key_check(&stored)
+        self.ping_reader().await
     }
 }
 
@@ -170,43 +132,5 @@ fn create_parent_dir(file: &Path) -> Result<(), StoreError> {
         Some(dir) if !dir.as_os_str().is_empty() && !dir.exists() => std::fs::create_dir_all(dir)
             .map_err(|source| StoreError::CreateDir { path: dir.to_owned(), source }),
         _ => Ok(()),
-    }
-}
-
-/// Keys as one JSON array of arrays, bound as a single parameter and read back with
-/// `json_each` and `->>`, for statements off the hot path: their text stays the same whatever
-/// the number of rows. `->>` parses a row's array again for each column, so a page's own keys go
-/// in as JSON nested by what they share instead (see `sync.rs`).
-fn json_rows<T: serde::Serialize>(rows: &[T]) -> String {
-    serde_json::to_string(rows).expect("keys always serialize")
-}
-
-fn encode_time(t: OffsetDateTime) -> String {
-    t.to_offset(UtcOffset::UTC)
-        .format(TIMESTAMP)
-        .expect("a UTC date-time has every component TIMESTAMP names")
-}
-
-fn decode_time(s: &str) -> Result<OffsetDateTime, StoreError> {
-    PrimitiveDateTime::parse(s, TIMESTAMP)
-        .map(PrimitiveDateTime::assume_utc)
-        .map_err(|_| StoreError::Corrupt(format!("timestamp {s:?} is not in the expected form")))
-}
-
-fn decode_id<T: FromStr>(s: &str) -> Result<T, StoreError> {
-    s.parse().map_err(|_| StoreError::Corrupt(format!("id {s:?} is not a UUID")))
-}
-
-/// Ids are stored as hyphenated text.
-impl Column<Uuid> for String {
-    fn decode(self) -> Result<Uuid, StoreError> {
-        decode_id(&self)
-    }
-}
-
-/// Times are stored as [`TIMESTAMP`] text.
-impl Column<OffsetDateTime> for String {
-    fn decode(self) -> Result<OffsetDateTime, StoreError> {
-        decode_time(&self)
     }
 }

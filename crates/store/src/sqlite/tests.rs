@@ -4,7 +4,7 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
-use ctxsync_core::{ConfigId, OrgId, UserStatus};
+use ctxsync_core::{ConfigId, OrgId, Scopes, UserStatus};
 use sqlx::SqlitePool;
 use sqlx::sqlite::SqliteConnectOptions;
 use uuid::Uuid;
@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::SqliteStore;
 use crate::tests::key;
 use crate::tests::sync::user;
-use crate::{ConfigStore, EntityQuery, EntityStore, Store};
+use crate::{ConfigStore, EntityQuery, EntityStore, KeyFilter, KeyStore, Store, StoreError};
 
 #[tokio::test]
 async fn connect_creates_the_directory_and_answers_ping() {
@@ -61,7 +61,7 @@ async fn identifiers_survive_the_upgrade_to_entity_keys() {
     let data = serde_json::to_string(&user("u1", "ada@x.com", UserStatus::Active).entity).unwrap();
     sqlx::query(
         "INSERT INTO entities (config_id, kind, source_id, org_id, status, login, data, raw, digest, first_seen_at, updated_at) \
-         VALUES (?1, 'user', 'u1', ?2, 'active', 'ada@x.com', ?3, '{}', x'00', ?4, ?4)",
+         VALUES ($1, 'user', 'u1', $2, 'active', 'ada@x.com', $3, '{}', x'00', $4, $4)",
     )
     .bind(config.to_string())
     .bind(org.to_string())
@@ -71,7 +71,7 @@ async fn identifiers_survive_the_upgrade_to_entity_keys() {
     .await
     .unwrap();
     for identifier in ["ada@x.com", "u1"] {
-        sqlx::query("INSERT INTO entity_identifiers VALUES (?1, ?2, ?3, 'user', 'u1')")
+        sqlx::query("INSERT INTO entity_identifiers VALUES ($1, $2, $3, 'user', 'u1')")
             .bind(org.to_string())
             .bind(identifier)
             .bind(config.to_string())
@@ -91,4 +91,19 @@ async fn identifiers_survive_the_upgrade_to_entity_keys() {
     let left: i64 =
         sqlx::query_scalar("SELECT count(*) FROM entity_identifiers").fetch_one(&store.pool).await.unwrap();
     assert_eq!(left, 0, "deleting the config deleted its entities' identifiers");
+}
+
+/// A time in a form this version never writes is unreadable data, not a database failure.
+#[tokio::test]
+async fn unreadable_times_are_corrupt_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("ctxsync.db").display());
+    let store = SqliteStore::connect(&url, key(1)).await.unwrap();
+    store.create_key_pair("default", &Scopes::All).await.unwrap();
+    sqlx::query("UPDATE api_keys SET created_at = '2026-01-01 00:00:00'")
+        .execute(&store.writer)
+        .await
+        .unwrap();
+    let err = store.list_keys(KeyFilter::All).await.unwrap_err();
+    assert!(matches!(&err, StoreError::Corrupt(m) if m.contains("2026-01-01 00:00:00")), "{err}");
 }

@@ -1,34 +1,29 @@
-//! Staging, applying and deciding deletions on PostgreSQL (see `crate::holds`).
+//! Staging, applying and deciding deletions (see `crate::holds`).
 
 use std::collections::BTreeMap;
 
 use ctxsync_core::{ConfigId, Coverage, HoldResolution, OrgId, Run, RunCounts};
-use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::PostgresStore;
+use super::{Backend, Conn, Store, for_update};
+use crate::StoreError;
 use crate::history::Recorder;
 use crate::holds::{Decided, HeldCursor, HeldDeletion, HoldStore, encode_hold, is_pending, resolved};
-use crate::page::{MEMBERSHIP, membership_key};
-use crate::rows::{self, RUN_COLUMNS, encode_counts};
-use crate::{PageWrite, StoreError};
+use crate::page::MEMBERSHIP;
+use crate::rows::{RUN_COLUMNS, RunRow, encode_counts};
+use crate::values::{DbId, DbTime};
 
-type RunRow = rows::RunRow<Uuid, OffsetDateTime>;
-
-/// A deleted membership and when it began, for its history.
-type EndedRow = (String, String, String, OffsetDateTime);
-
-impl PostgresStore {
+impl Store {
     /// Stages what a completed run deletes: the removals the source named and what its coverage
     /// implies. Returns the staged count of each kind.
     pub(super) async fn stage_deletions(
-        conn: &mut PgConnection,
+        conn: &mut Conn,
         run: &Run,
         coverage: &Coverage,
     ) -> Result<BTreeMap<String, u64>, StoreError> {
         let named: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM run_removals WHERE run_id = $1)")
-            .bind(run.id)
+            .bind(DbId(run.id))
             .fetch_one(&mut *conn)
             .await?;
         let mut statements = Vec::new();
@@ -56,39 +51,12 @@ impl PostgresStore {
             );
         }
         for sql in statements {
-            sqlx::query(sql).bind(run.config_id.0).bind(run.id).execute(&mut *conn).await?;
+            sqlx::query(sql).bind(DbId(run.config_id.0)).bind(DbId(run.id)).execute(&mut *conn).await?;
         }
-        if coverage.is_full() {
-            sqlx::query(
-                "INSERT INTO held_deletions SELECT $2, $1, 'membership', group_id, member_kind, member_id \
-                 FROM memberships m WHERE config_id = $1 AND NOT (group_id = ANY($3::text[])) \
-                 AND NOT EXISTS (SELECT 1 FROM run_seen_memberships s \
-                 WHERE s.run_id = $2 AND s.group_id = m.group_id AND s.member_kind = m.member_kind \
-                 AND s.member_id = m.member_id) ON CONFLICT DO NOTHING",
-            )
-            .bind(run.config_id.0)
-            .bind(run.id)
-            .bind(coverage.groups_without_members())
-            .execute(&mut *conn)
-            .await?;
-        }
-        if let Coverage::Changes { groups_with_all_members } = coverage {
-            sqlx::query(
-                "INSERT INTO held_deletions SELECT $2, $1, 'membership', group_id, member_kind, member_id \
-                 FROM memberships m WHERE config_id = $1 AND group_id = ANY($3::text[]) \
-                 AND NOT EXISTS (SELECT 1 FROM run_seen_memberships s WHERE s.run_id = $2 \
-                 AND s.group_id = m.group_id AND s.member_kind = m.member_kind AND s.member_id = m.member_id) \
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(run.config_id.0)
-            .bind(run.id)
-            .bind(groups_with_all_members)
-            .execute(&mut *conn)
-            .await?;
-        }
+        Self::stage_unseen_memberships(conn, run, coverage).await?;
         let staged: Vec<(String, i64)> =
             sqlx::query_as("SELECT kind, count(*) FROM held_deletions WHERE run_id = $1 GROUP BY kind")
-                .bind(run.id)
+                .bind(DbId(run.id))
                 .fetch_all(&mut *conn)
                 .await?;
         Ok(staged.into_iter().map(|(kind, n)| (kind, n as u64)).collect())
@@ -96,14 +64,14 @@ impl PostgresStore {
 
     /// How many of each kind the config stores, memberships included.
     pub(super) async fn stored_counts(
-        conn: &mut PgConnection,
+        conn: &mut Conn,
         config: ConfigId,
     ) -> Result<BTreeMap<String, u64>, StoreError> {
         let counts: Vec<(String, i64)> = sqlx::query_as(
             "SELECT kind, count(*) FROM entities WHERE config_id = $1 GROUP BY kind \
              UNION ALL SELECT 'membership', count(*) FROM memberships WHERE config_id = $1",
         )
-        .bind(config.0)
+        .bind(DbId(config.0))
         .fetch_all(&mut *conn)
         .await?;
         Ok(counts.into_iter().map(|(kind, n)| (kind, n as u64)).collect())
@@ -112,27 +80,27 @@ impl PostgresStore {
     /// Deletes what `run` staged and is still stored, counting and recording the deletions, and
     /// clears the stage.
     pub(super) async fn apply_staged(
-        conn: &mut PgConnection,
+        conn: &mut Conn,
         run: &Run,
         counts: &mut RunCounts,
         recorder: &mut Recorder,
     ) -> Result<(), StoreError> {
-        let memberships: Vec<EndedRow> = sqlx::query_as(
-            "DELETE FROM memberships m USING held_deletions h WHERE m.config_id = $1 AND h.run_id = $2 \
-             AND h.kind = $3 AND m.group_id = h.source_id AND m.member_kind = h.member_kind \
-             AND m.member_id = h.member_id RETURNING m.group_id, m.member_kind, m.member_id, m.first_seen_at",
+        let memberships: Vec<(String, String, String, DbTime)> = sqlx::query_as(
+            "DELETE FROM memberships WHERE config_id = $1 AND (group_id, member_kind, member_id) IN \
+             (SELECT source_id, member_kind, member_id FROM held_deletions WHERE run_id = $2 AND kind = $3) \
+             RETURNING group_id, member_kind, member_id, first_seen_at",
         )
-        .bind(run.config_id.0)
-        .bind(run.id)
+        .bind(DbId(run.config_id.0))
+        .bind(DbId(run.id))
         .bind(MEMBERSHIP)
         .fetch_all(&mut *conn)
         .await?;
         let entities: Vec<(String, String)> = sqlx::query_as(
-            "DELETE FROM entities e USING held_deletions h WHERE e.config_id = $1 AND h.run_id = $2 \
-             AND h.kind <> $3 AND e.kind = h.kind AND e.source_id = h.source_id RETURNING e.kind, e.source_id",
+            "DELETE FROM entities WHERE config_id = $1 AND (kind, source_id) IN \
+             (SELECT kind, source_id FROM held_deletions WHERE run_id = $2 AND kind <> $3) RETURNING kind, source_id",
         )
-        .bind(run.config_id.0)
-        .bind(run.id)
+        .bind(DbId(run.config_id.0))
+        .bind(DbId(run.id))
         .bind(MEMBERSHIP)
         .fetch_all(&mut *conn)
         .await?;
@@ -145,65 +113,27 @@ impl PostgresStore {
         recorder.memberships_removed(memberships)
     }
 
-    async fn clear_stage(conn: &mut PgConnection, run: Uuid) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM held_deletions WHERE run_id = $1").bind(run).execute(conn).await?;
+    async fn clear_stage(conn: &mut Conn, run: Uuid) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM held_deletions WHERE run_id = $1").bind(DbId(run)).execute(conn).await?;
         Ok(())
     }
 
     /// What a page's transaction must know first: whether the config has completed its baseline
     /// (so changes become events) and whether it has held deletions (so the page unstages what
-    /// it lists). One round trip, since it runs for every page.
-    pub(super) async fn page_state(
-        conn: &mut PgConnection,
-        config: ConfigId,
-    ) -> Result<(bool, bool), StoreError> {
+    /// it lists). One statement, since it runs for every page.
+    pub(super) async fn page_state(conn: &mut Conn, config: ConfigId) -> Result<(bool, bool), StoreError> {
         Ok(sqlx::query_as(
             "SELECT COALESCE((SELECT baselined FROM sync_state WHERE config_id = $1), false), \
              EXISTS (SELECT 1 FROM held_deletions WHERE config_id = $1)",
         )
-        .bind(config.0)
+        .bind(DbId(config.0))
         .fetch_one(conn)
         .await?)
     }
 
-    /// Drops what a page lists again from the config's held stages.
-    pub(super) async fn unstage_seen(
-        conn: &mut PgConnection,
-        config: ConfigId,
-        page: &PageWrite<'_>,
-    ) -> Result<(), StoreError> {
-        let mut columns: [Vec<&str>; 4] = Default::default();
-        let entities = page.entities.rows.iter().map(|r| (r.kind, r.source_id.as_str(), "", ""));
-        let memberships = page
-            .memberships
-            .iter()
-            .map(membership_key)
-            .map(|(group, kind, member)| (MEMBERSHIP, group, kind, member));
-        for (kind, source_id, member_kind, member_id) in entities.chain(memberships) {
-            for (column, value) in columns.iter_mut().zip([kind, source_id, member_kind, member_id]) {
-                column.push(value);
-            }
-        }
-        let [kinds, source_ids, member_kinds, member_ids] = columns;
-        sqlx::query(
-            "DELETE FROM held_deletions h USING UNNEST($2::text[], $3::text[], $4::text[], $5::text[]) \
-               AS k (kind, source_id, member_kind, member_id) \
-             WHERE h.config_id = $1 AND h.kind = k.kind AND h.source_id = k.source_id \
-               AND h.member_kind = k.member_kind AND h.member_id = k.member_id",
-        )
-        .bind(config.0)
-        .bind(kinds)
-        .bind(source_ids)
-        .bind(member_kinds)
-        .bind(member_ids)
-        .execute(conn)
-        .await?;
-        Ok(())
-    }
-
     /// Resolves every hold of the config still waiting as superseded: a full run judges afresh.
     pub(super) async fn supersede_holds(
-        conn: &mut PgConnection,
+        conn: &mut Conn,
         config: ConfigId,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
@@ -215,13 +145,14 @@ impl PostgresStore {
 
     /// The config's runs whose holds wait, newest first; locked when a decision follows, so a
     /// confirmation and a superseding full run do not both act on one hold.
-    async fn pending(conn: &mut PgConnection, config: ConfigId, lock: bool) -> Result<Vec<Run>, StoreError> {
+    async fn pending(conn: &mut Conn, config: ConfigId, lock: bool) -> Result<Vec<Run>, StoreError> {
         let rows: Vec<RunRow> = sqlx::query_as(&format!(
             "SELECT {RUN_COLUMNS} FROM sync_runs r WHERE r.config_id = $1 AND r.status = 'held' \
-             AND (r.hold::jsonb ->> 'resolution') IS NULL ORDER BY r.started_at DESC, r.id DESC{}",
-            if lock { " FOR UPDATE" } else { "" }
+             AND {} IS NULL ORDER BY r.started_at DESC, r.id DESC{}",
+            Self::json_text("r.hold", &["resolution"]),
+            if lock { for_update(None) } else { String::new() }
         ))
-        .bind(config.0)
+        .bind(DbId(config.0))
         .fetch_all(conn)
         .await?;
         rows.into_iter().map(Run::try_from).collect()
@@ -229,7 +160,7 @@ impl PostgresStore {
 
     /// Marks a held run's hold resolved and clears its stage.
     async fn resolve(
-        conn: &mut PgConnection,
+        conn: &mut Conn,
         mut run: Run,
         resolution: HoldResolution,
         now: OffsetDateTime,
@@ -237,7 +168,7 @@ impl PostgresStore {
         Self::clear_stage(conn, run.id).await?;
         resolved(&mut run, resolution, now)?;
         sqlx::query("UPDATE sync_runs SET hold = $2, counts = $3 WHERE id = $1")
-            .bind(run.id)
+            .bind(DbId(run.id))
             .bind(run.hold.as_ref().map(encode_hold))
             .bind(encode_counts(&run.counts))
             .execute(conn)
@@ -246,7 +177,7 @@ impl PostgresStore {
     }
 
     async fn org_run(
-        conn: &mut PgConnection,
+        conn: &mut Conn,
         org: OrgId,
         config: ConfigId,
         run: Uuid,
@@ -255,11 +186,11 @@ impl PostgresStore {
         let row: Option<RunRow> = sqlx::query_as(&format!(
             "SELECT {RUN_COLUMNS} FROM sync_runs r JOIN integration_configs c ON c.id = r.config_id \
              WHERE r.id = $1 AND r.config_id = $2 AND c.org_id = $3{}",
-            if lock { " FOR UPDATE OF r" } else { "" }
+            if lock { for_update(Some("r")) } else { String::new() }
         ))
-        .bind(run)
-        .bind(config.0)
-        .bind(org.0)
+        .bind(DbId(run))
+        .bind(DbId(config.0))
+        .bind(DbId(org.0))
         .fetch_optional(conn)
         .await?;
         row.map(Run::try_from).transpose()
@@ -267,7 +198,7 @@ impl PostgresStore {
 }
 
 #[async_trait::async_trait]
-impl HoldStore for PostgresStore {
+impl HoldStore for Store {
     async fn held_deletions(
         &self,
         org: OrgId,
@@ -276,7 +207,7 @@ impl HoldStore for PostgresStore {
         after: Option<&HeldCursor>,
         limit: u32,
     ) -> Result<Option<Vec<HeldDeletion>>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.reader().acquire().await?;
         if Self::org_run(&mut conn, org, config, run, false).await?.is_none() {
             return Ok(None);
         }
@@ -287,7 +218,7 @@ impl HoldStore for PostgresStore {
              WHERE h.run_id = $1 AND (h.kind, h.source_id, h.member_kind, h.member_id) > ($2, $3, $4, $5) \
              ORDER BY h.kind, h.source_id, h.member_kind, h.member_id LIMIT $6",
         )
-        .bind(run)
+        .bind(DbId(run))
         .bind(&after.kind)
         .bind(&after.source_id)
         .bind(&after.member_kind)
@@ -306,7 +237,7 @@ impl HoldStore for PostgresStore {
         decision: HoldResolution,
     ) -> Result<Decided, StoreError> {
         let now = ctxsync_core::now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let Some(mut run) = Self::org_run(&mut tx, org, config, run, true).await? else {
             return Ok(Decided::NotFound);
         };
@@ -326,11 +257,11 @@ impl HoldStore for PostgresStore {
     }
 
     async fn pending_holds(&self, org: OrgId, config: ConfigId) -> Result<Vec<Run>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        let owned: Option<Uuid> =
+        let mut conn = self.reader().acquire().await?;
+        let owned: Option<DbId> =
             sqlx::query_scalar("SELECT id FROM integration_configs WHERE id = $1 AND org_id = $2")
-                .bind(config.0)
-                .bind(org.0)
+                .bind(DbId(config.0))
+                .bind(DbId(org.0))
                 .fetch_optional(&mut *conn)
                 .await?;
         match owned {

@@ -1,43 +1,34 @@
 use ctxsync_core::{Config, ConfigId, ConfigState, IntegrationType, OrgId, SecretValue};
-use sqlx::Postgres;
-use sqlx::postgres::PgArguments;
-use sqlx::query::Query;
-use time::OffsetDateTime;
-use uuid::Uuid;
 
-use super::PostgresStore;
-use crate::Reencrypted;
+use super::{Backend, Store, for_update};
 use crate::configs::Reseal;
-use crate::rows::{self, encode_settings};
-use crate::{ConfigStore, StoreError};
-
-/// A row as stored, with ids and times in native types.
-pub(super) type ConfigRow = rows::ConfigRow<Uuid, OffsetDateTime>;
+use crate::rows::{ConfigRow, encode_settings};
+use crate::values::{DbId, DbTime};
+use crate::{ConfigStore, Reencrypted, StoreError};
 
 /// The columns of [`ConfigRow`].
 pub(super) const CONFIG_COLUMNS: &str =
     "id, org_id, integration_type, name, domain, enabled, state, settings, created_at, modified_at";
 
+type Query<'q> = sqlx::query::Query<'q, super::Db, <super::Db as sqlx::Database>::Arguments<'q>>;
+
 /// Binds `config` as `$1` to `$10`, in the order of [`CONFIG_COLUMNS`].
-fn bind_config<'q>(
-    query: Query<'q, Postgres, PgArguments>,
-    config: &'q Config,
-) -> Query<'q, Postgres, PgArguments> {
+fn bind_config<'q>(query: Query<'q>, config: &'q Config) -> Query<'q> {
     query
-        .bind(config.id.0)
-        .bind(config.org_id.0)
+        .bind(DbId(config.id.0))
+        .bind(DbId(config.org_id.0))
         .bind(config.integration_type.as_str())
         .bind(&config.name)
         .bind(&config.domain)
         .bind(config.enabled)
         .bind(config.state.as_str())
         .bind(encode_settings(&config.settings))
-        .bind(config.created_at)
-        .bind(config.modified_at)
+        .bind(DbTime(config.created_at))
+        .bind(DbTime(config.modified_at))
 }
 
 #[async_trait::async_trait]
-impl ConfigStore for PostgresStore {
+impl ConfigStore for Store {
     async fn insert_config(&self, config: &Config, secrets: &SecretValue) -> Result<(), StoreError> {
         let sealed = self.cipher.seal_secrets(config.org_id, config.id, secrets);
         let sql = format!(
@@ -47,7 +38,7 @@ impl ConfigStore for PostgresStore {
         bind_config(sqlx::query(&sql), config)
             .bind(sealed.nonce)
             .bind(sealed.ciphertext)
-            .execute(&self.pool)
+            .execute(self.writer())
             .await?;
         Ok(())
     }
@@ -56,9 +47,9 @@ impl ConfigStore for PostgresStore {
         let row: Option<ConfigRow> = sqlx::query_as(&format!(
             "SELECT {CONFIG_COLUMNS} FROM integration_configs WHERE org_id = $1 AND id = $2"
         ))
-        .bind(org.0)
-        .bind(id.0)
-        .fetch_optional(&self.pool)
+        .bind(DbId(org.0))
+        .bind(DbId(id.0))
+        .fetch_optional(self.reader())
         .await?;
         row.map(Config::try_from).transpose()
     }
@@ -70,11 +61,11 @@ impl ConfigStore for PostgresStore {
     ) -> Result<Vec<Config>, StoreError> {
         let rows: Vec<ConfigRow> = sqlx::query_as(&format!(
             "SELECT {CONFIG_COLUMNS} FROM integration_configs \
-             WHERE org_id = $1 AND ($2::text IS NULL OR integration_type = $2) ORDER BY created_at, id"
+             WHERE org_id = $1 AND (CAST($2 AS TEXT) IS NULL OR integration_type = $2) ORDER BY created_at, id"
         ))
-        .bind(org.0)
+        .bind(DbId(org.0))
         .bind(filter.map(IntegrationType::as_str))
-        .fetch_all(&self.pool)
+        .fetch_all(self.reader())
         .await?;
         rows.into_iter().map(Config::try_from).collect()
     }
@@ -83,7 +74,7 @@ impl ConfigStore for PostgresStore {
         let rows: Vec<ConfigRow> = sqlx::query_as(&format!(
             "SELECT {CONFIG_COLUMNS} FROM integration_configs ORDER BY created_at, id"
         ))
-        .fetch_all(&self.pool)
+        .fetch_all(self.reader())
         .await?;
         rows.into_iter().map(Config::try_from).collect()
     }
@@ -92,9 +83,9 @@ impl ConfigStore for PostgresStore {
         let sealed: Option<(Vec<u8>, Vec<u8>)> = sqlx::query_as(
             "SELECT secrets_nonce, secrets_ciphertext FROM integration_configs WHERE org_id = $1 AND id = $2",
         )
-        .bind(org.0)
-        .bind(id.0)
-        .fetch_optional(&self.pool)
+        .bind(DbId(org.0))
+        .bind(DbId(id.0))
+        .fetch_optional(self.reader())
         .await?;
         sealed.map(|(nonce, ciphertext)| self.cipher.open_secrets(org, id, &nonce, &ciphertext)).transpose()
     }
@@ -114,26 +105,26 @@ impl ConfigStore for PostgresStore {
         let done = bind_config(update, config)
             .bind(sealed.as_ref().map(|s| s.nonce.as_slice()))
             .bind(sealed.as_ref().map(|s| s.ciphertext.as_slice()))
-            .execute(&self.pool)
+            .execute(self.writer())
             .await?;
         Ok(done.rows_affected() > 0)
     }
 
     async fn set_state(&self, org: OrgId, id: ConfigId, state: ConfigState) -> Result<bool, StoreError> {
         let done = sqlx::query("UPDATE integration_configs SET state = $3 WHERE org_id = $1 AND id = $2")
-            .bind(org.0)
-            .bind(id.0)
+            .bind(DbId(org.0))
+            .bind(DbId(id.0))
             .bind(state.as_str())
-            .execute(&self.pool)
+            .execute(self.writer())
             .await?;
         Ok(done.rows_affected() > 0)
     }
 
     async fn delete_config(&self, org: OrgId, id: ConfigId) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM integration_configs WHERE org_id = $1 AND id = $2")
-            .bind(org.0)
-            .bind(id.0)
-            .execute(&self.pool)
+            .bind(DbId(org.0))
+            .bind(DbId(id.0))
+            .execute(self.writer())
             .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -147,26 +138,27 @@ impl ConfigStore for PostgresStore {
 }
 
 #[async_trait::async_trait]
-impl Reseal for PostgresStore {
+impl Reseal for Store {
     fn cipher(&self) -> &crate::Cipher {
         &self.cipher
     }
 
     async fn sealed_rows(&self) -> Result<Vec<(OrgId, ConfigId, Vec<u8>)>, StoreError> {
-        let rows: Vec<(Uuid, Uuid, Vec<u8>)> =
+        let rows: Vec<(DbId, DbId, Vec<u8>)> =
             sqlx::query_as("SELECT org_id, id, secrets_nonce FROM integration_configs ORDER BY id")
-                .fetch_all(&self.pool)
+                .fetch_all(self.reader())
                 .await?;
-        Ok(rows.into_iter().map(|(org, id, nonce)| (OrgId(org), ConfigId(id), nonce)).collect())
+        Ok(rows.into_iter().map(|(org, id, nonce)| (OrgId(org.0), ConfigId(id.0), nonce)).collect())
     }
 
     async fn reseal(&self, org: OrgId, id: ConfigId) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         // The row lock keeps a replica's concurrent update from being overwritten.
-        let sealed: Option<(Vec<u8>, Vec<u8>)> = sqlx::query_as(
-            "SELECT secrets_nonce, secrets_ciphertext FROM integration_configs WHERE id = $1 FOR UPDATE",
-        )
-        .bind(id.0)
+        let sealed: Option<(Vec<u8>, Vec<u8>)> = sqlx::query_as(&format!(
+            "SELECT secrets_nonce, secrets_ciphertext FROM integration_configs WHERE id = $1{}",
+            for_update(None)
+        ))
+        .bind(DbId(id.0))
         .fetch_optional(&mut *tx)
         .await?;
         let Some((nonce, ciphertext)) = sealed.filter(|(nonce, _)| !self.cipher.sealed_with_current(nonce))
@@ -180,7 +172,7 @@ impl Reseal for PostgresStore {
         )
         .bind(resealed.nonce)
         .bind(resealed.ciphertext)
-        .bind(id.0)
+        .bind(DbId(id.0))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -190,7 +182,7 @@ impl Reseal for PostgresStore {
     async fn reseal_key_check(&self) -> Result<(), StoreError> {
         sqlx::query("UPDATE store_meta SET value = $1 WHERE name = 'master_key_check'")
             .bind(self.cipher.seal_key_check())
-            .execute(&self.pool)
+            .execute(self.writer())
             .await?;
         Ok(())
     }

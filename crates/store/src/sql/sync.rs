@@ -1,0 +1,318 @@
+//! Leases, run records and completing runs; a page's writes are the backend's
+//! ([`Backend::write_page`]).
+//!
+//! Several replicas may share a PostgreSQL database, so a lease is taken in one atomic upsert:
+//! whichever statement commits first holds it, and the others see it held. Each `apply_page` is
+//! one transaction and completing a run is one more; a process killed in between leaves the
+//! upserts of the pages it applied and nothing half-deleted, and the seen and removal rows of its
+//! unfinished run are cleared by the next holder of the lease.
+
+use ctxsync_core::{Config, ConfigId, OrgId, Run, RunCounts, RunKind};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::configs::CONFIG_COLUMNS;
+use super::{Backend, Store, for_update};
+use crate::history::Recorder;
+use crate::rows::{ConfigRow, RUN_COLUMNS, RunRow, StateRow, SummaryRow, encode_counts};
+use crate::sync::{Ending, INTERRUPTED, new_run};
+use crate::values::{DbId, DbTime};
+use crate::{Lease, PageWrite, RunEnd, StoreError, SyncState, SyncStore};
+
+#[async_trait::async_trait]
+impl SyncStore for Store {
+    /// A config listed here may still be taken by another replica first: `acquire_lease` decides.
+    async fn due_configs(&self, now: OffsetDateTime, limit: u32) -> Result<Vec<Config>, StoreError> {
+        let rows: Vec<ConfigRow> = sqlx::query_as(&format!(
+            "SELECT {CONFIG_COLUMNS} FROM integration_configs c LEFT JOIN sync_state s ON s.config_id = c.id \
+             WHERE c.enabled AND c.state <> 'invalid' \
+               AND (s.next_run_at IS NULL OR s.next_run_at <= $1) \
+               AND (s.lease_until IS NULL OR s.lease_until < $1) \
+             ORDER BY s.next_run_at NULLS FIRST, c.id LIMIT $2"
+        ))
+        .bind(DbTime(now))
+        .bind(i64::from(limit))
+        .fetch_all(self.reader())
+        .await?;
+        rows.into_iter().map(Config::try_from).collect()
+    }
+
+    /// One upsert takes the lease when it is free, expired or already ours; a replica racing for
+    /// it waits on the row and then finds it held.
+    async fn acquire_lease(
+        &self,
+        config: ConfigId,
+        owner: &str,
+        until: OffsetDateTime,
+        replacing: Option<&str>,
+    ) -> Result<Option<SyncState>, StoreError> {
+        let now = ctxsync_core::now();
+        let mut tx = self.begin_write().await?;
+        let state: Option<StateRow> = sqlx::query_as(
+            "INSERT INTO sync_state (config_id, lease_owner, lease_until) VALUES ($1, $2, $3) \
+             ON CONFLICT (config_id) DO UPDATE SET lease_owner = EXCLUDED.lease_owner, lease_until = EXCLUDED.lease_until \
+             WHERE sync_state.lease_owner IS NULL OR sync_state.lease_owner = EXCLUDED.lease_owner \
+               OR sync_state.lease_until < $4 OR sync_state.lease_owner = $5 \
+             RETURNING cursor, last_full_at, next_run_at",
+        )
+        .bind(DbId(config.0))
+        .bind(owner)
+        .bind(DbTime(until))
+        .bind(DbTime(now))
+        .bind(replacing)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(state) = state else {
+            return Ok(None);
+        };
+        let stale: Vec<DbId> = sqlx::query_scalar(
+            "UPDATE sync_runs SET status = 'failed', finished_at = $2, error = $3 \
+             WHERE config_id = $1 AND status = 'running' RETURNING id",
+        )
+        .bind(DbId(config.0))
+        .bind(DbTime(now))
+        .bind(INTERRUPTED)
+        .fetch_all(&mut *tx)
+        .await?;
+        let stale: Vec<Uuid> = stale.into_iter().map(|id| id.0).collect();
+        Self::clear_run_scratch(&mut tx, &stale).await?;
+        tx.commit().await?;
+        Ok(Some(state.try_into()?))
+    }
+
+    async fn lease(&self, config: ConfigId) -> Result<Option<Lease>, StoreError> {
+        let row: Option<(String, DbTime)> = sqlx::query_as(
+            "SELECT lease_owner, lease_until FROM sync_state \
+             WHERE config_id = $1 AND lease_owner IS NOT NULL AND lease_until IS NOT NULL",
+        )
+        .bind(DbId(config.0))
+        .fetch_optional(self.reader())
+        .await?;
+        Ok(row.map(|(owner, until)| Lease { owner, until: until.0 }))
+    }
+
+    async fn renew_lease(
+        &self,
+        config: ConfigId,
+        owner: &str,
+        until: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE sync_state SET lease_until = $3 WHERE config_id = $1 AND lease_owner = $2")
+                .bind(DbId(config.0))
+                .bind(owner)
+                .bind(DbTime(until))
+                .execute(self.writer())
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn release_lease(&self, config: ConfigId, owner: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE sync_state SET lease_owner = NULL, lease_until = NULL WHERE config_id = $1 AND lease_owner = $2",
+        )
+        .bind(DbId(config.0))
+        .bind(owner)
+        .execute(self.writer())
+        .await?;
+        Ok(())
+    }
+
+    async fn start_run(&self, config: ConfigId, kind: RunKind) -> Result<Run, StoreError> {
+        let mut run = new_run(config, kind);
+        let mut tx = self.begin_write().await?;
+        // The row lock keeps a concurrent "sync now" from promising the id being taken here.
+        let requested: Option<Option<DbId>> = sqlx::query_scalar(&format!(
+            "SELECT requested_run FROM sync_state WHERE config_id = $1{}",
+            for_update(None)
+        ))
+        .bind(DbId(config.0))
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(id) = requested.flatten() {
+            run.id = id.0;
+            sqlx::query("UPDATE sync_state SET requested_run = NULL WHERE config_id = $1")
+                .bind(DbId(config.0))
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(
+            "INSERT INTO sync_runs (id, config_id, kind, status, started_at, counts) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(DbId(run.id))
+        .bind(DbId(config.0))
+        .bind(kind.as_str())
+        .bind(run.status.as_str())
+        .bind(DbTime(run.started_at))
+        .bind(encode_counts(&run.counts))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(run)
+    }
+
+    async fn apply_page(&self, run: &Run, org: OrgId, page: PageWrite<'_>) -> Result<RunCounts, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let (baselined, held) = Self::page_state(&mut tx, run.config_id).await?;
+        let mut recorder = Recorder::new(baselined);
+        let counts = Self::write_page(&mut tx, org, run, &page, &mut recorder).await?;
+        if held {
+            Self::unstage_seen(&mut tx, run.config_id, &page).await?;
+        }
+        Self::record(&mut tx, run, &recorder, ctxsync_core::now()).await?;
+        tx.commit().await?;
+        Ok(counts)
+    }
+
+    async fn save_progress(&self, run: &Run) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sync_runs SET counts = $2 WHERE id = $1 AND status = 'running'")
+            .bind(DbId(run.id))
+            .bind(encode_counts(&run.counts))
+            .execute(self.writer())
+            .await?;
+        Ok(())
+    }
+
+    async fn finish_run(&self, run: &Run, end: RunEnd) -> Result<Run, StoreError> {
+        let now = ctxsync_core::now();
+        let mut ending = Ending::new(run, &end, now);
+        let mut tx = self.begin_write().await?;
+        // Locks the run's row: a worker taking the lease over waits for this transaction, or
+        // has already marked the run failed, and then nothing is applied.
+        let claimed =
+            sqlx::query("UPDATE sync_runs SET status = status WHERE id = $1 AND status = 'running'")
+                .bind(DbId(run.id))
+                .execute(&mut *tx)
+                .await?;
+        if claimed.rows_affected() == 0 {
+            return Err(StoreError::RunTakenOver(run.id));
+        }
+        let baselined = Self::baselined(&mut tx, run.config_id).await?;
+        if let Some((coverage, _)) = ending.completed.clone() {
+            if coverage.is_full() {
+                Self::supersede_holds(&mut tx, run.config_id, now).await?;
+            }
+            let staged = Self::stage_deletions(&mut tx, run, coverage).await?;
+            let stored = if staged.is_empty() {
+                Default::default()
+            } else {
+                Self::stored_counts(&mut tx, run.config_id).await?
+            };
+            if ending.may_delete(&staged, &stored) {
+                let mut recorder = Recorder::new(baselined);
+                Self::apply_staged(&mut tx, run, &mut ending.run.counts, &mut recorder).await?;
+                Self::record(&mut tx, run, &recorder, now).await?;
+            }
+        }
+        let baseline = ending.baseline(baselined);
+        let cursor = ending.completed.as_ref().and_then(|(_, cursor)| cursor.as_deref());
+        // The cursor changes only when the listing completed; `last_full_at` only after a full
+        // one. A "sync now" that came in during the run is due at once, not at the next schedule.
+        sqlx::query(
+            "INSERT INTO sync_state (config_id, cursor, last_full_at, next_run_at, baselined) \
+             VALUES ($1, $2, $3, $4, $6) \
+             ON CONFLICT (config_id) DO UPDATE SET \
+               cursor = CASE WHEN $5 THEN EXCLUDED.cursor ELSE sync_state.cursor END, \
+               last_full_at = COALESCE(EXCLUDED.last_full_at, sync_state.last_full_at), \
+               next_run_at = CASE WHEN sync_state.requested_run IS NULL THEN EXCLUDED.next_run_at ELSE $7 END, \
+               baselined = sync_state.baselined OR EXCLUDED.baselined",
+        )
+        .bind(DbId(run.config_id.0))
+        .bind(cursor)
+        .bind(ending.last_full_at.map(DbTime))
+        .bind(DbTime(ending.next_run_at))
+        .bind(ending.completed.is_some())
+        .bind(baseline)
+        .bind(DbTime(now))
+        .execute(&mut *tx)
+        .await?;
+        Self::clear_run_scratch(&mut tx, &[run.id]).await?;
+        let (hold, completeness) = ending.findings();
+        let finished = ending.run;
+        sqlx::query(
+            "UPDATE sync_runs SET status = $2, finished_at = $3, counts = $4, error = $5, baseline = $6, hold = $7, \
+             completeness = $8 WHERE id = $1",
+        )
+        .bind(DbId(run.id))
+        .bind(finished.status.as_str())
+        .bind(DbTime(now))
+        .bind(encode_counts(&finished.counts))
+        .bind(&finished.error)
+        .bind(finished.baseline)
+        .bind(hold)
+        .bind(completeness)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.after_run(run).await?;
+        Ok(finished)
+    }
+
+    async fn sync_state(&self, config: ConfigId) -> Result<SyncState, StoreError> {
+        let row: Option<StateRow> =
+            sqlx::query_as("SELECT cursor, last_full_at, next_run_at FROM sync_state WHERE config_id = $1")
+                .bind(DbId(config.0))
+                .fetch_optional(self.reader())
+                .await?;
+        row.map(SyncState::try_from).transpose().map(Option::unwrap_or_default)
+    }
+
+    async fn config_by_id(&self, config: ConfigId) -> Result<Option<Config>, StoreError> {
+        let row: Option<ConfigRow> =
+            sqlx::query_as(&format!("SELECT {CONFIG_COLUMNS} FROM integration_configs WHERE id = $1"))
+                .bind(DbId(config.0))
+                .fetch_optional(self.reader())
+                .await?;
+        row.map(Config::try_from).transpose()
+    }
+
+    async fn request_run(&self, org: OrgId, config: ConfigId) -> Result<Option<Uuid>, StoreError> {
+        let requested: Option<DbId> = sqlx::query_scalar(
+            "INSERT INTO sync_state (config_id, next_run_at, requested_run) \
+             SELECT id, $3, $4 FROM integration_configs WHERE id = $1 AND org_id = $2 \
+             ON CONFLICT (config_id) DO UPDATE SET next_run_at = EXCLUDED.next_run_at, \
+               requested_run = COALESCE(sync_state.requested_run, EXCLUDED.requested_run) \
+             RETURNING requested_run",
+        )
+        .bind(DbId(config.0))
+        .bind(DbId(org.0))
+        .bind(DbTime(ctxsync_core::now()))
+        .bind(DbId(Uuid::new_v4()))
+        .fetch_optional(self.writer())
+        .await?;
+        Ok(requested.map(|id| id.0))
+    }
+
+    async fn list_runs(&self, org: OrgId, config: ConfigId, limit: u32) -> Result<Vec<Run>, StoreError> {
+        let rows: Vec<RunRow> = sqlx::query_as(&format!(
+            "SELECT {RUN_COLUMNS} FROM sync_runs r JOIN integration_configs c ON c.id = r.config_id \
+             WHERE r.config_id = $1 AND c.org_id = $2 ORDER BY r.started_at DESC, r.id DESC LIMIT $3"
+        ))
+        .bind(DbId(config.0))
+        .bind(DbId(org.0))
+        .bind(i64::from(limit))
+        .fetch_all(self.reader())
+        .await?;
+        rows.into_iter().map(Run::try_from).collect()
+    }
+
+    async fn get_run(&self, org: OrgId, config: ConfigId, run: Uuid) -> Result<Option<Run>, StoreError> {
+        let row: Option<RunRow> = sqlx::query_as(&format!(
+            "SELECT {RUN_COLUMNS} FROM sync_runs r JOIN integration_configs c ON c.id = r.config_id \
+             WHERE r.id = $1 AND r.config_id = $2 AND c.org_id = $3"
+        ))
+        .bind(DbId(run))
+        .bind(DbId(config.0))
+        .bind(DbId(org.0))
+        .fetch_optional(self.reader())
+        .await?;
+        row.map(Run::try_from).transpose()
+    }
+
+    async fn run_summaries(&self) -> Result<Vec<crate::RunSummary>, StoreError> {
+        let unresolved = format!("{} IS NULL", Self::json_text("r.hold", &["resolution"]));
+        let rows: Vec<SummaryRow> =
+            sqlx::query_as(&crate::sync::run_summaries_query(&unresolved)).fetch_all(self.reader()).await?;
+        rows.into_iter().map(crate::RunSummary::try_from).collect()
+    }
+}

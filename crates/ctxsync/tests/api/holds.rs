@@ -257,6 +257,12 @@ async fn health_says_when_a_run_lost_its_worker() {
     wait_for_runs(&app, &id, 1).await;
     let store = app.store().await;
     let config: ctxsync_core::ConfigId = id.parse().unwrap();
+    // The worker lets go of the lease just after it records the run's end.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while store.lease(config).await.unwrap().is_some() {
+        assert!(std::time::Instant::now() < deadline, "the worker kept its lease");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let expired = ctxsync_core::now() - time::Duration::seconds(1);
     store.acquire_lease(config, "gone", expired, None).await.unwrap().unwrap();
     let run = store.start_run(config, ctxsync_core::RunKind::Full).await.unwrap();

@@ -52,7 +52,7 @@ async fn main() {
 
     let fake_pid = child.id();
     let rounds = flag(&args, "--rounds").unwrap_or(5).max(1);
-    let endpoints = Endpoints { okta_base_url: Some(base_url.parse().unwrap()), ..Endpoints::default() };
+    let endpoints = Endpoints::overridden([("CTXSYNC_OKTA_BASE_URL", base_url.clone())]);
     let mut ratios = Vec::new();
     let (mut fastest_raw, mut fastest_sync) = (Duration::MAX, Duration::MAX);
     let mut peak = 0f64;

@@ -5,7 +5,10 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::RwLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// Tokio's: the system clock, except under a paused test clock, so expiry is tested without waiting.
+use tokio::time::Instant;
 
 pub struct TtlMap<K, V> {
     entries: RwLock<HashMap<K, (V, Instant)>>,
@@ -49,15 +52,15 @@ impl<K: Eq + Hash, V: Clone> TtlMap<K, V> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn entries_expire_and_the_map_stays_bounded() {
+    #[tokio::test(start_paused = true)]
+    async fn entries_expire_and_the_map_stays_bounded() {
         let map = TtlMap::new(Duration::from_millis(30), 2);
         map.insert("a", 1);
         assert_eq!(map.get(&"a"), Some(1));
         map.insert("b", 3);
         map.insert("c", 4);
         assert_eq!(map.entries.read().unwrap().len(), 1, "full of fresh entries: cleared");
-        std::thread::sleep(Duration::from_millis(40));
+        tokio::time::advance(Duration::from_millis(40)).await;
         assert_eq!(map.get(&"c"), None, "stale");
         map.insert("d", 5);
         map.remove(&"d");

@@ -7,12 +7,14 @@
 //! complete picture plus its upserts, and the next run catches up. A lease in the store makes
 //! sure one worker, in any process, syncs a config at a time.
 
+mod clock;
 mod holder;
 pub mod metrics;
 mod scheduler;
 mod sink;
 mod worker;
 
+pub use clock::Clock;
 pub use scheduler::Scheduler;
 pub use sink::Progress;
 pub use worker::{Outcome, RunOptions, SyncSettings, Worker};

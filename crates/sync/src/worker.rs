@@ -10,6 +10,7 @@ use ctxsync_store::{RunEnd, Store, StoreError, SyncState};
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::Clock;
 use crate::holder::{self, Holder};
 use crate::sink::{Progress, StoreSink};
 
@@ -26,6 +27,8 @@ pub struct SyncSettings {
     pub tick: Duration,
     /// When a run's deletions are held, for configs whose settings do not say.
     pub guard: DeletionGuard,
+    /// The clock a run reads to decide whether a full run is due; tests advance one of their own.
+    pub clock: Clock,
 }
 
 impl Default for SyncSettings {
@@ -36,6 +39,7 @@ impl Default for SyncSettings {
             concurrency: 4,
             tick: Duration::from_secs(5),
             guard: DeletionGuard::DEFAULT,
+            clock: Clock::default(),
         }
     }
 }
@@ -190,7 +194,11 @@ impl Worker {
         let Some(secrets) = self.store.load_secrets(config.org_id, config.id).await? else {
             return Ok(Outcome::Skipped("the config no longer exists".into()));
         };
-        let mut mode = if options.full { SyncMode::Full } else { choose_mode(&state, &schedule) };
+        let mut mode = if options.full {
+            SyncMode::Full
+        } else {
+            choose_mode(&state, &schedule, self.settings.clock.now())
+        };
         loop {
             let kind = if matches!(mode, SyncMode::Full) { RunKind::Full } else { RunKind::Incremental };
             let run = self.store.start_run(config.id, kind).await?;
@@ -319,9 +327,8 @@ impl Worker {
 
 /// Incremental when the source gave a cursor and the last full run is recent enough; full
 /// otherwise, since only a full listing finds deletions a source does not report.
-fn choose_mode(state: &SyncState, schedule: &Schedule) -> SyncMode {
-    let full_is_recent =
-        state.last_full_at.is_some_and(|at| ctxsync_core::now() - at < schedule.full_interval);
+fn choose_mode(state: &SyncState, schedule: &Schedule, now: OffsetDateTime) -> SyncMode {
+    let full_is_recent = state.last_full_at.is_some_and(|at| now - at < schedule.full_interval);
     match &state.cursor {
         Some(cursor) if full_is_recent => SyncMode::Incremental(Cursor(cursor.clone())),
         _ => SyncMode::Full,
@@ -335,13 +342,17 @@ mod tests {
     #[test]
     fn incremental_only_with_a_cursor_and_a_recent_full_run() {
         let schedule = Schedule::DEFAULT;
+        let now = ctxsync_core::now();
         let mut state = SyncState::default();
-        assert_eq!(choose_mode(&state, &schedule), SyncMode::Full);
+        assert_eq!(choose_mode(&state, &schedule, now), SyncMode::Full);
         state.cursor = Some(serde_json::json!({"users": "x"}));
-        assert_eq!(choose_mode(&state, &schedule), SyncMode::Full, "never a full run yet");
-        state.last_full_at = Some(ctxsync_core::now() - time::Duration::hours(1));
-        assert!(matches!(choose_mode(&state, &schedule), SyncMode::Incremental(_)));
-        state.last_full_at = Some(ctxsync_core::now() - time::Duration::days(2));
-        assert_eq!(choose_mode(&state, &schedule), SyncMode::Full, "the full run is due");
+        assert_eq!(choose_mode(&state, &schedule, now), SyncMode::Full, "never a full run yet");
+        state.last_full_at = Some(now - time::Duration::hours(1));
+        assert!(matches!(choose_mode(&state, &schedule, now), SyncMode::Incremental(_)));
+        state.last_full_at = Some(now - time::Duration::days(2));
+        assert_eq!(choose_mode(&state, &schedule, now), SyncMode::Full, "the full run is due");
+        state.last_full_at = Some(now);
+        let later = now + schedule.full_interval;
+        assert_eq!(choose_mode(&state, &schedule, later), SyncMode::Full, "due once the interval has passed");
     }
 }

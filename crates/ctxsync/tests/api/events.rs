@@ -52,7 +52,7 @@ async fn events_and_history_follow_the_tenant_after_the_baseline() {
     let (suspended, admin) = (plain.next().unwrap().clone(), plain.next().unwrap().clone());
     let (group, member) = truth.user_members.iter().next().unwrap().clone();
     let before = now();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.clock.advance(Duration::from_secs(1));
     app.fakes.okta.mutate(|t| {
         t.suspend_user(&suspended);
         t.assign_role(&admin, "SUPER_ADMIN");

@@ -17,7 +17,7 @@ use ctxsync_fakes::{Fakes, TenantSpec};
 use ctxsync_sources::Endpoints;
 use ctxsync_store::testing::TestDatabase;
 use ctxsync_store::{KeyPair, MasterKey, Store};
-use ctxsync_sync::SyncSettings;
+use ctxsync_sync::{Clock, SyncSettings};
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 
@@ -35,6 +35,9 @@ pub struct TestApp {
     pub app_key: String,
     pub fakes: Fakes,
     pub database: TestDatabase,
+    /// The sync engine's clock: advancing it past a config's `full_sync_interval` makes the
+    /// config's next run full, with no wait.
+    pub clock: Clock,
     master_key: String,
 }
 
@@ -77,6 +80,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     if let Some(okta) = options.okta_base_url {
         endpoints = endpoints.with("CTXSYNC_OKTA_BASE_URL", okta.parse().unwrap());
     }
+    let clock = Clock::adjustable();
     let api_key = "0123456789abcdef0123456789abcdef".to_string();
     let app_key = "0123456789abcdef0123456789abcdef01234567".to_string();
     let settings = ServeSettings {
@@ -93,6 +97,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         sync: SyncSettings {
             tick: Duration::from_millis(200),
             lease: Duration::from_secs(3),
+            clock: clock.clone(),
             ..SyncSettings::default()
         },
         event_retention: Duration::from_secs(90 * 86400),
@@ -110,6 +115,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         app_key,
         fakes,
         database,
+        clock,
         master_key,
     }
 }

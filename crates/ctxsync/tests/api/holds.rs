@@ -34,7 +34,7 @@ async fn synced_okta(app: &TestApp) -> String {
     let id = create_with(app, app.okta_attributes(), json!({"full_sync_interval": "1s"})).await;
     let run = wait_for_runs(app, &id, 1).await;
     assert_eq!(run["attributes"]["status"], "succeeded", "{run}");
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.clock.advance(Duration::from_secs(1));
     id
 }
 
@@ -155,7 +155,7 @@ async fn the_guard_follows_the_config_settings() {
     )
     .await;
     wait_for_runs(&app, &id, 1).await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.clock.advance(Duration::from_secs(1));
     let users = stored(&app, &id, "user").await;
     let gone: Vec<String> = users.iter().rev().take(12).cloned().collect();
     app.fakes.okta.mutate(|t| gone.iter().for_each(|u| t.delete_user(u)));
@@ -190,7 +190,7 @@ async fn an_okta_listing_that_silently_lost_a_page_of_members_is_flagged_and_hel
     assert_eq!(h["completeness"]["membership"], *tally);
 
     // The next full run lists everything again: it supersedes the hold, and all is well.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.clock.advance(Duration::from_secs(1));
     let next = sync_and_wait(&app, &id).await;
     assert_eq!(next["attributes"]["status"], "succeeded", "{next}");
     let (_, held) = call(
@@ -214,7 +214,7 @@ async fn an_entra_listing_that_silently_lost_its_users_page_is_flagged_against_g
         baseline["attributes"]["completeness"]["by_type"]["user"],
         json!({"expected": users, "ingested": users})
     );
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.clock.advance(Duration::from_secs(1));
 
     app.fakes.entra.drop_page(Listing::Users, 0);
     let run = sync_and_wait(&app, &id).await;

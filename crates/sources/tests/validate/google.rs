@@ -95,7 +95,7 @@ async fn the_key_files_token_uri_is_never_contacted() {
     assert_eq!(hits(&counter), 0);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_unreachable_token_endpoint_is_unreachable() {
     let fake = FakeGoogle::start().await.unwrap();
     let port = closed_port().await;

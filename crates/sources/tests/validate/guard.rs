@@ -32,7 +32,7 @@ async fn loopback_and_private_hosts_are_refused() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn overrides_are_trusted_even_on_loopback() {
     let port = closed_port().await;
     let sources =
@@ -43,7 +43,7 @@ async fn overrides_are_trusted_even_on_loopback() {
     assert!(matches!(result, Err(SourceError::Unreachable(_))), "{result:?}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn allowing_private_sources_lets_private_hosts_through() {
     let mut endpoints = Endpoints::default();
     endpoints.allow_private = true;

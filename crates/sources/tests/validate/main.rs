@@ -2,6 +2,10 @@
 //!
 //! One module per source (`okta`, `google`, `entra`); `guard` holds the SSRF and reachability
 //! cases that no fake is needed for. Helpers shared by all of them live here.
+//!
+//! Tests whose requests are retried run under tokio's paused clock (`start_paused`): a retry's
+//! wait then returns at once and moves that clock by exactly its length, so no test waits for
+//! real and the time that passes is the sum of the waits asked for.
 
 mod entra;
 mod google;

@@ -54,7 +54,7 @@ async fn token_without_list_permission_is_rejected() {
     assert_no_secret(&message, &[&token]);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_closed_port_is_unreachable() {
     let port = closed_port().await;
     let sources =

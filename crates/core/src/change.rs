@@ -421,6 +421,7 @@ mod tests {
             owner: None,
             last_seen_at: None,
             created_at: None,
+            ..Device::default()
         };
         let seen = Device { last_seen_at: Some(OffsetDateTime::UNIX_EPOCH), ..device.clone() };
         assert!(

@@ -141,7 +141,7 @@ pub struct Group {
     pub kind: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Device {
     pub source_id: String,
     pub name: Option<String>,
@@ -158,6 +158,52 @@ pub struct Device {
     pub last_seen_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub created_at: Option<OffsetDateTime>,
+    /// What an EDR agent knows of its host. Left out of the stored JSON when the source does not
+    /// say, so a directory's devices are stored as they were before these existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial_number: Option<String>,
+    /// Lowercase, colon-separated (`14:7d:da:ad:ac:71`), each once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mac_addresses: Vec<String>,
+    /// The addresses the host reported on its own interfaces.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub local_ips: Vec<String>,
+    /// The address the source saw the host connect from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os_build: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_version: Option<String>,
+    /// The last user to log on, as the host named them (`ACME\ada`, `ada@acme.com`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_user: Option<String>,
+    /// That user's id where the source gives one (a Windows SID, a uid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_user_id: Option<String>,
+    /// Whether the EDR has cut the host off the network (`contained`) or not (`normal`), in the
+    /// source's own words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub containment: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Where the source files the host (a CrowdStrike site, a SentinelOne site).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
+}
+
+impl Device {
+    /// A MAC address as [`Device::mac_addresses`] holds it: `14-7D-DA-AD-AC-71` and
+    /// `147d.daad.ac71` become `14:7d:da:ad:ac:71`; `None` for anything but 12 hex digits, or
+    /// all zeros.
+    pub fn mac_address(raw: &str) -> Option<String> {
+        let hex: String = raw.chars().filter(|c| !matches!(c, ':' | '-' | '.' | ' ')).collect();
+        if hex.len() != 12 || !hex.chars().all(|c| c.is_ascii_hexdigit()) || hex.chars().all(|c| c == '0') {
+            return None;
+        }
+        let hex = hex.to_ascii_lowercase();
+        Some((0..6).map(|i| &hex[2 * i..2 * i + 2]).collect::<Vec<_>>().join(":"))
+    }
 }
 
 /// Who is a member of a group: a user, a nested group or a device.
@@ -214,5 +260,30 @@ impl Record {
 impl PartialEq for Record {
     fn eq(&self, other: &Record) -> bool {
         self.entity == other.entity && self.raw.get() == other.raw.get()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mac_addresses_are_written_one_way() {
+        for raw in ["14-7D-DA-AD-AC-71", "14:7d:da:ad:ac:71", "147d.daad.ac71", " 147DDAADAC71 "] {
+            assert_eq!(Device::mac_address(raw).as_deref(), Some("14:7d:da:ad:ac:71"), "{raw}");
+        }
+        for junk in ["", "00-00-00-00-00-00", "14-7d-da-ad-ac", "zz-7d-da-ad-ac-71"] {
+            assert_eq!(Device::mac_address(junk), None, "{junk}");
+        }
+    }
+
+    /// A directory's device, which knows none of an EDR's fields, is stored as before they
+    /// existed: its digest, and so whether a run rewrites it, does not change.
+    #[test]
+    fn fields_a_source_does_not_give_are_left_out() {
+        let d = Device { source_id: "d1".into(), name: Some("LAPTOP-1".into()), ..Device::default() };
+        let json = serde_json::to_value(Entity::Device(d.clone())).unwrap();
+        assert!(json.get("serial_number").is_none() && json.get("mac_addresses").is_none(), "{json}");
+        assert_eq!(serde_json::from_value::<Entity>(json).unwrap(), Entity::Device(d));
     }
 }

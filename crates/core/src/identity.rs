@@ -610,6 +610,7 @@ mod tests {
                 owner: owner.map(Into::into),
                 last_seen_at: None,
                 created_at: None,
+                ..Device::default()
             };
             Account::new(config(ENTRA), &Entity::Device(d))
         };

@@ -222,6 +222,7 @@ pub(super) fn device(id: &str, object: &Map<String, Value>) -> Device {
         owner,
         last_seen_at: timestamp(object, "approximateLastSignInDateTime"),
         created_at: timestamp(object, "registrationDateTime"),
+        ..Device::default()
     }
 }
 

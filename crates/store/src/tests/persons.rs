@@ -48,6 +48,7 @@ fn device(id: &str, owner: Option<&str>) -> Record {
             owner: owner.map(Into::into),
             last_seen_at: None,
             created_at: None,
+            ..Device::default()
         }),
         &json!({"id": id}),
     )

@@ -14,8 +14,11 @@
 //!   give a person two user accounts of one config, two employee ids or two immutable ids is
 //!   refused, so a reused address cannot join two people.
 //!
-//! Devices join the person of their owner. Every link keeps its reason and the identifier that
-//! made it, so the API can say why.
+//! Devices join the person of their owner. The records several sources keep of one machine (an
+//! Entra device, a CrowdStrike host, a SentinelOne agent) join by serial number, never by host
+//! name, and never so as to merge two people. A device no source names an owner for joins the
+//! person its last logged-on user's name points at, when it points at one person only. Every link
+//! keeps its reason and the identifier that made it, so the API can say why.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -45,7 +48,24 @@ pub struct Account {
     pub immutable_id: Option<String>,
     /// For a device: the source id of the user owning it, in the same config.
     pub owner: Option<String>,
+    /// For a device: its serial number (uppercase), unless it is a placeholder firmware writes.
+    pub serial: Option<String>,
+    /// For a device: the last user to log on (lowercase), as the host named them.
+    pub last_user: Option<String>,
 }
+
+/// Serial numbers firmware writes when the maker left it blank: shared by unrelated machines.
+const PLACEHOLDER_SERIALS: [&str; 9] = [
+    "0",
+    "0000000000",
+    "0123456789",
+    "DEFAULT STRING",
+    "NONE",
+    "N/A",
+    "NOT SPECIFIED",
+    "SYSTEM SERIAL NUMBER",
+    "TO BE FILLED BY O.E.M.",
+];
 
 impl Account {
     /// The account of a stored entity, from the identifiers its connector vouched for when it
@@ -59,6 +79,8 @@ impl Account {
             employee_id: None,
             immutable_id: None,
             owner: None,
+            serial: None,
+            last_user: None,
         };
         match entity {
             Entity::User(u) => {
@@ -71,9 +93,27 @@ impl Account {
                     u.immutable_id.as_deref().map(str::trim).filter(|i| !i.is_empty()).map(str::to_owned);
             }
             Entity::Group(g) => out.emails = g.email.as_deref().and_then(normalize).into_iter().collect(),
-            Entity::Device(d) => out.owner = d.owner.clone(),
+            Entity::Device(d) => {
+                out.owner = d.owner.clone();
+                out.serial = d
+                    .serial_number
+                    .as_deref()
+                    .map(|s| s.trim().to_uppercase())
+                    .filter(|s| !s.is_empty() && !PLACEHOLDER_SERIALS.contains(&s.as_str()));
+                out.last_user = d.last_user.as_deref().and_then(normalize);
+            }
         }
         out
+    }
+
+    /// The names a device's last logged-on user goes by, for finding the user: an address as it
+    /// is, a `DOMAIN\name` or bare name as the name (to compare with a sign-in name's local part).
+    pub fn logon_names(&self) -> Vec<String> {
+        let Some(user) = &self.last_user else { return Vec::new() };
+        match user.rsplit_once('\\') {
+            Some((_, name)) if !name.is_empty() => vec![user.clone(), name.to_owned()],
+            _ => vec![user.clone()],
+        }
     }
 }
 
@@ -94,6 +134,11 @@ pub enum LinkReason {
     UpnAlias,
     /// The device's source names the user as its owner.
     DeviceOwner,
+    /// Two sources' records of one machine carry its serial number.
+    SameSerial,
+    /// The device's last logged-on user is this user's sign-in name or address, or the local part
+    /// of it, and no other person's.
+    LastLogon,
 }
 
 /// A link between two accounts of one person.
@@ -118,6 +163,10 @@ impl Link {
                 format!("the sign-in name {e} of one account is an address or sign-in name of the other")
             }
             LinkReason::DeviceOwner => format!("the device's source names user {e} as its owner"),
+            LinkReason::SameSerial => format!("both records of the machine carry serial number {e}"),
+            LinkReason::LastLogon => {
+                format!("the device's last logged-on user {e} names this user and no other person")
+            }
         }
     }
 }
@@ -214,6 +263,8 @@ pub fn resolve(accounts: &[Account]) -> Vec<Person> {
         joined.link_tier(&candidates, tier, &by_login);
     }
     joined.attach_devices();
+    joined.join_same_machines();
+    joined.attach_by_last_logon();
     joined.persons()
 }
 
@@ -368,6 +419,73 @@ impl<'a> Joined<'a> {
                 self.parent[rd] = ru;
                 self.links.push(self.link(LinkReason::DeviceOwner, d, u, &accounts[u].account.source_id));
             }
+        }
+    }
+
+    /// Records of one machine in several configs join by serial number, unless that would join
+    /// two people (a machine handed on keeps its records apart). A serial two devices of one
+    /// config share is not a machine's.
+    fn join_same_machines(&mut self) {
+        let accounts = self.accounts;
+        let mut by_serial: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (d, device) in accounts.iter().enumerate().filter(|(_, a)| a.account.kind == EntityKind::Device) {
+            if let Some(serial) = &device.serial {
+                by_serial.entry(serial).or_default().push(d);
+            }
+        }
+        for (serial, held) in by_serial {
+            let configs: BTreeSet<ConfigId> = held.iter().map(|&d| accounts[d].account.config_id).collect();
+            if configs.len() < held.len() {
+                continue;
+            }
+            let first = held[0];
+            for &other in &held[1..] {
+                let (ra, rb) = (self.find(first), self.find(other));
+                let both_people =
+                    !self.holds[ra].user_configs.is_empty() && !self.holds[rb].user_configs.is_empty();
+                if ra == rb || both_people {
+                    continue;
+                }
+                let (root, absorbed) =
+                    if self.holds[ra].user_configs.is_empty() { (rb, ra) } else { (ra, rb) };
+                let taken = std::mem::take(&mut self.holds[absorbed]);
+                self.holds[root].absorb(taken);
+                self.parent[absorbed] = root;
+                self.links.push(self.link(LinkReason::SameSerial, other, first, serial));
+            }
+        }
+    }
+
+    /// A device still without a person joins the one its last logged-on user names: a user
+    /// whose sign-in name or address is that name, or whose sign-in name's local part is the name
+    /// of a `DOMAIN\name`. When the name fits users of several persons, it joins none.
+    fn attach_by_last_logon(&mut self) {
+        let accounts = self.accounts;
+        let users: Vec<usize> =
+            (0..accounts.len()).filter(|&i| accounts[i].account.kind == EntityKind::User).collect();
+        for (d, device) in accounts.iter().enumerate().filter(|(_, a)| a.account.kind == EntityKind::Device) {
+            let names = device.logon_names();
+            let root = self.find(d);
+            if names.is_empty() || !self.holds[root].user_configs.is_empty() {
+                continue;
+            }
+            let fits = |u: &Account| {
+                let login_local = u.login.as_deref().and_then(|l| l.split_once('@')).map(|(local, _)| local);
+                names.iter().any(|n| {
+                    u.login.as_deref() == Some(n.as_str())
+                        || u.emails.contains(n)
+                        || login_local == Some(n.as_str())
+                })
+            };
+            let matched: Vec<usize> = users.iter().copied().filter(|&u| fits(accounts[u])).collect();
+            let persons: BTreeSet<usize> = matched.iter().map(|&u| self.find(u)).collect();
+            let (Some(&user), 1) = (matched.first(), persons.len()) else { continue };
+            let person = self.find(user);
+            let taken = std::mem::take(&mut self.holds[root]);
+            self.holds[person].absorb(taken);
+            self.parent[root] = person;
+            let evidence = device.last_user.clone().unwrap_or_default();
+            self.links.push(self.link(LinkReason::LastLogon, d, user, &evidence));
         }
     }
 
@@ -640,5 +758,103 @@ mod tests {
         let first = resolve(&accounts);
         accounts.reverse();
         assert_eq!(resolve(&accounts), first);
+    }
+
+    const CROWDSTRIKE: u128 = 4;
+    const SENTINELONE: u128 = 5;
+
+    /// A device record of config `n`: its serial, last logged-on user and owner.
+    fn host(
+        n: u128,
+        id: &str,
+        serial: Option<&str>,
+        last_user: Option<&str>,
+        owner: Option<&str>,
+    ) -> Account {
+        let d = Device {
+            source_id: id.into(),
+            name: Some("LAPTOP-ADA".into()),
+            owner: owner.map(Into::into),
+            serial_number: serial.map(Into::into),
+            last_user: last_user.map(Into::into),
+            ..Device::default()
+        };
+        Account::new(config(n), &Entity::Device(d))
+    }
+
+    #[test]
+    fn records_of_one_machine_join_by_serial_and_reach_its_owner() {
+        let persons = resolve(&[
+            entra("e1", "ada@contoso.com", Some("ada@contoso.com"), None, None),
+            host(ENTRA, "d1", Some("pf3x9k2"), None, Some("e1")),
+            host(CROWDSTRIKE, "aid1", Some(" PF3X9K2 "), Some("CONTOSO\\svc-backup"), None),
+            host(SENTINELONE, "701", Some("PF3X9K2"), None, None),
+        ]);
+        assert_eq!(persons.len(), 1, "{persons:?}");
+        assert_eq!(ids(&persons[0]), ["e1", "d1", "aid1", "701"]);
+        let serial: Vec<&Link> =
+            persons[0].links.iter().filter(|l| l.reason == LinkReason::SameSerial).collect();
+        assert_eq!(serial.len(), 2);
+        assert_eq!(serial[0].why(), "both records of the machine carry serial number PF3X9K2");
+    }
+
+    #[test]
+    fn serials_that_are_not_a_machines_join_nothing() {
+        let persons = resolve(&[
+            host(CROWDSTRIKE, "aid1", Some("To be filled by O.E.M."), None, None),
+            host(SENTINELONE, "701", Some("TO BE FILLED BY O.E.M."), None, None),
+            // Two hosts of one config with one serial: cloned images, not one machine.
+            host(CROWDSTRIKE, "aid2", Some("VM-1"), None, None),
+            host(CROWDSTRIKE, "aid3", Some("VM-1"), None, None),
+            host(SENTINELONE, "702", Some("VM-1"), None, None),
+        ]);
+        assert_eq!(persons.len(), 5, "{persons:?}");
+    }
+
+    #[test]
+    fn a_machine_handed_on_does_not_join_two_people() {
+        let persons = resolve(&[
+            entra("e1", "ada@contoso.com", None, None, None),
+            entra("e2", "bob@contoso.com", None, None, None),
+            host(ENTRA, "d1", Some("SN1"), None, Some("e1")),
+            host(OKTA, "d2", Some("SN1"), None, Some("o9")),
+            okta("o9", "bob@acme.com", "bob@acme.com", None),
+        ]);
+        assert_ne!(person_of(&persons, "d1"), person_of(&persons, "d2"));
+        assert_eq!(ids(person_of(&persons, "d2")), ["o9", "d2"]);
+    }
+
+    #[test]
+    fn the_last_logon_joins_a_host_to_the_one_person_it_names() {
+        let persons = resolve(&[
+            entra("e1", "ada@contoso.com", Some("ada.lovelace@contoso.com"), None, None),
+            okta("o1", "grace@acme.com", "grace@acme.com", None),
+            host(CROWDSTRIKE, "aid1", Some("SN1"), Some("Ada.Lovelace@contoso.com"), None),
+            host(CROWDSTRIKE, "aid2", Some("SN2"), Some("ACME\\grace"), None),
+            host(SENTINELONE, "701", Some("SN3"), Some("kiosk"), None),
+        ]);
+        let ada = person_of(&persons, "e1");
+        assert_eq!(ids(ada), ["e1", "aid1"]);
+        assert_eq!(
+            (ada.links[0].reason, ada.links[0].evidence.as_str()),
+            (LinkReason::LastLogon, "ada.lovelace@contoso.com")
+        );
+        assert_eq!(
+            ids(person_of(&persons, "o1")),
+            ["o1", "aid2"],
+            "DOMAIN\\name against the sign-in name's local part"
+        );
+        assert_eq!(ids(person_of(&persons, "701")), ["701"], "a name no one signs in with joins nothing");
+    }
+
+    #[test]
+    fn a_last_logon_that_fits_two_people_joins_neither() {
+        let persons = resolve(&[
+            okta("o1", "ada@acme.com", "ada@acme.com", None),
+            entra("e1", "ada@contoso.com", None, None, None),
+            host(SENTINELONE, "701", None, Some("WORKGROUP\\ada"), None),
+        ]);
+        assert_eq!(ids(person_of(&persons, "701")), ["701"]);
+        assert_eq!(persons.len(), 3);
     }
 }

@@ -38,7 +38,7 @@ pub use error::{QUERY_ERRORS, StoreError};
 pub use history::{ChangeEvent, EventQuery, HistoryStore, IntervalQuery, MembershipInterval, RoleInterval};
 pub use holds::{Decided, HeldCursor, HeldDeletion, HoldStore};
 pub use keys::{Authenticated, IssuedKey, KeyFilter, KeyInfo, KeyKind, KeyPair, KeyStore, Principal};
-pub use page::PreparedEntities;
+pub use page::{LOGON, PreparedEntities};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use sync::{Lease, PageWrite, RunEnd, RunSummary, SyncState, SyncStore};

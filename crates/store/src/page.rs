@@ -46,7 +46,12 @@ impl EntityWrite {
             Entity::Group(g) => {
                 (None, g.email.clone(), Some(g.name.clone()), g.email.iter().cloned().collect())
             }
-            Entity::Device(d) => (d.status.clone(), None, d.name.clone(), d.name.iter().cloned().collect()),
+            Entity::Device(d) => {
+                let mut ids: Vec<String> =
+                    d.name.iter().chain(&d.serial_number).chain(&d.mac_addresses).cloned().collect();
+                ids.extend(logon_identifiers(d.last_user.as_deref()));
+                (d.status.clone(), None, d.name.clone(), ids)
+            }
         };
         identifiers.push(entity.source_id().to_owned());
         identifiers.iter_mut().for_each(|i| *i = i.trim().to_lowercase());
@@ -70,6 +75,21 @@ impl EntityWrite {
         }
     }
 }
+
+/// The identifiers a device answers to for its last logged-on user, `logon:` and the name as the
+/// host wrote it (and, for a `DOMAIN\\name`, the name alone), so a person's lookup finds the hosts
+/// its users last logged on to without those hosts answering to the users' own addresses.
+fn logon_identifiers(last_user: Option<&str>) -> Vec<String> {
+    let Some(user) = last_user.map(str::trim).filter(|u| !u.is_empty()) else { return Vec::new() };
+    let mut ids = vec![format!("{LOGON}{user}")];
+    if let Some((_, name)) = user.rsplit_once('\\').filter(|(_, name)| !name.is_empty()) {
+        ids.push(format!("{LOGON}{name}"));
+    }
+    ids
+}
+
+/// The prefix of [`logon_identifiers`].
+pub const LOGON: &str = "logon:";
 
 /// A page's entities as the store writes them: one row per entity, the last occurrence winning,
 /// with the records counted as fetched. Prepared before the store is asked to write, so the

@@ -2,8 +2,9 @@
 //! entities as stored now (see `ctxsync_core::resolve` for the rules).
 //!
 //! A lookup starts from the entities answering to the identifier and follows every key their
-//! users hold (addresses, sign-in names, employee ids, immutable ids) until no new account turns
-//! up, so the accounts resolved are the whole connected part of the org's link graph: the same
+//! users hold (addresses, sign-in names, employee ids, immutable ids, and the `logon:` names hosts
+//! record them under) and their devices hold (owners, serial numbers, last logged-on users) until
+//! no new account turns up, so the accounts resolved are the whole connected part of the org's link graph: the same
 //! answer a resolution of the whole org would give, at the cost of a few indexed lookups.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -13,7 +14,7 @@ use axum::extract::{Query, State};
 use ctxsync_core::{
     Account, AccountRef, ConfigId, Entity, EntityKind, IntegrationType, OrgId, Person, resolve,
 };
-use ctxsync_store::{EntityQuery, Store, StoredEntity};
+use ctxsync_store::{EntityQuery, LOGON, Store, StoredEntity};
 use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::openapi::RefOr;
@@ -75,10 +76,11 @@ pub struct PersonData {
     pub resource_type: &'static str,
     /// `accounts` (users: `id`, `config_id`, `integration_type`, `source_id`, `login`,
     /// `display_name`, `emails`, `employee_id`, `status`, `admin_roles`, `groups`), `devices`
-    /// (`id`, `config_id`, `source_id`, `name`, `os`, `status`, `owner`), `links` (`from`, `to`,
-    /// `reason` — `same_immutable_id`, `same_employee_id`, `same_email`, `upn_alias`,
-    /// `device_owner` — `evidence` and `why`) and `truncated` (true when the person reached
-    /// beyond what one lookup follows).
+    /// (`id`, `config_id`, `integration_type`, `source_id`, `name`, `os`, `status`,
+    /// `serial_number`, `last_user`, `containment`, `owner`), `links` (`from`, `to`, `reason` —
+    /// `same_immutable_id`, `same_employee_id`, `same_email`, `upn_alias`, `device_owner`,
+    /// `same_serial`, `last_logon` — `evidence` and `why`) and `truncated` (true when the person
+    /// reached beyond what one lookup follows).
     #[schema(value_type = Object)]
     pub attributes: Value,
 }
@@ -218,9 +220,21 @@ async fn reach(
             };
             for address in account.emails.iter().chain(account.login.iter()) {
                 ask("id", address, &mut identifiers);
+                // The hosts this user last logged on to, under the names a host writes.
+                ask("id", &format!("{LOGON}{address}"), &mut identifiers);
+            }
+            if let Some((local, _)) = account.login.as_deref().and_then(|l| l.split_once('@')) {
+                ask("id", &format!("{LOGON}{local}"), &mut identifiers);
             }
             if let Some(owner) = &account.owner {
                 ask("id", &owner.to_lowercase(), &mut identifiers);
+            }
+            // The same machine's records in other sources, and the users its last logon names.
+            if let Some(serial) = &account.serial {
+                ask("id", &serial.to_lowercase(), &mut identifiers);
+            }
+            for name in account.logon_names() {
+                ask("id", &name, &mut identifiers);
             }
             if key.kind == EntityKind::User {
                 if let Some(e) = &account.employee_id {
@@ -304,10 +318,14 @@ async fn person_data(
             Entity::Device(d) => devices.push(json!({
                 "id": account_id(key),
                 "config_id": key.config_id.to_string(),
+                "integration_type": types.get(&key.config_id).map(|t| t.as_str()),
                 "source_id": d.source_id,
                 "name": d.name,
                 "os": d.os,
                 "status": d.status,
+                "serial_number": d.serial_number,
+                "last_user": d.last_user,
+                "containment": d.containment,
                 "owner": d.owner.as_ref().map(|o| account_id(&AccountRef {
                     config_id: key.config_id,
                     kind: EntityKind::User,

@@ -120,3 +120,36 @@ async fn devices_are_found_by_their_owner() {
     assert!(db.store.devices_owned_by(db.org, &elsewhere).await.unwrap().is_empty(), "owners are per config");
     assert!(db.store.devices_owned_by(db.org, &[]).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn hosts_are_found_by_serial_mac_agent_id_and_last_logon() {
+    let db = db().await;
+    let host = Record::from_value(
+        Entity::Device(Device {
+            source_id: "5f1c0a9be2d34c7e8a1b2c3d4e5f6a7b".into(),
+            name: Some("LAPTOP-ADA".into()),
+            serial_number: Some("PF3X9K2".into()),
+            mac_addresses: vec!["14:7d:da:ad:ac:71".into()],
+            last_user: Some("ACME\\Ada".into()),
+            ..Device::default()
+        }),
+        &json!({"device_id": "5f1c0a9be2d34c7e8a1b2c3d4e5f6a7b"}),
+    );
+    write(&db, &[host, user("u1", None, None)]).await;
+    for identifier in [
+        "pf3x9k2",
+        "14:7D:DA:AD:AC:71",
+        "5f1c0a9be2d34c7e8a1b2c3d4e5f6a7b",
+        "laptop-ada",
+        &format!("{}acme\\ada", crate::LOGON),
+        &format!("{}ada", crate::LOGON),
+    ] {
+        let found = db.store.lookup_entities(db.org, &[identifier.to_string()]).await.unwrap();
+        let found: Vec<&str> = found.iter().map(|(_, e)| e.entity.source_id()).collect();
+        assert_eq!(found, ["5f1c0a9be2d34c7e8a1b2c3d4e5f6a7b"], "{identifier}");
+    }
+    assert!(
+        db.store.lookup_entities(db.org, &["ada".to_string()]).await.unwrap().is_empty(),
+        "a host does not answer to its last user's name itself"
+    );
+}

@@ -211,7 +211,8 @@ impl Run<'_, '_> {
         }
     }
 
-    /// The scroll query's ids, each batch read through the entities endpoint; and the total.
+    /// The scroll query's ids, each batch read through the entities endpoint; and the total. The
+/// listing ends where the scroll pointer does, whatever the size of the pages before.
     async fn scrolled(&mut self) -> Result<Option<u64>, SyncError> {
         let mut offset = None;
         let mut total = None;
@@ -236,7 +237,7 @@ impl Run<'_, '_> {
                 retries = 0;
                 self.sink.accept(page).await?;
             }
-            if ids.len() < PAGE_SIZE || offset.is_none() {
+            if ids.is_empty() || offset.is_none() {
                 return Ok(total);
             }
         }
@@ -279,7 +280,7 @@ impl Run<'_, '_> {
             let page = ids.resources.unwrap_or_default();
             let count = page.len();
             all.extend(page);
-            if count < PAGE_SIZE || total.is_some_and(|t| all.len() as u64 >= t) {
+            if count == 0 || total.is_none_or(|t| all.len() as u64 >= t) {
                 return Ok(all);
             }
         }

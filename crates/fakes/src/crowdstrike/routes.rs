@@ -119,7 +119,9 @@ async fn gate(State(state): State<Arc<CrowdStrikeState>>, request: Request, next
         return rate_limited(state.window.lock().expect("window lock").0 + 60);
     };
     let mut response = match fault {
-        Gate::Failed(status) => error(status, "Internal Server Error", "crowdstrike-api-gateway").into_response(),
+        Gate::Failed(status) => {
+            error(status, "Internal Server Error", "crowdstrike-api-gateway").into_response()
+        }
         _ => state.faults.serve(next.run(request)).await,
     };
     let headers = response.headers_mut();
@@ -137,7 +139,10 @@ struct TokenForm {
     client_secret: String,
 }
 
-async fn token(State(state): State<Arc<CrowdStrikeState>>, Form(form): Form<TokenForm>) -> Result<Response, Refusal> {
+async fn token(
+    State(state): State<Arc<CrowdStrikeState>>,
+    Form(form): Form<TokenForm>,
+) -> Result<Response, Refusal> {
     if form.client_id.len() != 32 || !form.client_id.bytes().all(|b| HEX.contains(&b)) {
         return Err(error(
             StatusCode::BAD_REQUEST,
@@ -169,7 +174,11 @@ fn authorize(state: &CrowdStrikeState, headers: &HeaderMap) -> Result<(), Refusa
         return Err(invalid_bearer());
     }
     if !state.hosts_read.load(Ordering::Relaxed) {
-        return Err(error(StatusCode::FORBIDDEN, "access denied, authorization failed", "crowdstrike-api-gateway"));
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "access denied, authorization failed",
+            "crowdstrike-api-gateway",
+        ));
     }
     Ok(())
 }
@@ -203,10 +212,8 @@ fn parse_filter(filter: Option<&str>) -> Result<Option<Since>, Refusal> {
         None => (false, rest.strip_prefix('>').ok_or_else(invalid)?),
     };
     let literal = literal.trim();
-    let unquoted = ['"', '\'']
-        .iter()
-        .find_map(|q| literal.strip_prefix(*q)?.strip_suffix(*q))
-        .ok_or_else(invalid)?;
+    let unquoted =
+        ['"', '\''].iter().find_map(|q| literal.strip_prefix(*q)?.strip_suffix(*q)).ok_or_else(invalid)?;
     let at = OffsetDateTime::parse(unquoted, &Rfc3339).map_err(|_| invalid())?;
     Ok(Some(Since { at, inclusive }))
 }
@@ -235,7 +242,9 @@ fn listed(state: &CrowdStrikeState, hidden: bool, query: &ListQuery) -> Result<V
         "device_id.asc" | "device_id|asc" => {}
         "device_id.desc" | "device_id|desc" => hosts.reverse(),
         "modified_timestamp.asc" | "modified_timestamp|asc" => hosts.sort_by_key(|h| h.modified),
-        "modified_timestamp.desc" | "modified_timestamp|desc" => hosts.sort_by_key(|h| std::cmp::Reverse(h.modified)),
+        "modified_timestamp.desc" | "modified_timestamp|desc" => {
+            hosts.sort_by_key(|h| std::cmp::Reverse(h.modified))
+        }
         other => return Err(bad_request(&format!("Invalid sort: {other}"))),
     }
     Ok(hosts.into_iter().map(|h| h.to_json(&tenant.cid)).collect())
@@ -243,7 +252,12 @@ fn listed(state: &CrowdStrikeState, hidden: bool, query: &ListQuery) -> Result<V
 
 /// A page of `items` from the position `offset` names (an opaque pointer for a client), as the
 /// faults shape it; and the pointer to the page after.
-fn paged(state: &CrowdStrikeState, items: Vec<Value>, offset: Option<&str>, limit: usize) -> (Vec<Value>, Option<String>) {
+fn paged(
+    state: &CrowdStrikeState,
+    items: Vec<Value>,
+    offset: Option<&str>,
+    limit: usize,
+) -> (Vec<Value>, Option<String>) {
     let limit = state.faults.page_size(limit);
     let faults = state.faults.take_page(Listing::Devices);
     shaped(faults, offset, limit, |after, limit| {
@@ -260,7 +274,8 @@ fn combined_page(state: &CrowdStrikeState, hidden: bool, query: ListQuery) -> Re
     let total = items.len();
     let (page, next) = paged(state, items, query.offset.as_deref(), limit);
     let mut meta = meta("device-api");
-    meta["pagination"] = json!({"offset": query.offset.clone().unwrap_or_default(), "limit": limit, "total": total});
+    meta["pagination"] =
+        json!({"offset": query.offset.clone().unwrap_or_default(), "limit": limit, "total": total});
     if let Some(next) = next {
         meta["pagination"]["next"] = json!(next);
     }

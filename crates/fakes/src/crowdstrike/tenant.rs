@@ -112,7 +112,9 @@ pub struct CrowdStrikeTenant {
 /// How `platform` names the person with `handle`, and the id it gives them.
 fn login(platform: Platform, handle: &str, n: usize) -> (String, String) {
     match platform {
-        Platform::Windows => (format!("{NETBIOS}\\{handle}"), format!("S-1-5-21-3623811015-3361044348-30300820-{}", 1100 + n)),
+        Platform::Windows => {
+            (format!("{NETBIOS}\\{handle}"), format!("S-1-5-21-3623811015-3361044348-30300820-{}", 1100 + n))
+        }
         Platform::Mac => (format!("{handle}@{MAIL_DOMAIN}"), (501 + n % 50).to_string()),
         Platform::Linux => (handle.to_string(), (1000 + n).to_string()),
     }
@@ -140,8 +142,15 @@ impl CrowdStrikeTenant {
             };
             let person = active[tenant.rng.below(active.len())];
             let first_seen = epoch + Duration::minutes((i * 1440 + tenant.rng.below(1440)) as i64);
-            let last_seen = first_seen + Duration::days(30) + Duration::seconds(tenant.rng.below(86_400 * 30) as i64);
-            let id = tenant.insert(hostname, platform, Some(&directory.people[person].handle.clone()), i, first_seen);
+            let last_seen =
+                first_seen + Duration::days(30) + Duration::seconds(tenant.rng.below(86_400 * 30) as i64);
+            let id = tenant.insert(
+                hostname,
+                platform,
+                Some(&directory.people[person].handle.clone()),
+                i,
+                first_seen,
+            );
             let host = tenant.hosts.get_mut(&id).expect("just inserted");
             host.last_seen = last_seen;
             host.modified = last_seen;
@@ -225,7 +234,9 @@ impl CrowdStrikeTenant {
     /// The person with `handle` logged on last.
     pub fn set_last_user(&mut self, id: &str, handle: &str) -> bool {
         let (user, uid) = match self.hosts.get(id) {
-            Some(host) => login(host.platform, handle, self.handles.iter().position(|h| h == handle).unwrap_or(0)),
+            Some(host) => {
+                login(host.platform, handle, self.handles.iter().position(|h| h == handle).unwrap_or(0))
+            }
             None => return false,
         };
         self.change(id, |h| {
@@ -254,7 +265,11 @@ impl CrowdStrikeTenant {
 
     /// Every visible host by AID, as the API serves it.
     pub fn snapshot(&self) -> BTreeMap<String, Value> {
-        self.hosts.values().filter(|h| !h.hidden).map(|h| (h.device_id.clone(), h.to_json(&self.cid))).collect()
+        self.hosts
+            .values()
+            .filter(|h| !h.hidden)
+            .map(|h| (h.device_id.clone(), h.to_json(&self.cid)))
+            .collect()
     }
 }
 
@@ -274,7 +289,9 @@ mod tests {
         assert_eq!(named("ACME-LT-0001"), 2, "a replaced laptop's name is reused");
         assert_eq!(named("ACME-KIOSK-01"), 1);
         let users: Vec<&str> = tenant.hosts.values().filter_map(|h| h.last_login_user.as_deref()).collect();
-        assert!(users.iter().any(|u| u.starts_with("ACME\\")) && users.iter().any(|u| u.ends_with("@acme.com")));
+        assert!(
+            users.iter().any(|u| u.starts_with("ACME\\")) && users.iter().any(|u| u.ends_with("@acme.com"))
+        );
         let again = CrowdStrikeTenant::from_directory(&directory, &spec);
         assert_eq!(again.snapshot(), tenant.snapshot());
     }

@@ -110,4 +110,3 @@ fn not_falcon(target: &Target, reply: &Reply) -> SourceError {
         reply.status.as_u16()
     ))
 }
-

@@ -17,7 +17,8 @@ use super::{CrowdStrikeCredentials, region_target};
 use crate::SourceError;
 use crate::endpoints::{Endpoints, Target};
 use crate::http::{
-    AccessToken, Http, Reply, Retry, excerpt, retry_after, retry_after_epoch, transient, unavailable, unreadable,
+    AccessToken, Http, Reply, Retry, excerpt, retry_after, retry_after_epoch, transient, unavailable,
+    unreadable,
 };
 
 /// A token is renewed this long before it expires (a tenth of its life for short-lived ones).
@@ -127,14 +128,16 @@ impl<'a> FalconClient<'a> {
         }
         let mut minted = self.app.mint(self.http, &self.target).await?;
         if self.follow_region
-            && let Some(home) = minted.region.as_deref().and_then(|r| region_target(self.endpoints, &self.target, r))
+            && let Some(home) =
+                minted.region.as_deref().and_then(|r| region_target(self.endpoints, &self.target, r))
         {
             tracing::info!(source = SOURCE, cloud = %home.display(), "following the API client's home cloud");
             self.target = home;
             minted = self.app.mint(self.http, &self.target).await?;
         }
         self.started = self.started.or(minted.date).or_else(|| Some(OffsetDateTime::now_utc()));
-        let renew_at = Instant::now() + minted.lifetime.saturating_sub(RENEW_BEFORE.min(minted.lifetime / 10));
+        let renew_at =
+            Instant::now() + minted.lifetime.saturating_sub(RENEW_BEFORE.min(minted.lifetime / 10));
         let header = minted.token.bearer()?;
         self.token = Some(Token { value: minted.token, renew_at });
         Ok((header, true))
@@ -191,11 +194,14 @@ impl<'a> FalconClient<'a> {
             };
             let fetched = self
                 .http
-                .fetch(SOURCE, &self.target, build, classify, |reply| serde_json::from_slice::<T>(&reply.body).ok())
+                .fetch(SOURCE, &self.target, build, classify, |reply| {
+                    serde_json::from_slice::<T>(&reply.body).ok()
+                })
                 .await?;
             retries += fetched.retries;
             let reply = &fetched.reply;
-            if reply.headers.get("x-ratelimit-remaining").and_then(|v| v.to_str().ok()).map(str::trim) == Some("0")
+            if reply.headers.get("x-ratelimit-remaining").and_then(|v| v.to_str().ok()).map(str::trim)
+                == Some("0")
             {
                 self.not_before = Some(Instant::now() + EMPTY_WINDOW_WAIT);
             }

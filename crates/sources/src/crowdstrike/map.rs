@@ -133,7 +133,9 @@ mod tests {
             "connection_mac_address": "14:7D:DA:AD:AC:71",
         }));
         assert_eq!(d.mac_addresses, ["14:7d:da:ad:ac:71"]);
-        let junk = mapped(json!({"device_id": "a", "mac_address": "00-00-00-00-00-00", "connection_mac_address": "n/a"}));
+        let junk = mapped(
+            json!({"device_id": "a", "mac_address": "00-00-00-00-00-00", "connection_mac_address": "n/a"}),
+        );
         assert!(junk.mac_addresses.is_empty());
     }
 

@@ -95,7 +95,10 @@ impl Connector for CrowdStrike {
         let client_secret = required_secret(secrets, "client_secret", errors);
         Some(Credentials::new(
             INFO.integration_type,
-            CrowdStrikeCredentials { client_id: client_id?, client_secret: SecretString::from(client_secret?) },
+            CrowdStrikeCredentials {
+                client_id: client_id?,
+                client_secret: SecretString::from(client_secret?),
+            },
         ))
     }
 

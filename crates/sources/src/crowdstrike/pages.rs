@@ -15,7 +15,9 @@ use time::{Duration, OffsetDateTime};
 use super::client::FalconClient;
 use super::map;
 use crate::SourceError;
-use crate::sync::{Coverage, Cursor, Expected, Outcome, Page, PageSink, Removal, SyncError, SyncMode, overlapped};
+use crate::sync::{
+    Coverage, Cursor, Expected, Outcome, Page, PageSink, Removal, SyncError, SyncMode, overlapped,
+};
 
 const COMBINED: [&str; 4] = ["devices", "combined", "devices", "v1"];
 const COMBINED_HIDDEN: [&str; 4] = ["devices", "combined", "devices-hidden", "v1"];
@@ -86,7 +88,8 @@ fn stamp(t: OffsetDateTime) -> String {
 }
 
 fn read_cursor(cursor: &Cursor) -> Result<OffsetDateTime, SyncError> {
-    let parsed: FalconCursor = serde_json::from_value(cursor.0.clone()).map_err(|_| SyncError::CursorExpired)?;
+    let parsed: FalconCursor =
+        serde_json::from_value(cursor.0.clone()).map_err(|_| SyncError::CursorExpired)?;
     OffsetDateTime::parse(&parsed.modified, &Rfc3339).map_err(|_| SyncError::CursorExpired)
 }
 
@@ -204,7 +207,8 @@ impl Run<'_, '_> {
             let query = self.query(Some(("offset", next)));
             let (sink, client) = (&mut *self.sink, &mut self.client);
             let ((), fetched) =
-                overlapped(sink.accept(page), client.get::<Hosts>(&COMBINED, &query, "list hosts", &[])).await?;
+                overlapped(sink.accept(page), client.get::<Hosts>(&COMBINED, &query, "list hosts", &[]))
+                    .await?;
             let got = fetched?;
             retries = got.retries;
             body = got.body.expect("a successful reply has a body");
@@ -212,7 +216,7 @@ impl Run<'_, '_> {
     }
 
     /// The scroll query's ids, each batch read through the entities endpoint; and the total. The
-/// listing ends where the scroll pointer does, whatever the size of the pages before.
+    /// listing ends where the scroll pointer does, whatever the size of the pages before.
     async fn scrolled(&mut self) -> Result<Option<u64>, SyncError> {
         let mut offset = None;
         let mut total = None;
@@ -227,11 +231,17 @@ impl Run<'_, '_> {
                 total = Some(all);
                 self.sink.announce(EntityKind::Device.as_str(), all);
             }
-            offset = pagination.offset.as_ref().and_then(Value::as_str).filter(|o| !o.is_empty()).map(str::to_string);
+            offset = pagination
+                .offset
+                .as_ref()
+                .and_then(Value::as_str)
+                .filter(|o| !o.is_empty())
+                .map(str::to_string);
             let ids = ids.resources.unwrap_or_default();
             let mut retries = got.retries;
             for batch in ids.chunks(PAGE_SIZE) {
-                let got = self.client.post::<Hosts>(&ENTITIES, &json!({ "ids": batch }), "read hosts").await?;
+                let got =
+                    self.client.post::<Hosts>(&ENTITIES, &json!({ "ids": batch }), "read hosts").await?;
                 let hosts = got.body.and_then(|b| b.resources).unwrap_or_default();
                 let page = self.page(hosts, retries + got.retries);
                 retries = 0;
@@ -250,7 +260,8 @@ impl Run<'_, '_> {
         let mut offset = None;
         loop {
             let query = self.query(offset.take().map(|o| ("offset", o)));
-            let got = self.client.get::<Hosts>(&COMBINED_HIDDEN, &query, "list hidden hosts", REFUSED).await?;
+            let got =
+                self.client.get::<Hosts>(&COMBINED_HIDDEN, &query, "list hidden hosts", REFUSED).await?;
             let Some(body) = got.body else {
                 return Ok(self.hidden_ids().await?.into_iter().map(removal).collect());
             };
@@ -295,8 +306,11 @@ mod tests {
 
     #[test]
     fn the_cursor_never_passes_the_runs_start() {
-        let (before, start, after) =
-            (datetime!(2024-01-01 0:00 UTC), datetime!(2024-01-02 0:00 UTC), datetime!(2024-01-02 0:00:05 UTC));
+        let (before, start, after) = (
+            datetime!(2024-01-01 0:00 UTC),
+            datetime!(2024-01-02 0:00 UTC),
+            datetime!(2024-01-02 0:00:05 UTC),
+        );
         assert_eq!(high_water(Some(before), Some(start), None), before);
         assert_eq!(high_water(Some(after), Some(start), None), start - Duration::SECOND);
         assert_eq!(high_water(None, Some(start), Some(before)), before);

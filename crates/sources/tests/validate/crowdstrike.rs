@@ -63,8 +63,8 @@ async fn a_client_without_hosts_read_is_told_so() {
 #[tokio::test]
 async fn an_unreachable_host_is_unreachable() {
     let port = closed_port().await;
-    let endpoints =
-        Endpoints::default().with("CTXSYNC_CROWDSTRIKE_BASE_URL", format!("http://127.0.0.1:{port}").parse().unwrap());
+    let endpoints = Endpoints::default()
+        .with("CTXSYNC_CROWDSTRIKE_BASE_URL", format!("http://127.0.0.1:{port}").parse().unwrap());
     let result = sources(endpoints)
         .validate("api.crowdstrike.com", &no_settings(), &crowdstrike_credentials(&"a".repeat(32), "secret"))
         .await;

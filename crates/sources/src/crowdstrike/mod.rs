@@ -33,7 +33,7 @@ pub(crate) struct CrowdStrike;
 
 static INFO: SourceInfo = SourceInfo {
     integration_type: IntegrationType::CrowdStrike,
-    credentials: "Credentials for a CrowdStrike Falcon device context sync.",
+    credentials: "Credentials for a CrowdStrike entity context sync.",
     secrets: &[
         SecretKey {
             name: "client_id",

@@ -179,7 +179,7 @@ impl CrowdStrikeTenant {
             format!("14-{}", (0..5).map(|i| &hex[2 * i..2 * i + 2]).collect::<Vec<_>>().join("-"))
         };
         let mac_address = mac(rng);
-        let connection_mac_address = (n % 3 == 0).then(|| mac(rng));
+        let connection_mac_address = n.is_multiple_of(3).then(|| mac(rng));
         let (last_login_user, last_login_id) = handle.map(|h| login(platform, h, n)).unzip();
         let host = CrowdStrikeHost {
             device_id: device_id.clone(),
@@ -194,7 +194,11 @@ impl CrowdStrikeTenant {
             last_login_user,
             last_login_id,
             status: "normal",
-            tags: if n % 4 == 0 { vec!["FalconGroupingTags/Finance".to_string()] } else { Vec::new() },
+            tags: if n.is_multiple_of(4) {
+                vec!["FalconGroupingTags/Finance".to_string()]
+            } else {
+                Vec::new()
+            },
             site_name: ["HQ", "Berlin", "Remote"][n % 3].to_string(),
             first_seen: seen,
             last_seen: seen,

@@ -176,11 +176,12 @@ impl<'a> FalconClient<'a> {
         what: &str,
         tolerated: &[StatusCode],
     ) -> Result<Got<T>, SourceError> {
-        let url = self.target.url(path);
         let mut renewed = false;
         let mut retries = 0;
         loop {
             let (auth, fresh) = self.bearer().await?;
+            // After the token, which may have moved the client to its home cloud.
+            let url = self.target.url(path);
             if let Some(at) = self.not_before.take() {
                 tokio::time::sleep_until(at).await;
             }

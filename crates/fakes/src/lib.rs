@@ -14,6 +14,7 @@
 mod admin;
 mod churn;
 mod common;
+mod crowdstrike;
 mod directory;
 mod entra;
 mod faults;
@@ -26,6 +27,7 @@ use serde_json::Value;
 pub use admin::{Lifecycle, Standing};
 pub use churn::{Change, ChangeKind, Churn, Source};
 pub use common::Snapshot;
+pub use crowdstrike::{CrowdStrikeHost, CrowdStrikeTenant, FakeCrowdStrike, Platform};
 pub use directory::TenantSpec;
 pub use entra::{EntraDevice, EntraGroup, EntraSnapshot, EntraTenant, EntraUser, FakeEntra, MemberKind};
 pub use faults::{FaultKnobs, Listing};
@@ -37,6 +39,7 @@ pub struct Fakes {
     pub okta: FakeOkta,
     pub google: FakeGoogle,
     pub entra: FakeEntra,
+    pub crowdstrike: FakeCrowdStrike,
 }
 
 /// The credentials the fakes accept. Fresh ones are random on every start; `ctxsync demo` keeps
@@ -49,6 +52,12 @@ pub struct Credentials {
     pub google_service_account: Value,
     pub entra_client_id: String,
     pub entra_client_secret: String,
+    /// Empty in a demo folder written before the CrowdStrike fake existed: it then hands out
+    /// fresh ones.
+    #[serde(default)]
+    pub crowdstrike_client_id: String,
+    #[serde(default)]
+    pub crowdstrike_client_secret: String,
 }
 
 /// The loopback ports the fakes are asked to listen on; 0 is any free port.
@@ -57,6 +66,7 @@ pub struct Ports {
     pub okta: u16,
     pub google: u16,
     pub entra: u16,
+    pub crowdstrike: u16,
 }
 
 impl Ports {
@@ -70,6 +80,7 @@ impl Ports {
             okta: port(FakeOkta::PORT_VARIABLE),
             google: port(FakeGoogle::PORT_VARIABLE),
             entra: port(FakeEntra::PORT_VARIABLE),
+            crowdstrike: port(FakeCrowdStrike::PORT_VARIABLE),
         }
     }
 }
@@ -91,22 +102,27 @@ impl Fakes {
         ports: Ports,
         credentials: Option<&Credentials>,
     ) -> std::io::Result<Fakes> {
-        let (okta, google, entra) = tokio::try_join!(
+        let crowdstrike_credentials = credentials
+            .filter(|c| !c.crowdstrike_client_id.is_empty())
+            .map(|c| (c.crowdstrike_client_id.clone(), c.crowdstrike_client_secret.clone()));
+        let (okta, google, entra, crowdstrike) = tokio::try_join!(
             FakeOkta::start_on(spec, ports.okta, credentials.map(|c| c.okta_api_token.as_str())),
             FakeGoogle::start_on(spec, ports.google, credentials.map(|c| &c.google_service_account)),
             FakeEntra::start_on(
                 spec,
                 ports.entra,
                 credentials.map(|c| (c.entra_client_id.clone(), c.entra_client_secret.clone()))
-            )
+            ),
+            FakeCrowdStrike::start_on(spec, ports.crowdstrike, crowdstrike_credentials)
         )?;
-        Ok(Fakes { okta, google, entra })
+        Ok(Fakes { okta, google, entra, crowdstrike })
     }
 
     /// The variables that send every source's requests to these fakes (`CTXSYNC_GRAPH_BASE_URL`),
     /// with their values.
     pub fn base_urls(&self) -> Vec<(&'static str, String)> {
-        [self.okta.base_urls(), self.google.base_urls(), self.entra.base_urls()].concat()
+        [self.okta.base_urls(), self.google.base_urls(), self.entra.base_urls(), self.crowdstrike.base_urls()]
+            .concat()
     }
 
     /// What the fakes accept, to start them with again.
@@ -116,6 +132,8 @@ impl Fakes {
             google_service_account: self.google.service_account_json(),
             entra_client_id: self.entra.client_id(),
             entra_client_secret: self.entra.client_secret(),
+            crowdstrike_client_id: self.crowdstrike.client_id(),
+            crowdstrike_client_secret: self.crowdstrike.client_secret(),
         }
     }
 }

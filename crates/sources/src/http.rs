@@ -451,6 +451,19 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     Some(Duration::try_from(at - now).unwrap_or_default().max(Duration::from_secs(1)))
 }
 
+/// CrowdStrike's `X-RateLimit-RetryAfter` on a 429: the Unix epoch second from which requests
+/// are accepted again, measured against the reply's `Date` (the source's clock) when it has one;
+/// at least one second.
+pub(crate) fn retry_after_epoch(headers: &HeaderMap) -> Option<Duration> {
+    let at: i64 = headers.get("x-ratelimit-retryafter")?.to_str().ok()?.trim().parse().ok()?;
+    let at = OffsetDateTime::from_unix_timestamp(at).ok()?;
+    let now = headers
+        .get(reqwest::header::DATE)
+        .and_then(|d| http_date(d.to_str().ok()?))
+        .unwrap_or_else(OffsetDateTime::now_utc);
+    Some(Duration::try_from(at - now).unwrap_or_default().max(Duration::from_secs(1)))
+}
+
 /// `Sun, 06 Nov 1994 08:49:37 GMT`.
 pub(crate) fn http_date(value: &str) -> Option<OffsetDateTime> {
     let format = format_description!(
@@ -490,6 +503,19 @@ mod tests {
         assert_eq!(retry_after(&h), Some(Duration::from_secs(12)));
         h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn retry_after_epoch_is_measured_from_the_replys_date() {
+        let mut h = HeaderMap::new();
+        h.insert(reqwest::header::DATE, HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT"));
+        h.insert("x-ratelimit-retryafter", HeaderValue::from_static("784111789"));
+        assert_eq!(retry_after_epoch(&h), Some(Duration::from_secs(12)));
+        h.insert("x-ratelimit-retryafter", HeaderValue::from_static("784111000"));
+        assert_eq!(retry_after_epoch(&h), Some(Duration::from_secs(1)), "a moment already past");
+        h.insert("x-ratelimit-retryafter", HeaderValue::from_static("in a while"));
+        assert_eq!(retry_after_epoch(&h), None);
+        assert_eq!(retry_after_epoch(&HeaderMap::new()), None);
     }
 
     #[test]

@@ -14,6 +14,7 @@
 
 #[cfg(test)]
 mod arbitrary;
+mod crowdstrike;
 mod endpoints;
 mod entra_id;
 mod google_workspace;

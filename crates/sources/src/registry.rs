@@ -19,8 +19,12 @@ use crate::http::Http;
 use crate::{Outcome, PageSink, SourceError, SyncError, SyncMode};
 
 /// Every source this build can sync, in the contract's order.
-static SOURCES: &[&dyn Connector] =
-    &[&crate::google_workspace::GoogleWorkspace, &crate::okta::Okta, &crate::entra_id::EntraId];
+static SOURCES: &[&dyn Connector] = &[
+    &crate::google_workspace::GoogleWorkspace,
+    &crate::okta::Okta,
+    &crate::entra_id::EntraId,
+    &crate::crowdstrike::CrowdStrike,
+];
 
 /// What a source is, as the rest of ctxsync needs to know it.
 #[derive(Debug)]
@@ -269,7 +273,13 @@ mod tests {
         );
         assert!(parse(IntegrationType::EntraId, json!({"client_id": "a", "client_secret": "b"})).is_ok());
         let err = parse(IntegrationType::CrowdStrike, json!({})).unwrap_err();
-        assert!(err.to_string().contains("not supported yet"));
+        assert_eq!(
+            err.messages(),
+            vec![
+                "data.attributes.secrets.client_id: is required",
+                "data.attributes.secrets.client_secret: is required"
+            ]
+        );
     }
 
     #[test]

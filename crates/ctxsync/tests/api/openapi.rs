@@ -26,6 +26,7 @@ const FEWER_REQUIRED: &[(&str, &str)] = &[
     ("SecurityMonitoringGoogleWorkspaceIntegrationConfigUpdateAttributes", "integration_type"),
     ("SecurityMonitoringOktaIntegrationConfigUpdateAttributes", "integration_type"),
     ("SecurityMonitoringEntraIdIntegrationConfigUpdateAttributes", "integration_type"),
+    ("SecurityMonitoringCrowdStrikeIntegrationConfigUpdateAttributes", "integration_type"),
 ];
 
 /// Schemas whose `oneOf` ctxsync serves as an `anyOf` of the same members: an update without

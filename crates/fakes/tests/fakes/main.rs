@@ -3,6 +3,7 @@
 
 mod admin;
 mod churn;
+mod crowdstrike;
 mod entra;
 mod google;
 mod okta;

@@ -5,6 +5,7 @@
 //!
 //! One module per source; the collecting sink and config helpers shared by them live here.
 
+mod crowdstrike;
 mod google;
 mod okta;
 
@@ -14,7 +15,7 @@ use ctxsync_core::{
     Config, EntityKind, Group, IntegrationType, Membership, OrgId, Record, SecretValue, Settings, User,
 };
 use ctxsync_sources::{
-    Credentials, Endpoints, Outcome, Page, PageSink, SinkError, Sources, SyncError, SyncMode,
+    Credentials, Endpoints, Outcome, Page, PageSink, Removal, SinkError, Sources, SyncError, SyncMode,
 };
 use serde_json::Value;
 
@@ -28,6 +29,7 @@ fn raw(record: &Record) -> Value {
 struct Collected {
     records: Vec<Record>,
     memberships: Vec<Membership>,
+    removals: Vec<Removal>,
     pages: usize,
     retries: u32,
 }
@@ -81,6 +83,7 @@ impl PageSink for Collected {
         self.retries += page.retries;
         self.records.extend(page.records);
         self.memberships.extend(page.memberships);
+        self.removals.extend(page.removals);
         Ok(())
     }
 }

@@ -7,6 +7,7 @@
 //! wait then returns at once and moves that clock by exactly its length, so no test waits for
 //! real and the time that passes is the sum of the waits asked for.
 
+mod crowdstrike;
 mod entra;
 mod google;
 mod guard;

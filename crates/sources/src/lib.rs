@@ -22,6 +22,7 @@ mod http;
 mod lenient;
 mod okta;
 mod registry;
+mod sentinelone;
 mod sync;
 
 use std::sync::Arc;

@@ -19,8 +19,12 @@ use crate::http::Http;
 use crate::{Outcome, PageSink, SourceError, SyncError, SyncMode};
 
 /// Every source this build can sync, in the contract's order.
-static SOURCES: &[&dyn Connector] =
-    &[&crate::google_workspace::GoogleWorkspace, &crate::okta::Okta, &crate::entra_id::EntraId];
+static SOURCES: &[&dyn Connector] = &[
+    &crate::google_workspace::GoogleWorkspace,
+    &crate::okta::Okta,
+    &crate::entra_id::EntraId,
+    &crate::sentinelone::SentinelOne,
+];
 
 /// What a source is, as the rest of ctxsync needs to know it.
 #[derive(Debug)]

@@ -19,6 +19,7 @@ mod entra;
 mod faults;
 mod google;
 mod okta;
+mod sentinelone;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -31,12 +32,14 @@ pub use entra::{EntraDevice, EntraGroup, EntraSnapshot, EntraTenant, EntraUser, 
 pub use faults::{FaultKnobs, Listing};
 pub use google::{FakeGoogle, GoogleGroup, GoogleRateLimit, GoogleTenant, GoogleUser};
 pub use okta::{FakeOkta, OktaGroup, OktaPermission, OktaProfile, OktaTenant, OktaUser};
+pub use sentinelone::{FakeSentinelOne, Interface, SentinelOneAgent, SentinelOneScope, SentinelOneTenant};
 
 /// One fake of each source, with default tenants.
 pub struct Fakes {
     pub okta: FakeOkta,
     pub google: FakeGoogle,
     pub entra: FakeEntra,
+    pub sentinelone: FakeSentinelOne,
 }
 
 /// The credentials the fakes accept. Fresh ones are random on every start; `ctxsync demo` keeps
@@ -49,6 +52,9 @@ pub struct Credentials {
     pub google_service_account: Value,
     pub entra_client_id: String,
     pub entra_client_secret: String,
+    /// Empty in markers written before the fake existed: a fresh token is made then.
+    #[serde(default)]
+    pub sentinelone_api_token: String,
 }
 
 /// The loopback ports the fakes are asked to listen on; 0 is any free port.
@@ -57,6 +63,7 @@ pub struct Ports {
     pub okta: u16,
     pub google: u16,
     pub entra: u16,
+    pub sentinelone: u16,
 }
 
 impl Ports {
@@ -70,6 +77,7 @@ impl Ports {
             okta: port(FakeOkta::PORT_VARIABLE),
             google: port(FakeGoogle::PORT_VARIABLE),
             entra: port(FakeEntra::PORT_VARIABLE),
+            sentinelone: port(FakeSentinelOne::PORT_VARIABLE),
         }
     }
 }
@@ -91,22 +99,26 @@ impl Fakes {
         ports: Ports,
         credentials: Option<&Credentials>,
     ) -> std::io::Result<Fakes> {
-        let (okta, google, entra) = tokio::try_join!(
+        let sentinelone_token =
+            credentials.map(|c| c.sentinelone_api_token.as_str()).filter(|token| !token.is_empty());
+        let (okta, google, entra, sentinelone) = tokio::try_join!(
             FakeOkta::start_on(spec, ports.okta, credentials.map(|c| c.okta_api_token.as_str())),
             FakeGoogle::start_on(spec, ports.google, credentials.map(|c| &c.google_service_account)),
             FakeEntra::start_on(
                 spec,
                 ports.entra,
                 credentials.map(|c| (c.entra_client_id.clone(), c.entra_client_secret.clone()))
-            )
+            ),
+            FakeSentinelOne::start_on(spec, ports.sentinelone, sentinelone_token)
         )?;
-        Ok(Fakes { okta, google, entra })
+        Ok(Fakes { okta, google, entra, sentinelone })
     }
 
     /// The variables that send every source's requests to these fakes (`CTXSYNC_GRAPH_BASE_URL`),
     /// with their values.
     pub fn base_urls(&self) -> Vec<(&'static str, String)> {
-        [self.okta.base_urls(), self.google.base_urls(), self.entra.base_urls()].concat()
+        [self.okta.base_urls(), self.google.base_urls(), self.entra.base_urls(), self.sentinelone.base_urls()]
+            .concat()
     }
 
     /// What the fakes accept, to start them with again.
@@ -116,6 +128,7 @@ impl Fakes {
             google_service_account: self.google.service_account_json(),
             entra_client_id: self.entra.client_id(),
             entra_client_secret: self.entra.client_secret(),
+            sentinelone_api_token: self.sentinelone.api_token(),
         }
     }
 }

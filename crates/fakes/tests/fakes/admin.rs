@@ -221,9 +221,10 @@ async fn fakes_started_again_accept_the_credentials_they_handed_out() {
         okta: port(&first.okta.base_url()),
         google: port(&first.google.directory_base_url()),
         entra: port(&first.entra.graph_base_url()),
+        sentinelone: port(&first.sentinelone.base_url()),
     };
-    let Fakes { okta, google, entra } = first;
-    tokio::join!(okta.shutdown(), google.shutdown(), entra.shutdown());
+    let Fakes { okta, google, entra, sentinelone } = first;
+    tokio::join!(okta.shutdown(), google.shutdown(), entra.shutdown(), sentinelone.shutdown());
 
     let again = Fakes::start_on(SPEC, ports, Some(&credentials)).await.unwrap();
     assert_eq!(again.credentials(), credentials);

@@ -2,9 +2,9 @@
 //! clock, never ours.
 
 use serde::{Deserialize, Serialize};
-use time::{Duration, OffsetDateTime};
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
+use time::{Duration, OffsetDateTime};
 
 use crate::sync::{Cursor, SyncError};
 

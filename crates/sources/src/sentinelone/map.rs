@@ -60,7 +60,9 @@ pub(super) fn agent(raw: &Value) -> Option<Record> {
         if let Some(mac) = interface.get("physical").and_then(Value::as_str).and_then(Device::mac_address) {
             push_once(&mut mac_addresses, mac);
         }
-        for ip in items(interface, "inet").filter_map(Value::as_str).map(str::trim).filter(|ip| !ip.is_empty()) {
+        for ip in
+            items(interface, "inet").filter_map(Value::as_str).map(str::trim).filter(|ip| !ip.is_empty())
+        {
             push_once(&mut local_ips, ip.to_string());
         }
     }

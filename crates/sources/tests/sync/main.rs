@@ -1,4 +1,4 @@
-//! Sync runs through `Sources::sync` against the Okta and Google fakes: a full run must equal
+//! Sync runs through `Sources::sync` against the Okta, Google and SentinelOne fakes: a full run must equal
 //! the fake tenant, an incremental run after changes must report exactly them, and faults
 //! (rate limits, server errors, cut bodies, expired or revoked credentials) must be survived or
 //! reported as what they are. Backoff tests pause tokio's clock and check the time waited.
@@ -7,6 +7,7 @@
 
 mod google;
 mod okta;
+mod sentinelone;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -32,7 +32,9 @@ pub use entra::{EntraDevice, EntraGroup, EntraSnapshot, EntraTenant, EntraUser, 
 pub use faults::{FaultKnobs, Listing};
 pub use google::{FakeGoogle, GoogleGroup, GoogleRateLimit, GoogleTenant, GoogleUser};
 pub use okta::{FakeOkta, OktaGroup, OktaPermission, OktaProfile, OktaTenant, OktaUser};
-pub use sentinelone::{FakeSentinelOne, Interface, SentinelOneAgent, SentinelOneScope, SentinelOneTenant};
+pub use sentinelone::{
+    AgentInterface, FakeSentinelOne, SentinelOneAgent, SentinelOneScope, SentinelOneTenant,
+};
 
 /// One fake of each source, with default tenants.
 pub struct Fakes {

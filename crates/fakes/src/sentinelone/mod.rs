@@ -21,7 +21,7 @@ use serde_json::Value;
 use crate::common::{BASE62, Server, bind, secret};
 use crate::directory::TenantSpec;
 use crate::faults::{Faults, Listing};
-pub use tenant::{Interface, SentinelOneAgent, SentinelOneTenant};
+pub use tenant::{AgentInterface, SentinelOneAgent, SentinelOneTenant};
 
 /// What a token may read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

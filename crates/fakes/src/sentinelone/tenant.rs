@@ -26,7 +26,7 @@ const FIRST_ID: u64 = 1_900_000_000_000_000_000;
 
 /// A network interface as the agent reports it.
 #[derive(Debug, Clone)]
-pub struct Interface {
+pub struct AgentInterface {
     pub name: String,
     pub inet: Vec<String>,
     /// The MAC address as the host writes it (`14-7D-DA-AD-AC-71` on Windows).
@@ -53,7 +53,7 @@ pub struct SentinelOneAgent {
     /// `""` when nobody has logged on.
     pub last_logged_in_user_name: String,
     pub external_ip: String,
-    pub interfaces: Vec<Interface>,
+    pub interfaces: Vec<AgentInterface>,
     /// `(key, value)` of the console's tags; a key may be empty.
     pub tags: Vec<(String, String)>,
     pub is_active: bool,
@@ -234,10 +234,15 @@ impl SentinelOneTenant {
             }
         };
         let lan = format!("10.{}.{}.{}", rng.below(256), rng.below(256), 1 + rng.below(254));
-        agent.interfaces = vec![Interface { name: "Ethernet".into(), inet: vec![lan], physical: mac(rng) }];
+        agent.interfaces =
+            vec![AgentInterface { name: "Ethernet".into(), inet: vec![lan], physical: mac(rng) }];
         if kind.machine_type == "laptop" {
             let wifi = format!("192.168.{}.{}", rng.below(256), 1 + rng.below(254));
-            agent.interfaces.push(Interface { name: "Wi-Fi".into(), inet: vec![wifi], physical: mac(rng) });
+            agent.interfaces.push(AgentInterface {
+                name: "Wi-Fi".into(),
+                inet: vec![wifi],
+                physical: mac(rng),
+            });
         }
         agent.last_active_date = last_active;
         agent.updated_at = last_active;
@@ -301,7 +306,7 @@ impl SentinelOneTenant {
         agent.last_logged_in_user_name = last_user.to_string();
         agent.serial_number = format!("5CD{}", self.rng.chars(b"0123456789ABCDEFGHJKLMNPQRSTUVWXYZ", 7));
         let mac: Vec<String> = (0..6).map(|_| self.rng.chars(HEX, 2).to_uppercase()).collect();
-        agent.interfaces = vec![Interface {
+        agent.interfaces = vec![AgentInterface {
             name: "Ethernet".into(),
             inet: vec!["10.1.2.3".into()],
             physical: mac.join("-"),

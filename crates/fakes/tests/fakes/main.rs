@@ -6,6 +6,7 @@ mod churn;
 mod entra;
 mod google;
 mod okta;
+mod sentinelone;
 
 use reqwest::Client;
 use serde_json::Value;

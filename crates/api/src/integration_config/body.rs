@@ -318,8 +318,8 @@ mod tests {
 
     #[test]
     fn edr_types_get_a_clear_not_yet() {
-        let err = parse_create(&okta(json!({"integration_type": "SENTINELONE", "name": "S1", "domain": "a.sentinelone.net", "secrets": {"api_token": "x"}}))).err().unwrap();
-        assert!(err.messages()[0].contains("SENTINELONE is not supported yet"), "{err}");
+        let err = parse_create(&okta(json!({"integration_type": "CROWDSTRIKE", "name": "CS", "domain": "api.crowdstrike.com", "secrets": {"client_id": "a", "client_secret": "b"}}))).err().unwrap();
+        assert!(err.messages()[0].contains("CROWDSTRIKE is not supported yet"), "{err}");
     }
 
     #[test]

@@ -60,9 +60,12 @@ pub(super) async fn sync(
     let mut got = page(client, &query, None).await?;
     let started = got.date;
     let mut expected = Expected::new();
-    if let (None, Some(total)) = (since, got.body.pagination.total_items) {
+    if let Some(total) = got.body.pagination.total_items {
         sink.announce(device, total);
-        expected.insert(device.to_string(), total);
+        // Only a full listing's total says how many agents exist.
+        if since.is_none() {
+            expected.insert(device.to_string(), total);
+        }
     }
     let mut newest: Option<OffsetDateTime> = None;
     loop {

@@ -30,7 +30,11 @@ async fn agents_are_paged_by_cursor_until_it_is_null() {
     let (mut seen, mut cursor) = (Vec::new(), None::<String>);
     loop {
         let query = match &cursor {
-            Some(c) => format!("agents?limit=7&isDecommissioned=true,false&sortBy=updatedAt&cursor={c}"),
+            Some(c) => {
+                // Base64 may hold `+`, which a query must escape.
+                let c: String = url::form_urlencoded::byte_serialize(c.as_bytes()).collect();
+                format!("agents?limit=7&isDecommissioned=true,false&sortBy=updatedAt&cursor={c}")
+            }
             None => "agents?limit=7&isDecommissioned=true,false&sortBy=updatedAt".to_string(),
         };
         let page = json(get(&fake, &fake.api_token(), &query).await).await;

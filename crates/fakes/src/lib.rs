@@ -134,3 +134,22 @@ impl Fakes {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A demo folder marked before the SentinelOne fake existed still reads; its fake gets a
+    /// fresh token.
+    #[test]
+    fn credentials_without_a_sentinelone_token_still_read() {
+        let old = serde_json::json!({
+            "okta_api_token": "00abc",
+            "google_service_account": {},
+            "entra_client_id": "id",
+            "entra_client_secret": "secret",
+        });
+        let credentials: Credentials = serde_json::from_value(old).unwrap();
+        assert_eq!(credentials.sentinelone_api_token, "");
+    }
+}

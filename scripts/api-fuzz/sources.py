@@ -1,4 +1,4 @@
-"""The demo's three sources as create attributes: integration type, domain and working secrets,
+"""The demo's sources as create attributes: integration type, domain and working secrets,
 read from the demo folder's `demo.json` (FUZZ_DEMO_JSON)."""
 
 import json
@@ -18,5 +18,10 @@ SOURCES = [
         "ENTRA_ID",
         "contoso.onmicrosoft.com",
         {"client_id": _DEMO["entra_client_id"], "client_secret": _DEMO["entra_client_secret"]},
+    ),
+    (
+        "CROWDSTRIKE",
+        "api.crowdstrike.com",
+        {"client_id": _DEMO["crowdstrike_client_id"], "client_secret": _DEMO["crowdstrike_client_secret"]},
     ),
 ]

@@ -20,6 +20,7 @@ mod entra;
 mod faults;
 mod google;
 mod okta;
+mod sentinelone;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -33,6 +34,9 @@ pub use entra::{EntraDevice, EntraGroup, EntraSnapshot, EntraTenant, EntraUser, 
 pub use faults::{FaultKnobs, Listing};
 pub use google::{FakeGoogle, GoogleGroup, GoogleRateLimit, GoogleTenant, GoogleUser};
 pub use okta::{FakeOkta, OktaGroup, OktaPermission, OktaProfile, OktaTenant, OktaUser};
+pub use sentinelone::{
+    AgentInterface, FakeSentinelOne, SentinelOneAgent, SentinelOneScope, SentinelOneTenant,
+};
 
 /// One fake of each source, with default tenants.
 pub struct Fakes {
@@ -40,6 +44,7 @@ pub struct Fakes {
     pub google: FakeGoogle,
     pub entra: FakeEntra,
     pub crowdstrike: FakeCrowdStrike,
+    pub sentinelone: FakeSentinelOne,
 }
 
 /// The credentials the fakes accept. Fresh ones are random on every start; `ctxsync demo` keeps
@@ -58,6 +63,9 @@ pub struct Credentials {
     pub crowdstrike_client_id: String,
     #[serde(default)]
     pub crowdstrike_client_secret: String,
+    /// Empty in markers written before the fake existed: a fresh token is made then.
+    #[serde(default)]
+    pub sentinelone_api_token: String,
 }
 
 /// The loopback ports the fakes are asked to listen on; 0 is any free port.
@@ -67,6 +75,7 @@ pub struct Ports {
     pub google: u16,
     pub entra: u16,
     pub crowdstrike: u16,
+    pub sentinelone: u16,
 }
 
 impl Ports {
@@ -81,6 +90,7 @@ impl Ports {
             google: port(FakeGoogle::PORT_VARIABLE),
             entra: port(FakeEntra::PORT_VARIABLE),
             crowdstrike: port(FakeCrowdStrike::PORT_VARIABLE),
+            sentinelone: port(FakeSentinelOne::PORT_VARIABLE),
         }
     }
 }
@@ -105,7 +115,10 @@ impl Fakes {
         let crowdstrike_credentials = credentials
             .filter(|c| !c.crowdstrike_client_id.is_empty())
             .map(|c| (c.crowdstrike_client_id.clone(), c.crowdstrike_client_secret.clone()));
-        let (okta, google, entra, crowdstrike) = tokio::try_join!(
+
+        let sentinelone_token =
+            credentials.map(|c| c.sentinelone_api_token.as_str()).filter(|token| !token.is_empty());
+        let (okta, google, entra, crowdstrike, sentinelone) = tokio::try_join!(
             FakeOkta::start_on(spec, ports.okta, credentials.map(|c| c.okta_api_token.as_str())),
             FakeGoogle::start_on(spec, ports.google, credentials.map(|c| &c.google_service_account)),
             FakeEntra::start_on(
@@ -113,16 +126,23 @@ impl Fakes {
                 ports.entra,
                 credentials.map(|c| (c.entra_client_id.clone(), c.entra_client_secret.clone()))
             ),
-            FakeCrowdStrike::start_on(spec, ports.crowdstrike, crowdstrike_credentials)
+            FakeCrowdStrike::start_on(spec, ports.crowdstrike, crowdstrike_credentials),
+            FakeSentinelOne::start_on(spec, ports.sentinelone, sentinelone_token)
         )?;
-        Ok(Fakes { okta, google, entra, crowdstrike })
+        Ok(Fakes { okta, google, entra, crowdstrike, sentinelone })
     }
 
     /// The variables that send every source's requests to these fakes (`CTXSYNC_GRAPH_BASE_URL`),
     /// with their values.
     pub fn base_urls(&self) -> Vec<(&'static str, String)> {
-        [self.okta.base_urls(), self.google.base_urls(), self.entra.base_urls(), self.crowdstrike.base_urls()]
-            .concat()
+        [
+            self.okta.base_urls(),
+            self.google.base_urls(),
+            self.entra.base_urls(),
+            self.crowdstrike.base_urls(),
+            self.sentinelone.base_urls(),
+        ]
+        .concat()
     }
 
     /// What the fakes accept, to start them with again.
@@ -134,6 +154,26 @@ impl Fakes {
             entra_client_secret: self.entra.client_secret(),
             crowdstrike_client_id: self.crowdstrike.client_id(),
             crowdstrike_client_secret: self.crowdstrike.client_secret(),
+            sentinelone_api_token: self.sentinelone.api_token(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A demo folder marked before the SentinelOne fake existed still reads; its fake gets a
+    /// fresh token.
+    #[test]
+    fn credentials_without_a_sentinelone_token_still_read() {
+        let old = serde_json::json!({
+            "okta_api_token": "00abc",
+            "google_service_account": {},
+            "entra_client_id": "id",
+            "entra_client_secret": "secret",
+        });
+        let credentials: Credentials = serde_json::from_value(old).unwrap();
+        assert_eq!(credentials.sentinelone_api_token, "");
     }
 }

@@ -23,6 +23,7 @@ mod http;
 mod lenient;
 mod okta;
 mod registry;
+mod sentinelone;
 mod sync;
 
 use std::sync::Arc;

@@ -24,6 +24,7 @@ static SOURCES: &[&dyn Connector] = &[
     &crate::okta::Okta,
     &crate::entra_id::EntraId,
     &crate::crowdstrike::CrowdStrike,
+    &crate::sentinelone::SentinelOne,
 ];
 
 /// What a source is, as the rest of ctxsync needs to know it.

@@ -317,9 +317,14 @@ mod tests {
     }
 
     #[test]
-    fn edr_types_get_a_clear_not_yet() {
-        let err = parse_create(&okta(json!({"integration_type": "SENTINELONE", "name": "S1", "domain": "a.sentinelone.net", "secrets": {"api_token": "x"}}))).err().unwrap();
-        assert!(err.messages()[0].contains("SENTINELONE is not supported yet"), "{err}");
+    fn edr_types_are_read_with_their_sources_secrets() {
+        let cs = parse_create(&okta(json!({"integration_type": "CROWDSTRIKE", "name": "CS", "domain": "api.crowdstrike.com", "secrets": {"client_id": "a", "client_secret": "b"}}))).ok().unwrap();
+        assert_eq!(cs.config.integration_type, IntegrationType::CrowdStrike);
+        let err = parse_create(&okta(json!({"integration_type": "SENTINELONE", "name": "S1", "domain": "usea1-acme.sentinelone.net", "secrets": {"client_id": "a"}}))).err().unwrap();
+        assert!(
+            err.messages().iter().any(|m| m == "data.attributes.secrets.api_token: is required"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -95,24 +95,6 @@ async fn secrets_are_checked_per_type() {
 }
 
 #[tokio::test]
-async fn edr_types_are_refused_until_their_connectors_exist() {
-    let app = spawn_app().await;
-    for t in ["SENTINELONE"] {
-        let (status, body) = status_json(
-            app.create(json!({"integration_type": t, "name": "edr", "domain": "api.crowdstrike.com", "secrets": {"client_id": "a", "client_secret": "b"}}))
-                .await,
-        )
-        .await;
-        assert_eq!(status, StatusCode::BAD_REQUEST);
-        assert!(
-            errors(&body)[0]
-                .starts_with(&format!("data.attributes.integration_type: {t} is not supported yet")),
-            "{body}"
-        );
-    }
-}
-
-#[tokio::test]
 async fn envelope_must_be_json_api() {
     let app = spawn_app().await;
     let cases = [

@@ -222,9 +222,16 @@ async fn fakes_started_again_accept_the_credentials_they_handed_out() {
         google: port(&first.google.directory_base_url()),
         entra: port(&first.entra.graph_base_url()),
         crowdstrike: port(&first.crowdstrike.base_url()),
+        sentinelone: port(&first.sentinelone.base_url()),
     };
-    let Fakes { okta, google, entra, crowdstrike } = first;
-    tokio::join!(okta.shutdown(), google.shutdown(), entra.shutdown(), crowdstrike.shutdown());
+    let Fakes { okta, google, entra, crowdstrike, sentinelone } = first;
+    tokio::join!(
+        okta.shutdown(),
+        google.shutdown(),
+        entra.shutdown(),
+        crowdstrike.shutdown(),
+        sentinelone.shutdown()
+    );
 
     let again = Fakes::start_on(SPEC, ports, Some(&credentials)).await.unwrap();
     assert_eq!(again.credentials(), credentials);

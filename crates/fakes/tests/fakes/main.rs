@@ -7,6 +7,7 @@ mod crowdstrike;
 mod entra;
 mod google;
 mod okta;
+mod sentinelone;
 
 use reqwest::Client;
 use serde_json::Value;

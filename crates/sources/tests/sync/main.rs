@@ -1,13 +1,15 @@
-//! Sync runs through `Sources::sync` against the Okta and Google fakes: a full run must equal
-//! the fake tenant, an incremental run after changes must report exactly them, and faults
-//! (rate limits, server errors, cut bodies, expired or revoked credentials) must be survived or
-//! reported as what they are. Backoff tests pause tokio's clock and check the time waited.
+//! Sync runs through `Sources::sync` against the Okta, Google and SentinelOne fakes: a full run
+//! must equal the fake tenant, an incremental run after changes must report exactly them, and
+//! faults (rate limits, server errors, cut bodies, expired or revoked credentials) must be
+//! survived or reported as what they are. Backoff tests pause tokio's clock and check the time
+//! waited.
 //!
 //! One module per source; the collecting sink and config helpers shared by them live here.
 
 mod crowdstrike;
 mod google;
 mod okta;
+mod sentinelone;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -1,7 +1,7 @@
 //! Credential validation against the fakes, through the operator overrides.
 //!
-//! One module per source (`okta`, `google`, `entra`); `guard` holds the SSRF and reachability
-//! cases that no fake is needed for. Helpers shared by all of them live here.
+//! One module per source (`okta`, `google`, `entra`, `sentinelone`); `guard` holds the SSRF and
+//! reachability cases that no fake is needed for. Helpers shared by all of them live here.
 //!
 //! Tests whose requests are retried run under tokio's paused clock (`start_paused`): a retry's
 //! wait then returns at once and moves that clock by exactly its length, so no test waits for
@@ -12,6 +12,7 @@ mod entra;
 mod google;
 mod guard;
 mod okta;
+mod sentinelone;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

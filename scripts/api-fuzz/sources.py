@@ -24,4 +24,5 @@ SOURCES = [
         "api.crowdstrike.com",
         {"client_id": _DEMO["crowdstrike_client_id"], "client_secret": _DEMO["crowdstrike_client_secret"]},
     ),
+    ("SENTINELONE", "usea1-acme.sentinelone.net", {"api_token": _DEMO["sentinelone_api_token"]}),
 ]

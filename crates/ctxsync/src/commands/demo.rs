@@ -134,7 +134,7 @@ fn print_banner(
         std::io::stdout(),
         r#"
 ctxsync demo is running on http://{addr}, with fake Okta, Google Workspace and Entra ID tenants of
-{users} users each. {churn}
+{users} users each, and the CrowdStrike and SentinelOne fleets of their machines. {churn}
 Its database, master key, keys and fake credentials are in {dir}: run the demo again with that
 folder to carry on. Ctrl-C stops it.
 
@@ -150,6 +150,8 @@ Fake sources (their credentials work only against these local fakes):
   Google Workspace  domain {google_domain}   admin_email {google_admin}
                     service_account_json in {service_account}
   Entra ID          domain {entra_domain}   client_id {entra_client}   client_secret {entra_secret}
+  CrowdStrike       domain {cs_domain}   client_id {cs_client}   client_secret {cs_secret}
+  SentinelOne       domain {s1_domain}   api_token {s1_token}
 
 Create an Okta config (a new config syncs at once), and keep its id:
   ID=$(curl -sS -X POST {base} \
@@ -184,6 +186,11 @@ Prometheus metrics: http://{metrics}/metrics
         entra_domain = fakes.entra.domain(),
         entra_client = fakes.entra.client_id(),
         entra_secret = fakes.entra.client_secret(),
+        cs_domain = fakes.crowdstrike.domain(),
+        cs_client = fakes.crowdstrike.client_id(),
+        cs_secret = fakes.crowdstrike.client_secret(),
+        s1_domain = fakes.sentinelone.domain(),
+        s1_token = fakes.sentinelone.api_token(),
     )
 }
 

@@ -4,7 +4,7 @@ Requests generated from the schema alone never hold a token a source accepts nor
 config that exists, so creates would all stop at validation with a 400 and every operation on one
 config would answer 404: the code behind (storing, encrypting, syncing, the runs and entities of a
 config) would go unfuzzed. Here half of the create and validate bodies carry the demo's working
-credentials (and rotations a grace the server reads), and half of the path parameters name the configs, runs, entities and keys that
+credentials (updates leave the credentials alone, rotations have a grace the server reads), and half of the path parameters name the configs, runs, entities and keys that
 prepare.py made; names, flags, settings and every other part still vary as hypothesis likes.
 """
 
@@ -21,6 +21,7 @@ CONFIGS = "/api/v2/security_monitoring/configuration/integration_config"
 CREATE = ("POST", CONFIGS)
 ROTATE = ("POST", "/api/v2/ctxsync/keys/{key_id}/rotate")
 VALIDATE = ("POST", CONFIGS + "/validate")
+UPDATE = ("PATCH", CONFIGS + "/{integration_config_id}")
 
 
 def ids(name):
@@ -67,6 +68,18 @@ def with_credentials(source, creating):
     return attributes.map(lambda a: {"data": {"type": "integration_config", "attributes": a}})
 
 
+# Partial updates that leave the credentials alone (every attribute is optional), so an update of
+# a real config gets past validation; with five types in the schema's `anyOf`, its own bodies
+# nearly always name one whose secrets they lack.
+UPDATES = st.fixed_dictionaries(
+    {},
+    optional={
+        "name": st.text(min_size=1, max_size=40).filter(str.strip),
+        "enabled": st.booleans(),
+        "settings": SETTINGS,
+    },
+).map(lambda a: {"data": {"type": "integration_config", "attributes": a}})
+
 # Rotation bodies with a grace the server reads; the rest of the time the schema's own.
 ROTATIONS = st.fixed_dictionaries(
     {"grace": st.sampled_from(["0s", "1h", "24h"])}, optional={"expires_in": st.sampled_from(["1d", "90d"])}
@@ -79,6 +92,8 @@ def before_generate_body(context, strategy):
     route = None if operation is None else (operation.method.upper(), operation.path)
     if route == ROTATE:
         return st.one_of(ROTATIONS, strategy)
+    if route == UPDATE:
+        return st.one_of(UPDATES, strategy)
     if route not in (CREATE, VALIDATE):
         return strategy
     valid = st.sampled_from(SOURCES).flatmap(lambda source: with_credentials(source, route == CREATE))

@@ -47,10 +47,13 @@ pub enum ChangeType {
     DeviceDeleted,
     #[serde(rename = "device.attribute_changed")]
     DeviceAttributeChanged,
+    /// An EDR contained the host (cut it off the network) or released it.
+    #[serde(rename = "device.containment_changed")]
+    DeviceContainmentChanged,
 }
 
 impl ChangeType {
-    pub const ALL: [ChangeType; 16] = [
+    pub const ALL: [ChangeType; 17] = [
         ChangeType::UserCreated,
         ChangeType::UserDeleted,
         ChangeType::UserStatusChanged,
@@ -67,6 +70,7 @@ impl ChangeType {
         ChangeType::DeviceCreated,
         ChangeType::DeviceDeleted,
         ChangeType::DeviceAttributeChanged,
+        ChangeType::DeviceContainmentChanged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -87,6 +91,7 @@ impl ChangeType {
             ChangeType::DeviceCreated => "device.created",
             ChangeType::DeviceDeleted => "device.deleted",
             ChangeType::DeviceAttributeChanged => "device.attribute_changed",
+            ChangeType::DeviceContainmentChanged => "device.containment_changed",
         }
     }
 
@@ -211,9 +216,7 @@ pub fn entity_changes(old: Option<&Entity>, new: Option<&Entity>) -> Vec<Change>
         (Some(Entity::Group(a)), Some(new @ Entity::Group(b))) => {
             attribute_changes(group_fields(a), group_fields(b), new)
         }
-        (Some(Entity::Device(a)), Some(new @ Entity::Device(b))) => {
-            attribute_changes(device_fields(a), device_fields(b), new)
-        }
+        (Some(Entity::Device(a)), Some(new @ Entity::Device(b))) => device_changes(a, b, new),
         // One source id never changes kind; treat it as a replacement.
         (Some(old), Some(new)) => vec![
             Change::of(ChangeType::deleted(old.kind()), old),
@@ -288,16 +291,37 @@ fn group_fields(g: &Group) -> Fields {
     ]
 }
 
-/// Not `last_seen_at`: a check-in is not a change of the device.
+/// Containment first, since a detection acts on it, then the attributes by name.
+fn device_changes(a: &Device, b: &Device, new: &Entity) -> Vec<Change> {
+    let mut changes = Vec::new();
+    if a.containment != b.containment {
+        changes.push(Change::of(ChangeType::DeviceContainmentChanged, new).field(
+            "containment",
+            json(&a.containment),
+            json(&b.containment),
+        ));
+    }
+    changes.extend(attribute_changes(device_fields(a), device_fields(b), new));
+    changes
+}
+
+/// Not `last_seen_at`, the addresses or the agent's version: a check-in, a new network or an
+/// agent's update is not a change of the device. `last_user` is: for a host without an owner it
+/// says whose it is.
 fn device_fields(d: &Device) -> Fields {
     vec![
         ("compliant", json(&d.compliant)),
+        ("last_user", json(&d.last_user)),
         ("managed", json(&d.managed)),
         ("name", json(&d.name)),
         ("os", json(&d.os)),
+        ("os_build", json(&d.os_build)),
         ("os_version", json(&d.os_version)),
         ("owner", json(&d.owner)),
+        ("serial_number", json(&d.serial_number)),
+        ("site", json(&d.site)),
         ("status", json(&d.status)),
+        ("tags", json(&d.tags)),
         ("trust_type", json(&d.trust_type)),
     ]
 }
@@ -439,5 +463,41 @@ mod tests {
         assert_eq!(c.change_type, ChangeType::MembershipRemoved);
         assert_eq!((c.entity_id.as_str(), c.related_id.as_deref()), ("g1", Some("u1")));
         assert_eq!(c.field, Some("user"));
+    }
+
+    #[test]
+    fn a_host_contained_moved_to_another_user_and_upgraded_says_each() {
+        let host = Device {
+            source_id: "aid1".into(),
+            name: Some("LAPTOP-ADA".into()),
+            os_build: Some("22631".into()),
+            last_user: Some("ACME\\ada".into()),
+            containment: Some("normal".into()),
+            local_ips: vec!["10.0.0.5".into()],
+            agent_version: Some("7.10".into()),
+            ..Device::default()
+        };
+        let mut later = host.clone();
+        later.containment = Some("contained".into());
+        later.last_user = Some("ACME\\grace".into());
+        later.os_build = Some("26100".into());
+        later.local_ips = vec!["10.0.0.9".into()];
+        later.agent_version = Some("7.11".into());
+        let changes = entity_changes(Some(&Entity::Device(host.clone())), Some(&Entity::Device(later)));
+        assert_eq!(
+            types(&changes),
+            ["device.containment_changed", "device.attribute_changed", "device.attribute_changed"]
+        );
+        assert_eq!(
+            (changes[0].old.clone(), changes[0].new.clone()),
+            (Some(Value::from("normal")), Some(Value::from("contained")))
+        );
+        let fields: Vec<_> = changes[1..].iter().map(|c| c.field.unwrap()).collect();
+        assert_eq!(fields, ["last_user", "os_build"], "a new address or agent version is no change");
+        let mut contained = host.clone();
+        contained.containment = Some("contained".into());
+        let released = entity_changes(Some(&Entity::Device(contained)), Some(&Entity::Device(host)));
+        assert_eq!(types(&released), ["device.containment_changed"]);
+        assert_eq!(released[0].new, Some(Value::from("normal")));
     }
 }

@@ -39,7 +39,8 @@ pub struct EventData {
     /// `type` (`user.created`, `user.deleted`, `user.status_changed`, `user.attribute_changed`,
     /// `group.created`, `group.deleted`, `group.attribute_changed`, `membership.added`,
     /// `membership.removed`, `admin_role.granted`, `admin_role.revoked`, `mfa_factor.enrolled`,
-    /// `mfa_factor.removed`, `device.created`, `device.deleted`, `device.attribute_changed`),
+    /// `mfa_factor.removed`, `device.created`, `device.deleted`, `device.attribute_changed`,
+    /// `device.containment_changed`),
     /// `config_id`, `run_id`, `entity_kind`, `entity_id` (a membership's group), `related_id`
     /// (the member, role or factor), `field`, `old`, `new`, `observed_at`, `source_time`.
     #[schema(value_type = Object)]

@@ -34,6 +34,7 @@ mod configs;
 mod crash;
 mod datadog_client;
 mod demo;
+mod edr;
 mod error_shape;
 mod events;
 mod helpers;

@@ -117,10 +117,7 @@ impl Sources {
         credentials: &Credentials,
     ) -> Result<(), SourceError> {
         let Inner { endpoints, validation: http, .. } = &*self.inner;
-        let result = match registry::connector(credentials.integration_type()) {
-            Some(source) => source.validate(http, endpoints, domain, settings, credentials).await,
-            None => Err(unsupported(credentials)),
-        };
+        let result = connector(credentials).validate(http, endpoints, domain, settings, credentials).await;
         if let Err(error) = &result {
             tracing::info!(%error, "credential validation failed");
         }
@@ -137,20 +134,14 @@ impl Sources {
         sink: &mut dyn PageSink,
     ) -> Result<Outcome, SyncError> {
         let Inner { endpoints, sync: http, .. } = &*self.inner;
-        match registry::connector(credentials.integration_type()) {
-            Some(source) => source.sync(http, endpoints, config, credentials, mode, sink).await,
-            None => Err(unsupported(credentials).into()),
-        }
+        connector(credentials).sync(http, endpoints, config, credentials, mode, sink).await
     }
 }
 
-/// Credentials are parsed only for types with a source, so this is a type a newer version
-/// stored.
-fn unsupported(credentials: &Credentials) -> SourceError {
-    SourceError::InvalidCredentials(format!(
-        "{} is not supported by this ctxsync version",
-        credentials.integration_type()
-    ))
+/// The source that parsed `credentials`: only a registered source makes them.
+fn connector(credentials: &Credentials) -> &'static dyn registry::Connector {
+    registry::connector(credentials.integration_type())
+        .expect("credentials come only from a registered source")
 }
 
 /// The keys of `settings` that look like misspelt keys of a setting ctxsync reads.

@@ -110,6 +110,34 @@ pub trait FaultKnobs: sealed::HasFaults {
     fn pages_served(&self, listing: Listing) -> u64 {
         self.faults().pages_served(listing)
     }
+
+    /// How many API requests the fake has met, faults included (token requests are no API
+    /// requests where the vendor serves tokens from another host).
+    fn requests(&self) -> u64 {
+        self.faults().requests()
+    }
+
+    /// Answers the next `requests` requests with `status` (a 5xx) in the vendor's error body.
+    fn fail_next(&self, requests: u32, status: u16) {
+        self.faults().fail(requests, status);
+    }
+
+    /// Delays every reply by `delay` from now on; `Duration::ZERO` stops.
+    fn slow_pages(&self, delay: Duration) {
+        self.faults().slow(delay);
+    }
+
+    /// Cuts the body of the next `requests` successful replies in half, mid-JSON.
+    fn truncate_next(&self, requests: u32) {
+        self.faults().truncate(requests);
+    }
+
+    /// After `after_pages` more pages of `listing` are served whole, silently skips the next
+    /// one: its items are never served and the link or token to the page after points past
+    /// them (Entra ID serves the delta page without its objects, links intact).
+    fn drop_page(&self, listing: Listing, after_pages: usize) {
+        self.faults().drop_page(listing, after_pages);
+    }
 }
 
 /// Keeps [`FaultKnobs`] to this crate's fakes.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ctxsync_core::{Config, EntityKind, IntegrationType, RunStatus, SecretValue, Settings};
+use ctxsync_fakes::FaultKnobs;
 use ctxsync_fakes::{FakeOkta, TenantSpec};
 use ctxsync_sources::{Endpoints, Sources};
 use ctxsync_store::testing::TestDatabase;

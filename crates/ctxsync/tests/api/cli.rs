@@ -5,6 +5,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use ctxsync_fakes::FaultKnobs;
 use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ctxsync");

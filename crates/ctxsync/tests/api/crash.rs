@@ -9,6 +9,7 @@ use reqwest::{Method, StatusCode};
 
 use crate::cli::BIN;
 use crate::helpers::{Options, TestApp, spawn_app_with, status_json};
+use ctxsync_fakes::FaultKnobs;
 
 /// Kills per test run: each costs up to [`LONGEST`] and a restart.
 const KILLS: usize = 6;

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, errors, spawn_app, status_json};
 use crate::sync::{OWN, create_with, sync_and_wait, wait_for_runs};
+use ctxsync_fakes::FaultKnobs;
 
 async fn call(app: &TestApp, method: Method, path: &str) -> (StatusCode, Value) {
     status_json(app.request(method, path, None).await).await

@@ -19,6 +19,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::cli::{BIN, Server};
 use crate::helpers::{BASE, envelope, status_json};
+use ctxsync_fakes::FaultKnobs;
 
 const OWN: &str = "/api/v2/ctxsync";
 const MASTER_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";

@@ -8,6 +8,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, errors, spawn_app, status_json};
+use ctxsync_fakes::FaultKnobs;
 
 pub(crate) const OWN: &str = "/api/v2/ctxsync";
 

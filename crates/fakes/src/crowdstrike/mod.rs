@@ -12,7 +12,7 @@ mod tenant;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -39,7 +39,6 @@ struct CrowdStrikeState {
     /// The minute window: its first epoch second and the requests in it.
     window: Mutex<(u64, u32)>,
     faults: Faults,
-    requests: AtomicU64,
 }
 
 impl CrowdStrikeState {
@@ -87,7 +86,6 @@ impl FakeCrowdStrike {
             limit_per_minute: AtomicU32::new(DEFAULT_LIMIT_PER_MINUTE),
             window: Mutex::default(),
             faults: Faults::default(),
-            requests: AtomicU64::new(0),
         });
         let server = Server::serve("crowdstrike", listener, &base_url, routes::router(state.clone()));
         Ok(FakeCrowdStrike { server, state, base_url, client_id, client_secret })
@@ -162,11 +160,6 @@ impl FakeCrowdStrike {
         tenant.hosts.values().filter(|h| h.hidden).map(|h| h.device_id.clone()).collect()
     }
 
-    /// How many requests the fake has answered (faults included).
-    pub fn requests(&self) -> u64 {
-        self.state.requests.load(Ordering::Relaxed)
-    }
-
     /// The ceiling of the one-minute window after which requests get 429.
     pub fn set_rate_limit(&self, per_minute: u32) {
         self.state.limit_per_minute.store(per_minute, Ordering::Relaxed);
@@ -176,16 +169,6 @@ impl FakeCrowdStrike {
     /// after the reply's `Date` (at least one second).
     pub fn rate_limit_next(&self, requests: u32, wait: Duration) {
         self.state.faults.rate_limit(requests, wait);
-    }
-
-    /// Answers the next `requests` requests with `status` (a 5xx) in the MSA envelope.
-    pub fn fail_next(&self, requests: u32, status: u16) {
-        self.state.faults.fail(requests, status);
-    }
-
-    /// Cuts the body of the next `requests` successful replies in half, mid-JSON.
-    pub fn truncate_next(&self, requests: u32) {
-        self.state.faults.truncate(requests);
     }
 
     /// Stops the server and waits for it.

@@ -87,7 +87,6 @@ async fn not_found() -> Refusal {
 /// 429 the epoch second from which requests are accepted again, with the `Date` it is measured
 /// against.
 async fn gate(State(state): State<Arc<CrowdStrikeState>>, request: Request, next: Next) -> Response {
-    state.requests.fetch_add(1, Ordering::Relaxed);
     let now = epoch_seconds();
     let limit = state.limit_per_minute.load(Ordering::Relaxed);
     let rate_limited = |at: u64| {

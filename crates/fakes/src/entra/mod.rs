@@ -25,7 +25,7 @@ use tokio::time::Instant;
 use crate::admin::{self, FakeState};
 use crate::common::{BASE62, Server, bind, secret};
 use crate::directory::{Directory, TenantSpec};
-use crate::faults::{Faults, Listing};
+use crate::faults::Faults;
 pub use tenant::{EntraDevice, EntraGroup, EntraSnapshot, EntraTenant, EntraUser, MemberKind};
 
 /// The permissions the consented app holds: all a sync needs.
@@ -236,34 +236,6 @@ impl FakeEntra {
     /// Answers the next `n` Graph requests with 429 and `Retry-After: retry_after_secs`.
     pub fn throttle_next(&self, n: u32, retry_after_secs: u64) {
         self.state.faults.rate_limit(n, Duration::from_secs(retry_after_secs));
-    }
-
-    /// Answers the next `requests` Graph requests with `status` (a 5xx) and Graph's error body.
-    pub fn fail_next(&self, requests: u32, status: u16) {
-        self.state.faults.fail(requests, status);
-    }
-
-    /// Delays every Graph reply by `delay` from now on; `Duration::ZERO` stops.
-    pub fn slow_pages(&self, delay: Duration) {
-        self.state.faults.slow(delay);
-    }
-
-    /// Cuts the body of the next `requests` successful Graph replies in half, mid-JSON.
-    pub fn truncate_next(&self, requests: u32) {
-        self.state.faults.truncate(requests);
-    }
-
-    /// After `after_pages` more delta pages of `listing` (users, groups or devices; members
-    /// travel inside the groups' pages) are served whole, serves the next one without its
-    /// objects, links intact: a page silently lost.
-    pub fn drop_page(&self, listing: Listing, after_pages: usize) {
-        self.state.faults.drop_page(listing, after_pages);
-    }
-
-    /// How many Graph requests the fake has answered (faults included; token requests are not
-    /// Graph requests).
-    pub fn requests(&self) -> u64 {
-        self.state.faults.requests()
     }
 
     /// At most `n` `members@delta` entries per page, so big groups split across pages.

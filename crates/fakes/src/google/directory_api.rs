@@ -5,7 +5,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use axum::Json;
@@ -65,7 +64,6 @@ pub(super) async fn not_found() -> Refusal {
 /// Injected faults first, as Google's front ends answer them before the API runs; then the
 /// handler, whose successful reply may be cut short.
 pub(super) async fn gate(State(state): State<Arc<GoogleState>>, request: Request, next: Next) -> Response {
-    state.requests.fetch_add(1, Ordering::Relaxed);
     match state.faults.gate() {
         Gate::RateLimited(_) => {
             let reason = *state.rate_limit.lock().expect("rate limit lock");

@@ -27,7 +27,7 @@ use serde_json::Value;
 use crate::admin::{self, FakeState};
 use crate::common::{Server, Snapshot, bind};
 use crate::directory::{Directory, TenantSpec};
-use crate::faults::{Faults, Listing};
+use crate::faults::Faults;
 use keys::ServiceAccount;
 pub use tenant::{GoogleGroup, GoogleTenant, GoogleUser};
 
@@ -67,7 +67,6 @@ struct GoogleState {
     revoked: Mutex<HashSet<String>>,
     faults: Faults,
     rate_limit: Mutex<GoogleRateLimit>,
-    requests: AtomicU64,
     tokens_issued: AtomicU64,
     /// Groups (by id) whose member listing answers 403.
     members_refused: Mutex<HashSet<String>>,
@@ -162,7 +161,6 @@ impl FakeGoogle {
             revoked: Mutex::new(HashSet::new()),
             faults: Faults::default(),
             rate_limit: Mutex::new(GoogleRateLimit::default()),
-            requests: AtomicU64::new(0),
             tokens_issued: AtomicU64::new(0),
             members_refused: Mutex::default(),
         });
@@ -247,11 +245,6 @@ impl FakeGoogle {
         self.state.tenant.read().expect("tenant lock").snapshot()
     }
 
-    /// How many Directory API requests the fake has answered (faults included).
-    pub fn requests(&self) -> u64 {
-        self.state.requests.load(Ordering::Relaxed)
-    }
-
     /// How many access tokens the token endpoint has issued.
     pub fn tokens_issued(&self) -> u64 {
         self.state.tokens_issued.load(Ordering::Relaxed)
@@ -278,27 +271,6 @@ impl FakeGoogle {
     pub fn rate_limit_next(&self, requests: u32, reason: GoogleRateLimit) {
         *self.state.rate_limit.lock().expect("rate limit lock") = reason;
         self.state.faults.rate_limit(requests, Duration::ZERO);
-    }
-
-    /// Answers the next `requests` Directory requests with `status` (a 5xx) and `backendError`.
-    pub fn fail_next(&self, requests: u32, status: u16) {
-        self.state.faults.fail(requests, status);
-    }
-
-    /// Delays every Directory reply by `delay` from now on; `Duration::ZERO` stops.
-    pub fn slow_pages(&self, delay: Duration) {
-        self.state.faults.slow(delay);
-    }
-
-    /// Cuts the body of the next `requests` successful Directory replies in half, mid-JSON.
-    pub fn truncate_next(&self, requests: u32) {
-        self.state.faults.truncate(requests);
-    }
-
-    /// After `after_pages` more pages of `listing` are served whole, silently skips the next one:
-    /// its items are never served and `nextPageToken` points past them.
-    pub fn drop_page(&self, listing: Listing, after_pages: usize) {
-        self.state.faults.drop_page(listing, after_pages);
     }
 
     /// Answers 403 `forbidden` ("Not Authorized to access this resource/api") to listings of

@@ -14,14 +14,14 @@ mod tenant;
 
 use std::collections::HashMap;
 use std::io;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use crate::admin::{self, FakeState};
 use crate::common::{BASE62, Server, Snapshot, bind, secret};
 use crate::directory::{Directory, TenantSpec};
-use crate::faults::{Faults, Listing};
+use crate::faults::Faults;
 pub use tenant::{OktaGroup, OktaProfile, OktaTenant, OktaUser};
 
 /// Requests allowed per minute before 429 `E0000047`, until [`FakeOkta::set_rate_limit`]. High
@@ -48,7 +48,6 @@ struct OktaState {
     rate: Mutex<routes::RateWindow>,
     limit_per_minute: AtomicU32,
     faults: Faults,
-    requests: AtomicU64,
     /// Groups whose member listing answers 403, as for a group outside the token's admin scope.
     members_refused: Mutex<std::collections::BTreeSet<String>>,
 }
@@ -98,7 +97,6 @@ impl FakeOkta {
             rate: Mutex::new(routes::RateWindow::default()),
             limit_per_minute: AtomicU32::new(DEFAULT_LIMIT_PER_MINUTE),
             faults: Faults::default(),
-            requests: AtomicU64::new(0),
             members_refused: Mutex::default(),
         });
         let app = routes::router(state.clone()).merge(admin::router("okta").with_state(state.clone()));
@@ -190,11 +188,6 @@ impl FakeOkta {
         self.state.tenant.read().expect("tenant lock").snapshot(&self.state.base_url)
     }
 
-    /// How many API requests the fake has answered (faults included).
-    pub fn requests(&self) -> u64 {
-        self.state.requests.load(Ordering::Relaxed)
-    }
-
     /// The ceiling of the one-minute window after which requests get 429 `E0000047`.
     pub fn set_rate_limit(&self, per_minute: u32) {
         self.state.limit_per_minute.store(per_minute, Ordering::Relaxed);
@@ -204,27 +197,6 @@ impl FakeOkta {
     /// an `X-Rate-Limit-Reset` `reset_in` after the reply's `Date` (at least one second).
     pub fn rate_limit_next(&self, requests: u32, reset_in: Duration) {
         self.state.faults.rate_limit(requests, reset_in);
-    }
-
-    /// Answers the next `requests` requests with `status` (a 5xx) and Okta's `E0000009` body.
-    pub fn fail_next(&self, requests: u32, status: u16) {
-        self.state.faults.fail(requests, status);
-    }
-
-    /// Delays every reply by `delay` from now on; `Duration::ZERO` stops.
-    pub fn slow_pages(&self, delay: Duration) {
-        self.state.faults.slow(delay);
-    }
-
-    /// Cuts the body of the next `requests` successful replies in half, mid-JSON.
-    pub fn truncate_next(&self, requests: u32) {
-        self.state.faults.truncate(requests);
-    }
-
-    /// After `after_pages` more pages of `listing` are served whole, silently skips the next one:
-    /// its items are never served and the `next` link points past them.
-    pub fn drop_page(&self, listing: Listing, after_pages: usize) {
-        self.state.faults.drop_page(listing, after_pages);
     }
 
     /// Stops the server and waits for it.

@@ -70,7 +70,6 @@ fn rate_headers(response: &mut Response, limit: u32, remaining: u32, reset: u64)
 /// handler) truncation and the rate-limit headers. A 429 carries its own `Date`, so the wait it
 /// asks for is exact whatever second the reply leaves in.
 async fn gate(State(state): State<Arc<OktaState>>, request: Request, next: Next) -> Response {
-    state.requests.fetch_add(1, Ordering::Relaxed);
     let now = epoch_seconds();
     let limit = state.limit_per_minute.load(Ordering::Relaxed);
     let fault = state.faults.gate();

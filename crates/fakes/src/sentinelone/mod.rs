@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use crate::common::{BASE62, Server, bind, secret};
 use crate::directory::TenantSpec;
-use crate::faults::{Faults, Listing};
+use crate::faults::Faults;
 pub use tenant::{AgentInterface, SentinelOneAgent, SentinelOneTenant};
 
 /// What a token may read.
@@ -137,30 +137,10 @@ impl FakeSentinelOne {
         self.state.tenant.read().expect("tenant lock").snapshot()
     }
 
-    /// How many API requests the fake has met (faults included).
-    pub fn requests(&self) -> u64 {
-        self.state.faults.requests()
-    }
-
     /// Answers the next `requests` requests with 429 and `Retry-After: wait` (whole seconds, at
     /// least one).
     pub fn rate_limit_next(&self, requests: u32, wait: Duration) {
         self.state.faults.rate_limit(requests, wait);
-    }
-
-    /// Answers the next `requests` requests with `status` (a 5xx) in the error envelope.
-    pub fn fail_next(&self, requests: u32, status: u16) {
-        self.state.faults.fail(requests, status);
-    }
-
-    /// Cuts the body of the next `requests` successful replies in half, mid-JSON.
-    pub fn truncate_next(&self, requests: u32) {
-        self.state.faults.truncate(requests);
-    }
-
-    /// After `after_pages` more pages of agents are served whole, silently skips the next one.
-    pub fn drop_page(&self, after_pages: usize) {
-        self.state.faults.drop_page(Listing::Devices, after_pages);
     }
 
     /// Stops the server and waits for it.

@@ -5,6 +5,7 @@ use ctxsync_fakes::{FakeEntra, Listing, TenantSpec};
 use serde_json::{Value, json};
 
 use super::*;
+use ctxsync_fakes::FaultKnobs;
 
 async fn request_token(fake: &FakeEntra, tenant: &str, id: &str, secret: &str) -> reqwest::Response {
     client()

@@ -8,6 +8,7 @@ use ctxsync_fakes::{FakeGoogle, TenantSpec};
 use serde_json::json;
 
 use super::*;
+use ctxsync_fakes::FaultKnobs;
 
 const SCOPES: &str = "https://www.googleapis.com/auth/admin.directory.user.readonly \
                       https://www.googleapis.com/auth/admin.directory.group.readonly";

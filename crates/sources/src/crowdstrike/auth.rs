@@ -35,6 +35,9 @@ pub(super) struct Minted {
     pub region: Option<String>,
     /// The reply's `Date`: CrowdStrike's clock when the run began.
     pub date: Option<OffsetDateTime>,
+    /// Token requests asked again (rate-limited, failed or cut short): the token endpoint
+    /// shares the API gateway's limits, and a run reports these with its own.
+    pub retries: u32,
 }
 
 /// `Debug` redacts the secret (through [`SecretString`]).
@@ -51,31 +54,29 @@ impl ClientSecret {
 
     pub(super) async fn mint(&self, http: &Http, target: &Target) -> Result<Minted, SourceError> {
         let url = target.url(&["oauth2", "token"]);
-        let reply = http
-            .send(
-                SOURCE,
-                target,
-                |client| {
-                    client.post(url.clone()).header(ACCEPT, "application/json").form(&[
-                        ("client_id", self.client_id.as_str()),
-                        ("client_secret", self.secret.expose_secret()),
-                    ])
-                },
-                classify,
-            )
+        let build = |client: &reqwest::Client| {
+            client.post(url.clone()).header(ACCEPT, "application/json").form(&[
+                ("client_id", self.client_id.as_str()),
+                ("client_secret", self.secret.expose_secret()),
+            ])
+        };
+        let fetched = http
+            .fetch(SOURCE, target, build, classify, |reply| {
+                reply.json::<TokenReply>().filter(|t| !t.access_token.is_empty())
+            })
             .await?;
+        let reply = &fetched.reply;
         if !reply.status.is_success() {
-            return Err(self.failure(target, &reply));
+            return Err(self.failure(target, reply));
         }
-        match reply.json::<TokenReply>() {
-            Some(t) if !t.access_token.is_empty() => Ok(Minted {
-                lifetime: t.expires_in.map_or(DEFAULT_LIFETIME, Duration::from_secs),
-                token: AccessToken::new(t.access_token),
-                region: reply.headers.get("x-cs-region").and_then(|v| Some(v.to_str().ok()?.to_owned())),
-                date: reply.headers.get(DATE).and_then(|d| http_date(d.to_str().ok()?)),
-            }),
-            _ => Err(not_falcon(target, &reply)),
-        }
+        let Some(token) = fetched.body else { return Err(not_falcon(target, reply)) };
+        Ok(Minted {
+            lifetime: token.expires_in.map_or(DEFAULT_LIFETIME, Duration::from_secs),
+            token: AccessToken::new(token.access_token),
+            region: reply.headers.get("x-cs-region").and_then(|v| Some(v.to_str().ok()?.to_owned())),
+            date: reply.headers.get(DATE).and_then(|d| http_date(d.to_str().ok()?)),
+            retries: fetched.retries,
+        })
     }
 
     fn failure(&self, target: &Target, reply: &Reply) -> SourceError {

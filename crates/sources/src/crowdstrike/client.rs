@@ -93,6 +93,15 @@ pub(crate) struct FalconClient<'a> {
     not_before: Option<Instant>,
 }
 
+/// The header a request carries, and what getting it took.
+struct Bearer {
+    header: HeaderValue,
+    /// Minted for this request: a 401 to it is no expired token.
+    minted: bool,
+    /// Token requests asked again.
+    retries: u32,
+}
+
 impl<'a> FalconClient<'a> {
     pub(crate) fn new(
         http: &'a Http,
@@ -117,16 +126,17 @@ impl<'a> FalconClient<'a> {
         self.started
     }
 
-    /// The bearer header, minting a token when there is none or it is due for renewal; and
-    /// whether it was minted by this call. The first token answered by another cloud than the
-    /// configured one is minted again there, as the API client's data lives there.
-    async fn bearer(&mut self) -> Result<(HeaderValue, bool), SourceError> {
+    /// The bearer header, minting a token when there is none or it is due for renewal. The
+    /// first token answered by another cloud than the configured one is minted again there, as
+    /// the API client's data lives there.
+    async fn bearer(&mut self) -> Result<Bearer, SourceError> {
         if let Some(token) = &self.token
             && Instant::now() < token.renew_at
         {
-            return Ok((token.value.bearer()?, false));
+            return Ok(Bearer { header: token.value.bearer()?, minted: false, retries: 0 });
         }
         let mut minted = self.app.mint(self.http, &self.target).await?;
+        let mut retries = minted.retries;
         if self.follow_region
             && let Some(home) =
                 minted.region.as_deref().and_then(|r| region_target(self.endpoints, &self.target, r))
@@ -134,13 +144,14 @@ impl<'a> FalconClient<'a> {
             tracing::info!(source = SOURCE, cloud = %home.display(), "following the API client's home cloud");
             self.target = home;
             minted = self.app.mint(self.http, &self.target).await?;
+            retries += minted.retries;
         }
         self.started = self.started.or(minted.date).or_else(|| Some(OffsetDateTime::now_utc()));
         let renew_at =
             Instant::now() + minted.lifetime.saturating_sub(RENEW_BEFORE.min(minted.lifetime / 10));
         let header = minted.token.bearer()?;
         self.token = Some(Token { value: minted.token, renew_at });
-        Ok((header, true))
+        Ok(Bearer { header, minted: true, retries })
     }
 
     /// `GET path?query` decoded as `T`.
@@ -179,7 +190,8 @@ impl<'a> FalconClient<'a> {
         let mut renewed = false;
         let mut retries = 0;
         loop {
-            let (auth, fresh) = self.bearer().await?;
+            let bearer = self.bearer().await?;
+            retries += bearer.retries;
             // After the token, which may have moved the client to its home cloud.
             let url = self.target.url(path);
             if let Some(at) = self.not_before.take() {
@@ -191,7 +203,7 @@ impl<'a> FalconClient<'a> {
                     Some(body) => client.post(url.clone()).json(body),
                     None => client.get(url.clone()).query(query),
                 };
-                request.header(AUTHORIZATION, auth.clone()).header(ACCEPT, "application/json")
+                request.header(AUTHORIZATION, bearer.header.clone()).header(ACCEPT, "application/json")
             };
             let fetched = self
                 .http
@@ -212,7 +224,7 @@ impl<'a> FalconClient<'a> {
                     None => Err(unreadable(SOURCE, &self.target)),
                 };
             }
-            if reply.status == StatusCode::UNAUTHORIZED && !fresh && !renewed {
+            if reply.status == StatusCode::UNAUTHORIZED && !bearer.minted && !renewed {
                 self.token = None;
                 renewed = true;
                 retries += 1;

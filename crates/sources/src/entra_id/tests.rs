@@ -9,7 +9,7 @@ use ctxsync_core::{
     Config, ConfigId, ConfigState, Entity, EntityKind, IntegrationType, Membership, OrgId, Record,
     SecretValue, Settings, UserStatus,
 };
-use ctxsync_fakes::{EntraSnapshot, FakeEntra, Listing, MemberKind, TenantSpec};
+use ctxsync_fakes::{EntraSnapshot, FakeEntra, FaultKnobs, Listing, MemberKind, TenantSpec};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 

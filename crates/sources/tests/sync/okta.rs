@@ -8,6 +8,7 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use super::*;
+use ctxsync_fakes::FaultKnobs;
 
 fn okta_sources(fake: &FakeOkta) -> Sources {
     sources(Endpoints::overridden(fake.base_urls()))

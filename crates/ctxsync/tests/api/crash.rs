@@ -11,8 +11,8 @@ use crate::cli::BIN;
 use crate::helpers::{Options, TestApp, spawn_app_with, status_json};
 use ctxsync_fakes::FaultKnobs;
 
-/// Kills per test run: each costs up to [`LONGEST`] and a restart.
-const KILLS: usize = 6;
+/// Kills per test run, two per config: each costs up to [`LONGEST`] and a restart.
+const KILLS: usize = 8;
 /// The longest a killed run lives.
 const LONGEST: u64 = 1500;
 
@@ -28,6 +28,8 @@ fn sync(app: &TestApp, id: &str) -> Command {
         .env("CTXSYNC_GOOGLE_DIRECTORY_BASE_URL", app.fakes.google.directory_base_url())
         .env("CTXSYNC_ENTRA_LOGIN_BASE_URL", app.fakes.entra.login_base_url())
         .env("CTXSYNC_GRAPH_BASE_URL", app.fakes.entra.graph_base_url())
+        .env("CTXSYNC_CROWDSTRIKE_BASE_URL", app.fakes.crowdstrike.base_url())
+        .env("CTXSYNC_SENTINELONE_BASE_URL", app.fakes.sentinelone.base_url())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
     command
@@ -55,7 +57,12 @@ async fn syncs_killed_again_and_again_leave_an_intact_store_that_converges() {
     let temps: Vec<String> =
         app.fakes.okta.mutate(|t| (0..40).map(|i| t.add_user("Temp", &format!("Staff{i}"))).collect());
     let mut ids = Vec::new();
-    for attrs in [app.okta_attributes(), app.entra_attributes()] {
+    for attrs in [
+        app.okta_attributes(),
+        app.entra_attributes(),
+        app.crowdstrike_attributes(),
+        app.sentinelone_attributes(),
+    ] {
         ids.push(app.create_ok(attrs).await["id"].as_str().unwrap().to_string());
     }
     for id in &ids {
@@ -66,12 +73,26 @@ async fn syncs_killed_again_and_again_leave_an_intact_store_that_converges() {
         temps.iter().for_each(|u| t.delete_user(u));
         (0..25).for_each(|i| drop(t.add_user("Late", &format!("Hire{i}"))));
     });
+    let hosts: Vec<String> = app.fakes.crowdstrike.snapshot().into_keys().take(10).collect();
+    app.fakes.crowdstrike.mutate(|t| {
+        hosts.iter().for_each(|h| assert!(t.hide_host(h)));
+        (0..10).for_each(|i| drop(t.add_host(&format!("ACME-LT-{:04}", 8000 + i), "ada")));
+    });
+    let agents: Vec<String> = app.fakes.sentinelone.snapshot().into_keys().take(10).collect();
+    app.fakes.sentinelone.mutate(|t| {
+        agents.iter().for_each(|a| t.delete_agent(a));
+        (0..10).for_each(|i| drop(t.add_agent(&format!("ACME-DT-{:04}", 8000 + i), "")));
+    });
 
     let seed = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos() as u64;
     let mut moments = Moments(seed);
     // Slow enough that a full run outlives the longest wait: every kill lands mid-run.
-    app.fakes.okta.slow_pages(Duration::from_millis(150));
-    app.fakes.entra.slow_pages(Duration::from_millis(150));
+    let knobs: [&dyn FaultKnobs; 4] =
+        [&app.fakes.okta, &app.fakes.entra, &app.fakes.crowdstrike, &app.fakes.sentinelone];
+    // The EDRs' fleets are a page or two at the real page sizes.
+    app.fakes.crowdstrike.limit_page_size(10);
+    app.fakes.sentinelone.limit_page_size(10);
+    knobs.iter().for_each(|k| k.slow_pages(Duration::from_millis(150)));
     for kill in 0..KILLS {
         let id = &ids[kill % ids.len()];
         let mut child = sync(&app, id).spawn().unwrap();
@@ -82,8 +103,7 @@ async fn syncs_killed_again_and_again_leave_an_intact_store_that_converges() {
         let _ = child.kill();
         child.wait().unwrap();
     }
-    app.fakes.okta.slow_pages(Duration::ZERO);
-    app.fakes.entra.slow_pages(Duration::ZERO);
+    knobs.iter().for_each(|k| k.slow_pages(Duration::ZERO));
 
     if let Some(findings) = app.database.sqlite_integrity_check().await {
         assert_eq!(findings, ["ok"], "seed {seed}");
@@ -132,6 +152,12 @@ async fn syncs_killed_again_and_again_leave_an_intact_store_that_converges() {
         .map(|e| e["attributes"]["source_id"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(okta_ids, okta.users.keys().cloned().collect(), "seed {seed}");
+    for (id, fleet) in
+        [(&ids[2], app.fakes.crowdstrike.snapshot()), (&ids[3], app.fakes.sentinelone.snapshot())]
+    {
+        let stored = crate::edr::devices(&app, id).await;
+        assert_eq!(crate::edr::source_ids(&stored), fleet.into_keys().collect(), "seed {seed}");
+    }
 }
 
 async fn app_org(store: &std::sync::Arc<dyn ctxsync_store::Store>, id: &str) -> ctxsync_core::OrgId {

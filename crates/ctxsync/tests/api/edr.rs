@@ -1,39 +1,22 @@
 //! The EDR sources end to end: CrowdStrike and SentinelOne configs created (so validated) and
-//! synced through the API against the fakes, their hosts listed as devices, and hosts joining the
-//! person their last logged-on user names.
+//! synced through the API against the fakes, their hosts listed as devices, hosts joining the
+//! person their last logged-on user names, and host changes recorded as device events.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, spawn_app, status_json};
-use crate::sync::{OWN, wait_for_runs};
+use crate::sync::{OWN, create_with, sync_and_wait, wait_for_runs};
 
-fn crowdstrike(app: &TestApp) -> Value {
-    json!({
-        "integration_type": "CROWDSTRIKE",
-        "name": "Falcon",
-        "domain": app.fakes.crowdstrike.domain(),
-        "secrets": {"client_id": app.fakes.crowdstrike.client_id(), "client_secret": app.fakes.crowdstrike.client_secret()},
-    })
-}
-
-fn sentinelone(app: &TestApp) -> Value {
-    json!({
-        "integration_type": "SENTINELONE",
-        "name": "Singularity",
-        "domain": app.fakes.sentinelone.domain(),
-        "secrets": {"api_token": app.fakes.sentinelone.api_token()},
-    })
-}
-
-async fn devices(app: &TestApp, config: &str) -> Vec<Value> {
+pub async fn devices(app: &TestApp, config: &str) -> Vec<Value> {
     app.list_all(&format!("{OWN}/entities?filter[kind]=device&filter[config_id]={config}&page[size]=50"))
         .await
 }
 
-fn source_ids(entities: &[Value]) -> BTreeSet<String> {
+pub fn source_ids(entities: &[Value]) -> BTreeSet<String> {
     entities.iter().map(|e| e["attributes"]["source_id"].as_str().unwrap().to_string()).collect()
 }
 
@@ -41,7 +24,7 @@ fn source_ids(entities: &[Value]) -> BTreeSet<String> {
 async fn edr_configs_sync_their_hosts_and_hosts_join_their_last_users() {
     let app = spawn_app().await;
     let mut ids = Vec::new();
-    for attributes in [crowdstrike(&app), sentinelone(&app), app.okta_attributes()] {
+    for attributes in [app.crowdstrike_attributes(), app.sentinelone_attributes(), app.okta_attributes()] {
         ids.push(app.create_ok(attributes).await["id"].as_str().unwrap().to_string());
     }
     for id in &ids {
@@ -89,4 +72,74 @@ async fn edr_configs_sync_their_hosts_and_hosts_join_their_last_users() {
         }
     }
     assert!(joined > 0, "no host joined the person its last user names");
+}
+
+/// `type entity_id field` of each of the config's events, sorted.
+async fn events(app: &TestApp, config: &str) -> Vec<String> {
+    let body = app.list_all(&format!("{OWN}/events?filter[config_id]={config}&page[size]=50")).await;
+    let mut described: Vec<String> = body
+        .iter()
+        .map(|e| {
+            let a = &e["attributes"];
+            let field = a["field"].as_str().map(|f| format!(" {f}")).unwrap_or_default();
+            format!("{} {}{field}", a["type"].as_str().unwrap(), a["entity_id"].as_str().unwrap())
+        })
+        .collect();
+    described.sort();
+    described
+}
+
+#[tokio::test]
+async fn host_changes_become_device_events_after_the_baseline() {
+    let app = spawn_app().await;
+    // Every run after the first is full, so deleted agents are found too.
+    let settings = json!({"sync_interval": "1h", "full_sync_interval": "1s"});
+    let falcon = create_with(&app, app.crowdstrike_attributes(), settings.clone()).await;
+    let singularity = create_with(&app, app.sentinelone_attributes(), settings).await;
+    for id in [&falcon, &singularity] {
+        assert_eq!(wait_for_runs(&app, id, 1).await["attributes"]["baseline"], true);
+        assert_eq!(events(&app, id).await, Vec::<String>::new(), "the baseline records no events");
+    }
+
+    let hosts: Vec<String> = app.fakes.crowdstrike.snapshot().into_keys().collect();
+    let [gone, contained, moved, upgraded, ..] = &hosts[..] else { panic!("a fleet: {hosts:?}") };
+    let added = app.fakes.crowdstrike.mutate(|t| {
+        let handle = t.handles()[2].clone();
+        assert!(t.hide_host(gone) && t.contain(contained) && t.set_last_user(moved, &handle));
+        assert!(t.update_os(upgraded, "26100"));
+        t.add_host("ACME-LT-7001", &handle)
+    });
+    let agents: Vec<String> = app.fakes.sentinelone.snapshot().into_keys().collect();
+    let [deleted, quarantined, reused, patched, ..] = &agents[..] else { panic!("a fleet: {agents:?}") };
+    let installed = app.fakes.sentinelone.mutate(|t| {
+        t.delete_agent(deleted);
+        t.quarantine(quarantined);
+        t.set_last_user(reused, "ACME\\grace.hopper");
+        t.update_agent(patched, |a| a.os_revision = "26100".to_string());
+        t.add_agent("ACME-DT-7001", "")
+    });
+    app.clock.advance(Duration::from_secs(1));
+    for id in [&falcon, &singularity] {
+        let run = sync_and_wait(&app, id).await;
+        assert_eq!(run["attributes"]["status"], "succeeded", "{run}");
+    }
+
+    let mut want = vec![
+        format!("device.created {added}"),
+        format!("device.deleted {gone}"),
+        format!("device.containment_changed {contained} containment"),
+        format!("device.attribute_changed {moved} last_user"),
+        format!("device.attribute_changed {upgraded} os_build"),
+    ];
+    want.sort();
+    assert_eq!(events(&app, &falcon).await, want);
+    let mut want = vec![
+        format!("device.created {installed}"),
+        format!("device.deleted {deleted}"),
+        format!("device.containment_changed {quarantined} containment"),
+        format!("device.attribute_changed {reused} last_user"),
+        format!("device.attribute_changed {patched} os_version"),
+    ];
+    want.sort();
+    assert_eq!(events(&app, &singularity).await, want);
 }

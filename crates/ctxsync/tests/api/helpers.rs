@@ -229,6 +229,25 @@ impl TestApp {
             "secrets": {"client_id": self.fakes.entra.client_id(), "client_secret": self.fakes.entra.client_secret()}
         })
     }
+
+    pub fn crowdstrike_attributes(&self) -> Value {
+        let falcon = &self.fakes.crowdstrike;
+        json!({
+            "integration_type": "CROWDSTRIKE",
+            "name": "Falcon",
+            "domain": falcon.domain(),
+            "secrets": {"client_id": falcon.client_id(), "client_secret": falcon.client_secret()},
+        })
+    }
+
+    pub fn sentinelone_attributes(&self) -> Value {
+        json!({
+            "integration_type": "SENTINELONE",
+            "name": "Singularity",
+            "domain": self.fakes.sentinelone.domain(),
+            "secrets": {"api_token": self.fakes.sentinelone.api_token()},
+        })
+    }
 }
 
 pub fn envelope(attributes: Value) -> Value {

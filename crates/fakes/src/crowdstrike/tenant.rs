@@ -30,6 +30,8 @@ pub struct CrowdStrikeHost {
     pub device_id: String,
     pub hostname: String,
     pub platform: Platform,
+    /// The OS build, which an upgrade moves.
+    pub os_build: String,
     pub serial_number: String,
     /// Hyphenated lowercase, as Falcon writes it.
     pub mac_address: String,
@@ -56,10 +58,10 @@ pub struct CrowdStrikeHost {
 impl CrowdStrikeHost {
     /// The host as the combined and entities endpoints serve it.
     pub fn to_json(&self, cid: &str) -> Value {
-        let (platform, product, version, build) = match self.platform {
-            Platform::Windows => ("Windows", "Windows 11 Enterprise", "Windows 11", "22631"),
-            Platform::Mac => ("Mac", "macOS Sonoma", "Sonoma (14)", "23F79"),
-            Platform::Linux => ("Linux", "Ubuntu 22.04", "Ubuntu 22.04", "5.15.0-105-generic"),
+        let (platform, product, version) = match self.platform {
+            Platform::Windows => ("Windows", "Windows 11 Enterprise", "Windows 11"),
+            Platform::Mac => ("Mac", "macOS Sonoma", "Sonoma (14)"),
+            Platform::Linux => ("Linux", "Ubuntu 22.04", "Ubuntu 22.04"),
         };
         let mut host = json!({
             "device_id": self.device_id,
@@ -68,7 +70,7 @@ impl CrowdStrikeHost {
             "platform_name": platform,
             "os_product_name": product,
             "os_version": version,
-            "os_build": build,
+            "os_build": self.os_build,
             "agent_version": self.agent_version,
             "serial_number": self.serial_number,
             "mac_address": self.mac_address,
@@ -185,6 +187,12 @@ impl CrowdStrikeTenant {
             device_id: device_id.clone(),
             hostname,
             platform,
+            os_build: match platform {
+                Platform::Windows => "22631",
+                Platform::Mac => "23F79",
+                Platform::Linux => "5.15.0-105-generic",
+            }
+            .to_string(),
             serial_number: rng.chars(b"0123456789ABCDEFGHJKLMNPQRSTUVWXYZ", 10),
             mac_address,
             connection_mac_address,
@@ -256,6 +264,11 @@ impl CrowdStrikeTenant {
 
     pub fn lift_containment(&mut self, id: &str) -> bool {
         self.change(id, |h| h.status = "normal")
+    }
+
+    /// An OS update installed: the host reports a new build.
+    pub fn update_os(&mut self, id: &str, build: &str) -> bool {
+        self.change(id, |h| h.os_build = build.to_string())
     }
 
     pub fn set_tags(&mut self, id: &str, tags: &[&str]) -> bool {

@@ -222,3 +222,163 @@ async fn the_official_client_activates_deactivates_and_reads_app_registrations()
     assert_eq!(attrs.azure_app_registrations[0].client_id, app.fakes.entra.client_id());
     assert_eq!(attrs.integration_id.as_deref(), created["id"].as_str());
 }
+
+fn create_request(
+    attributes: SecurityMonitoringIntegrationConfigCreateAttributes,
+) -> SecurityMonitoringIntegrationConfigCreateRequest {
+    SecurityMonitoringIntegrationConfigCreateRequest::new(SecurityMonitoringIntegrationConfigCreateData::new(
+        attributes,
+        SecurityMonitoringIntegrationConfigResourceType::INTEGRATION_CONFIG,
+    ))
+}
+
+fn update_request(
+    attributes: SecurityMonitoringIntegrationConfigUpdateAttributes,
+) -> SecurityMonitoringIntegrationConfigUpdateRequest {
+    SecurityMonitoringIntegrationConfigUpdateRequest::new(SecurityMonitoringIntegrationConfigUpdateData::new(
+        attributes,
+        SecurityMonitoringIntegrationConfigResourceType::INTEGRATION_CONFIG,
+    ))
+}
+
+fn credentials_request(
+    attributes: SecurityMonitoringIntegrationCredentialsValidateAttributes,
+) -> SecurityMonitoringIntegrationCredentialsValidateRequest {
+    SecurityMonitoringIntegrationCredentialsValidateRequest::new(
+        SecurityMonitoringIntegrationCredentialsValidateData::new(
+            attributes,
+            SecurityMonitoringIntegrationConfigResourceType::INTEGRATION_CONFIG,
+        ),
+    )
+}
+
+/// The 400's first error detail, as the client hands it over.
+fn rejection<T: std::fmt::Debug>(result: Result<T, Error<impl std::fmt::Debug>>) -> String {
+    match result {
+        Err(Error::ResponseError(r)) => {
+            assert_eq!(r.status, 400, "{}", r.content);
+            r.content
+        }
+        other => panic!("expected a 400, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_official_client_creates_updates_and_validates_crowdstrike_configs() {
+    let app = spawn_app().await;
+    let api = client(&app);
+    let falcon = &app.fakes.crowdstrike;
+    let secrets = |secret: String| {
+        SecurityMonitoringIntegrationConfigCrowdStrikeSecrets::new(falcon.client_id(), secret)
+    };
+    let kind = SecurityMonitoringIntegrationTypeCrowdStrike::CROWDSTRIKE;
+
+    let created = api
+        .create_security_monitoring_integration_config(create_request(
+            SecurityMonitoringIntegrationConfigCreateAttributes::SecurityMonitoringCrowdStrikeIntegrationConfigCreateAttributes(
+                Box::new(SecurityMonitoringCrowdStrikeIntegrationConfigCreateAttributes::new(
+                    falcon.domain(),
+                    kind.clone(),
+                    "Falcon".into(),
+                    secrets(falcon.client_secret()),
+                )),
+            ),
+        ))
+        .await
+        .unwrap();
+    let id = created.data.id.clone();
+    assert_eq!(created.data.attributes.integration_type, SecurityMonitoringIntegrationType::CROWDSTRIKE);
+    assert_eq!(created.data.attributes.state, Some(SecurityMonitoringIntegrationConfigState::VALID));
+    assert!(created.data.attributes.additional_properties.is_empty(), "no secret or extra field comes back");
+    let listed = api
+        .list_security_monitoring_integration_configs(
+            ListSecurityMonitoringIntegrationConfigsOptionalParams::default()
+                .filter_integration_type(SecurityMonitoringIntegrationType::CROWDSTRIKE),
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed.data.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), [id.as_str()]);
+
+    // A wrong secret in an update is refused and changes nothing; a rename alone needs none.
+    let wrong = api
+        .update_security_monitoring_integration_config(
+            id.clone(),
+            update_request(SecurityMonitoringIntegrationConfigUpdateAttributes::SecurityMonitoringCrowdStrikeIntegrationConfigUpdateAttributes(
+                Box::new(SecurityMonitoringCrowdStrikeIntegrationConfigUpdateAttributes::new(kind.clone()).secrets(secrets("x".repeat(40)))),
+            )),
+        )
+        .await;
+    let said = rejection(wrong);
+    assert!(said.contains("CrowdStrike refused the API client's credentials"), "{said}");
+    let renamed = api
+        .update_security_monitoring_integration_config(
+            id.clone(),
+            update_request(SecurityMonitoringIntegrationConfigUpdateAttributes::SecurityMonitoringCrowdStrikeIntegrationConfigUpdateAttributes(
+                Box::new(SecurityMonitoringCrowdStrikeIntegrationConfigUpdateAttributes::new(kind.clone()).name("Falcon EU".into())),
+            )),
+        )
+        .await
+        .unwrap();
+    assert_eq!(renamed.data.attributes.name.as_deref(), Some("Falcon EU"));
+    api.validate_security_monitoring_integration_config(id).await.unwrap();
+
+    let check = |secret: String| {
+        credentials_request(SecurityMonitoringIntegrationCredentialsValidateAttributes::SecurityMonitoringCrowdStrikeIntegrationCredentialsValidateAttributes(
+            Box::new(SecurityMonitoringCrowdStrikeIntegrationCredentialsValidateAttributes::new(falcon.domain(), kind.clone(), secrets(secret))),
+        ))
+    };
+    api.validate_security_monitoring_integration_credentials(check(falcon.client_secret())).await.unwrap();
+    falcon.set_hosts_read(false);
+    let said = rejection(
+        api.validate_security_monitoring_integration_credentials(check(falcon.client_secret())).await,
+    );
+    assert!(said.contains("lacks the Hosts: Read scope"), "{said}");
+    assert!(!said.contains(&falcon.client_secret()), "{said}");
+}
+
+#[tokio::test]
+async fn the_official_client_rotates_a_sentinelone_token() {
+    let app = spawn_app().await;
+    let api = client(&app);
+    let console = &app.fakes.sentinelone;
+    let kind = SecurityMonitoringIntegrationTypeSentinelOne::SENTINELONE;
+    let old = console.api_token();
+
+    let created = api
+        .create_security_monitoring_integration_config(create_request(
+            SecurityMonitoringIntegrationConfigCreateAttributes::SecurityMonitoringSentinelOneIntegrationConfigCreateAttributes(
+                Box::new(SecurityMonitoringSentinelOneIntegrationConfigCreateAttributes::new(
+                    console.domain(),
+                    kind.clone(),
+                    "Singularity".into(),
+                    SecurityMonitoringIntegrationConfigSentinelOneSecrets::new(old.clone()),
+                )),
+            ),
+        ))
+        .await
+        .unwrap();
+    let id = created.data.id.clone();
+    assert_eq!(created.data.attributes.integration_type, SecurityMonitoringIntegrationType::SENTINELONE);
+    assert_eq!(created.data.attributes.domain, console.domain());
+
+    // The console issues a new token; the config takes it, and the old one can then go.
+    let new = console.add_token(ctxsync_fakes::SentinelOneScope::Account);
+    let update = |token: String| {
+        update_request(SecurityMonitoringIntegrationConfigUpdateAttributes::SecurityMonitoringSentinelOneIntegrationConfigUpdateAttributes(
+            Box::new(
+                SecurityMonitoringSentinelOneIntegrationConfigUpdateAttributes::new(kind.clone())
+                    .secrets(SecurityMonitoringIntegrationConfigSentinelOneSecrets::new(token)),
+            ),
+        ))
+    };
+    api.update_security_monitoring_integration_config(id.clone(), update(new)).await.unwrap();
+    console.revoke_token(&old);
+    api.validate_security_monitoring_integration_config(id.clone()).await.unwrap();
+
+    let site = console.add_token(ctxsync_fakes::SentinelOneScope::Site);
+    let said =
+        rejection(api.update_security_monitoring_integration_config(id.clone(), update(site.clone())).await);
+    assert!(said.contains("scoped to a site"), "{said}");
+    assert!(!said.contains(&site), "{said}");
+    api.validate_security_monitoring_integration_config(id).await.unwrap();
+}

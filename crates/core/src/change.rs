@@ -348,6 +348,7 @@ mod tests {
             emails: vec![format!("{id}@example.com")],
             verified_emails: vec![format!("{id}@example.com")],
             immutable_id: None,
+            on_premises: None,
             display_name: Some("Ada Lovelace".into()),
             given_name: Some("Ada".into()),
             family_name: Some("Lovelace".into()),

@@ -90,6 +90,9 @@ pub struct User {
     /// users.
     #[serde(default)]
     pub immutable_id: Option<String>,
+    /// The Active Directory account the directory synced the user from, when it says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_premises: Option<OnPremisesAccount>,
     pub display_name: Option<String>,
     pub given_name: Option<String>,
     pub family_name: Option<String>,
@@ -127,6 +130,19 @@ impl User {
     pub fn immutable_id(id: Option<&str>) -> Option<String> {
         id.map(str::trim).filter(|i| !i.is_empty()).map(str::to_owned)
     }
+}
+
+/// An Active Directory account as a directory that syncs from it reports it (Entra
+/// `onPremisesSamAccountName`, `onPremisesDomainName`, `onPremisesSecurityIdentifier`): the
+/// names a Windows host writes for the user who logged on, `DOMAIN\sam` and the SID.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OnPremisesAccount {
+    pub sam_account_name: String,
+    /// The AD domain's DNS name (`corp.acme.com`); a host writes its NetBIOS name, usually one
+    /// of these labels.
+    pub domain: Option<String>,
+    /// `S-1-5-21-…`.
+    pub sid: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

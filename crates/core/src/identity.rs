@@ -52,6 +52,12 @@ pub struct Account {
     pub serial: Option<String>,
     /// For a device: the last user to log on (lowercase), as the host named them.
     pub last_user: Option<String>,
+    /// A Windows security identifier (uppercase): a user's on-premises account's, or the last
+    /// logged-on user's of a device.
+    pub sid: Option<String>,
+    /// For a user synced from Active Directory: the SAM account name (lowercase) and the labels
+    /// of the AD domain's DNS name, one of which a host writes as `DOMAIN` in `DOMAIN\name`.
+    pub sam: Option<(String, Vec<String>)>,
 }
 
 /// Serial numbers firmware writes when the maker left it blank: shared by unrelated machines.
@@ -81,6 +87,8 @@ impl Account {
             owner: None,
             serial: None,
             last_user: None,
+            sid: None,
+            sam: None,
         };
         match entity {
             Entity::User(u) => {
@@ -91,6 +99,17 @@ impl Account {
                 out.employee_id = u.employee_id.as_deref().and_then(normalize);
                 out.immutable_id =
                     u.immutable_id.as_deref().map(str::trim).filter(|i| !i.is_empty()).map(str::to_owned);
+                if let Some(ad) = &u.on_premises {
+                    out.sid = ad.sid.as_deref().and_then(windows_sid);
+                    // Every label but the top-level one: `corp.contoso.com` is `CORP` or `CONTOSO`.
+                    let labels = ad
+                        .domain
+                        .iter()
+                        .flat_map(|d| d.rsplit_once('.').map_or(d.as_str(), |(rest, _)| rest).split('.'))
+                        .filter_map(normalize)
+                        .collect();
+                    out.sam = normalize(&ad.sam_account_name).map(|name| (name, labels));
+                }
             }
             Entity::Group(g) => out.emails = g.email.as_deref().and_then(normalize).into_iter().collect(),
             Entity::Device(d) => {
@@ -101,6 +120,7 @@ impl Account {
                     .map(|s| s.trim().to_uppercase())
                     .filter(|s| !s.is_empty() && !PLACEHOLDER_SERIALS.contains(&s.as_str()));
                 out.last_user = d.last_user.as_deref().and_then(normalize);
+                out.sid = d.last_user_id.as_deref().and_then(windows_sid);
             }
         }
         out
@@ -115,6 +135,12 @@ impl Account {
             _ => vec![user.clone()],
         }
     }
+}
+
+/// A Windows SID as identity compares it (uppercase); a uid or anything else is none.
+pub fn windows_sid(s: &str) -> Option<String> {
+    let s = s.trim().to_uppercase();
+    s.starts_with("S-1-").then_some(s)
 }
 
 fn normalize(s: &str) -> Option<String> {
@@ -136,8 +162,9 @@ pub enum LinkReason {
     DeviceOwner,
     /// Two sources' records of one machine carry its serial number.
     SameSerial,
-    /// The device's last logged-on user is this user's sign-in name or address, or the local part
-    /// of it, and no other person's.
+    /// The device's last logged-on user is this user's: by the SID of their Active Directory
+    /// account, else by `DOMAIN\name` against that account's name and domain, else by their
+    /// sign-in name or address or its local part; and no other person's.
     LastLogon,
 }
 
@@ -466,10 +493,18 @@ impl<'a> Joined<'a> {
         for (d, device) in accounts.iter().enumerate().filter(|(_, a)| a.account.kind == EntityKind::Device) {
             let names = device.logon_names();
             let root = self.find(d);
-            if names.is_empty() || !self.holds[root].user_configs.is_empty() {
+            if (names.is_empty() && device.sid.is_none()) || !self.holds[root].user_configs.is_empty() {
                 continue;
             }
-            let fits = |u: &Account| {
+            let same_sid = |u: &Account| device.sid.is_some() && u.sid == device.sid;
+            let same_sam = |u: &Account| {
+                let Some((domain, name)) = device.last_user.as_deref().and_then(|l| l.rsplit_once('\\'))
+                else {
+                    return false;
+                };
+                u.sam.as_ref().is_some_and(|(sam, labels)| sam == name && labels.iter().any(|l| l == domain))
+            };
+            let same_name = |u: &Account| {
                 let login_local = u.login.as_deref().and_then(|l| l.split_once('@')).map(|(local, _)| local);
                 names.iter().any(|n| {
                     u.login.as_deref() == Some(n.as_str())
@@ -477,14 +512,26 @@ impl<'a> Joined<'a> {
                         || login_local == Some(n.as_str())
                 })
             };
-            let matched: Vec<usize> = users.iter().copied().filter(|&u| fits(accounts[u])).collect();
+            // The strongest evidence that names anyone decides; a weaker one may not overrule it.
+            let tiers: [&dyn Fn(&Account) -> bool; 3] = [&same_sid, &same_sam, &same_name];
+            let Some((tier, matched)) = tiers.iter().enumerate().find_map(|(tier, fits)| {
+                let matched: Vec<usize> = users.iter().copied().filter(|&u| fits(accounts[u])).collect();
+                (!matched.is_empty()).then_some((tier, matched))
+            }) else {
+                continue;
+            };
             let persons: BTreeSet<usize> = matched.iter().map(|&u| self.find(u)).collect();
             let (Some(&user), 1) = (matched.first(), persons.len()) else { continue };
             let person = self.find(user);
             let taken = std::mem::take(&mut self.holds[root]);
             self.holds[person].absorb(taken);
             self.parent[root] = person;
-            let evidence = device.last_user.clone().unwrap_or_default();
+            let name = device.last_user.clone().unwrap_or_default();
+            let evidence = match (tier, &device.sid) {
+                (0, Some(sid)) if name.is_empty() => sid.clone(),
+                (0, Some(sid)) => format!("{name} ({sid})"),
+                _ => name,
+            };
             self.links.push(self.link(LinkReason::LastLogon, d, user, &evidence));
         }
     }
@@ -536,6 +583,7 @@ mod tests {
             emails: verified.iter().map(|e| e.to_lowercase()).chain(["home@mail.test".into()]).collect(),
             verified_emails: User::verified_emails(verified.iter().copied()),
             immutable_id: None,
+            on_premises: None,
             display_name: Some("Ada Lovelace".into()),
             given_name: None,
             family_name: None,
@@ -845,6 +893,55 @@ mod tests {
             "DOMAIN\\name against the sign-in name's local part"
         );
         assert_eq!(ids(person_of(&persons, "701")), ["701"], "a name no one signs in with joins nothing");
+    }
+
+    /// An Entra user synced from the AD account `sam` in `corp.contoso.com`, with `sid`.
+    fn synced(id: &str, upn: &str, sam: &str, sid: &str) -> Account {
+        let mut u = user(id, upn, None, &[]);
+        u.on_premises = Some(crate::OnPremisesAccount {
+            sam_account_name: sam.into(),
+            domain: Some("corp.contoso.com".into()),
+            sid: Some(sid.into()),
+        });
+        Account::new(config(ENTRA), &Entity::User(u))
+    }
+
+    fn windows_host(id: &str, last_user: &str, sid: Option<&str>) -> Account {
+        let d = Device {
+            source_id: id.into(),
+            last_user: Some(last_user.into()),
+            last_user_id: sid.map(Into::into),
+            ..Device::default()
+        };
+        Account::new(config(CROWDSTRIKE), &Entity::Device(d))
+    }
+
+    #[test]
+    fn a_windows_logon_joins_the_active_directory_account_it_names() {
+        let persons = resolve(&[
+            synced("e1", "ada.lovelace@contoso.com", "alovelace", "S-1-5-21-7-8-9-1105"),
+            // Signs in as `alovelace@…`: the local part alone would name her instead.
+            okta("o1", "alovelace@acme.com", "alovelace@acme.com", None),
+            synced("e2", "grace@contoso.com", "ghopper", "S-1-5-21-7-8-9-1106"),
+            windows_host("aid1", "CONTOSO\\alovelace", None),
+            windows_host("aid2", "CORP\\ghopper", Some("s-1-5-21-7-8-9-1106")),
+            // The SID decides over the name: the account was renamed since.
+            windows_host("aid3", "CONTOSO\\alovelace", Some("S-1-5-21-7-8-9-1106")),
+            // Another domain's `alovelace` is not hers; the local part then decides.
+            windows_host("aid4", "FABRIKAM\\alovelace", None),
+            // A uid is no SID; a top-level domain is no AD domain.
+            windows_host("aid5", "root", Some("0")),
+            windows_host("aid6", "COM\\ghopper", None),
+        ]);
+        assert_eq!(ids(person_of(&persons, "e1")), ["e1", "aid1"]);
+        let grace = person_of(&persons, "e2");
+        assert_eq!(ids(grace), ["e2", "aid2", "aid3"]);
+        let by_sid =
+            grace.links.iter().find(|l| l.from.source_id == "aid2" || l.to.source_id == "aid2").unwrap();
+        assert_eq!(by_sid.evidence, "corp\\ghopper (S-1-5-21-7-8-9-1106)");
+        assert_eq!(ids(person_of(&persons, "o1")), ["o1", "aid4"]);
+        assert_eq!(ids(person_of(&persons, "aid5")), ["aid5"]);
+        assert_eq!(ids(person_of(&persons, "aid6")), ["aid6"]);
     }
 
     #[test]

@@ -19,9 +19,11 @@ mod sync;
 
 pub use change::{Change, ChangeType, entity_changes};
 pub use config::{Config, ConfigName, ConfigPatch, Domain, NewConfig, PatchPlan, Settings};
-pub use entity::{Device, Entity, EntityKind, Group, Membership, MfaFactor, Record, User, UserStatus};
+pub use entity::{
+    Device, Entity, EntityKind, Group, Membership, MfaFactor, OnPremisesAccount, Record, User, UserStatus,
+};
 pub use field::{FieldError, FieldErrors};
-pub use identity::{Account, AccountRef, Link, LinkReason, Person, resolve};
+pub use identity::{Account, AccountRef, Link, LinkReason, Person, resolve, windows_sid};
 pub use ids::{ConfigId, OrgId};
 pub use integration::{ConfigState, IntegrationType};
 pub use scope::{Scope, Scopes};

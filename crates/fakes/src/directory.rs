@@ -129,6 +129,16 @@ pub(crate) struct Directory {
 /// The organisation's own mail domain (Okta's logins), which Google and Entra know as a secondary
 /// domain.
 pub(crate) const MAIL_DOMAIN: &str = "acme.com";
+/// The organisation's Active Directory: its DNS name, the NetBIOS name Windows hosts write in
+/// `ACME\\handle`, and the domain SID its accounts' SIDs extend.
+pub(crate) const AD_DOMAIN: &str = "corp.acme.com";
+pub(crate) const NETBIOS: &str = "ACME";
+const DOMAIN_SID: &str = "S-1-5-21-3623811015-3361044348-30300820";
+
+/// The SID of the AD account of the person at `index`.
+pub(crate) fn sid(index: usize) -> String {
+    format!("{DOMAIN_SID}-{}", 1100 + index)
+}
 
 /// Person 0: the administrator whose credentials the fakes hand out.
 pub(crate) const ADMIN: usize = 0;

@@ -30,7 +30,9 @@ pub use churn::{Change, ChangeKind, Churn, Source};
 pub use common::Snapshot;
 pub use crowdstrike::{CrowdStrikeHost, CrowdStrikeTenant, FakeCrowdStrike, Platform};
 pub use directory::TenantSpec;
-pub use entra::{EntraDevice, EntraGroup, EntraSnapshot, EntraTenant, EntraUser, FakeEntra, MemberKind};
+pub use entra::{
+    EntraDevice, EntraGroup, EntraSnapshot, EntraTenant, EntraUser, FakeEntra, MemberKind, OnPremises,
+};
 pub use faults::{FaultKnobs, Listing};
 pub use google::{FakeGoogle, GoogleGroup, GoogleRateLimit, GoogleTenant, GoogleUser};
 pub use okta::{FakeOkta, OktaGroup, OktaPermission, OktaProfile, OktaTenant, OktaUser};

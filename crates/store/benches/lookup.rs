@@ -108,6 +108,7 @@ fn user(i: usize) -> Record {
             emails: vec![email.clone()],
             verified_emails: vec![email.clone()],
             immutable_id: None,
+            on_premises: None,
             display_name: Some(format!("User {i}")),
             given_name: Some("User".into()),
             family_name: Some(i.to_string()),

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
-use ctxsync_core::{Entity, Membership, Record, Removal, RunCounts};
+use ctxsync_core::{Device, Entity, Membership, Record, Removal, RunCounts, windows_sid};
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
@@ -41,6 +41,10 @@ impl EntityWrite {
             Entity::User(u) => {
                 let mut ids = vec![u.login.clone()];
                 ids.extend(u.emails.iter().cloned());
+                // A Windows host names the user by these; so do Windows event logs.
+                if let Some(ad) = &u.on_premises {
+                    ids.extend(std::iter::once(&ad.sam_account_name).chain(&ad.sid).cloned());
+                }
                 (Some(u.status.as_str().to_owned()), Some(u.login.clone()), u.display_name.clone(), ids)
             }
             Entity::Group(g) => {
@@ -49,7 +53,7 @@ impl EntityWrite {
             Entity::Device(d) => {
                 let mut ids: Vec<String> =
                     d.name.iter().chain(&d.serial_number).chain(&d.mac_addresses).cloned().collect();
-                ids.extend(logon_identifiers(d.last_user.as_deref()));
+                ids.extend(logon_identifiers(d));
                 (d.status.clone(), None, d.name.clone(), ids)
             }
         };
@@ -77,11 +81,14 @@ impl EntityWrite {
 }
 
 /// The identifiers a device answers to for its last logged-on user, `logon:` and the name as the
-/// host wrote it (and, for a `DOMAIN\\name`, the name alone), so a person's lookup finds the hosts
-/// its users last logged on to without those hosts answering to the users' own addresses.
-fn logon_identifiers(last_user: Option<&str>) -> Vec<String> {
-    let Some(user) = last_user.map(str::trim).filter(|u| !u.is_empty()) else { return Vec::new() };
-    let mut ids = vec![format!("{LOGON}{user}")];
+/// host wrote it (and, for a `DOMAIN\\name`, the name alone; and the user's SID where the source
+/// gives it), so a person's lookup finds the hosts its users last logged on to without those
+/// hosts answering to the users' own addresses.
+fn logon_identifiers(device: &Device) -> Vec<String> {
+    let sid = device.last_user_id.as_deref().and_then(windows_sid);
+    let mut ids: Vec<String> = sid.iter().map(|sid| format!("{LOGON}{sid}")).collect();
+    let Some(user) = device.last_user.as_deref().map(str::trim).filter(|u| !u.is_empty()) else { return ids };
+    ids.push(format!("{LOGON}{user}"));
     if let Some((_, name)) = user.rsplit_once('\\').filter(|(_, name)| !name.is_empty()) {
         ids.push(format!("{LOGON}{name}"));
     }

@@ -226,6 +226,14 @@ async fn reach(
             if let Some((local, _)) = account.login.as_deref().and_then(|l| l.split_once('@')) {
                 ask("id", &format!("{LOGON}{local}"), &mut identifiers);
             }
+            // A user's AD account as hosts name it; a host's last user by SID.
+            if let Some((sam, _)) = &account.sam {
+                ask("id", &format!("{LOGON}{sam}"), &mut identifiers);
+            }
+            if let Some(sid) = account.sid.as_deref().map(str::to_lowercase) {
+                let asked = if key.kind == EntityKind::User { format!("{LOGON}{sid}") } else { sid };
+                ask("id", &asked, &mut identifiers);
+            }
             if let Some(owner) = &account.owner {
                 ask("id", &owner.to_lowercase(), &mut identifiers);
             }

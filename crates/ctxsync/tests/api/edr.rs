@@ -143,3 +143,71 @@ async fn host_changes_become_device_events_after_the_baseline() {
     want.sort();
     assert_eq!(events(&app, &singularity).await, want);
 }
+
+#[tokio::test]
+async fn windows_hosts_join_the_entra_user_their_logon_sid_names() {
+    let app = spawn_app().await;
+    let mut ids = Vec::new();
+    for attributes in [app.crowdstrike_attributes(), app.entra_attributes()] {
+        ids.push(app.create_ok(attributes).await["id"].as_str().unwrap().to_string());
+    }
+    for id in &ids {
+        assert_eq!(wait_for_runs(&app, id, 1).await["attributes"]["status"], "succeeded");
+    }
+    // A Windows host whose last user's AD account Entra ID syncs: ground truth by SID.
+    let synced: Vec<(String, String, String)> = app
+        .fakes
+        .entra
+        .snapshot()
+        .users
+        .iter()
+        .filter_map(|(id, u)| {
+            let sid = u["onPremisesSecurityIdentifier"].as_str()?;
+            Some((id.clone(), sid.to_string(), u["onPremisesSamAccountName"].as_str()?.to_string()))
+        })
+        .collect();
+    let hidden = app.fakes.crowdstrike.hidden();
+    let (aid, user, sid, sam) = app
+        .fakes
+        .crowdstrike
+        .snapshot()
+        .into_iter()
+        .filter(|(aid, _)| !hidden.contains(aid))
+        .find_map(|(aid, host)| {
+            let sid = host["last_login_user_sid"].as_str()?;
+            let (user, _, sam) = synced.iter().find(|(_, s, _)| s == sid)?;
+            Some((aid, user.clone(), sid.to_string(), sam.clone()))
+        })
+        .expect("a host last used by a synced user");
+
+    for identifier in [sid.as_str(), sam.as_str()] {
+        let path = format!("{OWN}/persons?identifier={identifier}");
+        let (_, body) = status_json(app.request(Method::GET, &path, None).await).await;
+        let person = body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| {
+                p["attributes"]["accounts"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|a| a["source_id"] == user.as_str())
+            })
+            .unwrap_or_else(|| panic!("{identifier} finds the user: {body}"));
+        let link = person["attributes"]["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| {
+                let device = format!(":device:{aid}");
+                l["reason"] == "last_logon" && l["from"].as_str().is_some_and(|f| f.ends_with(&device))
+            })
+            .unwrap_or_else(|| panic!("{identifier}: the host {aid} joins by its last logon: {person}"));
+        let evidence = link["evidence"].as_str().unwrap();
+        assert!(
+            evidence.contains(&sid) && evidence.contains(&format!("\\{}", sam.to_lowercase())),
+            "{evidence}"
+        );
+    }
+}

@@ -3,16 +3,15 @@
 //! few shared kiosks and a hostname reused by a replacement machine. Every mutation moves the
 //! host's `modified_timestamp`, as Falcon does.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 
 use crate::common::{HEX, Seeded, now, seconds};
-use crate::directory::{Directory, MAIL_DOMAIN, Status, TenantSpec};
+use crate::directory::{self, Directory, MAIL_DOMAIN, NETBIOS, Status, TenantSpec};
 
 /// The NetBIOS domain Windows hosts log users on with.
-const NETBIOS: &str = "ACME";
 /// Shared machines at the front desks, used by whoever is on shift.
 const KIOSKS: usize = 2;
 
@@ -106,20 +105,10 @@ impl CrowdStrikeHost {
 pub struct CrowdStrikeTenant {
     pub cid: String,
     pub hosts: BTreeMap<String, CrowdStrikeHost>,
-    /// The people's handles, whom mutations may log on.
+    /// The people's handles, whom mutations may log on, and each one's index in the directory.
     handles: Vec<String>,
+    people: HashMap<String, usize>,
     rng: Seeded,
-}
-
-/// How `platform` names the person with `handle`, and the id it gives them.
-fn login(platform: Platform, handle: &str, n: usize) -> (String, String) {
-    match platform {
-        Platform::Windows => {
-            (format!("{NETBIOS}\\{handle}"), format!("S-1-5-21-3623811015-3361044348-30300820-{}", 1100 + n))
-        }
-        Platform::Mac => (format!("{handle}@{MAIL_DOMAIN}"), (501 + n % 50).to_string()),
-        Platform::Linux => (handle.to_string(), (1000 + n).to_string()),
-    }
 }
 
 impl CrowdStrikeTenant {
@@ -128,7 +117,9 @@ impl CrowdStrikeTenant {
         let handles: Vec<String> = directory.people.iter().map(|p| p.handle.clone()).collect();
         let active: Vec<usize> =
             (0..directory.people.len()).filter(|&i| directory.people[i].status == Status::Active).collect();
-        let mut tenant = CrowdStrikeTenant { cid: rng.chars(HEX, 32), hosts: BTreeMap::new(), handles, rng };
+        let people = handles.iter().enumerate().map(|(i, h)| (h.clone(), i)).collect();
+        let mut tenant =
+            CrowdStrikeTenant { cid: rng.chars(HEX, 32), hosts: BTreeMap::new(), handles, people, rng };
         let epoch = OffsetDateTime::UNIX_EPOCH + Duration::days(19_723); // 2024-01-01
         for i in 0..spec.devices + KIOSKS {
             let kiosk = i >= spec.devices;
@@ -174,6 +165,7 @@ impl CrowdStrikeTenant {
         n: usize,
         seen: OffsetDateTime,
     ) -> String {
+        let (last_login_user, last_login_id) = handle.map(|h| self.login(platform, h)).unzip();
         let rng = &mut self.rng;
         let device_id = rng.chars(HEX, 32);
         let mac = |rng: &mut Seeded| {
@@ -182,7 +174,6 @@ impl CrowdStrikeTenant {
         };
         let mac_address = mac(rng);
         let connection_mac_address = n.is_multiple_of(3).then(|| mac(rng));
-        let (last_login_user, last_login_id) = handle.map(|h| login(platform, h, n)).unzip();
         let host = CrowdStrikeHost {
             device_id: device_id.clone(),
             hostname,
@@ -217,6 +208,18 @@ impl CrowdStrikeTenant {
         device_id
     }
 
+    /// How a `platform` host names the person with `handle`, and the id it gives them: their AD
+    /// account's SID on Windows (one outside the directory for a handle it does not know), a
+    /// local uid elsewhere.
+    fn login(&self, platform: Platform, handle: &str) -> (String, String) {
+        let n = self.people.get(handle).copied().unwrap_or(self.handles.len());
+        match platform {
+            Platform::Windows => (format!("{NETBIOS}\\{handle}"), directory::sid(n)),
+            Platform::Mac => (format!("{handle}@{MAIL_DOMAIN}"), (501 + n % 50).to_string()),
+            Platform::Linux => (handle.to_string(), (1000 + n).to_string()),
+        }
+    }
+
     /// Changes `id`'s host with `change`, moving its `modified_timestamp` to now; `false` when
     /// there is no such host.
     fn change(&mut self, id: &str, change: impl FnOnce(&mut CrowdStrikeHost)) -> bool {
@@ -245,12 +248,8 @@ impl CrowdStrikeTenant {
 
     /// The person with `handle` logged on last.
     pub fn set_last_user(&mut self, id: &str, handle: &str) -> bool {
-        let (user, uid) = match self.hosts.get(id) {
-            Some(host) => {
-                login(host.platform, handle, self.handles.iter().position(|h| h == handle).unwrap_or(0))
-            }
-            None => return false,
-        };
+        let Some(host) = self.hosts.get(id) else { return false };
+        let (user, uid) = self.login(host.platform, handle);
         self.change(id, |h| {
             h.last_login_user = Some(user);
             h.last_login_id = Some(uid);

@@ -26,7 +26,7 @@ use crate::admin::{self, FakeState};
 use crate::common::{BASE62, Server, bind, secret};
 use crate::directory::{Directory, TenantSpec};
 use crate::faults::Faults;
-pub use tenant::{EntraDevice, EntraGroup, EntraSnapshot, EntraTenant, EntraUser, MemberKind};
+pub use tenant::{EntraDevice, EntraGroup, EntraSnapshot, EntraTenant, EntraUser, MemberKind, OnPremises};
 
 /// The permissions the consented app holds: all a sync needs.
 const CONSENTED: [&str; 4] =

@@ -14,10 +14,9 @@ use time::macros::format_description;
 use time::{Duration, OffsetDateTime};
 
 use crate::common::{HEX, Seeded, now};
-use crate::directory::{Directory, Person, TenantSpec};
+use crate::directory::{Directory, NETBIOS, Person, TenantSpec};
 
 /// The NetBIOS domain Windows hosts log users on to.
-const NETBIOS: &str = "ACME";
 const ACCOUNT_ID: &str = "433241117337583618";
 const ACCOUNT_NAME: &str = "Acme";
 const SITES: [(&str, &str); 2] = [("433241117346068099", "Default site"), ("433241117354456708", "Remote")];

@@ -2,7 +2,7 @@
 //! page (or, for devices, a list page with `registeredOwners` expanded) carries is read; the
 //! object itself is kept whole as the record's raw JSON.
 
-use ctxsync_core::{Device, EntityKind, Group, User, UserStatus};
+use ctxsync_core::{Device, EntityKind, Group, OnPremisesAccount, User, UserStatus};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::{Map, Value};
@@ -100,6 +100,12 @@ pub(super) struct GraphUser<'a> {
     #[serde(borrow)]
     on_premises_immutable_id: Text<'a>,
     #[serde(borrow)]
+    on_premises_sam_account_name: Text<'a>,
+    #[serde(borrow)]
+    on_premises_domain_name: Text<'a>,
+    #[serde(borrow)]
+    on_premises_security_identifier: Text<'a>,
+    #[serde(borrow)]
     created_date_time: Text<'a>,
     #[serde(borrow, rename = "manager@delta")]
     manager: Many<Object<Manager<'a>>>,
@@ -124,6 +130,16 @@ impl GraphUser<'_> {
     pub(super) fn removed(&self) -> bool {
         self.removed.0
     }
+}
+
+/// The AD account a synced user comes from: none without its SAM account name.
+fn on_premises(graph: &GraphUser) -> Option<OnPremisesAccount> {
+    let text = |t: &Text| t.get().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
+    Some(OnPremisesAccount {
+        sam_account_name: text(&graph.on_premises_sam_account_name)?,
+        domain: text(&graph.on_premises_domain_name),
+        sid: text(&graph.on_premises_security_identifier),
+    })
 }
 
 /// `accountEnabled: false` is Entra's only "blocked" state; the primary address first, then
@@ -155,6 +171,7 @@ pub(super) fn user(id: &str, graph: &GraphUser, admin_roles: &[String]) -> User 
         emails,
         verified_emails,
         immutable_id: User::immutable_id(graph.on_premises_immutable_id.get()),
+        on_premises: on_premises(graph),
         display_name: owned(&graph.display_name),
         given_name: owned(&graph.given_name),
         family_name: owned(&graph.surname),
@@ -277,6 +294,24 @@ mod tests {
         assert_eq!(read("u3", &removed, &[]).manager, None);
         let replaced = json!({"manager@delta": [{"id": "m1"}, {"id": "m2", "@removed": null}]});
         assert_eq!(read("u4", &replaced, &[]).manager.as_deref(), Some("m1"));
+    }
+
+    #[test]
+    fn synced_users_carry_their_active_directory_account() {
+        let raw = json!({
+            "onPremisesSamAccountName": "alovelace",
+            "onPremisesDomainName": "corp.contoso.com",
+            "onPremisesSecurityIdentifier": "S-1-5-21-1-2-3-1105",
+        });
+        let expected = OnPremisesAccount {
+            sam_account_name: "alovelace".into(),
+            domain: Some("corp.contoso.com".into()),
+            sid: Some("S-1-5-21-1-2-3-1105".into()),
+        };
+        assert_eq!(read("u1", &raw, &[]).on_premises, Some(expected));
+        let cloud_only =
+            json!({"onPremisesSamAccountName": null, "onPremisesSecurityIdentifier": "S-1-5-21-1"});
+        assert_eq!(read("u2", &cloud_only, &[]).on_premises, None, "no account without its name");
     }
 
     #[test]

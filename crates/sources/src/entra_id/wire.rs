@@ -15,6 +15,7 @@ use crate::http::Reply;
 /// What the entity model needs of a user; `manager` makes the delta track the manager link.
 pub(super) const USER_SELECT: &str = "id,userPrincipalName,displayName,givenName,surname,mail,otherMails,accountEnabled,\
                            jobTitle,department,employeeId,createdDateTime,userType,onPremisesImmutableId,\
+                           onPremisesSamAccountName,onPremisesDomainName,onPremisesSecurityIdentifier,\
                            proxyAddresses,manager";
 /// `members` makes the delta carry `members@delta`.
 pub(super) const GROUP_SELECT: &str =

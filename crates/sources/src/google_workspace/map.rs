@@ -147,6 +147,7 @@ pub(super) fn user(google: &GoogleUser) -> Option<User> {
         emails,
         verified_emails,
         immutable_id: None,
+        on_premises: None,
         display_name: name.display_name.non_blank().or_else(|| name.full_name.non_blank()),
         given_name: name.given_name.non_blank(),
         family_name: name.family_name.non_blank(),

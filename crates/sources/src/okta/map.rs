@@ -126,6 +126,7 @@ pub(super) fn user(
         // Okta verifies the primary `email`; `secondEmail` is whatever the user typed.
         verified_emails: User::verified_emails(profile.email.get()),
         immutable_id: User::immutable_id(profile.external_id.get()),
+        on_premises: None,
         display_name,
         given_name,
         family_name,

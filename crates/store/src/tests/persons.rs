@@ -15,6 +15,7 @@ fn user(id: &str, employee_id: Option<&str>, immutable_id: Option<&str>) -> Reco
             emails: vec![format!("{id}@x.com")],
             verified_emails: vec![format!("{id}@x.com")],
             immutable_id: immutable_id.map(Into::into),
+            on_premises: None,
             display_name: None,
             given_name: None,
             family_name: None,

@@ -38,6 +38,7 @@ pub(crate) fn user(id: &str, email: &str, status: UserStatus) -> Record {
             emails: vec![email.into()],
             verified_emails: vec![email.into()],
             immutable_id: None,
+            on_premises: None,
             display_name: Some(id.to_uppercase()),
             given_name: None,
             family_name: None,

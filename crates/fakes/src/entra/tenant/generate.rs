@@ -8,10 +8,10 @@ use time::Duration;
 
 use super::{
     Collection, EntraDevice, EntraGroup, EntraTenant, EntraUser, GroupEntry, Member, MemberChange,
-    MemberKind, ROLES, RoleAssignment, capitalised,
+    MemberKind, OnPremises, ROLES, RoleAssignment, capitalised,
 };
 use crate::common::{BASE62, Seeded};
-use crate::directory::{ADMIN, Directory, MAIL_DOMAIN, NON_ADMIN, Status, TenantSpec};
+use crate::directory::{self, AD_DOMAIN, ADMIN, Directory, MAIL_DOMAIN, NON_ADMIN, Status, TenantSpec};
 
 /// A kind of device people register.
 struct DeviceKind {
@@ -117,7 +117,7 @@ impl EntraTenant {
                     department: None,
                     employee_id: None,
                     created: p.created,
-                    on_premises_immutable_id: None,
+                    on_premises: None,
                     manager: None,
                 }
             } else {
@@ -131,11 +131,16 @@ impl EntraTenant {
                 let other_mails =
                     if rng.below(10) == 0 { vec![format!("{}@outlook.com", p.handle)] } else { Vec::new() };
                 let synced = rng.below(3) == 0;
-                let immutable = synced.then(|| {
+                let on_premises = synced.then(|| {
                     let mut bytes = [0u8; 16];
                     bytes[..8].copy_from_slice(&rng.next_u64().to_le_bytes());
                     bytes[8..].copy_from_slice(&rng.next_u64().to_le_bytes());
-                    STANDARD.encode(bytes)
+                    OnPremises {
+                        immutable_id: STANDARD.encode(bytes),
+                        sam_account_name: p.handle.clone(),
+                        domain_name: AD_DOMAIN.to_string(),
+                        security_identifier: directory::sid(i),
+                    }
                 });
                 // Every fifth person signs in with their address in the organisation's own
                 // domain and has no employee id: known to Entra by sign-in name only.
@@ -155,7 +160,7 @@ impl EntraTenant {
                     department: Some(p.department.to_string()),
                     employee_id: (!by_upn).then(|| p.employee_number.clone()),
                     created: p.created,
-                    on_premises_immutable_id: immutable,
+                    on_premises,
                     manager: None,
                 }
             };

@@ -58,9 +58,20 @@ pub struct EntraUser {
     pub employee_id: Option<String>,
     pub created: OffsetDateTime,
     /// Set for users synced from on-premises Active Directory.
-    pub on_premises_immutable_id: Option<String>,
+    pub on_premises: Option<OnPremises>,
     /// The manager's object id.
     pub manager: Option<String>,
+}
+
+/// The Active Directory account a synced user comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OnPremises {
+    /// The objectGUID, base64.
+    pub immutable_id: String,
+    pub sam_account_name: String,
+    /// The domain's DNS name.
+    pub domain_name: String,
+    pub security_identifier: String,
 }
 
 /// A group's properties (security groups and Microsoft 365 groups).
@@ -276,7 +287,7 @@ impl EntraTenant {
             department: None,
             employee_id: None,
             created: now(),
-            on_premises_immutable_id: None,
+            on_premises: None,
             manager: None,
         };
         let id = self.new_id();

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::common::seconds;
 
-use super::{EntraDevice, EntraUser, GroupEntry};
+use super::{EntraDevice, EntraUser, GroupEntry, OnPremises};
 
 /// The properties `GET /users` returns when no `$select` is given.
 pub(crate) const USER_DEFAULT: &[&str] = &[
@@ -47,6 +47,9 @@ pub(crate) const USER_PROPERTIES: &[&str] = &[
     "proxyAddresses",
     "onPremisesSyncEnabled",
     "onPremisesImmutableId",
+    "onPremisesSamAccountName",
+    "onPremisesDomainName",
+    "onPremisesSecurityIdentifier",
 ];
 
 pub(crate) const GROUP_PROPERTIES: &[&str] = &[
@@ -100,6 +103,10 @@ pub(super) fn strings(values: &[String]) -> Value {
     Value::Array(values.iter().map(|v| Value::String(v.clone())).collect())
 }
 
+fn on_premises(u: &EntraUser, field: impl Fn(&OnPremises) -> &String) -> Value {
+    u.on_premises.as_ref().map_or(Value::Null, |p| Value::String(field(p).clone()))
+}
+
 pub(super) fn user_property(id: &Uuid, u: &EntraUser, name: &str) -> Option<Value> {
     Some(match name {
         "id" => Value::String(id.to_string()),
@@ -119,8 +126,11 @@ pub(super) fn user_property(id: &Uuid, u: &EntraUser, name: &str) -> Option<Valu
         "createdDateTime" => Value::String(seconds(u.created)),
         "otherMails" => strings(&u.other_mails),
         "proxyAddresses" => strings(&u.proxy_addresses),
-        "onPremisesSyncEnabled" => u.on_premises_immutable_id.as_ref().map_or(Value::Null, |_| json!(true)),
-        "onPremisesImmutableId" => opt_str(&u.on_premises_immutable_id),
+        "onPremisesSyncEnabled" => u.on_premises.as_ref().map_or(Value::Null, |_| json!(true)),
+        "onPremisesImmutableId" => on_premises(u, |p| &p.immutable_id),
+        "onPremisesSamAccountName" => on_premises(u, |p| &p.sam_account_name),
+        "onPremisesDomainName" => on_premises(u, |p| &p.domain_name),
+        "onPremisesSecurityIdentifier" => on_premises(u, |p| &p.security_identifier),
         _ => return None,
     })
 }

@@ -906,13 +906,10 @@ mod tests {
         Account::new(config(ENTRA), &Entity::User(u))
     }
 
+    /// A CrowdStrike host whose last user the host names `last_user`, with their SID.
     fn windows_host(id: &str, last_user: &str, sid: Option<&str>) -> Account {
-        let d = Device {
-            source_id: id.into(),
-            last_user: Some(last_user.into()),
-            last_user_id: sid.map(Into::into),
-            ..Device::default()
-        };
+        let mut d = Device { source_id: id.into(), last_user: Some(last_user.into()), ..Device::default() };
+        d.last_user_id = sid.map(Into::into);
         Account::new(config(CROWDSTRIKE), &Entity::Device(d))
     }
 

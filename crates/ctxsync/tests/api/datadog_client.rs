@@ -41,6 +41,14 @@ fn client(app: &TestApp) -> SecurityMonitoringAPI {
     SecurityMonitoringAPI::with_config(config)
 }
 
+/// The ids of the configs of one type, as the client lists them.
+async fn listed(api: &SecurityMonitoringAPI, of_type: SecurityMonitoringIntegrationType) -> Vec<String> {
+    let params =
+        ListSecurityMonitoringIntegrationConfigsOptionalParams::default().filter_integration_type(of_type);
+    let listed = api.list_security_monitoring_integration_configs(params).await.unwrap();
+    listed.data.into_iter().map(|d| d.id).collect()
+}
+
 fn okta_create(app: &TestApp, token: String) -> SecurityMonitoringIntegrationConfigCreateRequest {
     let attributes = SecurityMonitoringOktaIntegrationConfigCreateAttributes::new(
         app.fakes.okta.domain(),
@@ -82,22 +90,8 @@ async fn the_official_client_drives_every_operation() {
     let got = api.get_security_monitoring_integration_config(id.clone()).await.unwrap();
     assert_eq!(got.data.attributes.settings, attrs.settings);
 
-    let listed = api
-        .list_security_monitoring_integration_configs(
-            ListSecurityMonitoringIntegrationConfigsOptionalParams::default()
-                .filter_integration_type(SecurityMonitoringIntegrationType::OKTA),
-        )
-        .await
-        .unwrap();
-    assert_eq!(listed.data.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), [id.as_str()]);
-    let none = api
-        .list_security_monitoring_integration_configs(
-            ListSecurityMonitoringIntegrationConfigsOptionalParams::default()
-                .filter_integration_type(SecurityMonitoringIntegrationType::ENTRA_ID),
-        )
-        .await
-        .unwrap();
-    assert!(none.data.is_empty());
+    assert_eq!(listed(&api, SecurityMonitoringIntegrationType::OKTA).await, [id.clone()]);
+    assert_eq!(listed(&api, SecurityMonitoringIntegrationType::ENTRA_ID).await, Vec::<String>::new());
 
     let update = SecurityMonitoringIntegrationConfigUpdateRequest::new(SecurityMonitoringIntegrationConfigUpdateData::new(
         SecurityMonitoringIntegrationConfigUpdateAttributes::SecurityMonitoringOktaIntegrationConfigUpdateAttributes(Box::new(
@@ -290,14 +284,7 @@ async fn the_official_client_creates_updates_and_validates_crowdstrike_configs()
     assert_eq!(created.data.attributes.integration_type, SecurityMonitoringIntegrationType::CROWDSTRIKE);
     assert_eq!(created.data.attributes.state, Some(SecurityMonitoringIntegrationConfigState::VALID));
     assert!(created.data.attributes.additional_properties.is_empty(), "no secret or extra field comes back");
-    let listed = api
-        .list_security_monitoring_integration_configs(
-            ListSecurityMonitoringIntegrationConfigsOptionalParams::default()
-                .filter_integration_type(SecurityMonitoringIntegrationType::CROWDSTRIKE),
-        )
-        .await
-        .unwrap();
-    assert_eq!(listed.data.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), [id.as_str()]);
+    assert_eq!(listed(&api, SecurityMonitoringIntegrationType::CROWDSTRIKE).await, [id.clone()]);
 
     // A wrong secret in an update is refused and changes nothing; a rename alone needs none.
     let wrong = api

@@ -289,3 +289,36 @@ mod tests {
         );
     }
 }
+
+/// Seconds since the Unix epoch, now.
+pub(crate) fn epoch_seconds() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// `Sun, 06 Nov 1994 08:49:37 GMT`: the `Date` a client measures a reset or retry epoch against.
+pub(crate) fn http_date(epoch: u64) -> HeaderValue {
+    let format = format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    let at = OffsetDateTime::from_unix_timestamp(epoch as i64).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    HeaderValue::from_str(&at.format(&format).expect("UTC dates format")).expect("ASCII date")
+}
+
+/// A fixed one-minute rate-limit window, as Okta and Falcon count requests.
+#[derive(Debug, Default)]
+pub(crate) struct MinuteWindow {
+    started: u64,
+    used: u32,
+}
+
+impl MinuteWindow {
+    /// Counts a request at `now` against `limit`: what is left of the window (`None` when the
+    /// request is over it) and the epoch second the window resets at.
+    pub(crate) fn take(&mut self, now: u64, limit: u32) -> (Option<u32>, u64) {
+        if now >= self.started + 60 {
+            *self = MinuteWindow { started: now, used: 0 };
+        }
+        self.used = self.used.saturating_add(1);
+        (limit.checked_sub(self.used), self.started + 60)
+    }
+}

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::{BASE62, HEX, Server, bind, secret};
+use crate::common::{BASE62, HEX, MinuteWindow, Server, bind, secret};
 use crate::directory::{Directory, TenantSpec};
 use crate::faults::Faults;
 pub use tenant::{CrowdStrikeHost, CrowdStrikeTenant, Platform};
@@ -36,8 +36,7 @@ struct CrowdStrikeState {
     hosts_read: AtomicBool,
     combined_refused: AtomicBool,
     limit_per_minute: AtomicU32,
-    /// The minute window: its first epoch second and the requests in it.
-    window: Mutex<(u64, u32)>,
+    window: Mutex<MinuteWindow>,
     faults: Faults,
 }
 

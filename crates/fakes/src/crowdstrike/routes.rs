@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -16,11 +15,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use time::macros::format_description;
 
 use super::CrowdStrikeState;
 use super::tenant::CrowdStrikeHost;
-use crate::common::{BASE62, HEX, Refusal, secret};
+use crate::common::{BASE62, HEX, Refusal, epoch_seconds, http_date, secret};
 use crate::faults::{Gate, Listing, shaped};
 
 /// What Falcon's combined endpoints take at most; the scroll and entities endpoints take 5,000.
@@ -39,18 +37,6 @@ pub(super) fn router(state: Arc<CrowdStrikeState>) -> Router {
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), gate))
         .with_state(state)
-}
-
-fn epoch_seconds() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-fn http_date(epoch: u64) -> HeaderValue {
-    let format = format_description!(
-        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
-    );
-    let at = OffsetDateTime::from_unix_timestamp(epoch as i64).unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    HeaderValue::from_str(&at.format(&format).expect("UTC dates format")).expect("ASCII date")
 }
 
 fn meta(powered_by: &str) -> Value {
@@ -106,16 +92,9 @@ async fn gate(State(state): State<Arc<CrowdStrikeState>>, request: Request, next
         Gate::Revoke => state.revoke(),
         Gate::Pass | Gate::Failed(_) => {}
     }
-    let remaining = {
-        let mut window = state.window.lock().expect("window lock");
-        if now >= window.0 + 60 {
-            *window = (now, 0);
-        }
-        window.1 = window.1.saturating_add(1);
-        limit.checked_sub(window.1)
-    };
+    let (remaining, reset) = state.window.lock().expect("window lock").take(now, limit);
     let Some(remaining) = remaining else {
-        return rate_limited(state.window.lock().expect("window lock").0 + 60);
+        return rate_limited(reset);
     };
     let mut response = match fault {
         Gate::Failed(status) => {

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use aws_lc_rs::signature::{RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
 use axum::Json;
@@ -106,7 +106,7 @@ fn grant(state: &GoogleState, assertion: &str) -> Result<String, Refusal> {
     if claims.aud != GOOGLE_TOKEN_URL {
         return Err(invalid_grant("Invalid JWT: Failed audience check."));
     }
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let now = crate::common::epoch_seconds();
     if claims.exp <= claims.iat || claims.exp - claims.iat > LIFETIME || claims.iat.abs_diff(now) > CLOCK_SKEW
     {
         return Err(invalid_grant(

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use crate::admin::{self, FakeState};
-use crate::common::{BASE62, Server, Snapshot, bind, secret};
+use crate::common::{BASE62, MinuteWindow, Server, Snapshot, bind, secret};
 use crate::directory::{Directory, TenantSpec};
 use crate::faults::Faults;
 pub use tenant::{OktaGroup, OktaProfile, OktaTenant, OktaUser};
@@ -45,7 +45,7 @@ struct OktaState {
     tenant: RwLock<OktaTenant>,
     /// Live tokens and the permission of the admin each acts as.
     tokens: Mutex<HashMap<String, OktaPermission>>,
-    rate: Mutex<routes::RateWindow>,
+    rate: Mutex<MinuteWindow>,
     limit_per_minute: AtomicU32,
     faults: Faults,
     /// Groups whose member listing answers 403, as for a group outside the token's admin scope.
@@ -94,7 +94,7 @@ impl FakeOkta {
             base_url: base_url.clone(),
             tenant: RwLock::new(tenant),
             tokens: Mutex::new(HashMap::new()),
-            rate: Mutex::new(routes::RateWindow::default()),
+            rate: Mutex::default(),
             limit_per_minute: AtomicU32::new(DEFAULT_LIMIT_PER_MINUTE),
             faults: Faults::default(),
             members_refused: Mutex::default(),

@@ -4,7 +4,6 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -14,13 +13,13 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::{Value, json};
-use time::OffsetDateTime;
-use time::macros::format_description;
 
 use super::filter::{Field, Filter};
 use super::tenant::{OktaGroup, OktaUser};
 use super::{OktaPermission, OktaState};
-use crate::common::{BASE62, Refusal, absolute, after_cursor, page, secret, take_page};
+use crate::common::{
+    BASE62, Refusal, absolute, after_cursor, epoch_seconds, http_date, page, secret, take_page,
+};
 use crate::faults::{Gate, Listing, shaped};
 
 pub(super) fn router(state: Arc<OktaState>) -> Router {
@@ -36,27 +35,6 @@ pub(super) fn router(state: Arc<OktaState>) -> Router {
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), gate))
         .with_state(state)
-}
-
-/// A fixed one-minute window, reported the way Okta reports it: the ceiling, what is left, and
-/// the UTC epoch second at which the window resets.
-#[derive(Debug, Default)]
-pub(crate) struct RateWindow {
-    started: u64,
-    used: u32,
-}
-
-fn epoch_seconds() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-/// `Sun, 06 Nov 1994 08:49:37 GMT`, for the `Date` a client measures `X-Rate-Limit-Reset` against.
-fn http_date(epoch: u64) -> HeaderValue {
-    let format = format_description!(
-        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
-    );
-    let at = OffsetDateTime::from_unix_timestamp(epoch as i64).unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    HeaderValue::from_str(&at.format(&format).expect("UTC dates format")).expect("ASCII date")
 }
 
 fn rate_headers(response: &mut Response, limit: u32, remaining: u32, reset: u64) {
@@ -89,14 +67,7 @@ async fn gate(State(state): State<Arc<OktaState>>, request: Request, next: Next)
         Gate::Revoke => state.tokens.lock().expect("tokens lock").clear(),
         Gate::Pass | Gate::Failed(_) => {}
     }
-    let (remaining, reset) = {
-        let mut window = state.rate.lock().expect("rate lock");
-        if now >= window.started + 60 {
-            *window = RateWindow { started: now, used: 0 };
-        }
-        window.used = window.used.saturating_add(1);
-        (limit.checked_sub(window.used), window.started + 60)
-    };
+    let (remaining, reset) = state.rate.lock().expect("rate lock").take(now, limit);
     let Some(remaining) = remaining else {
         return rate_limited(reset);
     };

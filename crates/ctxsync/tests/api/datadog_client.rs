@@ -90,7 +90,7 @@ async fn the_official_client_drives_every_operation() {
     let got = api.get_security_monitoring_integration_config(id.clone()).await.unwrap();
     assert_eq!(got.data.attributes.settings, attrs.settings);
 
-    assert_eq!(listed(&api, SecurityMonitoringIntegrationType::OKTA).await, [id.clone()]);
+    assert_eq!(listed(&api, SecurityMonitoringIntegrationType::OKTA).await, vec![id.clone()]);
     assert_eq!(listed(&api, SecurityMonitoringIntegrationType::ENTRA_ID).await, Vec::<String>::new());
 
     let update = SecurityMonitoringIntegrationConfigUpdateRequest::new(SecurityMonitoringIntegrationConfigUpdateData::new(
@@ -284,7 +284,7 @@ async fn the_official_client_creates_updates_and_validates_crowdstrike_configs()
     assert_eq!(created.data.attributes.integration_type, SecurityMonitoringIntegrationType::CROWDSTRIKE);
     assert_eq!(created.data.attributes.state, Some(SecurityMonitoringIntegrationConfigState::VALID));
     assert!(created.data.attributes.additional_properties.is_empty(), "no secret or extra field comes back");
-    assert_eq!(listed(&api, SecurityMonitoringIntegrationType::CROWDSTRIKE).await, [id.clone()]);
+    assert_eq!(listed(&api, SecurityMonitoringIntegrationType::CROWDSTRIKE).await, vec![id.clone()]);
 
     // A wrong secret in an update is refused and changes nothing; a rename alone needs none.
     let wrong = api

@@ -2,10 +2,11 @@
 //! would do in the vendor's console, so a newcomer running `ctxsync demo` can provoke change
 //! events, held runs and incomplete listings on purpose.
 //!
-//! Every change goes through the tenant's own model ([`Lifecycle`], written once per source over
-//! its mutation methods), so the vendor API's listings, `lastUpdated` filters, delta rounds and
-//! totals show it exactly as they show a test's mutations. The routes sit outside the fake's
-//! rate limit and fault gate: they are not part of the vendor's API.
+//! Every change goes through the tenant's own model ([`Lifecycle`] for an identity provider,
+//! [`Fleet`] for an EDR, written once per source over its mutation methods), so the vendor API's
+//! listings, `lastUpdated` and `modified_timestamp` filters, delta rounds and totals show it
+//! exactly as they show a test's mutations. The routes sit outside the fake's rate limit and fault
+//! gate: they are not part of the vendor's API.
 //!
 //! | route | effect |
 //! |---|---|
@@ -15,13 +16,24 @@
 //! | `PUT`, `DELETE /_fake/{source}/groups/{group}/members/{user}` | adds a member, removes one |
 //! | `POST /_fake/{source}/clear_users` | deletes every user but the credential holders |
 //! | `POST /_fake/{source}/drop_page` `{"listing"}` | the next page of that listing goes missing |
+//!
+//! And for `crowdstrike` and `sentinelone`:
+//!
+//! | route | effect |
+//! |---|---|
+//! | `POST /_fake/{source}/hosts` `{"hostname", "handle"}` | a new Windows host last used by that person (201, its id) |
+//! | `POST /_fake/{source}/hosts/{id}/contain`, `…/release` | cuts a host off the network, reconnects it |
+//! | `POST /_fake/{source}/hosts/{id}/logon` `{"handle"}` | that person logged on last |
+//! | `POST /_fake/{source}/hosts/{id}/os` `{"build"}` | an OS update to that build |
+//! | `DELETE /_fake/{source}/hosts/{id}` | hidden (Falcon) or decommissioned (SentinelOne) |
+//! | `POST /_fake/{source}/drop_page` `{"listing": "devices"}` | the next page of hosts goes missing |
 
 use std::sync::{Arc, RwLock};
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{post, put};
+use axum::routing::{delete, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
@@ -58,15 +70,33 @@ pub trait Lifecycle {
     fn remove(&mut self, user: &str);
 }
 
+/// What the admin API and the churn do to an EDR's fleet, in that source's own model. Methods
+/// taking an id expect a listed host (callers check with [`Fleet::contained`]).
+pub trait Fleet {
+    /// Every host the console lists, and whether it is contained.
+    fn hosts(&self) -> Vec<(String, bool)>;
+    /// Whether the listed host `id` is contained; `None` when the console lists no such host.
+    fn contained(&self, id: &str) -> Option<bool> {
+        self.hosts().into_iter().find(|(h, _)| h == id).map(|(_, contained)| contained)
+    }
+    fn set_contained(&mut self, id: &str, contained: bool);
+    /// A new Windows host last used by the person with `handle`; its id.
+    fn add(&mut self, hostname: &str, handle: &str) -> String;
+    fn log_on(&mut self, id: &str, handle: &str);
+    fn update_os(&mut self, id: &str, build: &str);
+    /// Gone from the console's listing: hidden (Falcon) or decommissioned (SentinelOne).
+    fn retire(&mut self, id: &str);
+}
+
 /// A fake's shared state, as far as the admin API needs it.
 pub(crate) trait FakeState: Send + Sync + 'static {
-    type Tenant: Lifecycle + Send + Sync;
+    type Tenant: Send + Sync;
     fn tenant(&self) -> &RwLock<Self::Tenant>;
     fn faults(&self) -> &Faults;
 }
 
-/// The admin routes of the fake named `source` (`okta`, `google`, `entra`).
-pub(crate) fn router<S: FakeState>(source: &str) -> Router<Arc<S>> {
+/// The admin routes of the identity provider's fake named `source` (`okta`, `google`, `entra`).
+pub(crate) fn router<S: FakeState<Tenant: Lifecycle>>(source: &str) -> Router<Arc<S>> {
     let at = |path: &str| format!("/_fake/{source}{path}");
     Router::new()
         .route(&at("/users"), post(hire::<S>))
@@ -75,6 +105,19 @@ pub(crate) fn router<S: FakeState>(source: &str) -> Router<Arc<S>> {
         .route(&at("/users/{id}/rename"), post(rename::<S>))
         .route(&at("/groups/{group}/members/{user}"), put(join::<S>).delete(leave::<S>))
         .route(&at("/clear_users"), post(clear_users::<S>))
+        .route(&at("/drop_page"), post(drop_page::<S>))
+}
+
+/// The admin routes of the EDR's fake named `source` (`crowdstrike`, `sentinelone`).
+pub(crate) fn fleet_router<S: FakeState<Tenant: Fleet>>(source: &str) -> Router<Arc<S>> {
+    let at = |path: &str| format!("/_fake/{source}{path}");
+    Router::new()
+        .route(&at("/hosts"), post(add_host::<S>))
+        .route(&at("/hosts/{id}"), delete(retire::<S>))
+        .route(&at("/hosts/{id}/contain"), post(contain::<S>))
+        .route(&at("/hosts/{id}/release"), post(release::<S>))
+        .route(&at("/hosts/{id}/logon"), post(log_on::<S>))
+        .route(&at("/hosts/{id}/os"), post(update_os::<S>))
         .route(&at("/drop_page"), post(drop_page::<S>))
 }
 
@@ -101,7 +144,7 @@ struct NewUser {
     family_name: String,
 }
 
-async fn hire<S: FakeState>(
+async fn hire<S: FakeState<Tenant: Lifecycle>>(
     State(state): State<Arc<S>>,
     Json(body): Json<NewUser>,
 ) -> Result<Response, Refusal> {
@@ -112,7 +155,7 @@ async fn hire<S: FakeState>(
     Ok((StatusCode::CREATED, changed(&id)).into_response())
 }
 
-async fn suspend<S: FakeState>(
+async fn suspend<S: FakeState<Tenant: Lifecycle>>(
     State(state): State<Arc<S>>,
     Path(id): Path<String>,
 ) -> Result<Response, Refusal> {
@@ -124,7 +167,7 @@ async fn suspend<S: FakeState>(
     Ok(changed(&id))
 }
 
-async fn unsuspend<S: FakeState>(
+async fn unsuspend<S: FakeState<Tenant: Lifecycle>>(
     State(state): State<Arc<S>>,
     Path(id): Path<String>,
 ) -> Result<Response, Refusal> {
@@ -141,7 +184,7 @@ struct Rename {
     family_name: String,
 }
 
-async fn rename<S: FakeState>(
+async fn rename<S: FakeState<Tenant: Lifecycle>>(
     State(state): State<Arc<S>>,
     Path(id): Path<String>,
     Json(body): Json<Rename>,
@@ -162,7 +205,7 @@ fn membership<T: Lifecycle>(tenant: &T, group: &str, user: &str) -> Result<(), R
     }
 }
 
-async fn join<S: FakeState>(
+async fn join<S: FakeState<Tenant: Lifecycle>>(
     State(state): State<Arc<S>>,
     Path((group, user)): Path<(String, String)>,
 ) -> Result<Response, Refusal> {
@@ -172,7 +215,7 @@ async fn join<S: FakeState>(
     Ok(changed(&user))
 }
 
-async fn leave<S: FakeState>(
+async fn leave<S: FakeState<Tenant: Lifecycle>>(
     State(state): State<Arc<S>>,
     Path((group, user)): Path<(String, String)>,
 ) -> Result<Response, Refusal> {
@@ -184,7 +227,7 @@ async fn leave<S: FakeState>(
 
 /// Deletes every changeable user: the next full run would delete nearly everything, which the
 /// deletion guard holds for review.
-async fn clear_users<S: FakeState>(State(state): State<Arc<S>>) -> Response {
+async fn clear_users<S: FakeState<Tenant: Lifecycle>>(State(state): State<Arc<S>>) -> Response {
     let mut tenant = state.tenant().write().expect("tenant lock");
     let users = tenant.changeable_users();
     for (id, _) in &users {
@@ -216,4 +259,93 @@ async fn drop_page<S: FakeState>(
     };
     state.faults().drop_page(listing, 0);
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+fn no_host(id: &str) -> Refusal {
+    refused(StatusCode::NOT_FOUND, format!("no host {id} in the fake fleet"))
+}
+
+#[derive(Deserialize)]
+struct NewHost {
+    hostname: String,
+    handle: String,
+}
+
+async fn add_host<S: FakeState<Tenant: Fleet>>(
+    State(state): State<Arc<S>>,
+    Json(body): Json<NewHost>,
+) -> Response {
+    let id = state.tenant().write().expect("tenant lock").add(body.hostname.trim(), body.handle.trim());
+    (StatusCode::CREATED, changed(&id)).into_response()
+}
+
+/// Contains (`contain`) or releases the host: 409 when it already is.
+fn set_contained<F: Fleet>(fleet: &mut F, id: &str, contain: bool) -> Result<Response, Refusal> {
+    match fleet.contained(id) {
+        None => Err(no_host(id)),
+        Some(now) if now == contain => {
+            let state = if contain { "contained" } else { "not contained" };
+            Err(refused(StatusCode::CONFLICT, format!("host {id} is already {state}")))
+        }
+        Some(_) => {
+            fleet.set_contained(id, contain);
+            Ok(changed(id))
+        }
+    }
+}
+
+async fn contain<S: FakeState<Tenant: Fleet>>(
+    State(state): State<Arc<S>>,
+    Path(id): Path<String>,
+) -> Result<Response, Refusal> {
+    set_contained(&mut *state.tenant().write().expect("tenant lock"), &id, true)
+}
+
+async fn release<S: FakeState<Tenant: Fleet>>(
+    State(state): State<Arc<S>>,
+    Path(id): Path<String>,
+) -> Result<Response, Refusal> {
+    set_contained(&mut *state.tenant().write().expect("tenant lock"), &id, false)
+}
+
+#[derive(Deserialize)]
+struct LogOn {
+    handle: String,
+}
+
+async fn log_on<S: FakeState<Tenant: Fleet>>(
+    State(state): State<Arc<S>>,
+    Path(id): Path<String>,
+    Json(body): Json<LogOn>,
+) -> Result<Response, Refusal> {
+    let mut fleet = state.tenant().write().expect("tenant lock");
+    fleet.contained(&id).ok_or_else(|| no_host(&id))?;
+    fleet.log_on(&id, body.handle.trim());
+    Ok(changed(&id))
+}
+
+#[derive(Deserialize)]
+struct OsUpdate {
+    build: String,
+}
+
+async fn update_os<S: FakeState<Tenant: Fleet>>(
+    State(state): State<Arc<S>>,
+    Path(id): Path<String>,
+    Json(body): Json<OsUpdate>,
+) -> Result<Response, Refusal> {
+    let mut fleet = state.tenant().write().expect("tenant lock");
+    fleet.contained(&id).ok_or_else(|| no_host(&id))?;
+    fleet.update_os(&id, body.build.trim());
+    Ok(changed(&id))
+}
+
+async fn retire<S: FakeState<Tenant: Fleet>>(
+    State(state): State<Arc<S>>,
+    Path(id): Path<String>,
+) -> Result<Response, Refusal> {
+    let mut fleet = state.tenant().write().expect("tenant lock");
+    fleet.contained(&id).ok_or_else(|| no_host(&id))?;
+    fleet.retire(&id);
+    Ok(changed(&id))
 }

@@ -1,10 +1,12 @@
 //! Tenants that live: every step, each fake's organisation changes the way real ones do (someone
 //! is suspended, someone comes back, someone joins, someone changes name, someone moves to
-//! another team), so `ctxsync demo` shows change events, history and incremental runs without
-//! anyone touching it.
+//! another team; a host is contained, released, set up, logged on to by someone else, updated),
+//! so `ctxsync demo` shows change events, history and incremental runs without anyone touching
+//! it.
 //!
-//! The changes go through each source's [`Lifecycle`], the model the admin API uses too, so the
-//! vendors' listings, `lastUpdated` filters and delta rounds show them faithfully. [`Churn::step`]
+//! The changes go through each identity provider's [`Lifecycle`], the model the admin API uses
+//! too, and each EDR fleet's own methods, so the vendors' listings, `lastUpdated` and
+//! `modified_timestamp` filters and delta rounds show them faithfully. [`Churn::step`]
 //! makes one round and says what it changed; [`Churn::run`] steps on a tokio interval.
 
 use std::sync::Arc;
@@ -13,7 +15,7 @@ use std::time::Duration;
 use tokio::time::MissedTickBehavior;
 
 use crate::Fakes;
-use crate::admin::{Lifecycle, Standing};
+use crate::admin::{Fleet, Lifecycle, Standing};
 use crate::common::Seeded;
 
 /// Which fake a change was made in.
@@ -22,6 +24,8 @@ pub enum Source {
     Okta,
     Google,
     Entra,
+    CrowdStrike,
+    SentinelOne,
 }
 
 impl Source {
@@ -30,11 +34,13 @@ impl Source {
             Source::Okta => "okta",
             Source::Google => "google",
             Source::Entra => "entra",
+            Source::CrowdStrike => "crowdstrike",
+            Source::SentinelOne => "sentinelone",
         }
     }
 }
 
-/// What happened to a user.
+/// What happened to a user, or to an EDR's host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChangeKind {
     Suspended,
@@ -50,14 +56,28 @@ pub enum ChangeKind {
         from: String,
         to: String,
     },
+    /// A host cut off the network.
+    Contained,
+    Released,
+    /// A new host, last used by the person with this handle.
+    HostAdded {
+        handle: String,
+    },
+    /// Someone else logged on to the host last.
+    LoggedOn {
+        handle: String,
+    },
+    OsUpdated {
+        build: String,
+    },
 }
 
 /// One change the churn made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
     pub source: Source,
-    /// The user's id in that source.
-    pub user: String,
+    /// The user's id in that source, or the host's.
+    pub id: String,
     pub kind: ChangeKind,
 }
 
@@ -100,12 +120,16 @@ impl Churn {
         let (given, family) = self.next_name(turn);
         let mut changes = Vec::new();
         let mut record = |source, made: Option<(String, ChangeKind)>| {
-            changes.extend(made.map(|(user, kind)| Change { source, user, kind }));
+            changes.extend(made.map(|(id, kind)| Change { source, id, kind }));
         };
         let rng = &mut self.rng;
         record(Source::Okta, fakes.okta.mutate(|t| change(t, turn, rng, &given, &family)));
         record(Source::Google, fakes.google.mutate(|t| change(t, turn, rng, &given, &family)));
         record(Source::Entra, fakes.entra.mutate(|t| change(t, turn, rng, &given, &family)));
+        let handles = fakes.crowdstrike.mutate(|t| t.handles().to_vec());
+        let step = self.steps;
+        record(Source::CrowdStrike, fakes.crowdstrike.mutate(|t| change_host(t, turn, rng, &handles, step)));
+        record(Source::SentinelOne, fakes.sentinelone.mutate(|t| change_host(t, turn, rng, &handles, step)));
         changes
     }
 
@@ -117,7 +141,7 @@ impl Churn {
         loop {
             every.tick().await;
             for c in self.step(&fakes) {
-                tracing::info!(source = c.source.as_str(), user = %c.user, change = ?c.kind, "fake tenant changed");
+                tracing::info!(source = c.source.as_str(), id = %c.id, change = ?c.kind, "fake tenant changed");
             }
         }
     }
@@ -188,6 +212,52 @@ fn change<T: Lifecycle>(
             tenant.leave(&from, &user);
             tenant.join(&to, &user);
             Some((user, ChangeKind::Moved { from, to }))
+        }
+    }
+}
+
+/// Makes one host change of the turn's kind in `fleet` (the `step`th): containing stands for
+/// suspending, releasing for reactivating, a new host for a hire, a new logon for a rename, an OS
+/// update for a move.
+fn change_host<F: Fleet>(
+    fleet: &mut F,
+    turn: Turn,
+    rng: &mut Seeded,
+    handles: &[String],
+    step: usize,
+) -> Option<(String, ChangeKind)> {
+    let hosts = fleet.hosts();
+    let pick = |rng: &mut Seeded, contained: bool| {
+        let candidates: Vec<&String> =
+            hosts.iter().filter(|(_, c)| *c == contained).map(|(id, _)| id).collect();
+        (!candidates.is_empty()).then(|| candidates[rng.below(candidates.len())].clone())
+    };
+    let handle = handles.get(rng.below(handles.len().max(1)))?.clone();
+    match turn {
+        Turn::Suspend => {
+            let id = pick(rng, false)?;
+            fleet.set_contained(&id, true);
+            Some((id, ChangeKind::Contained))
+        }
+        Turn::Reactivate => {
+            let id = pick(rng, true)?;
+            fleet.set_contained(&id, false);
+            Some((id, ChangeKind::Released))
+        }
+        Turn::Hire => {
+            let id = fleet.add(&format!("ACME-LT-N{step:04}"), &handle);
+            Some((id, ChangeKind::HostAdded { handle }))
+        }
+        Turn::Rename => {
+            let id = pick(rng, false)?;
+            fleet.log_on(&id, &handle);
+            Some((id, ChangeKind::LoggedOn { handle }))
+        }
+        Turn::Move => {
+            let id = pick(rng, false)?;
+            let build = format!("26100.{}", 1000 + step);
+            fleet.update_os(&id, &build);
+            Some((id, ChangeKind::OsUpdated { build }))
         }
     }
 }

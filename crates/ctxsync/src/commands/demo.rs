@@ -123,7 +123,8 @@ fn print_banner(
     let churn = if args.churn {
         format!(
             "Every {}s someone in each tenant is suspended, reactivated, hired, renamed or moved to another \
-             group (--churn off stops it).",
+             group, and a host in each fleet is contained, released, set up, logged on to or updated (--churn \
+             off stops it).",
             CHURN_EVERY.as_secs()
         )
     } else {

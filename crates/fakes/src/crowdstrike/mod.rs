@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::admin::{self, FakeState};
 use crate::common::{BASE62, HEX, MinuteWindow, Server, bind, secret};
 use crate::directory::{Directory, TenantSpec};
 use crate::faults::Faults;
@@ -38,6 +39,18 @@ struct CrowdStrikeState {
     limit_per_minute: AtomicU32,
     window: Mutex<MinuteWindow>,
     faults: Faults,
+}
+
+impl FakeState for CrowdStrikeState {
+    type Tenant = CrowdStrikeTenant;
+
+    fn tenant(&self) -> &RwLock<CrowdStrikeTenant> {
+        &self.tenant
+    }
+
+    fn faults(&self) -> &Faults {
+        &self.faults
+    }
 }
 
 impl CrowdStrikeState {
@@ -86,7 +99,9 @@ impl FakeCrowdStrike {
             window: Mutex::default(),
             faults: Faults::default(),
         });
-        let server = Server::serve("crowdstrike", listener, &base_url, routes::router(state.clone()));
+        let app =
+            routes::router(state.clone()).merge(admin::fleet_router("crowdstrike").with_state(state.clone()));
+        let server = Server::serve("crowdstrike", listener, &base_url, app);
         Ok(FakeCrowdStrike { server, state, base_url, client_id, client_secret })
     }
 

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 
+use crate::admin::Fleet;
 use crate::common::{HEX, Seeded, now, seconds};
 use crate::directory::{self, Directory, MAIL_DOMAIN, NETBIOS, Status, TenantSpec};
 
@@ -286,6 +287,40 @@ impl CrowdStrikeTenant {
             .filter(|h| !h.hidden)
             .map(|h| (h.device_id.clone(), h.to_json(&self.cid)))
             .collect()
+    }
+}
+
+impl Fleet for CrowdStrikeTenant {
+    fn hosts(&self) -> Vec<(String, bool)> {
+        self.hosts
+            .values()
+            .filter(|h| !h.hidden)
+            .map(|h| (h.device_id.clone(), h.status == "contained"))
+            .collect()
+    }
+
+    fn set_contained(&mut self, id: &str, contained: bool) {
+        if contained {
+            self.contain(id)
+        } else {
+            self.lift_containment(id)
+        };
+    }
+
+    fn add(&mut self, hostname: &str, handle: &str) -> String {
+        self.add_host(hostname, handle)
+    }
+
+    fn log_on(&mut self, id: &str, handle: &str) {
+        self.set_last_user(id, handle);
+    }
+
+    fn update_os(&mut self, id: &str, build: &str) {
+        CrowdStrikeTenant::update_os(self, id, build);
+    }
+
+    fn retire(&mut self, id: &str) {
+        self.hide_host(id);
     }
 }
 

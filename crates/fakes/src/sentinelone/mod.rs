@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::admin::{self, FakeState};
 use crate::common::{BASE62, Server, bind, secret};
 use crate::directory::TenantSpec;
 use crate::faults::Faults;
@@ -36,6 +37,18 @@ struct SentinelOneState {
     tenant: RwLock<SentinelOneTenant>,
     tokens: Mutex<HashMap<String, SentinelOneScope>>,
     faults: Faults,
+}
+
+impl FakeState for SentinelOneState {
+    type Tenant = SentinelOneTenant;
+
+    fn tenant(&self) -> &RwLock<SentinelOneTenant> {
+        &self.tenant
+    }
+
+    fn faults(&self) -> &Faults {
+        &self.faults
+    }
 }
 
 /// A running fake console. Dropping it stops the server.
@@ -67,7 +80,9 @@ impl FakeSentinelOne {
             tokens: Mutex::new(HashMap::new()),
             faults: Faults::default(),
         });
-        let server = Server::serve("sentinelone", listener, &base_url, routes::router(state.clone()));
+        let app =
+            routes::router(state.clone()).merge(admin::fleet_router("sentinelone").with_state(state.clone()));
+        let server = Server::serve("sentinelone", listener, &base_url, app);
         let mut fake = FakeSentinelOne { server, state, base_url, api_token: String::new() };
         fake.api_token = match api_token {
             Some(token) => {

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use time::macros::format_description;
 use time::{Duration, OffsetDateTime};
 
+use crate::admin::Fleet;
 use crate::common::{HEX, Seeded, now};
 use crate::directory::{Directory, NETBIOS, Person, TenantSpec};
 
@@ -481,6 +482,35 @@ impl SentinelOneAgent {
             agent.extend(state);
         }
         agent
+    }
+}
+
+impl Fleet for SentinelOneTenant {
+    fn hosts(&self) -> Vec<(String, bool)> {
+        self.agents()
+            .filter(|a| !a.is_decommissioned)
+            .map(|a| (a.id().to_string(), a.network_quarantine_enabled))
+            .collect()
+    }
+
+    fn set_contained(&mut self, id: &str, contained: bool) {
+        if contained { self.quarantine(id) } else { self.release(id) }
+    }
+
+    fn add(&mut self, hostname: &str, handle: &str) -> String {
+        self.add_agent(hostname, &format!("{NETBIOS}\\{handle}"))
+    }
+
+    fn log_on(&mut self, id: &str, handle: &str) {
+        self.set_last_user(id, &format!("{NETBIOS}\\{handle}"));
+    }
+
+    fn update_os(&mut self, id: &str, build: &str) {
+        self.update_agent(id, |a| a.os_revision = build.to_string());
+    }
+
+    fn retire(&mut self, id: &str) {
+        self.decommission(id);
     }
 }
 

@@ -243,3 +243,67 @@ async fn fakes_started_again_accept_the_credentials_they_handed_out() {
     let taken = Fakes::start_on(SPEC, ports, Some(&credentials)).await.unwrap();
     assert_ne!(port(&taken.okta.base_url()), ports.okta, "another port while the first is taken");
 }
+
+/// One EDR fake's admin routes: `field` names what its API calls the host's containment status,
+/// last user and OS build, and `contained` the status that means contained.
+async fn fleet_changes_show_in_the_listing(
+    source: &str,
+    base: &str,
+    snapshot: impl Fn() -> std::collections::BTreeMap<String, Value>,
+    field: [&str; 3],
+    contained: Value,
+) {
+    let [status, last_user, build] = field;
+    let before = snapshot();
+    let host = before.keys().next().unwrap().clone();
+    let at = |path: &str| format!("/_fake/{source}/hosts{path}");
+
+    assert_eq!(post(base, &at(&format!("/{host}/contain"))).await, (StatusCode::OK, json!({"id": host})));
+    assert_eq!(snapshot()[&host][status], contained, "{source}");
+    assert_eq!(post(base, &at(&format!("/{host}/contain"))).await.0, StatusCode::CONFLICT);
+    assert_eq!(post(base, &at(&format!("/{host}/release"))).await.0, StatusCode::OK);
+    assert_ne!(snapshot()[&host][status], contained, "{source}");
+    assert_eq!(post(base, &at("/nohost/contain")).await.0, StatusCode::NOT_FOUND);
+
+    let logon = Some(json!({"handle": "amara.okafor"}));
+    assert_eq!(admin(base, Method::POST, &at(&format!("/{host}/logon")), logon).await.0, StatusCode::OK);
+    assert!(snapshot()[&host][last_user].as_str().unwrap().contains("amara.okafor"), "{source}");
+    let update = Some(json!({"build": "26100.4061"}));
+    assert_eq!(admin(base, Method::POST, &at(&format!("/{host}/os")), update).await.0, StatusCode::OK);
+    assert_eq!(snapshot()[&host][build], "26100.4061", "{source}");
+
+    let body = json!({"hostname": "ACME-LT-7777", "handle": "amara.okafor"});
+    let (created, added) = admin(base, Method::POST, &at(""), Some(body)).await;
+    assert_eq!(created, StatusCode::CREATED);
+    assert!(snapshot().contains_key(added["id"].as_str().unwrap()), "{source}: {added}");
+    assert_eq!(admin(base, Method::DELETE, &at(&format!("/{host}")), None).await.0, StatusCode::OK);
+    assert_eq!(
+        post(base, &at(&format!("/{host}/contain"))).await.0,
+        StatusCode::NOT_FOUND,
+        "{source}: retired"
+    );
+}
+
+#[tokio::test]
+async fn edr_host_changes_show_in_the_fleets_listings() {
+    let falcon = ctxsync_fakes::FakeCrowdStrike::start_with(SPEC).await.unwrap();
+    let snapshot = || falcon.snapshot();
+    let fields = ["status", "last_login_user", "os_build"];
+    fleet_changes_show_in_the_listing(
+        "crowdstrike",
+        &falcon.base_url(),
+        snapshot,
+        fields,
+        json!("contained"),
+    )
+    .await;
+    assert_eq!(falcon.hidden().len(), 2, "the retired host is hidden beside the seeded one");
+
+    let console = ctxsync_fakes::FakeSentinelOne::start_with(SPEC).await.unwrap();
+    let snapshot = || console.snapshot();
+    let fields = ["networkQuarantineEnabled", "lastLoggedInUserName", "osRevision"];
+    fleet_changes_show_in_the_listing("sentinelone", &console.base_url(), snapshot, fields, json!(true))
+        .await;
+    let decommissioned = console.snapshot().values().filter(|a| a["isDecommissioned"] == true).count();
+    assert!(decommissioned >= 1, "the retired agent is decommissioned, still listed");
+}

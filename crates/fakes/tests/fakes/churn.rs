@@ -16,7 +16,7 @@ fn made_in(changes: &[Change], source: Source) -> Vec<&Change> {
 
 /// The users whose own record changed (a move changes groups, not the user).
 fn changed_users(changes: &[&Change]) -> BTreeSet<String> {
-    changes.iter().filter(|c| !matches!(c.kind, ChangeKind::Moved { .. })).map(|c| c.user.clone()).collect()
+    changes.iter().filter(|c| !matches!(c.kind, ChangeKind::Moved { .. })).map(|c| c.id.clone()).collect()
 }
 
 /// What the changes leave behind, the last change of each thing winning.
@@ -34,7 +34,7 @@ struct Outcome {
 fn outcome(changes: &[&Change]) -> Outcome {
     let mut out = Outcome::default();
     for c in changes {
-        let user = c.user.clone();
+        let user = c.id.clone();
         match &c.kind {
             ChangeKind::Suspended => _ = out.suspended.insert(user, true),
             ChangeKind::Reactivated => _ = out.suspended.insert(user, false),
@@ -48,6 +48,7 @@ fn outcome(changes: &[&Change]) -> Outcome {
                 out.member.insert((to.clone(), user), true);
                 out.regrouped.extend([from.clone(), to.clone()]);
             }
+            host => panic!("{host:?} made in an identity provider"),
         }
     }
     out
@@ -58,8 +59,8 @@ async fn every_kind_of_change_is_made_in_every_tenant() {
     let fakes = Fakes::start_with(SPEC).await.unwrap();
     let mut churn = Churn::new(1);
     let changes: Vec<Change> = (0..5).flat_map(|_| churn.step(&fakes)).collect();
-    for source in [Source::Okta, Source::Google, Source::Entra] {
-        let kinds: Vec<&str> = made_in(&changes, source)
+    let kinds = |source| -> Vec<&str> {
+        made_in(&changes, source)
             .iter()
             .map(|c| match c.kind {
                 ChangeKind::Suspended => "suspended",
@@ -67,9 +68,20 @@ async fn every_kind_of_change_is_made_in_every_tenant() {
                 ChangeKind::Hired { .. } => "hired",
                 ChangeKind::Renamed { .. } => "renamed",
                 ChangeKind::Moved { .. } => "moved",
+                ChangeKind::Contained => "contained",
+                ChangeKind::Released => "released",
+                ChangeKind::HostAdded { .. } => "host added",
+                ChangeKind::LoggedOn { .. } => "logged on",
+                ChangeKind::OsUpdated { .. } => "os updated",
             })
-            .collect();
-        assert_eq!(kinds, ["suspended", "reactivated", "hired", "renamed", "moved"], "{source:?}");
+            .collect()
+    };
+    for source in [Source::Okta, Source::Google, Source::Entra] {
+        assert_eq!(kinds(source), ["suspended", "reactivated", "hired", "renamed", "moved"], "{source:?}");
+    }
+    for source in [Source::CrowdStrike, Source::SentinelOne] {
+        let want = ["contained", "released", "host added", "logged on", "os updated"];
+        assert_eq!(kinds(source), want, "{source:?}");
     }
     let again: Vec<Change> = {
         let fakes = Fakes::start_with(SPEC).await.unwrap();
@@ -77,7 +89,7 @@ async fn every_kind_of_change_is_made_in_every_tenant() {
         (0..5).flat_map(|_| churn.step(&fakes)).collect()
     };
     let users = |c: &[Change]| {
-        c.iter().filter(|c| c.source != Source::Entra).map(|c| c.user.clone()).collect::<Vec<_>>()
+        c.iter().filter(|c| c.source != Source::Entra).map(|c| c.id.clone()).collect::<Vec<_>>()
     };
     assert_eq!(users(&again), users(&changes), "a seed repeats its changes");
 }
@@ -173,4 +185,49 @@ async fn entra_delta_rounds_report_exactly_the_changes() {
     }
     let (groups, _, _) = entra::delta_round(&token, groups_delta, 100).await;
     assert_eq!(entra::ids(&groups), expected.regrouped);
+}
+
+#[tokio::test]
+async fn the_fleets_show_what_the_churn_did_to_their_hosts() {
+    let fakes = Fakes::start_with(SPEC).await.unwrap();
+    let mut churn = Churn::new(3);
+    let changes: Vec<Change> = (0..5).flat_map(|_| churn.step(&fakes)).collect();
+    let falcon = fakes.crowdstrike.snapshot();
+    let console = fakes.sentinelone.snapshot();
+    for change in made_in(&changes, Source::CrowdStrike) {
+        let host = &falcon[&change.id];
+        match &change.kind {
+            ChangeKind::Contained | ChangeKind::Released => {}
+            ChangeKind::HostAdded { handle } | ChangeKind::LoggedOn { handle } => {
+                assert!(host["last_login_user"].as_str().unwrap().contains(handle.as_str()), "{change:?}");
+            }
+            ChangeKind::OsUpdated { build } => assert_eq!(host["os_build"], build.as_str()),
+            user => panic!("{user:?} made in a fleet"),
+        }
+    }
+    for change in made_in(&changes, Source::SentinelOne) {
+        let agent = &console[&change.id];
+        match &change.kind {
+            ChangeKind::Contained | ChangeKind::Released => {}
+            ChangeKind::HostAdded { handle } | ChangeKind::LoggedOn { handle } => {
+                assert!(
+                    agent["lastLoggedInUserName"].as_str().unwrap().contains(handle.as_str()),
+                    "{change:?}"
+                );
+            }
+            ChangeKind::OsUpdated { build } => assert_eq!(agent["osRevision"], build.as_str()),
+            user => panic!("{user:?} made in a fleet"),
+        }
+    }
+    // Contained, then released: the one host contained last is free again.
+    let contained = |c: &&Change| c.kind == ChangeKind::Contained;
+    let released =
+        made_in(&changes, Source::CrowdStrike).into_iter().find(|c| c.kind == ChangeKind::Released);
+    let first = made_in(&changes, Source::CrowdStrike).into_iter().find(contained).unwrap();
+    assert_eq!(
+        released.map(|r| r.id.as_str()),
+        Some(first.id.as_str()),
+        "the only contained host is released"
+    );
+    assert_eq!(falcon[&first.id]["status"], "normal");
 }

@@ -24,6 +24,9 @@ pub struct ErrorBody {
 pub enum ApiError {
     #[error("bad request: {}", .0.join("; "))]
     BadRequest(Vec<String>),
+    /// Without the credentials this route takes (a push delivery without its config's secret).
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
     #[error("forbidden: {0}")]
     Forbidden(String),
     #[error("not found: {0}")]
@@ -63,6 +66,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -79,7 +83,8 @@ impl ApiError {
     fn messages(self) -> Vec<String> {
         match self {
             ApiError::BadRequest(m) => m,
-            ApiError::Forbidden(m)
+            ApiError::Unauthorized(m)
+            | ApiError::Forbidden(m)
             | ApiError::NotFound(m)
             | ApiError::Conflict(m)
             | ApiError::RequestTimeout(m)

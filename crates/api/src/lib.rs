@@ -16,6 +16,7 @@ mod json_errors;
 pub mod keys;
 pub mod observe;
 pub mod openapi;
+pub mod push;
 pub mod rate_limit;
 mod router;
 mod state;

@@ -11,7 +11,7 @@ use utoipa::{Modify, OpenApi};
 use crate::entities as en;
 use crate::error::ErrorBody;
 use crate::integration_config::{self as ic, schema};
-use crate::keys;
+use crate::{keys, push};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -44,6 +44,11 @@ use crate::keys;
         en::confirm_deletions,
         en::discard_deletions,
         en::get_health,
+        push::get_push,
+        push::enable_push,
+        push::disable_push,
+        push::okta_verification,
+        push::okta_delivery,
         keys::list_keys,
         keys::create_key_pair,
         keys::revoke_key,

@@ -18,6 +18,7 @@ use crate::json::BODY_LIMIT_BYTES;
 use crate::json_errors::json_errors;
 use crate::keys::{self, BASE_PATH as KEYS};
 use crate::observe::observe;
+use crate::push::{self, OKTA_HOOK_PATH};
 use crate::state::AppState;
 use crate::{health, openapi};
 
@@ -67,13 +68,25 @@ pub fn router(state: AppState) -> Router {
             post(en::discard_deletions),
         )
         .route(&format!("{ENTITIES}/integration_configs/{{config_id}}/health"), get(en::get_health))
+        .route(
+            &format!("{ENTITIES}/integration_configs/{{config_id}}/push"),
+            get(push::get_push).put(push::enable_push).delete(push::disable_push),
+        )
         .route(KEYS, get(keys::list_keys).post(keys::create_key_pair))
         .route(&format!("{KEYS}/{{key_id}}/revoke"), post(keys::revoke_key))
         .route(&format!("{KEYS}/{{key_id}}/rotate"), post(keys::rotate_key))
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(from_fn_with_state(state.clone(), authenticate));
+    // Okta cannot send API keys: these answer to the config's push secret instead.
+    let hooks = Router::new()
+        .route(
+            &format!("{OKTA_HOOK_PATH}/{{config_id}}"),
+            get(push::okta_verification).post(push::okta_delivery),
+        )
+        .method_not_allowed_fallback(method_not_allowed);
     Router::new()
         .merge(api)
+        .merge(hooks)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/api/v2/openapi.json", get(openapi::serve))

@@ -3,6 +3,7 @@ use std::sync::Arc;
 
 use ctxsync_sources::Sources;
 use ctxsync_store::Store;
+use tokio::sync::Notify;
 
 use crate::auth_cache::AuthCache;
 use crate::config_cache::ConfigCache;
@@ -19,16 +20,28 @@ pub struct Shared {
     pub limits: RateLimits,
     pub auth: AuthCache,
     pub configs: ConfigCache,
+    /// Woken when a run is asked for (a push, "sync now"), so the scheduler of this replica
+    /// starts it at once rather than at its next look.
+    pub runs_due: Arc<Notify>,
+    /// `CTXSYNC_PUBLIC_URL`: the address sources reach this service at, for push endpoints.
+    pub public_url: Option<String>,
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn Store>, sources: Sources, limits: RateLimits) -> AppState {
+    pub fn new(
+        store: Arc<dyn Store>,
+        sources: Sources,
+        limits: RateLimits,
+        public_url: Option<String>,
+    ) -> AppState {
         AppState(Arc::new(Shared {
             store,
             sources,
             limits,
             auth: AuthCache::default(),
             configs: ConfigCache::default(),
+            runs_due: Arc::default(),
+            public_url,
         }))
     }
 }

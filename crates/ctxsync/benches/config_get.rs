@@ -119,6 +119,7 @@ async fn serve_ctxsync() -> (String, tempfile::TempDir, Fakes) {
         sync: SyncSettings::default(),
         event_retention: Duration::from_secs(86_400),
         connections: ConnectionLimits::default(),
+        public_url: None,
     };
     let app = Application::build(settings).await.unwrap();
     let address = format!("http://{}", app.local_addr());

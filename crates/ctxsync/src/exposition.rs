@@ -62,6 +62,7 @@ pub fn recorder() -> anyhow::Result<PrometheusHandle> {
 
 fn describe() {
     ctxsync_api::observe::describe();
+    ctxsync_api::push::describe_metrics();
     ctxsync_sync::metrics::describe();
     ctxsync_sources::describe_metrics();
     metrics::describe_counter!(

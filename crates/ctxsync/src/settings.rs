@@ -366,6 +366,20 @@ pub struct ServeArgs {
     /// Address of the Prometheus `/metrics` listener, e.g. `127.0.0.1:9464`; none when unset.
     #[arg(long, env = "CTXSYNC_METRICS_LISTEN", value_parser = listen_address)]
     pub metrics_listen: Option<SocketAddr>,
+    /// The address sources reach this service at, for the push endpoints they deliver to, e.g.
+    /// `https://ctxsync.example.com`; the host a request came to when unset.
+    #[arg(long, env = "CTXSYNC_PUBLIC_URL", value_parser = public_url)]
+    pub public_url: Option<String>,
+}
+
+/// An `http` or `https` URL without a query: push endpoints' paths are appended to it.
+fn public_url(value: &str) -> Result<String, String> {
+    let url =
+        Url::parse(value.trim()).map_err(|e| format!("not a URL ({e}), e.g. https://ctxsync.example.com"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.query().is_some() || url.host_str().is_none() {
+        return Err("must be an http or https URL without a query, e.g. https://ctxsync.example.com".into());
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
 #[derive(Debug, Clone, Args)]
@@ -461,6 +475,8 @@ pub struct ServeSettings {
     /// How long change events are kept.
     pub event_retention: Duration,
     pub connections: ConnectionLimits,
+    /// `CTXSYNC_PUBLIC_URL`.
+    pub public_url: Option<String>,
 }
 
 impl std::fmt::Debug for ServeSettings {
@@ -483,6 +499,7 @@ impl std::fmt::Debug for ServeSettings {
             .field("sync", &self.sync)
             .field("event_retention", &self.event_retention)
             .field("connections", &self.connections)
+            .field("public_url", &self.public_url)
             .finish()
     }
 }
@@ -747,6 +764,7 @@ impl ServeArgs {
                 max_connections: self.max_connections.get(),
                 ..ConnectionLimits::default()
             },
+            public_url: self.public_url.clone(),
         })
     }
 }
@@ -777,6 +795,7 @@ const SERVICE_VARIABLES: &[&str] = &[
     "CTXSYNC_LOG",
     "CTXSYNC_LOG_FORMAT",
     "CTXSYNC_METRICS_LISTEN",
+    "CTXSYNC_PUBLIC_URL",
 ];
 
 /// Every variable of the settings contract, the sources' base URLs after the service's own.
@@ -810,12 +829,22 @@ mod tests {
             sync: SyncSettings::default(),
             event_retention: Duration::from_secs(1),
             connections: ConnectionLimits::default(),
+            public_url: None,
         };
         let printed = format!("{settings:?}");
         for secret in ["hunter2", "api-key-value", "app-key-value", "MDEyMzQ1"] {
             assert!(!printed.contains(secret), "{printed}");
         }
         assert!(printed.contains("db.internal"), "{printed}");
+    }
+
+    #[test]
+    fn a_public_url_is_an_http_address_without_a_query() {
+        assert_eq!(public_url("https://ctxsync.example.com/"), Ok("https://ctxsync.example.com".into()));
+        assert_eq!(public_url("http://10.0.0.5:8080/ctx"), Ok("http://10.0.0.5:8080/ctx".into()));
+        for bad in ["ctxsync.example.com", "ftp://x.example", "https://x.example/?a=1", "https://"] {
+            assert!(public_url(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -52,14 +52,16 @@ impl Application {
         };
         let schedule = settings.sync.schedule;
         let sources = Sources::new(settings.endpoints).context("could not set up the source clients")?;
-        let scheduler = Scheduler::new(Worker::new(store.clone(), sources.clone(), settings.sync));
         let limits = RateLimits::new(settings.rate_limit);
+        let state = AppState::new(store.clone(), sources.clone(), limits, settings.public_url);
+        let scheduler =
+            Scheduler::new(Worker::new(store, sources, settings.sync)).woken_by(state.runs_due.clone());
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("could not listen on {} (CTXSYNC_LISTEN)", settings.listen))?;
         Ok(Application {
             listener,
-            state: AppState::new(store, sources, limits),
+            state,
             scheduler,
             event_retention: settings.event_retention,
             connections,

@@ -21,6 +21,7 @@ mod holds;
 mod keys;
 mod page;
 mod postgres;
+mod push;
 mod rows;
 mod sqlite;
 mod sync;
@@ -40,6 +41,7 @@ pub use holds::{Decided, HeldCursor, HeldDeletion, HoldStore};
 pub use keys::{Authenticated, IssuedKey, KeyFilter, KeyInfo, KeyKind, KeyPair, KeyStore, Principal};
 pub use page::{LOGON, PreparedEntities};
 pub use postgres::PostgresStore;
+pub use push::{Delivery, PushEndpoint, PushStore, new_secret, secret_digest};
 pub use sqlite::SqliteStore;
 pub use sync::{Lease, PageWrite, RunEnd, RunSummary, SyncState, SyncStore};
 
@@ -74,6 +76,12 @@ impl PoolStats {
 }
 
 /// Everything the service needs from a store.
-pub trait Store: ConfigStore + KeyStore + EntityStore + SyncStore + HistoryStore + HoldStore + Ping {}
+pub trait Store:
+    ConfigStore + KeyStore + EntityStore + SyncStore + HistoryStore + HoldStore + PushStore + Ping
+{
+}
 
-impl<T: ConfigStore + KeyStore + EntityStore + SyncStore + HistoryStore + HoldStore + Ping> Store for T {}
+impl<T: ConfigStore + KeyStore + EntityStore + SyncStore + HistoryStore + HoldStore + PushStore + Ping> Store
+    for T
+{
+}

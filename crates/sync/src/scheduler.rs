@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use ctxsync_core::ConfigId;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -15,16 +15,24 @@ pub struct Scheduler {
     /// Configs this process is syncing now; the lease guards across processes.
     running: Arc<Mutex<HashSet<ConfigId>>>,
     slots: Arc<Semaphore>,
+    /// Told when a run is asked for in this process, so it starts without waiting for a tick.
+    wake: Arc<Notify>,
 }
 
 impl Scheduler {
     pub fn new(worker: Worker) -> Scheduler {
         let slots = Arc::new(Semaphore::new(worker.settings().concurrency.max(1)));
-        Scheduler { worker, running: Arc::default(), slots }
+        Scheduler { worker, running: Arc::default(), slots, wake: Arc::default() }
     }
 
-    /// Looks for due configs every tick and starts their runs; on `stop`, cancels the runs in
-    /// flight (their upserts stay, nothing is half-deleted) and waits for them.
+    /// Also looks for due configs whenever `wake` is notified (a push, "sync now").
+    pub fn woken_by(self, wake: Arc<Notify>) -> Scheduler {
+        Scheduler { wake, ..self }
+    }
+
+    /// Looks for due configs every tick, when woken, and when a run ends (one asked for during it
+    /// is due at once), and starts their runs; on `stop`, cancels the runs in flight (their
+    /// upserts stay, nothing is half-deleted) and waits for them.
     pub async fn run_until_stopped(self, stop: CancellationToken) {
         let mut tick = tokio::time::interval(self.worker.settings().tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -33,7 +41,8 @@ impl Scheduler {
             tokio::select! {
                 () = stop.cancelled() => break,
                 _ = tick.tick() => self.start_due(&mut tasks, &stop).await,
-                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                () = self.wake.notified() => self.start_due(&mut tasks, &stop).await,
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => self.start_due(&mut tasks, &stop).await,
             }
         }
         while tasks.join_next().await.is_some() {}

@@ -152,6 +152,7 @@ pub async fn sync_now(
         )));
     }
     let run = state.store.request_run(auth.org_id, id).await?.ok_or_else(ApiError::config_not_found)?;
+    state.runs_due.notify_one();
     let body = SyncRequestedResponse {
         data: SyncRequestedData {
             id: run.to_string(),

@@ -82,6 +82,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         },
         event_retention: Duration::from_secs(90 * 86400),
         connections: ConnectionLimits::default(),
+        public_url: None,
     };
     let app = Application::build(settings).await?;
     let metrics = app.metrics_addr().context("the demo serves metrics")?;

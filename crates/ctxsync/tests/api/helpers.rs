@@ -102,6 +102,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         },
         event_retention: Duration::from_secs(90 * 86400),
         connections: options.connections,
+        public_url: None,
     };
     let app = Application::build(settings).await.expect("the app builds");
     let address = format!("http://{}", app.local_addr());

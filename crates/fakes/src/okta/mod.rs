@@ -9,6 +9,7 @@
 //! [`FakeOkta::snapshot`].
 
 mod filter;
+mod hooks;
 mod routes;
 mod tenant;
 
@@ -50,6 +51,7 @@ struct OktaState {
     faults: Faults,
     /// Groups whose member listing answers 403, as for a group outside the token's admin scope.
     members_refused: Mutex<std::collections::BTreeSet<String>>,
+    hooks: hooks::Hooks,
 }
 
 impl FakeState for OktaState {
@@ -98,6 +100,7 @@ impl FakeOkta {
             limit_per_minute: AtomicU32::new(DEFAULT_LIMIT_PER_MINUTE),
             faults: Faults::default(),
             members_refused: Mutex::default(),
+            hooks: hooks::Hooks::default(),
         });
         let app = routes::router(state.clone()).merge(admin::router("okta").with_state(state.clone()));
         let server = Server::serve("okta", listener, &base_url, app);

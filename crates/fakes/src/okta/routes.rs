@@ -9,12 +9,13 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::filter::{Field, Filter};
+use super::hooks;
 use super::tenant::{OktaGroup, OktaUser};
 use super::{OktaPermission, OktaState};
 use crate::common::{
@@ -32,6 +33,10 @@ pub(super) fn router(state: Arc<OktaState>) -> Router {
         .route("/api/v1/groups", get(list_groups))
         .route("/api/v1/groups/{id}/users", get(group_members))
         .route("/api/v1/iam/assignees/users", get(assignees))
+        .route("/api/v1/eventHooks", get(hooks::list).post(hooks::create))
+        .route("/api/v1/eventHooks/{id}", get(hooks::get).delete(hooks::delete))
+        .route("/api/v1/eventHooks/{id}/lifecycle/verify", post(hooks::verify))
+        .route("/api/v1/eventHooks/{id}/lifecycle/deactivate", post(hooks::deactivate))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), gate))
         .with_state(state)
@@ -80,7 +85,7 @@ async fn gate(State(state): State<Arc<OktaState>>, request: Request, next: Next)
 }
 
 /// An Okta error object with every field the real one carries.
-fn error_with_causes(status: StatusCode, code: &str, summary: &str, causes: &[String]) -> Refusal {
+pub(super) fn error_with_causes(status: StatusCode, code: &str, summary: &str, causes: &[String]) -> Refusal {
     let causes: Vec<Value> = causes.iter().map(|c| json!({"errorSummary": c})).collect();
     let body = json!({
         "errorCode": code,
@@ -92,7 +97,7 @@ fn error_with_causes(status: StatusCode, code: &str, summary: &str, causes: &[St
     Refusal::new((status, Json(body)))
 }
 
-fn error(status: StatusCode, code: &str, summary: &str) -> Refusal {
+pub(super) fn error(status: StatusCode, code: &str, summary: &str) -> Refusal {
     error_with_causes(status, code, summary, &[])
 }
 
@@ -113,7 +118,7 @@ async fn not_found(request: Request) -> Refusal {
 }
 
 /// The token's entry, or the 401 Okta sends for a missing, unknown or revoked token.
-fn authenticate(state: &OktaState, headers: &HeaderMap) -> Result<OktaPermission, Refusal> {
+pub(super) fn authenticate(state: &OktaState, headers: &HeaderMap) -> Result<OktaPermission, Refusal> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

@@ -103,6 +103,45 @@ pub struct OktaTenant {
     next_group: u64,
     /// The last time handed to a change, so changes are stamped in the order they were made.
     clock: OffsetDateTime,
+    /// System Log events of the changes made since the event hooks last took them.
+    log: Vec<LogEvent>,
+}
+
+/// A System Log event about a change, as event hooks deliver them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogEvent {
+    pub uuid: String,
+    pub published: OffsetDateTime,
+    /// `user.lifecycle.suspend`, `group.user_membership.add`, …
+    pub event_type: &'static str,
+    pub display_message: &'static str,
+    /// `(id, type, alternateId, displayName)` of each target: `User`, `UserGroup`.
+    pub targets: Vec<(String, &'static str, String, String)>,
+}
+
+impl LogEvent {
+    /// The event as the System Log and event hooks serve it.
+    pub(crate) fn to_json(&self) -> serde_json::Value {
+        let targets: Vec<serde_json::Value> = self
+            .targets
+            .iter()
+            .map(|(id, kind, alternate, display)| {
+                serde_json::json!({"id": id, "type": kind, "alternateId": alternate, "displayName": display, "detailEntry": null})
+            })
+            .collect();
+        serde_json::json!({
+            "uuid": self.uuid,
+            "published": crate::common::millis(self.published),
+            "eventType": self.event_type,
+            "version": "0",
+            "displayMessage": self.display_message,
+            "severity": "INFO",
+            "legacyEventType": null,
+            "actor": {"id": "00u00000000000000000", "type": "User", "alternateId": "admin", "displayName": "Admin"},
+            "outcome": {"result": "SUCCESS", "reason": null},
+            "target": targets,
+        })
+    }
 }
 
 /// `00u` + 17 characters, like `00ubfjQEMYBLRUWIEDKK`: a sortable counter, then seeded noise.
@@ -159,6 +198,44 @@ impl OktaTenant {
         &self.assignees
     }
 
+    /// Takes the System Log events of the changes made since the last call.
+    pub(crate) fn take_log(&mut self) -> Vec<LogEvent> {
+        std::mem::take(&mut self.log)
+    }
+
+    /// Logs a change made now to the user `id` (and the group, for a membership).
+    fn log_user(
+        &mut self,
+        event_type: &'static str,
+        display_message: &'static str,
+        id: &str,
+        group: Option<&str>,
+    ) {
+        let Some(user) = self.users.get(id) else { return };
+        let mut targets = vec![(
+            id.to_string(),
+            "User",
+            user.profile.login.clone(),
+            format!("{} {}", user.profile.first_name, user.profile.last_name),
+        )];
+        if let Some(group) = group.and_then(|g| self.groups.get(g)) {
+            targets.push((group.id.clone(), "UserGroup", group.name.clone(), group.name.clone()));
+        }
+        self.log_event(event_type, display_message, targets);
+    }
+
+    fn log_event(
+        &mut self,
+        event_type: &'static str,
+        display_message: &'static str,
+        targets: Vec<(String, &'static str, String, String)>,
+    ) {
+        let uuid =
+            uuid::Uuid::from_u128(self.rng.next_u64() as u128 | (u128::from(self.rng.next_u64()) << 64));
+        let published = self.stamp();
+        self.log.push(LogEvent { uuid: uuid.to_string(), published, event_type, display_message, targets });
+    }
+
     /// Now, to Okta's millisecond precision, never before the previous change.
     fn stamp(&mut self) -> OffsetDateTime {
         let t = now();
@@ -204,6 +281,7 @@ impl OktaTenant {
             roles: Vec::new(),
         };
         self.users.insert(id.clone(), user);
+        self.log_user("user.lifecycle.create", "Create Okta user", &id, None);
         id
     }
 
@@ -216,6 +294,7 @@ impl OktaTenant {
         let user = self.user_mut(id);
         change(user);
         user.last_updated = at;
+        self.log_user("user.account.update_profile", "Update user profile for Okta", id, None);
     }
 
     fn set_status(&mut self, id: &str, status: &'static str) {
@@ -224,6 +303,12 @@ impl OktaTenant {
         user.status = status;
         user.status_changed = Some(at);
         user.last_updated = at;
+        let (event, message) = match status {
+            "SUSPENDED" => ("user.lifecycle.suspend", "Suspend Okta user"),
+            "DEPROVISIONED" => ("user.lifecycle.deactivate", "Deactivate Okta user"),
+            _ => ("user.lifecycle.unsuspend", "Unsuspend Okta user"),
+        };
+        self.log_user(event, message, id, None);
     }
 
     pub fn suspend_user(&mut self, id: &str) {
@@ -243,6 +328,7 @@ impl OktaTenant {
     /// Deletes the user for good: it disappears from every list and group, as in Okta (where
     /// only a deprovisioned user can be deleted; the fake does not insist).
     pub fn delete_user(&mut self, id: &str) {
+        self.log_user("user.lifecycle.delete.initiated", "Delete Okta user", id, None);
         self.users.remove(id).unwrap_or_else(|| panic!("no user {id} in the fake Okta org"));
         self.assignees.remove(id);
         let at = self.stamp();
@@ -290,6 +376,12 @@ impl OktaTenant {
         let group = self.group_mut(group_id);
         if group.members.insert(user_id.to_string()) {
             group.last_membership_updated = at;
+            self.log_user(
+                "group.user_membership.add",
+                "Add user to group membership",
+                user_id,
+                Some(group_id),
+            );
         }
     }
 
@@ -298,6 +390,12 @@ impl OktaTenant {
         let group = self.group_mut(group_id);
         if group.members.remove(user_id) {
             group.last_membership_updated = at;
+            self.log_user(
+                "group.user_membership.remove",
+                "Remove user from group membership",
+                user_id,
+                Some(group_id),
+            );
         }
     }
 
@@ -308,11 +406,13 @@ impl OktaTenant {
         let id = format!("ra1{}", self.rng.chars(BASE62, 17));
         self.user_mut(user_id).roles.push(OktaRole { id, role_type: role_type.to_string(), created: at });
         self.assignees.insert(user_id.to_string());
+        self.log_user("user.account.privilege.grant", "Grant user privilege", user_id, None);
     }
 
     pub fn unassign_roles(&mut self, user_id: &str) {
         self.user_mut(user_id).roles.clear();
         self.assignees.remove(user_id);
+        self.log_user("user.account.privilege.revoke", "Revoke user privilege", user_id, None);
     }
 
     /// Enrolls an active factor (`push`, `sms`, `webauthn`, `token:software:totp`, …). Like Okta,

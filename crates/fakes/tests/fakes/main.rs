@@ -7,6 +7,7 @@ mod crowdstrike;
 mod entra;
 mod google;
 mod okta;
+mod okta_hooks;
 mod sentinelone;
 
 use reqwest::Client;

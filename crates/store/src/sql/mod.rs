@@ -13,6 +13,7 @@ mod entities;
 mod history;
 mod holds;
 mod keys;
+mod push;
 mod sync;
 
 use ctxsync_core::{ConfigId, Coverage, OrgId, Run, RunCounts};

@@ -7,6 +7,7 @@ mod events;
 mod holds;
 mod keys;
 mod persons;
+mod push;
 mod replicas;
 pub(crate) mod sync;
 

@@ -1,0 +1,84 @@
+//! Push endpoints: the secret a source sends with the deliveries it pushes (Okta Event Hooks),
+//! kept only as its SHA-256 digest so a copy of the database cannot forge a delivery, with what
+//! the endpoint has seen; and the event ids already taken, so an at-least-once delivery counts
+//! once.
+
+use ctxsync_core::{ConfigId, OrgId};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use crate::StoreError;
+
+/// A config's push endpoint as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushEndpoint {
+    /// Hex SHA-256 of the secret.
+    pub secret_digest: String,
+    pub created_at: OffsetDateTime,
+    pub last_delivery_at: Option<OffsetDateTime>,
+    /// Deliveries accepted, duplicates among their events, and deliveries refused for want of
+    /// the secret.
+    pub deliveries: u64,
+    pub duplicates: u64,
+    pub rejected: u64,
+}
+
+impl PushEndpoint {
+    /// Whether `presented` is the secret, compared digest to digest.
+    pub fn admits(&self, presented: &str) -> bool {
+        secret_digest(presented) == self.secret_digest
+    }
+}
+
+/// A new push secret: 32 random bytes, URL-safe base64 (a header value any console accepts).
+pub fn new_secret() -> String {
+    use base64::Engine;
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The digest a push secret is kept as.
+pub fn secret_digest(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// How long an event id is remembered: far longer than a source retries a delivery.
+pub const SEEN_FOR: time::Duration = time::Duration::days(2);
+
+/// What became of one delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery<'a> {
+    /// It carried the secret; these are its events' ids.
+    Accepted(&'a [String]),
+    /// It did not.
+    Rejected,
+}
+
+#[async_trait::async_trait]
+pub trait PushStore {
+    /// Sets (or replaces) the config's push secret; `false` when the org has no such config.
+    async fn set_push_secret(
+        &self,
+        org: OrgId,
+        config: ConfigId,
+        digest: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+
+    /// Turns the endpoint off; `false` when it was not on.
+    async fn delete_push_secret(&self, org: OrgId, config: ConfigId) -> Result<bool, StoreError>;
+
+    /// The config's endpoint, whoever asks: deliveries carry no API key, only the secret.
+    async fn push_endpoint(&self, config: ConfigId) -> Result<Option<PushEndpoint>, StoreError>;
+
+    /// Counts a delivery and, for an accepted one, keeps its event ids; returns those not seen
+    /// before (none for a rejected one).
+    async fn record_delivery(
+        &self,
+        config: ConfigId,
+        delivery: Delivery<'_>,
+        now: OffsetDateTime,
+    ) -> Result<Vec<String>, StoreError>;
+}

@@ -1,0 +1,134 @@
+//! Push endpoints and the event ids their deliveries carried (see `crate::push`).
+
+use ctxsync_core::{ConfigId, OrgId};
+use time::OffsetDateTime;
+
+use super::{Backend, Store};
+use crate::StoreError;
+use crate::push::{Delivery, PushEndpoint, PushStore, SEEN_FOR};
+use crate::values::{DbId, DbTime};
+
+#[derive(sqlx::FromRow)]
+struct EndpointRow {
+    secret_digest: String,
+    created_at: DbTime,
+    last_delivery_at: Option<DbTime>,
+    deliveries: i64,
+    duplicates: i64,
+    rejected: i64,
+}
+
+impl From<EndpointRow> for PushEndpoint {
+    fn from(row: EndpointRow) -> PushEndpoint {
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        PushEndpoint {
+            secret_digest: row.secret_digest,
+            created_at: row.created_at.0,
+            last_delivery_at: row.last_delivery_at.map(|t| t.0),
+            deliveries: count(row.deliveries),
+            duplicates: count(row.duplicates),
+            rejected: count(row.rejected),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl PushStore for Store {
+    async fn set_push_secret(
+        &self,
+        org: OrgId,
+        config: ConfigId,
+        digest: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        // A new secret starts the counts afresh: they describe the endpoint as configured now.
+        let set = sqlx::query(
+            "INSERT INTO push_endpoints (config_id, secret_digest, created_at) \
+             SELECT id, $3, $4 FROM integration_configs WHERE id = $1 AND org_id = $2 \
+             ON CONFLICT (config_id) DO UPDATE SET secret_digest = EXCLUDED.secret_digest, \
+               created_at = EXCLUDED.created_at, last_delivery_at = NULL, deliveries = 0, duplicates = 0, \
+               rejected = 0",
+        )
+        .bind(DbId(config.0))
+        .bind(DbId(org.0))
+        .bind(digest)
+        .bind(DbTime(now))
+        .execute(self.writer())
+        .await?;
+        Ok(set.rows_affected() > 0)
+    }
+
+    async fn delete_push_secret(&self, org: OrgId, config: ConfigId) -> Result<bool, StoreError> {
+        let deleted = sqlx::query(
+            "DELETE FROM push_endpoints WHERE config_id = $1 \
+             AND config_id IN (SELECT id FROM integration_configs WHERE org_id = $2)",
+        )
+        .bind(DbId(config.0))
+        .bind(DbId(org.0))
+        .execute(self.writer())
+        .await?;
+        Ok(deleted.rows_affected() > 0)
+    }
+
+    async fn push_endpoint(&self, config: ConfigId) -> Result<Option<PushEndpoint>, StoreError> {
+        let row: Option<EndpointRow> = sqlx::query_as(
+            "SELECT secret_digest, created_at, last_delivery_at, deliveries, duplicates, rejected \
+             FROM push_endpoints WHERE config_id = $1",
+        )
+        .bind(DbId(config.0))
+        .fetch_optional(self.reader())
+        .await?;
+        Ok(row.map(PushEndpoint::from))
+    }
+
+    async fn record_delivery(
+        &self,
+        config: ConfigId,
+        delivery: Delivery<'_>,
+        now: OffsetDateTime,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let event_ids = match delivery {
+            Delivery::Rejected => {
+                sqlx::query("UPDATE push_endpoints SET rejected = rejected + 1 WHERE config_id = $1")
+                    .bind(DbId(config.0))
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                return Ok(Vec::new());
+            }
+            Delivery::Accepted(ids) => ids,
+        };
+        sqlx::query("DELETE FROM push_events_seen WHERE config_id = $1 AND seen_at < $2")
+            .bind(DbId(config.0))
+            .bind(DbTime(now - SEEN_FOR))
+            .execute(&mut *tx)
+            .await?;
+        let mut fresh = Vec::new();
+        for id in event_ids {
+            let taken = sqlx::query(
+                "INSERT INTO push_events_seen (config_id, event_id, seen_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (config_id, event_id) DO NOTHING",
+            )
+            .bind(DbId(config.0))
+            .bind(id)
+            .bind(DbTime(now))
+            .execute(&mut *tx)
+            .await?;
+            if taken.rows_affected() > 0 {
+                fresh.push(id.clone());
+            }
+        }
+        sqlx::query(
+            "UPDATE push_endpoints SET deliveries = deliveries + 1, duplicates = duplicates + $2, \
+             last_delivery_at = $3 WHERE config_id = $1",
+        )
+        .bind(DbId(config.0))
+        .bind((event_ids.len() - fresh.len()) as i64)
+        .bind(DbTime(now))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(fresh)
+    }
+}

@@ -1,0 +1,65 @@
+//! Push endpoints against a fresh database: the secret is kept as a digest and admits only
+//! itself, deliveries count, an event id counts once, and another org cannot touch the endpoint.
+
+use ctxsync_core::ConfigId;
+
+use super::sync::db;
+use crate::{Delivery, secret_digest};
+
+fn ids(ids: &[&str]) -> Vec<String> {
+    ids.iter().map(|i| i.to_string()).collect()
+}
+
+#[tokio::test]
+async fn a_push_secret_is_kept_as_a_digest_and_admits_only_itself() {
+    let db = db().await;
+    let (org, config) = (db.org, db.config.id);
+    let now = ctxsync_core::now();
+    assert_eq!(db.store.push_endpoint(config).await.unwrap(), None);
+    assert!(db.store.set_push_secret(org, config, &secret_digest("s3cret"), now).await.unwrap());
+    let endpoint = db.store.push_endpoint(config).await.unwrap().unwrap();
+    assert_ne!(endpoint.secret_digest, "s3cret");
+    assert!(endpoint.admits("s3cret") && !endpoint.admits("s3cret ") && !endpoint.admits(""));
+
+    let other = db.store.ensure_org("other").await.unwrap();
+    assert!(!db.store.set_push_secret(other, config, &secret_digest("mine"), now).await.unwrap());
+    assert!(!db.store.delete_push_secret(other, config).await.unwrap());
+    assert!(!db.store.set_push_secret(org, ConfigId::new(), &secret_digest("x"), now).await.unwrap());
+    assert!(db.store.push_endpoint(config).await.unwrap().unwrap().admits("s3cret"), "unchanged");
+
+    assert!(db.store.delete_push_secret(org, config).await.unwrap());
+    assert_eq!(db.store.push_endpoint(config).await.unwrap(), None);
+    assert!(!db.store.delete_push_secret(org, config).await.unwrap());
+}
+
+#[tokio::test]
+async fn deliveries_count_and_an_event_counts_once() {
+    let db = db().await;
+    let (org, config) = (db.org, db.config.id);
+    let now = ctxsync_core::now();
+    db.store.set_push_secret(org, config, &secret_digest("s"), now).await.unwrap();
+
+    let first = db.store.record_delivery(config, Delivery::Accepted(&ids(&["e1", "e2"])), now).await.unwrap();
+    assert_eq!(first, ids(&["e1", "e2"]));
+    let again = db.store.record_delivery(config, Delivery::Accepted(&ids(&["e2", "e3"])), now).await.unwrap();
+    assert_eq!(again, ids(&["e3"]), "e2 was delivered before");
+    assert_eq!(
+        db.store.record_delivery(config, Delivery::Rejected, now).await.unwrap(),
+        Vec::<String>::new()
+    );
+    let endpoint = db.store.push_endpoint(config).await.unwrap().unwrap();
+    assert_eq!((endpoint.deliveries, endpoint.duplicates, endpoint.rejected), (2, 1, 1));
+    assert_eq!(endpoint.last_delivery_at, Some(now));
+
+    // Long after, the id is forgotten; a new secret starts the counts afresh.
+    let later = now + crate::push::SEEN_FOR + time::Duration::minutes(1);
+    let late = db.store.record_delivery(config, Delivery::Accepted(&ids(&["e1"])), later).await.unwrap();
+    assert_eq!(late, ids(&["e1"]));
+    db.store.set_push_secret(org, config, &secret_digest("t"), later).await.unwrap();
+    let endpoint = db.store.push_endpoint(config).await.unwrap().unwrap();
+    assert_eq!((endpoint.deliveries, endpoint.duplicates, endpoint.rejected), (0, 0, 0));
+    assert!(endpoint.admits("t") && !endpoint.admits("s"));
+
+    db.store.delete_config(org, config).await.unwrap();
+    assert_eq!(db.store.push_endpoint(config).await.unwrap(), None, "gone with its config");
+}

@@ -15,6 +15,9 @@
 //! - `events`: change events and entity history on the API, after the baseline run
 //! - `holds`: runs that hold a mass deletion or an incomplete listing's deletions, and health
 //! - `persons`: identity resolution across Okta, Google and Entra tenants of one organisation
+//! - `push`: Okta event hooks delivering to the push endpoint: a suspension within seconds, the
+//!   secret, forged and repeated deliveries
+//! - `edr`: CrowdStrike and SentinelOne configs synced, their hosts joined to persons, device events
 //! - `openapi`: the served document against the contract
 //! - `datadog_client`: the official Rust client against the service
 //! - `cli`: the binary itself (keys, serve, shutdown, logs)
@@ -45,6 +48,7 @@ mod master_key;
 mod observability;
 mod openapi;
 mod persons;
+mod push;
 mod replicas;
 mod secrets;
 mod slow_clients;

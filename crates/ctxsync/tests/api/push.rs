@@ -1,0 +1,210 @@
+//! Push end to end: an Okta event hook registered at the fake Okta with the endpoint and secret
+//! ctxsync hands out, verified by the handshake, brings a suspension to the store within seconds
+//! of it happening; deliveries without the secret are refused and counted; a forged or repeated
+//! delivery writes nothing the source does not say.
+
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, errors, spawn_app, status_json};
+use crate::sync::{OWN, create_with, wait_for_runs};
+
+/// A config that, left alone, would not sync again within the test.
+async fn okta_config(app: &TestApp) -> String {
+    let id = create_with(app, app.okta_attributes(), json!({"sync_interval": "1h"})).await;
+    assert_eq!(wait_for_runs(app, &id, 1).await["attributes"]["status"], "succeeded");
+    id
+}
+
+async fn push(app: &TestApp, method: Method, id: &str) -> (StatusCode, Value) {
+    status_json(app.request(method, &format!("{OWN}/integration_configs/{id}/push"), None).await).await
+}
+
+/// A delivery as Okta sends it: `events` are `(uuid, eventType, user id)`.
+fn delivery(events: &[(&str, &str, &str)]) -> Value {
+    let events: Vec<Value> = events
+        .iter()
+        .map(|(uuid, kind, user)| json!({"uuid": uuid, "eventType": kind, "target": [{"id": user, "type": "User"}]}))
+        .collect();
+    json!({"eventType": "com.okta.event_hook", "eventTypeVersion": "1.0", "data": {"events": events}})
+}
+
+async fn deliver(app: &TestApp, url: &str, secret: Option<&str>, body: &Value) -> (StatusCode, Value) {
+    let mut request = app.client.post(url).json(body);
+    if let Some(secret) = secret {
+        request = request.header("Authorization", secret);
+    }
+    status_json(request.send().await.unwrap()).await
+}
+
+async fn user_status(app: &TestApp, config: &str, user: &str) -> String {
+    let path = format!("{OWN}/integration_configs/{config}/entities/user/{user}");
+    let (status, body) = status_json(app.request(Method::GET, &path, None).await).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["data"]["attributes"]["status"].as_str().unwrap().to_string()
+}
+
+async fn run_count(app: &TestApp, config: &str) -> usize {
+    let path = format!("{OWN}/integration_configs/{config}/sync_runs");
+    let (_, body) = status_json(app.request(Method::GET, &path, None).await).await;
+    body["data"].as_array().unwrap().len()
+}
+
+/// A plain active user of the fake org (not one the credentials act as).
+fn active_user(app: &TestApp) -> String {
+    let truth = app.fakes.okta.snapshot();
+    truth.users.iter().rev().find(|(_, u)| u["status"] == "ACTIVE").map(|(id, _)| id.clone()).unwrap()
+}
+
+#[tokio::test]
+async fn an_okta_suspension_reaches_the_store_through_the_event_hook() {
+    let app = spawn_app().await;
+    let id = okta_config(&app).await;
+    let (status, enabled) = push(&app, Method::PUT, &id).await;
+    assert_eq!(status, StatusCode::OK, "{enabled}");
+    let attributes = &enabled["data"]["attributes"];
+    let url = attributes["url"].as_str().unwrap().to_string();
+    let secret = attributes["secret"].as_str().unwrap().to_string();
+    assert_eq!(url, format!("{}/api/v2/ctxsync/push/okta/{id}", app.address));
+    assert_eq!(attributes["header"], "Authorization");
+
+    // The operator's part, in the fake Okta's admin API: register the hook and verify it.
+    let okta = app.fakes.okta.base_url();
+    let token = format!("SSWS {}", app.fakes.okta.api_token());
+    let hook = json!({
+        "name": "ctxsync",
+        "events": {"type": "EVENT_TYPE", "items": ["user.lifecycle.suspend", "user.lifecycle.unsuspend", "group.user_membership.add"]},
+        "channel": {"type": "HTTP", "version": "1.0.0", "config": {
+            "uri": url, "headers": [], "authScheme": {"type": "HEADER", "key": "Authorization", "value": secret},
+        }},
+    });
+    let created: Value = app
+        .client
+        .post(format!("{okta}/api/v1/eventHooks"))
+        .header("Authorization", &token)
+        .json(&hook)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let verify = format!("{okta}/api/v1/eventHooks/{}/lifecycle/verify", created["id"].as_str().unwrap());
+    let verified: Value =
+        app.client.post(verify).header("Authorization", &token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(verified["verificationStatus"], "VERIFIED", "{verified}");
+
+    let user = active_user(&app);
+    assert_eq!(user_status(&app, &id, &user).await, "active");
+    let changed = Instant::now();
+    app.fakes.okta.mutate(|t| t.suspend_user(&user));
+    // No scheduled run comes within the hour: only the push can bring it.
+    let deadline = changed + Duration::from_secs(20);
+    while user_status(&app, &id, &user).await != "suspended" {
+        assert!(Instant::now() < deadline, "the suspension did not arrive");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!("suspension in the store {:?} after the change", changed.elapsed());
+    let run = wait_for_runs(&app, &id, 2).await;
+    assert_eq!(run["attributes"]["kind"], "incremental", "{run}");
+    let events =
+        app.list_all(&format!("{OWN}/events?filter[config_id]={id}&filter[type]=user.status_changed")).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["attributes"]["entity_id"], user.as_str());
+
+    let (_, status) = push(&app, Method::GET, &id).await;
+    let attributes = &status["data"]["attributes"];
+    assert_eq!((attributes["enabled"].as_bool(), attributes["rejected"].as_u64()), (Some(true), Some(0)));
+    assert!(attributes["deliveries"].as_u64() >= Some(1), "{status}");
+    assert!(attributes["last_delivery_at"].is_string() && attributes.get("secret").is_none(), "{status}");
+}
+
+#[tokio::test]
+async fn deliveries_without_the_secret_are_refused_counted_and_ask_for_nothing() {
+    let app = spawn_app().await;
+    let id = okta_config(&app).await;
+    let (_, first) = push(&app, Method::PUT, &id).await;
+    let url = first["data"]["attributes"]["url"].as_str().unwrap().to_string();
+    let old = first["data"]["attributes"]["secret"].as_str().unwrap().to_string();
+    let (_, rotated) = push(&app, Method::PUT, &id).await;
+    let secret = rotated["data"]["attributes"]["secret"].as_str().unwrap().to_string();
+    assert_ne!(secret, old);
+
+    let body = delivery(&[("3f1c6a3e-0000-4000-8000-000000000001", "user.lifecycle.suspend", "00unobody")]);
+    for presented in [None, Some(old.as_str()), Some("Bearer whatever")] {
+        let (status, refused) = deliver(&app, &url, presented, &body).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{presented:?}: {refused}");
+        assert!(errors(&refused)[0].contains("secret"), "{refused}");
+        assert!(!refused.to_string().contains(&old), "the presented value is not echoed");
+    }
+    // The handshake takes the secret too, and wants its challenge.
+    let handshake = |secret: Option<&str>, challenge: Option<&str>| {
+        let mut request = app.client.get(&url);
+        if let Some(s) = secret {
+            request = request.header("Authorization", s);
+        }
+        if let Some(c) = challenge {
+            request = request.header("X-Okta-Verification-Challenge", c);
+        }
+        request.send()
+    };
+    assert_eq!(handshake(None, Some("c")).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(handshake(Some(&secret), None).await.unwrap().status(), StatusCode::BAD_REQUEST);
+    let (status, echoed) = status_json(handshake(Some(&secret), Some("c-123")).await.unwrap()).await;
+    assert_eq!((status, echoed), (StatusCode::OK, json!({"verification": "c-123"})));
+
+    let (_, status) = push(&app, Method::GET, &id).await;
+    assert_eq!(status["data"]["attributes"]["rejected"], 4, "{status}");
+    assert_eq!(status["data"]["attributes"]["deliveries"], 0, "{status}");
+    assert_eq!(run_count(&app, &id).await, 1, "no refused delivery asked for a run");
+
+    // Off: the endpoint is not there for anyone; unknown configs neither.
+    assert_eq!(push(&app, Method::DELETE, &id).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(deliver(&app, &url, Some(&secret), &body).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(push(&app, Method::DELETE, &id).await.0, StatusCode::NOT_FOUND);
+    let nowhere = format!("{}/api/v2/ctxsync/push/okta/{}", app.address, uuid::Uuid::new_v4());
+    assert_eq!(deliver(&app, &nowhere, Some(&secret), &body).await.0, StatusCode::NOT_FOUND);
+
+    // Push is Okta's only, for now.
+    let entra = app.create_ok(app.entra_attributes()).await["id"].as_str().unwrap().to_string();
+    let (status, refused) = push(&app, Method::PUT, &entra).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert!(errors(&refused)[0].contains("OKTA"), "{refused}");
+}
+
+#[tokio::test]
+async fn a_forged_or_repeated_delivery_writes_nothing_the_source_does_not_say() {
+    let app = spawn_app().await;
+    let id = okta_config(&app).await;
+    let (_, enabled) = push(&app, Method::PUT, &id).await;
+    let url = enabled["data"]["attributes"]["url"].as_str().unwrap().to_string();
+    let secret = enabled["data"]["attributes"]["secret"].as_str().unwrap().to_string();
+    let user = active_user(&app);
+
+    // Someone holding the secret claims a suspension Okta never made.
+    let forged = delivery(&[("3f1c6a3e-0000-4000-8000-0000000000aa", "user.lifecycle.suspend", &user)]);
+    let (status, taken) = deliver(&app, &url, Some(&secret), &forged).await;
+    assert_eq!((status, taken), (StatusCode::OK, json!({"accepted": 1, "duplicates": 0})));
+    let run = wait_for_runs(&app, &id, 2).await;
+    assert_eq!(run["attributes"]["status"], "succeeded", "the delivery asked for a run: {run}");
+    assert_eq!(user_status(&app, &id, &user).await, "active", "the run asked Okta, which says active");
+    let events = app.list_all(&format!("{OWN}/events?filter[config_id]={id}")).await;
+    assert_eq!(events, Vec::<Value>::new(), "nothing changed");
+
+    // Okta delivers at least once: the same event again asks for nothing.
+    let (status, taken) = deliver(&app, &url, Some(&secret), &forged).await;
+    assert_eq!((status, taken), (StatusCode::OK, json!({"accepted": 0, "duplicates": 1})));
+    let (_, status) = push(&app, Method::GET, &id).await;
+    let attributes = &status["data"]["attributes"];
+    assert_eq!(
+        (attributes["deliveries"].as_u64(), attributes["duplicate_events"].as_u64()),
+        (Some(2), Some(1))
+    );
+
+    // Not a delivery at all.
+    let (status, refused) =
+        deliver(&app, &url, Some(&secret), &json!({"data": {"events": [{"uuid": 1}]}})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+}

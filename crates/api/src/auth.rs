@@ -24,10 +24,7 @@ pub const APP_KEY_HEADER: &str = "DD-APPLICATION-KEY";
 /// Authenticates the caller, applies the rate limit of its org (or of its address when it is not
 /// authenticated) and adds the `X-RateLimit-*` headers to whatever the route answers.
 pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+    let peer = peer(&request);
     let outcome = identify(&state, request.headers()).await;
     let key = match &outcome {
         Ok(principal) => RateKey::Org(principal.org_id),
@@ -47,6 +44,23 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
     };
     decision.write_headers(response.headers_mut());
     response
+}
+
+/// The rate limit of the caller's address, for the routes that answer to another credential than
+/// an API key (a push endpoint's secret): a flood of refused deliveries stops at the limit.
+pub async fn limit_by_address(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let decision = state.limits.check(RateKey::Address(peer(&request)));
+    let mut response =
+        if decision.allowed() { next.run(request).await } else { decision.too_many_requests() };
+    decision.write_headers(response.headers_mut());
+    response
+}
+
+fn peer(request: &Request) -> IpAddr {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip())
 }
 
 async fn identify(state: &AppState, headers: &axum::http::HeaderMap) -> Result<Principal, ApiError> {

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 
-use crate::auth::authenticate;
+use crate::auth::{authenticate, limit_by_address};
 use crate::entities::{self as en, BASE_PATH as ENTITIES};
 use crate::error::ApiError;
 use crate::integration_config::{self as ic, BASE_PATH};
@@ -83,7 +83,8 @@ pub fn router(state: AppState) -> Router {
             &format!("{OKTA_HOOK_PATH}/{{config_id}}"),
             get(push::okta_verification).post(push::okta_delivery),
         )
-        .method_not_allowed_fallback(method_not_allowed);
+        .method_not_allowed_fallback(method_not_allowed)
+        .route_layer(from_fn_with_state(state.clone(), limit_by_address));
     Router::new()
         .merge(api)
         .merge(hooks)

@@ -86,6 +86,7 @@ async fn refuse(state: &AppState, config: ConfigId) -> Result<ApiError, ApiError
         (status = 400, description = "No challenge", body = ErrorBody),
         (status = 401, description = "Without the config's push secret", body = ErrorBody),
         (status = 404, description = "No push endpoint here", body = ErrorBody),
+        (status = 429, description = "Too many requests from this address", body = ErrorBody),
     ),
 )]
 pub async fn okta_verification(
@@ -131,6 +132,7 @@ fn events(body: &Value) -> Option<Vec<(String, String)>> {
         (status = 400, description = "Not an Okta Event Hook delivery", body = ErrorBody),
         (status = 401, description = "Without the config's push secret", body = ErrorBody),
         (status = 404, description = "No push endpoint here", body = ErrorBody),
+        (status = 429, description = "Too many requests from this address", body = ErrorBody),
     ),
 )]
 pub async fn okta_delivery(

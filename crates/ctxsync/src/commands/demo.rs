@@ -172,6 +172,10 @@ Watch its runs and entities arrive:
 Change a tenant yourself (README, "The demo's tenants"), e.g. suspend an Okta user by its id:
   curl -sS -X POST $CTXSYNC_OKTA_BASE_URL/_fake/okta/users/<user id>/suspend
 
+Make Okta changes arrive in seconds (README, "Push"): turn push on, then register the endpoint
+and secret it answers with as an Event Hook of the fake Okta:
+  curl -sS -X PUT http://{addr}/api/v2/ctxsync/integration_configs/$ID/push -H "DD-API-KEY: $DD_API_KEY" -H "DD-APPLICATION-KEY: $DD_APP_KEY"
+
 OpenAPI document: http://{addr}/api/v2/openapi.json
 Prometheus metrics: http://{metrics}/metrics
 "#,

@@ -208,3 +208,17 @@ async fn a_forged_or_repeated_delivery_writes_nothing_the_source_does_not_say() 
         deliver(&app, &url, Some(&secret), &json!({"data": {"events": [{"uuid": 1}]}})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
 }
+
+#[tokio::test]
+async fn a_flood_of_deliveries_stops_at_the_address_rate_limit() {
+    let app =
+        crate::helpers::spawn_app_with(crate::helpers::Options { rate_limit: 3, ..Default::default() }).await;
+    let url = format!("{}/api/v2/ctxsync/push/okta/{}", app.address, uuid::Uuid::new_v4());
+    let body = delivery(&[("3f1c6a3e-0000-4000-8000-000000000001", "user.lifecycle.suspend", "00u1")]);
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(deliver(&app, &url, Some("guess"), &body).await.0);
+    }
+    assert_eq!(statuses[..3], [StatusCode::NOT_FOUND; 3]);
+    assert_eq!(statuses[3], StatusCode::TOO_MANY_REQUESTS, "the address's budget is spent");
+}

@@ -4,7 +4,7 @@
 //! key one or two edits away from one it reads (`sync_intervall`) is almost always a typo whose
 //! setting silently does nothing, so it is reported; keys far from every known one are not.
 
-use crate::{DeletionGuard, Schedule, Settings};
+use crate::{DeletionGuard, RateLimitShare, Schedule, Settings};
 
 /// The `settings` keys every config has; each source adds its own.
 const COMMON_SETTINGS: &[&str] = &[
@@ -12,6 +12,7 @@ const COMMON_SETTINGS: &[&str] = &[
     Schedule::FULL_INTERVAL_KEY,
     DeletionGuard::PERCENT_KEY,
     DeletionGuard::FLOOR_KEY,
+    RateLimitShare::KEY,
 ];
 
 /// Edits (insertions, deletions, substitutions, swaps of neighbours) at most this many make a key

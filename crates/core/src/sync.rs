@@ -269,6 +269,46 @@ pub struct DeletionGuard {
     pub floor: u64,
 }
 
+/// How much of each of the source's rate-limit buckets a config's requests may use, so the
+/// organisation's other integrations keep the rest (`settings.rate_limit_share`, in percent).
+/// Configs of one tenant share one budget: the share is of the bucket, not of each config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimitShare(u8);
+
+impl RateLimitShare {
+    pub const KEY: &'static str = "rate_limit_share";
+    pub const DEFAULT: RateLimitShare = RateLimitShare(50);
+
+    /// The config's share: its setting, or the default.
+    pub fn for_settings(settings: &crate::Settings) -> Result<RateLimitShare, crate::FieldErrors> {
+        let mut errors = crate::FieldErrors::default();
+        let share = match settings.get(Self::KEY) {
+            None | Some(serde_json::Value::Null) => Self::DEFAULT,
+            Some(v) => match v.as_u64().and_then(|p| u8::try_from(p).ok()) {
+                Some(p @ 1..=100) => RateLimitShare(p),
+                _ => {
+                    errors.push(
+                        format!("data.attributes.settings.{}", Self::KEY),
+                        "must be a whole number from 1 to 100 (the percent of each of the source's rate limits                          ctxsync may use)",
+                    );
+                    Self::DEFAULT
+                }
+            },
+        };
+        errors.into_result(share)
+    }
+
+    pub fn percent(self) -> u8 {
+        self.0
+    }
+
+    /// Of a bucket that allows `limit` requests a window, how many this share may take: at least
+    /// one, so a sync never stops altogether.
+    pub fn of(self, limit: u32) -> u32 {
+        (u64::from(limit) * u64::from(self.0) / 100).max(1) as u32
+    }
+}
+
 impl DeletionGuard {
     /// The settings keys a config may set to override the operator's defaults.
     pub const PERCENT_KEY: &'static str = "deletion_guard_percent";
@@ -438,6 +478,21 @@ mod tests {
         let bad =
             json!({"deletion_guard_percent": 120, "deletion_guard_min": -1}).as_object().unwrap().clone();
         assert_eq!(DeletionGuard::for_settings(&bad, DeletionGuard::DEFAULT).unwrap_err().0.len(), 2);
+    }
+
+    #[test]
+    fn the_rate_limit_share_is_a_whole_percent_of_each_bucket() {
+        let share = |v: serde_json::Value| {
+            RateLimitShare::for_settings(&serde_json::Map::from_iter([(RateLimitShare::KEY.to_string(), v)]))
+        };
+        assert_eq!(RateLimitShare::for_settings(&Default::default()), Ok(RateLimitShare::DEFAULT));
+        assert_eq!(share(json!(100)).map(RateLimitShare::percent), Ok(100));
+        for bad in [json!(0), json!(101), json!(50.5), json!("50"), json!(-1)] {
+            assert!(share(bad.clone()).is_err(), "{bad}");
+        }
+        let half = share(json!(50)).unwrap();
+        assert_eq!((half.of(600), half.of(1), half.of(0)), (300, 1, 1), "never nothing");
+        assert_eq!(share(json!(33)).unwrap().of(100), 33);
     }
 
     #[test]

@@ -304,21 +304,27 @@ pub(crate) fn http_date(epoch: u64) -> HeaderValue {
     HeaderValue::from_str(&at.format(&format).expect("UTC dates format")).expect("ASCII date")
 }
 
-/// A fixed one-minute rate-limit window, as Okta and Falcon count requests.
+/// A fixed rate-limit window, as Okta (a minute per endpoint) and Falcon (a minute) count
+/// requests.
 #[derive(Debug, Default)]
-pub(crate) struct MinuteWindow {
+pub(crate) struct RateWindow {
     started: u64,
     used: u32,
 }
 
-impl MinuteWindow {
-    /// Counts a request at `now` against `limit`: what is left of the window (`None` when the
-    /// request is over it) and the epoch second the window resets at.
-    pub(crate) fn take(&mut self, now: u64, limit: u32) -> (Option<u32>, u64) {
-        if now >= self.started + 60 {
-            *self = MinuteWindow { started: now, used: 0 };
+impl RateWindow {
+    /// Counts a request at `now` against `limit` in windows of `seconds`: what is left of the
+    /// window (`None` when the request is over it) and the epoch second the window resets at.
+    pub(crate) fn take(&mut self, now: u64, limit: u32, seconds: u64) -> (Option<u32>, u64) {
+        if now >= self.started + seconds {
+            *self = RateWindow { started: now, used: 0 };
         }
         self.used = self.used.saturating_add(1);
-        (limit.checked_sub(self.used), self.started + 60)
+        (limit.checked_sub(self.used), self.started + seconds)
+    }
+
+    /// Requests counted in the window, over the limit too.
+    pub(crate) fn used(&self) -> u32 {
+        self.used
     }
 }

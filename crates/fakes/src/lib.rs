@@ -35,7 +35,7 @@ pub use entra::{
 };
 pub use faults::{FaultKnobs, Listing};
 pub use google::{FakeGoogle, GoogleGroup, GoogleRateLimit, GoogleTenant, GoogleUser};
-pub use okta::{FakeOkta, OktaGroup, OktaPermission, OktaProfile, OktaTenant, OktaUser};
+pub use okta::{FakeOkta, OKTA_BUCKETS, OktaGroup, OktaPermission, OktaProfile, OktaTenant, OktaUser};
 pub use sentinelone::{
     AgentInterface, FakeSentinelOne, SentinelOneAgent, SentinelOneScope, SentinelOneTenant,
 };

@@ -6,7 +6,7 @@
 
 use ctxsync_core::{
     ConfigId, ConfigName, ConfigPatch, DeletionGuard, Domain, FieldErrors, IntegrationType, NewConfig,
-    Schedule, SecretValue, Settings,
+    RateLimitShare, Schedule, SecretValue, Settings,
 };
 use ctxsync_sources::Credentials;
 use serde_json::{Map, Value};
@@ -251,6 +251,9 @@ fn settings(v: &Value, errors: &mut FieldErrors) -> Option<Settings> {
                 errors.extend(e);
             }
             if let Err(e) = DeletionGuard::for_settings(m, DeletionGuard::DEFAULT) {
+                errors.extend(e);
+            }
+            if let Err(e) = RateLimitShare::for_settings(m) {
                 errors.extend(e);
             }
             Some(m.clone())

@@ -346,3 +346,19 @@ async fn a_config_changed_elsewhere_shows_within_a_second() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn a_rate_limit_share_is_a_whole_percent() {
+    let app = spawn_app().await;
+    for bad in [json!(0), json!(101), json!("50%")] {
+        let mut attrs = app.okta_attributes();
+        attrs["settings"] = json!({"rate_limit_share": bad});
+        let (status, body) = status_json(app.create(attrs).await).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert!(errors(&body)[0].starts_with("data.attributes.settings.rate_limit_share"), "{body}");
+    }
+    let mut attrs = app.okta_attributes();
+    attrs["settings"] = json!({"rate_limit_share": 25});
+    let created = app.create_ok(attrs).await;
+    assert_eq!(created["attributes"]["settings"]["rate_limit_share"], 25);
+}

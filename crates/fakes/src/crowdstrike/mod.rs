@@ -19,7 +19,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::admin::{self, FakeState};
-use crate::common::{BASE62, HEX, MinuteWindow, Server, bind, secret};
+use crate::common::{BASE62, HEX, RateWindow, Server, bind, secret};
 use crate::directory::{Directory, TenantSpec};
 use crate::faults::Faults;
 pub use tenant::{CrowdStrikeHost, CrowdStrikeTenant, Platform};
@@ -37,7 +37,7 @@ struct CrowdStrikeState {
     hosts_read: AtomicBool,
     combined_refused: AtomicBool,
     limit_per_minute: AtomicU32,
-    window: Mutex<MinuteWindow>,
+    window: Mutex<RateWindow>,
     faults: Faults,
 }
 

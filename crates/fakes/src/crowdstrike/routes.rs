@@ -92,7 +92,7 @@ async fn gate(State(state): State<Arc<CrowdStrikeState>>, request: Request, next
         Gate::Revoke => state.revoke(),
         Gate::Pass | Gate::Failed(_) => {}
     }
-    let (remaining, reset) = state.window.lock().expect("window lock").take(now, limit);
+    let (remaining, reset) = state.window.lock().expect("window lock").take(now, limit, 60);
     let Some(remaining) = remaining else {
         return rate_limited(reset);
     };

@@ -11,16 +11,18 @@
 mod filter;
 mod hooks;
 mod routes;
+
+pub use routes::OKTA_BUCKETS;
 mod tenant;
 
 use std::collections::HashMap;
 use std::io;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use crate::admin::{self, FakeState};
-use crate::common::{BASE62, MinuteWindow, Server, Snapshot, bind, secret};
+use crate::common::{BASE62, RateWindow, Server, Snapshot, bind, secret};
 use crate::directory::{Directory, TenantSpec};
 use crate::faults::Faults;
 pub use tenant::{OktaGroup, OktaProfile, OktaTenant, OktaUser};
@@ -46,8 +48,15 @@ struct OktaState {
     tenant: RwLock<OktaTenant>,
     /// Live tokens and the permission of the admin each acts as.
     tokens: Mutex<HashMap<String, OktaPermission>>,
-    rate: Mutex<MinuteWindow>,
+    /// Each endpoint's window, by its name in [`OKTA_BUCKETS`].
+    rate: Mutex<HashMap<&'static str, RateWindow>>,
     limit_per_minute: AtomicU32,
+    /// Endpoints whose window allows another number than `limit_per_minute`.
+    bucket_limits: Mutex<HashMap<&'static str, u32>>,
+    window_seconds: AtomicU64,
+    /// The most requests any window of each endpoint met, and the 429s the windows answered.
+    busiest: Mutex<HashMap<&'static str, u32>>,
+    rate_limited: AtomicU64,
     faults: Faults,
     /// Groups whose member listing answers 403, as for a group outside the token's admin scope.
     members_refused: Mutex<std::collections::BTreeSet<String>>,
@@ -98,6 +107,10 @@ impl FakeOkta {
             tokens: Mutex::new(HashMap::new()),
             rate: Mutex::default(),
             limit_per_minute: AtomicU32::new(DEFAULT_LIMIT_PER_MINUTE),
+            bucket_limits: Mutex::default(),
+            window_seconds: AtomicU64::new(60),
+            busiest: Mutex::default(),
+            rate_limited: AtomicU64::new(0),
             faults: Faults::default(),
             members_refused: Mutex::default(),
             hooks: hooks::Hooks::default(),
@@ -191,9 +204,36 @@ impl FakeOkta {
         self.state.tenant.read().expect("tenant lock").snapshot(&self.state.base_url)
     }
 
-    /// The ceiling of the one-minute window after which requests get 429 `E0000047`.
+    /// The ceiling of each endpoint's one-minute window after which requests get 429 `E0000047`.
     pub fn set_rate_limit(&self, per_minute: u32) {
         self.state.limit_per_minute.store(per_minute, Ordering::Relaxed);
+    }
+
+    /// The ceiling of one endpoint's window, named as Okta's rate-limit documentation names it
+    /// (one of [`OKTA_BUCKETS`]), as an org's plan sets them.
+    ///
+    /// # Panics
+    /// For a name not in [`OKTA_BUCKETS`].
+    pub fn set_bucket_limit(&self, bucket: &str, per_window: u32) {
+        let bucket =
+            OKTA_BUCKETS.iter().find(|b| **b == bucket).unwrap_or_else(|| panic!("no Okta bucket {bucket}"));
+        self.state.bucket_limits.lock().expect("limits lock").insert(bucket, per_window);
+    }
+
+    /// Windows of `length` (whole seconds, at least one) instead of Okta's minute, so a test sees
+    /// many of them.
+    pub fn set_rate_window(&self, length: Duration) {
+        self.state.window_seconds.store(length.as_secs().max(1), Ordering::Relaxed);
+    }
+
+    /// The most requests one window of `bucket` met, those refused included.
+    pub fn busiest_window(&self, bucket: &str) -> u32 {
+        self.state.busiest.lock().expect("busiest lock").get(bucket).copied().unwrap_or(0)
+    }
+
+    /// The 429s the rate-limit windows answered (injected ones not counted).
+    pub fn rate_limited(&self) -> u64 {
+        self.state.rate_limited.load(Ordering::Relaxed)
     }
 
     /// Answers the next `requests` requests with 429 `E0000047`, `X-Rate-Limit-Remaining: 0` and

@@ -49,12 +49,41 @@ fn rate_headers(response: &mut Response, limit: u32, remaining: u32, reset: u64)
     headers.insert("x-rate-limit-reset", HeaderValue::from(reset));
 }
 
+/// The endpoints Okta limits separately, each with its own window.
+pub const OKTA_BUCKETS: &[&str] = &[
+    "/api/v1/users",
+    "/api/v1/users/{id}",
+    "/api/v1/users/{id}/roles",
+    "/api/v1/users/{id}/factors",
+    "/api/v1/groups",
+    "/api/v1/groups/{id}/users",
+    "/api/v1/iam/assignees/users",
+    "/api/v1/eventHooks",
+];
+
+/// The rate-limit bucket a request counts against.
+fn bucket(path: &str) -> &'static str {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["api", "v1", "users"] => "/api/v1/users",
+        ["api", "v1", "users", _] => "/api/v1/users/{id}",
+        ["api", "v1", "users", _, "roles"] => "/api/v1/users/{id}/roles",
+        ["api", "v1", "users", _, "factors"] => "/api/v1/users/{id}/factors",
+        ["api", "v1", "groups"] => "/api/v1/groups",
+        ["api", "v1", "groups", _, "users"] => "/api/v1/groups/{id}/users",
+        ["api", "v1", "iam", "assignees", "users"] => "/api/v1/iam/assignees/users",
+        _ => "/api/v1/eventHooks",
+    }
+}
+
 /// What every request meets first: injected faults, then the rate-limit window, then (after the
 /// handler) truncation and the rate-limit headers. A 429 carries its own `Date`, so the wait it
 /// asks for is exact whatever second the reply leaves in.
 async fn gate(State(state): State<Arc<OktaState>>, request: Request, next: Next) -> Response {
     let now = epoch_seconds();
-    let limit = state.limit_per_minute.load(Ordering::Relaxed);
+    let bucket = bucket(request.uri().path());
+    let limit = state.bucket_limits.lock().expect("limits lock").get(bucket).copied();
+    let limit = limit.unwrap_or_else(|| state.limit_per_minute.load(Ordering::Relaxed));
     let fault = state.faults.gate();
     let rate_limited = |reset: u64| {
         let mut response = error(
@@ -72,8 +101,18 @@ async fn gate(State(state): State<Arc<OktaState>>, request: Request, next: Next)
         Gate::Revoke => state.tokens.lock().expect("tokens lock").clear(),
         Gate::Pass | Gate::Failed(_) => {}
     }
-    let (remaining, reset) = state.rate.lock().expect("rate lock").take(now, limit);
+    let seconds = state.window_seconds.load(Ordering::Relaxed);
+    let (remaining, reset) = {
+        let mut windows = state.rate.lock().expect("rate lock");
+        let window = windows.entry(bucket).or_default();
+        let taken = window.take(now, limit, seconds);
+        let mut busiest = state.busiest.lock().expect("busiest lock");
+        let most = busiest.entry(bucket).or_default();
+        *most = (*most).max(window.used());
+        taken
+    };
     let Some(remaining) = remaining else {
+        state.rate_limited.fetch_add(1, Ordering::Relaxed);
         return rate_limited(reset);
     };
     let mut response = match fault {

@@ -2,8 +2,10 @@
 //! turned into messages that say what to do.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+
+use ctxsync_core::RateLimitShare;
 
 use super::OktaCredentials;
 use reqwest::StatusCode;
@@ -11,6 +13,7 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, DATE, HeaderMap, LINK};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 use url::Url;
 
@@ -55,54 +58,85 @@ pub(crate) struct OktaClient<'a> {
     http: &'a Http,
     target: Target,
     token: ApiToken,
-    pacer: Pacer,
+    pacer: Arc<Pacer>,
+    share: RateLimitShare,
 }
 
 /// Okta's rate-limit window of each endpoint as its last reply reported it. Okta limits each
-/// endpoint separately and says how many requests are left (`X-Rate-Limit-Remaining`) until the
-/// window resets (`X-Rate-Limit-Reset`), so requests sent in parallel go only while the window
-/// has room for all of them, and otherwise wait for the reset instead of collecting 429s.
+/// endpoint of an org separately, whoever asks, and says how many requests the window allows
+/// (`X-Rate-Limit-Limit`), how many are left (`X-Rate-Limit-Remaining`) and when it resets
+/// (`X-Rate-Limit-Reset`). Requests go while the window has room for all those in flight and
+/// this process has taken less than its share of the window; otherwise they wait for the reset,
+/// instead of collecting 429s or leaving the org's other integrations nothing. One pacer serves
+/// every config of an org ([`pacer_for`]), so they share one budget.
 #[derive(Debug, Default)]
 struct Pacer {
     windows: Mutex<HashMap<String, Window>>,
+    /// Told when a request is answered: the first request to an endpoint goes alone, and the
+    /// others wait for the limit its reply reports rather than burst into an unknown window.
+    answered: Notify,
 }
 
 #[derive(Debug, Default)]
 struct Window {
+    limit: Option<u32>,
     remaining: Option<u32>,
     reset: Option<Instant>,
     in_flight: u32,
+    /// Requests this process sent in the current window.
+    taken: u32,
+}
+
+/// The pacer of the org at `target`, shared by every client of it in this process.
+fn pacer_for(target: &Target) -> Arc<Pacer> {
+    static PACERS: OnceLock<Mutex<HashMap<String, Arc<Pacer>>>> = OnceLock::new();
+    let mut pacers = PACERS.get_or_init(Mutex::default).lock().expect("pacers lock");
+    pacers.entry(target.base().as_str().to_owned()).or_default().clone()
 }
 
 impl Pacer {
-    /// Waits until `endpoint`'s window has room for one more request, and counts it as in flight
-    /// until the returned guard is dropped.
-    async fn admit<'p>(&'p self, endpoint: &'p str) -> InFlight<'p> {
+    /// Waits until `endpoint`'s window has room for one more request within `share`, and counts
+    /// it as in flight until the returned guard is dropped.
+    async fn admit(&self, endpoint: String, share: RateLimitShare) -> InFlight<'_> {
         loop {
+            let answered = self.answered.notified();
+            tokio::pin!(answered);
+            answered.as_mut().enable();
             let reset = {
                 let mut windows = self.windows.lock().expect("pacer lock");
-                let window = windows.entry(endpoint.to_owned()).or_default();
+                let window = windows.entry(endpoint.clone()).or_default();
                 if window.reset.is_some_and(|reset| reset <= Instant::now()) {
-                    *window = Window { in_flight: window.in_flight, ..Window::default() };
+                    *window =
+                        Window { in_flight: window.in_flight, limit: window.limit, ..Window::default() };
                 }
-                match (window.remaining, window.reset) {
-                    (Some(remaining), Some(reset)) if remaining <= window.in_flight => reset,
+                let full = window.remaining.is_some_and(|remaining| remaining <= window.in_flight);
+                let spent = window.limit.is_some_and(|limit| window.taken >= share.of(limit));
+                // Without a limit yet, or at it before a reply told when the window resets, a
+                // request waits for the answers in flight.
+                let answers_due = window.in_flight > 0 && (window.limit.is_none() || full || spent);
+                match window.reset {
+                    Some(reset) if full || spent => Some(reset),
+                    _ if answers_due => None,
                     _ => {
                         window.in_flight += 1;
+                        window.taken += 1;
                         return InFlight { pacer: self, endpoint };
                     }
                 }
             };
-            tokio::time::sleep_until(reset).await;
+            match reset {
+                Some(reset) => tokio::time::sleep_until(reset).await,
+                None => answered.await,
+            }
         }
     }
 
     fn note(&self, endpoint: &str, headers: &HeaderMap) {
-        let remaining =
-            headers.get("x-rate-limit-remaining").and_then(|v| v.to_str().ok()?.trim().parse().ok());
-        if let (Some(remaining), Some(wait)) = (remaining, rate_limit_wait(headers)) {
+        let number = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()?.trim().parse::<u32>().ok());
+        if let (Some(remaining), Some(wait)) = (number("x-rate-limit-remaining"), rate_limit_wait(headers)) {
             let mut windows = self.windows.lock().expect("pacer lock");
             let window = windows.entry(endpoint.to_owned()).or_default();
+            window.limit = number("x-rate-limit-limit").or(window.limit);
             window.remaining = Some(remaining);
             window.reset = Some(Instant::now() + wait);
         }
@@ -112,21 +146,29 @@ impl Pacer {
 /// A request [`Pacer::admit`] let through, counted until it is answered.
 struct InFlight<'p> {
     pacer: &'p Pacer,
-    endpoint: &'p str,
+    endpoint: String,
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         let mut windows = self.pacer.windows.lock().expect("pacer lock");
-        if let Some(window) = windows.get_mut(self.endpoint) {
+        if let Some(window) = windows.get_mut(&self.endpoint) {
             window.in_flight -= 1;
         }
+        self.pacer.answered.notify_waiters();
     }
 }
 
 impl<'a> OktaClient<'a> {
-    pub(crate) fn new(http: &'a Http, target: Target, credentials: &OktaCredentials) -> Self {
-        Self { http, target, token: ApiToken::new(credentials), pacer: Pacer::default() }
+    /// A client of the org at `target`, taking at most `share` of each of its rate limits.
+    pub(crate) fn new(
+        http: &'a Http,
+        target: Target,
+        credentials: &OktaCredentials,
+        share: RateLimitShare,
+    ) -> Self {
+        let pacer = pacer_for(&target);
+        Self { http, target, token: ApiToken::new(credentials), pacer, share }
     }
 
     /// How messages name the org: `https://acme.okta.com`.
@@ -174,8 +216,7 @@ impl<'a> OktaClient<'a> {
 
     /// `GET url`, its body decoded as `T`; a body cut short is retried. The `tolerated`
     /// statuses (404 for something deleted during the run, 403 for data the token may not read)
-    /// come back without a body instead of as errors. `action` completes "Okta refused to …",
-    /// and names the endpoint whose rate limit the request counts against.
+    /// come back without a body instead of as errors. `action` completes "Okta refused to …".
     pub(crate) async fn fetch<T: DeserializeOwned>(
         &self,
         url: &Url,
@@ -183,7 +224,8 @@ impl<'a> OktaClient<'a> {
         tolerated: &[StatusCode],
     ) -> Result<Got<T>, SourceError> {
         let auth = self.token.header()?;
-        let in_flight = self.pacer.admit(action).await;
+        let endpoint = endpoint(url);
+        let in_flight = self.pacer.admit(endpoint.clone(), self.share).await;
         tracing::debug!(source = SOURCE, path = url.path(), "request");
         let fetched = self
             .http
@@ -201,7 +243,7 @@ impl<'a> OktaClient<'a> {
             )
             .await?;
         let reply = &fetched.reply;
-        self.pacer.note(action, &reply.headers);
+        self.pacer.note(&endpoint, &reply.headers);
         drop(in_flight);
         let next = if reply.status.is_success() {
             if fetched.body.is_none() {
@@ -276,6 +318,22 @@ impl<'a> OktaClient<'a> {
     }
 }
 
+/// The endpoint a request counts against, as Okta's limits name it: its path with the ids left
+/// out (`/api/v1/groups/{id}/users`).
+fn endpoint(url: &Url) -> String {
+    let segments = url.path_segments().into_iter().flatten();
+    let named: Vec<&str> = segments
+        .map(|s| {
+            if s == "me" || (s.len() >= 15 && s.bytes().all(|b| b.is_ascii_alphanumeric())) {
+                "{id}"
+            } else {
+                s
+            }
+        })
+        .collect();
+    format!("/{}", named.join("/"))
+}
+
 fn classify(reply: &Reply) -> Retry {
     match reply.status {
         StatusCode::TOO_MANY_REQUESTS => rate_limit_wait(&reply.headers).map_or(Retry::Backoff, Retry::After),
@@ -340,6 +398,16 @@ mod tests {
 
     use super::*;
 
+    #[test]
+    fn requests_count_against_their_endpoint_without_the_ids() {
+        let endpoint = |path: &str| endpoint(&Url::parse(&format!("https://acme.okta.com{path}")).unwrap());
+        assert_eq!(endpoint("/api/v1/users"), "/api/v1/users");
+        assert_eq!(endpoint("/api/v1/groups/00g1a2b3c4d5e6f7g8h9/users"), "/api/v1/groups/{id}/users");
+        assert_eq!(endpoint("/api/v1/users/00u1a2b3c4d5e6f7g8h9/factors"), "/api/v1/users/{id}/factors");
+        assert_eq!(endpoint("/api/v1/users/me"), "/api/v1/users/{id}");
+        assert_eq!(endpoint("/api/v1/iam/assignees/users"), "/api/v1/iam/assignees/users");
+    }
+
     fn links(values: &[&'static str]) -> HeaderMap {
         let mut headers = HeaderMap::new();
         for v in values {
@@ -353,7 +421,7 @@ mod tests {
         let http = Http::new(crate::http::RetryPolicy::VALIDATION).unwrap();
         let target = super::super::target(&crate::Endpoints::default(), "acme.okta.com").unwrap();
         let credentials = OktaCredentials { api_token: "00token".to_string().into() };
-        let client = OktaClient::new(&http, target, &credentials);
+        let client = OktaClient::new(&http, target, &credentials, RateLimitShare::DEFAULT);
         let from = client.url(&["api", "v1", "users"], &[("limit", "200")]);
         let next = client.follow(&from, "https://acme.okta.com/api/v1/users?after=00u2&limit=200").unwrap();
         assert_eq!(next.as_str(), "https://acme.okta.com/api/v1/users?after=00u2&limit=200");

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
-use ctxsync_core::{Entity, EntityKind, Membership, MfaFactor, Record, Settings, User};
+use ctxsync_core::{Entity, EntityKind, Membership, MfaFactor, RateLimitShare, Record, Settings, User};
 use futures::{StreamExt, TryStreamExt, stream};
 use reqwest::StatusCode;
 use serde::Deserialize;
@@ -103,6 +103,12 @@ struct Run<'h, 's> {
     roles: Option<Roles>,
 }
 
+/// The config's `rate_limit_share`; one the API would refuse never got stored, and a value
+/// stored before it was read falls back to the default.
+fn share(settings: &Settings) -> RateLimitShare {
+    RateLimitShare::for_settings(settings).unwrap_or(RateLimitShare::DEFAULT)
+}
+
 pub(crate) async fn sync(
     http: &Http,
     target: Target,
@@ -116,7 +122,7 @@ pub(crate) async fn sync(
         SyncMode::Incremental(cursor) => Some(read_cursor(cursor)?),
     };
     let mut run = Run {
-        client: OktaClient::new(http, target, credentials),
+        client: OktaClient::new(http, target, credentials, share(settings)),
         sink: tokio::sync::Mutex::new(sink),
         include_factors: settings.get(INCLUDE_FACTORS).and_then(Value::as_bool).unwrap_or(false),
         factors_denied: AtomicBool::new(false),

@@ -401,3 +401,37 @@ async fn a_group_whose_members_are_refused_is_left_out_of_the_coverage() {
         "the refused group's count is not expected"
     );
 }
+
+/// Two configs of one org syncing at once keep together to their share of each endpoint's
+/// window, never meet a 429, and still list the whole org.
+#[tokio::test]
+async fn two_configs_of_one_org_keep_to_their_share_of_each_rate_limit() {
+    let fake = FakeOkta::start_with(TenantSpec { seed: 21, users: 24, groups: 4, devices: 0 }).await.unwrap();
+    fake.limit_page_size(6);
+    fake.set_rate_window(Duration::from_secs(1));
+    let buckets = ["/api/v1/users", "/api/v1/groups", "/api/v1/groups/{id}/users"];
+    for bucket in buckets {
+        fake.set_bucket_limit(bucket, 8);
+    }
+    let settings: Settings = serde_json::from_value(json!({"rate_limit_share": 50})).unwrap();
+    let sources = okta_sources(&fake);
+    let (one, two) = (
+        config(IntegrationType::Okta, &fake.domain(), settings.clone()),
+        config(IntegrationType::Okta, &fake.domain(), settings),
+    );
+    let credentials = okta_credentials(&fake.api_token());
+    let ((first, got_one), (second, got_two)) = tokio::join!(
+        run(&sources, &one, &credentials, SyncMode::Full),
+        run(&sources, &two, &credentials, SyncMode::Full),
+    );
+    first.unwrap();
+    second.unwrap();
+    let users: BTreeSet<String> = fake.snapshot().users.keys().cloned().collect();
+    assert_eq!(got_one.users().keys().cloned().collect::<BTreeSet<_>>(), users);
+    assert_eq!(got_two.users().keys().cloned().collect::<BTreeSet<_>>(), users);
+    for bucket in buckets {
+        let busiest = fake.busiest_window(bucket);
+        assert!((1..=4).contains(&busiest), "{bucket}: {busiest} requests in one window, half of 8 is 4");
+    }
+    assert_eq!(fake.rate_limited(), 0, "no request met a full window");
+}

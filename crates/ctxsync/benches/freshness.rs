@@ -41,20 +41,22 @@ async fn main() {
     let pushed = api.config(&fakes, "1h").await;
     let (url, secret) = api.enable_push(&pushed).await;
     register_hook(&fakes, &url, &secret).await;
-    let took = measure(&api, &fakes, &pushed, changes).await;
+    let took = measure(&api, &fakes, &pushed, changes, Duration::ZERO).await;
     report("push", &took);
 
     if poll_changes > 0 {
         api.disable(&pushed).await;
         let polled = api.config(&fakes, &format!("{poll_interval}s")).await;
-        let took = measure(&api, &fakes, &polled, poll_changes).await;
+        let spread = Duration::from_secs(poll_interval as u64);
+        let took = measure(&api, &fakes, &polled, poll_changes, spread).await;
         report(&format!("a {poll_interval}s schedule, no push"), &took);
     }
 }
 
 /// Suspends or reactivates `changes` users one after another, timing each until the entity API
-/// shows it.
-async fn measure(api: &Api, fakes: &Fakes, config: &str, changes: usize) -> Vec<Duration> {
+/// shows it. Each change waits first for a moment spread evenly over `spread`, so that changes
+/// meet a schedule at every point of its interval, as real ones do.
+async fn measure(api: &Api, fakes: &Fakes, config: &str, changes: usize, spread: Duration) -> Vec<Duration> {
     let truth = fakes.okta.snapshot();
     let users: Vec<String> = truth
         .users
@@ -67,6 +69,7 @@ async fn measure(api: &Api, fakes: &Fakes, config: &str, changes: usize) -> Vec<
     let mut took = Vec::with_capacity(changes);
     for i in 0..changes {
         let user = &users[i % users.len()];
+        tokio::time::sleep(spread.mul_f64((i * 7 % 10) as f64 / 10.0)).await;
         let suspend = api.status(config, user).await == "active";
         let changed = Instant::now();
         fakes.okta.mutate(|t| if suspend { t.suspend_user(user) } else { t.unsuspend_user(user) });

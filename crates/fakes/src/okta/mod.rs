@@ -54,8 +54,10 @@ struct OktaState {
     /// Endpoints whose window allows another number than `limit_per_minute`.
     bucket_limits: Mutex<HashMap<&'static str, u32>>,
     window_seconds: AtomicU64,
-    /// The most requests any window of each endpoint met, and the 429s the windows answered.
+    /// The most requests any window of each endpoint met, every request each met, and the 429s
+    /// the windows answered.
     busiest: Mutex<HashMap<&'static str, u32>>,
+    served: Mutex<HashMap<&'static str, u64>>,
     rate_limited: AtomicU64,
     faults: Faults,
     /// Groups whose member listing answers 403, as for a group outside the token's admin scope.
@@ -110,6 +112,7 @@ impl FakeOkta {
             bucket_limits: Mutex::default(),
             window_seconds: AtomicU64::new(60),
             busiest: Mutex::default(),
+            served: Mutex::default(),
             rate_limited: AtomicU64::new(0),
             faults: Faults::default(),
             members_refused: Mutex::default(),
@@ -229,6 +232,11 @@ impl FakeOkta {
     /// The most requests one window of `bucket` met, those refused included.
     pub fn busiest_window(&self, bucket: &str) -> u32 {
         self.state.busiest.lock().expect("busiest lock").get(bucket).copied().unwrap_or(0)
+    }
+
+    /// Every request `bucket` met, those refused included.
+    pub fn requests_in(&self, bucket: &str) -> u64 {
+        self.state.served.lock().expect("served lock").get(bucket).copied().unwrap_or(0)
     }
 
     /// The 429s the rate-limit windows answered (injected ones not counted).

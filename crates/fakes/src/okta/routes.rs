@@ -109,6 +109,7 @@ async fn gate(State(state): State<Arc<OktaState>>, request: Request, next: Next)
         let mut busiest = state.busiest.lock().expect("busiest lock");
         let most = busiest.entry(bucket).or_default();
         *most = (*most).max(window.used());
+        *state.served.lock().expect("served lock").entry(bucket).or_default() += 1;
         taken
     };
     let Some(remaining) = remaining else {

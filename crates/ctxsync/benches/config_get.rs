@@ -11,19 +11,15 @@
 //! half that load. Client and servers share the machine's cores, as they would in any run of
 //! this on one machine, so both sides pay the same client.
 
+mod common;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use ctxsync::commands::demo::fake_endpoints;
-use ctxsync::{Application, ConnectionLimits, ServeSettings};
-use ctxsync_api::RateLimitSettings;
 use ctxsync_fakes::{Fakes, TenantSpec};
-use ctxsync_store::MasterKey;
-use ctxsync_sync::SyncSettings;
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::server::conn::http1;
@@ -36,8 +32,6 @@ use tokio::net::TcpListener;
 const CONNECTIONS: usize = 32;
 
 const BASE: &str = "/api/v2/security_monitoring/configuration/integration_config";
-const API_KEY: &str = "0123456789abcdef0123456789abcdef";
-const APP_KEY: &str = "0123456789abcdef0123456789abcdef01234567";
 
 #[tokio::main]
 async fn main() {
@@ -108,22 +102,7 @@ async fn serve_hello() -> SocketAddr {
 async fn serve_ctxsync() -> (String, tempfile::TempDir, Fakes) {
     let fakes = Fakes::start_with(TenantSpec::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let settings = ServeSettings {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        metrics_listen: None,
-        database_url: format!("sqlite://{}/ctxsync.db", dir.path().display()),
-        master_key: MasterKey::load_or_generate(dir.path()).unwrap().into(),
-        endpoints: fake_endpoints(&fakes),
-        bootstrap: Some((API_KEY.into(), APP_KEY.into())),
-        rate_limit: RateLimitSettings { limit: NonZeroU32::MAX, period: Duration::from_secs(1) },
-        sync: SyncSettings::default(),
-        event_retention: Duration::from_secs(86_400),
-        connections: ConnectionLimits::default(),
-        public_url: None,
-    };
-    let app = Application::build(settings).await.unwrap();
-    let address = format!("http://{}", app.local_addr());
-    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    let address = common::serve(&fakes, &dir).await;
     (address, dir, fakes)
 }
 
@@ -157,10 +136,7 @@ struct Client {
 
 impl Client {
     fn new() -> Client {
-        let mut auth = reqwest::header::HeaderMap::new();
-        auth.insert("DD-API-KEY", API_KEY.parse().unwrap());
-        auth.insert("DD-APPLICATION-KEY", APP_KEY.parse().unwrap());
-        Client { http: reqwest::Client::new(), auth }
+        Client { http: reqwest::Client::new(), auth: common::auth() }
     }
 
     /// One request, read to the end; its status.

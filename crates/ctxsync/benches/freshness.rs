@@ -9,21 +9,15 @@
 //! reactivates a user in the fake, and its time is measured until the entity API shows it. The
 //! target (issue 17): p95 under 5 s with push.
 
-use std::num::NonZeroU32;
+mod common;
+
 use std::time::{Duration, Instant};
 
-use ctxsync::commands::demo::fake_endpoints;
-use ctxsync::{Application, ConnectionLimits, ServeSettings};
-use ctxsync_api::RateLimitSettings;
 use ctxsync_fakes::{Fakes, TenantSpec};
-use ctxsync_store::MasterKey;
-use ctxsync_sync::SyncSettings;
 use serde_json::{Value, json};
 
 const BASE: &str = "/api/v2/security_monitoring/configuration/integration_config";
 const OWN: &str = "/api/v2/ctxsync";
-const API_KEY: &str = "0123456789abcdef0123456789abcdef";
-const APP_KEY: &str = "0123456789abcdef0123456789abcdef01234567";
 
 #[tokio::main]
 async fn main() {
@@ -35,7 +29,7 @@ async fn main() {
     let fakes =
         Fakes::start_with(TenantSpec { users: 1_000, groups: 50, ..TenantSpec::default() }).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let service = serve(&fakes, &dir).await;
+    let service = common::serve(&fakes, &dir).await;
     let api = Api::new(&service);
 
     let pushed = api.config(&fakes, "1h").await;
@@ -96,27 +90,6 @@ fn report(how: &str, took: &[Duration]) {
     );
 }
 
-/// The service on SQLite, its scheduler as in production.
-async fn serve(fakes: &Fakes, dir: &tempfile::TempDir) -> String {
-    let settings = ServeSettings {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        metrics_listen: None,
-        database_url: format!("sqlite://{}/ctxsync.db", dir.path().display()),
-        master_key: MasterKey::load_or_generate(dir.path()).unwrap().into(),
-        endpoints: fake_endpoints(fakes),
-        bootstrap: Some((API_KEY.into(), APP_KEY.into())),
-        rate_limit: RateLimitSettings { limit: NonZeroU32::MAX, period: Duration::from_secs(1) },
-        sync: SyncSettings::default(),
-        event_retention: Duration::from_secs(86_400),
-        connections: ConnectionLimits::default(),
-        public_url: None,
-    };
-    let app = Application::build(settings).await.unwrap();
-    let address = format!("http://{}", app.local_addr());
-    tokio::spawn(app.run_until_stopped(std::future::pending()));
-    address
-}
-
 /// The operator's part: the hook created in Okta with the endpoint and secret, then verified.
 async fn register_hook(fakes: &Fakes, url: &str, secret: &str) {
     let okta = fakes.okta.base_url();
@@ -152,10 +125,7 @@ struct Api {
 
 impl Api {
     fn new(service: &str) -> Api {
-        let mut auth = reqwest::header::HeaderMap::new();
-        auth.insert("DD-API-KEY", API_KEY.parse().unwrap());
-        auth.insert("DD-APPLICATION-KEY", APP_KEY.parse().unwrap());
-        let http = reqwest::Client::builder().default_headers(auth).build().unwrap();
+        let http = reqwest::Client::builder().default_headers(common::auth()).build().unwrap();
         Api { service: service.to_string(), http }
     }
 

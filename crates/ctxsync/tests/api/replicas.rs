@@ -259,6 +259,14 @@ async fn a_replica_killed_mid_run_leaves_its_config_to_another() {
     })
     .await;
 
+    // A run asked for starts at once: only once the full interval (1 s) has passed since the
+    // first run is the next one full again.
+    let first =
+        client.runs(&config).await.into_iter().find(|r| r["attributes"]["status"] == "succeeded").unwrap();
+    let full_again = time(&first, "finished_at").unwrap() + time::Duration::milliseconds(1_100);
+    let wait = full_again - OffsetDateTime::now_utc();
+    tokio::time::sleep(Duration::try_from(wait).unwrap_or_default()).await;
+
     // The tenant changes, and the next run is slow enough to kill in the middle.
     let truth_before = fakes.okta.snapshot();
     let victim = truth_before.users.keys().last().unwrap().clone();

@@ -154,7 +154,7 @@ impl OktaTenant {
             next_user: people.len() as u64,
             next_group: directory.teams.len() as u64,
             clock: OffsetDateTime::UNIX_EPOCH,
-            log: Vec::new(),
+            log: Default::default(),
         }
     }
 }

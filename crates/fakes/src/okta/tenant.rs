@@ -11,7 +11,7 @@ mod generate;
 #[path = "json.rs"]
 mod json;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use time::OffsetDateTime;
 
@@ -103,9 +103,13 @@ pub struct OktaTenant {
     next_group: u64,
     /// The last time handed to a change, so changes are stamped in the order they were made.
     clock: OffsetDateTime,
-    /// System Log events of the changes made since the event hooks last took them.
-    log: Vec<LogEvent>,
+    /// System Log events of the changes made since the event hooks last took them; the oldest
+    /// go first past [`LOG_KEPT`], as nothing takes them while no hook is registered.
+    log: VecDeque<LogEvent>,
 }
+
+/// System Log events kept for the event hooks.
+const LOG_KEPT: usize = 10_000;
 
 /// A System Log event about a change, as event hooks deliver them.
 #[derive(Debug, Clone, PartialEq)]
@@ -200,7 +204,7 @@ impl OktaTenant {
 
     /// Takes the System Log events of the changes made since the last call.
     pub(crate) fn take_log(&mut self) -> Vec<LogEvent> {
-        std::mem::take(&mut self.log)
+        std::mem::take(&mut self.log).into()
     }
 
     /// Logs a change made now to the user `id` (and the group, for a membership).
@@ -233,7 +237,16 @@ impl OktaTenant {
         let uuid =
             uuid::Uuid::from_u128(self.rng.next_u64() as u128 | (u128::from(self.rng.next_u64()) << 64));
         let published = self.stamp();
-        self.log.push(LogEvent { uuid: uuid.to_string(), published, event_type, display_message, targets });
+        if self.log.len() == LOG_KEPT {
+            self.log.pop_front();
+        }
+        self.log.push_back(LogEvent {
+            uuid: uuid.to_string(),
+            published,
+            event_type,
+            display_message,
+            targets,
+        });
     }
 
     /// Now, to Okta's millisecond precision, never before the previous change.

@@ -136,6 +136,20 @@ impl Sources {
         let Inner { endpoints, sync: http, .. } = &*self.inner;
         connector(credentials).sync(http, endpoints, config, credentials, mode, sink).await
     }
+
+    /// Reads the users `ids` one by one into `sink`: as the source has each now, or a removal
+    /// for one it no longer knows. For the users a push named; only a source that pushes reads
+    /// anything.
+    pub async fn refresh_users(
+        &self,
+        config: &Config,
+        credentials: &Credentials,
+        ids: &[String],
+        sink: &mut dyn PageSink,
+    ) -> Result<(), SyncError> {
+        let Inner { endpoints, sync: http, .. } = &*self.inner;
+        connector(credentials).refresh_users(http, endpoints, config, credentials, ids, sink).await
+    }
 }
 
 /// The source that parsed `credentials`: only a registered source makes them.

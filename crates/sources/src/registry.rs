@@ -96,6 +96,21 @@ pub(crate) trait Connector: Send + Sync {
         mode: SyncMode,
         sink: &mut dyn PageSink,
     ) -> Result<Outcome, SyncError>;
+
+    /// Reads the users `ids` one by one into `sink` (a push named them): each as the source has
+    /// it now, or a removal when the source no longer knows it. A source without pushes reads
+    /// nothing.
+    async fn refresh_users(
+        &self,
+        _http: &Http,
+        _endpoints: &Endpoints,
+        _config: &Config,
+        _credentials: &Credentials,
+        _ids: &[String],
+        _sink: &mut dyn PageSink,
+    ) -> Result<(), SyncError> {
+        Ok(())
+    }
 }
 
 pub(crate) fn connector(integration_type: IntegrationType) -> Option<&'static dyn Connector> {

@@ -3,7 +3,7 @@
 //! the endpoint has seen; and the event ids already taken, so an at-least-once delivery counts
 //! once.
 
-use ctxsync_core::{ConfigId, OrgId};
+use ctxsync_core::{ConfigId, EntityKind, OrgId};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
@@ -47,6 +47,9 @@ pub fn secret_digest(secret: &str) -> String {
 /// How long an event id is remembered: far longer than a source retries a delivery.
 pub const SEEN_FOR: time::Duration = time::Duration::days(2);
 
+/// The most entities one run reads one by one; the rest wait for the next.
+pub const REFRESH_AT_MOST: u32 = 1_000;
+
 /// What became of one delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivery<'a> {
@@ -81,4 +84,32 @@ pub trait PushStore {
         delivery: Delivery<'_>,
         now: OffsetDateTime,
     ) -> Result<Vec<String>, StoreError>;
+
+    /// Names entities (by source id) for the next run to read from the source one by one.
+    async fn add_refresh_targets(
+        &self,
+        config: ConfigId,
+        kind: EntityKind,
+        ids: &[String],
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
+    /// The entities of `kind` named before `until`, the oldest first, at most
+    /// [`REFRESH_AT_MOST`].
+    async fn refresh_targets(
+        &self,
+        config: ConfigId,
+        kind: EntityKind,
+        until: OffsetDateTime,
+    ) -> Result<Vec<String>, StoreError>;
+
+    /// Forgets `read`, the entities of `kind` a run that started at `until` took and read; one
+    /// named again since stays.
+    async fn clear_refresh_targets(
+        &self,
+        config: ConfigId,
+        kind: EntityKind,
+        read: &[String],
+        until: OffsetDateTime,
+    ) -> Result<(), StoreError>;
 }

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ctxsync_core::{Config, ConfigId, ConfigState, DeletionGuard, Run, RunKind, RunStatus, Schedule};
+use ctxsync_core::{
+    Config, ConfigId, ConfigState, DeletionGuard, EntityKind, Run, RunKind, RunStatus, Schedule,
+};
 use ctxsync_sources::{Credentials, Cursor, SourceError, Sources, SyncError, SyncMode};
 use ctxsync_store::{RunEnd, Store, StoreError, SyncState};
 use time::OffsetDateTime;
@@ -203,6 +205,12 @@ impl Worker {
             let kind = if matches!(mode, SyncMode::Full) { RunKind::Full } else { RunKind::Incremental };
             let run = self.store.start_run(config.id, kind).await?;
             tracing::info!(config_id = %config.id, run_id = %run.id, kind = kind.as_str(), "sync run started");
+            // Users a push named: an incremental run reads each from the source after its listing
+            // (a full one lists them anyway); both forget them once complete.
+            let (started, named) = (
+                run.started_at,
+                self.store.refresh_targets(config.id, EntityKind::User, run.started_at).await?,
+            );
             let credentials = match Credentials::parse(config.integration_type, &secrets) {
                 Ok(c) => c,
                 Err(e) => {
@@ -219,8 +227,16 @@ impl Worker {
                 cancel.clone(),
                 options.progress.clone(),
             );
+            let refresh = if kind == RunKind::Incremental { named.as_slice() } else { &[] };
+            let listing = async {
+                let outcome = self.sources.sync(config, &credentials, mode.clone(), &mut sink).await?;
+                if !refresh.is_empty() {
+                    self.sources.refresh_users(config, &credentials, refresh, &mut sink).await?;
+                }
+                Ok(outcome)
+            };
             let listed = tokio::select! {
-                result = self.sources.sync(config, &credentials, mode.clone(), &mut sink) => result,
+                result = listing => result,
                 () = cancel.cancelled() => Err(SyncError::Sink(ctxsync_sources::SinkError("cancelled".into()))),
             };
             let (run, write_error) = sink.finish().await;
@@ -245,7 +261,11 @@ impl Worker {
                 mode = SyncMode::Full;
                 continue;
             }
-            return self.finish(config, run, result, &schedule, cancel).await;
+            let outcome = self.finish(config, run, result, &schedule, cancel).await?;
+            if matches!(outcome, Outcome::Succeeded(_) | Outcome::Held(_)) && !named.is_empty() {
+                self.store.clear_refresh_targets(config.id, EntityKind::User, &named, started).await?;
+            }
+            return Ok(outcome);
         }
     }
 

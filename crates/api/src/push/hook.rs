@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use ctxsync_core::{ConfigId, ConfigState, IntegrationType};
+use ctxsync_core::{ConfigId, ConfigState, EntityKind, IntegrationType};
 use ctxsync_store::{Delivery, PushEndpoint};
 use metrics::counter;
 use serde::Serialize;
@@ -106,17 +106,37 @@ pub async fn okta_verification(
     Ok(Json(VerificationResponse { verification: challenge.to_owned() }))
 }
 
+/// One event of a delivery: its id, its type, and the users it names (`target[]` of type `User`).
+struct Event {
+    uuid: String,
+    kind: String,
+    users: Vec<String>,
+}
+
 /// The events of an Okta Event Hook delivery: `data.events[]` with `uuid` and `eventType`.
-fn events(body: &Value) -> Option<Vec<(String, String)>> {
+fn events(body: &Value) -> Option<Vec<Event>> {
     let events = body.get("data")?.get("events")?.as_array()?;
     events
         .iter()
-        .map(|e| Some((e.get("uuid")?.as_str()?.to_owned(), e.get("eventType")?.as_str()?.to_owned())))
+        .map(|e| {
+            let targets = e.get("target").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+            let users = targets
+                .iter()
+                .filter(|t| t.get("type").and_then(Value::as_str) == Some("User"))
+                .filter_map(|t| Some(t.get("id")?.as_str()?.to_owned()))
+                .collect();
+            Some(Event {
+                uuid: e.get("uuid")?.as_str()?.to_owned(),
+                kind: e.get("eventType")?.as_str()?.to_owned(),
+                users,
+            })
+        })
         .collect()
 }
 
 /// A delivery of Okta System Log events. Events about users and groups not seen before ask for a
-/// run of the config now; the run reads the source, so the delivery itself writes nothing.
+/// run of the config now, which also reads each user they name from Okta; the run reads the
+/// source, so the delivery itself writes nothing.
 #[utoipa::path(
     post,
     path = "/api/v2/ctxsync/push/okta/{config_id}",
@@ -148,15 +168,22 @@ pub async fn okta_delivery(
     let events = events(&body)
         .filter(|e| e.len() <= MAX_EVENTS)
         .ok_or_else(|| ApiError::bad_request(format!("not an Okta Event Hook delivery of at most {MAX_EVENTS} events: data.events[] with uuid and eventType")))?;
-    let ids: Vec<String> = events.iter().map(|(id, _)| id.clone()).collect();
-    let fresh = state.store.record_delivery(config, Delivery::Accepted(&ids), ctxsync_core::now()).await?;
+    let ids: Vec<String> = events.iter().map(|e| e.uuid.clone()).collect();
+    let now = ctxsync_core::now();
+    let fresh = state.store.record_delivery(config, Delivery::Accepted(&ids), now).await?;
     let outcome = if fresh.is_empty() && !ids.is_empty() { "duplicate" } else { "accepted" };
     counter!(DELIVERIES, "source" => "okta", "outcome" => outcome).increment(1);
-    let about_the_directory = events
+    let about_the_directory: Vec<&Event> = events
         .iter()
-        .filter(|(id, _)| fresh.contains(id))
-        .any(|(_, kind)| kind.starts_with("user.") || kind.starts_with("group."));
-    if about_the_directory {
+        .filter(|e| fresh.contains(&e.uuid))
+        .filter(|e| e.kind.starts_with("user.") || e.kind.starts_with("group."))
+        .collect();
+    if !about_the_directory.is_empty() {
+        let mut users: Vec<String> =
+            about_the_directory.iter().flat_map(|e| e.users.iter().cloned()).collect();
+        users.sort();
+        users.dedup();
+        state.store.add_refresh_targets(config, EntityKind::User, &users, now).await?;
         request_run(&state, config).await?;
     }
     let body = DeliveryResponse { accepted: fresh.len(), duplicates: ids.len() - fresh.len() };

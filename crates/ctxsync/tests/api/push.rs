@@ -1,7 +1,7 @@
 //! Push end to end: an Okta event hook registered at the fake Okta with the endpoint and secret
-//! ctxsync hands out, verified by the handshake, brings a suspension to the store within seconds
-//! of it happening; deliveries without the secret are refused and counted; a forged or repeated
-//! delivery writes nothing the source does not say.
+//! ctxsync hands out, verified by the handshake, brings a suspension and a deletion to the store
+//! within seconds of them happening; deliveries without the secret are refused and counted; a
+//! forged or repeated delivery writes nothing the source does not say.
 
 use std::time::{Duration, Instant};
 
@@ -42,8 +42,22 @@ async fn deliver(app: &TestApp, url: &str, secret: Option<&str>, body: &Value) -
 async fn user_status(app: &TestApp, config: &str, user: &str) -> String {
     let path = format!("{OWN}/integration_configs/{config}/entities/user/{user}");
     let (status, body) = status_json(app.request(Method::GET, &path, None).await).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body["data"]["attributes"]["status"].as_str().unwrap().to_string()
+    match status {
+        StatusCode::NOT_FOUND => "gone".to_string(),
+        StatusCode::OK => body["data"]["attributes"]["status"].as_str().unwrap().to_string(),
+        _ => panic!("{status}: {body}"),
+    }
+}
+
+/// Waits until the store shows `user` as `want` (a bounded while: no scheduled run comes within
+/// the test, so only a push can bring it); how long it took.
+async fn until_user(app: &TestApp, config: &str, user: &str, want: &str) -> Duration {
+    let changed = Instant::now();
+    while user_status(app, config, user).await != want {
+        assert!(changed.elapsed() < Duration::from_secs(20), "{user} did not become {want}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    changed.elapsed()
 }
 
 async fn run_count(app: &TestApp, config: &str) -> usize {
@@ -75,7 +89,7 @@ async fn an_okta_suspension_reaches_the_store_through_the_event_hook() {
     let token = format!("SSWS {}", app.fakes.okta.api_token());
     let hook = json!({
         "name": "ctxsync",
-        "events": {"type": "EVENT_TYPE", "items": ["user.lifecycle.suspend", "user.lifecycle.unsuspend", "group.user_membership.add"]},
+        "events": {"type": "EVENT_TYPE", "items": ["user.lifecycle.suspend", "user.lifecycle.unsuspend", "user.lifecycle.delete.initiated", "group.user_membership.add"]},
         "channel": {"type": "HTTP", "version": "1.0.0", "config": {
             "uri": url, "headers": [], "authScheme": {"type": "HEADER", "key": "Authorization", "value": secret},
         }},
@@ -98,21 +112,26 @@ async fn an_okta_suspension_reaches_the_store_through_the_event_hook() {
 
     let user = active_user(&app);
     assert_eq!(user_status(&app, &id, &user).await, "active");
-    let changed = Instant::now();
     app.fakes.okta.mutate(|t| t.suspend_user(&user));
-    // No scheduled run comes within the hour: only the push can bring it.
-    let deadline = changed + Duration::from_secs(20);
-    while user_status(&app, &id, &user).await != "suspended" {
-        assert!(Instant::now() < deadline, "the suspension did not arrive");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    println!("suspension in the store {:?} after the change", changed.elapsed());
+    println!(
+        "suspension in the store {:?} after the change",
+        until_user(&app, &id, &user, "suspended").await
+    );
     let run = wait_for_runs(&app, &id, 2).await;
     assert_eq!(run["attributes"]["kind"], "incremental", "{run}");
     let events =
         app.list_all(&format!("{OWN}/events?filter[config_id]={id}&filter[type]=user.status_changed")).await;
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["attributes"]["entity_id"], user.as_str());
+
+    // An incremental listing cannot see a deletion; the run reads the user the push named, and
+    // Okta no longer knows it.
+    app.fakes.okta.mutate(|t| t.delete_user(&user));
+    println!("deletion in the store {:?} after the change", until_user(&app, &id, &user, "gone").await);
+    let deleted =
+        app.list_all(&format!("{OWN}/events?filter[config_id]={id}&filter[type]=user.deleted")).await;
+    assert_eq!(deleted.len(), 1);
+    assert_eq!(deleted[0]["attributes"]["entity_id"], user.as_str());
 
     let (_, status) = push(&app, Method::GET, &id).await;
     let attributes = &status["data"]["attributes"];
@@ -183,10 +202,13 @@ async fn a_forged_or_repeated_delivery_writes_nothing_the_source_does_not_say() 
     let secret = enabled["data"]["attributes"]["secret"].as_str().unwrap().to_string();
     let user = active_user(&app);
 
-    // Someone holding the secret claims a suspension Okta never made.
-    let forged = delivery(&[("3f1c6a3e-0000-4000-8000-0000000000aa", "user.lifecycle.suspend", &user)]);
+    // Someone holding the secret claims a suspension and a deletion Okta never made.
+    let forged = delivery(&[
+        ("3f1c6a3e-0000-4000-8000-0000000000aa", "user.lifecycle.suspend", &user),
+        ("3f1c6a3e-0000-4000-8000-0000000000ab", "user.lifecycle.delete.initiated", &user),
+    ]);
     let (status, taken) = deliver(&app, &url, Some(&secret), &forged).await;
-    assert_eq!((status, taken), (StatusCode::OK, json!({"accepted": 1, "duplicates": 0})));
+    assert_eq!((status, taken), (StatusCode::OK, json!({"accepted": 2, "duplicates": 0})));
     let run = wait_for_runs(&app, &id, 2).await;
     assert_eq!(run["attributes"]["status"], "succeeded", "the delivery asked for a run: {run}");
     assert_eq!(user_status(&app, &id, &user).await, "active", "the run asked Okta, which says active");
@@ -195,12 +217,12 @@ async fn a_forged_or_repeated_delivery_writes_nothing_the_source_does_not_say() 
 
     // Okta delivers at least once: the same event again asks for nothing.
     let (status, taken) = deliver(&app, &url, Some(&secret), &forged).await;
-    assert_eq!((status, taken), (StatusCode::OK, json!({"accepted": 0, "duplicates": 1})));
+    assert_eq!((status, taken), (StatusCode::OK, json!({"accepted": 0, "duplicates": 2})));
     let (_, status) = push(&app, Method::GET, &id).await;
     let attributes = &status["data"]["attributes"];
     assert_eq!(
         (attributes["deliveries"].as_u64(), attributes["duplicate_events"].as_u64()),
-        (Some(2), Some(1))
+        (Some(2), Some(2))
     );
 
     // Not a delivery at all.

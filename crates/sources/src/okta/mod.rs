@@ -97,6 +97,19 @@ impl Connector for Okta {
         let target = target(endpoints, &config.domain)?;
         pages::sync(http, target, credentials.get()?, &config.settings, mode, sink).await
     }
+
+    async fn refresh_users(
+        &self,
+        http: &Http,
+        endpoints: &Endpoints,
+        config: &Config,
+        credentials: &Credentials,
+        ids: &[String],
+        sink: &mut dyn PageSink,
+    ) -> Result<(), SyncError> {
+        let target = target(endpoints, &config.domain)?;
+        pages::refresh_users(http, target, credentials.get()?, &config.settings, ids, sink).await
+    }
 }
 
 async fn validate(http: &Http, target: Target, credentials: &OktaCredentials) -> Result<(), SourceError> {

@@ -37,8 +37,8 @@ use crate::endpoints::Target;
 use crate::http::Http;
 use crate::lenient;
 use crate::sync::{
-    Coverage, Cursor, Expected, MEMBERSHIP, Outcome, Page, PageSink, Roles, SyncError, SyncMode, overlapped,
-    role_changes,
+    Coverage, Cursor, Expected, MEMBERSHIP, Outcome, Page, PageSink, Removal, Roles, SyncError, SyncMode,
+    overlapped, role_changes,
 };
 
 /// Okta's largest page for users and members, and its recommendation for groups.
@@ -121,19 +121,59 @@ pub(crate) async fn sync(
         SyncMode::Full => None,
         SyncMode::Incremental(cursor) => Some(read_cursor(cursor)?),
     };
-    let mut run = Run {
-        client: OktaClient::new(http, target, credentials, share(settings)),
-        sink: tokio::sync::Mutex::new(sink),
-        include_factors: settings.get(INCLUDE_FACTORS).and_then(Value::as_bool).unwrap_or(false),
-        factors_denied: AtomicBool::new(false),
-        retries: AtomicU32::new(0),
-        started: Mutex::new(None),
-        roles: None,
-    };
-    run.roles = run.admin_roles().await?;
+    let run = Run::start(http, target, credentials, settings, sink).await?;
     match previous {
         None => run.full().await,
         Some(previous) => run.incremental(previous).await,
+    }
+}
+
+/// Reads the users `ids` one by one: each as Okta has it now, with its roles and (when the config
+/// reads them) factors, or a removal when Okta answers 404, which only a deleted user gets.
+pub(crate) async fn refresh_users(
+    http: &Http,
+    target: Target,
+    credentials: &OktaCredentials,
+    settings: &Settings,
+    ids: &[String],
+    sink: &mut dyn PageSink,
+) -> Result<(), SyncError> {
+    let run = Run::start(http, target, credentials, settings, sink).await?;
+    let mut gone = Vec::new();
+    for id in ids {
+        if !run.user_by_id(id).await? {
+            gone.push(Removal::Entity { kind: EntityKind::User, source_id: id.clone() });
+        }
+    }
+    if !gone.is_empty() {
+        let mut sink = run.sink.lock().await;
+        let retries = run.retries.swap(0, Ordering::Relaxed);
+        sink.accept(Page { removals: gone, retries, ..Page::default() }).await?;
+    }
+    Ok(())
+}
+
+impl<'h, 's> Run<'h, 's> {
+    /// A run of the org at `target`, with the admin roles read first: every user it hands over
+    /// carries its roles.
+    async fn start(
+        http: &'h Http,
+        target: Target,
+        credentials: &OktaCredentials,
+        settings: &Settings,
+        sink: &'s mut dyn PageSink,
+    ) -> Result<Run<'h, 's>, SyncError> {
+        let mut run = Run {
+            client: OktaClient::new(http, target, credentials, share(settings)),
+            sink: tokio::sync::Mutex::new(sink),
+            include_factors: settings.get(INCLUDE_FACTORS).and_then(Value::as_bool).unwrap_or(false),
+            factors_denied: AtomicBool::new(false),
+            retries: AtomicU32::new(0),
+            started: Mutex::new(None),
+            roles: None,
+        };
+        run.roles = run.admin_roles().await?;
+        Ok(run)
     }
 }
 
@@ -369,17 +409,17 @@ impl Run<'_, '_> {
     }
 
     /// One user, for a role change its `lastUpdated` does not show; gone users are skipped.
-    async fn user_by_id(&self, id: &str) -> Result<(), SyncError> {
+    /// Hands over the user `id` as Okta has it now; `false` when Okta no longer knows it.
+    async fn user_by_id(&self, id: &str) -> Result<bool, SyncError> {
         let url = self.client.url(&["api", "v1", "users", id], &[]);
         let got: Got<Box<RawValue>> = self.get(&url, "read a user", &[StatusCode::NOT_FOUND]).await?;
-        if let Some(raw) = got.body {
-            let mut held = None;
-            let user: OktaUser = lenient::read(&raw, &mut held);
-            let user = self.user(&user).await?;
-            let record = user.map(|user| Record { entity: Entity::User(user), raw });
-            self.emit(record.into_iter().collect(), Vec::new()).await?;
-        }
-        Ok(())
+        let Some(raw) = got.body else { return Ok(false) };
+        let mut held = None;
+        let user: OktaUser = lenient::read(&raw, &mut held);
+        let user = self.user(&user).await?;
+        let record = user.map(|user| Record { entity: Entity::User(user), raw });
+        self.emit(record.into_iter().collect(), Vec::new()).await?;
+        Ok(true)
     }
 
     /// Lists groups from `first` on, doing what `pass` says with each; returns the groups whose

@@ -435,3 +435,33 @@ async fn two_configs_of_one_org_keep_to_their_share_of_each_rate_limit() {
     }
     assert_eq!(fake.rate_limited(), 0, "no request met a full window");
 }
+
+/// The users a push named are read one by one: one Okta still has comes back as it is now, one it
+/// deleted as a removal, one it never had as a removal of nothing.
+#[tokio::test]
+async fn users_a_push_named_are_read_again_and_a_deleted_one_removed() {
+    let fake = FakeOkta::start_with(TenantSpec { seed: 8, users: 12, groups: 2, devices: 0 }).await.unwrap();
+    let users: Vec<String> = fake.snapshot().users.keys().rev().take(2).cloned().collect();
+    let (kept, deleted) = (&users[0], &users[1]);
+    fake.mutate(|t| {
+        t.suspend_user(kept);
+        t.delete_user(deleted);
+    });
+    let named = [kept.clone(), deleted.clone(), "00unever".to_string()];
+    let mut sink = Collected::default();
+    let credentials = okta_credentials(&fake.api_token());
+    let config = okta_config(&fake, false);
+    okta_sources(&fake).refresh_users(&config, &credentials, &named, &mut sink).await.unwrap();
+    let got = sink.users();
+    assert_eq!(got.keys().collect::<Vec<_>>(), [kept]);
+    assert_eq!(got[kept].0.status, UserStatus::Suspended);
+    let removed: Vec<&str> = sink
+        .removals
+        .iter()
+        .map(|r| match r {
+            ctxsync_core::Removal::Entity { source_id, .. } => source_id.as_str(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(removed, [deleted.as_str(), "00unever"]);
+}

@@ -1,11 +1,11 @@
 //! Push endpoints and the event ids their deliveries carried (see `crate::push`).
 
-use ctxsync_core::{ConfigId, OrgId};
+use ctxsync_core::{ConfigId, EntityKind, OrgId};
 use time::OffsetDateTime;
 
 use super::{Backend, Store};
 use crate::StoreError;
-use crate::push::{Delivery, PushEndpoint, PushStore, SEEN_FOR};
+use crate::push::{Delivery, PushEndpoint, PushStore, REFRESH_AT_MOST, SEEN_FOR};
 use crate::values::{DbId, DbTime};
 
 #[derive(sqlx::FromRow)]
@@ -130,5 +130,70 @@ impl PushStore for Store {
         .await?;
         tx.commit().await?;
         Ok(fresh)
+    }
+
+    async fn add_refresh_targets(
+        &self,
+        config: ConfigId,
+        kind: EntityKind,
+        ids: &[String],
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        for id in ids {
+            sqlx::query(
+                "INSERT INTO refresh_targets (config_id, kind, source_id, added_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (config_id, kind, source_id) DO UPDATE SET added_at = EXCLUDED.added_at",
+            )
+            .bind(DbId(config.0))
+            .bind(kind.as_str())
+            .bind(id)
+            .bind(DbTime(now))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn refresh_targets(
+        &self,
+        config: ConfigId,
+        kind: EntityKind,
+        until: OffsetDateTime,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT source_id FROM refresh_targets WHERE config_id = $1 AND kind = $2 AND added_at <= $3 \
+             ORDER BY added_at, source_id LIMIT $4",
+        )
+        .bind(DbId(config.0))
+        .bind(kind.as_str())
+        .bind(DbTime(until))
+        .bind(i64::from(REFRESH_AT_MOST))
+        .fetch_all(self.reader())
+        .await?)
+    }
+
+    async fn clear_refresh_targets(
+        &self,
+        config: ConfigId,
+        kind: EntityKind,
+        read: &[String],
+        until: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        for id in read {
+            sqlx::query(
+                "DELETE FROM refresh_targets WHERE config_id = $1 AND kind = $2 AND source_id = $3 AND added_at <= $4",
+            )
+            .bind(DbId(config.0))
+            .bind(kind.as_str())
+            .bind(id)
+            .bind(DbTime(until))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 }

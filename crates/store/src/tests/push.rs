@@ -63,3 +63,25 @@ async fn deliveries_count_and_an_event_counts_once() {
     db.store.delete_config(org, config).await.unwrap();
     assert_eq!(db.store.push_endpoint(config).await.unwrap(), None, "gone with its config");
 }
+
+#[tokio::test]
+async fn refresh_targets_wait_for_a_run_and_one_named_again_stays() {
+    let db = db().await;
+    let config = db.config.id;
+    let user = ctxsync_core::EntityKind::User;
+    let t0 = ctxsync_core::now();
+    db.store.add_refresh_targets(config, user, &ids(&["u1", "u2"]), t0).await.unwrap();
+    let later = t0 + time::Duration::seconds(1);
+    db.store.add_refresh_targets(config, user, &ids(&["u3"]), later).await.unwrap();
+    let taken = db.store.refresh_targets(config, user, t0).await.unwrap();
+    assert_eq!(taken, ids(&["u1", "u2"]), "those named before the run started");
+    assert_eq!(
+        db.store.refresh_targets(config, ctxsync_core::EntityKind::Group, later).await.unwrap(),
+        Vec::<String>::new()
+    );
+
+    // u1 is named again while the run goes on: the run's end leaves it for the next.
+    db.store.add_refresh_targets(config, user, &ids(&["u1"]), later).await.unwrap();
+    db.store.clear_refresh_targets(config, user, &taken, t0).await.unwrap();
+    assert_eq!(db.store.refresh_targets(config, user, later).await.unwrap(), ids(&["u1", "u3"]));
+}

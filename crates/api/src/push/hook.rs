@@ -2,9 +2,9 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use ctxsync_core::{ConfigId, ConfigState, EntityKind, IntegrationType};
-use ctxsync_store::{Delivery, PushEndpoint};
+use ctxsync_store::Delivery;
 use metrics::counter;
 use serde::Serialize;
 use serde_json::Value;
@@ -54,7 +54,7 @@ async fn endpoint(state: &AppState, id: &str, headers: &HeaderMap) -> Result<(Co
     let id: ConfigId = id.parse().map_err(|_| not_found())?;
     let config = state.store.config_by_id(id).await?.filter(|c| c.integration_type == IntegrationType::Okta);
     let Some(config) = config else { return Err(not_found()) };
-    let Some(endpoint): Option<PushEndpoint> = state.store.push_endpoint(config.id).await? else {
+    let Some(endpoint) = state.store.push_endpoint(config.id).await? else {
         return Err(not_found());
     };
     let presented = headers.get(SECRET_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
@@ -160,7 +160,7 @@ pub async fn okta_delivery(
     headers: HeaderMap,
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
-) -> Result<(StatusCode, Json<DeliveryResponse>), ApiError> {
+) -> Result<Json<DeliveryResponse>, ApiError> {
     let (config, admitted) = endpoint(&state, &id, &headers).await?;
     if !admitted {
         return Err(refuse(&state, config).await?);
@@ -187,7 +187,7 @@ pub async fn okta_delivery(
         request_run(&state, config).await?;
     }
     let body = DeliveryResponse { accepted: fresh.len(), duplicates: ids.len() - fresh.len() };
-    Ok((StatusCode::OK, Json(body)))
+    Ok(Json(body))
 }
 
 /// Asks for a run of the config now, as "sync now" does, and wakes this replica's scheduler; a

@@ -110,6 +110,20 @@ fn for_update(of: Option<&str>) -> String {
 }
 
 impl Store {
+    /// Keeps the config's row from being deleted until the transaction ends (PostgreSQL; SQLite
+    /// writes one transaction at a time). A run's writes take this first: its rows reference the
+    /// run, the run references the config, and a deletion of the config cascading through them
+    /// in the other order would otherwise deadlock with the write; now it waits for it.
+    pub(super) async fn hold_config(conn: &mut Conn, config: ConfigId) -> Result<(), StoreError> {
+        if Self::ROW_LOCKS {
+            sqlx::query("SELECT 1 FROM integration_configs WHERE id = $1 FOR KEY SHARE")
+                .bind(DbId(config.0))
+                .fetch_optional(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// A trivial query, for readiness checks.
     pub(crate) async fn ping_reader(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(self.reader()).await?;

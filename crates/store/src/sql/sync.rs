@@ -153,6 +153,7 @@ impl SyncStore for Store {
 
     async fn apply_page(&self, run: &Run, org: OrgId, page: PageWrite<'_>) -> Result<RunCounts, StoreError> {
         let mut tx = self.begin_write().await?;
+        Self::hold_config(&mut tx, run.config_id).await?;
         let (baselined, held) = Self::page_state(&mut tx, run.config_id).await?;
         let mut recorder = Recorder::new(baselined);
         let counts = Self::write_page(&mut tx, org, run, &page, &mut recorder).await?;
@@ -177,6 +178,7 @@ impl SyncStore for Store {
         let now = ctxsync_core::now();
         let mut ending = Ending::new(run, &end, now);
         let mut tx = self.begin_write().await?;
+        Self::hold_config(&mut tx, run.config_id).await?;
         // Locks the run's row: a worker taking the lease over waits for this transaction, or
         // has already marked the run failed, and then nothing is applied.
         let claimed =

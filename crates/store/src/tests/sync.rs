@@ -496,3 +496,53 @@ async fn keys_with_quotes_backslashes_and_accents_survive_every_step_of_a_run() 
     assert_eq!((run.counts.by_type["user"].deleted, run.counts.by_type["membership"].deleted), (1, 1));
     assert_eq!(db.ids(EntityKind::User).await, ["plain"]);
 }
+
+/// A config deleted while its run writes pages is deleted, never refused: on PostgreSQL the
+/// deletion cascading through the run's rows used to deadlock with a page write taking them the
+/// other way round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_deleted_while_its_run_writes_pages_goes_without_error() {
+    let db = db().await;
+    for round in 0..24 {
+        let config = Config::created(
+            db.org,
+            IntegrationType::Okta,
+            format!("r{round}"),
+            "acme.okta.com".into(),
+            Settings::new(),
+        );
+        db.store.insert_config(&config, &SecretValue::new(json!({"api_token": "t"}))).await.unwrap();
+        let run = db.store.start_run(config.id, RunKind::Full).await.unwrap();
+        let written = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let writer = {
+            let (store, org, written) = (db.store.clone(), db.org, written.clone());
+            tokio::spawn(async move {
+                for page in 0.. {
+                    let users: Vec<Record> = (0..50)
+                        .map(|i| {
+                            user(&format!("u{page}-{i}"), &format!("u{page}-{i}@x.com"), UserStatus::Active)
+                        })
+                        .collect();
+                    let groups = [group(&format!("g{page}"))];
+                    let records: Vec<Record> = users.into_iter().chain(groups).collect();
+                    let memberships = [member(&format!("g{page}"), &format!("u{page}-0"))];
+                    let write = PageWrite {
+                        entities: &PreparedEntities::new(records),
+                        memberships: &memberships,
+                        removals: &[],
+                    };
+                    if store.apply_page(&run, org, write).await.is_err() {
+                        return;
+                    }
+                    written.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            })
+        };
+        while written.load(std::sync::atomic::Ordering::Relaxed) < 2 {
+            tokio::task::yield_now().await;
+        }
+        let deleted = db.store.delete_config(db.org, config.id).await;
+        assert!(matches!(deleted, Ok(true)), "round {round}: {deleted:?}");
+        writer.await.unwrap();
+    }
+}

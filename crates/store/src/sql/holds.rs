@@ -238,6 +238,7 @@ impl HoldStore for Store {
     ) -> Result<Decided, StoreError> {
         let now = ctxsync_core::now();
         let mut tx = self.begin_write().await?;
+        Self::hold_config(&mut tx, config).await?;
         let Some(mut run) = Self::org_run(&mut tx, org, config, run, true).await? else {
             return Ok(Decided::NotFound);
         };

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use rand::Rng;
-use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::{Client, RequestBuilder, StatusCode, redirect};
 use secrecy::{ExposeSecret, SecretString};
 use time::OffsetDateTime;
@@ -350,6 +350,12 @@ pub(crate) struct Fetched<T> {
     pub body: Option<T>,
     /// Attempts beyond the first.
     pub retries: u32,
+}
+
+/// A `GET` of `url` as every source reads its API: with the credentials' `Authorization` header,
+/// asking for JSON.
+pub(crate) fn json_get(client: &Client, url: &url::Url, auth: &HeaderValue) -> RequestBuilder {
+    client.get(url.clone()).header(AUTHORIZATION, auth.clone()).header(ACCEPT, "application/json")
 }
 
 /// A source whose successful replies could not be read, attempt after attempt.

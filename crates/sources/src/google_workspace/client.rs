@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
+use reqwest::header::HeaderValue;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
@@ -13,7 +13,7 @@ use super::auth::ServiceAccount;
 use crate::SourceError;
 use crate::endpoints::Target;
 use crate::http::{
-    AccessToken, Http, Reply, Retry, excerpt, retry_after, transient, unavailable, unreadable,
+    AccessToken, Http, Reply, Retry, excerpt, json_get, retry_after, transient, unavailable, unreadable,
 };
 
 const SOURCE: &str = "Google Workspace";
@@ -181,13 +181,7 @@ impl<'a> DirectoryClient<'a> {
                 .fetch(
                     SOURCE,
                     &self.target,
-                    |client| {
-                        client
-                            .get(url.clone())
-                            .query(query)
-                            .header(AUTHORIZATION, auth.clone())
-                            .header(ACCEPT, "application/json")
-                    },
+                    |client| json_get(client, &url, &auth).query(query),
                     classify,
                     &decode,
                 )

@@ -9,7 +9,7 @@ use ctxsync_core::RateLimitShare;
 
 use super::OktaCredentials;
 use reqwest::StatusCode;
-use reqwest::header::{ACCEPT, AUTHORIZATION, DATE, HeaderMap, LINK};
+use reqwest::header::{DATE, HeaderMap, LINK};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
@@ -20,7 +20,7 @@ use url::Url;
 use super::auth::ApiToken;
 use crate::SourceError;
 use crate::endpoints::Target;
-use crate::http::{Http, Reply, Retry, excerpt, http_date, transient, unavailable, unreadable};
+use crate::http::{Http, Reply, Retry, excerpt, http_date, json_get, transient, unavailable, unreadable};
 
 const SOURCE: &str = "Okta";
 
@@ -189,18 +189,7 @@ impl<'a> OktaClient<'a> {
         tracing::debug!(source = SOURCE, path = url.path(), "request");
         let reply = self
             .http
-            .send(
-                SOURCE,
-                &self.target,
-                |client| {
-                    client
-                        .get(url.clone())
-                        .query(query)
-                        .header(AUTHORIZATION, auth.clone())
-                        .header(ACCEPT, "application/json")
-                },
-                classify,
-            )
+            .send(SOURCE, &self.target, |client| json_get(client, &url, &auth).query(query), classify)
             .await?;
         if reply.status.is_success() { Ok(reply) } else { Err(self.failure(&reply, action)) }
     }
@@ -232,12 +221,7 @@ impl<'a> OktaClient<'a> {
             .fetch(
                 SOURCE,
                 &self.target,
-                |client| {
-                    client
-                        .get(url.clone())
-                        .header(AUTHORIZATION, auth.clone())
-                        .header(ACCEPT, "application/json")
-                },
+                |client| json_get(client, url, &auth),
                 classify,
                 |reply| serde_json::from_slice::<T>(&reply.body).ok(),
             )

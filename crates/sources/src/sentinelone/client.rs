@@ -2,7 +2,7 @@
 //! `{"errors": [{code, title, detail}]}` envelope turned into messages that say what to do.
 
 use reqwest::StatusCode;
-use reqwest::header::{ACCEPT, AUTHORIZATION, DATE, HeaderValue};
+use reqwest::header::{DATE, HeaderValue};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -12,7 +12,8 @@ use super::SentinelOneCredentials;
 use crate::SourceError;
 use crate::endpoints::Target;
 use crate::http::{
-    Http, Reply, Retry, excerpt, http_date, retry_after, sensitive_header, transient, unavailable, unreadable,
+    Http, Reply, Retry, excerpt, http_date, json_get, retry_after, sensitive_header, transient, unavailable,
+    unreadable,
 };
 
 const SOURCE: &str = "SentinelOne";
@@ -85,13 +86,7 @@ impl<'a> SentinelOneClient<'a> {
             .fetch(
                 SOURCE,
                 &self.target,
-                |client| {
-                    client
-                        .get(url.clone())
-                        .query(query)
-                        .header(AUTHORIZATION, auth.clone())
-                        .header(ACCEPT, "application/json")
-                },
+                |client| json_get(client, &url, &auth).query(query),
                 classify,
                 |reply| serde_json::from_slice::<T>(&reply.body).ok(),
             )

@@ -176,6 +176,10 @@ pub struct Run {
     /// What the source said a full listing holds beside what the run received.
     #[serde(default)]
     pub completeness: Option<Completeness>,
+    /// The full run this one went on from: that one stopped before it completed, and this one
+    /// listed only what it had not applied yet (its counts include what that one had).
+    #[serde(default)]
+    pub resumed_from: Option<Uuid>,
 }
 
 /// Deletions a completed run did not apply, why, and what became of them.

@@ -36,7 +36,9 @@ pub use entra_id::{client_id as entra_client_id, tenant as entra_tenant};
 pub use http::metrics::describe as describe_metrics;
 use http::{Http, RetryPolicy};
 pub use registry::{BaseUrl, Credentials, SecretKey, SourceInfo, base_urls, source, sources};
-pub use sync::{Coverage, Cursor, Outcome, Page, PageSink, Removal, SinkError, SyncError, SyncMode};
+pub use sync::{
+    Checkpoint, Coverage, Cursor, Mark, Outcome, Page, PageSink, Removal, SinkError, SyncError, SyncMode,
+};
 
 /// Why a source could not be used. Messages say what the source said and what to do next, and
 /// never contain a credential.

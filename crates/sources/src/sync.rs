@@ -52,6 +52,38 @@ pub enum SyncMode {
     Full,
     /// List what changed since the cursor a previous run returned.
     Incremental(Cursor),
+    /// Go on with a full listing that stopped before it completed, from where its marks say: the
+    /// pages before them were applied within the same run, so listing the rest completes it.
+    Resume(Checkpoint),
+}
+
+/// Which listing of a full run a page belongs to, and how far that listing has got with it.
+/// Once a page with `at` is applied, the listing never needs what came before again; the pages
+/// in between marks are listed again by a resumed run, so the engine does not count them as
+/// fetched in the checkpoint. `at` is the connector's own (a next-page link, what it has
+/// tallied so far); the engine keeps the last one applied of each listing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mark {
+    pub listing: &'static str,
+    pub at: Option<serde_json::Value>,
+}
+
+/// Where a full run had got to: each listing's last applied [`Mark`], by listing name. Opaque
+/// to the engine, which stores it with the pages it covers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint(pub serde_json::Map<String, serde_json::Value>);
+
+impl Checkpoint {
+    /// The last mark of `listing`, read as the connector wrote it; `None` when that listing had
+    /// not got anywhere, or left a mark this build cannot read (it then starts over, which only
+    /// costs requests).
+    pub fn get<T: serde::de::DeserializeOwned>(&self, listing: &str) -> Option<T> {
+        serde_json::from_value(self.0.get(listing)?.clone()).ok()
+    }
+
+    pub fn set(&mut self, listing: &str, at: serde_json::Value) {
+        self.0.insert(listing.to_owned(), at);
+    }
 }
 
 /// Where a source left off (Okta: the newest `lastUpdated` seen; Graph: the delta links).
@@ -68,6 +100,8 @@ pub struct Page {
     pub removals: Vec<Removal>,
     /// Requests retried (429, 5xx, timeouts) before this page came through.
     pub retries: u32,
+    /// Set by a connector that can resume a full listing.
+    pub mark: Option<Mark>,
 }
 
 /// The end of a listing.

@@ -130,6 +130,11 @@ impl PreparedEntities {
         }
     }
 
+    /// The records counted as fetched, by kind.
+    pub fn fetched(&self) -> &RunCounts {
+        &self.fetched
+    }
+
     /// Adds a later page's entities, which win over this one's.
     pub fn extend(&mut self, later: PreparedEntities) {
         self.fetched.add(&later.fetched);

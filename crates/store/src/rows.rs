@@ -127,6 +127,7 @@ pub(crate) struct RunRow {
     baseline: bool,
     hold: Option<String>,
     completeness: Option<String>,
+    resumed_from: Option<DbId>,
 }
 
 impl TryFrom<RunRow> for Run {
@@ -151,13 +152,14 @@ impl TryFrom<RunRow> for Run {
                 .map(|c| serde_json::from_str(&c))
                 .transpose()
                 .map_err(|_| corrupt("completeness"))?,
+            resumed_from: row.resumed_from.map(|id| id.0),
         })
     }
 }
 
 /// The columns of [`RunRow`], for a query that names the runs table `r`.
 pub(crate) const RUN_COLUMNS: &str = "r.id, r.config_id, r.kind, r.status, r.started_at, r.finished_at, r.counts, \
-     r.error, r.baseline, r.hold, r.completeness";
+     r.error, r.baseline, r.hold, r.completeness, r.resumed_from";
 
 pub(crate) fn encode_counts(counts: &RunCounts) -> String {
     serde_json::to_string(counts).expect("counts serialize")

@@ -59,6 +59,30 @@ pub struct PageWrite<'a> {
     pub entities: &'a crate::PreparedEntities,
     pub memberships: &'a [Membership],
     pub removals: &'a [Removal],
+    /// Set when the page moves a full run's checkpoint: saved with the page, with the run's
+    /// counts so far, so a resumed run goes on from exactly what was stored.
+    pub checkpoint: Option<Checkpointed<'a>>,
+}
+
+/// A full run's checkpoint as a page moves it.
+#[derive(Clone, Copy)]
+pub struct Checkpointed<'a> {
+    /// Each listing's last mark.
+    pub marks: &'a serde_json::Map<String, serde_json::Value>,
+    /// What the pages applied since their listing's last mark fetched: a resumed run lists
+    /// them again, so they are not counted with the checkpoint.
+    pub unmarked: &'a RunCounts,
+}
+
+/// A full run that stopped before it completed and left a checkpoint: what it had listed is
+/// kept (its pages, and what it saw for the deletions), for a later full run to go on from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResumePoint {
+    pub run: Uuid,
+    pub started_at: OffsetDateTime,
+    pub checkpoint: serde_json::Map<String, serde_json::Value>,
+    /// Its counts as of the checkpoint.
+    pub counts: RunCounts,
 }
 
 /// How a run ended.
@@ -110,8 +134,17 @@ pub trait SyncStore: Send + Sync {
 
     async fn release_lease(&self, config: ConfigId, owner: &str) -> Result<(), StoreError>;
 
-    /// Records a new run as `running`, under the id "sync now" promised when one waits.
+    /// Records a new run as `running`, under the id "sync now" promised when one waits. A full
+    /// run starts over: what earlier unfinished runs kept for resuming is dropped.
     async fn start_run(&self, config: ConfigId, kind: RunKind) -> Result<Run, StoreError>;
+
+    /// The newest unfinished full run of the config that a full run may go on from.
+    async fn resume_point(&self, config: ConfigId) -> Result<Option<ResumePoint>, StoreError>;
+
+    /// Records a new full run that goes on from `from`: it takes over what `from` saw and its
+    /// counts, so its deletions are decided by both listings together, as if one run had made
+    /// them. Like [`SyncStore::start_run`], it drops what any other unfinished run kept.
+    async fn resume_run(&self, config: ConfigId, from: &ResumePoint) -> Result<Run, StoreError>;
 
     /// Applies one page in one transaction: upserts entities whose content changed (unchanged
     /// ones are not rewritten), adds memberships, and remembers what was seen and removed for
@@ -163,6 +196,7 @@ pub(crate) fn new_run(config: ConfigId, kind: RunKind) -> Run {
         baseline: false,
         hold: None,
         completeness: None,
+        resumed_from: None,
     }
 }
 

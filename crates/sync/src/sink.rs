@@ -8,13 +8,19 @@
 //! whole or not at all, and one commit costs much less than dozens. Between the two, a preparer task serializes and hashes
 //! each page's entities while the writer runs the previous batch's SQL, so neither the listing
 //! nor the writer waits for that work.
+//!
+//! The [`Mark`]s pages carry are merged into the run's [`Checkpoint`], which is written in the
+//! same transaction as the pages it covers: a run stopped at any point can be resumed from what
+//! was stored, never from a page that was lost.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use ctxsync_core::{Expected, Membership, OrgId, Removal, Run, RunCounts};
-use ctxsync_sources::{Page, PageSink, SinkError};
-use ctxsync_store::{PageWrite, PreparedEntities, Store};
+use ctxsync_sources::{Checkpoint, Mark, Page, PageSink, SinkError};
+use ctxsync_store::{Checkpointed, PageWrite, PreparedEntities, Store};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -41,6 +47,9 @@ const QUEUE_WEIGHT: usize = 2 * BATCH_WEIGHT;
 /// How long a batch waits for more pages before it is written.
 const LINGER: Duration = Duration::from_millis(50);
 
+/// The [`RunCounts`] key of memberships.
+const MEMBERSHIP: &str = "membership";
+
 /// Told about every applied page: the run's counts so far, and the totals the source announced
 /// so far by kind (for progress bars).
 pub type Progress = Arc<dyn Fn(&RunCounts, &Expected) + Send + Sync>;
@@ -58,6 +67,8 @@ struct Prepared {
     memberships: Vec<Membership>,
     removals: Vec<Removal>,
     retries: u32,
+    /// The marks of the pages, in order, each with what its page fetched.
+    marks: Vec<(Mark, RunCounts)>,
 }
 
 impl Prepared {
@@ -80,10 +91,12 @@ pub(crate) struct StoreSink {
 }
 
 impl StoreSink {
+    /// `resumed` is the checkpoint the run goes on from, when it resumes an earlier one.
     pub fn new(
         store: Arc<dyn Store>,
         run: Run,
         org: OrgId,
+        resumed: Checkpoint,
         cancel: CancellationToken,
         progress: Option<Progress>,
     ) -> Self {
@@ -92,7 +105,7 @@ impl StoreSink {
         tokio::spawn(prepare_pages(accepted, prepared));
         let announced = Arc::new(std::sync::Mutex::new(Expected::new()));
         let progress = progress.map(|p| (p, announced.clone()));
-        let writer = tokio::spawn(write_pages(store, run, org, queue, progress));
+        let writer = tokio::spawn(write_pages(store, run, org, resumed, queue, progress));
         let room = Arc::new(Semaphore::new(QUEUE_WEIGHT));
         StoreSink { pages: Some(pages), room, writer, cancel, announced }
     }
@@ -156,6 +169,7 @@ impl Batch {
         merged.memberships.extend(page.memberships);
         merged.removals.extend(page.removals);
         merged.retries += page.retries;
+        merged.marks.extend(page.marks);
         self.pages += 1;
     }
 
@@ -188,11 +202,22 @@ async fn prepare_pages(
     prepared: mpsc::UnboundedSender<Queued<Prepared>>,
 ) {
     while let Some(Queued { page, _room }) = accepted.recv().await {
+        let entities = PreparedEntities::new(page.records);
+        let marks = page
+            .mark
+            .map(|mark| {
+                let mut fetched = entities.fetched().clone();
+                fetched.entry(MEMBERSHIP).fetched += page.memberships.len() as u64;
+                (mark, fetched)
+            })
+            .into_iter()
+            .collect();
         let page = Prepared {
-            entities: PreparedEntities::new(page.records),
+            entities,
             memberships: page.memberships,
             removals: page.removals,
             retries: page.retries,
+            marks,
         };
         if prepared.send(Queued { page, _room }).is_err() {
             return;
@@ -204,14 +229,37 @@ async fn write_pages(
     store: Arc<dyn Store>,
     mut run: Run,
     org: OrgId,
+    mut checkpoint: Checkpoint,
     mut queue: mpsc::UnboundedReceiver<Queued<Prepared>>,
     progress: Option<(Progress, Arc<std::sync::Mutex<Expected>>)>,
 ) -> Result<Run, (Run, SinkError)> {
     let mut last_saved = Instant::now();
-    while let Some(batch) = Batch::next(&mut queue).await {
+    // By listing: what its pages applied since its last mark fetched.
+    let mut unmarked: BTreeMap<&'static str, RunCounts> = BTreeMap::new();
+    while let Some(mut batch) = Batch::next(&mut queue).await {
+        let mut moved = false;
+        for (Mark { listing, at }, fetched) in batch.merged.marks.drain(..) {
+            let pending = unmarked.entry(listing).or_default();
+            match at {
+                Some(at) => {
+                    checkpoint.set(listing, at);
+                    *pending = RunCounts::default();
+                    moved = true;
+                }
+                None => pending.add(&fetched),
+            }
+        }
+        let pending = unmarked.values().fold(RunCounts::default(), |mut all, p| {
+            all.add(p);
+            all
+        });
         let page = &batch.merged;
-        let write =
-            PageWrite { entities: &page.entities, memberships: &page.memberships, removals: &page.removals };
+        let write = PageWrite {
+            entities: &page.entities,
+            memberships: &page.memberships,
+            removals: &page.removals,
+            checkpoint: moved.then_some(Checkpointed { marks: &checkpoint.0, unmarked: &pending }),
+        };
         let mut counts = match store.apply_page(&run, org, write).await {
             Ok(counts) => counts,
             Err(e) => return Err((run, SinkError(format!("could not store a page: {e}")))),

@@ -7,8 +7,8 @@ use std::time::Duration;
 use ctxsync_core::{
     Config, ConfigId, ConfigState, DeletionGuard, EntityKind, Run, RunKind, RunStatus, Schedule,
 };
-use ctxsync_sources::{Credentials, Cursor, SourceError, Sources, SyncError, SyncMode};
-use ctxsync_store::{RunEnd, Store, StoreError, SyncState};
+use ctxsync_sources::{Checkpoint, Credentials, Cursor, SourceError, Sources, SyncError, SyncMode};
+use ctxsync_store::{ResumePoint, RunEnd, Store, StoreError, SyncState};
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
@@ -201,10 +201,27 @@ impl Worker {
         } else {
             choose_mode(&state, &schedule, self.settings.clock.now())
         };
+        let mut resume = match mode {
+            SyncMode::Full => self.resume_point(config.id, &schedule).await?,
+            _ => None,
+        };
         loop {
-            let kind = if matches!(mode, SyncMode::Full) { RunKind::Full } else { RunKind::Incremental };
-            let run = self.store.start_run(config.id, kind).await?;
-            tracing::info!(config_id = %config.id, run_id = %run.id, kind = kind.as_str(), "sync run started");
+            let kind = if matches!(mode, SyncMode::Incremental(_)) { RunKind::Incremental } else { RunKind::Full };
+            let (run, resumed) = match resume.take() {
+                Some(point) => {
+                    let checkpoint = Checkpoint(point.checkpoint.clone());
+                    mode = SyncMode::Resume(checkpoint.clone());
+                    (self.store.resume_run(config.id, &point).await?, checkpoint)
+                }
+                None => (self.store.start_run(config.id, kind).await?, Checkpoint::default()),
+            };
+            tracing::info!(
+                config_id = %config.id,
+                run_id = %run.id,
+                kind = kind.as_str(),
+                resumed_from = run.resumed_from.map(|id| id.to_string()).unwrap_or_default(),
+                "sync run started"
+            );
             // Users a push named: an incremental run reads each from the source after its listing
             // (a full one lists them anyway); both forget them once complete.
             let (started, named) = (
@@ -224,6 +241,7 @@ impl Worker {
                 self.store.clone(),
                 run,
                 config.org_id,
+                resumed,
                 cancel.clone(),
                 options.progress.clone(),
             );
@@ -245,17 +263,17 @@ impl Worker {
                 (Ok(_) | Err(SyncError::Sink(_)), Some(e)) => Err(SyncError::Sink(e)),
                 (result, _) => result,
             };
-            if matches!(result, Err(SyncError::CursorExpired)) && kind == RunKind::Incremental {
+            let expired = match &mode {
+                SyncMode::Incremental(_) => "the source no longer accepts the incremental cursor; a full sync follows",
+                SyncMode::Resume(_) => {
+                    "the source no longer accepts where the stopped run had got to; a full sync starts over"
+                }
+                SyncMode::Full => "",
+            };
+            if matches!(result, Err(SyncError::CursorExpired)) && !expired.is_empty() {
                 let failed = self
                     .store
-                    .finish_run(
-                        &run,
-                        RunEnd::Failed {
-                            error: "the source no longer accepts the incremental cursor; a full sync follows"
-                                .into(),
-                            next_run_at: ctxsync_core::now(),
-                        },
-                    )
+                    .finish_run(&run, RunEnd::Failed { error: expired.into(), next_run_at: ctxsync_core::now() })
                     .await?;
                 crate::metrics::record_run(config.integration_type, &failed);
                 mode = SyncMode::Full;
@@ -334,6 +352,13 @@ impl Worker {
             RunStatus::Cancelled => Outcome::Cancelled(finished),
             RunStatus::Failed | RunStatus::Running => Outcome::Failed(finished),
         })
+    }
+
+    /// The stopped full run a full run goes on from, unless it started so long ago that a full
+    /// run would have been due again since: its listing is then too old to complete.
+    async fn resume_point(&self, config: ConfigId, schedule: &Schedule) -> Result<Option<ResumePoint>, StoreError> {
+        let now = self.settings.clock.now();
+        Ok(self.store.resume_point(config).await?.filter(|point| now - point.started_at < schedule.full_interval))
     }
 
     async fn cancel_reason(&self, config: &Config) -> String {

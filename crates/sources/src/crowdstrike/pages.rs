@@ -134,7 +134,9 @@ pub(super) async fn sync(
     sink: &mut dyn PageSink,
 ) -> Result<Outcome, SyncError> {
     let since = match &mode {
-        SyncMode::Full => None,
+        // These listings leave no marks, so no run of theirs is resumed; were one, listing
+        // everything again would still complete it.
+        SyncMode::Full | SyncMode::Resume(_) => None,
         SyncMode::Incremental(cursor) => Some(read_cursor(cursor)?),
     };
     let mut run = Run {

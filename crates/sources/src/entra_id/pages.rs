@@ -77,7 +77,9 @@ pub(super) async fn sync(
     sink: &mut dyn PageSink,
 ) -> Result<Outcome, SyncError> {
     let previous = match mode {
-        SyncMode::Full => None,
+        // These listings leave no marks, so no run of theirs is resumed; were one, listing
+        // everything again would still complete it.
+        SyncMode::Full | SyncMode::Resume(_) => None,
         SyncMode::Incremental(Cursor(cursor)) => {
             Some(serde_json::from_value::<DeltaCursor>(cursor).map_err(|error| {
                 tracing::warn!(%error, "the stored Entra ID cursor is not readable; a full sync is needed");

@@ -211,7 +211,7 @@ impl Out<'_> {
             return Ok(());
         }
         let retries = std::mem::take(&mut self.retries);
-        self.sink.accept(Page { records, memberships, removals: Vec::new(), retries }).await?;
+        self.sink.accept(Page { records, memberships, retries, ..Page::default() }).await?;
         Ok(())
     }
 }

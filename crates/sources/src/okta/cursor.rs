@@ -29,9 +29,9 @@ fn parse_time(s: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(s, &Rfc3339).ok()
 }
 
-/// The newest of what a listing saw, tracked as it goes.
-#[derive(Debug, Default)]
-pub(super) struct Newest(Option<OffsetDateTime>);
+/// The newest of what a listing saw, tracked as it goes (and kept in a full run's marks).
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub(super) struct Newest(#[serde(with = "time::serde::rfc3339::option")] Option<OffsetDateTime>);
 
 impl Newest {
     pub(super) fn see(&mut self, t: Option<OffsetDateTime>) {

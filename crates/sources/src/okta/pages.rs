@@ -13,6 +13,13 @@
 //! cost a request per user and are read only for the users a run lists.
 //!
 //! Pages go to the sink as they arrive; only the admin roles are held for the whole run.
+//!
+//! A full run marks its progress so a stopped one can be resumed (`SyncMode::Resume`): the users
+//! listing with each page (the next page's link, the newest `lastUpdated` so far), the groups
+//! listing once a page of groups and all their members went to the sink (the next page, the
+//! members Okta counted so far, the groups it could not list). Okta's `after` links do not
+//! expire, so a resumed run asks for nothing it had applied. Every mark keeps when the first run
+//! began by Okta's clock: the cursor it ends with must not pass that.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -21,12 +28,12 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use ctxsync_core::{Entity, EntityKind, Membership, MfaFactor, RateLimitShare, Record, Settings, User};
 use futures::{StreamExt, TryStreamExt, stream};
 use reqwest::StatusCode;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use serde_json::value::RawValue;
 use time::OffsetDateTime;
-use url::Url;
+use url::{Position, Url};
 
 use super::OktaCredentials;
 use super::client::{Got, OktaClient};
@@ -37,8 +44,8 @@ use crate::endpoints::Target;
 use crate::http::Http;
 use crate::lenient;
 use crate::sync::{
-    Coverage, Cursor, Expected, MEMBERSHIP, Outcome, Page, PageSink, Removal, Roles, SyncError, SyncMode,
-    overlapped, role_changes,
+    Checkpoint, Coverage, Cursor, Expected, MEMBERSHIP, Mark, Outcome, Page, PageSink, Removal, Roles,
+    SyncError, SyncMode, overlapped, role_changes,
 };
 
 /// Okta's largest page for users and members, and its recommendation for groups.
@@ -82,6 +89,47 @@ enum GroupPass {
     Members,
 }
 
+/// The marks of a full run's two listings.
+const USERS: &str = "users";
+const GROUPS: &str = "groups";
+
+/// The full user listings: all but deprovisioned users, then those (the default hides them).
+const USER_LISTINGS: [&[(&str, &str)]; 2] =
+    [&[("limit", PAGE_SIZE)], &[("limit", PAGE_SIZE), ("filter", "status eq \"DEPROVISIONED\"")]];
+
+/// How far a full run's users listing got.
+#[derive(Debug, Serialize, Deserialize)]
+struct UsersMark {
+    /// Which of [`USER_LISTINGS`].
+    listing: usize,
+    /// Its next page, as a path and query on the org's host; `None` once it was listed to its end.
+    next: Option<String>,
+    newest: Newest,
+    #[serde(with = "time::serde::rfc3339::option")]
+    started: Option<OffsetDateTime>,
+}
+
+/// How far a full run's groups listing got: every group before `next` was handed over with all
+/// its members.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct GroupsMark {
+    /// As in [`UsersMark`]; the listing's first page on a fresh run.
+    next: Option<String>,
+    groups: Newest,
+    memberships: Newest,
+    /// The members Okta counts in the groups listed so far; `None` once one came without stats.
+    members: Option<u64>,
+    /// Groups whose members Okta refused or no longer found: the run keeps what it had of them.
+    unlisted: Vec<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    started: Option<OffsetDateTime>,
+}
+
+/// A link as a mark keeps it: on the org's host, whichever base URL the run used.
+fn on_host(url: &Url) -> String {
+    url[Position::BeforePath..].to_string()
+}
+
 /// How many groups' members, or admins' roles, a run asks for at once. A group's pages still come
 /// one after another; several small requests at a time keep the sink busy while Okta answers,
 /// and the client's pacing holds them back when Okta's rate limit runs low.
@@ -117,15 +165,20 @@ pub(crate) async fn sync(
     mode: SyncMode,
     sink: &mut dyn PageSink,
 ) -> Result<Outcome, SyncError> {
-    let previous = match &mode {
-        SyncMode::Full => None,
-        SyncMode::Incremental(cursor) => Some(read_cursor(cursor)?),
+    let resume = match mode {
+        SyncMode::Incremental(cursor) => {
+            let previous = read_cursor(&cursor)?;
+            let run = Run::start(http, target, credentials, settings, None, sink).await?;
+            return run.incremental(previous).await;
+        }
+        SyncMode::Full => Checkpoint::default(),
+        SyncMode::Resume(checkpoint) => checkpoint,
     };
-    let run = Run::start(http, target, credentials, settings, sink).await?;
-    match previous {
-        None => run.full().await,
-        Some(previous) => run.incremental(previous).await,
-    }
+    let users: Option<UsersMark> = resume.get(USERS);
+    let groups: Option<GroupsMark> = resume.get(GROUPS);
+    let started = users.as_ref().and_then(|u| u.started).or(groups.as_ref().and_then(|g| g.started));
+    let run = Run::start(http, target, credentials, settings, started, sink).await?;
+    run.full(users, groups).await
 }
 
 /// Reads the users `ids` one by one: each as Okta has it now, with its roles and (when the config
@@ -138,7 +191,7 @@ pub(crate) async fn refresh_users(
     ids: &[String],
     sink: &mut dyn PageSink,
 ) -> Result<(), SyncError> {
-    let run = Run::start(http, target, credentials, settings, sink).await?;
+    let run = Run::start(http, target, credentials, settings, None, sink).await?;
     let mut gone = Vec::new();
     for id in ids {
         if !run.user_by_id(id).await? {
@@ -155,12 +208,13 @@ pub(crate) async fn refresh_users(
 
 impl<'h, 's> Run<'h, 's> {
     /// A run of the org at `target`, with the admin roles read first: every user it hands over
-    /// carries its roles.
+    /// carries its roles. `started` is when the run it resumes began, by Okta's clock.
     async fn start(
         http: &'h Http,
         target: Target,
         credentials: &OktaCredentials,
         settings: &Settings,
+        started: Option<OffsetDateTime>,
         sink: &'s mut dyn PageSink,
     ) -> Result<Run<'h, 's>, SyncError> {
         let mut run = Run {
@@ -169,7 +223,7 @@ impl<'h, 's> Run<'h, 's> {
             include_factors: settings.get(INCLUDE_FACTORS).and_then(Value::as_bool).unwrap_or(false),
             factors_denied: AtomicBool::new(false),
             retries: AtomicU32::new(0),
-            started: Mutex::new(None),
+            started: Mutex::new(started),
             roles: None,
         };
         run.roles = run.admin_roles().await?;
@@ -207,47 +261,74 @@ impl Run<'_, '_> {
         }
     }
 
-    async fn emit(&self, records: Vec<Record>, memberships: Vec<Membership>) -> Result<(), SyncError> {
-        if records.is_empty() && memberships.is_empty() {
+    async fn emit(
+        &self,
+        records: Vec<Record>,
+        memberships: Vec<Membership>,
+        mark: Option<Mark>,
+    ) -> Result<(), SyncError> {
+        if records.is_empty() && memberships.is_empty() && mark.is_none() {
             return Ok(());
         }
         let mut sink = self.sink.lock().await;
         let retries = self.retries.swap(0, Ordering::Relaxed);
-        sink.accept(Page { records, memberships, removals: Vec::new(), retries }).await?;
+        sink.accept(Page { records, memberships, removals: Vec::new(), retries, mark }).await?;
         Ok(())
     }
 
+    fn started(&self) -> Option<OffsetDateTime> {
+        *self.started.lock().expect("clock lock")
+    }
+
+    /// Where a mark's link leads, on this run's host.
+    fn resumed_at(&self, next: &str) -> Result<Url, SourceError> {
+        self.client.follow(&self.client.url(&[], &[]), next)
+    }
+
     /// Users are listed beside groups and their members, so the many small member pages are
-    /// fetched while the sink is still busy with users.
-    async fn full(&self) -> Result<Outcome, SyncError> {
+    /// fetched while the sink is still busy with users. Each listing starts where its mark says
+    /// (at the beginning on a fresh run).
+    async fn full(&self, from: Option<UsersMark>, groups_from: Option<GroupsMark>) -> Result<Outcome, SyncError> {
         let users = async {
-            let mut users = Newest::default();
-            let listings: [&[(&str, &str)]; 2] =
-                [&[("limit", PAGE_SIZE)], &[("limit", PAGE_SIZE), ("filter", "status eq \"DEPROVISIONED\"")]];
-            for query in listings {
-                let url = self.client.url(&["api", "v1", "users"], query);
-                self.users(url, &mut users, &mut BTreeSet::new()).await?;
+            let (first, mut next, mut users) = match from {
+                Some(UsersMark { listing, next: Some(next), newest, .. }) => {
+                    (listing, Some(self.resumed_at(&next)?), newest)
+                }
+                Some(UsersMark { listing, next: None, newest, .. }) => (listing + 1, None, newest),
+                None => (0, None, Newest::default()),
+            };
+            for (listing, query) in USER_LISTINGS.iter().enumerate().skip(first) {
+                let url = next.take().unwrap_or_else(|| self.client.url(&["api", "v1", "users"], query));
+                self.users(url, Some(listing), &mut users, &mut BTreeSet::new()).await?;
             }
             Ok::<_, SyncError>(users)
         };
         let groups = async {
-            let (mut groups, mut memberships) = (Newest::default(), Newest::default());
-            let query = [("limit", PAGE_SIZE), ("expand", "stats")];
-            let url = self.client.url(&["api", "v1", "groups"], &query);
-            let (listed, unlisted) =
-                self.groups(url, GroupPass::Everything, &mut groups, &mut memberships).await?;
-            Ok((groups, memberships, listed, unlisted))
+            let mut tally = match groups_from {
+                Some(mark) => mark,
+                None => {
+                    let query = [("limit", PAGE_SIZE), ("expand", "stats")];
+                    let first = self.client.url(&["api", "v1", "groups"], &query);
+                    GroupsMark { next: Some(on_host(&first)), members: Some(0), ..GroupsMark::default() }
+                }
+            };
+            if let Some(next) = tally.next.take() {
+                let url = self.resumed_at(&next)?;
+                let (mut groups, mut memberships) = (tally.groups.clone(), tally.memberships.clone());
+                self.groups(url, GroupPass::Everything, &mut groups, &mut memberships, Some(&mut tally)).await?;
+            }
+            Ok(tally)
         };
-        let (users, (groups, memberships, listed, unlisted)) = tokio::try_join!(users, groups)?;
-        let cursor = self.cursor(users, groups, memberships, None);
+        let (users, tally) = tokio::try_join!(users, groups)?;
+        let cursor = self.cursor(users, tally.groups, tally.memberships, None);
         // Every member of a listed group is handed over, whatever its status, so the members
         // Okta counts are the memberships the run should have; a group without stats leaves
         // the total unknown.
         let mut expected = Expected::new();
-        if let Some(total) = listed.iter().map(|(_, users_count)| *users_count).sum::<Option<u64>>() {
+        if let Some(total) = tally.members {
             expected.insert(MEMBERSHIP.to_string(), total);
         }
-        Ok(Outcome { cursor: Some(cursor), coverage: Coverage::full(unlisted), expected })
+        Ok(Outcome { cursor: Some(cursor), coverage: Coverage::full(tally.unlisted), expected })
     }
 
     async fn incremental(
@@ -260,7 +341,7 @@ impl Run<'_, '_> {
             let mut users = Newest::default();
             let filter = changed("lastUpdated", since[0]);
             let url = self.client.url(&["api", "v1", "users"], &[("limit", PAGE_SIZE), ("filter", &filter)]);
-            self.users(url, &mut users, &mut role_changes).await?;
+            self.users(url, None, &mut users, &mut role_changes).await?;
             for id in &role_changes {
                 self.user_by_id(id).await?;
             }
@@ -270,10 +351,10 @@ impl Run<'_, '_> {
             let (mut groups, mut memberships) = (Newest::default(), Newest::default());
             let filter = changed("lastUpdated", since[1]);
             let url = self.client.url(&["api", "v1", "groups"], &[("limit", PAGE_SIZE), ("filter", &filter)]);
-            self.groups(url, GroupPass::Profiles, &mut groups, &mut memberships).await?;
+            self.groups(url, GroupPass::Profiles, &mut groups, &mut memberships, None).await?;
             let filter = changed("lastMembershipUpdated", since[2]);
             let url = self.client.url(&["api", "v1", "groups"], &[("limit", PAGE_SIZE), ("filter", &filter)]);
-            let (listed, _) = self.groups(url, GroupPass::Members, &mut groups, &mut memberships).await?;
+            let (listed, _) = self.groups(url, GroupPass::Members, &mut groups, &mut memberships, None).await?;
             Ok((groups, memberships, listed.into_iter().map(|(id, _)| id).collect()))
         };
         let (users, (groups, memberships, relisted)) = tokio::try_join!(users, groups)?;
@@ -292,8 +373,7 @@ impl Run<'_, '_> {
         memberships: Newest,
         since: Option<[OffsetDateTime; 3]>,
     ) -> Cursor {
-        let started = *self.started.lock().expect("clock lock");
-        cursor::write([users, groups, memberships], started, since, self.roles.clone())
+        cursor::write([users, groups, memberships], self.started(), since, self.roles.clone())
     }
 
     /// Role types by user id; `None` (with a warning) when the token may not read roles.
@@ -373,11 +453,13 @@ impl Run<'_, '_> {
     }
 
     /// Lists users from `first` on into the sink, noting the newest `lastUpdated` and crossing
-    /// each listed user off `role_changes`. Users are the bulk of a run, so each is read from
-    /// the page's text straight into what the mapping needs, and that text is its raw JSON.
+    /// each listed user off `role_changes`; a full run's `listing` (of [`USER_LISTINGS`]) marks
+    /// each page. Users are the bulk of a run, so each is read from the page's text straight
+    /// into what the mapping needs, and that text is its raw JSON.
     async fn users(
         &self,
         first: Url,
+        listing: Option<usize>,
         newest: &mut Newest,
         role_changes: &mut BTreeSet<String>,
     ) -> Result<(), SyncError> {
@@ -397,7 +479,13 @@ impl Run<'_, '_> {
                     let user = self.user(&user).await?;
                     records.extend(user.map(|user| Record { entity: Entity::User(user), raw }));
                 }
-                self.emit(records, Vec::new()).await
+                let mark = listing.map(|listing| UsersMark {
+                    listing,
+                    next: next.as_ref().map(on_host),
+                    newest: newest.clone(),
+                    started: self.started(),
+                });
+                self.emit(records, Vec::new(), mark.map(|m| marked(USERS, &m))).await
             };
             let ((), following) =
                 overlapped(this_page, self.next_page(next.as_ref(), "list users", &[])).await?;
@@ -418,7 +506,7 @@ impl Run<'_, '_> {
         let user: OktaUser = lenient::read(&raw, &mut held);
         let user = self.user(&user).await?;
         let record = user.map(|user| Record { entity: Entity::User(user), raw });
-        self.emit(record.into_iter().collect(), Vec::new()).await?;
+        self.emit(record.into_iter().collect(), Vec::new(), None).await?;
         Ok(true)
     }
 
@@ -426,12 +514,14 @@ impl Run<'_, '_> {
     /// members were listed in full, each with its `usersCount` when the listing asked for stats,
     /// and the groups whose member listing Okta refused or no longer found.
     /// A group's members are asked for only once the page naming the group went to the sink.
+    /// A full run's `tally` adds up what it needs at the end, and is marked after each page.
     async fn groups(
         &self,
         first: Url,
         pass: GroupPass,
         updated: &mut Newest,
         membership_updated: &mut Newest,
+        mut tally: Option<&mut GroupsMark>,
     ) -> Result<(Vec<(String, Option<u64>)>, Vec<String>), SyncError> {
         let (mut relisted, mut unlisted) = (Vec::new(), Vec::new());
         let mut got: Got<Vec<Value>> = self.get(&first, "list groups", &[]).await?;
@@ -457,8 +547,11 @@ impl Run<'_, '_> {
                 let members: u64 = ids.iter().filter_map(|(_, users_count)| *users_count).sum();
                 self.sink.lock().await.announce(MEMBERSHIP, members);
             }
+            // A full run's groups and members count only once their page's mark is applied.
+            let part = tally.is_some().then_some(GROUPS);
             if pass != GroupPass::Members {
-                self.emit(groups.into_iter().filter_map(map::group).collect(), Vec::new()).await?;
+                let mark = part.map(|listing| Mark { listing, at: None });
+                self.emit(groups.into_iter().filter_map(map::group).collect(), Vec::new(), mark).await?;
             }
             let members = async {
                 if pass == GroupPass::Profiles {
@@ -466,7 +559,7 @@ impl Run<'_, '_> {
                 }
                 stream::iter(ids)
                     .map(|(id, users_count)| async move {
-                        let listed = self.members(&id).await?;
+                        let listed = self.members(&id, part).await?;
                         Ok::<_, SyncError>((id, users_count, listed))
                     })
                     .buffered(AT_ONCE)
@@ -476,11 +569,23 @@ impl Run<'_, '_> {
             let (listed, following) =
                 overlapped(members, self.next_page(next.as_ref(), "list groups", &[])).await?;
             for (id, users_count, listed) in listed {
+                if let Some(tally) = tally.as_deref_mut() {
+                    match listed {
+                        true => tally.members = tally.members.zip(users_count).map(|(a, b)| a + b),
+                        false => tally.unlisted.push(id.clone()),
+                    }
+                }
                 if listed {
                     relisted.push((id, users_count));
                 } else {
                     unlisted.push(id);
                 }
+            }
+            if let Some(tally) = tally.as_deref_mut() {
+                tally.next = next.as_ref().map(on_host);
+                (tally.groups, tally.memberships) = (updated.clone(), membership_updated.clone());
+                tally.started = self.started();
+                self.emit(Vec::new(), Vec::new(), Some(marked(GROUPS, tally))).await?;
             }
             match following? {
                 Some(following) => got = following,
@@ -489,8 +594,9 @@ impl Run<'_, '_> {
         }
     }
 
-    /// Lists a group's members into the sink; `false` when the group was deleted meanwhile.
-    async fn members(&self, group_id: &str) -> Result<bool, SyncError> {
+    /// Lists a group's members into the sink, as part of the full run's listing `part` if any;
+    /// `false` when the group was deleted meanwhile.
+    async fn members(&self, group_id: &str, part: Option<&'static str>) -> Result<bool, SyncError> {
         let action = "list a group's members";
         // A group deleted since it was listed (404), or one the token's admin role does not
         // cover (403): the run goes on without its members, and keeps those it stored.
@@ -509,7 +615,7 @@ impl Run<'_, '_> {
                 })
                 .collect();
             let ((), following) = overlapped(
-                self.emit(Vec::new(), memberships),
+                self.emit(Vec::new(), memberships, part.map(|listing| Mark { listing, at: None })),
                 self.next_page(next.as_ref(), action, &tolerated),
             )
             .await?;
@@ -519,6 +625,10 @@ impl Run<'_, '_> {
             }
         }
     }
+}
+
+fn marked(listing: &'static str, at: &impl Serialize) -> Mark {
+    Mark { listing, at: Some(serde_json::to_value(at).expect("marks serialize")) }
 }
 
 /// Takes `_embedded.stats` (`expand=stats`) out of a group and returns its `usersCount`. The

@@ -43,7 +43,9 @@ pub(super) async fn sync(
     sink: &mut dyn PageSink,
 ) -> Result<Outcome, SyncError> {
     let since = match &mode {
-        SyncMode::Full => None,
+        // These listings leave no marks, so no run of theirs is resumed; were one, listing
+        // everything again would still complete it.
+        SyncMode::Full | SyncMode::Resume(_) => None,
         SyncMode::Incremental(cursor) => Some(cursor::read(cursor)?),
     };
     let since_text = since.map(s1_time);

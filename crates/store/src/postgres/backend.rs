@@ -45,6 +45,8 @@ impl sql::Backend for PostgresStore {
     const SCRATCH_TABLES: &'static [&'static str] =
         &["run_seen_entities", "run_seen_memberships", "run_removals"];
 
+    const MEMBERSHIPS_MARKED_SEEN: bool = false;
+
     /// Identifiers are keyed by the entity's key, with its org.
     const IDENTIFIER_MATCH: &'static str = "EXISTS (SELECT 1 FROM entity_identifiers i WHERE i.org_id = e.org_id \
          AND i.config_id = e.config_id AND i.kind = e.kind AND i.source_id = e.source_id AND i.identifier = ";

@@ -49,6 +49,10 @@ pub(super) trait Backend {
     /// The tables that hold a run's scratch rows until it ends.
     const SCRATCH_TABLES: &'static [&'static str];
 
+    /// Whether memberships are marked seen in their own `seen_run` column rather than in a
+    /// scratch table.
+    const MEMBERSHIPS_MARKED_SEEN: bool;
+
     /// Entities answering to an identifier, completed by the bound identifier and `)`: each
     /// backend keys its identifiers its own way (see `crate::entities::list_entities_query`).
     const IDENTIFIER_MATCH: &'static str;
@@ -148,6 +152,26 @@ impl Store {
     }
 
     /// Deletes the scratch rows of runs that ended.
+    /// Makes what run `from` saw and named for removal `to`'s, as if `to` had listed it.
+    async fn adopt_run_scratch(conn: &mut Conn, config: ConfigId, from: Uuid, to: Uuid) -> Result<(), StoreError> {
+        for table in Self::SCRATCH_TABLES {
+            sqlx::query(&format!("UPDATE {table} SET run_id = $2 WHERE run_id = $1"))
+                .bind(DbId(from))
+                .bind(DbId(to))
+                .execute(&mut *conn)
+                .await?;
+        }
+        if Self::MEMBERSHIPS_MARKED_SEEN {
+            sqlx::query("UPDATE memberships SET seen_run = $3 WHERE config_id = $1 AND seen_run = $2")
+                .bind(DbId(config.0))
+                .bind(DbId(from))
+                .bind(DbId(to))
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+
     async fn clear_run_scratch(conn: &mut Conn, runs: &[Uuid]) -> Result<(), StoreError> {
         for &run in runs {
             for table in Self::SCRATCH_TABLES {

@@ -4,8 +4,10 @@
 //! Several replicas may share a PostgreSQL database, so a lease is taken in one atomic upsert:
 //! whichever statement commits first holds it, and the others see it held. Each `apply_page` is
 //! one transaction and completing a run is one more; a process killed in between leaves the
-//! upserts of the pages it applied and nothing half-deleted, and the seen and removal rows of its
-//! unfinished run are cleared by the next holder of the lease.
+//! upserts of the pages it applied and nothing half-deleted. The seen and removal rows of its
+//! unfinished run are cleared by the next holder of the lease, unless the run was a full one
+//! that left a checkpoint: then they stay for the next full run to go on from
+//! ([`SyncStore::resume_run`]), and go when a full run starts over instead.
 
 use ctxsync_core::{Config, ConfigId, OrgId, Run, RunCounts, RunKind};
 use time::OffsetDateTime;
@@ -17,7 +19,7 @@ use crate::history::Recorder;
 use crate::rows::{ConfigRow, RUN_COLUMNS, RunRow, StateRow, SummaryRow, encode_counts};
 use crate::sync::{Ending, INTERRUPTED, new_run};
 use crate::values::{DbId, DbTime};
-use crate::{Lease, PageWrite, RunEnd, StoreError, SyncState, SyncStore};
+use crate::{Lease, PageWrite, ResumePoint, RunEnd, StoreError, SyncState, SyncStore};
 
 #[async_trait::async_trait]
 impl SyncStore for Store {
@@ -65,16 +67,18 @@ impl SyncStore for Store {
         let Some(state) = state else {
             return Ok(None);
         };
-        let stale: Vec<DbId> = sqlx::query_scalar(
+        let stale: Vec<(DbId, bool)> = sqlx::query_as(
             "UPDATE sync_runs SET status = 'failed', finished_at = $2, error = $3 \
-             WHERE config_id = $1 AND status = 'running' RETURNING id",
+             WHERE config_id = $1 AND status = 'running' \
+             RETURNING id, kind = 'full' AND checkpoint IS NOT NULL",
         )
         .bind(DbId(config.0))
         .bind(DbTime(now))
         .bind(INTERRUPTED)
         .fetch_all(&mut *tx)
         .await?;
-        let stale: Vec<Uuid> = stale.into_iter().map(|id| id.0).collect();
+        let stale: Vec<Uuid> =
+            stale.into_iter().filter(|(_, resumable)| !resumable).map(|(id, _)| id.0).collect();
         Self::clear_run_scratch(&mut tx, &stale).await?;
         tx.commit().await?;
         Ok(Some(state.try_into()?))
@@ -119,36 +123,30 @@ impl SyncStore for Store {
     }
 
     async fn start_run(&self, config: ConfigId, kind: RunKind) -> Result<Run, StoreError> {
-        let mut run = new_run(config, kind);
-        let mut tx = self.begin_write().await?;
-        // The row lock keeps a concurrent "sync now" from promising the id being taken here.
-        let requested: Option<Option<DbId>> = sqlx::query_scalar(&format!(
-            "SELECT requested_run FROM sync_state WHERE config_id = $1{}",
-            for_update(None)
-        ))
-        .bind(DbId(config.0))
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(id) = requested.flatten() {
-            run.id = id.0;
-            sqlx::query("UPDATE sync_state SET requested_run = NULL WHERE config_id = $1")
-                .bind(DbId(config.0))
-                .execute(&mut *tx)
-                .await?;
-        }
-        sqlx::query(
-            "INSERT INTO sync_runs (id, config_id, kind, status, started_at, counts) VALUES ($1, $2, $3, $4, $5, $6)",
+        self.begin_run(config, kind, None).await
+    }
+
+    async fn resume_point(&self, config: ConfigId) -> Result<Option<ResumePoint>, StoreError> {
+        let row: Option<(DbId, DbTime, String, String)> = sqlx::query_as(
+            "SELECT id, started_at, checkpoint, counts FROM sync_runs \
+             WHERE config_id = $1 AND kind = 'full' AND status IN ('failed', 'cancelled') AND checkpoint IS NOT NULL \
+             ORDER BY started_at DESC LIMIT 1",
         )
-        .bind(DbId(run.id))
         .bind(DbId(config.0))
-        .bind(kind.as_str())
-        .bind(run.status.as_str())
-        .bind(DbTime(run.started_at))
-        .bind(encode_counts(&run.counts))
-        .execute(&mut *tx)
+        .fetch_optional(self.reader())
         .await?;
-        tx.commit().await?;
-        Ok(run)
+        let Some((id, started_at, checkpoint, counts)) = row else { return Ok(None) };
+        let corrupt = |what: &str| StoreError::Corrupt(format!("sync run {} has an unreadable {what}", id.0));
+        Ok(Some(ResumePoint {
+            run: id.0,
+            started_at: started_at.0,
+            checkpoint: serde_json::from_str(&checkpoint).map_err(|_| corrupt("checkpoint"))?,
+            counts: serde_json::from_str(&counts).map_err(|_| corrupt("counts"))?,
+        }))
+    }
+
+    async fn resume_run(&self, config: ConfigId, from: &ResumePoint) -> Result<Run, StoreError> {
+        self.begin_run(config, RunKind::Full, Some(from)).await
     }
 
     async fn apply_page(&self, run: &Run, org: OrgId, page: PageWrite<'_>) -> Result<RunCounts, StoreError> {
@@ -161,6 +159,20 @@ impl SyncStore for Store {
             Self::unstage_seen(&mut tx, run.config_id, &page).await?;
         }
         Self::record(&mut tx, run, &recorder, ctxsync_core::now()).await?;
+        if let Some(checkpoint) = page.checkpoint {
+            let mut so_far = run.counts.clone();
+            so_far.add(&counts);
+            for (kind, unmarked) in &checkpoint.unmarked.by_type {
+                let fetched = &mut so_far.entry(kind).fetched;
+                *fetched = fetched.saturating_sub(unmarked.fetched);
+            }
+            sqlx::query("UPDATE sync_runs SET checkpoint = $2, counts = $3 WHERE id = $1")
+                .bind(DbId(run.id))
+                .bind(serde_json::Value::Object(checkpoint.marks.clone()).to_string())
+                .bind(encode_counts(&so_far))
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(counts)
     }
@@ -181,14 +193,18 @@ impl SyncStore for Store {
         Self::hold_config(&mut tx, run.config_id).await?;
         // Locks the run's row: a worker taking the lease over waits for this transaction, or
         // has already marked the run failed, and then nothing is applied.
-        let claimed =
-            sqlx::query("UPDATE sync_runs SET status = status WHERE id = $1 AND status = 'running'")
-                .bind(DbId(run.id))
-                .execute(&mut *tx)
-                .await?;
-        if claimed.rows_affected() == 0 {
+        let checkpointed: Option<bool> = sqlx::query_scalar(
+            "UPDATE sync_runs SET status = status WHERE id = $1 AND status = 'running' \
+             RETURNING checkpoint IS NOT NULL",
+        )
+        .bind(DbId(run.id))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(checkpointed) = checkpointed else {
             return Err(StoreError::RunTakenOver(run.id));
-        }
+        };
+        // A full run that stopped keeps what it listed for the next full run to go on from.
+        let resumable = checkpointed && ending.completed.is_none() && run.kind == RunKind::Full;
         let baselined = Self::baselined(&mut tx, run.config_id).await?;
         if let Some((coverage, _)) = ending.completed.clone() {
             if coverage.is_full() {
@@ -228,12 +244,14 @@ impl SyncStore for Store {
         .bind(DbTime(now))
         .execute(&mut *tx)
         .await?;
-        Self::clear_run_scratch(&mut tx, &[run.id]).await?;
+        if !resumable {
+            Self::clear_run_scratch(&mut tx, &[run.id]).await?;
+        }
         let (hold, completeness) = ending.findings();
         let finished = ending.run;
         sqlx::query(
             "UPDATE sync_runs SET status = $2, finished_at = $3, counts = $4, error = $5, baseline = $6, hold = $7, \
-             completeness = $8 WHERE id = $1",
+             completeness = $8, checkpoint = CASE WHEN $9 THEN checkpoint ELSE NULL END WHERE id = $1",
         )
         .bind(DbId(run.id))
         .bind(finished.status.as_str())
@@ -243,6 +261,7 @@ impl SyncStore for Store {
         .bind(finished.baseline)
         .bind(hold)
         .bind(completeness)
+        .bind(resumable)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -316,5 +335,75 @@ impl SyncStore for Store {
         let rows: Vec<SummaryRow> =
             sqlx::query_as(&crate::sync::run_summaries_query(&unresolved)).fetch_all(self.reader()).await?;
         rows.into_iter().map(crate::RunSummary::try_from).collect()
+    }
+}
+
+impl Store {
+    /// Records a new run, going on from `from` when given. A full run drops what the config's
+    /// other unfinished runs kept for resuming: there is one listing to go on from at a time.
+    async fn begin_run(
+        &self,
+        config: ConfigId,
+        kind: RunKind,
+        from: Option<&ResumePoint>,
+    ) -> Result<Run, StoreError> {
+        let mut run = new_run(config, kind);
+        if let Some(from) = from {
+            run.resumed_from = Some(from.run);
+            run.counts = from.counts.clone();
+        }
+        let mut tx = self.begin_write().await?;
+        // The row lock keeps a concurrent "sync now" from promising the id being taken here.
+        let requested: Option<Option<DbId>> = sqlx::query_scalar(&format!(
+            "SELECT requested_run FROM sync_state WHERE config_id = $1{}",
+            for_update(None)
+        ))
+        .bind(DbId(config.0))
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(id) = requested.flatten() {
+            run.id = id.0;
+            sqlx::query("UPDATE sync_state SET requested_run = NULL WHERE config_id = $1")
+                .bind(DbId(config.0))
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(
+            "INSERT INTO sync_runs (id, config_id, kind, status, started_at, counts, resumed_from, checkpoint) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(DbId(run.id))
+        .bind(DbId(config.0))
+        .bind(kind.as_str())
+        .bind(run.status.as_str())
+        .bind(DbTime(run.started_at))
+        .bind(encode_counts(&run.counts))
+        .bind(from.map(|f| DbId(f.run)))
+        .bind(from.map(|f| serde_json::Value::Object(f.checkpoint.clone()).to_string()))
+        .execute(&mut *tx)
+        .await?;
+        if kind == RunKind::Full {
+            let kept: Vec<DbId> = sqlx::query_scalar(
+                "UPDATE sync_runs SET checkpoint = NULL \
+                 WHERE config_id = $1 AND id <> $2 AND status <> 'running' AND checkpoint IS NOT NULL RETURNING id",
+            )
+            .bind(DbId(config.0))
+            .bind(DbId(run.id))
+            .fetch_all(&mut *tx)
+            .await?;
+            let kept: Vec<Uuid> = kept.into_iter().map(|id| id.0).collect();
+            if let Some(from) = from {
+                // Under the config's lease nobody else starts its runs, so the run to go on
+                // from is still there; were it not, going on would delete what it had listed.
+                if !kept.contains(&from.run) {
+                    return Err(StoreError::RunTakenOver(from.run));
+                }
+                Self::adopt_run_scratch(&mut tx, config, from.run, run.id).await?;
+            }
+            let dropped: Vec<Uuid> = kept.into_iter().filter(|id| Some(*id) != from.map(|f| f.run)).collect();
+            Self::clear_run_scratch(&mut tx, &dropped).await?;
+        }
+        tx.commit().await?;
+        Ok(run)
     }
 }

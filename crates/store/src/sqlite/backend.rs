@@ -57,6 +57,8 @@ impl sql::Backend for SqliteStore {
     /// Memberships are marked seen in their own `seen_run` column.
     const SCRATCH_TABLES: &'static [&'static str] = &["run_seen_entities", "run_removals"];
 
+    const MEMBERSHIPS_MARKED_SEEN: bool = true;
+
     /// Looked up from the identifier, through the identifier index.
     const IDENTIFIER_MATCH: &'static str =
         "e.id IN (SELECT i.entity_id FROM entity_identifiers i WHERE i.identifier = ";

@@ -106,7 +106,7 @@ impl Db {
             .apply_page(
                 &run,
                 self.org,
-                PageWrite { entities: &PreparedEntities::new(records.to_vec()), memberships, removals },
+                PageWrite { entities: &PreparedEntities::new(records.to_vec()), memberships, removals, checkpoint: None },
             )
             .await
             .unwrap();
@@ -530,6 +530,7 @@ async fn a_config_deleted_while_its_run_writes_pages_goes_without_error() {
                         entities: &PreparedEntities::new(records),
                         memberships: &memberships,
                         removals: &[],
+                        checkpoint: None,
                     };
                     if store.apply_page(&run, org, write).await.is_err() {
                         return;

@@ -46,7 +46,12 @@ async fn main() {
     let run = store.start_run(config.id, RunKind::Full).await.unwrap();
     for first in (0..users).step_by(PAGE) {
         let records: Vec<Record> = (first..(first + PAGE).min(users)).map(user).collect();
-        let page = PageWrite { entities: &PreparedEntities::new(records), memberships: &[], removals: &[], checkpoint: None };
+        let page = PageWrite {
+            entities: &PreparedEntities::new(records),
+            memberships: &[],
+            removals: &[],
+            checkpoint: None,
+        };
         store.apply_page(&run, org, page).await.unwrap();
     }
     println!("store:   {users} users written in {:.1} s", started.elapsed().as_secs_f64());

@@ -206,7 +206,8 @@ impl Worker {
             _ => None,
         };
         loop {
-            let kind = if matches!(mode, SyncMode::Incremental(_)) { RunKind::Incremental } else { RunKind::Full };
+            let kind =
+                if matches!(mode, SyncMode::Incremental(_)) { RunKind::Incremental } else { RunKind::Full };
             let (run, resumed) = match resume.take() {
                 Some(point) => {
                     let checkpoint = Checkpoint(point.checkpoint.clone());
@@ -264,7 +265,9 @@ impl Worker {
                 (result, _) => result,
             };
             let expired = match &mode {
-                SyncMode::Incremental(_) => "the source no longer accepts the incremental cursor; a full sync follows",
+                SyncMode::Incremental(_) => {
+                    "the source no longer accepts the incremental cursor; a full sync follows"
+                }
                 SyncMode::Resume(_) => {
                     "the source no longer accepts where the stopped run had got to; a full sync starts over"
                 }
@@ -273,7 +276,10 @@ impl Worker {
             if matches!(result, Err(SyncError::CursorExpired)) && !expired.is_empty() {
                 let failed = self
                     .store
-                    .finish_run(&run, RunEnd::Failed { error: expired.into(), next_run_at: ctxsync_core::now() })
+                    .finish_run(
+                        &run,
+                        RunEnd::Failed { error: expired.into(), next_run_at: ctxsync_core::now() },
+                    )
                     .await?;
                 crate::metrics::record_run(config.integration_type, &failed);
                 mode = SyncMode::Full;
@@ -356,9 +362,17 @@ impl Worker {
 
     /// The stopped full run a full run goes on from, unless it started so long ago that a full
     /// run would have been due again since: its listing is then too old to complete.
-    async fn resume_point(&self, config: ConfigId, schedule: &Schedule) -> Result<Option<ResumePoint>, StoreError> {
+    async fn resume_point(
+        &self,
+        config: ConfigId,
+        schedule: &Schedule,
+    ) -> Result<Option<ResumePoint>, StoreError> {
         let now = self.settings.clock.now();
-        Ok(self.store.resume_point(config).await?.filter(|point| now - point.started_at < schedule.full_interval))
+        Ok(self
+            .store
+            .resume_point(config)
+            .await?
+            .filter(|point| now - point.started_at < schedule.full_interval))
     }
 
     async fn cancel_reason(&self, config: &Config) -> String {

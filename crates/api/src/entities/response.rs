@@ -37,8 +37,9 @@ impl From<StoredEntity> for EntityData {
 /// counts per entity type, pages, retries, error, whether it was the config's baseline (its first
 /// completed full run, which records no change events), `hold` (why its deletions wait and what
 /// became of them: `reason`, `deletions` by kind, `resolution` `confirmed`/`discarded`/
-/// `superseded` or null, `resolved_at`) and `completeness` (`by_type`: the source's `expected`
-/// totals beside the `ingested` counts of a full run).
+/// `superseded` or null, `resolved_at`), `completeness` (`by_type`: the source's `expected`
+/// totals beside the `ingested` counts of a full run) and `resumed_from` (the stopped full run
+/// this one went on from, whose counts it includes).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RunData {
     pub id: String,
@@ -67,6 +68,7 @@ impl From<Run> for RunData {
                 "baseline": r.baseline,
                 "hold": r.hold,
                 "completeness": r.completeness,
+                "resumed_from": r.resumed_from.map(|id| id.to_string()),
             }),
         }
     }

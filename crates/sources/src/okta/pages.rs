@@ -28,8 +28,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use ctxsync_core::{Entity, EntityKind, Membership, MfaFactor, RateLimitShare, Record, Settings, User};
 use futures::{StreamExt, TryStreamExt, stream};
 use reqwest::StatusCode;
-use serde::{Deserialize, Serialize};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
 use time::OffsetDateTime;
@@ -288,7 +288,11 @@ impl Run<'_, '_> {
     /// Users are listed beside groups and their members, so the many small member pages are
     /// fetched while the sink is still busy with users. Each listing starts where its mark says
     /// (at the beginning on a fresh run).
-    async fn full(&self, from: Option<UsersMark>, groups_from: Option<GroupsMark>) -> Result<Outcome, SyncError> {
+    async fn full(
+        &self,
+        from: Option<UsersMark>,
+        groups_from: Option<GroupsMark>,
+    ) -> Result<Outcome, SyncError> {
         let users = async {
             let (first, mut next, mut users) = match from {
                 Some(UsersMark { listing, next: Some(next), newest, .. }) => {
@@ -315,7 +319,8 @@ impl Run<'_, '_> {
             if let Some(next) = tally.next.take() {
                 let url = self.resumed_at(&next)?;
                 let (mut groups, mut memberships) = (tally.groups.clone(), tally.memberships.clone());
-                self.groups(url, GroupPass::Everything, &mut groups, &mut memberships, Some(&mut tally)).await?;
+                self.groups(url, GroupPass::Everything, &mut groups, &mut memberships, Some(&mut tally))
+                    .await?;
             }
             Ok(tally)
         };
@@ -354,7 +359,8 @@ impl Run<'_, '_> {
             self.groups(url, GroupPass::Profiles, &mut groups, &mut memberships, None).await?;
             let filter = changed("lastMembershipUpdated", since[2]);
             let url = self.client.url(&["api", "v1", "groups"], &[("limit", PAGE_SIZE), ("filter", &filter)]);
-            let (listed, _) = self.groups(url, GroupPass::Members, &mut groups, &mut memberships, None).await?;
+            let (listed, _) =
+                self.groups(url, GroupPass::Members, &mut groups, &mut memberships, None).await?;
             Ok((groups, memberships, listed.into_iter().map(|(id, _)| id).collect()))
         };
         let (users, (groups, memberships, relisted)) = tokio::try_join!(users, groups)?;

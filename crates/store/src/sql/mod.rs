@@ -153,7 +153,12 @@ impl Store {
 
     /// Deletes the scratch rows of runs that ended.
     /// Makes what run `from` saw and named for removal `to`'s, as if `to` had listed it.
-    async fn adopt_run_scratch(conn: &mut Conn, config: ConfigId, from: Uuid, to: Uuid) -> Result<(), StoreError> {
+    async fn adopt_run_scratch(
+        conn: &mut Conn,
+        config: ConfigId,
+        from: Uuid,
+        to: Uuid,
+    ) -> Result<(), StoreError> {
         for table in Self::SCRATCH_TABLES {
             sqlx::query(&format!("UPDATE {table} SET run_id = $2 WHERE run_id = $1"))
                 .bind(DbId(from))

@@ -9,6 +9,7 @@ mod keys;
 mod persons;
 mod push;
 mod replicas;
+mod resume;
 pub(crate) mod sync;
 
 use std::sync::Arc;

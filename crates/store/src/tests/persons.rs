@@ -61,7 +61,12 @@ async fn write(db: &Db, records: &[Record]) {
         .apply_page(
             &run,
             db.org,
-            PageWrite { entities: &PreparedEntities::new(records.to_vec()), memberships: &[], removals: &[], checkpoint: None },
+            PageWrite {
+                entities: &PreparedEntities::new(records.to_vec()),
+                memberships: &[],
+                removals: &[],
+                checkpoint: None,
+            },
         )
         .await
         .unwrap();

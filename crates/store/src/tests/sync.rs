@@ -106,7 +106,12 @@ impl Db {
             .apply_page(
                 &run,
                 self.org,
-                PageWrite { entities: &PreparedEntities::new(records.to_vec()), memberships, removals, checkpoint: None },
+                PageWrite {
+                    entities: &PreparedEntities::new(records.to_vec()),
+                    memberships,
+                    removals,
+                    checkpoint: None,
+                },
             )
             .await
             .unwrap();
@@ -130,7 +135,7 @@ impl Db {
         }
     }
 
-    async fn ids(&self, kind: EntityKind) -> Vec<String> {
+    pub(super) async fn ids(&self, kind: EntityKind) -> Vec<String> {
         let q = EntityQuery { kind: Some(kind), limit: 1000, ..EntityQuery::default() };
         self.store
             .list_entities(self.org, &q)
@@ -141,7 +146,7 @@ impl Db {
             .collect()
     }
 
-    async fn members(&self) -> Vec<(String, String)> {
+    pub(super) async fn members(&self) -> Vec<(String, String)> {
         self.store
             .list_memberships(self.org, self.config.id, None, 1000)
             .await

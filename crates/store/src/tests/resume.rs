@@ -1,0 +1,131 @@
+//! Resuming a full run: what a stopped one listed is kept with its checkpoint, and the run that
+//! goes on from it decides deletions from both listings together.
+
+use ctxsync_core::{
+    Coverage, DeletionGuard, EntityKind, Expected, Membership, Record, Run, RunCounts, RunKind, RunStatus,
+    UserStatus,
+};
+use serde_json::json;
+
+use super::sync::{Db, db, group, member, user};
+use crate::{Checkpointed, PageWrite, PreparedEntities, RunEnd};
+
+impl Db {
+    /// Applies one page to `run`, moving its checkpoint to `marks` when given; returns the run
+    /// with its counts.
+    async fn page(
+        &self,
+        mut run: Run,
+        records: &[Record],
+        memberships: &[Membership],
+        marks: Option<serde_json::Value>,
+    ) -> Run {
+        let marks = marks.map(|m| m.as_object().unwrap().clone());
+        let unmarked = RunCounts::default();
+        let checkpoint = marks.as_ref().map(|marks| Checkpointed { marks, unmarked: &unmarked });
+        let entities = PreparedEntities::new(records.to_vec());
+        let write = PageWrite { entities: &entities, memberships, removals: &[], checkpoint };
+        let counts = self.store.apply_page(&run, self.org, write).await.unwrap();
+        run.counts.add(&counts);
+        run
+    }
+
+    async fn complete(&self, run: &Run) -> Run {
+        let end = RunEnd::Succeeded {
+            coverage: Coverage::Everything,
+            cursor: None,
+            next_run_at: ctxsync_core::now(),
+            guard: DeletionGuard::OFF,
+            expected: Expected::new(),
+        };
+        self.store.finish_run(run, end).await.unwrap()
+    }
+
+    /// Marks the config's running run interrupted, as the next holder of an expired lease does.
+    async fn take_lease_over(&self) {
+        let later = ctxsync_core::now() + time::Duration::minutes(1);
+        self.store.acquire_lease(self.config.id, "worker-b", later, Some("worker-a")).await.unwrap().unwrap();
+    }
+}
+
+fn users(ids: &[&str]) -> Vec<Record> {
+    ids.iter().map(|id| user(id, &format!("{id}@x.com"), UserStatus::Active)).collect()
+}
+
+#[tokio::test]
+async fn a_killed_full_run_is_resumed_with_what_it_saw_and_counted() {
+    let db = db().await;
+    let everyone = [users(&["u1", "u2", "u3"]), vec![group("g1")]].concat();
+    db.run(
+        RunKind::Full,
+        &everyone,
+        &[member("g1", "u1"), member("g1", "u3")],
+        &[],
+        Some(Coverage::Everything),
+    )
+    .await;
+
+    let later = ctxsync_core::now() + time::Duration::minutes(1);
+    db.store.acquire_lease(db.config.id, "worker-a", later, None).await.unwrap().unwrap();
+    let run = db.store.start_run(db.config.id, RunKind::Full).await.unwrap();
+    let first = [users(&["u1"]), vec![group("g1")]].concat();
+    let run = db.page(run, &first, &[member("g1", "u1")], Some(json!({"users": {"next": "u2"}}))).await;
+    // Applied after the last mark: listed again by the resumed run, so not counted with the mark.
+    db.page(run.clone(), &users(&["u2"]), &[], None).await;
+    db.take_lease_over().await;
+
+    let point = db.store.resume_point(db.config.id).await.unwrap().expect("the stopped run can be resumed");
+    assert_eq!(point.run, run.id);
+    assert_eq!(point.checkpoint, *json!({"users": {"next": "u2"}}).as_object().unwrap());
+    assert_eq!(point.counts.by_type["user"].fetched, 1, "the counts as of the mark");
+    let resumed = db.store.resume_run(db.config.id, &point).await.unwrap();
+    assert_eq!(resumed.resumed_from, Some(run.id));
+    assert_eq!(resumed.counts, point.counts);
+    // u3 left the source meanwhile: the rest of the listing has only u2.
+    let resumed = db.page(resumed, &users(&["u2"]), &[], Some(json!({"users": {"next": null}}))).await;
+    let finished = db.complete(&resumed).await;
+
+    assert_eq!(finished.status, RunStatus::Succeeded);
+    assert_eq!(finished.counts.by_type["user"].fetched, 2, "each user counted once over both runs");
+    assert_eq!(finished.counts.by_type["user"].deleted, 1);
+    assert_eq!(db.ids(EntityKind::User).await, ["u1", "u2"], "what the stopped run listed is not deleted");
+    assert_eq!(db.ids(EntityKind::Group).await, ["g1"]);
+    assert_eq!(db.members().await, [("g1".to_string(), "u1".to_string())], "g1-u3 went, g1-u1 was seen");
+    assert_eq!(db.store.resume_point(db.config.id).await.unwrap(), None, "a completed run leaves nothing");
+}
+
+#[tokio::test]
+async fn a_full_run_that_starts_over_drops_what_a_stopped_one_kept() {
+    let db = db().await;
+    db.run(RunKind::Full, &users(&["u1", "u2"]), &[], &[], Some(Coverage::Everything)).await;
+    let run = db.store.start_run(db.config.id, RunKind::Full).await.unwrap();
+    let run = db.page(run, &users(&["u1"]), &[], Some(json!({"users": 1}))).await;
+    let failed = RunEnd::Failed { error: "Okta answered 500".into(), next_run_at: ctxsync_core::now() };
+    db.store.finish_run(&run, failed).await.unwrap();
+    assert_eq!(db.store.resume_point(db.config.id).await.unwrap().map(|p| p.run), Some(run.id));
+
+    let fresh = db.store.start_run(db.config.id, RunKind::Full).await.unwrap();
+    assert_eq!(db.store.resume_point(db.config.id).await.unwrap(), None);
+    let fresh = db.page(fresh, &users(&["u2"]), &[], None).await;
+    db.complete(&fresh).await;
+    assert_eq!(db.ids(EntityKind::User).await, ["u2"], "u1, seen only by the dropped run, is deleted");
+}
+
+#[tokio::test]
+async fn only_full_runs_that_marked_their_progress_can_be_resumed() {
+    let db = db().await;
+    let unmarked = db.store.start_run(db.config.id, RunKind::Full).await.unwrap();
+    let unmarked = db.page(unmarked, &users(&["u1"]), &[], None).await;
+    db.store.finish_run(&unmarked, RunEnd::Cancelled { reason: "stopping".into() }).await.unwrap();
+    assert_eq!(db.store.resume_point(db.config.id).await.unwrap(), None, "nothing marked");
+
+    let incremental = db.store.start_run(db.config.id, RunKind::Incremental).await.unwrap();
+    let incremental = db.page(incremental, &users(&["u2"]), &[], Some(json!({"users": 1}))).await;
+    db.store.finish_run(&incremental, RunEnd::Cancelled { reason: "stopping".into() }).await.unwrap();
+    assert_eq!(db.store.resume_point(db.config.id).await.unwrap(), None, "an incremental run starts anew");
+
+    let stopped = db.store.start_run(db.config.id, RunKind::Full).await.unwrap();
+    let stopped = db.page(stopped, &users(&["u3"]), &[], Some(json!({"users": 1}))).await;
+    db.store.finish_run(&stopped, RunEnd::Cancelled { reason: "stopping".into() }).await.unwrap();
+    assert_eq!(db.store.resume_point(db.config.id).await.unwrap().map(|p| p.run), Some(stopped.id));
+}

@@ -465,3 +465,69 @@ async fn users_a_push_named_are_read_again_and_a_deleted_one_removed() {
         .collect();
     assert_eq!(removed, [deleted.as_str(), "00unever"]);
 }
+
+/// A sink that keeps a full run's checkpoint as the engine does (the last mark of each listing
+/// among the pages it took) and refuses every page after `take`, as a run killed there would.
+struct Stopping {
+    collected: Collected,
+    checkpoint: ctxsync_sources::Checkpoint,
+    take: usize,
+}
+
+#[async_trait::async_trait]
+impl PageSink for Stopping {
+    async fn accept(&mut self, page: Page) -> Result<(), SinkError> {
+        if self.collected.pages == self.take {
+            return Err(SinkError("stopped".into()));
+        }
+        if let Some(ctxsync_sources::Mark { listing, at: Some(at) }) = &page.mark {
+            self.checkpoint.set(listing, at.clone());
+        }
+        self.collected.accept(page).await
+    }
+}
+
+#[tokio::test]
+async fn a_stopped_full_run_resumes_from_its_marks_and_completes_the_listing() {
+    let fake = FakeOkta::start_with(TenantSpec { seed: 5, users: 600, groups: 160, ..TenantSpec::default() })
+        .await
+        .unwrap();
+    fake.limit_page_size(10);
+    let snapshot = fake.snapshot();
+    let (full, whole) = okta_run(&fake, false, SyncMode::Full).await;
+    let full = full.unwrap();
+    let full_requests = fake.requests();
+
+    let (sources, config, credentials) =
+        (okta_sources(&fake), okta_config(&fake, false), okta_credentials(&fake.api_token()));
+    let mut first =
+        Stopping { collected: Collected::default(), checkpoint: Default::default(), take: whole.pages / 2 };
+    let stopped = sources.sync(&config, &credentials, SyncMode::Full, &mut first).await;
+    assert!(matches!(stopped, Err(SyncError::Sink(_))), "{stopped:?}");
+    let marked: Vec<&String> = first.checkpoint.0.keys().collect();
+    assert_eq!(marked, ["groups", "users"], "both listings got somewhere");
+    let before = fake.requests();
+    let (resumed, rest) =
+        run(&sources, &config, &credentials, SyncMode::Resume(first.checkpoint.clone())).await;
+    let resumed = resumed.unwrap();
+    let resumed_requests = fake.requests() - before;
+
+    // Both parts together hand over the org; the resumed one ends as the full run did.
+    let mut both = first.collected;
+    both.records.extend(rest.records);
+    both.memberships.extend(rest.memberships);
+    assert_users_match(&both, &snapshot, &snapshot.users.keys().cloned().collect(), false);
+    assert_eq!(both.groups().keys().collect::<Vec<_>>(), snapshot.groups.keys().collect::<Vec<_>>());
+    assert_eq!(both.members(EntityKind::User), snapshot.user_members);
+    assert_eq!(resumed.coverage, full.coverage);
+    assert_eq!(resumed.expected, full.expected, "the groups' stats add up over both parts");
+    assert_eq!(resumed.cursor, full.cursor, "the cursor keeps the first part's start and newest changes");
+    // Together they ask for little more than one full run: the admin roles again (read before
+    // any user), and the pages in flight or not yet marked when the run stopped.
+    let stopped = before - full_requests;
+    let extra = (stopped + resumed_requests).saturating_sub(full_requests);
+    assert!(
+        extra * 10 <= full_requests,
+        "{extra} requests more than a full run's {full_requests} (stopped after {stopped}, resumed with {resumed_requests})"
+    );
+}

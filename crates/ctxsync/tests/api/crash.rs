@@ -163,3 +163,81 @@ async fn syncs_killed_again_and_again_leave_an_intact_store_that_converges() {
 async fn app_org(store: &std::sync::Arc<dyn ctxsync_store::Store>, id: &str) -> ctxsync_core::OrgId {
     store.config_by_id(id.parse().unwrap()).await.unwrap().unwrap().org_id
 }
+
+/// A full sync killed halfway through resumes where it stopped: the next run lists only the
+/// rest, counts every user once, deletes what left the org before the run, and the store equals
+/// the org.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_sync_killed_halfway_resumes_where_it_stopped_and_converges() {
+    let app = spawn_app_with(Options {
+        tenant: ctxsync_fakes::TenantSpec { users: 1200, groups: 300, ..Default::default() },
+        ..Options::default()
+    })
+    .await;
+    let leaving: Vec<String> =
+        app.fakes.okta.mutate(|t| (0..30).map(|i| t.add_user("Temp", &format!("Staff{i}"))).collect());
+    let id = app.create_ok(app.okta_attributes()).await["id"].as_str().unwrap().to_string();
+    crate::sync::wait_for_runs(&app, &id, 1).await;
+    app.fakes.okta.mutate(|t| {
+        leaving.iter().for_each(|u| t.delete_user(u));
+        (0..20).for_each(|i| drop(t.add_user("Late", &format!("Hire{i}"))));
+    });
+    let store = app.store().await;
+    let org = app_org(&store, &id).await;
+    let users = app.fakes.okta.snapshot().users.len() as u64;
+
+    app.fakes.okta.limit_page_size(10);
+    app.fakes.okta.slow_pages(Duration::from_millis(10));
+    let started = app.fakes.okta.requests();
+    let mut child = sync(&app, &id).spawn().unwrap();
+    // Killed once the checkpoint holds about half the users.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let killed = loop {
+        let runs = store.list_runs(org, id.parse().unwrap(), 1).await.unwrap();
+        let run = &runs[0];
+        let fetched = run.counts.by_type.get("user").map_or(0, |c| c.fetched);
+        if run.status == ctxsync_core::RunStatus::Running && fetched >= users / 2 {
+            break run.id;
+        }
+        assert!(Instant::now() < deadline, "the run never got halfway: {run:?}");
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before it got halfway");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let stopped = app.fakes.okta.requests() - started;
+
+    app.fakes.okta.slow_pages(Duration::ZERO);
+    let before = app.fakes.okta.requests();
+    assert_eq!(sync(&app, &id).status().unwrap().code(), Some(0));
+    let resumed_requests = app.fakes.okta.requests() - before;
+    let runs = store.list_runs(org, id.parse().unwrap(), 2).await.unwrap();
+    let (resumed, interrupted) = (&runs[0], &runs[1]);
+    assert_eq!(interrupted.id, killed);
+    assert!(interrupted.error.as_deref().unwrap().contains("interrupted"), "{interrupted:?}");
+    assert_eq!(resumed.resumed_from, Some(killed));
+    assert_eq!(resumed.status, ctxsync_core::RunStatus::Succeeded, "{resumed:?}");
+    assert_eq!(resumed.counts.by_type["user"].fetched, users, "every user counted once over both runs");
+    assert_eq!(resumed.counts.by_type["user"].deleted, leaving.len() as u64);
+    let completeness = resumed.completeness.as_ref().expect("Okta counts its groups' members");
+    assert!(completeness.mismatches().is_empty(), "{completeness:?}");
+
+    let stored: std::collections::BTreeSet<String> = app
+        .list_all(&format!(
+            "/api/v2/ctxsync/entities?filter[kind]=user&filter[config_id]={id}&page[size]=1000"
+        ))
+        .await
+        .iter()
+        .map(|e| e["attributes"]["source_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(stored, app.fakes.okta.snapshot().users.keys().cloned().collect(), "the store equals the org");
+
+    // One full run for comparison: the two parts asked for about as much.
+    let before = app.fakes.okta.requests();
+    assert_eq!(sync(&app, &id).status().unwrap().code(), Some(0));
+    let full = app.fakes.okta.requests() - before;
+    assert!(
+        resumed_requests < full * 3 / 4 && stopped + resumed_requests <= full + full / 10,
+        "stopped after {stopped} requests, resumed with {resumed_requests}; a full run makes {full}"
+    );
+}

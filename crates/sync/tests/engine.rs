@@ -113,6 +113,46 @@ async fn a_run_killed_midway_deletes_nothing_and_the_next_run_converges() {
     assert!(runs[1].error.as_deref().unwrap().contains("interrupted"));
 }
 
+/// A full run stopped after it stored a few pages is gone on from by the next full run, unless
+/// that one comes so late that a full run would have been due again: it then starts over.
+#[tokio::test]
+async fn a_stopped_full_run_is_resumed_unless_it_is_older_than_the_full_interval() {
+    let mut rig = rig(1200).await;
+    let clock = ctxsync_sync::Clock::adjustable();
+    let settings = SyncSettings { clock: clock.clone(), ..rig.worker.settings().clone() };
+    rig.worker = Worker::new(
+        rig.store.clone(),
+        Sources::new(Endpoints::overridden(rig.okta.base_urls())).unwrap(),
+        settings,
+    );
+    rig.okta.limit_page_size(100);
+    for late in [false, true] {
+        rig.okta.slow_pages(Duration::from_millis(40));
+        let stored_pages = Arc::new(tokio::sync::Semaphore::new(0));
+        let progress: ctxsync_sync::Progress = {
+            let stored_pages = stored_pages.clone();
+            Arc::new(move |_, _| stored_pages.add_permits(1))
+        };
+        let (worker, config) = (rig.worker.clone(), rig.config.clone());
+        let stopped = tokio::spawn(async move {
+            let options = RunOptions { full: true, progress: Some(progress) };
+            worker.run(&config, options, &CancellationToken::new()).await
+        });
+        drop(stored_pages.acquire_many(3).await.unwrap());
+        stopped.abort();
+        let _ = stopped.await;
+        rig.okta.slow_pages(Duration::ZERO);
+        if late {
+            clock.advance(ctxsync_core::Schedule::DEFAULT.full_interval);
+        }
+        // The same worker takes its lease back at once and marks the stopped run interrupted.
+        let Outcome::Succeeded(run) = rig.run_full().await else { panic!("the next run completes") };
+        assert_eq!(run.resumed_from.is_some(), !late, "{run:?}");
+        assert_eq!(run.counts.by_type["user"].fetched, rig.truth().len() as u64);
+        assert_eq!(rig.user_ids().await, rig.truth());
+    }
+}
+
 /// Okta's group `usersCount`s reach the progress callback as the run goes, so a progress bar can
 /// show how far the memberships are.
 #[tokio::test]

@@ -18,7 +18,8 @@
 //! listing with each page (the next page's link, the newest `lastUpdated` so far), the groups
 //! listing once a page of groups and all their members went to the sink (the next page, the
 //! members Okta counted so far, the groups it could not list). Okta's `after` links do not
-//! expire, so a resumed run asks for nothing it had applied. Every mark keeps when the first run
+//! expire, so a resumed run asks again only for what it had not marked: the pages in flight, and
+//! the members of the groups page it was in. The admin roles the first part read are kept too. Every mark keeps when the first run
 //! began by Okta's clock: the cursor it ends with must not pass that.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -50,6 +51,12 @@ use crate::sync::{
 
 /// Okta's largest page for users and members, and its recommendation for groups.
 const PAGE_SIZE: &str = "200";
+
+/// A full run's page of groups. A page of groups and all their members is the unit a stopped run
+/// goes on from, and in a large org it is hundreds of member requests, so a stopped run would
+/// ask for about half of that again; at 20 groups a page it is a few, for one more groups request
+/// per 20 groups.
+const GROUPS_PER_MARK: &str = "20";
 /// The settings key that turns on reading each listed user's factors (default off).
 use super::INCLUDE_FACTORS;
 
@@ -89,9 +96,10 @@ enum GroupPass {
     Members,
 }
 
-/// The marks of a full run's two listings.
+/// The marks of a full run's two listings, and the admin roles it read first.
 const USERS: &str = "users";
 const GROUPS: &str = "groups";
+const ROLES: &str = "roles";
 
 /// The full user listings: all but deprovisioned users, then those (the default hides them).
 const USER_LISTINGS: [&[(&str, &str)]; 2] =
@@ -168,7 +176,7 @@ pub(crate) async fn sync(
     let resume = match mode {
         SyncMode::Incremental(cursor) => {
             let previous = read_cursor(&cursor)?;
-            let run = Run::start(http, target, credentials, settings, None, sink).await?;
+            let run = Run::start(http, target, credentials, settings, None, None, sink).await?;
             return run.incremental(previous).await;
         }
         SyncMode::Full => Checkpoint::default(),
@@ -177,7 +185,13 @@ pub(crate) async fn sync(
     let users: Option<UsersMark> = resume.get(USERS);
     let groups: Option<GroupsMark> = resume.get(GROUPS);
     let started = users.as_ref().and_then(|u| u.started).or(groups.as_ref().and_then(|g| g.started));
-    let run = Run::start(http, target, credentials, settings, started, sink).await?;
+    let roles: Option<Option<Roles>> = resume.get(ROLES);
+    let fresh = roles.is_none();
+    let run = Run::start(http, target, credentials, settings, started, roles, sink).await?;
+    if fresh {
+        // Kept for a resumed run, whose users must carry the roles the first part's did.
+        run.emit(Vec::new(), Vec::new(), Some(marked(ROLES, &run.roles))).await?;
+    }
     run.full(users, groups).await
 }
 
@@ -191,7 +205,7 @@ pub(crate) async fn refresh_users(
     ids: &[String],
     sink: &mut dyn PageSink,
 ) -> Result<(), SyncError> {
-    let run = Run::start(http, target, credentials, settings, None, sink).await?;
+    let run = Run::start(http, target, credentials, settings, None, None, sink).await?;
     let mut gone = Vec::new();
     for id in ids {
         if !run.user_by_id(id).await? {
@@ -208,13 +222,15 @@ pub(crate) async fn refresh_users(
 
 impl<'h, 's> Run<'h, 's> {
     /// A run of the org at `target`, with the admin roles read first: every user it hands over
-    /// carries its roles. `started` is when the run it resumes began, by Okta's clock.
+    /// carries its roles. A resumed run takes when the run it goes on from began (by Okta's
+    /// clock) and the roles that one read.
     async fn start(
         http: &'h Http,
         target: Target,
         credentials: &OktaCredentials,
         settings: &Settings,
         started: Option<OffsetDateTime>,
+        roles: Option<Option<Roles>>,
         sink: &'s mut dyn PageSink,
     ) -> Result<Run<'h, 's>, SyncError> {
         let mut run = Run {
@@ -226,7 +242,10 @@ impl<'h, 's> Run<'h, 's> {
             started: Mutex::new(started),
             roles: None,
         };
-        run.roles = run.admin_roles().await?;
+        run.roles = match roles {
+            Some(roles) => roles,
+            None => run.admin_roles().await?,
+        };
         Ok(run)
     }
 }
@@ -311,7 +330,7 @@ impl Run<'_, '_> {
             let mut tally = match groups_from {
                 Some(mark) => mark,
                 None => {
-                    let query = [("limit", PAGE_SIZE), ("expand", "stats")];
+                    let query = [("limit", GROUPS_PER_MARK), ("expand", "stats")];
                     let first = self.client.url(&["api", "v1", "groups"], &query);
                     GroupsMark { next: Some(on_host(&first)), members: Some(0), ..GroupsMark::default() }
                 }

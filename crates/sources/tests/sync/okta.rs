@@ -505,7 +505,7 @@ async fn a_stopped_full_run_resumes_from_its_marks_and_completes_the_listing() {
     let stopped = sources.sync(&config, &credentials, SyncMode::Full, &mut first).await;
     assert!(matches!(stopped, Err(SyncError::Sink(_))), "{stopped:?}");
     let marked: Vec<&String> = first.checkpoint.0.keys().collect();
-    assert_eq!(marked, ["groups", "users"], "both listings got somewhere");
+    assert_eq!(marked, ["groups", "roles", "users"], "both listings got somewhere");
     let before = fake.requests();
     let (resumed, rest) =
         run(&sources, &config, &credentials, SyncMode::Resume(first.checkpoint.clone())).await;

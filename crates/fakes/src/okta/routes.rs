@@ -158,6 +158,15 @@ async fn not_found(request: Request) -> Refusal {
 }
 
 /// The token's entry, or the 401 Okta sends for a missing, unknown or revoked token.
+/// The org's address as the request named it: Okta's links stay on the host a client asked.
+fn asked_base(state: &OktaState, headers: &HeaderMap) -> String {
+    let scheme = state.base_url.split_once("://").map_or("http", |(scheme, _)| scheme);
+    match headers.get(header::HOST).and_then(|h| h.to_str().ok()) {
+        Some(host) => format!("{scheme}://{host}"),
+        None => state.base_url.clone(),
+    }
+}
+
 pub(super) fn authenticate(state: &OktaState, headers: &HeaderMap) -> Result<OktaPermission, Refusal> {
     let token = headers
         .get(header::AUTHORIZATION)
@@ -293,7 +302,8 @@ async fn list_users(
     let users = tenant.users_by_id();
     let (found, next) = shaped(faults, params.get("after"), limit, |after, n| page(users, after, n, keep));
     let body: Vec<Value> = found.iter().map(|u| u.to_json(&state.base_url)).collect();
-    Ok((params.links(&state.base_url, "/api/v1/users", limit, next), Json(body)).into_response())
+    Ok((params.links(&asked_base(&state, &headers), "/api/v1/users", limit, next), Json(body))
+        .into_response())
 }
 
 /// What `render` serves of the user `id`, or Okta's 404 when there is no such user.
@@ -366,7 +376,8 @@ async fn list_groups(
             json
         })
         .collect();
-    Ok((params.links(&state.base_url, "/api/v1/groups", limit, next), Json(body)).into_response())
+    Ok((params.links(&asked_base(&state, &headers), "/api/v1/groups", limit, next), Json(body))
+        .into_response())
 }
 
 /// Up to `limit` ids after `after`, and the cursor of the next page when more remain.
@@ -399,7 +410,7 @@ async fn group_members(
     let body: Vec<Value> =
         found.iter().filter_map(|m| tenant.user(m)).map(|u| u.to_json(&state.base_url)).collect();
     let path = format!("/api/v1/groups/{id}/users");
-    Ok((params.links(&state.base_url, &path, limit, next), Json(body)).into_response())
+    Ok((params.links(&asked_base(&state, &headers), &path, limit, next), Json(body)).into_response())
 }
 
 /// `{"value": [...], "_links": {"self", "next"}}`: this newer API pages in its body.

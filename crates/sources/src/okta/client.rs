@@ -65,10 +65,13 @@ pub(crate) struct OktaClient<'a> {
 /// Okta's rate-limit window of each endpoint as its last reply reported it. Okta limits each
 /// endpoint of an org separately, whoever asks, and says how many requests the window allows
 /// (`X-Rate-Limit-Limit`), how many are left (`X-Rate-Limit-Remaining`) and when it resets
-/// (`X-Rate-Limit-Reset`). Requests go while the window has room for all those in flight and
-/// this process has taken less than its share of the window; otherwise they wait for the reset,
-/// instead of collecting 429s or leaving the org's other integrations nothing. One pacer serves
-/// every config of an org ([`pacer_for`]), so they share one budget.
+/// (`X-Rate-Limit-Reset`). Requests go while this process has taken less than its share of the
+/// window and what remains of it, less those in flight, is more than the rest of the limit,
+/// which is kept for others; otherwise they wait for the reset, instead of collecting 429s or
+/// leaving the org's other integrations nothing. One pacer serves every config of an org in this
+/// process ([`pacer_for`]), and since `Remaining` counts everyone's requests, processes that each
+/// keep the rest free together take about the share: replicas need no shared state, and go over
+/// it at most by what one has in flight when another's reply shows the window's end.
 #[derive(Debug, Default)]
 struct Pacer {
     windows: Mutex<HashMap<String, Window>>,
@@ -109,11 +112,14 @@ impl Pacer {
                     *window =
                         Window { in_flight: window.in_flight, limit: window.limit, ..Window::default() };
                 }
-                let full = window.remaining.is_some_and(|remaining| remaining <= window.in_flight);
+                let kept = window.limit.map_or(0, |limit| limit.saturating_sub(share.of(limit)));
+                let full = window.remaining.is_some_and(|remaining| remaining <= window.in_flight + kept);
                 let spent = window.limit.is_some_and(|limit| window.taken >= share.of(limit));
-                // Without a limit yet, or at it before a reply told when the window resets, a
+                // Without a limit or a count of what is left yet (a new window: others may have
+                // used some already), or at it before a reply told when the window resets, a
                 // request waits for the answers in flight.
-                let answers_due = window.in_flight > 0 && (window.limit.is_none() || full || spent);
+                let unknown = window.limit.is_none() || window.remaining.is_none();
+                let answers_due = window.in_flight > 0 && (unknown || full || spent);
                 match window.reset {
                     Some(reset) if full || spent => Some(reset),
                     _ if answers_due => None,

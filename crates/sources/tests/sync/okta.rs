@@ -436,6 +436,46 @@ async fn two_configs_of_one_org_keep_to_their_share_of_each_rate_limit() {
     assert_eq!(fake.rate_limited(), 0, "no request met a full window");
 }
 
+/// Two replicas syncing configs of one org at once each pace their own requests, unaware of the
+/// other's, and still keep together to their share: each leaves the rest of every window free, as
+/// Okta's `X-Rate-Limit-Remaining` (everyone's requests) shows it.
+#[tokio::test]
+async fn two_replicas_keep_together_to_their_share_without_sharing_state() {
+    let fake = FakeOkta::start_with(TenantSpec { seed: 22, users: 40, groups: 4, devices: 0 }).await.unwrap();
+    fake.limit_page_size(4);
+    fake.set_rate_window(Duration::from_secs(1));
+    let buckets = ["/api/v1/users", "/api/v1/groups", "/api/v1/groups/{id}/users"];
+    for bucket in buckets {
+        fake.set_bucket_limit(bucket, 10);
+    }
+    let settings: Settings = serde_json::from_value(json!({"rate_limit_share": 50})).unwrap();
+    // The same org under another spelling of its host: a pacer of its own, as in another process.
+    let elsewhere: Vec<(&'static str, String)> = fake
+        .base_urls()
+        .into_iter()
+        .map(|(name, url)| (name, url.replace("127.0.0.1", "localhost")))
+        .collect();
+    let (here, there) = (okta_sources(&fake), sources(Endpoints::overridden(elsewhere)));
+    let config = config(IntegrationType::Okta, &fake.domain(), settings);
+    let credentials = okta_credentials(&fake.api_token());
+    let ((first, got_one), (second, got_two)) = tokio::join!(
+        run(&here, &config, &credentials, SyncMode::Full),
+        run(&there, &config, &credentials, SyncMode::Full),
+    );
+    first.unwrap();
+    second.unwrap();
+    let users: BTreeSet<String> = fake.snapshot().users.keys().cloned().collect();
+    assert_eq!(got_one.users().keys().cloned().collect::<BTreeSet<_>>(), users);
+    assert_eq!(got_two.users().keys().cloned().collect::<BTreeSet<_>>(), users);
+    for bucket in buckets {
+        let busiest = fake.busiest_window(bucket);
+        // Half of 10, and at most what one replica sends at once (four groups' members): each
+        // learns what the other took only from the replies it gets.
+        assert!((1..=9).contains(&busiest), "{bucket}: {busiest} requests in one window, half of 10 is 5");
+    }
+    assert_eq!(fake.rate_limited(), 0, "no request met a full window");
+}
+
 /// The users a push named are read one by one: one Okta still has comes back as it is now, one it
 /// deleted as a removal, one it never had as a removal of nothing.
 #[tokio::test]

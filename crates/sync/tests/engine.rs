@@ -113,7 +113,7 @@ async fn a_run_killed_midway_deletes_nothing_and_the_next_run_converges() {
     assert!(runs[1].error.as_deref().unwrap().contains("interrupted"));
 }
 
-/// A full run stopped after it stored a few pages is gone on from by the next full run, unless
+/// A full run stopped after it stored a few pages of users is gone on from by the next full run, unless
 /// that one comes so late that a full run would have been due again: it then starts over.
 #[tokio::test]
 async fn a_stopped_full_run_is_resumed_unless_it_is_older_than_the_full_interval() {
@@ -128,17 +128,22 @@ async fn a_stopped_full_run_is_resumed_unless_it_is_older_than_the_full_interval
     rig.okta.limit_page_size(100);
     for late in [false, true] {
         rig.okta.slow_pages(Duration::from_millis(40));
-        let stored_pages = Arc::new(tokio::sync::Semaphore::new(0));
+        // Users pages carry marks: once some are stored, there is a checkpoint to go on from.
+        let stored_users = Arc::new(tokio::sync::Notify::new());
         let progress: ctxsync_sync::Progress = {
-            let stored_pages = stored_pages.clone();
-            Arc::new(move |_, _| stored_pages.add_permits(1))
+            let stored_users = stored_users.clone();
+            Arc::new(move |counts, _| {
+                if counts.by_type.get("user").is_some_and(|c| c.fetched >= 300) {
+                    stored_users.notify_one();
+                }
+            })
         };
         let (worker, config) = (rig.worker.clone(), rig.config.clone());
         let stopped = tokio::spawn(async move {
             let options = RunOptions { full: true, progress: Some(progress) };
             worker.run(&config, options, &CancellationToken::new()).await
         });
-        drop(stored_pages.acquire_many(3).await.unwrap());
+        stored_users.notified().await;
         stopped.abort();
         let _ = stopped.await;
         rig.okta.slow_pages(Duration::ZERO);

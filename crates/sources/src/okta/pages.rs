@@ -22,7 +22,7 @@
 //! the members of the groups page it was in. The admin roles the first part read are kept too. Every mark keeps when the first run
 //! began by Okta's clock: the cursor it ends with must not pass that.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
@@ -143,6 +143,10 @@ fn on_host(url: &Url) -> String {
 /// and the client's pacing holds them back when Okta's rate limit runs low.
 const AT_ONCE: usize = 4;
 
+/// How many users' factors a run asks for at once: one request per user, so they set the pace of
+/// a run that reads them unless several go at a time.
+const FACTORS_AT_ONCE: usize = 16;
+
 /// One run. Its listings go on at the same time (users beside groups and their members), so
 /// what they share is behind locks: the sink takes one whole page at a time.
 struct Run<'h, 's> {
@@ -155,8 +159,9 @@ struct Run<'h, 's> {
     retries: AtomicU32,
     /// Okta's clock when the run began (the first reply's `Date`).
     started: Mutex<Option<OffsetDateTime>>,
-    /// Role types by user id; `None` when the token may not read roles.
-    roles: Option<Roles>,
+    /// Role types by user id; `None` when the token may not read roles. Read when first needed,
+    /// so the listings that need no roles (groups, members) start at once.
+    roles: tokio::sync::OnceCell<Option<Roles>>,
 }
 
 /// The config's `rate_limit_share`; one the API would refuse never got stored, and a value
@@ -186,13 +191,9 @@ pub(crate) async fn sync(
     let groups: Option<GroupsMark> = resume.get(GROUPS);
     let started = users.as_ref().and_then(|u| u.started).or(groups.as_ref().and_then(|g| g.started));
     let roles: Option<Option<Roles>> = resume.get(ROLES);
-    let fresh = roles.is_none();
+    let fresh_roles = roles.is_none();
     let run = Run::start(http, target, credentials, settings, started, roles, sink).await?;
-    if fresh {
-        // Kept for a resumed run, whose users must carry the roles the first part's did.
-        run.emit(Vec::new(), Vec::new(), Some(marked(ROLES, &run.roles))).await?;
-    }
-    run.full(users, groups).await
+    run.full(users, groups, fresh_roles).await
 }
 
 /// Reads the users `ids` one by one: each as Okta has it now, with its roles and (when the config
@@ -233,20 +234,15 @@ impl<'h, 's> Run<'h, 's> {
         roles: Option<Option<Roles>>,
         sink: &'s mut dyn PageSink,
     ) -> Result<Run<'h, 's>, SyncError> {
-        let mut run = Run {
+        Ok(Run {
             client: OktaClient::new(http, target, credentials, share(settings)),
             sink: tokio::sync::Mutex::new(sink),
             include_factors: settings.get(INCLUDE_FACTORS).and_then(Value::as_bool).unwrap_or(false),
             factors_denied: AtomicBool::new(false),
             retries: AtomicU32::new(0),
             started: Mutex::new(started),
-            roles: None,
-        };
-        run.roles = match roles {
-            Some(roles) => roles,
-            None => run.admin_roles().await?,
-        };
-        Ok(run)
+            roles: tokio::sync::OnceCell::new_with(roles),
+        })
     }
 }
 
@@ -311,8 +307,14 @@ impl Run<'_, '_> {
         &self,
         from: Option<UsersMark>,
         groups_from: Option<GroupsMark>,
+        fresh_roles: bool,
     ) -> Result<Outcome, SyncError> {
         let users = async {
+            if fresh_roles {
+                // Kept for a resumed run, whose users must carry the roles the first part's did.
+                let roles = self.roles().await?;
+                self.emit(Vec::new(), Vec::new(), Some(marked(ROLES, roles))).await?;
+            }
             let (first, mut next, mut users) = match from {
                 Some(UsersMark { listing, next: Some(next), newest, .. }) => {
                     (listing, Some(self.resumed_at(&next)?), newest)
@@ -360,7 +362,7 @@ impl Run<'_, '_> {
         (previous, since): (OktaCursor, [OffsetDateTime; 3]),
     ) -> Result<Outcome, SyncError> {
         let changed = |attribute: &str, t: OffsetDateTime| format!("{attribute} gt \"{}\"", okta_time(t));
-        let mut role_changes = role_changes(previous.roles.as_ref(), self.roles.as_ref());
+        let mut role_changes = role_changes(previous.roles.as_ref(), self.roles().await?.as_ref());
         let users = async {
             let mut users = Newest::default();
             let filter = changed("lastUpdated", since[0]);
@@ -398,7 +400,12 @@ impl Run<'_, '_> {
         memberships: Newest,
         since: Option<[OffsetDateTime; 3]>,
     ) -> Cursor {
-        cursor::write([users, groups, memberships], self.started(), since, self.roles.clone())
+        let roles = self.roles.get().cloned().flatten();
+        cursor::write([users, groups, memberships], self.started(), since, roles)
+    }
+
+    async fn roles(&self) -> Result<&Option<Roles>, SyncError> {
+        self.roles.get_or_try_init(|| self.admin_roles()).await
     }
 
     /// Role types by user id; `None` (with a warning) when the token may not read roles.
@@ -466,14 +473,45 @@ impl Run<'_, '_> {
         }
     }
 
-    /// A user as the entity model has it, with its admin roles and factors.
-    async fn user(&self, user: &OktaUser<'_>) -> Result<Option<User>, SyncError> {
+    /// The factors of each user of a page that has an id, read several at a time: a request per
+    /// user is most of a run that reads them, and the pacer keeps them within the rate limit.
+    /// Empty when the run does not read factors.
+    async fn page_factors(
+        &self,
+        users: &[Box<RawValue>],
+    ) -> Result<HashMap<String, Option<Vec<MfaFactor>>>, SyncError> {
+        if !self.include_factors {
+            return Ok(HashMap::new());
+        }
+        let ids: Vec<String> = users
+            .iter()
+            .filter_map(|raw| {
+                let mut held = None;
+                let user: OktaUser = lenient::read(raw, &mut held);
+                user.id().map(str::to_owned)
+            })
+            .collect();
+        stream::iter(ids)
+            .map(|id| async move {
+                let factors = self.factors(&id).await?;
+                Ok::<_, SyncError>((id, factors))
+            })
+            .buffer_unordered(FACTORS_AT_ONCE)
+            .try_collect()
+            .await
+    }
+
+    /// A user as the entity model has it, with its admin roles and `factors`.
+    async fn user(
+        &self,
+        user: &OktaUser<'_>,
+        factors: Option<Vec<MfaFactor>>,
+    ) -> Result<Option<User>, SyncError> {
         let Some(id) = user.id() else {
             tracing::warn!(source = "Okta", "skipped a user without an id");
             return Ok(None);
         };
-        let factors = self.factors(id).await?;
-        let roles = self.roles.as_ref().and_then(|r| r.get(id)).cloned().unwrap_or_default();
+        let roles = self.roles().await?.as_ref().and_then(|r| r.get(id)).cloned().unwrap_or_default();
         Ok(map::user(user, roles, factors))
     }
 
@@ -493,15 +531,18 @@ impl Run<'_, '_> {
             let users = got.body.take().unwrap_or_default();
             let next = got.next.take();
             let this_page = async {
+                let mut factors = self.page_factors(&users).await?;
                 let mut records = Vec::with_capacity(users.len());
                 for raw in users {
                     let mut held = None;
                     let user: OktaUser = lenient::read(&raw, &mut held);
                     newest.see(user.last_updated());
+                    let mut enrolled = None;
                     if let Some(id) = user.id() {
                         role_changes.remove(id);
+                        enrolled = factors.remove(id).flatten();
                     }
-                    let user = self.user(&user).await?;
+                    let user = self.user(&user, enrolled).await?;
                     records.extend(user.map(|user| Record { entity: Entity::User(user), raw }));
                 }
                 let mark = listing.map(|listing| UsersMark {
@@ -529,7 +570,8 @@ impl Run<'_, '_> {
         let Some(raw) = got.body else { return Ok(false) };
         let mut held = None;
         let user: OktaUser = lenient::read(&raw, &mut held);
-        let user = self.user(&user).await?;
+        let factors = self.factors(id).await?;
+        let user = self.user(&user, factors).await?;
         let record = user.map(|user| Record { entity: Entity::User(user), raw });
         self.emit(record.into_iter().collect(), Vec::new(), None).await?;
         Ok(true)

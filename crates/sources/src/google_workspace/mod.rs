@@ -93,11 +93,11 @@ impl Connector for GoogleWorkspace {
         endpoints: &Endpoints,
         _: &Config,
         credentials: &Credentials,
-        _: SyncMode,
+        mode: SyncMode,
         sink: &mut dyn PageSink,
     ) -> Result<Outcome, SyncError> {
-        pages::sync(http, endpoints.target(&TOKEN), endpoints.target(&DIRECTORY), credentials.get()?, sink)
-            .await
+        let (token, directory) = (endpoints.target(&TOKEN), endpoints.target(&DIRECTORY));
+        pages::sync(http, token, directory, credentials.get()?, mode, sink).await
     }
 }
 

@@ -9,12 +9,18 @@
 //! groups page is followed by its groups' members, so nothing is held for the whole run. Each group's `directMembersCount` adds up to the
 //! memberships the run should hand over, once the members it deliberately leaves out (the
 //! whole account, outsiders) are taken off.
+//!
+//! The run marks its progress so a stopped one can be resumed (`SyncMode::Resume`): the users
+//! listing with each page (the next page's token), the groups listing after each group whose
+//! members were all handed over (the token of its groups page, how many of that page are done,
+//! the counts so far). A token the API no longer accepts (400) means listing from the start.
 
 use ctxsync_core::{Entity, Membership, Record};
+use reqwest::StatusCode;
 
 use super::credentials::GoogleWorkspaceCredentials;
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
@@ -25,7 +31,10 @@ use crate::SourceError;
 use crate::endpoints::Target;
 use crate::http::Http;
 use crate::lenient;
-use crate::sync::{Coverage, Expected, MEMBERSHIP, Outcome, Page, PageSink, SyncError, overlapped};
+use crate::sync::{
+    Checkpoint, Coverage, Expected, MEMBERSHIP, Mark, Outcome, Page, PageSink, SyncError, SyncMode,
+    overlapped,
+};
 
 /// The largest pages the API serves: users 500, groups and members 200.
 const USERS_PAGE: &str = "500";
@@ -50,32 +59,66 @@ impl<T> Default for List<T> {
 struct Run<'h, 's> {
     client: DirectoryClient<'h>,
     out: Out<'s>,
+}
+
+/// The marks of the run's two listings.
+const USERS: &str = "users";
+const GROUPS: &str = "groups";
+
+/// How far the users listing got.
+#[derive(Serialize, Deserialize)]
+struct UsersMark {
+    /// The next page's token; `None` once the list was read to its end.
+    next: Option<String>,
+}
+
+/// How far the groups listing got, and what it has tallied.
+#[derive(Default, Serialize, Deserialize)]
+struct GroupsMark {
+    /// The token of the page being listed; `None` for the first.
+    page: Option<String>,
+    /// How many groups of that page were handed over with all their members.
+    done: usize,
+    /// Set once every group was.
+    ended: bool,
     /// The memberships the listed groups should have handed over: their `directMembersCount`
     /// less the members the listing saw and left out (`CUSTOMER`, `EXTERNAL`); `None` once a
     /// group came without a count.
-    memberships_expected: Option<u64>,
+    members: Option<u64>,
     /// Groups whose members the API refused or no longer found: the run covers all but them.
     unlisted: Vec<String>,
 }
 
+fn marked(listing: &'static str, at: &impl Serialize) -> Option<Mark> {
+    Some(Mark { listing, at: Some(serde_json::to_value(at).expect("marks serialize")) })
+}
+
+/// A groups or members page, which counts once the next groups mark is applied.
+const IN_GROUPS: Option<Mark> = Some(Mark { listing: GROUPS, at: None });
+
 /// Lists the account into `sink`. Whatever the mode asked, the run lists everything: Google has
-/// no incremental listing.
+/// no incremental listing; a resumed run lists what its marks say is left.
 pub(crate) async fn sync(
     http: &Http,
     token_target: Target,
     directory_target: Target,
     credentials: &GoogleWorkspaceCredentials,
+    mode: SyncMode,
     sink: &mut dyn PageSink,
 ) -> Result<Outcome, SyncError> {
     let account = ServiceAccount::new(credentials);
     let client = DirectoryClient::new(http, token_target, directory_target, account);
     let out = Out { sink, retries: 0 };
-    let mut run = Run { client, out, memberships_expected: Some(0), unlisted: Vec::new() };
-    run.users().await?;
-    run.groups().await?;
-    let expected = run.memberships_expected.map(|n| Expected::from([(MEMBERSHIP.to_string(), n)]));
+    let resume = match mode {
+        SyncMode::Resume(checkpoint) => checkpoint,
+        SyncMode::Full | SyncMode::Incremental(_) => Checkpoint::default(),
+    };
+    let mut run = Run { client, out };
+    run.users(resume.get(USERS)).await?;
+    let tally = run.groups(resume.get(GROUPS)).await?;
+    let expected = tally.members.map(|n| Expected::from([(MEMBERSHIP.to_string(), n)]));
     // The memberships stored for an unlisted group stay until a listing sees the group again.
-    let coverage = match run.unlisted {
+    let coverage = match tally.unlisted {
         unlisted if unlisted.is_empty() => Coverage::Everything,
         groups_without_members => Coverage::EverythingBut { groups_without_members },
     };
@@ -111,11 +154,34 @@ impl Run<'_, '_> {
         Ok(self.get::<List<T>>(path, &query, what, tolerated).await?.body)
     }
 
-    async fn users(&mut self) -> Result<(), SyncError> {
+    /// The first page of a list, or of what is left of it from `token`: a token the API refuses
+    /// means the stopped run's listing cannot be gone on with.
+    async fn first_page<T: DeserializeOwned>(
+        &mut self,
+        path: &[&str],
+        query: &[(&str, &str)],
+        token: Option<&str>,
+        what: &str,
+    ) -> Result<List<T>, SyncError> {
+        match token {
+            None => Ok(self.page(path, query, None, what, &[]).await?.unwrap_or_default()),
+            Some(token) => match self.page(path, query, Some(token), what, &[StatusCode::BAD_REQUEST]).await?
+            {
+                Some(list) => Ok(list),
+                None => Err(SyncError::CursorExpired),
+            },
+        }
+    }
+
+    async fn users(&mut self, from: Option<UsersMark>) -> Result<(), SyncError> {
         let query = [("customer", "my_customer"), ("maxResults", USERS_PAGE), ("projection", "full")];
+        let mut token = match from {
+            Some(UsersMark { next: None }) => return Ok(()),
+            Some(UsersMark { next }) => next,
+            None => None,
+        };
         let mut list: List<Box<RawValue>> =
-            self.page(&["users"], &query, None, "users", &[]).await?.unwrap_or_default();
-        let mut token = None;
+            self.first_page(&["users"], &query, token.as_deref(), "users").await?;
         loop {
             token = next(token, list.next_page_token.take())?;
             let records = list.items.into_iter().filter_map(|raw| {
@@ -124,43 +190,58 @@ impl Run<'_, '_> {
                 Some(Record { entity: Entity::User(user), raw })
             });
             let records: Vec<Record> = records.collect();
-            let Some(token) = &token else { return self.out.emit(records, Vec::new()).await };
+            let mark = marked(USERS, &UsersMark { next: token.clone() });
+            let Some(token) = &token else { return self.out.emit(records, Vec::new(), mark).await };
             let query = with_token(&query, token);
             let fetch = self.client.fetch::<List<Box<RawValue>>>(&["users"], &query, "users", &[]);
-            let ((), following) = overlapped(self.out.emit(records, Vec::new()), fetch).await?;
+            let ((), following) = overlapped(self.out.emit(records, Vec::new(), mark), fetch).await?;
             let following = following?;
             self.out.retries += following.retries;
             list = following.body.unwrap_or_default();
         }
     }
 
-    async fn groups(&mut self) -> Result<(), SyncError> {
+    /// Lists groups and each one's members from where `from` says, marking each group done;
+    /// returns what the listing tallied.
+    async fn groups(&mut self, from: Option<GroupsMark>) -> Result<GroupsMark, SyncError> {
         let query = [("customer", "my_customer"), ("maxResults", GROUPS_PAGE)];
-        let mut token = None;
+        let mut tally = from.unwrap_or(GroupsMark { members: Some(0), ..GroupsMark::default() });
+        if tally.ended {
+            return Ok(tally);
+        }
+        let mut token = tally.page.clone();
+        let mut list: List = self.first_page(&["groups"], &query, token.as_deref(), "groups").await?;
+        let mut resumed_after = std::mem::take(&mut tally.done);
         loop {
-            let list: List =
-                self.page(&["groups"], &query, token.as_deref(), "groups", &[]).await?.unwrap_or_default();
             let ids: Vec<(String, Option<u64>)> = list
                 .items
                 .iter()
                 .filter_map(|g| Some((g.get("id")?.as_str()?.to_string(), direct_members_count(g))))
                 .collect();
-            self.out.emit(list.items.into_iter().filter_map(map::group).collect(), Vec::new()).await?;
-            for (id, count) in ids {
+            // The groups of the page a resumed run starts on that were handed over already.
+            let done = std::mem::take(&mut resumed_after);
+            if done == 0 {
+                let groups = list.items.into_iter().filter_map(map::group).collect();
+                self.out.emit(groups, Vec::new(), IN_GROUPS).await?;
+            }
+            for (index, (id, count)) in ids.into_iter().enumerate().skip(done) {
                 match self.members(&id).await? {
                     Some(left_out) => {
-                        self.memberships_expected = self
-                            .memberships_expected
-                            .zip(count)
-                            .map(|(sum, count)| sum + count.saturating_sub(left_out));
+                        tally.members =
+                            tally.members.zip(count).map(|(sum, count)| sum + count.saturating_sub(left_out));
                     }
-                    None => self.unlisted.push(id),
+                    None => tally.unlisted.push(id),
                 }
+                (tally.page, tally.done) = (token.clone(), index + 1);
+                self.out.emit(Vec::new(), Vec::new(), marked(GROUPS, &tally)).await?;
             }
             token = next(token, list.next_page_token)?;
-            if token.is_none() {
-                return Ok(());
-            }
+            let Some(following) = &token else {
+                (tally.page, tally.done, tally.ended) = (None, 0, true);
+                self.out.emit(Vec::new(), Vec::new(), marked(GROUPS, &tally)).await?;
+                return Ok(tally);
+            };
+            list = self.page(&["groups"], &query, Some(following), "groups", &[]).await?.unwrap_or_default();
         }
     }
 
@@ -182,12 +263,13 @@ impl Run<'_, '_> {
                 list.items.iter().filter_map(|m| map::member(group_id, m)).collect();
             left_out += (list.items.len() - memberships.len()) as u64;
             let Some(token) = &token else {
-                self.out.emit(Vec::new(), memberships).await?;
+                self.out.emit(Vec::new(), memberships, IN_GROUPS).await?;
                 return Ok(Some(left_out));
             };
             let query = with_token(&query, token);
             let fetch = self.client.fetch::<List>(&path, &query, "group members", &tolerated);
-            let ((), following) = overlapped(self.out.emit(Vec::new(), memberships), fetch).await?;
+            let ((), following) =
+                overlapped(self.out.emit(Vec::new(), memberships, IN_GROUPS), fetch).await?;
             let following = following?;
             self.out.retries += following.retries;
             // Gone or out of reach between two of its pages: as if it had been so from the start.
@@ -206,12 +288,21 @@ struct Out<'s> {
 impl Out<'_> {
     /// Hands a page to the sink; one with nothing in it only to report retries, which would
     /// otherwise be lost when no page follows.
-    async fn emit(&mut self, records: Vec<Record>, memberships: Vec<Membership>) -> Result<(), SyncError> {
-        if records.is_empty() && memberships.is_empty() && self.retries == 0 {
+    async fn emit(
+        &mut self,
+        records: Vec<Record>,
+        memberships: Vec<Membership>,
+        mark: Option<Mark>,
+    ) -> Result<(), SyncError> {
+        if records.is_empty()
+            && memberships.is_empty()
+            && self.retries == 0
+            && mark.as_ref().is_none_or(|m| m.at.is_none())
+        {
             return Ok(());
         }
         let retries = std::mem::take(&mut self.retries);
-        self.sink.accept(Page { records, memberships, retries, ..Page::default() }).await?;
+        self.sink.accept(Page { records, memberships, retries, mark, ..Page::default() }).await?;
         Ok(())
     }
 }

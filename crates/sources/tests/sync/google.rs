@@ -280,3 +280,52 @@ async fn a_rate_limit_that_outlasts_the_retries_is_not_taken_for_a_refused_group
         other => panic!("expected Unreachable, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_stopped_full_run_resumes_from_its_marks_and_completes_the_listing() {
+    let fake =
+        FakeGoogle::start_with(TenantSpec { seed: 6, users: 300, groups: 40, ..TenantSpec::default() })
+            .await
+            .unwrap();
+    fake.limit_page_size(10);
+    let snapshot = fake.snapshot();
+    let (full, whole) = google_run(&fake, SyncMode::Full).await;
+    let full = full.unwrap();
+    let full_requests = fake.requests();
+
+    let (sources, config, credentials) =
+        (google_sources(&fake), google_config(&fake), google_credentials(&fake));
+    for stop_at in [whole.pages / 4, whole.pages * 3 / 4] {
+        let before = fake.requests();
+        let mut first = Stopping::after(stop_at);
+        let stopped = sources.sync(&config, &credentials, SyncMode::Full, &mut first).await;
+        assert!(matches!(stopped, Err(SyncError::Sink(_))), "{stopped:?}");
+        assert!(!first.checkpoint.0.is_empty());
+        let middle = fake.requests();
+        let (resumed, rest) =
+            run(&sources, &config, &credentials, SyncMode::Resume(first.checkpoint.clone())).await;
+        let resumed = resumed.unwrap();
+        let (stopped, resumed_requests) = (middle - before, fake.requests() - middle);
+
+        let mut both = first.collected;
+        both.records.extend(rest.records);
+        both.memberships.extend(rest.memberships);
+        // What the stopped run handed over after its last mark is listed again; the store keeps
+        // one of each.
+        let key = |m: &ctxsync_core::Membership| (m.group_id.clone(), m.member_kind, m.member_id.clone());
+        both.memberships.sort_by_key(key);
+        both.memberships.dedup_by_key(|m| key(m));
+        assert_equals_account(&both, &snapshot);
+        assert_eq!(resumed, full, "the same coverage and member totals over both parts");
+        let extra = (stopped + resumed_requests).saturating_sub(full_requests);
+        assert!(
+            extra * 10 <= full_requests,
+            "{extra} requests more than a full run's {full_requests} (stopped after {stopped}, resumed with {resumed_requests})"
+        );
+    }
+
+    let refused =
+        ctxsync_sources::Checkpoint(json!({"users": {"next": "not a token"}}).as_object().unwrap().clone());
+    let (result, _) = run(&sources, &config, &credentials, SyncMode::Resume(refused)).await;
+    assert_eq!(result.unwrap_err(), SyncError::CursorExpired, "a token Google refuses means starting over");
+}

@@ -134,6 +134,33 @@ where
     }
 }
 
+/// A sink that keeps a full run's checkpoint as the engine does (the last mark of each listing
+/// among the pages it took) and refuses every page after `take`, as a run killed there would.
+struct Stopping {
+    collected: Collected,
+    checkpoint: ctxsync_sources::Checkpoint,
+    take: usize,
+}
+
+#[async_trait::async_trait]
+impl PageSink for Stopping {
+    async fn accept(&mut self, page: Page) -> Result<(), SinkError> {
+        if self.collected.pages == self.take {
+            return Err(SinkError("stopped".into()));
+        }
+        if let Some(ctxsync_sources::Mark { listing, at: Some(at) }) = &page.mark {
+            self.checkpoint.set(listing, at.clone());
+        }
+        self.collected.accept(page).await
+    }
+}
+
+impl Stopping {
+    fn after(take: usize) -> Self {
+        Stopping { collected: Collected::default(), checkpoint: Default::default(), take }
+    }
+}
+
 fn sources(endpoints: Endpoints) -> Sources {
     Sources::new(endpoints).expect("sources build")
 }

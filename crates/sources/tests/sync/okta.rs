@@ -509,27 +509,6 @@ async fn users_a_push_named_are_read_again_and_a_deleted_one_removed() {
     assert_eq!(removed, [deleted.as_str(), "00unever"]);
 }
 
-/// A sink that keeps a full run's checkpoint as the engine does (the last mark of each listing
-/// among the pages it took) and refuses every page after `take`, as a run killed there would.
-struct Stopping {
-    collected: Collected,
-    checkpoint: ctxsync_sources::Checkpoint,
-    take: usize,
-}
-
-#[async_trait::async_trait]
-impl PageSink for Stopping {
-    async fn accept(&mut self, page: Page) -> Result<(), SinkError> {
-        if self.collected.pages == self.take {
-            return Err(SinkError("stopped".into()));
-        }
-        if let Some(ctxsync_sources::Mark { listing, at: Some(at) }) = &page.mark {
-            self.checkpoint.set(listing, at.clone());
-        }
-        self.collected.accept(page).await
-    }
-}
-
 #[tokio::test]
 async fn a_stopped_full_run_resumes_from_its_marks_and_completes_the_listing() {
     let fake = FakeOkta::start_with(TenantSpec { seed: 5, users: 600, groups: 160, ..TenantSpec::default() })
@@ -543,8 +522,7 @@ async fn a_stopped_full_run_resumes_from_its_marks_and_completes_the_listing() {
 
     let (sources, config, credentials) =
         (okta_sources(&fake), okta_config(&fake, false), okta_credentials(&fake.api_token()));
-    let mut first =
-        Stopping { collected: Collected::default(), checkpoint: Default::default(), take: whole.pages / 2 };
+    let mut first = Stopping::after(whole.pages / 2);
     let stopped = sources.sync(&config, &credentials, SyncMode::Full, &mut first).await;
     assert!(matches!(stopped, Err(SyncError::Sink(_))), "{stopped:?}");
     let marked: Vec<&String> = first.checkpoint.0.keys().collect();

@@ -11,7 +11,7 @@ use super::Run;
 use super::wire::{DEVICE_SELECT, DeltaPage, Item, Listing, Objects};
 use crate::SourceError;
 use crate::http::Reply;
-use crate::sync::{SyncError, overlapped};
+use crate::sync::{Mark, SyncError, overlapped};
 
 /// A device's owners, only their ids (users are read on their own).
 const OWNERS: &str = "registeredOwners($select=id)";
@@ -62,9 +62,15 @@ impl Run<'_> {
         loop {
             let (page, retries) = fetched.map_err(|f| self.failure(f))?;
             let next = page.next_link.map(|link| client.rebase(&link)).transpose()?;
+            let last = next.is_none();
             let store = async {
                 let mut out = self.page(Objects::Devices(page.value));
                 out.retries = retries + std::mem::take(&mut self.retries);
+                // Marked once listed: a resumed run lists the devices again until then.
+                out.mark = match last {
+                    false => Some(Mark { listing: Listing::Devices.name(), at: None }),
+                    true => self.mark(Listing::Devices, None, Some(&delta_link)),
+                };
                 self.sink.accept(out).await
             };
             let Some(next) = next else {

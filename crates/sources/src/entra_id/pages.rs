@@ -12,6 +12,12 @@
 //!
 //! Pages go to the sink as they arrive, so memory stays flat whatever the tenant's size; only
 //! the role assignments (admins are few) are held for the whole run.
+//!
+//! A full run marks each round's progress so a stopped one can be resumed (`SyncMode::Resume`):
+//! users and groups with every page (the next link, or the delta link once the round ended),
+//! devices once listed. A resumed run reads the role assignments and totals again (a few
+//! requests) and goes on with each round from its mark; a link Graph no longer honours (410)
+//! means starting over.
 
 #[path = "owners.rs"]
 mod owners;
@@ -31,7 +37,7 @@ use crate::SourceError;
 use crate::http::Reply;
 use crate::lenient;
 use crate::sync::{
-    Coverage, Cursor, Expected, Outcome, Page, PageSink, Removal, SyncError, SyncMode, overlapped,
+    Coverage, Cursor, Expected, Mark, Outcome, Page, PageSink, Removal, SyncError, SyncMode, overlapped,
     role_changes,
 };
 use wire::{DeltaPage, Item, Listing, Objects, RoleAssignments, USER_SELECT, decode};
@@ -53,9 +59,31 @@ struct DeltaCursor {
     admin_roles: Option<BTreeMap<String, Vec<String>>>,
 }
 
+/// How far a full run's round got.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct RoundMark {
+    /// The next page's link as Graph wrote it.
+    next: Option<String>,
+    /// The round's delta link, once it ended.
+    delta: Option<String>,
+    /// The last group handed over: the next page may repeat it with more members.
+    last_group: Option<Value>,
+}
+
+/// Where a round starts: from its beginning or a mark's link, or it had ended with `Done`'s
+/// delta link.
+enum From {
+    Start(Url),
+    Done(String),
+}
+
 struct Run<'s> {
     sink: &'s mut dyn PageSink,
     incremental: bool,
+    /// A full run marks its pages; a resumed one goes on from marks, so a link Graph no longer
+    /// honours means starting over.
+    marking: bool,
+    resumed: bool,
     /// Display names of the directory roles each user holds.
     roles: BTreeMap<String, Vec<String>>,
     /// Users whose roles changed since the last run and who have not come through the users
@@ -76,31 +104,47 @@ pub(super) async fn sync(
     mode: SyncMode,
     sink: &mut dyn PageSink,
 ) -> Result<Outcome, SyncError> {
-    let previous = match mode {
-        // These listings leave no marks, so no run of theirs is resumed; were one, listing
-        // everything again would still complete it.
-        SyncMode::Full | SyncMode::Resume(_) => None,
-        SyncMode::Incremental(Cursor(cursor)) => {
+    let (previous, resume) = match mode {
+        SyncMode::Full => (None, None),
+        SyncMode::Resume(checkpoint) => (None, Some(checkpoint)),
+        SyncMode::Incremental(Cursor(cursor)) => (
             Some(serde_json::from_value::<DeltaCursor>(cursor).map_err(|error| {
                 tracing::warn!(%error, "the stored Entra ID cursor is not readable; a full sync is needed");
                 SyncError::CursorExpired
-            })?)
-        }
+            })?),
+            None,
+        ),
     };
+    let marks = resume.clone().unwrap_or_default();
     let (roles, mut retries) = admin_roles(client).await?;
     let role_changes = match &previous {
         Some(previous) => role_changes(previous.admin_roles.as_ref(), roles.as_ref()),
         None => BTreeSet::new(),
     };
-    let start = |listing: Listing, link: Option<&String>| match link {
-        Some(link) => client.rebase(link),
-        None => Ok(client.url(&[listing.name(), "delta"], &format!("$select={}", listing.select()))),
+    let start = |listing: Listing, link: Option<&String>| -> Result<From, SyncError> {
+        if let Some(mark) = marks.get::<RoundMark>(listing.name()) {
+            match mark {
+                RoundMark { delta: Some(delta), .. } => return Ok(From::Done(delta)),
+                RoundMark { next: Some(next), .. } => return Ok(From::Start(client.rebase(&next)?)),
+                _ => {}
+            }
+        }
+        Ok(From::Start(match link {
+            Some(link) => client.rebase(link)?,
+            None => client.url(&[listing.name(), "delta"], &format!("$select={}", listing.select())),
+        }))
     };
     let [users, groups] = [
         start(Listing::Users, previous.as_ref().map(|p| &p.users))?,
         start(Listing::Groups, previous.as_ref().map(|p| &p.groups))?,
     ];
-    let devices = previous.as_ref().map(|p| client.rebase(&p.devices)).transpose()?;
+    let devices = match (&previous, marks.get::<RoundMark>(Listing::Devices.name())) {
+        (Some(previous), _) => Some(From::Start(client.rebase(&previous.devices)?)),
+        (None, Some(RoundMark { delta: Some(delta), .. })) => Some(From::Done(delta)),
+        (None, Some(RoundMark { next: Some(next), .. })) => Some(From::Start(client.rebase(&next)?)),
+        (None, _) => None,
+    };
+    let last_group = marks.get::<RoundMark>(Listing::Groups.name()).and_then(|m| m.last_group);
     let expected = if previous.is_some() {
         Expected::new()
     } else {
@@ -114,17 +158,19 @@ pub(super) async fn sync(
     let mut run = Run {
         sink,
         incremental: previous.is_some(),
+        marking: previous.is_none(),
+        resumed: resume.is_some(),
         roles: roles.clone().unwrap_or_default(),
         role_changes,
-        last_group: None,
+        last_group,
         owners_denied: false,
         retries,
     };
-    let users = run.round(client, Listing::Users, users).await?;
+    let users = run.go_on(client, Listing::Users, users).await?;
     run.refresh_role_changes(client).await?;
-    let groups = run.round(client, Listing::Groups, groups).await?;
+    let groups = run.go_on(client, Listing::Groups, groups).await?;
     let devices = match devices {
-        Some(start) => run.round(client, Listing::Devices, start).await?,
+        Some(from) => run.go_on(client, Listing::Devices, from).await?,
         None => run.all_devices(client).await?,
     };
     let coverage = if run.incremental {
@@ -214,6 +260,31 @@ async fn admin_roles(
 }
 
 impl Run<'_> {
+    /// A round from where `from` says; its delta link.
+    async fn go_on(
+        &mut self,
+        client: &mut GraphClient<'_>,
+        listing: Listing,
+        from: From,
+    ) -> Result<String, SyncError> {
+        match from {
+            From::Start(start) => self.round(client, listing, start).await,
+            From::Done(delta) => Ok(delta),
+        }
+    }
+
+    /// A full run's mark of `listing`: its next link, or the delta link it ended with.
+    fn mark(&self, listing: Listing, next: Option<&str>, delta: Option<&str>) -> Option<Mark> {
+        self.marking.then(|| {
+            let mark = RoundMark {
+                next: next.map(str::to_owned),
+                delta: delta.map(str::to_owned),
+                last_group: self.last_group.clone().filter(|_| listing == Listing::Groups),
+            };
+            Mark { listing: listing.name(), at: Some(serde_json::to_value(mark).expect("marks serialize")) }
+        })
+    }
+
     /// Follows one delta round from `start` to its end, handing each page to the sink; returns
     /// the round's delta link. The next page is requested before this one is mapped and stored,
     /// so Graph's latency overlaps the work on our side.
@@ -233,8 +304,8 @@ impl Run<'_> {
             if let Objects::Devices(devices) = &mut value {
                 retries += self.attach_owners(client, devices).await?;
             }
-            let next = match (next_link, &delta_link) {
-                (Some(next), _) => Some(client.rebase(&next)?),
+            let next = match (&next_link, &delta_link) {
+                (Some(next), _) => Some(client.rebase(next)?),
                 (None, Some(_)) => None,
                 (None, None) => {
                     return Err(SourceError::Unreachable(format!(
@@ -248,6 +319,7 @@ impl Run<'_> {
             let store = async {
                 let mut out = self.page(value);
                 out.retries = retries + std::mem::take(&mut self.retries);
+                out.mark = self.mark(listing, next_link.as_deref(), delta_link.as_deref());
                 self.sink.accept(out).await
             };
             let Some(next) = next else {
@@ -261,10 +333,11 @@ impl Run<'_> {
         }
     }
 
-    /// A token Graph no longer knows means a full sync, unless this already is one.
+    /// A token Graph no longer knows means a full sync, unless this already is one that
+    /// started from the beginning.
     fn failure(&self, failure: Failure) -> SyncError {
         match failure {
-            Failure::Gone if self.incremental => SyncError::CursorExpired,
+            Failure::Gone if self.incremental || self.resumed => SyncError::CursorExpired,
             other => SyncError::Source(other.into_source()),
         }
     }

@@ -48,6 +48,8 @@ fn read(listing: Listing, body: &[u8]) -> Option<Page> {
     let mut run = Run {
         sink: &mut sink,
         incremental: true,
+        marking: false,
+        resumed: false,
         roles: BTreeMap::new(),
         role_changes: BTreeSet::new(),
         last_group: None,

@@ -5,7 +5,8 @@
 //! The fake runs in a child process so the peak RSS printed is the sync's own; the bench changes
 //! the org through the child's standard input. The raw fetch downloads and discards exactly the
 //! pages a full run asks for (admin assignees and each one's roles, users, deprovisioned users,
-//! groups, every group's members), one after another. Raw fetch and full sync alternate for
+//! groups, every group's members) with the connector's concurrency: as many requests in flight
+//! per listing, the next page asked for while the last is handled. Raw fetch and full sync alternate for
 //! `--rounds` rounds (5 by default), each sync into a fresh store. Two ratios are printed: the
 //! median of the rounds' own ratios (a pair measured seconds apart shares most of a shared
 //! machine's drift), and the fastest sync against the fastest raw fetch (noise only ever adds
@@ -218,62 +219,113 @@ struct RawFetch {
     elapsed: Duration,
 }
 
-/// Downloads every page the connector reads, decoding only what finding the next page needs.
+/// Downloads every page the connector reads, decoding only what finding the next page needs, in
+/// the connector's pattern: the admins' roles (four at a time) and then the two user listings
+/// (one page in flight each) beside the groups, 20 a page, each page's groups' members four
+/// groups at a time while the next page of groups is fetched.
 async fn raw_fetch(base: &str, token: &str) -> RawFetch {
-    let client = reqwest::Client::new();
-    let auth = format!("SSWS {token}");
+    let raw = Raw { client: reqwest::Client::new(), auth: format!("SSWS {token}"), base: base.to_string() };
     let started = Instant::now();
-    let (mut pages, mut items) = (0u64, 0u64);
-    let mut groups = Vec::new();
-    // The connector reads admin roles first: the assignees 100 at a time (the next page is named
-    // in the body's `_links`), then each one's roles.
-    let mut next = Some(format!("{base}/api/v1/iam/assignees/users?limit=100"));
-    while let Some(url) = next {
-        let body =
-            client.get(&url).header("Authorization", &auth).send().await.unwrap().bytes().await.unwrap();
-        pages += 1;
-        let page: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        next = page["_links"]["next"]["href"].as_str().map(str::to_string);
-        let assignees = page["value"].as_array().unwrap();
-        items += assignees.len() as u64;
-        for assignee in assignees {
-            let id = assignee["id"].as_str().unwrap();
-            let url = format!("{base}/api/v1/users/{id}/roles");
-            client.get(&url).header("Authorization", &auth).send().await.unwrap().bytes().await.unwrap();
-            pages += 1;
-        }
+    let (users, groups) = tokio::join!(raw.users(), raw.groups());
+    RawFetch { pages: users.0 + groups.0, items: users.1 + groups.1, elapsed: started.elapsed() }
+}
+
+/// The raw fetch's client; each listing returns the pages and items it read.
+struct Raw {
+    client: reqwest::Client,
+    auth: String,
+    base: String,
+}
+
+/// How many groups' members, and admins' roles, the connector asks for at once.
+const AT_ONCE: usize = 4;
+
+impl Raw {
+    async fn get(&self, url: &str) -> reqwest::Response {
+        self.client.get(url).header("Authorization", &self.auth).send().await.unwrap()
     }
-    let starts = [
-        format!("{base}/api/v1/users?limit=200"),
-        format!("{base}/api/v1/users?limit=200&filter=status%20eq%20%22DEPROVISIONED%22"),
-        format!("{base}/api/v1/groups?limit=200&expand=stats"),
-    ];
-    for (i, start) in starts.iter().enumerate() {
-        let mut next = Some(start.clone());
+
+    /// The admins (the next page named in the body's `_links`) and each one's roles, then every
+    /// user.
+    async fn users(&self) -> (u64, u64) {
+        use futures::StreamExt;
+        let (mut pages, mut items) = (0, 0);
+        let mut next = Some(format!("{}/api/v1/iam/assignees/users?limit=100", self.base));
         while let Some(url) = next {
-            let response = client.get(&url).header("Authorization", &auth).send().await.unwrap();
-            next = next_link(response.headers());
-            let body = response.bytes().await.unwrap();
+            let page: serde_json::Value =
+                serde_json::from_slice(&self.get(&url).await.bytes().await.unwrap()).unwrap();
             pages += 1;
-            if i == 2 {
-                let list: Vec<serde_json::Value> = serde_json::from_slice(&body).unwrap();
-                groups.extend(list.iter().map(|g| g["id"].as_str().unwrap().to_string()));
-                items += list.len() as u64;
-            } else {
+            next = page["_links"]["next"]["href"].as_str().map(str::to_string);
+            let assignees: Vec<String> = page["value"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["id"].as_str().unwrap().to_string())
+                .collect();
+            items += assignees.len() as u64;
+            let roles = futures::stream::iter(assignees)
+                .map(|id| async move {
+                    self.get(&format!("{}/api/v1/users/{id}/roles", self.base)).await.bytes().await
+                })
+                .buffered(AT_ONCE);
+            pages += roles.count().await as u64;
+        }
+        for start in ["limit=200", "limit=200&filter=status%20eq%20%22DEPROVISIONED%22"] {
+            let mut next = Some(format!("{}/api/v1/users?{start}", self.base));
+            while let Some(url) = next {
+                let response = self.get(&url).await;
+                next = next_link(response.headers());
+                let body = response.bytes().await.unwrap();
+                pages += 1;
                 items += body.windows(6).filter(|w| w == b"\"id\":\"").count() as u64;
             }
         }
+        (pages, items)
     }
-    for group in groups {
-        let mut next = Some(format!("{base}/api/v1/groups/{group}/users?limit=200"));
+
+    /// Every group, and each group's members.
+    async fn groups(&self) -> (u64, u64) {
+        use futures::StreamExt;
+        let (mut pages, mut items) = (0, 0);
+        let mut next = Some(format!("{}/api/v1/groups?limit=20&expand=stats", self.base));
+        let mut fetched = match &next {
+            Some(url) => Some(self.get(url).await),
+            None => None,
+        };
+        while let Some(response) = fetched.take() {
+            next = next_link(response.headers());
+            let list: Vec<serde_json::Value> =
+                serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+            pages += 1;
+            items += list.len() as u64;
+            let ids: Vec<String> = list.iter().map(|g| g["id"].as_str().unwrap().to_string()).collect();
+            let members =
+                futures::stream::iter(ids).map(|id| self.members(id)).buffered(AT_ONCE).collect::<Vec<u64>>();
+            let following = async {
+                match &next {
+                    Some(url) => Some(self.get(url).await),
+                    None => None,
+                }
+            };
+            let (listed, following) = tokio::join!(members, following);
+            pages += listed.iter().sum::<u64>();
+            fetched = following;
+        }
+        (pages, items)
+    }
+
+    /// A group's member pages, one after another; how many.
+    async fn members(&self, group: String) -> u64 {
+        let mut pages = 0;
+        let mut next = Some(format!("{}/api/v1/groups/{group}/users?limit=200", self.base));
         while let Some(url) = next {
-            let response = client.get(&url).header("Authorization", &auth).send().await.unwrap();
+            let response = self.get(&url).await;
             next = next_link(response.headers());
             response.bytes().await.unwrap();
             pages += 1;
         }
+        pages
     }
-    RawFetch { pages, items, elapsed: started.elapsed() }
 }
 
 fn next_link(headers: &reqwest::header::HeaderMap) -> Option<String> {

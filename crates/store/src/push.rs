@@ -81,6 +81,10 @@ pub trait PushStore {
         now: OffsetDateTime,
     ) -> Result<bool, StoreError>;
 
+    /// Replaces the secret of an endpoint that is on, keeping what it has seen (a source's
+    /// subscriptions made again); `false` when it is off.
+    async fn replace_push_secret(&self, config: ConfigId, digest: &str) -> Result<bool, StoreError>;
+
     /// Turns the endpoint off; `false` when it was not on.
     async fn delete_push_secret(&self, org: OrgId, config: ConfigId) -> Result<bool, StoreError>;
 
@@ -135,8 +139,8 @@ pub trait PushStore {
     async fn subscriptions(&self, config: ConfigId) -> Result<Vec<SourceSubscription>, StoreError>;
 
     /// Takes the subscriptions expiring before `due` that no one has claimed past `now`, and
-    /// claims them until `until`: whoever renews them, in any replica, is the only one to.
-    /// Renewing (or replacing) one ends its claim; a failed renewal is tried again after it.
+    /// claims them until `until`: whoever renews them, in any replica, is the only one to. A
+    /// renewed one is no longer due; a failed renewal is tried again once the claim lapses.
     async fn claim_due_subscriptions(
         &self,
         due: OffsetDateTime,
@@ -144,7 +148,7 @@ pub trait PushStore {
         until: OffsetDateTime,
     ) -> Result<Vec<SourceSubscription>, StoreError>;
 
-    /// A renewed subscription's new expiry; its claim ends.
+    /// A renewed subscription's new expiry.
     async fn renew_subscription(
         &self,
         config: ConfigId,

@@ -77,6 +77,15 @@ impl PushStore for Store {
         Ok(set.rows_affected() > 0)
     }
 
+    async fn replace_push_secret(&self, config: ConfigId, digest: &str) -> Result<bool, StoreError> {
+        let replaced = sqlx::query("UPDATE push_endpoints SET secret_digest = $2 WHERE config_id = $1")
+            .bind(DbId(config.0))
+            .bind(digest)
+            .execute(self.writer())
+            .await?;
+        Ok(replaced.rows_affected() > 0)
+    }
+
     async fn delete_push_secret(&self, org: OrgId, config: ConfigId) -> Result<bool, StoreError> {
         let deleted = sqlx::query(
             "DELETE FROM push_endpoints WHERE config_id = $1 \
@@ -292,8 +301,7 @@ impl PushStore for Store {
         expires_at: OffsetDateTime,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE graph_subscriptions SET expires_at = $3, claimed_until = NULL \
-             WHERE config_id = $1 AND subscription_id = $2",
+            "UPDATE graph_subscriptions SET expires_at = $3 WHERE config_id = $1 AND subscription_id = $2",
         )
         .bind(DbId(config.0))
         .bind(id)

@@ -60,8 +60,15 @@ async fn deliveries_count_and_an_event_counts_once() {
     assert_eq!((endpoint.deliveries, endpoint.duplicates, endpoint.rejected), (0, 0, 0));
     assert!(endpoint.admits("t") && !endpoint.admits("s"));
 
+    // Replaced, the secret changes and the counts stay.
+    db.store.record_delivery(config, Delivery::Rejected, later).await.unwrap();
+    assert!(db.store.replace_push_secret(config, &secret_digest("u")).await.unwrap());
+    let endpoint = db.store.push_endpoint(config).await.unwrap().unwrap();
+    assert!(endpoint.admits("u") && !endpoint.admits("t") && endpoint.rejected == 1);
+
     db.store.delete_config(org, config).await.unwrap();
     assert_eq!(db.store.push_endpoint(config).await.unwrap(), None, "gone with its config");
+    assert!(!db.store.replace_push_secret(config, &secret_digest("v")).await.unwrap());
 }
 
 #[tokio::test]

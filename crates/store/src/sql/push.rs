@@ -269,8 +269,8 @@ impl PushStore for Store {
         until: OffsetDateTime,
     ) -> Result<Vec<SourceSubscription>, StoreError> {
         // Most looks find nothing due: a read first keeps them off the write lock.
-        let any: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM graph_subscriptions WHERE expires_at <= $1 \
+        let any: Option<String> = sqlx::query_scalar(
+            "SELECT subscription_id FROM graph_subscriptions WHERE expires_at <= $1 \
              AND (claimed_until IS NULL OR claimed_until <= $2) LIMIT 1",
         )
         .bind(DbTime(due))

@@ -104,12 +104,15 @@ async fn pushing_config(state: &AppState, org: ctxsync_core::OrgId, id: &str) ->
 
 /// The address the source reaches this service at: `CTXSYNC_PUBLIC_URL`, else the `Host` the
 /// request came to.
-fn hook_url(state: &AppState, headers: &HeaderMap, config: ConfigId) -> String {
-    let base = state.public_url.clone().unwrap_or_else(|| {
+fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+    state.public_url.clone().unwrap_or_else(|| {
         let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
         format!("http://{host}")
-    });
-    format!("{}{OKTA_HOOK_PATH}/{config}", base.trim_end_matches('/'))
+    })
+}
+
+fn hook_url(state: &AppState, headers: &HeaderMap, config: ConfigId) -> String {
+    format!("{}{OKTA_HOOK_PATH}/{config}", base_url(state, headers).trim_end_matches('/'))
 }
 
 /// What a config's push looks like from outside: where the source delivers, and for a source
@@ -120,8 +123,8 @@ struct Shown {
     subscriptions: Option<Vec<SourceSubscription>>,
 }
 
-/// Where the source delivers: Graph needs `CTXSYNC_PUBLIC_URL` (it is told the address), Okta's
-/// operator is told the address, the `Host` the request came to without it.
+/// Where the source delivers, under [`base_url`] (turning Graph's push on needs
+/// `CTXSYNC_PUBLIC_URL`, since Graph is given the address rather than an operator).
 async fn shown(state: &AppState, headers: &HeaderMap, config: &Config) -> Result<Shown, ApiError> {
     if !subscribes(config) {
         return Ok(Shown {
@@ -130,8 +133,7 @@ async fn shown(state: &AppState, headers: &HeaderMap, config: &Config) -> Result
             subscriptions: None,
         });
     }
-    let base = state.public_url.as_deref().unwrap_or("");
-    let (url, lifecycle) = notification_urls(base, config.id);
+    let (url, lifecycle) = notification_urls(&base_url(state, headers), config.id);
     let subscriptions = state.store.subscriptions(config.id).await?;
     Ok(Shown { url, lifecycle_url: Some(lifecycle), subscriptions: Some(subscriptions) })
 }

@@ -19,8 +19,10 @@ use super::{ENTRA_PUSH_PATH, request_run};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// Subscriptions expiring within this long are renewed (Graph's live at most 29 days).
-const RENEW_WITHIN: time::Duration = time::Duration::days(3);
+/// Subscriptions expiring within this long are renewed. Graph's are made for 41,700 minutes
+/// (its limit is 41,760), so each is renewed about an hour after it was made or last renewed:
+/// its expiry never comes near, and one Graph lost without a word is found within the hour.
+const RENEW_WITHIN: time::Duration = time::Duration::minutes(41_640);
 /// A replica renewing a subscription holds it this long; a renewal that failed is tried again
 /// after it.
 const CLAIM_FOR: time::Duration = time::Duration::minutes(10);

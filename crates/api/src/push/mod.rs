@@ -35,6 +35,7 @@ pub use hook::{__path_okta_delivery, __path_okta_verification};
 pub use hook::{DELIVERIES, describe as describe_metrics};
 pub use status::{__path_disable_push, __path_enable_push, __path_get_push};
 pub use subscriptions::keep_subscriptions;
+pub(crate) use subscriptions::unsubscribe;
 pub(crate) use {
     graph::entra_lifecycle, graph::entra_notifications, hook::okta_delivery, hook::okta_verification,
     status::disable_push, status::enable_push, status::get_push,

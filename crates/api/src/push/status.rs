@@ -10,9 +10,7 @@ use ctxsync_store::{PushEndpoint, SourceSubscription, new_secret, secret_digest}
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::subscriptions::{
-    credentials, no_public_url, notification_urls, resubscribe, unsubscribe_at_source,
-};
+use super::subscriptions::{no_public_url, notification_urls, resubscribe, unsubscribe};
 use super::{OKTA_HOOK_PATH, SECRET_HEADER};
 use crate::auth::{Authorized, IntegrationsRead, ManageIntegrations};
 use crate::entities::response::rfc3339;
@@ -275,17 +273,7 @@ pub async fn disable_push(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = config_id(&id)?;
-    if let Some(config) = state.store.get_config(auth.org_id, id).await?.filter(subscribes) {
-        // Subscriptions the source cannot be asked to delete expire on their own, and their
-        // notifications then find no endpoint.
-        match credentials(&state, &config).await {
-            Ok(credentials) => unsubscribe_at_source(&state, &config, &credentials).await?,
-            Err(error) => {
-                tracing::warn!(config_id = %id, %error, "could not delete the subscriptions at the source")
-            }
-        }
-        state.store.set_subscriptions(id, &[]).await?;
-    }
+    unsubscribe(&state, auth.org_id, id).await?;
     if !state.store.delete_push_secret(auth.org_id, id).await? {
         return Err(ApiError::NotFound("push is not on for this config".into()));
     }

@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use ctxsync_core::{Config, ConfigId};
+use ctxsync_core::{Config, ConfigId, OrgId};
 use ctxsync_sources::{Credentials, SourceError, SubscriptionRequest};
 use ctxsync_store::{SourceSubscription, new_secret, secret_digest};
 use time::OffsetDateTime;
@@ -81,9 +81,8 @@ pub(crate) async fn resubscribe(
     Ok(stored)
 }
 
-/// Deletes the config's stored subscriptions at the source. One the source cannot delete now
-/// expires on its own, and its notifications then find no endpoint.
-pub(crate) async fn unsubscribe_at_source(
+/// Deletes the config's stored subscriptions at the source.
+async fn unsubscribe_at_source(
     state: &AppState,
     config: &Config,
     credentials: &Credentials,
@@ -93,6 +92,24 @@ pub(crate) async fn unsubscribe_at_source(
             tracing::warn!(config_id = %config.id, %error, "could not delete a subscription at the source");
         }
     }
+    Ok(())
+}
+
+/// Deletes the config's subscriptions at the source and forgets them, when its source subscribes:
+/// push turned off, or the config deleted. One the source cannot be asked to delete expires on
+/// its own, and its notifications then find no endpoint.
+pub(crate) async fn unsubscribe(state: &AppState, org: OrgId, id: ConfigId) -> Result<(), ApiError> {
+    let config = state.store.get_config(org, id).await?;
+    let Some(config) = config.filter(|c| ctxsync_sources::subscribes(c.integration_type)) else {
+        return Ok(());
+    };
+    match credentials(state, &config).await {
+        Ok(credentials) => unsubscribe_at_source(state, &config, &credentials).await?,
+        Err(error) => {
+            tracing::warn!(config_id = %id, %error, "could not delete the subscriptions at the source")
+        }
+    }
+    state.store.set_subscriptions(id, &[]).await?;
     Ok(())
 }
 

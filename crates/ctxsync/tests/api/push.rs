@@ -331,6 +331,11 @@ async fn an_entra_suspension_reaches_the_store_through_graph_change_notification
     let (status, _) =
         status_json(app.client.post(&url).json(&json!({"value": []})).send().await.unwrap()).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A deleted config's subscriptions go at Graph too.
+    let deleted = app.request(Method::DELETE, &format!("{}/{id}", crate::helpers::BASE), None).await;
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    assert!(app.fakes.entra.subscriptions().is_empty());
 }
 
 #[tokio::test]

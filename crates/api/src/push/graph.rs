@@ -203,6 +203,11 @@ async fn lifecycle(
         return request_run(state, config.id).await;
     }
     for n in notifications {
+        // One made again meanwhile (a renewal Graph answered 404) is taken care of, run included.
+        let current = state.store.subscriptions(config.id).await?;
+        if !current.iter().any(|s| s.id == n.subscription_id) {
+            continue;
+        }
         match event(n).as_str() {
             "reauthorizationRequired" => {
                 let credentials = credentials(state, config).await?;

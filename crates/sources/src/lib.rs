@@ -30,7 +30,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ctxsync_core::{Config, IntegrationType, SettingTypo, Settings};
-use time::OffsetDateTime;
 
 pub use endpoints::Endpoints;
 pub use entra_id::{client_id as entra_client_id, tenant as entra_tenant};
@@ -191,13 +190,14 @@ impl Sources {
         subscriber.subscribe(&reach, request).await
     }
 
-    /// Renews a subscription; its new expiry, or `None` when the source no longer knows it.
+    /// Renews a subscription: its new expiry and renewal time, or `None` when the source no longer
+    /// knows it.
     pub async fn renew_subscription(
         &self,
         config: &Config,
         credentials: &Credentials,
         id: &str,
-    ) -> Result<Option<OffsetDateTime>, SourceError> {
+    ) -> Result<Option<Subscription>, SourceError> {
         let (subscriber, reach) = self.reach(config, credentials)?;
         subscriber.renew(&reach, id).await
     }

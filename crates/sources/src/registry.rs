@@ -146,6 +146,8 @@ pub struct Subscription {
     /// The source's id for it.
     pub id: String,
     pub expires_at: OffsetDateTime,
+    /// When ctxsync should renew it: the source knows how long its subscriptions live.
+    pub renew_at: OffsetDateTime,
 }
 
 /// What a subscription call needs: the config and its credentials, and how to reach the source.
@@ -169,7 +171,7 @@ pub(crate) trait Subscriber: Send + Sync {
 
     /// Moves the subscription's expiry as far as the source allows; `None` when the source no
     /// longer knows it.
-    async fn renew(&self, reach: &Reach<'_>, id: &str) -> Result<Option<OffsetDateTime>, SourceError>;
+    async fn renew(&self, reach: &Reach<'_>, id: &str) -> Result<Option<Subscription>, SourceError>;
 
     /// Answers the source's ask to reauthorize; `false` when it no longer knows the subscription.
     async fn reauthorize(&self, reach: &Reach<'_>, id: &str) -> Result<bool, SourceError>;

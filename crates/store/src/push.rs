@@ -59,6 +59,8 @@ pub struct SourceSubscription {
     pub resource: String,
     pub id: String,
     pub expires_at: OffsetDateTime,
+    /// When to renew it, as the source decided.
+    pub renew_at: OffsetDateTime,
 }
 
 /// What became of one delivery.
@@ -138,21 +140,15 @@ pub trait PushStore {
     /// The config's subscriptions, by resource.
     async fn subscriptions(&self, config: ConfigId) -> Result<Vec<SourceSubscription>, StoreError>;
 
-    /// Takes the subscriptions expiring before `due` that no one has claimed past `now`, and
+    /// Takes the subscriptions due for renewal by `now` that no one has claimed past it, and
     /// claims them until `until`: whoever renews them, in any replica, is the only one to. A
     /// renewed one is no longer due; a failed renewal is tried again once the claim lapses.
     async fn claim_due_subscriptions(
         &self,
-        due: OffsetDateTime,
         now: OffsetDateTime,
         until: OffsetDateTime,
     ) -> Result<Vec<SourceSubscription>, StoreError>;
 
-    /// A renewed subscription's new expiry.
-    async fn renew_subscription(
-        &self,
-        config: ConfigId,
-        id: &str,
-        expires_at: OffsetDateTime,
-    ) -> Result<(), StoreError>;
+    /// A renewed subscription's new expiry and renewal time (found by its config and id).
+    async fn renew_subscription(&self, renewed: &SourceSubscription) -> Result<(), StoreError>;
 }

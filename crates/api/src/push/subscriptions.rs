@@ -19,10 +19,6 @@ use super::{ENTRA_PUSH_PATH, request_run};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// Subscriptions expiring within this long are renewed. Graph's are made for 41,700 minutes
-/// (its limit is 41,760), so each is renewed about an hour after it was made or last renewed:
-/// its expiry never comes near, and one Graph lost without a word is found within the hour.
-const RENEW_WITHIN: time::Duration = time::Duration::minutes(41_640);
 /// A replica renewing a subscription holds it this long; a renewal that failed is tried again
 /// after it.
 const CLAIM_FOR: time::Duration = time::Duration::minutes(10);
@@ -74,6 +70,7 @@ pub(crate) async fn resubscribe(
             resource: s.resource,
             id: s.id,
             expires_at: s.expires_at,
+            renew_at: s.renew_at,
         })
         .collect();
     state.store.set_subscriptions(config.id, &stored).await?;
@@ -125,8 +122,15 @@ pub(crate) fn no_public_url() -> ApiError {
 pub(crate) async fn renew(state: &AppState, config: &Config, id: &str) -> Result<(), ApiError> {
     let credentials = credentials(state, config).await?;
     match state.sources.renew_subscription(config, &credentials, id).await? {
-        Some(expires_at) => {
-            state.store.renew_subscription(config.id, id, expires_at).await?;
+        Some(renewed) => {
+            let renewed = SourceSubscription {
+                config_id: config.id,
+                resource: renewed.resource,
+                id: id.to_owned(),
+                expires_at: renewed.expires_at,
+                renew_at: renewed.renew_at,
+            };
+            state.store.renew_subscription(&renewed).await?;
             tracing::debug!(config_id = %config.id, "renewed a subscription");
         }
         None => {
@@ -140,7 +144,7 @@ pub(crate) async fn renew(state: &AppState, config: &Config, id: &str) -> Result
 
 /// Renews the subscriptions due by `now`, as [`keep_subscriptions`] does at each look.
 async fn renew_due(state: &AppState, now: OffsetDateTime) -> Result<(), ApiError> {
-    let due = state.store.claim_due_subscriptions(now + RENEW_WITHIN, now, now + CLAIM_FOR).await?;
+    let due = state.store.claim_due_subscriptions(now, now + CLAIM_FOR).await?;
     for subscription in &due {
         let Some(config) = state.store.config_by_id(subscription.config_id).await? else { continue };
         // A config made again already holds new subscriptions: the others it had are gone.

@@ -152,7 +152,7 @@ impl Subscriber for EntraId {
         with_client(reach, async |client| subscriptions::subscribe(client, request).await).await
     }
 
-    async fn renew(&self, reach: &Reach<'_>, id: &str) -> Result<Option<time::OffsetDateTime>, SourceError> {
+    async fn renew(&self, reach: &Reach<'_>, id: &str) -> Result<Option<Subscription>, SourceError> {
         with_client(reach, async |client| subscriptions::renew(client, id).await).await
     }
 

@@ -5,7 +5,8 @@
 //! and wants it back within 10 s, so ctxsync must already answer at those URLs. A notification
 //! carries the subscription's `clientState` and ids only; the run it asks for reads the changes
 //! through the stored delta links. Directory resources live at most 41,760 minutes (29 days),
-//! so subscriptions ask for a little less and are renewed before then.
+//! so subscriptions ask for a little less, and are renewed every hour: their expiry never comes
+//! near, and one Graph lost without a word is found within the hour (the renewal's 404).
 
 use std::time::Duration;
 
@@ -26,6 +27,9 @@ pub(crate) const RESOURCES: [&str; 2] = ["/users", "/groups"];
 /// What is asked of each subscription: less than Graph's 41,760 minutes, so a clock a little
 /// ahead of Graph's is not refused.
 pub(crate) const LIFETIME: Duration = Duration::from_secs(41_700 * 60);
+
+/// How long after it was made or renewed a subscription is renewed.
+const RENEW_AFTER: Duration = Duration::from_secs(3600);
 
 /// What Graph notifies about: changes and deletions (a new user is an update of the directory).
 const CHANGE_TYPE: &str = "updated,deleted";
@@ -52,15 +56,18 @@ fn text(time: OffsetDateTime) -> String {
     time.format(&Rfc3339).expect("times in range format as RFC 3339")
 }
 
-fn created(reply: &crate::http::Reply, resource: &str) -> Result<Subscription, SourceError> {
+/// The subscription Graph answered with, made or renewed.
+fn answered(reply: &crate::http::Reply, resource: &str) -> Result<Subscription, SourceError> {
     let created: Created = reply.json().ok_or_else(|| {
         SourceError::Unreachable(
-            "Microsoft Graph answered a new subscription without its id and expiry; check CTXSYNC_GRAPH_BASE_URL"
+            "Microsoft Graph answered a subscription without its id and expiry; check CTXSYNC_GRAPH_BASE_URL"
                 .into(),
         )
     })?;
     let resource = if created.resource.is_empty() { resource.to_string() } else { created.resource };
-    Ok(Subscription { resource, id: created.id, expires_at: expiry(&created.expiration_date_time)? })
+    let expires_at = expiry(&created.expiration_date_time)?;
+    let renew_at = (ctxsync_core::now() + RENEW_AFTER).min(expires_at);
+    Ok(Subscription { resource, id: created.id, expires_at, renew_at })
 }
 
 /// Subscribes to each of [`RESOURCES`]; on a failure, deletes those made so far, so nothing is
@@ -105,25 +112,20 @@ async fn create(
         let action = format!("subscribe to {resource} (it must reach {})", request.notification_url);
         return Err(client.refusal(&reply, &action, &[request.client_state]));
     }
-    created(&reply, resource)
+    answered(&reply, resource)
 }
 
 /// Moves the subscription's expiry a [`LIFETIME`] on; `None` when Graph no longer knows it.
 pub(crate) async fn renew(
     client: &mut GraphClient<'_>,
     id: &str,
-) -> Result<Option<OffsetDateTime>, SourceError> {
+) -> Result<Option<Subscription>, SourceError> {
     let body = json!({"expirationDateTime": text(ctxsync_core::now() + LIFETIME)});
     let url = client.url(&["subscriptions", id], "");
     let reply = client.send(Method::PATCH, &url, Some(&body)).await?;
     match reply.status {
         StatusCode::NOT_FOUND => Ok(None),
-        status if status.is_success() => {
-            let renewed: Created = reply.json().ok_or_else(|| {
-                SourceError::Unreachable("Microsoft Graph answered a renewal without the subscription".into())
-            })?;
-            Ok(Some(expiry(&renewed.expiration_date_time)?))
-        }
+        status if status.is_success() => Ok(Some(answered(&reply, "")?)),
         _ => Err(client.refusal(&reply, "renew a subscription", &[])),
     }
 }

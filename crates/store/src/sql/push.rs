@@ -38,6 +38,7 @@ struct SubscriptionRow {
     resource: String,
     subscription_id: String,
     expires_at: DbTime,
+    renew_at: DbTime,
 }
 
 impl From<SubscriptionRow> for SourceSubscription {
@@ -47,6 +48,7 @@ impl From<SubscriptionRow> for SourceSubscription {
             resource: row.resource,
             id: row.subscription_id,
             expires_at: row.expires_at.0,
+            renew_at: row.renew_at.0,
         }
     }
 }
@@ -237,13 +239,14 @@ impl PushStore for Store {
             .await?;
         for s in subscriptions {
             sqlx::query(
-                "INSERT INTO graph_subscriptions (config_id, resource, subscription_id, expires_at) \
-                 SELECT id, $2, $3, $4 FROM integration_configs WHERE id = $1",
+                "INSERT INTO graph_subscriptions (config_id, resource, subscription_id, expires_at, renew_at) \
+                 SELECT id, $2, $3, $4, $5 FROM integration_configs WHERE id = $1",
             )
             .bind(DbId(config.0))
             .bind(&s.resource)
             .bind(&s.id)
             .bind(DbTime(s.expires_at))
+            .bind(DbTime(s.renew_at))
             .execute(&mut *tx)
             .await?;
         }
@@ -253,7 +256,7 @@ impl PushStore for Store {
 
     async fn subscriptions(&self, config: ConfigId) -> Result<Vec<SourceSubscription>, StoreError> {
         let rows: Vec<SubscriptionRow> = sqlx::query_as(
-            "SELECT config_id, resource, subscription_id, expires_at FROM graph_subscriptions \
+            "SELECT config_id, resource, subscription_id, expires_at, renew_at FROM graph_subscriptions \
              WHERE config_id = $1 ORDER BY resource",
         )
         .bind(DbId(config.0))
@@ -264,16 +267,14 @@ impl PushStore for Store {
 
     async fn claim_due_subscriptions(
         &self,
-        due: OffsetDateTime,
         now: OffsetDateTime,
         until: OffsetDateTime,
     ) -> Result<Vec<SourceSubscription>, StoreError> {
         // Most looks find nothing due: a read first keeps them off the write lock.
         let any: Option<String> = sqlx::query_scalar(
-            "SELECT subscription_id FROM graph_subscriptions WHERE expires_at <= $1 \
-             AND (claimed_until IS NULL OR claimed_until <= $2) LIMIT 1",
+            "SELECT subscription_id FROM graph_subscriptions WHERE renew_at <= $1 \
+             AND (claimed_until IS NULL OR claimed_until <= $1) LIMIT 1",
         )
-        .bind(DbTime(due))
         .bind(DbTime(now))
         .fetch_optional(self.reader())
         .await?;
@@ -282,11 +283,10 @@ impl PushStore for Store {
         }
         // One statement: a row another replica claimed meanwhile no longer matches.
         let rows: Vec<SubscriptionRow> = sqlx::query_as(
-            "UPDATE graph_subscriptions SET claimed_until = $3 WHERE expires_at <= $1 \
-             AND (claimed_until IS NULL OR claimed_until <= $2) \
-             RETURNING config_id, resource, subscription_id, expires_at",
+            "UPDATE graph_subscriptions SET claimed_until = $2 WHERE renew_at <= $1 \
+             AND (claimed_until IS NULL OR claimed_until <= $1) \
+             RETURNING config_id, resource, subscription_id, expires_at, renew_at",
         )
-        .bind(DbTime(due))
         .bind(DbTime(now))
         .bind(DbTime(until))
         .fetch_all(self.writer())
@@ -294,18 +294,15 @@ impl PushStore for Store {
         Ok(rows.into_iter().map(SourceSubscription::from).collect())
     }
 
-    async fn renew_subscription(
-        &self,
-        config: ConfigId,
-        id: &str,
-        expires_at: OffsetDateTime,
-    ) -> Result<(), StoreError> {
+    async fn renew_subscription(&self, renewed: &SourceSubscription) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE graph_subscriptions SET expires_at = $3 WHERE config_id = $1 AND subscription_id = $2",
+            "UPDATE graph_subscriptions SET expires_at = $3, renew_at = $4 \
+             WHERE config_id = $1 AND subscription_id = $2",
         )
-        .bind(DbId(config.0))
-        .bind(id)
-        .bind(DbTime(expires_at))
+        .bind(DbId(renewed.config_id.0))
+        .bind(&renewed.id)
+        .bind(DbTime(renewed.expires_at))
+        .bind(DbTime(renewed.renew_at))
         .execute(self.writer())
         .await?;
         Ok(())

@@ -98,28 +98,31 @@ async fn a_due_subscription_is_claimed_once_until_it_is_renewed() {
     let db = db().await;
     let config = db.config.id;
     let t0 = ctxsync_core::now();
-    let day = time::Duration::days(1);
-    let subscription = |resource: &str, id: &str, expires_at| crate::SourceSubscription {
+    let (hour, day) = (time::Duration::hours(1), time::Duration::days(1));
+    let subscription = |resource: &str, id: &str, renew_at| crate::SourceSubscription {
         config_id: config,
         resource: resource.into(),
         id: id.into(),
-        expires_at,
+        expires_at: t0 + 29 * day,
+        renew_at,
     };
     let (users, groups) =
-        (subscription("/users", "s-u", t0 + day), subscription("/groups", "s-g", t0 + 5 * day));
+        (subscription("/users", "s-u", t0 + hour), subscription("/groups", "s-g", t0 + 2 * hour));
     db.store.set_subscriptions(config, &[users.clone(), groups.clone()]).await.unwrap();
     assert_eq!(db.store.subscriptions(config).await.unwrap(), vec![groups.clone(), users.clone()]);
 
-    let claim = |due, now| db.store.claim_due_subscriptions(due, now, now + time::Duration::minutes(10));
-    assert_eq!(claim(t0, t0).await.unwrap(), vec![], "nothing expires within the margin yet");
-    assert_eq!(claim(t0 + 2 * day, t0).await.unwrap(), vec![users.clone()]);
-    assert_eq!(claim(t0 + 2 * day, t0).await.unwrap(), vec![], "claimed already");
-    let after_claim = t0 + time::Duration::minutes(11);
-    assert_eq!(claim(t0 + 2 * day, after_claim).await.unwrap(), vec![users.clone()], "a lapsed claim");
+    let claim = |now| db.store.claim_due_subscriptions(now, now + time::Duration::minutes(10));
+    assert_eq!(claim(t0).await.unwrap(), vec![], "none is due yet");
+    let due = t0 + hour;
+    assert_eq!(claim(due).await.unwrap(), vec![users.clone()]);
+    assert_eq!(claim(due).await.unwrap(), vec![], "claimed already");
+    let after_claim = due + time::Duration::minutes(11);
+    assert_eq!(claim(after_claim).await.unwrap(), vec![users.clone()], "a lapsed claim");
 
-    db.store.renew_subscription(config, "s-u", t0 + 29 * day).await.unwrap();
-    assert_eq!(claim(t0 + 2 * day, after_claim).await.unwrap(), vec![], "renewed, so no longer due");
-    let renewed = subscription("/users", "s-u", t0 + 29 * day);
+    let renewed = crate::SourceSubscription { expires_at: t0 + 30 * day, renew_at: t0 + 3 * hour, ..users };
+    db.store.renew_subscription(&renewed).await.unwrap();
+    let later = after_claim + time::Duration::minutes(11);
+    assert_eq!(claim(later).await.unwrap(), vec![], "renewed, so no longer due");
     assert_eq!(db.store.subscriptions(config).await.unwrap(), vec![groups, renewed]);
 
     db.store.set_subscriptions(config, &[]).await.unwrap();

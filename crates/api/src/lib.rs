@@ -25,6 +25,7 @@ mod ttl_map;
 pub use auth::{API_KEY_HEADER, APP_KEY_HEADER};
 pub use error::{ApiError, ErrorBody};
 pub use openapi::ApiDoc;
+pub use push::keep_subscriptions;
 pub use rate_limit::{RateLimitSettings, RateLimits};
 pub use router::router;
 pub use state::AppState;

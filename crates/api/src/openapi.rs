@@ -49,6 +49,8 @@ use crate::{keys, push};
         push::disable_push,
         push::okta_verification,
         push::okta_delivery,
+        push::entra_notifications,
+        push::entra_lifecycle,
         keys::list_keys,
         keys::create_key_pair,
         keys::revoke_key,

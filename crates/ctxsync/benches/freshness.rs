@@ -1,13 +1,15 @@
-//! Freshness: seconds from a change in the fake Okta to the store, with push (an Event Hook
-//! delivering to the config's push endpoint) and, for comparison, without (a schedule only).
+//! Freshness: seconds from a change in the fake Okta or Entra ID tenant to the store, with push
+//! (an Event Hook delivering to the config's push endpoint; Graph change notifications) and, for
+//! comparison, without (a schedule only).
 //!
-//! `cargo bench -p ctxsync --bench freshness` (`-- --changes N`, 200 by default; `--poll-changes
-//! N`, 20, and `--poll-interval S`, 10 seconds, for the comparison). The service runs on SQLite
-//! with its production scheduler settings (a 5 s tick) and one Okta config of the fake org; the
-//! push config is registered as an operator would: push turned on through the API, the hook
-//! created and verified through the fake Okta's Event Hooks API. Each change suspends or
-//! reactivates a user in the fake, and its time is measured until the entity API shows it. The
-//! target (issue 17): p95 under 5 s with push.
+//! `cargo bench -p ctxsync --bench freshness` (`-- --changes N`, 200 by default, for each source
+//! with push; `--poll-changes N`, 20, and `--poll-interval S`, 10 seconds, for the comparison).
+//! The service runs on SQLite with its production scheduler settings (a 5 s tick) and one config
+//! of each fake org; push is set up as an operator would: turned on through the API, and for
+//! Okta the hook created and verified through the fake Okta's Event Hooks API (Entra ID's
+//! subscriptions are made by ctxsync itself). Each change suspends or reactivates a user in the
+//! fake, and its time is measured until the entity API shows it. The target (issue 17): p95
+//! under 5 s with push.
 
 mod common;
 
@@ -32,27 +34,9 @@ async fn main() {
     let service = common::serve(&fakes, &dir).await;
     let api = Api::new(&service);
 
-    let pushed = api.config(&fakes, "1h").await;
-    let (url, secret) = api.enable_push(&pushed).await;
-    register_hook(&fakes, &url, &secret).await;
-    let took = measure(&api, &fakes, &pushed, changes, Duration::ZERO).await;
-    report("push", &took);
-
-    if poll_changes > 0 {
-        api.disable(&pushed).await;
-        let polled = api.config(&fakes, &format!("{poll_interval}s")).await;
-        let spread = Duration::from_secs(poll_interval as u64);
-        let took = measure(&api, &fakes, &polled, poll_changes, spread).await;
-        report(&format!("a {poll_interval}s schedule, no push"), &took);
-    }
-}
-
-/// Suspends or reactivates `changes` users one after another, timing each until the entity API
-/// shows it. Each change waits first for a moment spread evenly over `spread`, so that changes
-/// meet a schedule at every point of its interval, as real ones do.
-async fn measure(api: &Api, fakes: &Fakes, config: &str, changes: usize, spread: Duration) -> Vec<Duration> {
-    let truth = fakes.okta.snapshot();
-    let users: Vec<String> = truth
+    let okta_users: Vec<String> = fakes
+        .okta
+        .snapshot()
         .users
         .iter()
         .rev()
@@ -60,13 +44,70 @@ async fn measure(api: &Api, fakes: &Fakes, config: &str, changes: usize, spread:
         .map(|(id, _)| id.clone())
         .take(50)
         .collect();
+    let okta = |user: &str, suspend: bool| {
+        fakes.okta.mutate(|t| if suspend { t.suspend_user(user) } else { t.unsuspend_user(user) })
+    };
+
+    let pushed = api.config(okta_attributes(&fakes), "1h").await;
+    let (url, secret) = api.enable_push(&pushed).await;
+    register_hook(&fakes, &url, secret.as_deref().unwrap()).await;
+    let took = measure(&api, &pushed, &okta_users, changes, Duration::ZERO, okta).await;
+    report("Okta, push", &took);
+
+    let entra_users: Vec<String> = fakes
+        .entra
+        .mutate(|t| t.users().filter(|(_, u)| u.account_enabled).map(|(id, _)| id).take(50).collect());
+    let entra = |user: &str, suspend: bool| {
+        fakes.entra.mutate(|t| if suspend { t.disable_user(user) } else { t.enable_user(user) })
+    };
+    let subscribed = api.config(entra_attributes(&fakes), "1h").await;
+    api.enable_push(&subscribed).await;
+    let took = measure(&api, &subscribed, &entra_users, changes, Duration::ZERO, entra).await;
+    report("Entra ID, push (Graph change notifications)", &took);
+
+    if poll_changes > 0 {
+        api.disable(&pushed).await;
+        let polled = api.config(okta_attributes(&fakes), &format!("{poll_interval}s")).await;
+        let spread = Duration::from_secs(poll_interval as u64);
+        let took = measure(&api, &polled, &okta_users, poll_changes, spread, okta).await;
+        report(&format!("Okta, a {poll_interval}s schedule, no push"), &took);
+    }
+}
+
+fn okta_attributes(fakes: &Fakes) -> Value {
+    json!({
+        "integration_type": "OKTA",
+        "domain": fakes.okta.domain(),
+        "secrets": {"api_token": fakes.okta.api_token()},
+    })
+}
+
+fn entra_attributes(fakes: &Fakes) -> Value {
+    json!({
+        "integration_type": "ENTRA_ID",
+        "domain": fakes.entra.domain(),
+        "secrets": {"client_id": fakes.entra.client_id(), "client_secret": fakes.entra.client_secret()},
+    })
+}
+
+/// Suspends or reactivates (`change(user, suspend)`) `changes` of `users` one after another,
+/// timing each until the entity API shows it. Each change waits first for a moment spread evenly
+/// over `spread`, so that changes meet a schedule at every point of its interval, as real ones do.
+async fn measure(
+    api: &Api,
+    config: &str,
+    users: &[String],
+    changes: usize,
+    spread: Duration,
+    change: impl Fn(&str, bool),
+) -> Vec<Duration> {
     let mut took = Vec::with_capacity(changes);
     for i in 0..changes {
         let user = &users[i % users.len()];
         tokio::time::sleep(spread.mul_f64((i * 7 % 10) as f64 / 10.0)).await;
         let suspend = api.status(config, user).await == "active";
         let changed = Instant::now();
-        fakes.okta.mutate(|t| if suspend { t.suspend_user(user) } else { t.unsuspend_user(user) });
+        change(user, suspend);
         let want = if suspend { "suspended" } else { "active" };
         while api.status(config, user).await != want {
             assert!(changed.elapsed() < Duration::from_secs(600), "change {i} never arrived");
@@ -129,15 +170,11 @@ impl Api {
         Api { service: service.to_string(), http }
     }
 
-    /// An Okta config syncing every `interval`, once its first run is done.
-    async fn config(&self, fakes: &Fakes, interval: &str) -> String {
-        let body = json!({"data": {"type": "integration_config", "attributes": {
-            "integration_type": "OKTA",
-            "name": format!("every {interval}"),
-            "domain": fakes.okta.domain(),
-            "secrets": {"api_token": fakes.okta.api_token()},
-            "settings": {"sync_interval": interval},
-        }}});
+    /// A config with `attributes` syncing every `interval`, once its first run is done.
+    async fn config(&self, mut attributes: Value, interval: &str) -> String {
+        attributes["name"] = json!(format!("every {interval}"));
+        attributes["settings"] = json!({"sync_interval": interval});
+        let body = json!({"data": {"type": "integration_config", "attributes": attributes}});
         let created: Value = self
             .http
             .post(format!("{}{BASE}", self.service))
@@ -162,11 +199,13 @@ impl Api {
         }
     }
 
-    async fn enable_push(&self, config: &str) -> (String, String) {
+    /// Turns push on: where the source delivers, and the secret when it is shown (Okta's).
+    async fn enable_push(&self, config: &str) -> (String, Option<String>) {
         let url = format!("{}{OWN}/integration_configs/{config}/push", self.service);
         let body: Value = self.http.put(url).send().await.unwrap().json().await.unwrap();
         let attributes = &body["data"]["attributes"];
-        (attributes["url"].as_str().unwrap().to_string(), attributes["secret"].as_str().unwrap().to_string())
+        let url = attributes["url"].as_str().unwrap_or_else(|| panic!("push: {body}")).to_string();
+        (url, attributes["secret"].as_str().map(str::to_string))
     }
 
     async fn disable(&self, config: &str) {

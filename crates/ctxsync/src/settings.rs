@@ -367,7 +367,8 @@ pub struct ServeArgs {
     #[arg(long, env = "CTXSYNC_METRICS_LISTEN", value_parser = listen_address)]
     pub metrics_listen: Option<SocketAddr>,
     /// The address sources reach this service at, for the push endpoints they deliver to, e.g.
-    /// `https://ctxsync.example.com`; the host a request came to when unset.
+    /// `https://ctxsync.example.com`; the host a request came to when unset (Entra ID push,
+    /// whose subscriptions ctxsync makes, needs it).
     #[arg(long, env = "CTXSYNC_PUBLIC_URL", value_parser = public_url)]
     pub public_url: Option<String>,
 }

@@ -11,7 +11,7 @@ use ctxsync_api::{AppState, RateLimits};
 use ctxsync_core::Scopes;
 use ctxsync_sources::Sources;
 use ctxsync_store::Store;
-use ctxsync_sync::{Scheduler, Worker};
+use ctxsync_sync::{Clock, Scheduler, Worker};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -28,11 +28,24 @@ pub struct Application {
     connections: ConnectionLimits,
     metrics: Option<MetricsListener>,
     schedule: ctxsync_core::Schedule,
+    /// The sync engine's clock and how often it looks, which push subscriptions' renewal follows.
+    clock: Clock,
+    tick: Duration,
 }
 
 impl Application {
     /// Also raises this process's soft open-file limit to the hard one, for the connections.
     pub async fn build(settings: ServeSettings) -> anyhow::Result<Application> {
+        Self::assemble(settings, None).await
+    }
+
+    /// As [`Application::build`], serving on a listener bound already: the demo and the tests
+    /// learn their own address first, to give it as `CTXSYNC_PUBLIC_URL` to sources that push.
+    pub async fn build_on(settings: ServeSettings, listener: TcpListener) -> anyhow::Result<Application> {
+        Self::assemble(settings, Some(listener)).await
+    }
+
+    async fn assemble(settings: ServeSettings, listener: Option<TcpListener>) -> anyhow::Result<Application> {
         let connections = settings.connections.fitted_to(connections::raise_open_file_limit());
         let store: Arc<dyn Store> = ctxsync_store::connect(&settings.database_url, settings.master_key)
             .await
@@ -51,14 +64,18 @@ impl Application {
             None => None,
         };
         let schedule = settings.sync.schedule;
+        let (clock, tick) = (settings.sync.clock.clone(), settings.sync.tick);
         let sources = Sources::new(settings.endpoints).context("could not set up the source clients")?;
         let limits = RateLimits::new(settings.rate_limit);
         let state = AppState::new(store.clone(), sources.clone(), limits, settings.public_url);
         let scheduler =
             Scheduler::new(Worker::new(store, sources, settings.sync)).woken_by(state.runs_due.clone());
-        let listener = TcpListener::bind(settings.listen)
-            .await
-            .with_context(|| format!("could not listen on {} (CTXSYNC_LISTEN)", settings.listen))?;
+        let listener = match listener {
+            Some(listener) => listener,
+            None => TcpListener::bind(settings.listen)
+                .await
+                .with_context(|| format!("could not listen on {} (CTXSYNC_LISTEN)", settings.listen))?,
+        };
         Ok(Application {
             listener,
             state,
@@ -67,6 +84,8 @@ impl Application {
             connections,
             metrics,
             schedule,
+            clock,
+            tick,
         })
     }
 
@@ -96,6 +115,9 @@ impl Application {
             }
         });
         let retention = tokio::spawn(forget_old_events(self.state.store.clone(), self.event_retention));
+        let clock = self.clock;
+        let subscriptions =
+            tokio::spawn(ctxsync_api::keep_subscriptions(self.state.clone(), self.tick, move || clock.now()));
         let metrics = self.metrics.map(|listener| {
             tracing::info!(address = %listener.local_addr(), "serving metrics at /metrics");
             let (store, schedule) = (self.state.store.clone(), self.schedule);
@@ -114,6 +136,7 @@ impl Application {
         connections::serve(self.listener, app, self.connections, shutdown).await;
         sweeper.abort();
         retention.abort();
+        subscriptions.abort();
         if let Some(metrics) = metrics {
             metrics.abort();
         }

@@ -17,6 +17,13 @@
 //! | `POST /_fake/{source}/clear_users` | deletes every user but the credential holders |
 //! | `POST /_fake/{source}/drop_page` `{"listing"}` | the next page of that listing goes missing |
 //!
+//! And for `entra`'s change notifications (Graph's subscriptions, by id):
+//!
+//! | route | effect |
+//! |---|---|
+//! | `POST /_fake/entra/subscriptions/{id}/lifecycle` `{"lifecycleEvent"}` | sends `reauthorizationRequired`, `subscriptionRemoved` (removing it) or `missed` to its lifecycle URL |
+//! | `POST /_fake/entra/subscriptions/{id}/expire` | it expires now: no more notifications, and Graph no longer knows it |
+//!
 //! And for `crowdstrike` and `sentinelone`:
 //!
 //! | route | effect |

@@ -31,7 +31,8 @@ pub use common::Snapshot;
 pub use crowdstrike::{CrowdStrikeHost, CrowdStrikeTenant, FakeCrowdStrike, Platform};
 pub use directory::TenantSpec;
 pub use entra::{
-    EntraDevice, EntraGroup, EntraSnapshot, EntraTenant, EntraUser, FakeEntra, MemberKind, OnPremises,
+    EntraDevice, EntraGroup, EntraSnapshot, EntraTenant, EntraUser, FakeEntra, FakeSubscription,
+    LifecycleEvent, MemberKind, OnPremises,
 };
 pub use faults::{FaultKnobs, Listing};
 pub use google::{FakeGoogle, GoogleGroup, GoogleRateLimit, GoogleTenant, GoogleUser};

@@ -29,13 +29,16 @@ mod sync;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ctxsync_core::{Config, SettingTypo, Settings};
+use ctxsync_core::{Config, IntegrationType, SettingTypo, Settings};
 
 pub use endpoints::Endpoints;
 pub use entra_id::{client_id as entra_client_id, tenant as entra_tenant};
 pub use http::metrics::describe as describe_metrics;
 use http::{Http, RetryPolicy};
-pub use registry::{BaseUrl, Credentials, SecretKey, SourceInfo, base_urls, source, sources};
+pub use registry::{
+    BaseUrl, Credentials, SecretKey, SourceInfo, Subscription, SubscriptionRequest, base_urls, source,
+    sources,
+};
 pub use sync::{
     Checkpoint, Coverage, Cursor, Mark, Outcome, Page, PageSink, Removal, SinkError, SyncError, SyncMode,
 };
@@ -151,6 +154,76 @@ impl Sources {
     ) -> Result<(), SyncError> {
         let Inner { endpoints, sync: http, .. } = &*self.inner;
         connector(credentials).refresh_users(http, endpoints, config, credentials, ids, sink).await
+    }
+}
+
+/// Whether configs of `integration_type` push through subscriptions ctxsync makes (Entra ID).
+pub fn subscribes(integration_type: IntegrationType) -> bool {
+    registry::connector(integration_type).is_some_and(|c| c.subscriber().is_some())
+}
+
+/// Subscriptions are made while an API caller waits, or by the renewal that comes round again
+/// soon: they take validation's short retries.
+impl Sources {
+    fn reach<'a>(
+        &'a self,
+        config: &'a Config,
+        credentials: &'a Credentials,
+    ) -> Result<(&'static dyn registry::Subscriber, registry::Reach<'a>), SourceError> {
+        let Inner { endpoints, validation: http, .. } = &*self.inner;
+        let subscriber = connector(credentials).subscriber().ok_or_else(|| {
+            SourceError::Rejected(format!(
+                "{} does not push change notifications through subscriptions",
+                credentials.integration_type()
+            ))
+        })?;
+        Ok((subscriber, registry::Reach { http, endpoints, config, credentials }))
+    }
+
+    /// Subscribes the config to the changes of every resource the source notifies about, to be
+    /// delivered as `request` says; all or none.
+    pub async fn subscribe(
+        &self,
+        config: &Config,
+        credentials: &Credentials,
+        request: &SubscriptionRequest<'_>,
+    ) -> Result<Vec<Subscription>, SourceError> {
+        let (subscriber, reach) = self.reach(config, credentials)?;
+        subscriber.subscribe(&reach, request).await
+    }
+
+    /// Renews a subscription: its new expiry and renewal time, or `None` when the source no longer
+    /// knows it.
+    pub async fn renew_subscription(
+        &self,
+        config: &Config,
+        credentials: &Credentials,
+        id: &str,
+    ) -> Result<Option<Subscription>, SourceError> {
+        let (subscriber, reach) = self.reach(config, credentials)?;
+        subscriber.renew(&reach, id).await
+    }
+
+    /// Reauthorizes a subscription, as the source asked; `false` when it no longer knows it.
+    pub async fn reauthorize_subscription(
+        &self,
+        config: &Config,
+        credentials: &Credentials,
+        id: &str,
+    ) -> Result<bool, SourceError> {
+        let (subscriber, reach) = self.reach(config, credentials)?;
+        subscriber.reauthorize(&reach, id).await
+    }
+
+    /// Ends a subscription at the source.
+    pub async fn unsubscribe(
+        &self,
+        config: &Config,
+        credentials: &Credentials,
+        id: &str,
+    ) -> Result<(), SourceError> {
+        let (subscriber, reach) = self.reach(config, credentials)?;
+        subscriber.unsubscribe(&reach, id).await
     }
 }
 

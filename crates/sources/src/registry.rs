@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use ctxsync_core::{Config, FieldErrors, IntegrationType, SecretValue, Settings};
 use serde_json::{Map, Value};
+use time::OffsetDateTime;
 
 use crate::endpoints::Endpoints;
 use crate::http::Http;
@@ -111,6 +112,72 @@ pub(crate) trait Connector: Send + Sync {
     ) -> Result<(), SyncError> {
         Ok(())
     }
+
+    /// How the source pushes through subscriptions ctxsync makes; `None`, the default, for a
+    /// source that does not.
+    fn subscriber(&self) -> Option<&'static dyn Subscriber> {
+        None
+    }
+}
+
+/// Where a source is to deliver a config's change notifications, and the secret it is to send
+/// back with each.
+#[derive(Clone, Copy)]
+pub struct SubscriptionRequest<'a> {
+    pub notification_url: &'a str,
+    /// Where the source tells of the subscription itself (to reauthorize, removed, missed).
+    pub lifecycle_url: &'a str,
+    pub client_state: &'a str,
+}
+
+impl fmt::Debug for SubscriptionRequest<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SubscriptionRequest")
+            .field("notification_url", &self.notification_url)
+            .field("lifecycle_url", &self.lifecycle_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A subscription a source made for a config: one per resource it notifies about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    pub resource: String,
+    /// The source's id for it.
+    pub id: String,
+    pub expires_at: OffsetDateTime,
+    /// When ctxsync should renew it: the source knows how long its subscriptions live.
+    pub renew_at: OffsetDateTime,
+}
+
+/// What a subscription call needs: the config and its credentials, and how to reach the source.
+pub(crate) struct Reach<'a> {
+    pub http: &'a Http,
+    pub endpoints: &'a Endpoints,
+    pub config: &'a Config,
+    pub credentials: &'a Credentials,
+}
+
+/// A source that pushes through subscriptions ctxsync makes and keeps (Graph's change
+/// notifications), rather than ones its admin registers (Okta's Event Hooks).
+#[async_trait::async_trait]
+pub(crate) trait Subscriber: Send + Sync {
+    /// Subscribes the config to every resource the source notifies about, all or none.
+    async fn subscribe(
+        &self,
+        reach: &Reach<'_>,
+        request: &SubscriptionRequest<'_>,
+    ) -> Result<Vec<Subscription>, SourceError>;
+
+    /// Moves the subscription's expiry as far as the source allows; `None` when the source no
+    /// longer knows it.
+    async fn renew(&self, reach: &Reach<'_>, id: &str) -> Result<Option<Subscription>, SourceError>;
+
+    /// Answers the source's ask to reauthorize; `false` when it no longer knows the subscription.
+    async fn reauthorize(&self, reach: &Reach<'_>, id: &str) -> Result<bool, SourceError>;
+
+    /// Ends the subscription; one the source no longer knows is ended already.
+    async fn unsubscribe(&self, reach: &Reach<'_>, id: &str) -> Result<(), SourceError>;
 }
 
 pub(crate) fn connector(integration_type: IntegrationType) -> Option<&'static dyn Connector> {

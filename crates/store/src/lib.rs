@@ -41,7 +41,7 @@ pub use holds::{Decided, HeldCursor, HeldDeletion, HoldStore};
 pub use keys::{Authenticated, IssuedKey, KeyFilter, KeyInfo, KeyKind, KeyPair, KeyStore, Principal};
 pub use page::{LOGON, PreparedEntities};
 pub use postgres::PostgresStore;
-pub use push::{Delivery, PushEndpoint, PushStore, new_secret, secret_digest};
+pub use push::{Delivery, PushEndpoint, PushStore, SourceSubscription, new_secret, secret_digest};
 pub use sqlite::SqliteStore;
 pub use sync::{Checkpointed, Lease, PageWrite, ResumePoint, RunEnd, RunSummary, SyncState, SyncStore};
 

@@ -1,7 +1,8 @@
-//! Push endpoints: the secret a source sends with the deliveries it pushes (Okta Event Hooks),
-//! kept only as its SHA-256 digest so a copy of the database cannot forge a delivery, with what
-//! the endpoint has seen; and the event ids already taken, so an at-least-once delivery counts
-//! once.
+//! Push endpoints: the secret a source sends with the deliveries it pushes (Okta Event Hooks'
+//! header, Microsoft Graph's `clientState`), kept only as its SHA-256 digest so a copy of the
+//! database cannot forge a delivery, with what the endpoint has seen; the event ids already
+//! taken, so an at-least-once delivery counts once; and the subscriptions a source keeps for a
+//! config (Graph's), so they are renewed before they expire.
 
 use ctxsync_core::{ConfigId, EntityKind, OrgId};
 use sha2::{Digest, Sha256};
@@ -50,6 +51,18 @@ pub const SEEN_FOR: time::Duration = time::Duration::days(2);
 /// The most entities one run reads one by one; the rest wait for the next.
 pub const REFRESH_AT_MOST: u32 = 1_000;
 
+/// A subscription the source keeps for a config's push: one per resource (Graph: `/users`,
+/// `/groups`), named by the source's id, expiring unless renewed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceSubscription {
+    pub config_id: ConfigId,
+    pub resource: String,
+    pub id: String,
+    pub expires_at: OffsetDateTime,
+    /// When to renew it, as the source decided.
+    pub renew_at: OffsetDateTime,
+}
+
 /// What became of one delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivery<'a> {
@@ -69,6 +82,10 @@ pub trait PushStore {
         digest: &str,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError>;
+
+    /// Replaces the secret of an endpoint that is on, keeping what it has seen (a source's
+    /// subscriptions made again); `false` when it is off.
+    async fn replace_push_secret(&self, config: ConfigId, digest: &str) -> Result<bool, StoreError>;
 
     /// Turns the endpoint off; `false` when it was not on.
     async fn delete_push_secret(&self, org: OrgId, config: ConfigId) -> Result<bool, StoreError>;
@@ -112,4 +129,26 @@ pub trait PushStore {
         read: &[String],
         until: OffsetDateTime,
     ) -> Result<(), StoreError>;
+
+    /// Replaces the config's subscriptions with `subscriptions` (none: forgets them).
+    async fn set_subscriptions(
+        &self,
+        config: ConfigId,
+        subscriptions: &[SourceSubscription],
+    ) -> Result<(), StoreError>;
+
+    /// The config's subscriptions, by resource.
+    async fn subscriptions(&self, config: ConfigId) -> Result<Vec<SourceSubscription>, StoreError>;
+
+    /// Takes the subscriptions due for renewal by `now` that no one has claimed past it, and
+    /// claims them until `until`: whoever renews them, in any replica, is the only one to. A
+    /// renewed one is no longer due; a failed renewal is tried again once the claim lapses.
+    async fn claim_due_subscriptions(
+        &self,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<Vec<SourceSubscription>, StoreError>;
+
+    /// A renewed subscription's new expiry and renewal time (found by its config and id).
+    async fn renew_subscription(&self, renewed: &SourceSubscription) -> Result<(), StoreError>;
 }

@@ -1,4 +1,5 @@
-//! The clock a worker reads to decide whether a config's full run is due.
+//! The clock a worker reads to decide whether a config's full run is due, and the push
+//! subscriptions' renewal whether a subscription is.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,8 +9,9 @@ use time::OffsetDateTime;
 
 /// The system clock by default. An [adjustable](Clock::adjustable) one runs ahead of it by
 /// what it was [advanced](Clock::advance), so a test makes a config's full run due without
-/// waiting out its `full_sync_interval`. Only the choice between a full and an incremental run
-/// reads it: leases, run times and next run times stay on the system clock.
+/// waiting out its `full_sync_interval`, or a subscription due for renewal without waiting out
+/// its weeks. Only those choices read it: leases, run times, next run times and the expiry asked
+/// of a source stay on the system clock.
 #[derive(Debug, Clone, Default)]
 pub struct Clock {
     /// Milliseconds ahead of the system clock; `None` for the system clock itself.

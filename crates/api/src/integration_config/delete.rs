@@ -6,7 +6,8 @@ use crate::auth::{Authorized, ManageIntegrations};
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
-/// Delete an entity context sync configuration and its stored credentials.
+/// Delete an entity context sync configuration and its stored credentials (and the
+/// subscriptions it holds at the source for push).
 #[utoipa::path(
     delete,
     path = "/api/v2/security_monitoring/configuration/integration_config/{integration_config_id}",
@@ -27,6 +28,8 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = parse_id(&id)?;
+    // Subscriptions at the source would otherwise go on delivering to an endpoint that is gone.
+    crate::push::unsubscribe(&state, auth.org_id, id).await?;
     let deleted = state.store.delete_config(auth.org_id, id).await?;
     state.configs.forget(auth.org_id, id);
     if !deleted {

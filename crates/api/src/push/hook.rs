@@ -3,14 +3,14 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use ctxsync_core::{ConfigId, ConfigState, EntityKind, IntegrationType};
+use ctxsync_core::{ConfigId, EntityKind, IntegrationType};
 use ctxsync_store::Delivery;
 use metrics::counter;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::SECRET_HEADER;
+use super::{SECRET_HEADER, request_run};
 use crate::error::{ApiError, ErrorBody};
 use crate::json::JsonBody;
 use crate::state::AppState;
@@ -188,18 +188,4 @@ pub async fn okta_delivery(
     }
     let body = DeliveryResponse { accepted: fresh.len(), duplicates: ids.len() - fresh.len() };
     Ok(Json(body))
-}
-
-/// Asks for a run of the config now, as "sync now" does, and wakes this replica's scheduler; a
-/// run already under way is followed by another as soon as it ends.
-async fn request_run(state: &AppState, config: ConfigId) -> Result<(), ApiError> {
-    let Some(current) = state.store.config_by_id(config).await? else { return Ok(()) };
-    if !current.enabled || current.state == ConfigState::Invalid {
-        tracing::info!(config_id = %config, "a push for a config that is disabled or invalid asks for no run");
-        return Ok(());
-    }
-    state.store.request_run(current.org_id, config).await?;
-    state.runs_due.notify_one();
-    tracing::debug!(config_id = %config, "a push asked for a run");
-    Ok(())
 }

@@ -14,11 +14,13 @@ use ctxsync_sync::SyncSettings;
 pub const API_KEY: &str = "0123456789abcdef0123456789abcdef";
 pub const APP_KEY: &str = "0123456789abcdef0123456789abcdef01234567";
 
-/// Starts the service (its rate limit out of the way, its sync settings the production ones) and
-/// returns its address.
+/// Starts the service (its rate limit out of the way, its sync settings the production ones, its
+/// own address as the public URL the fakes push to) and returns its address.
 pub async fn serve(fakes: &Fakes, dir: &tempfile::TempDir) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
     let settings = ServeSettings {
-        listen: "127.0.0.1:0".parse().unwrap(),
+        listen: listener.local_addr().unwrap(),
         metrics_listen: None,
         database_url: format!("sqlite://{}/ctxsync.db", dir.path().display()),
         master_key: MasterKey::load_or_generate(dir.path()).unwrap().into(),
@@ -28,10 +30,9 @@ pub async fn serve(fakes: &Fakes, dir: &tempfile::TempDir) -> String {
         sync: SyncSettings::default(),
         event_retention: Duration::from_secs(86_400),
         connections: ConnectionLimits::default(),
-        public_url: None,
+        public_url: Some(address.clone()),
     };
-    let app = Application::build(settings).await.unwrap();
-    let address = format!("http://{}", app.local_addr());
+    let app = Application::build_on(settings, listener).await.unwrap();
     tokio::spawn(app.run_until_stopped(std::future::pending()));
     address
 }

@@ -62,6 +62,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let service_account = dir.join("google-service-account.json");
     private::write(&service_account, &serde_json::to_vec_pretty(&fakes.google.service_account_json())?)
         .with_context(|| format!("could not write {}", service_account.display()))?;
+    // Bound first, so the fakes that push (Graph) are told this address.
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("could not listen on {} (CTXSYNC_LISTEN)", args.listen))?;
+    let address = listener.local_addr()?;
     let database = dir.join(DATABASE_FILE);
     private::touch(&database).with_context(|| format!("could not create {}", database.display()))?;
     let settings = ServeSettings {
@@ -82,9 +87,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         },
         event_retention: Duration::from_secs(90 * 86400),
         connections: ConnectionLimits::default(),
-        public_url: None,
+        public_url: Some(format!("http://{address}")),
     };
-    let app = Application::build(settings).await?;
+    let app = Application::build_on(settings, listener).await?;
     let metrics = app.metrics_addr().context("the demo serves metrics")?;
     print_banner(&app.local_addr().to_string(), dir, &folder, &fakes, &service_account, &args, metrics)?;
     let churn = args.churn.then(|| tokio::spawn(Churn::new(spec.seed).run(fakes.clone(), CHURN_EVERY)));
@@ -175,6 +180,11 @@ Change a tenant yourself (README, "The demo's tenants"), e.g. suspend an Okta us
 Make Okta changes arrive in seconds (README, "Push"): turn push on, then register the endpoint
 and secret it answers with as an Event Hook of the fake Okta:
   curl -sS -X PUT http://{addr}/api/v2/ctxsync/integration_configs/$ID/push -H "DD-API-KEY: $DD_API_KEY" -H "DD-APPLICATION-KEY: $DD_APP_KEY"
+An Entra ID config's push needs no console: turning it on subscribes to the fake Graph's change
+notifications for users and groups (it checks http://{addr} first), and a suspension there reaches
+the store within seconds:
+  curl -sS -X PUT http://{addr}/api/v2/ctxsync/integration_configs/$ENTRA_ID/push -H "DD-API-KEY: $DD_API_KEY" -H "DD-APPLICATION-KEY: $DD_APP_KEY"
+  curl -sS -X POST $CTXSYNC_GRAPH_BASE_URL/_fake/entra/users/<user id>/suspend
 
 OpenAPI document: http://{addr}/api/v2/openapi.json
 Prometheus metrics: http://{metrics}/metrics

@@ -53,6 +53,8 @@ pub struct Options {
     pub connections: ConnectionLimits,
     /// Serve `/metrics` on a port of its own.
     pub metrics: bool,
+    /// Give the app's own address as `CTXSYNC_PUBLIC_URL`, for the sources that push to it.
+    pub public_url: bool,
 }
 
 impl Default for Options {
@@ -64,6 +66,7 @@ impl Default for Options {
             tenant: TenantSpec::default(),
             connections: ConnectionLimits::default(),
             metrics: false,
+            public_url: true,
         }
     }
 }
@@ -81,10 +84,12 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         endpoints = endpoints.with("CTXSYNC_OKTA_BASE_URL", okta.parse().unwrap());
     }
     let clock = Clock::adjustable();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let own = listener.local_addr().unwrap();
     let api_key = "0123456789abcdef0123456789abcdef".to_string();
     let app_key = "0123456789abcdef0123456789abcdef01234567".to_string();
     let settings = ServeSettings {
-        listen: "127.0.0.1:0".parse().unwrap(),
+        listen: own,
         metrics_listen: options.metrics.then(|| "127.0.0.1:0".parse().unwrap()),
         database_url: database.url.clone(),
         master_key: MasterKey::from_base64(&master_key).unwrap().into(),
@@ -102,9 +107,9 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         },
         event_retention: Duration::from_secs(90 * 86400),
         connections: options.connections,
-        public_url: None,
+        public_url: options.public_url.then(|| format!("http://{own}")),
     };
-    let app = Application::build(settings).await.expect("the app builds");
+    let app = Application::build_on(settings, listener).await.expect("the app builds");
     let address = format!("http://{}", app.local_addr());
     let metrics_address = app.metrics_addr().map(|a| format!("http://{a}"));
     tokio::spawn(app.run_until_stopped(std::future::pending()));

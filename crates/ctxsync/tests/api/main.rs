@@ -16,7 +16,8 @@
 //! - `holds`: runs that hold a mass deletion or an incomplete listing's deletions, and health
 //! - `persons`: identity resolution across Okta, Google and Entra tenants of one organisation
 //! - `push`: Okta event hooks delivering to the push endpoint: a suspension within seconds, the
-//!   secret, forged and repeated deliveries
+//!   secret, forged and repeated deliveries; Entra ID's Graph subscriptions: the handshake, the
+//!   clientState, renewal and lifecycle notifications
 //! - `edr`: CrowdStrike and SentinelOne configs synced, their hosts joined to persons, device events
 //! - `openapi`: the served document against the contract
 //! - `datadog_client`: the official Rust client against the service

@@ -1,7 +1,11 @@
 //! Push end to end: an Okta event hook registered at the fake Okta with the endpoint and secret
 //! ctxsync hands out, verified by the handshake, brings a suspension and a deletion to the store
 //! within seconds of them happening; deliveries without the secret are refused and counted; a
-//! forged or repeated delivery writes nothing the source does not say.
+//! forged or repeated delivery writes nothing the source does not say. Entra ID: the Graph
+//! subscriptions ctxsync makes at the fake Graph (after its validation handshake) bring a
+//! suspension within seconds; notifications without the subscriptions' clientState are counted
+//! and ask for nothing; subscriptions are renewed before they expire (the clock run ahead) and
+//! made again when Graph removes or loses them.
 
 use std::time::{Duration, Instant};
 
@@ -186,11 +190,11 @@ async fn deliveries_without_the_secret_are_refused_counted_and_ask_for_nothing()
     let nowhere = format!("{}/api/v2/ctxsync/push/okta/{}", app.address, uuid::Uuid::new_v4());
     assert_eq!(deliver(&app, &nowhere, Some(&secret), &body).await.0, StatusCode::NOT_FOUND);
 
-    // Push is Okta's only, for now.
-    let entra = app.create_ok(app.entra_attributes()).await["id"].as_str().unwrap().to_string();
-    let (status, refused) = push(&app, Method::PUT, &entra).await;
+    // An EDR does not push.
+    let edr = app.create_ok(app.crowdstrike_attributes()).await["id"].as_str().unwrap().to_string();
+    let (status, refused) = push(&app, Method::PUT, &edr).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
-    assert!(errors(&refused)[0].contains("OKTA"), "{refused}");
+    assert!(errors(&refused)[0].contains("OKTA") && errors(&refused)[0].contains("ENTRA_ID"), "{refused}");
 }
 
 #[tokio::test]
@@ -243,4 +247,207 @@ async fn a_flood_of_deliveries_stops_at_the_address_rate_limit() {
     }
     assert_eq!(statuses[..3], [StatusCode::NOT_FOUND; 3]);
     assert_eq!(statuses[3], StatusCode::TOO_MANY_REQUESTS, "the address's budget is spent");
+}
+
+/// An Entra ID config that, left alone, would not sync again within the test.
+async fn entra_config(app: &TestApp) -> String {
+    let id = create_with(app, app.entra_attributes(), json!({"sync_interval": "1h"})).await;
+    assert_eq!(wait_for_runs(app, &id, 1).await["attributes"]["status"], "succeeded");
+    id
+}
+
+/// Waits (a bounded while) until the fake Graph's subscriptions pass `check`; them.
+async fn until_subscriptions(
+    app: &TestApp,
+    what: &str,
+    check: impl Fn(&[ctxsync_fakes::FakeSubscription]) -> bool,
+) -> Vec<ctxsync_fakes::FakeSubscription> {
+    let started = Instant::now();
+    loop {
+        let now = app.fakes.entra.subscriptions();
+        if check(&now) {
+            return now;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{what}: {now:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn expiry_of(subscriptions: &[ctxsync_fakes::FakeSubscription], id: &str) -> time::OffsetDateTime {
+    subscriptions.iter().find(|s| s.id == id).unwrap().expires
+}
+
+#[tokio::test]
+async fn an_entra_suspension_reaches_the_store_through_graph_change_notifications() {
+    let app = spawn_app().await;
+    let id = entra_config(&app).await;
+    let (status, enabled) = push(&app, Method::PUT, &id).await;
+    assert_eq!(status, StatusCode::OK, "{enabled}");
+    let attributes = &enabled["data"]["attributes"];
+    let url = format!("{}/api/v2/ctxsync/push/entra_id/{id}", app.address);
+    assert_eq!(attributes["url"], url.as_str());
+    assert_eq!(attributes["lifecycle_url"], format!("{url}/lifecycle"));
+    assert!(attributes.get("secret").is_none() && attributes.get("header").is_none(), "{enabled}");
+    let resources: Vec<&str> = attributes["subscriptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["resource"].as_str().unwrap())
+        .collect();
+    assert_eq!(resources, ["/groups", "/users"]);
+
+    // Graph made them after the handshake, with a clientState the answer never showed.
+    let made = app.fakes.entra.subscriptions();
+    assert_eq!(made.len(), 2);
+    for subscription in &made {
+        assert_eq!(subscription.notification_url, url);
+        let client_state = subscription.client_state.as_deref().unwrap();
+        assert!(client_state.len() >= 32 && !enabled.to_string().contains(client_state));
+        let expires_in = subscription.expires - time::OffsetDateTime::now_utc();
+        assert!(expires_in > time::Duration::days(28) && expires_in <= time::Duration::minutes(41_760));
+    }
+
+    let user =
+        app.fakes.entra.mutate(|t| t.users().find(|(_, u)| u.account_enabled).map(|(id, _)| id)).unwrap();
+    assert_eq!(user_status(&app, &id, &user).await, "active");
+    app.fakes.entra.mutate(|t| t.disable_user(&user));
+    println!(
+        "suspension in the store {:?} after the change",
+        until_user(&app, &id, &user, "suspended").await
+    );
+    let run = wait_for_runs(&app, &id, 2).await;
+    assert_eq!(run["attributes"]["kind"], "incremental", "{run}");
+
+    let (_, status) = push(&app, Method::GET, &id).await;
+    let attributes = &status["data"]["attributes"];
+    assert_eq!((attributes["enabled"].as_bool(), attributes["rejected"].as_u64()), (Some(true), Some(0)));
+    assert!(attributes["deliveries"].as_u64() >= Some(1), "{status}");
+    assert!(attributes["last_delivery_at"].is_string(), "{status}");
+    assert_eq!(attributes["subscriptions"].as_array().unwrap().len(), 2, "{status}");
+
+    // Off: the subscriptions go at Graph too, and the endpoint is not there for anyone.
+    assert_eq!(push(&app, Method::DELETE, &id).await.0, StatusCode::NO_CONTENT);
+    assert!(app.fakes.entra.subscriptions().is_empty());
+    let (status, _) =
+        status_json(app.client.post(&url).json(&json!({"value": []})).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A deleted config's subscriptions go at Graph too.
+    let deleted = app.request(Method::DELETE, &format!("{}/{id}", crate::helpers::BASE), None).await;
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    assert!(app.fakes.entra.subscriptions().is_empty());
+}
+
+#[tokio::test]
+async fn graph_notifications_without_the_client_state_write_nothing_and_are_counted() {
+    let app = spawn_app().await;
+    let id = entra_config(&app).await;
+    let (_, enabled) = push(&app, Method::PUT, &id).await;
+    let url = enabled["data"]["attributes"]["url"].as_str().unwrap().to_string();
+    let subscription = app.fakes.entra.subscriptions()[0].clone();
+    let user = app.fakes.entra.mutate(|t| t.users().next().map(|(id, _)| id)).unwrap();
+
+    // Someone who knows the endpoint and the subscription, but not its clientState.
+    let forged = |client_state: Option<&str>| {
+        let mut notification = json!({
+            "subscriptionId": subscription.id, "changeType": "deleted", "resource": format!("Users/{user}"),
+            "resourceData": {"@odata.type": "#Microsoft.Graph.User", "@odata.id": format!("Users/{user}"), "id": user},
+        });
+        if let Some(c) = client_state {
+            notification["clientState"] = json!(c);
+        }
+        json!({"value": [notification]})
+    };
+    for client_state in [None, Some("guessed"), Some("")] {
+        let sent = app.client.post(&url).json(&forged(client_state)).send().await.unwrap();
+        assert_eq!(sent.status(), StatusCode::ACCEPTED, "Graph is answered as ever: {client_state:?}");
+    }
+    let (_, status) = push(&app, Method::GET, &id).await;
+    assert_eq!(status["data"]["attributes"]["rejected"], 3, "{status}");
+    assert_eq!(status["data"]["attributes"]["deliveries"], 0, "{status}");
+    assert_eq!(run_count(&app, &id).await, 1, "no refused notification asked for a run");
+    assert_eq!(user_status(&app, &id, &user).await, "active");
+
+    // The handshake answers with the token, decoded, as text/plain; a body that is no delivery
+    // is refused.
+    let handshake =
+        app.client.post(format!("{url}?validationToken=Validation%3A%20a+b%2Bc")).send().await.unwrap();
+    assert_eq!(handshake.status(), StatusCode::OK);
+    assert!(handshake.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert_eq!(handshake.text().await.unwrap(), "Validation: a b+c");
+    let (status, refused) = status_json(app.client.post(&url).body("nonsense").send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    let nowhere =
+        format!("{}/api/v2/ctxsync/push/entra_id/{}?validationToken=x", app.address, uuid::Uuid::new_v4());
+    assert_eq!(app.client.post(nowhere).send().await.unwrap().status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn entra_push_needs_the_public_url_graph_reaches() {
+    let app =
+        crate::helpers::spawn_app_with(crate::helpers::Options { public_url: false, ..Default::default() })
+            .await;
+    let id = entra_config(&app).await;
+    let (status, refused) = push(&app, Method::PUT, &id).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert!(errors(&refused)[0].contains("CTXSYNC_PUBLIC_URL"), "{refused}");
+    assert!(app.fakes.entra.subscriptions().is_empty());
+    assert_eq!(push(&app, Method::GET, &id).await.1["data"]["attributes"]["enabled"], false);
+}
+
+#[tokio::test]
+async fn graph_subscriptions_are_renewed_in_time_and_made_again_when_graph_loses_them() {
+    let app = spawn_app().await;
+    let id = entra_config(&app).await;
+    assert_eq!(push(&app, Method::PUT, &id).await.0, StatusCode::OK);
+    let first = app.fakes.entra.subscriptions();
+    let users = first.iter().find(|s| s.resource == "/users").unwrap().id.clone();
+
+    // 27 days on, both are within the renewal margin: renewed at Graph, not made again.
+    app.clock.advance(Duration::from_secs(27 * 86_400));
+    let renewed = until_subscriptions(&app, "renewed", |now| {
+        now.len() == 2 && first.iter().all(|s| now.iter().any(|n| n.id == s.id && n.expires > s.expires))
+    })
+    .await;
+    let (_, status) = push(&app, Method::GET, &id).await;
+    let shown = status["data"]["attributes"]["subscriptions"].as_array().unwrap().clone();
+    for s in &shown {
+        let stored = time::OffsetDateTime::parse(
+            s["expires_at"].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap();
+        let at_graph = expiry_of(&renewed, s["id"].as_str().unwrap());
+        assert!((stored - at_graph).abs() < time::Duration::seconds(1), "{s} against {at_graph}");
+    }
+
+    // Graph removed one: both are made again (a new clientState), and a run catches up.
+    let removed =
+        app.fakes.entra.send_lifecycle(&users, ctxsync_fakes::LifecycleEvent::SubscriptionRemoved).await;
+    assert_eq!(removed, Some(StatusCode::ACCEPTED));
+    let remade = until_subscriptions(&app, "made again", |now| {
+        now.len() == 2 && now.iter().all(|n| first.iter().all(|f| f.id != n.id))
+    })
+    .await;
+    assert_eq!(wait_for_runs(&app, &id, 2).await["attributes"]["status"], "succeeded");
+
+    // Missed notifications ask for a run; reauthorization is answered.
+    let users = remade.iter().find(|s| s.resource == "/users").unwrap().id.clone();
+    let missed = app.fakes.entra.send_lifecycle(&users, ctxsync_fakes::LifecycleEvent::Missed).await;
+    assert_eq!(missed, Some(StatusCode::ACCEPTED));
+    assert_eq!(wait_for_runs(&app, &id, 3).await["attributes"]["status"], "succeeded");
+    let asked =
+        app.fakes.entra.send_lifecycle(&users, ctxsync_fakes::LifecycleEvent::ReauthorizationRequired).await;
+    assert_eq!(asked, Some(StatusCode::ACCEPTED));
+    until_subscriptions(&app, "reauthorized", |now| now.iter().all(|n| !n.needs_reauthorization)).await;
+
+    // One Graph lost without a word is made again at the next renewal.
+    assert!(app.fakes.entra.expire_subscription(&users));
+    app.clock.advance(Duration::from_secs(3_600));
+    until_subscriptions(&app, "made again after it expired", |now| {
+        now.len() == 2 && now.iter().all(|n| n.id != users && remade.iter().all(|r| r.id != n.id))
+    })
+    .await;
+    let (_, status) = push(&app, Method::GET, &id).await;
+    assert_eq!(status["data"]["attributes"]["rejected"], 0, "{status}");
 }

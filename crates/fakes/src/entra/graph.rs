@@ -29,9 +29,9 @@ use super::tenant::{
 use crate::common::{Refusal, absolute};
 use crate::faults::{Gate, Listing};
 
-const USER_READ: &[&str] =
+pub(super) const USER_READ: &[&str] =
     &["User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"];
-const GROUP_READ: &[&str] = &[
+pub(super) const GROUP_READ: &[&str] = &[
     "Group.Read.All",
     "GroupMember.Read.All",
     "Group.ReadWrite.All",
@@ -57,7 +57,7 @@ pub(super) async fn not_found() -> Refusal {
 
 /// Throttling and injected failures first (Graph throttles before it looks further), then the
 /// token, then the permissions it carries: any one of `roles` will do.
-fn gate(state: &EntraState, headers: &HeaderMap, roles: &[&str]) -> Result<(), Refusal> {
+pub(super) fn gate(state: &EntraState, headers: &HeaderMap, roles: &[&str]) -> Result<(), Refusal> {
     match state.faults.gate() {
         Gate::Pass => {}
         Gate::Revoke => state.revoke(),

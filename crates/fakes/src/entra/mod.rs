@@ -2,6 +2,9 @@
 //! and Microsoft Graph's users, groups, devices (with their registered owners) and role
 //! assignments, with delta queries and `$count` totals, on one server.
 //!
+//! Graph's change notifications are there too (`subscriptions.rs`): subscriptions for users and
+//! groups, made after the validation handshake, delivering every change of the tenant.
+//!
 //! Apps hold application permissions only once an admin consented; an app without consent gets
 //! tokens but Graph answers 403 `Authorization_RequestDenied`, as it does for real. Between runs
 //! a test changes the tenant with [`FakeEntra::mutate`], compares a sync with
@@ -10,6 +13,7 @@
 mod graph;
 mod login;
 mod query;
+mod subscriptions;
 mod tenant;
 
 use std::collections::{HashMap, HashSet};
@@ -20,6 +24,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{get, post};
+pub use subscriptions::{FakeSubscription, LifecycleEvent};
 use tokio::time::Instant;
 
 use crate::admin::{self, FakeState};
@@ -78,6 +83,7 @@ struct EntraState {
     faults: Faults,
     limits: Mutex<Limits>,
     token_requests: AtomicUsize,
+    subscriptions: subscriptions::Subscriptions,
 }
 
 impl EntraState {
@@ -157,6 +163,7 @@ impl FakeEntra {
             faults: Faults::default(),
             limits: Mutex::new(Limits::default()),
             token_requests: AtomicUsize::new(0),
+            subscriptions: subscriptions::Subscriptions::default(),
         });
         let app = Router::new()
             .route("/{tenant}/oauth2/v2.0/token", post(login::token))
@@ -170,6 +177,14 @@ impl FakeEntra {
             .route("/v1.0/groups/$count", get(graph::count_groups))
             .route("/v1.0/devices/$count", get(graph::count_devices))
             .route("/v1.0/roleManagement/directory/roleAssignments", get(graph::role_assignments))
+            .route("/v1.0/subscriptions", get(subscriptions::list).post(subscriptions::create))
+            .route(
+                "/v1.0/subscriptions/{id}",
+                get(subscriptions::get).patch(subscriptions::update).delete(subscriptions::delete),
+            )
+            .route("/v1.0/subscriptions/{id}/reauthorize", post(subscriptions::reauthorize))
+            .route("/_fake/entra/subscriptions/{id}/lifecycle", post(subscriptions::admin_lifecycle))
+            .route("/_fake/entra/subscriptions/{id}/expire", post(subscriptions::admin_expire))
             .merge(admin::router("entra"))
             .fallback(graph::not_found)
             .with_state(state.clone());
@@ -308,6 +323,24 @@ impl FakeEntra {
     /// How many token requests the login endpoint answered with a token.
     pub fn tokens_issued(&self) -> usize {
         self.state.token_requests.load(Ordering::SeqCst)
+    }
+
+    /// The live subscriptions for change notifications, as Graph keeps them.
+    pub fn subscriptions(&self) -> Vec<FakeSubscription> {
+        self.state.subscriptions.live().clone()
+    }
+
+    /// Sends a lifecycle notification about the subscription `id`, as Graph does
+    /// (`subscriptionRemoved` removes it first); the endpoint's status, or `None` when there is no
+    /// such live subscription with a lifecycle URL or the endpoint did not answer.
+    pub async fn send_lifecycle(&self, id: &str, event: LifecycleEvent) -> Option<reqwest::StatusCode> {
+        subscriptions::send_lifecycle(&self.state, id, event).await
+    }
+
+    /// Makes the subscription `id` expire now: it delivers nothing more and the API no longer
+    /// knows it. `false` when there is no such live subscription.
+    pub fn expire_subscription(&self, id: &str) -> bool {
+        subscriptions::expire(&self.state, id)
     }
 
     /// Stops the server and waits for it.

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use super::EntraIdCredentials;
-use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
+use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use tokio::time::Instant;
 use url::Url;
@@ -180,6 +180,60 @@ impl<'a> GraphClient<'a> {
             }
             return Err(self.failure(&fetched.reply, what));
         }
+    }
+
+    /// `method url` with `body` as JSON, for what is not a listing (subscriptions): the reply
+    /// whatever its status, after the retries throttling and server errors allow, with a fresh
+    /// token tried once when Graph refuses a cached one.
+    pub(crate) async fn send(
+        &mut self,
+        method: Method,
+        url: &Url,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Reply, SourceError> {
+        tracing::debug!(source = SOURCE, %method, path = url.path(), "request");
+        let mut renewed = false;
+        loop {
+            let (auth, fresh) = self.bearer().await?;
+            let build = |client: &reqwest::Client| {
+                let request = client
+                    .request(method.clone(), url.clone())
+                    .header(AUTHORIZATION, auth.clone())
+                    .header(ACCEPT, "application/json");
+                match body {
+                    Some(body) => request.json(body),
+                    None => request,
+                }
+            };
+            let reply = self.http.send(SOURCE, &self.graph, build, classify).await?;
+            if reply.status == StatusCode::UNAUTHORIZED && !fresh && !renewed {
+                self.token = None;
+                renewed = true;
+                continue;
+            }
+            return Ok(reply);
+        }
+    }
+
+    /// A reply that did not do what was asked (`action`, "create a subscription"), as an error
+    /// that says what Graph said; `secrets` are cut from it.
+    pub(crate) fn refusal(&self, reply: &Reply, action: &str, secrets: &[&str]) -> SourceError {
+        let mut secrets = secrets.to_vec();
+        secrets.extend(self.token.iter().map(|t| t.value.expose()));
+        let said = match reply.json::<ErrorBody>().map(|b| b.error) {
+            Some(e) => format!("{} ({})", excerpt(&e.message, &secrets), excerpt(&e.code, &secrets)),
+            None => format!("HTTP {}", reply.status.as_u16()),
+        };
+        if transient(reply.status) {
+            return unavailable(
+                SOURCE,
+                &self.graph,
+                reply,
+                &format!(": {said}"),
+                retry_after(&reply.headers),
+            );
+        }
+        SourceError::Rejected(format!("Microsoft Graph refused to {action}: {said}"))
     }
 
     fn failure(&self, reply: &Reply, what: &str) -> Failure {

@@ -3,12 +3,14 @@
 //! Validation gets a token (proves tenant, app and secret), then lists one user, one group and
 //! one device (proves the app holds consented `User.Read.All`, `Group.Read.All` and
 //! `Device.Read.All`). A sync walks Graph's delta queries (`pages.rs`), mapping what they return
-//! into the entity model (`map.rs`).
+//! into the entity model (`map.rs`). Push is Graph's change notifications, through subscriptions
+//! ctxsync makes and renews (`subscriptions.rs`).
 
 mod auth;
 mod client;
 mod map;
 mod pages;
+mod subscriptions;
 #[cfg(test)]
 mod tests;
 
@@ -18,7 +20,10 @@ use serde_json::{Map, Value};
 
 use crate::endpoints::{Endpoints, Target};
 use crate::http::Http;
-use crate::registry::{BaseUrl, Connector, Credentials, SecretKey, SourceInfo, required_secret};
+use crate::registry::{
+    BaseUrl, Connector, Credentials, Reach, SecretKey, SourceInfo, Subscriber, Subscription,
+    SubscriptionRequest, required_secret,
+};
 use crate::{PageSink, SourceError, SyncError, SyncMode, sync::Outcome};
 use client::GraphClient;
 
@@ -130,6 +135,51 @@ impl Connector for EntraId {
         );
         pages::sync(&mut client, mode, sink).await
     }
+
+    fn subscriber(&self) -> Option<&'static dyn Subscriber> {
+        Some(&EntraId)
+    }
+}
+
+/// Graph's change notifications for users and groups.
+#[async_trait::async_trait]
+impl Subscriber for EntraId {
+    async fn subscribe(
+        &self,
+        reach: &Reach<'_>,
+        request: &SubscriptionRequest<'_>,
+    ) -> Result<Vec<Subscription>, SourceError> {
+        with_client(reach, async |client| subscriptions::subscribe(client, request).await).await
+    }
+
+    async fn renew(&self, reach: &Reach<'_>, id: &str) -> Result<Option<Subscription>, SourceError> {
+        with_client(reach, async |client| subscriptions::renew(client, id).await).await
+    }
+
+    async fn reauthorize(&self, reach: &Reach<'_>, id: &str) -> Result<bool, SourceError> {
+        with_client(reach, async |client| subscriptions::reauthorize(client, id).await).await
+    }
+
+    async fn unsubscribe(&self, reach: &Reach<'_>, id: &str) -> Result<(), SourceError> {
+        with_client(reach, async |client| subscriptions::delete(client, id).await).await
+    }
+}
+
+/// A Graph client for the config of `reach`.
+async fn with_client<T>(
+    reach: &Reach<'_>,
+    call: impl AsyncFnOnce(&mut GraphClient<'_>) -> Result<T, SourceError>,
+) -> Result<T, SourceError> {
+    let tenant = tenant(&reach.config.domain, &reach.config.settings);
+    check_tenant(tenant)?;
+    let mut client = GraphClient::new(
+        reach.http,
+        reach.endpoints.target(&LOGIN),
+        reach.endpoints.target(&GRAPH),
+        tenant,
+        reach.credentials.get()?,
+    );
+    call(&mut client).await
 }
 
 async fn validate(

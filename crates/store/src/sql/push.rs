@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 
 use super::{Backend, Store};
 use crate::StoreError;
-use crate::push::{Delivery, PushEndpoint, PushStore, REFRESH_AT_MOST, SEEN_FOR};
+use crate::push::{Delivery, PushEndpoint, PushStore, REFRESH_AT_MOST, SEEN_FOR, SourceSubscription};
 use crate::values::{DbId, DbTime};
 
 #[derive(sqlx::FromRow)]
@@ -28,6 +28,27 @@ impl From<EndpointRow> for PushEndpoint {
             deliveries: count(row.deliveries),
             duplicates: count(row.duplicates),
             rejected: count(row.rejected),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct SubscriptionRow {
+    config_id: DbId,
+    resource: String,
+    subscription_id: String,
+    expires_at: DbTime,
+    renew_at: DbTime,
+}
+
+impl From<SubscriptionRow> for SourceSubscription {
+    fn from(row: SubscriptionRow) -> SourceSubscription {
+        SourceSubscription {
+            config_id: ConfigId(row.config_id.0),
+            resource: row.resource,
+            id: row.subscription_id,
+            expires_at: row.expires_at.0,
+            renew_at: row.renew_at.0,
         }
     }
 }
@@ -56,6 +77,15 @@ impl PushStore for Store {
         .execute(self.writer())
         .await?;
         Ok(set.rows_affected() > 0)
+    }
+
+    async fn replace_push_secret(&self, config: ConfigId, digest: &str) -> Result<bool, StoreError> {
+        let replaced = sqlx::query("UPDATE push_endpoints SET secret_digest = $2 WHERE config_id = $1")
+            .bind(DbId(config.0))
+            .bind(digest)
+            .execute(self.writer())
+            .await?;
+        Ok(replaced.rows_affected() > 0)
     }
 
     async fn delete_push_secret(&self, org: OrgId, config: ConfigId) -> Result<bool, StoreError> {
@@ -194,6 +224,87 @@ impl PushStore for Store {
             .await?;
         }
         tx.commit().await?;
+        Ok(())
+    }
+
+    async fn set_subscriptions(
+        &self,
+        config: ConfigId,
+        subscriptions: &[SourceSubscription],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM graph_subscriptions WHERE config_id = $1")
+            .bind(DbId(config.0))
+            .execute(&mut *tx)
+            .await?;
+        for s in subscriptions {
+            sqlx::query(
+                "INSERT INTO graph_subscriptions (config_id, resource, subscription_id, expires_at, renew_at) \
+                 SELECT id, $2, $3, $4, $5 FROM integration_configs WHERE id = $1",
+            )
+            .bind(DbId(config.0))
+            .bind(&s.resource)
+            .bind(&s.id)
+            .bind(DbTime(s.expires_at))
+            .bind(DbTime(s.renew_at))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn subscriptions(&self, config: ConfigId) -> Result<Vec<SourceSubscription>, StoreError> {
+        let rows: Vec<SubscriptionRow> = sqlx::query_as(
+            "SELECT config_id, resource, subscription_id, expires_at, renew_at FROM graph_subscriptions \
+             WHERE config_id = $1 ORDER BY resource",
+        )
+        .bind(DbId(config.0))
+        .fetch_all(self.reader())
+        .await?;
+        Ok(rows.into_iter().map(SourceSubscription::from).collect())
+    }
+
+    async fn claim_due_subscriptions(
+        &self,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<Vec<SourceSubscription>, StoreError> {
+        // Most looks find nothing due: a read first keeps them off the write lock.
+        let any: Option<String> = sqlx::query_scalar(
+            "SELECT subscription_id FROM graph_subscriptions WHERE renew_at <= $1 \
+             AND (claimed_until IS NULL OR claimed_until <= $1) LIMIT 1",
+        )
+        .bind(DbTime(now))
+        .fetch_optional(self.reader())
+        .await?;
+        if any.is_none() {
+            return Ok(Vec::new());
+        }
+        // One statement: a row another replica claimed meanwhile no longer matches.
+        let rows: Vec<SubscriptionRow> = sqlx::query_as(
+            "UPDATE graph_subscriptions SET claimed_until = $2 WHERE renew_at <= $1 \
+             AND (claimed_until IS NULL OR claimed_until <= $1) \
+             RETURNING config_id, resource, subscription_id, expires_at, renew_at",
+        )
+        .bind(DbTime(now))
+        .bind(DbTime(until))
+        .fetch_all(self.writer())
+        .await?;
+        Ok(rows.into_iter().map(SourceSubscription::from).collect())
+    }
+
+    async fn renew_subscription(&self, renewed: &SourceSubscription) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE graph_subscriptions SET expires_at = $3, renew_at = $4 \
+             WHERE config_id = $1 AND subscription_id = $2",
+        )
+        .bind(DbId(renewed.config_id.0))
+        .bind(&renewed.id)
+        .bind(DbTime(renewed.expires_at))
+        .bind(DbTime(renewed.renew_at))
+        .execute(self.writer())
+        .await?;
         Ok(())
     }
 }

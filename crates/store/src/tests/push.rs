@@ -60,8 +60,15 @@ async fn deliveries_count_and_an_event_counts_once() {
     assert_eq!((endpoint.deliveries, endpoint.duplicates, endpoint.rejected), (0, 0, 0));
     assert!(endpoint.admits("t") && !endpoint.admits("s"));
 
+    // Replaced, the secret changes and the counts stay.
+    db.store.record_delivery(config, Delivery::Rejected, later).await.unwrap();
+    assert!(db.store.replace_push_secret(config, &secret_digest("u")).await.unwrap());
+    let endpoint = db.store.push_endpoint(config).await.unwrap().unwrap();
+    assert!(endpoint.admits("u") && !endpoint.admits("t") && endpoint.rejected == 1);
+
     db.store.delete_config(org, config).await.unwrap();
     assert_eq!(db.store.push_endpoint(config).await.unwrap(), None, "gone with its config");
+    assert!(!db.store.replace_push_secret(config, &secret_digest("v")).await.unwrap());
 }
 
 #[tokio::test]
@@ -84,4 +91,40 @@ async fn refresh_targets_wait_for_a_run_and_one_named_again_stays() {
     db.store.add_refresh_targets(config, user, &ids(&["u1"]), later).await.unwrap();
     db.store.clear_refresh_targets(config, user, &taken, t0).await.unwrap();
     assert_eq!(db.store.refresh_targets(config, user, later).await.unwrap(), ids(&["u1", "u3"]));
+}
+
+#[tokio::test]
+async fn a_due_subscription_is_claimed_once_until_it_is_renewed() {
+    let db = db().await;
+    let config = db.config.id;
+    let t0 = ctxsync_core::now();
+    let (hour, day) = (time::Duration::hours(1), time::Duration::days(1));
+    let subscription = |resource: &str, id: &str, renew_at| crate::SourceSubscription {
+        config_id: config,
+        resource: resource.into(),
+        id: id.into(),
+        expires_at: t0 + 29 * day,
+        renew_at,
+    };
+    let (users, groups) =
+        (subscription("/users", "s-u", t0 + hour), subscription("/groups", "s-g", t0 + 2 * hour));
+    db.store.set_subscriptions(config, &[users.clone(), groups.clone()]).await.unwrap();
+    assert_eq!(db.store.subscriptions(config).await.unwrap(), vec![groups.clone(), users.clone()]);
+
+    let claim = |now| db.store.claim_due_subscriptions(now, now + time::Duration::minutes(10));
+    assert_eq!(claim(t0).await.unwrap(), vec![], "none is due yet");
+    let due = t0 + hour;
+    assert_eq!(claim(due).await.unwrap(), vec![users.clone()]);
+    assert_eq!(claim(due).await.unwrap(), vec![], "claimed already");
+    let after_claim = due + time::Duration::minutes(11);
+    assert_eq!(claim(after_claim).await.unwrap(), vec![users.clone()], "a lapsed claim");
+
+    let renewed = crate::SourceSubscription { expires_at: t0 + 30 * day, renew_at: t0 + 3 * hour, ..users };
+    db.store.renew_subscription(&renewed).await.unwrap();
+    let later = after_claim + time::Duration::minutes(11);
+    assert_eq!(claim(later).await.unwrap(), vec![], "renewed, so no longer due");
+    assert_eq!(db.store.subscriptions(config).await.unwrap(), vec![groups, renewed]);
+
+    db.store.set_subscriptions(config, &[]).await.unwrap();
+    assert_eq!(db.store.subscriptions(config).await.unwrap(), vec![]);
 }

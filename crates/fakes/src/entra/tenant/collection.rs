@@ -84,6 +84,18 @@ impl<T> Collection<T> {
         self.touch(slot, version);
     }
 
+    /// The objects whose latest change took a tick after `since` and up to `until`, tombstones
+    /// included: each id and whether it is deleted.
+    pub(super) fn changed_between(&self, since: u64, until: u64) -> Vec<(Uuid, bool)> {
+        self.log
+            .range(since + 1..=until)
+            .map(|(_, &slot)| {
+                let s = &self.slots[slot as usize];
+                (s.id, s.deleted)
+            })
+            .collect()
+    }
+
     /// The slot of a live object.
     pub(super) fn find(&self, id: &str) -> Option<u32> {
         let id = Uuid::parse_str(id).ok()?;

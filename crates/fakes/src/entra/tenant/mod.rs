@@ -569,6 +569,17 @@ impl EntraTenant {
         (value, next)
     }
 
+    /// The objects of `kind` changed after tick `since` up to tick `until`, by id, and whether
+    /// each is deleted: what change notifications tell of.
+    pub(crate) fn changed_between(&self, kind: Kind, since: u64, until: u64) -> Vec<(String, bool)> {
+        let changed = match kind {
+            Kind::Users => self.users.changed_between(since, until),
+            Kind::Groups => self.groups.changed_between(since, until),
+            Kind::Devices => self.devices.changed_between(since, until),
+        };
+        changed.into_iter().map(|(id, deleted)| (id.to_string(), deleted)).collect()
+    }
+
     /// How many live objects `GET /v1.0/{users,groups,devices}/$count` counts.
     pub(crate) fn count(&self, kind: Kind) -> usize {
         match kind {

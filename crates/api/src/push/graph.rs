@@ -94,6 +94,33 @@ fn notifications(
         .ok_or_else(refuse)
 }
 
+/// What a delivery to either endpoint comes to.
+enum Delivered {
+    /// Graph's handshake, answered.
+    Handshake(Response),
+    /// The config, and its notifications that carried its `clientState`: none when none did.
+    Taken(Config, Vec<Notification>),
+}
+
+/// Looks up the config's endpoint, answers the handshake or reads and counts the notifications.
+async fn delivered(
+    state: &AppState,
+    id: &str,
+    validation: Validation,
+    body: &[u8],
+) -> Result<Delivered, ApiError> {
+    let (config, endpoint, subscriptions) = endpoint(state, id).await?;
+    if let Some(token) = validation.validation_token {
+        return Ok(Delivered::Handshake(validated(token)));
+    }
+    let notifications = notifications(body, &endpoint, &subscriptions)?;
+    let admitted = match record(state, &config, &notifications).await? {
+        true => notifications.into_iter().filter(|n| n.admitted).collect(),
+        false => Vec::new(),
+    };
+    Ok(Delivered::Taken(config, admitted))
+}
+
 /// Counts what was admitted and refused; whether anything was admitted.
 async fn record(state: &AppState, config: &Config, notifications: &[Notification]) -> Result<bool, ApiError> {
     let now = ctxsync_core::now();
@@ -135,12 +162,11 @@ pub async fn entra_notifications(
     Query(validation): Query<Validation>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let (config, endpoint, subscriptions) = endpoint(&state, &id).await?;
-    if let Some(token) = validation.validation_token {
-        return Ok(validated(token));
-    }
-    let notifications = notifications(&body, &endpoint, &subscriptions)?;
-    if record(&state, &config, &notifications).await? {
+    let (config, admitted) = match delivered(&state, &id, validation, &body).await? {
+        Delivered::Handshake(answer) => return Ok(answer),
+        Delivered::Taken(config, admitted) => (config, admitted),
+    };
+    if !admitted.is_empty() {
         tokio::spawn(async move {
             if let Err(error) = request_run(&state, config.id).await {
                 tracing::warn!(config_id = %config.id, %error, "a push could not ask for a run");
@@ -175,13 +201,11 @@ pub async fn entra_lifecycle(
     Query(validation): Query<Validation>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let (config, endpoint, subscriptions) = endpoint(&state, &id).await?;
-    if let Some(token) = validation.validation_token {
-        return Ok(validated(token));
-    }
-    let notifications = notifications(&body, &endpoint, &subscriptions)?;
-    if record(&state, &config, &notifications).await? {
-        let admitted: Vec<Notification> = notifications.into_iter().filter(|n| n.admitted).collect();
+    let (config, admitted) = match delivered(&state, &id, validation, &body).await? {
+        Delivered::Handshake(answer) => return Ok(answer),
+        Delivered::Taken(config, admitted) => (config, admitted),
+    };
+    if !admitted.is_empty() {
         tokio::spawn(async move {
             if let Err(error) = lifecycle(&state, &config, &admitted).await {
                 tracing::warn!(config_id = %config.id, %error, "a lifecycle notification could not be answered");

@@ -405,38 +405,56 @@ async fn a_group_whose_members_are_refused_is_left_out_of_the_coverage() {
     );
 }
 
-/// Two configs of one org syncing at once keep together to their share of each endpoint's
-/// window, never meet a 429, and still list the whole org.
-#[tokio::test]
-async fn two_configs_of_one_org_keep_to_their_share_of_each_rate_limit() {
-    let fake = FakeOkta::start_with(TenantSpec { seed: 21, users: 24, groups: 4, devices: 0 }).await.unwrap();
-    fake.limit_page_size(6);
+/// The buckets the listings of a small org fill.
+const LISTING_BUCKETS: [&str; 3] = ["/api/v1/users", "/api/v1/groups", "/api/v1/groups/{id}/users"];
+
+/// An org whose listing buckets allow `limit` requests a one-second window.
+async fn limited_org(seed: u64, users: usize, page: usize, limit: u32) -> FakeOkta {
+    let fake = FakeOkta::start_with(TenantSpec { seed, users, groups: 4, devices: 0 }).await.unwrap();
+    fake.limit_page_size(page);
     fake.set_rate_window(Duration::from_secs(1));
-    let buckets = ["/api/v1/users", "/api/v1/groups", "/api/v1/groups/{id}/users"];
-    for bucket in buckets {
-        fake.set_bucket_limit(bucket, 8);
+    for bucket in LISTING_BUCKETS {
+        fake.set_bucket_limit(bucket, limit);
     }
-    let settings: Settings = serde_json::from_value(json!({"rate_limit_share": 50})).unwrap();
-    let sources = okta_sources(&fake);
-    let (one, two) = (
-        config(IntegrationType::Okta, &fake.domain(), settings.clone()),
-        config(IntegrationType::Okta, &fake.domain(), settings),
-    );
+    fake
+}
+
+/// Runs two full syncs at once, each of which must list the whole org without meeting a 429;
+/// returns the most requests one window of each listing bucket took.
+async fn two_at_once(
+    fake: &FakeOkta,
+    one: (&Sources, &Config),
+    two: (&Sources, &Config),
+) -> Vec<(&'static str, u32)> {
     let credentials = okta_credentials(&fake.api_token());
     let ((first, got_one), (second, got_two)) = tokio::join!(
-        run(&sources, &one, &credentials, SyncMode::Full),
-        run(&sources, &two, &credentials, SyncMode::Full),
+        run(one.0, one.1, &credentials, SyncMode::Full),
+        run(two.0, two.1, &credentials, SyncMode::Full),
     );
     first.unwrap();
     second.unwrap();
     let users: BTreeSet<String> = fake.snapshot().users.keys().cloned().collect();
     assert_eq!(got_one.users().keys().cloned().collect::<BTreeSet<_>>(), users);
     assert_eq!(got_two.users().keys().cloned().collect::<BTreeSet<_>>(), users);
-    for bucket in buckets {
-        let busiest = fake.busiest_window(bucket);
+    assert_eq!(fake.rate_limited(), 0, "no request met a full window");
+    LISTING_BUCKETS.iter().map(|bucket| (*bucket, fake.busiest_window(bucket))).collect()
+}
+
+fn half_share() -> Settings {
+    serde_json::from_value(json!({"rate_limit_share": 50})).unwrap()
+}
+
+/// Two configs of one org syncing at once keep together to their share of each endpoint's
+/// window, never meet a 429, and still list the whole org.
+#[tokio::test]
+async fn two_configs_of_one_org_keep_to_their_share_of_each_rate_limit() {
+    let fake = limited_org(21, 24, 6, 8).await;
+    let sources = okta_sources(&fake);
+    let one = config(IntegrationType::Okta, &fake.domain(), half_share());
+    let two = config(IntegrationType::Okta, &fake.domain(), half_share());
+    for (bucket, busiest) in two_at_once(&fake, (&sources, &one), (&sources, &two)).await {
         assert!((1..=4).contains(&busiest), "{bucket}: {busiest} requests in one window, half of 8 is 4");
     }
-    assert_eq!(fake.rate_limited(), 0, "no request met a full window");
 }
 
 /// Two replicas syncing configs of one org at once each pace their own requests, unaware of the
@@ -444,14 +462,7 @@ async fn two_configs_of_one_org_keep_to_their_share_of_each_rate_limit() {
 /// Okta's `X-Rate-Limit-Remaining` (everyone's requests) shows it.
 #[tokio::test]
 async fn two_replicas_keep_together_to_their_share_without_sharing_state() {
-    let fake = FakeOkta::start_with(TenantSpec { seed: 22, users: 40, groups: 4, devices: 0 }).await.unwrap();
-    fake.limit_page_size(4);
-    fake.set_rate_window(Duration::from_secs(1));
-    let buckets = ["/api/v1/users", "/api/v1/groups", "/api/v1/groups/{id}/users"];
-    for bucket in buckets {
-        fake.set_bucket_limit(bucket, 10);
-    }
-    let settings: Settings = serde_json::from_value(json!({"rate_limit_share": 50})).unwrap();
+    let fake = limited_org(22, 40, 4, 10).await;
     // The same org under another spelling of its host: a pacer of its own, as in another process.
     let elsewhere: Vec<(&'static str, String)> = fake
         .base_urls()
@@ -459,24 +470,12 @@ async fn two_replicas_keep_together_to_their_share_without_sharing_state() {
         .map(|(name, url)| (name, url.replace("127.0.0.1", "localhost")))
         .collect();
     let (here, there) = (okta_sources(&fake), sources(Endpoints::overridden(elsewhere)));
-    let config = config(IntegrationType::Okta, &fake.domain(), settings);
-    let credentials = okta_credentials(&fake.api_token());
-    let ((first, got_one), (second, got_two)) = tokio::join!(
-        run(&here, &config, &credentials, SyncMode::Full),
-        run(&there, &config, &credentials, SyncMode::Full),
-    );
-    first.unwrap();
-    second.unwrap();
-    let users: BTreeSet<String> = fake.snapshot().users.keys().cloned().collect();
-    assert_eq!(got_one.users().keys().cloned().collect::<BTreeSet<_>>(), users);
-    assert_eq!(got_two.users().keys().cloned().collect::<BTreeSet<_>>(), users);
-    for bucket in buckets {
-        let busiest = fake.busiest_window(bucket);
+    let config = config(IntegrationType::Okta, &fake.domain(), half_share());
+    for (bucket, busiest) in two_at_once(&fake, (&here, &config), (&there, &config)).await {
         // Half of 10, and at most what one replica sends at once (four groups' members): each
         // learns what the other took only from the replies it gets.
         assert!((1..=9).contains(&busiest), "{bucket}: {busiest} requests in one window, half of 10 is 5");
     }
-    assert_eq!(fake.rate_limited(), 0, "no request met a full window");
 }
 
 /// The users a push named are read one by one: one Okta still has comes back as it is now, one it

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ctxsync_core::{
-    Config, ConfigId, ConfigState, DeletionGuard, EntityKind, Run, RunKind, RunStatus, Schedule,
+    Config, ConfigId, ConfigState, Coverage, DeletionGuard, EntityKind, Expected, Run, RunKind, RunStatus,
+    Schedule,
 };
 use ctxsync_sources::{Checkpoint, Credentials, Cursor, SourceError, Sources, SyncError, SyncMode};
 use ctxsync_store::{ResumePoint, RunEnd, Store, StoreError, SyncState};
@@ -201,13 +202,28 @@ impl Worker {
         } else {
             choose_mode(&state, &schedule, self.settings.clock.now())
         };
+        // Users a push named: an incremental run reads each from the source after its listing (a
+        // full one lists them anyway); a run that completes forgets them.
+        let asked_at = ctxsync_core::now();
+        let named = self.store.refresh_targets(config.id, EntityKind::User, asked_at).await?;
+        // A source without an incremental listing lists everything at each scheduled run; between
+        // two of them, a push has only the users it named read, and the next full run keeps its time.
+        let full_due = state.last_full_at.map(|at| at + schedule.interval);
+        let refresh_only = !options.full
+            && matches!(mode, SyncMode::Full)
+            && state.cursor.is_none()
+            && !named.is_empty()
+            && full_due.is_some_and(|due| self.settings.clock.now() < due);
         let mut resume = match mode {
-            SyncMode::Full => self.resume_point(config.id, &schedule).await?,
+            SyncMode::Full if !refresh_only => self.resume_point(config.id, &schedule).await?,
             _ => None,
         };
         loop {
-            let kind =
-                if matches!(mode, SyncMode::Incremental(_)) { RunKind::Incremental } else { RunKind::Full };
+            let kind = if refresh_only || matches!(mode, SyncMode::Incremental(_)) {
+                RunKind::Incremental
+            } else {
+                RunKind::Full
+            };
             let (run, resumed) = match resume.take() {
                 Some(point) => {
                     let checkpoint = Checkpoint(point.checkpoint.clone());
@@ -223,19 +239,13 @@ impl Worker {
                 resumed_from = run.resumed_from.map(|id| id.to_string()).unwrap_or_default(),
                 "sync run started"
             );
-            // Users a push named: an incremental run reads each from the source after its listing
-            // (a full one lists them anyway); both forget them once complete.
-            let (started, named) = (
-                run.started_at,
-                self.store.refresh_targets(config.id, EntityKind::User, run.started_at).await?,
-            );
             let credentials = match Credentials::parse(config.integration_type, &secrets) {
                 Ok(c) => c,
                 Err(e) => {
                     let error = SyncError::Source(SourceError::InvalidCredentials(format!(
                         "the stored secrets are not usable: {e}"
                     )));
-                    return self.finish(config, run, Err(error), &schedule, cancel).await;
+                    return self.finish(config, run, Err(error), &schedule, None, cancel).await;
                 }
             };
             let mut sink = StoreSink::new(
@@ -248,7 +258,14 @@ impl Worker {
             );
             let refresh = if kind == RunKind::Incremental { named.as_slice() } else { &[] };
             let listing = async {
-                let outcome = self.sources.sync(config, &credentials, mode.clone(), &mut sink).await?;
+                let outcome = match refresh_only {
+                    true => ctxsync_sources::Outcome {
+                        cursor: None,
+                        coverage: Coverage::Changes { groups_with_all_members: Vec::new() },
+                        expected: Expected::new(),
+                    },
+                    false => self.sources.sync(config, &credentials, mode.clone(), &mut sink).await?,
+                };
                 if !refresh.is_empty() {
                     self.sources.refresh_users(config, &credentials, refresh, &mut sink).await?;
                 }
@@ -285,20 +302,23 @@ impl Worker {
                 mode = SyncMode::Full;
                 continue;
             }
-            let outcome = self.finish(config, run, result, &schedule, cancel).await?;
+            let due = full_due.filter(|_| refresh_only);
+            let outcome = self.finish(config, run, result, &schedule, due, cancel).await?;
             if matches!(outcome, Outcome::Succeeded(_) | Outcome::Held(_)) && !named.is_empty() {
-                self.store.clear_refresh_targets(config.id, EntityKind::User, &named, started).await?;
+                self.store.clear_refresh_targets(config.id, EntityKind::User, &named, asked_at).await?;
             }
             return Ok(outcome);
         }
     }
 
+    /// Ends `run`; `due` is when the next run is due after a success, when not an interval on.
     async fn finish(
         &self,
         config: &Config,
         run: Run,
         result: Result<ctxsync_sources::Outcome, SyncError>,
         schedule: &Schedule,
+        due: Option<OffsetDateTime>,
         cancel: &CancellationToken,
     ) -> Result<Outcome, StoreError> {
         let now = ctxsync_core::now();
@@ -308,7 +328,7 @@ impl Worker {
                 RunEnd::Succeeded {
                     coverage: outcome.coverage,
                     cursor: outcome.cursor.map(|Cursor(c)| c),
-                    next_run_at: now + schedule.interval,
+                    next_run_at: due.unwrap_or(now + schedule.interval),
                     guard: DeletionGuard::for_settings(&config.settings, self.settings.guard)
                         .unwrap_or(self.settings.guard),
                     expected: outcome.expected,

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ctxsync_core::{
-    Config, ConfigId, ConfigState, Coverage, DeletionGuard, EntityKind, Expected, Run, RunKind, RunStatus,
-    Schedule,
+    Config, ConfigId, ConfigState, Coverage, DeletionGuard, EntityKind, Expected, Run, RunCounts, RunKind,
+    RunStatus, Schedule,
 };
 use ctxsync_sources::{Checkpoint, Credentials, Cursor, SourceError, Sources, SyncError, SyncMode};
 use ctxsync_store::{ResumePoint, RunEnd, Store, StoreError, SyncState};
@@ -224,14 +224,19 @@ impl Worker {
             } else {
                 RunKind::Full
             };
-            let (run, resumed) = match resume.take() {
+            let (run, resumed, carried) = match resume.take() {
                 Some(point) => {
                     let checkpoint = Checkpoint(point.checkpoint.clone());
                     mode = SyncMode::Resume(checkpoint.clone());
-                    (self.store.resume_run(config.id, &point).await?, checkpoint)
+                    (self.store.resume_run(config.id, &point).await?, checkpoint, point.counts)
                 }
-                None => (self.store.start_run(config.id, kind).await?, Checkpoint::default()),
+                None => (
+                    self.store.start_run(config.id, kind).await?,
+                    Checkpoint::default(),
+                    RunCounts::default(),
+                ),
             };
+            let ending = Ending { due: full_due.filter(|_| refresh_only), carried };
             tracing::info!(
                 config_id = %config.id,
                 run_id = %run.id,
@@ -245,7 +250,7 @@ impl Worker {
                     let error = SyncError::Source(SourceError::InvalidCredentials(format!(
                         "the stored secrets are not usable: {e}"
                     )));
-                    return self.finish(config, run, Err(error), &schedule, None, cancel).await;
+                    return self.finish(config, run, Err(error), &schedule, &ending, cancel).await;
                 }
             };
             let mut sink = StoreSink::new(
@@ -298,12 +303,11 @@ impl Worker {
                         RunEnd::Failed { error: expired.into(), next_run_at: ctxsync_core::now() },
                     )
                     .await?;
-                crate::metrics::record_run(config.integration_type, &failed);
+                crate::metrics::record_run(config.integration_type, &failed, &ending.carried);
                 mode = SyncMode::Full;
                 continue;
             }
-            let due = full_due.filter(|_| refresh_only);
-            let outcome = self.finish(config, run, result, &schedule, due, cancel).await?;
+            let outcome = self.finish(config, run, result, &schedule, &ending, cancel).await?;
             if matches!(outcome, Outcome::Succeeded(_) | Outcome::Held(_)) && !named.is_empty() {
                 self.store.clear_refresh_targets(config.id, EntityKind::User, &named, asked_at).await?;
             }
@@ -311,14 +315,13 @@ impl Worker {
         }
     }
 
-    /// Ends `run`; `due` is when the next run is due after a success, when not an interval on.
     async fn finish(
         &self,
         config: &Config,
         run: Run,
         result: Result<ctxsync_sources::Outcome, SyncError>,
         schedule: &Schedule,
-        due: Option<OffsetDateTime>,
+        ending: &Ending,
         cancel: &CancellationToken,
     ) -> Result<Outcome, StoreError> {
         let now = ctxsync_core::now();
@@ -328,7 +331,7 @@ impl Worker {
                 RunEnd::Succeeded {
                     coverage: outcome.coverage,
                     cursor: outcome.cursor.map(|Cursor(c)| c),
-                    next_run_at: due.unwrap_or(now + schedule.interval),
+                    next_run_at: ending.due.unwrap_or(now + schedule.interval),
                     guard: DeletionGuard::for_settings(&config.settings, self.settings.guard)
                         .unwrap_or(self.settings.guard),
                     expected: outcome.expected,
@@ -355,7 +358,7 @@ impl Worker {
                 return Err(e);
             }
         };
-        crate::metrics::record_run(config.integration_type, &finished);
+        crate::metrics::record_run(config.integration_type, &finished, &ending.carried);
         if let Some(state) = state.filter(|s| *s != config.state) {
             self.store.set_state(config.org_id, config.id, state).await?;
             tracing::info!(config_id = %config.id, state = %state, "config state changed by a sync run");
@@ -402,6 +405,14 @@ impl Worker {
             _ => "the run was stopped (ctxsync is shutting down, or another worker took over)".into(),
         }
     }
+}
+
+/// What ending a run needs beside its result.
+struct Ending {
+    /// When the next run is due after a success, when not a schedule interval on.
+    due: Option<OffsetDateTime>,
+    /// The counts a resumed run took over from the stopped one.
+    carried: RunCounts,
 }
 
 /// Incremental when the source gave a cursor and the last full run is recent enough; full

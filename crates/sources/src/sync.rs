@@ -68,6 +68,18 @@ pub struct Mark {
     pub at: Option<serde_json::Value>,
 }
 
+impl Mark {
+    /// How far `listing` got, as the connector writes it.
+    pub fn at(listing: &'static str, at: &impl Serialize) -> Mark {
+        Mark { listing, at: Some(serde_json::to_value(at).expect("marks serialize")) }
+    }
+
+    /// A page of `listing` that does not move its mark.
+    pub fn within(listing: &'static str) -> Mark {
+        Mark { listing, at: None }
+    }
+}
+
 /// Where a full run had got to: each listing's last applied [`Mark`], by listing name. Opaque
 /// to the engine, which stores it with the pages it covers.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -79,7 +79,10 @@ pub struct Checkpointed<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResumePoint {
     pub run: Uuid,
-    pub started_at: OffsetDateTime,
+    /// When the first run of the listing began: the stopped one, or the one it went on from.
+    pub listed_since: OffsetDateTime,
+    /// When it stopped (was found stopped, for a run whose process died).
+    pub stopped_at: OffsetDateTime,
     pub checkpoint: serde_json::Map<String, serde_json::Value>,
     /// Its counts as of the checkpoint.
     pub counts: RunCounts,
@@ -134,8 +137,9 @@ pub trait SyncStore: Send + Sync {
 
     async fn release_lease(&self, config: ConfigId, owner: &str) -> Result<(), StoreError>;
 
-    /// Records a new run as `running`, under the id "sync now" promised when one waits. A full
-    /// run starts over: what earlier unfinished runs kept for resuming is dropped.
+    /// Records a new run as `running`, under the id "sync now" promised when one waits. What
+    /// stopped full runs kept for resuming is dropped: a run that does not go on from them would
+    /// leave their record of what was seen behind the store.
     async fn start_run(&self, config: ConfigId, kind: RunKind) -> Result<Run, StoreError>;
 
     /// The newest unfinished full run of the config that a full run may go on from.
@@ -148,7 +152,8 @@ pub trait SyncStore: Send + Sync {
 
     /// Applies one page in one transaction: upserts entities whose content changed (unchanged
     /// ones are not rewritten), adds memberships, and remembers what was seen and removed for
-    /// the end of the run. Returns what the page counted.
+    /// the end of the run. Returns what the page counted; [`StoreError::RunTakenOver`] once the
+    /// run is no longer running (another worker took the config over), writing nothing.
     async fn apply_page(&self, run: &Run, org: OrgId, page: PageWrite<'_>) -> Result<RunCounts, StoreError>;
 
     /// Saves a running run's counts, so its progress is visible.

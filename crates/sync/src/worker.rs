@@ -209,21 +209,18 @@ impl Worker {
         // A source without an incremental listing lists everything at each scheduled run; between
         // two of them, a push has only the users it named read, and the next full run keeps its time.
         let full_due = state.last_full_at.map(|at| at + schedule.interval);
-        let refresh_only = !options.full
+        // A stopped full run is gone on with before anything else: a run in between would store
+        // what that listing may already have passed, and its deletions would then take it away.
+        let mut resume = self.resume_point(config, &schedule).await?;
+        let refresh_only = resume.is_none()
+            && !options.full
             && matches!(mode, SyncMode::Full)
             && state.cursor.is_none()
             && !named.is_empty()
             && full_due.is_some_and(|due| self.settings.clock.now() < due);
-        let mut resume = match mode {
-            SyncMode::Full if !refresh_only => self.resume_point(config.id, &schedule).await?,
-            _ => None,
-        };
         loop {
-            let kind = if refresh_only || matches!(mode, SyncMode::Incremental(_)) {
-                RunKind::Incremental
-            } else {
-                RunKind::Full
-            };
+            let incremental = refresh_only || matches!(mode, SyncMode::Incremental(_));
+            let kind = if incremental && resume.is_none() { RunKind::Incremental } else { RunKind::Full };
             let (run, resumed, carried) = match resume.take() {
                 Some(point) => {
                     let checkpoint = Checkpoint(point.checkpoint.clone());
@@ -383,19 +380,21 @@ impl Worker {
         })
     }
 
-    /// The stopped full run a full run goes on from, unless it started so long ago that a full
-    /// run would have been due again since: its listing is then too old to complete.
+    /// The stopped full run to go on from, if it may still be: it stopped less than
+    /// [`RESUME_WITHIN`] ago (what changes while a listing stands still can move from the part it
+    /// had yet to list to the part it had passed), its listing began less than a full interval
+    /// ago, and the config has not changed since (another domain or token is another listing).
     async fn resume_point(
         &self,
-        config: ConfigId,
+        config: &Config,
         schedule: &Schedule,
     ) -> Result<Option<ResumePoint>, StoreError> {
         let now = self.settings.clock.now();
-        Ok(self
-            .store
-            .resume_point(config)
-            .await?
-            .filter(|point| now - point.started_at < schedule.full_interval))
+        Ok(self.store.resume_point(config.id).await?.filter(|point| {
+            now - point.stopped_at < RESUME_WITHIN
+                && now - point.listed_since < schedule.full_interval
+                && config.modified_at < point.listed_since
+        }))
     }
 
     async fn cancel_reason(&self, config: &Config) -> String {
@@ -406,6 +405,9 @@ impl Worker {
         }
     }
 }
+
+/// How long after it stopped a full run may be gone on with rather than started over.
+const RESUME_WITHIN: Duration = Duration::from_secs(60 * 60);
 
 /// What ending a run needs beside its result.
 struct Ending {

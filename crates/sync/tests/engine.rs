@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ctxsync_core::{Config, EntityKind, IntegrationType, RunStatus, SecretValue, Settings};
+use ctxsync_core::{Config, EntityKind, IntegrationType, RunKind, RunStatus, SecretValue, Settings};
 use ctxsync_fakes::FaultKnobs;
 use ctxsync_fakes::{FakeOkta, TenantSpec};
 use ctxsync_sources::{Endpoints, Sources};
@@ -113,22 +113,11 @@ async fn a_run_killed_midway_deletes_nothing_and_the_next_run_converges() {
     assert!(runs[1].error.as_deref().unwrap().contains("interrupted"));
 }
 
-/// A full run stopped after it stored a few pages of users is gone on from by the next full run, unless
-/// that one comes so late that a full run would have been due again: it then starts over.
-#[tokio::test]
-async fn a_stopped_full_run_is_resumed_unless_it_is_older_than_the_full_interval() {
-    let mut rig = rig(1200).await;
-    let clock = ctxsync_sync::Clock::adjustable();
-    let settings = SyncSettings { clock: clock.clone(), ..rig.worker.settings().clone() };
-    rig.worker = Worker::new(
-        rig.store.clone(),
-        Sources::new(Endpoints::overridden(rig.okta.base_urls())).unwrap(),
-        settings,
-    );
-    rig.okta.limit_page_size(100);
-    for late in [false, true] {
-        rig.okta.slow_pages(Duration::from_millis(40));
-        // Users pages carry marks: once some are stored, there is a checkpoint to go on from.
+impl Rig {
+    /// Starts a full run and stops it (its task aborted, as a killed process) once it has stored
+    /// 300 users: users pages carry marks, so there is a checkpoint to go on from.
+    async fn stop_a_full_run(&self) {
+        self.okta.slow_pages(Duration::from_millis(40));
         let stored_users = Arc::new(tokio::sync::Notify::new());
         let progress: ctxsync_sync::Progress = {
             let stored_users = stored_users.clone();
@@ -138,7 +127,7 @@ async fn a_stopped_full_run_is_resumed_unless_it_is_older_than_the_full_interval
                 }
             })
         };
-        let (worker, config) = (rig.worker.clone(), rig.config.clone());
+        let (worker, config) = (self.worker.clone(), self.config.clone());
         let stopped = tokio::spawn(async move {
             let options = RunOptions { full: true, progress: Some(progress) };
             worker.run(&config, options, &CancellationToken::new()).await
@@ -146,16 +135,51 @@ async fn a_stopped_full_run_is_resumed_unless_it_is_older_than_the_full_interval
         stored_users.notified().await;
         stopped.abort();
         let _ = stopped.await;
-        rig.okta.slow_pages(Duration::ZERO);
-        if late {
-            clock.advance(ctxsync_core::Schedule::DEFAULT.full_interval);
-        }
-        // The same worker takes its lease back at once and marks the stopped run interrupted.
-        let Outcome::Succeeded(run) = rig.run_full().await else { panic!("the next run completes") };
-        assert_eq!(run.resumed_from.is_some(), !late, "{run:?}");
-        assert_eq!(run.counts.by_type["user"].fetched, rig.truth().len() as u64);
-        assert_eq!(rig.user_ids().await, rig.truth());
+        self.okta.slow_pages(Duration::ZERO);
     }
+
+    /// The run the scheduler would start now; the same worker takes its lease back at once and
+    /// marks a stopped run interrupted.
+    async fn next_run(&self) -> ctxsync_core::Run {
+        match self.worker.run(&self.config, RunOptions::default(), &CancellationToken::new()).await.unwrap() {
+            Outcome::Succeeded(run) => run,
+            other => panic!("the next run completes: {other:?}"),
+        }
+    }
+}
+
+/// A stopped full run is gone on with by the next run, even one that would have been
+/// incremental; not once it stopped over an hour ago, nor after the config changed.
+#[tokio::test]
+async fn a_stopped_full_run_is_resumed_unless_it_is_stale_or_the_config_changed() {
+    let mut rig = rig(1200).await;
+    let clock = ctxsync_sync::Clock::adjustable();
+    let settings = SyncSettings { clock: clock.clone(), ..rig.worker.settings().clone() };
+    let sources = Sources::new(Endpoints::overridden(rig.okta.base_urls())).unwrap();
+    rig.worker = Worker::new(rig.store.clone(), sources, settings);
+    rig.okta.limit_page_size(100);
+    assert!(matches!(rig.run_full().await, Outcome::Succeeded(_)));
+
+    rig.stop_a_full_run().await;
+    let run = rig.next_run().await;
+    assert_eq!((run.kind, run.resumed_from.is_some()), (RunKind::Full, true), "{run:?}");
+    assert_eq!(run.counts.by_type["user"].fetched, rig.truth().len() as u64);
+    assert_eq!(rig.user_ids().await, rig.truth());
+
+    rig.stop_a_full_run().await;
+    let mut renamed = rig.config.clone();
+    renamed.name = "renamed".into();
+    renamed.modified_at = ctxsync_core::now();
+    assert!(rig.store.update_config(&renamed, None).await.unwrap());
+    rig.config = renamed;
+    let run = rig.next_run().await;
+    assert_eq!(run.resumed_from, None, "the config changed: {run:?}");
+    assert_eq!(rig.user_ids().await, rig.truth());
+
+    rig.stop_a_full_run().await;
+    clock.advance(Duration::from_secs(61 * 60));
+    let run = rig.next_run().await;
+    assert_eq!((run.kind, run.resumed_from), (RunKind::Incremental, None), "stale: {run:?}");
 }
 
 /// Okta's group `usersCount`s reach the progress callback as the run goes, so a progress bar can

@@ -68,7 +68,7 @@ impl Run<'_> {
                 out.retries = retries + std::mem::take(&mut self.retries);
                 // Marked once listed: a resumed run lists the devices again until then.
                 out.mark = match last {
-                    false => Some(Mark { listing: Listing::Devices.name(), at: None }),
+                    false => Some(Mark::within(Listing::Devices.name())),
                     true => self.mark(Listing::Devices, None, Some(&delta_link)),
                 };
                 self.sink.accept(out).await

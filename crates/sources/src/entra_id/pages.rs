@@ -15,9 +15,9 @@
 //!
 //! A full run marks each round's progress so a stopped one can be resumed (`SyncMode::Resume`):
 //! users and groups with every page (the next link, or the delta link once the round ended),
-//! devices once listed. A resumed run reads the role assignments and totals again (a few
-//! requests) and goes on with each round from its mark; a link Graph no longer honours (410)
-//! means starting over.
+//! devices once listed, and the role assignments it read. A resumed run keeps those roles, asks
+//! for the totals again (three requests) and goes on with each round from its mark; a link Graph
+//! no longer honours (410) means starting over.
 
 #[path = "owners.rs"]
 mod owners;
@@ -58,6 +58,9 @@ struct DeltaCursor {
     #[serde(default)]
     admin_roles: Option<BTreeMap<String, Vec<String>>>,
 }
+
+/// The mark of the role assignments a full run read first.
+const ROLES: &str = "roles";
 
 /// How far a full run's round got.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -116,7 +119,17 @@ pub(super) async fn sync(
         ),
     };
     let marks = resume.clone().unwrap_or_default();
-    let (roles, mut retries) = admin_roles(client).await?;
+    // A resumed run's users carry the roles the first part's did, and its cursor keeps them, so
+    // the next incremental run sees any change made since.
+    let kept: Option<Option<BTreeMap<String, Vec<String>>>> = marks.get(ROLES);
+    let fresh = kept.is_none() && previous.is_none();
+    let (roles, mut retries) = match kept {
+        Some(roles) => (roles, 0),
+        None => admin_roles(client).await?,
+    };
+    if fresh {
+        sink.accept(Page { mark: Some(Mark::at(ROLES, &roles)), ..Page::default() }).await?;
+    }
     let role_changes = match &previous {
         Some(previous) => role_changes(previous.admin_roles.as_ref(), roles.as_ref()),
         None => BTreeSet::new(),
@@ -281,7 +294,7 @@ impl Run<'_> {
                 delta: delta.map(str::to_owned),
                 last_group: self.last_group.clone().filter(|_| listing == Listing::Groups),
             };
-            Mark { listing: listing.name(), at: Some(serde_json::to_value(mark).expect("marks serialize")) }
+            Mark::at(listing.name(), &mark)
         })
     }
 

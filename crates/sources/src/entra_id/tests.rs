@@ -697,7 +697,9 @@ async fn a_stopped_full_run_resumes_from_its_marks_and_completes_the_rounds() {
                 .iter()
                 .all(|l| cursor[l].as_str().unwrap().contains("$deltatoken="))
         );
-        // Again: the role assignments and totals (a few requests), and the pages in flight.
+        // The roles the stopped part's users carry are the cursor's, for the next run to compare.
+        assert_eq!(cursor["admin_roles"], first.checkpoint.0["roles"]);
+        // Again: the totals (three requests), and the pages in flight.
         let extra = (stopped + resumed).saturating_sub(full_requests);
         assert!(
             extra * 10 <= full_requests,

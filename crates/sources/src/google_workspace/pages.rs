@@ -77,8 +77,11 @@ struct UsersMark {
 struct GroupsMark {
     /// The token of the page being listed; `None` for the first.
     page: Option<String>,
-    /// How many groups of that page were handed over with all their members.
-    done: usize,
+    /// The groups of that page whose records were handed over (those it held when first read).
+    listed: Vec<String>,
+    /// Those of them handed over with all their members. Kept by id, not position: groups made
+    /// or deleted meanwhile move the others on the page.
+    done: Vec<String>,
     /// Set once every group was.
     ended: bool,
     /// The memberships the listed groups should have handed over: their `directMembersCount`
@@ -90,7 +93,7 @@ struct GroupsMark {
 }
 
 fn marked(listing: &'static str, at: &impl Serialize) -> Option<Mark> {
-    Some(Mark { listing, at: Some(serde_json::to_value(at).expect("marks serialize")) })
+    Some(Mark::at(listing, at))
 }
 
 /// A groups or members page, which counts once the next groups mark is applied.
@@ -211,33 +214,40 @@ impl Run<'_, '_> {
         }
         let mut token = tally.page.clone();
         let mut list: List = self.first_page(&["groups"], &query, token.as_deref(), "groups").await?;
-        let mut resumed_after = std::mem::take(&mut tally.done);
         loop {
             let ids: Vec<(String, Option<u64>)> = list
                 .items
                 .iter()
                 .filter_map(|g| Some((g.get("id")?.as_str()?.to_string(), direct_members_count(g))))
                 .collect();
-            // The groups of the page a resumed run starts on that were handed over already.
-            let done = std::mem::take(&mut resumed_after);
-            if done == 0 {
-                let groups = list.items.into_iter().filter_map(map::group).collect();
-                self.out.emit(groups, Vec::new(), IN_GROUPS).await?;
-            }
-            for (index, (id, count)) in ids.into_iter().enumerate().skip(done) {
+            // On the page a resumed run starts on, what the stopped one handed over is not again.
+            let (listed, done) = (std::mem::take(&mut tally.listed), std::mem::take(&mut tally.done));
+            let groups = list.items.into_iter().filter(|g| {
+                g.get("id").and_then(Value::as_str).is_none_or(|id| !listed.iter().any(|l| l == id))
+            });
+            self.out.emit(groups.filter_map(map::group).collect(), Vec::new(), IN_GROUPS).await?;
+            let new: Vec<String> =
+                ids.iter().map(|(id, _)| id.clone()).filter(|id| !listed.contains(id)).collect();
+            (tally.listed, tally.done) = ([listed, new].concat(), done);
+            for (id, count) in ids {
+                if tally.done.contains(&id) {
+                    continue;
+                }
                 match self.members(&id).await? {
                     Some(left_out) => {
                         tally.members =
                             tally.members.zip(count).map(|(sum, count)| sum + count.saturating_sub(left_out));
                     }
-                    None => tally.unlisted.push(id),
+                    None => tally.unlisted.push(id.clone()),
                 }
-                (tally.page, tally.done) = (token.clone(), index + 1);
+                tally.page.clone_from(&token);
+                tally.done.push(id);
                 self.out.emit(Vec::new(), Vec::new(), marked(GROUPS, &tally)).await?;
             }
+            (tally.listed, tally.done) = (Vec::new(), Vec::new());
             token = next(token, list.next_page_token)?;
             let Some(following) = &token else {
-                (tally.page, tally.done, tally.ended) = (None, 0, true);
+                (tally.page, tally.ended) = (None, true);
                 self.out.emit(Vec::new(), Vec::new(), marked(GROUPS, &tally)).await?;
                 return Ok(tally);
             };

@@ -313,7 +313,7 @@ impl Run<'_, '_> {
             if fresh_roles {
                 // Kept for a resumed run, whose users must carry the roles the first part's did.
                 let roles = self.roles().await?;
-                self.emit(Vec::new(), Vec::new(), Some(marked(ROLES, roles))).await?;
+                self.emit(Vec::new(), Vec::new(), Some(Mark::at(ROLES, roles))).await?;
             }
             let (first, mut next, mut users) = match from {
                 Some(UsersMark { listing, next: Some(next), newest, .. }) => {
@@ -551,7 +551,7 @@ impl Run<'_, '_> {
                     newest: newest.clone(),
                     started: self.started(),
                 });
-                self.emit(records, Vec::new(), mark.map(|m| marked(USERS, &m))).await
+                self.emit(records, Vec::new(), mark.map(|m| Mark::at(USERS, &m))).await
             };
             let ((), following) =
                 overlapped(this_page, self.next_page(next.as_ref(), "list users", &[])).await?;
@@ -617,7 +617,7 @@ impl Run<'_, '_> {
             // A full run's groups and members count only once their page's mark is applied.
             let part = tally.is_some().then_some(GROUPS);
             if pass != GroupPass::Members {
-                let mark = part.map(|listing| Mark { listing, at: None });
+                let mark = part.map(Mark::within);
                 self.emit(groups.into_iter().filter_map(map::group).collect(), Vec::new(), mark).await?;
             }
             let members = async {
@@ -652,7 +652,7 @@ impl Run<'_, '_> {
                 tally.next = next.as_ref().map(on_host);
                 (tally.groups, tally.memberships) = (updated.clone(), membership_updated.clone());
                 tally.started = self.started();
-                self.emit(Vec::new(), Vec::new(), Some(marked(GROUPS, tally))).await?;
+                self.emit(Vec::new(), Vec::new(), Some(Mark::at(GROUPS, tally))).await?;
             }
             match following? {
                 Some(following) => got = following,
@@ -682,7 +682,7 @@ impl Run<'_, '_> {
                 })
                 .collect();
             let ((), following) = overlapped(
-                self.emit(Vec::new(), memberships, part.map(|listing| Mark { listing, at: None })),
+                self.emit(Vec::new(), memberships, part.map(Mark::within)),
                 self.next_page(next.as_ref(), action, &tolerated),
             )
             .await?;
@@ -692,10 +692,6 @@ impl Run<'_, '_> {
             }
         }
     }
-}
-
-fn marked(listing: &'static str, at: &impl Serialize) -> Mark {
-    Mark { listing, at: Some(serde_json::to_value(at).expect("marks serialize")) }
 }
 
 /// Takes `_embedded.stats` (`expand=stats`) out of a group and returns its `usersCount`. The

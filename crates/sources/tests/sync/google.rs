@@ -329,3 +329,47 @@ async fn a_stopped_full_run_resumes_from_its_marks_and_completes_the_listing() {
     let (result, _) = run(&sources, &config, &credentials, SyncMode::Resume(refused)).await;
     assert_eq!(result.unwrap_err(), SyncError::CursorExpired, "a token Google refuses means starting over");
 }
+
+/// Groups made and deleted while a run stands still move the others on its page: the resumed run
+/// still lists every group's members, whatever their position now.
+#[tokio::test]
+async fn a_resumed_groups_page_that_moved_still_lists_every_group() {
+    let fake =
+        FakeGoogle::start_with(TenantSpec { seed: 7, users: 120, groups: 30, ..TenantSpec::default() })
+            .await
+            .unwrap();
+    fake.limit_page_size(10);
+    let (sources, config, credentials) =
+        (google_sources(&fake), google_config(&fake), google_credentials(&fake));
+    let (_, whole) = google_run(&fake, SyncMode::Full).await;
+    // Stop inside a page of groups some of whose groups are done.
+    let mut first = Stopping::after(0);
+    for take in (whole.pages / 2..whole.pages).rev() {
+        first = Stopping::after(take);
+        let _ = sources.sync(&config, &credentials, SyncMode::Full, &mut first).await;
+        let done = first.checkpoint.0.get("groups").and_then(|g| g["done"].as_array().map(Vec::len));
+        if done.is_some_and(|done| done > 0 && done < 10) {
+            break;
+        }
+    }
+    let done = first.checkpoint.0["groups"]["done"].as_array().unwrap().clone();
+    assert!(!done.is_empty(), "a page of groups was part done: {:?}", first.checkpoint);
+    let first_user = fake.snapshot().users.keys().next().unwrap().clone();
+    fake.mutate(|t| {
+        t.delete_group(done[0].as_str().unwrap());
+        let made = t.add_group("Made meanwhile");
+        t.add_member(&made, &first_user);
+    });
+
+    let (resumed, rest) =
+        run(&sources, &config, &credentials, SyncMode::Resume(first.checkpoint.clone())).await;
+    resumed.unwrap();
+    let now = fake.snapshot();
+    let groups: BTreeSet<String> =
+        first.collected.groups().into_keys().chain(rest.groups().into_keys()).collect();
+    assert!(now.groups.keys().all(|g| groups.contains(g)), "every group now in the account was handed over");
+    let members: BTreeSet<(String, String)> =
+        first.collected.members(EntityKind::User).into_iter().chain(rest.members(EntityKind::User)).collect();
+    let missing: Vec<&(String, String)> = now.user_members.iter().filter(|m| !members.contains(*m)).collect();
+    assert!(missing.is_empty(), "memberships never handed over: {missing:?}");
+}

@@ -151,7 +151,6 @@ impl Store {
         self.cipher.verify_key_check(&stored)
     }
 
-    /// Deletes the scratch rows of runs that ended.
     /// Makes what run `from` saw and named for removal `to`'s, as if `to` had listed it.
     async fn adopt_run_scratch(
         conn: &mut Conn,
@@ -177,6 +176,7 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes the scratch rows of runs that ended.
     async fn clear_run_scratch(conn: &mut Conn, runs: &[Uuid]) -> Result<(), StoreError> {
         for &run in runs {
             for table in Self::SCRATCH_TABLES {

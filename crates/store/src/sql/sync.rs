@@ -6,8 +6,8 @@
 //! one transaction and completing a run is one more; a process killed in between leaves the
 //! upserts of the pages it applied and nothing half-deleted. The seen and removal rows of its
 //! unfinished run are cleared by the next holder of the lease, unless the run was a full one
-//! that left a checkpoint: then they stay for the next full run to go on from
-//! ([`SyncStore::resume_run`]), and go when a full run starts over instead.
+//! that left a checkpoint: then they stay for the next run to go on from
+//! ([`SyncStore::resume_run`]), and go when any other run starts instead.
 
 use ctxsync_core::{Config, ConfigId, OrgId, Run, RunCounts, RunKind};
 use time::OffsetDateTime;
@@ -127,19 +127,21 @@ impl SyncStore for Store {
     }
 
     async fn resume_point(&self, config: ConfigId) -> Result<Option<ResumePoint>, StoreError> {
-        let row: Option<(DbId, DbTime, String, String)> = sqlx::query_as(
-            "SELECT id, started_at, checkpoint, counts FROM sync_runs \
-             WHERE config_id = $1 AND kind = 'full' AND status IN ('failed', 'cancelled') AND checkpoint IS NOT NULL \
+        let row: Option<(DbId, DbTime, Option<DbTime>, String, String)> = sqlx::query_as(
+            "SELECT id, COALESCE(listed_since, started_at), finished_at, checkpoint, checkpoint_counts FROM sync_runs \
+             WHERE config_id = $1 AND kind = 'full' AND status IN ('failed', 'cancelled') \
+               AND checkpoint IS NOT NULL AND checkpoint_counts IS NOT NULL \
              ORDER BY started_at DESC LIMIT 1",
         )
         .bind(DbId(config.0))
         .fetch_optional(self.reader())
         .await?;
-        let Some((id, started_at, checkpoint, counts)) = row else { return Ok(None) };
+        let Some((id, listed_since, stopped_at, checkpoint, counts)) = row else { return Ok(None) };
         let corrupt = |what: &str| StoreError::Corrupt(format!("sync run {} has an unreadable {what}", id.0));
         Ok(Some(ResumePoint {
             run: id.0,
-            started_at: started_at.0,
+            listed_since: listed_since.0,
+            stopped_at: stopped_at.map_or(listed_since.0, |t| t.0),
             checkpoint: serde_json::from_str(&checkpoint).map_err(|_| corrupt("checkpoint"))?,
             counts: serde_json::from_str(&counts).map_err(|_| corrupt("counts"))?,
         }))
@@ -152,6 +154,9 @@ impl SyncStore for Store {
     async fn apply_page(&self, run: &Run, org: OrgId, page: PageWrite<'_>) -> Result<RunCounts, StoreError> {
         let mut tx = self.begin_write().await?;
         Self::hold_config(&mut tx, run.config_id).await?;
+        // A worker that stalled while another took its config over must not write: its seen rows
+        // and checkpoint would belong to a run the other may already have gone on from.
+        Self::claim_run(&mut tx, run.id).await?;
         let (baselined, held) = Self::page_state(&mut tx, run.config_id).await?;
         let mut recorder = Recorder::new(baselined);
         let counts = Self::write_page(&mut tx, org, run, &page, &mut recorder).await?;
@@ -166,7 +171,7 @@ impl SyncStore for Store {
                 let fetched = &mut so_far.entry(kind).fetched;
                 *fetched = fetched.saturating_sub(unmarked.fetched);
             }
-            sqlx::query("UPDATE sync_runs SET checkpoint = $2, counts = $3 WHERE id = $1")
+            sqlx::query("UPDATE sync_runs SET checkpoint = $2, checkpoint_counts = $3 WHERE id = $1")
                 .bind(DbId(run.id))
                 .bind(serde_json::Value::Object(checkpoint.marks.clone()).to_string())
                 .bind(encode_counts(&so_far))
@@ -191,18 +196,7 @@ impl SyncStore for Store {
         let mut ending = Ending::new(run, &end, now);
         let mut tx = self.begin_write().await?;
         Self::hold_config(&mut tx, run.config_id).await?;
-        // Locks the run's row: a worker taking the lease over waits for this transaction, or
-        // has already marked the run failed, and then nothing is applied.
-        let checkpointed: Option<bool> = sqlx::query_scalar(
-            "UPDATE sync_runs SET status = status WHERE id = $1 AND status = 'running' \
-             RETURNING checkpoint IS NOT NULL",
-        )
-        .bind(DbId(run.id))
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(checkpointed) = checkpointed else {
-            return Err(StoreError::RunTakenOver(run.id));
-        };
+        let checkpointed = Self::claim_run(&mut tx, run.id).await?;
         // A full run that stopped keeps what it listed for the next full run to go on from.
         let resumable = checkpointed && ending.completed.is_none() && run.kind == RunKind::Full;
         let baselined = Self::baselined(&mut tx, run.config_id).await?;
@@ -339,8 +333,9 @@ impl SyncStore for Store {
 }
 
 impl Store {
-    /// Records a new run, going on from `from` when given. A full run drops what the config's
-    /// other unfinished runs kept for resuming: there is one listing to go on from at a time.
+    /// Records a new run, going on from `from` when given. It drops what the config's other
+    /// stopped runs kept for resuming: there is one listing to go on from at a time, and a run in
+    /// between would leave its record of what was seen behind the store.
     async fn begin_run(
         &self,
         config: ConfigId,
@@ -348,6 +343,7 @@ impl Store {
         from: Option<&ResumePoint>,
     ) -> Result<Run, StoreError> {
         let mut run = new_run(config, kind);
+        let listed_since = from.map_or(run.started_at, |f| f.listed_since);
         if let Some(from) = from {
             run.resumed_from = Some(from.run);
             run.counts = from.counts.clone();
@@ -368,9 +364,11 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        // A resumed run starts where the stopped one was: stopped again before its first mark,
+        // it leaves the same point to go on from.
         sqlx::query(
-            "INSERT INTO sync_runs (id, config_id, kind, status, started_at, counts, resumed_from, checkpoint) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO sync_runs (id, config_id, kind, status, started_at, counts, resumed_from, checkpoint, \
+             checkpoint_counts, listed_since) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $6, $9)",
         )
         .bind(DbId(run.id))
         .bind(DbId(config.0))
@@ -380,30 +378,43 @@ impl Store {
         .bind(encode_counts(&run.counts))
         .bind(from.map(|f| DbId(f.run)))
         .bind(from.map(|f| serde_json::Value::Object(f.checkpoint.clone()).to_string()))
+        .bind(DbTime(listed_since))
         .execute(&mut *tx)
         .await?;
-        if kind == RunKind::Full {
-            let kept: Vec<DbId> = sqlx::query_scalar(
-                "UPDATE sync_runs SET checkpoint = NULL \
-                 WHERE config_id = $1 AND id <> $2 AND status <> 'running' AND checkpoint IS NOT NULL RETURNING id",
-            )
-            .bind(DbId(config.0))
-            .bind(DbId(run.id))
-            .fetch_all(&mut *tx)
-            .await?;
-            let kept: Vec<Uuid> = kept.into_iter().map(|id| id.0).collect();
-            if let Some(from) = from {
-                // Under the config's lease nobody else starts its runs, so the run to go on
-                // from is still there; were it not, going on would delete what it had listed.
-                if !kept.contains(&from.run) {
-                    return Err(StoreError::RunTakenOver(from.run));
-                }
-                Self::adopt_run_scratch(&mut tx, config, from.run, run.id).await?;
+        let kept: Vec<DbId> = sqlx::query_scalar(
+            "UPDATE sync_runs SET checkpoint = NULL \
+             WHERE config_id = $1 AND id <> $2 AND status <> 'running' AND checkpoint IS NOT NULL RETURNING id",
+        )
+        .bind(DbId(config.0))
+        .bind(DbId(run.id))
+        .fetch_all(&mut *tx)
+        .await?;
+        let kept: Vec<Uuid> = kept.into_iter().map(|id| id.0).collect();
+        if let Some(from) = from {
+            // Under the config's lease nobody else starts its runs, so the run to go on from is
+            // still there; were it not, going on would delete what it had listed.
+            if !kept.contains(&from.run) {
+                return Err(StoreError::RunTakenOver(from.run));
             }
-            let dropped: Vec<Uuid> = kept.into_iter().filter(|id| Some(*id) != from.map(|f| f.run)).collect();
-            Self::clear_run_scratch(&mut tx, &dropped).await?;
+            Self::adopt_run_scratch(&mut tx, config, from.run, run.id).await?;
         }
+        let dropped: Vec<Uuid> = kept.into_iter().filter(|id| Some(*id) != from.map(|f| f.run)).collect();
+        Self::clear_run_scratch(&mut tx, &dropped).await?;
         tx.commit().await?;
         Ok(run)
+    }
+
+    /// Locks a running run's row for the transaction, so a worker taking the lease over waits
+    /// for it or has already marked the run failed; whether the run holds a checkpoint.
+    /// [`StoreError::RunTakenOver`] when it is no longer running.
+    async fn claim_run(conn: &mut super::Conn, run: uuid::Uuid) -> Result<bool, StoreError> {
+        let checkpointed: Option<bool> = sqlx::query_scalar(
+            "UPDATE sync_runs SET status = status WHERE id = $1 AND status = 'running' \
+             RETURNING checkpoint IS NOT NULL",
+        )
+        .bind(DbId(run))
+        .fetch_optional(&mut *conn)
+        .await?;
+        checkpointed.ok_or(StoreError::RunTakenOver(run))
     }
 }

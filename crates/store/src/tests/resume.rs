@@ -129,3 +129,56 @@ async fn only_full_runs_that_marked_their_progress_can_be_resumed() {
     db.store.finish_run(&stopped, RunEnd::Cancelled { reason: "stopping".into() }).await.unwrap();
     assert_eq!(db.store.resume_point(db.config.id).await.unwrap().map(|p| p.run), Some(stopped.id));
 }
+
+#[tokio::test]
+async fn the_counts_of_a_resume_point_are_those_of_its_mark() {
+    let db = db().await;
+    let run = db.store.start_run(db.config.id, RunKind::Full).await.unwrap();
+    let run = db.page(run, &users(&["u1"]), &[], Some(json!({"users": 1}))).await;
+    // Pages after the mark are counted in the run's progress, but a resumed run lists them again.
+    let run = db.page(run, &users(&["u2", "u3"]), &[], None).await;
+    db.store.save_progress(&run).await.unwrap();
+    db.store.finish_run(&run, RunEnd::Cancelled { reason: "stopping".into() }).await.unwrap();
+    let point = db.store.resume_point(db.config.id).await.unwrap().unwrap();
+    assert_eq!(point.counts.by_type["user"].fetched, 1);
+    assert!(point.stopped_at >= point.listed_since);
+}
+
+#[tokio::test]
+async fn any_run_but_the_one_going_on_drops_what_a_stopped_run_kept() {
+    let db = db().await;
+    db.run(RunKind::Full, &users(&["u1", "u2"]), &[], &[], Some(Coverage::Everything)).await;
+    let stopped = db.store.start_run(db.config.id, RunKind::Full).await.unwrap();
+    let stopped = db.page(stopped, &users(&["u1"]), &[], Some(json!({"users": 1}))).await;
+    db.store.finish_run(&stopped, RunEnd::Cancelled { reason: "stopping".into() }).await.unwrap();
+    let incremental = db.store.start_run(db.config.id, RunKind::Incremental).await.unwrap();
+    assert_eq!(db.store.resume_point(db.config.id).await.unwrap(), None, "an incremental run in between");
+    db.store.finish_run(&incremental, RunEnd::Cancelled { reason: "stopping".into() }).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_worker_that_stalled_past_a_takeover_writes_nothing() {
+    let db = db().await;
+    let later = ctxsync_core::now() + time::Duration::minutes(1);
+    db.store.acquire_lease(db.config.id, "worker-a", later, None).await.unwrap().unwrap();
+    let stalled = db.store.start_run(db.config.id, RunKind::Full).await.unwrap();
+    let stalled = db.page(stalled, &users(&["u1"]), &[], Some(json!({"users": 1}))).await;
+    db.take_lease_over().await;
+    let point = db.store.resume_point(db.config.id).await.unwrap().unwrap();
+    let resumed = db.store.resume_run(db.config.id, &point).await.unwrap();
+
+    let entities = PreparedEntities::new(users(&["u9"]));
+    let (marks, unmarked) = (json!({"users": 2}).as_object().unwrap().clone(), RunCounts::default());
+    let late = PageWrite {
+        entities: &entities,
+        memberships: &[],
+        removals: &[],
+        checkpoint: Some(Checkpointed { marks: &marks, unmarked: &unmarked }),
+    };
+    let refused = db.store.apply_page(&stalled, db.org, late).await;
+    assert!(matches!(refused, Err(crate::StoreError::RunTakenOver(id)) if id == stalled.id), "{refused:?}");
+    assert_eq!(db.ids(EntityKind::User).await, ["u1"], "nothing of the late page was written");
+    let finished = db.complete(&resumed).await;
+    assert_eq!(finished.status, RunStatus::Succeeded);
+    assert_eq!(db.store.resume_point(db.config.id).await.unwrap(), None, "no stopped run came back to life");
+}

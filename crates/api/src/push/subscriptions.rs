@@ -146,7 +146,7 @@ pub(crate) async fn renew(state: &AppState, config: &Config, id: &str) -> Result
             tracing::debug!(config_id = %config.id, "renewed a subscription");
         }
         None => {
-            tracing::info!(config_id = %config.id, "the source no longer knows a subscription; making them again");
+            tracing::info!(config_id = %config.id, "the source no longer knows a subscription, or cannot renew one; making them again");
             resubscribe(state, config).await?;
             request_run(state, config.id).await?;
         }

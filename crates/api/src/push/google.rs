@@ -90,11 +90,13 @@ pub async fn google_notification(
         .filter(|u| !u.is_empty())
         .ok_or_else(|| ApiError::bad_request("not a Directory API user notification: a user with its id"))?;
     // Google numbers each channel's messages: a message delivered again counts once.
-    let message = format!("{channel}:{}", header(&headers, "x-goog-message-number"));
-    let fresh = state.store.record_delivery(config.id, Delivery::Accepted(&[message]), now).await?;
-    let outcome = if fresh.is_empty() { "duplicate" } else { "accepted" };
+    let number = header(&headers, "x-goog-message-number");
+    let ids: Vec<String> = (!number.is_empty()).then(|| format!("{channel}:{number}")).into_iter().collect();
+    let fresh = state.store.record_delivery(config.id, Delivery::Accepted(&ids), now).await?;
+    let repeated = fresh.is_empty() && !ids.is_empty();
+    let outcome = if repeated { "duplicate" } else { "accepted" };
     counter!(DELIVERIES, "source" => "google_workspace", "outcome" => outcome).increment(1);
-    if !fresh.is_empty() {
+    if !repeated {
         state.store.add_refresh_targets(config.id, EntityKind::User, &[user], now).await?;
         request_run(&state, config.id).await?;
     }

@@ -636,6 +636,17 @@ async fn google_notifications_without_the_token_or_against_the_source_write_noth
     assert_eq!(user_status(&app, &id, &user).await, "active", "Google says active");
     let events = app.list_all(&format!("{OWN}/events?filter[config_id]={id}")).await;
     assert_eq!(events, Vec::<Value>::new(), "nothing changed");
+    // The same message again (its channel and number) counts once and asks for nothing.
+    let again = json!({"kind": "admin#directory#user", "id": user});
+    assert_eq!(notify_google(&app, &url, &channel, token, "update", Some(again)).await, StatusCode::OK);
+    let (_, status) = push(&app, Method::GET, &id).await;
+    let attributes = &status["data"]["attributes"];
+    assert_eq!(
+        (attributes["deliveries"].as_u64(), attributes["duplicate_events"].as_u64()),
+        (Some(2), Some(1)),
+        "{status}"
+    );
+    assert_eq!(run_count(&app, &id).await, 2);
     // Not a user notification at all.
     assert_eq!(
         notify_google(&app, &url, &channel, token, "update", Some(json!({"kind": "x"}))).await,

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -99,13 +100,19 @@ fn ttl(body: &Value) -> Result<Duration, Refusal> {
     Ok(Duration::from_secs(asked).min(MAX_TTL))
 }
 
+/// A request body, or Google's `parseError` for one that is not JSON.
+fn parsed(body: &[u8]) -> Result<Value, Refusal> {
+    serde_json::from_slice(body).map_err(|_| invalid("parseError", "Parse Error"))
+}
+
 pub(super) async fn watch(
     State(state): State<Arc<GoogleState>>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
-    Json(body): Json<Value>,
+    body: Bytes,
 ) -> Result<Response, Refusal> {
     authorize(&state, &headers, &query, Collection::Users)?;
+    let body = parsed(&body)?;
     let event = query.get("event").map(String::as_str).unwrap_or_default();
     if !EVENTS.contains(&event) {
         let message = format!("Invalid value '{event}'. Values must be one of: {}", EVENTS.join(", "));
@@ -164,9 +171,10 @@ pub(super) async fn watch(
 pub(super) async fn stop(
     State(state): State<Arc<GoogleState>>,
     headers: HeaderMap,
-    Json(body): Json<Value>,
+    body: Bytes,
 ) -> Result<Response, Refusal> {
     authenticate(&state, &headers, Collection::Users)?;
+    let body = parsed(&body)?;
     let text = |key: &str| body.get(key).and_then(Value::as_str).unwrap_or_default().to_owned();
     let (id, resource_id) = (text("id"), text("resourceId"));
     let mut live = state.channels.live();

@@ -115,6 +115,10 @@ async fn a_channel_opens_with_a_sync_message_and_tells_of_each_change_of_its_eve
     assert_eq!((status, refused["error"]["errors"][0]["reason"].as_str()), (400, Some("invalid")));
     let (status, _) = post_json(&fake, &token, WATCH, &update, json!({"id": "c-1", "address": url})).await;
     assert_eq!(status, 400, "a web_hook only");
+    let url_of = format!("{}{WATCH}", fake.directory_base_url());
+    let garbled = client().post(url_of).query(&update).bearer_auth(&token).body("{").send().await.unwrap();
+    assert_eq!(garbled.status(), 400);
+    assert_eq!(json(garbled).await["error"]["errors"][0]["reason"], "parseError");
 
     // Asked for more than six hours, it lives six.
     let (status, channel) = post_json(&fake, &token, WATCH, &update, request("c-1", "86400")).await;

@@ -51,6 +51,7 @@ use crate::{keys, push};
         push::okta_delivery,
         push::entra_notifications,
         push::entra_lifecycle,
+        push::google_notification,
         keys::list_keys,
         keys::create_key_pair,
         keys::revoke_key,

@@ -18,7 +18,7 @@ use crate::json::BODY_LIMIT_BYTES;
 use crate::json_errors::json_errors;
 use crate::keys::{self, BASE_PATH as KEYS};
 use crate::observe::observe;
-use crate::push::{self, ENTRA_PUSH_PATH, OKTA_HOOK_PATH};
+use crate::push::{self, ENTRA_PUSH_PATH, GOOGLE_PUSH_PATH, OKTA_HOOK_PATH};
 use crate::state::AppState;
 use crate::{health, openapi};
 
@@ -78,7 +78,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(from_fn_with_state(state.clone(), authenticate));
     // Sources cannot send API keys: these answer to the config's push secret instead (Okta's
-    // header, Graph's clientState).
+    // header, Graph's clientState, Google's channel token).
     let hooks = Router::new()
         .route(
             &format!("{OKTA_HOOK_PATH}/{{config_id}}"),
@@ -86,6 +86,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route(&format!("{ENTRA_PUSH_PATH}/{{config_id}}"), post(push::entra_notifications))
         .route(&format!("{ENTRA_PUSH_PATH}/{{config_id}}/lifecycle"), post(push::entra_lifecycle))
+        .route(&format!("{GOOGLE_PUSH_PATH}/{{config_id}}"), post(push::google_notification))
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(from_fn_with_state(state.clone(), limit_by_address));
     Router::new()

@@ -1,13 +1,14 @@
-//! Freshness: seconds from a change in the fake Okta or Entra ID tenant to the store, with push
-//! (an Event Hook delivering to the config's push endpoint; Graph change notifications) and, for
-//! comparison, without (a schedule only).
+//! Freshness: seconds from a change in the fake Okta, Entra ID or Google Workspace tenant to the
+//! store, with push (an Event Hook delivering to the config's push endpoint; Graph change
+//! notifications; Directory `users.watch` channels) and, for comparison, without (a schedule
+//! only).
 //!
 //! `cargo bench -p ctxsync --bench freshness` (`-- --changes N`, 200 by default, for each source
 //! with push; `--poll-changes N`, 20, and `--poll-interval S`, 10 seconds, for the comparison).
 //! The service runs on SQLite with its production scheduler settings (a 5 s tick) and one config
 //! of each fake org; push is set up as an operator would: turned on through the API, and for
 //! Okta the hook created and verified through the fake Okta's Event Hooks API (Entra ID's
-//! subscriptions are made by ctxsync itself). Each change suspends or reactivates a user in the
+//! subscriptions and Google's channels are made by ctxsync itself). Each change suspends or reactivates a user in the
 //! fake, and its time is measured until the entity API shows it. The target (issue 17): p95
 //! under 5 s with push.
 
@@ -65,6 +66,19 @@ async fn main() {
     let took = measure(&api, &subscribed, &entra_users, changes, Duration::ZERO, entra).await;
     report("Entra ID, push (Graph change notifications)", &took);
 
+    let admin = fakes.google.admin_email();
+    let google_users: Vec<String> = fakes.google.mutate(|t| {
+        let plain = t.users().filter(|u| !u.suspended && !u.archived && u.primary_email != admin);
+        plain.map(|u| u.id().to_string()).take(50).collect()
+    });
+    let google = |user: &str, suspend: bool| {
+        fakes.google.mutate(|t| if suspend { t.suspend_user(user) } else { t.unsuspend_user(user) })
+    };
+    let watched = api.config(google_attributes(&fakes), "1h").await;
+    api.enable_push(&watched).await;
+    let took = measure(&api, &watched, &google_users, changes, Duration::ZERO, google).await;
+    report("Google Workspace, push (users.watch channels)", &took);
+
     if poll_changes > 0 {
         api.disable(&pushed).await;
         let polled = api.config(okta_attributes(&fakes), &format!("{poll_interval}s")).await;
@@ -87,6 +101,17 @@ fn entra_attributes(fakes: &Fakes) -> Value {
         "integration_type": "ENTRA_ID",
         "domain": fakes.entra.domain(),
         "secrets": {"client_id": fakes.entra.client_id(), "client_secret": fakes.entra.client_secret()},
+    })
+}
+
+fn google_attributes(fakes: &Fakes) -> Value {
+    json!({
+        "integration_type": "GOOGLE_WORKSPACE",
+        "domain": fakes.google.domain(),
+        "secrets": {
+            "service_account_json": fakes.google.service_account_json(),
+            "admin_email": fakes.google.admin_email(),
+        },
     })
 }
 

@@ -35,7 +35,7 @@ pub use entra::{
     LifecycleEvent, MemberKind, OnPremises,
 };
 pub use faults::{FaultKnobs, Listing};
-pub use google::{FakeGoogle, GoogleGroup, GoogleRateLimit, GoogleTenant, GoogleUser};
+pub use google::{FakeChannel, FakeGoogle, GoogleGroup, GoogleRateLimit, GoogleTenant, GoogleUser};
 pub use okta::{FakeOkta, OKTA_BUCKETS, OktaGroup, OktaPermission, OktaProfile, OktaTenant, OktaUser};
 pub use sentinelone::{
     AgentInterface, FakeSentinelOne, SentinelOneAgent, SentinelOneScope, SentinelOneTenant,

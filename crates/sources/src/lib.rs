@@ -157,7 +157,8 @@ impl Sources {
     }
 }
 
-/// Whether configs of `integration_type` push through subscriptions ctxsync makes (Entra ID).
+/// Whether configs of `integration_type` push through subscriptions ctxsync makes (Entra ID's
+/// Graph subscriptions, Google Workspace's channels).
 pub fn subscribes(integration_type: IntegrationType) -> bool {
     registry::connector(integration_type).is_some_and(|c| c.subscriber().is_some())
 }
@@ -215,15 +216,16 @@ impl Sources {
         subscriber.reauthorize(&reach, id).await
     }
 
-    /// Ends a subscription at the source.
+    /// Ends a subscription at the source (`resource_id`: what else names it, as it was made).
     pub async fn unsubscribe(
         &self,
         config: &Config,
         credentials: &Credentials,
         id: &str,
+        resource_id: Option<&str>,
     ) -> Result<(), SourceError> {
         let (subscriber, reach) = self.reach(config, credentials)?;
-        subscriber.unsubscribe(&reach, id).await
+        subscriber.unsubscribe(&reach, id, resource_id).await
     }
 }
 

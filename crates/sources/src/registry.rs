@@ -145,6 +145,8 @@ pub struct Subscription {
     pub resource: String,
     /// The source's id for it.
     pub id: String,
+    /// What else names it to the source (Google's `resourceId`, which stopping a channel takes).
+    pub resource_id: Option<String>,
     pub expires_at: OffsetDateTime,
     /// When ctxsync should renew it: the source knows how long its subscriptions live.
     pub renew_at: OffsetDateTime,
@@ -169,15 +171,21 @@ pub(crate) trait Subscriber: Send + Sync {
         request: &SubscriptionRequest<'_>,
     ) -> Result<Vec<Subscription>, SourceError>;
 
-    /// Moves the subscription's expiry as far as the source allows; `None` when the source no
-    /// longer knows it.
+    /// Moves the subscription's expiry as far as the source allows; `None` when it must be made
+    /// again: the source no longer knows it, or cannot renew one (Google).
     async fn renew(&self, reach: &Reach<'_>, id: &str) -> Result<Option<Subscription>, SourceError>;
 
     /// Answers the source's ask to reauthorize; `false` when it no longer knows the subscription.
     async fn reauthorize(&self, reach: &Reach<'_>, id: &str) -> Result<bool, SourceError>;
 
-    /// Ends the subscription; one the source no longer knows is ended already.
-    async fn unsubscribe(&self, reach: &Reach<'_>, id: &str) -> Result<(), SourceError>;
+    /// Ends the subscription (`resource_id` as [`Subscription::resource_id`]); one the source no
+    /// longer knows is ended already.
+    async fn unsubscribe(
+        &self,
+        reach: &Reach<'_>,
+        id: &str,
+        resource_id: Option<&str>,
+    ) -> Result<(), SourceError>;
 }
 
 pub(crate) fn connector(integration_type: IntegrationType) -> Option<&'static dyn Connector> {

@@ -2,7 +2,7 @@
 //! header, Microsoft Graph's `clientState`), kept only as its SHA-256 digest so a copy of the
 //! database cannot forge a delivery, with what the endpoint has seen; the event ids already
 //! taken, so an at-least-once delivery counts once; and the subscriptions a source keeps for a
-//! config (Graph's), so they are renewed before they expire.
+//! config (Graph's subscriptions, Google's channels), so they are renewed before they expire.
 
 use ctxsync_core::{ConfigId, EntityKind, OrgId};
 use sha2::{Digest, Sha256};
@@ -52,12 +52,15 @@ pub const SEEN_FOR: time::Duration = time::Duration::days(2);
 pub const REFRESH_AT_MOST: u32 = 1_000;
 
 /// A subscription the source keeps for a config's push: one per resource (Graph: `/users`,
-/// `/groups`), named by the source's id, expiring unless renewed.
+/// `/groups`; Google: a `users.watch` channel per event), named by the source's id, expiring
+/// unless renewed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceSubscription {
     pub config_id: ConfigId,
     pub resource: String,
     pub id: String,
+    /// What else names it to the source (Google's `resourceId`).
+    pub resource_id: Option<String>,
     pub expires_at: OffsetDateTime,
     /// When to renew it, as the source decided.
     pub renew_at: OffsetDateTime,

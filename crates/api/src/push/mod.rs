@@ -15,12 +15,19 @@
 //! subscriptions expire within 29 days: `keep_subscriptions`, run by `ctxsync serve`, renews
 //! them and makes again those Graph lost.
 //!
+//! Google Workspace pushes through Directory `users.watch` channels, also made by ctxsync when
+//! push is turned on (one per event: add, delete, makeAdmin, undelete, update; Google has none
+//! for groups), delivering to `/api/v2/ctxsync/push/google_workspace/{config_id}` with the
+//! config's secret as the channel token and the user as the body (`google.rs`). Google cannot
+//! renew a channel: `keep_subscriptions` replaces them before their six hours run out.
+//!
 //! A delivery is a hint, never the truth: it asks for a run of the config now, and the run reads
 //! the source through the connector and applies what the source says through the same store path
 //! as any sync page (events, history, the deletion guard). A forged or replayed delivery can
 //! therefore never write what the source does not say; it can only make ctxsync look sooner. The
 //! scheduled incremental and full runs remain the backstop.
 
+mod google;
 mod graph;
 mod hook;
 mod status;
@@ -30,6 +37,7 @@ use ctxsync_core::{ConfigId, ConfigState};
 
 use crate::error::ApiError;
 use crate::state::AppState;
+pub use google::__path_google_notification;
 pub use graph::{__path_entra_lifecycle, __path_entra_notifications};
 pub use hook::{__path_okta_delivery, __path_okta_verification};
 pub use hook::{DELIVERIES, describe as describe_metrics};
@@ -37,8 +45,8 @@ pub use status::{__path_disable_push, __path_enable_push, __path_get_push};
 pub use subscriptions::keep_subscriptions;
 pub(crate) use subscriptions::unsubscribe;
 pub(crate) use {
-    graph::entra_lifecycle, graph::entra_notifications, hook::okta_delivery, hook::okta_verification,
-    status::disable_push, status::enable_push, status::get_push,
+    google::google_notification, graph::entra_lifecycle, graph::entra_notifications, hook::okta_delivery,
+    hook::okta_verification, status::disable_push, status::enable_push, status::get_push,
 };
 
 /// Where Okta delivers a config's events, under the service's public address.
@@ -47,6 +55,10 @@ pub const OKTA_HOOK_PATH: &str = "/api/v2/ctxsync/push/okta";
 /// Where Graph delivers an Entra ID config's change notifications, under the service's public
 /// address.
 pub const ENTRA_PUSH_PATH: &str = "/api/v2/ctxsync/push/entra_id";
+
+/// Where Google delivers a Google Workspace config's channel notifications, under the service's
+/// public address.
+pub const GOOGLE_PUSH_PATH: &str = "/api/v2/ctxsync/push/google_workspace";
 
 /// The header whose value is the push secret.
 pub const SECRET_HEADER: &str = "Authorization";

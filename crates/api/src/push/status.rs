@@ -1,6 +1,7 @@
 //! A config's push endpoint: its status, turning it on and off. For Okta, turning it on makes a
 //! new secret, shown once, for the operator to give the Event Hook; for Entra ID it makes Graph
-//! subscriptions, whose secret (`clientState`) is never shown.
+//! subscriptions, and for Google Workspace `users.watch` channels, whose secret (`clientState`,
+//! the channel token) is never shown.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -35,7 +36,7 @@ pub struct PushData {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PushAttributes {
     /// Where the source delivers: give it to the source's console (Okta: Workflow → Event Hooks);
-    /// Entra ID's subscriptions name it themselves.
+    /// Entra ID's subscriptions and Google's channels name it themselves.
     pub url: String,
     /// Okta: the header the source must send, its value the secret.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -56,16 +57,17 @@ pub struct PushAttributes {
     pub deliveries: u64,
     pub duplicate_events: u64,
     pub rejected: u64,
-    /// Entra ID: the subscriptions ctxsync keeps at Graph, renewed before they expire.
+    /// Entra ID: the subscriptions ctxsync keeps at Graph; Google Workspace: its `users.watch`
+    /// channels, one per event. Each is renewed (Google: replaced) before it expires.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subscriptions: Option<Vec<SubscriptionAttributes>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SubscriptionAttributes {
-    /// Graph's id of the subscription.
+    /// The source's id of the subscription (Graph) or channel (Google).
     pub id: String,
-    /// `/users` or `/groups`.
+    /// `/users` or `/groups` (Graph); `users?event=update` and the like (Google).
     pub resource: String,
     pub expires_at: String,
 }
@@ -117,6 +119,7 @@ fn hook_url(state: &AppState, headers: &HeaderMap, config: ConfigId) -> String {
 /// that subscribes, its subscriptions.
 struct Shown {
     url: String,
+    header: Option<&'static str>,
     lifecycle_url: Option<String>,
     subscriptions: Option<Vec<SourceSubscription>>,
 }
@@ -127,13 +130,14 @@ async fn shown(state: &AppState, headers: &HeaderMap, config: &Config) -> Result
     if !subscribes(config) {
         return Ok(Shown {
             url: hook_url(state, headers, config.id),
+            header: Some(SECRET_HEADER),
             lifecycle_url: None,
             subscriptions: None,
         });
     }
-    let (url, lifecycle) = notification_urls(&base_url(state, headers), config.id);
+    let (url, lifecycle_url) = notification_urls(&base_url(state, headers), config);
     let subscriptions = state.store.subscriptions(config.id).await?;
-    Ok(Shown { url, lifecycle_url: Some(lifecycle), subscriptions: Some(subscriptions) })
+    Ok(Shown { url, header: None, lifecycle_url, subscriptions: Some(subscriptions) })
 }
 
 fn response(
@@ -156,7 +160,7 @@ fn response(
             id: config.to_string(),
             resource_type: "push_endpoint",
             attributes: PushAttributes {
-                header: shown.lifecycle_url.is_none().then_some(SECRET_HEADER),
+                header: shown.header,
                 url: shown.url,
                 lifecycle_url: shown.lifecycle_url,
                 subscriptions,
@@ -202,7 +206,8 @@ pub async fn get_push(
 /// Turns push on with a new secret, or replaces the secret (the old one stops working at once).
 /// Okta: the answer is the only place the secret is ever shown. Entra ID: Graph subscriptions
 /// for users and groups are made (again), after Graph's handshake with this service at
-/// `CTXSYNC_PUBLIC_URL`; the secret they carry is never shown.
+/// `CTXSYNC_PUBLIC_URL`; Google Workspace: a `users.watch` channel per event, delivering there.
+/// The secret they carry is never shown.
 #[utoipa::path(
     put,
     path = "/api/v2/ctxsync/integration_configs/{config_id}/push",
@@ -252,7 +257,7 @@ pub async fn enable_push(
 }
 
 /// Turns push off: deliveries are refused (404) until it is turned on again; an Entra ID
-/// config's subscriptions are deleted at Graph.
+/// config's subscriptions are deleted at Graph, a Google Workspace config's channels stopped.
 #[utoipa::path(
     delete,
     path = "/api/v2/ctxsync/integration_configs/{config_id}/push",

@@ -1,7 +1,8 @@
 //! The subscriptions a source keeps for a config's push (Microsoft Graph's change
-//! notifications): made when push is turned on, made again when the source removed them,
-//! renewed before they expire (`keep_subscriptions`, which `ctxsync serve` runs), and deleted
-//! when push is turned off.
+//! notifications, Google's `users.watch` channels): made when push is turned on, made again when
+//! the source removed them, renewed before they expire (`keep_subscriptions`, which `ctxsync
+//! serve` runs; Google cannot renew a channel, so its channels are made again), and deleted when
+//! push is turned off.
 //!
 //! Every subscription of a config carries one `clientState`, the config's push secret: new each
 //! time the subscriptions are made, never shown, stored only as its digest. Graph checks the
@@ -10,12 +11,12 @@
 
 use std::time::Duration;
 
-use ctxsync_core::{Config, ConfigId, OrgId};
+use ctxsync_core::{Config, ConfigId, IntegrationType, OrgId};
 use ctxsync_sources::{Credentials, SourceError, SubscriptionRequest};
 use ctxsync_store::{SourceSubscription, new_secret, secret_digest};
 use time::OffsetDateTime;
 
-use super::{ENTRA_PUSH_PATH, request_run};
+use super::{ENTRA_PUSH_PATH, GOOGLE_PUSH_PATH, request_run};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -23,11 +24,18 @@ use crate::state::AppState;
 /// after it.
 const CLAIM_FOR: time::Duration = time::Duration::minutes(10);
 
-/// Where Graph delivers the config's notifications, and its lifecycle notifications.
-pub(crate) fn notification_urls(public_url: &str, config: ConfigId) -> (String, String) {
-    let url = format!("{}{ENTRA_PUSH_PATH}/{config}", public_url.trim_end_matches('/'));
-    let lifecycle = format!("{url}/lifecycle");
-    (url, lifecycle)
+/// Where the source delivers the config's notifications, and (Graph only) its lifecycle
+/// notifications.
+pub(crate) fn notification_urls(public_url: &str, config: &Config) -> (String, Option<String>) {
+    let public_url = public_url.trim_end_matches('/');
+    match config.integration_type {
+        IntegrationType::GoogleWorkspace => (format!("{public_url}{GOOGLE_PUSH_PATH}/{}", config.id), None),
+        _ => {
+            let url = format!("{public_url}{ENTRA_PUSH_PATH}/{}", config.id);
+            let lifecycle = format!("{url}/lifecycle");
+            (url, Some(lifecycle))
+        }
+    }
 }
 
 /// The config's stored credentials, parsed.
@@ -56,10 +64,10 @@ pub(crate) async fn resubscribe(
     if !state.store.replace_push_secret(config.id, &secret_digest(&client_state)).await? {
         return Err(ApiError::NotFound("push is not on for this config".into()));
     }
-    let (notification_url, lifecycle_url) = notification_urls(public_url, config.id);
+    let (notification_url, lifecycle_url) = notification_urls(public_url, config);
     let request = SubscriptionRequest {
         notification_url: &notification_url,
-        lifecycle_url: &lifecycle_url,
+        lifecycle_url: lifecycle_url.as_deref().unwrap_or_default(),
         client_state: &client_state,
     };
     let made = state.sources.subscribe(config, &credentials, &request).await?;
@@ -69,6 +77,7 @@ pub(crate) async fn resubscribe(
             config_id: config.id,
             resource: s.resource,
             id: s.id,
+            resource_id: s.resource_id,
             expires_at: s.expires_at,
             renew_at: s.renew_at,
         })
@@ -85,7 +94,8 @@ async fn unsubscribe_at_source(
     credentials: &Credentials,
 ) -> Result<(), ApiError> {
     for subscription in state.store.subscriptions(config.id).await? {
-        if let Err(error) = state.sources.unsubscribe(config, credentials, &subscription.id).await {
+        let (id, resource_id) = (&subscription.id, subscription.resource_id.as_deref());
+        if let Err(error) = state.sources.unsubscribe(config, credentials, id, resource_id).await {
             tracing::warn!(config_id = %config.id, %error, "could not delete a subscription at the source");
         }
     }
@@ -118,7 +128,8 @@ pub(crate) fn no_public_url() -> ApiError {
 }
 
 /// Renews a subscription, or makes the config's subscriptions again when the source no longer
-/// knows it (and asks for a run, for what may have changed meanwhile).
+/// knows it or cannot renew it (Google), and asks for a run, for what may have changed while
+/// none was delivering.
 pub(crate) async fn renew(state: &AppState, config: &Config, id: &str) -> Result<(), ApiError> {
     let credentials = credentials(state, config).await?;
     match state.sources.renew_subscription(config, &credentials, id).await? {
@@ -127,6 +138,7 @@ pub(crate) async fn renew(state: &AppState, config: &Config, id: &str) -> Result
                 config_id: config.id,
                 resource: renewed.resource,
                 id: id.to_owned(),
+                resource_id: renewed.resource_id,
                 expires_at: renewed.expires_at,
                 renew_at: renewed.renew_at,
             };
@@ -134,7 +146,7 @@ pub(crate) async fn renew(state: &AppState, config: &Config, id: &str) -> Result
             tracing::debug!(config_id = %config.id, "renewed a subscription");
         }
         None => {
-            tracing::info!(config_id = %config.id, "the source no longer knows a subscription; making them again");
+            tracing::info!(config_id = %config.id, "the source no longer knows a subscription, or cannot renew one; making them again");
             resubscribe(state, config).await?;
             request_run(state, config.id).await?;
         }

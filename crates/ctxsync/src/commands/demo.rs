@@ -62,7 +62,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let service_account = dir.join("google-service-account.json");
     private::write(&service_account, &serde_json::to_vec_pretty(&fakes.google.service_account_json())?)
         .with_context(|| format!("could not write {}", service_account.display()))?;
-    // Bound first, so the fakes that push (Graph) are told this address.
+    // Bound first, so the fakes that push (Graph, Google) are told this address.
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("could not listen on {} (CTXSYNC_LISTEN)", args.listen))?;
@@ -185,6 +185,9 @@ notifications for users and groups (it checks http://{addr} first), and a suspen
 the store within seconds:
   curl -sS -X PUT http://{addr}/api/v2/ctxsync/integration_configs/$ENTRA_ID/push -H "DD-API-KEY: $DD_API_KEY" -H "DD-APPLICATION-KEY: $DD_APP_KEY"
   curl -sS -X POST $CTXSYNC_GRAPH_BASE_URL/_fake/entra/users/<user id>/suspend
+A Google Workspace config's push opens users.watch channels at the fake Google the same way:
+  curl -sS -X PUT http://{addr}/api/v2/ctxsync/integration_configs/$GOOGLE_ID/push -H "DD-API-KEY: $DD_API_KEY" -H "DD-APPLICATION-KEY: $DD_APP_KEY"
+  curl -sS -X POST $CTXSYNC_GOOGLE_DIRECTORY_BASE_URL/_fake/google/users/<user id>/suspend
 
 OpenAPI document: http://{addr}/api/v2/openapi.json
 Prometheus metrics: http://{metrics}/metrics

@@ -5,7 +5,11 @@
 //! subscriptions ctxsync makes at the fake Graph (after its validation handshake) bring a
 //! suspension within seconds; notifications without the subscriptions' clientState are counted
 //! and ask for nothing; subscriptions are renewed before they expire (the clock run ahead) and
-//! made again when Graph removes or loses them.
+//! made again when Graph removes or loses them. Google Workspace: the `users.watch` channels
+//! ctxsync opens at the fake Google bring a suspension and a deletion within seconds through a
+//! refresh-only run (the next full run keeps its time); notifications without a channel's token
+//! are counted and ask for nothing, and one with it cannot write what Google does not say;
+//! channels are replaced before they expire (the clock run ahead), one Google lost included.
 
 use std::time::{Duration, Instant};
 
@@ -448,6 +452,252 @@ async fn graph_subscriptions_are_renewed_in_time_and_made_again_when_graph_loses
         now.len() == 2 && now.iter().all(|n| n.id != users && remade.iter().all(|r| r.id != n.id))
     })
     .await;
+    let (_, status) = push(&app, Method::GET, &id).await;
+    assert_eq!(status["data"]["attributes"]["rejected"], 0, "{status}");
+}
+
+/// A Google Workspace config that, left alone, would not sync again within the test.
+async fn google_config(app: &TestApp) -> String {
+    let id = create_with(app, app.google_attributes(), json!({"sync_interval": "1h"})).await;
+    assert_eq!(wait_for_runs(app, &id, 1).await["attributes"]["status"], "succeeded");
+    id
+}
+
+/// Waits (a bounded while) until the fake Google's channels pass `check`; them.
+async fn until_channels(
+    app: &TestApp,
+    what: &str,
+    check: impl Fn(&[ctxsync_fakes::FakeChannel]) -> bool,
+) -> Vec<ctxsync_fakes::FakeChannel> {
+    let started = Instant::now();
+    loop {
+        let now = app.fakes.google.channels();
+        if check(&now) {
+            return now;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{what}: {now:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A plain active user of the fake Workspace account (not the admin the credentials act as).
+fn active_google_user(app: &TestApp) -> String {
+    let admin = app.fakes.google.admin_email();
+    app.fakes
+        .google
+        .mutate(|t| {
+            t.users()
+                .find(|u| !u.suspended && !u.archived && u.primary_email != admin)
+                .map(|u| u.id().to_string())
+        })
+        .unwrap()
+}
+
+/// A notification as Google posts it; `token` absent when `None`.
+async fn notify_google(
+    app: &TestApp,
+    url: &str,
+    channel: &ctxsync_fakes::FakeChannel,
+    token: Option<&str>,
+    state: &str,
+    user: Option<Value>,
+) -> StatusCode {
+    let mut request = app
+        .client
+        .post(url)
+        .header("X-Goog-Channel-ID", &channel.id)
+        .header("X-Goog-Resource-ID", &channel.resource_id)
+        .header("X-Goog-Resource-State", state)
+        .header("X-Goog-Message-Number", "4242");
+    if let Some(token) = token {
+        request = request.header("X-Goog-Channel-Token", token);
+    }
+    if let Some(user) = user {
+        request = request.json(&user);
+    }
+    request.send().await.unwrap().status()
+}
+
+async fn next_run_at(app: &TestApp, config: &str) -> time::OffsetDateTime {
+    let state = app.store().await.sync_state(config.parse().unwrap()).await.unwrap();
+    state.next_run_at.unwrap()
+}
+
+#[tokio::test]
+async fn a_google_suspension_reaches_the_store_through_a_users_watch_channel() {
+    let app = spawn_app().await;
+    let id = google_config(&app).await;
+    let full_run_due = next_run_at(&app, &id).await;
+    let (status, enabled) = push(&app, Method::PUT, &id).await;
+    assert_eq!(status, StatusCode::OK, "{enabled}");
+    let attributes = &enabled["data"]["attributes"];
+    let url = format!("{}/api/v2/ctxsync/push/google_workspace/{id}", app.address);
+    assert_eq!(attributes["url"], url.as_str());
+    for absent in ["secret", "header", "lifecycle_url"] {
+        assert!(attributes.get(absent).is_none(), "{absent}: {enabled}");
+    }
+    let resources: Vec<&str> = attributes["subscriptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["resource"].as_str().unwrap())
+        .collect();
+    let events = ["add", "delete", "makeAdmin", "undelete", "update"];
+    assert_eq!(resources, events.map(|e| format!("users?event={e}")));
+
+    // Google opened one channel per event, with a token the answer never showed, for six hours.
+    let channels = app.fakes.google.channels();
+    assert_eq!(channels.len(), 5);
+    for channel in &channels {
+        assert_eq!(channel.address, url);
+        let token = channel.token.as_deref().unwrap();
+        assert!(token.len() >= 32 && !enabled.to_string().contains(token));
+        let expires_in = channel.expires - time::OffsetDateTime::now_utc();
+        assert!(expires_in > time::Duration::hours(5) && expires_in <= time::Duration::hours(6));
+    }
+    // A channel's first message says it is open: acknowledged, and counted as nothing.
+    let token = channels[0].token.clone();
+    assert_eq!(notify_google(&app, &url, &channels[0], token.as_deref(), "sync", None).await, StatusCode::OK);
+
+    let user = active_google_user(&app);
+    assert_eq!(user_status(&app, &id, &user).await, "active");
+    app.fakes.google.mutate(|t| t.suspend_user(&user));
+    println!(
+        "suspension in the store {:?} after the change",
+        until_user(&app, &id, &user, "suspended").await
+    );
+    // Only the user was read: a refresh-only run, and the next full run is due when it was.
+    let run = wait_for_runs(&app, &id, 2).await;
+    assert_eq!(run["attributes"]["kind"], "incremental", "{run}");
+    // (The engine reckons it from when the full run began: a few microseconds apart.)
+    let due_now = next_run_at(&app, &id).await;
+    assert!((due_now - full_run_due).abs() < time::Duration::seconds(1), "{due_now} against {full_run_due}");
+    let changed =
+        app.list_all(&format!("{OWN}/events?filter[config_id]={id}&filter[type]=user.status_changed")).await;
+    assert_eq!(changed.len(), 1);
+    assert_eq!(changed[0]["attributes"]["entity_id"], user.as_str());
+
+    // A deleted user: Google answers 404 for it, its own word that the user is gone.
+    app.fakes.google.mutate(|t| t.delete_user(&user));
+    println!("deletion in the store {:?} after the change", until_user(&app, &id, &user, "gone").await);
+
+    let (_, status) = push(&app, Method::GET, &id).await;
+    let attributes = &status["data"]["attributes"];
+    assert_eq!((attributes["enabled"].as_bool(), attributes["rejected"].as_u64()), (Some(true), Some(0)));
+    assert!(attributes["deliveries"].as_u64() >= Some(2), "{status}");
+    assert!(attributes["last_delivery_at"].is_string(), "{status}");
+    let shown = attributes["subscriptions"].as_array().unwrap();
+    assert!(shown.iter().all(|s| s["expires_at"].is_string()), "{status}");
+
+    // Off: the channels are stopped at Google, and the endpoint is not there for anyone.
+    assert_eq!(push(&app, Method::DELETE, &id).await.0, StatusCode::NO_CONTENT);
+    assert!(app.fakes.google.channels().is_empty());
+    assert_eq!(
+        notify_google(&app, &url, &channels[0], token.as_deref(), "update", Some(json!({"id": user}))).await,
+        StatusCode::NOT_FOUND
+    );
+
+    // A deleted config's channels are stopped too.
+    assert_eq!(push(&app, Method::PUT, &id).await.0, StatusCode::OK);
+    assert_eq!(app.fakes.google.channels().len(), 5);
+    let deleted = app.request(Method::DELETE, &format!("{}/{id}", crate::helpers::BASE), None).await;
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    assert!(app.fakes.google.channels().is_empty());
+}
+
+#[tokio::test]
+async fn google_notifications_without_the_token_or_against_the_source_write_nothing() {
+    let app = spawn_app().await;
+    let id = google_config(&app).await;
+    let (_, enabled) = push(&app, Method::PUT, &id).await;
+    let url = enabled["data"]["attributes"]["url"].as_str().unwrap().to_string();
+    let channel = app.fakes.google.channels().into_iter().find(|c| c.event == "update").unwrap();
+    let user = active_google_user(&app);
+    let suspended = json!({"kind": "admin#directory#user", "id": user, "suspended": true});
+
+    // Someone who knows the endpoint and the channel, but not its token.
+    for token in [None, Some("guessed"), Some("")] {
+        let status = notify_google(&app, &url, &channel, token, "update", Some(suspended.clone())).await;
+        assert_eq!(status, StatusCode::OK, "Google is answered as ever: {token:?}");
+    }
+    let (_, status) = push(&app, Method::GET, &id).await;
+    assert_eq!(status["data"]["attributes"]["rejected"], 3, "{status}");
+    assert_eq!(status["data"]["attributes"]["deliveries"], 0, "{status}");
+    assert_eq!(run_count(&app, &id).await, 1, "no refused notification asked for a run");
+
+    // Someone holding the token claims a suspension Google never made: the run asks Google.
+    let token = channel.token.as_deref();
+    assert_eq!(notify_google(&app, &url, &channel, token, "update", Some(suspended)).await, StatusCode::OK);
+    let run = wait_for_runs(&app, &id, 2).await;
+    assert_eq!(
+        (run["attributes"]["status"].as_str(), run["attributes"]["kind"].as_str()),
+        (Some("succeeded"), Some("incremental"))
+    );
+    assert_eq!(user_status(&app, &id, &user).await, "active", "Google says active");
+    let events = app.list_all(&format!("{OWN}/events?filter[config_id]={id}")).await;
+    assert_eq!(events, Vec::<Value>::new(), "nothing changed");
+    // The same message again (its channel and number) counts once and asks for nothing.
+    let again = json!({"kind": "admin#directory#user", "id": user});
+    assert_eq!(notify_google(&app, &url, &channel, token, "update", Some(again)).await, StatusCode::OK);
+    let (_, status) = push(&app, Method::GET, &id).await;
+    let attributes = &status["data"]["attributes"];
+    assert_eq!(
+        (attributes["deliveries"].as_u64(), attributes["duplicate_events"].as_u64()),
+        (Some(2), Some(1)),
+        "{status}"
+    );
+    assert_eq!(run_count(&app, &id).await, 2);
+    // Not a user notification at all.
+    assert_eq!(
+        notify_google(&app, &url, &channel, token, "update", Some(json!({"kind": "x"}))).await,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn google_push_needs_the_public_url_google_delivers_to() {
+    let app =
+        crate::helpers::spawn_app_with(crate::helpers::Options { public_url: false, ..Default::default() })
+            .await;
+    let id = google_config(&app).await;
+    let (status, refused) = push(&app, Method::PUT, &id).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert!(errors(&refused)[0].contains("CTXSYNC_PUBLIC_URL"), "{refused}");
+    assert!(app.fakes.google.channels().is_empty());
+}
+
+#[tokio::test]
+async fn google_channels_are_replaced_before_they_expire_and_when_google_loses_one() {
+    let app = spawn_app().await;
+    let id = google_config(&app).await;
+    assert_eq!(push(&app, Method::PUT, &id).await.0, StatusCode::OK);
+    let first = app.fakes.google.channels();
+
+    // Five hours on, within an hour of their expiry: replaced by new ones, the old ones stopped.
+    app.clock.advance(Duration::from_secs(5 * 3600 + 60));
+    let replaced = until_channels(&app, "replaced", |now| {
+        now.len() == 5 && now.iter().all(|n| first.iter().all(|f| f.id != n.id))
+    })
+    .await;
+    let (_, status) = push(&app, Method::GET, &id).await;
+    let shown = status["data"]["attributes"]["subscriptions"].as_array().unwrap().clone();
+    let ids: Vec<&str> = shown.iter().map(|s| s["id"].as_str().unwrap()).collect();
+    assert!(replaced.iter().all(|c| ids.contains(&c.id.as_str())), "{status}");
+
+    // One Google lost (expired early) is made again at the next renewal, and delivers.
+    let update = replaced.iter().find(|c| c.event == "update").unwrap().id.clone();
+    assert!(app.fakes.google.expire_channel(&update));
+    app.clock.advance(Duration::from_secs(5 * 3600 + 60));
+    let remade = until_channels(&app, "made again", |now| {
+        now.len() == 5 && now.iter().all(|n| replaced.iter().all(|r| r.id != n.id))
+    })
+    .await;
+    assert!(remade.iter().any(|c| c.event == "update"));
+    let runs = run_count(&app, &id).await;
+    let user = active_google_user(&app);
+    app.fakes.google.mutate(|t| t.suspend_user(&user));
+    until_user(&app, &id, &user, "suspended").await;
+    assert!(run_count(&app, &id).await > runs);
     let (_, status) = push(&app, Method::GET, &id).await;
     assert_eq!(status["data"]["attributes"]["rejected"], 0, "{status}");
 }

@@ -1,4 +1,4 @@
-//! `GET /admin/directory/v1/{users,groups,groups/{groupKey}/members}`: bearer tokens from
+//! `GET /admin/directory/v1/{users,users/{userKey},groups,groups/{groupKey}/members}`: bearer tokens from
 //! `/token`, Google's error envelopes, and `pageToken`/`nextPageToken` pagination that omits
 //! empty lists and the token on the last page, as the real API does. Injected faults are
 //! answered here too, in Google's words.
@@ -31,7 +31,7 @@ fn error_in(status: StatusCode, domain: &str, reason: &str, message: &str) -> Re
     Refusal::new((status, Json(body)))
 }
 
-fn error(status: StatusCode, reason: &str, message: &str) -> Refusal {
+pub(super) fn error(status: StatusCode, reason: &str, message: &str) -> Refusal {
     error_in(status, "global", reason, message)
 }
 
@@ -90,7 +90,7 @@ pub(super) async fn gate(State(state): State<Arc<GoogleState>>, request: Request
 
 /// Which list is asked for; each needs its own scope.
 #[derive(Clone, Copy)]
-enum Collection {
+pub(super) enum Collection {
     Users,
     Groups,
     Members,
@@ -120,7 +120,11 @@ impl Collection {
 }
 
 /// Checks the bearer token, its scopes and that the impersonated user is an admin.
-fn authenticate(state: &GoogleState, headers: &HeaderMap, collection: Collection) -> Result<(), Refusal> {
+pub(super) fn authenticate(
+    state: &GoogleState,
+    headers: &HeaderMap,
+    collection: Collection,
+) -> Result<(), Refusal> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -151,7 +155,7 @@ fn authenticate(state: &GoogleState, headers: &HeaderMap, collection: Collection
 
 /// Also checks that the request names this account (`customer=my_customer`, the customer id,
 /// or the domain), as lists across the account must.
-fn authorize(
+pub(super) fn authorize(
     state: &GoogleState,
     headers: &HeaderMap,
     query: &HashMap<String, String>,
@@ -242,6 +246,20 @@ pub(super) async fn list_users(
         (found.iter().map(|u| u.to_json(customer, domain, None)).collect(), next)
     };
     Ok(envelope("admin#directory#users", "users", items.0, items.1))
+}
+
+/// `users.get`: a user by its `userKey` (the id or the primary address); 404 for one deleted or
+/// never known.
+pub(super) async fn get_user(
+    State(state): State<Arc<GoogleState>>,
+    headers: HeaderMap,
+    Path(user_key): Path<String>,
+) -> Result<Response, Refusal> {
+    authenticate(&state, &headers, Collection::Users)?;
+    let tenant = state.tenant.read().expect("tenant lock");
+    let user = tenant.user(&user_key).or_else(|| tenant.user_by_email(&user_key));
+    let user = user.ok_or_else(|| error(StatusCode::NOT_FOUND, "notFound", "Resource Not Found: userKey"))?;
+    Ok(Json(user.to_json(&tenant.customer_id, &tenant.domain, None)).into_response())
 }
 
 pub(super) async fn list_groups(

@@ -1,5 +1,6 @@
 //! A fake Google Workspace: the OAuth token endpoint's JWT-bearer grant (service accounts with
-//! domain-wide delegation) and the Admin SDK Directory API's users, groups and members lists.
+//! domain-wide delegation), the Admin SDK Directory API's users, groups and members lists, a
+//! user by its key, and Directory push (`users.watch` channels, `channels.stop`; `channels.rs`).
 //!
 //! Both live on one server; `token_url()` and `directory_base_url()` are the two values a
 //! connector needs. Between runs a test changes the account with [`FakeGoogle::mutate`], injects
@@ -8,6 +9,7 @@
 //! at a request of a run by [`FakeGoogle::hold_faults`], and compares a sync with
 //! [`FakeGoogle::snapshot`].
 
+mod channels;
 mod directory_api;
 mod keys;
 mod tenant;
@@ -28,6 +30,7 @@ use crate::admin::{self, FakeState};
 use crate::common::{Server, Snapshot, bind};
 use crate::directory::{Directory, TenantSpec};
 use crate::faults::Faults;
+pub use channels::FakeChannel;
 use keys::ServiceAccount;
 pub use tenant::{GoogleGroup, GoogleTenant, GoogleUser};
 
@@ -70,6 +73,9 @@ struct GoogleState {
     tokens_issued: AtomicU64,
     /// Groups (by id) whose member listing answers 403.
     members_refused: Mutex<HashSet<String>>,
+    /// `users.watch` channels, and what they delivered.
+    channels: channels::Channels,
+    base_url: String,
 }
 
 impl GoogleState {
@@ -163,9 +169,14 @@ impl FakeGoogle {
             rate_limit: Mutex::new(GoogleRateLimit::default()),
             tokens_issued: AtomicU64::new(0),
             members_refused: Mutex::default(),
+            channels: channels::Channels::default(),
+            base_url: base_url.clone(),
         });
         let directory = Router::new()
             .route("/admin/directory/v1/users", get(directory_api::list_users))
+            .route("/admin/directory/v1/users/watch", post(channels::watch))
+            .route("/admin/directory/v1/users/{user_key}", get(directory_api::get_user))
+            .route("/admin/directory_v1/channels/stop", post(channels::stop))
             .route("/admin/directory/v1/groups", get(directory_api::list_groups))
             .route("/admin/directory/v1/groups/{group_key}/members", get(directory_api::list_members))
             .fallback(directory_api::not_found)
@@ -173,6 +184,7 @@ impl FakeGoogle {
         let app = Router::new()
             .route("/token", post(token::token))
             .merge(directory)
+            .route("/_fake/google/channels/{id}/expire", post(channels::admin_expire))
             .merge(admin::router("google"))
             .with_state(state.clone());
         let server = Server::serve("google", listener, &base_url, app);
@@ -290,6 +302,17 @@ impl FakeGoogle {
     pub fn restore_credentials(&self) {
         let client_id = self.delegated["client_id"].as_str().unwrap_or_default();
         self.state.revoked.lock().expect("revoked lock").remove(client_id);
+    }
+
+    /// The live `users.watch` channels, as Google keeps them.
+    pub fn channels(&self) -> Vec<FakeChannel> {
+        self.state.channels.live().clone()
+    }
+
+    /// Makes the channel `id` expire now: it delivers nothing more and `channels.stop` no longer
+    /// finds it. `false` when there is no such live channel.
+    pub fn expire_channel(&self, id: &str) -> bool {
+        channels::expire(&self.state, id)
     }
 
     /// Stops the server and waits for it.

@@ -1,7 +1,9 @@
 //! A Google Workspace account's users, groups and group members, in the Directory API's JSON
 //! shapes, and the changes a test makes between runs.
 //!
-//! Google has no change feed: every change only moves the object's `etag`.
+//! Google has no change feed to list: every change moves the object's `etag`, and a change to a
+//! user is also noted with its Directory push event (`add`, `delete`, `makeAdmin`, `undelete`,
+//! `update`), for the `users.watch` channels to deliver.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -171,6 +173,26 @@ pub struct GoogleTenant {
     rng: Seeded,
     next_user: u64,
     next_group: u64,
+    changes: Changes,
+}
+
+/// The users' changes by the tenant's clock, each user's last change of each event only, so it
+/// stays as large as the account however long it runs.
+#[derive(Default)]
+struct Changes {
+    clock: u64,
+    log: BTreeMap<u64, (String, &'static str)>,
+    last: HashMap<(String, &'static str), u64>,
+}
+
+impl Changes {
+    fn note(&mut self, user: &str, event: &'static str) {
+        self.clock += 1;
+        if let Some(before) = self.last.insert((user.to_string(), event), self.clock) {
+            self.log.remove(&before);
+        }
+        self.log.insert(self.clock, (user.to_string(), event));
+    }
 }
 
 fn user_id(n: u64, rng: &mut Seeded) -> String {
@@ -273,6 +295,31 @@ impl GoogleTenant {
             rng,
             next_user: people.len() as u64,
             next_group: directory.teams.len() as u64,
+            changes: Changes::default(),
+        }
+    }
+
+    /// The tenant's clock: it moves with every change to a user.
+    pub(crate) fn clock(&self) -> u64 {
+        self.changes.clock
+    }
+
+    /// The users changed after `since` up to `until` with `event`, in the order of their last
+    /// such change.
+    pub(crate) fn changed_between(&self, event: &str, since: u64, until: u64) -> Vec<String> {
+        let changed = self.changes.log.range(since + 1..=until);
+        changed.filter(|(_, (_, e))| *e == event).map(|(_, (user, _))| user.clone()).collect()
+    }
+
+    /// The user as `users.get` would have shown it, or as a deleted user, for a notification's
+    /// body.
+    pub(crate) fn user_json(&self, id: &str) -> Option<Value> {
+        match self.users.by_id.get(id) {
+            Some(user) => Some(user.to_json(&self.customer_id, &self.domain, None)),
+            None => {
+                let (user, at) = self.deleted.get(id)?;
+                Some(user.to_json(&self.customer_id, &self.domain, Some(*at)))
+            }
         }
     }
 
@@ -340,7 +387,9 @@ impl GoogleTenant {
             org_unit_path: "/".to_string(),
             version: 1,
         };
-        self.users.insert(user)
+        let id = self.users.insert(user);
+        self.changes.note(&id, "add");
+        id
     }
 
     /// Applies `change` to the user and moves its `etag`.
@@ -348,7 +397,10 @@ impl GoogleTenant {
     /// # Panics
     /// When there is no such user, as every mutation does for an unknown id.
     pub fn update_user(&mut self, id: &str, change: impl FnOnce(&mut GoogleUser)) {
+        let was_admin = self.users.get_mut(id).is_admin;
         self.users.update(id, change);
+        let event = if self.users.get_mut(id).is_admin != was_admin { "makeAdmin" } else { "update" };
+        self.changes.note(id, event);
     }
 
     pub fn suspend_user(&mut self, id: &str) {
@@ -370,6 +422,17 @@ impl GoogleTenant {
         let user = self.users.remove(id);
         self.leave_every_group(id);
         self.deleted.insert(id.to_string(), (user, now()));
+        self.changes.note(id, "delete");
+    }
+
+    /// Restores a deleted user (within Google's 20 days), with the groups it had left left.
+    ///
+    /// # Panics
+    /// When no user of that id was deleted.
+    pub fn undelete_user(&mut self, id: &str) {
+        let (user, _) = self.deleted.remove(id).unwrap_or_else(|| unknown::<GoogleUser>(id));
+        self.users.insert(user);
+        self.changes.note(id, "undelete");
     }
 
     fn leave_every_group(&mut self, member_id: &str) {

@@ -6,6 +6,7 @@ mod churn;
 mod crowdstrike;
 mod entra;
 mod google;
+mod google_channels;
 mod graph_subscriptions;
 mod okta;
 mod okta_hooks;

@@ -160,7 +160,7 @@ impl Subscriber for EntraId {
         with_client(reach, async |client| subscriptions::reauthorize(client, id).await).await
     }
 
-    async fn unsubscribe(&self, reach: &Reach<'_>, id: &str) -> Result<(), SourceError> {
+    async fn unsubscribe(&self, reach: &Reach<'_>, id: &str, _: Option<&str>) -> Result<(), SourceError> {
         with_client(reach, async |client| subscriptions::delete(client, id).await).await
     }
 }

@@ -67,7 +67,7 @@ fn answered(reply: &crate::http::Reply, resource: &str) -> Result<Subscription, 
     let resource = if created.resource.is_empty() { resource.to_string() } else { created.resource };
     let expires_at = expiry(&created.expiration_date_time)?;
     let renew_at = (ctxsync_core::now() + RENEW_AFTER).min(expires_at);
-    Ok(Subscription { resource, id: created.id, expires_at, renew_at })
+    Ok(Subscription { resource, id: created.id, resource_id: None, expires_at, renew_at })
 }
 
 /// Subscribes to each of [`RESOURCES`]; on a failure, deletes those made so far, so nothing is

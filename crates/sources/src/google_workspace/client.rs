@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use reqwest::StatusCode;
-use reqwest::header::HeaderValue;
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
+use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
@@ -13,8 +13,11 @@ use super::auth::ServiceAccount;
 use crate::SourceError;
 use crate::endpoints::Target;
 use crate::http::{
-    AccessToken, Http, Reply, Retry, excerpt, json_get, retry_after, transient, unavailable, unreadable,
+    AccessToken, Http, Reply, Retry, excerpt, retry_after, transient, unavailable, unreadable,
 };
+
+/// Where the Directory API's resources live under the base URL.
+const DIRECTORY: [&str; 3] = ["admin", "directory", "v1"];
 
 const SOURCE: &str = "Google Workspace";
 /// How long before a token's expiry it is replaced (at most a tenth of its lifetime).
@@ -74,6 +77,14 @@ fn rate_limited(reply: &Reply) -> bool {
         || (reply.status == StatusCode::FORBIDDEN
             && parse_error(reply)
                 .is_some_and(|e| e.errors.iter().any(|i| RATE_LIMIT_REASONS.contains(&i.reason.as_str()))))
+}
+
+/// One request: its method, its path from the base URL, its query and its JSON body.
+struct Request<'r> {
+    method: Method,
+    path: &'r [&'r str],
+    query: &'r [(&'r str, &'r str)],
+    body: Option<&'r serde_json::Value>,
 }
 
 /// A cached access token and when to replace it.
@@ -136,8 +147,26 @@ impl<'a> DirectoryClient<'a> {
         collection: &str,
         query: &[(&str, &str)],
     ) -> Result<Reply, SourceError> {
-        let got = self.request(&[collection], query, collection, &[], |_| Some(())).await?;
+        let path: Vec<&str> = DIRECTORY.iter().copied().chain([collection]).collect();
+        let request = Request { method: Method::GET, path: &path, query, body: None };
+        let action = format!("list {collection}");
+        let got = self.request(request, &action, &[], |_| Some(())).await?;
         Ok(got.0)
+    }
+
+    /// `POST {base}/{path…}?{query}` with a JSON body (`path` from the root: `channels.stop` is
+    /// not under the Directory's `v1`); a 2xx or `tolerated` reply, or the error it means.
+    /// `action` completes "refused to …".
+    pub(crate) async fn post(
+        &mut self,
+        path: &[&str],
+        query: &[(&str, &str)],
+        body: &serde_json::Value,
+        action: &str,
+        tolerated: &[StatusCode],
+    ) -> Result<Reply, SourceError> {
+        let request = Request { method: Method::POST, path, query, body: Some(body) };
+        Ok(self.request(request, action, tolerated, |_| Some(())).await?.0)
     }
 
     /// `GET {base}/admin/directory/v1/{path…}?{query}`, its body decoded as `T`; a body cut
@@ -151,7 +180,10 @@ impl<'a> DirectoryClient<'a> {
         tolerated: &[StatusCode],
     ) -> Result<Got<T>, SourceError> {
         let decode = |reply: &Reply| serde_json::from_slice::<T>(&reply.body).ok();
-        let (reply, body, retries) = self.request(path, query, what, tolerated, decode).await?;
+        let path: Vec<&str> = DIRECTORY.iter().chain(path).copied().collect();
+        let request = Request { method: Method::GET, path: &path, query, body: None };
+        let action = format!("list {what}");
+        let (reply, body, retries) = self.request(request, &action, tolerated, decode).await?;
         if reply.status.is_success() && body.is_none() {
             return Err(unreadable(SOURCE, &self.target));
         }
@@ -162,15 +194,13 @@ impl<'a> DirectoryClient<'a> {
     /// or been revoked while the run went on.
     async fn request<T>(
         &mut self,
-        path: &[&str],
-        query: &[(&str, &str)],
-        what: &str,
+        request: Request<'_>,
+        action: &str,
         tolerated: &[StatusCode],
         decode: impl Fn(&Reply) -> Option<T>,
     ) -> Result<(Reply, Option<T>, u32), SourceError> {
-        let mut segments = vec!["admin", "directory", "v1"];
-        segments.extend_from_slice(path);
-        let url = self.target.url(&segments);
+        let Request { method, path, query, body } = request;
+        let url = self.target.url(path);
         tracing::debug!(source = SOURCE, path = url.path(), "request");
         let (mut retries, mut renewed) = (0, false);
         loop {
@@ -181,7 +211,17 @@ impl<'a> DirectoryClient<'a> {
                 .fetch(
                     SOURCE,
                     &self.target,
-                    |client| json_get(client, &url, &auth).query(query),
+                    |client| {
+                        let request = client
+                            .request(method.clone(), url.clone())
+                            .header(AUTHORIZATION, auth.clone())
+                            .header(ACCEPT, "application/json")
+                            .query(query);
+                        match body {
+                            Some(body) => request.json(body),
+                            None => request,
+                        }
+                    },
                     classify,
                     &decode,
                 )
@@ -198,11 +238,11 @@ impl<'a> DirectoryClient<'a> {
             if status.is_success() || is_tolerated(&fetched.reply, tolerated) {
                 return Ok((fetched.reply, fetched.body, retries));
             }
-            return Err(self.failure(&fetched.reply, what));
+            return Err(self.failure(&fetched.reply, action));
         }
     }
 
-    fn failure(&self, reply: &Reply, collection: &str) -> SourceError {
+    fn failure(&self, reply: &Reply, action: &str) -> SourceError {
         let error = parse_error(reply);
         let secrets: Vec<&str> = self.token.iter().map(|t| t.value.expose()).collect();
         let (message, reason) = match &error {
@@ -239,9 +279,7 @@ impl<'a> DirectoryClient<'a> {
             ),
             _ => "check the config's domain and admin_email".to_string(),
         };
-        SourceError::Rejected(format!(
-            "Google Workspace refused to list {collection} as {admin}: {said}; {next}"
-        ))
+        SourceError::Rejected(format!("Google Workspace refused to {action} as {admin}: {said}; {next}"))
     }
 }
 

@@ -4,9 +4,11 @@
 //! Validation mints a token (proves the key, the delegation and that the admin exists), then
 //! lists one user and one group as that admin (proves the admin may read them). A sync
 //! (`pages.rs`) lists users, groups and each group's members; Google has no change feed, so
-//! every run lists everything.
+//! every run lists everything. Push is `users.watch` channels (`channels.rs`); the users a
+//! notification names are read one by one (`refresh_users`).
 
 mod auth;
+mod channels;
 mod client;
 mod credentials;
 mod map;
@@ -17,7 +19,10 @@ use serde_json::{Map, Value};
 
 use crate::endpoints::{Endpoints, Target};
 use crate::http::Http;
-use crate::registry::{BaseUrl, Connector, Credentials, SecretKey, SourceInfo};
+use crate::registry::{
+    BaseUrl, Connector, Credentials, Reach, SecretKey, SourceInfo, Subscriber, Subscription,
+    SubscriptionRequest,
+};
 use crate::{Outcome, PageSink, SourceError, SyncError, SyncMode};
 use auth::ServiceAccount;
 use client::DirectoryClient;
@@ -99,6 +104,62 @@ impl Connector for GoogleWorkspace {
         let (token, directory) = (endpoints.target(&TOKEN), endpoints.target(&DIRECTORY));
         pages::sync(http, token, directory, credentials.get()?, mode, sink).await
     }
+
+    /// Users a push named, each read as a listing reads it; one Google no longer knows is gone.
+    async fn refresh_users(
+        &self,
+        http: &Http,
+        endpoints: &Endpoints,
+        _: &Config,
+        credentials: &Credentials,
+        ids: &[String],
+        sink: &mut dyn PageSink,
+    ) -> Result<(), SyncError> {
+        let (token, directory) = (endpoints.target(&TOKEN), endpoints.target(&DIRECTORY));
+        pages::refresh_users(http, token, directory, credentials.get()?, ids, sink).await
+    }
+
+    fn subscriber(&self) -> Option<&'static dyn Subscriber> {
+        Some(&GoogleWorkspace)
+    }
+}
+
+/// Directory push: `users.watch` channels, one per event.
+#[async_trait::async_trait]
+impl Subscriber for GoogleWorkspace {
+    async fn subscribe(
+        &self,
+        reach: &Reach<'_>,
+        request: &SubscriptionRequest<'_>,
+    ) -> Result<Vec<Subscription>, SourceError> {
+        channels::watch(&mut client(reach)?, request).await
+    }
+
+    /// Google has no renewal call: a channel due is made again, with the others of its config.
+    async fn renew(&self, _: &Reach<'_>, _: &str) -> Result<Option<Subscription>, SourceError> {
+        Ok(None)
+    }
+
+    /// Google never asks for a reauthorization.
+    async fn reauthorize(&self, _: &Reach<'_>, _: &str) -> Result<bool, SourceError> {
+        Ok(false)
+    }
+
+    async fn unsubscribe(
+        &self,
+        reach: &Reach<'_>,
+        id: &str,
+        resource_id: Option<&str>,
+    ) -> Result<(), SourceError> {
+        channels::stop(&mut client(reach)?, id, resource_id.unwrap_or_default()).await
+    }
+}
+
+/// A Directory client for the config of `reach`.
+fn client<'a>(reach: &Reach<'a>) -> Result<DirectoryClient<'a>, SourceError> {
+    let account = ServiceAccount::new(reach.credentials.get()?);
+    let (token, directory) = (reach.endpoints.target(&TOKEN), reach.endpoints.target(&DIRECTORY));
+    Ok(DirectoryClient::new(reach.http, token, directory, account))
 }
 
 async fn validate(

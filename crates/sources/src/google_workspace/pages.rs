@@ -15,7 +15,7 @@
 //! members were all handed over (the token of its groups page, how many of that page are done,
 //! the counts so far). A token the API no longer accepts (400) means listing from the start.
 
-use ctxsync_core::{Entity, Membership, Record};
+use ctxsync_core::{Entity, EntityKind, Membership, Record, Removal};
 use reqwest::StatusCode;
 
 use super::credentials::GoogleWorkspaceCredentials;
@@ -126,6 +126,41 @@ pub(crate) async fn sync(
         groups_without_members => Coverage::EverythingBut { groups_without_members },
     };
     Ok(Outcome { cursor: None, coverage, expected: expected.unwrap_or_default() })
+}
+
+/// Reads the users `ids` one by one (`GET users/{userKey}`, as a listing reads them) into
+/// `sink`: a user Google answers 404 for is gone, which is Google's own word.
+pub(crate) async fn refresh_users(
+    http: &Http,
+    token_target: Target,
+    directory_target: Target,
+    credentials: &GoogleWorkspaceCredentials,
+    ids: &[String],
+    sink: &mut dyn PageSink,
+) -> Result<(), SyncError> {
+    let account = ServiceAccount::new(credentials);
+    let client = DirectoryClient::new(http, token_target, directory_target, account);
+    let mut run = Run { client, out: Out { sink, retries: 0 } };
+    let (mut records, mut removals) = (Vec::new(), Vec::new());
+    for id in ids {
+        let query = [("projection", "full")];
+        let tolerated = [StatusCode::NOT_FOUND];
+        let got = run.get::<Box<RawValue>>(&["users", id], &query, "users", &tolerated).await?;
+        let Some(raw) = got.body else {
+            removals.push(Removal::Entity { kind: EntityKind::User, source_id: id.clone() });
+            continue;
+        };
+        let mut held = None;
+        if let Some(user) = map::user(&lenient::read(&raw, &mut held)) {
+            records.push(Record { entity: Entity::User(user), raw });
+        }
+    }
+    let retries = std::mem::take(&mut run.out.retries);
+    if records.is_empty() && removals.is_empty() && retries == 0 {
+        return Ok(());
+    }
+    run.out.sink.accept(Page { records, removals, retries, ..Page::default() }).await?;
+    Ok(())
 }
 
 impl Run<'_, '_> {

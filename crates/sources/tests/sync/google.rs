@@ -373,3 +373,71 @@ async fn a_resumed_groups_page_that_moved_still_lists_every_group() {
     let missing: Vec<&(String, String)> = now.user_members.iter().filter(|m| !members.contains(*m)).collect();
     assert!(missing.is_empty(), "memberships never handed over: {missing:?}");
 }
+
+/// The users a push named are read one by one, as a listing maps them: one Google still has comes
+/// back as it is now, one it deleted and one it never had as removals.
+#[tokio::test]
+async fn users_a_push_named_are_read_again_and_a_deleted_one_removed() {
+    let fake =
+        FakeGoogle::start_with(TenantSpec { seed: 8, users: 12, groups: 2, devices: 0 }).await.unwrap();
+    let users: Vec<String> = fake.snapshot().users.keys().rev().take(2).cloned().collect();
+    let (kept, deleted) = (&users[0], &users[1]);
+    fake.mutate(|t| {
+        t.suspend_user(kept);
+        t.delete_user(deleted);
+    });
+    let named = [kept.clone(), deleted.clone(), "100000000404".to_string()];
+    let mut sink = Collected::default();
+    let (config, credentials) = (google_config(&fake), google_credentials(&fake));
+    google_sources(&fake).refresh_users(&config, &credentials, &named, &mut sink).await.unwrap();
+    let got = sink.users();
+    assert_eq!(got.keys().collect::<Vec<_>>(), [kept]);
+    assert_eq!(got[kept].0.status, UserStatus::Suspended);
+    assert_eq!(&got[kept].1, &fake.snapshot().users[kept], "the raw JSON as users.get serves it");
+    let removed: Vec<&str> = sink
+        .removals
+        .iter()
+        .map(|r| match r {
+            ctxsync_core::Removal::Entity { kind: EntityKind::User, source_id } => source_id.as_str(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(removed, [deleted.as_str(), "100000000404"]);
+}
+
+/// Push opens a `users.watch` channel per event with the config's token, and stopping them
+/// (twice: the second finds them stopped already) leaves none.
+#[tokio::test]
+async fn channels_are_opened_per_event_and_stopped() {
+    let fake = FakeGoogle::start().await.unwrap();
+    let (config, credentials) = (google_config(&fake), google_credentials(&fake));
+    let sources = google_sources(&fake);
+    let request = ctxsync_sources::SubscriptionRequest {
+        notification_url: "http://127.0.0.1:9/push",
+        lifecycle_url: "",
+        client_state: "t0ken",
+    };
+    let made = sources.subscribe(&config, &credentials, &request).await.unwrap();
+    let resources: Vec<&str> = made.iter().map(|s| s.resource.as_str()).collect();
+    let events = ["add", "delete", "makeAdmin", "undelete", "update"];
+    assert_eq!(resources, events.map(|e| format!("users?event={e}")));
+    let open = fake.channels();
+    assert_eq!(open.len(), 5);
+    for subscription in &made {
+        let channel = open.iter().find(|c| c.id == subscription.id).unwrap();
+        assert_eq!(subscription.resource_id.as_deref(), Some(channel.resource_id.as_str()));
+        assert_eq!(
+            (channel.token.as_deref(), channel.address.as_str()),
+            (Some("t0ken"), "http://127.0.0.1:9/push")
+        );
+        assert!((subscription.expires_at - channel.expires).abs() < time::Duration::milliseconds(1));
+        assert_eq!(subscription.renew_at, subscription.expires_at - time::Duration::hours(1));
+    }
+    assert_eq!(sources.renew_subscription(&config, &credentials, &made[0].id).await.unwrap(), None);
+    for _ in 0..2 {
+        for s in &made {
+            sources.unsubscribe(&config, &credentials, &s.id, s.resource_id.as_deref()).await.unwrap();
+        }
+    }
+    assert!(fake.channels().is_empty());
+}

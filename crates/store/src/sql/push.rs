@@ -37,6 +37,7 @@ struct SubscriptionRow {
     config_id: DbId,
     resource: String,
     subscription_id: String,
+    resource_id: Option<String>,
     expires_at: DbTime,
     renew_at: DbTime,
 }
@@ -47,6 +48,7 @@ impl From<SubscriptionRow> for SourceSubscription {
             config_id: ConfigId(row.config_id.0),
             resource: row.resource,
             id: row.subscription_id,
+            resource_id: row.resource_id,
             expires_at: row.expires_at.0,
             renew_at: row.renew_at.0,
         }
@@ -239,12 +241,14 @@ impl PushStore for Store {
             .await?;
         for s in subscriptions {
             sqlx::query(
-                "INSERT INTO graph_subscriptions (config_id, resource, subscription_id, expires_at, renew_at) \
-                 SELECT id, $2, $3, $4, $5 FROM integration_configs WHERE id = $1",
+                "INSERT INTO graph_subscriptions \
+                 (config_id, resource, subscription_id, resource_id, expires_at, renew_at) \
+                 SELECT id, $2, $3, $4, $5, $6 FROM integration_configs WHERE id = $1",
             )
             .bind(DbId(config.0))
             .bind(&s.resource)
             .bind(&s.id)
+            .bind(&s.resource_id)
             .bind(DbTime(s.expires_at))
             .bind(DbTime(s.renew_at))
             .execute(&mut *tx)
@@ -256,7 +260,7 @@ impl PushStore for Store {
 
     async fn subscriptions(&self, config: ConfigId) -> Result<Vec<SourceSubscription>, StoreError> {
         let rows: Vec<SubscriptionRow> = sqlx::query_as(
-            "SELECT config_id, resource, subscription_id, expires_at, renew_at FROM graph_subscriptions \
+            "SELECT config_id, resource, subscription_id, resource_id, expires_at, renew_at FROM graph_subscriptions \
              WHERE config_id = $1 ORDER BY resource",
         )
         .bind(DbId(config.0))
@@ -285,7 +289,7 @@ impl PushStore for Store {
         let rows: Vec<SubscriptionRow> = sqlx::query_as(
             "UPDATE graph_subscriptions SET claimed_until = $2 WHERE renew_at <= $1 \
              AND (claimed_until IS NULL OR claimed_until <= $1) \
-             RETURNING config_id, resource, subscription_id, expires_at, renew_at",
+             RETURNING config_id, resource, subscription_id, resource_id, expires_at, renew_at",
         )
         .bind(DbTime(now))
         .bind(DbTime(until))

@@ -103,6 +103,8 @@ async fn a_due_subscription_is_claimed_once_until_it_is_renewed() {
         config_id: config,
         resource: resource.into(),
         id: id.into(),
+        // Google's channels carry a resourceId too; Graph's subscriptions none.
+        resource_id: resource.starts_with("users?").then(|| format!("r-{id}")),
         expires_at: t0 + 29 * day,
         renew_at,
     };
@@ -124,6 +126,10 @@ async fn a_due_subscription_is_claimed_once_until_it_is_renewed() {
     let later = after_claim + time::Duration::minutes(11);
     assert_eq!(claim(later).await.unwrap(), vec![], "renewed, so no longer due");
     assert_eq!(db.store.subscriptions(config).await.unwrap(), vec![groups, renewed]);
+
+    let channel = subscription("users?event=update", "c-1", t0 + hour);
+    db.store.set_subscriptions(config, std::slice::from_ref(&channel)).await.unwrap();
+    assert_eq!(db.store.subscriptions(config).await.unwrap(), vec![channel]);
 
     db.store.set_subscriptions(config, &[]).await.unwrap();
     assert_eq!(db.store.subscriptions(config).await.unwrap(), vec![]);

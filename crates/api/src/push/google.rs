@@ -12,13 +12,13 @@
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use ctxsync_core::{ConfigId, EntityKind, IntegrationType};
+use ctxsync_core::{EntityKind, IntegrationType};
 use ctxsync_store::Delivery;
 use metrics::counter;
 use serde_json::Value;
 
 use super::hook::DELIVERIES;
-use super::request_run;
+use super::{pushing, request_run};
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
@@ -56,17 +56,7 @@ pub async fn google_notification(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
-    let not_found = || ApiError::NotFound("no push endpoint here".into());
-    let id: ConfigId = id.parse().map_err(|_| not_found())?;
-    let config = state
-        .store
-        .config_by_id(id)
-        .await?
-        .filter(|c| c.integration_type == IntegrationType::GoogleWorkspace);
-    let Some(config) = config else { return Err(not_found()) };
-    let Some(endpoint) = state.store.push_endpoint(config.id).await? else {
-        return Err(not_found());
-    };
+    let (config, endpoint) = pushing(&state, &id, IntegrationType::GoogleWorkspace).await?;
     let resource_state = header(&headers, "x-goog-resource-state");
     if resource_state == "sync" {
         return Ok(StatusCode::OK);

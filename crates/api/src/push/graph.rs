@@ -19,8 +19,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::hook::DELIVERIES;
-use super::request_run;
 use super::subscriptions::{credentials, renew, resubscribe};
+use super::{pushing, request_run};
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
@@ -34,20 +34,12 @@ pub struct Validation {
     validation_token: Option<String>,
 }
 
-/// The Entra ID config whose push is on, with its endpoint and subscriptions. Unknown ids, other
-/// sources and push turned off all answer the same 404.
+/// The Entra ID config whose push is on, with its endpoint and subscriptions.
 async fn endpoint(
     state: &AppState,
     id: &str,
 ) -> Result<(Config, PushEndpoint, Vec<SourceSubscription>), ApiError> {
-    let not_found = || ApiError::NotFound("no push endpoint here".into());
-    let id: ctxsync_core::ConfigId = id.parse().map_err(|_| not_found())?;
-    let config =
-        state.store.config_by_id(id).await?.filter(|c| c.integration_type == IntegrationType::EntraId);
-    let Some(config) = config else { return Err(not_found()) };
-    let Some(endpoint) = state.store.push_endpoint(config.id).await? else {
-        return Err(not_found());
-    };
+    let (config, endpoint) = pushing(state, id, IntegrationType::EntraId).await?;
     let subscriptions = state.store.subscriptions(config.id).await?;
     Ok((config, endpoint, subscriptions))
 }
@@ -121,6 +113,33 @@ async fn delivered(
     Ok(Delivered::Taken(config, admitted))
 }
 
+/// Answers a delivery at once (Graph allows 3 s) and does `then` with what it admitted after.
+async fn take<F, Done>(
+    state: AppState,
+    id: &str,
+    validation: Validation,
+    body: &[u8],
+    then: F,
+) -> Result<Response, ApiError>
+where
+    F: FnOnce(AppState, Config, Vec<Notification>) -> Done + Send + 'static,
+    Done: Future<Output = Result<(), ApiError>> + Send,
+{
+    let (config, admitted) = match delivered(&state, id, validation, body).await? {
+        Delivered::Handshake(answer) => return Ok(answer),
+        Delivered::Taken(config, admitted) => (config, admitted),
+    };
+    if !admitted.is_empty() {
+        let config_id = config.id;
+        tokio::spawn(async move {
+            if let Err(error) = then(state, config, admitted).await {
+                tracing::warn!(%config_id, %error, "what a Graph notification asked for could not be done");
+            }
+        });
+    }
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
 /// Counts what was admitted and refused; whether anything was admitted.
 async fn record(state: &AppState, config: &Config, notifications: &[Notification]) -> Result<bool, ApiError> {
     let now = ctxsync_core::now();
@@ -162,18 +181,8 @@ pub async fn entra_notifications(
     Query(validation): Query<Validation>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let (config, admitted) = match delivered(&state, &id, validation, &body).await? {
-        Delivered::Handshake(answer) => return Ok(answer),
-        Delivered::Taken(config, admitted) => (config, admitted),
-    };
-    if !admitted.is_empty() {
-        tokio::spawn(async move {
-            if let Err(error) = request_run(&state, config.id).await {
-                tracing::warn!(config_id = %config.id, %error, "a push could not ask for a run");
-            }
-        });
-    }
-    Ok(StatusCode::ACCEPTED.into_response())
+    let asks = |state: AppState, config: Config, _| async move { request_run(&state, config.id).await };
+    take(state, &id, validation, &body, asks).await
 }
 
 /// Lifecycle notifications of an Entra ID config's subscriptions: `reauthorizationRequired`
@@ -201,18 +210,10 @@ pub async fn entra_lifecycle(
     Query(validation): Query<Validation>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let (config, admitted) = match delivered(&state, &id, validation, &body).await? {
-        Delivered::Handshake(answer) => return Ok(answer),
-        Delivered::Taken(config, admitted) => (config, admitted),
+    let answers = |state: AppState, config: Config, admitted: Vec<Notification>| async move {
+        lifecycle(&state, &config, &admitted).await
     };
-    if !admitted.is_empty() {
-        tokio::spawn(async move {
-            if let Err(error) = lifecycle(&state, &config, &admitted).await {
-                tracing::warn!(config_id = %config.id, %error, "a lifecycle notification could not be answered");
-            }
-        });
-    }
-    Ok(StatusCode::ACCEPTED.into_response())
+    take(state, &id, validation, &body, answers).await
 }
 
 async fn lifecycle(

@@ -33,7 +33,8 @@ mod hook;
 mod status;
 mod subscriptions;
 
-use ctxsync_core::{ConfigId, ConfigState};
+use ctxsync_core::{Config, ConfigId, ConfigState, IntegrationType};
+use ctxsync_store::PushEndpoint;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -62,6 +63,23 @@ pub const GOOGLE_PUSH_PATH: &str = "/api/v2/ctxsync/push/google_workspace";
 
 /// The header whose value is the push secret.
 pub const SECRET_HEADER: &str = "Authorization";
+
+/// The config of `integration_type` whose push is on, with its endpoint. Unknown ids, other
+/// sources and push turned off all answer the same 404, so a caller learns nothing of the configs.
+async fn pushing(
+    state: &AppState,
+    id: &str,
+    integration_type: IntegrationType,
+) -> Result<(Config, PushEndpoint), ApiError> {
+    let not_found = || ApiError::NotFound("no push endpoint here".into());
+    let id: ConfigId = id.parse().map_err(|_| not_found())?;
+    let config = state.store.config_by_id(id).await?.filter(|c| c.integration_type == integration_type);
+    let Some(config) = config else { return Err(not_found()) };
+    let Some(endpoint) = state.store.push_endpoint(config.id).await? else {
+        return Err(not_found());
+    };
+    Ok((config, endpoint))
+}
 
 /// Asks for a run of the config now, as "sync now" does, and wakes this replica's scheduler; a
 /// run already under way is followed by another as soon as it ends.

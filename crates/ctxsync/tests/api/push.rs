@@ -253,28 +253,41 @@ async fn a_flood_of_deliveries_stops_at_the_address_rate_limit() {
     assert_eq!(statuses[3], StatusCode::TOO_MANY_REQUESTS, "the address's budget is spent");
 }
 
-/// An Entra ID config that, left alone, would not sync again within the test.
-async fn entra_config(app: &TestApp) -> String {
-    let id = create_with(app, app.entra_attributes(), json!({"sync_interval": "1h"})).await;
+/// A config of `attributes` that, left alone, would not sync again within the test.
+async fn quiet_config(app: &TestApp, attributes: Value) -> String {
+    let id = create_with(app, attributes, json!({"sync_interval": "1h"})).await;
     assert_eq!(wait_for_runs(app, &id, 1).await["attributes"]["status"], "succeeded");
     id
 }
 
-/// Waits (a bounded while) until the fake Graph's subscriptions pass `check`; them.
-async fn until_subscriptions(
-    app: &TestApp,
+async fn entra_config(app: &TestApp) -> String {
+    quiet_config(app, app.entra_attributes()).await
+}
+
+/// Waits (a bounded while) until what `read` reads passes `check`; what it read.
+async fn until<T: std::fmt::Debug>(
     what: &str,
-    check: impl Fn(&[ctxsync_fakes::FakeSubscription]) -> bool,
-) -> Vec<ctxsync_fakes::FakeSubscription> {
+    read: impl Fn() -> Vec<T>,
+    check: impl Fn(&[T]) -> bool,
+) -> Vec<T> {
     let started = Instant::now();
     loop {
-        let now = app.fakes.entra.subscriptions();
+        let now = read();
         if check(&now) {
             return now;
         }
         assert!(started.elapsed() < Duration::from_secs(20), "{what}: {now:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Waits until the fake Graph's subscriptions pass `check`; them.
+async fn until_subscriptions(
+    app: &TestApp,
+    what: &str,
+    check: impl Fn(&[ctxsync_fakes::FakeSubscription]) -> bool,
+) -> Vec<ctxsync_fakes::FakeSubscription> {
+    until(what, || app.fakes.entra.subscriptions(), check).await
 }
 
 fn expiry_of(subscriptions: &[ctxsync_fakes::FakeSubscription], id: &str) -> time::OffsetDateTime {
@@ -456,28 +469,17 @@ async fn graph_subscriptions_are_renewed_in_time_and_made_again_when_graph_loses
     assert_eq!(status["data"]["attributes"]["rejected"], 0, "{status}");
 }
 
-/// A Google Workspace config that, left alone, would not sync again within the test.
 async fn google_config(app: &TestApp) -> String {
-    let id = create_with(app, app.google_attributes(), json!({"sync_interval": "1h"})).await;
-    assert_eq!(wait_for_runs(app, &id, 1).await["attributes"]["status"], "succeeded");
-    id
+    quiet_config(app, app.google_attributes()).await
 }
 
-/// Waits (a bounded while) until the fake Google's channels pass `check`; them.
+/// Waits until the fake Google's channels pass `check`; them.
 async fn until_channels(
     app: &TestApp,
     what: &str,
     check: impl Fn(&[ctxsync_fakes::FakeChannel]) -> bool,
 ) -> Vec<ctxsync_fakes::FakeChannel> {
-    let started = Instant::now();
-    loop {
-        let now = app.fakes.google.channels();
-        if check(&now) {
-            return now;
-        }
-        assert!(started.elapsed() < Duration::from_secs(20), "{what}: {now:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until(what, || app.fakes.google.channels(), check).await
 }
 
 /// A plain active user of the fake Workspace account (not the admin the credentials act as).

@@ -51,7 +51,8 @@ async fn main() {
 
     let pushed = api.config(okta_attributes(&fakes), "1h").await;
     let (url, secret) = api.enable_push(&pushed).await;
-    register_hook(&fakes, &url, secret.as_deref().unwrap()).await;
+    let events = ["user.lifecycle.suspend", "user.lifecycle.unsuspend"];
+    fakes.okta.register_event_hook(&url, secret.as_deref().unwrap(), &events).await;
     let took = measure(&api, &pushed, &okta_users, changes, Duration::ZERO, okta).await;
     report("Okta, push", &took);
 
@@ -154,34 +155,6 @@ fn report(how: &str, took: &[Duration]) {
         p(0.95),
         p(1.0)
     );
-}
-
-/// The operator's part: the hook created in Okta with the endpoint and secret, then verified.
-async fn register_hook(fakes: &Fakes, url: &str, secret: &str) {
-    let okta = fakes.okta.base_url();
-    let token = format!("SSWS {}", fakes.okta.api_token());
-    let hook = json!({
-        "name": "ctxsync",
-        "events": {"type": "EVENT_TYPE", "items": ["user.lifecycle.suspend", "user.lifecycle.unsuspend"]},
-        "channel": {"type": "HTTP", "version": "1.0.0", "config": {
-            "uri": url, "headers": [], "authScheme": {"type": "HEADER", "key": "Authorization", "value": secret},
-        }},
-    });
-    let client = reqwest::Client::new();
-    let created: Value = client
-        .post(format!("{okta}/api/v1/eventHooks"))
-        .header("Authorization", &token)
-        .json(&hook)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let verify = format!("{okta}/api/v1/eventHooks/{}/lifecycle/verify", created["id"].as_str().unwrap());
-    let verified: Value =
-        client.post(verify).header("Authorization", &token).send().await.unwrap().json().await.unwrap();
-    assert_eq!(verified["verificationStatus"], "VERIFIED", "{verified}");
 }
 
 struct Api {

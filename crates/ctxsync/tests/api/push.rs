@@ -93,30 +93,13 @@ async fn an_okta_suspension_reaches_the_store_through_the_event_hook() {
     assert_eq!(attributes["header"], "Authorization");
 
     // The operator's part, in the fake Okta's admin API: register the hook and verify it.
-    let okta = app.fakes.okta.base_url();
-    let token = format!("SSWS {}", app.fakes.okta.api_token());
-    let hook = json!({
-        "name": "ctxsync",
-        "events": {"type": "EVENT_TYPE", "items": ["user.lifecycle.suspend", "user.lifecycle.unsuspend", "user.lifecycle.delete.initiated", "group.user_membership.add"]},
-        "channel": {"type": "HTTP", "version": "1.0.0", "config": {
-            "uri": url, "headers": [], "authScheme": {"type": "HEADER", "key": "Authorization", "value": secret},
-        }},
-    });
-    let created: Value = app
-        .client
-        .post(format!("{okta}/api/v1/eventHooks"))
-        .header("Authorization", &token)
-        .json(&hook)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let verify = format!("{okta}/api/v1/eventHooks/{}/lifecycle/verify", created["id"].as_str().unwrap());
-    let verified: Value =
-        app.client.post(verify).header("Authorization", &token).send().await.unwrap().json().await.unwrap();
-    assert_eq!(verified["verificationStatus"], "VERIFIED", "{verified}");
+    let events = [
+        "user.lifecycle.suspend",
+        "user.lifecycle.unsuspend",
+        "user.lifecycle.delete.initiated",
+        "group.user_membership.add",
+    ];
+    app.fakes.okta.register_event_hook(&url, &secret, &events).await;
 
     let user = active_user(&app);
     assert_eq!(user_status(&app, &id, &user).await, "active");

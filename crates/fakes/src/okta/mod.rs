@@ -158,6 +158,31 @@ impl FakeOkta {
         self.api_token.clone()
     }
 
+    /// The operator's part of an Event Hook, through this org's own API as an admin would: the
+    /// hook created for `events` with the endpoint `uri` and the header secret, then verified
+    /// (Okta calls `uri` with a challenge, which must come back). Returns the hook's id.
+    pub async fn register_event_hook(&self, uri: &str, secret: &str, events: &[&str]) -> String {
+        let (base, token) = (self.base_url(), format!("SSWS {}", self.api_token));
+        let hook = serde_json::json!({
+            "name": "ctxsync",
+            "events": {"type": "EVENT_TYPE", "items": events},
+            "channel": {"type": "HTTP", "version": "1.0.0", "config": {
+                "uri": uri, "headers": [], "authScheme": {"type": "HEADER", "key": "Authorization", "value": secret},
+            }},
+        });
+        let client = reqwest::Client::new();
+        let ask = |request: reqwest::RequestBuilder| async {
+            let reply = request.header("Authorization", &token).send().await.expect("the fake Okta answers");
+            reply.json::<serde_json::Value>().await.expect("the fake Okta answers JSON")
+        };
+        let created = ask(client.post(format!("{base}/api/v1/eventHooks")).json(&hook)).await;
+        let id =
+            created["id"].as_str().unwrap_or_else(|| panic!("the hook is created: {created}")).to_owned();
+        let verified = ask(client.post(format!("{base}/api/v1/eventHooks/{id}/lifecycle/verify"))).await;
+        assert_eq!(verified["verificationStatus"], "VERIFIED", "{verified}");
+        id
+    }
+
     /// A new token, like one created in the admin console by an admin with `permission`.
     pub fn add_token(&self, permission: OktaPermission) -> String {
         let token = format!("00{}", secret(BASE62, 40));

@@ -30,8 +30,8 @@ pub use scope::{Scope, Scopes};
 pub use secret::SecretValue;
 pub use setting_keys::{SettingTypo, setting_typos};
 pub use sync::{
-    Completeness, Counts, Coverage, DeletionGuard, Expected, Hold, HoldResolution, RateLimitShare, Removal,
-    Run, RunCounts, RunKind, RunStatus, Schedule, Tally,
+    Completeness, Counts, Coverage, DeletionGuard, Expected, Hold, HoldResolution, MEMBERSHIP,
+    RateLimitShare, Removal, Run, RunCounts, RunKind, RunStatus, Schedule, Tally,
 };
 
 /// The current time at the precision every store keeps (microseconds), so a value read back

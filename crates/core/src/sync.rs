@@ -126,7 +126,11 @@ impl Counts {
     }
 }
 
-/// Everything a run counted, keyed by `user`, `group`, `device` and `membership`.
+/// The kind memberships are counted and expected under (in [`RunCounts`] and [`Expected`]),
+/// and stored under where a row names a kind; entities use their [`crate::EntityKind`] name.
+pub const MEMBERSHIP: &str = "membership";
+
+/// Everything a run counted, keyed by `user`, `group`, `device` and [`MEMBERSHIP`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunCounts {
     pub by_type: BTreeMap<String, Counts>,

@@ -11,8 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::SourceError;
 
-/// The [`Expected`] key of memberships; entities use their [`ctxsync_core::EntityKind`] name.
-pub(crate) const MEMBERSHIP: &str = "membership";
+pub(crate) use ctxsync_core::MEMBERSHIP;
 
 /// Works on a page while the next one is fetched, so the source's latency overlaps the work on
 /// our side. Both run to their end and the work's error comes first: a page that could not be

@@ -8,8 +8,7 @@ use ctxsync_core::{Device, Entity, Membership, Record, Removal, RunCounts, windo
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
-/// The `kind` under which memberships are counted, and of a membership in `run_removals`.
-pub(crate) const MEMBERSHIP: &str = "membership";
+pub(crate) use ctxsync_core::MEMBERSHIP;
 
 /// An entity as written: the columns it is filtered by, its identifiers and its stored JSON.
 pub(crate) struct EntityWrite {

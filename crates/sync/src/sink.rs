@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use std::collections::BTreeMap;
 
-use ctxsync_core::{Expected, Membership, OrgId, Removal, Run, RunCounts};
+use ctxsync_core::{Expected, MEMBERSHIP, Membership, OrgId, Removal, Run, RunCounts};
 use ctxsync_sources::{Checkpoint, Mark, Page, PageSink, SinkError};
 use ctxsync_store::{Checkpointed, PageWrite, PreparedEntities, Store};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -46,9 +46,6 @@ const QUEUE_WEIGHT: usize = 2 * BATCH_WEIGHT;
 
 /// How long a batch waits for more pages before it is written.
 const LINGER: Duration = Duration::from_millis(50);
-
-/// The [`RunCounts`] key of memberships.
-const MEMBERSHIP: &str = "membership";
 
 /// Told about every applied page: the run's counts so far, and the totals the source announced
 /// so far by kind (for progress bars).

@@ -234,6 +234,9 @@ pub struct SyncCommandArgs {
     /// List everything, even when an incremental run would do.
     #[arg(long)]
     pub full: bool,
+    /// List everything from the start, even when a stopped full run could be gone on with.
+    #[arg(long)]
+    pub restart: bool,
     /// Fail at once when another live worker is syncing the config, instead of waiting for it.
     /// (A lease left by a process of this host that no longer exists is taken over either way.)
     #[arg(long)]

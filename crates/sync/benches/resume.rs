@@ -98,7 +98,7 @@ impl Bench {
     }
 
     async fn run(&self, progress: Option<Progress>) -> Outcome {
-        let options = RunOptions { full: true, progress };
+        let options = RunOptions { full: true, progress, ..RunOptions::default() };
         self.worker.run(&self.config, options, &CancellationToken::new()).await.unwrap()
     }
 }

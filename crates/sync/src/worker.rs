@@ -73,6 +73,9 @@ pub struct RunOptions {
     pub progress: Option<Progress>,
     /// List everything even when an incremental run would do.
     pub full: bool,
+    /// List everything from the start, dropping what a stopped full run kept to go on from: for
+    /// an operator who doubts that listing, since a resume point otherwise comes before any mode.
+    pub restart: bool,
 }
 
 /// Runs syncs. Cheap to clone; every clone shares the owner name that leases are taken under.
@@ -197,7 +200,7 @@ impl Worker {
         let Some(secrets) = self.store.load_secrets(config.org_id, config.id).await? else {
             return Ok(Outcome::Skipped("the config no longer exists".into()));
         };
-        let mut mode = if options.full {
+        let mut mode = if options.full || options.restart {
             SyncMode::Full
         } else {
             choose_mode(&state, &schedule, self.settings.clock.now())
@@ -211,9 +214,10 @@ impl Worker {
         let full_due = state.last_full_at.map(|at| at + schedule.interval);
         // A stopped full run is gone on with before anything else: a run in between would store
         // what that listing may already have passed, and its deletions would then take it away.
-        let mut resume = self.resume_point(config, &schedule).await?;
+        let mut resume = if options.restart { None } else { self.resume_point(config, &schedule).await? };
         let refresh_only = resume.is_none()
             && !options.full
+            && !options.restart
             && matches!(mode, SyncMode::Full)
             && state.cursor.is_none()
             && !named.is_empty()

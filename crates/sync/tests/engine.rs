@@ -92,7 +92,7 @@ async fn a_run_killed_midway_deletes_nothing_and_the_next_run_converges() {
     let worker = rig.worker.clone();
     let config = rig.config.clone();
     let killed = tokio::spawn(async move {
-        let options = RunOptions { full: true, progress: Some(progress) };
+        let options = RunOptions { full: true, progress: Some(progress), ..RunOptions::default() };
         worker.run(&config, options, &CancellationToken::new()).await
     });
     stored_a_page.notified().await;
@@ -129,7 +129,7 @@ impl Rig {
         };
         let (worker, config) = (self.worker.clone(), self.config.clone());
         let stopped = tokio::spawn(async move {
-            let options = RunOptions { full: true, progress: Some(progress) };
+            let options = RunOptions { full: true, progress: Some(progress), ..RunOptions::default() };
             worker.run(&config, options, &CancellationToken::new()).await
         });
         stored_users.notified().await;
@@ -149,7 +149,8 @@ impl Rig {
 }
 
 /// A stopped full run is gone on with by the next run, even one that would have been
-/// incremental; not once it stopped over an hour ago, nor after the config changed.
+/// incremental; not once it stopped over an hour ago, nor after the config changed, nor when the
+/// operator asks to start over.
 #[tokio::test]
 async fn a_stopped_full_run_is_resumed_unless_it_is_stale_or_the_config_changed() {
     let mut rig = rig(1200).await;
@@ -180,6 +181,19 @@ async fn a_stopped_full_run_is_resumed_unless_it_is_stale_or_the_config_changed(
     clock.advance(Duration::from_secs(61 * 60));
     let run = rig.next_run().await;
     assert_eq!((run.kind, run.resumed_from), (RunKind::Incremental, None), "stale: {run:?}");
+
+    // An operator who asks for a fresh listing gets one, and the stopped run's point is dropped.
+    rig.stop_a_full_run().await;
+    let restart = RunOptions { restart: true, ..RunOptions::default() };
+    let Outcome::Succeeded(run) =
+        rig.worker.run(&rig.config, restart, &CancellationToken::new()).await.unwrap()
+    else {
+        panic!("the restarted run completes")
+    };
+    assert_eq!((run.kind, run.resumed_from), (RunKind::Full, None), "restarted: {run:?}");
+    assert_eq!(run.counts.by_type["user"].fetched, rig.truth().len() as u64);
+    assert_eq!(rig.user_ids().await, rig.truth());
+    assert!(rig.store.resume_point(rig.config.id).await.unwrap().is_none(), "nothing left to resume");
 }
 
 /// Okta's group `usersCount`s reach the progress callback as the run goes, so a progress bar can
@@ -192,7 +206,7 @@ async fn progress_sees_the_totals_the_source_announces() {
     let progress: ctxsync_sync::Progress = Arc::new(move |counts, announced| {
         log.lock().unwrap().push((counts.fetched(), announced.get("membership").copied()));
     });
-    let options = RunOptions { full: true, progress: Some(progress) };
+    let options = RunOptions { full: true, progress: Some(progress), ..RunOptions::default() };
     let outcome = rig.worker.run(&rig.config, options, &CancellationToken::new()).await.unwrap();
     assert!(matches!(outcome, Outcome::Succeeded(_)), "{outcome:?}");
     let truth = rig.okta.snapshot();

@@ -48,7 +48,8 @@ pub async fn run(args: SyncCommandArgs) -> anyhow::Result<ExitCode> {
         ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}").expect("a valid template"),
     );
     bar.enable_steady_tick(Duration::from_millis(200));
-    let options = RunOptions { progress: Some(progress(bar.clone())), full: args.full };
+    let options =
+        RunOptions { progress: Some(progress(bar.clone())), full: args.full, restart: args.restart };
     let outcome = run_when_free(&worker, &config, options, &stop, args.no_wait, &bar).await;
     bar.finish_and_clear();
     let run = match outcome? {

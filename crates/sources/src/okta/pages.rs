@@ -138,14 +138,15 @@ fn on_host(url: &Url) -> String {
     url[Position::BeforePath..].to_string()
 }
 
-/// How many groups' members, or admins' roles, a run asks for at once. A group's pages still come
-/// one after another; several small requests at a time keep the sink busy while Okta answers,
-/// and the client's pacing holds them back when Okta's rate limit runs low.
+/// How many groups' members a run asks for at once. A group's pages still come one after
+/// another; several small requests at a time keep the sink busy while Okta answers, and the
+/// client's pacing holds them back when Okta's rate limit runs low.
 const AT_ONCE: usize = 4;
 
-/// How many users' factors a run asks for at once: one request per user, so they set the pace of
-/// a run that reads them unless several go at a time.
-const FACTORS_AT_ONCE: usize = 16;
+/// How many users' factors, or admins' roles, a run asks for at once: one request per user, so
+/// they set the pace unless several go at a time. Every user a run hands over waits for the
+/// roles, in an incremental run most of its time when a few go at once.
+const PER_USER_AT_ONCE: usize = 16;
 
 /// One run. Its listings go on at the same time (users beside groups and their members), so
 /// what they share is behind locks: the sink takes one whole page at a time.
@@ -362,8 +363,10 @@ impl Run<'_, '_> {
         (previous, since): (OktaCursor, [OffsetDateTime; 3]),
     ) -> Result<Outcome, SyncError> {
         let changed = |attribute: &str, t: OffsetDateTime| format!("{attribute} gt \"{}\"", okta_time(t));
-        let mut role_changes = role_changes(previous.roles.as_ref(), self.roles().await?.as_ref());
+        // Only users wait for the admins' roles (one request an admin): groups and their members
+        // are listed meanwhile.
         let users = async {
+            let mut role_changes = role_changes(previous.roles.as_ref(), self.roles().await?.as_ref());
             let mut users = Newest::default();
             let filter = changed("lastUpdated", since[0]);
             let url = self.client.url(&["api", "v1", "users"], &[("limit", PAGE_SIZE), ("filter", &filter)]);
@@ -433,7 +436,7 @@ impl Run<'_, '_> {
                         self.get(&url, "read a user's admin roles", &tolerated).await?;
                     Ok::<_, SourceError>((assignee.id, got))
                 })
-                .buffered(AT_ONCE);
+                .buffered(PER_USER_AT_ONCE);
             while let Some((id, got)) = assigned.try_next().await? {
                 match got.body {
                     Some(assignments) => {
@@ -496,7 +499,7 @@ impl Run<'_, '_> {
                 let factors = self.factors(&id).await?;
                 Ok::<_, SyncError>((id, factors))
             })
-            .buffer_unordered(FACTORS_AT_ONCE)
+            .buffer_unordered(PER_USER_AT_ONCE)
             .try_collect()
             .await
     }

@@ -30,6 +30,12 @@ async fn push(app: &TestApp, method: Method, id: &str) -> (StatusCode, Value) {
     status_json(app.request(method, &format!("{OWN}/integration_configs/{id}/push"), None).await).await
 }
 
+/// Turns push on for the config `id`; the endpoint its source is to deliver to.
+async fn push_url(app: &TestApp, id: &str) -> String {
+    let (_, enabled) = push(app, Method::PUT, id).await;
+    enabled["data"]["attributes"]["url"].as_str().unwrap().to_string()
+}
+
 /// A delivery as Okta sends it: `events` are `(uuid, eventType, user id)`.
 fn delivery(events: &[(&str, &str, &str)]) -> Value {
     let events: Vec<Value> = events
@@ -342,8 +348,7 @@ async fn an_entra_suspension_reaches_the_store_through_graph_change_notification
 async fn graph_notifications_without_the_client_state_write_nothing_and_are_counted() {
     let app = spawn_app().await;
     let id = entra_config(&app).await;
-    let (_, enabled) = push(&app, Method::PUT, &id).await;
-    let url = enabled["data"]["attributes"]["url"].as_str().unwrap().to_string();
+    let url = push_url(&app, &id).await;
     let subscription = app.fakes.entra.subscriptions()[0].clone();
     let user = app.fakes.entra.mutate(|t| t.users().next().map(|(id, _)| id)).unwrap();
 
@@ -594,8 +599,7 @@ async fn a_google_suspension_reaches_the_store_through_a_users_watch_channel() {
 async fn google_notifications_without_the_token_or_against_the_source_write_nothing() {
     let app = spawn_app().await;
     let id = google_config(&app).await;
-    let (_, enabled) = push(&app, Method::PUT, &id).await;
-    let url = enabled["data"]["attributes"]["url"].as_str().unwrap().to_string();
+    let url = push_url(&app, &id).await;
     let channel = app.fakes.google.channels().into_iter().find(|c| c.event == "update").unwrap();
     let user = active_google_user(&app);
     let suspended = json!({"kind": "admin#directory#user", "id": user, "suspended": true});

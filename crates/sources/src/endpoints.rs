@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 use url::Url;
 
 use crate::SourceError;
+use crate::entra_id::GraphBudget;
+use crate::google_workspace::GoogleQuota;
 use crate::registry::{BaseUrl, base_urls};
 
 /// The base URLs the operator overrode, by [`BaseUrl::env`]; every other host is the real one.
@@ -20,6 +22,12 @@ use crate::registry::{BaseUrl, base_urls};
 pub struct Endpoints {
     overrides: BTreeMap<&'static str, Url>,
     pub allow_private: bool,
+    /// What Graph lets an app spend in a tenant, when it is not the documented limit: a
+    /// scaled-down Graph's, for tests and benchmarks.
+    graph_budget: Option<GraphBudget>,
+    /// What the Directory API lets a project's requests as one admin come to, when it is not the
+    /// documented default: a scaled-down fake's, for tests and benchmarks.
+    google_quota: Option<GoogleQuota>,
 }
 
 /// One source's base URL and whether the SSRF guard applies to it.
@@ -81,6 +89,28 @@ impl Endpoints {
         urls.into_iter().fold(Endpoints::default(), |endpoints, (name, url)| {
             endpoints.with(name, url.parse().unwrap_or_else(|_| panic!("{name}={url:?} is not a URL")))
         })
+    }
+
+    /// Paces Graph requests to `budget` instead of Graph's documented limit (which Graph never
+    /// reports, so a scaled-down fake must be named here).
+    pub fn with_graph_budget(mut self, budget: GraphBudget) -> Endpoints {
+        self.graph_budget = Some(budget);
+        self
+    }
+
+    pub(crate) fn graph_budget(&self) -> Option<GraphBudget> {
+        self.graph_budget
+    }
+
+    /// Paces Directory requests to `quota` instead of Google's documented default (which Google
+    /// never reports, so a scaled-down fake must be named here).
+    pub fn with_google_quota(mut self, quota: GoogleQuota) -> Endpoints {
+        self.google_quota = Some(quota);
+        self
+    }
+
+    pub(crate) fn google_quota(&self) -> Option<GoogleQuota> {
+        self.google_quota
     }
 
     /// The override of `base`, if any.

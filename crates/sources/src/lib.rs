@@ -32,7 +32,8 @@ use std::time::Duration;
 use ctxsync_core::{Config, IntegrationType, SettingTypo, Settings};
 
 pub use endpoints::Endpoints;
-pub use entra_id::{client_id as entra_client_id, tenant as entra_tenant};
+pub use entra_id::{GraphBudget, client_id as entra_client_id, tenant as entra_tenant};
+pub use google_workspace::GoogleQuota;
 pub use http::metrics::describe as describe_metrics;
 use http::{Http, RetryPolicy};
 pub use registry::{

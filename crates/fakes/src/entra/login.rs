@@ -116,7 +116,11 @@ pub(super) async fn token(
     let access_token =
         format!("eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.{}.{}", secret(BASE62, 200), secret(BASE62, 86));
     let lifetime = state.limits().token_lifetime;
-    let grant = AccessGrant { roles: app.roles.clone(), expires: Instant::now() + lifetime };
+    let grant = AccessGrant {
+        app: client_id.to_string(),
+        roles: app.roles.clone(),
+        expires: Instant::now() + lifetime,
+    };
     drop(apps);
     let mut tokens = state.tokens.lock().expect("tokens lock");
     // Expired tokens are refused either way; dropping them keeps a long-running demo small.

@@ -10,6 +10,7 @@
 //! a test changes the tenant with [`FakeEntra::mutate`], compares a sync with
 //! [`FakeEntra::snapshot`], and breaks the service on purpose with the fault knobs.
 
+mod budget;
 mod graph;
 mod login;
 mod query;
@@ -22,8 +23,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use axum::Router;
 use axum::routing::{get, post};
+use axum::{Router, middleware};
 pub use subscriptions::{FakeSubscription, LifecycleEvent};
 use tokio::time::Instant;
 
@@ -45,6 +46,8 @@ struct App {
 
 /// What an access token was issued to.
 struct AccessGrant {
+    /// The app's client id: Graph's throttling counts per app and tenant.
+    app: String,
     roles: HashSet<&'static str>,
     expires: Instant,
 }
@@ -84,6 +87,7 @@ struct EntraState {
     limits: Mutex<Limits>,
     token_requests: AtomicUsize,
     subscriptions: subscriptions::Subscriptions,
+    budget: Mutex<budget::Budget>,
 }
 
 impl EntraState {
@@ -164,6 +168,7 @@ impl FakeEntra {
             limits: Mutex::new(Limits::default()),
             token_requests: AtomicUsize::new(0),
             subscriptions: subscriptions::Subscriptions::default(),
+            budget: Mutex::default(),
         });
         let app = Router::new()
             .route("/{tenant}/oauth2/v2.0/token", post(login::token))
@@ -187,6 +192,7 @@ impl FakeEntra {
             .route("/_fake/entra/subscriptions/{id}/expire", post(subscriptions::admin_expire))
             .merge(admin::router("entra"))
             .fallback(graph::not_found)
+            .layer(middleware::from_fn_with_state(state.clone(), budget::meter))
             .with_state(state.clone());
         let server = Server::serve("entra", listener, &base_url, app);
         Ok(FakeEntra { server, state, consented, unconsented })
@@ -251,6 +257,28 @@ impl FakeEntra {
     /// Answers the next `n` Graph requests with 429 and `Retry-After: retry_after_secs`.
     pub fn throttle_next(&self, n: u32, retry_after_secs: u64) {
         self.state.faults.rate_limit(n, Duration::from_secs(retry_after_secs));
+    }
+
+    /// Graph's resource-unit limit for each app in this tenant: `units` a `window` (sliding)
+    /// instead of the documented figure for the tenant's size a 10-second window
+    /// (3,500 under 50 users, 5,000 to 500, 8,000 above), scaled down for tests and benchmarks.
+    pub fn set_resource_unit_budget(&self, units: u32, window: Duration) {
+        self.state.budget.lock().expect("budget lock").set(units, window);
+    }
+
+    /// The most resource units one app held in one window.
+    pub fn busiest_window(&self) -> u32 {
+        self.state.budget.lock().expect("budget lock").busiest()
+    }
+
+    /// The 429s the resource-unit limit answered (injected ones not counted).
+    pub fn rate_limited(&self) -> u64 {
+        self.state.budget.lock().expect("budget lock").refused()
+    }
+
+    /// The resource units charged for every request served.
+    pub fn resource_units_charged(&self) -> u64 {
+        self.state.budget.lock().expect("budget lock").charged()
     }
 
     /// At most `n` `members@delta` entries per page, so big groups split across pages.

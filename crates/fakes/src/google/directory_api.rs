@@ -22,7 +22,7 @@ use crate::common::{Refusal, after_cursor, page, take_page};
 use crate::faults::{Gate, Listing, shaped};
 
 /// `{"error": {"code", "message", "errors": [{domain, reason, message}]}}`, Google's v1 shape.
-fn error_in(status: StatusCode, domain: &str, reason: &str, message: &str) -> Refusal {
+pub(super) fn error_in(status: StatusCode, domain: &str, reason: &str, message: &str) -> Refusal {
     let body = json!({"error": {
         "errors": [{"domain": domain, "reason": reason, "message": message}],
         "code": status.as_u16(),

@@ -3,7 +3,8 @@
 //! user by its key, and Directory push (`users.watch` channels, `channels.stop`; `channels.rs`).
 //!
 //! Both live on one server; `token_url()` and `directory_base_url()` are the two values a
-//! connector needs. Between runs a test changes the account with [`FakeGoogle::mutate`], injects
+//! connector needs. Every Directory request draws on its project's per-admin quota (`quota.rs`),
+//! scaled down by [`FakeGoogle::set_directory_quota`]. Between runs a test changes the account with [`FakeGoogle::mutate`], injects
 //! faults (Google's 429 and 403 rate limits, 5xx, slow or truncated replies, skipped, overlapping
 //! or reversed pages, expired tokens, a revoked service account, refused group members), aimed
 //! at a request of a run by [`FakeGoogle::hold_faults`], and compares a sync with
@@ -12,6 +13,7 @@
 mod channels;
 mod directory_api;
 mod keys;
+mod quota;
 mod tenant;
 mod token;
 
@@ -49,12 +51,15 @@ const READ_ONLY_SCOPES: [&str; 5] = [
 struct RegisteredKey {
     client_email: String,
     client_id: String,
+    /// The Google Cloud project whose quota the account's requests draw on.
+    project_id: String,
     public_key: Vec<u8>,
 }
 
 /// What an access token was issued for.
 struct AccessGrant {
     client_id: String,
+    project_id: String,
     subject: Option<String>,
     scopes: HashSet<String>,
     expires: Instant,
@@ -70,6 +75,8 @@ struct GoogleState {
     revoked: Mutex<HashSet<String>>,
     faults: Faults,
     rate_limit: Mutex<GoogleRateLimit>,
+    /// The per-user quota of each project, and what it met.
+    quota: Mutex<quota::Quota>,
     tokens_issued: AtomicU64,
     /// Groups (by id) whose member listing answers 403.
     members_refused: Mutex<HashSet<String>>,
@@ -156,6 +163,7 @@ impl FakeGoogle {
         let registered = |sa: &ServiceAccount| RegisteredKey {
             client_email: sa.client_email.clone(),
             client_id: sa.client_id.clone(),
+            project_id: sa.project_id.clone(),
             public_key: sa.public_key.clone(),
         };
         let granted = READ_ONLY_SCOPES.iter().map(|s| format!("{SCOPE_PREFIX}{s}")).collect();
@@ -167,6 +175,7 @@ impl FakeGoogle {
             revoked: Mutex::new(HashSet::new()),
             faults: Faults::default(),
             rate_limit: Mutex::new(GoogleRateLimit::default()),
+            quota: Mutex::default(),
             tokens_issued: AtomicU64::new(0),
             members_refused: Mutex::default(),
             channels: channels::Channels::default(),
@@ -180,7 +189,8 @@ impl FakeGoogle {
             .route("/admin/directory/v1/groups", get(directory_api::list_groups))
             .route("/admin/directory/v1/groups/{group_key}/members", get(directory_api::list_members))
             .fallback(directory_api::not_found)
-            .layer(middleware::from_fn_with_state(state.clone(), directory_api::gate));
+            .layer(middleware::from_fn_with_state(state.clone(), directory_api::gate))
+            .layer(middleware::from_fn_with_state(state.clone(), quota::meter));
         let app = Router::new()
             .route("/token", post(token::token))
             .merge(directory)
@@ -283,6 +293,27 @@ impl FakeGoogle {
     pub fn rate_limit_next(&self, requests: u32, reason: GoogleRateLimit) {
         *self.state.rate_limit.lock().expect("rate limit lock") = reason;
         self.state.faults.rate_limit(requests, Duration::ZERO);
+    }
+
+    /// Allows `queries` Directory requests a `window` per project and impersonated admin instead
+    /// of Google's default 2,400 a minute: a quota scaled down, for tests and benchmarks.
+    pub fn set_directory_quota(&self, queries: u32, window: Duration) {
+        self.state.quota.lock().expect("quota lock").set(queries, window);
+    }
+
+    /// The most requests one project and admin had served in one window.
+    pub fn busiest_window(&self) -> u32 {
+        self.state.quota.lock().expect("quota lock").busiest()
+    }
+
+    /// The requests the quota refused with `userRateLimitExceeded` (injected refusals not counted).
+    pub fn rate_limited(&self) -> u64 {
+        self.state.quota.lock().expect("quota lock").refused()
+    }
+
+    /// The Directory requests the quota let through.
+    pub fn queries_served(&self) -> u64 {
+        self.state.quota.lock().expect("quota lock").served()
     }
 
     /// Answers 403 `forbidden` ("Not Authorized to access this resource/api") to listings of

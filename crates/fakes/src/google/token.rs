@@ -140,6 +140,7 @@ fn grant(state: &GoogleState, assertion: &str) -> Result<String, Refusal> {
     let access_token = format!("ya29.{}", secret(BASE62, 120));
     let grant = AccessGrant {
         client_id: key.client_id.clone(),
+        project_id: key.project_id.clone(),
         subject: claims.sub,
         scopes,
         expires: Instant::now() + Duration::from_secs(3599),

@@ -301,6 +301,38 @@ async fn faults_are_answered_like_google() {
     assert_eq!(body["error_description"], "Invalid JWT Signature.");
 }
 
+/// Past the per-user quota Google answers 403 `userRateLimitExceeded` in its v1 envelope, with
+/// no `Retry-After`; another admin of the same project has a quota of its own.
+#[tokio::test]
+async fn the_directory_answers_over_its_quota_as_google_does() {
+    let fake = FakeGoogle::start().await.unwrap();
+    fake.set_directory_quota(2, std::time::Duration::from_secs(60));
+    let token = admin_token(&fake).await;
+    let customer = [("customer", "my_customer")];
+    assert_eq!(directory(&fake, &token, "users", &customer).await.status(), 200);
+    assert_eq!(directory(&fake, &token, "groups", &customer).await.status(), 200);
+    let refused = directory(&fake, &token, "users", &customer).await;
+    assert_eq!(refused.status(), 403);
+    assert!(refused.headers().get("retry-after").is_none());
+    assert_eq!(
+        json(refused).await,
+        json!({"error": {
+            "errors": [{"domain": "usageLimits", "reason": "userRateLimitExceeded", "message": "User Rate Limit Exceeded"}],
+            "code": 403,
+            "message": "User Rate Limit Exceeded",
+        }})
+    );
+    let key_file = fake.service_account_json();
+    let other = exchange(&fake, &sign(&key_file, &claims(&key_file, &fake.non_admin_email()), false)).await;
+    let other = json(other).await["access_token"].as_str().unwrap().to_string();
+    let not_admin = json(directory(&fake, &other, "users", &customer).await).await;
+    assert_eq!(
+        not_admin["error"]["errors"][0]["reason"], "forbidden",
+        "counted apart, refused as a non-admin"
+    );
+    assert_eq!((fake.busiest_window(), fake.rate_limited(), fake.queries_served()), (2, 1, 3));
+}
+
 #[tokio::test]
 async fn changes_move_etags_and_show_in_the_snapshot() {
     let fake = FakeGoogle::start().await.unwrap();

@@ -1,10 +1,13 @@
 //! Requests to Microsoft Graph with an app-only token: the token is cached until shortly before
-//! it expires and minted again when Graph refuses it; `Retry-After` is honoured on throttling;
+//! it expires and minted again when Graph refuses it; each request waits for the pacer of its app
+//! and tenant, which books what the reply says it cost; `Retry-After` is honoured on throttling;
 //! Graph's error envelope becomes a message that says what to do.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::EntraIdCredentials;
+use ctxsync_core::RateLimitShare;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
@@ -12,8 +15,9 @@ use tokio::time::Instant;
 use url::Url;
 
 use super::auth::ClientSecret;
+use super::pacer::{Pacer, cost, pacer_for};
 use crate::SourceError;
-use crate::endpoints::Target;
+use crate::endpoints::{Endpoints, Target};
 use crate::http::{AccessToken, Http, Reply, Retry, excerpt, retry_after, transient, unavailable};
 
 const SOURCE: &str = "Microsoft Graph";
@@ -76,17 +80,29 @@ pub(crate) struct GraphClient<'a> {
     token: Option<Token>,
     /// Tokens minted so far, the first included.
     mints: u32,
+    /// Shared by every client of this app in this tenant.
+    pacer: Arc<Pacer>,
+    share: RateLimitShare,
 }
 
 impl<'a> GraphClient<'a> {
+    /// A client of `tenant`'s Graph taking at most `share` of what Graph lets the app spend there.
     pub(crate) fn new(
         http: &'a Http,
-        login: Target,
-        graph: Target,
+        endpoints: &Endpoints,
         tenant: &'a str,
         credentials: &EntraIdCredentials,
+        share: RateLimitShare,
     ) -> Self {
-        Self { http, login, graph, tenant, app: ClientSecret::new(credentials), token: None, mints: 0 }
+        let (login, graph) = (endpoints.target(&super::LOGIN), endpoints.target(&super::GRAPH));
+        let pacer = pacer_for(graph.base(), tenant, &credentials.client_id, endpoints.graph_budget());
+        let app = ClientSecret::new(credentials);
+        Self { http, login, graph, tenant, app, token: None, mints: 0, pacer, share }
+    }
+
+    /// The tenant's number of users, which sets the limit Graph documents for it.
+    pub(crate) fn tenant_size(&self, users: u64) {
+        self.pacer.tenant_size(users);
     }
 
     pub(crate) fn graph(&self) -> &Target {
@@ -167,6 +183,11 @@ impl<'a> GraphClient<'a> {
                 }
                 headers.iter().fold(request, |request, (name, value)| request.header(*name, *value))
             };
+            let admitted = self.pacer.admit(self.share, cost(&Method::GET, url)).await;
+            let classify = |reply: &Reply| {
+                admitted.note(reply.status, &reply.headers);
+                classify(reply)
+            };
             let fetched = self.http.fetch(SOURCE, &self.graph, build, classify, &decode).await?;
             retries += fetched.retries;
             if let Some(body) = fetched.body {
@@ -204,6 +225,11 @@ impl<'a> GraphClient<'a> {
                     Some(body) => request.json(body),
                     None => request,
                 }
+            };
+            let admitted = self.pacer.admit(self.share, cost(&method, url)).await;
+            let classify = |reply: &Reply| {
+                admitted.note(reply.status, &reply.headers);
+                classify(reply)
             };
             let reply = self.http.send(SOURCE, &self.graph, build, classify).await?;
             if reply.status == StatusCode::UNAUTHORIZED && !fresh && !renewed {
@@ -298,22 +324,15 @@ mod tests {
             EntraIdCredentials { client_id: "app".into(), client_secret: "s".to_string().into() };
         let endpoints = Endpoints::default()
             .with(super::super::GRAPH.env, Url::parse("http://proxy.local:8080/graph/").unwrap());
-        let (login, graph) = (&super::super::LOGIN, &super::super::GRAPH);
-        let client =
-            GraphClient::new(&http, endpoints.target(login), endpoints.target(graph), "t", &credentials);
+        let client = GraphClient::new(&http, &endpoints, "t", &credentials, RateLimitShare::DEFAULT);
         let link = "https://graph.microsoft.com/v1.0/users/delta?$deltatoken=a%2Bb_c";
         assert_eq!(
             client.rebase(link).unwrap().as_str(),
             "http://proxy.local:8080/graph/v1.0/users/delta?$deltatoken=a%2Bb_c"
         );
         assert!(client.rebase("https://evil.example/other").is_err());
-        let direct = GraphClient::new(
-            &http,
-            Endpoints::default().target(login),
-            Endpoints::default().target(graph),
-            "t",
-            &credentials,
-        );
+        let direct =
+            GraphClient::new(&http, &Endpoints::default(), "t", &credentials, RateLimitShare::DEFAULT);
         assert_eq!(direct.rebase(link).unwrap().as_str(), link);
         assert_eq!(
             direct.rebase("http://127.0.0.1:1/v1.0/groups/delta?$skiptoken=x").unwrap().as_str(),

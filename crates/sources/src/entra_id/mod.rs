@@ -4,21 +4,23 @@
 //! one device (proves the app holds consented `User.Read.All`, `Group.Read.All` and
 //! `Device.Read.All`). A sync walks Graph's delta queries (`pages.rs`), mapping what they return
 //! into the entity model (`map.rs`). Push is Graph's change notifications, through subscriptions
-//! ctxsync makes and renews (`subscriptions.rs`).
+//! ctxsync makes and renews (`subscriptions.rs`). Every request waits for room in the config's
+//! share of the resource units Graph lets the app spend in the tenant (`pacer.rs`).
 
 mod auth;
 mod client;
 mod map;
+mod pacer;
 mod pages;
 mod subscriptions;
 #[cfg(test)]
 mod tests;
 
-use ctxsync_core::{Config, FieldErrors, IntegrationType, Settings};
+use ctxsync_core::{Config, FieldErrors, IntegrationType, RateLimitShare, Settings};
 use secrecy::SecretString;
 use serde_json::{Map, Value};
 
-use crate::endpoints::{Endpoints, Target};
+use crate::endpoints::Endpoints;
 use crate::http::Http;
 use crate::registry::{
     BaseUrl, Connector, Credentials, Reach, SecretKey, SourceInfo, Subscriber, Subscription,
@@ -26,6 +28,7 @@ use crate::registry::{
 };
 use crate::{PageSink, SourceError, SyncError, SyncMode, sync::Outcome};
 use client::GraphClient;
+pub use pacer::GraphBudget;
 
 /// `settings.tenant_id`: the tenant to sign in to, when the domain does not name it.
 const TENANT_ID: &str = "tenant_id";
@@ -112,7 +115,7 @@ impl Connector for EntraId {
         credentials: &Credentials,
     ) -> Result<(), SourceError> {
         let tenant = tenant(domain, settings);
-        validate(http, &endpoints.target(&LOGIN), endpoints.target(&GRAPH), tenant, credentials.get()?).await
+        validate(http, endpoints, tenant, credentials.get()?, share(settings)).await
     }
 
     async fn sync(
@@ -126,13 +129,8 @@ impl Connector for EntraId {
     ) -> Result<Outcome, SyncError> {
         let tenant = tenant(&config.domain, &config.settings);
         check_tenant(tenant)?;
-        let mut client = GraphClient::new(
-            http,
-            endpoints.target(&LOGIN),
-            endpoints.target(&GRAPH),
-            tenant,
-            credentials.get()?,
-        );
+        let share = share(&config.settings);
+        let mut client = GraphClient::new(http, endpoints, tenant, credentials.get()?, share);
         pages::sync(&mut client, mode, sink).await
     }
 
@@ -172,25 +170,26 @@ async fn with_client<T>(
 ) -> Result<T, SourceError> {
     let tenant = tenant(&reach.config.domain, &reach.config.settings);
     check_tenant(tenant)?;
-    let mut client = GraphClient::new(
-        reach.http,
-        reach.endpoints.target(&LOGIN),
-        reach.endpoints.target(&GRAPH),
-        tenant,
-        reach.credentials.get()?,
-    );
+    let share = share(&reach.config.settings);
+    let mut client = GraphClient::new(reach.http, reach.endpoints, tenant, reach.credentials.get()?, share);
     call(&mut client).await
+}
+
+/// The config's share of Graph's limit; a setting that does not read as one (refused when the
+/// config was saved) is the default.
+fn share(settings: &Settings) -> RateLimitShare {
+    RateLimitShare::for_settings(settings).unwrap_or(RateLimitShare::DEFAULT)
 }
 
 async fn validate(
     http: &Http,
-    login: &Target,
-    graph: Target,
+    endpoints: &Endpoints,
     tenant: &str,
     credentials: &EntraIdCredentials,
+    share: RateLimitShare,
 ) -> Result<(), SourceError> {
     check_tenant(tenant)?;
-    let mut client = GraphClient::new(http, login.clone(), graph, tenant, credentials);
+    let mut client = GraphClient::new(http, endpoints, tenant, credentials, share);
     for collection in ["users", "groups", "devices"] {
         let url = client.url(&[collection], "$top=1&$select=id");
         let (body, _) = client

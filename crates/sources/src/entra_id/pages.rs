@@ -213,6 +213,9 @@ async fn totals(client: &mut GraphClient<'_>) -> (Expected, u32) {
         let what = format!("{}/$count", listing.name());
         match client.fetch(&url, &what, &COUNT, decode).await {
             Ok((total, retried)) => {
+                if listing == Listing::Users {
+                    client.tenant_size(total);
+                }
                 expected.insert(listing.kind().as_str().to_string(), total);
                 retries += retried;
             }

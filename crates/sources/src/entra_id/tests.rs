@@ -14,8 +14,8 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use crate::{
-    Coverage, Credentials, Endpoints, Outcome, Page, PageSink, Removal, SinkError, SourceError, Sources,
-    SyncError, SyncMode,
+    Coverage, Credentials, Endpoints, GraphBudget, Outcome, Page, PageSink, Removal, SinkError, SourceError,
+    Sources, SyncError, SyncMode,
 };
 
 /// What the connector selects, beyond what the snapshot may hold as `null`.
@@ -706,4 +706,139 @@ async fn a_stopped_full_run_resumes_from_its_marks_and_completes_the_rounds() {
             "{extra} more than a full run's {full_requests} (stopped after {stopped}, resumed with {resumed})"
         );
     }
+}
+
+/// A tenant whose Graph lets each app spend `units` resource units a one-second window, served
+/// ten objects a page so a run takes many requests.
+async fn limited_tenant(seed: u64, users: usize, units: u32) -> FakeEntra {
+    let fake = FakeEntra::start_with(TenantSpec { seed, users, groups: 6, devices: 30 }).await.unwrap();
+    fake.limit_page_size(10);
+    fake.set_resource_unit_budget(units, Duration::from_secs(1));
+    fake
+}
+
+/// Sources that know the fake's scaled-down budget, through `graph_base` (a spelling of the
+/// fake's address: another one is another process's pacer).
+fn budgeted_sources(fake: &FakeEntra, graph_base: &str, units: u32) -> Sources {
+    let urls = fake.base_urls().into_iter().map(|(name, _)| (name, graph_base.to_string()));
+    let budget = GraphBudget { units, window: Duration::from_secs(1) };
+    Sources::new(Endpoints::overridden(urls).with_graph_budget(budget)).unwrap()
+}
+
+fn with_share(fake: &FakeEntra, percent: u8) -> Config {
+    Config { settings: serde_json::from_value(json!({"rate_limit_share": percent})).unwrap(), ..config(fake) }
+}
+
+/// Runs two full syncs at once, each of which must list the whole tenant without meeting a 429;
+/// returns how long they took together.
+async fn two_at_once(fake: &FakeEntra, one: (&Sources, &Config), two: (&Sources, &Config)) -> Duration {
+    let creds = credentials(&fake.client_id(), &fake.client_secret());
+    let sink = || Sink { got: Collected::default(), on_page: Box::new(|_| {}) };
+    let (mut first, mut second) = (sink(), sink());
+    let started = tokio::time::Instant::now();
+    let (a, b) = tokio::join!(
+        one.0.sync(one.1, &creds, SyncMode::Full, &mut first),
+        two.0.sync(two.1, &creds, SyncMode::Full, &mut second),
+    );
+    let took = started.elapsed();
+    a.unwrap();
+    b.unwrap();
+    let snapshot = fake.snapshot();
+    assert_equals_tenant(&first.got, &snapshot);
+    assert_equals_tenant(&second.got, &snapshot);
+    assert_eq!(fake.rate_limited(), 0, "no request met a full window");
+    took
+}
+
+/// Two configs of one tenant and app syncing at once share one pacer: together they keep to
+/// their share of Graph's resource units, never meet a 429, and take about the least time the
+/// share allows.
+#[tokio::test(start_paused = true)]
+async fn two_configs_of_one_tenant_keep_to_their_share_of_the_graph_budget() {
+    let fake = limited_tenant(31, 240, 20).await;
+    let sources = budgeted_sources(&fake, &fake.graph_base_url(), 20);
+    let (one, two) = (with_share(&fake, 50), with_share(&fake, 50));
+    let took = two_at_once(&fake, (&sources, &one), (&sources, &two)).await;
+    let busiest = fake.busiest_window();
+    assert!((5..=10).contains(&busiest), "{busiest} units in one window, half of 20 is 10");
+    let least = Duration::from_secs(fake.resource_units_charged().div_ceil(10) - 1);
+    assert!(
+        took <= least.mul_f64(1.15) + Duration::from_secs(1),
+        "took {took:?}, the share allows {least:?}"
+    );
+}
+
+/// Two replicas syncing one tenant at once each pace their own requests, unaware of the other's:
+/// they see each other only when Graph says the window is over 0.8 full, and then split the
+/// share, so together they stay below the limit and near the share on average.
+#[tokio::test(start_paused = true)]
+async fn two_replicas_keep_together_to_about_their_share_without_sharing_state() {
+    let fake = limited_tenant(32, 600, 20).await;
+    let elsewhere = fake.graph_base_url().replace("127.0.0.1", "localhost");
+    let (here, there) =
+        (budgeted_sources(&fake, &fake.graph_base_url(), 20), budgeted_sources(&fake, &elsewhere, 20));
+    let config = with_share(&fake, 50);
+    let took = two_at_once(&fake, (&here, &config), (&there, &config)).await;
+    let busiest = fake.busiest_window();
+    assert!(
+        busiest <= 18,
+        "{busiest} units in one window: 0.8 of 20 and what one sends before it sees the other"
+    );
+    let per_window = fake.resource_units_charged() as f64 / took.as_secs_f64();
+    assert!(
+        (8.0..=14.0).contains(&per_window),
+        "{per_window:.1} units a window on average, half of 20 is 10"
+    );
+}
+
+/// Past the budget Graph's 429 says when to come back, why, and for whom, in its error body.
+#[tokio::test]
+async fn graph_answers_over_the_budget_with_429_and_retry_after() {
+    let fake = FakeEntra::start().await.unwrap();
+    fake.set_resource_unit_budget(3, Duration::from_secs(60));
+    let http = reqwest::Client::new();
+    let token: Value = http
+        .post(format!("{}/{}/oauth2/v2.0/token", fake.login_base_url(), fake.tenant_id()))
+        .form(&[
+            ("client_id", fake.client_id().as_str()),
+            ("client_secret", fake.client_secret().as_str()),
+            ("scope", "https://graph.microsoft.com/.default"),
+            ("grant_type", "client_credentials"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["access_token"].as_str().unwrap().to_string();
+    let get = |query: &'static str| {
+        http.get(format!("{}/v1.0/users{query}", fake.graph_base_url())).bearer_auth(&token).send()
+    };
+    let header =
+        |r: &reqwest::Response, name: &str| r.headers().get(name).map(|v| v.to_str().unwrap().to_string());
+
+    let users = get("").await.unwrap();
+    assert_eq!(users.status(), 200);
+    assert_eq!(header(&users, "x-ms-resource-unit").as_deref(), Some("2"), "GET users costs 2");
+    assert_eq!(header(&users, "x-ms-throttle-limit-percentage"), None, "only above 0.8 of the limit");
+    let selected = get("?$select=id").await.unwrap();
+    assert_eq!(header(&selected, "x-ms-resource-unit").as_deref(), Some("1"), "$select takes one off");
+    assert_eq!(header(&selected, "x-ms-throttle-limit-percentage").as_deref(), Some("1.00"));
+
+    let refused = get("?$select=id").await.unwrap();
+    assert_eq!(refused.status(), 429);
+    let wait: f64 = header(&refused, "retry-after").unwrap().parse().unwrap();
+    assert!(wait > 59.0 && wait <= 60.0, "until the first request slides out of the window: {wait}");
+    assert_eq!(
+        header(&refused, "x-ms-throttle-scope").unwrap(),
+        format!("Tenant_Application/ReadWrite/{}/{}", fake.client_id(), fake.tenant_id())
+    );
+    assert_eq!(header(&refused, "x-ms-throttle-information").as_deref(), Some("ResourceUnitLimitExceeded"));
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "TooManyRequests");
+    assert_eq!(body["error"]["message"], "Please retry again later.");
+    assert_eq!(body["error"]["innerError"]["status"], "429");
+    assert!(body["error"]["innerError"]["request-id"].is_string());
+    assert_eq!(fake.rate_limited(), 1);
 }

@@ -40,7 +40,7 @@ struct Channel {
 /// Opens a channel for each of [`EVENTS`]; on a failure, stops those opened so far, so nothing
 /// is left delivering to a config whose push is not on.
 pub(crate) async fn watch(
-    client: &mut DirectoryClient<'_>,
+    client: &DirectoryClient<'_>,
     request: &SubscriptionRequest<'_>,
 ) -> Result<Vec<Subscription>, SourceError> {
     let mut made: Vec<Subscription> = Vec::new();
@@ -62,7 +62,7 @@ pub(crate) async fn watch(
 }
 
 async fn open(
-    client: &mut DirectoryClient<'_>,
+    client: &DirectoryClient<'_>,
     request: &SubscriptionRequest<'_>,
     event: &str,
 ) -> Result<Subscription, SourceError> {
@@ -102,7 +102,7 @@ async fn open(
 
 /// Stops the channel; one Google no longer knows (expired, or stopped already) is stopped.
 pub(crate) async fn stop(
-    client: &mut DirectoryClient<'_>,
+    client: &DirectoryClient<'_>,
     id: &str,
     resource_id: &str,
 ) -> Result<(), SourceError> {

@@ -1,7 +1,11 @@
-//! Requests to the Admin SDK Directory API with a delegated access token, and Google's error
-//! envelopes turned into messages that say what to do.
+//! Requests to the Admin SDK Directory API with a delegated access token, each within the
+//! config's share of the quota of its project and admin (`pacer.rs`), and Google's error envelopes
+//! turned into messages that say what to do.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use ctxsync_core::RateLimitShare;
 
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
 use reqwest::{Method, StatusCode};
@@ -10,8 +14,10 @@ use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
 use super::auth::ServiceAccount;
+use super::credentials::GoogleWorkspaceCredentials;
+use super::pacer::{GoogleQuota, Pacer, pacer_for};
 use crate::SourceError;
-use crate::endpoints::Target;
+use crate::endpoints::{Endpoints, Target};
 use crate::http::{
     AccessToken, Http, Reply, Retry, excerpt, retry_after, transient, unavailable, unreadable,
 };
@@ -112,18 +118,34 @@ pub(crate) struct DirectoryClient<'a> {
     token_target: Target,
     target: Target,
     account: ServiceAccount,
-    token: Option<Token>,
+    /// Locked while a token is minted, so the requests of a run that find none, or an old one,
+    /// at the same time wait for one token rather than each mint their own.
+    token: tokio::sync::Mutex<Option<Token>>,
+    /// Shared by every client of this project and admin in this process.
+    pacer: Arc<Pacer>,
+    share: RateLimitShare,
 }
 
 impl<'a> DirectoryClient<'a> {
-    pub(crate) fn new(http: &'a Http, token_target: Target, target: Target, account: ServiceAccount) -> Self {
-        Self { http, token_target, target, account, token: None }
+    /// A client taking at most `share` of the quota of the service account's project as its admin.
+    pub(crate) fn new(
+        http: &'a Http,
+        endpoints: &Endpoints,
+        credentials: &GoogleWorkspaceCredentials,
+        share: RateLimitShare,
+    ) -> Self {
+        let (token_target, target) = (endpoints.target(&super::TOKEN), endpoints.target(&super::DIRECTORY));
+        let quota = endpoints.google_quota().unwrap_or(GoogleQuota::DOCUMENTED);
+        let pacer = pacer_for(target.base(), &credentials.project_id, &credentials.admin_email, quota);
+        let account = ServiceAccount::new(credentials);
+        Self { http, token_target, target, account, token: tokio::sync::Mutex::new(None), pacer, share }
     }
 
     /// The bearer header, minting a token when there is none or it is due for renewal; whether
     /// it was minted now; and the retries minting took.
-    async fn bearer(&mut self) -> Result<(HeaderValue, bool, u32), SourceError> {
-        if let Some(token) = &self.token
+    async fn bearer(&self) -> Result<(HeaderValue, bool, u32), SourceError> {
+        let mut cached = self.token.lock().await;
+        if let Some(token) = cached.as_ref()
             && Instant::now() < token.renew_at
         {
             return Ok((token.value.bearer()?, false, 0));
@@ -132,21 +154,17 @@ impl<'a> DirectoryClient<'a> {
         let renew_at =
             Instant::now() + minted.lifetime.saturating_sub(RENEW_BEFORE.min(minted.lifetime / 10));
         let header = minted.token.bearer()?;
-        self.token = Some(Token { value: minted.token, renew_at });
+        *cached = Some(Token { value: minted.token, renew_at });
         Ok((header, true, minted.retries))
     }
 
     /// Mints the first token, so credential problems surface before any listing.
-    pub(crate) async fn authenticate(&mut self) -> Result<(), SourceError> {
+    pub(crate) async fn authenticate(&self) -> Result<(), SourceError> {
         self.bearer().await.map(|_| ())
     }
 
     /// `GET {base}/admin/directory/v1/{collection}?{query}`; a 2xx reply, or the error it means.
-    pub(crate) async fn get(
-        &mut self,
-        collection: &str,
-        query: &[(&str, &str)],
-    ) -> Result<Reply, SourceError> {
+    pub(crate) async fn get(&self, collection: &str, query: &[(&str, &str)]) -> Result<Reply, SourceError> {
         let path: Vec<&str> = DIRECTORY.iter().copied().chain([collection]).collect();
         let request = Request { method: Method::GET, path: &path, query, body: None };
         let action = format!("list {collection}");
@@ -158,7 +176,7 @@ impl<'a> DirectoryClient<'a> {
     /// not under the Directory's `v1`); a 2xx or `tolerated` reply, or the error it means.
     /// `action` completes "refused to …".
     pub(crate) async fn post(
-        &mut self,
+        &self,
         path: &[&str],
         query: &[(&str, &str)],
         body: &serde_json::Value,
@@ -173,7 +191,7 @@ impl<'a> DirectoryClient<'a> {
     /// short is retried. The `tolerated` statuses (404 for a group deleted during the run, 403
     /// for one outside the admin's role) come back without a body instead of as errors. `what` completes "refused to list …".
     pub(crate) async fn fetch<T: DeserializeOwned>(
-        &mut self,
+        &self,
         path: &[&str],
         query: &[(&str, &str)],
         what: &str,
@@ -193,7 +211,7 @@ impl<'a> DirectoryClient<'a> {
     /// A 401 to a cached token mints a new one and tries once more: the token may have expired
     /// or been revoked while the run went on.
     async fn request<T>(
-        &mut self,
+        &self,
         request: Request<'_>,
         action: &str,
         tolerated: &[StatusCode],
@@ -206,6 +224,11 @@ impl<'a> DirectoryClient<'a> {
         loop {
             let (auth, fresh, minting) = self.bearer().await?;
             retries += minting;
+            let admitted = self.pacer.admit(self.share).await;
+            let classify = |reply: &Reply| {
+                admitted.note();
+                classify(reply)
+            };
             let fetched = self
                 .http
                 .fetch(
@@ -230,7 +253,11 @@ impl<'a> DirectoryClient<'a> {
             let status = fetched.reply.status;
             if status == StatusCode::UNAUTHORIZED && !fresh && !renewed {
                 tracing::debug!(source = SOURCE, "the access token was refused; minting a new one");
-                self.token = None;
+                // Only the token this request sent: another request may have minted its successor.
+                let mut cached = self.token.lock().await;
+                if cached.as_ref().and_then(|t| t.value.bearer().ok()).is_some_and(|sent| sent == auth) {
+                    *cached = None;
+                }
                 renewed = true;
                 retries += 1;
                 continue;
@@ -238,13 +265,15 @@ impl<'a> DirectoryClient<'a> {
             if status.is_success() || is_tolerated(&fetched.reply, tolerated) {
                 return Ok((fetched.reply, fetched.body, retries));
             }
-            return Err(self.failure(&fetched.reply, action));
+            return Err(self.failure(&fetched.reply, action, &auth));
         }
     }
 
-    fn failure(&self, reply: &Reply, action: &str) -> SourceError {
+    /// What `reply` to a request sent with `auth` means; the token is kept out of the message.
+    fn failure(&self, reply: &Reply, action: &str, auth: &HeaderValue) -> SourceError {
         let error = parse_error(reply);
-        let secrets: Vec<&str> = self.token.iter().map(|t| t.value.expose()).collect();
+        let secrets: Vec<&str> =
+            auth.to_str().ok().and_then(|a| a.strip_prefix("Bearer ")).into_iter().collect();
         let (message, reason) = match &error {
             Some(e) => (excerpt(&e.message, &secrets), excerpt(e.reason(), &secrets)),
             None => (format!("HTTP {}", reply.status.as_u16()), String::new()),

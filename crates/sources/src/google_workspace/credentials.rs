@@ -13,6 +13,8 @@ pub(crate) struct GoogleWorkspaceCredentials {
     /// PKCS#8 PEM, signs the RS256 JWT-bearer assertion.
     pub(crate) private_key: SecretString,
     pub(crate) private_key_id: Option<String>,
+    /// The service account's Google Cloud project, whose quota its requests draw on.
+    pub(crate) project_id: String,
     /// The admin the service account acts as (the JWT's `sub`).
     pub(crate) admin_email: String,
 }
@@ -57,7 +59,7 @@ pub(super) fn parse(
     };
     let client_email = required_str(sa, KEY_FILE, "client_email", errors);
     let private_key = required_str(sa, KEY_FILE, "private_key", errors);
-    required_str(sa, KEY_FILE, "project_id", errors);
+    let project_id = required_str(sa, KEY_FILE, "project_id", errors);
     let kind = required_str(sa, KEY_FILE, "type", errors);
     if let Some(email) = &client_email
         && !looks_like_email(email)
@@ -79,6 +81,7 @@ pub(super) fn parse(
         client_email: client_email?,
         private_key: SecretString::from(private_key?),
         private_key_id: sa.get("private_key_id").and_then(Value::as_str).map(str::to_owned),
+        project_id: project_id?,
         admin_email: admin_email?,
     })
 }

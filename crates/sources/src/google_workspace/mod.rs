@@ -5,28 +5,30 @@
 //! lists one user and one group as that admin (proves the admin may read them). A sync
 //! (`pages.rs`) lists users, groups and each group's members; Google has no change feed, so
 //! every run lists everything. Push is `users.watch` channels (`channels.rs`); the users a
-//! notification names are read one by one (`refresh_users`).
+//! notification names are read one by one (`refresh_users`). Every Directory request keeps to the
+//! config's share of the quota of the service account's project as the admin (`pacer.rs`).
 
 mod auth;
 mod channels;
 mod client;
 mod credentials;
 mod map;
+mod pacer;
 mod pages;
 
-use ctxsync_core::{Config, FieldErrors, IntegrationType, Settings};
+use ctxsync_core::{Config, FieldErrors, IntegrationType, RateLimitShare, Settings};
 use serde_json::{Map, Value};
 
-use crate::endpoints::{Endpoints, Target};
+use crate::endpoints::Endpoints;
 use crate::http::Http;
 use crate::registry::{
     BaseUrl, Connector, Credentials, Reach, SecretKey, SourceInfo, Subscriber, Subscription,
     SubscriptionRequest,
 };
 use crate::{Outcome, PageSink, SourceError, SyncError, SyncMode};
-use auth::ServiceAccount;
 use client::DirectoryClient;
 use credentials::GoogleWorkspaceCredentials;
+pub use pacer::GoogleQuota;
 
 /// Google's token endpoint. Also the JWT's `aud`, whatever URL the request goes to: Google checks
 /// the audience against this value, not against the URL that received the request.
@@ -85,10 +87,10 @@ impl Connector for GoogleWorkspace {
         http: &Http,
         endpoints: &Endpoints,
         _: &str,
-        _: &Settings,
+        settings: &Settings,
         credentials: &Credentials,
     ) -> Result<(), SourceError> {
-        validate(http, &endpoints.target(&TOKEN), endpoints.target(&DIRECTORY), credentials.get()?).await
+        validate(http, endpoints, credentials.get()?, share(settings)).await
     }
 
     /// Google has no incremental listing: every run lists everything, whatever `mode`.
@@ -96,13 +98,13 @@ impl Connector for GoogleWorkspace {
         &self,
         http: &Http,
         endpoints: &Endpoints,
-        _: &Config,
+        config: &Config,
         credentials: &Credentials,
         mode: SyncMode,
         sink: &mut dyn PageSink,
     ) -> Result<Outcome, SyncError> {
-        let (token, directory) = (endpoints.target(&TOKEN), endpoints.target(&DIRECTORY));
-        pages::sync(http, token, directory, credentials.get()?, mode, sink).await
+        let client = DirectoryClient::new(http, endpoints, credentials.get()?, share(&config.settings));
+        pages::sync(client, mode, sink).await
     }
 
     /// Users a push named, each read as a listing reads it; one Google no longer knows is gone.
@@ -110,13 +112,13 @@ impl Connector for GoogleWorkspace {
         &self,
         http: &Http,
         endpoints: &Endpoints,
-        _: &Config,
+        config: &Config,
         credentials: &Credentials,
         ids: &[String],
         sink: &mut dyn PageSink,
     ) -> Result<(), SyncError> {
-        let (token, directory) = (endpoints.target(&TOKEN), endpoints.target(&DIRECTORY));
-        pages::refresh_users(http, token, directory, credentials.get()?, ids, sink).await
+        let client = DirectoryClient::new(http, endpoints, credentials.get()?, share(&config.settings));
+        pages::refresh_users(client, ids, sink).await
     }
 
     fn subscriber(&self) -> Option<&'static dyn Subscriber> {
@@ -132,7 +134,7 @@ impl Subscriber for GoogleWorkspace {
         reach: &Reach<'_>,
         request: &SubscriptionRequest<'_>,
     ) -> Result<Vec<Subscription>, SourceError> {
-        channels::watch(&mut client(reach)?, request).await
+        channels::watch(&client(reach)?, request).await
     }
 
     /// Google has no renewal call: a channel due is made again, with the others of its config.
@@ -151,25 +153,29 @@ impl Subscriber for GoogleWorkspace {
         id: &str,
         resource_id: Option<&str>,
     ) -> Result<(), SourceError> {
-        channels::stop(&mut client(reach)?, id, resource_id.unwrap_or_default()).await
+        channels::stop(&client(reach)?, id, resource_id.unwrap_or_default()).await
     }
 }
 
 /// A Directory client for the config of `reach`.
 fn client<'a>(reach: &Reach<'a>) -> Result<DirectoryClient<'a>, SourceError> {
-    let account = ServiceAccount::new(reach.credentials.get()?);
-    let (token, directory) = (reach.endpoints.target(&TOKEN), reach.endpoints.target(&DIRECTORY));
-    Ok(DirectoryClient::new(reach.http, token, directory, account))
+    let share = share(&reach.config.settings);
+    Ok(DirectoryClient::new(reach.http, reach.endpoints, reach.credentials.get()?, share))
+}
+
+/// The config's share of the Directory quota; a setting that does not read as one (refused when
+/// the config was saved) is the default.
+fn share(settings: &Settings) -> RateLimitShare {
+    RateLimitShare::for_settings(settings).unwrap_or(RateLimitShare::DEFAULT)
 }
 
 async fn validate(
     http: &Http,
-    token_target: &Target,
-    directory_target: Target,
+    endpoints: &Endpoints,
     credentials: &GoogleWorkspaceCredentials,
+    share: RateLimitShare,
 ) -> Result<(), SourceError> {
-    let account = ServiceAccount::new(credentials);
-    let mut client = DirectoryClient::new(http, token_target.clone(), directory_target.clone(), account);
+    let client = DirectoryClient::new(http, endpoints, credentials, share);
     client.authenticate().await?;
     for collection in ["users", "groups"] {
         let reply = client.get(collection, &[("customer", "my_customer"), ("maxResults", "1")]).await?;
@@ -177,7 +183,7 @@ async fn validate(
             return Err(SourceError::Unreachable(format!(
                 "{} did not answer like the Directory API (expected a JSON object listing {collection}); check \
                  CTXSYNC_GOOGLE_DIRECTORY_BASE_URL",
-                directory_target.display()
+                endpoints.target(&DIRECTORY).display()
             )));
         }
     }

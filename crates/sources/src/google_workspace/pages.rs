@@ -6,9 +6,10 @@
 //! finds the changes by comparing. Deleted users simply stop being listed.
 //!
 //! Pages go to the sink as they arrive, each while the next one of its list is being fetched; a
-//! groups page is followed by its groups' members, so nothing is held for the whole run. Each group's `directMembersCount` adds up to the
-//! memberships the run should hand over, once the members it deliberately leaves out (the
-//! whole account, outsiders) are taken off.
+//! groups page is followed by its groups' members (the first pages of several groups asked for
+//! at once, handed over a group at a time), so nothing is held for the whole run. Each group's
+//! `directMembersCount` adds up to the memberships the run should hand over, once the members it
+//! deliberately leaves out (the whole account, outsiders) are taken off.
 //!
 //! The run marks its progress so a stopped one can be resumed (`SyncMode::Resume`): the users
 //! listing with each page (the next page's token), the groups listing after each group whose
@@ -18,23 +19,30 @@
 use ctxsync_core::{Entity, EntityKind, Membership, Record, Removal};
 use reqwest::StatusCode;
 
-use super::credentials::GoogleWorkspaceCredentials;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::auth::ServiceAccount;
 use super::client::{DirectoryClient, Got};
 use super::map;
 use crate::SourceError;
-use crate::endpoints::Target;
-use crate::http::Http;
 use crate::lenient;
 use crate::sync::{
     Checkpoint, Coverage, Expected, MEMBERSHIP, Mark, Outcome, Page, PageSink, SyncError, SyncMode,
     overlapped,
 };
+
+/// A group's members are asked for a page of the largest size; a group deleted during the run
+/// (404) or outside the admin's role (403) is skipped rather than failing the run.
+const MEMBERS_QUERY: [(&str, &str); 1] = [("maxResults", GROUPS_PAGE)];
+const MEMBERS_TOLERATED: [StatusCode; 2] = [StatusCode::NOT_FOUND, StatusCode::FORBIDDEN];
+
+/// How many groups' first member pages are asked for at once. Most groups fit on one page, so
+/// asking one at a time would leave the share idle while Google answers; the pacer holds them
+/// back when it has no room. Their members still go to the sink a whole group at a time, in
+/// order, so each mark covers whole groups, and at most this many pages wait meanwhile.
+const GROUPS_AT_ONCE: usize = 4;
 
 /// The largest pages the API serves: users 500, groups and members 200.
 const USERS_PAGE: &str = "500";
@@ -102,15 +110,10 @@ const IN_GROUPS: Option<Mark> = Some(Mark { listing: GROUPS, at: None });
 /// Lists the account into `sink`. Whatever the mode asked, the run lists everything: Google has
 /// no incremental listing; a resumed run lists what its marks say is left.
 pub(crate) async fn sync(
-    http: &Http,
-    token_target: Target,
-    directory_target: Target,
-    credentials: &GoogleWorkspaceCredentials,
+    client: DirectoryClient<'_>,
     mode: SyncMode,
     sink: &mut dyn PageSink,
 ) -> Result<Outcome, SyncError> {
-    let account = ServiceAccount::new(credentials);
-    let client = DirectoryClient::new(http, token_target, directory_target, account);
     let out = Out { sink, retries: 0 };
     let resume = match mode {
         SyncMode::Resume(checkpoint) => checkpoint,
@@ -131,15 +134,10 @@ pub(crate) async fn sync(
 /// Reads the users `ids` one by one (`GET users/{userKey}`, as a listing reads them) into
 /// `sink`: a user Google answers 404 for is gone, which is Google's own word.
 pub(crate) async fn refresh_users(
-    http: &Http,
-    token_target: Target,
-    directory_target: Target,
-    credentials: &GoogleWorkspaceCredentials,
+    client: DirectoryClient<'_>,
     ids: &[String],
     sink: &mut dyn PageSink,
 ) -> Result<(), SyncError> {
-    let account = ServiceAccount::new(credentials);
-    let client = DirectoryClient::new(http, token_target, directory_target, account);
     let mut run = Run { client, out: Out { sink, retries: 0 } };
     let (mut records, mut removals) = (Vec::new(), Vec::new());
     for id in ids {
@@ -264,21 +262,8 @@ impl Run<'_, '_> {
             let new: Vec<String> =
                 ids.iter().map(|(id, _)| id.clone()).filter(|id| !listed.contains(id)).collect();
             (tally.listed, tally.done) = ([listed, new].concat(), done);
-            for (id, count) in ids {
-                if tally.done.contains(&id) {
-                    continue;
-                }
-                match self.members(&id).await? {
-                    Some(left_out) => {
-                        tally.members =
-                            tally.members.zip(count).map(|(sum, count)| sum + count.saturating_sub(left_out));
-                    }
-                    None => tally.unlisted.push(id.clone()),
-                }
-                tally.page.clone_from(&token);
-                tally.done.push(id);
-                self.out.emit(Vec::new(), Vec::new(), marked(GROUPS, &tally)).await?;
-            }
+            let todo = ids.into_iter().filter(|(id, _)| !tally.done.contains(id)).collect();
+            self.members_of(todo, &mut tally, token.as_deref()).await?;
             (tally.listed, tally.done) = (Vec::new(), Vec::new());
             token = next(token, list.next_page_token)?;
             let Some(following) = &token else {
@@ -290,37 +275,76 @@ impl Run<'_, '_> {
         }
     }
 
-    /// A group's direct members; returns how many of those listed name no entity and were left
-    /// out, or `None` for a group deleted during the run or outside the admin's role (skipped).
-    async fn members(&mut self, group_id: &str) -> Result<Option<u64>, SyncError> {
-        let path = ["groups", group_id, "members"];
-        let query = [("maxResults", GROUPS_PAGE)];
-        let tolerated = [reqwest::StatusCode::NOT_FOUND, reqwest::StatusCode::FORBIDDEN];
-        let Some(mut list) = self.page::<Value>(&path, &query, None, "group members", &tolerated).await?
-        else {
-            return Ok(None);
-        };
-        let mut token = None;
-        let mut left_out = 0;
-        loop {
-            token = next(token, list.next_page_token.take())?;
-            let memberships: Vec<Membership> =
-                list.items.iter().filter_map(|m| map::member(group_id, m)).collect();
-            left_out += (list.items.len() - memberships.len()) as u64;
-            let Some(token) = &token else {
-                self.out.emit(Vec::new(), memberships, IN_GROUPS).await?;
-                return Ok(Some(left_out));
-            };
-            let query = with_token(&query, token);
-            let fetch = self.client.fetch::<List>(&path, &query, "group members", &tolerated);
-            let ((), following) =
-                overlapped(self.out.emit(Vec::new(), memberships, IN_GROUPS), fetch).await?;
-            let following = following?;
-            self.out.retries += following.retries;
-            // Gone or out of reach between two of its pages: as if it had been so from the start.
-            let Some(following) = following.body else { return Ok(None) };
-            list = following;
+    /// Lists the members of the `groups` (ids and member counts) of the groups page `page`
+    /// names, several groups' first pages at a time, and marks each group done in turn.
+    async fn members_of(
+        &mut self,
+        groups: Vec<(String, Option<u64>)>,
+        tally: &mut GroupsMark,
+        page: Option<&str>,
+    ) -> Result<(), SyncError> {
+        let (client, out) = (&self.client, &mut self.out);
+        // A chunk's first pages are all read before any group's further pages are asked for: a
+        // request left unpolled meanwhile would hold its place in the pacer, could hold the
+        // token's lock, and would time out unread behind a large group.
+        for chunk in groups.chunks(GROUPS_AT_ONCE) {
+            let firsts = chunk.iter().map(|(id, _)| {
+                let path = ["groups", id.as_str(), "members"];
+                async move {
+                    client.fetch::<List>(&path, &MEMBERS_QUERY, "group members", &MEMBERS_TOLERATED).await
+                }
+            });
+            for ((id, count), first) in chunk.iter().zip(futures::future::join_all(firsts).await) {
+                let first = first?;
+                out.retries += first.retries;
+                match members(client, out, id, first.body).await? {
+                    Some(left_out) => {
+                        tally.members = tally
+                            .members
+                            .zip(*count)
+                            .map(|(sum, count)| sum + count.saturating_sub(left_out));
+                    }
+                    None => tally.unlisted.push(id.clone()),
+                }
+                tally.page = page.map(str::to_owned);
+                tally.done.push(id.clone());
+                out.emit(Vec::new(), Vec::new(), marked(GROUPS, tally)).await?;
+            }
         }
+        Ok(())
+    }
+}
+
+/// A group's direct members from its `first` page on (`None`: the API refused the group);
+/// returns how many of those listed name no entity and were left out, or `None` for a group
+/// deleted during the run or outside the admin's role (skipped).
+async fn members(
+    client: &DirectoryClient<'_>,
+    out: &mut Out<'_>,
+    group_id: &str,
+    first: Option<List>,
+) -> Result<Option<u64>, SyncError> {
+    let Some(mut list) = first else { return Ok(None) };
+    let path = ["groups", group_id, "members"];
+    let mut token = None;
+    let mut left_out = 0;
+    loop {
+        token = next(token, list.next_page_token.take())?;
+        let memberships: Vec<Membership> =
+            list.items.iter().filter_map(|m| map::member(group_id, m)).collect();
+        left_out += (list.items.len() - memberships.len()) as u64;
+        let Some(token) = &token else {
+            out.emit(Vec::new(), memberships, IN_GROUPS).await?;
+            return Ok(Some(left_out));
+        };
+        let query = with_token(&MEMBERS_QUERY, token);
+        let fetch = client.fetch::<List>(&path, &query, "group members", &MEMBERS_TOLERATED);
+        let ((), following) = overlapped(out.emit(Vec::new(), memberships, IN_GROUPS), fetch).await?;
+        let following = following?;
+        out.retries += following.retries;
+        // Gone or out of reach between two of its pages: as if it had been so from the start.
+        let Some(following) = following.body else { return Ok(None) };
+        list = following;
     }
 }
 

@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use ctxsync_core::{EntityKind, UserStatus};
 use ctxsync_fakes::{FakeGoogle, FaultKnobs, GoogleRateLimit, Listing, Snapshot, TenantSpec};
-use ctxsync_sources::{Coverage, Cursor, SourceError};
+use ctxsync_sources::{Coverage, Cursor, GoogleQuota, SourceError};
 use serde_json::json;
 use tokio::time::Instant;
 
@@ -440,4 +440,125 @@ async fn channels_are_opened_per_event_and_stopped() {
         }
     }
     assert!(fake.channels().is_empty());
+}
+
+/// An account whose project lets each admin make `queries` Directory requests a one-second
+/// window, and sources told so (Google never reports its quota).
+async fn limited_account(seed: u64, queries: u32) -> (FakeGoogle, Sources) {
+    let fake = FakeGoogle::start_with(TenantSpec { seed, users: 300, groups: 40, devices: 0 }).await.unwrap();
+    fake.set_directory_quota(queries, Duration::from_secs(1));
+    let quota = GoogleQuota { queries, window: Duration::from_secs(1) };
+    let sources = sources(Endpoints::overridden(fake.base_urls()).with_google_quota(quota));
+    (fake, sources)
+}
+
+fn with_share(fake: &FakeGoogle, percent: u8) -> Config {
+    let settings = serde_json::from_value(json!({"rate_limit_share": percent})).unwrap();
+    config(IntegrationType::GoogleWorkspace, &fake.domain(), settings)
+}
+
+/// Two configs of one service account and admin syncing at once share one pacer: together they
+/// keep to their share of the quota, meet no refusal, list the whole account, and take about the
+/// least time the share allows.
+#[tokio::test(start_paused = true)]
+async fn two_configs_of_one_account_and_admin_keep_to_their_share_of_the_directory_quota() {
+    let (fake, sources) = limited_account(41, 20).await;
+    let (one, two) = (with_share(&fake, 50), with_share(&fake, 50));
+    let creds = google_credentials(&fake);
+    let started = Instant::now();
+    let ((a, first), (b, second)) = tokio::join!(
+        run(&sources, &one, &creds, SyncMode::Full),
+        run(&sources, &two, &creds, SyncMode::Full),
+    );
+    let took = started.elapsed();
+    a.unwrap();
+    b.unwrap();
+    let snapshot = fake.snapshot();
+    assert_equals_account(&first, &snapshot);
+    assert_equals_account(&second, &snapshot);
+    assert_eq!(fake.rate_limited(), 0, "no request met a full window");
+    let busiest = fake.busiest_window();
+    assert!((5..=10).contains(&busiest), "{busiest} requests in one window, half of 20 is 10");
+    let least = Duration::from_secs(fake.queries_served().div_ceil(10) - 1);
+    assert!(
+        took <= least.mul_f64(1.15) + Duration::from_secs(1),
+        "took {took:?}, the share allows {least:?}"
+    );
+}
+
+/// Two replicas of one service account and admin cannot see each other's use (Google reports
+/// none): each keeps to the share on its own, so together they take more than one share.
+#[tokio::test(start_paused = true)]
+async fn replicas_each_keep_to_the_share_on_their_own() {
+    let (fake, here) = limited_account(43, 40).await;
+    let elsewhere =
+        fake.base_urls().into_iter().map(|(name, url)| (name, url.replace("127.0.0.1", "localhost")));
+    let quota = GoogleQuota { queries: 40, window: Duration::from_secs(1) };
+    let there = sources(Endpoints::overridden(elsewhere).with_google_quota(quota));
+    let (config, creds) = (with_share(&fake, 50), google_credentials(&fake));
+    let ((a, _), (b, _)) = tokio::join!(
+        run(&here, &config, &creds, SyncMode::Full),
+        run(&there, &config, &creds, SyncMode::Full),
+    );
+    a.unwrap();
+    b.unwrap();
+    let busiest = fake.busiest_window();
+    assert!((21..=40).contains(&busiest), "{busiest} requests in one window, a share of 40 is 20");
+    assert_eq!(fake.rate_limited(), 0, "two shares of 50% fit the quota");
+}
+
+/// A refusal that comes anyway (here the pacer was told of a larger quota than the project has,
+/// as when another tool spends it) is Google's 403, backed off and retried until the run completes.
+#[tokio::test(start_paused = true)]
+async fn refusals_of_the_quota_are_retried_and_the_run_completes() {
+    let fake =
+        FakeGoogle::start_with(TenantSpec { seed: 42, users: 300, groups: 40, devices: 0 }).await.unwrap();
+    fake.set_directory_quota(10, Duration::from_secs(1));
+    let told = GoogleQuota { queries: 40, window: Duration::from_secs(1) };
+    let sources = sources(Endpoints::overridden(fake.base_urls()).with_google_quota(told));
+    let (outcome, got) =
+        run(&sources, &google_config(&fake), &google_credentials(&fake), SyncMode::Full).await;
+    outcome.unwrap();
+    assert_equals_account(&got, &fake.snapshot());
+    assert!(fake.rate_limited() > 0, "the quota refused some requests");
+    assert_eq!(u64::from(got.retries), fake.rate_limited(), "each refusal was retried");
+    assert_eq!(fake.busiest_window(), 10);
+}
+
+/// The token falls due while several groups' members are being asked for at once, some groups
+/// over several pages: one token is minted for them all and the listing goes on.
+#[tokio::test(start_paused = true)]
+async fn a_token_falls_due_while_members_are_listed_at_once() {
+    let fake =
+        FakeGoogle::start_with(TenantSpec { seed: 48, users: 300, groups: 40, devices: 0 }).await.unwrap();
+    fake.limit_page_size(10);
+    let sources = google_sources(&fake);
+    let (config, credentials) = (google_config(&fake), google_credentials(&fake));
+    // Users come first, 30 pages of them; then the groups and their members, in some 80 pages.
+    for after in (32..110).step_by(7) {
+        let issued = fake.tokens_issued();
+        let mut sink = Hooked::new(after, || tokio::time::advance(Duration::from_secs(3_300)));
+        sources.sync(&config, &credentials, SyncMode::Full, &mut sink).await.unwrap();
+        assert_equals_account(&sink.collected, &fake.snapshot());
+        assert_eq!(fake.tokens_issued() - issued, 2, "after page {after}");
+        assert_eq!(sink.collected.retries, 0);
+    }
+}
+
+/// Several groups' members are asked for at once, so a run waits on Google's replies far less
+/// than one request after another would, and the account still arrives whole.
+#[tokio::test(start_paused = true)]
+async fn several_groups_members_are_asked_for_at_once() {
+    let fake =
+        FakeGoogle::start_with(TenantSpec { seed: 47, users: 100, groups: 40, devices: 0 }).await.unwrap();
+    let delay = Duration::from_millis(100);
+    fake.slow_pages(delay);
+    let started = Instant::now();
+    let (outcome, got) = google_run(&fake, SyncMode::Full).await;
+    let took = started.elapsed();
+    outcome.unwrap();
+    assert_equals_account(&got, &fake.snapshot());
+    // Each request waits a delay: one after another, the run would wait them all.
+    let one_at_a_time = delay * fake.queries_served() as u32;
+    assert!(took < one_at_a_time.mul_f64(0.6), "took {took:?}, one request at a time {one_at_a_time:?}");
 }

@@ -22,6 +22,8 @@ use time::OffsetDateTime;
 use time::macros::format_description;
 use tokio::time::Instant;
 
+use ctxsync_core::RateLimitShare;
+
 use crate::SourceError;
 use crate::endpoints::Target;
 use crate::guard::{self, GuardedResolver};
@@ -73,6 +75,16 @@ impl RetryPolicy {
         let exp = self.base_delay.saturating_mul(1 << attempt.saturating_sub(1).min(10));
         exp.mul_f64(rand::thread_rng().gen_range(0.75..1.25))
     }
+}
+
+/// How a request waits for its source's pacer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pace {
+    /// Until it fits in this share of the source's limit.
+    Within(RateLimitShare),
+    /// Not at all, counted all the same so that the others wait for it: for validation, which an
+    /// API caller waits on and which is only a few requests.
+    Now,
 }
 
 /// A connector's verdict on a reply.

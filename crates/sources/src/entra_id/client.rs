@@ -18,7 +18,7 @@ use super::auth::ClientSecret;
 use super::pacer::{Pacer, cost, pacer_for};
 use crate::SourceError;
 use crate::endpoints::{Endpoints, Target};
-use crate::http::{AccessToken, Http, Reply, Retry, excerpt, retry_after, transient, unavailable};
+use crate::http::{AccessToken, Http, Pace, Reply, Retry, excerpt, retry_after, transient, unavailable};
 
 const SOURCE: &str = "Microsoft Graph";
 /// A token is renewed this long before it expires (a tenth of its life for short-lived ones),
@@ -82,7 +82,7 @@ pub(crate) struct GraphClient<'a> {
     mints: u32,
     /// Shared by every client of this app in this tenant.
     pacer: Arc<Pacer>,
-    share: RateLimitShare,
+    pace: Pace,
 }
 
 impl<'a> GraphClient<'a> {
@@ -97,7 +97,13 @@ impl<'a> GraphClient<'a> {
         let (login, graph) = (endpoints.target(&super::LOGIN), endpoints.target(&super::GRAPH));
         let pacer = pacer_for(graph.base(), tenant, &credentials.client_id, endpoints.graph_budget());
         let app = ClientSecret::new(credentials);
-        Self { http, login, graph, tenant, app, token: None, mints: 0, pacer, share }
+        let pace = Pace::Within(share);
+        Self { http, login, graph, tenant, app, token: None, mints: 0, pacer, pace }
+    }
+
+    /// This client's requests do not wait for room in the share ([`Pace::Now`]).
+    pub(crate) fn unpaced(self) -> Self {
+        Self { pace: Pace::Now, ..self }
     }
 
     /// The tenant's number of users, which sets the limit Graph documents for it.
@@ -183,7 +189,7 @@ impl<'a> GraphClient<'a> {
                 }
                 headers.iter().fold(request, |request, (name, value)| request.header(*name, *value))
             };
-            let admitted = self.pacer.admit(self.share, cost(&Method::GET, url)).await;
+            let admitted = self.pacer.admit(self.pace, cost(&Method::GET, url)).await;
             let classify = |reply: &Reply| {
                 admitted.note(reply.status, &reply.headers);
                 classify(reply)
@@ -226,7 +232,7 @@ impl<'a> GraphClient<'a> {
                     None => request,
                 }
             };
-            let admitted = self.pacer.admit(self.share, cost(&method, url)).await;
+            let admitted = self.pacer.admit(self.pace, cost(&method, url)).await;
             let classify = |reply: &Reply| {
                 admitted.note(reply.status, &reply.headers);
                 classify(reply)

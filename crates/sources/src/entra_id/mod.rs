@@ -189,7 +189,7 @@ async fn validate(
     share: RateLimitShare,
 ) -> Result<(), SourceError> {
     check_tenant(tenant)?;
-    let mut client = GraphClient::new(http, endpoints, tenant, credentials, share);
+    let mut client = GraphClient::new(http, endpoints, tenant, credentials, share).unpaced();
     for collection in ["users", "groups", "devices"] {
         let url = client.url(&[collection], "$top=1&$select=id");
         let (body, _) = client

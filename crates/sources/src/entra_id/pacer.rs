@@ -18,6 +18,10 @@
 //! than [`READING_LIFE`] windows. Readings come only above 0.8, so replicas that each take a share
 //! of 0.5 together reach 0.8 before they see each other, and then split the share between them:
 //! on average about the share, never the limit.
+//!
+//! Validating credentials does not wait ([`Pace::Now`]): an API caller waits for it, it is
+//! three requests, and a running sync may have filled the window. Its units are booked all the
+//! same, so the sync waits for them instead.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,7 +35,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use url::Url;
 
-use crate::http::retry_after;
+use crate::http::{Pace, retry_after};
 
 /// How many windows a reading of others' use holds. Others are assumed to keep their pace for
 /// that long; a longer life keeps replicas closer to the share, a shorter one gives the budget
@@ -123,8 +127,15 @@ impl Pacer {
         self.account.lock().expect("pacer lock").users = Some(users);
     }
 
-    /// Waits until `estimate` more units fit in `share` of the window, and counts them as spent.
-    pub(crate) async fn admit(&self, share: RateLimitShare, estimate: u32) -> Admitted<'_> {
+    /// Waits until `estimate` more units fit in the share of the window, and books them as
+    /// spent; with [`Pace::Now`], books them at once.
+    pub(crate) async fn admit(&self, pace: Pace, estimate: u32) -> Admitted<'_> {
+        let share = match pace {
+            Pace::Within(share) => share,
+            Pace::Now => {
+                return self.book(&mut self.account.lock().expect("pacer lock"), Instant::now(), estimate);
+            }
+        };
         loop {
             let answered = self.answered.notified();
             tokio::pin!(answered);
@@ -134,12 +145,7 @@ impl Pacer {
                 let budget = self.budget(&account);
                 let now = Instant::now();
                 match account.room(now, budget, share, estimate) {
-                    Ok(()) => {
-                        let id = account.next_id;
-                        account.next_id += 1;
-                        account.spent.push_back(Spend { id, at: now, units: estimate, answered: false });
-                        return Admitted { pacer: self, id, estimate, first: AtomicBool::new(true) };
-                    }
+                    Ok(()) => return self.book(&mut account, now, estimate),
                     Err(wake) => wake,
                 }
             };
@@ -148,6 +154,13 @@ impl Pacer {
                 None => answered.await,
             }
         }
+    }
+
+    fn book(&self, account: &mut Account, now: Instant, estimate: u32) -> Admitted<'_> {
+        let id = account.next_id;
+        account.next_id += 1;
+        account.spent.push_back(Spend { id, at: now, units: estimate, answered: false });
+        Admitted { pacer: self, id, estimate, first: AtomicBool::new(true) }
     }
 }
 
@@ -285,6 +298,8 @@ mod tests {
 
     use super::*;
 
+    const HALF: Pace = Pace::Within(RateLimitShare::DEFAULT);
+
     fn replied(units: &'static str, percentage: Option<&'static str>) -> HeaderMap {
         let mut headers = HeaderMap::new();
         headers.insert("x-ms-resource-unit", HeaderValue::from_static(units));
@@ -327,10 +342,10 @@ mod tests {
         let pacer = Pacer::new(Some(GraphBudget { units: 10, window: Duration::from_secs(10) }));
         let start = Instant::now();
         for _ in 0..5 {
-            pacer.admit(RateLimitShare::DEFAULT, 1).await.note(StatusCode::OK, &replied("1", None));
+            pacer.admit(HALF, 1).await.note(StatusCode::OK, &replied("1", None));
         }
         assert_eq!(start.elapsed(), Duration::ZERO, "half of 10 units goes at once");
-        pacer.admit(RateLimitShare::DEFAULT, 1).await.note(StatusCode::OK, &replied("1", None));
+        pacer.admit(HALF, 1).await.note(StatusCode::OK, &replied("1", None));
         assert_eq!(start.elapsed(), Duration::from_secs(10), "the sixth waits for the first to slide out");
     }
 
@@ -338,15 +353,15 @@ mod tests {
     async fn a_reading_of_others_use_splits_the_share() {
         let pacer = Pacer::new(Some(GraphBudget { units: 100, window: Duration::from_secs(10) }));
         for _ in 0..4 {
-            pacer.admit(RateLimitShare::DEFAULT, 10).await.note(StatusCode::OK, &replied("10", None));
+            pacer.admit(HALF, 10).await.note(StatusCode::OK, &replied("10", None));
         }
         // 50 of ours and 0.8 of the window full: others spent 30, so this keeps to 50 of every 80
         // spent, 31 of its share of 50, until the window slides.
         let start = Instant::now();
-        pacer.admit(RateLimitShare::DEFAULT, 10).await.note(StatusCode::OK, &replied("10", Some("0.80")));
+        pacer.admit(HALF, 10).await.note(StatusCode::OK, &replied("10", Some("0.80")));
         let others = pacer.account.lock().unwrap().others.map(|o| (o.units, o.ours));
         assert_eq!(others, Some((30, 50)));
-        pacer.admit(RateLimitShare::DEFAULT, 10).await.note(StatusCode::OK, &replied("10", None));
+        pacer.admit(HALF, 10).await.note(StatusCode::OK, &replied("10", None));
         assert_eq!(start.elapsed(), Duration::from_secs(10), "waited for the window to empty");
     }
 
@@ -373,9 +388,22 @@ mod tests {
         let pacer = Pacer::new(None);
         let mut throttled = HeaderMap::new();
         throttled.insert("retry-after", HeaderValue::from_static("7"));
-        pacer.admit(RateLimitShare::DEFAULT, 1).await.note(StatusCode::TOO_MANY_REQUESTS, &throttled);
+        pacer.admit(HALF, 1).await.note(StatusCode::TOO_MANY_REQUESTS, &throttled);
         let start = Instant::now();
-        drop(pacer.admit(RateLimitShare::DEFAULT, 1).await);
+        drop(pacer.admit(HALF, 1).await);
         assert_eq!(start.elapsed(), Duration::from_secs(7));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_admitted_now_waits_for_nothing_and_is_booked() {
+        let pacer = Pacer::new(Some(GraphBudget { units: 10, window: Duration::from_secs(10) }));
+        let mut throttled = HeaderMap::new();
+        throttled.insert("retry-after", HeaderValue::from_static("3"));
+        pacer.admit(HALF, 4).await.note(StatusCode::TOO_MANY_REQUESTS, &throttled);
+        let start = Instant::now();
+        pacer.admit(Pace::Now, 3).await.note(StatusCode::OK, &replied("3", None));
+        assert_eq!(start.elapsed(), Duration::ZERO, "neither the pause nor the full share held it");
+        pacer.admit(HALF, 1).await.note(StatusCode::OK, &replied("1", None));
+        assert_eq!(start.elapsed(), Duration::from_secs(10), "the share waited for them to slide out");
     }
 }

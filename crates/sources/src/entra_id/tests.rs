@@ -791,6 +791,32 @@ async fn two_replicas_keep_together_to_about_their_share_without_sharing_state()
     );
 }
 
+/// Validating credentials, which an API caller waits on, does not wait for a share that is
+/// full: its requests go at once and are booked, so the next sync waits for them instead.
+#[tokio::test(start_paused = true)]
+async fn validation_goes_at_once_and_the_next_sync_waits_for_it() {
+    let fake =
+        FakeEntra::start_with(TenantSpec { seed: 33, users: 20, groups: 2, devices: 3 }).await.unwrap();
+    let window = Duration::from_secs(600);
+    fake.set_resource_unit_budget(12, window);
+    let urls = fake.base_urls();
+    let sources =
+        Sources::new(Endpoints::overridden(urls).with_graph_budget(GraphBudget { units: 12, window }))
+            .unwrap();
+    let config = with_share(&fake, 50);
+    let creds = credentials(&fake.client_id(), &fake.client_secret());
+    let started = tokio::time::Instant::now();
+    for _ in 0..3 {
+        sources.validate(&config.domain, &config.settings, &creds).await.unwrap();
+    }
+    assert_eq!(started.elapsed(), Duration::ZERO, "nine units went at once, over a share of six");
+    let mut sink = Sink { got: Collected::default(), on_page: Box::new(|_| {}) };
+    sources.sync(&config, &creds, SyncMode::Full, &mut sink).await.unwrap();
+    assert_equals_tenant(&sink.got, &fake.snapshot());
+    assert!(started.elapsed() >= window, "the sync waited for the validations to slide out");
+    assert_eq!(fake.rate_limited(), 0, "nine of twelve, then the sync within its share");
+}
+
 /// Past the budget Graph's 429 says when to come back, why, and for whom, in its error body.
 #[tokio::test]
 async fn graph_answers_over_the_budget_with_429_and_retry_after() {

@@ -19,7 +19,7 @@ use super::pacer::{GoogleQuota, Pacer, pacer_for};
 use crate::SourceError;
 use crate::endpoints::{Endpoints, Target};
 use crate::http::{
-    AccessToken, Http, Reply, Retry, excerpt, retry_after, transient, unavailable, unreadable,
+    AccessToken, Http, Pace, Reply, Retry, excerpt, retry_after, transient, unavailable, unreadable,
 };
 
 /// Where the Directory API's resources live under the base URL.
@@ -123,7 +123,7 @@ pub(crate) struct DirectoryClient<'a> {
     token: tokio::sync::Mutex<Option<Token>>,
     /// Shared by every client of this project and admin in this process.
     pacer: Arc<Pacer>,
-    share: RateLimitShare,
+    pace: Pace,
 }
 
 impl<'a> DirectoryClient<'a> {
@@ -138,7 +138,13 @@ impl<'a> DirectoryClient<'a> {
         let quota = endpoints.google_quota().unwrap_or(GoogleQuota::DOCUMENTED);
         let pacer = pacer_for(target.base(), &credentials.project_id, &credentials.admin_email, quota);
         let account = ServiceAccount::new(credentials);
-        Self { http, token_target, target, account, token: tokio::sync::Mutex::new(None), pacer, share }
+        let token = tokio::sync::Mutex::new(None);
+        Self { http, token_target, target, account, token, pacer, pace: Pace::Within(share) }
+    }
+
+    /// This client's requests do not wait for room in the share ([`Pace::Now`]).
+    pub(crate) fn unpaced(self) -> Self {
+        Self { pace: Pace::Now, ..self }
     }
 
     /// The bearer header, minting a token when there is none or it is due for renewal; whether
@@ -224,9 +230,9 @@ impl<'a> DirectoryClient<'a> {
         loop {
             let (auth, fresh, minting) = self.bearer().await?;
             retries += minting;
-            let admitted = self.pacer.admit(self.share).await;
+            let admitted = self.pacer.admit(self.pace).await;
             let classify = |reply: &Reply| {
-                admitted.note();
+                admitted.note(rate_limited(reply));
                 classify(reply)
             };
             let fetched = self

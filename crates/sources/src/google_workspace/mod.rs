@@ -175,7 +175,7 @@ async fn validate(
     credentials: &GoogleWorkspaceCredentials,
     share: RateLimitShare,
 ) -> Result<(), SourceError> {
-    let client = DirectoryClient::new(http, endpoints, credentials, share);
+    let client = DirectoryClient::new(http, endpoints, credentials, share).unpaced();
     client.authenticate().await?;
     for collection in ["users", "groups"] {
         let reply = client.get(collection, &[("customer", "my_customer"), ("maxResults", "1")]).await?;

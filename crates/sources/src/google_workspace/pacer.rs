@@ -10,15 +10,21 @@
 //! So the pacer counts what this process sent: a request goes while the requests of the last
 //! window, it included, stay within the share. A request still unanswered counts and does not
 //! slide out; an answered one slides out a window after its reply, by when Google has counted it.
-//! A refusal is retried by the client's backoff. Other replicas and other tools are invisible:
-//! each process keeps to the share on its own.
+//! Other replicas and other tools are invisible: each process keeps to the share on its own. A
+//! refusal therefore means someone else spends the quota too: the refused request is retried by
+//! the client's backoff, and every other request waits as long ([`pause`]), so a run does not go
+//! on refusing while Google asks it to back off.
+//!
+//! Validating credentials does not wait ([`Pace::Now`]): an API caller waits for it, it is
+//! two requests, and a running sync may have filled the window for up to a minute. Its requests
+//! are counted all the same, so the sync waits for them instead.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use ctxsync_core::RateLimitShare;
+use crate::http::Pace;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use url::Url;
@@ -62,6 +68,22 @@ struct Account {
     in_flight: u32,
     /// When each request of the last window was answered, oldest first.
     answered: VecDeque<Instant>,
+    /// Nothing goes before this, after a refusal.
+    paused_until: Option<Instant>,
+    /// Refusals in a row of requests sent after the pause before them began: each doubles the
+    /// next pause.
+    refusals: u32,
+    /// Requests let go so far, which numbers them.
+    sent: u64,
+    /// The number the first request let go after the latest pause began has: a refusal of a
+    /// request sent before it says nothing new.
+    paused_from: u64,
+}
+
+/// How long every request waits after the `refusals`-th refusal in a row: the exponential
+/// backoff Google asks for (1, 2, 4 … seconds), up to its 32-second maximum.
+fn pause(refusals: u32) -> Duration {
+    Duration::from_secs(1 << refusals.saturating_sub(1).min(5))
 }
 
 impl Pacer {
@@ -69,9 +91,13 @@ impl Pacer {
         Pacer { quota, account: Mutex::default(), answered: Notify::new() }
     }
 
-    /// Waits until one more request fits in `share` of the window, and counts it.
-    pub(crate) async fn admit(&self, share: RateLimitShare) -> Admitted<'_> {
-        let allowed = share.of(self.quota.queries);
+    /// Waits until one more request fits in the share of the window, and no refusal's pause
+    /// holds it back, and counts it; with [`Pace::Now`], counts it at once.
+    pub(crate) async fn admit(&self, pace: Pace) -> Admitted<'_> {
+        let allowed = match pace {
+            Pace::Within(share) => share.of(self.quota.queries),
+            Pace::Now => return self.count(&mut self.account.lock().expect("pacer lock")),
+        };
         loop {
             let answered = self.answered.notified();
             tokio::pin!(answered);
@@ -82,11 +108,13 @@ impl Pacer {
                 while account.answered.front().is_some_and(|at| *at + self.quota.window <= now) {
                     account.answered.pop_front();
                 }
-                if account.in_flight + (account.answered.len() as u32) < allowed {
-                    account.in_flight += 1;
-                    return Admitted { pacer: self, first: AtomicBool::new(true) };
+                match account.paused_until.filter(|until| *until > now) {
+                    Some(until) => Some(until),
+                    None if account.in_flight + (account.answered.len() as u32) < allowed => {
+                        return self.count(&mut account);
+                    }
+                    None => account.answered.front().map(|at| *at + self.quota.window),
                 }
-                account.answered.front().map(|at| *at + self.quota.window)
             };
             match slides {
                 Some(at) => drop(tokio::time::timeout_at(at, answered).await),
@@ -95,13 +123,34 @@ impl Pacer {
         }
     }
 
-    /// Books a reply; a retry's reply is a further request.
-    fn book(&self, first: bool) {
+    fn count(&self, account: &mut Account) -> Admitted<'_> {
+        account.in_flight += 1;
+        account.sent += 1;
+        Admitted { pacer: self, number: account.sent, first: AtomicBool::new(true) }
+    }
+
+    /// Books a reply of the request numbered `number` (a retry's reply is a further request),
+    /// and pauses every request after a refusal; `refused` is `None` when no reply came.
+    fn book(&self, first: bool, number: u64, refused: Option<bool>) {
         let mut account = self.account.lock().expect("pacer lock");
         if first {
             account.in_flight -= 1;
         }
-        account.answered.push_back(Instant::now());
+        let now = Instant::now();
+        account.answered.push_back(now);
+        // Requests sent before the latest pause began were answered by the Google that had
+        // refused already: they neither double the pause nor show that it ended.
+        if let Some(refused) = refused
+            && number >= account.paused_from
+        {
+            if refused {
+                account.refusals += 1;
+                account.paused_from = account.sent + 1;
+                account.paused_until = Some(now + pause(account.refusals));
+            } else {
+                account.refusals = 0;
+            }
+        }
         drop(account);
         self.answered.notify_waiters();
     }
@@ -110,13 +159,15 @@ impl Pacer {
 /// A request [`Pacer::admit`] let go.
 pub(crate) struct Admitted<'p> {
     pacer: &'p Pacer,
+    number: u64,
     first: AtomicBool,
 }
 
 impl Admitted<'_> {
-    /// Books a reply of the request, whatever it said: Google counts refusals too.
-    pub(crate) fn note(&self) {
-        self.pacer.book(self.first.swap(false, Ordering::Relaxed));
+    /// Books a reply of the request, whatever it said (Google counts refusals too), and whether
+    /// it was a refusal of the quota.
+    pub(crate) fn note(&self, refused: bool) {
+        self.pacer.book(self.first.swap(false, Ordering::Relaxed), self.number, Some(refused));
     }
 }
 
@@ -125,24 +176,28 @@ impl Drop for Admitted<'_> {
     /// been answered now.
     fn drop(&mut self) {
         if self.first.load(Ordering::Relaxed) {
-            self.pacer.book(true);
+            self.pacer.book(true, self.number, None);
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use ctxsync_core::RateLimitShare;
+
     use super::*;
+
+    const HALF: Pace = Pace::Within(RateLimitShare::DEFAULT);
 
     #[tokio::test(start_paused = true)]
     async fn requests_wait_for_the_window_to_slide_past_the_share() {
         let pacer = Pacer::new(GoogleQuota { queries: 10, window: Duration::from_secs(60) });
         let start = Instant::now();
         for _ in 0..5 {
-            pacer.admit(RateLimitShare::DEFAULT).await.note();
+            pacer.admit(HALF).await.note(false);
         }
         assert_eq!(start.elapsed(), Duration::ZERO, "half of 10 queries goes at once");
-        pacer.admit(RateLimitShare::DEFAULT).await.note();
+        pacer.admit(HALF).await.note(false);
         assert_eq!(start.elapsed(), Duration::from_secs(60), "the sixth waits for the first to slide out");
     }
 
@@ -150,18 +205,50 @@ mod tests {
     async fn unanswered_requests_hold_their_place_and_a_retry_counts() {
         let pacer = Pacer::new(GoogleQuota { queries: 4, window: Duration::from_secs(60) });
         let start = Instant::now();
-        let retried = pacer.admit(RateLimitShare::DEFAULT).await;
-        retried.note();
-        retried.note();
-        let held = pacer.admit(RateLimitShare::DEFAULT).await;
+        let retried = pacer.admit(HALF).await;
+        retried.note(false);
+        retried.note(false);
+        let held = pacer.admit(HALF).await;
         assert_eq!(start.elapsed(), Duration::from_secs(60), "the request and its retry filled the share");
-        let _also_held = pacer.admit(RateLimitShare::DEFAULT).await;
-        let waiting = pacer.admit(RateLimitShare::DEFAULT);
+        let _also_held = pacer.admit(HALF).await;
+        let waiting = pacer.admit(HALF);
         tokio::pin!(waiting);
         let minutes = Duration::from_secs(600);
         assert!(tokio::time::timeout(minutes, waiting.as_mut()).await.is_err(), "two in flight");
         drop(held);
-        waiting.await.note();
+        waiting.await.note(false);
         assert_eq!(start.elapsed(), Duration::from_secs(720), "the dropped one is booked when dropped");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refusal_pauses_every_request_and_refusals_in_a_row_double_the_pause() {
+        let pacer = Pacer::new(GoogleQuota { queries: 100, window: Duration::from_secs(60) });
+        let start = Instant::now();
+        let (first, before) = (pacer.admit(HALF).await, pacer.admit(HALF).await);
+        first.note(true);
+        // Sent before the pause began: refused by the same overspent quota, nothing new.
+        before.note(true);
+        let after = pacer.admit(HALF).await;
+        assert_eq!(start.elapsed(), Duration::from_secs(1), "one refusal: a second for everyone");
+        after.note(true);
+        let again = pacer.admit(HALF).await;
+        assert_eq!(start.elapsed(), Duration::from_secs(3), "the next request's refusal: two more");
+        again.note(false);
+        pacer.admit(HALF).await.note(true);
+        pacer.admit(HALF).await.note(false);
+        assert_eq!(start.elapsed(), Duration::from_secs(4), "an answer ends the run of refusals");
+        assert_eq!([1, 2, 6, 7, 40].map(pause), [1, 2, 32, 32, 32].map(Duration::from_secs));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_admitted_now_waits_for_nothing_and_counts() {
+        let pacer = Pacer::new(GoogleQuota { queries: 4, window: Duration::from_secs(60) });
+        let start = Instant::now();
+        pacer.admit(HALF).await.note(true);
+        pacer.admit(Pace::Now).await.note(false);
+        pacer.admit(Pace::Now).await.note(false);
+        assert_eq!(start.elapsed(), Duration::ZERO, "neither the pause nor the full share held it");
+        pacer.admit(HALF).await.note(false);
+        assert_eq!(start.elapsed(), Duration::from_secs(60), "the share waited for them to slide out");
     }
 }

@@ -507,6 +507,30 @@ async fn replicas_each_keep_to_the_share_on_their_own() {
     assert_eq!(fake.rate_limited(), 0, "two shares of 50% fit the quota");
 }
 
+/// Validating credentials, which an API caller waits on, does not wait for a share a sync has
+/// filled: its requests go at once and are counted, so the next sync waits for them instead.
+#[tokio::test(start_paused = true)]
+async fn validation_goes_at_once_and_the_next_sync_waits_for_it() {
+    let fake =
+        FakeGoogle::start_with(TenantSpec { seed: 44, users: 30, groups: 3, devices: 0 }).await.unwrap();
+    let window = Duration::from_secs(600);
+    fake.set_directory_quota(8, window);
+    let sources = sources(
+        Endpoints::overridden(fake.base_urls()).with_google_quota(GoogleQuota { queries: 8, window }),
+    );
+    let (config, creds) = (with_share(&fake, 50), google_credentials(&fake));
+    let started = Instant::now();
+    for _ in 0..3 {
+        sources.validate(&config.domain, &config.settings, &creds).await.unwrap();
+    }
+    assert_eq!(started.elapsed(), Duration::ZERO, "six requests went at once, over a share of four");
+    let (outcome, got) = run(&sources, &config, &creds, SyncMode::Full).await;
+    outcome.unwrap();
+    assert_equals_account(&got, &fake.snapshot());
+    assert!(started.elapsed() >= window, "the sync waited for the validations to slide out");
+    assert_eq!(fake.rate_limited(), 0, "six of a quota of eight");
+}
+
 /// A refusal that comes anyway (here the pacer was told of a larger quota than the project has,
 /// as when another tool spends it) is Google's 403, backed off and retried until the run completes.
 #[tokio::test(start_paused = true)]

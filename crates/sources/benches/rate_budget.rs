@@ -13,7 +13,8 @@
 //! times the bound, and no 429.
 //!
 //! Entra ID: `-- --source entra` (`--users N`, 20,000 by default, a group for every 20 and a
-//! device for every 10; `--share P`, 50; `--window S`, 1; `--units U`, 8). Graph lets an app
+//! device for every 10; `--share P`, 50; `--window S`, 1; `--units U`, 8; `--latency MS`, 0,
+//! each reply that late, as Graph's are). Graph lets an app
 //! spend 3,500 to 8,000 resource units a 10-second window in a tenant; the fake lets it spend U a
 //! window of S seconds, sliding, and the connector is told so (Graph never reports its limit).
 //! Graph's pages are large (999 users), so a run asks for few units: the limit is scaled down
@@ -21,10 +22,10 @@
 //! the fake charged them, at the share's units a window, `ceil(units / a) - 1` windows.
 //!
 //! Google Workspace: `-- --source google` (`--users N`, 5,000 by default, a group for every 20;
-//! `--share P`, 50; `--window S`, 1; `--queries Q`, 40). The Directory API allows 2,400 queries a
+//! `--share P`, 50; `--window S`, 1; `--queries Q`, 40; `--latency MS`, 0). The Directory API allows 2,400 queries a
 //! minute per admin per project; the fake allows Q a window of S seconds, sliding, and the
-//! connector is told so (Google never reports its quota). A run asks for a page of users, a page
-//! of groups and each group's members, one request at a time. The least time: the run's requests,
+//! connector is told so (Google never reports its quota). A run asks for pages of users, pages
+//! of groups and each group's members, four groups' first member pages at a time. The least time: the run's requests,
 //! as the fake served them, at the share's queries a window, `ceil(requests / a) - 1` windows.
 
 use std::time::{Duration, Instant};
@@ -124,9 +125,12 @@ async fn entra(args: &[String]) {
     let percent = flag(args, "--share").unwrap_or(50).clamp(1, 100);
     let window = Duration::from_secs(flag(args, "--window").unwrap_or(1).max(1) as u64);
     let units = flag(args, "--units").unwrap_or(8).max(1) as u32;
+    // Graph's own reply time, as for Google below.
+    let latency = Duration::from_millis(flag(args, "--latency").unwrap_or(0) as u64);
     let (groups, devices) = (users / 20, users / 10);
     let fake = FakeEntra::start_with(TenantSpec { seed: 17, users, groups, devices }).await.unwrap();
     fake.set_resource_unit_budget(units, window);
+    fake.slow_pages(latency);
     let settings: Settings = serde_json::from_value(json!({"rate_limit_share": percent})).unwrap();
     let share = RateLimitShare::for_settings(&settings).unwrap();
     let config =
@@ -137,7 +141,7 @@ async fn entra(args: &[String]) {
     let sources = Sources::new(endpoints).unwrap();
     println!(
         "tenant: {users} users, {groups} groups, {devices} devices; share {percent}% of {units} resource units \
-         a {window:?} window"
+         a {window:?} window; each reply {latency:?} late"
     );
 
     let (took, records) = timed_sync(&sources, &config, &credentials).await;
@@ -161,8 +165,8 @@ async fn google(args: &[String]) {
     let percent = flag(args, "--share").unwrap_or(50).clamp(1, 100);
     let window = Duration::from_secs(flag(args, "--window").unwrap_or(1).max(1) as u64);
     let queries = flag(args, "--queries").unwrap_or(40).max(1) as u32;
-    // Google's own reply time, which a local fake has not: the share sets a run's pace only if
-    // enough requests are in flight to cover it.
+    // The source's own reply time, which a local fake has not: the share sets a run's pace only
+    // if enough requests are in flight to cover it.
     let latency = Duration::from_millis(flag(args, "--latency").unwrap_or(0) as u64);
     let groups = users / 20;
     let fake = FakeGoogle::start_with(TenantSpec { seed: 17, users, groups, devices: 0 }).await.unwrap();

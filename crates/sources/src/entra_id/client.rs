@@ -1,9 +1,11 @@
 //! Requests to Microsoft Graph with an app-only token: the token is cached until shortly before
-//! it expires and minted again when Graph refuses it; each request waits for the pacer of its app
+//! it expires and minted again when Graph refuses it, one mint for every request of the run that
+//! needs one at the time (a run's listings go on at once); each request waits for the pacer of its app
 //! and tenant, which books what the reply says it cost; `Retry-After` is honoured on throttling;
 //! Graph's error envelope becomes a message that says what to do.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::EntraIdCredentials;
@@ -77,9 +79,12 @@ pub(crate) struct GraphClient<'a> {
     graph: Target,
     tenant: &'a str,
     app: ClientSecret,
-    token: Option<Token>,
+    token: Mutex<Option<Token>>,
+    /// Held while a token is minted, so the requests that find none, or an old one, at the same
+    /// time wait for one token rather than each mint their own.
+    minting: tokio::sync::Mutex<()>,
     /// Tokens minted so far, the first included.
-    mints: u32,
+    mints: AtomicU32,
     /// Shared by every client of this app in this tenant.
     pacer: Arc<Pacer>,
     pace: Pace,
@@ -98,7 +103,8 @@ impl<'a> GraphClient<'a> {
         let pacer = pacer_for(graph.base(), tenant, &credentials.client_id, endpoints.graph_budget());
         let app = ClientSecret::new(credentials);
         let pace = Pace::Within(share);
-        Self { http, login, graph, tenant, app, token: None, mints: 0, pacer, pace }
+        let (token, minting, mints) = (Mutex::default(), tokio::sync::Mutex::default(), AtomicU32::new(0));
+        Self { http, login, graph, tenant, app, token, minting, mints, pacer, pace }
     }
 
     /// This client's requests do not wait for room in the share ([`Pace::Now`]).
@@ -148,21 +154,42 @@ impl<'a> GraphClient<'a> {
 
     /// The bearer header, minting a token when there is none or it is due for renewal; and
     /// whether it was minted by this call.
-    async fn bearer(&mut self) -> Result<(HeaderValue, bool), SourceError> {
-        if let Some(token) = &self.token
-            && Instant::now() < token.renew_at
-        {
-            return Ok((token.value.bearer()?, false));
+    async fn bearer(&self) -> Result<(HeaderValue, bool), SourceError> {
+        if let Some(header) = self.cached()? {
+            return Ok((header, false));
+        }
+        let _minting = self.minting.lock().await;
+        // Another request may have minted one while this one waited.
+        if let Some(header) = self.cached()? {
+            return Ok((header, false));
         }
         let (value, lifetime) = self.app.access_token(self.http, &self.login, self.tenant).await?;
-        self.mints += 1;
-        if self.mints > 1 {
+        if self.mints.fetch_add(1, Ordering::Relaxed) > 0 {
             tracing::debug!(source = SOURCE, "renewed the access token");
         }
         let renew_at = Instant::now() + lifetime.saturating_sub(RENEW_BEFORE.min(lifetime / 10));
         let header = value.bearer()?;
-        self.token = Some(Token { value, renew_at });
+        *self.token.lock().expect("token lock") = Some(Token { value, renew_at });
         Ok((header, true))
+    }
+
+    /// The cached token's header, unless it is due for renewal.
+    fn cached(&self) -> Result<Option<HeaderValue>, SourceError> {
+        let token = self.token.lock().expect("token lock");
+        token.as_ref().filter(|t| Instant::now() < t.renew_at).map(|t| t.value.bearer()).transpose()
+    }
+
+    /// Drops the cached token Graph refused, `sent`; not one another request minted since.
+    fn forget(&self, sent: &HeaderValue) {
+        let mut token = self.token.lock().expect("token lock");
+        if token.as_ref().and_then(|t| t.value.bearer().ok()).is_some_and(|cached| cached == sent) {
+            *token = None;
+        }
+    }
+
+    /// The cached token as text, to cut from anything quoted of Graph's replies.
+    fn secret(&self) -> Option<String> {
+        self.token.lock().expect("token lock").as_ref().map(|t| t.value.expose().to_owned())
     }
 
     /// `GET url` with `headers` (`Prefer`, `ConsistencyLevel`; `Accept` is JSON unless they name
@@ -171,7 +198,7 @@ impl<'a> GraphClient<'a> {
     /// to a cached token mints a new one and tries once more: the token may have expired or been
     /// revoked while the run went on.
     pub(crate) async fn fetch<T>(
-        &mut self,
+        &self,
         url: &Url,
         what: &str,
         headers: &[(&str, &str)],
@@ -200,7 +227,7 @@ impl<'a> GraphClient<'a> {
                 return Ok((body, retries));
             }
             if fetched.reply.status == StatusCode::UNAUTHORIZED && !fresh && !renewed {
-                self.token = None;
+                self.forget(&auth);
                 renewed = true;
                 retries += 1;
                 continue;
@@ -213,7 +240,7 @@ impl<'a> GraphClient<'a> {
     /// whatever its status, after the retries throttling and server errors allow, with a fresh
     /// token tried once when Graph refuses a cached one.
     pub(crate) async fn send(
-        &mut self,
+        &self,
         method: Method,
         url: &Url,
         body: Option<&serde_json::Value>,
@@ -239,7 +266,7 @@ impl<'a> GraphClient<'a> {
             };
             let reply = self.http.send(SOURCE, &self.graph, build, classify).await?;
             if reply.status == StatusCode::UNAUTHORIZED && !fresh && !renewed {
-                self.token = None;
+                self.forget(&auth);
                 renewed = true;
                 continue;
             }
@@ -250,8 +277,9 @@ impl<'a> GraphClient<'a> {
     /// A reply that did not do what was asked (`action`, "create a subscription"), as an error
     /// that says what Graph said; `secrets` are cut from it.
     pub(crate) fn refusal(&self, reply: &Reply, action: &str, secrets: &[&str]) -> SourceError {
+        let token = self.secret();
         let mut secrets = secrets.to_vec();
-        secrets.extend(self.token.iter().map(|t| t.value.expose()));
+        secrets.extend(token.as_deref());
         let said = match reply.json::<ErrorBody>().map(|b| b.error) {
             Some(e) => format!("{} ({})", excerpt(&e.message, &secrets), excerpt(&e.code, &secrets)),
             None => format!("HTTP {}", reply.status.as_u16()),
@@ -269,7 +297,8 @@ impl<'a> GraphClient<'a> {
     }
 
     fn failure(&self, reply: &Reply, what: &str) -> Failure {
-        let secrets: Vec<&str> = self.token.iter().map(|t| t.value.expose()).collect();
+        let token = self.secret();
+        let secrets: Vec<&str> = token.as_deref().into_iter().collect();
         let error = reply.json::<ErrorBody>().map(|b| b.error);
         let code = error.as_ref().map(|e| e.code.as_str());
         if reply.status == StatusCode::GONE

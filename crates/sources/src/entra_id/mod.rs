@@ -130,8 +130,8 @@ impl Connector for EntraId {
         let tenant = tenant(&config.domain, &config.settings);
         check_tenant(tenant)?;
         let share = share(&config.settings);
-        let mut client = GraphClient::new(http, endpoints, tenant, credentials.get()?, share);
-        pages::sync(&mut client, mode, sink).await
+        let client = GraphClient::new(http, endpoints, tenant, credentials.get()?, share);
+        pages::sync(&client, mode, sink).await
     }
 
     fn subscriber(&self) -> Option<&'static dyn Subscriber> {
@@ -166,13 +166,13 @@ impl Subscriber for EntraId {
 /// A Graph client for the config of `reach`.
 async fn with_client<T>(
     reach: &Reach<'_>,
-    call: impl AsyncFnOnce(&mut GraphClient<'_>) -> Result<T, SourceError>,
+    call: impl AsyncFnOnce(&GraphClient<'_>) -> Result<T, SourceError>,
 ) -> Result<T, SourceError> {
     let tenant = tenant(&reach.config.domain, &reach.config.settings);
     check_tenant(tenant)?;
     let share = share(&reach.config.settings);
-    let mut client = GraphClient::new(reach.http, reach.endpoints, tenant, reach.credentials.get()?, share);
-    call(&mut client).await
+    let client = GraphClient::new(reach.http, reach.endpoints, tenant, reach.credentials.get()?, share);
+    call(&client).await
 }
 
 /// The config's share of Graph's limit; a setting that does not read as one (refused when the
@@ -189,7 +189,7 @@ async fn validate(
     share: RateLimitShare,
 ) -> Result<(), SourceError> {
     check_tenant(tenant)?;
-    let mut client = GraphClient::new(http, endpoints, tenant, credentials, share).unpaced();
+    let client = GraphClient::new(http, endpoints, tenant, credentials, share).unpaced();
     for collection in ["users", "groups", "devices"] {
         let url = client.url(&[collection], "$top=1&$select=id");
         let (body, _) = client

@@ -3,6 +3,7 @@
 //! page's changed devices by id.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 
 use serde_json::Value;
 
@@ -24,13 +25,13 @@ impl Run<'_> {
     /// A full run's devices, listed with their owners expanded (delta queries cannot expand
     /// them). The devices' delta starts from before the listing ("sync from now"), so whatever
     /// changes while it is read comes again in the next incremental run. Returns that delta link.
-    pub(super) async fn all_devices(&mut self, client: &mut GraphClient<'_>) -> Result<String, SyncError> {
+    pub(super) async fn all_devices(&self, client: &GraphClient<'_>) -> Result<String, SyncError> {
         let decode = |r: &Reply| serde_json::from_slice::<DeltaPage>(&r.body).ok();
         let latest =
             client.url(&["devices", "delta"], &format!("$select={DEVICE_SELECT}&$deltatoken=latest"));
         let start = match client.fetch(&latest, "devices", &[], decode).await {
             Ok((start, retried)) => {
-                self.retries += retried;
+                self.retries.fetch_add(retried, Ordering::Relaxed);
                 start
             }
             // Graph documents "sync from now" for users and groups; should it refuse it for
@@ -65,13 +66,12 @@ impl Run<'_> {
             let last = next.is_none();
             let store = async {
                 let mut out = self.page(Objects::Devices(page.value));
-                out.retries = retries + std::mem::take(&mut self.retries);
                 // Marked once listed: a resumed run lists the devices again until then.
                 out.mark = match last {
                     false => Some(Mark::within(Listing::Devices.name())),
                     true => self.mark(Listing::Devices, None, Some(&delta_link)),
                 };
-                self.sink.accept(out).await
+                self.hand_over(out, retries).await
             };
             let Some(next) = next else {
                 store.await?;
@@ -88,8 +88,8 @@ impl Run<'_> {
     /// Owners are not tracked by the delta itself, so an owner replaced on a device that did not
     /// otherwise change shows on the next full run.
     pub(super) async fn attach_owners(
-        &mut self,
-        client: &mut GraphClient<'_>,
+        &self,
+        client: &GraphClient<'_>,
         items: &mut [Item],
     ) -> Result<u32, SyncError> {
         let ids: Vec<&str> = items
@@ -100,7 +100,7 @@ impl Run<'_> {
         let mut owners: HashMap<String, Value> = HashMap::new();
         let mut retries = 0;
         for chunk in ids.chunks(FILTER_IN) {
-            if self.owners_denied {
+            if self.owners_denied.load(Ordering::Relaxed) {
                 break;
             }
             let quoted: Vec<String> =
@@ -133,8 +133,8 @@ impl Run<'_> {
     }
 
     /// Devices still sync when Graph will not say who owns them, only without owners.
-    pub(super) fn deny_owners(&mut self, error: SourceError) {
-        self.owners_denied = true;
+    pub(super) fn deny_owners(&self, error: SourceError) {
+        self.owners_denied.store(true, Ordering::Relaxed);
         tracing::warn!(
             %error,
             "cannot read the devices' registered owners: devices are synced without owners, so persons do not \

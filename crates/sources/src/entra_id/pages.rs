@@ -10,8 +10,10 @@
 //! changed devices from the device list filtered to their ids (`owners.rs`). What Graph is asked
 //! for and answers is in `wire.rs`.
 //!
-//! Pages go to the sink as they arrive, so memory stays flat whatever the tenant's size; only
-//! the role assignments (admins are few) are held for the whole run.
+//! The three rounds go on at the same time, so a large tenant's run is not one request at a time
+//! (the pacer keeps them within the config's share of Graph's budget). Pages go to the sink as
+//! they arrive, so memory stays flat whatever the tenant's size; only the role assignments
+//! (admins are few) are held for the whole run.
 //!
 //! A full run marks each round's progress so a stopped one can be resumed (`SyncMode::Resume`):
 //! users and groups with every page (the next link, or the delta link once the round ended),
@@ -25,6 +27,8 @@ mod owners;
 mod wire;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use ctxsync_core::{Entity, Membership, Record};
 use serde::{Deserialize, Serialize};
@@ -37,8 +41,8 @@ use crate::SourceError;
 use crate::http::Reply;
 use crate::lenient;
 use crate::sync::{
-    Coverage, Cursor, Expected, Mark, Outcome, Page, PageSink, Removal, SyncError, SyncMode, overlapped,
-    role_changes,
+    Coverage, Cursor, Expected, Mark, Outcome, Page, PageSink, Removal, SinkError, SyncError, SyncMode,
+    overlapped, role_changes,
 };
 use wire::{DeltaPage, Item, Listing, Objects, RoleAssignments, USER_SELECT, decode};
 
@@ -80,8 +84,10 @@ enum From {
     Done(String),
 }
 
+/// One run. Its rounds go on at the same time, so what they share is behind locks: the sink
+/// takes one whole page at a time.
 struct Run<'s> {
-    sink: &'s mut dyn PageSink,
+    sink: tokio::sync::Mutex<&'s mut dyn PageSink>,
     incremental: bool,
     /// A full run marks its pages; a resumed one goes on from marks, so a link Graph no longer
     /// honours means starting over.
@@ -91,19 +97,19 @@ struct Run<'s> {
     roles: BTreeMap<String, Vec<String>>,
     /// Users whose roles changed since the last run and who have not come through the users
     /// delta yet: they are fetched on their own after it.
-    role_changes: BTreeSet<String>,
+    role_changes: Mutex<BTreeSet<String>>,
     /// The last group put on a page: Graph repeats a big group on the next page with the next
     /// slice of its members, and that repeat is not a new record.
-    last_group: Option<Value>,
+    last_group: Mutex<Option<Value>>,
     /// Graph refused to read device owners: the rest of the run does not ask again.
-    owners_denied: bool,
+    owners_denied: AtomicBool,
     /// Retries of requests that bring no page (role assignments, counts, the devices' delta
     /// link), handed over with the next page so the run reports them.
-    retries: u32,
+    retries: AtomicU32,
 }
 
 pub(super) async fn sync(
-    client: &mut GraphClient<'_>,
+    client: &GraphClient<'_>,
     mode: SyncMode,
     sink: &mut dyn PageSink,
 ) -> Result<Outcome, SyncError> {
@@ -168,24 +174,30 @@ pub(super) async fn sync(
     for (kind, total) in &expected {
         sink.announce(kind, *total);
     }
-    let mut run = Run {
-        sink,
+    let run = Run {
+        sink: tokio::sync::Mutex::new(sink),
         incremental: previous.is_some(),
         marking: previous.is_none(),
         resumed: resume.is_some(),
         roles: roles.clone().unwrap_or_default(),
-        role_changes,
-        last_group,
-        owners_denied: false,
-        retries,
+        role_changes: Mutex::new(role_changes),
+        last_group: Mutex::new(last_group),
+        owners_denied: AtomicBool::new(false),
+        retries: AtomicU32::new(retries),
     };
-    let users = run.go_on(client, Listing::Users, users).await?;
-    run.refresh_role_changes(client).await?;
-    let groups = run.go_on(client, Listing::Groups, groups).await?;
-    let devices = match devices {
-        Some(from) => run.go_on(client, Listing::Devices, from).await?,
-        None => run.all_devices(client).await?,
+    let users = async {
+        let delta = run.go_on(client, Listing::Users, users).await?;
+        run.refresh_role_changes(client).await?;
+        Ok(delta)
     };
+    let devices = async {
+        match devices {
+            Some(from) => run.go_on(client, Listing::Devices, from).await,
+            None => run.all_devices(client).await,
+        }
+    };
+    let (users, groups, devices) =
+        tokio::try_join!(users, run.go_on(client, Listing::Groups, groups), devices)?;
     let coverage = if run.incremental {
         Coverage::Changes { groups_with_all_members: Vec::new() }
     } else {
@@ -202,7 +214,7 @@ pub(super) async fn sync(
 /// listing is complete without it. Memberships are counted only group by group, a request per
 /// group, so they go unchecked.
 /// Also returns the retries the counting took.
-async fn totals(client: &mut GraphClient<'_>) -> (Expected, u32) {
+async fn totals(client: &GraphClient<'_>) -> (Expected, u32) {
     let decode = |r: &Reply| {
         let text = std::str::from_utf8(&r.body).ok()?;
         text.trim_start_matches('\u{feff}').trim().parse::<u64>().ok()
@@ -233,7 +245,7 @@ async fn totals(client: &mut GraphClient<'_>) -> (Expected, u32) {
 /// permission, which costs the admin roles but not the run.
 /// Also returns the retries the listing took.
 async fn admin_roles(
-    client: &mut GraphClient<'_>,
+    client: &GraphClient<'_>,
 ) -> Result<(Option<BTreeMap<String, Vec<String>>>, u32), SyncError> {
     let mut url = client.url(&["roleManagement", "directory", "roleAssignments"], "$expand=roleDefinition");
     let mut roles: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -278,8 +290,8 @@ async fn admin_roles(
 impl Run<'_> {
     /// A round from where `from` says; its delta link.
     async fn go_on(
-        &mut self,
-        client: &mut GraphClient<'_>,
+        &self,
+        client: &GraphClient<'_>,
         listing: Listing,
         from: From,
     ) -> Result<String, SyncError> {
@@ -295,7 +307,9 @@ impl Run<'_> {
             let mark = RoundMark {
                 next: next.map(str::to_owned),
                 delta: delta.map(str::to_owned),
-                last_group: self.last_group.clone().filter(|_| listing == Listing::Groups),
+                last_group: (listing == Listing::Groups)
+                    .then(|| self.last_group.lock().expect("last group lock").clone())
+                    .flatten(),
             };
             Mark::at(listing.name(), &mark)
         })
@@ -305,8 +319,8 @@ impl Run<'_> {
     /// the round's delta link. The next page is requested before this one is mapped and stored,
     /// so Graph's latency overlaps the work on our side.
     async fn round(
-        &mut self,
-        client: &mut GraphClient<'_>,
+        &self,
+        client: &GraphClient<'_>,
         listing: Listing,
         start: Url,
     ) -> Result<String, SyncError> {
@@ -334,9 +348,8 @@ impl Run<'_> {
             };
             let store = async {
                 let mut out = self.page(value);
-                out.retries = retries + std::mem::take(&mut self.retries);
                 out.mark = self.mark(listing, next_link.as_deref(), delta_link.as_deref());
-                self.sink.accept(out).await
+                self.hand_over(out, retries).await
             };
             let Some(next) = next else {
                 store.await?;
@@ -347,6 +360,14 @@ impl Run<'_> {
                 overlapped(store, client.fetch(&next, listing.name(), &[PAGE_SIZE], &decode)).await?;
             fetched = next_page;
         }
+    }
+
+    /// Hands `out` to the sink with the retries of its request, `retries`, and those of requests
+    /// that brought no page since the last one went.
+    async fn hand_over(&self, mut out: Page, retries: u32) -> Result<(), SinkError> {
+        let mut sink = self.sink.lock().await;
+        out.retries = retries + self.retries.swap(0, Ordering::Relaxed);
+        sink.accept(out).await
     }
 
     /// A token Graph no longer knows means a full sync, unless this already is one that
@@ -360,7 +381,7 @@ impl Run<'_> {
 
     /// One delta page in the entity model: objects as records, `@removed` objects and members
     /// as removals, `members@delta` as memberships.
-    fn page(&mut self, objects: Objects) -> Page {
+    fn page(&self, objects: Objects) -> Page {
         let mut page = Page::default();
         match objects {
             Objects::Users(users) => {
@@ -386,11 +407,12 @@ impl Run<'_> {
                     memberships(&id, members.unwrap_or_default(), &mut page);
                     let group = map::group(&id, &object);
                     let raw = Value::Object(object);
-                    if self.last_group.as_ref() == Some(&raw) {
+                    let mut last_group = self.last_group.lock().expect("last group lock");
+                    if last_group.as_ref() == Some(&raw) {
                         continue;
                     }
                     page.records.push(Record::from_value(Entity::Group(group), &raw));
-                    self.last_group = Some(raw);
+                    *last_group = Some(raw);
                 }
             }
             Objects::Devices(items) => {
@@ -411,19 +433,13 @@ impl Run<'_> {
 
     /// The id of a delta entry to map; `None` for an entry without one (skipped) or one saying
     /// the object was deleted (a removal on `page`).
-    fn changed(
-        &mut self,
-        listing: Listing,
-        id: Option<&str>,
-        removed: bool,
-        page: &mut Page,
-    ) -> Option<String> {
+    fn changed(&self, listing: Listing, id: Option<&str>, removed: bool, page: &mut Page) -> Option<String> {
         let Some(id) = id else {
             tracing::warn!(listing = listing.name(), "skipped an object without an id");
             return None;
         };
         if listing == Listing::Users {
-            self.role_changes.remove(id);
+            self.role_changes.lock().expect("role changes lock").remove(id);
         }
         if removed {
             page.removals.push(Removal::Entity { kind: listing.kind(), source_id: id.to_string() });
@@ -434,8 +450,9 @@ impl Run<'_> {
 
     /// Users whose roles changed but who did not change themselves, read through a delta query
     /// filtered to their ids: the same shape as the round's, with their current state.
-    async fn refresh_role_changes(&mut self, client: &mut GraphClient<'_>) -> Result<(), SyncError> {
-        let ids: Vec<String> = std::mem::take(&mut self.role_changes).into_iter().collect();
+    async fn refresh_role_changes(&self, client: &GraphClient<'_>) -> Result<(), SyncError> {
+        let ids: Vec<String> =
+            std::mem::take(&mut *self.role_changes.lock().expect("role changes lock")).into_iter().collect();
         for chunk in ids.chunks(FILTER_IDS) {
             let filter = chunk
                 .iter()

@@ -45,16 +45,16 @@ fn read(listing: Listing, body: &[u8]) -> Option<Page> {
         Reply { status: StatusCode::OK, headers: HeaderMap::new(), body: Bytes::copy_from_slice(body) };
     let page = decode(listing)(&reply)?;
     let mut sink = NoSink;
-    let mut run = Run {
-        sink: &mut sink,
+    let run = Run {
+        sink: tokio::sync::Mutex::new(&mut sink),
         incremental: true,
         marking: false,
         resumed: false,
         roles: BTreeMap::new(),
-        role_changes: BTreeSet::new(),
-        last_group: None,
-        owners_denied: false,
-        retries: 0,
+        role_changes: Mutex::default(),
+        last_group: Mutex::default(),
+        owners_denied: AtomicBool::default(),
+        retries: AtomicU32::default(),
     };
     Some(run.page(page.value))
 }

@@ -73,7 +73,7 @@ fn answered(reply: &crate::http::Reply, resource: &str) -> Result<Subscription, 
 /// Subscribes to each of [`RESOURCES`]; on a failure, deletes those made so far, so nothing is
 /// left delivering to a config whose push is not on.
 pub(crate) async fn subscribe(
-    client: &mut GraphClient<'_>,
+    client: &GraphClient<'_>,
     request: &SubscriptionRequest<'_>,
 ) -> Result<Vec<Subscription>, SourceError> {
     let mut made = Vec::new();
@@ -94,7 +94,7 @@ pub(crate) async fn subscribe(
 }
 
 async fn create(
-    client: &mut GraphClient<'_>,
+    client: &GraphClient<'_>,
     request: &SubscriptionRequest<'_>,
     resource: &str,
 ) -> Result<Subscription, SourceError> {
@@ -116,10 +116,7 @@ async fn create(
 }
 
 /// Moves the subscription's expiry a [`LIFETIME`] on; `None` when Graph no longer knows it.
-pub(crate) async fn renew(
-    client: &mut GraphClient<'_>,
-    id: &str,
-) -> Result<Option<Subscription>, SourceError> {
+pub(crate) async fn renew(client: &GraphClient<'_>, id: &str) -> Result<Option<Subscription>, SourceError> {
     let body = json!({"expirationDateTime": text(ctxsync_core::now() + LIFETIME)});
     let url = client.url(&["subscriptions", id], "");
     let reply = client.send(Method::PATCH, &url, Some(&body)).await?;
@@ -132,7 +129,7 @@ pub(crate) async fn renew(
 
 /// Answers a `reauthorizationRequired` lifecycle notification; `false` when Graph no longer
 /// knows the subscription.
-pub(crate) async fn reauthorize(client: &mut GraphClient<'_>, id: &str) -> Result<bool, SourceError> {
+pub(crate) async fn reauthorize(client: &GraphClient<'_>, id: &str) -> Result<bool, SourceError> {
     let url = client.url(&["subscriptions", id, "reauthorize"], "");
     let reply = client.send(Method::POST, &url, None).await?;
     match reply.status {
@@ -143,7 +140,7 @@ pub(crate) async fn reauthorize(client: &mut GraphClient<'_>, id: &str) -> Resul
 }
 
 /// Deletes the subscription; one Graph no longer knows is deleted already.
-pub(crate) async fn delete(client: &mut GraphClient<'_>, id: &str) -> Result<(), SourceError> {
+pub(crate) async fn delete(client: &GraphClient<'_>, id: &str) -> Result<(), SourceError> {
     let url = client.url(&["subscriptions", id], "");
     let reply = client.send(Method::DELETE, &url, None).await?;
     match reply.status {

@@ -708,6 +708,34 @@ async fn a_stopped_full_run_resumes_from_its_marks_and_completes_the_rounds() {
     }
 }
 
+/// A full run's users, groups and devices rounds go on at the same time: against a Graph that
+/// takes a second for every reply, the run takes about as long as its longest round, not as long
+/// as all its requests one after another. A token that falls due meanwhile is minted once for
+/// all three.
+#[tokio::test(start_paused = true)]
+async fn the_three_rounds_of_a_full_run_go_on_at_once() {
+    let fake =
+        FakeEntra::start_with(TenantSpec { seed: 34, users: 100, groups: 100, devices: 100 }).await.unwrap();
+    fake.limit_page_size(10);
+    let reply = Duration::from_secs(1);
+    fake.slow_pages(reply);
+    // Renewed a tenth of its life early: at 9 s, once.
+    fake.set_token_lifetime(Duration::from_secs(10));
+    let started = tokio::time::Instant::now();
+    let (_, got) = sync(&fake, SyncMode::Full).await;
+    let took = started.elapsed();
+    assert_equals_tenant(&got, &fake.snapshot());
+    let one_at_a_time = reply * fake.requests() as u32;
+    let users = reply * fake.pages_served(Listing::Users) as u32;
+    assert!(
+        took < one_at_a_time.mul_f64(0.75),
+        "took {took:?}; one request at a time takes {one_at_a_time:?}"
+    );
+    assert!(took >= users, "the users round alone takes {users:?}");
+    assert!(took < Duration::from_secs(18), "took {took:?}: a third token would be due");
+    assert_eq!(fake.tokens_issued(), 2, "the first token and one renewal");
+}
+
 /// A tenant whose Graph lets each app spend `units` resource units a one-second window, served
 /// ten objects a page so a run takes many requests.
 async fn limited_tenant(seed: u64, users: usize, units: u32) -> FakeEntra {

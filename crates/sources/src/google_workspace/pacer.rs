@@ -221,6 +221,19 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_smaller_share_of_the_same_quota_waits_while_a_larger_one_keeps_the_use_above_it() {
+        let pacer = Pacer::new(GoogleQuota { queries: 10, window: Duration::from_secs(60) });
+        let settings = serde_json::from_value(serde_json::json!({"rate_limit_share": 20})).unwrap();
+        let fifth = Pace::Within(RateLimitShare::for_settings(&settings).unwrap());
+        let start = Instant::now();
+        for _ in 0..5 {
+            pacer.admit(HALF).await.note(false);
+        }
+        pacer.admit(fifth).await.note(false);
+        assert_eq!(start.elapsed(), Duration::from_secs(60), "five of ten taken, over a share of two");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_refusal_pauses_every_request_and_refusals_in_a_row_double_the_pause() {
         let pacer = Pacer::new(GoogleQuota { queries: 100, window: Duration::from_secs(60) });
         let start = Instant::now();

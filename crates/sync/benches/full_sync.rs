@@ -11,6 +11,10 @@
 //! median of the rounds' own ratios (a pair measured seconds apart shares most of a shared
 //! machine's drift), and the fastest sync against the fastest raw fetch (noise only ever adds
 //! time, so each side's fastest round is the closest to its own cost).
+//!
+//! `--latency MS` makes every reply of the fake that late, as a real source's are: the two sides
+//! then wait for the source more than for the CPU, which on a two-core machine they otherwise
+//! share with the fake.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -18,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ctxsync_core::{Config, IntegrationType, RunKind, SecretValue, Settings};
-use ctxsync_fakes::{FakeOkta, OktaTenant, TenantSpec};
+use ctxsync_fakes::{FakeOkta, FaultKnobs, OktaTenant, TenantSpec};
 use ctxsync_sources::{Endpoints, Sources};
 use ctxsync_store::{MasterKey, SqliteStore, Store};
 use ctxsync_sync::{Outcome, RunOptions, SyncSettings, Worker};
@@ -30,11 +34,12 @@ use tokio_util::sync::CancellationToken;
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let users = flag(&args, "--users").unwrap_or(100_000);
+    let latency = flag(&args, "--latency").unwrap_or(0);
     if args.iter().any(|a| a == "--serve-fake") {
-        return serve_fake(users).await;
+        return serve_fake(users, Duration::from_millis(latency as u64)).await;
     }
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--serve-fake", "--users", &users.to_string()])
+        .args(["--serve-fake", "--users", &users.to_string(), "--latency", &latency.to_string()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -49,7 +54,10 @@ async fn main() {
         parts.next().unwrap().to_string(),
         parts.next().unwrap().to_string(),
     );
-    println!("tenant: {users} users, {} groups (fake Okta in a child process)", groups_for(users));
+    println!(
+        "tenant: {users} users, {} groups (fake Okta in a child process, each reply {latency} ms late)",
+        groups_for(users)
+    );
 
     let fake_pid = child.id();
     let rounds = flag(&args, "--rounds").unwrap_or(5).max(1);
@@ -203,11 +211,13 @@ fn flag(args: &[String], name: &str) -> Option<usize> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok())
 }
 
-/// The child: a fake Okta org on a random port; prints `base_url domain token`, then changes
-/// the org on each `mutate` line it reads, until its standard input closes.
-async fn serve_fake(users: usize) {
+/// The child: a fake Okta org on a random port, each reply `latency` late; prints `base_url
+/// domain token`, then changes the org on each `mutate` line it reads, until its standard input
+/// closes.
+async fn serve_fake(users: usize, latency: Duration) {
     let spec = TenantSpec { users, groups: groups_for(users), devices: 0, ..TenantSpec::default() };
     let fake = FakeOkta::start_with(spec).await.unwrap();
+    fake.slow_pages(latency);
     println!("{} {} {}", fake.base_url(), fake.domain(), fake.api_token());
     let mut commands = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     while let Some(command) = commands.next_line().await.unwrap() {

@@ -2,7 +2,8 @@
 //! source's limits allow at the config's share of them.
 //!
 //! Okta: `cargo bench -p ctxsync-sources --bench rate_budget` (`-- --users N`, 20,000 by default, a
-//! group for every 20; `--share P`, 50; `--window S`, 10). The fake Okta limits each endpoint in
+//! group for every 20; `--share P`, 50; `--window S`, 10; `--latency MS`, 0, each reply that
+//! late, as a source's are, for every source). The fake Okta limits each endpoint in
 //! windows of S seconds (Okta's are a minute: scaled down, with the limits, so the run takes
 //! seconds, not hours), with factors and roles on. Okta reports a window's reset to the second,
 //! so a client may lose up to a second at each reset: short windows overstate that loss, and
@@ -13,8 +14,7 @@
 //! times the bound, and no 429.
 //!
 //! Entra ID: `-- --source entra` (`--users N`, 20,000 by default, a group for every 20 and a
-//! device for every 10; `--share P`, 50; `--window S`, 1; `--units U`, 8; `--latency MS`, 0,
-//! each reply that late, as Graph's are). Graph lets an app
+//! device for every 10; `--share P`, 50; `--window S`, 1; `--units U`, 8). Graph lets an app
 //! spend 3,500 to 8,000 resource units a 10-second window in a tenant; the fake lets it spend U a
 //! window of S seconds, sliding, and the connector is told so (Graph never reports its limit).
 //! Graph's pages are large (999 users), so a run asks for few units: the limit is scaled down
@@ -22,7 +22,7 @@
 //! the fake charged them, at the share's units a window, `ceil(units / a) - 1` windows.
 //!
 //! Google Workspace: `-- --source google` (`--users N`, 5,000 by default, a group for every 20;
-//! `--share P`, 50; `--window S`, 1; `--queries Q`, 40; `--latency MS`, 0). The Directory API allows 2,400 queries a
+//! `--share P`, 50; `--window S`, 1; `--queries Q`, 40). The Directory API allows 2,400 queries a
 //! minute per admin per project; the fake allows Q a window of S seconds, sliding, and the
 //! connector is told so (Google never reports its quota). A run asks for pages of users, pages
 //! of groups and each group's members, four groups' first member pages at a time. The least time: the run's requests,
@@ -71,29 +71,64 @@ async fn main() {
     }
 }
 
+/// What a run takes from the command line beside its source's own limit: the tenant's size
+/// (`--users`), the config's share (`--share`, percent), the limit's window (`--window`,
+/// seconds) and how late each reply comes (`--latency`, ms).
+#[derive(Clone, Copy)]
+struct Scale {
+    users: usize,
+    percent: usize,
+    window: Duration,
+    /// The source's own reply time, which a local fake has not: the share sets a run's pace only
+    /// if enough requests are in flight to cover it.
+    latency: Duration,
+}
+
+impl Scale {
+    fn read(args: &[String], users: usize, window_seconds: usize) -> Scale {
+        Scale {
+            users: flag(args, "--users").unwrap_or(users).max(100),
+            percent: flag(args, "--share").unwrap_or(50).clamp(1, 100),
+            window: Duration::from_secs(flag(args, "--window").unwrap_or(window_seconds).max(1) as u64),
+            latency: Duration::from_millis(flag(args, "--latency").unwrap_or(0) as u64),
+        }
+    }
+
+    /// The config of a `source` tenant at `domain` taking this share, with `more` settings.
+    fn config(
+        &self,
+        source: IntegrationType,
+        domain: String,
+        more: serde_json::Value,
+    ) -> (Config, RateLimitShare) {
+        let mut settings = json!({"rate_limit_share": self.percent});
+        settings.as_object_mut().unwrap().extend(more.as_object().cloned().unwrap_or_default());
+        let settings: Settings = serde_json::from_value(settings).unwrap();
+        let share = RateLimitShare::for_settings(&settings).unwrap();
+        (Config::created(OrgId::new(), source, "bench".into(), domain, settings), share)
+    }
+}
+
 async fn okta(args: &[String]) {
-    let users = flag(args, "--users").unwrap_or(20_000).max(100);
-    let percent = flag(args, "--share").unwrap_or(50).clamp(1, 100);
-    let seconds = flag(args, "--window").unwrap_or(10).max(1) as u32;
-    let window = Duration::from_secs(u64::from(seconds));
+    let scale = Scale::read(args, 20_000, 10);
+    let Scale { users, percent, window, latency } = scale;
+    let seconds = window.as_secs() as u32;
     let groups = users / 20;
     let fake = FakeOkta::start_with(TenantSpec { seed: 17, users, groups, devices: 0 }).await.unwrap();
     fake.set_rate_window(window);
+    fake.slow_pages(latency);
     for (bucket, per_second) in LIMITS {
         fake.set_bucket_limit(bucket, per_second * seconds);
     }
-    let settings: Settings =
-        serde_json::from_value(json!({"rate_limit_share": percent, "okta_include_factors": true})).unwrap();
-    let share = RateLimitShare::for_settings(&settings).unwrap();
-    let config =
-        Config::created(OrgId::new(), IntegrationType::Okta, "bench".into(), fake.domain(), settings);
+    let more = json!({"okta_include_factors": true});
+    let (config, share) = scale.config(IntegrationType::Okta, fake.domain(), more);
     let credentials =
         Credentials::parse(IntegrationType::Okta, &SecretValue::new(json!({"api_token": fake.api_token()})))
             .unwrap();
     let sources = Sources::new(Endpoints::overridden(fake.base_urls())).unwrap();
     println!(
         "org: {users} users, {groups} groups, factors and roles on; share {percent}% of each endpoint's \
-         {seconds} s window"
+         {seconds} s window; each reply {latency:?} late"
     );
 
     let (took, records) = timed_sync(&sources, &config, &credentials).await;
@@ -121,20 +156,14 @@ async fn okta(args: &[String]) {
 }
 
 async fn entra(args: &[String]) {
-    let users = flag(args, "--users").unwrap_or(20_000).max(100);
-    let percent = flag(args, "--share").unwrap_or(50).clamp(1, 100);
-    let window = Duration::from_secs(flag(args, "--window").unwrap_or(1).max(1) as u64);
+    let scale = Scale::read(args, 20_000, 1);
+    let Scale { users, percent, window, latency } = scale;
     let units = flag(args, "--units").unwrap_or(8).max(1) as u32;
-    // Graph's own reply time, as for Google below.
-    let latency = Duration::from_millis(flag(args, "--latency").unwrap_or(0) as u64);
     let (groups, devices) = (users / 20, users / 10);
     let fake = FakeEntra::start_with(TenantSpec { seed: 17, users, groups, devices }).await.unwrap();
     fake.set_resource_unit_budget(units, window);
     fake.slow_pages(latency);
-    let settings: Settings = serde_json::from_value(json!({"rate_limit_share": percent})).unwrap();
-    let share = RateLimitShare::for_settings(&settings).unwrap();
-    let config =
-        Config::created(OrgId::new(), IntegrationType::EntraId, "bench".into(), fake.domain(), settings);
+    let (config, share) = scale.config(IntegrationType::EntraId, fake.domain(), json!({}));
     let secrets = json!({"client_id": fake.client_id(), "client_secret": fake.client_secret()});
     let credentials = Credentials::parse(IntegrationType::EntraId, &SecretValue::new(secrets)).unwrap();
     let endpoints = Endpoints::overridden(fake.base_urls()).with_graph_budget(GraphBudget { units, window });
@@ -161,26 +190,14 @@ async fn entra(args: &[String]) {
 }
 
 async fn google(args: &[String]) {
-    let users = flag(args, "--users").unwrap_or(5_000).max(100);
-    let percent = flag(args, "--share").unwrap_or(50).clamp(1, 100);
-    let window = Duration::from_secs(flag(args, "--window").unwrap_or(1).max(1) as u64);
+    let scale = Scale::read(args, 5_000, 1);
+    let Scale { users, percent, window, latency } = scale;
     let queries = flag(args, "--queries").unwrap_or(40).max(1) as u32;
-    // The source's own reply time, which a local fake has not: the share sets a run's pace only
-    // if enough requests are in flight to cover it.
-    let latency = Duration::from_millis(flag(args, "--latency").unwrap_or(0) as u64);
     let groups = users / 20;
     let fake = FakeGoogle::start_with(TenantSpec { seed: 17, users, groups, devices: 0 }).await.unwrap();
     fake.set_directory_quota(queries, window);
     fake.slow_pages(latency);
-    let settings: Settings = serde_json::from_value(json!({"rate_limit_share": percent})).unwrap();
-    let share = RateLimitShare::for_settings(&settings).unwrap();
-    let config = Config::created(
-        OrgId::new(),
-        IntegrationType::GoogleWorkspace,
-        "bench".into(),
-        fake.domain(),
-        settings,
-    );
+    let (config, share) = scale.config(IntegrationType::GoogleWorkspace, fake.domain(), json!({}));
     let secrets =
         json!({"service_account_json": fake.service_account_json(), "admin_email": fake.admin_email()});
     let credentials =

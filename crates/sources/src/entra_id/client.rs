@@ -80,6 +80,9 @@ pub(crate) struct GraphClient<'a> {
     tenant: &'a str,
     app: ClientSecret,
     token: Mutex<Option<Token>>,
+    /// Every token this client was issued, to cut from anything quoted of Graph's replies: a
+    /// request's reply may quote the token it sent after another request replaced it.
+    issued: Mutex<Vec<AccessToken>>,
     /// Held while a token is minted, so the requests that find none, or an old one, at the same
     /// time wait for one token rather than each mint their own.
     minting: tokio::sync::Mutex<()>,
@@ -103,8 +106,9 @@ impl<'a> GraphClient<'a> {
         let pacer = pacer_for(graph.base(), tenant, &credentials.client_id, endpoints.graph_budget());
         let app = ClientSecret::new(credentials);
         let pace = Pace::Within(share);
-        let (token, minting, mints) = (Mutex::default(), tokio::sync::Mutex::default(), AtomicU32::new(0));
-        Self { http, login, graph, tenant, app, token, minting, mints, pacer, pace }
+        let (token, issued) = (Mutex::default(), Mutex::default());
+        let (minting, mints) = (tokio::sync::Mutex::default(), AtomicU32::new(0));
+        Self { http, login, graph, tenant, app, token, issued, minting, mints, pacer, pace }
     }
 
     /// This client's requests do not wait for room in the share ([`Pace::Now`]).
@@ -169,6 +173,7 @@ impl<'a> GraphClient<'a> {
         }
         let renew_at = Instant::now() + lifetime.saturating_sub(RENEW_BEFORE.min(lifetime / 10));
         let header = value.bearer()?;
+        self.issued.lock().expect("issued lock").push(AccessToken::new(value.expose().to_owned()));
         *self.token.lock().expect("token lock") = Some(Token { value, renew_at });
         Ok((header, true))
     }
@@ -187,9 +192,9 @@ impl<'a> GraphClient<'a> {
         }
     }
 
-    /// The cached token as text, to cut from anything quoted of Graph's replies.
-    fn secret(&self) -> Option<String> {
-        self.token.lock().expect("token lock").as_ref().map(|t| t.value.expose().to_owned())
+    /// The tokens this client was issued, as text, to cut from anything quoted of Graph's replies.
+    fn secrets(&self) -> Vec<String> {
+        self.issued.lock().expect("issued lock").iter().map(|t| t.expose().to_owned()).collect()
     }
 
     /// `GET url` with `headers` (`Prefer`, `ConsistencyLevel`; `Accept` is JSON unless they name
@@ -208,6 +213,9 @@ impl<'a> GraphClient<'a> {
         let mut renewed = false;
         let mut retries = 0;
         loop {
+            // The token is taken once the pacer lets the request go, so a long wait does not
+            // send one that fell due meanwhile.
+            let admitted = self.pacer.admit(self.pace, cost(&Method::GET, url)).await;
             let (auth, fresh) = self.bearer().await?;
             let build = |client: &reqwest::Client| {
                 let mut request = client.get(url.clone()).header(AUTHORIZATION, auth.clone());
@@ -216,7 +224,6 @@ impl<'a> GraphClient<'a> {
                 }
                 headers.iter().fold(request, |request, (name, value)| request.header(*name, *value))
             };
-            let admitted = self.pacer.admit(self.pace, cost(&Method::GET, url)).await;
             let classify = |reply: &Reply| {
                 admitted.note(reply.status, &reply.headers);
                 classify(reply)
@@ -248,6 +255,7 @@ impl<'a> GraphClient<'a> {
         tracing::debug!(source = SOURCE, %method, path = url.path(), "request");
         let mut renewed = false;
         loop {
+            let admitted = self.pacer.admit(self.pace, cost(&method, url)).await;
             let (auth, fresh) = self.bearer().await?;
             let build = |client: &reqwest::Client| {
                 let request = client
@@ -259,7 +267,6 @@ impl<'a> GraphClient<'a> {
                     None => request,
                 }
             };
-            let admitted = self.pacer.admit(self.pace, cost(&method, url)).await;
             let classify = |reply: &Reply| {
                 admitted.note(reply.status, &reply.headers);
                 classify(reply)
@@ -277,9 +284,9 @@ impl<'a> GraphClient<'a> {
     /// A reply that did not do what was asked (`action`, "create a subscription"), as an error
     /// that says what Graph said; `secrets` are cut from it.
     pub(crate) fn refusal(&self, reply: &Reply, action: &str, secrets: &[&str]) -> SourceError {
-        let token = self.secret();
+        let issued = self.secrets();
         let mut secrets = secrets.to_vec();
-        secrets.extend(token.as_deref());
+        secrets.extend(issued.iter().map(String::as_str));
         let said = match reply.json::<ErrorBody>().map(|b| b.error) {
             Some(e) => format!("{} ({})", excerpt(&e.message, &secrets), excerpt(&e.code, &secrets)),
             None => format!("HTTP {}", reply.status.as_u16()),
@@ -297,8 +304,8 @@ impl<'a> GraphClient<'a> {
     }
 
     fn failure(&self, reply: &Reply, what: &str) -> Failure {
-        let token = self.secret();
-        let secrets: Vec<&str> = token.as_deref().into_iter().collect();
+        let issued = self.secrets();
+        let secrets: Vec<&str> = issued.iter().map(String::as_str).collect();
         let error = reply.json::<ErrorBody>().map(|b| b.error);
         let code = error.as_ref().map(|e| e.code.as_str());
         if reply.status == StatusCode::GONE

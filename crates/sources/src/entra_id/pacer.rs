@@ -165,6 +165,12 @@ impl Pacer {
 }
 
 impl Account {
+    /// Forgets the charges answered longer than `window` ago. Replies come in any order, so an
+    /// answered charge leaves the window wherever it stands.
+    fn slide(&mut self, now: Instant, window: Duration) {
+        self.spent.retain(|s| !s.answered || s.at + window > now);
+    }
+
     /// Whether `estimate` more units fit now; else when to look again (`None`: at the next reply).
     fn room(
         &mut self,
@@ -176,8 +182,7 @@ impl Account {
         if let Some(until) = self.paused_until.filter(|until| *until > now) {
             return Err(Some(until));
         }
-        // Replies come in any order, so an answered charge leaves the window wherever it stands.
-        self.spent.retain(|s| !s.answered || s.at + budget.window > now);
+        self.slide(now, budget.window);
         self.others = self.others.filter(|o| o.until > now);
         let ours: u32 = self.spent.iter().map(|s| s.units).sum();
         let allowed = share.of(budget.units);
@@ -226,6 +231,7 @@ impl Admitted<'_> {
             account.next_id += 1;
             account.spent.push_back(Spend { id, at: now, units, answered: true });
         }
+        account.slide(now, budget.window);
         let ours: u32 = account.spent.iter().filter(|s| s.answered).map(|s| s.units).sum();
         let reading = header("x-ms-throttle-limit-percentage").and_then(|v| v.parse::<f64>().ok());
         match reading {

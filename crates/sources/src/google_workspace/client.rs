@@ -228,9 +228,11 @@ impl<'a> DirectoryClient<'a> {
         tracing::debug!(source = SOURCE, path = url.path(), "request");
         let (mut retries, mut renewed) = (0, false);
         loop {
+            // The token is taken once the pacer lets the request go, so a long wait does not
+            // send one that fell due meanwhile.
+            let admitted = self.pacer.admit(self.pace).await;
             let (auth, fresh, minting) = self.bearer().await?;
             retries += minting;
-            let admitted = self.pacer.admit(self.pace).await;
             let classify = |reply: &Reply| {
                 admitted.note(rate_limited(reply));
                 classify(reply)

@@ -20,7 +20,7 @@
 //! are counted all the same, so the sync waits for them instead.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -96,7 +96,7 @@ impl Pacer {
     pub(crate) async fn admit(&self, pace: Pace) -> Admitted<'_> {
         let allowed = match pace {
             Pace::Within(share) => share.of(self.quota.queries),
-            Pace::Now => return self.count(&mut self.account.lock().expect("pacer lock")),
+            Pace::Now => return self.count(&mut self.account.lock().expect("pacer lock"), false),
         };
         loop {
             let answered = self.answered.notified();
@@ -105,13 +105,11 @@ impl Pacer {
             let slides = {
                 let mut account = self.account.lock().expect("pacer lock");
                 let now = Instant::now();
-                while account.answered.front().is_some_and(|at| *at + self.quota.window <= now) {
-                    account.answered.pop_front();
-                }
+                account.slide(now, self.quota.window);
                 match account.paused_until.filter(|until| *until > now) {
                     Some(until) => Some(until),
                     None if account.in_flight + (account.answered.len() as u32) < allowed => {
-                        return self.count(&mut account);
+                        return self.count(&mut account, true);
                     }
                     None => account.answered.front().map(|at| *at + self.quota.window),
                 }
@@ -123,20 +121,25 @@ impl Pacer {
         }
     }
 
-    fn count(&self, account: &mut Account) -> Admitted<'_> {
+    /// Counts a request; `paced` when it waited for its turn, so that its replies may pause
+    /// the others or end a pause.
+    fn count(&self, account: &mut Account, paced: bool) -> Admitted<'_> {
         account.in_flight += 1;
         account.sent += 1;
-        Admitted { pacer: self, number: account.sent, first: AtomicBool::new(true) }
+        Admitted { pacer: self, number: AtomicU64::new(account.sent), paced, first: AtomicBool::new(true) }
     }
 
-    /// Books a reply of the request numbered `number` (a retry's reply is a further request),
-    /// and pauses every request after a refusal; `refused` is `None` when no reply came.
-    fn book(&self, first: bool, number: u64, refused: Option<bool>) {
+    /// Books a reply of the request attempt numbered `number`, and pauses every request after a
+    /// refusal; `refused` is `None` when the reply says nothing of the quota (none came, or the
+    /// request did not wait for its turn). Returns the number of the attempt that may follow: a
+    /// retry is sent after this reply, so after any pause it began.
+    fn book(&self, first: bool, number: u64, refused: Option<bool>) -> u64 {
         let mut account = self.account.lock().expect("pacer lock");
         if first {
             account.in_flight -= 1;
         }
         let now = Instant::now();
+        account.slide(now, self.quota.window);
         account.answered.push_back(now);
         // Requests sent before the latest pause began were answered by the Google that had
         // refused already: they neither double the pause nor show that it ended.
@@ -146,20 +149,36 @@ impl Pacer {
             if refused {
                 account.refusals += 1;
                 account.paused_from = account.sent + 1;
-                account.paused_until = Some(now + pause(account.refusals));
+                let until = now + pause(account.refusals);
+                account.paused_until = Some(account.paused_until.map_or(until, |at| at.max(until)));
             } else {
                 account.refusals = 0;
             }
         }
+        account.sent += 1;
+        let next = account.sent;
         drop(account);
         self.answered.notify_waiters();
+        next
+    }
+}
+
+impl Account {
+    /// Forgets the replies older than `window`: Google no longer counts them.
+    fn slide(&mut self, now: Instant, window: Duration) {
+        while self.answered.front().is_some_and(|at| *at + window <= now) {
+            self.answered.pop_front();
+        }
     }
 }
 
 /// A request [`Pacer::admit`] let go.
 pub(crate) struct Admitted<'p> {
     pacer: &'p Pacer,
-    number: u64,
+    /// The number of its latest attempt.
+    number: AtomicU64,
+    /// Whether it waited for its turn ([`Pace::Within`]).
+    paced: bool,
     first: AtomicBool,
 }
 
@@ -167,7 +186,9 @@ impl Admitted<'_> {
     /// Books a reply of the request, whatever it said (Google counts refusals too), and whether
     /// it was a refusal of the quota.
     pub(crate) fn note(&self, refused: bool) {
-        self.pacer.book(self.first.swap(false, Ordering::Relaxed), self.number, Some(refused));
+        let first = self.first.swap(false, Ordering::Relaxed);
+        let next = self.pacer.book(first, self.number.load(Ordering::Relaxed), self.paced.then_some(refused));
+        self.number.store(next, Ordering::Relaxed);
     }
 }
 
@@ -176,7 +197,7 @@ impl Drop for Admitted<'_> {
     /// been answered now.
     fn drop(&mut self) {
         if self.first.load(Ordering::Relaxed) {
-            self.pacer.book(true, self.number, None);
+            self.pacer.book(true, self.number.load(Ordering::Relaxed), None);
         }
     }
 }
@@ -251,6 +272,23 @@ mod tests {
         pacer.admit(HALF).await.note(false);
         assert_eq!(start.elapsed(), Duration::from_secs(4), "an answer ends the run of refusals");
         assert_eq!([1, 2, 6, 7, 40].map(pause), [1, 2, 32, 32, 32].map(Duration::from_secs));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_sent_after_a_pause_began_counts_and_a_validation_leaves_the_pause_alone() {
+        let pacer = Pacer::new(GoogleQuota { queries: 100, window: Duration::from_secs(60) });
+        let start = Instant::now();
+        let retried = pacer.admit(HALF).await;
+        retried.note(true);
+        // Its retry goes after the refusal: refused again, the pause doubles.
+        retried.note(true);
+        let after = pacer.admit(HALF).await;
+        assert_eq!(start.elapsed(), Duration::from_secs(2), "two refusals in a row: two seconds");
+        pacer.admit(Pace::Now).await.note(false);
+        pacer.admit(Pace::Now).await.note(true);
+        after.note(true);
+        pacer.admit(HALF).await.note(false);
+        assert_eq!(start.elapsed(), Duration::from_secs(6), "validations neither ended nor doubled the run");
     }
 
     #[tokio::test(start_paused = true)]

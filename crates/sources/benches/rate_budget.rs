@@ -173,20 +173,10 @@ async fn entra(args: &[String]) {
          a {window:?} window; each reply {latency:?} late"
     );
 
-    let (took, records) = timed_sync(&sources, &config, &credentials).await;
-    let charged = fake.resource_units_charged();
-    let allowed = u64::from(share.of(units));
-    let least = least_time(window, charged, allowed);
-    println!(
-        "full sync: {:.1} s for {} records, {charged} resource units at {allowed} a window; the bound {:.1} s: \
-         {:.2}x (target <= 1.15); busiest window {} units; 429s met: {} (target 0)",
-        took.as_secs_f64(),
-        records,
-        least.as_secs_f64(),
-        took.as_secs_f64() / least.as_secs_f64(),
-        fake.busiest_window(),
-        fake.rate_limited()
-    );
+    let run = timed_sync(&sources, &config, &credentials).await;
+    let spent =
+        Spent { what: "resource units", spent: fake.resource_units_charged(), allowed: share.of(units) };
+    report(run, window, spent, fake.busiest_window(), ("429s", fake.rate_limited()));
 }
 
 async fn google(args: &[String]) {
@@ -210,19 +200,37 @@ async fn google(args: &[String]) {
          admin and project; each reply {latency:?} late"
     );
 
-    let (took, records) = timed_sync(&sources, &config, &credentials).await;
-    let served = fake.queries_served();
-    let allowed = u64::from(share.of(queries));
-    let least = least_time(window, served, allowed);
+    let run = timed_sync(&sources, &config, &credentials).await;
+    let spent = Spent { what: "requests", spent: fake.queries_served(), allowed: share.of(queries) };
+    report(run, window, spent, fake.busiest_window(), ("refusals", fake.rate_limited()));
+}
+
+/// What a run spent of a source's single budget, in `what`, and what the share allows a window.
+struct Spent {
+    what: &'static str,
+    spent: u64,
+    allowed: u32,
+}
+
+/// Prints a run (its time and records) against the least time its `spent` allows, with the
+/// busiest window the fake saw and the refusals it answered, by their name.
+fn report(
+    (took, records): (Duration, u64),
+    window: Duration,
+    spent: Spent,
+    busiest: u32,
+    refused: (&str, u64),
+) {
+    let Spent { what, spent, allowed } = spent;
+    let least = least_time(window, spent, u64::from(allowed));
     println!(
-        "full sync: {:.1} s for {} records, {served} requests at {allowed} a window; the bound {:.1} s: {:.2}x \
-         (target <= 1.15); busiest window {} requests; refusals met: {} (target 0)",
+        "full sync: {:.1} s for {records} records, {spent} {what} at {allowed} a window; the bound {:.1} s: \
+         {:.2}x (target <= 1.15); busiest window {busiest} {what}; {} met: {} (target 0)",
         took.as_secs_f64(),
-        records,
         least.as_secs_f64(),
         took.as_secs_f64() / least.as_secs_f64(),
-        fake.busiest_window(),
-        fake.rate_limited()
+        refused.0,
+        refused.1
     );
 }
 

@@ -17,7 +17,7 @@
 //! proportion to what each spent when it was read, whichever is more, until the reading is older
 //! than [`READING_LIFE`] windows. Readings come only above 0.8, so replicas that each take a share
 //! of 0.5 together reach 0.8 before they see each other, and then split the share between them:
-//! on average about the share, never the limit.
+//! on average about the share, never over the limit.
 //!
 //! Validating credentials does not wait ([`Pace::Now`]): an API caller waits for it, it is
 //! three requests, and a running sync may have filled the window. Its units are booked all the

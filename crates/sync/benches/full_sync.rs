@@ -12,6 +12,10 @@
 //! machine's drift), and the fastest sync against the fastest raw fetch (noise only ever adds
 //! time, so each side's fastest round is the closest to its own cost).
 //!
+//! Last, a second full run over the same store measures what a scheduled full run costs once the
+//! org is stored: nothing new to insert, but every entity's digest to compare and every entity
+//! and membership marked as seen by the run.
+//!
 //! `--latency MS` makes every reply of the fake that late, as a real source's are: the two sides
 //! then wait for the source more than for the CPU, which on a two-core machine they otherwise
 //! share with the fake.
@@ -165,6 +169,26 @@ async fn main() {
         run.counts.fetched(),
         incremental.as_secs_f64(),
         100.0 * incremental.as_secs_f64() / elapsed.as_secs_f64()
+    );
+    let cpu = Cpu::start(fake_pid);
+    let started = Instant::now();
+    let outcome = worker
+        .run(&config, RunOptions { full: true, ..RunOptions::default() }, &CancellationToken::new())
+        .await
+        .unwrap();
+    let again = started.elapsed();
+    let Outcome::Succeeded(run) = outcome else {
+        panic!("the second full run did not complete: {outcome:?}")
+    };
+    println!(
+        "full again: over the stored org, as a scheduled full run is: {} pages, {} entities and memberships, \
+         {:.2} s ({}; {:.1} µs a user), {:.0}% of the fastest raw fetch's rate",
+        run.counts.pages,
+        run.counts.fetched(),
+        again.as_secs_f64(),
+        cpu.spent(),
+        cpu.here() / users as f64 * 1e6,
+        100.0 * fastest_raw.as_secs_f64() / again.as_secs_f64()
     );
     drop(fake_in);
     child.wait().ok();

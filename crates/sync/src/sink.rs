@@ -5,10 +5,9 @@
 //! stays flat whatever the tenant's size, and a slow store slows the listing instead of piling
 //! pages up. The pages that queued up while the writer was busy, or arrive while the batch
 //! lingers (see [`Lingers`]), are written together in one transaction (up to [`BATCH_WEIGHT`]):
-//! each page is still applied
-//! whole or not at all, and one commit costs much less than dozens. Between the two, a preparer task serializes and hashes
-//! each page's entities while the writer runs the previous batch's SQL, so neither the listing
-//! nor the writer waits for that work.
+//! each page is still applied whole or not at all, and one commit costs much less than dozens.
+//! Between the two, a preparer task serializes and hashes each page's entities while the writer
+//! runs the previous batch's SQL, so neither the listing nor the writer waits for that work.
 //!
 //! The [`Mark`]s pages carry are merged into the run's [`Checkpoint`], which is written in the
 //! same transaction as the pages it covers: a run stopped at any point can be resumed from what
@@ -51,12 +50,12 @@ const FIRST_LINGER: Duration = Duration::from_millis(50);
 
 /// The longest a batch waits for more pages. A source's replies come tens or hundreds of
 /// milliseconds apart, so a long run's commits hold seconds of pages: with replies 50 ms late,
-/// lingering up to 2 s instead of 50 ms cut SQLite's CPU in a 100k-user sync by a fifth.
+/// lingering up to 2 s instead of 50 ms cut SQLite's CPU in a 100k-user sync from 4.1 s to 3.0 s.
 const LINGER: Duration = Duration::from_secs(2);
 
 /// A batch this heavy waits for no more pages (it still takes those already queued). Pages that
 /// come fast fill it within milliseconds, and lingering on to [`BATCH_WEIGHT`] would only hold
-/// more of them in memory at once (peak RSS rose from 85 MB to 100 MB at 100k users), for no
+/// more of them in memory at once (peak RSS rose from 85 MB to 91–103 MB at 100k users), for no
 /// fewer commits than the queue already brings.
 const LINGER_WEIGHT: usize = BATCH_WEIGHT / 4;
 

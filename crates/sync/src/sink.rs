@@ -267,7 +267,10 @@ async fn write_pages(
     // By listing: what its pages applied since its last mark fetched.
     let mut unmarked: BTreeMap<&'static str, RunCounts> = BTreeMap::new();
     let mut lingers = Lingers::new();
-    while let Some(mut batch) = Batch::next(&mut queue, lingers.next()).await {
+    loop {
+        // A batch lingers no later than its run's progress is due to be saved.
+        let linger = lingers.next().min(PROGRESS_EVERY.saturating_sub(last_saved.elapsed()));
+        let Some(mut batch) = Batch::next(&mut queue, linger).await else { break };
         let mut moved = false;
         for (Mark { listing, at }, fetched) in batch.merged.marks.drain(..) {
             let pending = unmarked.entry(listing).or_default();

@@ -62,6 +62,18 @@ impl Rig {
             .unwrap()
     }
 
+    /// Waits until a run of the config is running, its lease held.
+    async fn wait_for_a_running_run(&self) {
+        for _ in 0..400 {
+            let runs = self.store.list_runs(self.config.org_id, self.config.id, 1).await.unwrap();
+            if runs.first().is_some_and(|run| run.status == RunStatus::Running) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("no run started");
+    }
+
     /// Waits until the running run has stored at least `n` users.
     async fn wait_for_users(&self, n: usize) {
         for _ in 0..400 {
@@ -255,7 +267,7 @@ async fn one_worker_at_a_time_per_config() {
     let config = rig.config.clone();
     let first =
         tokio::spawn(async move { a.run(&config, RunOptions::default(), &CancellationToken::new()).await });
-    rig.wait_for_users(1).await;
+    rig.wait_for_a_running_run().await;
     let busy = other.run(&rig.config, RunOptions::default(), &CancellationToken::new()).await.unwrap();
     let Outcome::Busy { holder } = busy else { panic!("{busy:?}") };
     assert!(holder.starts_with(&format!("pid {} on host ", std::process::id())), "{holder}");

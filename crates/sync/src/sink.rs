@@ -203,14 +203,18 @@ impl Batch {
     }
 
     /// The next batch: waits for one page, then takes the pages that follow until the batch is
-    /// full, the queue ends, or `linger` has passed, waiting for more only while the batch is
-    /// under [`LINGER_WEIGHT`]. Lingering matters when pages arrive faster than one at a time but
-    /// slower than the writer: taking only what is queued would commit a handful of small pages
-    /// at a time, and every commit writes back the index pages it touched.
-    async fn next(queue: &mut mpsc::UnboundedReceiver<Queued<Prepared>>, linger: Duration) -> Option<Batch> {
+    /// full, the queue ends, or `linger` has passed (or `due` has come), waiting for more only
+    /// while the batch is under [`LINGER_WEIGHT`]. Lingering matters when pages arrive faster
+    /// than one at a time but slower than the writer: taking only what is queued would commit a
+    /// handful of small pages at a time, and every commit writes back the index pages it touched.
+    async fn next(
+        queue: &mut mpsc::UnboundedReceiver<Queued<Prepared>>,
+        linger: Duration,
+        due: Instant,
+    ) -> Option<Batch> {
         let mut batch = Batch::default();
         batch.add(queue.recv().await?);
-        let deadline = Instant::now() + linger;
+        let deadline = (Instant::now() + linger).min(due);
         while !batch.full() {
             let page = if batch.merged.weight() < LINGER_WEIGHT {
                 tokio::time::timeout_at(deadline, queue.recv()).await.ok().flatten()
@@ -267,10 +271,8 @@ async fn write_pages(
     // By listing: what its pages applied since its last mark fetched.
     let mut unmarked: BTreeMap<&'static str, RunCounts> = BTreeMap::new();
     let mut lingers = Lingers::new();
-    loop {
-        // A batch lingers no later than its run's progress is due to be saved.
-        let linger = lingers.next().min(PROGRESS_EVERY.saturating_sub(last_saved.elapsed()));
-        let Some(mut batch) = Batch::next(&mut queue, linger).await else { break };
+    // A batch lingers no later than its run's progress is due to be saved.
+    while let Some(mut batch) = Batch::next(&mut queue, lingers.next(), last_saved + PROGRESS_EVERY).await {
         let mut moved = false;
         for (Mark { listing, at }, fetched) in batch.merged.marks.drain(..) {
             let pending = unmarked.entry(listing).or_default();
@@ -319,6 +321,11 @@ async fn write_pages(
 mod tests {
     use super::*;
 
+    /// No progress save due while a test's batches are taken.
+    fn never() -> Instant {
+        Instant::now() + Duration::from_secs(3600)
+    }
+
     /// Pages arriving every 10 ms for 8 s, as a source's replies do: the first batch is written
     /// after [`FIRST_LINGER`] with the pages of that time, and later batches grow until each
     /// holds [`LINGER`] of pages.
@@ -343,7 +350,7 @@ mod tests {
         let mut lingers = Lingers::new();
         let mut sizes = Vec::new();
         let mut first_written = None;
-        while let Some(batch) = Batch::next(&mut queue, lingers.next()).await {
+        while let Some(batch) = Batch::next(&mut queue, lingers.next(), never()).await {
             first_written.get_or_insert(started.elapsed());
             sizes.push(batch.pages);
         }
@@ -354,6 +361,29 @@ mod tests {
         let (settled, [_last]) = sizes[6..].split_at(sizes.len() - 7) else { unreachable!() };
         assert!(!settled.is_empty(), "{sizes:?}");
         assert!(settled.iter().all(|&n| (199..=201).contains(&n)), "2 s of pages a batch: {sizes:?}");
+    }
+
+    /// A batch that could linger 2 s is written when the run's progress is due to be saved.
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_is_written_when_progress_is_due() {
+        let (pages, mut queue) = mpsc::unbounded_channel();
+        let room = Arc::new(Semaphore::new(1_000));
+        let feeder = tokio::spawn(async move {
+            loop {
+                let _room = room.clone().acquire_owned().await.unwrap();
+                if pages.send(Queued { page: Prepared::default(), _room }).is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        let started = Instant::now();
+        let due = started + Duration::from_millis(350);
+        let batch = Batch::next(&mut queue, LINGER, due).await.unwrap();
+        assert_eq!(started.elapsed(), Duration::from_millis(350));
+        assert_eq!(batch.pages, 4, "the pages of 0, 100, 200 and 300 ms");
+        drop(queue);
+        feeder.await.unwrap();
     }
 
     /// Heavy pages 100 ms apart: a batch stops waiting once it holds [`LINGER_WEIGHT`], but still
@@ -381,7 +411,7 @@ mod tests {
             (pages, page)
         });
         let started = Instant::now();
-        let batch = Batch::next(&mut queue, LINGER).await.unwrap();
+        let batch = Batch::next(&mut queue, LINGER, never()).await.unwrap();
         assert_eq!(batch.pages, 3, "two more pages bring the batch over its lingering weight");
         assert_eq!(started.elapsed(), Duration::from_millis(200), "written as soon as it was heavy enough");
 
@@ -390,7 +420,7 @@ mod tests {
             pages.send(page(BATCH_WEIGHT / 8)).unwrap();
         }
         let started = Instant::now();
-        let batch = Batch::next(&mut queue, LINGER).await.unwrap();
+        let batch = Batch::next(&mut queue, LINGER, never()).await.unwrap();
         assert_eq!(
             batch.pages, 8,
             "the queued pages are taken whatever the batch's weight: the 2 heavy, then 6"

@@ -25,7 +25,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ctxsync_core::{Config, IntegrationType, RunKind, SecretValue, Settings};
+use ctxsync_core::{Config, IntegrationType, Run, RunKind, SecretValue, Settings};
 use ctxsync_fakes::{FakeOkta, FaultKnobs, OktaTenant, TenantSpec};
 use ctxsync_sources::{Endpoints, Sources};
 use ctxsync_store::{MasterKey, SqliteStore, Store};
@@ -97,13 +97,7 @@ async fn main() {
         );
         reset_peak_rss();
         let cpu = Cpu::start(fake_pid);
-        let started = Instant::now();
-        let outcome = worker
-            .run(&bench.config, RunOptions { full: true, ..RunOptions::default() }, &CancellationToken::new())
-            .await
-            .unwrap();
-        let elapsed = started.elapsed();
-        let Outcome::Succeeded(run) = outcome else { panic!("the sync did not complete: {outcome:?}") };
+        let (run, elapsed) = full_run(&worker, &bench.config).await;
         let entities = run.counts.fetched();
         let round_peak = peak_rss_mb();
         peak = peak.max(round_peak);
@@ -171,15 +165,7 @@ async fn main() {
         100.0 * incremental.as_secs_f64() / elapsed.as_secs_f64()
     );
     let cpu = Cpu::start(fake_pid);
-    let started = Instant::now();
-    let outcome = worker
-        .run(&config, RunOptions { full: true, ..RunOptions::default() }, &CancellationToken::new())
-        .await
-        .unwrap();
-    let again = started.elapsed();
-    let Outcome::Succeeded(run) = outcome else {
-        panic!("the second full run did not complete: {outcome:?}")
-    };
+    let (run, again) = full_run(&worker, &config).await;
     println!(
         "full again: over the stored org, as a scheduled full run is: {} pages, {} entities and memberships, \
          {:.2} s ({}; {:.1} µs a user), {:.0}% of the fastest raw fetch's rate",
@@ -192,6 +178,18 @@ async fn main() {
     );
     drop(fake_in);
     child.wait().ok();
+}
+
+/// A full run of `config`, which must succeed, and how long it took.
+async fn full_run(worker: &Worker, config: &Config) -> (Run, Duration) {
+    let started = Instant::now();
+    let outcome = worker
+        .run(config, RunOptions { full: true, ..RunOptions::default() }, &CancellationToken::new())
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    let Outcome::Succeeded(run) = outcome else { panic!("the full run did not complete: {outcome:?}") };
+    (run, took)
 }
 
 /// A fresh SQLite store in a directory of its own, holding one Okta config for the fake.

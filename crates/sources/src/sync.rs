@@ -107,6 +107,10 @@ pub struct Cursor(pub serde_json::Value);
 pub struct Page {
     pub records: Vec<Record>,
     pub memberships: Vec<Membership>,
+    /// Groups (source ids) whose every member is in this page's `memberships`: the store
+    /// compares them with what it has, so a run over unchanged groups rewrites none of their
+    /// memberships, where a member it only marks as seen is a row rewritten every full run.
+    pub whole_groups: Vec<String>,
     /// Removals the source named explicitly; applied by the engine when the run completes.
     pub removals: Vec<Removal>,
     /// Requests retried (429, 5xx, timeouts) before this page came through.

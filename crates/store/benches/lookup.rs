@@ -49,6 +49,7 @@ async fn main() {
         let page = PageWrite {
             entities: &PreparedEntities::new(records),
             memberships: &[],
+            whole_groups: &[],
             removals: &[],
             checkpoint: None,
         };

@@ -58,6 +58,8 @@ pub struct Lease {
 pub struct PageWrite<'a> {
     pub entities: &'a crate::PreparedEntities,
     pub memberships: &'a [Membership],
+    /// Groups whose every member is in `memberships` (see `Page::whole_groups`).
+    pub whole_groups: &'a [String],
     pub removals: &'a [Removal],
     /// Set when the page moves a full run's checkpoint: saved with the page, with the run's
     /// counts so far, so a resumed run goes on from exactly what was stored.

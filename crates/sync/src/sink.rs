@@ -90,6 +90,7 @@ struct Queued<P> {
 struct Prepared {
     entities: PreparedEntities,
     memberships: Vec<Membership>,
+    whole_groups: Vec<String>,
     removals: Vec<Removal>,
     retries: u32,
     /// The marks of the pages, in order, each with what its page fetched.
@@ -192,6 +193,7 @@ impl Batch {
         let merged = &mut self.merged;
         merged.entities.extend(page.entities);
         merged.memberships.extend(page.memberships);
+        merged.whole_groups.extend(page.whole_groups);
         merged.removals.extend(page.removals);
         merged.retries += page.retries;
         merged.marks.extend(page.marks);
@@ -249,6 +251,7 @@ async fn prepare_pages(
         let page = Prepared {
             entities,
             memberships: page.memberships,
+            whole_groups: page.whole_groups,
             removals: page.removals,
             retries: page.retries,
             marks,
@@ -293,6 +296,7 @@ async fn write_pages(
         let write = PageWrite {
             entities: &page.entities,
             memberships: &page.memberships,
+            whole_groups: &page.whole_groups,
             removals: &page.removals,
             checkpoint: moved.then_some(Checkpointed { marks: &checkpoint.0, unmarked: &pending }),
         };

@@ -283,12 +283,16 @@ impl Run<'_, '_> {
         memberships: Vec<Membership>,
         mark: Option<Mark>,
     ) -> Result<(), SyncError> {
-        if records.is_empty() && memberships.is_empty() && mark.is_none() {
+        self.emit_page(Page { records, memberships, mark, ..Page::default() }).await
+    }
+
+    async fn emit_page(&self, mut page: Page) -> Result<(), SyncError> {
+        if page.records.is_empty() && page.memberships.is_empty() && page.mark.is_none() {
             return Ok(());
         }
         let mut sink = self.sink.lock().await;
-        let retries = self.retries.swap(0, Ordering::Relaxed);
-        sink.accept(Page { records, memberships, removals: Vec::new(), retries, mark }).await?;
+        page.retries = self.retries.swap(0, Ordering::Relaxed);
+        sink.accept(page).await?;
         Ok(())
     }
 
@@ -673,9 +677,13 @@ impl Run<'_, '_> {
         let tolerated = [StatusCode::NOT_FOUND, StatusCode::FORBIDDEN];
         let first = self.client.url(&["api", "v1", "groups", group_id, "users"], &[("limit", PAGE_SIZE)]);
         let mut got: Got<Vec<Id>> = self.get(&first, action, &tolerated).await?;
+        let mut first_page = true;
         loop {
             let Some(users) = got.body.take() else { return Ok(false) };
             let next = got.next.take();
+            // An empty group's stored members are simply not seen: only a page with members
+            // stands for its group.
+            let whole = std::mem::take(&mut first_page) && next.is_none() && !users.is_empty();
             let memberships = users
                 .into_iter()
                 .map(|user| Membership {
@@ -684,11 +692,14 @@ impl Run<'_, '_> {
                     member_id: user.id,
                 })
                 .collect();
-            let ((), following) = overlapped(
-                self.emit(Vec::new(), memberships, part.map(Mark::within)),
-                self.next_page(next.as_ref(), action, &tolerated),
-            )
-            .await?;
+            let page = Page {
+                memberships,
+                whole_groups: if whole { vec![group_id.to_string()] } else { Vec::new() },
+                mark: part.map(Mark::within),
+                ..Page::default()
+            };
+            let ((), following) =
+                overlapped(self.emit_page(page), self.next_page(next.as_ref(), action, &tolerated)).await?;
             match following? {
                 Some(following) => got = following,
                 None => return Ok(true),

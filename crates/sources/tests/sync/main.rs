@@ -31,6 +31,8 @@ fn raw(record: &Record) -> Value {
 struct Collected {
     records: Vec<Record>,
     memberships: Vec<Membership>,
+    /// Each group a page said it named whole, with how many of its members that page named.
+    whole_groups: BTreeMap<String, usize>,
     removals: Vec<Removal>,
     pages: usize,
     retries: u32,
@@ -83,6 +85,10 @@ impl PageSink for Collected {
     async fn accept(&mut self, page: Page) -> Result<(), SinkError> {
         self.pages += 1;
         self.retries += page.retries;
+        for group in page.whole_groups {
+            let named = page.memberships.iter().filter(|m| m.group_id == group).count();
+            assert!(self.whole_groups.insert(group, named).is_none(), "a group was named whole twice");
+        }
         self.records.extend(page.records);
         self.memberships.extend(page.memberships);
         self.removals.extend(page.removals);

@@ -128,6 +128,15 @@ async fn a_full_sync_equals_the_org_across_many_pages() {
     let memberships = snapshot.user_members.len() as u64;
     assert_eq!(outcome.expected, BTreeMap::from([("membership".to_string(), memberships)]));
     assert_eq!(got.received()["membership"], memberships);
+    // A group whose members fit one page is named whole by it; a larger one never is.
+    let sizes: BTreeMap<String, usize> = snapshot.groups.keys().map(|g| (g.clone(), 0)).collect();
+    let sizes = snapshot.user_members.iter().fold(sizes, |mut sizes, (g, _)| {
+        *sizes.get_mut(g).unwrap() += 1;
+        sizes
+    });
+    let one_page: BTreeMap<String, usize> = sizes.into_iter().filter(|(_, n)| (1..=200).contains(n)).collect();
+    assert!(!one_page.is_empty());
+    assert_eq!(got.whole_groups, one_page);
 }
 
 #[tokio::test]

@@ -54,8 +54,10 @@ impl sql::Backend for SqliteStore {
 
     const ROW_LOCKS: bool = false;
 
-    /// Memberships are marked seen in their own `seen_run` column.
-    const SCRATCH_TABLES: &'static [&'static str] = &["run_seen_entities", "run_removals"];
+    /// Memberships are marked seen in their own `seen_run` column, or compared a whole group at
+    /// a time (`run_whole_groups`, `run_unnamed_members`).
+    const SCRATCH_TABLES: &'static [&'static str] =
+        &["run_seen_entities", "run_removals", "run_whole_groups", "run_unnamed_members"];
 
     const MEMBERSHIPS_MARKED_SEEN: bool = true;
 
@@ -154,10 +156,16 @@ impl sql::Backend for SqliteStore {
                 (coverage.groups_without_members(), "NOT IN")
             }
         };
+        // A group listed whole has its unnamed members noted; any other, its members not marked.
         sqlx::query(&format!(
             "INSERT OR IGNORE INTO held_deletions SELECT $2, $1, '{MEMBERSHIP}', group_id, member_kind, member_id \
              FROM memberships WHERE config_id = $1 AND seen_run <> $2 \
-             AND group_id {condition} (SELECT value FROM json_each($3))"
+             AND group_id {condition} (SELECT value FROM json_each($3)) \
+             AND group_id NOT IN (SELECT group_id FROM run_whole_groups WHERE run_id = $2) \
+             UNION ALL SELECT $2, $1, '{MEMBERSHIP}', u.group_id, u.member_kind, u.member_id \
+             FROM run_unnamed_members u JOIN memberships m ON m.config_id = $1 AND m.group_id = u.group_id \
+               AND m.member_kind = u.member_kind AND m.member_id = u.member_id \
+             WHERE u.run_id = $2 AND u.group_id {condition} (SELECT value FROM json_each($3))"
         ))
         .bind(DbId(run.config_id.0))
         .bind(DbId(run.id))

@@ -1,7 +1,7 @@
 //! A page's writes on SQLite, tuned for it (measured by `crates/sync/benches/full_sync.rs`):
 //! entities, memberships and the removals a source named, inside the transaction of `apply_page`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use ctxsync_core::{ConfigId, Membership, OrgId, Removal, Run, RunCounts};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
@@ -61,8 +61,8 @@ const ROWS_BY_KEY: &str = "json_each($2) k CROSS JOIN json_each(k.value) s \
      CROSS JOIN entities e ON e.config_id = $1 AND e.kind = k.key AND e.source_id = s.key";
 
 /// Memberships as `{group: {member kind: [member, …]}}`: a page's members share their group.
-fn membership_tree(memberships: &[Membership]) -> String {
-    let by_group = grouped(memberships.iter().map(|m| {
+fn membership_tree<'a>(memberships: impl IntoIterator<Item = &'a Membership>) -> String {
+    let by_group = grouped(memberships.into_iter().map(|m| {
         let (group, kind, member) = membership_key(m);
         (group, (kind, member))
     }));
@@ -219,7 +219,8 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Adds a page's memberships, counting the new ones, and marks them seen by this run.
+    /// Adds a page's memberships, counting the new ones. Those of groups listed in part are
+    /// marked seen by this run; the page's whole groups are compared with what is stored.
     pub(super) async fn add_memberships(
         conn: &mut SqliteConnection,
         run: &Run,
@@ -228,6 +229,11 @@ impl SqliteStore {
         recorder: &mut Recorder,
     ) -> Result<(), StoreError> {
         counts.entry(MEMBERSHIP).fetched += page.memberships.len() as u64;
+        let whole: HashSet<&str> = page.whole_groups.iter().map(String::as_str).collect();
+        if !whole.is_empty() {
+            // Before the insert, so a group's first listing finds nothing stored to compare.
+            Self::note_unnamed_members(conn, run, page.memberships, &whole).await?;
+        }
         let (config_id, run_id) = (run.config_id.to_string(), run.id.to_string());
         let now = encode_time(ctxsync_core::now());
         let mut created = 0;
@@ -253,18 +259,73 @@ impl SqliteStore {
         }
         counts.entry(MEMBERSHIP).created += created;
         // Rows just inserted carry this run already; on a first sync that is all of them.
-        if created < page.memberships.len() as u64 {
+        let marked: Vec<&Membership> =
+            page.memberships.iter().filter(|m| !whole.contains(m.group_id.as_str())).collect();
+        if created < page.memberships.len() as u64 && !marked.is_empty() {
             let update = format!(
                 "UPDATE OR IGNORE memberships SET seen_run = $3 WHERE config_id = $1 AND seen_run <> $3 \
                  AND (group_id, member_kind, member_id) IN ({MEMBERSHIP_ROWS})"
             );
-            for chunk in page.memberships.chunks(JSON_CHUNK) {
+            for chunk in marked.chunks(JSON_CHUNK) {
                 // The same parameters as the insert, `$2` unused, so the tree is `$4` in both.
                 sqlx::query(&update)
                     .bind(&config_id)
                     .bind(&now)
                     .bind(&run_id)
-                    .bind(membership_tree(chunk))
+                    .bind(membership_tree(chunk.iter().copied()))
+                    .execute(&mut *conn)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Notes the groups in `whole` as listed whole by this run, and their stored members that
+    /// `memberships` does not name, for deletion when the run completes. What an earlier listing
+    /// of the same group in this run noted is replaced: a resumed run lists again the groups
+    /// after its checkpoint.
+    async fn note_unnamed_members(
+        conn: &mut SqliteConnection,
+        run: &Run,
+        memberships: &[Membership],
+        whole: &HashSet<&str>,
+    ) -> Result<(), StoreError> {
+        let mut named: BTreeMap<&str, Vec<&Membership>> =
+            whole.iter().map(|&group| (group, Vec::new())).collect();
+        for m in memberships {
+            if let Some(members) = named.get_mut(m.group_id.as_str()) {
+                members.push(m);
+            }
+        }
+        let (config_id, run_id) = (run.config_id.to_string(), run.id.to_string());
+        // Whole groups at a time, up to about `JSON_CHUNK` members.
+        let mut named = named.into_iter().peekable();
+        while named.peek().is_some() {
+            let (mut groups, mut members) = (Vec::new(), Vec::new());
+            while let Some((group, group_members)) = named.next_if(|_| members.len() < JSON_CHUNK) {
+                groups.push(group);
+                members.extend(group_members);
+            }
+            let groups = to_json(&groups);
+            let statements = [
+                "DELETE FROM run_unnamed_members WHERE run_id = $2 AND group_id IN (SELECT value FROM json_each($3))"
+                    .to_string(),
+                "INSERT OR IGNORE INTO run_whole_groups (run_id, group_id) SELECT $2, value FROM json_each($3)"
+                    .to_string(),
+                format!(
+                    "INSERT OR IGNORE INTO run_unnamed_members (run_id, group_id, member_kind, member_id) \
+                     SELECT $2, m.group_id, m.member_kind, m.member_id FROM json_each($3) g \
+                     CROSS JOIN memberships m ON m.config_id = $1 AND m.group_id = g.value \
+                     WHERE (m.group_id, m.member_kind, m.member_id) NOT IN ({MEMBERSHIP_ROWS})"
+                ),
+            ];
+            let tree = membership_tree(members);
+            for sql in &statements {
+                sqlx::query(sql)
+                    .bind(&config_id)
+                    .bind(&run_id)
+                    .bind(&groups)
+                    .bind(&tree)
                     .execute(&mut *conn)
                     .await?;
             }

@@ -64,6 +64,7 @@ async fn write(db: &Db, records: &[Record]) {
             PageWrite {
                 entities: &PreparedEntities::new(records.to_vec()),
                 memberships: &[],
+                whole_groups: &[],
                 removals: &[],
                 checkpoint: None,
             },

@@ -3,11 +3,10 @@
 
 use ctxsync_core::{
     Coverage, DeletionGuard, EntityKind, Expected, Membership, Record, Run, RunCounts, RunKind, RunStatus,
-    UserStatus,
 };
 use serde_json::json;
 
-use super::sync::{Db, db, group, member, user};
+use super::sync::{Db, db, group, member, users};
 use crate::{Checkpointed, PageWrite, PreparedEntities, RunEnd};
 
 impl Db {
@@ -15,16 +14,28 @@ impl Db {
     /// with its counts.
     async fn page(
         &self,
+        run: Run,
+        records: &[Record],
+        memberships: &[Membership],
+        marks: Option<serde_json::Value>,
+    ) -> Run {
+        self.page_naming_whole(run, records, memberships, &[], marks).await
+    }
+
+    /// [`Db::page`] for a page that names every member of `whole_groups`.
+    async fn page_naming_whole(
+        &self,
         mut run: Run,
         records: &[Record],
         memberships: &[Membership],
+        whole_groups: &[String],
         marks: Option<serde_json::Value>,
     ) -> Run {
         let marks = marks.map(|m| m.as_object().unwrap().clone());
         let unmarked = RunCounts::default();
         let checkpoint = marks.as_ref().map(|marks| Checkpointed { marks, unmarked: &unmarked });
         let entities = PreparedEntities::new(records.to_vec());
-        let write = PageWrite { entities: &entities, memberships, removals: &[], checkpoint };
+        let write = PageWrite { entities: &entities, memberships, whole_groups, removals: &[], checkpoint };
         let counts = self.store.apply_page(&run, self.org, write).await.unwrap();
         run.counts.add(&counts);
         run
@@ -46,10 +57,6 @@ impl Db {
         let later = ctxsync_core::now() + time::Duration::minutes(1);
         self.store.acquire_lease(self.config.id, "worker-b", later, Some("worker-a")).await.unwrap().unwrap();
     }
-}
-
-fn users(ids: &[&str]) -> Vec<Record> {
-    ids.iter().map(|id| user(id, &format!("{id}@x.com"), UserStatus::Active)).collect()
 }
 
 #[tokio::test]
@@ -92,6 +99,38 @@ async fn a_killed_full_run_is_resumed_with_what_it_saw_and_counted() {
     assert_eq!(db.ids(EntityKind::Group).await, ["g1"]);
     assert_eq!(db.members().await, [("g1".to_string(), "u1".to_string())], "g1-u3 went, g1-u1 was seen");
     assert_eq!(db.store.resume_point(db.config.id).await.unwrap(), None, "a completed run leaves nothing");
+}
+
+#[tokio::test]
+async fn a_group_listed_whole_again_by_the_resumed_run_keeps_the_members_it_names_then() {
+    let db = db().await;
+    let everyone = [users(&["u1", "u2"]), vec![group("g1"), group("g2")]].concat();
+    let members = [member("g1", "u1"), member("g1", "u2"), member("g2", "u1"), member("g2", "u2")];
+    db.run_whole(RunKind::Full, &everyone, &members, &["g1", "g2"], Some(Coverage::Everything)).await;
+    let (g1, g2) = (vec!["g1".to_string()], vec!["g2".to_string()]);
+
+    let later = ctxsync_core::now() + time::Duration::minutes(1);
+    db.store.acquire_lease(db.config.id, "worker-a", later, None).await.unwrap().unwrap();
+    let run = db.store.start_run(db.config.id, RunKind::Full).await.unwrap();
+    let marked = Some(json!({"groups": 1}));
+    let run = db.page_naming_whole(run, &everyone, &[member("g2", "u1")], &g2, marked).await;
+    // After the mark, g1 named u1 alone: the resumed run lists g1 again.
+    db.page_naming_whole(run.clone(), &[], &[member("g1", "u1")], &g1, None).await;
+    db.take_lease_over().await;
+
+    let point = db.store.resume_point(db.config.id).await.unwrap().expect("the stopped run can be resumed");
+    let resumed = db.store.resume_run(db.config.id, &point).await.unwrap();
+    // u2 is back in g1 by then.
+    let again = [member("g1", "u1"), member("g1", "u2")];
+    let resumed = db.page_naming_whole(resumed, &[], &again, &g1, Some(json!({"groups": 2}))).await;
+    let finished = db.complete(&resumed).await;
+
+    assert_eq!(finished.counts.by_type["membership"].deleted, 1);
+    assert_eq!(
+        db.members().await,
+        [("g1".to_string(), "u1".to_string()), ("g1".into(), "u2".into()), ("g2".into(), "u1".into())],
+        "g2's listing before the stop still decides; g1's second listing replaced its first"
+    );
 }
 
 #[tokio::test]
@@ -172,6 +211,7 @@ async fn a_worker_that_stalled_past_a_takeover_writes_nothing() {
     let late = PageWrite {
         entities: &entities,
         memberships: &[],
+        whole_groups: &[],
         removals: &[],
         checkpoint: Some(Checkpointed { marks: &marks, unmarked: &unmarked }),
     };

@@ -71,6 +71,10 @@ pub(crate) fn group(id: &str) -> Record {
     )
 }
 
+pub(super) fn users(ids: &[&str]) -> Vec<Record> {
+    ids.iter().map(|id| user(id, &format!("{id}@x.com"), UserStatus::Active)).collect()
+}
+
 pub(super) fn member(group: &str, user: &str) -> Membership {
     Membership { group_id: group.into(), member_kind: EntityKind::User, member_id: user.into() }
 }
@@ -99,22 +103,43 @@ impl Db {
         removals: &[Removal],
         end: Option<(Coverage, DeletionGuard, Expected)>,
     ) -> ctxsync_core::Run {
+        let entities = PreparedEntities::new(records.to_vec());
+        let page =
+            PageWrite { entities: &entities, memberships, whole_groups: &[], removals, checkpoint: None };
+        self.one_page_run(kind, page, end).await
+    }
+
+    /// One run of one page that names every member of `whole_groups`.
+    pub(super) async fn run_whole(
+        &self,
+        kind: RunKind,
+        records: &[Record],
+        memberships: &[Membership],
+        whole_groups: &[&str],
+        coverage: Option<Coverage>,
+    ) -> ctxsync_core::Run {
+        let whole_groups: Vec<String> = whole_groups.iter().map(|g| g.to_string()).collect();
+        let entities = PreparedEntities::new(records.to_vec());
+        let page = PageWrite {
+            entities: &entities,
+            memberships,
+            whole_groups: &whole_groups,
+            removals: &[],
+            checkpoint: None,
+        };
+        let end = coverage.map(|coverage| (coverage, DeletionGuard::OFF, Expected::new()));
+        self.one_page_run(kind, page, end).await
+    }
+
+    async fn one_page_run(
+        &self,
+        kind: RunKind,
+        page: PageWrite<'_>,
+        end: Option<(Coverage, DeletionGuard, Expected)>,
+    ) -> ctxsync_core::Run {
         let run = self.store.start_run(self.config.id, kind).await.unwrap();
         let mut run_counted = run.clone();
-        let counts = self
-            .store
-            .apply_page(
-                &run,
-                self.org,
-                PageWrite {
-                    entities: &PreparedEntities::new(records.to_vec()),
-                    memberships,
-                    removals,
-                    checkpoint: None,
-                },
-            )
-            .await
-            .unwrap();
+        let counts = self.store.apply_page(&run, self.org, page).await.unwrap();
         run_counted.counts.add(&counts);
         match end {
             Some((coverage, guard, expected)) => self
@@ -286,6 +311,58 @@ async fn a_full_run_keeps_the_memberships_of_groups_it_could_not_list() {
         db.members().await,
         [("g1".to_string(), "u1".to_string()), ("g1".into(), "u2".into()), ("g2".into(), "u1".into())],
         "g1 kept as it was, g2 converged"
+    );
+}
+
+#[tokio::test]
+async fn a_group_listed_whole_loses_only_the_members_its_page_did_not_name() {
+    let db = db().await;
+    let all = [users(&["u1", "u2", "u3"]), vec![group("g1"), group("g2")]].concat();
+    let members = [member("g1", "u1"), member("g1", "u2"), member("g2", "u1"), member("g2", "u2")];
+    let first = db.run_whole(RunKind::Full, &all, &members, &["g1", "g2"], Some(Coverage::Everything)).await;
+    assert_eq!(first.counts.by_type["membership"].created, 4);
+
+    // A run that named only u1 in g1, then died: nothing is deleted.
+    let expired = ctxsync_core::now() - time::Duration::seconds(1);
+    db.store.acquire_lease(db.config.id, "worker-a", expired, None).await.unwrap().unwrap();
+    db.run_whole(RunKind::Full, &all, &[member("g1", "u1")], &["g1"], None).await;
+    let later = ctxsync_core::now() + time::Duration::minutes(1);
+    db.store.acquire_lease(db.config.id, "worker-b", later, None).await.unwrap().unwrap();
+    assert_eq!(db.members().await.len(), 4, "an unfinished run deletes no member");
+
+    // g1 named u1 and u3 whole; g2's members came the other way, marked one by one.
+    let second = db
+        .run_whole(
+            RunKind::Full,
+            &all,
+            &[member("g1", "u1"), member("g1", "u3"), member("g2", "u2")],
+            &["g1"],
+            Some(Coverage::Everything),
+        )
+        .await;
+    let counted = second.counts.by_type["membership"];
+    assert_eq!((counted.fetched, counted.created, counted.deleted), (3, 1, 2));
+    assert_eq!(
+        db.members().await,
+        [("g1".to_string(), "u1".to_string()), ("g1".into(), "u3".into()), ("g2".into(), "u2".into())],
+        "g1 lost u2, whom its page did not name; g2 lost u1, whom no page marked"
+    );
+}
+
+#[tokio::test]
+async fn an_incremental_run_deletes_unnamed_members_of_relisted_groups_only() {
+    let db = db().await;
+    let all = [users(&["u1", "u2"]), vec![group("g1"), group("g2")]].concat();
+    let members = [member("g1", "u1"), member("g1", "u2"), member("g2", "u1"), member("g2", "u2")];
+    db.run_whole(RunKind::Full, &all, &members, &["g1", "g2"], Some(Coverage::Everything)).await;
+
+    // Both groups' pages name only u1, but only g2 was relisted for the run's coverage.
+    let coverage = Coverage::Changes { groups_with_all_members: vec!["g2".into()] };
+    let named = [member("g1", "u1"), member("g2", "u1")];
+    db.run_whole(RunKind::Incremental, &[], &named, &["g1", "g2"], Some(coverage)).await;
+    assert_eq!(
+        db.members().await,
+        [("g1".to_string(), "u1".to_string()), ("g1".into(), "u2".into()), ("g2".into(), "u1".into())]
     );
 }
 
@@ -534,6 +611,7 @@ async fn a_config_deleted_while_its_run_writes_pages_goes_without_error() {
                     let write = PageWrite {
                         entities: &PreparedEntities::new(records),
                         memberships: &memberships,
+                        whole_groups: &[],
                         removals: &[],
                         checkpoint: None,
                     };

@@ -328,15 +328,21 @@ async fn members(
     let path = ["groups", group_id, "members"];
     let mut token = None;
     let mut left_out = 0;
+    let mut first_page = true;
     loop {
         token = next(token, list.next_page_token.take())?;
         let memberships: Vec<Membership> =
             list.items.iter().filter_map(|m| map::member(group_id, m)).collect();
         left_out += (list.items.len() - memberships.len()) as u64;
         let Some(token) = &token else {
-            out.emit(Vec::new(), memberships, IN_GROUPS).await?;
+            // A group's only page names it whole; an empty group's stored members are simply
+            // not seen.
+            let whole = std::mem::take(&mut first_page) && !memberships.is_empty();
+            let whole_groups = if whole { vec![group_id.to_string()] } else { Vec::new() };
+            out.send(Page { memberships, whole_groups, mark: IN_GROUPS, ..Page::default() }).await?;
             return Ok(Some(left_out));
         };
+        first_page = false;
         let query = with_token(&MEMBERS_QUERY, token);
         let fetch = client.fetch::<List>(&path, &query, "group members", &MEMBERS_TOLERATED);
         let ((), following) = overlapped(out.emit(Vec::new(), memberships, IN_GROUPS), fetch).await?;
@@ -363,15 +369,19 @@ impl Out<'_> {
         memberships: Vec<Membership>,
         mark: Option<Mark>,
     ) -> Result<(), SyncError> {
-        if records.is_empty()
-            && memberships.is_empty()
+        self.send(Page { records, memberships, mark, ..Page::default() }).await
+    }
+
+    async fn send(&mut self, mut page: Page) -> Result<(), SyncError> {
+        if page.records.is_empty()
+            && page.memberships.is_empty()
             && self.retries == 0
-            && mark.as_ref().is_none_or(|m| m.at.is_none())
+            && page.mark.as_ref().is_none_or(|m| m.at.is_none())
         {
             return Ok(());
         }
-        let retries = std::mem::take(&mut self.retries);
-        self.sink.accept(Page { records, memberships, retries, mark, ..Page::default() }).await?;
+        page.retries = std::mem::take(&mut self.retries);
+        self.sink.accept(page).await?;
         Ok(())
     }
 }

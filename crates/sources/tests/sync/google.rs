@@ -115,6 +115,35 @@ async fn a_full_sync_equals_the_account_across_many_pages() {
     assert_equals_account(&got, &snapshot);
     assert_eq!(got.retries, 0);
     assert_eq!(fake.tokens_issued(), 1);
+    assert!(groups_of_one_page(&snapshot).is_empty());
+    assert!(got.whole_groups.is_empty(), "no page names a group of several pages whole");
+}
+
+/// Each group whose members fit one page, with how many of them name an entity: the groups a
+/// full run's pages name whole.
+fn groups_of_one_page(snapshot: &Snapshot) -> BTreeMap<String, usize> {
+    let members = || snapshot.user_members.iter().chain(&snapshot.group_members);
+    snapshot
+        .groups
+        .iter()
+        .filter(|(_, g)| g["directMembersCount"].as_str().unwrap().parse::<u64>().unwrap() <= 200)
+        .map(|(id, _)| (id.clone(), members().filter(|(g, _)| g == id).count()))
+        .filter(|(_, named)| *named > 0)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_page_with_all_of_a_groups_members_names_it_whole() {
+    let fake = FakeGoogle::start_with(TenantSpec { seed: 5, users: 300, groups: 8, ..TenantSpec::default() })
+        .await
+        .unwrap();
+    let snapshot = fake.snapshot();
+    let (outcome, got) = google_run(&fake, SyncMode::Full).await;
+    assert_eq!(outcome.unwrap().coverage, Coverage::Everything);
+    assert_equals_account(&got, &snapshot);
+    let whole = groups_of_one_page(&snapshot);
+    assert!(!whole.is_empty());
+    assert_eq!(got.whole_groups, whole);
 }
 
 #[tokio::test]

@@ -134,7 +134,8 @@ async fn a_full_sync_equals_the_org_across_many_pages() {
         *sizes.get_mut(g).unwrap() += 1;
         sizes
     });
-    let one_page: BTreeMap<String, usize> = sizes.into_iter().filter(|(_, n)| (1..=200).contains(n)).collect();
+    let one_page: BTreeMap<String, usize> =
+        sizes.into_iter().filter(|(_, n)| (1..=200).contains(n)).collect();
     assert!(!one_page.is_empty());
     assert_eq!(got.whole_groups, one_page);
 }

@@ -42,8 +42,13 @@ impl sql::Backend for PostgresStore {
 
     const ROW_LOCKS: bool = true;
 
-    const SCRATCH_TABLES: &'static [&'static str] =
-        &["run_seen_entities", "run_seen_memberships", "run_removals"];
+    const SCRATCH_TABLES: &'static [&'static str] = &[
+        "run_seen_entities",
+        "run_seen_memberships",
+        "run_removals",
+        "run_whole_groups",
+        "run_unnamed_members",
+    ];
 
     const MEMBERSHIPS_MARKED_SEEN: bool = false;
 
@@ -87,7 +92,7 @@ impl sql::Backend for PostgresStore {
     ) -> Result<RunCounts, StoreError> {
         let mut counts = RunCounts { pages: 1, ..RunCounts::default() };
         PostgresStore::upsert_entities(conn, run, org, page.entities, &mut counts, recorder).await?;
-        PostgresStore::add_memberships(conn, run, page.memberships, &mut counts, recorder).await?;
+        PostgresStore::add_memberships(conn, run, page, &mut counts, recorder).await?;
         PostgresStore::note_removals(conn, run, page.removals).await?;
         Ok(counts)
     }
@@ -135,11 +140,17 @@ impl sql::Backend for PostgresStore {
                 (coverage.groups_without_members(), "NOT (group_id = ANY($3::text[]))")
             }
         };
+        // A group listed whole has its unnamed members noted; any other, its members not seen.
         sqlx::query(&format!(
             "INSERT INTO held_deletions SELECT $2, $1, '{MEMBERSHIP}', group_id, member_kind, member_id \
              FROM memberships m WHERE config_id = $1 AND {condition} \
              AND NOT EXISTS (SELECT 1 FROM run_seen_memberships s WHERE s.run_id = $2 \
              AND s.group_id = m.group_id AND s.member_kind = m.member_kind AND s.member_id = m.member_id) \
+             AND NOT EXISTS (SELECT 1 FROM run_whole_groups w WHERE w.run_id = $2 AND w.group_id = m.group_id) \
+             UNION ALL SELECT $2, $1, '{MEMBERSHIP}', group_id, member_kind, member_id \
+             FROM run_unnamed_members u WHERE run_id = $2 AND {condition} \
+             AND EXISTS (SELECT 1 FROM memberships m WHERE m.config_id = $1 AND m.group_id = u.group_id \
+             AND m.member_kind = u.member_kind AND m.member_id = u.member_id) \
              ON CONFLICT DO NOTHING"
         ))
         .bind(run.config_id.0)

@@ -3,15 +3,15 @@
 //! Many rows go into one statement as arrays (`UNNEST($1::text[], …)`), so the statement text
 //! does not depend on the page's size and no page comes near the bind-parameter limit.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use ctxsync_core::{ConfigId, Membership, OrgId, Removal, Run, RunCounts};
+use ctxsync_core::{ConfigId, OrgId, Removal, Run, RunCounts};
 use sqlx::PgConnection;
 
 use super::PostgresStore;
 use crate::history::Recorder;
 use crate::page::{Changed, EntityWrite, MEMBERSHIP, membership_key, removal_key};
-use crate::{PreparedEntities, StoreError};
+use crate::{PageWrite, PreparedEntities, StoreError};
 
 impl PostgresStore {
     /// What is stored for `rows` before they are rewritten: `(kind, source_id, data)`.
@@ -167,30 +167,65 @@ impl PostgresStore {
         Ok(())
     }
 
-    /// Adds a page's memberships, counting the new ones, and notes them as seen.
+    /// Adds a page's memberships, counting the new ones. Those of groups listed in part are
+    /// noted as seen; the page's whole groups are compared with what is stored.
     pub(super) async fn add_memberships(
         conn: &mut PgConnection,
         run: &Run,
-        memberships: &[Membership],
+        page: &PageWrite<'_>,
         counts: &mut RunCounts,
         recorder: &mut Recorder,
     ) -> Result<(), StoreError> {
+        let memberships = page.memberships;
         if memberships.is_empty() {
             return Ok(());
         }
         counts.entry(MEMBERSHIP).fetched += memberships.len() as u64;
-        let (mut groups, mut kinds, mut members) = (Vec::new(), Vec::new(), Vec::new());
+        let whole: HashSet<&str> = page.whole_groups.iter().map(String::as_str).collect();
+        let (mut groups, mut kinds, mut members, mut seen) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (group, kind, member) in memberships.iter().map(membership_key) {
             groups.push(group);
             kinds.push(kind);
             members.push(member);
+            seen.push(!whole.contains(group));
+        }
+        if !whole.is_empty() {
+            // Before the insert, so a group's first listing finds nothing stored to compare.
+            // What an earlier listing of the same group in this run noted is replaced: a resumed
+            // run lists again the groups after its checkpoint.
+            // Two statements: an insert meeting a row its own statement deletes would be skipped.
+            let whole: Vec<&str> = whole.iter().copied().collect();
+            sqlx::query("DELETE FROM run_unnamed_members WHERE run_id = $1 AND group_id = ANY($2::text[])")
+                .bind(run.id)
+                .bind(&whole)
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query(
+                "WITH listed AS (INSERT INTO run_whole_groups SELECT $2, * FROM UNNEST($3::text[]) \
+                   ON CONFLICT DO NOTHING) \
+                 INSERT INTO run_unnamed_members SELECT $2, m.group_id, m.member_kind, m.member_id \
+                 FROM memberships m WHERE m.config_id = $1 AND m.group_id = ANY($3::text[]) \
+                 AND (m.group_id, m.member_kind, m.member_id) NOT IN \
+                   (SELECT * FROM UNNEST($4::text[], $5::text[], $6::text[])) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(run.config_id.0)
+            .bind(run.id)
+            .bind(&whole)
+            .bind(&groups)
+            .bind(&kinds)
+            .bind(&members)
+            .execute(&mut *conn)
+            .await?;
         }
         // Only inserted rows are counted, so this is the number of new memberships. They are read
         // back only when they become events: never on a config's first sync.
         macro_rules! insert {
             () => {
                 "WITH seen AS (INSERT INTO run_seen_memberships (run_id, group_id, member_kind, member_id) \
-                   SELECT $2, * FROM UNNEST($4::text[], $5::text[], $6::text[]) ON CONFLICT DO NOTHING) \
+                   SELECT $2, group_id, member_kind, member_id \
+                   FROM UNNEST($4::text[], $5::text[], $6::text[], $7::bool[]) AS s (group_id, member_kind, member_id, seen) \
+                   WHERE seen ON CONFLICT DO NOTHING) \
                  INSERT INTO memberships (config_id, first_seen_at, group_id, member_kind, member_id) \
                  SELECT $1, $3, * FROM UNNEST($4::text[], $5::text[], $6::text[]) ON CONFLICT DO NOTHING"
             };
@@ -206,7 +241,8 @@ impl PostgresStore {
             .bind(ctxsync_core::now())
             .bind(&groups)
             .bind(&kinds)
-            .bind(&members);
+            .bind(&members)
+            .bind(&seen);
         let created = if recorder.events_on() {
             recorder.memberships_added(&query.fetch_all(&mut *conn).await?)?
         } else {

@@ -10,6 +10,7 @@ mod sql;
 use ctxsync_core::{ConfigId, Coverage, OrgId, Run, RunCounts};
 use sqlx::{PgPool, Postgres};
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 use super::PostgresStore;
 use crate::entities::ENTITY_COLUMNS;
@@ -124,6 +125,27 @@ impl sql::Backend for PostgresStore {
         .bind(member_ids)
         .execute(conn)
         .await?;
+        Ok(())
+    }
+
+    async fn mark_whole_groups(
+        conn: &mut Conn,
+        config: ConfigId,
+        from: Uuid,
+        to: Uuid,
+    ) -> Result<(), StoreError> {
+        let statements = [
+            "INSERT INTO run_seen_memberships SELECT $3, group_id, member_kind, member_id FROM memberships m \
+             WHERE config_id = $1 AND group_id IN (SELECT group_id FROM run_whole_groups WHERE run_id = $2) \
+             AND NOT EXISTS (SELECT 1 FROM run_unnamed_members u WHERE u.run_id = $2 AND u.group_id = m.group_id \
+               AND u.member_kind = m.member_kind AND u.member_id = m.member_id) \
+             ON CONFLICT DO NOTHING",
+            "DELETE FROM run_whole_groups WHERE run_id = $2",
+            "DELETE FROM run_unnamed_members WHERE run_id = $2",
+        ];
+        for sql in statements {
+            sqlx::query(sql).bind(config.0).bind(from).bind(to).execute(&mut *conn).await?;
+        }
         Ok(())
     }
 

@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use ctxsync_core::{ConfigId, OrgId, Removal, Run, RunCounts};
+use ctxsync_core::{ConfigId, Membership, OrgId, Removal, Run, RunCounts};
 use sqlx::PgConnection;
 
 use super::PostgresStore;
@@ -190,33 +190,7 @@ impl PostgresStore {
             seen.push(!whole.contains(group));
         }
         if !whole.is_empty() {
-            // Before the insert, so a group's first listing finds nothing stored to compare.
-            // What an earlier listing of the same group in this run noted is replaced: a resumed
-            // run lists again the groups after its checkpoint.
-            // Two statements: an insert meeting a row its own statement deletes would be skipped.
-            let whole: Vec<&str> = whole.iter().copied().collect();
-            sqlx::query("DELETE FROM run_unnamed_members WHERE run_id = $1 AND group_id = ANY($2::text[])")
-                .bind(run.id)
-                .bind(&whole)
-                .execute(&mut *conn)
-                .await?;
-            sqlx::query(
-                "WITH listed AS (INSERT INTO run_whole_groups SELECT $2, * FROM UNNEST($3::text[]) \
-                   ON CONFLICT DO NOTHING) \
-                 INSERT INTO run_unnamed_members SELECT $2, m.group_id, m.member_kind, m.member_id \
-                 FROM memberships m WHERE m.config_id = $1 AND m.group_id = ANY($3::text[]) \
-                 AND (m.group_id, m.member_kind, m.member_id) NOT IN \
-                   (SELECT * FROM UNNEST($4::text[], $5::text[], $6::text[])) \
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(run.config_id.0)
-            .bind(run.id)
-            .bind(&whole)
-            .bind(&groups)
-            .bind(&kinds)
-            .bind(&members)
-            .execute(&mut *conn)
-            .await?;
+            Self::note_unnamed_members(conn, run, memberships, &whole).await?;
         }
         // Only inserted rows are counted, so this is the number of new memberships. They are read
         // back only when they become events: never on a config's first sync.
@@ -249,6 +223,53 @@ impl PostgresStore {
             query.execute(&mut *conn).await?.rows_affected()
         };
         counts.entry(MEMBERSHIP).created += created;
+        Ok(())
+    }
+
+    /// Notes the groups in `whole` as listed whole by this run, and their stored members that
+    /// `memberships` does not name, for deletion when the run completes; before the insert, so a
+    /// group's first listing finds nothing stored to compare. What an earlier listing of the same
+    /// group in this run noted is replaced: a resumed run lists again the groups after its
+    /// checkpoint.
+    async fn note_unnamed_members(
+        conn: &mut PgConnection,
+        run: &Run,
+        memberships: &[Membership],
+        whole: &HashSet<&str>,
+    ) -> Result<(), StoreError> {
+        let (mut groups, mut kinds, mut members) = (Vec::new(), Vec::new(), Vec::new());
+        for (group, kind, member) in
+            memberships.iter().map(membership_key).filter(|(g, ..)| whole.contains(g))
+        {
+            groups.push(group);
+            kinds.push(kind);
+            members.push(member);
+        }
+        let whole: Vec<&str> = whole.iter().copied().collect();
+        // Two statements: an insert meeting a row its own statement deletes would be skipped.
+        sqlx::query("DELETE FROM run_unnamed_members WHERE run_id = $1 AND group_id = ANY($2::text[])")
+            .bind(run.id)
+            .bind(&whole)
+            .execute(&mut *conn)
+            .await?;
+        // `NOT EXISTS` plans as an anti-join; `NOT IN` over a large array is not hashed.
+        sqlx::query(
+            "WITH listed AS (INSERT INTO run_whole_groups SELECT $2, * FROM UNNEST($3::text[]) \
+               ON CONFLICT DO NOTHING) \
+             INSERT INTO run_unnamed_members SELECT $2, m.group_id, m.member_kind, m.member_id \
+             FROM memberships m WHERE m.config_id = $1 AND m.group_id = ANY($3::text[]) \
+             AND NOT EXISTS (SELECT 1 FROM UNNEST($4::text[], $5::text[], $6::text[]) AS n (group_id, member_kind, member_id) \
+               WHERE n.group_id = m.group_id AND n.member_kind = m.member_kind AND n.member_id = m.member_id) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(run.config_id.0)
+        .bind(run.id)
+        .bind(&whole)
+        .bind(&groups)
+        .bind(&kinds)
+        .bind(&members)
+        .execute(&mut *conn)
+        .await?;
         Ok(())
     }
 

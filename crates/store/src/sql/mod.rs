@@ -83,6 +83,16 @@ pub(super) trait Backend {
     /// Drops what a page lists again from the config's held stages.
     async fn unstage_seen(conn: &mut Conn, config: ConfigId, page: &PageWrite<'_>) -> Result<(), StoreError>;
 
+    /// Turns the groups run `from` listed whole into marks of run `to` on the members it named,
+    /// and drops `from`'s notes of them: the run that goes on decides them from both listings,
+    /// as it does the groups it marks.
+    async fn mark_whole_groups(
+        conn: &mut Conn,
+        config: ConfigId,
+        from: Uuid,
+        to: Uuid,
+    ) -> Result<(), StoreError>;
+
     /// Stages the memberships a completed run's coverage implies are gone: those of the listed
     /// groups that the run did not see.
     async fn stage_unseen_memberships(
@@ -158,6 +168,7 @@ impl Store {
         from: Uuid,
         to: Uuid,
     ) -> Result<(), StoreError> {
+        Self::mark_whole_groups(conn, config, from, to).await?;
         for table in Self::SCRATCH_TABLES {
             sqlx::query(&format!("UPDATE {table} SET run_id = $2 WHERE run_id = $1"))
                 .bind(DbId(from))

@@ -10,6 +10,7 @@ mod sql;
 use ctxsync_core::{ConfigId, Coverage, OrgId, Run, RunCounts, RunKind};
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 use super::SqliteStore;
 use crate::entities::ENTITY_COLUMNS;
@@ -141,6 +142,26 @@ impl sql::Backend for SqliteStore {
             if let Some(keys) = &keys {
                 sqlx::query(sql).bind(DbId(config.0)).bind(keys).execute(&mut *conn).await?;
             }
+        }
+        Ok(())
+    }
+
+    async fn mark_whole_groups(
+        conn: &mut Conn,
+        config: ConfigId,
+        from: Uuid,
+        to: Uuid,
+    ) -> Result<(), StoreError> {
+        let statements = [
+            "UPDATE memberships SET seen_run = $3 WHERE config_id = $1 \
+             AND group_id IN (SELECT group_id FROM run_whole_groups WHERE run_id = $2) \
+             AND (group_id, member_kind, member_id) NOT IN \
+               (SELECT group_id, member_kind, member_id FROM run_unnamed_members WHERE run_id = $2)",
+            "DELETE FROM run_whole_groups WHERE run_id = $2",
+            "DELETE FROM run_unnamed_members WHERE run_id = $2",
+        ];
+        for sql in statements {
+            sqlx::query(sql).bind(DbId(config.0)).bind(DbId(from)).bind(DbId(to)).execute(&mut *conn).await?;
         }
         Ok(())
     }

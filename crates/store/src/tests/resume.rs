@@ -6,7 +6,7 @@ use ctxsync_core::{
 };
 use serde_json::json;
 
-use super::sync::{Db, db, group, member, users};
+use super::sync::{Db, db, group, member, pairs, users};
 use crate::{Checkpointed, PageWrite, PreparedEntities, RunEnd};
 
 impl Db {
@@ -105,42 +105,65 @@ async fn a_killed_full_run_is_resumed_with_what_it_saw_and_counted() {
 async fn a_group_listed_whole_again_by_the_resumed_run_is_decided_by_that_listing() {
     let db = db().await;
     let everyone = [users(&["u1", "u2"]), vec![group("g1"), group("g2"), group("g3")]].concat();
-    let pairs = |groups: &[&str], users: &[&str]| -> Vec<Membership> {
+    let every = |groups: &[&str], users: &[&str]| -> Vec<Membership> {
         groups.iter().flat_map(|g| users.iter().map(move |u| member(g, u))).collect()
     };
     let whole = |groups: &[&str]| -> Vec<String> { groups.iter().map(|g| g.to_string()).collect() };
-    let all = pairs(&["g1", "g2", "g3"], &["u1", "u2"]);
+    let all = every(&["g1", "g2", "g3"], &["u1", "u2"]);
     db.run_whole(RunKind::Full, &everyone, &all, &["g1", "g2", "g3"], Some(Coverage::Everything)).await;
 
     let later = ctxsync_core::now() + time::Duration::minutes(1);
     db.store.acquire_lease(db.config.id, "worker-a", later, None).await.unwrap().unwrap();
     let run = db.store.start_run(db.config.id, RunKind::Full).await.unwrap();
     let marked = Some(json!({"groups": 1}));
-    let g3 = pairs(&["g3"], &["u1"]);
+    let g3 = every(&["g3"], &["u1"]);
     let run = db.page_naming_whole(run, &everyone, &g3, &whole(&["g3"]), marked).await;
     // After the mark, g1 and g2 named u1 alone: the resumed run lists both again.
-    let g1_g2 = pairs(&["g1", "g2"], &["u1"]);
+    let g1_g2 = every(&["g1", "g2"], &["u1"]);
     db.page_naming_whole(run.clone(), &[], &g1_g2, &whole(&["g1", "g2"]), None).await;
     db.take_lease_over().await;
 
     let point = db.store.resume_point(db.config.id).await.unwrap().expect("the stopped run can be resumed");
     let resumed = db.store.resume_run(db.config.id, &point).await.unwrap();
     // u2 is back in g1 by then, and still out of g2.
-    let again = [pairs(&["g1"], &["u1", "u2"]), pairs(&["g2"], &["u1"])].concat();
+    let again = [every(&["g1"], &["u1", "u2"]), every(&["g2"], &["u1"])].concat();
     let done = Some(json!({"groups": 2}));
     let resumed = db.page_naming_whole(resumed, &[], &again, &whole(&["g1", "g2"]), done).await;
     let finished = db.complete(&resumed).await;
 
     assert_eq!(finished.counts.by_type["membership"].deleted, 2);
-    let kept: Vec<(String, String)> = [("g1", "u1"), ("g1", "u2"), ("g2", "u1"), ("g3", "u1")]
-        .iter()
-        .map(|(g, u)| (g.to_string(), u.to_string()))
-        .collect();
+    let kept = pairs(&[("g1", "u1"), ("g1", "u2"), ("g2", "u1"), ("g3", "u1")]);
     assert_eq!(
         db.members().await,
         kept,
         "g3's listing before the stop decides; g1's and g2's second ones do"
     );
+}
+
+#[tokio::test]
+async fn a_group_listed_whole_before_the_stop_and_in_parts_after_keeps_what_either_listing_named() {
+    let db = db().await;
+    let everyone = [users(&["u1", "u2", "u3"]), vec![group("g1")]].concat();
+    let members = [member("g1", "u1"), member("g1", "u2"), member("g1", "u3")];
+    db.run_whole(RunKind::Full, &everyone, &members, &["g1"], Some(Coverage::Everything)).await;
+
+    let later = ctxsync_core::now() + time::Duration::minutes(1);
+    db.store.acquire_lease(db.config.id, "worker-a", later, None).await.unwrap().unwrap();
+    let run = db.store.start_run(db.config.id, RunKind::Full).await.unwrap();
+    let run = db.page(run, &everyone, &[], Some(json!({"users": 1}))).await;
+    // After the mark, g1's one page named u1 alone.
+    db.page_naming_whole(run.clone(), &[], &[member("g1", "u1")], &["g1".to_string()], None).await;
+    db.take_lease_over().await;
+
+    let point = db.store.resume_point(db.config.id).await.unwrap().expect("the stopped run can be resumed");
+    let resumed = db.store.resume_run(db.config.id, &point).await.unwrap();
+    // By then g1 lists over several pages, and u2 is back in it.
+    let resumed = db.page(resumed, &[], &[member("g1", "u2")], Some(json!({"groups": 1}))).await;
+    let finished = db.complete(&resumed).await;
+
+    assert_eq!(finished.counts.by_type["membership"].deleted, 1);
+    let kept = pairs(&[("g1", "u1"), ("g1", "u2")]);
+    assert_eq!(db.members().await, kept, "u3, which neither listing named, is the only one to go");
 }
 
 #[tokio::test]

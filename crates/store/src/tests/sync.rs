@@ -75,6 +75,11 @@ pub(super) fn users(ids: &[&str]) -> Vec<Record> {
     ids.iter().map(|id| user(id, &format!("{id}@x.com"), UserStatus::Active)).collect()
 }
 
+/// `(group, member)` pairs as [`Db::members`] lists them.
+pub(super) fn pairs(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(group, member)| (group.to_string(), member.to_string())).collect()
+}
+
 pub(super) fn member(group: &str, user: &str) -> Membership {
     Membership { group_id: group.into(), member_kind: EntityKind::User, member_id: user.into() }
 }
@@ -344,7 +349,7 @@ async fn a_group_listed_whole_loses_only_the_members_its_page_did_not_name() {
     assert_eq!((counted.fetched, counted.created, counted.deleted), (3, 1, 2));
     assert_eq!(
         db.members().await,
-        [("g1".to_string(), "u1".to_string()), ("g1".into(), "u3".into()), ("g2".into(), "u2".into())],
+        pairs(&[("g1", "u1"), ("g1", "u3"), ("g2", "u2")]),
         "g1 lost u2, whom its page did not name; g2 lost u1, whom no page marked"
     );
 }
@@ -360,10 +365,7 @@ async fn an_incremental_run_deletes_unnamed_members_of_relisted_groups_only() {
     let coverage = Coverage::Changes { groups_with_all_members: vec!["g2".into()] };
     let named = [member("g1", "u1"), member("g2", "u1")];
     db.run_whole(RunKind::Incremental, &[], &named, &["g1", "g2"], Some(coverage)).await;
-    assert_eq!(
-        db.members().await,
-        [("g1".to_string(), "u1".to_string()), ("g1".into(), "u2".into()), ("g2".into(), "u1".into())]
-    );
+    assert_eq!(db.members().await, pairs(&[("g1", "u1"), ("g1", "u2"), ("g2", "u1")]));
 }
 
 #[tokio::test]

@@ -337,7 +337,7 @@ async fn members(
         let Some(token) = &token else {
             // A group's only page names it whole; an empty group's stored members are simply
             // not seen.
-            let whole = std::mem::take(&mut first_page) && !memberships.is_empty();
+            let whole = first_page && !memberships.is_empty();
             let whole_groups = if whole { vec![group_id.to_string()] } else { Vec::new() };
             out.send(Page { memberships, whole_groups, mark: IN_GROUPS, ..Page::default() }).await?;
             return Ok(Some(left_out));

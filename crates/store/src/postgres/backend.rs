@@ -10,7 +10,6 @@ mod sql;
 use ctxsync_core::{ConfigId, Coverage, OrgId, Run, RunCounts};
 use sqlx::{PgPool, Postgres};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use super::PostgresStore;
 use crate::entities::ENTITY_COLUMNS;
@@ -52,6 +51,12 @@ impl sql::Backend for PostgresStore {
     ];
 
     const MEMBERSHIPS_MARKED_SEEN: bool = false;
+
+    const MARK_WHOLE_GROUPS: &'static str = "INSERT INTO run_seen_memberships SELECT $3, group_id, member_kind, member_id FROM memberships m \
+         WHERE config_id = $1 AND group_id IN (SELECT group_id FROM run_whole_groups WHERE run_id = $2) \
+         AND NOT EXISTS (SELECT 1 FROM run_unnamed_members u WHERE u.run_id = $2 AND u.group_id = m.group_id \
+         AND u.member_kind = m.member_kind AND u.member_id = m.member_id) \
+         ON CONFLICT DO NOTHING";
 
     /// Identifiers are keyed by the entity's key, with its org.
     const IDENTIFIER_MATCH: &'static str = "EXISTS (SELECT 1 FROM entity_identifiers i WHERE i.org_id = e.org_id \
@@ -125,27 +130,6 @@ impl sql::Backend for PostgresStore {
         .bind(member_ids)
         .execute(conn)
         .await?;
-        Ok(())
-    }
-
-    async fn mark_whole_groups(
-        conn: &mut Conn,
-        config: ConfigId,
-        from: Uuid,
-        to: Uuid,
-    ) -> Result<(), StoreError> {
-        let statements = [
-            "INSERT INTO run_seen_memberships SELECT $3, group_id, member_kind, member_id FROM memberships m \
-             WHERE config_id = $1 AND group_id IN (SELECT group_id FROM run_whole_groups WHERE run_id = $2) \
-             AND NOT EXISTS (SELECT 1 FROM run_unnamed_members u WHERE u.run_id = $2 AND u.group_id = m.group_id \
-               AND u.member_kind = m.member_kind AND u.member_id = m.member_id) \
-             ON CONFLICT DO NOTHING",
-            "DELETE FROM run_whole_groups WHERE run_id = $2",
-            "DELETE FROM run_unnamed_members WHERE run_id = $2",
-        ];
-        for sql in statements {
-            sqlx::query(sql).bind(config.0).bind(from).bind(to).execute(&mut *conn).await?;
-        }
         Ok(())
     }
 

@@ -53,6 +53,10 @@ pub(super) trait Backend {
     /// scratch table.
     const MEMBERSHIPS_MARKED_SEEN: bool;
 
+    /// Marks run `$3` seen on the members that run `$2` named of the groups it listed whole, in
+    /// config `$1`.
+    const MARK_WHOLE_GROUPS: &'static str;
+
     /// Entities answering to an identifier, completed by the bound identifier and `)`: each
     /// backend keys its identifiers its own way (see `crate::entities::list_entities_query`).
     const IDENTIFIER_MATCH: &'static str;
@@ -82,16 +86,6 @@ pub(super) trait Backend {
 
     /// Drops what a page lists again from the config's held stages.
     async fn unstage_seen(conn: &mut Conn, config: ConfigId, page: &PageWrite<'_>) -> Result<(), StoreError>;
-
-    /// Turns the groups run `from` listed whole into marks of run `to` on the members it named,
-    /// and drops `from`'s notes of them: the run that goes on decides them from both listings,
-    /// as it does the groups it marks.
-    async fn mark_whole_groups(
-        conn: &mut Conn,
-        config: ConfigId,
-        from: Uuid,
-        to: Uuid,
-    ) -> Result<(), StoreError>;
 
     /// Stages the memberships a completed run's coverage implies are gone: those of the listed
     /// groups that the run did not see.
@@ -168,7 +162,21 @@ impl Store {
         from: Uuid,
         to: Uuid,
     ) -> Result<(), StoreError> {
-        Self::mark_whole_groups(conn, config, from, to).await?;
+        // The groups `from` listed whole become marks of `to` on the members it named, and its
+        // notes of them go: the run that goes on decides them from both listings, as it does the
+        // groups it marks (unless it lists one whole again).
+        sqlx::query(Self::MARK_WHOLE_GROUPS)
+            .bind(DbId(config.0))
+            .bind(DbId(from))
+            .bind(DbId(to))
+            .execute(&mut *conn)
+            .await?;
+        for table in ["run_whole_groups", "run_unnamed_members"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE run_id = $1"))
+                .bind(DbId(from))
+                .execute(&mut *conn)
+                .await?;
+        }
         for table in Self::SCRATCH_TABLES {
             sqlx::query(&format!("UPDATE {table} SET run_id = $2 WHERE run_id = $1"))
                 .bind(DbId(from))

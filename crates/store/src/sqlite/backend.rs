@@ -10,7 +10,6 @@ mod sql;
 use ctxsync_core::{ConfigId, Coverage, OrgId, Run, RunCounts, RunKind};
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use super::SqliteStore;
 use crate::entities::ENTITY_COLUMNS;
@@ -61,6 +60,11 @@ impl sql::Backend for SqliteStore {
         &["run_seen_entities", "run_removals", "run_whole_groups", "run_unnamed_members"];
 
     const MEMBERSHIPS_MARKED_SEEN: bool = true;
+
+    const MARK_WHOLE_GROUPS: &'static str = "UPDATE memberships SET seen_run = $3 WHERE config_id = $1 \
+         AND group_id IN (SELECT group_id FROM run_whole_groups WHERE run_id = $2) \
+         AND (group_id, member_kind, member_id) NOT IN \
+         (SELECT group_id, member_kind, member_id FROM run_unnamed_members WHERE run_id = $2)";
 
     /// Looked up from the identifier, through the identifier index.
     const IDENTIFIER_MATCH: &'static str =
@@ -142,26 +146,6 @@ impl sql::Backend for SqliteStore {
             if let Some(keys) = &keys {
                 sqlx::query(sql).bind(DbId(config.0)).bind(keys).execute(&mut *conn).await?;
             }
-        }
-        Ok(())
-    }
-
-    async fn mark_whole_groups(
-        conn: &mut Conn,
-        config: ConfigId,
-        from: Uuid,
-        to: Uuid,
-    ) -> Result<(), StoreError> {
-        let statements = [
-            "UPDATE memberships SET seen_run = $3 WHERE config_id = $1 \
-             AND group_id IN (SELECT group_id FROM run_whole_groups WHERE run_id = $2) \
-             AND (group_id, member_kind, member_id) NOT IN \
-               (SELECT group_id, member_kind, member_id FROM run_unnamed_members WHERE run_id = $2)",
-            "DELETE FROM run_whole_groups WHERE run_id = $2",
-            "DELETE FROM run_unnamed_members WHERE run_id = $2",
-        ];
-        for sql in statements {
-            sqlx::query(sql).bind(DbId(config.0)).bind(DbId(from)).bind(DbId(to)).execute(&mut *conn).await?;
         }
         Ok(())
     }

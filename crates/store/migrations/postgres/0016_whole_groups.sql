@@ -1,7 +1,7 @@
 -- Groups a run listed whole in one page, and the stored members such a page did not name: a
 -- full run notes only these for a group listed whole, instead of a seen row per member. The
 -- deletions are the members not named, staged only when the run completes, as the unseen are.
--- Scratch of a run, kept with a stopped one for the run that goes on from it.
+-- Scratch of a run; a run that goes on from a stopped one turns the stopped one's into marks.
 CREATE TABLE run_whole_groups (
     run_id   uuid NOT NULL REFERENCES sync_runs (id) ON DELETE CASCADE,
     group_id text COLLATE "C" NOT NULL,

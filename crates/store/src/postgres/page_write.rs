@@ -13,6 +13,17 @@ use crate::history::Recorder;
 use crate::page::{Changed, EntityWrite, MEMBERSHIP, membership_key, removal_key};
 use crate::{PageWrite, PreparedEntities, StoreError};
 
+/// Memberships as the three arrays `UNNEST` reads back: groups, member kinds, members.
+fn columns<'a>(memberships: impl Iterator<Item = &'a Membership>) -> [Vec<&'a str>; 3] {
+    let mut columns: [Vec<&str>; 3] = Default::default();
+    for (group, kind, member) in memberships.map(membership_key) {
+        for (column, value) in columns.iter_mut().zip([group, kind, member]) {
+            column.push(value);
+        }
+    }
+    columns
+}
+
 impl PostgresStore {
     /// What is stored for `rows` before they are rewritten: `(kind, source_id, data)`.
     async fn stored_data(
@@ -182,13 +193,8 @@ impl PostgresStore {
         }
         counts.entry(MEMBERSHIP).fetched += memberships.len() as u64;
         let whole: HashSet<&str> = page.whole_groups.iter().map(String::as_str).collect();
-        let (mut groups, mut kinds, mut members, mut seen) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for (group, kind, member) in memberships.iter().map(membership_key) {
-            groups.push(group);
-            kinds.push(kind);
-            members.push(member);
-            seen.push(!whole.contains(group));
-        }
+        let [groups, kinds, members] = columns(memberships.iter());
+        let seen: Vec<bool> = groups.iter().map(|group| !whole.contains(group)).collect();
         if !whole.is_empty() {
             Self::note_unnamed_members(conn, run, memberships, &whole).await?;
         }
@@ -237,14 +243,8 @@ impl PostgresStore {
         memberships: &[Membership],
         whole: &HashSet<&str>,
     ) -> Result<(), StoreError> {
-        let (mut groups, mut kinds, mut members) = (Vec::new(), Vec::new(), Vec::new());
-        for (group, kind, member) in
-            memberships.iter().map(membership_key).filter(|(g, ..)| whole.contains(g))
-        {
-            groups.push(group);
-            kinds.push(kind);
-            members.push(member);
-        }
+        let [groups, kinds, members] =
+            columns(memberships.iter().filter(|m| whole.contains(m.group_id.as_str())));
         let whole: Vec<&str> = whole.iter().copied().collect();
         // Two statements: an insert meeting a row its own statement deletes would be skipped.
         sqlx::query("DELETE FROM run_unnamed_members WHERE run_id = $1 AND group_id = ANY($2::text[])")

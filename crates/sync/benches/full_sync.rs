@@ -16,9 +16,14 @@
 //! org is stored: nothing new to insert, but every entity's digest to compare and every entity
 //! and membership marked as seen by the run.
 //!
+//! A source answers from machines of its own, so the fake runs on the first half of the cores this
+//! process may use and the sync (and the raw fetch) on the rest: sharing them, every cycle the
+//! sync spends is one the fake cannot serve with, and the rate ratio would compare the two sides'
+//! CPU, which the CPU a user printed beside it already does. `--shared-cores` lets them share, as
+//! until 2026-12-06.
+//!
 //! `--latency MS` makes every reply of the fake that late, as a real source's are: the two sides
-//! then wait for the source more than for the CPU, which on a two-core machine they otherwise
-//! share with the fake.
+//! then wait for the source more than for the CPU.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -34,16 +39,35 @@ use serde_json::json;
 use tokio::io::AsyncBufReadExt;
 use tokio_util::sync::CancellationToken;
 
-#[tokio::main]
-async fn main() {
+fn main() {
     let args: Vec<String> = std::env::args().collect();
+    // Pinned before the runtime starts, so each thread it (and SQLite) starts inherits the cores.
+    let cores = if args.iter().any(|a| a == "--serve-fake") {
+        if let Some(cores) = args.iter().position(|a| a == "--cores").and_then(|i| args.get(i + 1)) {
+            pin_to(&cores.split(',').map(|c| c.parse().expect("a core number")).collect::<Vec<_>>());
+        }
+        Cores::Shared
+    } else if args.iter().any(|a| a == "--shared-cores") {
+        Cores::Shared
+    } else {
+        Cores::split()
+    };
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(bench(args, cores));
+}
+
+async fn bench(args: Vec<String>, cores: Cores) {
     let users = flag(&args, "--users").unwrap_or(100_000);
     let latency = flag(&args, "--latency").unwrap_or(0);
     if args.iter().any(|a| a == "--serve-fake") {
         return serve_fake(users, Duration::from_millis(latency as u64)).await;
     }
+    let mut fake_args = vec!["--serve-fake".to_string(), "--users".into(), users.to_string()];
+    fake_args.extend(["--latency".into(), latency.to_string()]);
+    if let Cores::Split { fake, .. } = &cores {
+        fake_args.extend(["--cores".into(), list(fake)]);
+    }
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--serve-fake", "--users", &users.to_string(), "--latency", &latency.to_string()])
+        .args(fake_args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -59,7 +83,7 @@ async fn main() {
         parts.next().unwrap().to_string(),
     );
     println!(
-        "tenant: {users} users, {} groups (fake Okta in a child process, each reply {latency} ms late)",
+        "tenant: {users} users, {} groups (fake Okta in a child process, each reply {latency} ms late; {cores})",
         groups_for(users)
     );
 
@@ -224,6 +248,81 @@ impl BenchStore {
         std::fs::metadata(self.dir.path().join("bench.db")).map_or(0.0, |m| m.len() as f64 / 1e6)
     }
 }
+
+/// Where the fake and this process run.
+enum Cores {
+    /// Both on every core this process may use.
+    Shared,
+    Split {
+        fake: Vec<usize>,
+        sync: Vec<usize>,
+    },
+}
+
+impl Cores {
+    /// Pins this thread to the second half of the cores it may use, and names the first half
+    /// for the fake; on a single core, both share it.
+    fn split() -> Cores {
+        let allowed = allowed_cores();
+        if allowed.len() < 2 {
+            return Cores::Shared;
+        }
+        let (fake, sync) = allowed.split_at(allowed.len() / 2);
+        pin_to(sync);
+        Cores::Split { fake: fake.to_vec(), sync: sync.to_vec() }
+    }
+}
+
+impl std::fmt::Display for Cores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Cores::Shared => write!(f, "both sides sharing every core"),
+            Cores::Split { fake, sync } => {
+                write!(f, "the fake on core {}, the sync on core {}", list(fake), list(sync))
+            }
+        }
+    }
+}
+
+fn list(cores: &[usize]) -> String {
+    cores.iter().map(usize::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// The cores this thread may run on (Linux only; none elsewhere, so both sides share).
+#[cfg(target_os = "linux")]
+fn allowed_cores() -> Vec<usize> {
+    // SAFETY: `cpu_set_t` is plain bits; the kernel writes at most its size, and `CPU_ISSET`
+    // reads within it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Vec::new();
+        }
+        (0..libc::CPU_SETSIZE as usize).filter(|&core| libc::CPU_ISSET(core, &set)).collect()
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn allowed_cores() -> Vec<usize> {
+    Vec::new()
+}
+
+/// Keeps this thread, and the threads it starts from now on, on `cores`.
+#[cfg(target_os = "linux")]
+fn pin_to(cores: &[usize]) {
+    // SAFETY: as in `allowed_cores`; `CPU_SET` writes within the set.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &core in cores {
+            libc::CPU_SET(core, &mut set);
+        }
+        let pinned = libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+        assert_eq!(pinned, 0, "cannot pin to cores {}", list(cores));
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn pin_to(_: &[usize]) {}
 
 fn groups_for(users: usize) -> usize {
     (users / 20).max(5)

@@ -41,26 +41,22 @@ use tokio_util::sync::CancellationToken;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    // Pinned before the runtime starts, so each thread it (and SQLite) starts inherits the cores.
-    let cores = if args.iter().any(|a| a == "--serve-fake") {
+    let users = flag(&args, "--users").unwrap_or(100_000);
+    let latency = flag(&args, "--latency").unwrap_or(0);
+    // Each side is pinned before its runtime starts, so every thread it (and SQLite) starts
+    // inherits the cores.
+    let runtime = || tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    if args.iter().any(|a| a == "--serve-fake") {
         if let Some(cores) = args.iter().position(|a| a == "--cores").and_then(|i| args.get(i + 1)) {
             pin_to(&cores.split(',').map(|c| c.parse().expect("a core number")).collect::<Vec<_>>());
         }
-        Cores::Shared
-    } else if args.iter().any(|a| a == "--shared-cores") {
-        Cores::Shared
-    } else {
-        Cores::split()
-    };
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(bench(args, cores));
+        return runtime().block_on(serve_fake(users, Duration::from_millis(latency as u64)));
+    }
+    let cores = if args.iter().any(|a| a == "--shared-cores") { Cores::Shared } else { Cores::split() };
+    runtime().block_on(bench(&args, users, latency, cores));
 }
 
-async fn bench(args: Vec<String>, cores: Cores) {
-    let users = flag(&args, "--users").unwrap_or(100_000);
-    let latency = flag(&args, "--latency").unwrap_or(0);
-    if args.iter().any(|a| a == "--serve-fake") {
-        return serve_fake(users, Duration::from_millis(latency as u64)).await;
-    }
+async fn bench(args: &[String], users: usize, latency: usize, cores: Cores) {
     let mut fake_args = vec!["--serve-fake".to_string(), "--users".into(), users.to_string()];
     fake_args.extend(["--latency".into(), latency.to_string()]);
     if let Cores::Split { fake, .. } = &cores {
@@ -88,7 +84,7 @@ async fn bench(args: Vec<String>, cores: Cores) {
     );
 
     let fake_pid = child.id();
-    let rounds = flag(&args, "--rounds").unwrap_or(5).max(1);
+    let rounds = flag(args, "--rounds").unwrap_or(5).max(1);
     let endpoints = Endpoints::overridden([("CTXSYNC_OKTA_BASE_URL", base_url.clone())]);
     let mut ratios = Vec::new();
     // The CPU this process spent a user, in µs: the raw fetch's is what receiving the pages alone costs.

@@ -155,6 +155,7 @@ impl OktaTenant {
             next_group: directory.teams.len() as u64,
             clock: OffsetDateTime::UNIX_EPOCH,
             log: Default::default(),
+            logged: 0,
         }
     }
 }

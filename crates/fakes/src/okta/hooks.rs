@@ -37,7 +37,9 @@ pub(crate) struct EventHook {
     headers: Vec<(String, String)>,
     auth_key: Option<String>,
     events: BTreeSet<String>,
-    verified: bool,
+    /// Once verified, the first log event it is sent: Okta sends a hook the events that come
+    /// after its verification, never those from before.
+    verified_from: Option<u64>,
     active: bool,
     created: String,
 }
@@ -54,7 +56,7 @@ impl EventHook {
         json!({
             "id": self.id,
             "status": if self.active { "ACTIVE" } else { "INACTIVE" },
-            "verificationStatus": if self.verified { "VERIFIED" } else { "UNVERIFIED" },
+            "verificationStatus": if self.verified_from.is_some() { "VERIFIED" } else { "UNVERIFIED" },
             "name": self.name,
             "created": self.created,
             "lastUpdated": self.created,
@@ -154,7 +156,7 @@ pub(super) async fn create(
         headers,
         auth_key,
         events: new.events.items.into_iter().collect(),
-        verified: false,
+        verified_from: None,
         active: true,
         created: millis(now()),
     };
@@ -229,7 +231,8 @@ pub(super) async fn verify(
             &["The endpoint did not answer the verification challenge".to_string()],
         ));
     }
-    let body = update(&state, &id, |h| h.verified = true).ok_or_else(|| no_hook(&id))?;
+    let from = state.tenant.read().expect("tenant lock").logged();
+    let body = update(&state, &id, |h| h.verified_from = Some(from)).ok_or_else(|| no_hook(&id))?;
     Ok(Json(body).into_response())
 }
 
@@ -276,18 +279,12 @@ async fn deliver_while_running(state: Weak<OktaState>) {
         if events.is_empty() {
             continue;
         }
-        let hooks: Vec<EventHook> = state
-            .hooks
-            .hooks
-            .lock()
-            .expect("hooks lock")
-            .iter()
-            .filter(|h| h.verified && h.active)
-            .cloned()
-            .collect();
+        let hooks: Vec<EventHook> =
+            state.hooks.hooks.lock().expect("hooks lock").iter().filter(|h| h.active).cloned().collect();
         for hook in hooks {
+            let Some(from) = hook.verified_from else { continue };
             let wanted: Vec<&LogEvent> =
-                events.iter().filter(|e| hook.events.contains(e.event_type)).collect();
+                events.iter().filter(|e| e.seq >= from && hook.events.contains(e.event_type)).collect();
             for batch in wanted.chunks(BATCH) {
                 deliver(&state.hooks.client, &hook, batch, &state.base_url).await;
             }

@@ -106,6 +106,8 @@ pub struct OktaTenant {
     /// System Log events of the changes made since the event hooks last took them; the oldest
     /// go first past [`LOG_KEPT`], as nothing takes them while no hook is registered.
     log: VecDeque<LogEvent>,
+    /// How many events were ever logged: the next one's [`LogEvent::seq`].
+    logged: u64,
 }
 
 /// System Log events kept for the event hooks.
@@ -114,6 +116,8 @@ const LOG_KEPT: usize = 10_000;
 /// A System Log event about a change, as event hooks deliver them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogEvent {
+    /// Its place in the log, so a hook verified after it was logged is never sent it.
+    pub seq: u64,
     pub uuid: String,
     pub published: OffsetDateTime,
     /// `user.lifecycle.suspend`, `group.user_membership.add`, …
@@ -202,6 +206,11 @@ impl OktaTenant {
         &self.assignees
     }
 
+    /// The [`LogEvent::seq`] the next event will have.
+    pub(crate) fn logged(&self) -> u64 {
+        self.logged
+    }
+
     /// Takes the System Log events of the changes made since the last call.
     pub(crate) fn take_log(&mut self) -> Vec<LogEvent> {
         std::mem::take(&mut self.log).into()
@@ -240,7 +249,10 @@ impl OktaTenant {
         if self.log.len() == LOG_KEPT {
             self.log.pop_front();
         }
+        let seq = self.logged;
+        self.logged += 1;
         self.log.push_back(LogEvent {
+            seq,
             uuid: uuid.to_string(),
             published,
             event_type,

@@ -231,8 +231,13 @@ pub(super) async fn verify(
             &["The endpoint did not answer the verification challenge".to_string()],
         ));
     }
-    let from = state.tenant.read().expect("tenant lock").logged();
-    let body = update(&state, &id, |h| h.verified_from = Some(from)).ok_or_else(|| no_hook(&id))?;
+    // The tenant stays locked until the hook is marked, so no change falls between the two; a
+    // hook verified again keeps the events it was owed.
+    let tenant = state.tenant.read().expect("tenant lock");
+    let from = tenant.logged();
+    let body =
+        update(&state, &id, |h| _ = h.verified_from.get_or_insert(from)).ok_or_else(|| no_hook(&id))?;
+    drop(tenant);
     Ok(Json(body).into_response())
 }
 

@@ -46,12 +46,13 @@ impl PostgresStore {
     }
 
     /// Writes new and changed entities of a page, counting them, and notes every entity of the
-    /// page as seen.
+    /// page as seen unless the run is its config's `first_listing`.
     pub(super) async fn upsert_entities(
         conn: &mut PgConnection,
         run: &Run,
         org: OrgId,
         entities: &PreparedEntities,
+        first_listing: bool,
         counts: &mut RunCounts,
         recorder: &mut Recorder,
     ) -> Result<(), StoreError> {
@@ -63,16 +64,17 @@ impl PostgresStore {
         let kinds: Vec<&str> = rows.iter().map(|row| row.kind).collect();
         let source_ids: Vec<&str> = rows.iter().map(|row| row.source_id.as_str()).collect();
         // The stored digests by position in the page; noting the page as seen rides along.
-        let stored: HashMap<i64, Vec<u8>> = sqlx::query_as(
-            "WITH seen AS (INSERT INTO run_seen_entities (run_id, kind, source_id) \
-               SELECT $2, * FROM UNNEST($3::text[], $4::text[]) ON CONFLICT DO NOTHING) \
-             SELECT k.n - 1, e.digest FROM UNNEST($3::text[], $4::text[]) WITH ORDINALITY AS k (kind, source_id, n) \
+        let seen = "WITH seen AS (INSERT INTO run_seen_entities (run_id, kind, source_id) \
+               SELECT $2, * FROM UNNEST($3::text[], $4::text[]) WHERE $5 ON CONFLICT DO NOTHING) ";
+        let stored: HashMap<i64, Vec<u8>> = sqlx::query_as(&format!(
+            "{seen}SELECT k.n - 1, e.digest FROM UNNEST($3::text[], $4::text[]) WITH ORDINALITY AS k (kind, source_id, n) \
              JOIN entities e ON e.config_id = $1 AND e.kind = k.kind AND e.source_id = k.source_id",
-        )
+        ))
         .bind(run.config_id.0)
         .bind(run.id)
         .bind(&kinds)
         .bind(&source_ids)
+        .bind(!first_listing)
         .fetch_all(&mut *conn)
         .await?
         .into_iter()
@@ -179,11 +181,13 @@ impl PostgresStore {
     }
 
     /// Adds a page's memberships, counting the new ones. Those of groups listed in part are
-    /// noted as seen; the page's whole groups are compared with what is stored.
+    /// noted as seen (unless the run is its config's `first_listing`); the page's whole groups
+    /// are compared with what is stored.
     pub(super) async fn add_memberships(
         conn: &mut PgConnection,
         run: &Run,
         page: &PageWrite<'_>,
+        first_listing: bool,
         counts: &mut RunCounts,
         recorder: &mut Recorder,
     ) -> Result<(), StoreError> {
@@ -194,7 +198,7 @@ impl PostgresStore {
         counts.entry(MEMBERSHIP).fetched += memberships.len() as u64;
         let whole: HashSet<&str> = page.whole_groups.iter().map(String::as_str).collect();
         let [groups, kinds, members] = columns(memberships.iter());
-        let seen: Vec<bool> = groups.iter().map(|group| !whole.contains(group)).collect();
+        let seen: Vec<bool> = groups.iter().map(|group| !first_listing && !whole.contains(group)).collect();
         if !whole.is_empty() {
             Self::note_unnamed_members(conn, run, memberships, &whole).await?;
         }

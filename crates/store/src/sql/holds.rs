@@ -15,12 +15,14 @@ use crate::rows::{RUN_COLUMNS, RunRow, encode_counts};
 use crate::values::{DbId, DbTime};
 
 impl Store {
-    /// Stages what a completed run deletes: the removals the source named and what its coverage
-    /// implies. Returns the staged count of each kind.
+    /// Stages what a completed run deletes: the removals the source named and, unless the run
+    /// was its config's `first_listing`, what its coverage implies. Returns the staged count of
+    /// each kind.
     pub(super) async fn stage_deletions(
         conn: &mut Conn,
         run: &Run,
         coverage: &Coverage,
+        first_listing: bool,
     ) -> Result<BTreeMap<String, u64>, StoreError> {
         let named: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM run_removals WHERE run_id = $1)")
             .bind(DbId(run.id))
@@ -43,7 +45,7 @@ impl Store {
         if named {
             statements.extend(removals);
         }
-        if coverage.is_full() {
+        if coverage.is_full() && !first_listing {
             statements.push(
                 "INSERT INTO held_deletions SELECT $2, $1, kind, source_id, '', '' FROM entities e \
                  WHERE config_id = $1 AND NOT EXISTS (SELECT 1 FROM run_seen_entities s \
@@ -53,7 +55,7 @@ impl Store {
         for sql in statements {
             sqlx::query(sql).bind(DbId(run.config_id.0)).bind(DbId(run.id)).execute(&mut *conn).await?;
         }
-        Self::stage_unseen_memberships(conn, run, coverage).await?;
+        Self::stage_unseen_memberships(conn, run, coverage, first_listing).await?;
         let staged: Vec<(String, i64)> =
             sqlx::query_as("SELECT kind, count(*) FROM held_deletions WHERE run_id = $1 GROUP BY kind")
                 .bind(DbId(run.id))

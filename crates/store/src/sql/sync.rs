@@ -156,10 +156,10 @@ impl SyncStore for Store {
         Self::hold_config(&mut tx, run.config_id).await?;
         // A worker that stalled while another took its config over must not write: its seen rows
         // and checkpoint would belong to a run the other may already have gone on from.
-        Self::claim_run(&mut tx, run.id).await?;
+        let claimed = Self::claim_run(&mut tx, run.id).await?;
         let (baselined, held) = Self::page_state(&mut tx, run.config_id).await?;
         let mut recorder = Recorder::new(baselined);
-        let counts = Self::write_page(&mut tx, org, run, &page, &mut recorder).await?;
+        let counts = Self::write_page(&mut tx, org, run, &page, claimed.first_listing, &mut recorder).await?;
         if held {
             Self::unstage_seen(&mut tx, run.config_id, &page).await?;
         }
@@ -196,15 +196,15 @@ impl SyncStore for Store {
         let mut ending = Ending::new(run, &end, now);
         let mut tx = self.begin_write().await?;
         Self::hold_config(&mut tx, run.config_id).await?;
-        let checkpointed = Self::claim_run(&mut tx, run.id).await?;
+        let claimed = Self::claim_run(&mut tx, run.id).await?;
         // A full run that stopped keeps what it listed for the next full run to go on from.
-        let resumable = checkpointed && ending.completed.is_none() && run.kind == RunKind::Full;
+        let resumable = claimed.checkpointed && ending.completed.is_none() && run.kind == RunKind::Full;
         let baselined = Self::baselined(&mut tx, run.config_id).await?;
         if let Some((coverage, _)) = ending.completed.clone() {
             if coverage.is_full() {
                 Self::supersede_holds(&mut tx, run.config_id, now).await?;
             }
-            let staged = Self::stage_deletions(&mut tx, run, coverage).await?;
+            let staged = Self::stage_deletions(&mut tx, run, coverage, claimed.first_listing).await?;
             let stored = if staged.is_empty() {
                 Default::default()
             } else {
@@ -364,11 +364,28 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        let first_listing = match from {
+            Some(from) => sqlx::query_scalar("SELECT first_listing FROM sync_runs WHERE id = $1")
+                .bind(DbId(from.run))
+                .fetch_optional(&mut *tx)
+                .await?
+                .unwrap_or(false),
+            None if kind == RunKind::Full => {
+                sqlx::query_scalar(
+                    "SELECT NOT EXISTS (SELECT 1 FROM entities WHERE config_id = $1) \
+                 AND NOT EXISTS (SELECT 1 FROM memberships WHERE config_id = $1)",
+                )
+                .bind(DbId(config.0))
+                .fetch_one(&mut *tx)
+                .await?
+            }
+            None => false,
+        };
         // A resumed run starts where the stopped one was: stopped again before its first mark,
         // it leaves the same point to go on from.
         sqlx::query(
             "INSERT INTO sync_runs (id, config_id, kind, status, started_at, counts, resumed_from, checkpoint, \
-             checkpoint_counts, listed_since) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $6, $9)",
+             checkpoint_counts, listed_since, first_listing) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $6, $9, $10)",
         )
         .bind(DbId(run.id))
         .bind(DbId(config.0))
@@ -379,6 +396,7 @@ impl Store {
         .bind(from.map(|f| DbId(f.run)))
         .bind(from.map(|f| serde_json::Value::Object(f.checkpoint.clone()).to_string()))
         .bind(DbTime(listed_since))
+        .bind(first_listing)
         .execute(&mut *tx)
         .await?;
         let kept: Vec<DbId> = sqlx::query_scalar(
@@ -405,16 +423,28 @@ impl Store {
     }
 
     /// Locks a running run's row for the transaction, so a worker taking the lease over waits
-    /// for it or has already marked the run failed; whether the run holds a checkpoint.
-    /// [`StoreError::RunTakenOver`] when it is no longer running.
-    async fn claim_run(conn: &mut super::Conn, run: uuid::Uuid) -> Result<bool, StoreError> {
-        let checkpointed: Option<bool> = sqlx::query_scalar(
+    /// for it or has already marked the run failed; [`StoreError::RunTakenOver`] when it is no
+    /// longer running.
+    async fn claim_run(conn: &mut super::Conn, run: uuid::Uuid) -> Result<Claimed, StoreError> {
+        let claimed: Option<(bool, bool)> = sqlx::query_as(
             "UPDATE sync_runs SET status = status WHERE id = $1 AND status = 'running' \
-             RETURNING checkpoint IS NOT NULL",
+             RETURNING checkpoint IS NOT NULL, first_listing",
         )
         .bind(DbId(run))
         .fetch_optional(&mut *conn)
         .await?;
-        checkpointed.ok_or(StoreError::RunTakenOver(run))
+        let (checkpointed, first_listing) = claimed.ok_or(StoreError::RunTakenOver(run))?;
+        Ok(Claimed { checkpointed, first_listing })
     }
+}
+
+/// What a write learns of the running run it claims.
+struct Claimed {
+    /// The run holds a checkpoint.
+    checkpointed: bool,
+    /// The run is a full one that began while its config stored nothing, or goes on from such a
+    /// run: everything stored when it completes was listed by it (nobody else writes the config
+    /// while it holds the lease), so it notes nothing as seen, and deletes only what the source
+    /// named and the members a group it listed whole again no longer has.
+    first_listing: bool,
 }

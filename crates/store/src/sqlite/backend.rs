@@ -109,11 +109,12 @@ impl sql::Backend for SqliteStore {
         org: OrgId,
         run: &Run,
         page: &PageWrite<'_>,
+        first_listing: bool,
         recorder: &mut Recorder,
     ) -> Result<RunCounts, StoreError> {
         let mut counts = RunCounts { pages: 1, ..RunCounts::default() };
         if !page.entities.is_empty() {
-            SqliteStore::upsert_entities(conn, run, org, page, &mut counts, recorder).await?;
+            SqliteStore::upsert_entities(conn, run, org, page, first_listing, &mut counts, recorder).await?;
         }
         if !page.memberships.is_empty() {
             SqliteStore::add_memberships(conn, run, page, &mut counts, recorder).await?;
@@ -154,6 +155,7 @@ impl sql::Backend for SqliteStore {
         conn: &mut Conn,
         run: &Run,
         coverage: &Coverage,
+        first_listing: bool,
     ) -> Result<(), StoreError> {
         let (groups, condition) = match coverage {
             Coverage::Changes { groups_with_all_members } => (groups_with_all_members.as_slice(), "IN"),
@@ -162,21 +164,25 @@ impl sql::Backend for SqliteStore {
             }
         };
         // A group listed whole has its unnamed members noted; any other, its members not marked.
-        sqlx::query(&format!(
-            "INSERT OR IGNORE INTO held_deletions SELECT $2, $1, '{MEMBERSHIP}', group_id, member_kind, member_id \
-             FROM memberships WHERE config_id = $1 AND seen_run <> $2 \
-             AND group_id {condition} (SELECT value FROM json_each($3)) \
-             AND group_id NOT IN (SELECT group_id FROM run_whole_groups WHERE run_id = $2) \
-             UNION ALL SELECT $2, $1, '{MEMBERSHIP}', u.group_id, u.member_kind, u.member_id \
+        let unnamed = format!(
+            "SELECT $2, $1, '{MEMBERSHIP}', u.group_id, u.member_kind, u.member_id \
              FROM run_unnamed_members u JOIN memberships m ON m.config_id = $1 AND m.group_id = u.group_id \
                AND m.member_kind = u.member_kind AND m.member_id = u.member_id \
              WHERE u.run_id = $2 AND u.group_id {condition} (SELECT value FROM json_each($3))"
-        ))
-        .bind(DbId(run.config_id.0))
-        .bind(DbId(run.id))
-        .bind(serde_json::to_string(groups).expect("ids serialize"))
-        .execute(&mut *conn)
-        .await?;
+        );
+        let unmarked = format!(
+            "SELECT $2, $1, '{MEMBERSHIP}', group_id, member_kind, member_id \
+             FROM memberships WHERE config_id = $1 AND seen_run <> $2 \
+             AND group_id {condition} (SELECT value FROM json_each($3)) \
+             AND group_id NOT IN (SELECT group_id FROM run_whole_groups WHERE run_id = $2) UNION ALL "
+        );
+        let unmarked = if first_listing { "" } else { unmarked.as_str() };
+        sqlx::query(&format!("INSERT OR IGNORE INTO held_deletions {unmarked}{unnamed}"))
+            .bind(DbId(run.config_id.0))
+            .bind(DbId(run.id))
+            .bind(serde_json::to_string(groups).expect("ids serialize"))
+            .execute(&mut *conn)
+            .await?;
         Ok(())
     }
 

@@ -96,12 +96,14 @@ impl SqliteStore {
         .await?)
     }
 
-    /// Writes new and changed entities of a page, counting them, and notes them as seen.
+    /// Writes new and changed entities of a page, counting them, and notes them as seen unless
+    /// the run is its config's `first_listing`.
     pub(super) async fn upsert_entities(
         conn: &mut SqliteConnection,
         run: &Run,
         org: OrgId,
         page: &PageWrite<'_>,
+        first_listing: bool,
         counts: &mut RunCounts,
         recorder: &mut Recorder,
     ) -> Result<(), StoreError> {
@@ -204,6 +206,9 @@ impl SqliteStore {
                         .await?;
                 }
             }
+        }
+        if first_listing {
+            return Ok(());
         }
         let run_id = run.id.to_string();
         for chunk in rows.chunks(JSON_CHUNK) {

@@ -166,6 +166,63 @@ async fn a_group_listed_whole_before_the_stop_and_in_parts_after_keeps_what_eith
     assert_eq!(db.members().await, kept, "u3, which neither listing named, is the only one to go");
 }
 
+/// A config's first full run notes nothing as seen (everything stored is its own), so going on
+/// from it must keep that: what it listed before the stop stays, and a group it lists whole
+/// again is decided by that listing.
+#[tokio::test]
+async fn a_first_full_run_that_stopped_is_resumed_with_what_it_listed() {
+    let db = db().await;
+    let later = ctxsync_core::now() + time::Duration::minutes(1);
+    db.store.acquire_lease(db.config.id, "worker-a", later, None).await.unwrap().unwrap();
+    let run = db.store.start_run(db.config.id, RunKind::Full).await.unwrap();
+    let first = [users(&["u1", "u2"]), vec![group("g1"), group("g2")]].concat();
+    let run = db.page(run, &first, &[member("g1", "u1")], Some(json!({"users": {"next": "u3"}}))).await;
+    // After the mark: u3, and g2 listed whole with two members.
+    let g2 = [member("g2", "u1"), member("g2", "u2")];
+    db.page_naming_whole(run.clone(), &users(&["u3"]), &g2, &["g2".to_string()], None).await;
+    db.take_lease_over().await;
+
+    let point = db.store.resume_point(db.config.id).await.unwrap().expect("the stopped run can be resumed");
+    let resumed = db.store.resume_run(db.config.id, &point).await.unwrap();
+    // By then u3 has left the source, and u2 has left g2.
+    let done = Some(json!({"users": {"next": null}}));
+    let resumed = db.page_naming_whole(resumed, &[], &[member("g2", "u1")], &["g2".to_string()], done).await;
+    let finished = db.complete(&resumed).await;
+
+    assert_eq!(finished.status, RunStatus::Succeeded);
+    assert_eq!(
+        db.ids(EntityKind::User).await,
+        ["u1", "u2", "u3"],
+        "what the stopped run listed before the stop stays, as after any full run's stop"
+    );
+    assert_eq!(db.ids(EntityKind::Group).await, ["g1", "g2"]);
+    assert_eq!(finished.counts.by_type["membership"].deleted, 1);
+    assert_eq!(db.members().await, pairs(&[("g1", "u1"), ("g2", "u1")]), "g2's second listing decides");
+}
+
+/// A full run after a first one that failed is no first listing: the config stores what the
+/// failed one wrote, and what the new run does not list goes.
+#[tokio::test]
+async fn a_full_run_after_a_failed_first_one_deletes_what_only_that_one_listed() {
+    let db = db().await;
+    let run = db.store.start_run(db.config.id, RunKind::Full).await.unwrap();
+    let everyone = [users(&["u1", "u2"]), vec![group("g1"), group("g2")]].concat();
+    let run = db.page(run, &everyone, &[member("g1", "u1"), member("g1", "u2")], None).await;
+    let failed = RunEnd::Failed { error: "Okta answered 500".into(), next_run_at: ctxsync_core::now() };
+    db.store.finish_run(&run, failed).await.unwrap();
+    assert_eq!(db.store.resume_point(db.config.id).await.unwrap(), None, "it left no mark to go on from");
+
+    let again = db.store.start_run(db.config.id, RunKind::Full).await.unwrap();
+    let listed = [users(&["u1"]), vec![group("g1")]].concat();
+    let again = db.page(again, &listed, &[member("g1", "u1")], None).await;
+    let finished = db.complete(&again).await;
+
+    assert_eq!(finished.status, RunStatus::Succeeded);
+    assert_eq!(db.ids(EntityKind::User).await, ["u1"]);
+    assert_eq!(db.ids(EntityKind::Group).await, ["g1"]);
+    assert_eq!(db.members().await, pairs(&[("g1", "u1")]));
+}
+
 #[tokio::test]
 async fn a_full_run_that_starts_over_drops_what_a_stopped_one_kept() {
     let db = db().await;

@@ -58,6 +58,10 @@ impl sql::Backend for PostgresStore {
          AND u.member_kind = m.member_kind AND u.member_id = m.member_id) \
          ON CONFLICT DO NOTHING";
 
+    const UNMARK_UNNAMED: &'static str = "DELETE FROM run_seen_memberships s USING run_unnamed_members u, sync_runs r \
+         WHERE r.id = $2 AND r.config_id = $1 AND s.run_id = r.id AND u.run_id = r.id AND s.group_id = u.group_id \
+         AND s.member_kind = u.member_kind AND s.member_id = u.member_id";
+
     /// Identifiers are keyed by the entity's key, with its org.
     const IDENTIFIER_MATCH: &'static str = "EXISTS (SELECT 1 FROM entity_identifiers i WHERE i.org_id = e.org_id \
          AND i.config_id = e.config_id AND i.kind = e.kind AND i.source_id = e.source_id AND i.identifier = ";

@@ -46,7 +46,7 @@ impl PostgresStore {
     }
 
     /// Writes new and changed entities of a page, counting them, and notes every entity of the
-    /// page as seen unless the run is its config's `first_listing`.
+    /// page as seen unless the run is its config's `first_listing` (which needs no seen rows).
     pub(super) async fn upsert_entities(
         conn: &mut PgConnection,
         run: &Run,
@@ -181,8 +181,8 @@ impl PostgresStore {
     }
 
     /// Adds a page's memberships, counting the new ones. Those of groups listed in part are
-    /// noted as seen (unless the run is its config's `first_listing`); the page's whole groups
-    /// are compared with what is stored.
+    /// noted as seen (unless the run is its config's `first_listing`, which needs no seen rows);
+    /// the page's whole groups are compared with what is stored.
     pub(super) async fn add_memberships(
         conn: &mut PgConnection,
         run: &Run,

@@ -15,9 +15,9 @@ use crate::rows::{RUN_COLUMNS, RunRow, encode_counts};
 use crate::values::{DbId, DbTime};
 
 impl Store {
-    /// Stages what a completed run deletes: the removals the source named and, unless the run
-    /// was its config's `first_listing`, what its coverage implies. Returns the staged count of
-    /// each kind.
+    /// Stages what a completed run deletes: the removals the source named and what its coverage
+    /// implies, which for its config's `first_listing` is only the stored members a group's
+    /// whole listing did not name. Returns the staged count of each kind.
     pub(super) async fn stage_deletions(
         conn: &mut Conn,
         run: &Run,

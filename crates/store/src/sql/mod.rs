@@ -57,6 +57,11 @@ pub(super) trait Backend {
     /// config `$1`.
     const MARK_WHOLE_GROUPS: &'static str;
 
+    /// Takes back the seen marks of run `$2`, in config `$1`, on the stored members its whole
+    /// listings of a group did not name: such a mark came from a run it went on from, and the
+    /// later listing decides.
+    const UNMARK_UNNAMED: &'static str;
+
     /// Entities answering to an identifier, completed by the bound identifier and `)`: each
     /// backend keys its identifiers its own way (see `crate::entities::list_entities_query`).
     const IDENTIFIER_MATCH: &'static str;
@@ -75,7 +80,7 @@ pub(super) trait Backend {
     ) -> Result<Vec<(String, StoredEntity)>, StoreError>;
 
     /// Writes a page's entities, memberships and named removals for `run`, noting them as seen
-    /// unless the run is its config's `first_listing`; returns their counts.
+    /// (in no seen rows when the run is its config's `first_listing`); returns their counts.
     async fn write_page(
         conn: &mut Conn,
         org: ctxsync_core::OrgId,
@@ -165,22 +170,12 @@ impl Store {
         from: Uuid,
         to: Uuid,
     ) -> Result<(), StoreError> {
-        // The groups `from` listed whole become marks of `to` on the members it named, and its
-        // notes of them go: the run that goes on decides them from both listings, as it does the
-        // groups it marks (unless it lists one whole again).
-        sqlx::query(Self::MARK_WHOLE_GROUPS)
-            .bind(DbId(config.0))
-            .bind(DbId(from))
-            .bind(DbId(to))
-            .execute(&mut *conn)
-            .await?;
-        for table in ["run_whole_groups", "run_unnamed_members"] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE run_id = $1"))
-                .bind(DbId(from))
-                .execute(&mut *conn)
-                .await?;
-        }
-        for table in Self::SCRATCH_TABLES {
+        /// `from`'s notes of the groups it listed whole, which become marks instead.
+        const NOTES: [&str; 2] = ["run_whole_groups", "run_unnamed_members"];
+        // A mark `from` carries on a member its whole listing of the group dropped came from a
+        // run it went on from: that later listing decides.
+        sqlx::query(Self::UNMARK_UNNAMED).bind(DbId(config.0)).bind(DbId(from)).execute(&mut *conn).await?;
+        for table in Self::SCRATCH_TABLES.iter().filter(|table| !NOTES.contains(table)) {
             sqlx::query(&format!("UPDATE {table} SET run_id = $2 WHERE run_id = $1"))
                 .bind(DbId(from))
                 .bind(DbId(to))
@@ -192,6 +187,22 @@ impl Store {
                 .bind(DbId(config.0))
                 .bind(DbId(from))
                 .bind(DbId(to))
+                .execute(&mut *conn)
+                .await?;
+        }
+        // The groups `from` listed whole become marks of `to` on the members it named (some
+        // marked already, by a run `from` went on from), and its notes of them go: the run that
+        // goes on decides them from both listings, as it does the groups it marks (unless it
+        // lists one whole again).
+        sqlx::query(Self::MARK_WHOLE_GROUPS)
+            .bind(DbId(config.0))
+            .bind(DbId(from))
+            .bind(DbId(to))
+            .execute(&mut *conn)
+            .await?;
+        for table in NOTES {
+            sqlx::query(&format!("DELETE FROM {table} WHERE run_id = $1"))
+                .bind(DbId(from))
                 .execute(&mut *conn)
                 .await?;
         }

@@ -444,7 +444,7 @@ struct Claimed {
     checkpointed: bool,
     /// The run is a full one that began while its config stored nothing, or goes on from such a
     /// run: everything stored when it completes was listed by it (nobody else writes the config
-    /// while it holds the lease), so it notes nothing as seen, and deletes only what the source
+    /// while it holds the lease), so it writes no seen rows, and deletes only what the source
     /// named and the members a group it listed whole again no longer has.
     first_listing: bool,
 }

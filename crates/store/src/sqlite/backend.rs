@@ -66,6 +66,10 @@ impl sql::Backend for SqliteStore {
          AND (group_id, member_kind, member_id) NOT IN \
          (SELECT group_id, member_kind, member_id FROM run_unnamed_members WHERE run_id = $2)";
 
+    const UNMARK_UNNAMED: &'static str = "UPDATE memberships SET seen_run = '' WHERE config_id = $1 AND seen_run = $2 \
+         AND (group_id, member_kind, member_id) IN \
+         (SELECT group_id, member_kind, member_id FROM run_unnamed_members WHERE run_id = $2)";
+
     /// Looked up from the identifier, through the identifier index.
     const IDENTIFIER_MATCH: &'static str =
         "e.id IN (SELECT i.entity_id FROM entity_identifiers i WHERE i.identifier = ";

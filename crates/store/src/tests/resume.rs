@@ -166,7 +166,41 @@ async fn a_group_listed_whole_before_the_stop_and_in_parts_after_keeps_what_eith
     assert_eq!(db.members().await, kept, "u3, which neither listing named, is the only one to go");
 }
 
-/// A config's first full run notes nothing as seen (everything stored is its own), so going on
+/// A run that went on from a stopped one and listed a group whole again decides that group, and
+/// so does a run going on from it in turn: the member the second listing dropped goes, though a
+/// mark from the first stopped run's listing had been carried to it.
+#[tokio::test]
+async fn a_group_listed_whole_again_is_decided_by_that_listing_through_a_second_resume() {
+    let db = db().await;
+    let everyone = [users(&["u1", "u2"]), vec![group("g1")]].concat();
+    let both = [member("g1", "u1"), member("g1", "u2")];
+    db.run_whole(RunKind::Full, &everyone, &both, &["g1"], Some(Coverage::Everything)).await;
+
+    let later = ctxsync_core::now() + time::Duration::minutes(1);
+    db.store.acquire_lease(db.config.id, "worker-a", later, None).await.unwrap().unwrap();
+    let run = db.store.start_run(db.config.id, RunKind::Full).await.unwrap();
+    let run = db.page(run, &everyone, &[], Some(json!({"users": 1}))).await;
+    // After the mark, g1's one page named both members.
+    db.page_naming_whole(run.clone(), &[], &both, &["g1".to_string()], None).await;
+    db.take_lease_over().await;
+
+    let point = db.store.resume_point(db.config.id).await.unwrap().expect("the stopped run can be resumed");
+    let second = db.store.resume_run(db.config.id, &point).await.unwrap();
+    // By then u2 has left g1; this listing of g1 is marked, so the next run will not list it.
+    let marked = Some(json!({"users": 1, "groups": 1}));
+    db.page_naming_whole(second, &[], &[member("g1", "u1")], &["g1".to_string()], marked).await;
+    db.store.acquire_lease(db.config.id, "worker-c", later, Some("worker-b")).await.unwrap().unwrap();
+
+    let point = db.store.resume_point(db.config.id).await.unwrap().expect("the second run can be resumed");
+    let third = db.store.resume_run(db.config.id, &point).await.unwrap();
+    let third = db.page(third, &[], &[], Some(json!({"users": 1, "groups": 2}))).await;
+    let finished = db.complete(&third).await;
+
+    assert_eq!(finished.status, RunStatus::Succeeded);
+    assert_eq!(db.members().await, pairs(&[("g1", "u1")]), "the second listing of g1 decides");
+}
+
+/// A config's first full run writes no seen rows (everything stored is its own), so going on
 /// from it must keep that: what it listed before the stop stays, and a group it lists whole
 /// again is decided by that listing.
 #[tokio::test]
@@ -180,6 +214,7 @@ async fn a_first_full_run_that_stopped_is_resumed_with_what_it_listed() {
     // After the mark: u3, and g2 listed whole with two members.
     let g2 = [member("g2", "u1"), member("g2", "u2")];
     db.page_naming_whole(run.clone(), &users(&["u3"]), &g2, &["g2".to_string()], None).await;
+    assert_eq!(db.test.count("run_seen_entities").await, 0, "a first listing notes no entity as seen");
     db.take_lease_over().await;
 
     let point = db.store.resume_point(db.config.id).await.unwrap().expect("the stopped run can be resumed");
@@ -215,6 +250,7 @@ async fn a_full_run_after_a_failed_first_one_deletes_what_only_that_one_listed()
     let again = db.store.start_run(db.config.id, RunKind::Full).await.unwrap();
     let listed = [users(&["u1"]), vec![group("g1")]].concat();
     let again = db.page(again, &listed, &[member("g1", "u1")], None).await;
+    assert_eq!(db.test.count("run_seen_entities").await, 2, "this run notes what it saw");
     let finished = db.complete(&again).await;
 
     assert_eq!(finished.status, RunStatus::Succeeded);

@@ -52,11 +52,24 @@ impl Db {
         self.store.finish_run(run, end).await.unwrap()
     }
 
+    /// Takes the config's lease as "worker-a" and starts a full run.
+    async fn leased_full_run(&self) -> Run {
+        self.store.acquire_lease(self.config.id, "worker-a", in_a_minute(), None).await.unwrap().unwrap();
+        self.store.start_run(self.config.id, RunKind::Full).await.unwrap()
+    }
+
     /// Marks the config's running run interrupted, as the next holder of an expired lease does.
     async fn take_lease_over(&self) {
-        let later = ctxsync_core::now() + time::Duration::minutes(1);
-        self.store.acquire_lease(self.config.id, "worker-b", later, Some("worker-a")).await.unwrap().unwrap();
+        self.take_lease_over_from("worker-a", "worker-b").await;
     }
+
+    async fn take_lease_over_from(&self, holder: &str, next: &str) {
+        self.store.acquire_lease(self.config.id, next, in_a_minute(), Some(holder)).await.unwrap().unwrap();
+    }
+}
+
+fn in_a_minute() -> time::OffsetDateTime {
+    ctxsync_core::now() + time::Duration::minutes(1)
 }
 
 #[tokio::test]
@@ -72,9 +85,7 @@ async fn a_killed_full_run_is_resumed_with_what_it_saw_and_counted() {
     )
     .await;
 
-    let later = ctxsync_core::now() + time::Duration::minutes(1);
-    db.store.acquire_lease(db.config.id, "worker-a", later, None).await.unwrap().unwrap();
-    let run = db.store.start_run(db.config.id, RunKind::Full).await.unwrap();
+    let run = db.leased_full_run().await;
     let first = [users(&["u1"]), vec![group("g1")]].concat();
     let run = db.page(run, &first, &[member("g1", "u1")], Some(json!({"users": {"next": "u2"}}))).await;
     // Applied after the last mark: listed again by the resumed run, so not counted with the mark.
@@ -112,9 +123,7 @@ async fn a_group_listed_whole_again_by_the_resumed_run_is_decided_by_that_listin
     let all = every(&["g1", "g2", "g3"], &["u1", "u2"]);
     db.run_whole(RunKind::Full, &everyone, &all, &["g1", "g2", "g3"], Some(Coverage::Everything)).await;
 
-    let later = ctxsync_core::now() + time::Duration::minutes(1);
-    db.store.acquire_lease(db.config.id, "worker-a", later, None).await.unwrap().unwrap();
-    let run = db.store.start_run(db.config.id, RunKind::Full).await.unwrap();
+    let run = db.leased_full_run().await;
     let marked = Some(json!({"groups": 1}));
     let g3 = every(&["g3"], &["u1"]);
     let run = db.page_naming_whole(run, &everyone, &g3, &whole(&["g3"]), marked).await;
@@ -147,9 +156,7 @@ async fn a_group_listed_whole_before_the_stop_and_in_parts_after_keeps_what_eith
     let members = [member("g1", "u1"), member("g1", "u2"), member("g1", "u3")];
     db.run_whole(RunKind::Full, &everyone, &members, &["g1"], Some(Coverage::Everything)).await;
 
-    let later = ctxsync_core::now() + time::Duration::minutes(1);
-    db.store.acquire_lease(db.config.id, "worker-a", later, None).await.unwrap().unwrap();
-    let run = db.store.start_run(db.config.id, RunKind::Full).await.unwrap();
+    let run = db.leased_full_run().await;
     let run = db.page(run, &everyone, &[], Some(json!({"users": 1}))).await;
     // After the mark, g1's one page named u1 alone.
     db.page_naming_whole(run.clone(), &[], &[member("g1", "u1")], &["g1".to_string()], None).await;
@@ -176,9 +183,7 @@ async fn a_group_listed_whole_again_is_decided_by_that_listing_through_a_second_
     let both = [member("g1", "u1"), member("g1", "u2")];
     db.run_whole(RunKind::Full, &everyone, &both, &["g1"], Some(Coverage::Everything)).await;
 
-    let later = ctxsync_core::now() + time::Duration::minutes(1);
-    db.store.acquire_lease(db.config.id, "worker-a", later, None).await.unwrap().unwrap();
-    let run = db.store.start_run(db.config.id, RunKind::Full).await.unwrap();
+    let run = db.leased_full_run().await;
     let run = db.page(run, &everyone, &[], Some(json!({"users": 1}))).await;
     // After the mark, g1's one page named both members.
     db.page_naming_whole(run.clone(), &[], &both, &["g1".to_string()], None).await;
@@ -189,7 +194,7 @@ async fn a_group_listed_whole_again_is_decided_by_that_listing_through_a_second_
     // By then u2 has left g1; this listing of g1 is marked, so the next run will not list it.
     let marked = Some(json!({"users": 1, "groups": 1}));
     db.page_naming_whole(second, &[], &[member("g1", "u1")], &["g1".to_string()], marked).await;
-    db.store.acquire_lease(db.config.id, "worker-c", later, Some("worker-b")).await.unwrap().unwrap();
+    db.take_lease_over_from("worker-b", "worker-c").await;
 
     let point = db.store.resume_point(db.config.id).await.unwrap().expect("the second run can be resumed");
     let third = db.store.resume_run(db.config.id, &point).await.unwrap();
@@ -206,9 +211,7 @@ async fn a_group_listed_whole_again_is_decided_by_that_listing_through_a_second_
 #[tokio::test]
 async fn a_first_full_run_that_stopped_is_resumed_with_what_it_listed() {
     let db = db().await;
-    let later = ctxsync_core::now() + time::Duration::minutes(1);
-    db.store.acquire_lease(db.config.id, "worker-a", later, None).await.unwrap().unwrap();
-    let run = db.store.start_run(db.config.id, RunKind::Full).await.unwrap();
+    let run = db.leased_full_run().await;
     let first = [users(&["u1", "u2"]), vec![group("g1"), group("g2")]].concat();
     let run = db.page(run, &first, &[member("g1", "u1")], Some(json!({"users": {"next": "u3"}}))).await;
     // After the mark: u3, and g2 listed whole with two members.
@@ -324,9 +327,7 @@ async fn any_run_but_the_one_going_on_drops_what_a_stopped_run_kept() {
 #[tokio::test]
 async fn a_worker_that_stalled_past_a_takeover_writes_nothing() {
     let db = db().await;
-    let later = ctxsync_core::now() + time::Duration::minutes(1);
-    db.store.acquire_lease(db.config.id, "worker-a", later, None).await.unwrap().unwrap();
-    let stalled = db.store.start_run(db.config.id, RunKind::Full).await.unwrap();
+    let stalled = db.leased_full_run().await;
     let stalled = db.page(stalled, &users(&["u1"]), &[], Some(json!({"users": 1}))).await;
     db.take_lease_over().await;
     let point = db.store.resume_point(db.config.id).await.unwrap().unwrap();

@@ -104,7 +104,7 @@ impl sql::Backend for PostgresStore {
         let mut counts = RunCounts { pages: 1, ..RunCounts::default() };
         PostgresStore::upsert_entities(conn, run, org, page.entities, first_listing, &mut counts, recorder)
             .await?;
-        PostgresStore::add_memberships(conn, run, page, first_listing, &mut counts, recorder).await?;
+        PostgresStore::add_memberships(conn, run, page, &mut counts, recorder).await?;
         PostgresStore::note_removals(conn, run, page.removals).await?;
         Ok(counts)
     }
@@ -143,7 +143,6 @@ impl sql::Backend for PostgresStore {
         conn: &mut Conn,
         run: &Run,
         coverage: &Coverage,
-        first_listing: bool,
     ) -> Result<(), StoreError> {
         let (groups, condition) = match coverage {
             Coverage::Changes { groups_with_all_members } => {
@@ -154,17 +153,13 @@ impl sql::Backend for PostgresStore {
             }
         };
         // A group listed whole has its unnamed members noted; any other, its members not seen.
-        let unseen = format!(
-            "SELECT $2, $1, '{MEMBERSHIP}', group_id, member_kind, member_id \
+        sqlx::query(&format!(
+            "INSERT INTO held_deletions SELECT $2, $1, '{MEMBERSHIP}', group_id, member_kind, member_id \
              FROM memberships m WHERE config_id = $1 AND {condition} \
              AND NOT EXISTS (SELECT 1 FROM run_seen_memberships s WHERE s.run_id = $2 \
              AND s.group_id = m.group_id AND s.member_kind = m.member_kind AND s.member_id = m.member_id) \
              AND NOT EXISTS (SELECT 1 FROM run_whole_groups w WHERE w.run_id = $2 AND w.group_id = m.group_id) \
-             UNION ALL "
-        );
-        let unseen = if first_listing { "" } else { unseen.as_str() };
-        sqlx::query(&format!(
-            "INSERT INTO held_deletions {unseen}SELECT $2, $1, '{MEMBERSHIP}', group_id, member_kind, member_id \
+             UNION ALL SELECT $2, $1, '{MEMBERSHIP}', group_id, member_kind, member_id \
              FROM run_unnamed_members u WHERE run_id = $2 AND {condition} \
              AND EXISTS (SELECT 1 FROM memberships m WHERE m.config_id = $1 AND m.group_id = u.group_id \
              AND m.member_kind = u.member_kind AND m.member_id = u.member_id) \

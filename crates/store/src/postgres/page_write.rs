@@ -46,7 +46,7 @@ impl PostgresStore {
     }
 
     /// Writes new and changed entities of a page, counting them, and notes every entity of the
-    /// page as seen unless the run is its config's `first_listing` (which needs no seen rows).
+    /// page as seen unless the run is its config's `first_listing` (which needs no entity's seen row).
     pub(super) async fn upsert_entities(
         conn: &mut PgConnection,
         run: &Run,
@@ -181,13 +181,11 @@ impl PostgresStore {
     }
 
     /// Adds a page's memberships, counting the new ones. Those of groups listed in part are
-    /// noted as seen (unless the run is its config's `first_listing`, which needs no seen rows);
-    /// the page's whole groups are compared with what is stored.
+    /// noted as seen; the page's whole groups are compared with what is stored.
     pub(super) async fn add_memberships(
         conn: &mut PgConnection,
         run: &Run,
         page: &PageWrite<'_>,
-        first_listing: bool,
         counts: &mut RunCounts,
         recorder: &mut Recorder,
     ) -> Result<(), StoreError> {
@@ -198,7 +196,7 @@ impl PostgresStore {
         counts.entry(MEMBERSHIP).fetched += memberships.len() as u64;
         let whole: HashSet<&str> = page.whole_groups.iter().map(String::as_str).collect();
         let [groups, kinds, members] = columns(memberships.iter());
-        let seen: Vec<bool> = groups.iter().map(|group| !first_listing && !whole.contains(group)).collect();
+        let seen: Vec<bool> = groups.iter().map(|group| !whole.contains(group)).collect();
         if !whole.is_empty() {
             Self::note_unnamed_members(conn, run, memberships, &whole).await?;
         }

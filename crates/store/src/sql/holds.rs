@@ -16,8 +16,8 @@ use crate::values::{DbId, DbTime};
 
 impl Store {
     /// Stages what a completed run deletes: the removals the source named and what its coverage
-    /// implies, which for its config's `first_listing` is only the stored members a group's
-    /// whole listing did not name. Returns the staged count of each kind.
+    /// implies (no entity, for its config's `first_listing`). Returns the staged count of each
+    /// kind.
     pub(super) async fn stage_deletions(
         conn: &mut Conn,
         run: &Run,
@@ -55,7 +55,7 @@ impl Store {
         for sql in statements {
             sqlx::query(sql).bind(DbId(run.config_id.0)).bind(DbId(run.id)).execute(&mut *conn).await?;
         }
-        Self::stage_unseen_memberships(conn, run, coverage, first_listing).await?;
+        Self::stage_unseen_memberships(conn, run, coverage).await?;
         let staged: Vec<(String, i64)> =
             sqlx::query_as("SELECT kind, count(*) FROM held_deletions WHERE run_id = $1 GROUP BY kind")
                 .bind(DbId(run.id))

@@ -80,7 +80,7 @@ pub(super) trait Backend {
     ) -> Result<Vec<(String, StoredEntity)>, StoreError>;
 
     /// Writes a page's entities, memberships and named removals for `run`, noting them as seen
-    /// (in no seen rows when the run is its config's `first_listing`); returns their counts.
+    /// (but not the entities of its config's `first_listing`); returns their counts.
     async fn write_page(
         conn: &mut Conn,
         org: ctxsync_core::OrgId,
@@ -94,13 +94,11 @@ pub(super) trait Backend {
     async fn unstage_seen(conn: &mut Conn, config: ConfigId, page: &PageWrite<'_>) -> Result<(), StoreError>;
 
     /// Stages the memberships a completed run's coverage implies are gone: those of the listed
-    /// groups that the run did not see, and the stored members that a group's whole listing did
-    /// not name. A `first_listing` run saw every membership stored, so only the second.
+    /// groups that the run did not see.
     async fn stage_unseen_memberships(
         conn: &mut Conn,
         run: &Run,
         coverage: &Coverage,
-        first_listing: bool,
     ) -> Result<(), StoreError>;
 
     /// Writes what `recorder` gathered: events, role intervals opened and closed, memberships

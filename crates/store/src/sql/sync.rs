@@ -443,8 +443,9 @@ struct Claimed {
     /// The run holds a checkpoint.
     checkpointed: bool,
     /// The run is a full one that began while its config stored nothing, or goes on from such a
-    /// run: everything stored when it completes was listed by it (nobody else writes the config
-    /// while it holds the lease), so it writes no seen rows, and deletes only what the source
-    /// named and the members a group it listed whole again no longer has.
+    /// run: every entity stored when it completes was listed by it (nobody else writes the
+    /// config while it holds the lease), so it writes no entity's seen row and deletes no entity
+    /// but those the source named. Memberships keep their marks: a resumed run can list a
+    /// group whole again and drop a member that a mark carried over from before the stop.
     first_listing: bool,
 }

@@ -159,7 +159,6 @@ impl sql::Backend for SqliteStore {
         conn: &mut Conn,
         run: &Run,
         coverage: &Coverage,
-        first_listing: bool,
     ) -> Result<(), StoreError> {
         let (groups, condition) = match coverage {
             Coverage::Changes { groups_with_all_members } => (groups_with_all_members.as_slice(), "IN"),
@@ -168,20 +167,16 @@ impl sql::Backend for SqliteStore {
             }
         };
         // A group listed whole has its unnamed members noted; any other, its members not marked.
-        let unnamed = format!(
-            "SELECT $2, $1, '{MEMBERSHIP}', u.group_id, u.member_kind, u.member_id \
+        sqlx::query(&format!(
+            "INSERT OR IGNORE INTO held_deletions SELECT $2, $1, '{MEMBERSHIP}', group_id, member_kind, member_id \
+             FROM memberships WHERE config_id = $1 AND seen_run <> $2 \
+             AND group_id {condition} (SELECT value FROM json_each($3)) \
+             AND group_id NOT IN (SELECT group_id FROM run_whole_groups WHERE run_id = $2) \
+             UNION ALL SELECT $2, $1, '{MEMBERSHIP}', u.group_id, u.member_kind, u.member_id \
              FROM run_unnamed_members u JOIN memberships m ON m.config_id = $1 AND m.group_id = u.group_id \
                AND m.member_kind = u.member_kind AND m.member_id = u.member_id \
              WHERE u.run_id = $2 AND u.group_id {condition} (SELECT value FROM json_each($3))"
-        );
-        let unmarked = format!(
-            "SELECT $2, $1, '{MEMBERSHIP}', group_id, member_kind, member_id \
-             FROM memberships WHERE config_id = $1 AND seen_run <> $2 \
-             AND group_id {condition} (SELECT value FROM json_each($3)) \
-             AND group_id NOT IN (SELECT group_id FROM run_whole_groups WHERE run_id = $2) UNION ALL "
-        );
-        let unmarked = if first_listing { "" } else { unmarked.as_str() };
-        sqlx::query(&format!("INSERT OR IGNORE INTO held_deletions {unmarked}{unnamed}"))
+        ))
             .bind(DbId(run.config_id.0))
             .bind(DbId(run.id))
             .bind(serde_json::to_string(groups).expect("ids serialize"))

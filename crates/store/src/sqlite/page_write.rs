@@ -97,7 +97,7 @@ impl SqliteStore {
     }
 
     /// Writes new and changed entities of a page, counting them, and notes them as seen unless
-    /// the run is its config's `first_listing` (which needs no seen rows).
+    /// the run is its config's `first_listing` (which needs no entity's seen row).
     pub(super) async fn upsert_entities(
         conn: &mut SqliteConnection,
         run: &Run,

@@ -182,7 +182,20 @@ async fn a_group_listed_whole_again_is_decided_by_that_listing_through_a_second_
     let everyone = [users(&["u1", "u2"]), vec![group("g1")]].concat();
     let both = [member("g1", "u1"), member("g1", "u2")];
     db.run_whole(RunKind::Full, &everyone, &both, &["g1"], Some(Coverage::Everything)).await;
+    relist_whole_through_a_second_resume(&db).await;
+}
 
+/// The same when the first stopped run was the config's first listing.
+#[tokio::test]
+async fn a_first_listing_resumed_twice_is_decided_by_its_last_whole_listing_of_a_group() {
+    relist_whole_through_a_second_resume(&db().await).await;
+}
+
+/// A full run lists g1 whole with u1 and u2 and stops; the run going on from it lists g1 whole
+/// with u1 alone, marks it, and stops; the third run completes without listing g1 again.
+async fn relist_whole_through_a_second_resume(db: &Db) {
+    let everyone = [users(&["u1", "u2"]), vec![group("g1")]].concat();
+    let both = [member("g1", "u1"), member("g1", "u2")];
     let run = db.leased_full_run().await;
     let run = db.page(run, &everyone, &[], Some(json!({"users": 1}))).await;
     // After the mark, g1's one page named both members.
@@ -203,11 +216,12 @@ async fn a_group_listed_whole_again_is_decided_by_that_listing_through_a_second_
 
     assert_eq!(finished.status, RunStatus::Succeeded);
     assert_eq!(db.members().await, pairs(&[("g1", "u1")]), "the second listing of g1 decides");
+    assert_eq!(db.ids(EntityKind::User).await, ["u1", "u2"]);
 }
 
-/// A config's first full run writes no seen rows (everything stored is its own), so going on
-/// from it must keep that: what it listed before the stop stays, and a group it lists whole
-/// again is decided by that listing.
+/// A config's first full run writes no seen rows for its entities (everything stored is its
+/// own), so going on from it must keep that: what it listed before the stop stays, and a group
+/// it lists whole again is decided by that listing.
 #[tokio::test]
 async fn a_first_full_run_that_stopped_is_resumed_with_what_it_listed() {
     let db = db().await;
@@ -217,7 +231,7 @@ async fn a_first_full_run_that_stopped_is_resumed_with_what_it_listed() {
     // After the mark: u3, and g2 listed whole with two members.
     let g2 = [member("g2", "u1"), member("g2", "u2")];
     db.page_naming_whole(run.clone(), &users(&["u3"]), &g2, &["g2".to_string()], None).await;
-    assert_eq!(db.test.count("run_seen_entities").await, 0, "a first listing notes no entity as seen");
+    assert_eq!(db.test.count("run_seen_entities").await, 0, "a first listing writes no entity's seen row");
     db.take_lease_over().await;
 
     let point = db.store.resume_point(db.config.id).await.unwrap().expect("the stopped run can be resumed");

@@ -63,7 +63,8 @@ impl PostgresStore {
         counts.add(&entities.fetched);
         let kinds: Vec<&str> = rows.iter().map(|row| row.kind).collect();
         let source_ids: Vec<&str> = rows.iter().map(|row| row.source_id.as_str()).collect();
-        // The stored digests by position in the page; noting the page as seen rides along.
+        // The stored digests by position in the page; noting the page as seen rides along (not
+        // for a first listing).
         let seen = "WITH seen AS (INSERT INTO run_seen_entities (run_id, kind, source_id) \
                SELECT $2, * FROM UNNEST($3::text[], $4::text[]) WHERE $5 ON CONFLICT DO NOTHING) ";
         let stored: HashMap<i64, Vec<u8>> = sqlx::query_as(&format!(

@@ -58,8 +58,7 @@ pub(super) trait Backend {
     const MARK_WHOLE_GROUPS: &'static str;
 
     /// Takes back the seen marks of run `$2`, in config `$1`, on the stored members its whole
-    /// listings of a group did not name: such a mark came from a run it went on from, and the
-    /// later listing decides.
+    /// listings of a group did not name: whatever marked them, the whole listing decides.
     const UNMARK_UNNAMED: &'static str;
 
     /// Entities answering to an identifier, completed by the bound identifier and `)`: each
@@ -170,8 +169,9 @@ impl Store {
     ) -> Result<(), StoreError> {
         /// `from`'s notes of the groups it listed whole, which become marks instead.
         const NOTES: [&str; 2] = ["run_whole_groups", "run_unnamed_members"];
-        // A mark `from` carries on a member its whole listing of the group dropped came from a
-        // run it went on from: that later listing decides.
+        // A mark `from` carries on a member its whole listing of the group dropped (from a run it
+        // went on from, or its own listing in parts): whatever marked it, the whole listing
+        // decides, as it would in a run that never stopped.
         sqlx::query(Self::UNMARK_UNNAMED).bind(DbId(config.0)).bind(DbId(from)).execute(&mut *conn).await?;
         for table in Self::SCRATCH_TABLES.iter().filter(|table| !NOTES.contains(table)) {
             sqlx::query(&format!("UPDATE {table} SET run_id = $2 WHERE run_id = $1"))

@@ -446,6 +446,6 @@ struct Claimed {
     /// run: every entity stored when it completes was listed by it (nobody else writes the
     /// config while it holds the lease), so it writes no entity's seen row and deletes no entity
     /// but those the source named. Memberships keep their marks: a resumed run can list a
-    /// group whole again and drop a member that a mark carried over from before the stop.
+    /// group whole again and drop a member whose mark was carried over from before the stop.
     first_listing: bool,
 }

@@ -177,11 +177,11 @@ impl sql::Backend for SqliteStore {
                AND m.member_kind = u.member_kind AND m.member_id = u.member_id \
              WHERE u.run_id = $2 AND u.group_id {condition} (SELECT value FROM json_each($3))"
         ))
-            .bind(DbId(run.config_id.0))
-            .bind(DbId(run.id))
-            .bind(serde_json::to_string(groups).expect("ids serialize"))
-            .execute(&mut *conn)
-            .await?;
+        .bind(DbId(run.config_id.0))
+        .bind(DbId(run.id))
+        .bind(serde_json::to_string(groups).expect("ids serialize"))
+        .execute(&mut *conn)
+        .await?;
         Ok(())
     }
 

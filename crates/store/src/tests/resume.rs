@@ -196,8 +196,15 @@ async fn a_first_listing_resumed_twice_is_decided_by_its_last_whole_listing_of_a
 async fn relist_whole_through_a_second_resume(db: &Db) {
     let everyone = [users(&["u1", "u2"]), vec![group("g1")]].concat();
     let both = [member("g1", "u1"), member("g1", "u2")];
+    let stored_before = db.ids(EntityKind::User).await.len();
     let run = db.leased_full_run().await;
     let run = db.page(run, &everyone, &[], Some(json!({"users": 1}))).await;
+    let first_listing = stored_before == 0;
+    assert_eq!(
+        db.test.count("run_seen_entities").await == 0,
+        first_listing,
+        "seen rows unless a first listing"
+    );
     // After the mark, g1's one page named both members.
     db.page_naming_whole(run.clone(), &[], &both, &["g1".to_string()], None).await;
     db.take_lease_over().await;

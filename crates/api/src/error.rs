@@ -128,6 +128,7 @@ impl From<StoreError> for ApiError {
             // A run's lease taken over and a bootstrap key of another org are the operator's or
             // the engine's business, not a request's; the rest are faults of the set-up or the data.
             StoreError::RunTakenOver(_)
+            | StoreError::LeaseLost { .. }
             | StoreError::KeyInOtherOrg { .. }
             | StoreError::InvalidMasterKey { .. }
             | StoreError::InvalidMasterKeyFile { .. }

@@ -43,7 +43,9 @@ async fn main() {
     store.insert_config(&config, &SecretValue::new(json!({"api_token": "t"}))).await.unwrap();
 
     let started = Instant::now();
-    let run = store.start_run(config.id, RunKind::Full).await.unwrap();
+    let lease_until = ctxsync_core::now() + time::Duration::hours(1);
+    store.acquire_lease(config.id, "bench", lease_until, None).await.unwrap().unwrap();
+    let run = store.start_run(config.id, RunKind::Full, "bench").await.unwrap();
     for first in (0..users).step_by(PAGE) {
         let records: Vec<Record> = (first..(first + PAGE).min(users)).map(user).collect();
         let page = PageWrite {

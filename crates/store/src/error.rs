@@ -100,6 +100,14 @@ pub enum StoreError {
     )]
     RunTakenOver(uuid::Uuid),
 
+    /// A run starts only under its config's lease; this worker's was taken over while it
+    /// stalled, so the config is the new holder's.
+    #[error(
+        "config {config} is no longer leased to this worker: another worker took it over, so no run \
+         was started; the new holder syncs it"
+    )]
+    LeaseLost { config: ConfigId },
+
     /// A bootstrap key that is already registered to another org cannot be moved.
     #[error("the given {kind} is already registered to another org; choose a different key for org {org:?}")]
     KeyInOtherOrg { kind: &'static str, org: String },

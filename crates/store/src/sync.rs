@@ -141,16 +141,19 @@ pub trait SyncStore: Send + Sync {
 
     /// Records a new run as `running`, under the id "sync now" promised when one waits. What
     /// stopped full runs kept for resuming is dropped: a run that does not go on from them would
-    /// leave their record of what was seen behind the store.
-    async fn start_run(&self, config: ConfigId, kind: RunKind) -> Result<Run, StoreError>;
+    /// leave their record of what was seen behind the store. [`StoreError::LeaseLost`] unless
+    /// `owner` holds the config's lease: a worker that stalled past it must not start a run
+    /// beside the new holder's.
+    async fn start_run(&self, config: ConfigId, kind: RunKind, owner: &str) -> Result<Run, StoreError>;
 
     /// The newest unfinished full run of the config that a full run may go on from.
     async fn resume_point(&self, config: ConfigId) -> Result<Option<ResumePoint>, StoreError>;
 
     /// Records a new full run that goes on from `from`: it takes over what `from` saw and its
     /// counts, so its deletions are decided by both listings together, as if one run had made
-    /// them. Like [`SyncStore::start_run`], it drops what any other unfinished run kept.
-    async fn resume_run(&self, config: ConfigId, from: &ResumePoint) -> Result<Run, StoreError>;
+    /// them. Like [`SyncStore::start_run`], it drops what any other unfinished run kept, and
+    /// needs `owner` to hold the lease.
+    async fn resume_run(&self, config: ConfigId, from: &ResumePoint, owner: &str) -> Result<Run, StoreError>;
 
     /// Applies one page in one transaction: upserts entities whose content changed (unchanged
     /// ones are not rewritten), adds memberships, and remembers what was seen and removed for

@@ -78,6 +78,9 @@ pub struct RunOptions {
     pub restart: bool,
 }
 
+/// Who held a lease that was free again when asked.
+const JUST_RELEASED: &str = "a worker that has just released it";
+
 /// Runs syncs. Cheap to clone; every clone shares the owner name that leases are taken under.
 #[derive(Clone)]
 pub struct Worker {
@@ -130,7 +133,7 @@ impl Worker {
             return Ok(Ok(state));
         }
         let Some(lease) = self.store.lease(config).await? else {
-            return Ok(Err("a worker that has just released it".into()));
+            return Ok(Err(JUST_RELEASED.into()));
         };
         let dead = self
             .here
@@ -149,6 +152,15 @@ impl Worker {
             return Ok(Ok(state));
         }
         Ok(Err(holder::describe(&lease.owner)))
+    }
+
+    /// The config is another worker's; says whose.
+    async fn busy(&self, config: ConfigId) -> Result<Outcome, StoreError> {
+        let holder = match self.store.lease(config).await? {
+            Some(lease) => holder::describe(&lease.owner),
+            None => JUST_RELEASED.into(),
+        };
+        Ok(Outcome::Busy { holder })
     }
 
     fn lease_until(&self) -> OffsetDateTime {
@@ -225,17 +237,24 @@ impl Worker {
         loop {
             let incremental = refresh_only || matches!(mode, SyncMode::Incremental(_));
             let kind = if incremental && resume.is_none() { RunKind::Incremental } else { RunKind::Full };
-            let (run, resumed, carried) = match resume.take() {
+            let started = match resume.take() {
                 Some(point) => {
                     let checkpoint = Checkpoint(point.checkpoint.clone());
                     mode = SyncMode::Resume(checkpoint.clone());
-                    (self.store.resume_run(config.id, &point).await?, checkpoint, point.counts)
+                    let run = self.store.resume_run(config.id, &point, &self.owner).await;
+                    run.map(|run| (run, checkpoint, point.counts))
                 }
-                None => (
-                    self.store.start_run(config.id, kind).await?,
-                    Checkpoint::default(),
-                    RunCounts::default(),
-                ),
+                None => self
+                    .store
+                    .start_run(config.id, kind, &self.owner)
+                    .await
+                    .map(|run| (run, Checkpoint::default(), RunCounts::default())),
+            };
+            let (run, resumed, carried) = match started {
+                Ok(started) => started,
+                // This worker stalled past its lease and another took the config over.
+                Err(StoreError::LeaseLost { .. }) => return self.busy(config.id).await,
+                Err(e) => return Err(e),
             };
             let ending = Ending { due: full_due.filter(|_| refresh_only), carried };
             tracing::info!(

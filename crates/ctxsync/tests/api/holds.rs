@@ -266,7 +266,7 @@ async fn health_says_when_a_run_lost_its_worker() {
     }
     let expired = ctxsync_core::now() - time::Duration::seconds(1);
     store.acquire_lease(config, "gone", expired, None).await.unwrap().unwrap();
-    let run = store.start_run(config, ctxsync_core::RunKind::Full).await.unwrap();
+    let run = store.start_run(config, ctxsync_core::RunKind::Full, "gone").await.unwrap();
 
     let h = health(&app, &id).await;
     assert_eq!(h["healthy"], false);

@@ -122,8 +122,8 @@ impl SyncStore for Store {
         Ok(())
     }
 
-    async fn start_run(&self, config: ConfigId, kind: RunKind) -> Result<Run, StoreError> {
-        self.begin_run(config, kind, None).await
+    async fn start_run(&self, config: ConfigId, kind: RunKind, owner: &str) -> Result<Run, StoreError> {
+        self.begin_run(config, kind, None, owner).await
     }
 
     async fn resume_point(&self, config: ConfigId) -> Result<Option<ResumePoint>, StoreError> {
@@ -147,8 +147,8 @@ impl SyncStore for Store {
         }))
     }
 
-    async fn resume_run(&self, config: ConfigId, from: &ResumePoint) -> Result<Run, StoreError> {
-        self.begin_run(config, RunKind::Full, Some(from)).await
+    async fn resume_run(&self, config: ConfigId, from: &ResumePoint, owner: &str) -> Result<Run, StoreError> {
+        self.begin_run(config, RunKind::Full, Some(from), owner).await
     }
 
     async fn apply_page(&self, run: &Run, org: OrgId, page: PageWrite<'_>) -> Result<RunCounts, StoreError> {
@@ -341,6 +341,7 @@ impl Store {
         config: ConfigId,
         kind: RunKind,
         from: Option<&ResumePoint>,
+        owner: &str,
     ) -> Result<Run, StoreError> {
         let mut run = new_run(config, kind);
         let listed_since = from.map_or(run.started_at, |f| f.listed_since);
@@ -349,15 +350,21 @@ impl Store {
             run.counts = from.counts.clone();
         }
         let mut tx = self.begin_write().await?;
-        // The row lock keeps a concurrent "sync now" from promising the id being taken here.
-        let requested: Option<Option<DbId>> = sqlx::query_scalar(&format!(
-            "SELECT requested_run FROM sync_state WHERE config_id = $1{}",
+        // The row lock keeps a concurrent "sync now" from promising the id being taken here, and
+        // orders this run with a takeover of the lease: one that came first is seen here, one that
+        // comes after marks this run failed.
+        let state: Option<(Option<DbId>, Option<String>)> = sqlx::query_as(&format!(
+            "SELECT requested_run, lease_owner FROM sync_state WHERE config_id = $1{}",
             for_update(None)
         ))
         .bind(DbId(config.0))
         .fetch_optional(&mut *tx)
         .await?;
-        if let Some(id) = requested.flatten() {
+        let (requested, holder) = state.unwrap_or_default();
+        if holder.as_deref() != Some(owner) {
+            return Err(StoreError::LeaseLost { config });
+        }
+        if let Some(id) = requested {
             run.id = id.0;
             sqlx::query("UPDATE sync_state SET requested_run = NULL WHERE config_id = $1")
                 .bind(DbId(config.0))

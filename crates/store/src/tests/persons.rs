@@ -56,7 +56,7 @@ fn device(id: &str, owner: Option<&str>) -> Record {
 }
 
 async fn write(db: &Db, records: &[Record]) {
-    let run = db.store.start_run(db.config.id, RunKind::Full).await.unwrap();
+    let run = db.start(RunKind::Full).await;
     db.store
         .apply_page(
             &run,

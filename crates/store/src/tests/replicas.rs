@@ -47,7 +47,7 @@ async fn a_lease_goes_to_one_replica_and_an_expired_one_to_one_successor() {
     );
 
     // The holder dies mid-run, and its lease runs out.
-    let run = db.store.start_run(db.config.id, RunKind::Full).await.unwrap();
+    let run = db.store.start_run(db.config.id, RunKind::Full, &first[0]).await.unwrap();
     let expired = ctxsync_core::now() - Duration::seconds(1);
     assert!(db.store.renew_lease(db.config.id, &first[0], expired).await.unwrap());
 
@@ -69,4 +69,14 @@ async fn a_lease_goes_to_one_replica_and_an_expired_one_to_one_successor() {
     assert!(matches!(err, StoreError::RunTakenOver(id) if id == run.id), "{err}");
     let stored = db.store.get_run(db.org, db.config.id, run.id).await.unwrap().unwrap();
     assert_eq!(stored.status, RunStatus::Failed);
+
+    // Nor may it start another run beside the new holder's, from any replica.
+    for replica in &replicas {
+        let err = replica.start_run(db.config.id, RunKind::Full, &first[0]).await.unwrap_err();
+        assert!(matches!(err, StoreError::LeaseLost { config } if config == db.config.id), "{err}");
+    }
+    let mine = db.store.start_run(db.config.id, RunKind::Full, &second[0]).await.unwrap();
+    let runs = db.store.list_runs(db.org, db.config.id, 10).await.unwrap();
+    let running: Vec<_> = runs.iter().filter(|r| r.status == RunStatus::Running).map(|r| r.id).collect();
+    assert_eq!(running, [mine.id], "the new holder's run is the only one running");
 }

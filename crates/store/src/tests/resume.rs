@@ -7,7 +7,7 @@ use ctxsync_core::{
 use serde_json::json;
 
 use super::sync::{Db, db, group, member, pairs, users};
-use crate::{Checkpointed, PageWrite, PreparedEntities, RunEnd};
+use crate::{Checkpointed, PageWrite, PreparedEntities, RunEnd, StoreError};
 
 impl Db {
     /// Applies one page to `run`, moving its checkpoint to `marks` when given; returns the run
@@ -55,7 +55,7 @@ impl Db {
     /// Takes the config's lease as "worker-a" and starts a full run.
     async fn leased_full_run(&self) -> Run {
         self.store.acquire_lease(self.config.id, "worker-a", in_a_minute(), None).await.unwrap().unwrap();
-        self.store.start_run(self.config.id, RunKind::Full).await.unwrap()
+        self.start(RunKind::Full).await
     }
 
     /// Marks the config's running run interrupted, as the next holder of an expired lease does.
@@ -96,7 +96,7 @@ async fn a_killed_full_run_is_resumed_with_what_it_saw_and_counted() {
     assert_eq!(point.run, run.id);
     assert_eq!(point.checkpoint, *json!({"users": {"next": "u2"}}).as_object().unwrap());
     assert_eq!(point.counts.by_type["user"].fetched, 1, "the counts as of the mark");
-    let resumed = db.store.resume_run(db.config.id, &point).await.unwrap();
+    let resumed = db.resume(&point).await;
     assert_eq!(resumed.resumed_from, Some(run.id));
     assert_eq!(resumed.counts, point.counts);
     // u3 left the source meanwhile: the rest of the listing has only u2.
@@ -110,6 +110,29 @@ async fn a_killed_full_run_is_resumed_with_what_it_saw_and_counted() {
     assert_eq!(db.ids(EntityKind::Group).await, ["g1"]);
     assert_eq!(db.members().await, [("g1".to_string(), "u1".to_string())], "g1-u3 went, g1-u1 was seen");
     assert_eq!(db.store.resume_point(db.config.id).await.unwrap(), None, "a completed run leaves nothing");
+}
+
+#[tokio::test]
+async fn a_worker_that_lost_its_lease_neither_resumes_nor_drops_the_stopped_run() {
+    let db = db().await;
+    let run = db.leased_full_run().await;
+    db.page(run.clone(), &users(&["u1"]), &[], Some(json!({"users": {"next": "u2"}}))).await;
+    db.take_lease_over().await;
+
+    // worker-a wakes up after worker-b took the config over.
+    let point = db.store.resume_point(db.config.id).await.unwrap().unwrap();
+    let err = db.store.resume_run(db.config.id, &point, "worker-a").await.unwrap_err();
+    assert!(matches!(err, StoreError::LeaseLost { .. }), "{err}");
+    let err = db.store.start_run(db.config.id, RunKind::Full, "worker-a").await.unwrap_err();
+    assert!(matches!(err, StoreError::LeaseLost { .. }), "{err}");
+    assert_eq!(
+        db.store.resume_point(db.config.id).await.unwrap(),
+        Some(point.clone()),
+        "a refused start drops nothing the stopped run kept"
+    );
+
+    let resumed = db.store.resume_run(db.config.id, &point, "worker-b").await.unwrap();
+    assert_eq!(resumed.resumed_from, Some(run.id));
 }
 
 #[tokio::test]
@@ -133,7 +156,7 @@ async fn a_group_listed_whole_again_by_the_resumed_run_is_decided_by_that_listin
     db.take_lease_over().await;
 
     let point = db.store.resume_point(db.config.id).await.unwrap().expect("the stopped run can be resumed");
-    let resumed = db.store.resume_run(db.config.id, &point).await.unwrap();
+    let resumed = db.resume(&point).await;
     // u2 is back in g1 by then, and still out of g2.
     let again = [every(&["g1"], &["u1", "u2"]), every(&["g2"], &["u1"])].concat();
     let done = Some(json!({"groups": 2}));
@@ -163,7 +186,7 @@ async fn a_group_listed_whole_before_the_stop_and_in_parts_after_keeps_what_eith
     db.take_lease_over().await;
 
     let point = db.store.resume_point(db.config.id).await.unwrap().expect("the stopped run can be resumed");
-    let resumed = db.store.resume_run(db.config.id, &point).await.unwrap();
+    let resumed = db.resume(&point).await;
     // By then g1 lists over several pages, and u2 is back in it.
     let resumed = db.page(resumed, &[], &[member("g1", "u2")], Some(json!({"groups": 1}))).await;
     let finished = db.complete(&resumed).await;
@@ -210,14 +233,14 @@ async fn relist_whole_through_a_second_resume(db: &Db) {
     db.take_lease_over().await;
 
     let point = db.store.resume_point(db.config.id).await.unwrap().expect("the stopped run can be resumed");
-    let second = db.store.resume_run(db.config.id, &point).await.unwrap();
+    let second = db.resume(&point).await;
     // By then u2 has left g1; this listing of g1 is marked, so the next run will not list it.
     let marked = Some(json!({"users": 1, "groups": 1}));
     db.page_naming_whole(second, &[], &[member("g1", "u1")], &["g1".to_string()], marked).await;
     db.take_lease_over_from("worker-b", "worker-c").await;
 
     let point = db.store.resume_point(db.config.id).await.unwrap().expect("the second run can be resumed");
-    let third = db.store.resume_run(db.config.id, &point).await.unwrap();
+    let third = db.resume(&point).await;
     let third = db.page(third, &[], &[], Some(json!({"users": 1, "groups": 2}))).await;
     let finished = db.complete(&third).await;
 
@@ -242,7 +265,7 @@ async fn a_first_full_run_that_stopped_is_resumed_with_what_it_listed() {
     db.take_lease_over().await;
 
     let point = db.store.resume_point(db.config.id).await.unwrap().expect("the stopped run can be resumed");
-    let resumed = db.store.resume_run(db.config.id, &point).await.unwrap();
+    let resumed = db.resume(&point).await;
     // By then u3 has left the source, and u2 has left g2.
     let done = Some(json!({"users": {"next": null}}));
     let resumed = db.page_naming_whole(resumed, &[], &[member("g2", "u1")], &["g2".to_string()], done).await;
@@ -264,14 +287,14 @@ async fn a_first_full_run_that_stopped_is_resumed_with_what_it_listed() {
 #[tokio::test]
 async fn a_full_run_after_a_failed_first_one_deletes_what_only_that_one_listed() {
     let db = db().await;
-    let run = db.store.start_run(db.config.id, RunKind::Full).await.unwrap();
+    let run = db.start(RunKind::Full).await;
     let everyone = [users(&["u1", "u2"]), vec![group("g1"), group("g2")]].concat();
     let run = db.page(run, &everyone, &[member("g1", "u1"), member("g1", "u2")], None).await;
     let failed = RunEnd::Failed { error: "Okta answered 500".into(), next_run_at: ctxsync_core::now() };
     db.store.finish_run(&run, failed).await.unwrap();
     assert_eq!(db.store.resume_point(db.config.id).await.unwrap(), None, "it left no mark to go on from");
 
-    let again = db.store.start_run(db.config.id, RunKind::Full).await.unwrap();
+    let again = db.start(RunKind::Full).await;
     let listed = [users(&["u1"]), vec![group("g1")]].concat();
     let again = db.page(again, &listed, &[member("g1", "u1")], None).await;
     assert_eq!(db.test.count("run_seen_entities").await, 2, "this run notes what it saw");
@@ -287,13 +310,13 @@ async fn a_full_run_after_a_failed_first_one_deletes_what_only_that_one_listed()
 async fn a_full_run_that_starts_over_drops_what_a_stopped_one_kept() {
     let db = db().await;
     db.run(RunKind::Full, &users(&["u1", "u2"]), &[], &[], Some(Coverage::Everything)).await;
-    let run = db.store.start_run(db.config.id, RunKind::Full).await.unwrap();
+    let run = db.start(RunKind::Full).await;
     let run = db.page(run, &users(&["u1"]), &[], Some(json!({"users": 1}))).await;
     let failed = RunEnd::Failed { error: "Okta answered 500".into(), next_run_at: ctxsync_core::now() };
     db.store.finish_run(&run, failed).await.unwrap();
     assert_eq!(db.store.resume_point(db.config.id).await.unwrap().map(|p| p.run), Some(run.id));
 
-    let fresh = db.store.start_run(db.config.id, RunKind::Full).await.unwrap();
+    let fresh = db.start(RunKind::Full).await;
     assert_eq!(db.store.resume_point(db.config.id).await.unwrap(), None);
     let fresh = db.page(fresh, &users(&["u2"]), &[], None).await;
     db.complete(&fresh).await;
@@ -303,17 +326,17 @@ async fn a_full_run_that_starts_over_drops_what_a_stopped_one_kept() {
 #[tokio::test]
 async fn only_full_runs_that_marked_their_progress_can_be_resumed() {
     let db = db().await;
-    let unmarked = db.store.start_run(db.config.id, RunKind::Full).await.unwrap();
+    let unmarked = db.start(RunKind::Full).await;
     let unmarked = db.page(unmarked, &users(&["u1"]), &[], None).await;
     db.store.finish_run(&unmarked, RunEnd::Cancelled { reason: "stopping".into() }).await.unwrap();
     assert_eq!(db.store.resume_point(db.config.id).await.unwrap(), None, "nothing marked");
 
-    let incremental = db.store.start_run(db.config.id, RunKind::Incremental).await.unwrap();
+    let incremental = db.start(RunKind::Incremental).await;
     let incremental = db.page(incremental, &users(&["u2"]), &[], Some(json!({"users": 1}))).await;
     db.store.finish_run(&incremental, RunEnd::Cancelled { reason: "stopping".into() }).await.unwrap();
     assert_eq!(db.store.resume_point(db.config.id).await.unwrap(), None, "an incremental run starts anew");
 
-    let stopped = db.store.start_run(db.config.id, RunKind::Full).await.unwrap();
+    let stopped = db.start(RunKind::Full).await;
     let stopped = db.page(stopped, &users(&["u3"]), &[], Some(json!({"users": 1}))).await;
     db.store.finish_run(&stopped, RunEnd::Cancelled { reason: "stopping".into() }).await.unwrap();
     assert_eq!(db.store.resume_point(db.config.id).await.unwrap().map(|p| p.run), Some(stopped.id));
@@ -322,7 +345,7 @@ async fn only_full_runs_that_marked_their_progress_can_be_resumed() {
 #[tokio::test]
 async fn the_counts_of_a_resume_point_are_those_of_its_mark() {
     let db = db().await;
-    let run = db.store.start_run(db.config.id, RunKind::Full).await.unwrap();
+    let run = db.start(RunKind::Full).await;
     let run = db.page(run, &users(&["u1"]), &[], Some(json!({"users": 1}))).await;
     // Pages after the mark are counted in the run's progress, but a resumed run lists them again.
     let run = db.page(run, &users(&["u2", "u3"]), &[], None).await;
@@ -337,10 +360,10 @@ async fn the_counts_of_a_resume_point_are_those_of_its_mark() {
 async fn any_run_but_the_one_going_on_drops_what_a_stopped_run_kept() {
     let db = db().await;
     db.run(RunKind::Full, &users(&["u1", "u2"]), &[], &[], Some(Coverage::Everything)).await;
-    let stopped = db.store.start_run(db.config.id, RunKind::Full).await.unwrap();
+    let stopped = db.start(RunKind::Full).await;
     let stopped = db.page(stopped, &users(&["u1"]), &[], Some(json!({"users": 1}))).await;
     db.store.finish_run(&stopped, RunEnd::Cancelled { reason: "stopping".into() }).await.unwrap();
-    let incremental = db.store.start_run(db.config.id, RunKind::Incremental).await.unwrap();
+    let incremental = db.start(RunKind::Incremental).await;
     assert_eq!(db.store.resume_point(db.config.id).await.unwrap(), None, "an incremental run in between");
     db.store.finish_run(&incremental, RunEnd::Cancelled { reason: "stopping".into() }).await.unwrap();
 }
@@ -352,7 +375,7 @@ async fn a_worker_that_stalled_past_a_takeover_writes_nothing() {
     let stalled = db.page(stalled, &users(&["u1"]), &[], Some(json!({"users": 1}))).await;
     db.take_lease_over().await;
     let point = db.store.resume_point(db.config.id).await.unwrap().unwrap();
-    let resumed = db.store.resume_run(db.config.id, &point).await.unwrap();
+    let resumed = db.resume(&point).await;
 
     let entities = PreparedEntities::new(users(&["u9"]));
     let (marks, unmarked) = (json!({"users": 2}).as_object().unwrap().clone(), RunCounts::default());

@@ -85,6 +85,29 @@ pub(super) fn member(group: &str, user: &str) -> Membership {
 }
 
 impl Db {
+    /// Starts a run under the config's lease as it stands, as a worker starts its runs. Tests
+    /// that are not about leases get one as "test-worker" that has already expired, so any
+    /// other worker may take the config over as from a dead one.
+    pub(super) async fn start(&self, kind: RunKind) -> ctxsync_core::Run {
+        let owner = self.holder().await;
+        self.store.start_run(self.config.id, kind, &owner).await.unwrap()
+    }
+
+    /// Goes on from a stopped full run under the config's lease as it stands.
+    pub(super) async fn resume(&self, from: &crate::ResumePoint) -> ctxsync_core::Run {
+        let owner = self.holder().await;
+        self.store.resume_run(self.config.id, from, &owner).await.unwrap()
+    }
+
+    async fn holder(&self) -> String {
+        if let Some(lease) = self.store.lease(self.config.id).await.unwrap() {
+            return lease.owner;
+        }
+        let expired = ctxsync_core::now() - time::Duration::seconds(1);
+        self.store.acquire_lease(self.config.id, "test-worker", expired, None).await.unwrap().unwrap();
+        "test-worker".into()
+    }
+
     /// One run of one page; a completed one applies every deletion (see `guarded` for the guard).
     pub(super) async fn run(
         &self,
@@ -142,7 +165,7 @@ impl Db {
         page: PageWrite<'_>,
         end: Option<(Coverage, DeletionGuard, Expected)>,
     ) -> ctxsync_core::Run {
-        let run = self.store.start_run(self.config.id, kind).await.unwrap();
+        let run = self.start(kind).await;
         let mut run_counted = run.clone();
         let counts = self.store.apply_page(&run, self.org, page).await.unwrap();
         run_counted.counts.add(&counts);
@@ -389,7 +412,7 @@ async fn a_lease_whose_holder_is_dead_is_taken_over_at_once() {
     let db = db().await;
     let later = ctxsync_core::now() + time::Duration::minutes(1);
     assert!(db.store.acquire_lease(db.config.id, "dead", later, None).await.unwrap().is_some());
-    let run = db.store.start_run(db.config.id, RunKind::Full).await.unwrap();
+    let run = db.start(RunKind::Full).await;
     assert_eq!(db.store.lease(db.config.id).await.unwrap().unwrap().owner, "dead");
     assert!(
         db.store.acquire_lease(db.config.id, "b", later, Some("someone else")).await.unwrap().is_none(),
@@ -417,9 +440,9 @@ async fn sync_now_promises_the_id_of_the_next_run() {
     assert_eq!(db.store.request_run(ctxsync_core::OrgId::new(), db.config.id).await.unwrap(), None);
     let due = db.store.due_configs(ctxsync_core::now(), 10).await.unwrap();
     assert_eq!(due.iter().map(|c| c.id).collect::<Vec<_>>(), [db.config.id]);
-    let run = db.store.start_run(db.config.id, RunKind::Full).await.unwrap();
+    let run = db.start(RunKind::Full).await;
     assert_eq!(run.id, promised);
-    let after = db.store.start_run(db.config.id, RunKind::Full).await.unwrap();
+    let after = db.start(RunKind::Full).await;
     assert_ne!(after.id, promised, "the promise is kept once");
 
     // A request during a run makes the config due again as soon as the run ends.
@@ -428,7 +451,7 @@ async fn sync_now_promises_the_id_of_the_next_run() {
     db.store.finish_run(&after, RunEnd::Failed { error: "x".into(), next_run_at: later }).await.unwrap();
     let state = db.store.sync_state(db.config.id).await.unwrap();
     assert!(state.next_run_at.unwrap() <= ctxsync_core::now(), "{:?}", state.next_run_at);
-    assert_eq!(db.store.start_run(db.config.id, RunKind::Full).await.unwrap().id, next);
+    assert_eq!(db.start(RunKind::Full).await.id, next);
 }
 
 #[tokio::test]
@@ -596,7 +619,9 @@ async fn a_config_deleted_while_its_run_writes_pages_goes_without_error() {
             Settings::new(),
         );
         db.store.insert_config(&config, &SecretValue::new(json!({"api_token": "t"}))).await.unwrap();
-        let run = db.store.start_run(config.id, RunKind::Full).await.unwrap();
+        let until = ctxsync_core::now() + time::Duration::minutes(1);
+        db.store.acquire_lease(config.id, "worker", until, None).await.unwrap().unwrap();
+        let run = db.store.start_run(config.id, RunKind::Full, "worker").await.unwrap();
         let written = Arc::new(std::sync::atomic::AtomicU32::new(0));
         let writer = {
             let (store, org, written) = (db.store.clone(), db.org, written.clone());

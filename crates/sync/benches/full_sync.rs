@@ -21,6 +21,9 @@
 //! sync spends is one the fake cannot serve with, and the rate ratio would compare the two sides'
 //! CPU, which the CPU a user printed beside it already does. `--shared-cores` lets them share, as
 //! until 2026-12-06.
+//! The two cores of a virtual machine may still share one physical core, so the sync's work
+//! slows the fake where the raw fetch's does not: the line `source:` prints how busy the fake was
+//! on each side, which says whether the sync kept it as busy as the raw fetch did.
 //!
 //! `--latency MS` makes every reply of the fake that late, as a real source's are: the two sides
 //! then wait for the source more than for the CPU.
@@ -89,6 +92,9 @@ async fn bench(args: &[String], users: usize, latency: usize, cores: Cores) {
     let mut ratios = Vec::new();
     // The CPU this process spent a user, in µs: the raw fetch's is what receiving the pages alone costs.
     let (mut raw_cpu, mut sync_cpu) = (Vec::new(), Vec::new());
+    // The share of each side's wall time the fake was busy: near 1 on both, the sync kept the
+    // source as busy as the raw fetch did, and what is left of the gap is the fake's own pace.
+    let (mut raw_busy, mut sync_busy) = (Vec::new(), Vec::new());
     let (mut fastest_raw, mut fastest_sync) = (Duration::MAX, Duration::MAX);
     let mut peak = 0f64;
     let mut last: Option<(BenchStore, Worker, Duration)> = None;
@@ -96,6 +102,7 @@ async fn bench(args: &[String], users: usize, latency: usize, cores: Cores) {
         let cpu = Cpu::start(fake_pid);
         let raw = raw_fetch(&base_url, &token).await;
         raw_cpu.push(cpu.here() / users as f64 * 1e6);
+        raw_busy.push(cpu.fake() / raw.elapsed.as_secs_f64());
         println!(
             "round {round}: raw fetch:  {} pages, {} items, {:.2} s ({}; {:.1} µs a user)",
             raw.pages,
@@ -123,6 +130,7 @@ async fn bench(args: &[String], users: usize, latency: usize, cores: Cores) {
         peak = peak.max(round_peak);
         let ratio = raw.elapsed.as_secs_f64() / elapsed.as_secs_f64();
         sync_cpu.push(cpu.here() / users as f64 * 1e6);
+        sync_busy.push(cpu.fake() / elapsed.as_secs_f64());
         ratios.push(ratio);
         fastest_raw = fastest_raw.min(raw.elapsed);
         fastest_sync = fastest_sync.min(elapsed);
@@ -146,6 +154,7 @@ async fn bench(args: &[String], users: usize, latency: usize, cores: Cores) {
         (values[(rounds - 1) / 2] + values[rounds / 2]) / 2.0
     };
     let (raw_cpu, sync_cpu) = (median(&mut raw_cpu), median(&mut sync_cpu));
+    let (raw_busy, sync_busy) = (median(&mut raw_busy), median(&mut sync_busy));
     let median = median(&mut ratios);
     println!(
         "ratio:      over {rounds} rounds the sync reaches {:.0}% of the raw fetch rate at the median ({:.0}–{:.0}%), \
@@ -162,6 +171,11 @@ async fn bench(args: &[String], users: usize, latency: usize, cores: Cores) {
         "cpu:        the sync spends {sync_cpu:.1} µs of CPU a user at the median, storing included (target <= 10 µs); \
          receiving the same pages in the raw fetch spends {raw_cpu:.1} µs ({:.1}x)",
         sync_cpu / raw_cpu
+    );
+    println!(
+        "source:     the fake was busy {:.0}% of the raw fetch's time and {:.0}% of the sync's at the median",
+        100.0 * raw_busy,
+        100.0 * sync_busy
     );
     let (bench, worker, elapsed) = last.expect("at least one round");
     let config = bench.config.clone();
@@ -543,8 +557,13 @@ impl Cpu {
             "CPU: {:.1} s here, of which {:.1} s in SQLite, {:.1} s in the fake",
             self.here(),
             writers.max(0.0),
-            cpu_seconds(&self.fake.to_string()) - self.theirs
+            self.fake()
         )
+    }
+
+    /// The fake's CPU seconds since the start.
+    fn fake(&self) -> f64 {
+        cpu_seconds(&self.fake.to_string()) - self.theirs
     }
 }
 

@@ -100,11 +100,11 @@ pub enum StoreError {
     )]
     RunTakenOver(uuid::Uuid),
 
-    /// A run starts only under its config's lease; this worker's was taken over while it
-    /// stalled, so the config is the new holder's.
+    /// A run starts only under its config's lease, and the worker starting it no longer holds
+    /// it: another took it over while it stalled, or it was let go, or the config is gone.
     #[error(
-        "config {config} is no longer leased to this worker: another worker took it over, so no run \
-         was started; the new holder syncs it"
+        "config {config} is no longer leased to this worker (another worker took it over, or the \
+         config was deleted), so no run was started"
     )]
     LeaseLost { config: ConfigId },
 

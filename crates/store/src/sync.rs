@@ -142,8 +142,9 @@ pub trait SyncStore: Send + Sync {
     /// Records a new run as `running`, under the id "sync now" promised when one waits. What
     /// stopped full runs kept for resuming is dropped: a run that does not go on from them would
     /// leave their record of what was seen behind the store. [`StoreError::LeaseLost`] unless
-    /// `owner` holds the config's lease: a worker that stalled past it must not start a run
-    /// beside the new holder's.
+    /// `owner` holds the config's lease (expired but not taken over still counts: a takeover
+    /// marks the run failed): a worker that stalled past it must not start a run beside the new
+    /// holder's.
     async fn start_run(&self, config: ConfigId, kind: RunKind, owner: &str) -> Result<Run, StoreError>;
 
     /// The newest unfinished full run of the config that a full run may go on from.

@@ -81,6 +81,9 @@ pub struct RunOptions {
 /// Who held a lease that was free again when asked.
 const JUST_RELEASED: &str = "a worker that has just released it";
 
+/// Why a config deleted under its worker is skipped.
+const CONFIG_GONE: &str = "the config no longer exists";
+
 /// Runs syncs. Cheap to clone; every clone shares the owner name that leases are taken under.
 #[derive(Clone)]
 pub struct Worker {
@@ -154,12 +157,21 @@ impl Worker {
         Ok(Err(holder::describe(&lease.owner)))
     }
 
-    /// The config is another worker's; says whose.
-    async fn busy(&self, config: ConfigId) -> Result<Outcome, StoreError> {
-        let holder = match self.store.lease(config).await? {
+    /// The store refused to start a run: the config was deleted, or this worker stalled past
+    /// its lease and another took the config over.
+    async fn lease_lost(&self, config: &Config) -> Result<Outcome, StoreError> {
+        if self.store.get_config(config.org_id, config.id).await?.is_none() {
+            return Ok(Outcome::Skipped(CONFIG_GONE.into()));
+        }
+        let holder = match self.store.lease(config.id).await? {
             Some(lease) => holder::describe(&lease.owner),
             None => JUST_RELEASED.into(),
         };
+        tracing::warn!(
+            config_id = %config.id,
+            holder = %holder,
+            "this worker lost the config's lease before its run started; no run was started"
+        );
         Ok(Outcome::Busy { holder })
     }
 
@@ -210,7 +222,7 @@ impl Worker {
             );
         }
         let Some(secrets) = self.store.load_secrets(config.org_id, config.id).await? else {
-            return Ok(Outcome::Skipped("the config no longer exists".into()));
+            return Ok(Outcome::Skipped(CONFIG_GONE.into()));
         };
         let mut mode = if options.full || options.restart {
             SyncMode::Full
@@ -252,8 +264,7 @@ impl Worker {
             };
             let (run, resumed, carried) = match started {
                 Ok(started) => started,
-                // This worker stalled past its lease and another took the config over.
-                Err(StoreError::LeaseLost { .. }) => return self.busy(config.id).await,
+                Err(StoreError::LeaseLost { .. }) => return self.lease_lost(config).await,
                 Err(e) => return Err(e),
             };
             let ending = Ending { due: full_due.filter(|_| refresh_only), carried };

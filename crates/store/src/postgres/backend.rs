@@ -24,6 +24,16 @@ type Db = Postgres;
 /// The store the shared SQL in [`sql`] implements the traits for.
 type Store = PostgresStore;
 
+#[cfg(test)]
+impl PostgresStore {
+    /// The isolation level the store's write transactions run at.
+    pub(super) async fn write_isolation(&self) -> String {
+        use sql::Backend as _;
+        let mut tx = self.begin_write().await.unwrap();
+        sqlx::query_scalar("SHOW transaction_isolation").fetch_one(&mut *tx).await.unwrap()
+    }
+}
+
 /// The advisory lock event writers hold until they commit, so event ids become visible in order.
 const EVENT_LOCK: i64 = 0x6374_7873_796e_6301;
 
@@ -36,8 +46,12 @@ impl sql::Backend for PostgresStore {
         &self.pool
     }
 
+    /// Read committed whatever the database's or role's default: the store's transactions are
+    /// ordered by row locks and read what committed before each statement (a lease takeover
+    /// marks failed the run that a start it waited for inserted). Set per transaction rather
+    /// than per session, so it holds through a pooler too.
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Db>, StoreError> {
-        Ok(self.pool.begin().await?)
+        Ok(self.pool.begin_with("BEGIN ISOLATION LEVEL READ COMMITTED").await?)
     }
 
     const ROW_LOCKS: bool = true;

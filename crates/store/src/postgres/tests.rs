@@ -83,6 +83,31 @@ async fn an_unknown_user_or_database_is_named_as_the_cause() {
 
 #[tokio::test]
 #[ignore = "needs PostgreSQL: scripts/test-postgres runs it"]
+async fn the_store_reads_committed_rows_whatever_the_database_default() {
+    let db = postgres().await;
+    let mut admin = PgConnection::connect(&db.url).await.unwrap();
+    sqlx::query(
+        "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET default_transaction_isolation = %L', \
+                 current_database(), 'repeatable read'); END $$",
+    )
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    let mut other = PgConnection::connect(&db.url).await.unwrap();
+    let default: String =
+        sqlx::query_scalar("SHOW transaction_isolation").fetch_one(&mut other).await.unwrap();
+    assert_eq!(default, "repeatable read", "the database default applies to other clients");
+
+    let store = PostgresStore::connect(&db.url, key(1)).await.unwrap();
+    assert_eq!(
+        store.write_isolation().await,
+        "read committed",
+        "a lease takeover must see a run started while it waited"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: scripts/test-postgres runs it"]
 async fn replicas_starting_together_on_a_new_database_agree() {
     let db = postgres().await;
     let starts: Vec<_> = (0..8)

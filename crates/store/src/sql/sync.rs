@@ -333,9 +333,10 @@ impl SyncStore for Store {
 }
 
 impl Store {
-    /// Records a new run, going on from `from` when given. It drops what the config's other
-    /// stopped runs kept for resuming: there is one listing to go on from at a time, and a run in
-    /// between would leave its record of what was seen behind the store.
+    /// Records a new run for the lease's holder `owner`, going on from `from` when given. It
+    /// drops what the config's other stopped runs kept for resuming: there is one listing to go
+    /// on from at a time, and a run in between would leave its record of what was seen behind
+    /// the store.
     async fn begin_run(
         &self,
         config: ConfigId,

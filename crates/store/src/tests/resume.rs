@@ -119,7 +119,8 @@ async fn a_worker_that_lost_its_lease_neither_resumes_nor_drops_the_stopped_run(
     db.page(run.clone(), &users(&["u1"]), &[], Some(json!({"users": {"next": "u2"}}))).await;
     db.take_lease_over().await;
 
-    // worker-a wakes up after worker-b took the config over.
+    // worker-a wakes up after worker-b took the config over, while a "sync now" waits.
+    let promised = db.store.request_run(db.org, db.config.id).await.unwrap().unwrap();
     let point = db.store.resume_point(db.config.id).await.unwrap().unwrap();
     let err = db.store.resume_run(db.config.id, &point, "worker-a").await.unwrap_err();
     assert!(matches!(err, StoreError::LeaseLost { .. }), "{err}");
@@ -130,9 +131,11 @@ async fn a_worker_that_lost_its_lease_neither_resumes_nor_drops_the_stopped_run(
         Some(point.clone()),
         "a refused start drops nothing the stopped run kept"
     );
+    assert_eq!(db.store.list_runs(db.org, db.config.id, 10).await.unwrap().len(), 1, "nor records a run");
 
     let resumed = db.store.resume_run(db.config.id, &point, "worker-b").await.unwrap();
     assert_eq!(resumed.resumed_from, Some(run.id));
+    assert_eq!(resumed.id, promised, "the promise of a \"sync now\" is kept for the holder's run");
 }
 
 #[tokio::test]

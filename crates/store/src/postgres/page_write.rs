@@ -46,7 +46,8 @@ impl PostgresStore {
     }
 
     /// Writes new and changed entities of a page, counting them, and notes every entity of the
-    /// page as seen unless the run is its config's `first_listing` (which needs no entity's seen row).
+    /// page as seen unless the run is its config's `first_listing` (which needs no entity's seen
+    /// row).
     pub(super) async fn upsert_entities(
         conn: &mut PgConnection,
         run: &Run,

@@ -66,12 +66,12 @@ impl PostgresStore {
         let source_ids: Vec<&str> = rows.iter().map(|row| row.source_id.as_str()).collect();
         // The stored digests by position in the page; noting the page as seen rides along (not
         // for a first listing).
-        let seen = "WITH seen AS (INSERT INTO run_seen_entities (run_id, kind, source_id) \
-               SELECT $2, * FROM UNNEST($3::text[], $4::text[]) WHERE $5 ON CONFLICT DO NOTHING) ";
-        let stored: HashMap<i64, Vec<u8>> = sqlx::query_as(&format!(
-            "{seen}SELECT k.n - 1, e.digest FROM UNNEST($3::text[], $4::text[]) WITH ORDINALITY AS k (kind, source_id, n) \
+        let stored: HashMap<i64, Vec<u8>> = sqlx::query_as(
+            "WITH seen AS (INSERT INTO run_seen_entities (run_id, kind, source_id) \
+               SELECT $2, * FROM UNNEST($3::text[], $4::text[]) WHERE $5 ON CONFLICT DO NOTHING) \
+             SELECT k.n - 1, e.digest FROM UNNEST($3::text[], $4::text[]) WITH ORDINALITY AS k (kind, source_id, n) \
              JOIN entities e ON e.config_id = $1 AND e.kind = k.kind AND e.source_id = k.source_id",
-        ))
+        )
         .bind(run.config_id.0)
         .bind(run.id)
         .bind(&kinds)

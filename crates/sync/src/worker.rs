@@ -463,7 +463,58 @@ fn choose_mode(state: &SyncState, schedule: &Schedule, now: OffsetDateTime) -> S
 
 #[cfg(test)]
 mod tests {
+    use ctxsync_core::{IntegrationType, SecretValue, Settings};
+    use ctxsync_sources::Endpoints;
+    use ctxsync_store::MasterKey;
+    use ctxsync_store::testing::TestDatabase;
+
     use super::*;
+
+    const SUCCESSOR: &str = "another-worker";
+
+    /// A worker whose lease expired (it stalled after taking it) and was taken over, on a
+    /// config that exists.
+    async fn taken_over(db: &TestDatabase) -> (Worker, Config) {
+        let key = MasterKey::from_base64("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=").unwrap();
+        let store = ctxsync_store::connect(&db.url, key).await.unwrap();
+        let org = store.ensure_org("default").await.unwrap();
+        let config = Config::created(
+            org,
+            IntegrationType::Okta,
+            "okta".into(),
+            "acme.okta.com".into(),
+            Settings::new(),
+        );
+        let secrets = SecretValue::new(serde_json::json!({"api_token": "00token"}));
+        store.insert_config(&config, &secrets).await.unwrap();
+        let worker =
+            Worker::new(store.clone(), Sources::new(Endpoints::default()).unwrap(), SyncSettings::default());
+        let expired = ctxsync_core::now() - Duration::from_secs(1);
+        assert!(store.acquire_lease(config.id, &worker.owner, expired, None).await.unwrap().is_some());
+        let later = ctxsync_core::now() + Duration::from_secs(60);
+        assert!(store.acquire_lease(config.id, SUCCESSOR, later, None).await.unwrap().is_some());
+        (worker, config)
+    }
+
+    #[tokio::test]
+    async fn a_worker_that_lost_its_lease_before_its_run_started_reports_the_holder_and_starts_none() {
+        let db = TestDatabase::create().await;
+        let (worker, config) = taken_over(&db).await;
+        let state = SyncState::default();
+        let outcome =
+            worker.execute(&config, state, RunOptions::default(), &CancellationToken::new()).await.unwrap();
+        assert_eq!(outcome, Outcome::Busy { holder: holder::describe(SUCCESSOR) });
+        assert!(worker.store.list_runs(config.org_id, config.id, 10).await.unwrap().is_empty());
+        assert_eq!(worker.store.lease(config.id).await.unwrap().unwrap().owner, SUCCESSOR);
+    }
+
+    #[tokio::test]
+    async fn a_config_deleted_before_its_run_started_is_skipped_not_busy() {
+        let db = TestDatabase::create().await;
+        let (worker, config) = taken_over(&db).await;
+        assert!(worker.store.delete_config(config.org_id, config.id).await.unwrap());
+        assert_eq!(worker.lease_lost(&config).await.unwrap(), Outcome::Skipped(CONFIG_GONE.into()));
+    }
 
     #[test]
     fn incremental_only_with_a_cursor_and_a_recent_full_run() {

@@ -378,7 +378,7 @@ struct RawFetch {
 }
 
 /// Downloads every page the connector reads, decoding only what finding the next page needs, in
-/// the connector's pattern: the admins' roles (16 at a time) and then the two user listings
+/// the connector's pattern: the admins' roles (16 at a time, across the pages of admins) and then the two user listings
 /// (one page in flight each) beside the groups, 20 a page, each page's groups' members four
 /// groups at a time while the next page of groups is fetched.
 async fn raw_fetch(base: &str, token: &str) -> RawFetch {
@@ -411,26 +411,40 @@ impl Raw {
     async fn users(&self) -> (u64, u64) {
         use futures::StreamExt;
         let (mut pages, mut items) = (0, 0);
-        let mut next = Some(format!("{}/api/v1/iam/assignees/users?limit=100", self.base));
-        while let Some(url) = next {
+        let first = Some(format!("{}/api/v1/iam/assignees/users?limit=100", self.base));
+        // The next page of admins is asked for once the last one's roles are all being read.
+        let assignees = futures::stream::unfold(first, |next| async move {
+            let url = next?;
             let page: serde_json::Value =
                 serde_json::from_slice(&self.get(&url).await.bytes().await.unwrap()).unwrap();
-            pages += 1;
-            next = page["_links"]["next"]["href"].as_str().map(str::to_string);
-            let assignees: Vec<String> = page["value"]
+            let next = page["_links"]["next"]["href"].as_str().map(str::to_string);
+            let ids: Vec<String> = page["value"]
                 .as_array()
                 .unwrap()
                 .iter()
                 .map(|a| a["id"].as_str().unwrap().to_string())
                 .collect();
-            items += assignees.len() as u64;
-            let roles = futures::stream::iter(assignees)
+            Some((ids, next))
+        });
+        let admin_pages = std::cell::Cell::new(0);
+        let mut roles = std::pin::pin!(
+            assignees
+                .map(|ids| {
+                    admin_pages.set(admin_pages.get() + 1);
+                    futures::stream::iter(ids)
+                })
+                .flatten()
                 .map(|id| async move {
                     self.get(&format!("{}/api/v1/users/{id}/roles", self.base)).await.bytes().await
                 })
-                .buffered(ROLES_AT_ONCE);
-            pages += roles.count().await as u64;
+                .buffered(ROLES_AT_ONCE)
+        );
+        // An admin a page named, and one page of its roles.
+        while roles.next().await.is_some() {
+            items += 1;
+            pages += 1;
         }
+        pages += admin_pages.get();
         for start in ["limit=200", "limit=200&filter=status%20eq%20%22DEPROVISIONED%22"] {
             let mut next = Some(format!("{}/api/v1/users?{start}", self.base));
             while let Some(url) = next {

@@ -27,7 +27,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use ctxsync_core::{Entity, EntityKind, Membership, MfaFactor, RateLimitShare, Record, Settings, User};
-use futures::{StreamExt, TryStreamExt, stream};
+use futures::{Stream, StreamExt, TryStreamExt, stream};
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -426,33 +426,46 @@ impl Run<'_, '_> {
             Ok(None)
         };
         let mut roles = BTreeMap::new();
-        let mut next =
-            Some(self.client.url(&["api", "v1", "iam", "assignees", "users"], &[("limit", "100")]));
-        while let Some(url) = next.take() {
-            let got: Got<Assignees> =
-                self.get(&url, "list the users with admin roles", &[StatusCode::FORBIDDEN]).await?;
-            let Some(page) = got.body else { return denied() };
-            let mut assigned = stream::iter(page.value)
-                .map(|assignee| async move {
-                    let url = self.client.url(&["api", "v1", "users", &assignee.id, "roles"], &[]);
+        let mut assigned = std::pin::pin!(
+            self.assignees()
+                .map_ok(|assignee| async move {
+                    let Some(id) = assignee else { return Ok(None) };
+                    let url = self.client.url(&["api", "v1", "users", &id, "roles"], &[]);
                     let tolerated = [StatusCode::FORBIDDEN, StatusCode::NOT_FOUND];
                     let got: Got<Vec<Value>> =
                         self.get(&url, "read a user's admin roles", &tolerated).await?;
-                    Ok::<_, SourceError>((assignee.id, got))
+                    Ok::<_, SourceError>(Some((id, got)))
                 })
-                .buffered(PER_USER_AT_ONCE);
-            while let Some((id, got)) = assigned.try_next().await? {
-                match got.body {
-                    Some(assignments) => {
-                        roles.insert(id, map::role_types(&assignments));
-                    }
-                    None if got.status == StatusCode::FORBIDDEN => return denied(),
-                    None => {}
+                .try_buffered(PER_USER_AT_ONCE)
+        );
+        while let Some(read) = assigned.try_next().await? {
+            let Some((id, got)) = read else { return denied() };
+            match got.body {
+                Some(assignments) => {
+                    roles.insert(id, map::role_types(&assignments));
                 }
+                None if got.status == StatusCode::FORBIDDEN => return denied(),
+                None => {}
             }
-            next = page.links.next.map(|link| self.client.follow(&url, &link.href)).transpose()?;
         }
         Ok(Some(roles))
+    }
+
+    /// The ids of the users with admin roles, page after page; `None` when the token may not
+    /// list them. The next page is asked for as soon as the last one's roles are all being read,
+    /// so as many role reads stay in flight across pages as within one.
+    fn assignees(&self) -> impl Stream<Item = Result<Option<String>, SourceError>> + '_ {
+        let first = self.client.url(&["api", "v1", "iam", "assignees", "users"], &[("limit", "100")]);
+        stream::try_unfold(Some(first), move |next| async move {
+            let Some(url) = next else { return Ok(None) };
+            let got: Got<Assignees> =
+                self.get(&url, "list the users with admin roles", &[StatusCode::FORBIDDEN]).await?;
+            let Some(page) = got.body else { return Ok(Some((vec![None], None))) };
+            let next = page.links.next.map(|link| self.client.follow(&url, &link.href)).transpose()?;
+            Ok(Some((page.value.into_iter().map(|assignee| Some(assignee.id)).collect::<Vec<_>>(), next)))
+        })
+        .map_ok(|ids| stream::iter(ids).map(Ok))
+        .try_flatten()
     }
 
     /// The user's factors; `None` once the token is refused them.

@@ -141,6 +141,25 @@ async fn a_full_sync_equals_the_org_across_many_pages() {
 }
 
 #[tokio::test]
+async fn every_admins_roles_are_read_across_pages_of_admins() {
+    let fake = FakeOkta::start_with(TenantSpec { seed: 5, users: 300, groups: 2, ..TenantSpec::default() })
+        .await
+        .unwrap();
+    let ids: Vec<String> = fake.snapshot().users.keys().cloned().collect();
+    // Okta lists admins 100 a page: these take three pages.
+    fake.mutate(|t| {
+        for (n, id) in ids.iter().enumerate().take(250) {
+            t.assign_role(id, if n % 2 == 0 { "READ_ONLY_ADMIN" } else { "HELP_DESK_ADMIN" });
+        }
+    });
+    let snapshot = fake.snapshot();
+    assert!(snapshot.roles.len() > 200, "{} admins", snapshot.roles.len());
+    let (outcome, got) = okta_run(&fake, false, SyncMode::Full).await;
+    outcome.unwrap();
+    assert_equals_org(&got, &snapshot, false);
+}
+
+#[tokio::test]
 async fn a_lost_page_of_members_falls_short_of_the_groups_stats() {
     let fake = FakeOkta::start_with(TenantSpec { seed: 8, users: 300, groups: 4, ..TenantSpec::default() })
         .await

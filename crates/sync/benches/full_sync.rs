@@ -378,11 +378,17 @@ struct RawFetch {
 }
 
 /// Downloads every page the connector reads, decoding only what finding the next page needs, in
-/// the connector's pattern: the admins' roles (16 at a time, across the pages of admins) and then the two user listings
-/// (one page in flight each) beside the groups, 20 a page, each page's groups' members four
-/// groups at a time while the next page of groups is fetched.
+/// the connector's pattern: the admins' roles (16 at a time, across the pages of admins) and then
+/// the two user listings (one page in flight each) beside the groups, 20 a page, each page's
+/// groups' members four groups at a time while the next page of groups is fetched; at most
+/// [`IN_FLIGHT`] requests at once in all.
 async fn raw_fetch(base: &str, token: &str) -> RawFetch {
-    let raw = Raw { client: reqwest::Client::new(), auth: format!("SSWS {token}"), base: base.to_string() };
+    let raw = Raw {
+        client: reqwest::Client::new(),
+        auth: format!("SSWS {token}"),
+        base: base.to_string(),
+        in_flight: tokio::sync::Semaphore::new(IN_FLIGHT),
+    };
     let started = Instant::now();
     let (users, groups) = tokio::join!(raw.users(), raw.groups());
     RawFetch { pages: users.0 + groups.0, items: users.1 + groups.1, elapsed: started.elapsed() }
@@ -393,7 +399,12 @@ struct Raw {
     client: reqwest::Client,
     auth: String,
     base: String,
+    in_flight: tokio::sync::Semaphore,
 }
+
+/// How many requests the connector has in flight at most, at the default `rate_limit_share`:
+/// half of Okta's smallest concurrent-request limit on its current plans (35).
+const IN_FLIGHT: usize = 17;
 
 /// How many groups' members the connector asks for at once.
 const AT_ONCE: usize = 4;
@@ -402,8 +413,12 @@ const AT_ONCE: usize = 4;
 const ROLES_AT_ONCE: usize = 16;
 
 impl Raw {
-    async fn get(&self, url: &str) -> reqwest::Response {
-        self.client.get(url).header("Authorization", &self.auth).send().await.unwrap()
+    /// A page's headers and body, read within the connector's limit on requests in flight.
+    async fn get(&self, url: &str) -> (reqwest::header::HeaderMap, bytes::Bytes) {
+        let _in_flight = self.in_flight.acquire().await.unwrap();
+        let response = self.client.get(url).header("Authorization", &self.auth).send().await.unwrap();
+        let headers = response.headers().clone();
+        (headers, response.bytes().await.unwrap())
     }
 
     /// The admins (the next page named in the body's `_links`) and each one's roles, then every
@@ -415,8 +430,7 @@ impl Raw {
         // The next page of admins is asked for once the last one's roles are all being read.
         let assignees = futures::stream::unfold(first, |next| async move {
             let url = next?;
-            let page: serde_json::Value =
-                serde_json::from_slice(&self.get(&url).await.bytes().await.unwrap()).unwrap();
+            let page: serde_json::Value = serde_json::from_slice(&self.get(&url).await.1).unwrap();
             let next = page["_links"]["next"]["href"].as_str().map(str::to_string);
             let ids: Vec<String> = page["value"]
                 .as_array()
@@ -434,9 +448,7 @@ impl Raw {
                     futures::stream::iter(ids)
                 })
                 .flatten()
-                .map(|id| async move {
-                    self.get(&format!("{}/api/v1/users/{id}/roles", self.base)).await.bytes().await
-                })
+                .map(|id| async move { self.get(&format!("{}/api/v1/users/{id}/roles", self.base)).await })
                 .buffered(ROLES_AT_ONCE)
         );
         // An admin a page named, and one page of its roles.
@@ -448,9 +460,8 @@ impl Raw {
         for start in ["limit=200", "limit=200&filter=status%20eq%20%22DEPROVISIONED%22"] {
             let mut next = Some(format!("{}/api/v1/users?{start}", self.base));
             while let Some(url) = next {
-                let response = self.get(&url).await;
-                next = next_link(response.headers());
-                let body = response.bytes().await.unwrap();
+                let (headers, body) = self.get(&url).await;
+                next = next_link(&headers);
                 pages += 1;
                 items += body.windows(6).filter(|w| w == b"\"id\":\"").count() as u64;
             }
@@ -467,10 +478,9 @@ impl Raw {
             Some(url) => Some(self.get(url).await),
             None => None,
         };
-        while let Some(response) = fetched.take() {
-            next = next_link(response.headers());
-            let list: Vec<serde_json::Value> =
-                serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+        while let Some((headers, body)) = fetched.take() {
+            next = next_link(&headers);
+            let list: Vec<serde_json::Value> = serde_json::from_slice(&body).unwrap();
             pages += 1;
             items += list.len() as u64;
             let ids: Vec<String> = list.iter().map(|g| g["id"].as_str().unwrap().to_string()).collect();
@@ -494,9 +504,7 @@ impl Raw {
         let mut pages = 0;
         let mut next = Some(format!("{}/api/v1/groups/{group}/users?limit=200", self.base));
         while let Some(url) = next {
-            let response = self.get(&url).await;
-            next = next_link(response.headers());
-            response.bytes().await.unwrap();
+            next = next_link(&self.get(&url).await.0);
             pages += 1;
         }
         pages

@@ -59,6 +59,12 @@ struct OktaState {
     busiest: Mutex<HashMap<&'static str, u32>>,
     served: Mutex<HashMap<&'static str, u64>>,
     rate_limited: AtomicU64,
+    /// Okta's concurrent-request limit: requests past it while this many are being served get
+    /// 429 `E0000047`; zero for none.
+    concurrency_limit: AtomicU32,
+    in_flight: AtomicU32,
+    most_in_flight: AtomicU32,
+    concurrency_refused: AtomicU64,
     faults: Faults,
     /// Groups whose member listing answers 403, as for a group outside the token's admin scope.
     members_refused: Mutex<std::collections::BTreeSet<String>>,
@@ -114,6 +120,10 @@ impl FakeOkta {
             busiest: Mutex::default(),
             served: Mutex::default(),
             rate_limited: AtomicU64::new(0),
+            concurrency_limit: AtomicU32::new(0),
+            in_flight: AtomicU32::new(0),
+            most_in_flight: AtomicU32::new(0),
+            concurrency_refused: AtomicU64::new(0),
             faults: Faults::default(),
             members_refused: Mutex::default(),
             hooks: hooks::Hooks::default(),
@@ -267,6 +277,23 @@ impl FakeOkta {
     /// The 429s the rate-limit windows answered (injected ones not counted).
     pub fn rate_limited(&self) -> u64 {
         self.state.rate_limited.load(Ordering::Relaxed)
+    }
+
+    /// Okta's limit on requests being served at once across the org (15 to 75 by plan): a request
+    /// past it gets 429 `E0000047` with the limit, no remaining and a reset a second away in the
+    /// rate-limit headers, and counts against no window.
+    pub fn set_concurrency_limit(&self, limit: u32) {
+        self.state.concurrency_limit.store(limit, Ordering::Relaxed);
+    }
+
+    /// The most requests served at once, those refused for it included.
+    pub fn most_in_flight(&self) -> u32 {
+        self.state.most_in_flight.load(Ordering::Relaxed)
+    }
+
+    /// The 429s the concurrent-request limit answered.
+    pub fn concurrency_refused(&self) -> u64 {
+        self.state.concurrency_refused.load(Ordering::Relaxed)
     }
 
     /// Answers the next `requests` requests with 429 `E0000047`, `X-Rate-Limit-Remaining: 0` and

@@ -96,6 +96,14 @@ async fn gate(State(state): State<Arc<OktaState>>, request: Request, next: Next)
         response.headers_mut().insert(header::DATE, http_date(now));
         response
     };
+    let serving = Serving::new(&state);
+    let concurrency = state.concurrency_limit.load(Ordering::Relaxed);
+    if concurrency > 0 && serving.at_once > concurrency {
+        state.concurrency_refused.fetch_add(1, Ordering::Relaxed);
+        let mut response = rate_limited(now + 1);
+        rate_headers(&mut response, concurrency, 0, now + 1);
+        return response;
+    }
     match fault {
         Gate::RateLimited(wait) => return rate_limited(now + wait.as_secs().max(1)),
         Gate::Revoke => state.tokens.lock().expect("tokens lock").clear(),
@@ -122,6 +130,27 @@ async fn gate(State(state): State<Arc<OktaState>>, request: Request, next: Next)
     };
     rate_headers(&mut response, limit, remaining, reset);
     response
+}
+
+/// A request being served, counted against the org's concurrent-request limit until dropped.
+struct Serving<'s> {
+    state: &'s OktaState,
+    /// Requests being served with this one.
+    at_once: u32,
+}
+
+impl<'s> Serving<'s> {
+    fn new(state: &'s OktaState) -> Serving<'s> {
+        let at_once = state.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        state.most_in_flight.fetch_max(at_once, Ordering::Relaxed);
+        Serving { state, at_once }
+    }
+}
+
+impl Drop for Serving<'_> {
+    fn drop(&mut self) {
+        self.state.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// An Okta error object with every field the real one carries.

@@ -507,6 +507,40 @@ async fn two_replicas_keep_together_to_their_share_without_sharing_state() {
     }
 }
 
+/// Two configs of one org syncing at once, factors and roles read, with replies slow enough that
+/// requests overlap: together they keep within half of Okta's smallest concurrent-request limit
+/// on its current plans (35), so they never meet its 429 and leave the rest to the org's other
+/// clients; on a developer org of the plan before (15), a share of 40% keeps within it too.
+#[tokio::test]
+async fn configs_of_one_org_keep_to_their_share_of_its_requests_in_flight() {
+    for (limit, percent, most_allowed) in [(35, 50, 17), (15, 40, 14)] {
+        let fake =
+            FakeOkta::start_with(TenantSpec { seed: 23, users: 120, groups: 8, devices: 0 }).await.unwrap();
+        fake.limit_page_size(10);
+        fake.set_concurrency_limit(limit);
+        let ids: Vec<String> = fake.snapshot().users.keys().cloned().collect();
+        fake.mutate(|t| {
+            for id in ids.iter().step_by(3) {
+                t.assign_role(id, "READ_ONLY_ADMIN");
+            }
+        });
+        fake.slow_pages(Duration::from_millis(20));
+        let sources = okta_sources(&fake);
+        let settings: Settings =
+            serde_json::from_value(json!({"rate_limit_share": percent, "okta_include_factors": true}))
+                .unwrap();
+        let one = config(IntegrationType::Okta, &fake.domain(), settings.clone());
+        let two = config(IntegrationType::Okta, &fake.domain(), settings);
+        two_at_once(&fake, (&sources, &one), (&sources, &two)).await;
+        assert_eq!(fake.concurrency_refused(), 0, "a limit of {limit}");
+        let most = fake.most_in_flight();
+        assert!(
+            (2..=most_allowed).contains(&most),
+            "{most} requests in flight at once, {percent}% of {limit}"
+        );
+    }
+}
+
 /// The users a push named are read one by one: one Okta still has comes back as it is now, one it
 /// deleted as a removal, one it never had as a removal of nothing.
 #[tokio::test]

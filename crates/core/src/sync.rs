@@ -297,7 +297,7 @@ impl RateLimitShare {
                 _ => {
                     errors.push(
                         format!("data.attributes.settings.{}", Self::KEY),
-                        "must be a whole number from 1 to 100 (the percent of each of the source's rate limits                          ctxsync may use)",
+                        "must be a whole number from 1 to 100 (the percent of each of the source's rate limits ctxsync may use)",
                     );
                     Self::DEFAULT
                 }

@@ -148,6 +148,21 @@ pub(crate) fn sensitive_header(value: &str, what: &str) -> Result<HeaderValue, S
     Ok(header)
 }
 
+/// What lets each attempt of a request go, and counts it while it is in flight: a source's
+/// pacer. The slot it gives is dropped once the attempt's reply is classified.
+pub(crate) trait Admission {
+    type Slot;
+    fn admit(&self) -> impl Future<Output = Self::Slot> + Send;
+}
+
+/// Every attempt goes at once.
+impl Admission for () {
+    type Slot = ();
+    fn admit(&self) -> impl Future<Output = ()> + Send {
+        std::future::ready(())
+    }
+}
+
 /// Why an attempt produced no reply.
 enum Failure {
     Transport(reqwest::Error),
@@ -208,6 +223,20 @@ impl Http {
         classify: impl Fn(&Reply) -> Retry,
         decode: impl Fn(&Reply) -> Option<T>,
     ) -> Result<Fetched<T>, SourceError> {
+        self.fetch_admitted(source, target, build, classify, decode, &()).await
+    }
+
+    /// [`Http::fetch`], each attempt sent once `admission` lets it go and counted by it until
+    /// its reply is classified: a request waiting to retry holds nothing a pacer counts.
+    pub(crate) async fn fetch_admitted<T, A: Admission>(
+        &self,
+        source: &str,
+        target: &Target,
+        build: impl Fn(&Client) -> RequestBuilder,
+        classify: impl Fn(&Reply) -> Retry,
+        decode: impl Fn(&Reply) -> Option<T>,
+        admission: &A,
+    ) -> Result<Fetched<T>, SourceError> {
         let client = if target.trusted() {
             &self.trusted
         } else {
@@ -220,6 +249,7 @@ impl Http {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            let admitted = admission.admit().await;
             let sent = Instant::now();
             let outcome = match build(client).timeout(self.policy.request_timeout).send().await {
                 Ok(response) => read(response).await,
@@ -248,6 +278,7 @@ impl Http {
                 }
                 Err(Failure::TooLarge) => None,
             };
+            drop(admitted);
             let wait = wait.map(|wait| self.policy.max_wait.map_or(wait, |most| wait.min(most)));
             let wait = match wait {
                 Some(wait)

@@ -356,6 +356,7 @@ async fn a_rate_limit_share_is_a_whole_percent() {
         let (status, body) = status_json(app.create(attrs).await).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
         assert!(errors(&body)[0].starts_with("data.attributes.settings.rate_limit_share"), "{body}");
+        assert!(errors(&body)[0].contains("source's rate limits ctxsync may use"), "{body}");
     }
     let mut attrs = app.okta_attributes();
     attrs["settings"] = json!({"rate_limit_share": 25});

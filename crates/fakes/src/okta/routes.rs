@@ -76,15 +76,14 @@ fn bucket(path: &str) -> &'static str {
     }
 }
 
-/// What every request meets first: injected faults, then the rate-limit window, then (after the
-/// handler) truncation and the rate-limit headers. A 429 carries its own `Date`, so the wait it
-/// asks for is exact whatever second the reply leaves in.
+/// What every request meets first: the limit on requests in flight, injected faults, then the
+/// rate-limit window, then (after the handler) truncation and the rate-limit headers. A 429
+/// carries its own `Date`, so the wait it asks for is exact whatever second the reply leaves in.
 async fn gate(State(state): State<Arc<OktaState>>, request: Request, next: Next) -> Response {
     let now = epoch_seconds();
     let bucket = bucket(request.uri().path());
     let limit = state.bucket_limits.lock().expect("limits lock").get(bucket).copied();
     let limit = limit.unwrap_or_else(|| state.limit_per_minute.load(Ordering::Relaxed));
-    let fault = state.faults.gate();
     let rate_limited = |reset: u64| {
         let mut response = error(
             StatusCode::TOO_MANY_REQUESTS,
@@ -96,6 +95,7 @@ async fn gate(State(state): State<Arc<OktaState>>, request: Request, next: Next)
         response.headers_mut().insert(header::DATE, http_date(now));
         response
     };
+    // Before the faults, so a refused request uses up none of them.
     let serving = Serving::new(&state);
     let concurrency = state.concurrency_limit.load(Ordering::Relaxed);
     if concurrency > 0 && serving.at_once > concurrency {
@@ -104,6 +104,7 @@ async fn gate(State(state): State<Arc<OktaState>>, request: Request, next: Next)
         rate_headers(&mut response, concurrency, 0, now + 1);
         return response;
     }
+    let fault = state.faults.gate();
     match fault {
         Gate::RateLimited(wait) => return rate_limited(now + wait.as_secs().max(1)),
         Gate::Revoke => state.tokens.lock().expect("tokens lock").clear(),

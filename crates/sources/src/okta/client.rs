@@ -20,7 +20,9 @@ use url::Url;
 use super::auth::ApiToken;
 use crate::SourceError;
 use crate::endpoints::Target;
-use crate::http::{Http, Reply, Retry, excerpt, http_date, json_get, transient, unavailable, unreadable};
+use crate::http::{
+    Admission, Http, Reply, Retry, excerpt, http_date, json_get, transient, unavailable, unreadable,
+};
 
 const SOURCE: &str = "Okta";
 
@@ -160,6 +162,21 @@ impl Pacer {
     }
 }
 
+/// One request's attempts, each let through by the pacer of its org.
+struct Paced<'p> {
+    pacer: &'p Pacer,
+    endpoint: &'p str,
+    share: RateLimitShare,
+}
+
+impl<'p> Admission for Paced<'p> {
+    type Slot = InFlight<'p>;
+
+    fn admit(&self) -> impl Future<Output = InFlight<'p>> + Send {
+        self.pacer.admit(self.endpoint.to_owned(), self.share)
+    }
+}
+
 /// A request [`Pacer::admit`] let through, counted until it is answered.
 struct InFlight<'p> {
     pacer: &'p Pacer,
@@ -231,21 +248,25 @@ impl<'a> OktaClient<'a> {
     ) -> Result<Got<T>, SourceError> {
         let auth = self.token.header()?;
         let endpoint = endpoint(url);
-        let in_flight = self.pacer.admit(endpoint.clone(), self.share).await;
+        let paced = Paced { pacer: &self.pacer, endpoint: &endpoint, share: self.share };
         tracing::debug!(source = SOURCE, path = url.path(), "request");
+        // Each attempt's headers, a 429's too, tell the pacer about the window before a retry.
+        let classify = |reply: &Reply| {
+            self.pacer.note(&endpoint, &reply.headers);
+            classify(reply)
+        };
         let fetched = self
             .http
-            .fetch(
+            .fetch_admitted(
                 SOURCE,
                 &self.target,
                 |client| json_get(client, url, &auth),
                 classify,
                 |reply| serde_json::from_slice::<T>(&reply.body).ok(),
+                &paced,
             )
             .await?;
         let reply = &fetched.reply;
-        self.pacer.note(&endpoint, &reply.headers);
-        drop(in_flight);
         let next = if reply.status.is_success() {
             if fetched.body.is_none() {
                 return Err(unreadable(SOURCE, &self.target));
@@ -466,6 +487,37 @@ mod tests {
         assert_eq!(next_link(&unquoted).as_deref(), Some("https://a.okta.com/p?after=1"));
         let several = links(&["<https://a.okta.com/p?after=1>; rel=\"last next\""]);
         assert_eq!(next_link(&several).as_deref(), Some("https://a.okta.com/p?after=1"));
+    }
+
+    /// With room for one request in flight, a request waiting out a 429 lets another endpoint's
+    /// go meanwhile: only an attempt on its way counts, not the wait before the next one.
+    #[tokio::test(start_paused = true)]
+    async fn a_request_waiting_out_a_429_leaves_its_place_in_flight_to_others() {
+        let fake = ctxsync_fakes::FakeOkta::start().await.unwrap();
+        let target =
+            super::super::target(&crate::Endpoints::overridden(fake.base_urls()), &fake.domain()).unwrap();
+        let http = Http::new(crate::http::RetryPolicy::SYNC).unwrap();
+        let credentials = OktaCredentials { api_token: fake.api_token().into() };
+        let settings = serde_json::from_value(serde_json::json!({"rate_limit_share": 1})).unwrap();
+        let share = RateLimitShare::for_settings(&settings).unwrap();
+        assert_eq!(share.of(CONCURRENCY), 1);
+        let client = OktaClient::new(&http, target, &credentials, share);
+        fake.rate_limit_next(1, Duration::from_secs(30));
+        let started = Instant::now();
+        let timed = |path: &'static [&'static str]| {
+            let (client, url) = (&client, client.url(path, &[]));
+            async move {
+                let got: Got<serde_json::Value> = client.fetch(&url, "list", &[]).await.unwrap();
+                (got.retries, started.elapsed())
+            }
+        };
+        // The users listing is asked for first, so it meets the 429.
+        let (throttled, other) =
+            tokio::join!(timed(&["api", "v1", "users"]), timed(&["api", "v1", "groups"]));
+        assert_eq!(throttled.0, 1);
+        assert!(throttled.1 >= Duration::from_secs(30), "{throttled:?}");
+        assert_eq!(other.0, 0);
+        assert!(other.1 < Duration::from_secs(1), "{other:?}");
     }
 
     #[test]

@@ -452,8 +452,8 @@ impl Run<'_, '_> {
     }
 
     /// The ids of the users with admin roles, page after page; `None` when the token may not
-    /// list them. The next page is asked for as soon as the last one's roles are all being read,
-    /// so as many role reads stay in flight across pages as within one.
+    /// list them. The next page is asked for once the last one's ids are all taken (while their
+    /// roles are still being read), so role reads go on across pages as within one.
     fn assignees(&self) -> impl Stream<Item = Result<Option<String>, SourceError>> + '_ {
         let first = self.client.url(&["api", "v1", "iam", "assignees", "users"], &[("limit", "100")]);
         stream::try_unfold(Some(first), move |next| async move {

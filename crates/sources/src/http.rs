@@ -245,12 +245,14 @@ impl Http {
             }
             &self.guarded
         };
-        let started = Instant::now();
+        // The budget runs from the first attempt's sending, not from the wait before it.
+        let mut started = None;
         let mut attempt = 0;
         loop {
             attempt += 1;
             let admitted = admission.admit().await;
             let sent = Instant::now();
+            let started = *started.get_or_insert(sent);
             let outcome = match build(client).timeout(self.policy.request_timeout).send().await {
                 Ok(response) => read(response).await,
                 Err(e) => Err(Failure::Transport(e)),

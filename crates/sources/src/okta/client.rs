@@ -250,9 +250,12 @@ impl<'a> OktaClient<'a> {
         let endpoint = endpoint(url);
         let paced = Paced { pacer: &self.pacer, endpoint: &endpoint, share: self.share };
         tracing::debug!(source = SOURCE, path = url.path(), "request");
-        // Each attempt's headers, a 429's too, tell the pacer about the window before a retry.
+        // Each attempt's headers tell the pacer about the window, but a 429's: past the limit on
+        // requests in flight, Okta reports that limit in them, not the window's.
         let classify = |reply: &Reply| {
-            self.pacer.note(&endpoint, &reply.headers);
+            if reply.status != StatusCode::TOO_MANY_REQUESTS {
+                self.pacer.note(&endpoint, &reply.headers);
+            }
             classify(reply)
         };
         let fetched = self

@@ -252,7 +252,7 @@ impl<'a> OktaClient<'a> {
         tracing::debug!(source = SOURCE, path = url.path(), "request");
         // Each attempt's headers tell the pacer about the window, but a 429's: past the limit on
         // requests in flight, Okta reports that limit in them, not the window's.
-        let classify = |reply: &Reply| {
+        let noted = |reply: &Reply| {
             if reply.status != StatusCode::TOO_MANY_REQUESTS {
                 self.pacer.note(&endpoint, &reply.headers);
             }
@@ -264,7 +264,7 @@ impl<'a> OktaClient<'a> {
                 SOURCE,
                 &self.target,
                 |client| json_get(client, url, &auth),
-                classify,
+                noted,
                 |reply| serde_json::from_slice::<T>(&reply.body).ok(),
                 &paced,
             )

@@ -11,6 +11,7 @@
 //! and how long to wait ([`Retry`]), and what an error body means.
 
 use std::error::Error as _;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -163,6 +164,19 @@ impl Admission for () {
     }
 }
 
+/// Awaits a pacer's `admission` of a request to `source`, recording how long it kept the request
+/// waiting when it did: what keeping to the config's share of the source's limits costs a run.
+pub(crate) async fn paced<T>(source: &str, admission: impl Future<Output = T>) -> T {
+    let mut admission = std::pin::pin!(admission);
+    if let Poll::Ready(admitted) = futures::poll!(admission.as_mut()) {
+        return admitted;
+    }
+    let asked = Instant::now();
+    let admitted = admission.await;
+    metrics::record_pacing(source, asked.elapsed());
+    admitted
+}
+
 /// Why an attempt produced no reply.
 enum Failure {
     Transport(reqwest::Error),
@@ -250,7 +264,7 @@ impl Http {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let admitted = admission.admit().await;
+            let admitted = paced(source, admission.admit()).await;
             let sent = Instant::now();
             let started = *started.get_or_insert(sent);
             let outcome = match build(client).timeout(self.policy.request_timeout).send().await {
@@ -324,6 +338,7 @@ pub mod metrics {
     pub const REQUEST_DURATION: &str = "ctxsync_source_request_duration_seconds";
     pub const RETRIES: &str = "ctxsync_source_retries_total";
     pub const RATE_LIMITED: &str = "ctxsync_source_rate_limited_total";
+    pub const PACING_WAIT: &str = "ctxsync_source_pacing_wait_seconds";
 
     pub fn describe() {
         describe_counter!(
@@ -342,6 +357,11 @@ pub mod metrics {
         describe_counter!(
             RATE_LIMITED,
             "Replies from sources that said the rate limit was reached (429), by source."
+        );
+        describe_histogram!(
+            PACING_WAIT,
+            metrics::Unit::Seconds,
+            "Time a request to a source waited before going, to keep within the config's rate_limit_share of the source's limits, by source; requests that went at once are not counted."
         );
     }
 
@@ -369,6 +389,10 @@ pub mod metrics {
         if class == "429" {
             counter!(RATE_LIMITED, "source" => source).increment(1);
         }
+    }
+
+    pub(super) fn record_pacing(source: &str, waited: Duration) {
+        histogram!(PACING_WAIT, "source" => slug(source)).record(waited.as_secs_f64());
     }
 
     pub(super) fn record_retry(source: &str) {

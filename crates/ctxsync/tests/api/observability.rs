@@ -97,6 +97,11 @@ async fn metrics_after_a_sync_count_what_happened_and_hold_no_identifier() {
         value(&samples, "ctxsync_source_requests_total", &[("source", "okta"), ("status", "2xx")])
             >= Some(1.0)
     );
+    // The first request to each endpoint goes alone, so the next four groups' members waited.
+    assert!(
+        value(&samples, "ctxsync_source_pacing_wait_seconds_count", &[("source", "okta")]) >= Some(1.0),
+        "{exposition}"
+    );
 
     let finished = time::OffsetDateTime::parse(
         run["attributes"]["finished_at"].as_str().unwrap(),

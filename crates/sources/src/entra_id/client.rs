@@ -20,7 +20,9 @@ use super::auth::ClientSecret;
 use super::pacer::{Pacer, cost, pacer_for};
 use crate::SourceError;
 use crate::endpoints::{Endpoints, Target};
-use crate::http::{AccessToken, Http, Pace, Reply, Retry, excerpt, retry_after, transient, unavailable};
+use crate::http::{
+    AccessToken, Http, Pace, Reply, Retry, excerpt, paced, retry_after, transient, unavailable,
+};
 
 const SOURCE: &str = "Microsoft Graph";
 /// A token is renewed this long before it expires (a tenth of its life for short-lived ones),
@@ -215,7 +217,7 @@ impl<'a> GraphClient<'a> {
         loop {
             // The token is taken once the pacer lets the request go, so a long wait does not
             // send one that fell due meanwhile.
-            let admitted = self.pacer.admit(self.pace, cost(&Method::GET, url)).await;
+            let admitted = paced(SOURCE, self.pacer.admit(self.pace, cost(&Method::GET, url))).await;
             let (auth, fresh) = self.bearer().await?;
             let build = |client: &reqwest::Client| {
                 let mut request = client.get(url.clone()).header(AUTHORIZATION, auth.clone());
@@ -255,7 +257,7 @@ impl<'a> GraphClient<'a> {
         tracing::debug!(source = SOURCE, %method, path = url.path(), "request");
         let mut renewed = false;
         loop {
-            let admitted = self.pacer.admit(self.pace, cost(&method, url)).await;
+            let admitted = paced(SOURCE, self.pacer.admit(self.pace, cost(&method, url))).await;
             let (auth, fresh) = self.bearer().await?;
             let build = |client: &reqwest::Client| {
                 let request = client

@@ -19,7 +19,7 @@ use super::pacer::{GoogleQuota, Pacer, pacer_for};
 use crate::SourceError;
 use crate::endpoints::{Endpoints, Target};
 use crate::http::{
-    AccessToken, Http, Pace, Reply, Retry, excerpt, retry_after, transient, unavailable, unreadable,
+    AccessToken, Http, Pace, Reply, Retry, excerpt, paced, retry_after, transient, unavailable, unreadable,
 };
 
 /// Where the Directory API's resources live under the base URL.
@@ -230,7 +230,7 @@ impl<'a> DirectoryClient<'a> {
         loop {
             // The token is taken once the pacer lets the request go, so a long wait does not
             // send one that fell due meanwhile.
-            let admitted = self.pacer.admit(self.pace).await;
+            let admitted = paced(SOURCE, self.pacer.admit(self.pace)).await;
             let (auth, fresh, minting) = self.bearer().await?;
             retries += minting;
             let classify = |reply: &Reply| {

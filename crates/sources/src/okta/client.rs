@@ -21,7 +21,7 @@ use super::auth::ApiToken;
 use crate::SourceError;
 use crate::endpoints::Target;
 use crate::http::{
-    Admission, Http, Reply, Retry, excerpt, http_date, json_get, transient, unavailable, unreadable,
+    Admission, Http, Pace, Reply, Retry, excerpt, http_date, json_get, transient, unavailable, unreadable,
 };
 
 const SOURCE: &str = "Okta";
@@ -61,7 +61,7 @@ pub(crate) struct OktaClient<'a> {
     target: Target,
     token: ApiToken,
     pacer: Arc<Pacer>,
-    share: RateLimitShare,
+    pace: Pace,
 }
 
 /// Okta's rate-limit window of each endpoint as its last reply reported it. Okta limits each
@@ -75,6 +75,10 @@ pub(crate) struct OktaClient<'a> {
 /// keep the rest free together take about the share: replicas need no shared state, and go over
 /// it at most by what one has in flight when another's reply shows the window's end. The org's
 /// requests in flight, every endpoint's together, also keep within the share of [`CONCURRENCY`].
+///
+/// Validating credentials does not wait ([`Pace::Now`]): an API caller waits for it, it is three
+/// requests, and a running sync may have spent the window. Its requests count all the same, so
+/// the sync's wait for them instead.
 #[derive(Debug, Default)]
 struct Pacer {
     windows: Mutex<HashMap<String, Window>>,
@@ -110,8 +114,19 @@ fn pacer_for(target: &Target) -> Arc<Pacer> {
 
 impl Pacer {
     /// Waits until `endpoint`'s window, and the org's requests in flight, have room for one more
-    /// request within `share`, and counts it as in flight until the returned guard is dropped.
-    async fn admit(&self, endpoint: String, share: RateLimitShare) -> InFlight<'_> {
+    /// request within the share `pace` names, and counts it as in flight until the returned guard
+    /// is dropped; with [`Pace::Now`], counts it at once.
+    async fn admit(&self, endpoint: String, pace: Pace) -> InFlight<'_> {
+        let share = match pace {
+            Pace::Within(share) => share,
+            Pace::Now => {
+                let mut windows = self.windows.lock().expect("pacer lock");
+                let window = windows.entry(endpoint.clone()).or_default();
+                window.in_flight += 1;
+                window.taken += 1;
+                return InFlight { pacer: self, endpoint };
+            }
+        };
         loop {
             let answered = self.answered.notified();
             tokio::pin!(answered);
@@ -166,14 +181,14 @@ impl Pacer {
 struct Paced<'p> {
     pacer: &'p Pacer,
     endpoint: &'p str,
-    share: RateLimitShare,
+    pace: Pace,
 }
 
 impl<'p> Admission for Paced<'p> {
     type Slot = InFlight<'p>;
 
     fn admit(&self) -> impl Future<Output = InFlight<'p>> + Send {
-        self.pacer.admit(self.endpoint.to_owned(), self.share)
+        self.pacer.admit(self.endpoint.to_owned(), self.pace)
     }
 }
 
@@ -202,7 +217,12 @@ impl<'a> OktaClient<'a> {
         share: RateLimitShare,
     ) -> Self {
         let pacer = pacer_for(&target);
-        Self { http, target, token: ApiToken::new(credentials), pacer, share }
+        Self { http, target, token: ApiToken::new(credentials), pacer, pace: Pace::Within(share) }
+    }
+
+    /// This client's requests do not wait for room in the share ([`Pace::Now`]).
+    pub(crate) fn unpaced(self) -> Self {
+        Self { pace: Pace::Now, ..self }
     }
 
     /// How messages name the org: `https://acme.okta.com`.
@@ -210,8 +230,8 @@ impl<'a> OktaClient<'a> {
         self.target.display()
     }
 
-    /// `GET {base}/{path}?{query}`; a 2xx reply, or the error it means. `action` completes
-    /// "Okta refused to …" in messages.
+    /// `GET {base}/{path}?{query}`, admitted by the org's pacer; a 2xx reply, or the error it
+    /// means. `action` completes "Okta refused to …" in messages.
     pub(crate) async fn get(
         &self,
         path: &[&str],
@@ -220,11 +240,21 @@ impl<'a> OktaClient<'a> {
     ) -> Result<Reply, SourceError> {
         let auth = self.token.header()?;
         let url = self.target.url(path);
+        let endpoint = endpoint(&url);
+        let paced = Paced { pacer: &self.pacer, endpoint: &endpoint, pace: self.pace };
         tracing::debug!(source = SOURCE, path = url.path(), "request");
         let reply = self
             .http
-            .send(SOURCE, &self.target, |client| json_get(client, &url, &auth).query(query), classify)
-            .await?;
+            .fetch_admitted(
+                SOURCE,
+                &self.target,
+                |client| json_get(client, &url, &auth).query(query),
+                |reply| self.noted(&endpoint, reply),
+                |_| Some(()),
+                &paced,
+            )
+            .await?
+            .reply;
         if reply.status.is_success() { Ok(reply) } else { Err(self.failure(&reply, action)) }
     }
 
@@ -248,23 +278,15 @@ impl<'a> OktaClient<'a> {
     ) -> Result<Got<T>, SourceError> {
         let auth = self.token.header()?;
         let endpoint = endpoint(url);
-        let paced = Paced { pacer: &self.pacer, endpoint: &endpoint, share: self.share };
+        let paced = Paced { pacer: &self.pacer, endpoint: &endpoint, pace: self.pace };
         tracing::debug!(source = SOURCE, path = url.path(), "request");
-        // Each attempt's headers tell the pacer about the window, but a 429's: past the limit on
-        // requests in flight, Okta reports that limit in them, not the window's.
-        let noted = |reply: &Reply| {
-            if reply.status != StatusCode::TOO_MANY_REQUESTS {
-                self.pacer.note(&endpoint, &reply.headers);
-            }
-            classify(reply)
-        };
         let fetched = self
             .http
             .fetch_admitted(
                 SOURCE,
                 &self.target,
                 |client| json_get(client, url, &auth),
-                noted,
+                |reply| self.noted(&endpoint, reply),
                 |reply| serde_json::from_slice::<T>(&reply.body).ok(),
                 &paced,
             )
@@ -282,6 +304,16 @@ impl<'a> OktaClient<'a> {
         };
         let date = reply.headers.get(DATE).and_then(|d| http_date(d.to_str().ok()?));
         Ok(Got { status: reply.status, body: fetched.body, next, date, retries: fetched.retries })
+    }
+
+    /// Classifies an attempt's reply after telling the pacer about `endpoint`'s window from its
+    /// headers, unless it is a 429: past the limit on requests in flight, Okta reports that
+    /// limit in them, not the window's.
+    fn noted(&self, endpoint: &str, reply: &Reply) -> Retry {
+        if reply.status != StatusCode::TOO_MANY_REQUESTS {
+            self.pacer.note(endpoint, &reply.headers);
+        }
+        classify(reply)
     }
 
     /// A link Okta returned, resolved against the request it came with. It must stay on the
@@ -521,6 +553,49 @@ mod tests {
         assert!(throttled.1 >= Duration::from_secs(30), "{throttled:?}");
         assert_eq!(other.0, 0);
         assert!(other.1 < Duration::from_secs(1), "{other:?}");
+    }
+
+    /// With room for one request in flight, a credential check goes at once beside a sync's
+    /// request (an API caller waits for it), and counts all the same: a sync request asked for
+    /// meanwhile waits for it as well. Every reply takes a second.
+    #[tokio::test(start_paused = true)]
+    async fn a_credential_check_goes_at_once_and_the_syncs_requests_wait_for_it() {
+        use ctxsync_fakes::FaultKnobs;
+
+        let fake = ctxsync_fakes::FakeOkta::start().await.unwrap();
+        fake.slow_pages(Duration::from_secs(1));
+        let target =
+            super::super::target(&crate::Endpoints::overridden(fake.base_urls()), &fake.domain()).unwrap();
+        let http = Http::new(crate::http::RetryPolicy::SYNC).unwrap();
+        let credentials = OktaCredentials { api_token: fake.api_token().into() };
+        let settings = serde_json::from_value(serde_json::json!({"rate_limit_share": 1})).unwrap();
+        let share = RateLimitShare::for_settings(&settings).unwrap();
+        let syncing = OktaClient::new(&http, target.clone(), &credentials, share);
+        let checking = OktaClient::new(&http, target, &credentials, share).unpaced();
+        let started = Instant::now();
+        let listed = |path: &'static [&'static str], after: Duration| {
+            let (client, url) = (&syncing, syncing.url(path, &[]));
+            async move {
+                tokio::time::sleep(after).await;
+                let _: Got<serde_json::Value> = client.fetch(&url, "list", &[]).await.unwrap();
+                started.elapsed()
+            }
+        };
+        let checked = async {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            checking.get(&["api", "v1", "users", "me"], &[], "read the token's own user").await.unwrap();
+            started.elapsed()
+        };
+        let (first, second, check) = tokio::join!(
+            listed(&["api", "v1", "users"], Duration::ZERO),
+            listed(&["api", "v1", "groups"], Duration::from_millis(100)),
+            checked
+        );
+        assert!(first < Duration::from_millis(1_400), "{first:?}");
+        // Not after the first listing's reply, at 2 s.
+        assert!(check < Duration::from_millis(1_900), "{check:?}");
+        // After the check's reply at 1.5 s, not the first listing's at 1 s.
+        assert!(second >= Duration::from_millis(2_500), "{second:?}");
     }
 
     #[test]

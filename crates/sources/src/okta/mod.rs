@@ -113,7 +113,7 @@ impl Connector for Okta {
 }
 
 async fn validate(http: &Http, target: Target, credentials: &OktaCredentials) -> Result<(), SourceError> {
-    let client = OktaClient::new(http, target, credentials, RateLimitShare::DEFAULT);
+    let client = OktaClient::new(http, target, credentials, RateLimitShare::DEFAULT).unpaced();
     let me = client.get(&["api", "v1", "users", "me"], &[], "read the token's own user").await?;
     expect_json(&client, me.json::<Value>().filter(|v| v.get("id").is_some()), "the token's user")?;
     for (collection, action) in [("users", "list users"), ("groups", "list groups")] {

@@ -25,6 +25,10 @@
 //! slows the fake where the raw fetch's does not: the line `source:` prints how busy the fake was
 //! on each side, which says whether the sync kept it as busy as the raw fetch did.
 //!
+//! The line `floor:` adds to the raw fetch's CPU what reading the pages costs at the least (each
+//! member's id, each user's JSON split out), measured on samples: what any sync of this org spends
+//! before it stores anything, beside the CPU target.
+//!
 //! `--latency MS` makes every reply of the fake that late, as a real source's are: the two sides
 //! then wait for the source more than for the CPU.
 
@@ -178,6 +182,13 @@ async fn bench(args: &[String], users: usize, latency: usize, cores: Cores) {
         100.0 * sync_busy
     );
     let (bench, worker, elapsed) = last.expect("at least one round");
+    let read = reading_cost(&base_url, &token, users).await;
+    println!(
+        "floor:      receiving the pages costs {raw_cpu:.1} µs a user (the raw fetch's CPU) and reading no more \
+         of them than any sync must (each member's id, each user's JSON split out whole) {read:.1} µs: \
+         {:.1} µs a user before anything is stored (target <= 10 µs)",
+        raw_cpu + read
+    );
     let config = bench.config.clone();
 
     writeln!(fake_in, "mutate").unwrap();
@@ -509,6 +520,68 @@ impl Raw {
         }
         pages
     }
+}
+
+/// Pages of users and of members read into this many times each for [`reading_cost`].
+const READINGS: usize = 20;
+
+/// A member read for its id alone, as the connector reads a group's members.
+#[derive(serde::Deserialize)]
+struct MemberId {
+    id: String,
+}
+
+/// The CPU, in µs a user, that reading the org's pages costs at the least, whatever a sync does
+/// with them: each member's id out of a group's page of whole user objects, and each user of a
+/// users page split out as its JSON text (the connector reads more of a user: its fields, and
+/// keeps this text as the raw record). Measured on samples, ten pages of users and the first
+/// groups' members, each read [`READINGS`] times on this thread, and scaled to the org's members
+/// a user.
+async fn reading_cost(base: &str, token: &str, users: usize) -> f64 {
+    let raw = Raw {
+        client: reqwest::Client::new(),
+        auth: format!("SSWS {token}"),
+        base: base.to_string(),
+        in_flight: tokio::sync::Semaphore::new(IN_FLIGHT),
+    };
+    let mut user_pages = Vec::new();
+    let mut next = Some(format!("{base}/api/v1/users?limit=200"));
+    while let Some(url) = next.take().filter(|_| user_pages.len() < 10) {
+        let (headers, body) = raw.get(&url).await;
+        next = next_link(&headers);
+        user_pages.push(body);
+    }
+    let (_, groups) = raw.get(&format!("{base}/api/v1/groups?limit=50&expand=stats")).await;
+    let groups: Vec<serde_json::Value> = serde_json::from_slice(&groups).unwrap();
+    let mut member_pages = Vec::new();
+    for group in &groups {
+        let id = group["id"].as_str().unwrap();
+        member_pages.push(raw.get(&format!("{base}/api/v1/groups/{id}/users?limit=200")).await.1);
+    }
+    let per_item = |pages: &[bytes::Bytes], read: &dyn Fn(&[u8]) -> usize| {
+        let started = thread_cpu_seconds();
+        let items: usize = (0..READINGS).map(|_| pages.iter().map(|page| read(page)).sum::<usize>()).sum();
+        (thread_cpu_seconds() - started) / items as f64
+    };
+    let user = per_item(&user_pages, &|page| {
+        serde_json::from_slice::<Vec<Box<serde_json::value::RawValue>>>(page).unwrap().len()
+    });
+    let member = per_item(&member_pages, &|page| {
+        serde_json::from_slice::<Vec<MemberId>>(page).unwrap().iter().filter(|m| !m.id.is_empty()).count()
+    });
+    let memberships: usize =
+        groups.iter().map(|g| g["_embedded"]["stats"]["usersCount"].as_u64().unwrap() as usize).sum();
+    let per_group = memberships as f64 / groups.len() as f64;
+    let members_a_user = per_group * groups_for(users) as f64 / users as f64;
+    (user + members_a_user * member) * 1e6
+}
+
+/// The CPU this thread has spent, in seconds.
+fn thread_cpu_seconds() -> f64 {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes only the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    now.tv_sec as f64 + now.tv_nsec as f64 * 1e-9
 }
 
 fn next_link(headers: &reqwest::header::HeaderMap) -> Option<String> {

@@ -418,7 +418,7 @@ struct Raw {
 const IN_FLIGHT: usize = 17;
 
 /// How many groups' members the connector asks for at once.
-const AT_ONCE: usize = 4;
+const AT_ONCE: usize = 8;
 
 /// How many admins' roles the connector asks for at once.
 const ROLES_AT_ONCE: usize = 16;

@@ -97,7 +97,7 @@ async fn metrics_after_a_sync_count_what_happened_and_hold_no_identifier() {
         value(&samples, "ctxsync_source_requests_total", &[("source", "okta"), ("status", "2xx")])
             >= Some(1.0)
     );
-    // The first request to each endpoint goes alone, so the next four groups' members waited.
+    // The first request to each endpoint goes alone, so the next groups' members waited.
     assert!(
         value(&samples, "ctxsync_source_pacing_wait_seconds_count", &[("source", "okta")]) >= Some(1.0),
         "{exposition}"

@@ -77,8 +77,8 @@ pub(crate) struct OktaClient<'a> {
 /// requests in flight, every endpoint's together, also keep within the share of [`CONCURRENCY`].
 ///
 /// Validating credentials does not wait ([`Pace::Now`]): an API caller waits for it, it is three
-/// requests, and a running sync may have spent the window. Its requests count all the same, so
-/// the sync's wait for them instead.
+/// requests, and a running sync may have spent the window. Its requests count all the same, so a
+/// running sync waits for them instead.
 #[derive(Debug, Default)]
 struct Pacer {
     windows: Mutex<HashMap<String, Window>>,
@@ -95,6 +95,16 @@ struct Window {
     in_flight: u32,
     /// Requests this process sent in the current window.
     taken: u32,
+}
+
+impl Window {
+    /// Starts the next window once this one's reset has passed: what was taken in it no longer
+    /// counts, but the requests still in flight do, and the limit is presumed the same.
+    fn renew(&mut self) {
+        if self.reset.is_some_and(|reset| reset <= Instant::now()) {
+            *self = Window { in_flight: self.in_flight, limit: self.limit, ..Window::default() };
+        }
+    }
 }
 
 /// Okta's smallest limit on an org's requests in flight at once, across every client, on its
@@ -122,6 +132,7 @@ impl Pacer {
             Pace::Now => {
                 let mut windows = self.windows.lock().expect("pacer lock");
                 let window = windows.entry(endpoint.clone()).or_default();
+                window.renew();
                 window.in_flight += 1;
                 window.taken += 1;
                 return InFlight { pacer: self, endpoint };
@@ -136,10 +147,7 @@ impl Pacer {
                 // Every endpoint's requests count against the org's limit on those in flight.
                 let crowded = windows.values().map(|w| w.in_flight).sum::<u32>() >= share.of(CONCURRENCY);
                 let window = windows.entry(endpoint.clone()).or_default();
-                if window.reset.is_some_and(|reset| reset <= Instant::now()) {
-                    *window =
-                        Window { in_flight: window.in_flight, limit: window.limit, ..Window::default() };
-                }
+                window.renew();
                 let kept = window.limit.map_or(0, |limit| limit.saturating_sub(share.of(limit)));
                 let full = window.remaining.is_some_and(|remaining| remaining <= window.in_flight + kept);
                 let spent = window.limit.is_some_and(|limit| window.taken >= share.of(limit));
@@ -555,9 +563,10 @@ mod tests {
         assert!(other.1 < Duration::from_secs(1), "{other:?}");
     }
 
-    /// With room for one request in flight, a credential check goes at once beside a sync's
-    /// request (an API caller waits for it), and counts all the same: a sync request asked for
-    /// meanwhile waits for it as well. Every reply takes a second.
+    /// With room for one request in flight, checking a config's credentials goes at once beside
+    /// a sync's request (an API caller waits for it), and counts all the same: a sync request
+    /// asked for meanwhile waits for it as well. Every reply takes a second, and the check is
+    /// three requests, one after another.
     #[tokio::test(start_paused = true)]
     async fn a_credential_check_goes_at_once_and_the_syncs_requests_wait_for_it() {
         use ctxsync_fakes::FaultKnobs;
@@ -571,7 +580,6 @@ mod tests {
         let settings = serde_json::from_value(serde_json::json!({"rate_limit_share": 1})).unwrap();
         let share = RateLimitShare::for_settings(&settings).unwrap();
         let syncing = OktaClient::new(&http, target.clone(), &credentials, share);
-        let checking = OktaClient::new(&http, target, &credentials, share).unpaced();
         let started = Instant::now();
         let listed = |path: &'static [&'static str], after: Duration| {
             let (client, url) = (&syncing, syncing.url(path, &[]));
@@ -583,7 +591,7 @@ mod tests {
         };
         let checked = async {
             tokio::time::sleep(Duration::from_millis(500)).await;
-            checking.get(&["api", "v1", "users", "me"], &[], "read the token's own user").await.unwrap();
+            super::super::validate(&http, target, &credentials).await.unwrap();
             started.elapsed()
         };
         let (first, second, check) = tokio::join!(
@@ -592,10 +600,65 @@ mod tests {
             checked
         );
         assert!(first < Duration::from_millis(1_400), "{first:?}");
-        // Not after the first listing's reply, at 2 s.
-        assert!(check < Duration::from_millis(1_900), "{check:?}");
-        // After the check's reply at 1.5 s, not the first listing's at 1 s.
+        // Its three replies at 1.5, 2.5 and 3.5 s; waiting for the first listing's reply (at 1 s)
+        // first, it would end at 4 s.
+        assert!(check < Duration::from_millis(3_900), "{check:?}");
+        // After the check's first reply at 1.5 s, not the first listing's at 1 s.
         assert!(second >= Duration::from_millis(2_500), "{second:?}");
+    }
+
+    /// A sync that has taken its share of the users endpoint's window leaves the rest to others,
+    /// but checking a config's credentials, which asks for that endpoint too, does not wait for
+    /// the window's reset a minute later: an API caller waits for the check.
+    #[tokio::test(start_paused = true)]
+    async fn a_credential_check_does_not_wait_for_a_window_a_sync_has_spent() {
+        let fake = ctxsync_fakes::FakeOkta::start().await.unwrap();
+        fake.set_rate_limit(4);
+        let target =
+            super::super::target(&crate::Endpoints::overridden(fake.base_urls()), &fake.domain()).unwrap();
+        let http = Http::new(crate::http::RetryPolicy::SYNC).unwrap();
+        let credentials = OktaCredentials { api_token: fake.api_token().into() };
+        let syncing = OktaClient::new(&http, target.clone(), &credentials, RateLimitShare::DEFAULT);
+        let users = syncing.url(&["api", "v1", "users"], &[]);
+        for _ in 0..2 {
+            let _: Got<serde_json::Value> = syncing.fetch(&users, "list users", &[]).await.unwrap();
+        }
+        let started = Instant::now();
+        super::super::validate(&http, target, &credentials).await.unwrap();
+        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+        assert_eq!(fake.rate_limited(), 0);
+    }
+
+    /// A window's headers: `limit`, `remaining`, and a reset `in` seconds after the reply's date.
+    fn window(limit: u32, remaining: u32, reset_in: i64) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(DATE, HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT"));
+        h.insert("x-rate-limit-limit", limit.into());
+        h.insert("x-rate-limit-remaining", remaining.into());
+        h.insert("x-rate-limit-reset", (784111777 + reset_in).into());
+        h
+    }
+
+    /// A credential check in a window after the last sync's begins that window: what the sync
+    /// took before the reset does not count in it, so the next sync does not wait out a window it
+    /// has not used.
+    #[tokio::test(start_paused = true)]
+    async fn a_credential_check_after_a_reset_starts_the_new_window_afresh() {
+        let (pacer, half, endpoint) = (Pacer::default(), RateLimitShare::DEFAULT, "/api/v1/users");
+        // Half of a window of 10, all taken.
+        drop(pacer.admit(endpoint.into(), Pace::Within(half)).await);
+        pacer.note(endpoint, &window(10, 9, 10));
+        for remaining in (5..9).rev() {
+            drop(pacer.admit(endpoint.into(), Pace::Within(half)).await);
+            pacer.note(endpoint, &window(10, remaining, 10));
+        }
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        let checking = pacer.admit(endpoint.into(), Pace::Now).await;
+        pacer.note(endpoint, &window(10, 9, 60));
+        drop(checking);
+        let asked = Instant::now();
+        drop(pacer.admit(endpoint.into(), Pace::Within(half)).await);
+        assert!(asked.elapsed() < Duration::from_secs(1), "waited {:?}", asked.elapsed());
     }
 
     #[test]

@@ -140,9 +140,9 @@ fn on_host(url: &Url) -> String {
 
 /// How many groups' members a run asks for at once. A group's pages still come one after
 /// another; several small requests at a time keep the sink busy while Okta answers, and the
-/// client's pacing holds them back when Okta's rate limit runs low. Eight rather than four keep
-/// a source answering as fast as it can busier while the run's core stores a page of users
-/// (measured on the fake: busy 92–94% of a full run's time against 81–91%).
+/// client's pacing holds them back when Okta's rate limit runs low. Eight rather than four leave
+/// more of Okta's work queued while the run's own core is busy storing a page of users (on a
+/// fake that answers at once, it was busy 92–94% of a full run's time against 81–91%).
 const AT_ONCE: usize = 8;
 
 /// How many users' factors, or admins' roles, a run asks for at once: one request per user, so

@@ -501,8 +501,8 @@ async fn two_replicas_keep_together_to_their_share_without_sharing_state() {
     let (here, there) = (okta_sources(&fake), sources(Endpoints::overridden(elsewhere)));
     let config = config(IntegrationType::Okta, &fake.domain(), half_share());
     for (bucket, busiest) in two_at_once(&fake, (&here, &config), (&there, &config)).await {
-        // Half of 10, and at most what one replica sends at once (four groups' members): each
-        // learns what the other took only from the replies it gets.
+        // Half of 10, and at most what one replica sends at once (this org's four groups'
+        // members): each learns what the other took only from the replies it gets.
         assert!((1..=9).contains(&busiest), "{bucket}: {busiest} requests in one window, half of 10 is 5");
     }
 }

@@ -532,19 +532,30 @@ mod tests {
         assert_eq!(next_link(&several).as_deref(), Some("https://a.okta.com/p?after=1"));
     }
 
-    /// With room for one request in flight, a request waiting out a 429 lets another endpoint's
-    /// go meanwhile: only an attempt on its way counts, not the wait before the next one.
-    #[tokio::test(start_paused = true)]
-    async fn a_request_waiting_out_a_429_leaves_its_place_in_flight_to_others() {
+    /// A fake Okta org, where it is, an HTTP client for sync runs, and the org's API token.
+    async fn fake_org() -> (ctxsync_fakes::FakeOkta, Target, Http, OktaCredentials) {
         let fake = ctxsync_fakes::FakeOkta::start().await.unwrap();
         let target =
             super::super::target(&crate::Endpoints::overridden(fake.base_urls()), &fake.domain()).unwrap();
         let http = Http::new(crate::http::RetryPolicy::SYNC).unwrap();
         let credentials = OktaCredentials { api_token: fake.api_token().into() };
+        (fake, target, http, credentials)
+    }
+
+    /// A share of Okta's limits that leaves room for one request in flight.
+    fn one_in_flight() -> RateLimitShare {
         let settings = serde_json::from_value(serde_json::json!({"rate_limit_share": 1})).unwrap();
         let share = RateLimitShare::for_settings(&settings).unwrap();
         assert_eq!(share.of(CONCURRENCY), 1);
-        let client = OktaClient::new(&http, target, &credentials, share);
+        share
+    }
+
+    /// With room for one request in flight, a request waiting out a 429 lets another endpoint's
+    /// go meanwhile: only an attempt on its way counts, not the wait before the next one.
+    #[tokio::test(start_paused = true)]
+    async fn a_request_waiting_out_a_429_leaves_its_place_in_flight_to_others() {
+        let (fake, target, http, credentials) = fake_org().await;
+        let client = OktaClient::new(&http, target, &credentials, one_in_flight());
         fake.rate_limit_next(1, Duration::from_secs(30));
         let started = Instant::now();
         let timed = |path: &'static [&'static str]| {
@@ -571,15 +582,9 @@ mod tests {
     async fn a_credential_check_goes_at_once_and_the_syncs_requests_wait_for_it() {
         use ctxsync_fakes::FaultKnobs;
 
-        let fake = ctxsync_fakes::FakeOkta::start().await.unwrap();
+        let (fake, target, http, credentials) = fake_org().await;
         fake.slow_pages(Duration::from_secs(1));
-        let target =
-            super::super::target(&crate::Endpoints::overridden(fake.base_urls()), &fake.domain()).unwrap();
-        let http = Http::new(crate::http::RetryPolicy::SYNC).unwrap();
-        let credentials = OktaCredentials { api_token: fake.api_token().into() };
-        let settings = serde_json::from_value(serde_json::json!({"rate_limit_share": 1})).unwrap();
-        let share = RateLimitShare::for_settings(&settings).unwrap();
-        let syncing = OktaClient::new(&http, target.clone(), &credentials, share);
+        let syncing = OktaClient::new(&http, target.clone(), &credentials, one_in_flight());
         let started = Instant::now();
         let listed = |path: &'static [&'static str], after: Duration| {
             let (client, url) = (&syncing, syncing.url(path, &[]));
@@ -612,12 +617,8 @@ mod tests {
     /// the window's reset a minute later: an API caller waits for the check.
     #[tokio::test(start_paused = true)]
     async fn a_credential_check_does_not_wait_for_a_window_a_sync_has_spent() {
-        let fake = ctxsync_fakes::FakeOkta::start().await.unwrap();
+        let (fake, target, http, credentials) = fake_org().await;
         fake.set_rate_limit(4);
-        let target =
-            super::super::target(&crate::Endpoints::overridden(fake.base_urls()), &fake.domain()).unwrap();
-        let http = Http::new(crate::http::RetryPolicy::SYNC).unwrap();
-        let credentials = OktaCredentials { api_token: fake.api_token().into() };
         let syncing = OktaClient::new(&http, target.clone(), &credentials, RateLimitShare::DEFAULT);
         let users = syncing.url(&["api", "v1", "users"], &[]);
         for _ in 0..2 {

@@ -356,9 +356,6 @@ fn flag(args: &[String], name: &str) -> Option<usize> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok())
 }
 
-/// The child: a fake Okta org on a random port, each reply `latency` late; prints `base_url
-/// domain token`, then changes the org on each `mutate` line it reads, until its standard input
-/// closes.
 /// The fake's limit on each endpoint's requests a minute. The rounds together ask for more of
 /// the group members endpoint than half the fake's default in a minute (10,000 requests a round
 /// at 100k users, 100,000 at 1M), and past half the connector rightly waits for the window's
@@ -366,6 +363,9 @@ fn flag(args: &[String], name: &str) -> Option<usize> {
 /// sync (an incremental run once took 13.8 s after five rounds).
 const UNLIMITED: u32 = 100_000_000;
 
+/// The child: a fake Okta org on a random port, each reply `latency` late; prints `base_url
+/// domain token`, then changes the org on each `mutate` line it reads, until its standard input
+/// closes.
 async fn serve_fake(users: usize, latency: Duration) {
     let spec = TenantSpec { users, groups: groups_for(users), devices: 0, ..TenantSpec::default() };
     let fake = FakeOkta::start_with(spec).await.unwrap();

@@ -405,12 +405,7 @@ struct RawFetch {
 /// groups' members [`AT_ONCE`] groups at a time while the next page of groups is fetched; at most
 /// [`IN_FLIGHT`] requests at once in all.
 async fn raw_fetch(base: &str, token: &str) -> RawFetch {
-    let raw = Raw {
-        client: reqwest::Client::new(),
-        auth: format!("SSWS {token}"),
-        base: base.to_string(),
-        in_flight: tokio::sync::Semaphore::new(IN_FLIGHT),
-    };
+    let raw = Raw::new(base, token);
     let started = Instant::now();
     let (users, groups) = tokio::join!(raw.users(), raw.groups());
     RawFetch { pages: users.0 + groups.0, items: users.1 + groups.1, elapsed: started.elapsed() }
@@ -435,6 +430,15 @@ const AT_ONCE: usize = 8;
 const ROLES_AT_ONCE: usize = 16;
 
 impl Raw {
+    fn new(base: &str, token: &str) -> Raw {
+        Raw {
+            client: reqwest::Client::new(),
+            auth: format!("SSWS {token}"),
+            base: base.to_string(),
+            in_flight: tokio::sync::Semaphore::new(IN_FLIGHT),
+        }
+    }
+
     /// A page's headers and body, read within the connector's limit on requests in flight.
     async fn get(&self, url: &str) -> (reqwest::header::HeaderMap, bytes::Bytes) {
         let _in_flight = self.in_flight.acquire().await.unwrap();
@@ -555,12 +559,7 @@ struct Reading {
 /// Measures [`Reading`] on samples, ten pages of users and the first groups' members, each read
 /// [`READINGS`] times on this thread, and scaled to the org's members a user.
 async fn reading_cost(base: &str, token: &str, users: usize) -> Reading {
-    let raw = Raw {
-        client: reqwest::Client::new(),
-        auth: format!("SSWS {token}"),
-        base: base.to_string(),
-        in_flight: tokio::sync::Semaphore::new(IN_FLIGHT),
-    };
+    let raw = Raw::new(base, token);
     let mut user_pages = Vec::new();
     let mut next = Some(format!("{base}/api/v1/users?limit=200"));
     while let Some(url) = next.take().filter(|_| user_pages.len() < 10) {

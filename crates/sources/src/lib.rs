@@ -158,6 +158,24 @@ impl Sources {
     }
 }
 
+impl Sources {
+    /// The name of the limit the source of `integration_type` sets on all the clients of the
+    /// tenant `domain` names together, which processes syncing that tenant at once split between
+    /// them (an Okta org's requests in flight); configs with the same name share it. `None` for a
+    /// source without one, or a domain it cannot reach.
+    pub fn shared_limit(&self, integration_type: IntegrationType, domain: &str) -> Option<String> {
+        registry::connector(integration_type)?.shared_limit(&self.inner.endpoints, domain)
+    }
+
+    /// Keeps this process to one of `processes` equal parts of the config's share of the limit
+    /// [`Sources::shared_limit`] named `key`, until told another number.
+    pub fn split_limit(&self, integration_type: IntegrationType, key: &str, processes: u32) {
+        if let Some(connector) = registry::connector(integration_type) {
+            connector.split_limit(key, processes);
+        }
+    }
+}
+
 /// Whether configs of `integration_type` push through subscriptions ctxsync makes (Entra ID's
 /// Graph subscriptions, Google Workspace's channels).
 pub fn subscribes(integration_type: IntegrationType) -> bool {

@@ -113,6 +113,18 @@ pub(crate) trait Connector: Send + Sync {
         Ok(())
     }
 
+    /// The name of the limit the source sets on all the clients of the tenant `domain` names
+    /// together, which processes syncing that tenant at once split between them (an Okta org's
+    /// requests in flight); `None`, the default, for a source without one that its own replies
+    /// do not report.
+    fn shared_limit(&self, _endpoints: &Endpoints, _domain: &str) -> Option<String> {
+        None
+    }
+
+    /// Keeps this process to its part of the limit [`Connector::shared_limit`] named `key`, one
+    /// of `processes` equal parts of the config's share.
+    fn split_limit(&self, _key: &str, _processes: u32) {}
+
     /// How the source pushes through subscriptions ctxsync makes; `None`, the default, for a
     /// source that does not.
     fn subscriber(&self) -> Option<&'static dyn Subscriber> {

@@ -2,8 +2,8 @@
 //! run in one transaction.
 
 use ctxsync_core::{
-    Completeness, Config, ConfigId, Coverage, DeletionGuard, Expected, Membership, OrgId, Removal, Run,
-    RunCounts, RunKind, RunStatus,
+    Completeness, Config, ConfigId, Coverage, DeletionGuard, Expected, IntegrationType, Membership, OrgId,
+    Removal, Run, RunCounts, RunKind, RunStatus,
 };
 use std::collections::BTreeMap;
 
@@ -138,6 +138,15 @@ pub trait SyncStore: Send + Sync {
     ) -> Result<bool, StoreError>;
 
     async fn release_lease(&self, config: ConfigId, owner: &str) -> Result<(), StoreError>;
+
+    /// The configs of `integration_type` under a lease live at `now`, as `(domain, owner)`: who
+    /// syncs which tenant of the source right now, so replicas syncing one tenant can split the
+    /// limits the source sets on all of its clients together.
+    async fn leased_domains(
+        &self,
+        integration_type: IntegrationType,
+        now: OffsetDateTime,
+    ) -> Result<Vec<(String, String)>, StoreError>;
 
     /// Records a new run as `running`, under the id "sync now" promised when one waits. What
     /// stopped full runs kept for resuming is dropped: a run that does not go on from them would

@@ -62,6 +62,12 @@ impl fmt::Display for Holder {
     }
 }
 
+/// The process an owner name records, without what tells apart its workers: the leases of one
+/// process's workers share it.
+pub fn process_of(owner: &str) -> &str {
+    owner.rsplit_once(';').map_or(owner, |(process, _)| process)
+}
+
 /// A lease holder in words, for messages: `pid 4242 on host db-1`, or the raw owner name.
 pub fn describe(owner: &str) -> String {
     match Holder::parse(owner) {

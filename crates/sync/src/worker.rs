@@ -1,6 +1,7 @@
 //! One sync of one config: lease, listing, completion. Split as `run → execute → finish` so a
 //! test can drive a single run and read its [`Outcome`].
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -121,6 +122,7 @@ impl Worker {
             Ok(state) => state,
             Err(holder) => return Ok(Outcome::Busy { holder }),
         };
+        self.split_limits(config).await;
         let cancel = stop.child_token();
         let heartbeat = tokio::spawn(self.clone().heartbeat(config.clone(), cancel.clone()));
         let outcome = self.execute(config, state, options, &cancel).await;
@@ -179,6 +181,31 @@ impl Worker {
         ctxsync_core::now() + self.settings.lease
     }
 
+    /// Keeps this process to its part of the limits the config's source sets on all the clients
+    /// of its tenant together and reports to none of them (an Okta org's requests in flight):
+    /// each process that holds a live lease on a config of the same tenant takes an equal part
+    /// of the share. Asked when a run starts and at each renewal of its lease, so a process that
+    /// started first gives way within a third of a lease; meanwhile the two take at most one and
+    /// a half shares. Without the store's answer, the last split stands.
+    async fn split_limits(&self, config: &Config) {
+        let kind = config.integration_type;
+        let Some(key) = self.sources.shared_limit(kind, &config.domain) else { return };
+        let leased = match self.store.leased_domains(kind, ctxsync_core::now()).await {
+            Ok(leased) => leased,
+            Err(e) => {
+                tracing::warn!(config_id = %config.id, error = %e, "could not read who else syncs the config's tenant");
+                return;
+            }
+        };
+        let mut processes: BTreeSet<&str> = leased
+            .iter()
+            .filter(|(domain, _)| self.sources.shared_limit(kind, domain).is_some_and(|k| k == key))
+            .map(|(_, owner)| holder::process_of(owner))
+            .collect();
+        processes.insert(holder::process_of(&self.owner));
+        self.sources.split_limit(kind, &key, processes.len().try_into().unwrap_or(u32::MAX));
+    }
+
     /// Renews the lease, and cancels the run when the config is disabled or deleted or the
     /// lease is lost, so a disabled config stops within a third of a lease.
     async fn heartbeat(self, config: Config, cancel: CancellationToken) {
@@ -188,7 +215,13 @@ impl Worker {
             tick.tick().await;
             let keep = match self.store.get_config(config.org_id, config.id).await {
                 Ok(Some(current)) if current.enabled => {
-                    self.store.renew_lease(config.id, &self.owner, self.lease_until()).await.unwrap_or(false)
+                    let renewed = self
+                        .store
+                        .renew_lease(config.id, &self.owner, self.lease_until())
+                        .await
+                        .unwrap_or(false);
+                    self.split_limits(&config).await;
+                    renewed
                 }
                 Ok(_) => false,
                 Err(e) => {

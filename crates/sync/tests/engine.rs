@@ -274,6 +274,101 @@ async fn one_worker_at_a_time_per_config() {
     assert!(matches!(first.await.unwrap().unwrap(), Outcome::Succeeded(_)));
 }
 
+/// The owner name of a lease held by a worker of another process.
+const ELSEWHERE: &str = "host=elsewhere;space=1;pid=7;started=1;w";
+
+/// Two configs of the rig's org that read factors (a request per user, 16 at a time: enough to
+/// fill the org's share of requests in flight), and their secrets.
+fn two_configs_with_factors(rig: &Rig) -> ([Config; 2], SecretValue) {
+    let config = |name: &str| {
+        let settings = serde_json::from_value(json!({"okta_include_factors": true})).unwrap();
+        Config::created(rig.config.org_id, IntegrationType::Okta, name.into(), rig.okta.domain(), settings)
+    };
+    ([config("okta a"), config("okta b")], SecretValue::new(json!({"api_token": rig.okta.api_token()})))
+}
+
+/// While another process holds the lease on a config of the same Okta org, a run keeps to half
+/// the share of the org's requests in flight (Okta counts both processes' together); once the
+/// other is done, the next run takes all of it again.
+#[tokio::test]
+async fn a_run_splits_the_orgs_requests_in_flight_with_another_process_syncing_it() {
+    let rig = rig(600).await;
+    rig.okta.slow_pages(Duration::from_millis(20));
+    let (configs, secrets) = two_configs_with_factors(&rig);
+    for config in &configs {
+        rig.store.insert_config(config, &secrets).await.unwrap();
+    }
+    let until = ctxsync_core::now() + time::Duration::minutes(1);
+    assert!(rig.store.acquire_lease(configs[1].id, ELSEWHERE, until, None).await.unwrap().is_some());
+    let full = || RunOptions { full: true, ..RunOptions::default() };
+    let stop = CancellationToken::new();
+
+    let outcome = rig.worker.run(&configs[0], full(), &stop).await.unwrap();
+    assert!(matches!(outcome, Outcome::Succeeded(_)), "{outcome:?}");
+    let share = ctxsync_core::RateLimitShare::DEFAULT.of(35);
+    assert_eq!(rig.okta.most_in_flight(), share / 2);
+
+    rig.store.release_lease(configs[1].id, ELSEWHERE).await.unwrap();
+    let outcome = rig.worker.run(&configs[0], full(), &stop).await.unwrap();
+    assert!(matches!(outcome, Outcome::Succeeded(_)), "{outcome:?}");
+    assert_eq!(rig.okta.most_in_flight(), share);
+}
+
+/// A process that syncs an org alone takes the whole share of its requests in flight, and gives
+/// half of it up at its next renewal of the lease once another process syncs the same org.
+#[tokio::test]
+async fn a_running_sync_gives_way_at_its_next_renewal_when_another_process_starts() {
+    let rig = rig(1200).await;
+    rig.okta.slow_pages(Duration::from_millis(50));
+    let (configs, secrets) = two_configs_with_factors(&rig);
+    for config in &configs {
+        rig.store.insert_config(config, &secrets).await.unwrap();
+    }
+    let stop = CancellationToken::new();
+    let (worker, config, cancel) = (rig.worker.clone(), configs[0].clone(), stop.clone());
+    let run = tokio::spawn(async move { worker.run(&config, RunOptions::default(), &cancel).await });
+    let share = ctxsync_core::RateLimitShare::DEFAULT.of(35);
+    wait_until("the run has the whole share in flight", || async { rig.okta.most_in_flight() == share })
+        .await;
+
+    let until = ctxsync_core::now() + time::Duration::minutes(1);
+    assert!(rig.store.acquire_lease(configs[1].id, ELSEWHERE, until, None).await.unwrap().is_some());
+    // Two renewals: the first may have begun before the other process came.
+    for _ in 0..2 {
+        let renewed = rig.store.lease(configs[0].id).await.unwrap().unwrap().until;
+        wait_until("the lease is renewed", || async {
+            rig.store.lease(configs[0].id).await.unwrap().unwrap().until > renewed
+        })
+        .await;
+    }
+    rig.okta.take_most_in_flight();
+    let renewed = rig.store.lease(configs[0].id).await.unwrap().unwrap().until;
+    wait_until("the lease is renewed", || async {
+        rig.store.lease(configs[0].id).await.unwrap().unwrap().until > renewed
+    })
+    .await;
+    assert_eq!(rig.okta.take_most_in_flight(), share / 2, "over a third of a lease");
+    let running = rig.store.list_runs(configs[0].org_id, configs[0].id, 1).await.unwrap();
+    assert_eq!(running[0].status, RunStatus::Running, "the run was still going");
+    stop.cancel();
+    assert!(matches!(run.await.unwrap().unwrap(), Outcome::Cancelled(_)));
+}
+
+/// Polls `check` until it holds, for at most ten seconds.
+async fn wait_until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..400 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
 /// `type entity_id related_id` of every event after `after`, oldest first.
 async fn events_after(
     store: &Arc<dyn Store>,

@@ -291,6 +291,12 @@ impl FakeOkta {
         self.state.most_in_flight.load(Ordering::Relaxed)
     }
 
+    /// [`FakeOkta::most_in_flight`] so far, counting afresh from the requests being served now:
+    /// what a stretch of a run had at once.
+    pub fn take_most_in_flight(&self) -> u32 {
+        self.state.most_in_flight.swap(self.state.in_flight.load(Ordering::Relaxed), Ordering::Relaxed)
+    }
+
     /// The 429s the concurrent-request limit answered.
     pub fn concurrency_refused(&self) -> u64 {
         self.state.concurrency_refused.load(Ordering::Relaxed)

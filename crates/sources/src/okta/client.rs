@@ -2,6 +2,7 @@
 //! turned into messages that say what to do.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -85,6 +86,9 @@ struct Pacer {
     /// Told when a request is answered: the first request to an endpoint goes alone, and the
     /// others wait for the limit its reply reports rather than burst into an unknown window.
     answered: Notify,
+    /// The processes syncing the org right now, this one included ([`split_concurrency`]); 0
+    /// until told, which counts as this one alone.
+    processes: AtomicU32,
 }
 
 #[derive(Debug, Default)]
@@ -115,11 +119,26 @@ impl Window {
 /// half the users endpoint's 600 a minute is 5.
 const CONCURRENCY: u32 = 35;
 
-/// The pacer of the org at `target`, shared by every client of it in this process.
-fn pacer_for(target: &Target) -> Arc<Pacer> {
+/// The name of the org at `target`'s pacer, and of the limits it keeps to.
+pub(super) fn pacer_key(target: &Target) -> String {
+    target.base().as_str().to_owned()
+}
+
+/// The pacer named `key`, shared by every client of its org in this process.
+fn pacer_named(key: &str) -> Arc<Pacer> {
     static PACERS: OnceLock<Mutex<HashMap<String, Arc<Pacer>>>> = OnceLock::new();
     let mut pacers = PACERS.get_or_init(Mutex::default).lock().expect("pacers lock");
-    pacers.entry(target.base().as_str().to_owned()).or_default().clone()
+    pacers.entry(key.to_owned()).or_default().clone()
+}
+
+fn pacer_for(target: &Target) -> Arc<Pacer> {
+    pacer_named(&pacer_key(target))
+}
+
+/// Keeps the requests in flight of the org whose pacer is named `key` to one of `processes`
+/// equal parts of the share: Okta counts every process's together, and tells none of them.
+pub(super) fn split_concurrency(key: &str, processes: u32) {
+    pacer_named(key).processes.store(processes, Ordering::Relaxed);
 }
 
 impl Pacer {
@@ -145,7 +164,7 @@ impl Pacer {
             let reset = {
                 let mut windows = self.windows.lock().expect("pacer lock");
                 // Every endpoint's requests count against the org's limit on those in flight.
-                let crowded = windows.values().map(|w| w.in_flight).sum::<u32>() >= share.of(CONCURRENCY);
+                let crowded = windows.values().map(|w| w.in_flight).sum::<u32>() >= self.concurrency(share);
                 let window = windows.entry(endpoint.clone()).or_default();
                 window.renew();
                 let kept = window.limit.map_or(0, |limit| limit.saturating_sub(share.of(limit)));
@@ -171,6 +190,12 @@ impl Pacer {
                 None => answered.await,
             }
         }
+    }
+
+    /// The requests this process may have in flight: its part of the share of [`CONCURRENCY`],
+    /// at least one.
+    fn concurrency(&self, share: RateLimitShare) -> u32 {
+        (share.of(CONCURRENCY) / self.processes.load(Ordering::Relaxed).max(1)).max(1)
     }
 
     fn note(&self, endpoint: &str, headers: &HeaderMap) {
@@ -660,6 +685,30 @@ mod tests {
         let asked = Instant::now();
         drop(pacer.admit(endpoint.into(), Pace::Within(half)).await);
         assert!(asked.elapsed() < Duration::from_secs(1), "waited {:?}", asked.elapsed());
+    }
+
+    /// Processes syncing one org split its requests in flight: two keep to half the share each,
+    /// and one alone again takes all of it.
+    #[tokio::test(start_paused = true)]
+    async fn processes_syncing_one_org_split_its_requests_in_flight() {
+        use ctxsync_fakes::FaultKnobs;
+
+        let (fake, target, http, credentials) = fake_org().await;
+        fake.slow_pages(Duration::from_secs(1));
+        let client = OktaClient::new(&http, target.clone(), &credentials, RateLimitShare::DEFAULT);
+        let url = client.url(&["api", "v1", "users"], &[]);
+        let listed_at_once = || {
+            futures::future::join_all((0..40).map(|_| async {
+                let _: Got<serde_json::Value> = client.fetch(&url, "list users", &[]).await.unwrap();
+            }))
+        };
+        let share = RateLimitShare::DEFAULT.of(CONCURRENCY);
+        split_concurrency(&pacer_key(&target), 2);
+        listed_at_once().await;
+        assert_eq!(fake.most_in_flight(), share / 2);
+        split_concurrency(&pacer_key(&target), 1);
+        listed_at_once().await;
+        assert_eq!(fake.most_in_flight(), share);
     }
 
     #[test]

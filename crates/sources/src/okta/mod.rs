@@ -110,6 +110,16 @@ impl Connector for Okta {
         let target = target(endpoints, &config.domain)?;
         pages::refresh_users(http, target, credentials.get()?, &config.settings, ids, sink).await
     }
+
+    /// The org's limit on requests in flight: Okta reports it only in the 429 past it, so
+    /// processes cannot see each other's use of it as they see the windows'.
+    fn shared_limit(&self, endpoints: &Endpoints, domain: &str) -> Option<String> {
+        Some(client::pacer_key(&target(endpoints, domain).ok()?))
+    }
+
+    fn split_limit(&self, key: &str, processes: u32) {
+        client::split_concurrency(key, processes);
+    }
 }
 
 async fn validate(http: &Http, target: Target, credentials: &OktaCredentials) -> Result<(), SourceError> {

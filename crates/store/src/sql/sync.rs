@@ -9,7 +9,7 @@
 //! that left a checkpoint: then they stay for the next run to go on from
 //! ([`SyncStore::resume_run`]), and go when any other run starts instead.
 
-use ctxsync_core::{Config, ConfigId, OrgId, Run, RunCounts, RunKind};
+use ctxsync_core::{Config, ConfigId, IntegrationType, OrgId, Run, RunCounts, RunKind};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -120,6 +120,21 @@ impl SyncStore for Store {
         .execute(self.writer())
         .await?;
         Ok(())
+    }
+
+    async fn leased_domains(
+        &self,
+        integration_type: IntegrationType,
+        now: OffsetDateTime,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT c.domain, s.lease_owner FROM sync_state s JOIN integration_configs c ON c.id = s.config_id \
+             WHERE c.integration_type = $1 AND s.lease_owner IS NOT NULL AND s.lease_until >= $2",
+        )
+        .bind(integration_type.as_str())
+        .bind(DbTime(now))
+        .fetch_all(self.reader())
+        .await?)
     }
 
     async fn start_run(&self, config: ConfigId, kind: RunKind, owner: &str) -> Result<Run, StoreError> {

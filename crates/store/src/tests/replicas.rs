@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use ctxsync_core::{ConfigId, Coverage, RunKind, RunStatus};
+use ctxsync_core::{Config, ConfigId, Coverage, IntegrationType, RunKind, RunStatus, SecretValue};
+use serde_json::json;
 use time::Duration;
 
 use super::key;
@@ -79,4 +80,47 @@ async fn a_lease_goes_to_one_replica_and_an_expired_one_to_one_successor() {
     let runs = db.store.list_runs(db.org, db.config.id, 10).await.unwrap();
     let running: Vec<_> = runs.iter().filter(|r| r.status == RunStatus::Running).map(|r| r.id).collect();
     assert_eq!(running, [mine.id], "the new holder's run is the only one running");
+}
+
+/// Who syncs which tenant of a source right now, as every replica sees it: the live leases on
+/// configs of that source, whichever replica took them, and none that expired or was released.
+#[tokio::test]
+async fn every_replica_sees_who_syncs_each_tenant_of_a_source() {
+    let db = db().await;
+    let other = db.test.reopen(key(1)).await.unwrap();
+    let config = |kind, domain: &str| {
+        Config::created(db.org, kind, domain.into(), domain.into(), ctxsync_core::Settings::new())
+    };
+    let secrets = SecretValue::new(json!({"api_token": "t"}));
+    let (second, globex, expired, released, entra) = (
+        config(IntegrationType::Okta, "acme.okta.com"),
+        config(IntegrationType::Okta, "globex.okta.com"),
+        config(IntegrationType::Okta, "initech.okta.com"),
+        config(IntegrationType::Okta, "umbrella.okta.com"),
+        config(IntegrationType::EntraId, "acme.onmicrosoft.com"),
+    );
+    for c in [&second, &globex, &expired, &released, &entra] {
+        db.store.insert_config(c, &secrets).await.unwrap();
+    }
+    let until = ctxsync_core::now() + Duration::minutes(1);
+    for (store, config, owner) in [
+        (&db.store, &db.config, "a"),
+        (&other, &second, "b"),
+        (&db.store, &globex, "a"),
+        (&other, &expired, "c"),
+        (&db.store, &released, "d"),
+        (&other, &entra, "e"),
+    ] {
+        assert!(store.acquire_lease(config.id, owner, until, None).await.unwrap().is_some());
+    }
+    assert!(other.renew_lease(expired.id, "c", ctxsync_core::now() - Duration::seconds(1)).await.unwrap());
+    db.store.release_lease(released.id, "d").await.unwrap();
+
+    for store in [&db.store, &other] {
+        let mut leased = store.leased_domains(IntegrationType::Okta, ctxsync_core::now()).await.unwrap();
+        leased.sort();
+        let expected = [("acme.okta.com", "a"), ("acme.okta.com", "b"), ("globex.okta.com", "a")]
+            .map(|(domain, owner)| (domain.to_owned(), owner.to_owned()));
+        assert_eq!(leased, expected);
+    }
 }

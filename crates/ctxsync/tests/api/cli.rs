@@ -438,3 +438,50 @@ async fn a_sync_waits_for_a_live_holder_and_takes_over_from_a_killed_one() {
     let rerun = ctxsync(&app, &["sync", "--config", &id, "--no-wait"]).output().unwrap();
     assert_eq!(rerun.status.code(), Some(0), "rerun at once: {}", text(&rerun.stderr));
 }
+
+/// Two `ctxsync sync` processes syncing configs of one Okta org at once keep together within
+/// the org's limit on requests in flight, which Okta counts across every client: at a share of
+/// 60% each alone takes 21 of the 35, together 42, so each must keep to its part.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_processes_syncing_one_org_keep_together_within_its_requests_in_flight() {
+    let app = crate::helpers::spawn_app_with(crate::helpers::Options {
+        tenant: ctxsync_fakes::TenantSpec { users: 1200, groups: 10, ..Default::default() },
+        ..Default::default()
+    })
+    .await;
+    let mut ids = Vec::new();
+    for name in ["Okta a", "Okta b"] {
+        let mut attributes = app.okta_attributes();
+        attributes["name"] = name.into();
+        attributes["settings"] = serde_json::json!({"rate_limit_share": 60, "okta_include_factors": true});
+        ids.push(app.create_ok(attributes).await["id"].as_str().unwrap().to_string());
+    }
+    // The server's own first runs, so the commands' runs do not find the leases taken.
+    for id in &ids {
+        crate::sync::wait_for_runs(&app, id, 1).await;
+    }
+    app.fakes.okta.set_concurrency_limit(35);
+    app.fakes.okta.slow_pages(Duration::from_millis(30));
+    let syncs: Vec<Running> = ids
+        .iter()
+        .map(|id| {
+            let mut command = ctxsync(&app, &["sync", "--config", id, "--full"]);
+            command.env("CTXSYNC_SYNC_LEASE", "3s");
+            Running::spawn(command)
+        })
+        .collect();
+    for sync in syncs {
+        let (code, stderr) = sync.finish();
+        assert_eq!(code, Some(0), "{stderr}");
+    }
+    assert_eq!(app.fakes.okta.concurrency_refused(), 0);
+
+    let store = app.store().await;
+    let mut spans = Vec::new();
+    for id in &ids {
+        let config = store.config_by_id(id.parse().unwrap()).await.unwrap().unwrap();
+        let run = store.list_runs(config.org_id, config.id, 1).await.unwrap().remove(0);
+        spans.push((run.started_at, run.finished_at.unwrap()));
+    }
+    assert!(spans[0].0 < spans[1].1 && spans[1].0 < spans[0].1, "the two runs overlapped: {spans:?}");
+}

@@ -115,8 +115,8 @@ pub(crate) trait Connector: Send + Sync {
 
     /// The name of the limit the source sets on all the clients of the tenant `domain` names
     /// together, which processes syncing that tenant at once split between them (an Okta org's
-    /// requests in flight); `None`, the default, for a source without one that its own replies
-    /// do not report.
+    /// requests in flight); `None`, the default, for a source whose connector does not split its
+    /// limits (one whose replies report every client's use needs not).
     fn shared_limit(&self, _endpoints: &Endpoints, _domain: &str) -> Option<String> {
         None
     }

@@ -63,9 +63,13 @@ impl fmt::Display for Holder {
 }
 
 /// The process an owner name records, without what tells apart its workers: the leases of one
-/// process's workers share it.
+/// process's workers share it. A name without a full identity (`pid=…`, which processes on other
+/// hosts may share) stands for its worker alone.
 pub fn process_of(owner: &str) -> &str {
-    owner.rsplit_once(';').map_or(owner, |(process, _)| process)
+    match owner.rsplit_once(';') {
+        Some((process, _)) if Holder::parse(owner).is_some() => process,
+        _ => owner,
+    }
 }
 
 /// A lease holder in words, for messages: `pid 4242 on host db-1`, or the raw owner name.
@@ -97,6 +101,17 @@ fn started(pid: u32) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_workers_of_one_process_share_its_process_and_a_bare_pid_is_its_worker_alone() {
+        let me = Holder::this_process().expect("a Linux test host");
+        let (a, b) = (Holder::owner_name(Some(&me), "a"), Holder::owner_name(Some(&me), "b"));
+        assert_eq!(process_of(&a), me.to_string());
+        assert_eq!(process_of(&a), process_of(&b));
+        let bare = Holder::owner_name(None, "a");
+        assert_eq!(process_of(&bare), bare);
+        assert_ne!(process_of(&bare), process_of(&Holder::owner_name(None, "b")));
+    }
 
     #[test]
     fn an_owner_name_reads_back() {

@@ -185,8 +185,10 @@ impl Worker {
     /// of its tenant together and reports to none of them (an Okta org's requests in flight):
     /// each process that holds a live lease on a config of the same tenant takes an equal part
     /// of the share. Asked when a run starts and at each renewal of its lease, so a process that
-    /// started first gives way within a third of a lease; meanwhile the two take at most one and
-    /// a half shares. Without the store's answer, the last split stands.
+    /// started first gives way within a third of a lease (meanwhile two take at most one and a
+    /// half shares), and one left alone takes the whole share back as soon. A lease of a process
+    /// of this host that no longer exists does not count. Without the store's answer, the last
+    /// split stands.
     async fn split_limits(&self, config: &Config) {
         let kind = config.integration_type;
         let Some(key) = self.sources.shared_limit(kind, &config.domain) else { return };
@@ -197,17 +199,25 @@ impl Worker {
                 return;
             }
         };
+        let gone = |owner: &str| {
+            self.here
+                .as_deref()
+                .is_some_and(|here| Holder::parse(owner).is_some_and(|h| h.is_gone_from(here)))
+        };
         let mut processes: BTreeSet<&str> = leased
             .iter()
-            .filter(|(domain, _)| self.sources.shared_limit(kind, domain).is_some_and(|k| k == key))
+            .filter(|(domain, owner)| {
+                self.sources.shared_limit(kind, domain).is_some_and(|k| k == key) && !gone(owner)
+            })
             .map(|(_, owner)| holder::process_of(owner))
             .collect();
         processes.insert(holder::process_of(&self.owner));
         self.sources.split_limit(kind, &key, processes.len().try_into().unwrap_or(u32::MAX));
     }
 
-    /// Renews the lease, and cancels the run when the config is disabled or deleted or the
-    /// lease is lost, so a disabled config stops within a third of a lease.
+    /// Renews the lease, splitting the source's limits afresh each time ([`Worker::split_limits`]),
+    /// and cancels the run when the config is disabled or deleted or the lease is lost, so a
+    /// disabled config stops within a third of a lease.
     async fn heartbeat(self, config: Config, cancel: CancellationToken) {
         let mut tick = tokio::time::interval(self.settings.lease / 3);
         tick.tick().await;
@@ -220,7 +230,9 @@ impl Worker {
                         .renew_lease(config.id, &self.owner, self.lease_until())
                         .await
                         .unwrap_or(false);
-                    self.split_limits(&config).await;
+                    if renewed {
+                        self.split_limits(&config).await;
+                    }
                     renewed
                 }
                 Ok(_) => false,
@@ -547,6 +559,49 @@ mod tests {
         let (worker, config) = taken_over(&db).await;
         assert!(worker.store.delete_config(config.org_id, config.id).await.unwrap());
         assert_eq!(worker.lease_lost(&config).await.unwrap(), Outcome::Skipped(CONFIG_GONE.into()));
+    }
+
+    /// The lease of a process of this host that no longer runs does not split the org's requests
+    /// in flight: a run beside it takes the whole share.
+    #[tokio::test]
+    async fn the_lease_of_a_dead_process_of_this_host_does_not_split_the_orgs_requests_in_flight() {
+        use ctxsync_fakes::{FakeOkta, FaultKnobs, TenantSpec};
+
+        let okta = FakeOkta::start_with(TenantSpec { users: 600, groups: 4, ..TenantSpec::default() })
+            .await
+            .unwrap();
+        okta.slow_pages(Duration::from_millis(20));
+        let db = TestDatabase::create().await;
+        let key = MasterKey::from_base64("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=").unwrap();
+        let store = ctxsync_store::connect(&db.url, key).await.unwrap();
+        let org = store.ensure_org("default").await.unwrap();
+        let settings: Settings =
+            serde_json::from_value(serde_json::json!({"okta_include_factors": true})).unwrap();
+        let configs = ["okta a", "okta b"].map(|name| {
+            Config::created(org, IntegrationType::Okta, name.into(), okta.domain(), settings.clone())
+        });
+        let secrets = SecretValue::new(serde_json::json!({"api_token": okta.api_token()}));
+        for config in &configs {
+            store.insert_config(config, &secrets).await.unwrap();
+        }
+        // This process's identity with another start time: a process that has since exited.
+        let alive = Holder::owner_name(Holder::this_process().as_ref(), "w");
+        let dead: Vec<String> = alive
+            .split(';')
+            .map(|part| match part.strip_prefix("started=") {
+                Some(ticks) => format!("started={}", ticks.parse::<u64>().unwrap() + 1),
+                None => part.to_owned(),
+            })
+            .collect();
+        let until = ctxsync_core::now() + Duration::from_secs(60);
+        assert!(store.acquire_lease(configs[1].id, &dead.join(";"), until, None).await.unwrap().is_some());
+
+        let sources = Sources::new(Endpoints::overridden(okta.base_urls())).unwrap();
+        let worker = Worker::new(store, sources, SyncSettings::default());
+        let full = RunOptions { full: true, ..RunOptions::default() };
+        let outcome = worker.run(&configs[0], full, &CancellationToken::new()).await.unwrap();
+        assert!(matches!(outcome, Outcome::Succeeded(_)), "{outcome:?}");
+        assert_eq!(okta.most_in_flight(), ctxsync_core::RateLimitShare::DEFAULT.of(35));
     }
 
     #[test]

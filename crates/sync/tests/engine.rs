@@ -333,25 +333,29 @@ async fn a_running_sync_gives_way_at_its_next_renewal_when_another_process_start
 
     let until = ctxsync_core::now() + time::Duration::minutes(1);
     assert!(rig.store.acquire_lease(configs[1].id, ELSEWHERE, until, None).await.unwrap().is_some());
-    // Two renewals: the first may have begun before the other process came.
+    // The heartbeat splits after it renews: once the next renewal shows, the split is made.
     for _ in 0..2 {
-        let renewed = rig.store.lease(configs[0].id).await.unwrap().unwrap().until;
-        wait_until("the lease is renewed", || async {
-            rig.store.lease(configs[0].id).await.unwrap().unwrap().until > renewed
-        })
-        .await;
+        let renewed = lease_until(&rig.store, &configs[0]).await;
+        wait_until("the lease is renewed", || async { lease_until(&rig.store, &configs[0]).await > renewed })
+            .await;
     }
+    // Past the requests let through before the split.
+    let served = rig.okta.requests();
+    wait_until("more requests are served", || async { rig.okta.requests() >= served + u64::from(share) })
+        .await;
     rig.okta.take_most_in_flight();
-    let renewed = rig.store.lease(configs[0].id).await.unwrap().unwrap().until;
-    wait_until("the lease is renewed", || async {
-        rig.store.lease(configs[0].id).await.unwrap().unwrap().until > renewed
-    })
-    .await;
-    assert_eq!(rig.okta.take_most_in_flight(), share / 2, "over a third of a lease");
+    let served = rig.okta.requests();
+    wait_until("a hundred more requests are served", || async { rig.okta.requests() >= served + 100 }).await;
+    assert_eq!(rig.okta.take_most_in_flight(), share / 2);
     let running = rig.store.list_runs(configs[0].org_id, configs[0].id, 1).await.unwrap();
     assert_eq!(running[0].status, RunStatus::Running, "the run was still going");
     stop.cancel();
     assert!(matches!(run.await.unwrap().unwrap(), Outcome::Cancelled(_)));
+}
+
+/// Until when the running run holds the config's lease.
+async fn lease_until(store: &Arc<dyn Store>, config: &Config) -> time::OffsetDateTime {
+    store.lease(config.id).await.unwrap().expect("the run holds its lease").until
 }
 
 /// Polls `check` until it holds, for at most ten seconds.

@@ -294,7 +294,10 @@ impl FakeOkta {
     /// [`FakeOkta::most_in_flight`] so far, counting afresh from the requests being served now:
     /// what a stretch of a run had at once.
     pub fn take_most_in_flight(&self) -> u32 {
-        self.state.most_in_flight.swap(self.state.in_flight.load(Ordering::Relaxed), Ordering::Relaxed)
+        let most = self.state.most_in_flight.swap(0, Ordering::Relaxed);
+        // A request that starts meanwhile raises the count itself.
+        self.state.most_in_flight.fetch_max(self.state.in_flight.load(Ordering::Relaxed), Ordering::Relaxed);
+        most
     }
 
     /// The 429s the concurrent-request limit answered.

@@ -73,9 +73,11 @@ pub(crate) struct OktaClient<'a> {
 /// which is kept for others; otherwise they wait for the reset, instead of collecting 429s or
 /// leaving the org's other integrations nothing. One pacer serves every config of an org in this
 /// process ([`pacer_for`]), and since `Remaining` counts everyone's requests, processes that each
-/// keep the rest free together take about the share: replicas need no shared state, and go over
-/// it at most by what one has in flight when another's reply shows the window's end. The org's
-/// requests in flight, every endpoint's together, also keep within the share of [`CONCURRENCY`].
+/// keep the rest free together take about the share: replicas need no shared state for the
+/// windows, and go over it at most by what one has in flight when another's reply shows the
+/// window's end. The org's requests in flight, every endpoint's together, also keep within this
+/// process's part of the share of [`CONCURRENCY`]: Okta reports nothing of them, so the processes
+/// syncing the org at once split it ([`split_concurrency`]), as the store's leases tell them.
 ///
 /// Validating credentials does not wait ([`Pace::Now`]): an API caller waits for it, it is three
 /// requests, and a running sync may have spent the window. Its requests count all the same, so a
@@ -86,8 +88,8 @@ struct Pacer {
     /// Told when a request is answered: the first request to an endpoint goes alone, and the
     /// others wait for the limit its reply reports rather than burst into an unknown window.
     answered: Notify,
-    /// The processes syncing the org right now, this one included ([`split_concurrency`]); 0
-    /// until told, which counts as this one alone.
+    /// The processes syncing the org as last counted, this one included ([`split_concurrency`]);
+    /// 0 until told, which counts as this one alone.
     processes: AtomicU32,
 }
 
@@ -114,7 +116,7 @@ impl Window {
 /// Okta's smallest limit on an org's requests in flight at once, across every client, on its
 /// current plans (35 on the free integrator plan, 75 on most others; 15 on developer orgs of
 /// the plan before). Okta reports it only in the 429 that passes it, so the pacer keeps this
-/// process's requests within the config's share of it. That leaves the per-minute windows, not
+/// process's requests within its part of the config's share of it. That leaves the per-minute windows, not
 /// the round trips, setting a run's pace: at 300 ms a reply, 17 at once go 56 a second, where
 /// half the users endpoint's 600 a minute is 5.
 const CONCURRENCY: u32 = 35;
@@ -193,7 +195,7 @@ impl Pacer {
     }
 
     /// The requests this process may have in flight: its part of the share of [`CONCURRENCY`],
-    /// at least one.
+    /// at least one, so more processes than the share has requests take one each.
     fn concurrency(&self, share: RateLimitShare) -> u32 {
         (share.of(CONCURRENCY) / self.processes.load(Ordering::Relaxed).max(1)).max(1)
     }

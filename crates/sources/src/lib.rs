@@ -24,6 +24,7 @@ mod lenient;
 mod okta;
 mod registry;
 mod sentinelone;
+mod split;
 mod sync;
 
 use std::sync::Arc;
@@ -169,10 +170,8 @@ impl Sources {
 
     /// Keeps this process to one of `processes` equal parts of the config's share of the limit
     /// [`Sources::shared_limit`] named `key`, until told another number.
-    pub fn split_limit(&self, integration_type: IntegrationType, key: &str, processes: u32) {
-        if let Some(connector) = registry::connector(integration_type) {
-            connector.split_limit(key, processes);
-        }
+    pub fn split_limit(&self, key: &str, processes: u32) {
+        split::Split::named(key).set(processes);
     }
 }
 

@@ -115,15 +115,12 @@ pub(crate) trait Connector: Send + Sync {
 
     /// The name of the limit the source sets on all the clients of the tenant `domain` names
     /// together, which processes syncing that tenant at once split between them (an Okta org's
-    /// requests in flight); `None`, the default, for a source whose connector does not split its
-    /// limits (one whose replies report every client's use needs not).
+    /// requests in flight); its clients keep to their part of it through `split::Split::named`.
+    /// `None`, the default, for a source whose connector does not split its limits (one whose
+    /// replies report every client's use needs not).
     fn shared_limit(&self, _endpoints: &Endpoints, _domain: &str) -> Option<String> {
         None
     }
-
-    /// Keeps this process to its part of the limit [`Connector::shared_limit`] named `key`, one
-    /// of `processes` equal parts of the config's share.
-    fn split_limit(&self, _key: &str, _processes: u32) {}
 
     /// How the source pushes through subscriptions ctxsync makes; `None`, the default, for a
     /// source that does not.

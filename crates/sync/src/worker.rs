@@ -212,7 +212,7 @@ impl Worker {
             .map(|(_, owner)| holder::process_of(owner))
             .collect();
         processes.insert(holder::process_of(&self.owner));
-        self.sources.split_limit(kind, &key, processes.len().try_into().unwrap_or(u32::MAX));
+        self.sources.split_limit(&key, processes.len().try_into().unwrap_or(u32::MAX));
     }
 
     /// Renews the lease, splitting the source's limits afresh each time ([`Worker::split_limits`]),

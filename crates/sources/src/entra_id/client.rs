@@ -23,6 +23,7 @@ use crate::endpoints::{Endpoints, Target};
 use crate::http::{
     AccessToken, Http, Pace, Reply, Retry, excerpt, paced, retry_after, transient, unavailable,
 };
+use crate::split::Split;
 
 const SOURCE: &str = "Microsoft Graph";
 /// A token is renewed this long before it expires (a tenth of its life for short-lived ones),
@@ -93,24 +94,38 @@ pub(crate) struct GraphClient<'a> {
     /// Shared by every client of this app in this tenant.
     pacer: Arc<Pacer>,
     pace: Pace,
+    /// The processes syncing the config's domain at once, which split the budget.
+    split: Split,
+}
+
+/// The name of the budget that processes syncing configs of `domain` at once split. Graph's is
+/// the app's in the tenant, and the app only the encrypted secrets name, so the configs' domain
+/// stands for both: configs of one domain that use other apps each wait longer than they need
+/// to, never into a 429.
+pub(super) fn budget_key(graph: &Target, domain: &str) -> String {
+    format!("{}#{}", graph.base(), domain.trim().to_ascii_lowercase())
 }
 
 impl<'a> GraphClient<'a> {
-    /// A client of `tenant`'s Graph taking at most `share` of what Graph lets the app spend there.
+    /// A client of `tenant`'s Graph, for a config of `domain`, taking at most `share` of what
+    /// Graph lets the app spend there, or its part of that share while other processes sync the
+    /// domain too.
     pub(crate) fn new(
         http: &'a Http,
         endpoints: &Endpoints,
+        domain: &str,
         tenant: &'a str,
         credentials: &EntraIdCredentials,
         share: RateLimitShare,
     ) -> Self {
         let (login, graph) = (endpoints.target(&super::LOGIN), endpoints.target(&super::GRAPH));
         let pacer = pacer_for(graph.base(), tenant, &credentials.client_id, endpoints.graph_budget());
+        let split = Split::named(&budget_key(&graph, domain));
         let app = ClientSecret::new(credentials);
         let pace = Pace::Within(share);
         let (token, issued) = (Mutex::default(), Mutex::default());
         let (minting, mints) = (tokio::sync::Mutex::default(), AtomicU32::new(0));
-        Self { http, login, graph, tenant, app, token, issued, minting, mints, pacer, pace }
+        Self { http, login, graph, tenant, app, token, issued, minting, mints, pacer, pace, split }
     }
 
     /// This client's requests do not wait for room in the share ([`Pace::Now`]).
@@ -217,7 +232,8 @@ impl<'a> GraphClient<'a> {
         loop {
             // The token is taken once the pacer lets the request go, so a long wait does not
             // send one that fell due meanwhile.
-            let admitted = paced(SOURCE, self.pacer.admit(self.pace, cost(&Method::GET, url))).await;
+            let admitted =
+                paced(SOURCE, self.pacer.admit(self.pace, cost(&Method::GET, url), &self.split)).await;
             let (auth, fresh) = self.bearer().await?;
             let build = |client: &reqwest::Client| {
                 let mut request = client.get(url.clone()).header(AUTHORIZATION, auth.clone());
@@ -257,7 +273,7 @@ impl<'a> GraphClient<'a> {
         tracing::debug!(source = SOURCE, %method, path = url.path(), "request");
         let mut renewed = false;
         loop {
-            let admitted = paced(SOURCE, self.pacer.admit(self.pace, cost(&method, url))).await;
+            let admitted = paced(SOURCE, self.pacer.admit(self.pace, cost(&method, url), &self.split)).await;
             let (auth, fresh) = self.bearer().await?;
             let build = |client: &reqwest::Client| {
                 let request = client
@@ -368,7 +384,7 @@ mod tests {
             EntraIdCredentials { client_id: "app".into(), client_secret: "s".to_string().into() };
         let endpoints = Endpoints::default()
             .with(super::super::GRAPH.env, Url::parse("http://proxy.local:8080/graph/").unwrap());
-        let client = GraphClient::new(&http, &endpoints, "t", &credentials, RateLimitShare::DEFAULT);
+        let client = GraphClient::new(&http, &endpoints, "t", "t", &credentials, RateLimitShare::DEFAULT);
         let link = "https://graph.microsoft.com/v1.0/users/delta?$deltatoken=a%2Bb_c";
         assert_eq!(
             client.rebase(link).unwrap().as_str(),
@@ -376,7 +392,7 @@ mod tests {
         );
         assert!(client.rebase("https://evil.example/other").is_err());
         let direct =
-            GraphClient::new(&http, &Endpoints::default(), "t", &credentials, RateLimitShare::DEFAULT);
+            GraphClient::new(&http, &Endpoints::default(), "t", "t", &credentials, RateLimitShare::DEFAULT);
         assert_eq!(direct.rebase(link).unwrap().as_str(), link);
         assert_eq!(
             direct.rebase("http://127.0.0.1:1/v1.0/groups/delta?$skiptoken=x").unwrap().as_str(),

@@ -115,7 +115,7 @@ impl Connector for EntraId {
         credentials: &Credentials,
     ) -> Result<(), SourceError> {
         let tenant = tenant(domain, settings);
-        validate(http, endpoints, tenant, credentials.get()?, share(settings)).await
+        validate(http, endpoints, domain, tenant, credentials.get()?, share(settings)).await
     }
 
     async fn sync(
@@ -130,12 +130,17 @@ impl Connector for EntraId {
         let tenant = tenant(&config.domain, &config.settings);
         check_tenant(tenant)?;
         let share = share(&config.settings);
-        let client = GraphClient::new(http, endpoints, tenant, credentials.get()?, share);
+        let client = GraphClient::new(http, endpoints, &config.domain, tenant, credentials.get()?, share);
         pages::sync(&client, mode, sink).await
     }
 
     fn subscriber(&self) -> Option<&'static dyn Subscriber> {
         Some(&EntraId)
+    }
+
+    /// The app's budget in the tenant: Graph tells of others' use of it only above 0.8 full.
+    fn shared_limit(&self, endpoints: &Endpoints, domain: &str) -> Option<String> {
+        Some(client::budget_key(&endpoints.target(&GRAPH), domain))
     }
 }
 
@@ -171,7 +176,8 @@ async fn with_client<T>(
     let tenant = tenant(&reach.config.domain, &reach.config.settings);
     check_tenant(tenant)?;
     let share = share(&reach.config.settings);
-    let client = GraphClient::new(reach.http, reach.endpoints, tenant, reach.credentials.get()?, share);
+    let (domain, credentials) = (&reach.config.domain, reach.credentials.get()?);
+    let client = GraphClient::new(reach.http, reach.endpoints, domain, tenant, credentials, share);
     call(&client).await
 }
 
@@ -184,12 +190,13 @@ fn share(settings: &Settings) -> RateLimitShare {
 async fn validate(
     http: &Http,
     endpoints: &Endpoints,
+    domain: &str,
     tenant: &str,
     credentials: &EntraIdCredentials,
     share: RateLimitShare,
 ) -> Result<(), SourceError> {
     check_tenant(tenant)?;
-    let client = GraphClient::new(http, endpoints, tenant, credentials, share).unpaced();
+    let client = GraphClient::new(http, endpoints, domain, tenant, credentials, share).unpaced();
     for collection in ["users", "groups", "devices"] {
         let url = client.url(&[collection], "$top=1&$select=id");
         let (body, _) = client

@@ -28,7 +28,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use ctxsync_core::RateLimitShare;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use tokio::sync::Notify;
@@ -36,6 +35,7 @@ use tokio::time::Instant;
 use url::Url;
 
 use crate::http::{Pace, retry_after};
+use crate::split::Split;
 
 /// How many windows a reading of others' use holds. Others are assumed to keep their pace for
 /// that long; a longer life keeps replicas closer to the share, a shorter one gives the budget
@@ -127,9 +127,9 @@ impl Pacer {
         self.account.lock().expect("pacer lock").users = Some(users);
     }
 
-    /// Waits until `estimate` more units fit in the share of the window, and books them as
-    /// spent; with [`Pace::Now`], books them at once.
-    pub(crate) async fn admit(&self, pace: Pace, estimate: u32) -> Admitted<'_> {
+    /// Waits until `estimate` more units fit in this process's part (`split`) of the share of
+    /// the window, and books them as spent; with [`Pace::Now`], books them at once.
+    pub(crate) async fn admit(&self, pace: Pace, estimate: u32, split: &Split) -> Admitted<'_> {
         let share = match pace {
             Pace::Within(share) => share,
             Pace::Now => {
@@ -144,7 +144,7 @@ impl Pacer {
                 let mut account = self.account.lock().expect("pacer lock");
                 let budget = self.budget(&account);
                 let now = Instant::now();
-                match account.room(now, budget, share, estimate) {
+                match account.room(now, budget, split.part(share.of(budget.units)), estimate) {
                     Ok(()) => return self.book(&mut account, now, estimate),
                     Err(wake) => wake,
                 }
@@ -172,11 +172,12 @@ impl Account {
     }
 
     /// Whether `estimate` more units fit now; else when to look again (`None`: at the next reply).
+    /// `allowed` is what the share lets this process spend in a window.
     fn room(
         &mut self,
         now: Instant,
         budget: GraphBudget,
-        share: RateLimitShare,
+        allowed: u32,
         estimate: u32,
     ) -> Result<(), Option<Instant>> {
         if let Some(until) = self.paused_until.filter(|until| *until > now) {
@@ -185,7 +186,6 @@ impl Account {
         self.slide(now, budget.window);
         self.others = self.others.filter(|o| o.until > now);
         let ours: u32 = self.spent.iter().map(|s| s.units).sum();
-        let allowed = share.of(budget.units);
         let allowed = match self.others {
             Some(o) => allowed
                 .saturating_sub(o.units)
@@ -300,11 +300,15 @@ pub(crate) fn cost(method: &Method, url: &Url) -> u32 {
 
 #[cfg(test)]
 mod tests {
+    use ctxsync_core::RateLimitShare;
     use reqwest::header::HeaderValue;
 
     use super::*;
 
     const HALF: Pace = Pace::Within(RateLimitShare::DEFAULT);
+
+    /// A process that syncs the domain alone.
+    static ALONE: std::sync::LazyLock<Split> = std::sync::LazyLock::new(Split::default);
 
     fn replied(units: &'static str, percentage: Option<&'static str>) -> HeaderMap {
         let mut headers = HeaderMap::new();
@@ -348,10 +352,10 @@ mod tests {
         let pacer = Pacer::new(Some(GraphBudget { units: 10, window: Duration::from_secs(10) }));
         let start = Instant::now();
         for _ in 0..5 {
-            pacer.admit(HALF, 1).await.note(StatusCode::OK, &replied("1", None));
+            pacer.admit(HALF, 1, &ALONE).await.note(StatusCode::OK, &replied("1", None));
         }
         assert_eq!(start.elapsed(), Duration::ZERO, "half of 10 units goes at once");
-        pacer.admit(HALF, 1).await.note(StatusCode::OK, &replied("1", None));
+        pacer.admit(HALF, 1, &ALONE).await.note(StatusCode::OK, &replied("1", None));
         assert_eq!(start.elapsed(), Duration::from_secs(10), "the sixth waits for the first to slide out");
     }
 
@@ -359,15 +363,15 @@ mod tests {
     async fn a_reading_of_others_use_splits_the_share() {
         let pacer = Pacer::new(Some(GraphBudget { units: 100, window: Duration::from_secs(10) }));
         for _ in 0..4 {
-            pacer.admit(HALF, 10).await.note(StatusCode::OK, &replied("10", None));
+            pacer.admit(HALF, 10, &ALONE).await.note(StatusCode::OK, &replied("10", None));
         }
         // 50 of ours and 0.8 of the window full: others spent 30, so this keeps to 50 of every 80
         // spent, 31 of its share of 50, until the window slides.
         let start = Instant::now();
-        pacer.admit(HALF, 10).await.note(StatusCode::OK, &replied("10", Some("0.80")));
+        pacer.admit(HALF, 10, &ALONE).await.note(StatusCode::OK, &replied("10", Some("0.80")));
         let others = pacer.account.lock().unwrap().others.map(|o| (o.units, o.ours));
         assert_eq!(others, Some((30, 50)));
-        pacer.admit(HALF, 10).await.note(StatusCode::OK, &replied("10", None));
+        pacer.admit(HALF, 10, &ALONE).await.note(StatusCode::OK, &replied("10", None));
         assert_eq!(start.elapsed(), Duration::from_secs(10), "waited for the window to empty");
     }
 
@@ -385,7 +389,7 @@ mod tests {
         let spent = [spend(0, 5), spend(1, 1), spend(2, 1), spend(3, 1), spend(4, 1)];
         let mut account = Account { spent: spent.into(), ..Account::default() };
         let now = start + Duration::from_secs(11);
-        assert_eq!(account.room(now, budget, RateLimitShare::DEFAULT, 1), Ok(()), "four slid out");
+        assert_eq!(account.room(now, budget, RateLimitShare::DEFAULT.of(10), 1), Ok(()), "four slid out");
         assert_eq!(account.spent.iter().map(|s| s.id).collect::<Vec<_>>(), [0]);
     }
 
@@ -394,9 +398,9 @@ mod tests {
         let pacer = Pacer::new(None);
         let mut throttled = HeaderMap::new();
         throttled.insert("retry-after", HeaderValue::from_static("7"));
-        pacer.admit(HALF, 1).await.note(StatusCode::TOO_MANY_REQUESTS, &throttled);
+        pacer.admit(HALF, 1, &ALONE).await.note(StatusCode::TOO_MANY_REQUESTS, &throttled);
         let start = Instant::now();
-        drop(pacer.admit(HALF, 1).await);
+        drop(pacer.admit(HALF, 1, &ALONE).await);
         assert_eq!(start.elapsed(), Duration::from_secs(7));
     }
 
@@ -405,11 +409,11 @@ mod tests {
         let pacer = Pacer::new(Some(GraphBudget { units: 10, window: Duration::from_secs(10) }));
         let mut throttled = HeaderMap::new();
         throttled.insert("retry-after", HeaderValue::from_static("3"));
-        pacer.admit(HALF, 4).await.note(StatusCode::TOO_MANY_REQUESTS, &throttled);
+        pacer.admit(HALF, 4, &ALONE).await.note(StatusCode::TOO_MANY_REQUESTS, &throttled);
         let start = Instant::now();
-        pacer.admit(Pace::Now, 3).await.note(StatusCode::OK, &replied("3", None));
+        pacer.admit(Pace::Now, 3, &ALONE).await.note(StatusCode::OK, &replied("3", None));
         assert_eq!(start.elapsed(), Duration::ZERO, "neither the pause nor the full share held it");
-        pacer.admit(HALF, 1).await.note(StatusCode::OK, &replied("1", None));
+        pacer.admit(HALF, 1, &ALONE).await.note(StatusCode::OK, &replied("1", None));
         assert_eq!(start.elapsed(), Duration::from_secs(10), "the share waited for them to slide out");
     }
 }

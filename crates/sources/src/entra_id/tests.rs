@@ -817,6 +817,25 @@ async fn two_replicas_keep_together_to_about_their_share_without_sharing_state()
     );
 }
 
+/// Two replicas told that two processes sync the domain (as the sync engine tells them from the
+/// store's leases) each keep to half of the share, so together they keep to the share in every
+/// window, not only on average.
+#[tokio::test(start_paused = true)]
+async fn two_replicas_told_of_each_other_keep_together_to_their_share() {
+    let fake = limited_tenant(32, 600, 20).await;
+    let elsewhere = fake.graph_base_url().replace("127.0.0.1", "localhost");
+    let (here, there) =
+        (budgeted_sources(&fake, &fake.graph_base_url(), 20), budgeted_sources(&fake, &elsewhere, 20));
+    let config = with_share(&fake, 50);
+    for replica in [&here, &there] {
+        let key = replica.shared_limit(IntegrationType::EntraId, &config.domain).unwrap();
+        replica.split_limit(&key, 2);
+    }
+    two_at_once(&fake, (&here, &config), (&there, &config)).await;
+    let busiest = fake.busiest_window();
+    assert!((6..=10).contains(&busiest), "{busiest} units in one window, half of 20 is 10");
+}
+
 /// Validating credentials, which an API caller waits on, does not wait for a share that is
 /// full: its requests go at once and are booked, so the next sync waits for them instead.
 #[tokio::test(start_paused = true)]

@@ -21,6 +21,7 @@ use crate::endpoints::{Endpoints, Target};
 use crate::http::{
     AccessToken, Http, Pace, Reply, Retry, excerpt, paced, retry_after, transient, unavailable, unreadable,
 };
+use crate::split::Split;
 
 /// Where the Directory API's resources live under the base URL.
 const DIRECTORY: [&str; 3] = ["admin", "directory", "v1"];
@@ -124,22 +125,36 @@ pub(crate) struct DirectoryClient<'a> {
     /// Shared by every client of this project and admin in this process.
     pacer: Arc<Pacer>,
     pace: Pace,
+    /// The processes syncing the config's domain at once, which split the quota.
+    split: Split,
+}
+
+/// The name of the quota that processes syncing configs of `domain` at once split. Google's is
+/// the project's and the admin's, which only the encrypted secrets name, so the configs' domain
+/// stands for them: configs of one domain almost always share both, and those that do not each
+/// wait longer than they need to, never into a refusal.
+pub(super) fn quota_key(directory: &Target, domain: &str) -> String {
+    format!("{}#{}", directory.base(), domain.trim().to_ascii_lowercase())
 }
 
 impl<'a> DirectoryClient<'a> {
-    /// A client taking at most `share` of the quota of the service account's project as its admin.
+    /// A client of a config of `domain` taking at most `share` of the quota of the service
+    /// account's project as its admin, or its part of that share while other processes sync the
+    /// domain too.
     pub(crate) fn new(
         http: &'a Http,
         endpoints: &Endpoints,
+        domain: &str,
         credentials: &GoogleWorkspaceCredentials,
         share: RateLimitShare,
     ) -> Self {
         let (token_target, target) = (endpoints.target(&super::TOKEN), endpoints.target(&super::DIRECTORY));
         let quota = endpoints.google_quota().unwrap_or(GoogleQuota::DOCUMENTED);
         let pacer = pacer_for(target.base(), &credentials.project_id, &credentials.admin_email, quota);
+        let split = Split::named(&quota_key(&target, domain));
         let account = ServiceAccount::new(credentials);
         let token = tokio::sync::Mutex::new(None);
-        Self { http, token_target, target, account, token, pacer, pace: Pace::Within(share) }
+        Self { http, token_target, target, account, token, pacer, pace: Pace::Within(share), split }
     }
 
     /// This client's requests do not wait for room in the share ([`Pace::Now`]).
@@ -230,7 +245,7 @@ impl<'a> DirectoryClient<'a> {
         loop {
             // The token is taken once the pacer lets the request go, so a long wait does not
             // send one that fell due meanwhile.
-            let admitted = paced(SOURCE, self.pacer.admit(self.pace)).await;
+            let admitted = paced(SOURCE, self.pacer.admit(self.pace, &self.split)).await;
             let (auth, fresh, minting) = self.bearer().await?;
             retries += minting;
             let classify = |reply: &Reply| {

@@ -86,11 +86,11 @@ impl Connector for GoogleWorkspace {
         &self,
         http: &Http,
         endpoints: &Endpoints,
-        _: &str,
+        domain: &str,
         settings: &Settings,
         credentials: &Credentials,
     ) -> Result<(), SourceError> {
-        validate(http, endpoints, credentials.get()?, share(settings)).await
+        validate(http, endpoints, domain, credentials.get()?, share(settings)).await
     }
 
     /// Google has no incremental listing: every run lists everything, whatever `mode`.
@@ -103,7 +103,13 @@ impl Connector for GoogleWorkspace {
         mode: SyncMode,
         sink: &mut dyn PageSink,
     ) -> Result<Outcome, SyncError> {
-        let client = DirectoryClient::new(http, endpoints, credentials.get()?, share(&config.settings));
+        let client = DirectoryClient::new(
+            http,
+            endpoints,
+            &config.domain,
+            credentials.get()?,
+            share(&config.settings),
+        );
         pages::sync(client, mode, sink).await
     }
 
@@ -117,12 +123,23 @@ impl Connector for GoogleWorkspace {
         ids: &[String],
         sink: &mut dyn PageSink,
     ) -> Result<(), SyncError> {
-        let client = DirectoryClient::new(http, endpoints, credentials.get()?, share(&config.settings));
+        let client = DirectoryClient::new(
+            http,
+            endpoints,
+            &config.domain,
+            credentials.get()?,
+            share(&config.settings),
+        );
         pages::refresh_users(client, ids, sink).await
     }
 
     fn subscriber(&self) -> Option<&'static dyn Subscriber> {
         Some(&GoogleWorkspace)
+    }
+
+    /// The Directory quota: Google reports nobody's use of it.
+    fn shared_limit(&self, endpoints: &Endpoints, domain: &str) -> Option<String> {
+        Some(client::quota_key(&endpoints.target(&DIRECTORY), domain))
     }
 }
 
@@ -160,7 +177,13 @@ impl Subscriber for GoogleWorkspace {
 /// A Directory client for the config of `reach`.
 fn client<'a>(reach: &Reach<'a>) -> Result<DirectoryClient<'a>, SourceError> {
     let share = share(&reach.config.settings);
-    Ok(DirectoryClient::new(reach.http, reach.endpoints, reach.credentials.get()?, share))
+    Ok(DirectoryClient::new(
+        reach.http,
+        reach.endpoints,
+        &reach.config.domain,
+        reach.credentials.get()?,
+        share,
+    ))
 }
 
 /// The config's share of the Directory quota; a setting that does not read as one (refused when
@@ -172,10 +195,11 @@ fn share(settings: &Settings) -> RateLimitShare {
 async fn validate(
     http: &Http,
     endpoints: &Endpoints,
+    domain: &str,
     credentials: &GoogleWorkspaceCredentials,
     share: RateLimitShare,
 ) -> Result<(), SourceError> {
-    let client = DirectoryClient::new(http, endpoints, credentials, share).unpaced();
+    let client = DirectoryClient::new(http, endpoints, domain, credentials, share).unpaced();
     client.authenticate().await?;
     for collection in ["users", "groups"] {
         let reply = client.get(collection, &[("customer", "my_customer"), ("maxResults", "1")]).await?;

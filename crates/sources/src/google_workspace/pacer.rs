@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::http::Pace;
+use crate::split::Split;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use url::Url;
@@ -91,11 +92,12 @@ impl Pacer {
         Pacer { quota, account: Mutex::default(), answered: Notify::new() }
     }
 
-    /// Waits until one more request fits in the share of the window, and no refusal's pause
-    /// holds it back, and counts it; with [`Pace::Now`], counts it at once.
-    pub(crate) async fn admit(&self, pace: Pace) -> Admitted<'_> {
+    /// Waits until one more request fits in this process's part (`split`) of the share of the
+    /// window, and no refusal's pause holds it back, and counts it; with [`Pace::Now`], counts it
+    /// at once.
+    pub(crate) async fn admit(&self, pace: Pace, split: &Split) -> Admitted<'_> {
         let allowed = match pace {
-            Pace::Within(share) => share.of(self.quota.queries),
+            Pace::Within(share) => split.part(share.of(self.quota.queries)),
             Pace::Now => return self.count(&mut self.account.lock().expect("pacer lock"), false),
         };
         loop {
@@ -210,29 +212,46 @@ mod tests {
 
     const HALF: Pace = Pace::Within(RateLimitShare::DEFAULT);
 
+    /// A process that syncs the domain alone.
+    static ALONE: std::sync::LazyLock<Split> = std::sync::LazyLock::new(Split::default);
+
     #[tokio::test(start_paused = true)]
     async fn requests_wait_for_the_window_to_slide_past_the_share() {
         let pacer = Pacer::new(GoogleQuota { queries: 10, window: Duration::from_secs(60) });
         let start = Instant::now();
         for _ in 0..5 {
-            pacer.admit(HALF).await.note(false);
+            pacer.admit(HALF, &ALONE).await.note(false);
         }
         assert_eq!(start.elapsed(), Duration::ZERO, "half of 10 queries goes at once");
-        pacer.admit(HALF).await.note(false);
+        pacer.admit(HALF, &ALONE).await.note(false);
         assert_eq!(start.elapsed(), Duration::from_secs(60), "the sixth waits for the first to slide out");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_process_syncing_the_domain_with_another_keeps_to_its_part_of_the_share() {
+        let pacer = Pacer::new(GoogleQuota { queries: 10, window: Duration::from_secs(60) });
+        let split = Split::default();
+        split.set(2);
+        let start = Instant::now();
+        for _ in 0..2 {
+            pacer.admit(HALF, &split).await.note(false);
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO, "two of the share of five go at once");
+        pacer.admit(HALF, &split).await.note(false);
+        assert_eq!(start.elapsed(), Duration::from_secs(60), "the third waits for the first to slide out");
     }
 
     #[tokio::test(start_paused = true)]
     async fn unanswered_requests_hold_their_place_and_a_retry_counts() {
         let pacer = Pacer::new(GoogleQuota { queries: 4, window: Duration::from_secs(60) });
         let start = Instant::now();
-        let retried = pacer.admit(HALF).await;
+        let retried = pacer.admit(HALF, &ALONE).await;
         retried.note(false);
         retried.note(false);
-        let held = pacer.admit(HALF).await;
+        let held = pacer.admit(HALF, &ALONE).await;
         assert_eq!(start.elapsed(), Duration::from_secs(60), "the request and its retry filled the share");
-        let _also_held = pacer.admit(HALF).await;
-        let waiting = pacer.admit(HALF);
+        let _also_held = pacer.admit(HALF, &ALONE).await;
+        let waiting = pacer.admit(HALF, &ALONE);
         tokio::pin!(waiting);
         let minutes = Duration::from_secs(600);
         assert!(tokio::time::timeout(minutes, waiting.as_mut()).await.is_err(), "two in flight");
@@ -248,9 +267,9 @@ mod tests {
         let fifth = Pace::Within(RateLimitShare::for_settings(&settings).unwrap());
         let start = Instant::now();
         for _ in 0..5 {
-            pacer.admit(HALF).await.note(false);
+            pacer.admit(HALF, &ALONE).await.note(false);
         }
-        pacer.admit(fifth).await.note(false);
+        pacer.admit(fifth, &ALONE).await.note(false);
         assert_eq!(start.elapsed(), Duration::from_secs(60), "five of ten taken, over a share of two");
     }
 
@@ -258,18 +277,18 @@ mod tests {
     async fn a_refusal_pauses_every_request_and_refusals_in_a_row_double_the_pause() {
         let pacer = Pacer::new(GoogleQuota { queries: 100, window: Duration::from_secs(60) });
         let start = Instant::now();
-        let (first, before) = (pacer.admit(HALF).await, pacer.admit(HALF).await);
+        let (first, before) = (pacer.admit(HALF, &ALONE).await, pacer.admit(HALF, &ALONE).await);
         first.note(true);
         // Sent before the pause began: refused by the same overspent quota, nothing new.
         before.note(true);
-        let after = pacer.admit(HALF).await;
+        let after = pacer.admit(HALF, &ALONE).await;
         assert_eq!(start.elapsed(), Duration::from_secs(1), "one refusal: a second for everyone");
         after.note(true);
-        let again = pacer.admit(HALF).await;
+        let again = pacer.admit(HALF, &ALONE).await;
         assert_eq!(start.elapsed(), Duration::from_secs(3), "the next request's refusal: two more");
         again.note(false);
-        pacer.admit(HALF).await.note(true);
-        pacer.admit(HALF).await.note(false);
+        pacer.admit(HALF, &ALONE).await.note(true);
+        pacer.admit(HALF, &ALONE).await.note(false);
         assert_eq!(start.elapsed(), Duration::from_secs(4), "an answer ends the run of refusals");
         assert_eq!([1, 2, 6, 7, 40].map(pause), [1, 2, 32, 32, 32].map(Duration::from_secs));
     }
@@ -278,16 +297,16 @@ mod tests {
     async fn a_retry_sent_after_a_pause_began_counts_and_a_validation_leaves_the_pause_alone() {
         let pacer = Pacer::new(GoogleQuota { queries: 100, window: Duration::from_secs(60) });
         let start = Instant::now();
-        let retried = pacer.admit(HALF).await;
+        let retried = pacer.admit(HALF, &ALONE).await;
         retried.note(true);
         // Its retry goes after the refusal: refused again, the pause doubles.
         retried.note(true);
-        let after = pacer.admit(HALF).await;
+        let after = pacer.admit(HALF, &ALONE).await;
         assert_eq!(start.elapsed(), Duration::from_secs(2), "two refusals in a row: two seconds");
-        pacer.admit(Pace::Now).await.note(false);
-        pacer.admit(Pace::Now).await.note(true);
+        pacer.admit(Pace::Now, &ALONE).await.note(false);
+        pacer.admit(Pace::Now, &ALONE).await.note(true);
         after.note(true);
-        pacer.admit(HALF).await.note(false);
+        pacer.admit(HALF, &ALONE).await.note(false);
         assert_eq!(start.elapsed(), Duration::from_secs(6), "validations neither ended nor doubled the run");
     }
 
@@ -295,11 +314,11 @@ mod tests {
     async fn a_request_admitted_now_waits_for_nothing_and_counts() {
         let pacer = Pacer::new(GoogleQuota { queries: 4, window: Duration::from_secs(60) });
         let start = Instant::now();
-        pacer.admit(HALF).await.note(true);
-        pacer.admit(Pace::Now).await.note(false);
-        pacer.admit(Pace::Now).await.note(false);
+        pacer.admit(HALF, &ALONE).await.note(true);
+        pacer.admit(Pace::Now, &ALONE).await.note(false);
+        pacer.admit(Pace::Now, &ALONE).await.note(false);
         assert_eq!(start.elapsed(), Duration::ZERO, "neither the pause nor the full share held it");
-        pacer.admit(HALF).await.note(false);
+        pacer.admit(HALF, &ALONE).await.note(false);
         assert_eq!(start.elapsed(), Duration::from_secs(60), "the share waited for them to slide out");
     }
 }

@@ -2,7 +2,6 @@
 //! turned into messages that say what to do.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -24,6 +23,7 @@ use crate::endpoints::Target;
 use crate::http::{
     Admission, Http, Pace, Reply, Retry, excerpt, http_date, json_get, transient, unavailable, unreadable,
 };
+use crate::split::Split;
 
 const SOURCE: &str = "Okta";
 
@@ -77,7 +77,7 @@ pub(crate) struct OktaClient<'a> {
 /// windows, and go over it at most by what one has in flight when another's reply shows the
 /// window's end. The org's requests in flight, every endpoint's together, also keep within this
 /// process's part of the share of [`CONCURRENCY`]: Okta reports nothing of them, so the processes
-/// syncing the org at once split it ([`split_concurrency`]), as the store's leases tell them.
+/// syncing the org at once split it ([`Split`]), as the store's leases tell them.
 ///
 /// Validating credentials does not wait ([`Pace::Now`]): an API caller waits for it, it is three
 /// requests, and a running sync may have spent the window. Its requests count all the same, so a
@@ -88,9 +88,8 @@ struct Pacer {
     /// Told when a request is answered: the first request to an endpoint goes alone, and the
     /// others wait for the limit its reply reports rather than burst into an unknown window.
     answered: Notify,
-    /// The processes syncing the org as last counted, this one included ([`split_concurrency`]);
-    /// 0 until told, which counts as this one alone.
-    processes: AtomicU32,
+    /// The processes syncing the org at once, which split its requests in flight.
+    split: Split,
 }
 
 #[derive(Debug, Default)]
@@ -126,21 +125,13 @@ pub(super) fn pacer_key(target: &Target) -> String {
     target.base().as_str().to_owned()
 }
 
-/// The pacer named `key`, shared by every client of its org in this process.
-fn pacer_named(key: &str) -> Arc<Pacer> {
-    static PACERS: OnceLock<Mutex<HashMap<String, Arc<Pacer>>>> = OnceLock::new();
-    let mut pacers = PACERS.get_or_init(Mutex::default).lock().expect("pacers lock");
-    pacers.entry(key.to_owned()).or_default().clone()
-}
-
+/// The pacer of the org at `target`, shared by every client of it in this process.
 fn pacer_for(target: &Target) -> Arc<Pacer> {
-    pacer_named(&pacer_key(target))
-}
-
-/// Keeps the requests in flight of the org whose pacer is named `key` to one of `processes`
-/// equal parts of the share: Okta counts every process's together, and tells none of them.
-pub(super) fn split_concurrency(key: &str, processes: u32) {
-    pacer_named(key).processes.store(processes, Ordering::Relaxed);
+    static PACERS: OnceLock<Mutex<HashMap<String, Arc<Pacer>>>> = OnceLock::new();
+    let key = pacer_key(target);
+    let mut pacers = PACERS.get_or_init(Mutex::default).lock().expect("pacers lock");
+    let new = || Arc::new(Pacer { split: Split::named(&key), ..Pacer::default() });
+    pacers.entry(key.clone()).or_insert_with(new).clone()
 }
 
 impl Pacer {
@@ -197,7 +188,7 @@ impl Pacer {
     /// The requests this process may have in flight: its part of the share of [`CONCURRENCY`],
     /// at least one, so more processes than the share has requests take one each.
     fn concurrency(&self, share: RateLimitShare) -> u32 {
-        (share.of(CONCURRENCY) / self.processes.load(Ordering::Relaxed).max(1)).max(1)
+        self.split.part(share.of(CONCURRENCY))
     }
 
     fn note(&self, endpoint: &str, headers: &HeaderMap) {
@@ -705,10 +696,10 @@ mod tests {
             }))
         };
         let share = RateLimitShare::DEFAULT.of(CONCURRENCY);
-        split_concurrency(&pacer_key(&target), 2);
+        Split::named(&pacer_key(&target)).set(2);
         listed_at_once().await;
         assert_eq!(fake.most_in_flight(), share / 2);
-        split_concurrency(&pacer_key(&target), 1);
+        Split::named(&pacer_key(&target)).set(1);
         listed_at_once().await;
         assert_eq!(fake.most_in_flight(), share);
     }

@@ -116,10 +116,6 @@ impl Connector for Okta {
     fn shared_limit(&self, endpoints: &Endpoints, domain: &str) -> Option<String> {
         Some(client::pacer_key(&target(endpoints, domain).ok()?))
     }
-
-    fn split_limit(&self, key: &str, processes: u32) {
-        client::split_concurrency(key, processes);
-    }
 }
 
 async fn validate(http: &Http, target: Target, credentials: &OktaCredentials) -> Result<(), SourceError> {

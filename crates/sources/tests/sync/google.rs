@@ -516,24 +516,36 @@ async fn two_configs_of_one_account_and_admin_keep_to_their_share_of_the_directo
 }
 
 /// Two replicas of one service account and admin cannot see each other's use (Google reports
-/// none): each keeps to the share on its own, so together they take more than one share.
+/// none): untold of each other, each keeps to the share on its own, so together they take more
+/// than one share; told that two processes sync the domain (as the sync engine tells them from
+/// the store's leases), each keeps to half of it.
 #[tokio::test(start_paused = true)]
-async fn replicas_each_keep_to_the_share_on_their_own() {
-    let (fake, here) = limited_account(43, 40).await;
-    let elsewhere =
-        fake.base_urls().into_iter().map(|(name, url)| (name, url.replace("127.0.0.1", "localhost")));
-    let quota = GoogleQuota { queries: 40, window: Duration::from_secs(1) };
-    let there = sources(Endpoints::overridden(elsewhere).with_google_quota(quota));
-    let (config, creds) = (with_share(&fake, 50), google_credentials(&fake));
-    let ((a, _), (b, _)) = tokio::join!(
-        run(&here, &config, &creds, SyncMode::Full),
-        run(&there, &config, &creds, SyncMode::Full),
-    );
-    a.unwrap();
-    b.unwrap();
-    let busiest = fake.busiest_window();
-    assert!((21..=40).contains(&busiest), "{busiest} requests in one window, a share of 40 is 20");
-    assert_eq!(fake.rate_limited(), 0, "two shares of 50% fit the quota");
+async fn replicas_keep_to_the_share_together_only_when_told_of_each_other() {
+    for told in [false, true] {
+        let (fake, here) = limited_account(43, 40).await;
+        let elsewhere =
+            fake.base_urls().into_iter().map(|(name, url)| (name, url.replace("127.0.0.1", "localhost")));
+        let quota = GoogleQuota { queries: 40, window: Duration::from_secs(1) };
+        let there = sources(Endpoints::overridden(elsewhere).with_google_quota(quota));
+        let (config, creds) = (with_share(&fake, 50), google_credentials(&fake));
+        for replica in [&here, &there] {
+            let key = replica.shared_limit(IntegrationType::GoogleWorkspace, &config.domain).unwrap();
+            replica.split_limit(&key, if told { 2 } else { 1 });
+        }
+        let ((a, _), (b, _)) = tokio::join!(
+            run(&here, &config, &creds, SyncMode::Full),
+            run(&there, &config, &creds, SyncMode::Full),
+        );
+        a.unwrap();
+        b.unwrap();
+        let busiest = fake.busiest_window();
+        let expected = if told { 11..=20 } else { 21..=40 };
+        assert!(
+            expected.contains(&busiest),
+            "told {told}: {busiest} requests in one window, a share of 40 is 20"
+        );
+        assert_eq!(fake.rate_limited(), 0, "two shares of 50% fit the quota");
+    }
 }
 
 /// Validating credentials, which an API caller waits on, does not wait for a share a sync has

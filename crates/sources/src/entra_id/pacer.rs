@@ -16,8 +16,10 @@
 //! pacer then keeps to what the share leaves after them, or to its part of the share in
 //! proportion to what each spent when it was read, whichever is more, until the reading is older
 //! than [`READING_LIFE`] windows. Readings come only above 0.8, so replicas that each take a share
-//! of 0.5 together reach 0.8 before they see each other, and then split the share between them:
-//! on average about the share, never over the limit.
+//! of 0.5 would together reach 0.8 before they see each other; the processes syncing one domain
+//! at once, which the sync engine counts from the store's leases, therefore each keep to an equal
+//! part of the share (`split.rs`), and a reading covers the rest: another tool using the app, or a
+//! replica in the first third of a lease after it started.
 //!
 //! Validating credentials does not wait ([`Pace::Now`]): an API caller waits for it, it is
 //! three requests, and a running sync may have filled the window. Its units are booked all the

@@ -10,8 +10,10 @@
 //! So the pacer counts what this process sent: a request goes while the requests of the last
 //! window, it included, stay within the share. A request still unanswered counts and does not
 //! slide out; an answered one slides out a window after its reply, by when Google has counted it.
-//! Other replicas and other tools are invisible: each process keeps to the share on its own. A
-//! refusal therefore means someone else spends the quota too: the refused request is retried by
+//! Other replicas and other tools are invisible; the processes syncing one domain at once, which
+//! the sync engine counts from the store's leases, each keep to an equal part of the share
+//! (`split.rs`). A refusal therefore means someone else spends the quota too: the refused request
+//! is retried by
 //! the client's backoff, and every other request waits as long ([`pause`]), so a run does not go
 //! on refusing while Google asks it to back off.
 //!

@@ -13,9 +13,8 @@
 //! Other replicas and other tools are invisible; the processes syncing one domain at once, which
 //! the sync engine counts from the store's leases, each keep to an equal part of the share
 //! (`split.rs`). A refusal therefore means someone else spends the quota too: the refused request
-//! is retried by
-//! the client's backoff, and every other request waits as long ([`pause`]), so a run does not go
-//! on refusing while Google asks it to back off.
+//! is retried by the client's backoff, and every other request waits as long ([`pause`]), so a
+//! run does not go on refusing while Google asks it to back off.
 //!
 //! Validating credentials does not wait ([`Pace::Now`]): an API caller waits for it, it is
 //! two requests, and a running sync may have filled the window for up to a minute. Its requests

@@ -162,8 +162,9 @@ impl Sources {
 impl Sources {
     /// The name of the limit the source of `integration_type` sets on all the clients of the
     /// tenant `domain` names together, which processes syncing that tenant at once split between
-    /// them (an Okta org's requests in flight); configs with the same name share it. `None` for a
-    /// source whose connector does not split its limits, or a domain that names no host.
+    /// them (an Okta org's requests in flight, a Google or Entra ID domain's quota or budget);
+    /// configs with the same name share it. `None` for a source whose connector does not split its
+    /// limits, or a domain that names no host.
     pub fn shared_limit(&self, integration_type: IntegrationType, domain: &str) -> Option<String> {
         registry::connector(integration_type)?.shared_limit(&self.inner.endpoints, domain)
     }

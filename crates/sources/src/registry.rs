@@ -115,9 +115,10 @@ pub(crate) trait Connector: Send + Sync {
 
     /// The name of the limit the source sets on all the clients of the tenant `domain` names
     /// together, which processes syncing that tenant at once split between them (an Okta org's
-    /// requests in flight); its clients keep to their part of it through `split::Split::named`.
-    /// `None`, the default, for a source whose connector does not split its limits (one whose
-    /// replies report every client's use needs not).
+    /// requests in flight, a Google or Entra ID domain's quota or budget); its clients keep to
+    /// their part of it through `split::Split::named`, with the same name. `None`, the default,
+    /// for a source whose connector does not split its limits (one whose replies report every
+    /// client's use needs not).
     fn shared_limit(&self, _endpoints: &Endpoints, _domain: &str) -> Option<String> {
         None
     }

@@ -1,6 +1,7 @@
 //! How many processes sync a tenant at once, as the sync engine last counted them from the
 //! store's leases ([`crate::Sources::split_limit`]): a limit the source sets on all the clients of
-//! a tenant together, and reports to none of them, is split between those processes equally.
+//! a tenant together, and does not report to them (Okta's on requests in flight, Google's quota,
+//! Graph's budget below 80% full), is split between those processes equally.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -182,9 +182,10 @@ impl Worker {
     }
 
     /// Keeps this process to its part of the limits the config's source sets on all the clients
-    /// of its tenant together and reports to none of them (an Okta org's requests in flight):
-    /// each process that holds a live lease on a config of the same tenant takes an equal part
-    /// of the share. Asked when a run starts and at each renewal of its lease, so a process that
+    /// of its tenant together and does not report to them (an Okta org's requests in flight, a
+    /// Google domain's Directory quota, an Entra ID domain's Graph budget): each process that holds
+    /// a live lease on a config of the same tenant, as the source names it, takes an equal part of
+    /// the share. Asked when a run starts and at each renewal of its lease, so a process that
     /// started first gives way within a third of a lease (meanwhile two take at most one and a
     /// half shares), and one left alone takes the whole share back as soon. A lease of a process
     /// of this host that no longer exists does not count. Without the store's answer, the last

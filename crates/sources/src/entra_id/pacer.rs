@@ -18,8 +18,8 @@
 //! than [`READING_LIFE`] windows. Readings come only above 0.8, so replicas that each take a share
 //! of 0.5 would together reach 0.8 before they see each other; the processes syncing one domain
 //! at once, which the sync engine counts from the store's leases, therefore each keep to an equal
-//! part of the share (`split.rs`), and a reading covers the rest: another tool using the app, or a
-//! replica in the first third of a lease after it started.
+//! part of the share (`split.rs`), and a reading covers the rest: another tool using the app, or,
+//! until its next renewal of its lease, a replica that was syncing alone when another started.
 //!
 //! Validating credentials does not wait ([`Pace::Now`]): an API caller waits for it, it is
 //! three requests, and a running sync may have filled the window. Its units are booked all the
@@ -146,7 +146,8 @@ impl Pacer {
                 let mut account = self.account.lock().expect("pacer lock");
                 let budget = self.budget(&account);
                 let now = Instant::now();
-                match account.room(now, budget, split.part(share.of(budget.units)), estimate) {
+                let whole = share.of(budget.units);
+                match account.room(now, budget, (whole, split.part(whole)), estimate) {
                     Ok(()) => return self.book(&mut account, now, estimate),
                     Err(wake) => wake,
                 }
@@ -174,12 +175,15 @@ impl Account {
     }
 
     /// Whether `estimate` more units fit now; else when to look again (`None`: at the next reply).
-    /// `allowed` is what the share lets this process spend in a window.
+    /// `(share, part)` are what the share lets the processes syncing the domain spend in a window,
+    /// and this process's part of it: a reading of others' use counts every other process, so it
+    /// adjusts the whole share, and this process then keeps to the lesser of what that leaves it
+    /// and its part.
     fn room(
         &mut self,
         now: Instant,
         budget: GraphBudget,
-        allowed: u32,
+        (share, part): (u32, u32),
         estimate: u32,
     ) -> Result<(), Option<Instant>> {
         if let Some(until) = self.paused_until.filter(|until| *until > now) {
@@ -189,11 +193,12 @@ impl Account {
         self.others = self.others.filter(|o| o.until > now);
         let ours: u32 = self.spent.iter().map(|s| s.units).sum();
         let allowed = match self.others {
-            Some(o) => allowed
+            Some(o) => share
                 .saturating_sub(o.units)
-                .max((u64::from(allowed) * u64::from(o.ours) / u64::from(o.ours + o.units)) as u32),
-            None => allowed,
-        };
+                .max((u64::from(share) * u64::from(o.ours) / u64::from(o.ours + o.units)) as u32),
+            None => share,
+        }
+        .min(part);
         // Nothing of ours in the window: one request goes whatever it costs, so a sync never
         // stops altogether.
         if ours == 0 || ours + estimate <= allowed {
@@ -377,6 +382,19 @@ mod tests {
         assert_eq!(start.elapsed(), Duration::from_secs(10), "waited for the window to empty");
     }
 
+    /// Two processes told of each other, each at its part of a share of 90: a reading shows the
+    /// other's use, which the split left out already, so each still keeps to its part of 45.
+    #[test]
+    fn a_reading_of_the_other_process_leaves_a_split_process_its_part() {
+        let budget = GraphBudget { units: 100, window: Duration::from_secs(10) };
+        let start = Instant::now();
+        let spent = (0..44).map(|id| Spend { id, at: start, units: 1, answered: false });
+        let others = Some(Others { units: 45, ours: 44, until: start + Duration::from_secs(50) });
+        let mut account = Account { spent: spent.collect(), others, ..Account::default() };
+        assert_eq!(account.room(start, budget, (90, 45), 1), Ok(()), "45 of its part of 45");
+        assert!(account.room(start, budget, (90, 44), 1).is_err(), "never past its part");
+    }
+
     #[test]
     fn charges_answered_out_of_order_leave_the_window_each_in_its_turn() {
         let budget = GraphBudget { units: 10, window: Duration::from_secs(10) };
@@ -391,7 +409,8 @@ mod tests {
         let spent = [spend(0, 5), spend(1, 1), spend(2, 1), spend(3, 1), spend(4, 1)];
         let mut account = Account { spent: spent.into(), ..Account::default() };
         let now = start + Duration::from_secs(11);
-        assert_eq!(account.room(now, budget, RateLimitShare::DEFAULT.of(10), 1), Ok(()), "four slid out");
+        let share = RateLimitShare::DEFAULT.of(10);
+        assert_eq!(account.room(now, budget, (share, share), 1), Ok(()), "four slid out");
         assert_eq!(account.spent.iter().map(|s| s.id).collect::<Vec<_>>(), [0]);
     }
 

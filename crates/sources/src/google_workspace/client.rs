@@ -132,9 +132,10 @@ pub(crate) struct DirectoryClient<'a> {
 /// The name of the quota that processes syncing configs of `domain` at once split. Google's is
 /// the project's and the admin's, which only the encrypted secrets name, so the configs' domain
 /// stands for them: configs of one domain almost always share both, and those that do not each
-/// wait longer than they need to, never into a refusal.
+/// wait longer than they need to; configs of other domains with the same project and admin do
+/// not split.
 pub(super) fn quota_key(directory: &Target, domain: &str) -> String {
-    format!("{}#{}", directory.base(), domain.trim().to_ascii_lowercase())
+    format!("google {}#{}", directory.base(), domain.trim().to_ascii_lowercase())
 }
 
 impl<'a> DirectoryClient<'a> {

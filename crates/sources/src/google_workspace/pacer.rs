@@ -97,8 +97,8 @@ impl Pacer {
     /// window, and no refusal's pause holds it back, and counts it; with [`Pace::Now`], counts it
     /// at once.
     pub(crate) async fn admit(&self, pace: Pace, split: &Split) -> Admitted<'_> {
-        let allowed = match pace {
-            Pace::Within(share) => split.part(share.of(self.quota.queries)),
+        let share = match pace {
+            Pace::Within(share) => share,
             Pace::Now => return self.count(&mut self.account.lock().expect("pacer lock"), false),
         };
         loop {
@@ -106,6 +106,8 @@ impl Pacer {
             tokio::pin!(answered);
             answered.as_mut().enable();
             let slides = {
+                // Read afresh each time: the count of processes may change while this one waits.
+                let allowed = split.part(share.of(self.quota.queries));
                 let mut account = self.account.lock().expect("pacer lock");
                 let now = Instant::now();
                 account.slide(now, self.quota.window);

@@ -122,7 +122,7 @@ const CONCURRENCY: u32 = 35;
 
 /// The name of the org at `target`'s pacer, and of the limits it keeps to.
 pub(super) fn pacer_key(target: &Target) -> String {
-    target.base().as_str().to_owned()
+    format!("okta {}", target.base())
 }
 
 /// The pacer of the org at `target`, shared by every client of it in this process.

@@ -278,13 +278,18 @@ async fn one_worker_at_a_time_per_config() {
 const ELSEWHERE: &str = "host=elsewhere;space=1;pid=7;started=1;w";
 
 /// Two configs of the rig's org that read factors (a request per user, 16 at a time: enough to
-/// fill the org's share of requests in flight), and their secrets.
-fn two_configs_with_factors(rig: &Rig) -> ([Config; 2], SecretValue) {
+/// fill the org's share of requests in flight), stored.
+async fn two_configs_with_factors(rig: &Rig) -> [Config; 2] {
     let config = |name: &str| {
         let settings = serde_json::from_value(json!({"okta_include_factors": true})).unwrap();
         Config::created(rig.config.org_id, IntegrationType::Okta, name.into(), rig.okta.domain(), settings)
     };
-    ([config("okta a"), config("okta b")], SecretValue::new(json!({"api_token": rig.okta.api_token()})))
+    let configs = [config("okta a"), config("okta b")];
+    let secrets = SecretValue::new(json!({"api_token": rig.okta.api_token()}));
+    for config in &configs {
+        rig.store.insert_config(config, &secrets).await.unwrap();
+    }
+    configs
 }
 
 /// While another process holds the lease on a config of the same Okta org, a run keeps to half
@@ -294,10 +299,7 @@ fn two_configs_with_factors(rig: &Rig) -> ([Config; 2], SecretValue) {
 async fn a_run_splits_the_orgs_requests_in_flight_with_another_process_syncing_it() {
     let rig = rig(600).await;
     rig.okta.slow_pages(Duration::from_millis(20));
-    let (configs, secrets) = two_configs_with_factors(&rig);
-    for config in &configs {
-        rig.store.insert_config(config, &secrets).await.unwrap();
-    }
+    let configs = two_configs_with_factors(&rig).await;
     let until = ctxsync_core::now() + time::Duration::minutes(1);
     assert!(rig.store.acquire_lease(configs[1].id, ELSEWHERE, until, None).await.unwrap().is_some());
     let full = || RunOptions { full: true, ..RunOptions::default() };
@@ -320,10 +322,7 @@ async fn a_run_splits_the_orgs_requests_in_flight_with_another_process_syncing_i
 async fn a_running_sync_gives_way_at_its_next_renewal_when_another_process_starts() {
     let rig = rig(1200).await;
     rig.okta.slow_pages(Duration::from_millis(50));
-    let (configs, secrets) = two_configs_with_factors(&rig);
-    for config in &configs {
-        rig.store.insert_config(config, &secrets).await.unwrap();
-    }
+    let configs = two_configs_with_factors(&rig).await;
     let stop = CancellationToken::new();
     let (worker, config, cancel) = (rig.worker.clone(), configs[0].clone(), stop.clone());
     let run = tokio::spawn(async move { worker.run(&config, RunOptions::default(), &cancel).await });

@@ -796,16 +796,23 @@ async fn two_configs_of_one_tenant_keep_to_their_share_of_the_graph_budget() {
     );
 }
 
+/// A tenant whose app may spend 20 units a second, two replicas of it (another host name for each,
+/// so another pacer), and a config taking half.
+async fn two_replicas() -> (FakeEntra, [Sources; 2], Config) {
+    let fake = limited_tenant(32, 600, 20).await;
+    let elsewhere = fake.graph_base_url().replace("127.0.0.1", "localhost");
+    let replicas =
+        [budgeted_sources(&fake, &fake.graph_base_url(), 20), budgeted_sources(&fake, &elsewhere, 20)];
+    let config = with_share(&fake, 50);
+    (fake, replicas, config)
+}
+
 /// Two replicas syncing one tenant at once each pace their own requests, unaware of the other's:
 /// they see each other only when Graph says the window is over 0.8 full, and then split the
 /// share, so together they stay below the limit and near the share on average.
 #[tokio::test(start_paused = true)]
 async fn two_replicas_keep_together_to_about_their_share_without_sharing_state() {
-    let fake = limited_tenant(32, 600, 20).await;
-    let elsewhere = fake.graph_base_url().replace("127.0.0.1", "localhost");
-    let (here, there) =
-        (budgeted_sources(&fake, &fake.graph_base_url(), 20), budgeted_sources(&fake, &elsewhere, 20));
-    let config = with_share(&fake, 50);
+    let (fake, [here, there], config) = two_replicas().await;
     let took = two_at_once(&fake, (&here, &config), (&there, &config)).await;
     // Each keeps its own account within its share, so the window never goes over the limit
     // (`two_at_once` found no 429); how close to it they come before a reading shows the other
@@ -822,21 +829,17 @@ async fn two_replicas_keep_together_to_about_their_share_without_sharing_state()
 /// window, not only on average.
 #[tokio::test(start_paused = true)]
 async fn two_replicas_told_of_each_other_keep_together_to_their_share() {
-    let fake = limited_tenant(32, 600, 20).await;
-    let elsewhere = fake.graph_base_url().replace("127.0.0.1", "localhost");
-    let (here, there) =
-        (budgeted_sources(&fake, &fake.graph_base_url(), 20), budgeted_sources(&fake, &elsewhere, 20));
-    let config = with_share(&fake, 50);
-    for replica in [&here, &there] {
-        let key = replica.shared_limit(IntegrationType::EntraId, &config.domain).unwrap();
-        replica.split_limit(&key, 2);
-    }
+    let (fake, [here, there], config) = two_replicas().await;
+    let split = |processes| {
+        for replica in [&here, &there] {
+            let key = replica.shared_limit(IntegrationType::EntraId, &config.domain).unwrap();
+            replica.split_limit(&key, processes);
+        }
+    };
+    split(2);
     two_at_once(&fake, (&here, &config), (&there, &config)).await;
     // The splits outlive the fake, whose port a later test's may take.
-    for replica in [&here, &there] {
-        let key = replica.shared_limit(IntegrationType::EntraId, &config.domain).unwrap();
-        replica.split_limit(&key, 1);
-    }
+    split(1);
     let busiest = fake.busiest_window();
     assert!((6..=10).contains(&busiest), "{busiest} units in one window, half of 20 is 10");
 }

@@ -103,14 +103,7 @@ impl Connector for GoogleWorkspace {
         mode: SyncMode,
         sink: &mut dyn PageSink,
     ) -> Result<Outcome, SyncError> {
-        let client = DirectoryClient::new(
-            http,
-            endpoints,
-            &config.domain,
-            credentials.get()?,
-            share(&config.settings),
-        );
-        pages::sync(client, mode, sink).await
+        pages::sync(client(http, endpoints, config, credentials)?, mode, sink).await
     }
 
     /// Users a push named, each read as a listing reads it; one Google no longer knows is gone.
@@ -123,14 +116,7 @@ impl Connector for GoogleWorkspace {
         ids: &[String],
         sink: &mut dyn PageSink,
     ) -> Result<(), SyncError> {
-        let client = DirectoryClient::new(
-            http,
-            endpoints,
-            &config.domain,
-            credentials.get()?,
-            share(&config.settings),
-        );
-        pages::refresh_users(client, ids, sink).await
+        pages::refresh_users(client(http, endpoints, config, credentials)?, ids, sink).await
     }
 
     fn subscriber(&self) -> Option<&'static dyn Subscriber> {
@@ -151,7 +137,7 @@ impl Subscriber for GoogleWorkspace {
         reach: &Reach<'_>,
         request: &SubscriptionRequest<'_>,
     ) -> Result<Vec<Subscription>, SourceError> {
-        channels::watch(&client(reach)?, request).await
+        channels::watch(&reach_client(reach)?, request).await
     }
 
     /// Google has no renewal call: a channel due is made again, with the others of its config.
@@ -170,20 +156,24 @@ impl Subscriber for GoogleWorkspace {
         id: &str,
         resource_id: Option<&str>,
     ) -> Result<(), SourceError> {
-        channels::stop(&client(reach)?, id, resource_id.unwrap_or_default()).await
+        channels::stop(&reach_client(reach)?, id, resource_id.unwrap_or_default()).await
     }
 }
 
+/// A Directory client for `config`, within its share.
+fn client<'a>(
+    http: &'a Http,
+    endpoints: &Endpoints,
+    config: &Config,
+    credentials: &Credentials,
+) -> Result<DirectoryClient<'a>, SourceError> {
+    let share = share(&config.settings);
+    Ok(DirectoryClient::new(http, endpoints, &config.domain, credentials.get()?, share))
+}
+
 /// A Directory client for the config of `reach`.
-fn client<'a>(reach: &Reach<'a>) -> Result<DirectoryClient<'a>, SourceError> {
-    let share = share(&reach.config.settings);
-    Ok(DirectoryClient::new(
-        reach.http,
-        reach.endpoints,
-        &reach.config.domain,
-        reach.credentials.get()?,
-        share,
-    ))
+fn reach_client<'a>(reach: &Reach<'a>) -> Result<DirectoryClient<'a>, SourceError> {
+    client(reach.http, reach.endpoints, reach.config, reach.credentials)
 }
 
 /// The config's share of the Directory quota; a setting that does not read as one (refused when

@@ -528,10 +528,13 @@ async fn replicas_keep_to_the_share_together_only_when_told_of_each_other() {
         let quota = GoogleQuota { queries: 40, window: Duration::from_secs(1) };
         let there = sources(Endpoints::overridden(elsewhere).with_google_quota(quota));
         let (config, creds) = (with_share(&fake, 50), google_credentials(&fake));
-        for replica in [&here, &there] {
-            let key = replica.shared_limit(IntegrationType::GoogleWorkspace, &config.domain).unwrap();
-            replica.split_limit(&key, if told { 2 } else { 1 });
-        }
+        let split = |processes| {
+            for replica in [&here, &there] {
+                let key = replica.shared_limit(IntegrationType::GoogleWorkspace, &config.domain).unwrap();
+                replica.split_limit(&key, processes);
+            }
+        };
+        split(if told { 2 } else { 1 });
         let ((a, _), (b, _)) = tokio::join!(
             run(&here, &config, &creds, SyncMode::Full),
             run(&there, &config, &creds, SyncMode::Full),
@@ -546,10 +549,7 @@ async fn replicas_keep_to_the_share_together_only_when_told_of_each_other() {
         );
         assert_eq!(fake.rate_limited(), 0, "two shares of 50% fit the quota");
         // The splits outlive the fake, whose port a later test's may take.
-        for replica in [&here, &there] {
-            let key = replica.shared_limit(IntegrationType::GoogleWorkspace, &config.domain).unwrap();
-            replica.split_limit(&key, 1);
-        }
+        split(1);
     }
 }
 

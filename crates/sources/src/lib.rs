@@ -170,9 +170,10 @@ impl Sources {
     }
 
     /// Keeps this process to one of `processes` equal parts of the config's share of the limit
-    /// [`Sources::shared_limit`] named `key`, until told another number.
-    pub fn split_limit(&self, key: &str, processes: u32) {
-        split::Split::named(key).set(processes);
+    /// [`Sources::shared_limit`] named `key`, until told another number; the number it replaces
+    /// (0 if none).
+    pub fn split_limit(&self, key: &str, processes: u32) -> u32 {
+        split::Split::named(key).set(processes)
     }
 }
 

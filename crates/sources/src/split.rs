@@ -20,8 +20,9 @@ impl Split {
         splits.entry(key.to_owned()).or_default().clone()
     }
 
-    pub(crate) fn set(&self, processes: u32) {
-        self.0.store(processes, Ordering::Relaxed);
+    /// Sets the count; the one it replaces, 0 if none was set.
+    pub(crate) fn set(&self, processes: u32) -> u32 {
+        self.0.swap(processes, Ordering::Relaxed)
     }
 
     /// This process's part of `whole`: an equal one, at least 1 so that no process stops.
@@ -38,9 +39,9 @@ mod tests {
     fn each_process_takes_an_equal_part_and_at_least_one() {
         let split = Split::named("https://split.example/");
         assert_eq!(split.part(17), 17, "alone until counted");
-        Split::named("https://split.example/").set(2);
+        assert_eq!(Split::named("https://split.example/").set(2), 0);
         assert_eq!(split.part(17), 8, "one split, however it is named");
-        split.set(20);
+        assert_eq!(split.set(20), 2);
         assert_eq!(split.part(17), 1);
         assert_eq!(Split::named("https://other.example/").part(17), 17);
     }

@@ -213,7 +213,15 @@ impl Worker {
             .map(|(_, owner)| holder::process_of(owner))
             .collect();
         processes.insert(holder::process_of(&self.owner));
-        self.sources.split_limit(&key, processes.len().try_into().unwrap_or(u32::MAX));
+        let count = processes.len().try_into().unwrap_or(u32::MAX);
+        // Said when it changes: an operator wondering why a run is slower than before finds why.
+        if self.sources.split_limit(&key, count).max(1) != count {
+            tracing::info!(
+                config_id = %config.id,
+                processes = count,
+                "the processes syncing this config's tenant changed; each keeps to an equal part of its share of the source's limits"
+            );
+        }
     }
 
     /// Renews the lease, splitting the source's limits afresh each time ([`Worker::split_limits`]),

@@ -466,15 +466,20 @@ async fn two_processes_syncing_one_org_keep_together_within_its_requests_in_flig
         .iter()
         .map(|id| {
             let mut command = ctxsync(&app, &["sync", "--config", id, "--full"]);
-            command.env("CTXSYNC_SYNC_LEASE", "3s");
+            command.env("CTXSYNC_SYNC_LEASE", "3s").env("CTXSYNC_LOG", "info");
             Running::spawn(command)
         })
         .collect();
+    let mut logs = String::new();
     for sync in syncs {
         let (code, stderr) = sync.finish();
         assert_eq!(code, Some(0), "{stderr}");
+        logs.push_str(&stderr);
     }
     assert_eq!(app.fakes.okta.concurrency_refused(), 0);
+    // At least the second to start counted the first, and said so.
+    assert!(logs.contains("the processes syncing this config's tenant changed"), "{logs}");
+    assert!(logs.contains("processes=2"), "{logs}");
 
     let store = app.store().await;
     let mut spans = Vec::new();

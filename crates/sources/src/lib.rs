@@ -157,9 +157,7 @@ impl Sources {
         let Inner { endpoints, sync: http, .. } = &*self.inner;
         connector(credentials).refresh_users(http, endpoints, config, credentials, ids, sink).await
     }
-}
 
-impl Sources {
     /// The name of the limit the source of `integration_type` sets on all the clients of the
     /// tenant `domain` names together, which processes syncing that tenant at once split between
     /// them (an Okta org's requests in flight, a Google or Entra ID domain's quota or budget);

@@ -7,6 +7,17 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use crate::endpoints::Target;
+
+/// The name of a `source`'s limit for the configs of `domain` whose requests go to `base`, for a
+/// limit whose real owner only the encrypted secrets name (Google's project and admin, Graph's
+/// app in its tenant): the configs' domain stands for it. Configs of one domain with another
+/// owner split for nothing and wait longer than they need to; configs of other domains with the
+/// same owner do not split.
+pub(crate) fn domain_key(source: &str, base: &Target, domain: &str) -> String {
+    format!("{source} {}#{}", base.base(), domain.trim().to_ascii_lowercase())
+}
+
 /// The processes sharing one limit as last counted, this one included; 0 until counted, which
 /// is this one alone.
 #[derive(Debug, Clone, Default)]

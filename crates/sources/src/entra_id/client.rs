@@ -23,7 +23,7 @@ use crate::endpoints::{Endpoints, Target};
 use crate::http::{
     AccessToken, Http, Pace, Reply, Retry, excerpt, paced, retry_after, transient, unavailable,
 };
-use crate::split::Split;
+use crate::split::{self, Split};
 
 const SOURCE: &str = "Microsoft Graph";
 /// A token is renewed this long before it expires (a tenth of its life for short-lived ones),
@@ -98,13 +98,11 @@ pub(crate) struct GraphClient<'a> {
     split: Split,
 }
 
-/// The name of the budget that processes syncing configs of `domain` at once split. Graph's is
-/// the app's in the tenant, and the app only the encrypted secrets name, so the configs' domain
-/// stands for both: configs of one domain that use other apps each wait longer than they need
-/// to, and configs of other domains with the same app and tenant do not split (Graph's readings
-/// above 80% still hold them below the limit).
+/// The name of the budget that processes syncing configs of `domain` at once split: the app's in
+/// the tenant, for which the domain stands (those that do not split are still held below the
+/// limit by Graph's readings above 80%).
 pub(super) fn budget_key(graph: &Target, domain: &str) -> String {
-    format!("graph {}#{}", graph.base(), domain.trim().to_ascii_lowercase())
+    split::domain_key("graph", graph, domain)
 }
 
 impl<'a> GraphClient<'a> {

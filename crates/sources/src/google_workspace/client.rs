@@ -21,7 +21,7 @@ use crate::endpoints::{Endpoints, Target};
 use crate::http::{
     AccessToken, Http, Pace, Reply, Retry, excerpt, paced, retry_after, transient, unavailable, unreadable,
 };
-use crate::split::Split;
+use crate::split::{self, Split};
 
 /// Where the Directory API's resources live under the base URL.
 const DIRECTORY: [&str; 3] = ["admin", "directory", "v1"];
@@ -129,13 +129,10 @@ pub(crate) struct DirectoryClient<'a> {
     split: Split,
 }
 
-/// The name of the quota that processes syncing configs of `domain` at once split. Google's is
-/// the project's and the admin's, which only the encrypted secrets name, so the configs' domain
-/// stands for them: configs of one domain almost always share both, and those that do not each
-/// wait longer than they need to; configs of other domains with the same project and admin do
-/// not split.
+/// The name of the quota that processes syncing configs of `domain` at once split: the project's
+/// and the admin's, for which the domain stands (configs of one domain almost always share both).
 pub(super) fn quota_key(directory: &Target, domain: &str) -> String {
-    format!("google {}#{}", directory.base(), domain.trim().to_ascii_lowercase())
+    split::domain_key("google", directory, domain)
 }
 
 impl<'a> DirectoryClient<'a> {

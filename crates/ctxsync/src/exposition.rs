@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use ctxsync_core::{ConfigState, Schedule};
 use ctxsync_store::Store;
+use ctxsync_sync::Worker;
 use metrics::{describe_gauge, gauge};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use metrics_util::MetricKindMask;
@@ -27,6 +28,7 @@ const INTERVAL: &str = "ctxsync_config_sync_interval_seconds";
 const HELD_RUNS: &str = "ctxsync_config_held_runs";
 const CONFIG_VALID: &str = "ctxsync_config_valid";
 const CONFIG_ENABLED: &str = "ctxsync_config_enabled";
+const TENANT_PROCESSES: &str = "ctxsync_config_tenant_processes";
 const POOL_CONNECTIONS: &str = "ctxsync_store_pool_connections";
 const POOL_MAX: &str = "ctxsync_store_pool_max_connections";
 const SCRAPE_ERRORS: &str = "ctxsync_metrics_store_read_errors_total";
@@ -84,6 +86,11 @@ fn describe() {
         "1 when the config's credentials last worked, 0 when the source refused them, by config_id."
     );
     describe_gauge!(CONFIG_ENABLED, "1 when the config is enabled, by config_id.");
+    describe_gauge!(
+        TENANT_PROCESSES,
+        "Processes syncing the config's tenant now (one Okta org, one Google Workspace or Entra ID domain), \
+         each keeping to an equal part of its share of the source's limits, by config_id; 0 when none does."
+    );
     describe_gauge!(POOL_CONNECTIONS, "Database connections open, by pool and state (busy, idle).");
     describe_gauge!(POOL_MAX, "Most database connections a pool opens, by pool.");
     metrics::describe_counter!(
@@ -110,8 +117,13 @@ impl MetricsListener {
     }
 
     /// Serves `/metrics` until the task is dropped.
-    pub async fn serve(self, store: Arc<dyn Store>, schedule: Schedule) -> anyhow::Result<()> {
-        let scrape = Scrape { store, schedule, handle: recorder()? };
+    pub async fn serve(
+        self,
+        store: Arc<dyn Store>,
+        schedule: Schedule,
+        worker: Worker,
+    ) -> anyhow::Result<()> {
+        let scrape = Scrape { store, schedule, worker, handle: recorder()? };
         let app = Router::new().route("/metrics", get(render)).with_state(Arc::new(scrape));
         axum::serve(self.listener, app).await.context("the metrics listener stopped")
     }
@@ -121,6 +133,8 @@ struct Scrape {
     store: Arc<dyn Store>,
     /// The service's default schedule, for configs whose settings set none.
     schedule: Schedule,
+    /// Counts the processes syncing each config's tenant, as the sync engine does.
+    worker: Worker,
     handle: PrometheusHandle,
 }
 
@@ -157,6 +171,9 @@ impl Scrape {
             if let Some(valid) = valid {
                 gauge!(CONFIG_VALID, "config_id" => id).set(valid);
             }
+        }
+        for (config, processes) in self.worker.tenant_processes(&configs).await? {
+            gauge!(TENANT_PROCESSES, "config_id" => config.to_string()).set(f64::from(processes));
         }
         for summary in summaries {
             let id = summary.config.to_string();

@@ -105,6 +105,7 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let stop = CancellationToken::new();
+        let worker = self.scheduler.worker().clone();
         let syncing = tokio::spawn(self.scheduler.run_until_stopped(stop.clone()));
         let limits = self.state.limits.clone();
         let sweeper = tokio::spawn(async move {
@@ -122,7 +123,7 @@ impl Application {
             tracing::info!(address = %listener.local_addr(), "serving metrics at /metrics");
             let (store, schedule) = (self.state.store.clone(), self.schedule);
             tokio::spawn(async move {
-                if let Err(e) = listener.serve(store, schedule).await {
+                if let Err(e) = listener.serve(store, schedule, worker).await {
                     tracing::error!(error = %e, "the metrics listener stopped");
                 }
             })

@@ -25,6 +25,11 @@ impl Scheduler {
         Scheduler { worker, running: Arc::default(), slots, wake: Arc::default() }
     }
 
+    /// The worker its runs go to.
+    pub fn worker(&self) -> &Worker {
+        &self.worker
+    }
+
     /// Also looks for due configs whenever `wake` is notified (a push, "sync now").
     pub fn woken_by(self, wake: Arc<Notify>) -> Scheduler {
         Scheduler { wake, ..self }

@@ -1,7 +1,8 @@
 //! One sync of one config: lease, listing, completion. Split as `run → execute → finish` so a
 //! test can drive a single run and read its [`Outcome`].
 
-use std::collections::BTreeSet;
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -200,18 +201,7 @@ impl Worker {
                 return;
             }
         };
-        let gone = |owner: &str| {
-            self.here
-                .as_deref()
-                .is_some_and(|here| Holder::parse(owner).is_some_and(|h| h.is_gone_from(here)))
-        };
-        let mut processes: BTreeSet<&str> = leased
-            .iter()
-            .filter(|(domain, owner)| {
-                self.sources.shared_limit(kind, domain).is_some_and(|k| k == key) && !gone(owner)
-            })
-            .map(|(_, owner)| holder::process_of(owner))
-            .collect();
+        let mut processes = self.processes_syncing(config, &key, &leased);
         processes.insert(holder::process_of(&self.owner));
         let count = processes.len().try_into().unwrap_or(u32::MAX);
         // Said when it changes: an operator wondering why a run is slower than before finds why.
@@ -222,6 +212,50 @@ impl Worker {
                 "the processes syncing this config's tenant changed; each keeps to an equal part of its share of the source's limits"
             );
         }
+    }
+
+    /// The processes among `leased` (`(domain, lease owner)` of `config`'s source) whose leases
+    /// are on configs of `config`'s tenant, the source's limit `key`; a process of this host that
+    /// no longer exists is not among them.
+    fn processes_syncing<'a>(
+        &self,
+        config: &Config,
+        key: &str,
+        leased: &'a [(String, String)],
+    ) -> BTreeSet<&'a str> {
+        let gone = |owner: &str| {
+            self.here
+                .as_deref()
+                .is_some_and(|here| Holder::parse(owner).is_some_and(|h| h.is_gone_from(here)))
+        };
+        leased
+            .iter()
+            .filter(|(domain, owner)| {
+                self.sources.shared_limit(config.integration_type, domain).is_some_and(|k| k == key)
+                    && !gone(owner)
+            })
+            .map(|(_, owner)| holder::process_of(owner))
+            .collect()
+    }
+
+    /// How many processes sync each of `configs`' tenants now, as [`Worker::split_limits`]
+    /// counts them (0 when none does), for the configs whose source has limits to split: what
+    /// each of them keeps to is its share divided by that. Every replica reads the same answer.
+    pub async fn tenant_processes(&self, configs: &[Config]) -> Result<Vec<(ConfigId, u32)>, StoreError> {
+        let now = ctxsync_core::now();
+        let mut leased = BTreeMap::new();
+        let mut counts = Vec::new();
+        for config in configs {
+            let kind = config.integration_type;
+            let Some(key) = self.sources.shared_limit(kind, &config.domain) else { continue };
+            let leased = match leased.entry(kind) {
+                Entry::Occupied(known) => known.into_mut(),
+                Entry::Vacant(unread) => unread.insert(self.store.leased_domains(kind, now).await?),
+            };
+            let processes = self.processes_syncing(config, &key, leased);
+            counts.push((config.id, processes.len().try_into().unwrap_or(u32::MAX)));
+        }
+        Ok(counts)
     }
 
     /// Renews the lease, splitting the source's limits afresh each time ([`Worker::split_limits`]),

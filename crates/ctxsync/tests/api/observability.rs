@@ -139,6 +139,57 @@ async fn metrics_after_a_sync_count_what_happened_and_hold_no_identifier() {
 }
 
 /// Every response carries an X-Request-Id: a plain one the caller sent, else a new one.
+/// The processes syncing each config's tenant, which split its share of the source's limits, as
+/// the store's leases show them: another process's two workers on one config of the org count
+/// once for both of the org's configs, a third process makes two, and none is left once they let go.
+#[tokio::test]
+async fn metrics_count_the_processes_syncing_each_configs_tenant() {
+    let app = spawn_app_with(Options { metrics: true, ..Options::default() }).await;
+    let metrics = app.metrics_address.clone().unwrap();
+    let mut ids = Vec::new();
+    for name in ["Okta", "Okta again"] {
+        let mut attributes = app.okta_attributes();
+        attributes["name"] = json!(name);
+        let (_, created) = crate::helpers::status_json(app.create(attributes).await).await;
+        let id = created["data"]["id"].as_str().unwrap().to_owned();
+        wait_for_runs(&app, &id, 1).await;
+        ids.push(id);
+    }
+    let store = app.store().await;
+    let configs: Vec<ctxsync_core::ConfigId> = ids.iter().map(|id| id.parse().unwrap()).collect();
+    for &config in &configs {
+        // The worker lets go of the lease just after it records the run's end.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while store.lease(config).await.unwrap().is_some() {
+            assert!(std::time::Instant::now() < deadline, "the worker kept its lease");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+    let scrape = || async {
+        let exposition = reqwest::get(format!("{metrics}/metrics")).await.unwrap().text().await.unwrap();
+        let samples = parse(&exposition);
+        ids.iter()
+            .map(|id| value(&samples, "ctxsync_config_tenant_processes", &[("config_id", id)]))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(scrape().await, [Some(0.0), Some(0.0)], "nothing syncs the org");
+
+    let until = ctxsync_core::now() + time::Duration::minutes(1);
+    let elsewhere = "host=elsewhere;space=1;pid=7;started=1;";
+    store.acquire_lease(configs[1], &format!("{elsewhere}a"), until, None).await.unwrap().unwrap();
+    assert_eq!(scrape().await, [Some(1.0), Some(1.0)], "one process syncs the org");
+    store.acquire_lease(configs[0], &format!("{elsewhere}b"), until, None).await.unwrap().unwrap();
+    assert_eq!(scrape().await, [Some(1.0), Some(1.0)], "two workers of one process count once");
+    store.release_lease(configs[0], &format!("{elsewhere}b")).await.unwrap();
+    let third = "host=third;space=1;pid=8;started=1;c";
+    store.acquire_lease(configs[0], third, until, None).await.unwrap().unwrap();
+    assert_eq!(scrape().await, [Some(2.0), Some(2.0)], "two processes sync the org");
+
+    store.release_lease(configs[0], third).await.unwrap();
+    store.release_lease(configs[1], &format!("{elsewhere}a")).await.unwrap();
+    assert_eq!(scrape().await, [Some(0.0), Some(0.0)], "both let go");
+}
+
 #[tokio::test]
 async fn every_response_carries_a_request_id() {
     let app = spawn_app_with(Options::default()).await;

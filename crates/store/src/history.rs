@@ -8,8 +8,6 @@
 //! sync on. What is decided here is the same for every backend; the backends only write rows and
 //! bind ids and times their own way.
 
-use std::collections::HashMap;
-
 use ctxsync_core::{Change, ChangeType, ConfigId, Entity, EntityKind, Membership, OrgId, entity_changes};
 use serde_json::Value;
 use sqlx::{ColumnIndex, Decode, Row, Type};
@@ -17,7 +15,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::StoreError;
-use crate::page::EntityWrite;
+use crate::page::{EntityWrite, Stored};
 use crate::rows::decode_kind;
 use crate::values::{DbId, DbTime};
 
@@ -160,22 +158,18 @@ impl Recorder {
         self.events_on
     }
 
-    /// New entities, and changed ones with what was stored (`(kind, source_id, data)` rows).
+    /// New entities, and changed ones with what was stored for them.
     pub(crate) fn entities(
         &mut self,
         created: &[&EntityWrite],
         updated: &[&EntityWrite],
-        stored: Vec<(String, String, String)>,
+        stored: &Stored,
     ) -> Result<(), StoreError> {
-        let mut stored: HashMap<(String, String), String> =
-            stored.into_iter().map(|(kind, id, data)| ((kind, id), data)).collect();
         // New entities first, then changed ones, each in the page's order.
-        let mut rows: Vec<(&EntityWrite, Option<String>)> = Vec::with_capacity(created.len() + updated.len());
+        let mut rows: Vec<(&EntityWrite, Option<&Entity>)> =
+            Vec::with_capacity(created.len() + updated.len());
         rows.extend(created.iter().map(|row| (*row, None)));
-        for row in updated {
-            let old = stored.remove(&(row.kind.to_owned(), row.source_id.clone()));
-            rows.push((*row, old));
-        }
+        rows.extend(updated.iter().map(|row| (*row, stored.get(row))));
         for (row, old) in rows {
             match old {
                 None => {
@@ -185,13 +179,7 @@ impl Recorder {
                     }
                 }
                 Some(old) => {
-                    let old: Entity = serde_json::from_str(&old).map_err(|_| {
-                        StoreError::Corrupt(format!(
-                            "the stored {} {} is not readable",
-                            row.kind, row.source_id
-                        ))
-                    })?;
-                    let changes = entity_changes(Some(&old), Some(&decode(row)?));
+                    let changes = entity_changes(Some(old), Some(&decode(row)?));
                     for change in &changes {
                         let role =
                             || (change.entity_id.clone(), change.related_id.clone().unwrap_or_default());

@@ -8,6 +8,8 @@ use ctxsync_core::{Device, Entity, Membership, Record, Removal, RunCounts, windo
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
+use crate::StoreError;
+
 pub(crate) use ctxsync_core::MEMBERSHIP;
 
 /// An entity as written: the columns it is filtered by, its identifiers and its stored JSON.
@@ -36,31 +38,13 @@ impl EntityWrite {
         hasher.update(data.as_bytes());
         hasher.update([0]);
         hasher.update(raw.as_bytes());
-        let (status, login, display_name, mut identifiers) = match entity {
+        let (status, login, display_name) = match entity {
             Entity::User(u) => {
-                let mut ids = vec![u.login.clone()];
-                ids.extend(u.emails.iter().cloned());
-                // A Windows host names the user by these; so do Windows event logs.
-                if let Some(ad) = &u.on_premises {
-                    ids.extend(std::iter::once(&ad.sam_account_name).chain(&ad.sid).cloned());
-                }
-                (Some(u.status.as_str().to_owned()), Some(u.login.clone()), u.display_name.clone(), ids)
+                (Some(u.status.as_str().to_owned()), Some(u.login.clone()), u.display_name.clone())
             }
-            Entity::Group(g) => {
-                (None, g.email.clone(), Some(g.name.clone()), g.email.iter().cloned().collect())
-            }
-            Entity::Device(d) => {
-                let mut ids: Vec<String> =
-                    d.name.iter().chain(&d.serial_number).chain(&d.mac_addresses).cloned().collect();
-                ids.extend(logon_identifiers(d));
-                (d.status.clone(), None, d.name.clone(), ids)
-            }
+            Entity::Group(g) => (None, g.email.clone(), Some(g.name.clone())),
+            Entity::Device(d) => (d.status.clone(), None, d.name.clone()),
         };
-        identifiers.push(entity.source_id().to_owned());
-        identifiers.iter_mut().for_each(|i| *i = i.trim().to_lowercase());
-        identifiers.retain(|i| !i.is_empty());
-        identifiers.sort();
-        identifiers.dedup();
         EntityWrite {
             kind: entity.kind().as_str(),
             source_id: entity.source_id().to_owned(),
@@ -70,12 +54,76 @@ impl EntityWrite {
             data,
             raw,
             digest: hasher.finalize().to_vec(),
-            identifiers,
+            identifiers: identifiers(entity),
             admin_roles: match entity {
                 Entity::User(u) => u.admin_roles.clone(),
                 Entity::Group(_) | Entity::Device(_) => Vec::new(),
             },
         }
+    }
+}
+
+/// What `entity` answers to in lookups: lowercase, sorted, without duplicates or empty strings.
+/// Stored beside the entity in the same transaction, so what is stored always answers to what this
+/// returns for the stored entity, and a run rewrites the identifiers only of entities for which it
+/// returns something new ([`Stored::reidentified`]). A change to what it returns for entities
+/// already stored therefore needs a migration that makes the next runs rewrite them.
+fn identifiers(entity: &Entity) -> Vec<String> {
+    let mut identifiers = match entity {
+        Entity::User(u) => {
+            let mut ids = vec![u.login.clone()];
+            ids.extend(u.emails.iter().cloned());
+            // A Windows host names the user by these; so do Windows event logs.
+            if let Some(ad) = &u.on_premises {
+                ids.extend(std::iter::once(&ad.sam_account_name).chain(&ad.sid).cloned());
+            }
+            ids
+        }
+        Entity::Group(g) => g.email.iter().cloned().collect(),
+        Entity::Device(d) => {
+            let mut ids: Vec<String> =
+                d.name.iter().chain(&d.serial_number).chain(&d.mac_addresses).cloned().collect();
+            ids.extend(logon_identifiers(d));
+            ids
+        }
+    };
+    identifiers.push(entity.source_id().to_owned());
+    identifiers.iter_mut().for_each(|i| *i = i.trim().to_lowercase());
+    identifiers.retain(|i| !i.is_empty());
+    identifiers.sort();
+    identifiers.dedup();
+    identifiers
+}
+
+/// What is stored for entities a page rewrites, read back before they are: `(kind, source_id)`
+/// to the entity.
+pub(crate) struct Stored(HashMap<(String, String), Entity>);
+
+impl Stored {
+    /// Reads back rows of `(kind, source_id, data)`.
+    pub(crate) fn decode(rows: Vec<(String, String, String)>) -> Result<Stored, StoreError> {
+        rows.into_iter()
+            .map(|(kind, source_id, data)| match serde_json::from_str(&data) {
+                Ok(entity) => Ok(((kind, source_id), entity)),
+                Err(_) => Err(StoreError::Corrupt(format!("the stored {kind} {source_id} is not readable"))),
+            })
+            .collect::<Result<_, _>>()
+            .map(Stored)
+    }
+
+    /// What is stored for `row`'s entity.
+    pub(crate) fn get(&self, row: &EntityWrite) -> Option<&Entity> {
+        self.0.get(&(row.kind.to_owned(), row.source_id.clone()))
+    }
+
+    /// Of `rows`, those whose identifiers differ from the stored entity's (or that have none
+    /// stored): only theirs need rewriting. Leaving the others' alone keeps a changed title or
+    /// status from reading and rewriting index pages scattered over the identifiers' index.
+    pub(crate) fn reidentified<'a>(&self, rows: &[&'a EntityWrite]) -> Vec<&'a EntityWrite> {
+        rows.iter()
+            .copied()
+            .filter(|row| self.get(row).is_none_or(|stored| identifiers(stored) != row.identifiers))
+            .collect()
     }
 }
 
@@ -210,7 +258,7 @@ pub(crate) fn removal_key(removal: &Removal) -> (&'static str, &str, &'static st
 
 #[cfg(test)]
 mod tests {
-    use ctxsync_core::UserStatus;
+    use ctxsync_core::{OnPremisesAccount, UserStatus};
 
     use super::*;
     use crate::tests::sync::{group, user};
@@ -230,5 +278,46 @@ mod tests {
         let u2 = first.rows.iter().find(|r| r.source_id == "u2").unwrap();
         assert!(u2.identifiers.contains(&"b2@x.com".to_owned()));
         assert_eq!((first.fetched.by_type["user"].fetched, first.fetched.by_type["group"].fetched), (4, 1));
+    }
+
+    /// A run rewrites the identifiers only of entities that answer to something new: a new title
+    /// leaves them as stored; a new address, a new on-premises account, or nothing stored does not.
+    #[test]
+    fn only_entities_answering_to_something_new_have_their_identifiers_rewritten() {
+        let with_account = |id: &str, sam: &str| {
+            let mut record = user(id, &format!("{id}@x.com"), UserStatus::Active);
+            if let Entity::User(u) = &mut record.entity {
+                u.on_premises = Some(OnPremisesAccount {
+                    sam_account_name: sam.into(),
+                    domain: Some("corp.example.com".into()),
+                    sid: Some(format!("S-1-5-21-1-2-3-{}", id.len())),
+                });
+            }
+            record
+        };
+        let before = PreparedEntities::new(vec![
+            user("u1", "a@x.com", UserStatus::Active),
+            user("u2", "b@x.com", UserStatus::Active),
+            with_account("u3", "jdoe"),
+            with_account("u4", "asmith"),
+        ]);
+        let stored = Stored::decode(
+            before.rows.iter().map(|r| (r.kind.to_owned(), r.source_id.clone(), r.data.clone())).collect(),
+        )
+        .unwrap();
+        let mut retitled = user("u1", "a@x.com", UserStatus::Suspended);
+        if let Entity::User(u) = &mut retitled.entity {
+            u.title = Some("Staff Engineer".into());
+        }
+        let page = PreparedEntities::new(vec![
+            retitled,
+            user("u2", "b.new@x.com", UserStatus::Active),
+            with_account("u3", "jdoe"),
+            with_account("u4", "asmith2"),
+            user("u5", "e@x.com", UserStatus::Active),
+        ]);
+        let rows: Vec<&EntityWrite> = page.rows.iter().collect();
+        let rewritten: Vec<&str> = stored.reidentified(&rows).iter().map(|r| r.source_id.as_str()).collect();
+        assert_eq!(rewritten, ["u2", "u4", "u5"]);
     }
 }

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use std::collections::BTreeMap;
 
-use ctxsync_core::{Expected, MEMBERSHIP, Membership, OrgId, Removal, Run, RunCounts};
+use ctxsync_core::{Expected, MEMBERSHIP, Membership, OrgId, Removal, Run, RunCounts, RunKind};
 use ctxsync_sources::{Checkpoint, Mark, Page, PageSink, SinkError};
 use ctxsync_store::{Checkpointed, PageWrite, PreparedEntities, Store};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -60,12 +60,18 @@ const LINGER: Duration = Duration::from_secs(2);
 const LINGER_WEIGHT: usize = BATCH_WEIGHT / 4;
 
 /// How long each batch of a run lingers: [`FIRST_LINGER`], doubling with every batch up to
-/// [`LINGER`].
+/// [`LINGER`]; not at all in an incremental run.
 struct Lingers(Duration);
 
 impl Lingers {
-    fn new() -> Self {
-        Lingers(FIRST_LINGER)
+    /// An incremental run's batches take only the pages already queued: such a run brings few
+    /// pages, and is there so that what changed reaches the store at once. Lingering held its
+    /// changed users until the last of them came (a sixth of a 1% incremental run's time).
+    fn for_run(kind: RunKind) -> Self {
+        match kind {
+            RunKind::Full => Lingers(FIRST_LINGER),
+            RunKind::Incremental => Lingers(Duration::ZERO),
+        }
     }
 
     fn next(&mut self) -> Duration {
@@ -273,7 +279,7 @@ async fn write_pages(
     let mut last_saved = Instant::now();
     // By listing: what its pages applied since its last mark fetched.
     let mut unmarked: BTreeMap<&'static str, RunCounts> = BTreeMap::new();
-    let mut lingers = Lingers::new();
+    let mut lingers = Lingers::for_run(run.kind);
     // A batch lingers no later than its run's progress is due to be saved.
     while let Some(mut batch) = Batch::next(&mut queue, lingers.next(), last_saved + PROGRESS_EVERY).await {
         let mut moved = false;
@@ -351,7 +357,7 @@ mod tests {
             }
         });
         let started = Instant::now();
-        let mut lingers = Lingers::new();
+        let mut lingers = Lingers::for_run(RunKind::Full);
         let mut sizes = Vec::new();
         let mut first_written = None;
         while let Some(batch) = Batch::next(&mut queue, lingers.next(), never()).await {
@@ -365,6 +371,30 @@ mod tests {
         let (settled, [_last]) = sizes[6..].split_at(sizes.len() - 7) else { unreachable!() };
         assert!(!settled.is_empty(), "{sizes:?}");
         assert!(settled.iter().all(|&n| (199..=201).contains(&n)), "2 s of pages a batch: {sizes:?}");
+    }
+
+    /// An incremental run's first page is written as soon as it comes, with the pages queued
+    /// behind it and none of those that come later.
+    #[tokio::test(start_paused = true)]
+    async fn an_incremental_runs_batches_take_only_the_pages_queued() {
+        let (pages, mut queue) = mpsc::unbounded_channel();
+        let room = Arc::new(Semaphore::new(1_000));
+        for _ in 0..3 {
+            let _room = room.clone().acquire_owned().await.unwrap();
+            pages.send(Queued { page: Prepared::default(), _room }).unwrap();
+        }
+        let feeder = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let _room = room.clone().acquire_owned().await.unwrap();
+            pages.send(Queued { page: Prepared::default(), _room }).unwrap();
+        });
+        let started = Instant::now();
+        let mut lingers = Lingers::for_run(RunKind::Incremental);
+        let batch = Batch::next(&mut queue, lingers.next(), never()).await.unwrap();
+        assert_eq!((batch.pages, started.elapsed()), (3, Duration::ZERO));
+        let batch = Batch::next(&mut queue, lingers.next(), never()).await.unwrap();
+        assert_eq!((batch.pages, started.elapsed()), (1, Duration::from_millis(5)));
+        feeder.await.unwrap();
     }
 
     /// A batch that could linger 2 s is written when the run's progress is due to be saved.

@@ -10,7 +10,7 @@ use sqlx::PgConnection;
 
 use super::PostgresStore;
 use crate::history::Recorder;
-use crate::page::{Changed, EntityWrite, MEMBERSHIP, membership_key, removal_key};
+use crate::page::{Changed, EntityWrite, MEMBERSHIP, Stored, membership_key, removal_key};
 use crate::{PageWrite, PreparedEntities, StoreError};
 
 /// Memberships as the three arrays `UNNEST` reads back: groups, member kinds, members.
@@ -82,14 +82,16 @@ impl PostgresStore {
         .into_iter()
         .collect();
         let changed = Changed::new(rows, &stored, counts);
-        let stored = Self::stored_data(conn, run.config_id, &changed.updated).await?;
-        recorder.entities(&changed.created, &changed.updated, stored)?;
-        if !changed.updated.is_empty() {
-            Self::forget_identifiers(conn, run.config_id, &changed.updated).await?;
+        let stored = Stored::decode(Self::stored_data(conn, run.config_id, &changed.updated).await?)?;
+        recorder.entities(&changed.created, &changed.updated, &stored)?;
+        let reidentified = stored.reidentified(&changed.updated);
+        if !reidentified.is_empty() {
+            Self::forget_identifiers(conn, run.config_id, &reidentified).await?;
         }
+        let identified: Vec<&EntityWrite> = changed.created.iter().chain(&reidentified).copied().collect();
         let changed = changed.all();
         if !changed.is_empty() {
-            Self::write_entities(conn, run.config_id, org, &changed).await?;
+            Self::write_entities(conn, run.config_id, org, &changed, &identified).await?;
         }
         Ok(())
     }
@@ -127,12 +129,13 @@ impl PostgresStore {
         Ok(())
     }
 
-    /// Upserts `rows` and adds their identifiers.
+    /// Upserts `rows`, and adds the identifiers of those `identified` (the others' are stored).
     async fn write_entities(
         conn: &mut PgConnection,
         config: ConfigId,
         org: OrgId,
         rows: &[&EntityWrite],
+        identified: &[&EntityWrite],
     ) -> Result<(), StoreError> {
         let text = |f: fn(&EntityWrite) -> &str| rows.iter().map(|r| f(r)).collect::<Vec<_>>();
         let nullable = |f: fn(&EntityWrite) -> Option<&str>| rows.iter().map(|r| f(r)).collect::<Vec<_>>();
@@ -160,8 +163,11 @@ impl PostgresStore {
         .execute(&mut *conn)
         .await?;
 
+        if identified.is_empty() {
+            return Ok(());
+        }
         let (mut identifiers, mut id_kinds, mut id_sources) = (Vec::new(), Vec::new(), Vec::new());
-        for row in rows {
+        for row in identified {
             for identifier in &row.identifiers {
                 identifiers.push(identifier.as_str());
                 id_kinds.push(row.kind);

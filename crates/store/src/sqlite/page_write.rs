@@ -9,7 +9,7 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use super::SqliteStore;
 use super::backend::json_rows;
 use crate::history::Recorder;
-use crate::page::{Changed, EntityWrite, MEMBERSHIP, membership_key, removal_key};
+use crate::page::{Changed, EntityWrite, MEMBERSHIP, Stored, membership_key, removal_key};
 use crate::values::encode_time;
 use crate::{PageWrite, StoreError};
 
@@ -133,8 +133,8 @@ impl SqliteStore {
             }
         }
         let changed = Changed::new(rows, &existing, counts);
-        let stored = Self::stored_data(conn, run.config_id, &changed.updated).await?;
-        recorder.entities(&changed.created, &changed.updated, stored)?;
+        let stored = Stored::decode(Self::stored_data(conn, run.config_id, &changed.updated).await?)?;
+        recorder.entities(&changed.created, &changed.updated, &stored)?;
         if !changed.created.is_empty() || !changed.updated.is_empty() {
             let now = encode_time(ctxsync_core::now());
             let org_id = org.to_string();
@@ -186,7 +186,8 @@ impl SqliteStore {
                 "DELETE FROM entity_identifiers WHERE entity_id IN (SELECT e.id FROM {ROWS_BY_KEY}) \
                  AND (identifier, entity_id) NOT IN (SELECT i.value, e.id FROM {ROWS_BY_KEY} CROSS JOIN json_each(s.value) i)"
             );
-            for chunk in changed.updated.chunks(JSON_CHUNK) {
+            let reidentified = stored.reidentified(&changed.updated);
+            for chunk in reidentified.chunks(JSON_CHUNK) {
                 sqlx::query(&dropped)
                     .bind(&config_id)
                     .bind(identifier_tree(chunk))
@@ -197,7 +198,7 @@ impl SqliteStore {
                 "INSERT OR IGNORE INTO entity_identifiers (identifier, entity_id) \
                  SELECT i.value, e.id FROM {ROWS_BY_KEY} CROSS JOIN json_each(s.value) i"
             );
-            for rows in [&changed.created, &changed.updated] {
+            for rows in [&changed.created, &reidentified] {
                 for chunk in rows.chunks(JSON_CHUNK) {
                     sqlx::query(&added)
                         .bind(&config_id)

@@ -12,6 +12,9 @@
 //! machine's drift), and the fastest sync against the fastest raw fetch (noise only ever adds
 //! time, so each side's fastest round is the closest to its own cost).
 //!
+//! The line `roles:` times reading the admins' roles alone after the incremental run: every
+//! incremental run reads them, since Okta reports no change to them.
+//!
 //! Last, a second full run over the same store measures what a scheduled full run costs once the
 //! org is stored: nothing new to insert, but every entity's digest to compare and every entity
 //! and membership marked as seen by the run.

@@ -172,15 +172,15 @@ impl Scrape {
                 gauge!(CONFIG_VALID, "config_id" => id).set(valid);
             }
         }
-        for (config, processes) in self.worker.tenant_processes(&configs).await? {
-            gauge!(TENANT_PROCESSES, "config_id" => config.to_string()).set(f64::from(processes));
-        }
         for summary in summaries {
             let id = summary.config.to_string();
             gauge!(HELD_RUNS, "config_id" => id.clone()).set(summary.held_runs as f64);
             if let Some(at) = summary.last_success {
                 gauge!(LAST_SUCCESS, "config_id" => id).set(at.unix_timestamp_nanos() as f64 / 1e9);
             }
+        }
+        for (config, processes) in self.worker.tenant_processes(&configs).await? {
+            gauge!(TENANT_PROCESSES, "config_id" => config.to_string()).set(f64::from(processes));
         }
         Ok(())
     }

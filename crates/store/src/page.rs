@@ -64,10 +64,6 @@ impl EntityWrite {
 }
 
 /// What `entity` answers to in lookups: lowercase, sorted, without duplicates or empty strings.
-/// Stored beside the entity in the same transaction, so what is stored always answers to what this
-/// returns for the stored entity, and a run rewrites the identifiers only of entities for which it
-/// returns something new ([`Stored::reidentified`]). A change to what it returns for entities
-/// already stored therefore needs a migration that makes the next runs rewrite them.
 fn identifiers(entity: &Entity) -> Vec<String> {
     let mut identifiers = match entity {
         Entity::User(u) => {
@@ -95,16 +91,21 @@ fn identifiers(entity: &Entity) -> Vec<String> {
     identifiers
 }
 
-/// What is stored for entities a page rewrites, read back before they are: `(kind, source_id)`
-/// to the entity.
-pub(crate) struct Stored(HashMap<(String, String), Entity>);
+/// A stored entity about to be rewritten, as it was: `(kind, source_id, data, identifiers)`.
+pub(crate) type StoredRow = (String, String, String, Vec<String>);
+
+/// What is stored for entities a page rewrites, read back before they are: by `(kind,
+/// source_id)`, the entity and the identifiers it answers to (sorted).
+pub(crate) struct Stored(HashMap<(String, String), (Entity, Vec<String>)>);
 
 impl Stored {
-    /// Reads back rows of `(kind, source_id, data)`.
-    pub(crate) fn decode(rows: Vec<(String, String, String)>) -> Result<Stored, StoreError> {
+    pub(crate) fn decode(rows: Vec<StoredRow>) -> Result<Stored, StoreError> {
         rows.into_iter()
-            .map(|(kind, source_id, data)| match serde_json::from_str(&data) {
-                Ok(entity) => Ok(((kind, source_id), entity)),
+            .map(|(kind, source_id, data, mut identifiers)| match serde_json::from_str(&data) {
+                Ok(entity) => {
+                    identifiers.sort();
+                    Ok(((kind, source_id), (entity, identifiers)))
+                }
                 Err(_) => Err(StoreError::Corrupt(format!("the stored {kind} {source_id} is not readable"))),
             })
             .collect::<Result<_, _>>()
@@ -113,16 +114,22 @@ impl Stored {
 
     /// What is stored for `row`'s entity.
     pub(crate) fn get(&self, row: &EntityWrite) -> Option<&Entity> {
-        self.0.get(&(row.kind.to_owned(), row.source_id.clone()))
+        self.0.get(&(row.kind.to_owned(), row.source_id.clone())).map(|(entity, _)| entity)
     }
 
-    /// Of `rows`, those whose identifiers differ from the stored entity's (or that have none
+    /// Of `rows`, those whose identifiers differ from those stored for them (or that have nothing
     /// stored): only theirs need rewriting. Leaving the others' alone keeps a changed title or
     /// status from reading and rewriting index pages scattered over the identifiers' index.
+    /// Compared with the stored identifiers, not with what the stored entity would answer to
+    /// today, so identifiers that an earlier version computed otherwise are mended at the
+    /// entity's next change.
     pub(crate) fn reidentified<'a>(&self, rows: &[&'a EntityWrite]) -> Vec<&'a EntityWrite> {
         rows.iter()
             .copied()
-            .filter(|row| self.get(row).is_none_or(|stored| identifiers(stored) != row.identifiers))
+            .filter(|row| {
+                let stored = self.0.get(&(row.kind.to_owned(), row.source_id.clone()));
+                stored.is_none_or(|(_, identifiers)| *identifiers != row.identifiers)
+            })
             .collect()
     }
 }
@@ -280,8 +287,9 @@ mod tests {
         assert_eq!((first.fetched.by_type["user"].fetched, first.fetched.by_type["group"].fetched), (4, 1));
     }
 
-    /// A run rewrites the identifiers only of entities that answer to something new: a new title
-    /// leaves them as stored; a new address, a new on-premises account, or nothing stored does not.
+    /// A run rewrites the identifiers only of entities whose identifiers are not those stored: a
+    /// new title leaves them; a new address, a new on-premises account, nothing stored, or
+    /// identifiers an earlier version stored otherwise do not.
     #[test]
     fn only_entities_answering_to_something_new_have_their_identifiers_rewritten() {
         let with_account = |id: &str, sam: &str| {
@@ -300,9 +308,22 @@ mod tests {
             user("u2", "b@x.com", UserStatus::Active),
             with_account("u3", "jdoe"),
             with_account("u4", "asmith"),
+            with_account("u6", "fbar"),
         ]);
         let stored = Stored::decode(
-            before.rows.iter().map(|r| (r.kind.to_owned(), r.source_id.clone(), r.data.clone())).collect(),
+            before
+                .rows
+                .iter()
+                .map(|r| {
+                    let mut identifiers = r.identifiers.clone();
+                    if r.source_id == "u6" {
+                        // As stored before on-premises accounts were identifiers.
+                        identifiers.retain(|i| i != "fbar");
+                    }
+                    identifiers.reverse();
+                    (r.kind.to_owned(), r.source_id.clone(), r.data.clone(), identifiers)
+                })
+                .collect(),
         )
         .unwrap();
         let mut retitled = user("u1", "a@x.com", UserStatus::Suspended);
@@ -315,9 +336,10 @@ mod tests {
             with_account("u3", "jdoe"),
             with_account("u4", "asmith2"),
             user("u5", "e@x.com", UserStatus::Active),
+            with_account("u6", "fbar"),
         ]);
         let rows: Vec<&EntityWrite> = page.rows.iter().collect();
         let rewritten: Vec<&str> = stored.reidentified(&rows).iter().map(|r| r.source_id.as_str()).collect();
-        assert_eq!(rewritten, ["u2", "u4", "u5"]);
+        assert_eq!(rewritten, ["u2", "u4", "u5", "u6"]);
     }
 }

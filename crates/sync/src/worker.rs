@@ -240,7 +240,8 @@ impl Worker {
 
     /// How many processes sync each of `configs`' tenants now, as [`Worker::split_limits`]
     /// counts them (0 when none does), for the configs whose source has limits to split: what
-    /// each of them keeps to is its share divided by that. Every replica reads the same answer.
+    /// each of them keeps to is its share divided by that. Replicas read the same answer, but for
+    /// the lease of a dead process, which only those of its host see is dead before it expires.
     pub async fn tenant_processes(&self, configs: &[Config]) -> Result<Vec<(ConfigId, u32)>, StoreError> {
         let now = ctxsync_core::now();
         let mut leased = BTreeMap::new();

@@ -138,10 +138,9 @@ async fn metrics_after_a_sync_count_what_happened_and_hold_no_identifier() {
     }
 }
 
-/// Every response carries an X-Request-Id: a plain one the caller sent, else a new one.
 /// The processes syncing each config's tenant, which split its share of the source's limits, as
-/// the store's leases show them: another process's two workers on one config of the org count
-/// once for both of the org's configs, a third process makes two, and none is left once they let go.
+/// the store's leases show them: two workers of another process, one on each of the org's two
+/// configs, count once for both; a third process makes two; none is left once they let go.
 #[tokio::test]
 async fn metrics_count_the_processes_syncing_each_configs_tenant() {
     let app = spawn_app_with(Options { metrics: true, ..Options::default() }).await;
@@ -190,6 +189,7 @@ async fn metrics_count_the_processes_syncing_each_configs_tenant() {
     assert_eq!(scrape().await, [Some(0.0), Some(0.0)], "both let go");
 }
 
+/// Every response carries an X-Request-Id: a plain one the caller sent, else a new one.
 #[tokio::test]
 async fn every_response_carries_a_request_id() {
     let app = spawn_app_with(Options::default()).await;

@@ -10,7 +10,7 @@ use sqlx::PgConnection;
 
 use super::PostgresStore;
 use crate::history::Recorder;
-use crate::page::{Changed, EntityWrite, MEMBERSHIP, Stored, membership_key, removal_key};
+use crate::page::{Changed, EntityWrite, MEMBERSHIP, Stored, StoredRow, membership_key, removal_key};
 use crate::{PageWrite, PreparedEntities, StoreError};
 
 /// Memberships as the three arrays `UNNEST` reads back: groups, member kinds, members.
@@ -25,24 +25,24 @@ fn columns<'a>(memberships: impl Iterator<Item = &'a Membership>) -> [Vec<&'a st
 }
 
 impl PostgresStore {
-    /// What is stored for `rows` before they are rewritten: `(kind, source_id, data)`.
-    async fn stored_data(
+    /// What is stored for `rows` before they are rewritten, with the identifiers each answers to.
+    async fn stored(
         conn: &mut PgConnection,
         config: ConfigId,
         rows: &[&EntityWrite],
-    ) -> Result<Vec<(String, String, String)>, StoreError> {
+    ) -> Result<Stored, StoreError> {
         if rows.is_empty() {
-            return Ok(Vec::new());
+            return Stored::decode(Vec::new());
         }
-        Ok(sqlx::query_as(
-            "SELECT e.kind, e.source_id, e.data FROM UNNEST($2::text[], $3::text[]) AS k (kind, source_id) \
-             JOIN entities e ON e.config_id = $1 AND e.kind = k.kind AND e.source_id = k.source_id",
+        let found: Vec<StoredRow> = sqlx::query_as(
+            "SELECT e.kind, e.source_id, e.data, ARRAY(SELECT i.identifier FROM entity_identifiers i                WHERE i.config_id = e.config_id AND i.kind = e.kind AND i.source_id = e.source_id)              FROM UNNEST($2::text[], $3::text[]) AS k (kind, source_id)              JOIN entities e ON e.config_id = $1 AND e.kind = k.kind AND e.source_id = k.source_id",
         )
         .bind(config.0)
         .bind(rows.iter().map(|r| r.kind).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.source_id.as_str()).collect::<Vec<_>>())
         .fetch_all(conn)
-        .await?)
+        .await?;
+        Stored::decode(found)
     }
 
     /// Writes new and changed entities of a page, counting them, and notes every entity of the
@@ -82,7 +82,7 @@ impl PostgresStore {
         .into_iter()
         .collect();
         let changed = Changed::new(rows, &stored, counts);
-        let stored = Stored::decode(Self::stored_data(conn, run.config_id, &changed.updated).await?)?;
+        let stored = Self::stored(conn, run.config_id, &changed.updated).await?;
         recorder.entities(&changed.created, &changed.updated, &stored)?;
         let reidentified = stored.reidentified(&changed.updated);
         if !reidentified.is_empty() {

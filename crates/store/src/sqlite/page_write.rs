@@ -76,24 +76,33 @@ const MEMBERSHIP_ROWS: &str = "SELECT g.key AS group_id, k.key AS member_kind, m
      FROM json_each($4) g, json_each(g.value) k, json_each(k.value) m";
 
 impl SqliteStore {
-    /// What is stored for `rows` before they are rewritten: `(kind, source_id, data)`.
-    async fn stored_data(
+    /// What is stored for `rows` before they are rewritten, with the identifiers each answers to.
+    async fn stored(
         conn: &mut SqliteConnection,
         config: ConfigId,
         rows: &[&EntityWrite],
-    ) -> Result<Vec<(String, String, String)>, StoreError> {
+    ) -> Result<Stored, StoreError> {
         if rows.is_empty() {
-            return Ok(Vec::new());
+            return Stored::decode(Vec::new());
         }
         let keys = json_rows(&rows.iter().map(|row| (row.kind, &row.source_id)).collect::<Vec<_>>());
-        Ok(sqlx::query_as(
-            "SELECT e.kind, e.source_id, e.data FROM json_each($2) j CROSS JOIN entities e \
-             ON e.config_id = $1 AND e.kind = j.value ->> 0 AND e.source_id = j.value ->> 1",
+        let found: Vec<(String, String, String, String)> = sqlx::query_as(
+            "SELECT e.kind, e.source_id, e.data,                (SELECT json_group_array(i.identifier) FROM entity_identifiers i WHERE i.entity_id = e.id)              FROM json_each($2) j CROSS JOIN entities e              ON e.config_id = $1 AND e.kind = j.value ->> 0 AND e.source_id = j.value ->> 1",
         )
         .bind(config.to_string())
         .bind(keys)
         .fetch_all(conn)
-        .await?)
+        .await?;
+        let rows = found
+            .into_iter()
+            .map(|(kind, source_id, data, identifiers)| match serde_json::from_str(&identifiers) {
+                Ok(identifiers) => Ok((kind, source_id, data, identifiers)),
+                Err(_) => Err(StoreError::Corrupt(format!(
+                    "the identifiers of {kind} {source_id} do not read back"
+                ))),
+            })
+            .collect::<Result<_, _>>()?;
+        Stored::decode(rows)
     }
 
     /// Writes new and changed entities of a page, counting them, and notes them as seen unless
@@ -133,7 +142,7 @@ impl SqliteStore {
             }
         }
         let changed = Changed::new(rows, &existing, counts);
-        let stored = Stored::decode(Self::stored_data(conn, run.config_id, &changed.updated).await?)?;
+        let stored = Self::stored(conn, run.config_id, &changed.updated).await?;
         recorder.entities(&changed.created, &changed.updated, &stored)?;
         if !changed.created.is_empty() || !changed.updated.is_empty() {
             let now = encode_time(ctxsync_core::now());

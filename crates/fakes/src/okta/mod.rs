@@ -68,6 +68,10 @@ struct OktaState {
     faults: Faults,
     /// Groups whose member listing answers 403, as for a group outside the token's admin scope.
     members_refused: Mutex<std::collections::BTreeSet<String>>,
+    /// Pages of admins served before the listing answers 403, as once the token's admin loses
+    /// the role that may view them; `None` while it does not.
+    admins_refused_after: Mutex<Option<u64>>,
+    admin_pages: AtomicU64,
     hooks: hooks::Hooks,
 }
 
@@ -126,6 +130,8 @@ impl FakeOkta {
             concurrency_refused: AtomicU64::new(0),
             faults: Faults::default(),
             members_refused: Mutex::default(),
+            admins_refused_after: Mutex::default(),
+            admin_pages: AtomicU64::new(0),
             hooks: hooks::Hooks::default(),
         });
         let app = routes::router(state.clone()).merge(admin::router("okta").with_state(state.clone()));
@@ -214,6 +220,19 @@ impl FakeOkta {
     /// Lists `group`'s members again after [`FakeOkta::refuse_group_members`].
     pub fn allow_group_members(&self, group: &str) {
         self.state.members_refused.lock().expect("refusals lock").remove(group);
+    }
+
+    /// Answers 403 `E0000006` to the listing of admins (`/iam/assignees/users`) once `pages` more
+    /// of its pages were served, as Okta does when the token's admin loses, mid-run, the role
+    /// that may view them.
+    pub fn refuse_admins_after(&self, pages: u64) {
+        let served = self.state.admin_pages.load(Ordering::SeqCst);
+        *self.state.admins_refused_after.lock().expect("refusals lock") = Some(served + pages);
+    }
+
+    /// Lists the admins again after [`FakeOkta::refuse_admins_after`].
+    pub fn allow_admins(&self) {
+        *self.state.admins_refused_after.lock().expect("refusals lock") = None;
     }
 
     /// Accepts [`FakeOkta::api_token`] again after a revocation, as if the config had been given

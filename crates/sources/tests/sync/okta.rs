@@ -213,6 +213,37 @@ async fn a_token_that_may_not_read_roles_or_factors_still_syncs() {
     assert_eq!(got.members(EntityKind::User), fake.snapshot().user_members);
 }
 
+/// A token refused the admins after their first page (its admin lost, mid-run, the role that may
+/// view them) syncs every user without roles, as a token that never could read them does: none
+/// keeps the roles of the first page's admins alone. Allowed again, the next run has them all.
+#[tokio::test]
+async fn a_token_refused_the_admins_after_their_first_page_syncs_without_any_roles() {
+    let fake = FakeOkta::start().await.unwrap();
+    let before = fake.snapshot();
+    let users: Vec<&String> = before.users.keys().filter(|id| !before.roles.contains_key(*id)).collect();
+    fake.mutate(|t| {
+        for id in users.iter().take(5) {
+            t.assign_role(id, "HELP_DESK_ADMIN");
+        }
+    });
+    let admins = fake.snapshot().roles.values().filter(|roles| !roles.is_empty()).count();
+    fake.limit_page_size(2);
+    fake.refuse_admins_after(1);
+
+    let (outcome, got) = okta_run(&fake, false, SyncMode::Full).await;
+    outcome.unwrap();
+    let users = got.users();
+    assert_eq!(users.len(), fake.snapshot().users.len());
+    assert!(users.values().all(|(u, _)| u.admin_roles.is_empty()), "no user keeps roles");
+
+    fake.allow_admins();
+    let (outcome, got) = okta_run(&fake, false, SyncMode::Full).await;
+    outcome.unwrap();
+    assert_equals_org(&got, &fake.snapshot(), false);
+    let with_roles = got.users().values().filter(|(u, _)| !u.admin_roles.is_empty()).count();
+    assert!(with_roles >= 6 && with_roles == admins, "{with_roles} of {admins} admins");
+}
+
 #[tokio::test]
 async fn an_incremental_run_reports_exactly_the_changes() {
     let fake = FakeOkta::start().await.unwrap();

@@ -64,6 +64,8 @@ impl EntityWrite {
 }
 
 /// What `entity` answers to in lookups: lowercase, sorted, without duplicates or empty strings.
+/// An entity whose digest is unchanged is never rewritten, so a change to what this returns for
+/// entities already stored needs a migration that clears their digests.
 fn identifiers(entity: &Entity) -> Vec<String> {
     let mut identifiers = match entity {
         Entity::User(u) => {

@@ -68,10 +68,9 @@ struct OktaState {
     faults: Faults,
     /// Groups whose member listing answers 403, as for a group outside the token's admin scope.
     members_refused: Mutex<std::collections::BTreeSet<String>>,
-    /// Pages of admins served before the listing answers 403, as once the token's admin loses
-    /// the role that may view them; `None` while it does not.
-    admins_refused_after: Mutex<Option<u64>>,
-    admin_pages: AtomicU64,
+    /// Pages of admins served, and how many may be before the listing answers 403 (as once the
+    /// token's admin loses the role that may view them); `None` while it does not.
+    admin_pages: Mutex<(u64, Option<u64>)>,
     hooks: hooks::Hooks,
 }
 
@@ -130,8 +129,7 @@ impl FakeOkta {
             concurrency_refused: AtomicU64::new(0),
             faults: Faults::default(),
             members_refused: Mutex::default(),
-            admins_refused_after: Mutex::default(),
-            admin_pages: AtomicU64::new(0),
+            admin_pages: Mutex::default(),
             hooks: hooks::Hooks::default(),
         });
         let app = routes::router(state.clone()).merge(admin::router("okta").with_state(state.clone()));
@@ -226,13 +224,13 @@ impl FakeOkta {
     /// of its pages were served, as Okta does when the token's admin loses, mid-run, the role
     /// that may view them.
     pub fn refuse_admins_after(&self, pages: u64) {
-        let served = self.state.admin_pages.load(Ordering::SeqCst);
-        *self.state.admins_refused_after.lock().expect("refusals lock") = Some(served + pages);
+        let mut admin_pages = self.state.admin_pages.lock().expect("refusals lock");
+        admin_pages.1 = Some(admin_pages.0 + pages);
     }
 
     /// Lists the admins again after [`FakeOkta::refuse_admins_after`].
     pub fn allow_admins(&self) {
-        *self.state.admins_refused_after.lock().expect("refusals lock") = None;
+        self.state.admin_pages.lock().expect("refusals lock").1 = None;
     }
 
     /// Accepts [`FakeOkta::api_token`] again after a revocation, as if the config had been given

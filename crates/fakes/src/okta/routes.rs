@@ -451,12 +451,15 @@ async fn assignees(
 ) -> Result<Response, Refusal> {
     let params = Params(params);
     may_read_security(&state, &headers)?;
-    let refused_after = *state.admins_refused_after.lock().expect("refusals lock");
-    if refused_after.is_some_and(|after| state.admin_pages.load(Ordering::SeqCst) >= after) {
-        return Err(forbidden());
-    }
-    state.admin_pages.fetch_add(1, Ordering::SeqCst);
     let limit = state.faults.page_size(params.limit(100, 1_000)?);
+    {
+        let mut admin_pages = state.admin_pages.lock().expect("refusals lock");
+        let (served, refused_after) = &mut *admin_pages;
+        if refused_after.is_some_and(|after| *served >= after) {
+            return Err(forbidden());
+        }
+        *served += 1;
+    }
     let tenant = state.tenant.read().expect("tenant lock");
     let (found, next) = page_of_ids(tenant.assignees(), params.get("after"), limit);
     let value: Vec<Value> = found.iter().map(|id| tenant.assignee_json(id, &state.base_url)).collect();

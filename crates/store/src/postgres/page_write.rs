@@ -35,7 +35,10 @@ impl PostgresStore {
             return Stored::decode(Vec::new());
         }
         let found: Vec<StoredRow> = sqlx::query_as(
-            "SELECT e.kind, e.source_id, e.data, ARRAY(SELECT i.identifier FROM entity_identifiers i                WHERE i.config_id = e.config_id AND i.kind = e.kind AND i.source_id = e.source_id)              FROM UNNEST($2::text[], $3::text[]) AS k (kind, source_id)              JOIN entities e ON e.config_id = $1 AND e.kind = k.kind AND e.source_id = k.source_id",
+            "SELECT e.kind, e.source_id, e.data, ARRAY(SELECT i.identifier FROM entity_identifiers i \
+               WHERE i.config_id = e.config_id AND i.kind = e.kind AND i.source_id = e.source_id) \
+             FROM UNNEST($2::text[], $3::text[]) AS k (kind, source_id) \
+             JOIN entities e ON e.config_id = $1 AND e.kind = k.kind AND e.source_id = k.source_id",
         )
         .bind(config.0)
         .bind(rows.iter().map(|r| r.kind).collect::<Vec<_>>())

@@ -87,7 +87,10 @@ impl SqliteStore {
         }
         let keys = json_rows(&rows.iter().map(|row| (row.kind, &row.source_id)).collect::<Vec<_>>());
         let found: Vec<(String, String, String, String)> = sqlx::query_as(
-            "SELECT e.kind, e.source_id, e.data,                (SELECT json_group_array(i.identifier) FROM entity_identifiers i WHERE i.entity_id = e.id)              FROM json_each($2) j CROSS JOIN entities e              ON e.config_id = $1 AND e.kind = j.value ->> 0 AND e.source_id = j.value ->> 1",
+            "SELECT e.kind, e.source_id, e.data, \
+               (SELECT json_group_array(i.identifier) FROM entity_identifiers i WHERE i.entity_id = e.id) \
+             FROM json_each($2) j CROSS JOIN entities e \
+             ON e.config_id = $1 AND e.kind = j.value ->> 0 AND e.source_id = j.value ->> 1",
         )
         .bind(config.to_string())
         .bind(keys)

@@ -518,6 +518,32 @@ async fn a_changed_entity_answers_only_to_its_new_identifiers() {
     assert_eq!(ids, [("new@x.com", "u1")]);
 }
 
+/// Identifiers stored otherwise than the entity's (as by an earlier version) are mended at the
+/// entity's next change, even one that leaves what it answers to as it was.
+#[tokio::test]
+async fn identifiers_stored_otherwise_are_mended_at_the_next_change() {
+    let db = db().await;
+    let with_title = |title: &'static str| {
+        let mut record = user("u1", "a@x.com", UserStatus::Active);
+        if let Entity::User(u) = &mut record.entity {
+            u.title = Some(title.into());
+        }
+        [record]
+    };
+    db.run(RunKind::Full, &with_title("Engineer"), &[], &[], Some(Coverage::Everything)).await;
+    db.test.execute("DELETE FROM entity_identifiers WHERE identifier = $1", &["a@x.com"]).await;
+    let lookup = || async {
+        let found = db.store.lookup_entities(db.org, &["a@x.com".into()]).await.unwrap();
+        found.iter().map(|(_, e)| e.entity.source_id().to_owned()).collect::<Vec<_>>()
+    };
+    assert!(lookup().await.is_empty(), "the identifier was taken away");
+
+    let run =
+        db.run(RunKind::Full, &with_title("Staff Engineer"), &[], &[], Some(Coverage::Everything)).await;
+    assert_eq!(run.counts.by_type["user"].updated, 1);
+    assert_eq!(lookup().await, ["u1"]);
+}
+
 #[tokio::test]
 async fn listings_page_in_byte_order_on_every_backend() {
     let db = db().await;

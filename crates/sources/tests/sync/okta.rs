@@ -215,7 +215,8 @@ async fn a_token_that_may_not_read_roles_or_factors_still_syncs() {
 
 /// A token refused the admins after their first page (its admin lost, mid-run, the role that may
 /// view them) syncs every user without roles, as a token that never could read them does: none
-/// keeps the roles of the first page's admins alone. Allowed again, the next run has them all.
+/// keeps the roles of the first page's admins alone. Allowed again, the next run, going on from
+/// the refused one's cursor, reads every admin's roles.
 #[tokio::test]
 async fn a_token_refused_the_admins_after_their_first_page_syncs_without_any_roles() {
     let fake = FakeOkta::start().await.unwrap();

@@ -114,9 +114,13 @@ impl Stored {
             .map(Stored)
     }
 
+    fn stored(&self, row: &EntityWrite) -> Option<&(Entity, Vec<String>)> {
+        self.0.get(&(row.kind.to_owned(), row.source_id.clone()))
+    }
+
     /// What is stored for `row`'s entity.
     pub(crate) fn get(&self, row: &EntityWrite) -> Option<&Entity> {
-        self.0.get(&(row.kind.to_owned(), row.source_id.clone())).map(|(entity, _)| entity)
+        self.stored(row).map(|(entity, _)| entity)
     }
 
     /// Of `rows`, those whose identifiers differ from those stored for them (or that have nothing
@@ -128,10 +132,7 @@ impl Stored {
     pub(crate) fn reidentified<'a>(&self, rows: &[&'a EntityWrite]) -> Vec<&'a EntityWrite> {
         rows.iter()
             .copied()
-            .filter(|row| {
-                let stored = self.0.get(&(row.kind.to_owned(), row.source_id.clone()));
-                stored.is_none_or(|(_, identifiers)| *identifiers != row.identifiers)
-            })
+            .filter(|row| self.stored(row).is_none_or(|(_, identifiers)| *identifiers != row.identifiers))
             .collect()
     }
 }

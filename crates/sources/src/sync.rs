@@ -49,6 +49,11 @@ pub(crate) fn role_changes(
 pub enum SyncMode {
     /// List everything.
     Full,
+    /// List everything, as `Full`, after a run that returned this cursor. The connector takes
+    /// from it only what the listing may fail to read again and must not lose: the admin roles
+    /// last read, kept when the token may no longer read roles, so every admin's roles are not
+    /// revoked in the store because of a permission.
+    FullAfter(Cursor),
     /// List what changed since the cursor a previous run returned.
     Incremental(Cursor),
     /// Go on with a full listing that stopped before it completed, from where its marks say: the

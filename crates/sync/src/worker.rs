@@ -314,7 +314,7 @@ impl Worker {
             return Ok(Outcome::Skipped(CONFIG_GONE.into()));
         };
         let mut mode = if options.full || options.restart {
-            SyncMode::Full
+            full_mode(&state)
         } else {
             choose_mode(&state, &schedule, self.settings.clock.now())
         };
@@ -413,7 +413,7 @@ impl Worker {
                 SyncMode::Resume(_) => {
                     "the source no longer accepts where the stopped run had got to; a full sync starts over"
                 }
-                SyncMode::Full => "",
+                SyncMode::Full | SyncMode::FullAfter(_) => "",
             };
             if matches!(result, Err(SyncError::CursorExpired)) && !expired.is_empty() {
                 let failed = self
@@ -424,7 +424,7 @@ impl Worker {
                     )
                     .await?;
                 crate::metrics::record_run(config.integration_type, &failed, &ending.carried);
-                mode = SyncMode::Full;
+                mode = full_mode(&state);
                 continue;
             }
             let outcome = self.finish(config, run, result, &schedule, &ending, cancel).await?;
@@ -546,7 +546,16 @@ fn choose_mode(state: &SyncState, schedule: &Schedule, now: OffsetDateTime) -> S
     let full_is_recent = state.last_full_at.is_some_and(|at| now - at < schedule.full_interval);
     match &state.cursor {
         Some(cursor) if full_is_recent => SyncMode::Incremental(Cursor(cursor.clone())),
-        _ => SyncMode::Full,
+        _ => full_mode(state),
+    }
+}
+
+/// A full run, given the last completed run's cursor when there is one: what the listing may
+/// fail to read again (admin roles a token may no longer read) is kept from it, not revoked.
+fn full_mode(state: &SyncState) -> SyncMode {
+    match &state.cursor {
+        Some(cursor) => SyncMode::FullAfter(Cursor(cursor.clone())),
+        None => SyncMode::Full,
     }
 }
 
@@ -654,14 +663,17 @@ mod tests {
         let now = ctxsync_core::now();
         let mut state = SyncState::default();
         assert_eq!(choose_mode(&state, &schedule, now), SyncMode::Full);
-        state.cursor = Some(serde_json::json!({"users": "x"}));
-        assert_eq!(choose_mode(&state, &schedule, now), SyncMode::Full, "never a full run yet");
+        let cursor = serde_json::json!({"users": "x"});
+        state.cursor = Some(cursor.clone());
+        // A full run after one that left a cursor is given it, for what it must not lose.
+        let after = SyncMode::FullAfter(Cursor(cursor));
+        assert_eq!(choose_mode(&state, &schedule, now), after, "never a full run yet");
         state.last_full_at = Some(now - time::Duration::hours(1));
         assert!(matches!(choose_mode(&state, &schedule, now), SyncMode::Incremental(_)));
         state.last_full_at = Some(now - time::Duration::days(2));
-        assert_eq!(choose_mode(&state, &schedule, now), SyncMode::Full, "the full run is due");
+        assert_eq!(choose_mode(&state, &schedule, now), after, "the full run is due");
         state.last_full_at = Some(now);
         let later = now + schedule.full_interval;
-        assert_eq!(choose_mode(&state, &schedule, later), SyncMode::Full, "due once the interval has passed");
+        assert_eq!(choose_mode(&state, &schedule, later), after, "due once the interval has passed");
     }
 }

@@ -473,3 +473,39 @@ async fn a_scripted_sequence_of_tenant_changes_produces_exactly_its_events() {
     let last = later.last().map(|(id, _)| *id);
     assert!(events_after(&rig.store, org, last).await.is_empty(), "nothing changed, nothing recorded");
 }
+
+/// A token whose admin loses the role that may view admin roles: neither the full run (given the
+/// last run's cursor) nor the incremental one revokes anyone's roles in the store, where each
+/// revocation would be an event a detection may act on. Once the token may again, a real
+/// revocation is recorded as ever.
+#[tokio::test]
+async fn a_token_that_may_no_longer_read_roles_revokes_no_ones_roles() {
+    let rig = rig(40).await;
+    let org = rig.config.org_id;
+    let Outcome::Succeeded(_) = rig.run_full().await else { panic!("the first run completes") };
+    let truth = rig.okta.snapshot();
+    let (admin, roles) = truth.roles.iter().find(|(_, roles)| !roles.is_empty()).expect("an admin");
+    let mut revoked: Vec<String> =
+        roles.iter().map(|r| format!("admin_role.revoked {admin} {}", r["type"].as_str().unwrap())).collect();
+    revoked.sort();
+
+    rig.okta.refuse_admins_after(0);
+    let Outcome::Succeeded(_) = rig.run_full().await else { panic!("the refused full run completes") };
+    assert!(events_after(&rig.store, org, None).await.is_empty(), "no role revoked");
+    rig.okta.mutate(|t| t.update_user(admin, |u| u.profile.title = Some("CISO".into())));
+    let incremental = RunOptions::default();
+    let Outcome::Succeeded(run) =
+        rig.worker.run(&rig.config, incremental, &CancellationToken::new()).await.unwrap()
+    else {
+        panic!("the refused incremental run completes")
+    };
+    assert_eq!(run.kind, RunKind::Incremental);
+    let got = events_after(&rig.store, org, None).await;
+    assert_run_events(&got, &[format!("user.attribute_changed {admin}")], &[]);
+
+    rig.okta.allow_admins();
+    rig.okta.mutate(|t| t.unassign_roles(admin));
+    let Outcome::Succeeded(_) = rig.run_full().await else { panic!("the allowed run completes") };
+    let later = events_after(&rig.store, org, got.last().map(|(id, _)| *id)).await;
+    assert_run_events(&later, &revoked, &[]);
+}

@@ -348,6 +348,15 @@ impl FakeEntra {
         }
     }
 
+    /// Grants the consented app a permission again, after [`FakeEntra::withdraw_permission`],
+    /// for tokens issued from now on.
+    pub fn grant_permission(&self, permission: &'static str) {
+        let mut apps = self.state.apps.lock().expect("apps lock");
+        if let Some(app) = apps.get_mut(&self.consented.0) {
+            app.roles.insert(permission);
+        }
+    }
+
     /// How many token requests the login endpoint answered with a token.
     pub fn tokens_issued(&self) -> usize {
         self.state.token_requests.load(Ordering::SeqCst)

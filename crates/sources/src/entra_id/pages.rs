@@ -17,7 +17,9 @@
 //!
 //! A full run marks each round's progress so a stopped one can be resumed (`SyncMode::Resume`):
 //! users and groups with every page (the next link, or the delta link once the round ended),
-//! devices once listed, and the role assignments it read. A resumed run keeps those roles, asks
+//! devices once listed, and the role assignments it read (or, when the app may no longer read
+//! them, those the last run's cursor holds, rather than revoking every admin's roles in the
+//! store; a scheduled full run is given that cursor too). A resumed run keeps those roles, asks
 //! for the totals again (three requests) and goes on with each round from its mark; a link Graph
 //! no longer honours (410) means starting over.
 
@@ -113,16 +115,22 @@ pub(super) async fn sync(
     mode: SyncMode,
     sink: &mut dyn PageSink,
 ) -> Result<Outcome, SyncError> {
-    let (previous, resume) = match mode {
-        SyncMode::Full => (None, None),
-        SyncMode::Resume(checkpoint) => (None, Some(checkpoint)),
-        SyncMode::Incremental(Cursor(cursor)) => (
-            Some(serde_json::from_value::<DeltaCursor>(cursor).map_err(|error| {
+    let (previous, resume, last_roles) = match mode {
+        SyncMode::Full => (None, None, None),
+        // A cursor this connector cannot read keeps nothing: the run is full anyway.
+        SyncMode::FullAfter(Cursor(cursor)) => {
+            let last = serde_json::from_value::<DeltaCursor>(cursor).ok().and_then(|c| c.admin_roles);
+            (None, None, last)
+        }
+        SyncMode::Resume(checkpoint) => (None, Some(checkpoint), None),
+        SyncMode::Incremental(Cursor(cursor)) => {
+            let previous = serde_json::from_value::<DeltaCursor>(cursor).map_err(|error| {
                 tracing::warn!(%error, "the stored Entra ID cursor is not readable; a full sync is needed");
                 SyncError::CursorExpired
-            })?),
-            None,
-        ),
+            })?;
+            let last = previous.admin_roles.clone();
+            (Some(previous), None, last)
+        }
     };
     let marks = resume.clone().unwrap_or_default();
     // A resumed run's users carry the roles the first part's did, and its cursor keeps them, so
@@ -131,7 +139,7 @@ pub(super) async fn sync(
     let fresh = kept.is_none() && previous.is_none();
     let (roles, mut retries) = match kept {
         Some(roles) => (roles, 0),
-        None => admin_roles(client).await?,
+        None => admin_roles(client, last_roles).await?,
     };
     if fresh {
         sink.accept(Page { mark: Some(Mark::at(ROLES, &roles)), ..Page::default() }).await?;
@@ -241,11 +249,13 @@ async fn totals(client: &GraphClient<'_>) -> (Expected, u32) {
     (expected, retries)
 }
 
-/// Every directory role assignment, as user id → role names; `None` when the app lacks the
-/// permission, which costs the admin roles but not the run.
+/// Every directory role assignment, as user id → role names. When the app lacks the
+/// permission, which costs the admin roles but not the run: `last` (what a previous run read),
+/// so a lost permission does not revoke every admin's roles in the store, or `None`.
 /// Also returns the retries the listing took.
 async fn admin_roles(
     client: &GraphClient<'_>,
+    last: Option<BTreeMap<String, Vec<String>>>,
 ) -> Result<(Option<BTreeMap<String, Vec<String>>>, u32), SyncError> {
     let mut url = client.url(&["roleManagement", "directory", "roleAssignments"], "$expand=roleDefinition");
     let mut roles: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -258,12 +268,20 @@ async fn admin_roles(
                 page
             }
             Err(Failure::Denied(error)) => {
-                tracing::warn!(
-                    %error,
-                    "cannot read directory role assignments: users are synced without admin roles; grant the app \
-                     RoleManagement.Read.Directory to include them"
-                );
-                return Ok((None, retries));
+                match &last {
+                    Some(last) => tracing::warn!(
+                        %error,
+                        admins = last.len(),
+                        "cannot read directory role assignments any more: keeping the roles the last run read \
+                         until the app may (grant it RoleManagement.Read.Directory)"
+                    ),
+                    None => tracing::warn!(
+                        %error,
+                        "cannot read directory role assignments: users are synced without admin roles; grant the \
+                         app RoleManagement.Read.Directory to include them"
+                    ),
+                }
+                return Ok((last, retries));
             }
             Err(failure) => return Err(failure.into_source().into()),
         };

@@ -517,6 +517,44 @@ async fn admin_roles_are_optional_but_devices_are_not() {
     assert!(message.contains("refused to list devices") && message.contains("Device.Read.All"), "{message}");
 }
 
+/// An app that loses the permission to read role assignments, after runs that read them: the
+/// runs it makes keep every admin's last roles (the incremental one for the users it lists, the
+/// scheduled full one, given the last cursor, for all) rather than revoking them. A role
+/// assigned meanwhile is read once the app may again.
+#[tokio::test]
+async fn an_app_that_may_no_longer_read_roles_keeps_those_the_last_run_read() {
+    let fake = FakeEntra::start_with(TenantSpec { seed: 3, users: 60, groups: 4, devices: 5 }).await.unwrap();
+    let (outcome, _) = sync(&fake, SyncMode::Full).await;
+    let read = fake.snapshot();
+    let roles_of =
+        |id: &str| -> Vec<String> { read.admin_roles.get(id).into_iter().flatten().cloned().collect() };
+    let admin = read.admin_roles.keys().next().expect("the tenant has admins").clone();
+    let promoted = read.users.keys().find(|id| !read.admin_roles.contains_key(*id)).unwrap().clone();
+
+    fake.withdraw_permission("RoleManagement.Read.Directory");
+    fake.mutate(|t| {
+        t.update_user(&admin, |u| u.job_title = Some("Principal Engineer".into()));
+        t.assign_role(&promoted, "User Administrator");
+    });
+    let (outcome, got) = sync(&fake, SyncMode::Incremental(outcome.cursor.unwrap())).await;
+    let Entity::User(listed) = &got.records(EntityKind::User)[&admin].entity else { unreachable!() };
+    assert_eq!(listed.title.as_deref(), Some("Principal Engineer"));
+    assert_eq!(listed.admin_roles, roles_of(&admin), "the listed admin keeps its roles");
+
+    let (outcome, got) = sync(&fake, SyncMode::FullAfter(outcome.cursor.unwrap())).await;
+    let users = got.records(EntityKind::User);
+    assert_eq!(users.len(), fake.snapshot().users.len());
+    for (id, record) in &users {
+        let Entity::User(user) = &record.entity else { unreachable!() };
+        assert_eq!(user.admin_roles, roles_of(id), "roles of {id} as last read");
+    }
+
+    fake.grant_permission("RoleManagement.Read.Directory");
+    let (_, got) = sync(&fake, SyncMode::Incremental(outcome.cursor.unwrap())).await;
+    let Entity::User(user) = &got.records(EntityKind::User)[&promoted].entity else { unreachable!() };
+    assert_eq!(user.admin_roles, ["User Administrator"]);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_total_graph_will_not_give_is_left_out() {
     let fake = FakeEntra::start_with(TenantSpec { seed: 4, users: 50, groups: 3, devices: 5 }).await.unwrap();

@@ -117,7 +117,7 @@ pub(crate) async fn sync(
     let out = Out { sink, retries: 0 };
     let resume = match mode {
         SyncMode::Resume(checkpoint) => checkpoint,
-        SyncMode::Full | SyncMode::Incremental(_) => Checkpoint::default(),
+        SyncMode::Full | SyncMode::FullAfter(_) | SyncMode::Incremental(_) => Checkpoint::default(),
     };
     let mut run = Run { client, out };
     run.users(resume.get(USERS)).await?;

@@ -9,8 +9,10 @@
 //! Admin roles come from the users with role assignments (`/iam/assignees/users`) and then
 //! each one's roles: admins are few, so this stays cheap where asking every user would not.
 //! Role changes do not move a user's `lastUpdated`, so the cursor keeps the roles last seen and
-//! an incremental run re-reads any user whose roles differ. Factors (`okta_include_factors`)
-//! cost a request per user and are read only for the users a run lists.
+//! an incremental run re-reads any user whose roles differ. A token that may no longer read
+//! roles keeps those the last run read (from the cursor, which a scheduled full run is given
+//! too), with a warning, rather than revoking every admin's roles in the store. Factors
+//! (`okta_include_factors`) cost a request per user and are read only for the users a run lists.
 //!
 //! Pages go to the sink as they arrive; only the admin roles are held for the whole run.
 //!
@@ -162,9 +164,12 @@ struct Run<'h, 's> {
     retries: AtomicU32,
     /// Okta's clock when the run began (the first reply's `Date`).
     started: Mutex<Option<OffsetDateTime>>,
-    /// Role types by user id; `None` when the token may not read roles. Read when first needed,
-    /// so the listings that need no roles (groups, members) start at once.
+    /// Role types by user id; `None` when the token may not read roles and no run read them
+    /// before. Read when first needed, so the listings that need no roles (groups, members)
+    /// start at once.
     roles: tokio::sync::OnceCell<Option<Roles>>,
+    /// The roles a previous run read, for when the token may no longer read them.
+    last_roles: Option<Roles>,
 }
 
 /// The config's `rate_limit_share`; one the API would refuse never got stored, and a value
@@ -181,22 +186,38 @@ pub(crate) async fn sync(
     mode: SyncMode,
     sink: &mut dyn PageSink,
 ) -> Result<Outcome, SyncError> {
-    let resume = match mode {
+    let (resume, last) = match mode {
         SyncMode::Incremental(cursor) => {
             let previous = read_cursor(&cursor)?;
-            let run = Run::start(http, target, credentials, settings, None, None, sink).await?;
+            let roles = RolesFrom::Source { last: previous.0.roles.clone() };
+            let run = Run::start(http, target, credentials, settings, None, roles, sink).await?;
             return run.incremental(previous).await;
         }
-        SyncMode::Full => Checkpoint::default(),
-        SyncMode::Resume(checkpoint) => checkpoint,
+        SyncMode::Full => (Checkpoint::default(), None),
+        // A cursor this connector cannot read keeps nothing: the run is full anyway.
+        SyncMode::FullAfter(cursor) => {
+            (Checkpoint::default(), read_cursor(&cursor).ok().and_then(|(previous, _)| previous.roles))
+        }
+        SyncMode::Resume(checkpoint) => (checkpoint, None),
     };
     let users: Option<UsersMark> = resume.get(USERS);
     let groups: Option<GroupsMark> = resume.get(GROUPS);
     let started = users.as_ref().and_then(|u| u.started).or(groups.as_ref().and_then(|g| g.started));
-    let roles: Option<Option<Roles>> = resume.get(ROLES);
-    let fresh_roles = roles.is_none();
+    let (roles, fresh_roles) = match resume.get::<Option<Roles>>(ROLES) {
+        Some(kept) => (RolesFrom::Kept(kept), false),
+        None => (RolesFrom::Source { last }, true),
+    };
     let run = Run::start(http, target, credentials, settings, started, roles, sink).await?;
     run.full(users, groups, fresh_roles).await
+}
+
+/// Where a run's admin roles come from.
+enum RolesFrom {
+    /// Read from Okta; `last` (the roles a previous run read) stands in when the token may no
+    /// longer read them, so a lost permission does not revoke every admin's roles in the store.
+    Source { last: Option<Roles> },
+    /// Those the stopped run this one goes on from had (`None`: it could not read them).
+    Kept(Option<Roles>),
 }
 
 /// Reads the users `ids` one by one: each as Okta has it now, with its roles and (when the config
@@ -209,7 +230,8 @@ pub(crate) async fn refresh_users(
     ids: &[String],
     sink: &mut dyn PageSink,
 ) -> Result<(), SyncError> {
-    let run = Run::start(http, target, credentials, settings, None, None, sink).await?;
+    let roles = RolesFrom::Source { last: None };
+    let run = Run::start(http, target, credentials, settings, None, roles, sink).await?;
     let mut gone = Vec::new();
     for id in ids {
         if !run.user_by_id(id).await? {
@@ -234,9 +256,13 @@ impl<'h, 's> Run<'h, 's> {
         credentials: &OktaCredentials,
         settings: &Settings,
         started: Option<OffsetDateTime>,
-        roles: Option<Option<Roles>>,
+        roles: RolesFrom,
         sink: &'s mut dyn PageSink,
     ) -> Result<Run<'h, 's>, SyncError> {
+        let (roles, last_roles) = match roles {
+            RolesFrom::Source { last } => (tokio::sync::OnceCell::new(), last),
+            RolesFrom::Kept(kept) => (tokio::sync::OnceCell::new_with(Some(kept)), None),
+        };
         Ok(Run {
             client: OktaClient::new(http, target, credentials, share(settings)),
             sink: tokio::sync::Mutex::new(sink),
@@ -244,7 +270,8 @@ impl<'h, 's> Run<'h, 's> {
             factors_denied: AtomicBool::new(false),
             retries: AtomicU32::new(0),
             started: Mutex::new(started),
-            roles: tokio::sync::OnceCell::new_with(roles),
+            roles,
+            last_roles,
         })
     }
 }
@@ -417,15 +444,25 @@ impl Run<'_, '_> {
         self.roles.get_or_try_init(|| self.admin_roles()).await
     }
 
-    /// Role types by user id; `None` (with a warning) when the token may not read roles.
+    /// Role types by user id. When the token may not read roles (with a warning): those a
+    /// previous run read, or `None` when none did.
     async fn admin_roles(&self) -> Result<Option<Roles>, SyncError> {
         let denied = || {
-            tracing::warn!(
-                source = "Okta",
-                "the API token may not read admin roles; syncing without them (create the token as an admin \
-                 allowed to view roles, such as a Read-only Administrator)"
-            );
-            Ok(None)
+            match &self.last_roles {
+                Some(last) => tracing::warn!(
+                    source = "Okta",
+                    admins = last.len(),
+                    "the API token may no longer read admin roles; keeping the roles the last run read \
+                     until it may (give the token's admin a role allowed to view roles, such as Read-only \
+                     Administrator)"
+                ),
+                None => tracing::warn!(
+                    source = "Okta",
+                    "the API token may not read admin roles; syncing without them (create the token as an \
+                     admin allowed to view roles, such as a Read-only Administrator)"
+                ),
+            }
+            Ok(self.last_roles.clone())
         };
         let mut roles = BTreeMap::new();
         let mut assigned = std::pin::pin!(

@@ -57,15 +57,7 @@ fn assert_users_match(got: &Collected, snapshot: &Snapshot, ids: &BTreeSet<Strin
         assert_eq!(user.title.as_deref(), text(want, "/profile/title"));
         assert_eq!(user.manager.as_deref(), text(want, "/profile/managerId"));
         assert_eq!(user.employee_id.as_deref(), text(want, "/profile/employeeNumber"));
-        let mut roles: Vec<String> = snapshot
-            .roles
-            .get(&id)
-            .into_iter()
-            .flatten()
-            .map(|r| r["type"].as_str().unwrap().to_string())
-            .collect();
-        roles.sort();
-        assert_eq!(user.admin_roles, roles, "roles of {id}");
+        assert_eq!(user.admin_roles, got_roles(snapshot, &id), "roles of {id}");
         if factors {
             let enrolled: Vec<MfaFactor> = snapshot
                 .factors
@@ -246,6 +238,69 @@ async fn a_token_refused_the_admins_after_their_first_page_syncs_without_any_rol
         snapshot.roles.iter().filter(|(_, roles)| !roles.is_empty()).map(|(id, _)| id.clone()).collect();
     assert!(admins.len() >= 6, "{admins:?}");
     assert_users_match(&got, &snapshot, &admins, false);
+}
+
+/// A token whose admin loses the role that may view roles, after runs that read them: the runs
+/// it makes keep every admin's last roles (the incremental one for the admins it lists, the
+/// scheduled full one, given the last cursor, for all) rather than revoking them, since Okta
+/// said nothing about the roles. A role assigned meanwhile is read once the token may again.
+#[tokio::test]
+async fn a_token_that_may_no_longer_read_roles_keeps_those_the_last_run_read() {
+    let fake = FakeOkta::start().await.unwrap();
+    let (outcome, _) = okta_run(&fake, false, SyncMode::Full).await;
+    let cursor = outcome.unwrap().cursor.unwrap();
+    let read = fake.snapshot();
+    let admins: BTreeSet<String> =
+        read.roles.iter().filter(|(_, roles)| !roles.is_empty()).map(|(id, _)| id.clone()).collect();
+    assert!(!admins.is_empty());
+    let admin = admins.first().unwrap().clone();
+    let promoted = read.users.keys().find(|id| !admins.contains(*id)).unwrap().clone();
+
+    fake.refuse_admins_after(0);
+    fake.mutate(|t| {
+        t.update_user(&admin, |u| u.profile.title = Some("Principal Engineer".into()));
+        t.assign_role(&promoted, "HELP_DESK_ADMIN");
+    });
+    let (outcome, got) = okta_run(&fake, false, SyncMode::Incremental(cursor)).await;
+    let cursor = outcome.unwrap().cursor.unwrap();
+    let listed = got.users();
+    assert_eq!(listed[&admin].0.title.as_deref(), Some("Principal Engineer"));
+    assert_eq!(listed[&admin].0.admin_roles, got_roles(&read, &admin), "the listed admin keeps its roles");
+
+    let (outcome, got) = okta_run(&fake, false, SyncMode::FullAfter(cursor)).await;
+    let cursor = outcome.unwrap().cursor.unwrap();
+    let users = got.users();
+    assert_eq!(users.len(), fake.snapshot().users.len());
+    for (id, (user, _)) in &users {
+        assert_eq!(user.admin_roles, got_roles(&read, id), "roles of {id} as last read");
+    }
+
+    // Only a full run with nothing before it has no roles to keep.
+    let (outcome, got) = okta_run(&fake, false, SyncMode::Full).await;
+    outcome.unwrap();
+    assert!(got.users().values().all(|(u, _)| u.admin_roles.is_empty()));
+
+    fake.allow_admins();
+    let (outcome, got) = okta_run(&fake, false, SyncMode::Incremental(cursor)).await;
+    outcome.unwrap();
+    // Users changed within the last run's second may come again (Okta's `Date` has no finer
+    // grain); whoever comes is as Okta has it.
+    let listed: BTreeSet<String> = got.users().into_keys().collect();
+    assert!(listed.contains(&promoted), "{listed:?}");
+    assert_users_match(&got, &fake.snapshot(), &listed, false);
+}
+
+/// The role types `snapshot` gives user `id`, sorted, as a synced user carries them.
+fn got_roles(snapshot: &Snapshot, id: &str) -> Vec<String> {
+    let mut roles: Vec<String> = snapshot
+        .roles
+        .get(id)
+        .into_iter()
+        .flatten()
+        .map(|r| r["type"].as_str().unwrap().to_string())
+        .collect();
+    roles.sort();
+    roles
 }
 
 #[tokio::test]

@@ -42,7 +42,8 @@ pub use registry::{
     sources,
 };
 pub use sync::{
-    Checkpoint, Coverage, Cursor, Mark, Outcome, Page, PageSink, Removal, SinkError, SyncError, SyncMode,
+    Checkpoint, Coverage, Cursor, Mark, Named, Outcome, Page, PageSink, Removal, SinkError, SyncError,
+    SyncMode,
 };
 
 /// Why a source could not be used. Messages say what the source said and what to do next, and
@@ -131,8 +132,9 @@ impl Sources {
         result
     }
 
-    /// Lists the config's source into `sink`: everything (`SyncMode::Full`), or what changed
-    /// since a previous run's cursor. Pages stream as they arrive; nothing is stored here.
+    /// Lists the config's source into `sink`: everything (`SyncMode::Full`, or `FullAfter` a
+    /// previous run), what changed since a previous run's cursor, or the rest of a stopped full
+    /// listing. Pages stream as they arrive; nothing is stored here.
     pub async fn sync(
         &self,
         config: &Config,
@@ -144,18 +146,17 @@ impl Sources {
         connector(credentials).sync(http, endpoints, config, credentials, mode, sink).await
     }
 
-    /// Reads the users `ids` one by one into `sink`: as the source has each now, or a removal
-    /// for one it no longer knows. For the users a push named; only a source that pushes reads
-    /// anything.
+    /// Reads the users a push named one by one into `sink`: as the source has each now, or a
+    /// removal for one it no longer knows. Only a source that pushes reads anything.
     pub async fn refresh_users(
         &self,
         config: &Config,
         credentials: &Credentials,
-        ids: &[String],
+        named: Named<'_>,
         sink: &mut dyn PageSink,
     ) -> Result<(), SyncError> {
         let Inner { endpoints, sync: http, .. } = &*self.inner;
-        connector(credentials).refresh_users(http, endpoints, config, credentials, ids, sink).await
+        connector(credentials).refresh_users(http, endpoints, config, credentials, named, sink).await
     }
 
     /// The name of the limit the source of `integration_type` sets on all the clients of the

@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 
 use crate::endpoints::Endpoints;
 use crate::http::Http;
-use crate::{Outcome, PageSink, SourceError, SyncError, SyncMode};
+use crate::{Named, Outcome, PageSink, SourceError, SyncError, SyncMode};
 
 /// Every source this build can sync, in the contract's order.
 static SOURCES: &[&dyn Connector] = &[
@@ -98,16 +98,15 @@ pub(crate) trait Connector: Send + Sync {
         sink: &mut dyn PageSink,
     ) -> Result<Outcome, SyncError>;
 
-    /// Reads the users `ids` one by one into `sink` (a push named them): each as the source has
-    /// it now, or a removal when the source no longer knows it. A source without pushes reads
-    /// nothing.
+    /// Reads the users a push named one by one into `sink`: each as the source has it now, or a
+    /// removal when the source no longer knows it. A source without pushes reads nothing.
     async fn refresh_users(
         &self,
         _http: &Http,
         _endpoints: &Endpoints,
         _config: &Config,
         _credentials: &Credentials,
-        _ids: &[String],
+        _named: Named<'_>,
         _sink: &mut dyn PageSink,
     ) -> Result<(), SyncError> {
         Ok(())

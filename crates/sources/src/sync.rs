@@ -30,7 +30,8 @@ pub(crate) type Roles = std::collections::BTreeMap<String, Vec<String>>;
 
 /// The users an incremental run must read again because their admin roles changed, which moves
 /// no change time at the source: those whose roles differ from the last run's or, when the last
-/// run could not read roles, everyone holding one now. Nothing when this run cannot read them.
+/// run could not read roles, everyone holding one now. Nothing when this run cannot read them,
+/// nor when it keeps the roles the last run read (the token may no longer read them).
 pub(crate) fn role_changes(
     before: Option<&Roles>,
     now: Option<&Roles>,
@@ -42,6 +43,15 @@ pub(crate) fn role_changes(
             before.keys().chain(now.keys()).filter(|id| before.get(*id) != now.get(*id)).cloned().collect()
         }
     }
+}
+
+/// The users a push named, for a run to read one by one.
+#[derive(Debug, Clone, Copy)]
+pub struct Named<'a> {
+    pub ids: &'a [String],
+    /// The cursor of the run they are read after, if any: reading a user may fail to read what
+    /// a listing would keep from it (admin roles a token may no longer read).
+    pub after: Option<&'a Cursor>,
 }
 
 /// Which listing a run does.
@@ -58,7 +68,9 @@ pub enum SyncMode {
     Incremental(Cursor),
     /// Go on with a full listing that stopped before it completed, from where its marks say: the
     /// pages before them were applied within the same run, so listing the rest completes it.
-    Resume(Checkpoint),
+    /// The cursor, when there is one, is the last completed run's, as `FullAfter`'s: the stopped
+    /// run may have saved no mark of what it kept from it yet.
+    Resume(Checkpoint, Option<Cursor>),
 }
 
 /// Which listing of a full run a page belongs to, and how far that listing has got with it.

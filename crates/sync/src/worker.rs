@@ -10,7 +10,7 @@ use ctxsync_core::{
     Config, ConfigId, ConfigState, Coverage, DeletionGuard, EntityKind, Expected, Run, RunCounts, RunKind,
     RunStatus, Schedule,
 };
-use ctxsync_sources::{Checkpoint, Credentials, Cursor, SourceError, Sources, SyncError, SyncMode};
+use ctxsync_sources::{Checkpoint, Credentials, Cursor, Named, SourceError, Sources, SyncError, SyncMode};
 use ctxsync_store::{ResumePoint, RunEnd, Store, StoreError, SyncState};
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
@@ -341,7 +341,7 @@ impl Worker {
             let started = match resume.take() {
                 Some(point) => {
                     let checkpoint = Checkpoint(point.checkpoint.clone());
-                    mode = SyncMode::Resume(checkpoint.clone());
+                    mode = SyncMode::Resume(checkpoint.clone(), state.cursor.clone().map(Cursor));
                     let run = self.store.resume_run(config.id, &point, &self.owner).await;
                     run.map(|run| (run, checkpoint, point.counts))
                 }
@@ -392,7 +392,8 @@ impl Worker {
                     false => self.sources.sync(config, &credentials, mode.clone(), &mut sink).await?,
                 };
                 if !refresh.is_empty() {
-                    self.sources.refresh_users(config, &credentials, refresh, &mut sink).await?;
+                    let named = Named { ids: refresh, after: outcome.cursor.as_ref() };
+                    self.sources.refresh_users(config, &credentials, named, &mut sink).await?;
                 }
                 Ok(outcome)
             };
@@ -410,7 +411,7 @@ impl Worker {
                 SyncMode::Incremental(_) => {
                     "the source no longer accepts the incremental cursor; a full sync follows"
                 }
-                SyncMode::Resume(_) => {
+                SyncMode::Resume(..) => {
                     "the source no longer accepts where the stopped run had got to; a full sync starts over"
                 }
                 SyncMode::Full | SyncMode::FullAfter(_) => "",

@@ -502,6 +502,25 @@ async fn a_token_that_may_no_longer_read_roles_revokes_no_ones_roles() {
     assert_eq!(run.kind, RunKind::Incremental);
     let got = events_after(&rig.store, org, None).await;
     assert_run_events(&got, &[format!("user.attribute_changed {admin}")], &[]);
+    // Nor does reading again an admin an event hook named.
+    let named = [admin.clone()];
+    rig.store
+        .add_refresh_targets(rig.config.id, EntityKind::User, &named, ctxsync_core::now())
+        .await
+        .unwrap();
+    let Outcome::Succeeded(_) =
+        rig.worker.run(&rig.config, RunOptions::default(), &CancellationToken::new()).await.unwrap()
+    else {
+        panic!("the refused incremental run completes")
+    };
+    assert!(
+        rig.store
+            .refresh_targets(rig.config.id, EntityKind::User, ctxsync_core::now())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(events_after(&rig.store, org, got.last().map(|(id, _)| *id)).await, []);
 
     rig.okta.allow_admins();
     rig.okta.mutate(|t| t.unassign_roles(admin));

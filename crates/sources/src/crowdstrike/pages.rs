@@ -136,7 +136,7 @@ pub(super) async fn sync(
     let since = match &mode {
         // These listings leave no marks, so no run of theirs is resumed; were one, listing
         // everything again would still complete it.
-        SyncMode::Full | SyncMode::FullAfter(_) | SyncMode::Resume(_) => None,
+        SyncMode::Full | SyncMode::FullAfter(_) | SyncMode::Resume(..) => None,
         SyncMode::Incremental(cursor) => Some(read_cursor(cursor)?),
     };
     let mut run = Run {

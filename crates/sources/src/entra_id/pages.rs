@@ -122,7 +122,10 @@ pub(super) async fn sync(
             let last = serde_json::from_value::<DeltaCursor>(cursor).ok().and_then(|c| c.admin_roles);
             (None, None, last)
         }
-        SyncMode::Resume(checkpoint) => (None, Some(checkpoint), None),
+        SyncMode::Resume(checkpoint, after) => {
+            let last = after.and_then(|Cursor(c)| serde_json::from_value::<DeltaCursor>(c).ok()?.admin_roles);
+            (None, Some(checkpoint), last)
+        }
         SyncMode::Incremental(Cursor(cursor)) => {
             let previous = serde_json::from_value::<DeltaCursor>(cursor).map_err(|error| {
                 tracing::warn!(%error, "the stored Entra ID cursor is not readable; a full sync is needed");

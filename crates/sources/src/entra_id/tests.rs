@@ -14,8 +14,8 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use crate::{
-    Coverage, Credentials, Endpoints, GraphBudget, Outcome, Page, PageSink, Removal, SinkError, SourceError,
-    Sources, SyncError, SyncMode,
+    Checkpoint, Coverage, Credentials, Endpoints, GraphBudget, Outcome, Page, PageSink, Removal, SinkError,
+    SourceError, Sources, SyncError, SyncMode,
 };
 
 /// What the connector selects, beyond what the snapshot may hold as `null`.
@@ -524,12 +524,19 @@ async fn admin_roles_are_optional_but_devices_are_not() {
 #[tokio::test]
 async fn an_app_that_may_no_longer_read_roles_keeps_those_the_last_run_read() {
     let fake = FakeEntra::start_with(TenantSpec { seed: 3, users: 60, groups: 4, devices: 5 }).await.unwrap();
+    let (plain, promoted) = {
+        let tenant = fake.snapshot();
+        let mut plain = tenant.users.keys().filter(|id| !tenant.admin_roles.contains_key(*id)).cloned();
+        (plain.next().unwrap(), plain.next().unwrap())
+    };
+    // Two admins at least, so that reading every admin again would show.
+    fake.mutate(|t| t.assign_role(&plain, "Helpdesk Administrator"));
     let (outcome, _) = sync(&fake, SyncMode::Full).await;
     let read = fake.snapshot();
     let roles_of =
         |id: &str| -> Vec<String> { read.admin_roles.get(id).into_iter().flatten().cloned().collect() };
-    let admin = read.admin_roles.keys().next().expect("the tenant has admins").clone();
-    let promoted = read.users.keys().find(|id| !read.admin_roles.contains_key(*id)).unwrap().clone();
+    assert!(read.admin_roles.len() >= 2, "{:?}", read.admin_roles);
+    let admin = read.admin_roles.keys().next().unwrap().clone();
 
     fake.withdraw_permission("RoleManagement.Read.Directory");
     fake.mutate(|t| {
@@ -549,8 +556,17 @@ async fn an_app_that_may_no_longer_read_roles_keeps_those_the_last_run_read() {
         assert_eq!(user.admin_roles, roles_of(id), "roles of {id} as last read");
     }
 
+    let (_, got) = sync(&fake, SyncMode::Resume(Checkpoint::default(), outcome.cursor.clone())).await;
+    let users = got.records(EntityKind::User);
+    assert!(
+        users.iter().all(|(id, r)| matches!(&r.entity, Entity::User(u) if u.admin_roles == roles_of(id)))
+    );
+
+    // Allowed again, the run reads the user whose roles changed, and no other: the cursor kept
+    // the roles last read to compare with.
     fake.grant_permission("RoleManagement.Read.Directory");
     let (_, got) = sync(&fake, SyncMode::Incremental(outcome.cursor.unwrap())).await;
+    assert_eq!(got.ids(EntityKind::User), BTreeSet::from([promoted.clone()]));
     let Entity::User(user) = &got.records(EntityKind::User)[&promoted].entity else { unreachable!() };
     assert_eq!(user.admin_roles, ["User Administrator"]);
 }
@@ -718,7 +734,7 @@ async fn a_stopped_full_run_resumes_from_its_marks_and_completes_the_rounds() {
         let stopped = sources(&fake).sync(&config(&fake), &creds, SyncMode::Full, &mut first).await;
         assert!(matches!(stopped, Err(SyncError::Sink(_))), "{stopped:?}");
         let middle = fake.requests();
-        let (outcome, rest) = sync(&fake, SyncMode::Resume(first.checkpoint.clone())).await;
+        let (outcome, rest) = sync(&fake, SyncMode::Resume(first.checkpoint.clone(), None)).await;
         let (stopped, resumed) = (middle - before, fake.requests() - middle);
 
         let ids = |kind| first.got.ids(kind).union(&rest.ids(kind)).cloned().collect::<BTreeSet<_>>();

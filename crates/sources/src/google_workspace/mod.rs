@@ -25,7 +25,7 @@ use crate::registry::{
     BaseUrl, Connector, Credentials, Reach, SecretKey, SourceInfo, Subscriber, Subscription,
     SubscriptionRequest,
 };
-use crate::{Outcome, PageSink, SourceError, SyncError, SyncMode};
+use crate::{Named, Outcome, PageSink, SourceError, SyncError, SyncMode};
 use client::DirectoryClient;
 use credentials::GoogleWorkspaceCredentials;
 pub use pacer::GoogleQuota;
@@ -113,10 +113,10 @@ impl Connector for GoogleWorkspace {
         endpoints: &Endpoints,
         config: &Config,
         credentials: &Credentials,
-        ids: &[String],
+        named: Named<'_>,
         sink: &mut dyn PageSink,
     ) -> Result<(), SyncError> {
-        pages::refresh_users(client(http, endpoints, config, credentials)?, ids, sink).await
+        pages::refresh_users(client(http, endpoints, config, credentials)?, named.ids, sink).await
     }
 
     fn subscriber(&self) -> Option<&'static dyn Subscriber> {

@@ -116,7 +116,7 @@ pub(crate) async fn sync(
 ) -> Result<Outcome, SyncError> {
     let out = Out { sink, retries: 0 };
     let resume = match mode {
-        SyncMode::Resume(checkpoint) => checkpoint,
+        SyncMode::Resume(checkpoint, _) => checkpoint,
         SyncMode::Full | SyncMode::FullAfter(_) | SyncMode::Incremental(_) => Checkpoint::default(),
     };
     let mut run = Run { client, out };

@@ -21,7 +21,7 @@ use serde_json::{Map, Value};
 use crate::endpoints::{Endpoints, Target};
 use crate::http::Http;
 use crate::registry::{BaseUrl, Connector, Credentials, SecretKey, SourceInfo, required_secret};
-use crate::{Outcome, PageSink, SourceError, SyncError, SyncMode};
+use crate::{Named, Outcome, PageSink, SourceError, SyncError, SyncMode};
 use client::OktaClient;
 
 /// `settings.okta_include_factors`: read each listed user's MFA factors (default off).
@@ -104,11 +104,11 @@ impl Connector for Okta {
         endpoints: &Endpoints,
         config: &Config,
         credentials: &Credentials,
-        ids: &[String],
+        named: Named<'_>,
         sink: &mut dyn PageSink,
     ) -> Result<(), SyncError> {
         let target = target(endpoints, &config.domain)?;
-        pages::refresh_users(http, target, credentials.get()?, &config.settings, ids, sink).await
+        pages::refresh_users(http, target, credentials.get()?, &config.settings, named, sink).await
     }
 
     /// The org's limit on requests in flight: Okta reports it only in the 429 past it, so

@@ -47,7 +47,7 @@ use crate::endpoints::Target;
 use crate::http::Http;
 use crate::lenient;
 use crate::sync::{
-    Checkpoint, Coverage, Cursor, Expected, MEMBERSHIP, Mark, Outcome, Page, PageSink, Removal, Roles,
+    Checkpoint, Coverage, Cursor, Expected, MEMBERSHIP, Mark, Named, Outcome, Page, PageSink, Removal, Roles,
     SyncError, SyncMode, overlapped, role_changes,
 };
 
@@ -195,10 +195,9 @@ pub(crate) async fn sync(
         }
         SyncMode::Full => (Checkpoint::default(), None),
         // A cursor this connector cannot read keeps nothing: the run is full anyway.
-        SyncMode::FullAfter(cursor) => {
-            (Checkpoint::default(), read_cursor(&cursor).ok().and_then(|(previous, _)| previous.roles))
-        }
-        SyncMode::Resume(checkpoint) => (checkpoint, None),
+        SyncMode::FullAfter(cursor) => (Checkpoint::default(), last_roles(Some(&cursor))),
+        // The roles mark may not have been saved: the groups listing marks its pages meanwhile.
+        SyncMode::Resume(checkpoint, after) => (checkpoint, last_roles(after.as_ref())),
     };
     let users: Option<UsersMark> = resume.get(USERS);
     let groups: Option<GroupsMark> = resume.get(GROUPS);
@@ -211,6 +210,11 @@ pub(crate) async fn sync(
     run.full(users, groups, fresh_roles).await
 }
 
+/// The roles the run that left `cursor` read; none from a cursor this connector cannot read.
+fn last_roles(cursor: Option<&Cursor>) -> Option<Roles> {
+    cursor.and_then(|cursor| read_cursor(cursor).ok()).and_then(|(previous, _)| previous.roles)
+}
+
 /// Where a run's admin roles come from.
 enum RolesFrom {
     /// Read from Okta; `last` (the roles a previous run read) stands in when the token may no
@@ -220,20 +224,21 @@ enum RolesFrom {
     Kept(Option<Roles>),
 }
 
-/// Reads the users `ids` one by one: each as Okta has it now, with its roles and (when the config
-/// reads them) factors, or a removal when Okta answers 404, which only a deleted user gets.
+/// Reads the users a push named one by one: each as Okta has it now, with its roles (those the
+/// cursor they are read after holds, when the token may no longer read them) and, when the
+/// config reads them, factors; or a removal when Okta answers 404, which only a deleted user gets.
 pub(crate) async fn refresh_users(
     http: &Http,
     target: Target,
     credentials: &OktaCredentials,
     settings: &Settings,
-    ids: &[String],
+    named: Named<'_>,
     sink: &mut dyn PageSink,
 ) -> Result<(), SyncError> {
-    let roles = RolesFrom::Source { last: None };
+    let roles = RolesFrom::Source { last: last_roles(named.after) };
     let run = Run::start(http, target, credentials, settings, None, roles, sink).await?;
     let mut gone = Vec::new();
-    for id in ids {
+    for id in named.ids {
         if !run.user_by_id(id).await? {
             gone.push(Removal::Entity { kind: EntityKind::User, source_id: id.clone() });
         }

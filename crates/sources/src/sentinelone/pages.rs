@@ -45,7 +45,7 @@ pub(super) async fn sync(
     let since = match &mode {
         // These listings leave no marks, so no run of theirs is resumed; were one, listing
         // everything again would still complete it.
-        SyncMode::Full | SyncMode::FullAfter(_) | SyncMode::Resume(_) => None,
+        SyncMode::Full | SyncMode::FullAfter(_) | SyncMode::Resume(..) => None,
         SyncMode::Incremental(cursor) => Some(cursor::read(cursor)?),
     };
     let since_text = since.map(s1_time);

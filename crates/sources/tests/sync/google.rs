@@ -332,7 +332,7 @@ async fn a_stopped_full_run_resumes_from_its_marks_and_completes_the_listing() {
         assert!(!first.checkpoint.0.is_empty());
         let middle = fake.requests();
         let (resumed, rest) =
-            run(&sources, &config, &credentials, SyncMode::Resume(first.checkpoint.clone())).await;
+            run(&sources, &config, &credentials, SyncMode::Resume(first.checkpoint.clone(), None)).await;
         let resumed = resumed.unwrap();
         let (stopped, resumed_requests) = (middle - before, fake.requests() - middle);
 
@@ -355,7 +355,7 @@ async fn a_stopped_full_run_resumes_from_its_marks_and_completes_the_listing() {
 
     let refused =
         ctxsync_sources::Checkpoint(json!({"users": {"next": "not a token"}}).as_object().unwrap().clone());
-    let (result, _) = run(&sources, &config, &credentials, SyncMode::Resume(refused)).await;
+    let (result, _) = run(&sources, &config, &credentials, SyncMode::Resume(refused, None)).await;
     assert_eq!(result.unwrap_err(), SyncError::CursorExpired, "a token Google refuses means starting over");
 }
 
@@ -391,7 +391,7 @@ async fn a_resumed_groups_page_that_moved_still_lists_every_group() {
     });
 
     let (resumed, rest) =
-        run(&sources, &config, &credentials, SyncMode::Resume(first.checkpoint.clone())).await;
+        run(&sources, &config, &credentials, SyncMode::Resume(first.checkpoint.clone(), None)).await;
     resumed.unwrap();
     let now = fake.snapshot();
     let groups: BTreeSet<String> =
@@ -418,7 +418,8 @@ async fn users_a_push_named_are_read_again_and_a_deleted_one_removed() {
     let named = [kept.clone(), deleted.clone(), "100000000404".to_string()];
     let mut sink = Collected::default();
     let (config, credentials) = (google_config(&fake), google_credentials(&fake));
-    google_sources(&fake).refresh_users(&config, &credentials, &named, &mut sink).await.unwrap();
+    let named = Named { ids: &named, after: None };
+    google_sources(&fake).refresh_users(&config, &credentials, named, &mut sink).await.unwrap();
     let got = sink.users();
     assert_eq!(got.keys().collect::<Vec<_>>(), [kept]);
     assert_eq!(got[kept].0.status, UserStatus::Suspended);

@@ -17,7 +17,8 @@ use ctxsync_core::{
     Config, EntityKind, Group, IntegrationType, Membership, OrgId, Record, SecretValue, Settings, User,
 };
 use ctxsync_sources::{
-    Credentials, Endpoints, Outcome, Page, PageSink, Removal, SinkError, Sources, SyncError, SyncMode,
+    Checkpoint, Credentials, Endpoints, Named, Outcome, Page, PageSink, Removal, SinkError, Sources,
+    SyncError, SyncMode,
 };
 use serde_json::Value;
 

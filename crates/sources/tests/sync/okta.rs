@@ -206,9 +206,9 @@ async fn a_token_that_may_not_read_roles_or_factors_still_syncs() {
 }
 
 /// A token refused the admins after their first page (its admin lost, mid-run, the role that may
-/// view them) syncs every user without roles, as a token that never could read them does: none
-/// keeps the roles of the first page's admins alone. Allowed again, the next run, going on from
-/// the refused one's cursor, reads every admin's roles.
+/// view them), in a config's first run, syncs every user without roles, as a token that never
+/// could read them does: none keeps the roles of the first page's admins alone. Allowed again,
+/// the next run, going on from the refused one's cursor, reads every admin's roles.
 #[tokio::test]
 async fn a_token_refused_the_admins_after_their_first_page_syncs_without_any_roles() {
     let fake = FakeOkta::start().await.unwrap();
@@ -247,14 +247,20 @@ async fn a_token_refused_the_admins_after_their_first_page_syncs_without_any_rol
 #[tokio::test]
 async fn a_token_that_may_no_longer_read_roles_keeps_those_the_last_run_read() {
     let fake = FakeOkta::start().await.unwrap();
+    let (plain, promoted) = {
+        let org = fake.snapshot();
+        let mut plain = org.users.keys().filter(|id| !org.roles.contains_key(*id)).cloned();
+        (plain.next().unwrap(), plain.next().unwrap())
+    };
+    // Two admins at least, so that reading every admin again would show.
+    fake.mutate(|t| t.assign_role(&plain, "READ_ONLY_ADMIN"));
     let (outcome, _) = okta_run(&fake, false, SyncMode::Full).await;
     let cursor = outcome.unwrap().cursor.unwrap();
     let read = fake.snapshot();
     let admins: BTreeSet<String> =
         read.roles.iter().filter(|(_, roles)| !roles.is_empty()).map(|(id, _)| id.clone()).collect();
-    assert!(!admins.is_empty());
+    assert!(admins.len() >= 2, "{admins:?}");
     let admin = admins.first().unwrap().clone();
-    let promoted = read.users.keys().find(|id| !admins.contains(*id)).unwrap().clone();
 
     fake.refuse_admins_after(0);
     fake.mutate(|t| {
@@ -275,18 +281,39 @@ async fn a_token_that_may_no_longer_read_roles_keeps_those_the_last_run_read() {
         assert_eq!(user.admin_roles, got_roles(&read, id), "roles of {id} as last read");
     }
 
+    // A user a push named, read after that run, keeps its roles too.
+    let mut sink = Collected::default();
+    let (config, credentials) = (okta_config(&fake, false), okta_credentials(&fake.api_token()));
+    let ids = [admin.clone()];
+    let named = Named { ids: &ids, after: Some(&cursor) };
+    okta_sources(&fake).refresh_users(&config, &credentials, named, &mut sink).await.unwrap();
+    assert_eq!(
+        sink.users()[&admin].0.admin_roles,
+        got_roles(&read, &admin),
+        "the pushed admin keeps its roles"
+    );
+
+    // A full run stopped before it saved its roles mark, resumed: the same.
+    let (outcome, got) =
+        okta_run(&fake, false, SyncMode::Resume(Checkpoint::default(), Some(cursor.clone()))).await;
+    outcome.unwrap();
+    assert!(got.users().iter().all(|(id, (user, _))| user.admin_roles == got_roles(&read, id)));
+
     // Only a full run with nothing before it has no roles to keep.
     let (outcome, got) = okta_run(&fake, false, SyncMode::Full).await;
     outcome.unwrap();
     assert!(got.users().values().all(|(u, _)| u.admin_roles.is_empty()));
 
+    // Allowed again, the run reads the admin whose roles changed, and no other: the cursor
+    // kept the roles last read to compare with.
     fake.allow_admins();
     let (outcome, got) = okta_run(&fake, false, SyncMode::Incremental(cursor)).await;
     outcome.unwrap();
-    // Users changed within the last run's second may come again (Okta's `Date` has no finer
-    // grain); whoever comes is as Okta has it.
     let listed: BTreeSet<String> = got.users().into_keys().collect();
     assert!(listed.contains(&promoted), "{listed:?}");
+    // The changed admin may come again: changed within the last run's second, which Okta's
+    // `Date` does not split.
+    assert!(listed.iter().all(|id| *id == promoted || *id == admin), "{listed:?}");
     assert_users_match(&got, &fake.snapshot(), &listed, false);
 }
 
@@ -646,7 +673,8 @@ async fn users_a_push_named_are_read_again_and_a_deleted_one_removed() {
     let mut sink = Collected::default();
     let credentials = okta_credentials(&fake.api_token());
     let config = okta_config(&fake, false);
-    okta_sources(&fake).refresh_users(&config, &credentials, &named, &mut sink).await.unwrap();
+    let named = Named { ids: &named, after: None };
+    okta_sources(&fake).refresh_users(&config, &credentials, named, &mut sink).await.unwrap();
     let got = sink.users();
     assert_eq!(got.keys().collect::<Vec<_>>(), [kept]);
     assert_eq!(got[kept].0.status, UserStatus::Suspended);
@@ -681,7 +709,7 @@ async fn a_stopped_full_run_resumes_from_its_marks_and_completes_the_listing() {
     assert_eq!(marked, ["groups", "roles", "users"], "both listings got somewhere");
     let before = fake.requests();
     let (resumed, rest) =
-        run(&sources, &config, &credentials, SyncMode::Resume(first.checkpoint.clone())).await;
+        run(&sources, &config, &credentials, SyncMode::Resume(first.checkpoint.clone(), None)).await;
     let resumed = resumed.unwrap();
     let resumed_requests = fake.requests() - before;
 

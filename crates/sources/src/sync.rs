@@ -49,8 +49,8 @@ pub(crate) fn role_changes(
 #[derive(Debug, Clone, Copy)]
 pub struct Named<'a> {
     pub ids: &'a [String],
-    /// The cursor of the run they are read after, if any: reading a user may fail to read what
-    /// a listing would keep from it (admin roles a token may no longer read).
+    /// The cursor of the run they are read after, if any: what that run has just read for
+    /// every user (admin roles) is taken from it rather than read again.
     pub after: Option<&'a Cursor>,
 }
 

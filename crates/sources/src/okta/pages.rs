@@ -220,13 +220,15 @@ enum RolesFrom {
     /// Read from Okta; `last` (the roles a previous run read) stands in when the token may no
     /// longer read them, so a lost permission does not revoke every admin's roles in the store.
     Source { last: Option<Roles> },
-    /// Those the stopped run this one goes on from had (`None`: it could not read them).
+    /// Those a run before this one had: the stopped run it goes on from, or the run whose named
+    /// users it reads (`None`: it could not read them).
     Kept(Option<Roles>),
 }
 
-/// Reads the users a push named one by one: each as Okta has it now, with its roles (those the
-/// cursor they are read after holds, when the token may no longer read them) and, when the
-/// config reads them, factors; or a removal when Okta answers 404, which only a deleted user gets.
+/// Reads the users a push named one by one: each as Okta has it now, with its roles and, when
+/// the config reads them, factors; or a removal when Okta answers 404, which only a deleted user
+/// gets. After a run, the roles are those its cursor holds, which it has just read (or kept, when
+/// the token may no longer read them): reading every admin's again would cost a request an admin.
 pub(crate) async fn refresh_users(
     http: &Http,
     target: Target,
@@ -235,7 +237,10 @@ pub(crate) async fn refresh_users(
     named: Named<'_>,
     sink: &mut dyn PageSink,
 ) -> Result<(), SyncError> {
-    let roles = RolesFrom::Source { last: last_roles(named.after) };
+    let roles = match named.after.and_then(|cursor| read_cursor(cursor).ok()) {
+        Some((previous, _)) => RolesFrom::Kept(previous.roles),
+        None => RolesFrom::Source { last: None },
+    };
     let run = Run::start(http, target, credentials, settings, None, roles, sink).await?;
     let mut gone = Vec::new();
     for id in named.ids {

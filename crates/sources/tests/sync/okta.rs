@@ -687,6 +687,22 @@ async fn users_a_push_named_are_read_again_and_a_deleted_one_removed() {
         })
         .collect();
     assert_eq!(removed, [deleted.as_str(), "00unever"]);
+
+    // After a run, a named admin's roles are those the run has just read: no request for them.
+    let (outcome, _) = okta_run(&fake, false, SyncMode::Full).await;
+    let cursor = outcome.unwrap().cursor.unwrap();
+    let snapshot = fake.snapshot();
+    let admin = snapshot.roles.keys().next().expect("an admin").clone();
+    let role_requests =
+        || fake.requests_in("/api/v1/users/{id}/roles") + fake.requests_in("/api/v1/iam/assignees/users");
+    let (roles_before, users_before) = (role_requests(), fake.requests_in("/api/v1/users/{id}"));
+    let mut sink = Collected::default();
+    let ids = [admin.clone()];
+    let named = Named { ids: &ids, after: Some(&cursor) };
+    okta_sources(&fake).refresh_users(&config, &credentials, named, &mut sink).await.unwrap();
+    assert_eq!(sink.users()[&admin].0.admin_roles, got_roles(&snapshot, &admin));
+    assert!(!sink.users()[&admin].0.admin_roles.is_empty());
+    assert_eq!((role_requests(), fake.requests_in("/api/v1/users/{id}")), (roles_before, users_before + 1));
 }
 
 #[tokio::test]

@@ -25,7 +25,8 @@ pub trait ConfigStore: Send + Sync {
     async fn load_secrets(&self, org: OrgId, id: ConfigId) -> Result<Option<SecretValue>, StoreError>;
 
     /// Writes every field of `config` (found by org and id) and, when `secrets` is given, replaces
-    /// the secrets. `false` when there is no such config.
+    /// the secrets. A new domain or type forgets the config's cursor and last full run, so its
+    /// next run lists the new source in full. `false` when there is no such config.
     async fn update_config(&self, config: &Config, secrets: Option<&SecretValue>)
     -> Result<bool, StoreError>;
 

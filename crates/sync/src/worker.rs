@@ -260,15 +260,15 @@ impl Worker {
     }
 
     /// Renews the lease, splitting the source's limits afresh each time ([`Worker::split_limits`]),
-    /// and cancels the run when the config is disabled or deleted or the lease is lost, so a
-    /// disabled config stops within a third of a lease.
+    /// and cancels the run when the config is disabled, deleted or pointed at another source, or
+    /// the lease is lost, so a disabled config stops within a third of a lease.
     async fn heartbeat(self, config: Config, cancel: CancellationToken) {
         let mut tick = tokio::time::interval(self.settings.lease / 3);
         tick.tick().await;
         loop {
             tick.tick().await;
             let keep = match self.store.get_config(config.org_id, config.id).await {
-                Ok(Some(current)) if current.enabled => {
+                Ok(Some(current)) if current.enabled && same_source(&current, &config) => {
                     let renewed = self
                         .store
                         .renew_lease(config.id, &self.owner, self.lease_until())
@@ -447,7 +447,12 @@ impl Worker {
     ) -> Result<Outcome, StoreError> {
         let now = ctxsync_core::now();
         let retry_at = now + schedule.interval.min(Duration::from_secs(300));
+        // Pointed at another source since the last heartbeat: what the run listed, its cursor and
+        // its verdict on the credentials are the old source's.
+        let current = self.store.get_config(config.org_id, config.id).await?;
+        let moved = current.is_some_and(|current| !same_source(&current, config));
         let (end, state) = match result {
+            _ if moved => (RunEnd::Cancelled { reason: MOVED.into() }, None),
             Ok(outcome) => (
                 RunEnd::Succeeded {
                     coverage: outcome.coverage,
@@ -525,9 +530,19 @@ impl Worker {
         match self.store.get_config(config.org_id, config.id).await {
             Ok(None) => "the config was deleted".into(),
             Ok(Some(c)) if !c.enabled => "the config was disabled".into(),
+            Ok(Some(c)) if !same_source(&c, config) => MOVED.into(),
             _ => "the run was stopped (ctxsync is shutting down, or another worker took over)".into(),
         }
     }
+}
+
+/// Why a run of a config pointed at another source meanwhile stopped.
+const MOVED: &str = "the config now names another source";
+
+/// Whether `current` still names the source a run of `config` lists: another domain or type
+/// makes what the run lists another's.
+fn same_source(current: &Config, config: &Config) -> bool {
+    current.domain == config.domain && current.integration_type == config.integration_type
 }
 
 /// How long after it stopped a full run may be gone on with rather than started over.

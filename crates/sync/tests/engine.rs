@@ -254,6 +254,53 @@ async fn disabling_a_config_stops_its_run_promptly() {
     assert!(rig.user_ids().await.len() < 2000, "the listing did not run to the end");
 }
 
+/// A run of a config pointed at another org meanwhile stops too: what it lists is the old org's,
+/// and its cursor, kept, would start the new org's incremental runs.
+#[tokio::test]
+async fn pointing_a_config_at_another_org_stops_its_run() {
+    let rig = rig(2000).await;
+    rig.okta.slow_pages(Duration::from_millis(400));
+    let worker = rig.worker.clone();
+    let config = rig.config.clone();
+    let running =
+        tokio::spawn(
+            async move { worker.run(&config, RunOptions::default(), &CancellationToken::new()).await },
+        );
+    rig.wait_for_users(200).await;
+    let mut moved = rig.config.clone();
+    moved.domain = "other.okta.com".into();
+    moved.modified_at = ctxsync_core::now();
+    rig.store.update_config(&moved, None).await.unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(60), running)
+        .await
+        .expect("the run stops")
+        .unwrap()
+        .unwrap();
+    let Outcome::Cancelled(run) = outcome else { panic!("cancelled, got {outcome:?}") };
+    assert_eq!(run.error.as_deref(), Some("the config now names another source"));
+    let state = rig.store.sync_state(rig.config.id).await.unwrap();
+    assert_eq!((state.cursor, state.last_full_at), (None, None));
+
+    // Nor does a run that lists to its end before a heartbeat sees the change keep its cursor.
+    let settings = SyncSettings { lease: Duration::from_secs(600), ..SyncSettings::default() };
+    let endpoints = Endpoints::overridden(rig.okta.base_urls());
+    let worker = Worker::new(rig.store.clone(), Sources::new(endpoints).unwrap(), settings);
+    rig.okta.slow_pages(Duration::from_millis(100));
+    let running = tokio::spawn(async move {
+        let options = RunOptions { full: true, ..RunOptions::default() };
+        worker.run(&moved, options, &CancellationToken::new()).await
+    });
+    rig.wait_for_a_running_run().await;
+    let back = Config { modified_at: ctxsync_core::now(), ..rig.config.clone() };
+    rig.store.update_config(&back, None).await.unwrap();
+    let outcome = running.await.unwrap().unwrap();
+    let Outcome::Cancelled(run) = outcome else { panic!("cancelled, got {outcome:?}") };
+    assert_eq!(run.error.as_deref(), Some("the config now names another source"));
+    assert_eq!(run.resumed_from, None, "the stopped run listed another source");
+    let state = rig.store.sync_state(rig.config.id).await.unwrap();
+    assert_eq!((state.cursor, state.last_full_at), (None, None));
+}
+
 #[tokio::test]
 async fn one_worker_at_a_time_per_config() {
     let rig = rig(600).await;
@@ -508,11 +555,12 @@ async fn a_token_that_may_no_longer_read_roles_revokes_no_ones_roles() {
         .add_refresh_targets(rig.config.id, EntityKind::User, &named, ctxsync_core::now())
         .await
         .unwrap();
-    let Outcome::Succeeded(_) =
+    let Outcome::Succeeded(run) =
         rig.worker.run(&rig.config, RunOptions::default(), &CancellationToken::new()).await.unwrap()
     else {
         panic!("the refused incremental run completes")
     };
+    assert_eq!(run.kind, RunKind::Incremental, "only an incremental run reads named users");
     assert!(
         rig.store
             .refresh_targets(rig.config.id, EntityKind::User, ctxsync_core::now())

@@ -10,8 +10,9 @@
 //! each one's roles: admins are few, so this stays cheap where asking every user would not.
 //! Role changes do not move a user's `lastUpdated`, so the cursor keeps the roles last seen and
 //! an incremental run re-reads any user whose roles differ. A token that may no longer read
-//! roles keeps those the last run read (from the cursor, which a scheduled full run is given
-//! too), with a warning, rather than revoking every admin's roles in the store. Factors
+//! roles keeps those the last run read (from the cursor, which scheduled full and resumed runs
+//! are given too), with a warning, rather than revoking every admin's roles in the store. The
+//! users a push names are read after a run, with the roles in its cursor. Factors
 //! (`okta_include_factors`) cost a request per user and are read only for the users a run lists.
 //!
 //! Pages go to the sink as they arrive; only the admin roles are held for the whole run.
@@ -21,7 +22,8 @@
 //! listing once a page of groups and all their members went to the sink (the next page, the
 //! members Okta counted so far, the groups it could not list). Okta's `after` links do not
 //! expire, so a resumed run asks again only for what it had not marked: the pages in flight, and
-//! the members of the groups page it was in. The admin roles the first part read are kept too. Every mark keeps when the first run
+//! the members of the groups page it was in. The admin roles the first part read are kept too
+//! (marked before its users, though the groups' marks may come first). Every mark keeps when the first run
 //! began by Okta's clock: the cursor it ends with must not pass that.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -446,6 +448,9 @@ impl Run<'_, '_> {
         memberships: Newest,
         since: Option<[OffsetDateTime; 3]>,
     ) -> Cursor {
+        // Every run has its roles by now, read or kept: no roles in the cursor must mean the token
+        // could not read them, since the users a push names are read with the cursor's.
+        debug_assert!(self.roles.initialized(), "a run ends with its roles read or kept");
         let roles = self.roles.get().cloned().flatten();
         cursor::write([users, groups, memberships], self.started(), since, roles)
     }

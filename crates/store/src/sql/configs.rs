@@ -96,6 +96,20 @@ impl ConfigStore for Store {
         secrets: Option<&SecretValue>,
     ) -> Result<bool, StoreError> {
         let sealed = secrets.map(|s| self.cipher.seal_secrets(config.org_id, config.id, s));
+        let mut tx = self.begin_write().await?;
+        // Another org or source: what the last runs left (the cursor, when the last full run
+        // was) is another's, so the next run lists everything and keeps nothing from them.
+        sqlx::query(
+            "UPDATE sync_state SET cursor = NULL, last_full_at = NULL WHERE config_id = $1 AND EXISTS \
+             (SELECT 1 FROM integration_configs c WHERE c.id = $1 AND c.org_id = $2 \
+               AND (c.domain <> $3 OR c.integration_type <> $4))",
+        )
+        .bind(DbId(config.id.0))
+        .bind(DbId(config.org_id.0))
+        .bind(&config.domain)
+        .bind(config.integration_type.as_str())
+        .execute(&mut *tx)
+        .await?;
         let update = sqlx::query(
             "UPDATE integration_configs SET integration_type = $3, name = $4, domain = $5, enabled = $6, \
              state = $7, settings = $8, created_at = $9, modified_at = $10, \
@@ -105,8 +119,9 @@ impl ConfigStore for Store {
         let done = bind_config(update, config)
             .bind(sealed.as_ref().map(|s| s.nonce.as_slice()))
             .bind(sealed.as_ref().map(|s| s.ciphertext.as_slice()))
-            .execute(self.writer())
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() > 0)
     }
 

@@ -454,6 +454,41 @@ async fn sync_now_promises_the_id_of_the_next_run() {
     assert_eq!(db.start(RunKind::Full).await.id, next);
 }
 
+/// A config pointed at another org (or source) forgets where its runs had got to: an
+/// incremental run from the old org's cursor would list the new one's changes since then only.
+/// Any other change keeps them.
+#[tokio::test]
+async fn a_config_pointed_at_another_source_forgets_its_cursor_and_last_full_run() {
+    let db = db().await;
+    db.run(RunKind::Full, &[user("u1", "a@x.com", UserStatus::Active)], &[], &[], Some(Coverage::Everything))
+        .await;
+    let synced = db.store.sync_state(db.config.id).await.unwrap();
+    assert!(synced.cursor.is_some() && synced.last_full_at.is_some(), "{synced:?}");
+
+    let mut renamed = db.config.clone();
+    renamed.name = "Okta, production".into();
+    renamed.settings.insert("okta_include_factors".into(), json!(true));
+    assert!(
+        db.store.update_config(&renamed, Some(&SecretValue::new(json!({"api_token": "t2"})))).await.unwrap()
+    );
+    assert_eq!(db.store.sync_state(db.config.id).await.unwrap(), synced, "the same org, kept");
+
+    let mut moved = renamed.clone();
+    moved.domain = "other.okta.com".into();
+    assert!(db.store.update_config(&moved, None).await.unwrap());
+    let state = db.store.sync_state(db.config.id).await.unwrap();
+    assert_eq!((state.cursor, state.last_full_at), (None, None));
+    assert_eq!(state.next_run_at, synced.next_run_at);
+
+    db.run(RunKind::Full, &[user("u9", "z@x.com", UserStatus::Active)], &[], &[], Some(Coverage::Everything))
+        .await;
+    let mut retyped = moved.clone();
+    retyped.integration_type = IntegrationType::EntraId;
+    assert!(db.store.update_config(&retyped, None).await.unwrap());
+    let state = db.store.sync_state(db.config.id).await.unwrap();
+    assert_eq!((state.cursor, state.last_full_at), (None, None));
+}
+
 #[tokio::test]
 async fn lookups_and_filters_find_entities_by_any_identifier() {
     let db = db().await;

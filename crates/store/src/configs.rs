@@ -25,8 +25,12 @@ pub trait ConfigStore: Send + Sync {
     async fn load_secrets(&self, org: OrgId, id: ConfigId) -> Result<Option<SecretValue>, StoreError>;
 
     /// Writes every field of `config` (found by org and id) and, when `secrets` is given, replaces
-    /// the secrets. A new domain or type forgets the config's cursor and last full run, so its
-    /// next run lists the new source in full. `false` when there is no such config.
+    /// the secrets. `false` when there is no such config. A new domain or type makes what the
+    /// config's runs left another source's: its running run is cancelled ([`SOURCE_CHANGED`];
+    /// its next write finds it taken over), its stopped runs are not gone on with, and its cursor
+    /// and last full run are forgotten, so the next run lists the new source in full.
+    ///
+    /// [`SOURCE_CHANGED`]: crate::SOURCE_CHANGED
     async fn update_config(&self, config: &Config, secrets: Option<&SecretValue>)
     -> Result<bool, StoreError>;
 

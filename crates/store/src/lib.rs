@@ -43,7 +43,9 @@ pub use page::{LOGON, PreparedEntities};
 pub use postgres::PostgresStore;
 pub use push::{Delivery, PushEndpoint, PushStore, SourceSubscription, new_secret, secret_digest};
 pub use sqlite::SqliteStore;
-pub use sync::{Checkpointed, Lease, PageWrite, ResumePoint, RunEnd, RunSummary, SyncState, SyncStore};
+pub use sync::{
+    Checkpointed, Lease, PageWrite, ResumePoint, RunEnd, RunSummary, SOURCE_CHANGED, SyncState, SyncStore,
+};
 
 /// A cheap round trip to the database, for readiness checks, and the state of its connection
 /// pools, for metrics.

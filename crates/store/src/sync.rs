@@ -198,6 +198,9 @@ pub trait SyncStore: Send + Sync {
     async fn run_summaries(&self) -> Result<Vec<RunSummary>, StoreError>;
 }
 
+/// The error of a run cancelled because its config was pointed at another domain or type.
+pub const SOURCE_CHANGED: &str = "the config now names another source";
+
 /// The error of a run found `running` when its config's lease is taken over.
 pub(crate) const INTERRUPTED: &str =
     "interrupted: the worker running it stopped before it completed; nothing was deleted";

@@ -11,7 +11,7 @@ use ctxsync_core::{
     RunStatus, Schedule,
 };
 use ctxsync_sources::{Checkpoint, Credentials, Cursor, Named, SourceError, Sources, SyncError, SyncMode};
-use ctxsync_store::{ResumePoint, RunEnd, Store, StoreError, SyncState};
+use ctxsync_store::{ResumePoint, RunEnd, SOURCE_CHANGED, Store, StoreError, SyncState};
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
@@ -64,7 +64,8 @@ pub enum Outcome {
     Busy {
         holder: String,
     },
-    /// The config is gone or cannot be synced as it is (the reason says why).
+    /// The config is gone or cannot be synced as it is, or was pointed at another source during
+    /// the run, which that update cancelled (the reason says why).
     Skipped(String),
 }
 
@@ -447,12 +448,7 @@ impl Worker {
     ) -> Result<Outcome, StoreError> {
         let now = ctxsync_core::now();
         let retry_at = now + schedule.interval.min(Duration::from_secs(300));
-        // Pointed at another source since the last heartbeat: what the run listed, its cursor and
-        // its verdict on the credentials are the old source's.
-        let current = self.store.get_config(config.org_id, config.id).await?;
-        let moved = current.is_some_and(|current| !same_source(&current, config));
         let (end, state) = match result {
-            _ if moved => (RunEnd::Cancelled { reason: MOVED.into() }, None),
             Ok(outcome) => (
                 RunEnd::Succeeded {
                     coverage: outcome.coverage,
@@ -478,10 +474,15 @@ impl Worker {
         let finished = match self.store.finish_run(&run, end).await {
             Ok(run) => run,
             Err(e) => {
-                if self.store.get_config(config.org_id, config.id).await?.is_none() {
-                    return Ok(Outcome::Skipped("the config was deleted during the run".into()));
+                match self.store.get_config(config.org_id, config.id).await? {
+                    None => return Ok(Outcome::Skipped("the config was deleted during the run".into())),
+                    // The update that pointed it elsewhere cancelled the run: what it listed, its
+                    // cursor and its verdict on the credentials are the old source's.
+                    Some(current) if !same_source(&current, config) => {
+                        return Ok(Outcome::Skipped(SOURCE_CHANGED.into()));
+                    }
+                    Some(_) => return Err(e),
                 }
-                return Err(e);
             }
         };
         crate::metrics::record_run(config.integration_type, &finished, &ending.carried);
@@ -530,14 +531,11 @@ impl Worker {
         match self.store.get_config(config.org_id, config.id).await {
             Ok(None) => "the config was deleted".into(),
             Ok(Some(c)) if !c.enabled => "the config was disabled".into(),
-            Ok(Some(c)) if !same_source(&c, config) => MOVED.into(),
+            Ok(Some(c)) if !same_source(&c, config) => SOURCE_CHANGED.into(),
             _ => "the run was stopped (ctxsync is shutting down, or another worker took over)".into(),
         }
     }
 }
-
-/// Why a run of a config pointed at another source meanwhile stopped.
-const MOVED: &str = "the config now names another source";
 
 /// Whether `current` still names the source a run of `config` lists: another domain or type
 /// makes what the run lists another's.

@@ -12,7 +12,7 @@ use ctxsync_fakes::FaultKnobs;
 use ctxsync_fakes::{FakeOkta, TenantSpec};
 use ctxsync_sources::{Endpoints, Sources};
 use ctxsync_store::testing::TestDatabase;
-use ctxsync_store::{EntityQuery, EventQuery, MasterKey, Store};
+use ctxsync_store::{EntityQuery, EventQuery, MasterKey, SOURCE_CHANGED, Store};
 use ctxsync_sync::{Outcome, RunOptions, SyncSettings, Worker};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -255,7 +255,8 @@ async fn disabling_a_config_stops_its_run_promptly() {
 }
 
 /// A run of a config pointed at another org meanwhile stops too: what it lists is the old org's,
-/// and its cursor, kept, would start the new org's incremental runs.
+/// and its cursor, kept, would start the new org's incremental runs. So does one whose lease
+/// outlasts the run (no heartbeat in between), and the next run does not go on from either.
 #[tokio::test]
 async fn pointing_a_config_at_another_org_stops_its_run() {
     let rig = rig(2000).await;
@@ -267,21 +268,22 @@ async fn pointing_a_config_at_another_org_stops_its_run() {
             async move { worker.run(&config, RunOptions::default(), &CancellationToken::new()).await },
         );
     rig.wait_for_users(200).await;
-    let mut moved = rig.config.clone();
-    moved.domain = "other.okta.com".into();
-    moved.modified_at = ctxsync_core::now();
+    let moved = Config { domain: "other.okta.com".into(), ..rig.config.clone() };
     rig.store.update_config(&moved, None).await.unwrap();
     let outcome = tokio::time::timeout(Duration::from_secs(60), running)
         .await
         .expect("the run stops")
         .unwrap()
         .unwrap();
-    let Outcome::Cancelled(run) = outcome else { panic!("cancelled, got {outcome:?}") };
-    assert_eq!(run.error.as_deref(), Some("the config now names another source"));
+    assert_eq!(outcome, Outcome::Skipped(SOURCE_CHANGED.into()));
+    let stopped = rig.store.list_runs(rig.config.org_id, rig.config.id, 1).await.unwrap().remove(0);
+    assert_eq!((stopped.status, stopped.error.as_deref()), (RunStatus::Cancelled, Some(SOURCE_CHANGED)));
+    assert!(rig.user_ids().await.len() < 2000, "the listing did not run to the end");
     let state = rig.store.sync_state(rig.config.id).await.unwrap();
     assert_eq!((state.cursor, state.last_full_at), (None, None));
 
-    // Nor does a run that lists to its end before a heartbeat sees the change keep its cursor.
+    // `modified_at` kept as it was: only the update's own doing keeps the next run from going on
+    // from the stopped one.
     let settings = SyncSettings { lease: Duration::from_secs(600), ..SyncSettings::default() };
     let endpoints = Endpoints::overridden(rig.okta.base_urls());
     let worker = Worker::new(rig.store.clone(), Sources::new(endpoints).unwrap(), settings);
@@ -291,12 +293,12 @@ async fn pointing_a_config_at_another_org_stops_its_run() {
         worker.run(&moved, options, &CancellationToken::new()).await
     });
     rig.wait_for_a_running_run().await;
-    let back = Config { modified_at: ctxsync_core::now(), ..rig.config.clone() };
-    rig.store.update_config(&back, None).await.unwrap();
-    let outcome = running.await.unwrap().unwrap();
-    let Outcome::Cancelled(run) = outcome else { panic!("cancelled, got {outcome:?}") };
-    assert_eq!(run.error.as_deref(), Some("the config now names another source"));
-    assert_eq!(run.resumed_from, None, "the stopped run listed another source");
+    rig.store.update_config(&rig.config, None).await.unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(60), running).await.unwrap().unwrap().unwrap();
+    assert_eq!(outcome, Outcome::Skipped(SOURCE_CHANGED.into()));
+    let second = rig.store.list_runs(rig.config.org_id, rig.config.id, 1).await.unwrap().remove(0);
+    assert_ne!(second.id, stopped.id);
+    assert_eq!((second.status, second.resumed_from), (RunStatus::Cancelled, None));
     let state = rig.store.sync_state(rig.config.id).await.unwrap();
     assert_eq!((state.cursor, state.last_full_at), (None, None));
 }

@@ -1,10 +1,10 @@
 use ctxsync_core::{Config, ConfigId, ConfigState, IntegrationType, OrgId, SecretValue};
 
-use super::{Backend, Store, for_update};
+use super::{Backend, Conn, Store, for_update};
 use crate::configs::Reseal;
 use crate::rows::{ConfigRow, encode_settings};
 use crate::values::{DbId, DbTime};
-use crate::{ConfigStore, Reencrypted, StoreError};
+use crate::{ConfigStore, Reencrypted, SOURCE_CHANGED, StoreError};
 
 /// The columns of [`ConfigRow`].
 pub(super) const CONFIG_COLUMNS: &str =
@@ -97,19 +97,20 @@ impl ConfigStore for Store {
     ) -> Result<bool, StoreError> {
         let sealed = secrets.map(|s| self.cipher.seal_secrets(config.org_id, config.id, s));
         let mut tx = self.begin_write().await?;
-        // Another org or source: what the last runs left (the cursor, when the last full run
-        // was) is another's, so the next run lists everything and keeps nothing from them.
-        sqlx::query(
-            "UPDATE sync_state SET cursor = NULL, last_full_at = NULL WHERE config_id = $1 AND EXISTS \
-             (SELECT 1 FROM integration_configs c WHERE c.id = $1 AND c.org_id = $2 \
-               AND (c.domain <> $3 OR c.integration_type <> $4))",
-        )
+        // The config's row first, as a run's writes and a deletion take it, so that none of them
+        // deadlocks with this on what hangs off it.
+        let stored: Option<(String, String)> = sqlx::query_as(&format!(
+            "SELECT domain, integration_type FROM integration_configs WHERE id = $1 AND org_id = $2{}",
+            for_update(None)
+        ))
         .bind(DbId(config.id.0))
         .bind(DbId(config.org_id.0))
-        .bind(&config.domain)
-        .bind(config.integration_type.as_str())
-        .execute(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await?;
+        let Some((domain, integration_type)) = stored else { return Ok(false) };
+        if domain != config.domain || integration_type != config.integration_type.as_str() {
+            Self::forget_source(&mut tx, config.id).await?;
+        }
         let update = sqlx::query(
             "UPDATE integration_configs SET integration_type = $3, name = $4, domain = $5, enabled = $6, \
              state = $7, settings = $8, created_at = $9, modified_at = $10, \
@@ -149,6 +150,36 @@ impl ConfigStore for Store {
         progress: &(dyn Fn(u64, u64) + Send + Sync),
     ) -> Result<Reencrypted, StoreError> {
         crate::configs::reencrypt(self, progress).await
+    }
+}
+
+impl Store {
+    /// What the config's runs left is another source's: its running run is cancelled (its next
+    /// write finds it taken over), no stopped run is gone on with, and the next run lists
+    /// everything without the old cursor.
+    async fn forget_source(conn: &mut Conn, config: ConfigId) -> Result<(), StoreError> {
+        let cancelled: Vec<(DbId,)> = sqlx::query_as(
+            "UPDATE sync_runs SET status = 'cancelled', finished_at = $2, error = $3, checkpoint = NULL \
+             WHERE config_id = $1 AND status = 'running' RETURNING id",
+        )
+        .bind(DbId(config.0))
+        .bind(DbTime(ctxsync_core::now()))
+        .bind(SOURCE_CHANGED)
+        .fetch_all(&mut *conn)
+        .await?;
+        let stopped: Vec<(DbId,)> = sqlx::query_as(
+            "UPDATE sync_runs SET checkpoint = NULL WHERE config_id = $1 AND checkpoint IS NOT NULL RETURNING id",
+        )
+        .bind(DbId(config.0))
+        .fetch_all(&mut *conn)
+        .await?;
+        let runs: Vec<uuid::Uuid> = cancelled.into_iter().chain(stopped).map(|(id,)| id.0).collect();
+        Self::clear_run_scratch(conn, &runs).await?;
+        sqlx::query("UPDATE sync_state SET cursor = NULL, last_full_at = NULL WHERE config_id = $1")
+            .bind(DbId(config.0))
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
     }
 }
 

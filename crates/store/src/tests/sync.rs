@@ -10,7 +10,7 @@ use ctxsync_core::{
 use serde_json::json;
 
 use super::TestStore;
-use crate::{EntityCursor, EntityQuery, PageWrite, PreparedEntities, RunEnd, Store};
+use crate::{EntityCursor, EntityQuery, PageWrite, PreparedEntities, RunEnd, Store, StoreError};
 
 pub(super) struct Db {
     pub test: TestStore,
@@ -482,11 +482,35 @@ async fn a_config_pointed_at_another_source_forgets_its_cursor_and_last_full_run
 
     db.run(RunKind::Full, &[user("u9", "z@x.com", UserStatus::Active)], &[], &[], Some(Coverage::Everything))
         .await;
+    // A run going on meanwhile is cancelled: neither its next page nor its end is taken.
+    let running = db.start(RunKind::Full).await;
     let mut retyped = moved.clone();
     retyped.integration_type = IntegrationType::EntraId;
     assert!(db.store.update_config(&retyped, None).await.unwrap());
     let state = db.store.sync_state(db.config.id).await.unwrap();
     assert_eq!((state.cursor, state.last_full_at), (None, None));
+    let stopped = db.store.list_runs(db.org, db.config.id, 1).await.unwrap().remove(0);
+    assert_eq!((stopped.id, stopped.status), (running.id, RunStatus::Cancelled));
+    assert_eq!(stopped.error.as_deref(), Some(crate::SOURCE_CHANGED));
+    let entities = PreparedEntities::new(vec![user("u8", "y@x.com", UserStatus::Active)]);
+    let page = PageWrite {
+        entities: &entities,
+        memberships: &[],
+        whole_groups: &[],
+        removals: &[],
+        checkpoint: None,
+    };
+    let refused = db.store.apply_page(&running, db.org, page).await;
+    assert!(matches!(refused, Err(StoreError::RunTakenOver(_))), "{refused:?}");
+    let end = RunEnd::Succeeded {
+        coverage: Coverage::Everything,
+        cursor: Some(json!({"old": "org"})),
+        next_run_at: ctxsync_core::now(),
+        guard: DeletionGuard::OFF,
+        expected: Expected::new(),
+    };
+    assert!(matches!(db.store.finish_run(&running, end).await, Err(StoreError::RunTakenOver(_))));
+    assert_eq!(db.store.sync_state(db.config.id).await.unwrap().cursor, None);
 }
 
 #[tokio::test]

@@ -355,8 +355,18 @@ impl Worker {
             let (run, resumed, carried) = match started {
                 Ok(started) => started,
                 Err(StoreError::LeaseLost { .. }) => return self.lease_lost(config).await,
+                Err(_) if self.source_changed(config).await => {
+                    return Ok(Outcome::Skipped(SOURCE_CHANGED.into()));
+                }
                 Err(e) => return Err(e),
             };
+            // The config was read before the run began: pointed elsewhere since, the update found
+            // no run of it to cancel. Any later one finds this one.
+            if self.source_changed(config).await {
+                let cancelled =
+                    self.store.finish_run(&run, RunEnd::Cancelled { reason: SOURCE_CHANGED.into() }).await;
+                return self.source_changed_during(config, cancelled, &carried).await;
+            }
             let ending = Ending { due: full_due.filter(|_| refresh_only), carried };
             tracing::info!(
                 config_id = %config.id,
@@ -418,13 +428,15 @@ impl Worker {
                 SyncMode::Full | SyncMode::FullAfter(_) => "",
             };
             if matches!(result, Err(SyncError::CursorExpired)) && !expired.is_empty() {
-                let failed = self
-                    .store
-                    .finish_run(
-                        &run,
-                        RunEnd::Failed { error: expired.into(), next_run_at: ctxsync_core::now() },
-                    )
-                    .await?;
+                let end = RunEnd::Failed { error: expired.into(), next_run_at: ctxsync_core::now() };
+                let failed = match self.store.finish_run(&run, end).await {
+                    Ok(failed) => failed,
+                    Err(StoreError::RunTakenOver(_)) => {
+                        let cancelled = self.cancelled_for_source(config, &run).await;
+                        return self.source_changed_during(config, cancelled, &ending.carried).await;
+                    }
+                    Err(e) => return Err(e),
+                };
                 crate::metrics::record_run(config.integration_type, &failed, &ending.carried);
                 mode = full_mode(&state);
                 continue;
@@ -474,15 +486,16 @@ impl Worker {
         let finished = match self.store.finish_run(&run, end).await {
             Ok(run) => run,
             Err(e) => {
-                match self.store.get_config(config.org_id, config.id).await? {
-                    None => return Ok(Outcome::Skipped("the config was deleted during the run".into())),
-                    // The update that pointed it elsewhere cancelled the run: what it listed, its
-                    // cursor and its verdict on the credentials are the old source's.
-                    Some(current) if !same_source(&current, config) => {
-                        return Ok(Outcome::Skipped(SOURCE_CHANGED.into()));
-                    }
-                    Some(_) => return Err(e),
+                if self.store.get_config(config.org_id, config.id).await?.is_none() {
+                    return Ok(Outcome::Skipped("the config was deleted during the run".into()));
                 }
+                // The update that pointed it elsewhere cancelled the run: what it listed, its
+                // cursor and its verdict on the credentials are the old source's.
+                if let StoreError::RunTakenOver(_) = e {
+                    let cancelled = self.cancelled_for_source(config, &run).await;
+                    return self.source_changed_during(config, cancelled, &ending.carried).await;
+                }
+                return Err(e);
             }
         };
         crate::metrics::record_run(config.integration_type, &finished, &ending.carried);
@@ -525,6 +538,39 @@ impl Worker {
                 && now - point.listed_since < schedule.full_interval
                 && config.modified_at < point.listed_since
         }))
+    }
+
+    /// Whether the config now names another source than `config` does; not when it cannot be
+    /// read, as a heartbeat goes on then.
+    async fn source_changed(&self, config: &Config) -> bool {
+        matches!(self.store.get_config(config.org_id, config.id).await, Ok(Some(c)) if !same_source(&c, config))
+    }
+
+    /// `run` as stored, when the store refused it because an update pointing its config at
+    /// another source cancelled it.
+    async fn cancelled_for_source(&self, config: &Config, run: &Run) -> Result<Run, StoreError> {
+        match self.store.get_run(config.org_id, config.id, run.id).await? {
+            Some(run)
+                if run.status == RunStatus::Cancelled && run.error.as_deref() == Some(SOURCE_CHANGED) =>
+            {
+                Ok(run)
+            }
+            _ => Err(StoreError::RunTakenOver(run.id)),
+        }
+    }
+
+    /// The end of a run stopped because its config was pointed at another source, counted as
+    /// every run's end is.
+    async fn source_changed_during(
+        &self,
+        config: &Config,
+        cancelled: Result<Run, StoreError>,
+        carried: &RunCounts,
+    ) -> Result<Outcome, StoreError> {
+        let cancelled = cancelled?;
+        crate::metrics::record_run(config.integration_type, &cancelled, carried);
+        tracing::info!(config_id = %config.id, run_id = %cancelled.id, "sync run cancelled: {SOURCE_CHANGED}");
+        Ok(Outcome::Skipped(SOURCE_CHANGED.into()))
     }
 
     async fn cancel_reason(&self, config: &Config) -> String {

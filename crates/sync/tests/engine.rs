@@ -301,6 +301,17 @@ async fn pointing_a_config_at_another_org_stops_its_run() {
     assert_eq!((second.status, second.resumed_from), (RunStatus::Cancelled, None));
     let state = rig.store.sync_state(rig.config.id).await.unwrap();
     assert_eq!((state.cursor, state.last_full_at), (None, None));
+
+    // A run begun from the config as read before an update (as the scheduler read it) is
+    // cancelled at once: the update found no run to cancel.
+    rig.okta.slow_pages(Duration::ZERO);
+    let stale = Config { domain: "other.okta.com".into(), ..rig.config.clone() };
+    let outcome = rig.worker.run(&stale, RunOptions::default(), &CancellationToken::new()).await.unwrap();
+    assert_eq!(outcome, Outcome::Skipped(SOURCE_CHANGED.into()));
+    let third = rig.store.list_runs(rig.config.org_id, rig.config.id, 1).await.unwrap().remove(0);
+    assert_ne!(third.id, second.id);
+    assert_eq!((third.status, third.error.as_deref()), (RunStatus::Cancelled, Some(SOURCE_CHANGED)));
+    assert_eq!(rig.store.sync_state(rig.config.id).await.unwrap().cursor, None);
 }
 
 #[tokio::test]

@@ -123,10 +123,11 @@ fn for_update(of: Option<&str>) -> String {
 }
 
 impl Store {
-    /// Keeps the config's row from being deleted until the transaction ends (PostgreSQL; SQLite
-    /// writes one transaction at a time). A run's writes take this first: its rows reference the
-    /// run, the run references the config, and a deletion of the config cascading through them
-    /// in the other order would otherwise deadlock with the write; now it waits for it.
+    /// Keeps the config's row from being deleted or pointed elsewhere until the transaction ends
+    /// (PostgreSQL; SQLite writes one transaction at a time). A run's writes, its start and a
+    /// lease taken take this first: their rows reference the run or the config, and a deletion of
+    /// the config cascading through them, or an update cancelling its run, in the other order would
+    /// otherwise deadlock with them; now it waits for them.
     pub(super) async fn hold_config(conn: &mut Conn, config: ConfigId) -> Result<(), StoreError> {
         if Self::ROW_LOCKS {
             sqlx::query("SELECT 1 FROM integration_configs WHERE id = $1 FOR KEY SHARE")

@@ -50,6 +50,7 @@ impl SyncStore for Store {
     ) -> Result<Option<SyncState>, StoreError> {
         let now = ctxsync_core::now();
         let mut tx = self.begin_write().await?;
+        Self::hold_config(&mut tx, config).await?;
         let state: Option<StateRow> = sqlx::query_as(
             "INSERT INTO sync_state (config_id, lease_owner, lease_until) VALUES ($1, $2, $3) \
              ON CONFLICT (config_id) DO UPDATE SET lease_owner = EXCLUDED.lease_owner, lease_until = EXCLUDED.lease_until \
@@ -366,6 +367,7 @@ impl Store {
             run.counts = from.counts.clone();
         }
         let mut tx = self.begin_write().await?;
+        Self::hold_config(&mut tx, config).await?;
         // The row lock keeps a concurrent "sync now" from promising the id being taken here, and
         // orders this run with a takeover of the lease: one that came first is seen here, one that
         // comes after marks this run failed.

@@ -2,7 +2,8 @@
 //! goes on from it decides deletions from both listings together.
 
 use ctxsync_core::{
-    Coverage, DeletionGuard, EntityKind, Expected, Membership, Record, Run, RunCounts, RunKind, RunStatus,
+    Config, Coverage, DeletionGuard, EntityKind, Expected, Membership, Record, Run, RunCounts, RunKind,
+    RunStatus,
 };
 use serde_json::json;
 
@@ -395,4 +396,22 @@ async fn a_worker_that_stalled_past_a_takeover_writes_nothing() {
     let finished = db.complete(&resumed).await;
     assert_eq!(finished.status, RunStatus::Succeeded);
     assert_eq!(db.store.resume_point(db.config.id).await.unwrap(), None, "no stopped run came back to life");
+}
+
+/// A stopped full run of a config since pointed at another org is not gone on with: its marks
+/// are the old org's.
+#[tokio::test]
+async fn a_stopped_run_is_not_resumed_once_its_config_names_another_source() {
+    let db = db().await;
+    let run = db.leased_full_run().await;
+    db.page(run, &users(&["u1"]), &[], Some(json!({"users": {"next": "u2"}}))).await;
+    db.take_lease_over().await;
+    assert!(db.store.resume_point(db.config.id).await.unwrap().is_some());
+
+    let renamed = Config { name: "Okta, production".into(), ..db.config.clone() };
+    db.store.update_config(&renamed, None).await.unwrap();
+    assert!(db.store.resume_point(db.config.id).await.unwrap().is_some(), "the same org: still resumable");
+    let moved = Config { domain: "other.okta.com".into(), ..renamed };
+    db.store.update_config(&moved, None).await.unwrap();
+    assert_eq!(db.store.resume_point(db.config.id).await.unwrap(), None);
 }

@@ -355,7 +355,8 @@ impl Worker {
             let (run, resumed, carried) = match started {
                 Ok(started) => started,
                 Err(StoreError::LeaseLost { .. }) => return self.lease_lost(config).await,
-                Err(_) if self.source_changed(config).await => {
+                // A stopped run's marks the update cleared before this run could go on from them.
+                Err(StoreError::RunTakenOver(_)) if self.source_changed(config).await => {
                     return Ok(Outcome::Skipped(SOURCE_CHANGED.into()));
                 }
                 Err(e) => return Err(e),
@@ -363,8 +364,15 @@ impl Worker {
             // The config was read before the run began: pointed elsewhere since, the update found
             // no run of it to cancel. Any later one finds this one.
             if self.source_changed(config).await {
-                let cancelled =
-                    self.store.finish_run(&run, RunEnd::Cancelled { reason: SOURCE_CHANGED.into() }).await;
+                let cancelled = match self
+                    .store
+                    .finish_run(&run, RunEnd::Cancelled { reason: SOURCE_CHANGED.into() })
+                    .await
+                {
+                    // An update that waited for this run's start cancelled it itself.
+                    Err(StoreError::RunTakenOver(_)) => self.cancelled_for_source(config, &run).await,
+                    ended => ended,
+                };
                 return self.source_changed_during(config, cancelled, &carried).await;
             }
             let ending = Ending { due: full_due.filter(|_| refresh_only), carried };
@@ -546,14 +554,21 @@ impl Worker {
         matches!(self.store.get_config(config.org_id, config.id).await, Ok(Some(c)) if !same_source(&c, config))
     }
 
-    /// `run` as stored, when the store refused it because an update pointing its config at
-    /// another source cancelled it.
+    /// `run` as it ended, when the store refused it because an update pointing its config at
+    /// another source cancelled it: its counts as the worker has them (the store's are those of
+    /// its last saved progress), its end as stored.
     async fn cancelled_for_source(&self, config: &Config, run: &Run) -> Result<Run, StoreError> {
         match self.store.get_run(config.org_id, config.id, run.id).await? {
-            Some(run)
-                if run.status == RunStatus::Cancelled && run.error.as_deref() == Some(SOURCE_CHANGED) =>
+            Some(stored)
+                if stored.status == RunStatus::Cancelled
+                    && stored.error.as_deref() == Some(SOURCE_CHANGED) =>
             {
-                Ok(run)
+                Ok(Run {
+                    status: stored.status,
+                    finished_at: stored.finished_at,
+                    error: stored.error,
+                    ..run.clone()
+                })
             }
             _ => Err(StoreError::RunTakenOver(run.id)),
         }

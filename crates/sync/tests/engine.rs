@@ -62,6 +62,21 @@ impl Rig {
             .unwrap()
     }
 
+    /// Writes `changed` while a run of the config is listing, and returns how the run ended: ten
+    /// pages of users at 400 ms each, so a run that stopped promptly (at the next heartbeat, a
+    /// third of the lease, or its next write) is one that did not reach the end of the listing.
+    async fn update_during_a_run(&self, changed: &Config) -> Outcome {
+        self.okta.slow_pages(Duration::from_millis(400));
+        let worker = self.worker.clone();
+        let config = self.config.clone();
+        let running = tokio::spawn(async move {
+            worker.run(&config, RunOptions::default(), &CancellationToken::new()).await
+        });
+        self.wait_for_users(200).await;
+        self.store.update_config(changed, None).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(60), running).await.expect("the run stops").unwrap().unwrap()
+    }
+
     /// Waits until a run of the config is running, its lease held.
     async fn wait_for_a_running_run(&self) {
         for _ in 0..400 {
@@ -231,24 +246,8 @@ async fn progress_sees_the_totals_the_source_announces() {
 #[tokio::test]
 async fn disabling_a_config_stops_its_run_promptly() {
     let rig = rig(2000).await;
-    // Ten pages of users at 400 ms each: a run that stopped promptly (at the next heartbeat, a
-    // third of the lease) is one that did not reach the end of the listing.
-    rig.okta.slow_pages(Duration::from_millis(400));
-    let worker = rig.worker.clone();
-    let config = rig.config.clone();
-    let running =
-        tokio::spawn(
-            async move { worker.run(&config, RunOptions::default(), &CancellationToken::new()).await },
-        );
-    rig.wait_for_users(200).await;
-    let mut disabled = rig.config.clone();
-    disabled.enabled = false;
-    rig.store.update_config(&disabled, None).await.unwrap();
-    let outcome = tokio::time::timeout(Duration::from_secs(60), running)
-        .await
-        .expect("the run stops")
-        .unwrap()
-        .unwrap();
+    let disabled = Config { enabled: false, ..rig.config.clone() };
+    let outcome = rig.update_during_a_run(&disabled).await;
     let Outcome::Cancelled(run) = outcome else { panic!("cancelled, got {outcome:?}") };
     assert_eq!(run.error.as_deref(), Some("the config was disabled"));
     assert!(rig.user_ids().await.len() < 2000, "the listing did not run to the end");
@@ -260,22 +259,8 @@ async fn disabling_a_config_stops_its_run_promptly() {
 #[tokio::test]
 async fn pointing_a_config_at_another_org_stops_its_run() {
     let rig = rig(2000).await;
-    rig.okta.slow_pages(Duration::from_millis(400));
-    let worker = rig.worker.clone();
-    let config = rig.config.clone();
-    let running =
-        tokio::spawn(
-            async move { worker.run(&config, RunOptions::default(), &CancellationToken::new()).await },
-        );
-    rig.wait_for_users(200).await;
     let moved = Config { domain: "other.okta.com".into(), ..rig.config.clone() };
-    rig.store.update_config(&moved, None).await.unwrap();
-    let outcome = tokio::time::timeout(Duration::from_secs(60), running)
-        .await
-        .expect("the run stops")
-        .unwrap()
-        .unwrap();
-    assert_eq!(outcome, Outcome::Skipped(SOURCE_CHANGED.into()));
+    assert_eq!(rig.update_during_a_run(&moved).await, Outcome::Skipped(SOURCE_CHANGED.into()));
     let stopped = rig.store.list_runs(rig.config.org_id, rig.config.id, 1).await.unwrap().remove(0);
     assert_eq!((stopped.status, stopped.error.as_deref()), (RunStatus::Cancelled, Some(SOURCE_CHANGED)));
     assert!(rig.user_ids().await.len() < 2000, "the listing did not run to the end");

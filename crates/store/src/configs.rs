@@ -38,6 +38,11 @@ pub trait ConfigStore: Send + Sync {
     /// `false` when there is no such config.
     async fn set_state(&self, org: OrgId, id: ConfigId, state: ConfigState) -> Result<bool, StoreError>;
 
+    /// Sets only `state`, as [`ConfigStore::set_state`] does, while the config still names the
+    /// domain and type of `listed`: a run's verdict on the credentials is about the source it
+    /// listed, not one the config was pointed at since. `false` otherwise.
+    async fn set_state_for(&self, listed: &Config, state: ConfigState) -> Result<bool, StoreError>;
+
     /// Deletes the config with its secrets. `false` when there is no such config.
     async fn delete_config(&self, org: OrgId, id: ConfigId) -> Result<bool, StoreError>;
 

@@ -507,8 +507,9 @@ impl Worker {
             }
         };
         crate::metrics::record_run(config.integration_type, &finished, &ending.carried);
-        if let Some(state) = state.filter(|s| *s != config.state) {
-            self.store.set_state(config.org_id, config.id, state).await?;
+        if let Some(state) = state.filter(|s| *s != config.state)
+            && self.store.set_state_for(config, state).await?
+        {
             tracing::info!(config_id = %config.id, state = %state, "config state changed by a sync run");
         }
         tracing::info!(

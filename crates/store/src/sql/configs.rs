@@ -136,6 +136,21 @@ impl ConfigStore for Store {
         Ok(done.rows_affected() > 0)
     }
 
+    async fn set_state_for(&self, listed: &Config, state: ConfigState) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE integration_configs SET state = $3 \
+             WHERE org_id = $1 AND id = $2 AND domain = $4 AND integration_type = $5",
+        )
+        .bind(DbId(listed.org_id.0))
+        .bind(DbId(listed.id.0))
+        .bind(state.as_str())
+        .bind(&listed.domain)
+        .bind(listed.integration_type.as_str())
+        .execute(self.writer())
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn delete_config(&self, org: OrgId, id: ConfigId) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM integration_configs WHERE org_id = $1 AND id = $2")
             .bind(DbId(org.0))

@@ -73,7 +73,7 @@ async fn update_writes_every_field_and_replaces_secrets_only_when_given() {
 }
 
 #[tokio::test]
-async fn set_state_keeps_modified_at() {
+async fn set_state_keeps_modified_at_and_a_runs_verdict_holds_for_its_source() {
     let db = TestStore::new().await;
     let org = db.org("default").await;
     let c = config(org, IntegrationType::Okta, datetime!(2026-01-01 0:00 UTC));
@@ -84,6 +84,16 @@ async fn set_state_keeps_modified_at() {
     assert_eq!(read.state, ConfigState::Invalid);
     assert_eq!(read.modified_at, c.modified_at);
     assert!(!db.store.set_state(org, ConfigId::new(), ConfigState::Valid).await.unwrap());
+
+    // A run's verdict holds only for the source it listed.
+    assert!(db.store.set_state_for(&c, ConfigState::Valid).await.unwrap());
+    assert_eq!(db.store.get_config(org, c.id).await.unwrap().unwrap().state, ConfigState::Valid);
+    let moved = Config { domain: "other.okta.com".into(), ..c.clone() };
+    db.store.update_config(&moved, None).await.unwrap();
+    assert!(!db.store.set_state_for(&c, ConfigState::Invalid).await.unwrap());
+    assert_eq!(db.store.get_config(org, c.id).await.unwrap().unwrap().state, ConfigState::Valid);
+    assert!(db.store.set_state_for(&moved, ConfigState::Invalid).await.unwrap());
+    assert_eq!(db.store.get_config(org, c.id).await.unwrap().unwrap().state, ConfigState::Invalid);
 }
 
 #[tokio::test]

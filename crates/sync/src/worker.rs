@@ -364,16 +364,9 @@ impl Worker {
             // The config was read before the run began: pointed elsewhere since, the update found
             // no run of it to cancel. Any later one finds this one.
             if self.source_changed(config).await {
-                let cancelled = match self
-                    .store
-                    .finish_run(&run, RunEnd::Cancelled { reason: SOURCE_CHANGED.into() })
-                    .await
-                {
-                    // An update that waited for this run's start cancelled it itself.
-                    Err(StoreError::RunTakenOver(_)) => self.cancelled_for_source(config, &run).await,
-                    ended => ended,
-                };
-                return self.source_changed_during(config, cancelled, &carried).await;
+                let ended =
+                    self.store.finish_run(&run, RunEnd::Cancelled { reason: SOURCE_CHANGED.into() }).await;
+                return self.source_changed_during(config, &run, ended, &carried).await;
             }
             let ending = Ending { due: full_due.filter(|_| refresh_only), carried };
             tracing::info!(
@@ -439,9 +432,8 @@ impl Worker {
                 let end = RunEnd::Failed { error: expired.into(), next_run_at: ctxsync_core::now() };
                 let failed = match self.store.finish_run(&run, end).await {
                     Ok(failed) => failed,
-                    Err(StoreError::RunTakenOver(_)) => {
-                        let cancelled = self.cancelled_for_source(config, &run).await;
-                        return self.source_changed_during(config, cancelled, &ending.carried).await;
+                    Err(e @ StoreError::RunTakenOver(_)) => {
+                        return self.source_changed_during(config, &run, Err(e), &ending.carried).await;
                     }
                     Err(e) => return Err(e),
                 };
@@ -500,8 +492,7 @@ impl Worker {
                 // The update that pointed it elsewhere cancelled the run: what it listed, its
                 // cursor and its verdict on the credentials are the old source's.
                 if let StoreError::RunTakenOver(_) = e {
-                    let cancelled = self.cancelled_for_source(config, &run).await;
-                    return self.source_changed_during(config, cancelled, &ending.carried).await;
+                    return self.source_changed_during(config, &run, Err(e), &ending.carried).await;
                 }
                 return Err(e);
             }
@@ -576,14 +567,19 @@ impl Worker {
     }
 
     /// The end of a run stopped because its config was pointed at another source, counted as
-    /// every run's end is.
+    /// every run's end is: `ended` is how the store took its end, refused when the update that
+    /// pointed the config elsewhere cancelled the run itself (any other refusal stays an error).
     async fn source_changed_during(
         &self,
         config: &Config,
-        cancelled: Result<Run, StoreError>,
+        run: &Run,
+        ended: Result<Run, StoreError>,
         carried: &RunCounts,
     ) -> Result<Outcome, StoreError> {
-        let cancelled = cancelled?;
+        let cancelled = match ended {
+            Err(StoreError::RunTakenOver(_)) => self.cancelled_for_source(config, run).await?,
+            ended => ended?,
+        };
         crate::metrics::record_run(config.integration_type, &cancelled, carried);
         tracing::info!(config_id = %config.id, run_id = %cancelled.id, "sync run cancelled: {SOURCE_CHANGED}");
         Ok(Outcome::Skipped(SOURCE_CHANGED.into()))

@@ -65,6 +65,12 @@ struct DeltaCursor {
     admin_roles: Option<BTreeMap<String, Vec<String>>>,
 }
 
+/// The role assignments the run that left `cursor` read; none from a cursor this connector
+/// cannot read, since the run is full anyway.
+fn last_roles(cursor: Option<Cursor>) -> Option<BTreeMap<String, Vec<String>>> {
+    serde_json::from_value::<DeltaCursor>(cursor?.0).ok()?.admin_roles
+}
+
 /// The mark of the role assignments a full run read first.
 const ROLES: &str = "roles";
 
@@ -117,15 +123,8 @@ pub(super) async fn sync(
 ) -> Result<Outcome, SyncError> {
     let (previous, resume, last_roles) = match mode {
         SyncMode::Full => (None, None, None),
-        // A cursor this connector cannot read keeps nothing: the run is full anyway.
-        SyncMode::FullAfter(Cursor(cursor)) => {
-            let last = serde_json::from_value::<DeltaCursor>(cursor).ok().and_then(|c| c.admin_roles);
-            (None, None, last)
-        }
-        SyncMode::Resume(checkpoint, after) => {
-            let last = after.and_then(|Cursor(c)| serde_json::from_value::<DeltaCursor>(c).ok()?.admin_roles);
-            (None, Some(checkpoint), last)
-        }
+        SyncMode::FullAfter(cursor) => (None, None, last_roles(Some(cursor))),
+        SyncMode::Resume(checkpoint, after) => (None, Some(checkpoint), last_roles(after)),
         SyncMode::Incremental(Cursor(cursor)) => {
             let previous = serde_json::from_value::<DeltaCursor>(cursor).map_err(|error| {
                 tracing::warn!(%error, "the stored Entra ID cursor is not readable; a full sync is needed");

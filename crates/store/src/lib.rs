@@ -43,6 +43,8 @@ pub use page::{LOGON, PreparedEntities};
 pub use postgres::PostgresStore;
 pub use push::{Delivery, PushEndpoint, PushStore, SourceSubscription, new_secret, secret_digest};
 pub use sqlite::SqliteStore;
+#[cfg(feature = "testing")]
+pub use sqlite::writer_connect_options;
 pub use sync::{
     Checkpointed, Lease, PageWrite, ResumePoint, RunEnd, RunSummary, SOURCE_CHANGED, SyncState, SyncStore,
 };

@@ -67,25 +67,13 @@ impl SqliteStore {
     /// schema up to date, and checks that `master_key` is the key its secrets were written with.
     pub async fn connect(url: &str, master_key: impl Into<MasterKeys>) -> Result<SqliteStore, StoreError> {
         let master_key: MasterKeys = master_key.into();
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(StoreError::Connect)?
-            .create_if_missing(true)
-            .page_size(PAGE_SIZE)
-            .journal_mode(SqliteJournalMode::Wal)
-            // Durable across a killed process, and consistent across power loss, with WAL.
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT);
+        let options = connect_options(url)?;
         create_parent_dir(options.get_filename())?;
-        let writer_options = options
-            .clone()
-            .pragma("cache_size", format!("-{WRITER_CACHE_KIB}"))
-            .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES.to_string());
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             // The connection is ours alone; checking it before every transaction costs a round trip.
             .test_before_acquire(false)
-            .connect_with(writer_options)
+            .connect_with(writer_options(options.clone()))
             .await
             .map_err(StoreError::Connect)?;
         MIGRATOR.run(&writer).await?;
@@ -124,6 +112,33 @@ impl Ping for SqliteStore {
     fn pools(&self) -> Vec<crate::PoolStats> {
         vec![crate::PoolStats::of("read", &self.pool), crate::PoolStats::of("write", &self.writer)]
     }
+}
+
+/// How every connection to the database at `url` is opened.
+fn connect_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
+    Ok(SqliteConnectOptions::from_str(url)
+        .map_err(StoreError::Connect)?
+        .create_if_missing(true)
+        .page_size(PAGE_SIZE)
+        .journal_mode(SqliteJournalMode::Wal)
+        // Durable across a killed process, and consistent across power loss, with WAL.
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(BUSY_TIMEOUT))
+}
+
+/// The write connection's settings on top of `options`.
+fn writer_options(options: SqliteConnectOptions) -> SqliteConnectOptions {
+    options
+        .pragma("cache_size", format!("-{WRITER_CACHE_KIB}"))
+        .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES.to_string())
+}
+
+/// The options the store's write connection to the database at `url` is opened with, so a
+/// benchmark can measure what SQLite itself costs with the store's settings.
+#[cfg(feature = "testing")]
+pub fn writer_connect_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
+    Ok(writer_options(connect_options(url)?))
 }
 
 /// SQLite creates a missing file but not its directory.

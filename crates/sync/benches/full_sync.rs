@@ -31,7 +31,7 @@
 //! The line `floor:` adds to the raw fetch's CPU what reading the pages costs at the least (each
 //! member's id, each user's JSON split out), measured on samples: what any sync of this org spends
 //! before it stores anything, beside the CPU target. The line `storing:` adds what SQLite spends
-//! at the least to write the rows the sync stored, with the store's schema and settings and
+//! at the least to write the rows the runs stored, with the store's schema and settings and
 //! nothing else done (see `storing_cost`).
 //!
 //! `--latency MS` makes every reply of the fake that late, as a real source's are: the two sides
@@ -630,7 +630,7 @@ async fn reading_cost(base: &str, token: &str, users: usize) -> Reading {
 
 /// What storing an org costs SQLite at the least, in µs of this process's CPU a user.
 struct Storing {
-    /// Writing the rows a full sync stored, with nothing else done.
+    /// Writing the rows the runs stored, with nothing else done.
     least: f64,
     /// Reading them back from the synced store, taken off the copy's CPU.
     reading: f64,
